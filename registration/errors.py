@@ -1,0 +1,46 @@
+"""The project's error hierarchy.
+
+Messages name the file, the field and the fix. Logic raises; only the GUI
+shows dialogs and only the CLI maps errors to exit codes (InputError -> 2).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ProjectError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class InputError(ProjectError, ValueError):
+    """Bad input: a file, a field or an argument that cannot be used.
+
+    Build it with :func:`input_error` so the message always has the form
+    ``<file>: <what is wrong>; <how to fix it>``.
+    """
+
+    def __init__(self, message: str, *, path: Optional[PathLike] = None,
+                 fix: Optional[str] = None):
+        self.path = None if path is None else os.fspath(path)
+        self.fix = fix
+        text = message
+        if self.path is not None:
+            text = f"{self.path}: {text}"
+        if fix:
+            text = f"{text}; {fix}"
+        super().__init__(text)
+
+
+class RegistrationError(ProjectError):
+    """A registration could not be computed (not bad input: the method failed)."""
+
+
+class PlanningError(ProjectError):
+    """A plan could not be computed."""
+
+
+class CancelledError(ProjectError):
+    """Long work was cancelled by its caller (progress callback returned False)."""
