@@ -45,6 +45,11 @@ class Sweep:
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None            # file it came from, for messages
     reference_frame: str = REFERENCE
+    # bool [n]: False where the file says ImageStatus = INVALID (excluded like bad tracking).
+    image_valid: Optional[np.ndarray] = None
+    # Frame of the stored pixels: "Image", or "CroppedImage" when the file carries
+    # ImageToCroppedImage (the pixels are a crop of the calibrated Image frame).
+    image_frame: str = "Image"
 
     def __post_init__(self):
         self.frames = np.asarray(self.frames)
@@ -73,6 +78,11 @@ class Sweep:
             if self.fan_mask.shape != self.frames.shape[1:]:
                 raise InputError(f"fan mask shape {self.fan_mask.shape} does not match frames "
                                  f"{self.frames.shape[1:]}", path=self.source)
+        if self.image_valid is not None:
+            self.image_valid = np.asarray(self.image_valid, dtype=bool).reshape(-1)
+            if self.image_valid.shape != (n,):
+                raise InputError(f"image status has {self.image_valid.size} values for {n} frames",
+                                 path=self.source)
         self._i2r_cache: Optional[Tuple[np.ndarray, np.ndarray, List[str]]] = None
 
     # -------------------------------------------------------------- basics
@@ -130,10 +140,11 @@ class Sweep:
         for name in names:
             a, b = split_transform_name(name)
             union.set(a, b, np.eye(4))
-        if "Image" not in union.frames or ref not in union.frames or not union.has("Image", ref):
+        img = self.image_frame
+        if img not in union.frames or ref not in union.frames or not union.has(img, ref):
             self._i2r_cache = (out, valid, chain)
             return self._i2r_cache
-        chain = union.path("Image", ref)
+        chain = union.path(img, ref)
         # Vectorised composition along the chain.
         acc = np.broadcast_to(np.eye(4), (n, 4, 4)).copy()
         ok = np.ones(n, bool)
@@ -141,6 +152,8 @@ class Sweep:
             step, st = self._edge(a, b, static)
             acc = np.einsum("nij,njk->nik", step, acc)
             ok &= st
+        if self.image_valid is not None:
+            ok &= self.image_valid
         out[ok] = acc[ok]
         valid = ok
         self._i2r_cache = (out, valid, chain)
@@ -218,7 +231,8 @@ class Sweep:
                      {k: v[idx] for k, v in self.transforms.items()},
                      {k: v[idx] for k, v in self.statuses.items()},
                      dict(self.calibration), self.fan_mask, dict(self.metadata), self.source,
-                     self.reference_frame)
+                     self.reference_frame,
+                     None if self.image_valid is None else self.image_valid[idx], self.image_frame)
 
     def summary(self) -> dict:
         _, valid, chain = self._derive()
