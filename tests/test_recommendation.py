@@ -1,0 +1,99 @@
+"""Guidance recommendation: the table of cases from DESIGN section 1, written before the rules.
+
+Each row: lesion facts (size, type, depth of the best window, US window with a
+safe in-plane path or not, CT-guided path or not, fusion error = TRE rms of the
+registration at the target, seen on the sweep or not) -> expected guidance.
+The literature (DESIGN section 1): trust the CT; do not repeat futile US; use
+fusion where accurate enough (hit probability >= 90 %); CEUS for NET
+metastases; otherwise CT-guided biopsy of the most accessible lesion.
+"""
+import pytest
+
+from planner.recommendation import LesionFacts, rank_lesions, recommend_case, recommend_lesion
+
+D = dict(name="lesion_x", depth_limit_mm=171.0, us_path=True, ct_path=True,
+         hit_probability=None, fusion_tre_mm=None, seen_on_sweep=None, measured_cnr=None)
+
+# (id, size mm, type, predicted B-mode, depth mm, us path, ct path, fusion TRE mm, seen on sweep) -> guidance
+CASES = [
+    ("big NET seen on sweep", 25, "net-like", "likely", 60, True, True, None, True, "us"),
+    ("big adeno predicted visible, no sweep", 25, "adenocarcinoma-like", "likely", 50, True, True, None, None, "us"),
+    ("seen on sweep beats a poor prediction", 12, "adenocarcinoma-like", "unlikely", 60, True, True, None, True, "us"),
+    ("small adeno not seen, fusion accurate", 8, "adenocarcinoma-like", "unlikely", 80, True, True, 2.0, False, "us_fusion"),
+    ("small adeno not seen, clinical fusion error", 8, "adenocarcinoma-like", "unlikely", 80, True, True, 5.7, False, "ct"),
+    ("small adeno not seen, not registered", 8, "adenocarcinoma-like", "unlikely", 80, True, True, None, False, "ct"),
+    ("20 mm adeno not seen, fusion 3 mm is enough", 20, "adenocarcinoma-like", "uncertain", 70, True, True, 3.0, False, "us_fusion"),
+    ("NET not seen on B-mode, fusion poor -> CEUS", 12, "net-like", "uncertain", 60, True, True, 6.0, False, "ceus"),
+    ("NET predicted uncertain, no sweep -> CEUS", 15, "net-like", "uncertain", 70, True, True, None, None, "ceus"),
+    ("behind a rib: no window", 30, "adenocarcinoma-like", "unlikely", None, False, True, None, None, "ct"),
+    ("too deep for US (190 mm > 171 mm)", 20, "adenocarcinoma-like", "unlikely", 190, False, True, 2.0, None, "ct"),
+    ("NET without a US window", 20, "net-like", "likely", None, False, True, None, None, "ct"),
+    ("seen on sweep but no safe US path", 20, "adenocarcinoma-like", "likely", 60, False, True, None, True, "ct"),
+    ("no safe path at all", 20, "adenocarcinoma-like", "likely", 60, False, False, None, None, "none"),
+    ("indeterminate small lesion not seen, not registered", 7, "indeterminate", "unlikely", 60, True, True, None, False, "ct"),
+]
+
+
+def _hit_probability(diameter_mm, tre):
+    if tre is None:
+        return None
+    from planner.recommendation import hit_probability
+    return hit_probability(0.5 * diameter_mm, tre)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_recommendation_table(case):
+    _, size, typ, pred, depth, us, ctp, tre, seen, expected = case
+    facts = LesionFacts(**{**D, "diameter_mm": size, "lesion_type": typ, "predicted": pred,
+                           "depth_mm": depth, "us_path": us, "ct_path": ctp, "fusion_tre_mm": tre,
+                           "hit_probability": _hit_probability(size, tre), "seen_on_sweep": seen})
+    rec = recommend_lesion(facts)
+    assert rec["guidance"] == expected, rec["reasons"]
+    assert rec["reasons"], "every recommendation states its reasons"
+    # reasons quote numbers
+    assert any(ch.isdigit() for r in rec["reasons"] for ch in r)
+
+
+def test_hit_probability_matches_design_rule():
+    from planner.recommendation import hit_probability
+    # DESIGN section 7: 90 % needs TRE_rms <= 0.69 R
+    assert hit_probability(10.0, 6.9) == pytest.approx(0.90, abs=0.01)
+    assert hit_probability(10.0, 3.0) > 0.99
+    assert hit_probability(4.0, 5.7) < 0.5
+
+
+def test_advisories_carry_evidence():
+    facts = LesionFacts(**{**D, "diameter_mm": 7, "lesion_type": "indeterminate", "predicted": "unlikely",
+                           "depth_mm": 60})
+    rec = recommend_lesion(facts)
+    mri = [a for a in rec["advisories"] if a["kind"] == "mri"]
+    assert mri and "83" in mri[0]["evidence"]        # MRI sensitivity 83-100 %
+    hidden = [a for a in rec["advisories"] if a["kind"] == "not_visible_on_bmode"]
+    assert hidden and "fifth" in hidden[0]["evidence"]
+
+
+def test_case_recommendation_ranks_most_accessible_first():
+    a = LesionFacts(**{**D, "name": "lesion_deep", "diameter_mm": 15, "lesion_type": "adenocarcinoma-like",
+                       "predicted": "unlikely", "depth_mm": None, "us_path": False, "best_path_cost": 1.4,
+                       "best_path_length_mm": 120})
+    b = LesionFacts(**{**D, "name": "lesion_sub", "diameter_mm": 20, "lesion_type": "adenocarcinoma-like",
+                       "predicted": "likely", "depth_mm": 40, "best_path_cost": 0.6, "best_path_length_mm": 45})
+    c = LesionFacts(**{**D, "name": "lesion_none", "diameter_mm": 30, "lesion_type": "adenocarcinoma-like",
+                       "predicted": "likely", "depth_mm": 40, "us_path": False, "ct_path": False})
+    order = rank_lesions([a, b, c])
+    assert order == ["lesion_sub", "lesion_deep", "lesion_none"]
+    case = recommend_case([a, b, c], has_pancreatic_mass=True)
+    assert case["biopsy_first"] == "lesion_sub"
+    assert case["guidance"] == "us"
+    kinds = {x["kind"] for x in case["advisories"]}
+    assert {"laparoscopy", "eus_pancreas"} <= kinds
+    assert any("15" in x["evidence"] for x in case["advisories"] if x["kind"] == "laparoscopy")
+
+
+def test_case_without_any_path_says_so():
+    c = LesionFacts(**{**D, "diameter_mm": 30, "lesion_type": "adenocarcinoma-like",
+                       "predicted": "likely", "depth_mm": 40, "us_path": False, "ct_path": False})
+    case = recommend_case([c], has_pancreatic_mass=False)
+    assert case["guidance"] == "none"
+    assert case["biopsy_first"] is None
+    assert any("no safe" in r for r in case["reasons"])
