@@ -1,0 +1,366 @@
+"""Automatic rigid CT -> tracked-ultrasound registration (LC2 on frames; MI baseline).
+
+Result: ``reference_to_ct`` (Reference mm -> CT LPS mm), refined from an
+initial estimate (landmarks or a manual placement).
+
+Design (LC2):
+
+* **Frames, not a reconstructed sub-volume.** The CT features are resliced on
+  each selected US frame plane (``image_to_ct = reference_to_ct @
+  image_to_reference``) and LC2 is computed on the 2D frames with 2D patches.
+  Reasons: no reconstruction step (which costs seconds per sweep, blurs
+  speckle by compounding and fills holes by interpolation), the fan mask and
+  the beam geometry stay exact, and the number of samples is set directly by
+  the frame subset and pixel size per level. A reconstructed sub-volume was
+  not benchmarked against it here (see the report): this is a design choice,
+  justified by cost per evaluation, measured in ``benchmarks/registration.py``.
+* CT features ``p`` (soft-tissue window) and ``g`` (gradient magnitude) are
+  precomputed once per resolution level on a resampled CT grid, and sampled at
+  the fan pixels with trilinear ``map_coordinates`` (only fan pixels, in one
+  call per feature for all frames).
+* Multi-resolution (coarse: 3 mm pixels, fine: 1.5 mm by default), multi-start
+  (the initial pose plus seeded random perturbations), bounded Powell over 6
+  rigid parameters ``(rx, ry, rz [deg], tx, ty, tz [mm])`` of a CT-space update
+  about a centre near the ROI: ``reference_to_ct = rigid(params, centre) @ init``.
+* Frames with INVALID tracking are never used.
+
+The MI baseline lives in :mod:`registration.mi_registration`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage, optimize
+from scipy.spatial.transform import Rotation
+
+from .errors import CancelledError, InputError
+from .lc2 import ct_feature_arrays, lc2
+from .sweep import Sweep
+from .transforms import apply, as_matrix, rigid_matrix
+from .volume import Volume
+
+ProgressFn = Callable[[float, str], Optional[bool]]
+
+#: (pixel size mm, patch size px, max frames) per level, coarse to fine.
+DEFAULT_LEVELS: Tuple[Tuple[float, int, int], ...] = ((3.0, 7, 16), (1.5, 9, 16))
+#: Parameter scaling for the optimiser: 1 unit = this many deg / mm.
+PARAM_SCALE = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+#: Search bounds around each start (deg, mm).
+BOUNDS = np.array([15.0, 15.0, 15.0, 30.0, 30.0, 30.0])
+#: Minimum fraction of fan samples that must fall inside the CT under the start.
+MIN_OVERLAP = 0.2
+
+
+# ---------------------------------------------------------------------------- CT levels
+@dataclass
+class FeatureLevel:
+    """CT features resampled on an isotropic grid (same direction as the CT)."""
+    p: np.ndarray             # float32 [k, j, i]
+    g: np.ndarray             # float32 [k, j, i]
+    lps_to_ijk: np.ndarray    # 4x4
+    spacing_mm: float
+
+
+def ct_feature_level(ct: Volume, spacing_mm: float) -> FeatureLevel:
+    """Smooth (sigma = spacing/2), resample to ``spacing_mm`` and compute (p, g)."""
+    img = ct.to_sitk()
+    img = sitk.Cast(img, sitk.sitkFloat32)
+    sp_in = np.asarray(ct.spacing, float)
+    sigma = np.sqrt(np.maximum((spacing_mm / 2.0) ** 2 - (sp_in / 2.0) ** 2, 0.0))
+    if np.any(sigma > 0):
+        img = sitk.SmoothingRecursiveGaussian(img, [float(max(s, 1e-3)) for s in sigma])
+    size_in = np.asarray(ct.shape_ijk, float)
+    size_out = np.maximum(np.round(size_in * sp_in / spacing_mm).astype(int), 1)
+    res = sitk.ResampleImageFilter()
+    res.SetOutputSpacing([float(spacing_mm)] * 3)
+    res.SetSize([int(s) for s in size_out])
+    res.SetOutputOrigin(img.GetOrigin())
+    res.SetOutputDirection(img.GetDirection())
+    res.SetInterpolator(sitk.sitkLinear)
+    res.SetDefaultPixelValue(-1000.0)
+    out = res.Execute(img)
+    vol = Volume.from_sitk(out)
+    p, g = ct_feature_arrays(vol.array, (spacing_mm,) * 3, smooth_mm=0.0)
+    return FeatureLevel(p, g, vol.lps_to_ijk, float(spacing_mm))
+
+
+# ---------------------------------------------------------------------------- frames
+def select_frames(sweep: Sweep, max_frames: int, frames: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Indices of valid-tracking frames, evenly spread, at most ``max_frames``."""
+    _, valid = sweep.require_image_to_reference()
+    if frames is not None:
+        idx = np.asarray(frames, dtype=int)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(sweep)):
+            raise InputError(f"frame index out of range 0..{len(sweep) - 1}", path=sweep.source)
+        idx = idx[valid[idx]]
+    else:
+        idx = np.flatnonzero(valid)
+    if idx.size == 0:
+        raise InputError("no frame with valid tracking among the frames asked for", path=sweep.source,
+                         fix="record the sweep again with the probe and reference visible")
+    if idx.size > max_frames:
+        idx = idx[np.round(np.linspace(0, idx.size - 1, max_frames)).astype(int)]
+    return idx
+
+
+def sweep_fan_mask(sweep: Sweep) -> np.ndarray:
+    if sweep.fan_mask is not None:
+        return sweep.fan_mask
+    from .fan_mask import detect_fan_mask
+    return detect_fan_mask(sweep.frames)
+
+
+@dataclass
+class FrameSamples:
+    """US frames resampled to ``pixel_mm`` with their fan pixels in Reference mm."""
+    u: np.ndarray              # float32 [n, rows, cols] (0 outside the fan)
+    fan: np.ndarray            # bool [n, rows, cols]
+    points_ref: np.ndarray     # [m, 3] Reference mm of the fan pixels (row-major over fan)
+    pixel_mm: float
+
+
+def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float) -> FrameSamples:
+    mats, _ = sweep.require_image_to_reference()
+    mask = sweep_fan_mask(sweep)
+    rows, cols = sweep.image_shape
+    sx = float(np.linalg.norm(mats[indices[0]][:3, 0]))
+    sy = float(np.linalg.norm(mats[indices[0]][:3, 1]))
+    nc = max(int(cols * sx / pixel_mm), 4)
+    nr = max(int(rows * sy / pixel_mm), 4)
+    # Pixel centres of the coarse grid in original pixel units (x = col, y = row).
+    xs = (np.arange(nc) + 0.5) * (cols / nc) - 0.5
+    ys = (np.arange(nr) + 0.5) * (rows / nr) - 0.5
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    fan = ndimage.map_coordinates(mask.astype(np.float32), [yy.ravel(), xx.ravel()], order=1,
+                                  mode="constant", cval=0.0).reshape(nr, nc) > 0.99
+    sig = (0.5 * pixel_mm / sy, 0.5 * pixel_mm / sx)   # anti-alias before decimation
+    u = np.zeros((len(indices), nr, nc), np.float32)
+    pts = []
+    fy, fx = yy[fan], xx[fan]
+    img_pts = np.stack([fx, fy, np.zeros_like(fx)], axis=1)
+    for n, f in enumerate(indices):
+        sm = ndimage.gaussian_filter(sweep.frames[f].astype(np.float32), sig)
+        u[n][fan] = ndimage.map_coordinates(sm, [fy, fx], order=1)
+        pts.append(apply(mats[f], img_pts))
+    fans = np.broadcast_to(fan, u.shape).copy()
+    return FrameSamples(u, fans, np.concatenate(pts, axis=0), float(pixel_mm))
+
+
+class FrameLC2Cost:
+    """Negative LC2 between resampled US frames and the CT features under a pose."""
+
+    def __init__(self, level: FeatureLevel, samples: FrameSamples, patch_px: int):
+        self.level = level
+        self.samples = samples
+        self.patch = (1, patch_px, patch_px)
+        self.n_evals = 0
+        self._fan_idx = np.flatnonzero(samples.fan.ravel())
+
+    def sample_features(self, reference_to_ct: np.ndarray):
+        m = self.level.lps_to_ijk @ reference_to_ct
+        ijk = apply(m, self.samples.points_ref)
+        coords = ijk[:, ::-1].T
+        p = ndimage.map_coordinates(self.level.p, coords, order=1, mode="constant", cval=np.nan)
+        g = ndimage.map_coordinates(self.level.g, coords, order=1, mode="constant", cval=np.nan)
+        return p, g
+
+    def overlap(self, reference_to_ct: np.ndarray) -> float:
+        p, _ = self.sample_features(reference_to_ct)
+        return float(np.mean(np.isfinite(p)))
+
+    def metric(self, reference_to_ct: np.ndarray) -> Tuple[float, float]:
+        """(LC2, fraction of fan samples inside the CT)."""
+        self.n_evals += 1
+        p, g = self.sample_features(reference_to_ct)
+        inside = np.isfinite(p)
+        shape = self.samples.u.shape
+        pv = np.zeros(shape, np.float64).ravel()
+        gv = np.zeros(shape, np.float64).ravel()
+        mk = np.zeros(shape, bool).ravel()
+        pv[self._fan_idx] = np.where(inside, p, 0.0)
+        gv[self._fan_idx] = np.where(inside, g, 0.0)
+        mk[self._fan_idx] = inside
+        value = lc2(self.samples.u, pv.reshape(shape), gv.reshape(shape), mk.reshape(shape), self.patch)
+        return value, float(inside.mean())
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class StartResult:
+    start_params: np.ndarray       # perturbation of the start (deg, mm) about the centre
+    reference_to_ct: np.ndarray
+    metric_initial: float
+    metric_final: float
+    evaluations: int
+
+
+@dataclass
+class RegistrationResult:
+    """Outcome of :func:`register_sweep`; metrics are the method's own (LC2 or MI, higher = better)."""
+    reference_to_ct: np.ndarray
+    method: str
+    metric_initial: float
+    metric_final: float
+    iterations: int                        # cost evaluations over all levels and starts
+    wall_time_s: float
+    center_ct: np.ndarray
+    starts: List[StartResult] = field(default_factory=list)
+    history: List[Tuple[int, int, float]] = field(default_factory=list)   # (eval, level, metric)
+    frames_used: List[int] = field(default_factory=list)
+    init_reference_to_ct: Optional[np.ndarray] = None
+    uncertainty: Optional[dict] = None
+    cost: Optional[Callable[[np.ndarray], float]] = None   # fine-level metric(reference_to_ct), for uncertainty
+
+    def to_dict(self) -> dict:
+        return {
+            "reference_to_ct": np.asarray(self.reference_to_ct).tolist(),
+            "method": self.method,
+            "metric_initial": float(self.metric_initial),
+            "metric_final": float(self.metric_final),
+            "iterations": int(self.iterations),
+            "wall_time_s": float(self.wall_time_s),
+            "center_ct": [float(v) for v in self.center_ct],
+            "frames_used": [int(f) for f in self.frames_used],
+            "starts": [{"start_params": s.start_params.tolist(), "metric_initial": s.metric_initial,
+                        "metric_final": s.metric_final, "evaluations": s.evaluations,
+                        "reference_to_ct": s.reference_to_ct.tolist()} for s in self.starts],
+            "history": [list(h) for h in self.history],
+            "uncertainty": self.uncertainty,
+        }
+
+
+def start_perturbations(n_starts: int, seed: int, rot_deg: float = 4.0, trans_mm: float = 6.0) -> np.ndarray:
+    """[n_starts, 6]: the unperturbed start first, then seeded random rigid perturbations."""
+    rng = np.random.default_rng(seed)
+    out = [np.zeros(6)]
+    for _ in range(max(n_starts, 1) - 1):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        d = rng.normal(size=3)
+        d /= np.linalg.norm(d)
+        out.append(np.concatenate([axis * rot_deg * rng.uniform(0.5, 1.0),
+                                   d * trans_mm * rng.uniform(0.5, 1.0)]))
+    return np.array(out)
+
+
+class _Progress:
+    def __init__(self, fn: Optional[ProgressFn], total: int):
+        self.fn, self.total, self.count = fn, max(total, 1), 0
+
+    def step(self, message: str) -> None:
+        self.count += 1
+        if self.fn is not None and self.count % 10 == 0:
+            if self.fn(min(self.count / self.total, 0.99), message) is False:
+                raise CancelledError("registration cancelled")
+
+
+def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: int, xtol: float):
+    lo = x0 - BOUNDS / PARAM_SCALE
+    hi = x0 + BOUNDS / PARAM_SCALE
+    res = optimize.minimize(cost_fn, x0, method="Powell", bounds=list(zip(lo, hi)),
+                            options={"xtol": xtol, "ftol": 1e-4, "maxfev": maxfev})
+    return res.x
+
+
+def roi_center(sweep: Sweep, indices: np.ndarray, init: np.ndarray, samples: FrameSamples) -> np.ndarray:
+    """Centroid of the fan samples mapped to CT under ``init`` (rotation centre, mm)."""
+    return apply(init, samples.points_ref.mean(axis=0))
+
+
+def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: str = "lc2",
+                   frames: Optional[Sequence[int]] = None, roi_center_ct=None,
+                   progress: Optional[ProgressFn] = None, seed: int = 0, n_starts: int = 4,
+                   levels: Sequence[Tuple[float, int, int]] = DEFAULT_LEVELS,
+                   max_evals_per_start: int = 250) -> RegistrationResult:
+    """Refine ``init_reference_to_ct`` by maximising LC2 (or MI) between the CT and the sweep.
+
+    ``progress(fraction, message)`` is called during the work; returning False cancels
+    (raises CancelledError). Raises InputError when all frames are INVALID or the sweep
+    does not overlap the CT under the start.
+    """
+    method = str(method).lower()
+    init = as_matrix(init_reference_to_ct, name="initial reference_to_ct")
+    if method == "mi":
+        from .mi_registration import register_sweep_mi
+        return register_sweep_mi(ct, sweep, init, frames=frames, roi_center_ct=roi_center_ct,
+                                 progress=progress, seed=seed, n_starts=n_starts)
+    if method != "lc2":
+        raise InputError(f"unknown registration method '{method}'", fix="use lc2 or mi")
+    if not sweep.has_images:
+        raise InputError("the sweep has no image frames (tracker-only sequence)", path=sweep.source,
+                         fix="register with a sequence that holds ultrasound images")
+    t0 = time.perf_counter()
+    lv = []
+    for pixel_mm, patch, nmax in levels:
+        idx = select_frames(sweep, nmax, frames)
+        lv.append((FrameLC2Cost(ct_feature_level(ct, pixel_mm), frame_samples(sweep, idx, pixel_mm), patch), idx))
+    coarse, fine = lv[0][0], lv[-1][0]
+    overlap0 = fine.overlap(init)
+    if overlap0 < MIN_OVERLAP:
+        raise InputError(f"under the initial transform only {100 * overlap0:.0f} % of the sweep's fan "
+                         f"lies inside the CT: the sweep and the CT do not overlap", path=sweep.source,
+                         fix="check the initial transform / landmarks (units mm, LPS, Reference -> CT)")
+    center = (np.asarray(roi_center_ct, float) if roi_center_ct is not None
+              else roi_center(sweep, lv[-1][1], init, fine.samples))
+    starts = start_perturbations(n_starts, seed)
+    prog = _Progress(progress, total=len(starts) * max_evals_per_start + max_evals_per_start)
+    history: List[Tuple[int, int, float]] = []
+    evals = [0]
+
+    def make_cost(c: FrameLC2Cost, level_id: int, base: np.ndarray):
+        def f(x):
+            m = rigid_matrix(x * PARAM_SCALE, center) @ base
+            value, inside = c.metric(m)
+            evals[0] += 1
+            history.append((evals[0], level_id, value))
+            prog.step(f"LC2 level {level_id + 1}/{len(lv)}: {value:.4f}")
+            # Moving the fan out of the CT must not pay: penalise lost overlap.
+            return -value + 2.0 * max(0.0, 0.8 * overlap0 - inside)
+        return f
+
+    results: List[StartResult] = []
+    initial_metric = fine.metric(init)[0]
+    for s in starts:
+        x0 = s / PARAM_SCALE
+        f = make_cost(coarse, 0, init)
+        m0 = -f(x0)
+        n_before = evals[0]
+        x = _optimise(f, x0, max_evals_per_start, xtol=0.05)
+        m_end = rigid_matrix(x * PARAM_SCALE, center) @ init
+        results.append(StartResult(s, m_end, m0, -f(x), evals[0] - n_before))
+    best = max(results, key=lambda r: r.metric_final)
+    # Fine level(s): refine the best coarse solution about the same centre.
+    current = best.reference_to_ct
+    for level_id, (c, _) in enumerate(lv[1:], start=1):
+        f = make_cost(c, level_id, current)
+        x = _optimise(f, np.zeros(6), max_evals_per_start, xtol=0.02)
+        current = rigid_matrix(x * PARAM_SCALE, center) @ current
+    final_metric = fine.metric(current)[0]
+    if progress is not None and progress(1.0, f"LC2 done: {final_metric:.4f}") is False:
+        raise CancelledError("registration cancelled")
+    # Each coarse start also refined? No: their coarse results feed the agreement check.
+    return RegistrationResult(current, "lc2", float(initial_metric), float(final_metric), evals[0],
+                              time.perf_counter() - t0, center, results, history,
+                              [int(i) for i in lv[-1][1]], init,
+                              cost=lambda m: fine.metric(m)[0])
+
+
+def random_rigid_perturbation(rng: np.random.Generator, trans_range=(5.0, 20.0), rot_range=(0.0, 10.0),
+                              center=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A rigid 4x4 with |t| uniform in ``trans_range`` mm and angle uniform in ``rot_range`` deg
+    about a random axis through ``center`` (for benchmarks and tests)."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    d = rng.normal(size=3)
+    d /= np.linalg.norm(d)
+    ang = rng.uniform(*rot_range)
+    t = d * rng.uniform(*trans_range)
+    m = np.eye(4)
+    m[:3, :3] = Rotation.from_rotvec(np.deg2rad(ang) * axis).as_matrix()
+    c = np.asarray(center, float)
+    m[:3, 3] = c - m[:3, :3] @ c + t
+    return m
