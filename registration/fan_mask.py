@@ -16,14 +16,16 @@ _MAX_STD_FRAMES = 32  # temporal std on an even subsample: enough to see speckle
 def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarray:
     """Region where any frame has ultrasound signal, ``bool [rows, cols]``.
 
-    ``frames``: ``uint8 [n, rows, cols]``. Works for convex (sector) and linear
-    (rectangle) probes: a pixel is signal where the temporal maximum (smoothed
-    over 5x5 px) exceeds ``threshold`` grey levels (default: 10 % of the 99th
-    percentile of that maximum, at least 4) *and* it is not a static overlay
-    (zero temporal std while the rest of the image changes); then an opening
-    detaches thin text and markers, the largest component is kept, holes
-    (anechoic areas) are filled and a closing smooths the border.
-    Empty input (no frames or no pixels) -> all True: nothing to exclude.
+    ``frames``: ``uint8 [n, rows, cols]`` (MF). Works for convex (sector) and
+    linear (rectangle) probes. Steps: temporal maximum smoothed over 9x9 px;
+    threshold (default: Otsu on log(1 + value), at least 0.5 grey levels, which
+    separates the exact-zero or low-noise outside of a scan-converted image
+    from even dark tissue or water inside the fan); static overlays are dropped
+    when most of the fan changes over time (temporal std); an opening detaches
+    thin text and markers; the largest component is kept; each column is
+    filled between its first and last fan pixel (a column crosses a sector or
+    a rectangle in one interval), holes are filled and a closing smooths the
+    border. Empty input (no frames or no pixels) -> all True.
     """
     frames = np.asarray(frames)
     if frames.ndim != 3:
@@ -31,32 +33,61 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
     n, rows, cols = frames.shape
     if n == 0 or rows == 0 or cols == 0:
         return np.ones((rows, cols), bool)
-    tmax = ndimage.uniform_filter(frames.max(axis=0).astype(np.float32), size=5)
+    tmax = frames.max(axis=0)
+    score = ndimage.uniform_filter(tmax.astype(np.float32), size=9)
     if threshold is None:
-        threshold = max(4.0, 0.1 * float(np.percentile(tmax, 99)))
-    signal = tmax > threshold
-    if n >= 3:
+        if (tmax == 0).mean() > 0.05:
+            # Clean scan-converted background (exact zeros outside the fan): any lit pixel
+            # nearby counts, so that dark water or shadow inside the fan is kept.
+            threshold = 0.01
+        else:
+            threshold = max(0.5, float(np.expm1(_otsu(np.log1p(score)))))
+    signal = score > threshold
+    if n >= 3 and signal.any():
         sub = frames[np.linspace(0, n - 1, min(n, _MAX_STD_FRAMES)).round().astype(int)]
-        tstd = ndimage.uniform_filter(sub.std(axis=0, dtype=np.float32), size=5)
-        moving = tstd > 1.0
+        tstd = ndimage.uniform_filter(sub.std(axis=0, dtype=np.float32), size=9)
+        moving = tstd > 0.05
         # Only trust "static = overlay" when most of the signal does change over time
         # (a probe held still gives a static fan too).
-        if moving[signal].mean() > 0.5:
+        if moving[signal].mean() > 0.8:
             signal &= moving
     radius = max(2, min(rows, cols) // 100)
     signal = ndimage.binary_opening(signal, structure=_disk(radius))
     labels, count = ndimage.label(signal)
     if count == 0:
         return np.zeros((rows, cols), bool)
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, count + 1))
-    mask = labels == (1 + int(np.argmax(sizes)))
-    mask = ndimage.binary_fill_holes(mask)
+    sizes = np.bincount(labels.ravel())[1:]
+    # The fan is the largest component; sparse images (wire phantoms in water) light up
+    # as several blobs of similar size: keep every component at least 20 % of the largest.
+    keep = np.flatnonzero(sizes >= 0.2 * sizes.max()) + 1
+    mask = np.isin(labels, keep)
+    # Column-interval fill: dark water or anechoic tissue between lit pixels of a column.
+    any_col = mask.any(axis=0)
+    first = np.argmax(mask, axis=0)
+    last = rows - 1 - np.argmax(mask[::-1], axis=0)
+    r = np.arange(rows)[:, None]
+    mask |= any_col[None, :] & (r >= first[None, :]) & (r <= last[None, :])
     close_r = max(2, min(rows, cols) // 60)
     # Pad before closing so the fan edge that touches the image border is not eroded.
     padded = np.pad(mask, close_r + 1, mode="edge")
     padded = ndimage.binary_closing(padded, structure=_disk(close_r))
     mask = padded[close_r + 1:-close_r - 1, close_r + 1:-close_r - 1]
     return ndimage.binary_fill_holes(mask)
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu threshold of a float array (between-class variance maximum)."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu0 = m0 / w0
+        mu1 = (m0[-1] - m0) / w1
+        between = w0 * w1 * (mu0 - mu1) ** 2
+    between = np.nan_to_num(between[:-1])
+    return float(edges[1 + int(np.argmax(between))]) if between.size else float(edges[0])
 
 
 def _disk(radius: int) -> np.ndarray:
