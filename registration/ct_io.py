@@ -60,7 +60,6 @@ class SeriesInfo:
     files: List[str]
     phase_reason: str = ""
     series_number: Optional[int] = None
-    patient_id: str = ""
     positions: np.ndarray = field(default=None, repr=False)       # (n, 3) LPS mm, sorted
     orientation: np.ndarray = field(default=None, repr=False)     # (6,) row dir, column dir
     _when: Optional[_dt.datetime] = field(default=None, repr=False)
@@ -113,22 +112,46 @@ def _read_header(path: str):
 
 
 def _geometry(ds, path) -> Tuple[np.ndarray, np.ndarray, Tuple[float, float], Tuple[int, int]]:
-    try:
-        iop = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
-        ipp = np.array([float(v) for v in ds.ImagePositionPatient], dtype=float)
-        ps = [float(v) for v in ds.PixelSpacing]
-        rows, cols = int(ds.Rows), int(ds.Columns)
-    except (AttributeError, TypeError, ValueError, KeyError):
-        raise InputError("DICOM image without usable ImageOrientationPatient/"
-                         "ImagePositionPatient/PixelSpacing/Rows/Columns", path=path,
-                         fix="export the series again as CT images with patient geometry"
-                         ) from None
-    if (iop.shape != (6,) or ipp.shape != (3,) or len(ps) != 2 or min(ps) <= 0
-            or not np.all(np.isfinite(np.concatenate([iop, ipp, ps])))):
+    iop = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+    ipp = np.array([float(v) for v in ds.ImagePositionPatient], dtype=float)
+    ps = [float(v) for v in ds.PixelSpacing]
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if (iop.shape != (6,) or ipp.shape != (3,) or len(ps) != 2 or min(ps) <= 0 or rows < 1
+            or cols < 1 or not np.all(np.isfinite(np.concatenate([iop, ipp, ps])))
+            or min(np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])) < 0.5
+            or abs(iop[:3] @ iop[3:]) > 1e-3):
         raise InputError(f"invalid geometry (orientation {iop.tolist()}, position "
-                         f"{ipp.tolist()}, spacing {ps})", path=path,
+                         f"{ipp.tolist()}, spacing {ps}, {rows}x{cols})", path=path,
                          fix="export the series again from the scanner or PACS")
     return iop, ipp, (ps[0], ps[1]), (rows, cols)
+
+
+def _record(path: str, ds) -> dict:
+    """The header fields this module uses, as plain values (bad values -> InputError)."""
+    try:
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            raise InputError("multi-frame (enhanced) DICOM images are not supported", path=path,
+                             fix="export the series as classic single-frame CT images")
+        iop, ipp, ps, shape = _geometry(ds, path)
+        uid = _text(ds, "SeriesInstanceUID")
+        if not uid:  # seen in anonymised data: group by what is left
+            uid = "no-uid:" + "/".join([_text(ds, "SeriesNumber"), _text(ds, "SeriesDescription"),
+                                        _text(ds, "FrameOfReferenceUID")])
+        number = _text(ds, "SeriesNumber")
+        thickness = _text(ds, "SliceThickness")
+        return dict(path=path, uid=uid, iop=iop, ipp=ipp, ps=ps, shape=shape,
+                    description=_text(ds, "SeriesDescription"), modality=_text(ds, "Modality"),
+                    agent=_text(ds, "ContrastBolusAgent") or None,
+                    time=_text(ds, "AcquisitionTime") or _text(ds, "SeriesTime"),
+                    number=int(float(number)) if number else None,
+                    thickness=float(thickness) if thickness else 1.0,
+                    when=_parse_when(ds))
+    except InputError:
+        raise
+    except Exception as exc:  # pydicom converts values lazily: malformed elements surface here
+        raise InputError(f"DICOM image header cannot be read ({type(exc).__name__}: "
+                         f"{str(exc)[:80]})", path=path,
+                         fix="remove the damaged file or export the series again") from None
 
 
 def _scan(folder: str):
@@ -138,50 +161,41 @@ def _scan(folder: str):
     for path in _dicom_files(folder):
         n_files += 1
         ds = _read_header(path)
-        if ds is None or "ImagePositionPatient" not in ds or "Rows" not in ds:
+        try:
+            is_image = ds is not None and "ImagePositionPatient" in ds and "Rows" in ds
+        except Exception:  # a damaged header is not an image we can use
+            is_image = False
+        if not is_image:
             n_skipped += 1          # not DICOM, or not an image slice (SEG, SR, RTSTRUCT...)
             continue
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise InputError("multi-frame (enhanced) DICOM images are not supported", path=path,
-                             fix="export the series as classic single-frame CT images")
-        uid = _text(ds, "SeriesInstanceUID")
-        if not uid:  # seen in anonymised data: group by what is left
-            uid = "no-uid:" + "/".join([_text(ds, "SeriesNumber"), _text(ds, "SeriesDescription"),
-                                        _text(ds, "FrameOfReferenceUID")])
-        groups.setdefault(uid, []).append((path, ds))
+        rec = _record(path, ds)
+        groups.setdefault(rec["uid"], []).append(rec)
     return groups, n_files, n_skipped
 
 
-def _series_info(uid: str, items) -> SeriesInfo:
-    path0, ds0 = items[0]
-    iop0, _, ps0, shape0 = _geometry(ds0, path0)
-    normal = np.cross(iop0[:3], iop0[3:])
-    entries = []
-    for path, ds in items:
-        iop, ipp, ps, shape = _geometry(ds, path)
-        if shape != shape0 or not np.allclose(iop, iop0, atol=1e-4) or not np.allclose(ps, ps0, rtol=1e-4):
+def _series_info(uid: str, records) -> SeriesInfo:
+    r0 = records[0]
+    normal = np.cross(r0["iop"][:3], r0["iop"][3:])
+    for r in records:
+        if (r["shape"] != r0["shape"] or not np.allclose(r["iop"], r0["iop"], atol=1e-4)
+                or not np.allclose(r["ps"], r0["ps"], rtol=1e-4)):
             raise InputError(f"series {uid} mixes image sizes, orientations or pixel spacings "
-                             f"({os.path.basename(path0)} vs {os.path.basename(path)})", path=path,
+                             f"({os.path.basename(r0['path'])} vs {os.path.basename(r['path'])})",
+                             path=r["path"],
                              fix="put each series in its own folder or remove the odd files")
-        entries.append((float(ipp @ normal), path, ipp))
-    entries.sort(key=lambda e: e[0])
-    along = np.array([e[0] for e in entries])
-    dz = float(np.median(np.diff(along))) if len(entries) > 1 else float(
-        ds0.get("SliceThickness", 1.0) or 1.0)
-    agent = _text(ds0, "ContrastBolusAgent") or None
-    number = ds0.get("SeriesNumber", None)
+    records = sorted(records, key=lambda r: float(r["ipp"] @ normal))
+    along = np.array([float(r["ipp"] @ normal) for r in records])
+    dz = float(np.median(np.diff(along))) if len(records) > 1 else r0["thickness"]
+    rows, cols = r0["shape"]
     return SeriesInfo(
-        series_uid=uid, series_description=_text(ds0, "SeriesDescription"),
-        modality=_text(ds0, "Modality"), n_files=len(entries),
-        size=(shape0[1], shape0[0], len(entries)), spacing=(ps0[1], ps0[0], abs(dz)),
-        contrast_agent=agent,
-        acquisition_time=_text(ds0, "AcquisitionTime") or _text(ds0, "SeriesTime"),
-        time_from_first_s=None, phase_hint="unknown", files=[e[1] for e in entries],
-        series_number=None if number in (None, "") else int(number),
-        patient_id=_text(ds0, "PatientID"),
-        positions=np.array([e[2] for e in entries]), orientation=iop0,
-        _when=min((w for w in (_parse_when(ds) for _, ds in items) if w is not None),
-                  default=None))
+        series_uid=uid, series_description=r0["description"], modality=r0["modality"],
+        n_files=len(records), size=(cols, rows, len(records)),
+        spacing=(r0["ps"][1], r0["ps"][0], abs(dz)), contrast_agent=r0["agent"],
+        acquisition_time=r0["time"], time_from_first_s=None, phase_hint="unknown",
+        files=[r["path"] for r in records], series_number=r0["number"],
+        positions=np.array([r["ipp"] for r in records]),
+        orientation=r0["iop"],
+        _when=min((r["when"] for r in records if r["when"] is not None), default=None))
 
 
 _KEYWORDS = (  # checked in this order on the lower-case SeriesDescription
@@ -250,7 +264,7 @@ def _assign_phases(series: List[SeriesInfo]) -> None:
 def _check_folder(folder) -> str:
     folder = os.fspath(folder)
     if not os.path.exists(folder):
-        raise InputError("no such file or folder", path=folder, fix=_FIX_FORMAT)
+        raise InputError("path not found", path=folder, fix=_FIX_FORMAT)
     if not os.path.isdir(folder):
         raise InputError("not a folder", path=folder, fix="give the folder holding the DICOM files")
     return folder
@@ -388,9 +402,18 @@ def _load_series(info: SeriesInfo, source: str) -> Volume:
     meta = dict(source=source, format="dicom", series_uid=info.series_uid,
                 series_description=info.series_description, phase_hint=info.phase_hint,
                 phase_reason=info.phase_reason, modality=info.modality,
-                patient_id=info.patient_id, contrast_agent=info.contrast_agent,
+                patient_id=_patient_id(info.files[0]), contrast_agent=info.contrast_agent,
                 acquisition_time=info.acquisition_time, n_files=info.n_files, warnings=warnings)
     return Volume(array, spacing, origin, direction, meta)
+
+
+def _patient_id(path: str) -> str:
+    """PatientID goes to Volume.metadata only (never into listings or logs)."""
+    ds = _read_header(path)
+    try:
+        return _text(ds, "PatientID") if ds is not None else ""
+    except Exception:  # a damaged optional field must not block loading the images
+        return ""
 
 
 def _integral_hu(array: np.ndarray) -> np.ndarray:
@@ -404,13 +427,29 @@ def _integral_hu(array: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _load_image_file(path: str) -> Volume:
+MAX_VOXELS = 1 << 30   # refuse headers claiming more (random or hostile files)
+
+
+def read_image_checked(path: str, what: str = "image") -> sitk.Image:
+    """sitk.ReadImage with the header checked first (size, dimension); errors -> InputError."""
     try:
-        img = sitk.ReadImage(path)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()
+        size = reader.GetSize()
+        n = int(np.prod(size, dtype=np.float64)) * reader.GetNumberOfComponents()
+        if not size or n <= 0 or n > MAX_VOXELS:
+            raise InputError(f"header claims {' x '.join(map(str, size)) or 'no'} voxels", path=path,
+                             fix=f"check the {what} file is not damaged")
+        return reader.Execute()
     except RuntimeError as exc:
         last = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else "unreadable"
-        raise InputError(f"cannot read the image ({last})", path=path,
+        raise InputError(f"cannot read the {what} ({last})", path=path,
                          fix="check the file is complete and not corrupted") from None
+
+
+def _load_image_file(path: str) -> Volume:
+    img = read_image_checked(path, "image")
     if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"expected a 3D scalar image, got {img.GetDimension()}D with "
                          f"{img.GetNumberOfComponentsPerPixel()} component(s) per voxel", path=path,
@@ -442,7 +481,7 @@ def load_ct(path, series_uid: Optional[str] = None) -> Volume:
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise InputError("no such file or folder", path=path, fix=_FIX_FORMAT)
+        raise InputError("path not found", path=path, fix=_FIX_FORMAT)
     if os.path.isfile(path) and _suffix(path) in IMAGE_SUFFIXES:
         return _load_image_file(path)
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))

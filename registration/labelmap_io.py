@@ -33,6 +33,7 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 import numpy as np
 import SimpleITK as sitk
 
+from .ct_io import read_image_checked
 from .errors import InputError
 from .volume import LabelMap, Volume
 
@@ -142,12 +143,7 @@ def _apply_names(lm: LabelMap, names: Dict[str, int], strict: bool, path, source
 
 # --------------------------------------------------------------------------- readers
 def _read_sitk(path: str) -> sitk.Image:
-    try:
-        return sitk.ReadImage(path)
-    except RuntimeError as exc:
-        last = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else "unreadable"
-        raise InputError(f"cannot read the label map ({last})", path=path,
-                         fix="check the file is complete and not corrupted") from None
+    return read_image_checked(path, "label map")
 
 
 def _integer_array(arr: np.ndarray, path) -> np.ndarray:
@@ -342,7 +338,7 @@ def load_labels(path, names: Names = None, reference: Optional[Volume] = None) -
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise InputError("no such file", path=path, fix="give an existing label map file")
+        raise InputError("file not found", path=path, fix="give an existing label map file")
     if os.path.isdir(path):
         raise InputError("is a folder, not a label map file", path=path,
                          fix="give a .nrrd, .nii(.gz), .seg.nrrd or DICOM SEG (.dcm) file")
