@@ -37,7 +37,7 @@ Known difference from PLUS: PLUS keeps the MEAN of ``uint8`` voxels as an
 integer running mean truncated at every insertion (and caps the weight at 255
 hits); here the mean is exact (integer sums) and rounded half-up once, so
 values can differ by about one grey level; inserted-voxel positions are the
-same. Hole filling implements PLUS's GAUSSIAN elements only.
+same. Hole filling implements PLUS's GAUSSIAN and STICK elements.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import CancelledError, InputError
-from .hole_filling import DEFAULT_ELEMENTS, GaussianElement, fill_holes
+from .hole_filling import DEFAULT_ELEMENTS, apply_elements
 from .sweep import Sweep
 from .volume import Volume
 
@@ -219,7 +219,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
                 output_origin=None, output_extent=None, fill_holes: bool = True,
                 clip_rectangle=None, fan_mask=None, use_sweep_fan_mask: bool = True,
                 fan_geometry: Optional[dict] = None,
-                hole_elements: Sequence[GaussianElement] = DEFAULT_ELEMENTS,
+                hole_elements: Sequence = DEFAULT_ELEMENTS,
                 output_dtype=None, progress: Optional[ProgressFn] = None) -> ReconstructionResult:
     """Reconstruct a tracked sweep into a volume in its Reference frame.
 
@@ -230,7 +230,8 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     compounding : 'mean' | 'max' (or 'maximum') | 'latest'
     output_origin : 3 floats, Reference mm of voxel index (0, 0, 0) (its centre)
     output_extent : 6 ints ``i0 i1 j0 j1 k0 k1`` (inclusive); both or neither
-    fill_holes : run PLUS-style hole filling with ``hole_elements``
+    fill_holes : run PLUS-style hole filling with ``hole_elements`` (GaussianElement /
+        StickElement list from :mod:`registration.hole_filling`, tried in order)
     clip_rectangle : (x0, y0, width, height) pixels, or None
     fan_mask : bool ``[rows, cols]`` of pixels to insert; None = the sweep's own
         ``fan_mask`` (if ``use_sweep_fan_mask``), else every pixel
@@ -354,7 +355,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
 
 
 def _fill(values, known, elements, progress):
-    return fill_holes(values, known, elements, progress)
+    return apply_elements(values, known, elements, progress)
 
 
 def _cast(values: np.ndarray, has_data: np.ndarray, dtype, mode, acc, count, integer) -> np.ndarray:
@@ -377,3 +378,51 @@ def _cast(values: np.ndarray, has_data: np.ndarray, dtype, mode, acc, count, int
         out = values.astype(dtype)
     out[~has_data] = 0
     return out
+
+
+def reference_insert(sweep: Sweep, spacing_mm, output_origin, output_extent, compounding="mean",
+                     pixel_mask=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Plain-Python-loop insertion, one pixel at a time: the reference that tests and the
+    benchmark compare :func:`reconstruct` (without hole filling) against.
+
+    Returns (volume ``[k, j, i]`` uint8, hit counts ``[k, j, i]`` uint32). Slow: use on
+    small frames only.
+    """
+    mode = _ALIASES[str(compounding).lower()]
+    spacing = np.broadcast_to(np.asarray(spacing_mm, float).reshape(-1), (3,)).copy()
+    ext = [int(v) for v in output_extent]
+    ni, nj, nk = (ext[2 * a + 1] - ext[2 * a] + 1 for a in range(3))
+    grid_origin = np.asarray(output_origin, float) + np.array(ext[0::2], float) * spacing
+    mats, valid = sweep.image_to_reference_all()
+    rows, cols = sweep.image_shape
+    total = [[[0] * ni for _ in range(nj)] for _ in range(nk)]
+    count = [[[0] * ni for _ in range(nj)] for _ in range(nk)]
+    for f in range(len(sweep)):
+        if not valid[f]:
+            continue
+        c = index_coefficients(mats[f], grid_origin, spacing).tolist()
+        frame = sweep.frames[f].tolist()
+        for y in range(rows):
+            for x in range(cols):
+                if pixel_mask is not None and not pixel_mask[y][x]:
+                    continue
+                v = [c[a][0] * float(x) + (c[a][1] * float(y) + c[a][2]) for a in range(3)]
+                if not (0 <= v[0] < ni and 0 <= v[1] < nj and 0 <= v[2] < nk):
+                    continue
+                i, j, k = int(v[0]), int(v[1]), int(v[2])
+                value = frame[y][x]
+                if mode == "mean":
+                    total[k][j][i] += value
+                elif mode == "max":
+                    total[k][j][i] = max(total[k][j][i], value)
+                else:
+                    total[k][j][i] = value
+                count[k][j][i] += 1
+    out = np.zeros((nk, nj, ni), np.uint8)
+    for k in range(nk):
+        for j in range(nj):
+            for i in range(ni):
+                n = count[k][j][i]
+                if n:
+                    out[k, j, i] = (2 * total[k][j][i] + n) // (2 * n) if mode == "mean" else total[k][j][i]
+    return out, np.array(count, np.uint32)
