@@ -205,6 +205,7 @@ _KEYWORDS = (  # checked in this order on the lower-case SeriesDescription
     ("portal venous", (r"portal", r"\bpv\b", r"venous", r"\bven\b", r"\bpvp\b")),
     ("delayed", (r"delay", r"equilib", r"\blate\b")),
 )
+_CONTRAST_PHASES = ("arterial", "portal venous", "delayed")
 _NO_AGENT = {"none", "no", "nil", "n/a", "na", "0"}
 
 
@@ -236,15 +237,18 @@ def _assign_phases(series: List[SeriesInfo]) -> None:
                 s.phase_hint = "contrast, phase unknown"
                 s.phase_reason = f"ContrastBolusAgent '{s.contrast_agent}'"
                 enhanced.append(s)
-    timed = sorted((s for s in enhanced if s.time_from_first_s is not None),
+    # every contrast series (tagged or named) anchors the timing; only untyped ones get a phase
+    contrast = [s for s in series if s in enhanced or s.phase_hint in _CONTRAST_PHASES]
+    timed = sorted((s for s in contrast if s.time_from_first_s is not None),
                    key=lambda s: s.time_from_first_s)
     if len(timed) >= 2:
         t0 = timed[0].time_from_first_s
-        for s in timed:
+        for s in (x for x in timed if x in enhanced):
             dt = s.time_from_first_s - t0
             if dt == 0:
-                if any(15 <= o.time_from_first_s - t0 <= 90 for o in timed):
-                    s.phase_hint = "arterial"
+                if not any(15 <= o.time_from_first_s - t0 <= 90 for o in timed):
+                    continue
+                s.phase_hint = "arterial"
             elif 15 <= dt <= 90:
                 s.phase_hint = "portal venous"
             elif dt > 120:
@@ -253,10 +257,10 @@ def _assign_phases(series: List[SeriesInfo]) -> None:
                 continue
             s.phase_reason += f"; {dt:.0f} s after the first contrast series"
     # an untagged series acquired before every contrast series is the plain scan
-    first_enhanced = min((s._when for s in enhanced if s._when is not None), default=None)
+    first_contrast = min((s._when for s in contrast if s._when is not None), default=None)
     for s in series:
         if (s.phase_hint == "unknown" and s.contrast_agent is None and s._when is not None
-                and first_enhanced is not None and s._when < first_enhanced):
+                and first_contrast is not None and s._when < first_contrast):
             s.phase_hint = "non-contrast"
             s.phase_reason = "no ContrastBolusAgent, acquired before the contrast series"
 

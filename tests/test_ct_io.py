@@ -1,0 +1,276 @@
+"""CT input: real DICOM, written multi-series folders, resampling cases, image files, bad input."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from scipy.spatial.transform import Rotation
+
+from registration import ct_io
+from registration.ct_io import list_dicom_series, load_ct
+from registration.dicom_write import write_dicom_series
+from registration.errors import InputError
+from registration.volume import Volume
+
+
+def _oblique_volume(rng, shape=(12, 40, 48), hu_range=(-1024, 1500), dtype=np.int16):
+    arr = rng.integers(hu_range[0], hu_range[1], size=shape).astype(dtype)
+    rot = Rotation.from_euler("xyz", [8, -5, 20], degrees=True).as_matrix()
+    return Volume(arr, (0.7, 0.8, 2.5), (-120.0, 35.5, -300.25), rot)
+
+
+def _random_names(rng, n):
+    return [f"{rng.integers(0, 1 << 40):x}" for _ in range(n)]  # no extension, unordered
+
+
+# --------------------------------------------------------------------------- real data
+def test_abdomen_dicom_loads_with_geometry_and_hu(shared_data):
+    folder = shared_data("ct", "abdomen-20slice", "dicom")
+    vol = load_ct(folder)
+    assert vol.shape_ijk == (512, 512, 20)
+    assert vol.spacing == pytest.approx([0.977, 0.977, 2.0], abs=1e-3)
+    assert np.allclose(vol.direction, np.eye(3))
+    assert vol.array.dtype in (np.int16, np.float32)
+    # air outside the body is -1024 HU after RescaleIntercept, contrast-filled vessels / bone > 500
+    assert vol.array.min() == -1024 and vol.array.max() > 500
+    # independent reference: SimpleITK's own series reader sorts by position too
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    ref = reader.Execute()
+    assert np.array_equal(sitk.GetArrayFromImage(ref), vol.array)
+    assert np.allclose(ref.GetOrigin(), vol.origin, atol=1e-4)
+    md = vol.metadata
+    assert md["modality"] == "CT" and md["series_description"] == "CT Body 3.0"
+    assert md["phase_hint"] == "contrast, phase unknown" and md["warnings"] == []
+
+
+def test_abdomen_listing_sorted_by_position(shared_data):
+    folder = shared_data("ct", "abdomen-20slice", "dicom")
+    (info,) = list_dicom_series(folder)
+    assert info.n_files == 20 and info.size == (512, 512, 20)
+    assert info.spacing == pytest.approx((0.9765625, 0.9765625, 2.0))
+    z = [float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]) for f in info.files]
+    assert z == sorted(z) and len(set(z)) == 20
+    assert info.contrast_agent == "APPLIED"
+
+
+def test_listing_reads_no_pixels(shared_data, monkeypatch):
+    folder = shared_data("ct", "abdomen-20slice", "dicom")
+
+    def forbidden(*a, **k):
+        raise AssertionError("listing must read headers only")
+    monkeypatch.setattr(ct_io.sitk, "ReadImage", forbidden)
+    assert list_dicom_series(folder)[0].n_files == 20
+
+
+def test_three_slice_ct_loads(shared_data):
+    vol = load_ct(shared_data("ct", "liver-3slice", "dicom"))
+    assert vol.shape_ijk == (512, 512, 3)
+    assert vol.spacing == pytest.approx([0.810547, 0.810547, 1.0], abs=1e-5)
+    assert vol.origin == pytest.approx([-235.2, -226.8, -128.69], abs=1e-3)
+    assert vol.metadata["patient_id"] == "99000"
+
+
+# --------------------------------------------------------------------------- written series
+def test_two_series_shuffled_names_listed_and_loaded(tmp_path):
+    rng = np.random.default_rng(7)
+    art = _oblique_volume(rng)
+    pv = Volume(rng.uniform(-1000, 1200, size=(9, 30, 36)), (0.9, 0.9, 3.0), (5.0, -60.0, 40.0))
+    folder = tmp_path / "mixed"
+    write_dicom_series(art, folder, series_description="Abdomen 1.0", contrast_agent="Iohexol",
+                       acquisition_time="101530", series_number=3,
+                       file_names=_random_names(rng, art.shape_ijk[2]))
+    # non-default rescale: slope 0.5 and intercept -1000 must be applied by the reader
+    write_dicom_series(pv, folder, series_description="Abdomen 1.0 B", contrast_agent="Iohexol",
+                       acquisition_time="101600", series_number=4, rescale_slope=0.5,
+                       rescale_intercept=-1000, file_names=_random_names(rng, pv.shape_ijk[2]))
+    series = list_dicom_series(folder)
+    assert [s.series_description for s in series] == ["Abdomen 1.0", "Abdomen 1.0 B"]
+    assert [s.time_from_first_s for s in series] == [0.0, 30.0]
+    assert [s.phase_hint for s in series] == ["arterial", "portal venous"]
+    assert [s.n_files for s in series] == [12, 9]
+    for s in series:   # files ordered along the slice normal, not by (random) name
+        normal = np.cross(s.orientation[:3], s.orientation[3:])
+        t = [np.array(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient, float) @ normal
+             for f in s.files]
+        assert np.all(np.diff(t) > 0)
+        assert [os.path.basename(f) for f in s.files] != sorted(os.path.basename(f) for f in s.files)
+
+    with pytest.raises(InputError, match="2 series found") as exc:
+        load_ct(folder)
+    assert "Abdomen 1.0 B" in str(exc.value) and str(folder) in str(exc.value)
+
+    a = load_ct(folder, series_uid=series[0].series_uid)
+    assert np.array_equal(a.array, art.array)             # exact HU
+    assert np.allclose(a.spacing, art.spacing) and np.allclose(a.origin, art.origin, atol=1e-6)
+    assert np.allclose(a.direction, art.direction, atol=1e-6)
+    assert a.metadata["phase_hint"] == "arterial"
+    b = load_ct(folder, series_uid=series[1].series_uid)
+    assert np.max(np.abs(b.array - pv.array)) <= 0.25 + 1e-6   # within half the rescale slope
+    assert b.array.dtype == np.float32
+    assert np.allclose(b.origin, pv.origin) and np.allclose(b.spacing, pv.spacing)
+    # a single file of a series loads that series
+    c = load_ct(series[1].files[3])
+    assert c.metadata["series_uid"] == series[1].series_uid
+
+
+def test_phase_hints_from_keywords_and_plain_scan(tmp_path):
+    rng = np.random.default_rng(3)
+    small = Volume(rng.integers(-100, 100, size=(3, 8, 8)).astype(np.int16))
+    write_dicom_series(small, tmp_path, series_description="Abdomen 5mm", acquisition_time="100000")
+    write_dicom_series(small, tmp_path, series_description="Pancreas late arterial",
+                       contrast_agent="Visipaque", acquisition_time="100130")
+    write_dicom_series(small, tmp_path, series_description="Portal venous 70s",
+                       contrast_agent="Visipaque", acquisition_time="100155")
+    write_dicom_series(small, tmp_path, series_description="Abdomen 5mm",
+                       contrast_agent="NONE", acquisition_time="095900")
+    hints = {(s.series_description, s.contrast_agent): s.phase_hint for s in list_dicom_series(tmp_path)}
+    assert hints == {("Abdomen 5mm", None): "non-contrast",        # before every contrast series
+                     ("Pancreas late arterial", "Visipaque"): "arterial",
+                     ("Portal venous 70s", "Visipaque"): "portal venous",
+                     ("Abdomen 5mm", "NONE"): "non-contrast"}
+
+
+def _linear_hu(points):
+    """An analytic CT: linear in LPS, so linear interpolation reproduces it exactly."""
+    return 0.5 * points[..., 0] + 0.25 * points[..., 1] + 3.0 * points[..., 2]
+
+
+def test_missing_slice_resampled_to_uniform(tmp_path):
+    shape = (10, 16, 20)
+    vol = Volume(np.zeros(shape, np.int16), (1.0, 1.0, 2.0), (-10.0, -8.0, 0.0))
+    k, j, i = np.indices(shape)
+    vol.array[...] = np.rint(_linear_hu(vol.index_to_lps(np.stack([i, j, k], -1))))
+    files = write_dicom_series(vol, tmp_path, series_description="gap")
+    os.remove(files[4])                                   # slice at z = 8 mm is missing
+    out = load_ct(tmp_path)
+    assert out.shape_ijk == (20, 16, 10)
+    assert out.spacing == pytest.approx([1.0, 1.0, 2.0])
+    assert any("non-uniform slice spacing" in w for w in out.metadata["warnings"])
+    assert np.allclose(out.array, vol.array, atol=0.51)   # interpolated slice within rounding
+
+
+def test_gantry_tilt_resampled_onto_orthogonal_grid(tmp_path):
+    tilt = np.radians(15.0)
+    row = np.array([1.0, 0.0, 0.0])
+    col = np.array([0.0, np.cos(tilt), np.sin(tilt)])     # tilted gantry: image columns lean in z
+    n_k, rows, cols, sx, sy, table_step = 8, 24, 20, 1.5, 1.5, 4.0
+    p0 = np.array([-15.0, -20.0, 100.0])
+    positions = [p0 + np.array([0, 0, table_step * k]) for k in range(n_k)]   # table moves along z
+    jj, ii = np.mgrid[:rows, :cols]
+    arr = np.stack([np.rint(_linear_hu(p + ii[..., None] * sx * row + jj[..., None] * sy * col))
+                    for p in positions]).astype(np.int16)
+    direction = np.column_stack([row, col, np.cross(row, col)])
+    files = write_dicom_series(Volume(arr, (sx, sy, 1.0), p0, direction), tmp_path,
+                               series_description="tilted")
+    for f, p in zip(files, positions):
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in p]
+        ds.GantryDetectorTilt = "15"
+        ds.save_as(f)
+    out = load_ct(tmp_path)
+    assert any("gantry tilt 15.00 deg" in w for w in out.metadata["warnings"])
+    assert np.allclose(out.direction[:, 2], np.cross(row, col), atol=1e-9)
+    assert out.spacing[2] == pytest.approx(table_step * np.cos(tilt))
+    # where each output voxel falls in the tilted input grid (continuous index)
+    tilted_ijk_to_lps = np.eye(4)
+    tilted_ijk_to_lps[:3, :3] = np.column_stack([row * sx, col * sy, [0, 0, table_step]])
+    tilted_ijk_to_lps[:3, 3] = p0
+    k, j, i = np.indices(out.array.shape)
+    lps = out.index_to_lps(np.stack([i, j, k], -1))
+    src = (lps - p0) @ np.linalg.inv(tilted_ijk_to_lps[:3, :3]).T
+    interior = np.all((src >= 0) & (src <= np.array([cols, rows, n_k]) - 1), axis=-1)
+    assert interior.sum() > 0.4 * out.array.size
+    assert np.all(out.array[interior] > -1024)
+    err = np.abs(out.array[interior] - _linear_hu(lps[interior]))
+    assert err.max() < 0.51            # linear data: only the rounding of stored values remains
+    far = np.any((src < -1) | (src > np.array([cols, rows, n_k])), axis=-1)
+    assert np.all(out.array[far] == -1024) and far.sum() > 0
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz", ".nii", ".mha"])
+def test_image_files_round_trip(tmp_path, suffix):
+    rng = np.random.default_rng(11)
+    vol = _oblique_volume(rng, shape=(5, 7, 9))
+    path = tmp_path / f"ct{suffix}"
+    sitk.WriteImage(vol.to_sitk(), str(path))
+    out = load_ct(path)
+    assert np.array_equal(out.array, vol.array)
+    assert np.allclose(out.origin, vol.origin, atol=1e-4)
+    assert np.allclose(out.direction, vol.direction, atol=1e-5)
+    assert out.metadata["source"] == str(path)
+
+
+def test_nrrd_in_ras_space_is_converted_to_lps(tmp_path):
+    """Known case written by hand: a RAS origin (10, 20, 30) is LPS (-10, -20, 30)."""
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    header = ("NRRD0004\ntype: short\ndimension: 3\nspace: right-anterior-superior\n"
+              "sizes: 4 3 2\nspace directions: (1,0,0) (0,1,0) (0,0,2)\n"
+              "kinds: domain domain domain\nendian: little\nencoding: raw\n"
+              "space origin: (10,20,30)\n\n")
+    path = tmp_path / "ras.nrrd"
+    path.write_bytes(header.encode() + data.tobytes())
+    out = load_ct(path)
+    assert out.origin == pytest.approx([-10, -20, 30])
+    # +i points to R in RAS terms (1,0,0) = -L in LPS: direction column -x
+    assert np.allclose(out.direction, np.diag([-1, -1, 1]))
+    assert np.array_equal(out.array, data)
+    assert out.index_to_lps([3, 2, 1]) == pytest.approx([-13, -22, 32])
+
+
+# --------------------------------------------------------------------------- bad input
+def test_missing_path(tmp_path):
+    with pytest.raises(InputError, match="not found") as exc:
+        load_ct(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(exc.value) and "DICOM folder" in str(exc.value)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(InputError, match="folder is empty") as exc:
+        load_ct(tmp_path)
+    assert str(tmp_path) in str(exc.value) and "DICOM files" in str(exc.value)
+
+
+def test_folder_of_non_dicom_files(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "b.dcm").write_bytes(b"\x00" * 300)
+    with pytest.raises(InputError, match="none of the 2 files is a DICOM image") as exc:
+        load_ct(tmp_path)
+    assert str(tmp_path) in str(exc.value) and "give the folder" in str(exc.value)
+
+
+def test_truncated_nrrd(tmp_path):
+    vol = Volume(np.zeros((10, 20, 20), np.int16))
+    path = tmp_path / "ct.nrrd"
+    sitk.WriteImage(vol.to_sitk(), str(path), False)
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(InputError, match="cannot read the image") as exc:
+        load_ct(path)
+    assert str(path) in str(exc.value) and "not corrupted" in str(exc.value)
+
+
+def test_unknown_series_uid(tmp_path):
+    write_dicom_series(Volume(np.zeros((2, 4, 4), np.int16)), tmp_path, series_description="x")
+    with pytest.raises(InputError, match="series 1.2.3 is not in the folder") as exc:
+        load_ct(tmp_path, series_uid="1.2.3")
+    assert "pass one of the listed series UIDs" in str(exc.value)
+
+
+def test_duplicate_slice_positions(tmp_path):
+    files = write_dicom_series(Volume(np.zeros((3, 4, 4), np.int16)), tmp_path,
+                               series_description="dup")
+    ds = pydicom.dcmread(files[2])
+    ds.ImagePositionPatient = pydicom.dcmread(files[1]).ImagePositionPatient
+    ds.save_as(files[2])
+    with pytest.raises(InputError, match="two slices at the same position"):
+        load_ct(tmp_path)
+
+
+def test_sequence_image_is_not_a_ct(tmp_path):
+    path = tmp_path / "vec.mha"
+    sitk.WriteImage(sitk.Image([4, 4, 4], sitk.sitkVectorFloat32, 3), str(path))
+    with pytest.raises(InputError, match="expected a 3D scalar image"):
+        load_ct(path)
