@@ -1,0 +1,351 @@
+"""PLUS sequence metafiles: every real file opens, each file kind round-trips, bad input is an InputError."""
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from registration.errors import InputError
+from registration.sequence_io import load_sweep, main, read_sequence, summary_row, write_sequence
+from registration.sweep import Sweep
+from registration.transforms import rigid_matrix
+
+SPINE_CONFIG = "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml"
+
+# file -> (frames, cols, rows): what the headers of the real PLUS files say.
+REAL = {
+    "BoneUltrasound_L14.igs.mha": (21, 820, 616),
+    "EightLandmarkPointsTrackedForPhantomRegistration.igs.mha": (1000, 0, 0),
+    "NwirePhantomFreehand.igs.mha": (97, 820, 616),
+    "NwirePhantomFreehandCropped.igs.mha": (20, 200, 150),
+    "Prostate10_tracker.igs.mha": (10, 1, 1),
+    "Prostate10_video.igs.mhd": (10, 640, 480),
+    "SpinePhantomFreehand.igs.mha": (21, 820, 616),
+    "TransformInterpolationTest.igs.mha": (500, 1, 1),
+    "UltrasonixCurvilinearScanConvertedData.igs.mha": (5, 820, 616),
+    "WaterTankBottomTranslationCombined.igs.mha": (201, 820, 616),
+    "fCal_Test_Calibration_3NWires_fCal2.0.igs.mha": (190, 820, 616),
+    "fCal_Test_Validation_3NWires_fCal2.0.igs.mha": (103, 820, 616),
+}
+
+
+def make_sweep(n=6, rows=20, cols=30, seed=0, **kw) -> Sweep:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
+    probe = np.stack([rigid_matrix(rng.normal(0, [10, 10, 10, 20, 20, 20])) for _ in range(n)])
+    ref = np.stack([rigid_matrix(rng.normal(0, [5, 5, 5, 50, 50, 50])) for _ in range(n)])
+    st = np.ones(n, bool)
+    st[2] = False
+    cal = np.diag([0.2, 0.25, 1.0, 1.0])
+    cal[:3, 3] = [-30.0, 5.0, 1.5]
+    return Sweep(frames, 100.0 + np.arange(n) / 3.0,
+                 {"ProbeToTracker": probe, "ReferenceToTracker": ref},
+                 {"ProbeToTracker": st, "ReferenceToTracker": np.ones(n, bool)},
+                 {"ImageToProbe": cal}, **kw)
+
+
+def assert_same(a: Sweep, b: Sweep):
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.timestamps, b.timestamps)
+    assert set(a.transforms) == set(b.transforms)
+    for name in a.transforms:
+        np.testing.assert_array_equal(a.statuses[name], b.statuses[name])
+        ok = a.statuses[name]
+        np.testing.assert_array_equal(a.transforms[name][ok], b.transforms[name][ok])
+    ia = a.image_valid if a.image_valid is not None else np.ones(len(a), bool)
+    ib = b.image_valid if b.image_valid is not None else np.ones(len(b), bool)
+    np.testing.assert_array_equal(ia, ib)
+
+
+# ----------------------------------------------------------------------------- real files
+def test_every_real_sequence_opens(shared_data, capsys):
+    folder = shared_data("plus", "sequences")
+    rows = []
+    for name, (n, cols, r) in REAL.items():
+        sweep = read_sequence(folder / name)
+        assert sweep.frames.shape == (n, r, cols), name
+        assert sweep.frames.dtype == np.uint8
+        assert np.all(np.diff(sweep.timestamps) >= 0), name
+        rows.append(summary_row(sweep))
+    with capsys.disabled():
+        print("\nfile | frames | size | transforms (invalid) | image invalid | notes")
+        for row in rows:
+            print(f"{row['file']} | {row['frames']} | {row['size']} | {row['transforms']} | "
+                  f"{row['image_invalid']} | {row['notes']}")
+    by = {r["file"]: r for r in rows}
+    assert "StylusToTracker(97 invalid)" in by["NwirePhantomFreehand.igs.mha"]["transforms"]
+    assert by["EightLandmarkPointsTrackedForPhantomRegistration.igs.mha"]["image_invalid"] == 1000
+    # Prostate10_video's header skips Seq_Frame0002: that frame is excluded, not invented.
+    assert by["Prostate10_video.igs.mhd"]["image_invalid"] == 1
+
+
+def test_pixels_match_simpleitk(shared_data):
+    """Our frames are SimpleITK's array for MF files (uncompressed and compressed)."""
+    folder = shared_data("plus", "sequences")
+    for name in ("UltrasonixCurvilinearScanConvertedData.igs.mha", "NwirePhantomFreehandCropped.igs.mha"):
+        ours = read_sequence(folder / name).frames
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / name)))
+        np.testing.assert_array_equal(ours, ref)
+
+
+def test_liver_sweep_reads_fast_with_image_to_reference(shared_data):
+    path = shared_data("liver-us", "liver_sweep.igs.mha")
+    t0 = time.perf_counter()
+    sweep = read_sequence(path)
+    elapsed = time.perf_counter() - t0
+    print(f"liver sweep read in {elapsed:.2f} s")
+    assert sweep.frames.shape == (140, 593, 739)
+    mats, valid = sweep.require_image_to_reference()
+    assert valid.all()
+    assert sweep.pixel_spacing == pytest.approx((0.3148, 0.3148), abs=1e-3)
+    np.testing.assert_allclose(mats[0], sweep.transforms["ImageToReference"][0])
+    assert sweep.fan_mask is not None and 0.4 < sweep.fan_mask.mean() < 0.9
+    assert elapsed < 5.0  # generous: the point is a vectorised parse, not a timing gate
+
+
+def test_spine_phantom_with_config_gives_image_to_reference(shared_data):
+    seq = shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha")
+    cfg = shared_data("plus", "configs", SPINE_CONFIG)
+    sweep = read_sequence(seq, calibration=cfg)
+    mats, valid = sweep.require_image_to_reference()
+    assert valid.all() and len(valid) == 21
+    # Actual value from the config: 0.0854 mm/px along columns, 0.0790 along rows.
+    sx, sy = sweep.pixel_spacing
+    assert sx == pytest.approx(0.08542, abs=1e-4) and sy == pytest.approx(0.07900, abs=1e-4)
+    i = 7
+    expected = (np.linalg.inv(sweep.transforms["ReferenceToTracker"][i])
+                @ sweep.transforms["ProbeToTracker"][i] @ sweep.calibration["ImageToProbe"])
+    np.testing.assert_allclose(sweep.image_to_reference(i), expected, atol=1e-9)
+
+
+def test_spine_without_config_has_no_chain_and_says_how_to_fix(shared_data):
+    sweep = read_sequence(shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha"))
+    with pytest.raises(InputError, match="ImageToProbe.*--calibration"):
+        sweep.require_image_to_reference()
+
+
+def test_cropped_sequence_maps_stored_pixels(shared_data):
+    folder = shared_data("plus", "sequences")
+    cfg = shared_data("plus", "configs", SPINE_CONFIG)
+    full = read_sequence(folder / "NwirePhantomFreehand.igs.mha", calibration=cfg)
+    crop = read_sequence(folder / "NwirePhantomFreehandCropped.igs.mha", calibration=cfg)
+    # ImageToCroppedImage = translation (-335, -285): stored pixels are full[285:435, 335:535].
+    np.testing.assert_array_equal(crop.frames, full.frames[:20, 285:435, 335:535])
+    assert crop.image_frame == "CroppedImage"
+    for i in (0, 11):
+        p_crop = crop.image_to_reference(i) @ [10, 20, 0, 1]
+        p_full = full.image_to_reference(i) @ [345, 305, 0, 1]
+        np.testing.assert_allclose(p_crop, p_full, atol=1e-9)
+
+
+def test_tracker_only_real_file(shared_data):
+    sweep = read_sequence(shared_data("plus", "sequences",
+                                      "EightLandmarkPointsTrackedForPhantomRegistration.igs.mha"))
+    assert not sweep.has_images and sweep.fan_mask is None
+    assert sweep.statuses["StylusToTracker"].sum() > 900
+
+
+# ----------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize("name,compress", [("s.igs.mha", False), ("s.seq.mha", True),
+                                           ("s.mhd", False), ("s.mhd", True)])
+def test_round_trip_synthetic(tmp_path, name, compress):
+    sweep = make_sweep(image_valid=np.array([1, 1, 1, 0, 1, 1], bool))
+    out = tmp_path / name
+    write_sequence(sweep, out, compress=compress)
+    back = read_sequence(out)
+    assert_same(sweep, back)
+    np.testing.assert_array_equal(back.calibration["ImageToProbe"], sweep.calibration["ImageToProbe"])
+    _, valid = back.image_to_reference_all()
+    np.testing.assert_array_equal(valid, [1, 1, 0, 0, 1, 1])
+    img = sitk.ReadImage(str(out))
+    assert img.GetSize() == (30, 20, 6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img), sweep.frames)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_round_trip_tracker_only(tmp_path):
+    full = make_sweep()
+    sweep = Sweep(np.zeros((6, 0, 0), np.uint8), full.timestamps, full.transforms, full.statuses)
+    out = tmp_path / "tracker.igs.mha"
+    write_sequence(sweep, out)
+    assert "DimSize = 0 0 6" in out.read_text(encoding="latin-1")
+    assert_same(sweep, read_sequence(out))
+    assert sitk.ReadImage(str(out)).GetSize() == (0, 0, 6)
+
+
+def test_round_trip_real_cropped_and_compressed(shared_data, tmp_path):
+    src = read_sequence(shared_data("plus", "sequences", "NwirePhantomFreehandCropped.igs.mha"))
+    out = tmp_path / "crop.igs.mha"
+    write_sequence(src, out, compress=True)
+    back = read_sequence(out)
+    assert_same(src, back)
+    assert back.image_frame == "CroppedImage"
+    assert back.metadata["frame_fields"].keys() == src.metadata["frame_fields"].keys()
+
+
+def test_round_trip_real_mhd(shared_data, tmp_path):
+    src = read_sequence(shared_data("plus", "sequences", "Prostate10_video.igs.mhd"))
+    write_sequence(src, tmp_path / "p.mhd")
+    assert (tmp_path / "p.raw").stat().st_size == 640 * 480 * 10
+    assert_same(src, read_sequence(tmp_path / "p.mhd"))
+
+
+def test_writer_rejects_non_uint8_and_bad_extension(tmp_path):
+    sweep = make_sweep()
+    sweep.frames = sweep.frames.astype(np.float32)
+    with pytest.raises(InputError, match="uint8"):
+        write_sequence(sweep, tmp_path / "a.mha")
+    with pytest.raises(InputError, match=".mha or .mhd"):
+        write_sequence(make_sweep(), tmp_path / "a.nii")
+
+
+# ----------------------------------------------------------------------------- header variants
+def _rewrite(path, fn):
+    data = path.read_bytes()
+    cut = data.index(b"ElementDataFile")
+    path.write_bytes(fn(data[:cut].decode("latin-1")).encode("latin-1") + data[cut:])
+
+
+@pytest.mark.parametrize("orient,flip_rows,flip_cols", [("MF", False, False), ("MFA", False, False),
+                                                         ("UF", False, True), ("MN", True, False),
+                                                         ("UN", True, True)])
+def test_orientation_is_flipped_into_mf(tmp_path, orient, flip_rows, flip_cols):
+    sweep = make_sweep()
+    out = tmp_path / "o.mha"
+    write_sequence(sweep, out)
+    _rewrite(out, lambda h: h.replace("UltrasoundImageOrientation = MF", f"UltrasoundImageOrientation = {orient}"))
+    back = read_sequence(out)
+    expected = sweep.frames
+    if flip_rows:
+        expected = expected[:, ::-1, :]
+    if flip_cols:
+        expected = expected[:, :, ::-1]
+    np.testing.assert_array_equal(back.frames, expected)
+    assert any("flipped" in n for n in back.metadata["notes"]) == (flip_rows or flip_cols)
+
+
+def test_unknown_orientation_is_input_error(tmp_path):
+    out = tmp_path / "o.mha"
+    write_sequence(make_sweep(), out)
+    _rewrite(out, lambda h: h.replace("UltrasoundImageOrientation = MF", "UltrasoundImageOrientation = QQ"))
+    with pytest.raises(InputError, match="UltrasoundImageOrientation"):
+        read_sequence(out)
+
+
+def test_any_frame_number_width(tmp_path):
+    sweep = make_sweep()
+    out = tmp_path / "w.mha"
+    write_sequence(sweep, out)
+    _rewrite(out, lambda h: re.sub(r"Seq_Frame0*(\d)", r"Seq_Frame\1", h))
+    assert b"Seq_Frame3_Timestamp" in out.read_bytes()
+    assert_same(sweep, read_sequence(out))
+
+
+def test_rgb_frames_become_grey_with_note(tmp_path):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+    header = ("ObjectType = Image\nNDims = 3\nBinaryData = True\nCompressedData = False\n"
+              "DimSize = 5 4 2\nElementNumberOfChannels = 3\nElementType = MET_UCHAR\n"
+              "UltrasoundImageOrientation = MF\nSeq_Frame0000_Timestamp = 1\n"
+              "Seq_Frame0001_Timestamp = 2\nElementDataFile = LOCAL\n")
+    out = tmp_path / "rgb.mha"
+    out.write_bytes(header.encode() + rgb.tobytes())
+    sweep = read_sequence(out)
+    grey = np.rint(rgb.astype(float) @ [0.299, 0.587, 0.114])
+    np.testing.assert_allclose(sweep.frames, grey, atol=1)
+    assert any("RGB" in n for n in sweep.metadata["notes"])
+
+
+def test_image_status_invalid_excludes_frame(tmp_path):
+    sweep = make_sweep()
+    out = tmp_path / "s.mha"
+    write_sequence(sweep, out)
+    _rewrite(out, lambda h: h.replace("Seq_Frame0004_ImageStatus = OK", "Seq_Frame0004_ImageStatus = INVALID"))
+    back = read_sequence(out, calibration={"ImageToProbe": sweep.calibration["ImageToProbe"]})
+    assert back.image_to_reference(4) is None and back.image_to_reference(5) is not None
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.fixture
+def good_file(tmp_path):
+    out = tmp_path / "good.igs.mha"
+    write_sequence(make_sweep(), out)
+    return out
+
+
+def test_truncated_binary_data(good_file):
+    good_file.write_bytes(good_file.read_bytes()[:-100])
+    with pytest.raises(InputError, match="good.igs.mha: pixel data has .*truncated"):
+        read_sequence(good_file)
+
+
+def test_truncated_compressed_data(tmp_path):
+    out = tmp_path / "c.mha"
+    write_sequence(make_sweep(), out, compress=True)
+    out.write_bytes(out.read_bytes()[:-50])
+    with pytest.raises(InputError, match="c.mha: CompressedDataSize .*truncated"):
+        read_sequence(out)
+
+
+def test_header_claims_more_frames_than_present(good_file):
+    _rewrite(good_file, lambda h: h.replace("DimSize = 30 20 6", "DimSize = 30 20 7"))
+    with pytest.raises(InputError, match="DimSize"):
+        read_sequence(good_file)
+
+
+def test_non_numeric_matrix(good_file):
+    _rewrite(good_file, lambda h: re.sub(r"(Seq_Frame0001_ProbeToTrackerTransform = \S+) \S+",
+                                         r"\1 abc", h))
+    with pytest.raises(InputError, match="Seq_Frame0001_ProbeToTrackerTransform is not numeric: .*abc.*; write"):
+        read_sequence(good_file)
+
+
+def test_fifteen_number_matrix(good_file):
+    _rewrite(good_file, lambda h: re.sub(r"(Seq_Frame0002_ReferenceToTrackerTransform = .*) \S+\n",
+                                         r"\1\n", h))
+    with pytest.raises(InputError, match="Seq_Frame0002_ReferenceToTrackerTransform has 15 numbers, not 16"):
+        read_sequence(good_file)
+
+
+def test_missing_element_data_file(good_file):
+    data = good_file.read_bytes()
+    good_file.write_bytes(data.replace(b"ElementDataFile = LOCAL\n", b""))
+    with pytest.raises(InputError, match="no ElementDataFile"):
+        read_sequence(good_file)
+
+
+def test_missing_raw_beside_mhd(tmp_path):
+    write_sequence(make_sweep(), tmp_path / "a.mhd")
+    (tmp_path / "a.raw").unlink()
+    with pytest.raises(InputError, match="a.mhd: cannot read the data file a.raw"):
+        read_sequence(tmp_path / "a.mhd")
+
+
+def test_config_without_needed_transform(tmp_path):
+    sweep = make_sweep()
+    sweep.calibration.clear()
+    good_file = tmp_path / "uncalibrated.mha"
+    write_sequence(sweep, good_file)
+    cfg = tmp_path / "cfg.xml"
+    cfg.write_text('<PlusConfiguration><CoordinateDefinitions><Transform From="Phantom" To="Reference" '
+                   'Matrix="1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"/></CoordinateDefinitions></PlusConfiguration>')
+    with pytest.raises(InputError, match=r"cfg.xml: no ImageToProbe transform .*--calibration"):
+        read_sequence(good_file, calibration=cfg)
+
+
+def test_missing_file_and_unknown_extension(tmp_path):
+    with pytest.raises(InputError, match="cannot read"):
+        read_sequence(tmp_path / "nope.mha")
+    with pytest.raises(InputError, match="unknown sweep file type"):
+        load_sweep(tmp_path / "x.avi")
+
+
+def test_load_sweep_dispatch_and_cli_summary(good_file, capsys):
+    sweep = load_sweep(good_file, calibration={"ImageToProbe": np.diag([0.2, 0.2, 1, 1])})
+    assert sweep.valid.sum() == 5
+    assert main([str(good_file)]) == 0
+    assert "frames=6" in capsys.readouterr().out
+    assert main([str(good_file) + ".missing.mha"]) == 2
