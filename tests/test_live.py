@@ -1,0 +1,252 @@
+"""Live OpenIGTLink: loopback streaming, recording, and the faults a clinic sees.
+
+Real sockets on 127.0.0.1 with ephemeral ports; every wait is bounded.
+"""
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from registration.errors import InputError
+from registration.igtl_client import LiveClient
+from registration.igtl_protocol import StreamParser, transform_message
+from registration.igtl_server import IgtlServer, SweepStreamer
+from registration.live_recorder import SequenceRecorder
+from registration.sequence_io import read_sequence, write_sequence
+from registration.sweep import Sweep
+from registration.transforms import rigid_matrix
+
+
+def synthetic_sweep(n=60, rows=480, cols=640, seed=0, invalid=(20, 21, 22)):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
+    p2r = np.stack([rigid_matrix([i * 0.2, 0, 3, i * 0.5, 10, -5]) for i in range(n)])
+    ok = np.ones(n, bool)
+    ok[list(invalid)] = False
+    return Sweep(frames, np.arange(n) / 30.0, {"ProbeToReference": p2r}, {"ProbeToReference": ok},
+                 {"ImageToProbe": np.diag([0.3, 0.3, 1.0, 1.0])})
+
+
+def wait_until(cond, timeout):
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        if cond():
+            return time.monotonic() - t
+        time.sleep(0.005)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.slow
+def test_loopback_30fps_10s_receives_records_and_matches(tmp_path):
+    sweep = synthetic_sweep(n=300)
+    rec = SequenceRecorder(tmp_path / "live.igs.mhd")
+    with IgtlServer(port=0) as server, LiveClient(port=server.port) as client:
+        wait_until(lambda: server.n_clients == 1, 2)
+        streamer = SweepStreamer(sweep, server, fps=30).start()
+        got = []
+        t_end = time.monotonic() + 15
+        while (streamer.running or client.latest() is None or got[-1:] and got[-1].index < 299) \
+                and time.monotonic() < t_end:
+            for f in client.drain():
+                got.append(f)
+                rec.add_frame(f)
+            time.sleep(0.01)
+        for f in client.drain():
+            got.append(f)
+            rec.add_frame(f)
+        stats = client.stats()
+    rec.finish()
+    lat = np.median([f.latency_ms for f in got])
+    print(f"\nloopback 640x480 @30 fps for {len(sweep) / 30:.0f} s: received {len(got)}/{len(sweep)} "
+          f"frames, median latency {lat:.1f} ms, client fps {stats['fps']:.1f}")
+    assert len(got) >= 0.95 * len(sweep)
+    assert lat <= 30.0
+    i2r, valid = sweep.image_to_reference_all()
+    assert [f.index for f in got if not f.tracking_ok] == [20, 21, 22]
+    # the recording equals the source frame by frame
+    back = read_sequence(tmp_path / "live.igs.mhd")
+    assert len(back) == len(got) == len(sweep)
+    assert np.array_equal(back.frames, sweep.frames)
+    b_i2r, b_valid = back.image_to_reference_all()
+    assert np.array_equal(b_valid, valid)
+    assert np.allclose(b_i2r[valid], i2r[valid], rtol=1e-6, atol=1e-4)  # float32 on the wire
+    img = sitk.ReadImage(str(tmp_path / "live.igs.mhd"))
+    assert img.GetSize() == (640, 480, 300)
+
+
+def test_recording_is_valid_when_the_app_is_killed(tmp_path):
+    sweep = synthetic_sweep(n=12, rows=48, cols=64, invalid=(3,))
+    path = tmp_path / "killed.igs.mhd"
+    rec = SequenceRecorder(path, header_every_s=0.0)
+    i2r, _ = sweep.image_to_reference_all()
+    for i in range(10):
+        rec.add(sweep.frames[i], i2r[i] if sweep.valid[i] else None, sweep.timestamps[i])
+    # "kill": more pixels reach the .raw, the header is never updated again, no finish()
+    rec.header_every_s = 1e9
+    rec.add(sweep.frames[10], i2r[10], sweep.timestamps[10])
+    rec._raw.write(b"\x07" * 100)  # a partly written frame
+    rec._raw.flush()
+    back = read_sequence(path)
+    assert len(back) == 10 and np.array_equal(back.frames, sweep.frames[:10])
+    assert sitk.ReadImage(str(path)).GetSize() == (64, 48, 10)
+    with pytest.raises(InputError, match="never overwrites"):
+        SequenceRecorder(path)
+
+
+def test_server_killed_client_reports_within_1s_and_reconnects():
+    port = free_port()
+    sweep = synthetic_sweep(n=30, rows=32, cols=32)
+    server = IgtlServer(port=port)
+    client = LiveClient(port=port, max_backoff_s=0.2).start()
+    try:
+        wait_until(lambda: client.connected, 2)
+        streamer = SweepStreamer(sweep, server, fps=100, loop=True).start()
+        wait_until(lambda: client.latest() is not None, 2)
+        t_kill = time.monotonic()
+        streamer.stop()
+        server.close()
+        wait_until(lambda: client.state != "connected", 1.0)
+        print(f"\ndisconnect noticed after {(time.monotonic() - t_kill) * 1e3:.0f} ms: {client.state_text}")
+        ok, why = client.tracking()
+        assert not ok and "not connected" in why
+        server2 = IgtlServer(port=port)
+        try:
+            wait_until(lambda: client.connected, 3)
+            n0 = client.frames_received
+            s2 = SweepStreamer(sweep, server2, fps=100).start()
+            wait_until(lambda: client.frames_received > n0 + 5, 3)
+            s2.stop()
+            assert client.reconnects >= 1
+        finally:
+            server2.close()
+    finally:
+        client.stop()
+
+
+def test_transform_stream_stops_stale_within_300ms():
+    sweep = synthetic_sweep(n=400, rows=32, cols=32, invalid=())
+    with IgtlServer(port=0) as server, LiveClient(port=server.port, image_device="Image_Reference",
+                                                  transform_device="ProbeToReference",
+                                                  image_to_probe=np.diag([0.3, 0.3, 1, 1])) as client:
+        wait_until(lambda: server.n_clients == 1, 2)
+        streamer = SweepStreamer(sweep, server, fps=30).start()
+        wait_until(lambda: client.latest() is not None and client.latest().tracking_ok, 2)
+        f = client.latest()
+        assert f.tracking_ok and f.image_to_reference is not None
+        t_stop = time.monotonic()
+        streamer.stop_transforms.set()
+        dt = wait_until(lambda: not client.tracking()[0], 0.3)
+        n0 = client.frames_received
+        wait_until(lambda: client.frames_received > n0 + 3, 1)  # images keep coming
+        ok, why = client.tracking()
+        print(f"\nstale flagged after {dt * 1e3:.0f} ms: {why}")
+        assert "stale" in why
+        assert not client.latest().tracking_ok and client.latest().image_to_reference is None
+        streamer.stop()
+        del t_stop
+
+
+def test_garbage_wrong_crc_and_huge_body_do_not_kill_the_server():
+    sweep = synthetic_sweep(n=200, rows=32, cols=32, invalid=())
+    with IgtlServer(port=0) as server, LiveClient(port=server.port) as good:
+        wait_until(lambda: server.n_clients == 1, 2)
+        streamer = SweepStreamer(sweep, server, fps=100).start()
+        # 1) garbage bytes
+        g = socket.create_connection(("127.0.0.1", server.port))
+        g.sendall(b"\xff" * 200)
+        # 2) a message with a wrong CRC (connection stays, message skipped)
+        c = socket.create_connection(("127.0.0.1", server.port))
+        bad = bytearray(transform_message(np.eye(4), time.time(), "Needle"))
+        bad[-1] ^= 0xFF
+        c.sendall(bytes(bad))
+        # 3) a header announcing a 1 TB body
+        h = socket.create_connection(("127.0.0.1", server.port))
+        hdr = struct.pack("> H 12s 20s I I Q Q", 1, b"IMAGE", b"Evil", 0, 0, 10 ** 12, 0)
+        h.sendall(hdr)
+        wait_until(lambda: any("CRC mismatch" in e for e in server.events), 2)
+        wait_until(lambda: sum("protocol error" in e for e in server.events) >= 2, 2)
+        n0 = good.frames_received
+        wait_until(lambda: good.frames_received > n0 + 10, 2)  # the good client still streams
+        assert good.connected
+        for s in (g, c, h):
+            s.close()
+        streamer.stop()
+    assert any("announces a body of 1000000000000 bytes" in e for e in server.events)
+
+
+def test_client_survives_a_garbage_server():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    client = LiveClient(port=port, max_backoff_s=0.1).start()
+    try:
+        conn, _ = srv.accept()
+        good = bytearray(transform_message(np.eye(4), time.time(), "ProbeToReference"))
+        good[-1] ^= 1
+        conn.sendall(bytes(good))  # wrong CRC: skipped, logged
+        wait_until(lambda: client.skipped == 1, 2)
+        conn.sendall(b"\x00\x01GARBAGE!!" * 20)  # not OpenIGTLink: disconnect, retry
+        wait_until(lambda: client.state != "connected", 2)
+        assert "protocol error" in " ".join(client.events)
+        conn.close()
+        conn2, _ = srv.accept()  # it came back by itself
+        conn2.close()
+    finally:
+        client.stop()
+        srv.close()
+
+
+def test_closed_port_clear_message_no_hang():
+    port = free_port()
+    client = LiveClient(port=port, max_reconnect_attempts=2, max_backoff_s=0.05).start()
+    t = time.monotonic()
+    wait_until(lambda: client.state == "disconnected", 1.0)
+    assert "connection refused" in client.state_text and str(port) in client.state_text
+    client.stop()
+    assert time.monotonic() - t < 2.5
+
+
+def test_ctus_replay_serves_a_sweep_file(tmp_path):
+    sweep = synthetic_sweep(n=40, rows=60, cols=80)
+    path = tmp_path / "s.igs.mha"
+    write_sequence(sweep, path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "planner.cli", "replay", "--sweep", str(path),
+                             "--port", str(port), "--fps", "40", "--loop", "--duration", "4"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        client = LiveClient(port=port, max_backoff_s=0.1).start()
+        wait_until(lambda: client.frames_received >= 20, 5)
+        f = client.latest()
+        assert f.image.shape == (60, 80)
+        client.stop()
+    finally:
+        out = proc.communicate(timeout=10)[1]
+    assert proc.returncode == 0, out
+    assert "40 frames (3 with invalid tracking)" in out
+
+
+def test_ctus_replay_bad_input(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "planner.cli", "replay", "--sweep", str(tmp_path / "no.mha")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "no.mha" in r.stderr
+
+
+def test_parser_rejects_non_igtl_header():
+    from registration.igtl_protocol import ProtocolError
+    with pytest.raises(ProtocolError):
+        StreamParser().feed(b"\xff" * 58)
