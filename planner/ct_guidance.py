@@ -1,0 +1,93 @@
+"""CT-guided needle paths: in an axial plane or a gantry tilt <= 15 deg.
+
+Frames: CT LPS mm (x = patient Left, y = Posterior, z = Superior), patient
+supine. A gantry tilted by ``tau`` about the left-right axis images the plane
+spanned by x and (0, cos tau, sin tau); a needle direction ``d`` lies in such a
+plane iff ``tau = atan(d_z / d_y)``. "Vertical" in the gantry plane is anterior
+(up for a supine patient): ``up = (0, -cos tau, -sin tau)``, and the needle
+angle from vertical is measured in that plane, positive towards the patient's
+left.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+MAX_TILT_DEG = 15.0
+
+
+def gantry_directions(max_tilt_deg: float = MAX_TILT_DEG, tilt_step_deg: float = 5.0,
+                      angle_step_deg: float = 1.0, max_from_vertical_deg: float = 120.0) -> np.ndarray:
+    """(n, 3) unit needle directions (target -> skin) lying exactly in tilted gantry planes."""
+    tilts = np.radians(np.arange(-max_tilt_deg, max_tilt_deg + 1e-9, tilt_step_deg))
+    phis = np.radians(np.arange(-max_from_vertical_deg, max_from_vertical_deg + 1e-9, angle_step_deg))
+    out = []
+    for tau in tilts:
+        up = np.array([0.0, -np.cos(tau), -np.sin(tau)])
+        x = np.array([1.0, 0.0, 0.0])
+        out.append(np.sin(phis)[:, None] * x + np.cos(phis)[:, None] * up)
+    return np.concatenate(out)
+
+
+def tilt_deg(d: np.ndarray) -> np.ndarray:
+    """Gantry tilt (deg) whose plane contains each direction (n, 3); 0 for pure left-right."""
+    d = np.atleast_2d(d)
+    dy, dz = d[:, 1], d[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.degrees(np.arctan(dz / dy))
+    lateral = np.hypot(dy, dz) < 1e-6
+    return np.where(lateral, 0.0, np.where(np.abs(dy) < 1e-12, 90.0, t))
+
+
+def angle_from_vertical_deg(d: np.ndarray) -> np.ndarray:
+    """In-plane angle between the needle (target -> skin) and anterior; + = towards patient's left."""
+    d = np.atleast_2d(d)
+    tau = np.radians(tilt_deg(d))
+    up = np.stack([np.zeros_like(tau), -np.cos(tau), -np.sin(tau)], axis=1)
+    return np.degrees(np.arctan2(d[:, 0], np.sum(d * up, axis=1)))
+
+
+def ct_feasible(d: np.ndarray, max_tilt_deg: float = MAX_TILT_DEG) -> np.ndarray:
+    return np.abs(tilt_deg(d)) <= max_tilt_deg + 1e-6
+
+
+def describe(anatomy, path: dict) -> Dict[str, object]:
+    """Table position, tilt, angle from vertical, skin entry vs midline and skin mark, depth."""
+    ct = anatomy.ct
+    entry = np.asarray(path["entry_ct"], float)
+    target = np.asarray(path["target_ct"], float)
+    d = (entry - target) / max(np.linalg.norm(entry - target), 1e-9)
+    tilt = float(tilt_deg(d)[0])
+    ang = float(angle_from_vertical_deg(d)[0])
+    # midline and skin mark from the body mask on the entry's slice
+    body = anatomy.masks["body"]
+    k = int(np.clip(np.rint(ct.lps_to_index(entry)[2]), 0, body.shape[0] - 1))
+    jj, ii = np.nonzero(body[k])
+    centre_ijk = np.array([ii.mean(), jj.mean(), k], float)
+    mid = ct.index_to_lps(centre_ijk)
+    # skin mark: most anterior body voxel on the midline column of that slice
+    i_mid = int(np.rint(centre_ijk[0]))
+    col = np.nonzero(body[k, :, i_mid])[0]
+    mark_idx = np.array([i_mid, col.min() if col.size else centre_ijk[1], k], float)
+    mark = ct.index_to_lps(mark_idx)
+    # slice index of the target (what the technologist dials in)
+    k_target = float(ct.lps_to_index(target)[2])
+    side = "left" if entry[0] - mid[0] > 0 else "right"
+    return {
+        "table_position_mm": round(float(target[2]), 1),
+        "target_slice_index": int(np.rint(k_target)),
+        "gantry_tilt_deg": round(tilt, 1),
+        "angle_from_vertical_deg": round(ang, 1),
+        "skin_entry_ct": [round(float(x), 1) for x in entry],
+        "entry_from_midline_mm": round(float(entry[0] - mid[0]), 1),
+        "entry_side": side,
+        "skin_mark_ct": [round(float(x), 1) for x in mark],
+        "entry_from_skin_mark_mm": round(float(np.linalg.norm(entry - mark)), 1),
+        "depth_mm": round(float(np.linalg.norm(entry - target)), 1),
+        "text": (f"table at z = {target[2]:.1f} mm (slice {int(np.rint(k_target))}), gantry tilt "
+                 f"{tilt:+.1f} deg, needle {abs(ang):.0f} deg from vertical towards the patient's "
+                 f"{'left' if ang > 0 else 'right'}, skin entry {abs(entry[0] - mid[0]):.0f} mm "
+                 f"{side} of the midline ({np.linalg.norm(entry - mark):.0f} mm from the midline skin "
+                 f"mark), depth {np.linalg.norm(entry - target):.0f} mm"),
+    }
