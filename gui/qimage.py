@@ -95,11 +95,12 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(a.data, cols, rows, a.strides[0], QImage.Format_RGB888).copy()
 
 
-def boundary_mask(labels: np.ndarray) -> np.ndarray:
+def boundary_mask(labels: np.ndarray, close_at_border: bool = False) -> np.ndarray:
     """bool [rows, cols]: non-zero pixels whose 4-neighbour has a different label.
 
-    Pixels on the image border count as boundary, so a structure cut by the
-    image edge is still closed.
+    With ``close_at_border`` pixels on the image border count as boundary (a
+    structure cut by the image edge is drawn closed); off by default so an
+    organ filling the image does not draw a misleading frame around it.
     """
     lab = np.asarray(labels)
     edge = np.zeros(lab.shape, bool)
@@ -109,8 +110,9 @@ def boundary_mask(labels: np.ndarray) -> np.ndarray:
     edge[:-1, :] |= lab[:-1, :] != lab[1:, :]
     edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
     edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    edge[0, :] = edge[-1, :] = True
-    edge[:, 0] = edge[:, -1] = True
+    if close_at_border:
+        edge[0, :] = edge[-1, :] = True
+        edge[:, 0] = edge[:, -1] = True
     return edge & (lab != 0)
 
 

@@ -150,7 +150,7 @@ class USView(QWidget):
         rows, cols = self._frame.shape
         sc, sr = self.pixel_spacing
         w_mm, h_mm = cols * sc, rows * sr
-        top = 22.0
+        top = 40.0
         avail_h = max(1.0, self.height() - top - 16.0 * (1 + min(len(self.overlay.messages), 4)))
         scale = min(self.width() / w_mm, avail_h / h_mm)
         w, h = w_mm * scale, h_mm * scale
@@ -186,7 +186,6 @@ class USView(QWidget):
         p.end()
 
     def _draw_text(self, p: QPainter, r: QRectF) -> None:
-        w = self.width()
         track = "tracking OK" if self.tracking_ok else "tracking INVALID"
         p.setPen(QColor(230, 230, 230) if self.tracking_ok else QColor(255, 90, 60))
         p.drawText(6, 16, f"Frame {self.frame_index + 1}/{self.n_frames}   t = {self.timestamp:.2f} s   {track}")
@@ -197,7 +196,7 @@ class USView(QWidget):
         else:
             p.setPen(QColor(255, 170, 40))
             text = self.reason_text
-        p.drawText(QRectF(w / 2.0, 2, w / 2.0 - 6, 18), Qt.AlignRight | Qt.AlignVCenter, text)
+        p.drawText(6, 34, text)
         if not self.overlay_visible:
             big = QFont(p.font())
             big.setPointSize(14)
