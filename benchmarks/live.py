@@ -1,0 +1,108 @@
+"""Live OpenIGTLink streaming speed over loopback.
+
+For 640x480 and 1024x768 uint8 frames, a replay server streams IMAGE +
+TRANSFORM messages at a requested rate to a LiveClient on 127.0.0.1 and we
+print frames/s received, median and 95th-percentile latency, and the time to
+pack one IMAGE message. Each size runs with crcmod's C extension (the
+product path) and again with the pure-Python CRC-64 patched in (what pyigtl
+does when the C extension did not build), in the same process: the ratio
+shows why scripts/setup.sh builds crcmod from source.
+
+Run: .venv/bin/python benchmarks/live.py [--seconds 5] [--fps 30]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import pyigtl.messages as pm  # noqa: E402
+from registration import igtl_protocol  # noqa: E402
+from registration.igtl_client import LiveClient  # noqa: E402
+from registration.igtl_server import IgtlServer, SweepStreamer  # noqa: E402
+from registration.sweep import Sweep  # noqa: E402
+
+
+def make_sweep(rows, cols, n=60):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
+    p2r = np.repeat(np.eye(4)[None], n, 0)
+    return Sweep(frames, np.arange(n) / 30.0, {"ProbeToReference": p2r}, {},
+                 {"ImageToProbe": np.diag([0.3, 0.3, 1.0, 1.0])})
+
+
+def use_crc(fn):
+    pm.CRC64 = fn
+    igtl_protocol.CRC64 = fn
+
+
+def pack_ms(frame, reps=20):
+    m = np.eye(4)
+    t = time.perf_counter()
+    for _ in range(reps):
+        igtl_protocol.image_message(frame, m, 0.0, "Image_Reference")
+    return (time.perf_counter() - t) / reps * 1e3
+
+
+def stream(rows, cols, seconds, fps):
+    sweep = make_sweep(rows, cols)
+    with IgtlServer(port=0) as server, LiveClient(port=server.port) as client:
+        t = time.monotonic()
+        while server.n_clients == 0 and time.monotonic() - t < 2:
+            time.sleep(0.01)
+        streamer = SweepStreamer(sweep, server, fps=fps, loop=True).start()
+        got = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            got += client.drain()
+            time.sleep(0.005)
+        streamer.stop()
+        got += client.drain()
+        sent = streamer.sent_frames
+    lat = np.array([f.latency_ms for f in got]) if got else np.array([np.nan])
+    return len(got) / seconds, len(got) / max(sent, 1), np.median(lat), np.percentile(lat, 95)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--fps", type=float, default=30.0)
+    args = ap.parse_args(argv)
+    import crcmod
+    c_crc = pm.CRC64
+    try:
+        import crcmod._crcfunext  # noqa: F401
+        have_c = True
+    except ImportError:
+        have_c = False
+    import crcmod._crcfunpy as crcpy
+    cm = importlib.import_module("crcmod.crcmod")
+    table = cm._mkTable(0x142F0E1EBA9EA3693, 64)  # crcmod's own pure-Python path, no C extension
+
+    def py_crc64(data, _table=table):
+        return crcpy._crc64(data, 0, _table)
+    assert py_crc64(b"123456789") == c_crc(b"123456789")
+    print(f"crcmod C extension available: {have_c}; requested {args.fps:g} frames/s for {args.seconds:g} s each; "
+          f"{os.cpu_count()} cores")
+    print(f"{'frame':>9s} {'CRC':>7s} {'pack ms':>8s} {'recv fps':>9s} {'recv %':>7s} {'lat med ms':>11s} "
+          f"{'lat p95 ms':>11s}")
+    for rows, cols in ((480, 640), (768, 1024)):
+        frame = np.zeros((rows, cols), np.uint8)
+        results = {}
+        for label, fn in (("C", c_crc), ("python", py_crc64)):
+            use_crc(fn)
+            p = pack_ms(frame, reps=20 if label == "C" else 3)
+            fps, frac, med, p95 = stream(rows, cols, args.seconds, args.fps)
+            results[label] = p
+            print(f"{cols:>4d}x{rows:<4d} {label:>7s} {p:8.2f} {fps:9.1f} {frac * 100:6.1f}% {med:11.1f} {p95:11.1f}")
+        use_crc(c_crc)
+        print(f"{'':9s} pure-Python CRC packs {results['python'] / results['C']:.0f}x slower than the C extension")
+
+
+if __name__ == "__main__":
+    main()
