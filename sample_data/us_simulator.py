@@ -58,7 +58,7 @@ TISSUES: Dict[str, Tuple[float, float, float]] = {
     "pancreatic_mass": (0.35, 0.6, 1.64),
     "bowel": (0.9, 0.7, 1.62),
     "adenocarcinoma": (0.4, 0.6, 1.63),
-    "net": (2.2, 0.5, 1.67),
+    "net": (4.0, 0.5, 1.67),
 }
 CLASS_NAMES = list(TISSUES)
 CLASS = {n: i for i, n in enumerate(CLASS_NAMES)}

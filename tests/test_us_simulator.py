@@ -1,0 +1,215 @@
+"""Ultrasound simulator: probe geometry, fan, ground-truth labels, shadows, contrasts, determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registration.errors import InputError
+from registration.volume import LabelMap, Volume
+from sample_data.probe import ConvexProbe
+from sample_data.us_simulator import UltrasoundSimulator
+
+NAMES = {"body": 1, "liver": 2, "portal_vein": 3, "bone": 4, "lesion_1": 5, "lesion_2": 6, "lung": 7}
+# name -> (type, centroid LPS mm, diameter mm)
+LESIONS = {"lesion_1": ("adenocarcinoma", (-35.0, 0.0, 40.0), 16.0),
+           "lesion_2": ("net", (-5.0, 5.0, 40.0), 16.0)}
+LESION_TYPES = {n: v[0] for n, v in LESIONS.items()}
+
+
+def small_phantom(spacing: float = 1.0):
+    """A small axial-LPS abdomen: elliptic body with fat and muscle, right-sided liver
+    with a portal vein along S, an adenocarcinoma and a NET lesion, two ribs, lung on top.
+
+    160 x 120 x 100 mm (x: R->L, y: A->P, z: I->S), identity direction.
+    """
+    s = spacing
+    x = np.arange(-80, 80, s)
+    y = np.arange(-60, 60, s)
+    z = np.arange(0, 100, s)
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    hu = np.full(xx.shape, -1000, np.int16)
+    lab = np.zeros(xx.shape, np.int32)
+    body = (xx / 75.0) ** 2 + (yy / 55.0) ** 2 <= 1
+    hu[body], lab[body] = -100, 1
+    inner = (xx / 62.0) ** 2 + (yy / 42.0) ** 2 <= 1
+    hu[inner] = 40
+    liver = inner & (((xx + 20) / 50.0) ** 2 + (yy / 35.0) ** 2 + ((zz - 45) / 45.0) ** 2 <= 1)
+    hu[liver], lab[liver] = 60, 2
+    vessel = liver & ((xx + 15) ** 2 + (yy - 15) ** 2 <= 25.0)
+    hu[vessel], lab[vessel] = 170, 3
+    for name, (kind, c, d) in LESIONS.items():
+        m = (xx - c[0]) ** 2 + (yy - c[1]) ** 2 + (zz - c[2]) ** 2 <= (d / 2) ** 2
+        hu[m], lab[m] = (30 if kind == "adenocarcinoma" else 110), NAMES[name]
+    ring = np.abs(np.sqrt((xx / 66.0) ** 2 + (yy / 46.0) ** 2) - 1.0) * 55 <= 4.0
+    for zc in (70.0, 85.0):
+        rib = ring & (np.abs(zz - zc) <= 5.0) & (xx < 0)
+        hu[rib], lab[rib] = 700, 4
+    lung = (zz > 92) & inner & ~liver
+    hu[lung], lab[lung] = -850, 7
+    geo = dict(spacing=(s, s, s), origin=(x[0], y[0], z[0]))
+    return Volume(hu, **geo), LabelMap(lab, names=NAMES, **geo)
+
+
+def probe_pose(origin, beam, lateral):
+    y = np.asarray(beam, float) / np.linalg.norm(beam)
+    x = np.asarray(lateral, float)
+    x = x - x.dot(y) * y
+    x /= np.linalg.norm(x)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, np.cross(x, y), origin
+    return m
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return small_phantom()
+
+
+@pytest.fixture(scope="module")
+def sim(phantom):
+    ct, lab = phantom
+    return UltrasoundSimulator(ct, lab, seed=7, lesion_types=LESION_TYPES)
+
+
+# Anterior probe at x = -20 pointing posterior, marked side towards the patient's left.
+ANTERIOR = probe_pose((-20.0, -54.0, 40.0), (0, 1, 0), (1, 0, 0))
+
+
+def test_probe_geometry_image_to_probe():
+    p = ConvexProbe()
+    assert 0.3 <= p.pixel_mm <= 0.42
+    m = p.image_to_probe
+    assert np.allclose(m[:3, :3], np.diag([p.pixel_mm] * 3))
+    # A point on the central beam at depth d is in the middle column, rows grow with depth.
+    for d in (0.0, 50.0, 170.0):
+        pix = p.probe_to_image @ np.array([0.0, d, 0.0, 1.0])
+        assert pix[0] == pytest.approx((p.cols - 1) / 2)
+        assert pix[1] == pytest.approx((d - m[1, 3]) / p.pixel_mm)
+    # The whole fan is inside the frame, with black corners at the top.
+    mask = p.fan_mask
+    assert mask.shape == (p.rows, p.cols)
+    assert not mask[0, 0] and not mask[0, -1] and not mask[-1, 0] and not mask[-1, -1]
+    assert mask[p.rows // 2, p.cols // 2]
+    corners = p.polar_to_probe(np.array([-1, 1, -1, 1]) * p.half_angle_rad,
+                               np.array([0, 0, p.depth_mm, p.depth_mm]))
+    pix = np.c_[corners, np.ones(4)] @ p.probe_to_image.T
+    assert np.all(pix[:, :2] >= 0) and np.all(pix[:, 0] <= p.cols - 1) and np.all(pix[:, 1] <= p.rows - 1)
+
+
+def test_frame_is_black_outside_the_fan(sim):
+    frame, labels = sim.simulate(ANTERIOR @ sim.image_to_probe)
+    assert frame.dtype == np.uint8 and frame.shape == (480, 640)
+    assert np.all(frame[~sim.fan_mask] == 0) and np.all(labels[~sim.fan_mask] == 0)
+    # Inside the fan, the body in the near field is not black.
+    assert np.mean(frame[sim.fan_mask & (labels > 0)] > 0) > 0.95
+
+
+def test_label_frame_shows_the_structure_under_each_pixel_and_is_not_mirrored(sim):
+    ct, lab = sim.ct, sim.labels
+    i2c = ANTERIOR @ sim.image_to_probe
+    _, labels = sim.simulate(i2c)
+    c2i = np.linalg.inv(i2c)
+    for name, (_, c, _) in LESIONS.items():
+        col, row, z, _ = c2i @ np.array([*c, 1.0])
+        assert abs(z) < 1e-6
+        assert labels[int(round(row)), int(round(col))] == NAMES[name]
+    # Lesion 2 is to the patient's left (+x) of lesion 1: with the marked side to the left
+    # it must be at larger columns.
+    cols = {n: np.nonzero(labels == NAMES[n])[1].mean() for n in LESIONS}
+    assert cols["lesion_2"] > cols["lesion_1"] + 50
+    # Every labelled pixel agrees with a direct lookup of its centre (allowing for the
+    # nearest-beam resampling: compare away from label edges).
+    rng = np.random.default_rng(0)
+    rows, colz = np.nonzero(sim.fan_mask)
+    pick = rng.choice(rows.size, 400, replace=False)
+    pix = np.c_[colz[pick], rows[pick], np.zeros(400), np.ones(400)]
+    ijk = np.rint(ct.lps_to_index((pix @ i2c.T)[:, :3])).astype(int)
+    inb = np.all((ijk >= 0) & (ijk < np.array(ct.shape_ijk)), axis=1)
+    direct = np.where(inb, lab.array[np.clip(ijk[:, 2], 0, 99), np.clip(ijk[:, 1], 0, 119),
+                                     np.clip(ijk[:, 0], 0, 159)], 0)
+    assert np.mean(direct == labels[rows[pick], colz[pick]]) > 0.97
+
+
+def test_full_shadow_behind_a_rib():
+    # Homogeneous liver block with one rib 20 mm under a probe on its top face.
+    hu = np.full((40, 140, 120), 60, np.int16)          # k (z), j (y = depth), i (x)
+    lab = np.full(hu.shape, 2, np.int32)
+    zz, yy, xx = np.meshgrid(np.arange(40), np.arange(140), np.arange(120), indexing="ij")
+    rib = (yy - 25) ** 2 + (xx - 60) ** 2 <= 36           # 12 mm rib along z at x = 60, y = 25
+    hu[rib], lab[rib] = 800, 4
+    ct = Volume(hu, origin=(0, 0, 0))
+    labels = LabelMap(lab, names={"liver": 2, "bone": 4})
+    sim = UltrasoundSimulator(ct, labels, seed=1)
+    pose = probe_pose((60.0, 0.0, 20.0), (0, 1, 0), (1, 0, 0))
+    frame, _ = sim.simulate(pose @ sim.image_to_probe)
+    p = sim.probe
+    c2i = np.linalg.inv(pose @ p.image_to_probe)
+
+    def mean_grey(x_mm, y0, y1, stat=np.mean):
+        a = (c2i @ [x_mm - 3, y0, 20, 1])[:2].round().astype(int)
+        b = (c2i @ [x_mm + 3, y1, 20, 1])[:2].round().astype(int)
+        return stat(frame[a[1]:b[1], a[0]:b[0]])
+
+    behind = mean_grey(60, 50, 100)      # under the rib, on the central beam
+    mirror = mean_grey(28, 50, 100)      # same depth, beams that miss the rib
+    in_front = mean_grey(60, 5, 15)
+    assert behind < 0.2 * mirror and behind < 0.2 * in_front
+    # The rib surface itself echoes brightly.
+    surface = mean_grey(60, 17, 22, stat=lambda a: np.percentile(a, 90))
+    assert surface > np.percentile(frame[frame > 0], 99)
+
+
+def test_vessels_darker_and_net_brighter_than_adenocarcinoma(sim):
+    frame, labels = sim.simulate(ANTERIOR @ sim.image_to_probe)
+    mean = {n: frame[labels == v].mean() for n, v in NAMES.items() if (labels == v).sum() > 30}
+    assert mean["portal_vein"] < mean["liver"] - 30
+    assert mean["lesion_2"] > mean["lesion_1"] + 20          # NET vs adenocarcinoma
+    assert mean["lesion_1"] < mean["liver"] - 5               # adenocarcinoma: hypoechoic
+    assert mean["lesion_2"] > mean["liver"] + 5               # NET: hyperechoic here
+
+
+def test_determinism_and_seed(phantom):
+    ct, lab = phantom
+    a = UltrasoundSimulator(ct, lab, seed=3).simulate(ANTERIOR @ ConvexProbe().image_to_probe)
+    b = UltrasoundSimulator(ct, lab, seed=3).simulate(ANTERIOR @ ConvexProbe().image_to_probe)
+    c = UltrasoundSimulator(ct, lab, seed=4).simulate(ANTERIOR @ ConvexProbe().image_to_probe)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0]) and np.array_equal(a[1], c[1])
+
+
+def test_speckle_is_fixed_in_the_patient(sim):
+    """Nearby frames of a sweep share speckle; frames far apart do not."""
+    def liver_pixels(dz):
+        pose = ANTERIOR.copy()
+        pose[2, 3] += dz
+        frame, labels = sim.simulate(pose @ sim.image_to_probe)
+        return frame.astype(float), labels == NAMES["liver"]
+
+    f0, m0 = liver_pixels(0.0)
+    f1, m1 = liver_pixels(0.05)
+    f2, m2 = liver_pixels(6.0)
+    m = m0 & m1 & m2
+    near = np.corrcoef(f0[m], f1[m])[0, 1]
+    far = np.corrcoef(f0[m], f2[m])[0, 1]
+    assert near > 0.8 and far < 0.3
+
+
+def test_breathing_shift_moves_the_liver_contents(sim):
+    # Sagittal plane through lesion 1: beam posterior, lateral towards S.
+    c = np.array(LESIONS["lesion_1"][1])
+    pose = probe_pose((c[0], -50.0, c[2]), (0, 1, 0), (0, 0, 1))
+    i2c = pose @ sim.image_to_probe
+    _, lab0 = sim.simulate(i2c)
+    _, lab1 = sim.simulate(i2c, liver_shift_lps=(0.0, 0.0, -8.0))
+    v = NAMES["lesion_1"]
+    col0 = np.nonzero(lab0 == v)[1].mean()
+    col1 = np.nonzero(lab1 == v)[1].mean()
+    # Columns run towards S here: the lesion moves 8 mm towards I.
+    assert (col0 - col1) * sim.probe.pixel_mm == pytest.approx(8.0, abs=0.8)
+
+
+def test_label_map_on_another_grid_is_refused(phantom):
+    ct, lab = phantom
+    other = LabelMap(lab.array[:, :, :-1], lab.spacing, lab.origin, names=lab.names)
+    with pytest.raises(InputError, match="not on the CT grid"):
+        UltrasoundSimulator(ct, other)
