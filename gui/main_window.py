@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
         i2r, valid = sweep.image_to_reference_all()
         self.sweep, self._i2r, self._valid = sweep, i2r, valid
         self.us_view.set_sweep_geometry(sweep.pixel_spacing, sweep.fan_mask)
-        self.player.set_sweep(sweep.timestamps, valid)
+        self.player.set_sweep(sweep, valid)
         self.session.sweep_path = sweep.source
         self.show_frame(self.player.index)
         self._update_status()

@@ -1,13 +1,12 @@
 """Sweep player: play/pause, step, scrub, speed; frame number and timestamp;
 INVALID-tracking frames marked red on the timeline.
 
-Replay follows the recording's own timestamps (seconds) scaled by the speed,
-driven by a QTimer; it emits :attr:`PlayerWidget.frame_changed` with the
-frame index, and never skips backwards.
+Replay follows the recording's own timestamps (seconds) scaled by the speed
+(the engine's :class:`~registration.player.SweepPlayer` is the clock, polled
+by a QTimer); :attr:`PlayerWidget.frame_changed` carries the frame index.
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import numpy as np
@@ -15,6 +14,8 @@ from PyQt5.QtCore import QRectF, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
                              QWidget)
+
+from registration.player import SweepPlayer
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -75,21 +76,27 @@ class TimelineBar(QWidget):
 
 
 class PlayerWidget(QWidget):
+    """Controls + timeline over :class:`registration.player.SweepPlayer` (the replay clock).
+
+    A QTimer polls ``SweepPlayer.tick()``; the player decides which frame is
+    due from the recorded timestamps and the speed (frames are skipped, never
+    queued, when the view is slower than the recording).
+    """
+
     frame_changed = pyqtSignal(int)
     playing_changed = pyqtSignal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("player")
+        self.clock: Optional[SweepPlayer] = None
         self.timestamps = np.zeros(0)
         self.index = 0
         self.speed = 1.0
         self.loop = True
         self._timer = QTimer(self)
-        self._timer.setInterval(10)    # ms; frames are chosen by time, so the tick only bounds latency
+        self._timer.setInterval(10)    # ms; the clock picks frames by time, the tick only bounds latency
         self._timer.timeout.connect(self._tick)
-        self._t0_wall = 0.0
-        self._t0_rec = 0.0
 
         self.play_button = QToolButton(text="Play")
         self.play_button.setObjectName("play_button")
@@ -123,13 +130,16 @@ class PlayerWidget(QWidget):
         self._set_enabled(False)
 
     # ------------------------------------------------------------ model
-    def set_sweep(self, timestamps: Optional[np.ndarray], valid: Optional[np.ndarray]) -> None:
+    def set_sweep(self, sweep, valid: Optional[np.ndarray] = None) -> None:
+        """``sweep``: anything with ``timestamps`` (a Sweep) or None; ``valid``: bool [n] tracking."""
         self.pause()
-        self.timestamps = np.zeros(0) if timestamps is None else np.asarray(timestamps, float)
+        self.clock = None if sweep is None or len(sweep.timestamps) == 0 else \
+            SweepPlayer(sweep, speed=self.speed, loop=self.loop)
+        self.timestamps = np.zeros(0) if self.clock is None else np.asarray(sweep.timestamps, float)
         self.timeline.set_valid(np.zeros(0, bool) if valid is None else valid)
-        self._set_enabled(len(self.timestamps) > 0)
+        self._set_enabled(self.clock is not None)
         self.index = 0
-        if len(self.timestamps):
+        if self.clock is not None:
             self.seek(0, force=True)
         else:
             self.label.setText("no sweep")
@@ -140,41 +150,35 @@ class PlayerWidget(QWidget):
 
     @property
     def playing(self) -> bool:
-        return self._timer.isActive()
+        return self.clock is not None and self.clock.playing
 
     def _set_enabled(self, on: bool) -> None:
         for wdg in (self.play_button, self.back_button, self.fwd_button, self.speed_box, self.timeline):
             wdg.setEnabled(on)
+            wdg.setFocusPolicy(Qt.NoFocus)   # Space/arrows stay window shortcuts
 
     # ------------------------------------------------------------ control
     def seek(self, index: int, force: bool = False) -> None:
-        """Go to frame ``index`` (user action: restarts the replay clock there)."""
-        if self.n_frames == 0:
+        """Go to frame ``index``; playing continues from there."""
+        if self.clock is None:
             return
         index = int(np.clip(index, 0, self.n_frames - 1))
         if index == self.index and not force:
             return
-        self._show(index)
-        if self.playing:
-            self._restart_clock()
-
-    def _show(self, index: int) -> None:
-        self.index = index
-        self.timeline.set_current(index)
-        valid = self.timeline.valid
-        bad = len(valid) == self.n_frames and not valid[index]
-        self.label.setText(f"frame {index + 1}/{self.n_frames}   t = {self.timestamps[index] - self.timestamps[0]:.2f} s"
-                           + ("   INVALID tracking" if bad else ""))
-        self.frame_changed.emit(index)
+        self.clock.seek(index)
+        self.clock.tick()                  # consume the clock's own "new frame" report
+        self._show(self.clock.current_index)
 
     def step(self, delta: int) -> None:
+        if self.clock is None:
+            return
         self.pause()
-        self.seek(self.index + int(delta))
+        self._show(self.clock.step(int(delta)))
 
     def set_speed(self, speed: float) -> None:
         self.speed = float(speed)
-        if self.playing:
-            self._restart_clock()
+        if self.clock is not None:
+            self.clock.speed = self.speed
 
     def play(self) -> None:
         if self.n_frames > 1 and not self.playing:
@@ -188,30 +192,31 @@ class PlayerWidget(QWidget):
         self.pause() if self.playing else self.play()
 
     def _on_play_toggled(self, on: bool) -> None:
+        if self.clock is None:
+            return
         if on and self.n_frames > 1:
-            if self.index >= self.n_frames - 1:
-                self.seek(0)
-            self._restart_clock()
+            self.clock.play()
             self._timer.start()
             self.play_button.setText("Pause")
         else:
+            self.clock.pause()
             self._timer.stop()
             self.play_button.setText("Play")
+            self._show(self.clock.tick())
         self.playing_changed.emit(self.playing)
 
-    def _restart_clock(self) -> None:
-        self._t0_wall = time.perf_counter()
-        self._t0_rec = float(self.timestamps[self.index])
-
     def _tick(self) -> None:
-        t = self._t0_rec + (time.perf_counter() - self._t0_wall) * self.speed
-        target = int(np.searchsorted(self.timestamps, t, side="right") - 1)
-        target = max(target, self.index)
-        if target >= self.n_frames - 1:
-            if self.loop and self.index == self.n_frames - 1:
-                self.seek(0)
-                self._restart_clock()
-                return
-            target = self.n_frames - 1
-        if target != self.index:
-            self._show(target)
+        self._show(self.clock.tick())
+        if not self.clock.playing and self.play_button.isChecked():   # reached the end (no loop)
+            self.play_button.setChecked(False)
+
+    def _show(self, index: Optional[int]) -> None:
+        if index is None:
+            return
+        self.index = int(index)
+        self.timeline.set_current(index)
+        valid = self.timeline.valid
+        bad = len(valid) == self.n_frames and not valid[index]
+        self.label.setText(f"frame {index + 1}/{self.n_frames}   t = {self.timestamps[index] - self.timestamps[0]:.2f} s"
+                           + ("   INVALID tracking" if bad else ""))
+        self.frame_changed.emit(int(index))
