@@ -173,6 +173,17 @@ def _scan(folder: str):
     return groups, n_files, n_skipped
 
 
+def _split_by_geometry(uid: str, records):
+    """One series UID holding images of several sizes/orientations (e.g. a localizer kept in
+    the series) -> the largest part keeps the UID, the others become ``<uid>#2``, ``#3``..."""
+    parts = {}
+    for r in records:
+        key = (r["shape"], tuple(np.round(r["iop"], 3)), tuple(np.round(r["ps"], 4)))
+        parts.setdefault(key, []).append(r)
+    ordered = sorted(parts.values(), key=len, reverse=True)
+    return [(uid if n == 0 else f"{uid}#{n + 1}", part) for n, part in enumerate(ordered)]
+
+
 def _series_info(uid: str, records) -> SeriesInfo:
     r0 = records[0]
     normal = np.cross(r0["iop"][:3], r0["iop"][3:])
@@ -288,7 +299,8 @@ def list_dicom_series(folder) -> List[SeriesInfo]:
     if not groups:
         raise InputError(f"none of the {n_files} files is a DICOM image", path=folder,
                          fix="give the folder that holds the CT's DICOM slice files")
-    series = [_series_info(uid, items) for uid, items in groups.items()]
+    series = [_series_info(uid, part) for uid, items in groups.items()
+              for uid, part in _split_by_geometry(uid, items)]
     _assign_phases(series)
     far = _dt.datetime.max
     series.sort(key=lambda s: (s._when or far, s.series_number or 0, s.series_uid))
@@ -364,6 +376,10 @@ def _load_series(info: SeriesInfo, source: str) -> Volume:
     normal = np.cross(row, col)
     pos = info.positions
     warnings: List[str] = []
+    n_voxels = float(np.prod(info.size, dtype=np.float64))
+    if n_voxels > MAX_VOXELS:
+        raise InputError(f"series {info.series_uid} claims {info.size} voxels", path=source,
+                         fix="check the DICOM headers (Rows, Columns) are not damaged")
     array = _read_pixels(info.files)
     sx, sy = info.spacing[0], info.spacing[1]
     origin = pos[0]

@@ -274,3 +274,17 @@ def test_sequence_image_is_not_a_ct(tmp_path):
     sitk.WriteImage(sitk.Image([4, 4, 4], sitk.sitkVectorFloat32, 3), str(path))
     with pytest.raises(InputError, match="expected a 3D scalar image"):
         load_ct(path)
+
+
+def test_series_uid_with_two_image_sizes_is_split(tmp_path):
+    """A localizer sharing the CT's series UID is listed apart instead of breaking the series."""
+    rng = np.random.default_rng(2)
+    ct = Volume(rng.integers(-1000, 1000, size=(6, 10, 12)).astype(np.int16))
+    scout = Volume(np.zeros((1, 20, 20), np.int16), (2, 2, 2), (0, 0, 50), np.array(
+        [[1, 0, 0], [0, 0, 1], [0, -1, 0]], float))               # coronal
+    write_dicom_series(ct, tmp_path, series_description="CT", series_uid="1.2.3.4")
+    write_dicom_series(scout, tmp_path, series_description="CT", series_uid="1.2.3.4")
+    series = {s.series_uid: s for s in list_dicom_series(tmp_path)}
+    assert sorted(series) == ["1.2.3.4", "1.2.3.4#2"]
+    assert series["1.2.3.4"].n_files == 6 and series["1.2.3.4#2"].n_files == 1
+    assert np.array_equal(load_ct(tmp_path, series_uid="1.2.3.4").array, ct.array)
