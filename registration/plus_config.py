@@ -15,6 +15,7 @@ depends on a Sweep.
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from typing import Dict
 
@@ -22,6 +23,8 @@ import numpy as np
 
 from .errors import InputError
 from .transforms import parse_matrix_text
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 # VolumeReconstruction attributes and their types: "floats" (space-separated numbers),
 # "ints", "float", "int", "str" (upper-cased keyword), "onoff" (bool).
@@ -103,10 +106,8 @@ def read_plus_config(path) -> dict:
         for key, value in el.attrib.items():
             if key in ("From", "To", "Matrix"):
                 continue
-            try:
-                extra[key] = float(value)
-            except ValueError:
-                extra[key] = value
+            # Error="1.68" is a number; Date="022312_110631" must stay text (float() accepts '_').
+            extra[key] = float(value) if _NUMBER.fullmatch(value.strip()) else value
         info[name] = extra
     recon: dict = {}
     el = root.find(".//VolumeReconstruction")
