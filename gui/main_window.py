@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self.workers: List[Worker] = []
         self._i2r = None
         self._valid = None
+        self._shut_down = False
 
         self.log_panel = LogPanel()
         self.reporter = ErrorReporter(self, self.log_panel)
@@ -506,9 +507,12 @@ class MainWindow(QMainWindow):
         self.about_box.show()
 
     def closeEvent(self, event):  # noqa: N802
-        self.cancel_work()
-        self.wait_for_workers(5000)
-        self.player.pause()
-        if self.view3d is not None:
-            self.view3d.close_renderer()
+        # Once only: Qt may deliver a second close while the children are being destroyed.
+        if not self._shut_down:
+            self._shut_down = True
+            self.cancel_work()
+            self.wait_for_workers(5000)
+            self.player.pause()
+            if self.view3d is not None:
+                self.view3d.close_renderer()
         super().closeEvent(event)

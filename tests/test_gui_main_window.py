@@ -1,0 +1,196 @@
+"""The real main window: real data in, shortcuts, bad input from the File menu, session, About."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QFileDialog, QMessageBox
+
+from gui.main_window import DISCLAIMER, MainWindow
+from gui.session import RegistrationState
+from registration.volume import LabelMap, Volume
+
+pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitActive(w)       # window shortcuts (Space, arrows, 1/2/3) need the active window
+    yield w
+    w.close()
+
+
+def _small_ct():
+    rng = np.random.default_rng(0)
+    vol = Volume(rng.normal(40, 20, (10, 20, 30)).astype(np.int16), (1, 1, 2), (0, 0, 0))
+    vol.metadata["source"] = "synthetic"
+    return vol
+
+
+def _choose_file(monkeypatch, path):
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
+
+
+def _wait_for_error(qtbot, w, action):
+    qtbot.waitUntil(lambda: bool(w.reporter.history) and w.reporter.history[-1][0] == action, timeout=20000)
+    box = w.reporter.last_dialog
+    assert box is not None and box.isVisible()
+    return box.informativeText()
+
+
+@pytest.mark.slow
+def test_real_ct_labels_and_sweep(window, qtbot, shared_data, tmp_path, artifacts_dir):
+    ct_dir = shared_data("ct", "abdomen-20slice")
+    sweep_path = shared_data("liver-us", "liver_sweep.igs.mha")
+    w = window
+    w.open_ct(ct_dir / "dicom")
+    w.wait_for_workers()
+    assert w.ct is not None and w.ct.shape_ijk == (512, 512, 20)
+    w.open_labels(ct_dir / "labels.nii.gz", ct_dir / "label_names.txt")
+    w.wait_for_workers()
+    assert w.reporter.history == [] and w.labels.names["liver"] == 5
+    # Axial slice: the liver (label 5) is on the screen's left half (the patient's right).
+    ax = w.views["axial"]
+    lab = w.display.slice("axial", ax.slice_index, labels=True)
+    assert np.argwhere(lab == 5)[:, 1].mean() < lab.shape[1] / 2
+    w.open_sweep(sweep_path)
+    w.wait_for_workers()
+    assert w.sweep is not None and w.player.n_frames == 140
+    assert w.tracking_label.text() == "tracking OK (frame 1)"
+    assert w.registration_label.text() == "no registration"
+    assert w.us_view.reason_text == "no registration yet: overlay off"
+    # Scroll the axial view with the wheel: slice index moves, coronal/sagittal crosshair follow.
+    k0 = ax.slice_index
+    ax.step_slice(-3)
+    assert ax.slice_index == k0 - 3
+    assert np.allclose(w.views["coronal"].cursor_lps, ax.cursor_lps)
+    # Keyboard: W/L presets, Right steps, Space plays.
+    qtbot.keyClick(w, Qt.Key_2)
+    assert (ax.window, ax.level) == (150.0, 60.0)
+    qtbot.keyClick(w, Qt.Key_Right)
+    assert w.player.index == 1 and w.us_view.frame_index == 1
+    qtbot.keyClick(w, Qt.Key_Space)
+    qtbot.waitUntil(lambda: w.player.index >= 6, timeout=5000)
+    qtbot.keyClick(w, Qt.Key_Space)
+    assert not w.player.playing
+    qtbot.keyClick(w, Qt.Key_1)
+    w.grab().save(str(artifacts_dir / "gui_main_window_real_data.png"))
+
+
+def test_wrong_file_type_from_file_menu_keeps_state(window, qtbot, monkeypatch, tmp_path):
+    w = window
+    ct = _small_ct()
+    w.set_ct(ct)
+    bad = tmp_path / "notes.nrrd"
+    bad.write_text("this is not an image\n")
+    _choose_file(monkeypatch, bad)
+    w.act_open_ct_file.trigger()
+    text = _wait_for_error(qtbot, w, "Open CT")
+    assert "notes.nrrd" in text and ";" in text            # file: what is wrong; how to fix
+    assert w.ct is ct and w.views["axial"].display is w.display
+    assert "Open CT" in w.log_panel.toPlainText()
+
+
+def test_sweep_without_calibration_is_refused(window, qtbot, monkeypatch, shared_data):
+    path = shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha")
+    w = window
+    _choose_file(monkeypatch, path)
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.No))
+    w.act_open_sweep.trigger()
+    text = _wait_for_error(qtbot, w, "Open sweep")
+    assert "SpinePhantomFreehand.igs.mha" in text and "calibration" in text
+    assert w.sweep is None and w.us_view.frame_index == -1
+
+
+def test_label_map_of_another_ct_is_refused(window, qtbot, monkeypatch, shared_data, tmp_path):
+    seg = shared_data("ct", "liver-3slice", "liver_spine_seg.nrrd")
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"liver": 1, "spine": 2}))
+    w = window
+    w.set_ct(_small_ct())
+    w.open_labels(seg, names)
+    text = _wait_for_error(qtbot, w, "Open labels")
+    assert "does not match the CT" in text and "liver_spine_seg.nrrd" in text
+    assert w.labels is None
+
+
+def test_session_round_trip(window, qtbot, tmp_path, qapp):
+    ct = _small_ct()
+    ct_path = tmp_path / "ct.mha"
+    import SimpleITK as sitk
+    sitk.WriteImage(ct.to_sitk(), str(ct_path))
+    w = window
+    w.open_ct(ct_path)
+    w.wait_for_workers()
+    assert w.ct is not None
+    reg = RegistrationState(np.array([[1, 0, 0, 5], [0, 1, 0, -3], [0, 0, 1, 2], [0, 0, 0, 1.0]]),
+                            "landmarks", tre_mm=3.0, fre_mm=1.2)
+    w.set_registration(reg)
+    w._on_window_level(150, 60)
+    w.set_cursor([10.0, 5.0, 8.0])
+    path = tmp_path / "s.ctus.json"
+    w.save_session(path)
+    assert json.loads(path.read_text())["ct_path"] == str(ct_path)
+    w2 = MainWindow(enable_3d=False)
+    qtbot.addWidget(w2)
+    w2.open_session(path)
+    assert w2.reporter.history == []
+    assert w2.ct is not None and w2.ct.shape_ijk == ct.shape_ijk
+    assert np.allclose(w2.registration.reference_to_ct, reg.reference_to_ct)
+    assert w2.registration.tre_mm == 3.0 and "TRE est. 3.0 mm" in w2.registration_label.text()
+    assert (w2.views["axial"].window, w2.views["axial"].level) == (150, 60)
+    assert np.allclose(w2.views["sagittal"].cursor_lps, [10, 5, 8])
+    # A broken session file: one dialog, nothing changes.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "ct_path": str(tmp_path / "gone.nrrd")}))
+    w2.open_session(bad)
+    assert "gone.nrrd" in w2.reporter.history[-1][1] and w2.ct is not None
+    w2.close()
+
+
+def test_about_shows_version_and_disclaimer(window):
+    from gui import __version__
+    window.findChild(type(window.act_export), "about").trigger()
+    text = window.about_box.text()
+    assert __version__ in text and DISCLAIMER in text and "Decision support" in text
+
+
+def test_export_disabled_honestly_until_planner_wired(window):
+    # The export action says why it cannot run instead of pretending.
+    if not window.act_export.isEnabled():
+        assert "planner" in window.act_export.toolTip()
+
+
+def test_uncaught_exception_goes_to_the_reporter(window):
+    from gui.errors import install_excepthook
+    previous = install_excepthook(window.reporter)
+    try:
+        try:
+            raise RuntimeError("boom in a slot")
+        except RuntimeError:
+            sys.excepthook(*sys.exc_info())
+    finally:
+        sys.excepthook = previous
+    assert window.reporter.history[-1] == ("Unexpected error", "RuntimeError: boom in a slot")
+    assert "Traceback" in window.log_panel.toPlainText()
+
+
+def test_without_display_prints_a_clear_message():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-c", "import sys, gui.app; sys.exit(gui.app.main([]))"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "no display" in r.stderr and "ctus" in r.stderr
