@@ -233,7 +233,9 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
         facts.append(f)
         rec = recommend_lesion(f)
         if why_no_us:
-            rec["reasons"].insert(0, f"no US-guided path: {why_no_us}")
+            # the specific cause replaces the generic window sentence
+            rec["reasons"] = [f"no US-guided path: {why_no_us}"] + [
+                x for x in rec["reasons"] if not x.startswith("acoustic window at")]
         if tre is not None:
             vis["fusion"] = {"tre_rms_mm": tre, "hit_probability": None if hp is None else round(hp, 3)}
         lesions_out.append({

@@ -38,8 +38,14 @@ def round_trip_attenuation_db(depth_mm: float, frequency_mhz: float) -> float:
     return 2.0 * ATTENUATION_DB_CM_MHZ * frequency_mhz * depth_mm / 10.0
 
 
-def acoustic_block_map(anatomy) -> np.ndarray:
-    """int8 ``[k, j, i]``: 0 sound passes, 1 bone, 2 lung, 3 gas (CT HU < -400 or bowel gas)."""
+def acoustic_block_map(anatomy, beam_halfwidth_mm: float = 3.0) -> np.ndarray:
+    """int8 ``[k, j, i]``: 0 sound passes, 1 bone, 2 lung, 3 gas (CT HU < -400 or bowel gas).
+
+    Blockers are grown by ``beam_halfwidth_mm`` (the beam is a few mm wide, so
+    a gap between ribs narrower than the beam is no window); each grown voxel
+    keeps the class of its nearest blocker.
+    """
+    from .anatomy import bounding_box
     m = anatomy.masks
     block = np.zeros(m["body"].shape, np.int8)
     block[(anatomy.ct.array < GAS_HU) & m["body"]] = BLOCK_GAS
@@ -47,7 +53,16 @@ def acoustic_block_map(anatomy) -> np.ndarray:
         block[m["lung"]] = BLOCK_LUNG
     if "bone" in m:
         block[m["bone"]] = BLOCK_BONE
-    return block
+    if beam_halfwidth_mm <= 0 or not block.any():
+        return block
+    box = bounding_box(m["body"], (1, 1, 1))
+    sub = block[box]
+    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=anatomy.spacing_kji,
+                                               return_indices=True)
+    grown = sub[idx[0], idx[1], idx[2]]
+    out = np.zeros_like(block)
+    out[box] = np.where(dist <= beam_halfwidth_mm, grown, 0)
+    return out
 
 
 def cast_rays(maps, block: np.ndarray, origins: np.ndarray, ends: np.ndarray,
