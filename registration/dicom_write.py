@@ -43,17 +43,24 @@ def _fmt(x: float) -> str:
     return s
 
 
-def _stored_values(array: np.ndarray, slope: float, intercept: float, folder):
-    stored = np.rint((np.asarray(array, dtype=np.float64) - intercept) / slope)
-    lo, hi = float(stored.min()), float(stored.max())
+def _pixel_representation(array: np.ndarray, slope: float, intercept: float, folder) -> int:
+    """0 (unsigned) or 1 (signed) 16-bit storage for the whole series, from its HU range."""
+    lo = float(np.rint((float(array.min()) - intercept) / slope))
+    hi = float(np.rint((float(array.max()) - intercept) / slope))
     if lo >= 0 and hi <= 65535:
-        return stored.astype(np.uint16), 0
+        return 0
     if lo >= -32768 and hi <= 32767:
-        return stored.astype(np.int16), 1
+        return 1
     raise InputError(
         f"values {array.min()}..{array.max()} do not fit 16 bits with "
         f"rescale slope {slope} and intercept {intercept}", path=folder,
         fix="pass a larger rescale_slope or a different rescale_intercept")
+
+
+def _stored_slice(hu: np.ndarray, slope: float, intercept: float, signed: int) -> np.ndarray:
+    """One slice at a time, so writing never holds a float64 copy of the whole volume."""
+    stored = np.rint((hu.astype(np.float64) - intercept) / slope)
+    return stored.astype(np.int16 if signed else np.uint16)
 
 
 def _names(file_names: FileNames, n: int, sop_uids: List[str], folder) -> List[str]:
@@ -107,9 +114,9 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
 
-    stored, pixel_representation = _stored_values(volume.array, rescale_slope,
-                                                  rescale_intercept, folder)
-    n_k, rows, cols = stored.shape
+    pixel_representation = _pixel_representation(volume.array, rescale_slope,
+                                                 rescale_intercept, folder)
+    n_k, rows, cols = volume.array.shape
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()
     frame_of_reference_uid = frame_of_reference_uid or generate_uid()
@@ -174,7 +181,8 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
             pos = volume.origin + k * volume.spacing[2] * d[:, 2]
             ds.ImagePositionPatient = [_fmt(v) for v in pos]
             ds.SliceLocation = _fmt(float(pos @ slice_normal))
-            ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
+            ds.PixelData = _stored_slice(volume.array[k], rescale_slope, rescale_intercept,
+                                         pixel_representation).tobytes()
             path = os.path.join(folder, names[k])
             tmp = os.path.join(folder, f".{names[k]}.tmp")
             ds.save_as(tmp, enforce_file_format=True)

@@ -288,3 +288,40 @@ def test_series_uid_with_two_image_sizes_is_split(tmp_path):
     assert sorted(series) == ["1.2.3.4", "1.2.3.4#2"]
     assert series["1.2.3.4"].n_files == 6 and series["1.2.3.4#2"].n_files == 1
     assert np.array_equal(load_ct(tmp_path, series_uid="1.2.3.4").array, ct.array)
+
+
+def test_written_series_read_by_simpleitk_and_tags(tmp_path):
+    """The writer checked by an independent reader (GDCM via SimpleITK) and its DICOM tags."""
+    rng = np.random.default_rng(4)
+    vol = _oblique_volume(rng, shape=(7, 9, 11), hu_range=(-3000, 3000))   # needs signed storage
+    files = write_dicom_series(vol, tmp_path, series_description="Portal venous",
+                               contrast_agent="Omnipaque 350", acquisition_time="101530.5",
+                               patient_id="P42", frame_of_reference_uid="1.2.826.0.1.3680043.8.498.1")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path)))
+    img = reader.Execute()
+    assert img.GetSize() == vol.shape_ijk
+    assert np.allclose(img.GetSpacing(), vol.spacing, atol=1e-6)   # (0.7, 0.8): PixelSpacing order
+    assert np.allclose(img.GetOrigin(), vol.origin, atol=1e-6)
+    assert np.allclose(np.array(img.GetDirection()).reshape(3, 3), vol.direction, atol=1e-6)
+    assert np.array_equal(sitk.GetArrayFromImage(img), vol.array)
+    ds = pydicom.dcmread(files[3])
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2" and ds.Modality == "CT"
+    assert ds.ContrastBolusAgent == "Omnipaque 350" and ds.AcquisitionTime == "101530.5"
+    assert ds.SeriesDescription == "Portal venous" and ds.PatientID == "P42"
+    assert ds.FrameOfReferenceUID == "1.2.826.0.1.3680043.8.498.1"
+    assert float(ds.SliceThickness) == pytest.approx(2.5) and ds.PixelRepresentation == 1
+    assert [float(x) for x in ds.PixelSpacing] == pytest.approx([0.8, 0.7])  # row, column spacing
+    assert [float(x) for x in ds.ImagePositionPatient] == pytest.approx(vol.index_to_lps([0, 0, 3]), abs=1e-6)
+    assert float(ds.RescaleIntercept) == -1024 and float(ds.RescaleSlope) == 1
+
+
+def test_writer_rejects_bad_arguments(tmp_path):
+    vol = Volume(np.zeros((2, 3, 3), np.int16))
+    with pytest.raises(InputError, match="is not DICOM TM"):
+        write_dicom_series(vol, tmp_path, series_description="x", acquisition_time="10:15")
+    with pytest.raises(InputError, match="do not fit 16 bits"):
+        write_dicom_series(vol.with_array(np.full((2, 3, 3), 1e6)), tmp_path, series_description="x")
+    with pytest.raises(InputError, match="file names must be unique"):
+        write_dicom_series(vol, tmp_path, series_description="x", file_names=["a", "a"])
+    assert os.listdir(tmp_path) == []                 # nothing half-written
