@@ -8,6 +8,7 @@ logged, and leaves the previous state untouched.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -19,6 +20,7 @@ from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QDockWidget, Q
                              QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QWidget)
 
 from registration.errors import InputError
+from registration.transforms import atomic_write_text
 
 from . import __version__, loaders
 from .display import DisplayVolume
@@ -52,6 +54,7 @@ class MainWindow(QMainWindow):
         self._i2r = None
         self._valid = None
         self._shut_down = False
+        self.plan: Optional[dict] = None
 
         self.log_panel = LogPanel()
         self.reporter = ErrorReporter(self, self.log_panel)
@@ -313,7 +316,8 @@ class MainWindow(QMainWindow):
         except ImportError:
             ok = False
         self.act_export.setEnabled(ok)
-        self.act_export.setToolTip("" if ok else "needs the planner (planner.plan), not in this build yet")
+        self.act_export.setToolTip("plan every lesion and write plan.json" if ok
+                                   else "needs the planner (planner.plan), not in this build")
 
     # ------------------------------------------------------------ workers
     def run_worker(self, name: str, fn, on_done: Callable, *args, **kwargs) -> Worker:
@@ -495,8 +499,42 @@ class MainWindow(QMainWindow):
             self.save_session(path)
 
     def ask_export_plan(self) -> None:
-        self.reporter.report("Export plan", InputError("the planner is not available in this build",
-                                                       fix="update ctus (the planner module lands separately)"))
+        path = QFileDialog.getExistingDirectory(self, "Export the plan into folder")
+        if path:
+            self.export_plan(path)
+
+    def export_plan(self, out_dir) -> None:
+        """Plan every lesion with the planner (in a worker) and write ``out_dir/plan.json``."""
+        with self.reporter.action("Export plan"):
+            if self.ct is None or self.labels is None:
+                raise InputError("a plan needs the CT and its label map with lesions",
+                                 fix="File > Open CT, then File > Open labels")
+            from planner.plan import plan_case
+            ct, labels, reg = self.ct, self.labels, self.registration
+            sweep = self.sweep if reg is not None else None
+            kwargs = dict(sweep=sweep, reference_to_ct=None if reg is None else reg.reference_to_ct,
+                          registration=None if reg is None else reg.to_dict(),
+                          labels_path=labels.metadata.get("source"), ct_path=ct.metadata.get("source"))
+            out = Path(out_dir)
+
+            def work(progress):
+                result = plan_case(ct, labels, progress=progress, **kwargs)
+                out.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(out / "plan.json", json.dumps(result.plan, indent=2))
+                return result.plan
+
+            self.run_worker("Export plan", work, lambda plan: self._plan_done(plan, out))
+
+    def _plan_done(self, plan: dict, out: Path) -> None:
+        self.plan = plan
+        for les in plan.get("lesions", []):
+            rec = les.get("recommendation", {})
+            self.reporter.info(f"{les.get('name')}: {rec.get('guidance', '?')} "
+                               f"({'; '.join(map(str, rec.get('reasons', [])))})")
+        if self.view3d is not None:
+            self.view3d.set_trajectories([(t["entry_ct"], t["target_ct"]) for les in plan.get("lesions", [])
+                                          for t in les.get("trajectories", [])])
+        self.reporter.info(f"plan written to {out / 'plan.json'}")
 
     def show_about(self) -> None:
         self.about_box = QMessageBox(QMessageBox.Information, "About ctus",

@@ -29,6 +29,7 @@ class RegistrationState:
     tre_mm: Optional[float] = None        # estimated target registration error (rms), None = unknown
     fre_mm: Optional[float] = None
     source: Optional[str] = None          # file it came from
+    raw: Optional[dict] = None            # the whole RESULT dict (per-target TREs for the planner)
 
     def __post_init__(self):
         self.reference_to_ct = as_matrix(self.reference_to_ct, name="reference_to_ct", path=self.source)
@@ -39,8 +40,10 @@ class RegistrationState:
         return f"{self.method}: {tre}{fre}"
 
     def to_dict(self) -> dict:
-        return {"reference_to_ct": self.reference_to_ct.tolist(), "method": self.method,
-                "tre_mm": self.tre_mm, "fre_mm": self.fre_mm, "source": self.source}
+        d = dict(self.raw or {})
+        d.update({"reference_to_ct": self.reference_to_ct.tolist(), "method": self.method,
+                  "tre_mm": self.tre_mm, "fre_mm": self.fre_mm, "source": self.source})
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, path=None) -> "RegistrationState":
@@ -53,7 +56,7 @@ class RegistrationState:
         return cls(d["reference_to_ct"], str(d.get("method", "file")),
                    None if tre is None else float(tre),
                    None if d.get("fre_mm") is None else float(d["fre_mm"]),
-                   str(path) if path is not None else d.get("source"))
+                   str(path) if path is not None else d.get("source"), dict(d))
 
 
 def load_registration_file(path) -> RegistrationState:

@@ -168,10 +168,39 @@ def test_about_shows_version_and_disclaimer(window):
     assert __version__ in text and DISCLAIMER in text and "Decision support" in text
 
 
-def test_export_disabled_honestly_until_planner_wired(window):
-    # The export action says why it cannot run instead of pretending.
-    if not window.act_export.isEnabled():
-        assert "planner" in window.act_export.toolTip()
+def _planning_case():
+    """Body box, liver box, an 8 mm-radius lesion at the origin (1 mm voxels, LPS)."""
+    shape, origin = (61, 81, 101), (-50.0, -40.0, -30.0)
+    kji = np.indices(shape).astype(float)
+    lps = np.stack([kji[2] + origin[0], kji[1] + origin[1], kji[0] + origin[2]], -1)
+    r = np.linalg.norm(lps, axis=-1)
+    body = (np.abs(lps[..., 0]) < 45) & (np.abs(lps[..., 1]) < 35) & (np.abs(lps[..., 2]) < 28)
+    liver = (np.abs(lps[..., 0]) < 35) & (lps[..., 1] > -25) & (lps[..., 1] < 30) & (np.abs(lps[..., 2]) < 25)
+    ct = np.where(body, 40, -1000)
+    ct = np.where(liver, 60, ct)
+    ct = np.where(r <= 8, 20, ct).astype(np.int16)
+    lab = np.where(body, 1, 0)
+    lab = np.where(liver, 2, lab)
+    lab = np.where(r <= 8, 3, lab).astype(np.uint8)
+    return (Volume(ct, (1, 1, 1), origin),
+            LabelMap(lab, (1, 1, 1), origin, names={"body": 1, "liver": 2, "lesion_1": 3}))
+
+
+def test_export_plan_writes_plan_json(window, qtbot, tmp_path):
+    w = window
+    w.export_plan(tmp_path / "nothing")
+    assert "label map" in w.reporter.history[-1][1]           # refused: no CT/labels yet
+    if not w.act_export.isEnabled():
+        pytest.skip("planner.plan not in this build")
+    ct, labels = _planning_case()
+    w.set_ct(ct, labels)
+    w.export_plan(tmp_path / "plan")
+    w.wait_for_workers()
+    plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    (les,) = plan["lesions"]
+    assert les["name"] == "lesion_1" and les["trajectories"]
+    assert np.linalg.norm(np.asarray(les["trajectories"][0]["target_ct"])) < 8.0   # inside the lesion
+    assert w.plan == plan and "plan written to" in w.log_panel.toPlainText()
 
 
 def test_uncaught_exception_goes_to_the_reporter(window):
