@@ -14,10 +14,11 @@ kernel with a bounded number of passes.
 
 Here the same rule is computed for the whole volume at once with separable
 convolutions (``scipy.ndimage.correlate1d``): numerator = G * (v * known),
-denominator = G * known, count = box_s * known. With r > 0.5 (PLUS's usual
-0.50001) a voxel is only filled when more than half of its window is
-inserted data, so gaps *between* slices are filled but nothing is
-extrapolated beyond a flat edge of the swept region.
+denominator = G * known, count = box_s * known. With r > 0.5 a voxel is only
+filled when more than half of its window is inserted data, so nothing is
+extrapolated beyond a flat edge of the swept region (but periodic slices with
+gaps of 2+ voxels are not filled either); the defaults use lower ratios and at
+most a 7-voxel window, so filled voxels are at most 3 voxels from data.
 
 Arrays are numpy ``[k, j, i]``; sizes and sigmas are in voxels (PLUS
 convention, not mm).
@@ -57,13 +58,16 @@ class StickElement:
     sticks_to_use: int = 1
 
 
-# Growing kernel, bounded to 4 passes (at most 4 voxels from data). 0.50001 is the ratio
-# PLUS's example configurations use: fill inside gaps, never extrapolate past a flat edge.
+# Growing kernel, bounded to 3 passes, so a hole is filled only from data at most 3 voxels
+# away. Freehand data are thin slices with gaps, so the known fraction of a window is often
+# below one half (slices every third voxel: 1/3); PLUS's strict 0.50001 would then fill only
+# one-voxel gaps. These ratios fill gaps of up to ~4 voxels between slices and grow the edge
+# of a dense region by at most 1-3 voxels (fraction outside a flat face of solid data:
+# (r - d + 1) / s at distance d).
 DEFAULT_ELEMENTS: Tuple[GaussianElement, ...] = (
-    GaussianElement(3, 0.6667, 0.50001),
-    GaussianElement(5, 1.0, 0.50001),
-    GaussianElement(7, 1.3333, 0.50001),
-    GaussianElement(9, 1.6667, 0.50001),
+    GaussianElement(3, 0.6667, 0.25),
+    GaussianElement(5, 1.0, 0.15),
+    GaussianElement(7, 1.3333, 0.1),
 )
 
 
@@ -155,15 +159,23 @@ def fill_holes(values: np.ndarray, known: np.ndarray,
     for n, element in enumerate(elements):
         if progress is not None and progress(n / len(elements)) is False:
             raise CancelledError("hole filling cancelled")
-        g = _gauss1d(element)
-        den = _separable(kb, g)
         count = _separable(kb, np.ones(element.size, np.float32))
-        # count holds integers computed in float32 (exact below 2^24): compare to the ratio directly.
-        ok = todo_b & ~done_b & (den > 0) & (count > element.min_ratio * element.size ** 3)
-        if ok.any():
-            num = _separable(vb, g)
-            out_b[ok] = num[ok] / den[ok]
-            done_b |= ok
+        # count holds small integers computed in float32 (exact): compare with the ratio directly.
+        cand = todo_b & ~done_b & (count > element.min_ratio * element.size ** 3)
+        if not cand.any():
+            continue
+        # The Gaussian sums are only needed around the candidates: crop to their box + radius.
+        r = (element.size - 1) // 2
+        where = [np.flatnonzero(cand.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+        sub = tuple(slice(max(int(w[0]) - r, 0), min(int(w[-1]) + r + 1, cand.shape[ax]))
+                    for ax, w in enumerate(where))
+        g = _gauss1d(element)
+        den = _separable(kb[sub], g)
+        num = _separable(vb[sub], g)
+        ok = cand[sub] & (den > 0)
+        view = out_b[sub]
+        view[ok] = num[ok] / den[ok]
+        done_b[sub] |= ok
         if not (todo_b & ~done_b).any():
             break
     out[box] = out_b
