@@ -15,6 +15,8 @@ import numpy as np
 from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from registration.errors import CancelledError
+
 from .qimage import LESION_COLOUR, STRUCTURE_COLOURS
 from .workers import Worker
 
@@ -54,8 +56,8 @@ def build_surfaces(labels, progress=None, max_dim: int = 200) -> Dict[str, "obje
     arr = labels.array[::step, ::step, ::step]
     spacing = labels.spacing * step
     for n, (g, values) in enumerate(sorted(groups.items())):
-        if progress is not None and not progress(n / max(len(groups), 1), f"surface {g}"):
-            break
+        if progress is not None and progress(n / max(len(groups), 1), f"surface {g}") is False:
+            raise CancelledError("building the 3D surfaces was cancelled")
         mask = np.isin(arr, values)
         if not mask.any():
             continue
