@@ -108,15 +108,20 @@ def sidecar_names_path(path) -> str:
     return os.path.splitext(path)[0] + ".names.json"
 
 
-def _present_values(arr: np.ndarray) -> set:
-    """Non-zero values in a non-negative integer array (bincount: O(n), no sort)."""
+def _value_counts(arr: np.ndarray) -> Dict[int, int]:
+    """{value: voxel count} of a non-negative integer array (bincount when values are small)."""
     if arr.size == 0:
-        return set()
-    top = int(arr.max())
-    if top < 1 << 20:
-        counts = np.bincount(arr.ravel(), minlength=1)
-        return {int(v) for v in np.flatnonzero(counts) if v != 0}
-    return {int(v) for v in np.unique(arr) if v != 0}
+        return {}
+    if np.can_cast(arr.dtype, np.intp) and int(arr.max()) < 1 << 20:
+        counts = np.bincount(arr.ravel())            # O(n), no sort, no copy for contiguous arrays
+        return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
+    values, counts = np.unique(arr, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
+
+
+def _present_values(arr: np.ndarray) -> set:
+    """Non-zero values present in a non-negative integer label array."""
+    return {v for v in _value_counts(arr) if v != 0}
 
 
 def _apply_names(lm: LabelMap, names: Dict[str, int], strict: bool, path, source) -> LabelMap:
@@ -198,7 +203,7 @@ def _read_slicer_seg(path: str) -> LabelMap:
         arr = arr[..., None]                     # one layer
     arr = _integer_array(arr, path)
     n_layers = arr.shape[-1]
-    out = np.zeros(arr.shape[:3], np.uint16)
+    out = np.zeros(arr.shape[:3], np.int32)   # layers may be renumbered above their max
     names: Dict[str, int] = {}
     used: set = set()
     warnings: List[str] = []
@@ -306,7 +311,8 @@ def _read_dicom_seg(path: str, ds) -> LabelMap:
 def _resample_to(lm: LabelMap, reference: Volume) -> LabelMap:
     if lm.same_grid(reference):
         return lm
-    src = sitk.GetImageFromArray(lm.array.astype(np.uint16 if lm.array.max() < 65536 else np.int32))
+    top = int(lm.array.max()) if lm.array.size else 0
+    src = sitk.GetImageFromArray(lm.array.astype(np.uint16 if top < 65536 else np.int64, copy=False))
     src.SetSpacing(tuple(map(float, lm.spacing)))
     src.SetOrigin(tuple(map(float, lm.origin)))
     src.SetDirection(tuple(map(float, lm.direction.reshape(-1))))
@@ -317,12 +323,11 @@ def _resample_to(lm: LabelMap, reference: Volume) -> LabelMap:
     out = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, src.GetPixelID())
     arr = sitk.GetArrayFromImage(out)
     warnings = list(lm.metadata.get("warnings", []))
-    before = np.bincount(lm.array.ravel().astype(np.int64))
-    after = np.bincount(arr.ravel().astype(np.int64), minlength=len(before))
+    before, after = _value_counts(lm.array), _value_counts(arr)
     for name, v in lm.names.items():
         # compare physical volumes: voxel sizes differ between the grids
-        vol_before = before[v] * np.prod(lm.spacing)
-        vol_after = after[v] * np.prod(reference.spacing) if v < len(after) else 0.0
+        vol_before = before.get(v, 0) * np.prod(lm.spacing)
+        vol_after = after.get(v, 0) * np.prod(reference.spacing)
         if vol_before > 0 and vol_after < 0.5 * vol_before:
             warnings.append(f"'{name}': {100 * (1 - vol_after / vol_before):.0f} % of its volume "
                             "lies outside the reference grid")

@@ -36,7 +36,15 @@ def _bboxes(labels: LabelMap) -> Dict[int, Tuple[slice, slice, slice]]:
     wanted = sorted(set(labels.names.values()))
     if not wanted:
         return {}
-    objs = ndimage.find_objects(arr.astype(np.int32, copy=False), max_label=max(wanted))
+    if max(wanted) > 1 << 20:   # find_objects would allocate one entry per possible value
+        out = {}
+        for v in wanted:
+            kji = np.argwhere(arr == v)
+            if len(kji):
+                lo, hi = kji.min(axis=0), kji.max(axis=0) + 1
+                out[v] = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        return out
+    objs = ndimage.find_objects(arr, max_label=max(wanted))   # any integer dtype: no copy
     return {v: objs[v - 1] for v in wanted if objs[v - 1] is not None}
 
 
@@ -164,8 +172,15 @@ def structure_table(labels: LabelMap) -> List[dict]:
     sorted by value (counts in one bincount pass)."""
     arr = labels.array
     top = max(labels.names.values(), default=0)
-    counts = np.bincount(arr[(arr > 0) & (arr <= top)].ravel().astype(np.int64),
-                         minlength=top + 1) if top else np.zeros(1, np.int64)
+    if arr.size and arr.min() < 0:
+        raise InputError("label map has negative values", fix="label values must be >= 0")
+    if arr.size and np.can_cast(arr.dtype, np.intp) and int(arr.max()) < 1 << 24:
+        counts = np.bincount(arr.ravel(), minlength=top + 1)     # ravel: a view, no copy
+    else:
+        values, n = np.unique(arr, return_counts=True)
+        counts = np.zeros(top + 1, np.int64)
+        keep = values <= top
+        counts[values[keep].astype(np.int64)] = n[keep]
     voxel_ml = float(np.prod(labels.spacing)) / 1000.0
     rows = []
     for name, v in sorted(labels.names.items(), key=lambda kv: kv[1]):
