@@ -155,8 +155,8 @@ class UltrasoundSimulator:
         self.seed = int(seed)
         self.settings = settings or SimulatorSettings()
         self.rng = np.random.default_rng(seed)
-        self._hu = np.ascontiguousarray(ct.array, dtype=np.int16)
-        self._lab = np.ascontiguousarray(labels.array, dtype=np.int32)
+        self._hu = np.ascontiguousarray(ct.array)
+        self._lab = np.ascontiguousarray(labels.array)
         lut = np.full(max(int(self._lab.max()), max(labels.names.values(), default=0)) + 1,
                       _UNNAMED, np.int16)
         for name, value in labels.names.items():
@@ -165,7 +165,9 @@ class UltrasoundSimulator:
         p = self.probe
         # Polar sample positions in Image pixels (homogeneous), so a frame needs one 4x4 product.
         pts = p.polar_points_probe.reshape(-1, 3)
-        self._polar_image = pts @ p.probe_to_image[:3, :3].T + p.probe_to_image[:3, 3]
+        polar_image = pts @ p.probe_to_image[:3, :3].T + p.probe_to_image[:3, 3]
+        self._polar_px = polar_image[:, 0].astype(np.float32)
+        self._polar_py = polar_image[:, 1].astype(np.float32)
         mask, beam_f, sample_f = p.pixel_polar
         self._fan_mask = mask
         b0 = np.clip(np.floor(beam_f).astype(np.intp), 0, p.n_beams - 2)
@@ -190,17 +192,27 @@ class UltrasoundSimulator:
     def fan_mask(self) -> np.ndarray:
         return self._fan_mask.copy()
 
-    def _lookup(self, pts_lps: np.ndarray):
-        """[m,3] LPS -> (HU int16 [m], label int32 [m]); outside the CT = air, label 0."""
-        ijk = self.ct.lps_to_index(pts_lps)
-        idx = np.rint(ijk).astype(np.intp)
+    def _lookup(self, ijk: np.ndarray):
+        """[m,3] continuous (i,j,k) -> (HU int16 [m], label [m]); outside the CT = air, label 0."""
         ni, nj, nk = self.ct.shape_ijk
-        inside = ((idx[:, 0] >= 0) & (idx[:, 0] < ni) & (idx[:, 1] >= 0) & (idx[:, 1] < nj)
-                  & (idx[:, 2] >= 0) & (idx[:, 2] < nk))
-        flat = np.where(inside, (idx[:, 2] * nj + idx[:, 1]) * ni + idx[:, 0], 0)
+        i = np.rint(ijk[:, 0]).astype(np.intp)
+        j = np.rint(ijk[:, 1]).astype(np.intp)
+        k = np.rint(ijk[:, 2]).astype(np.intp)
+        inside = (i >= 0) & (i < ni) & (j >= 0) & (j < nj) & (k >= 0) & (k < nk)
+        flat = np.where(inside, (k * nj + j) * ni + i, 0)
         hu = np.where(inside, self._hu.reshape(-1)[flat], np.int16(-1000))
         lab = np.where(inside, self._lab.reshape(-1)[flat], 0)
         return hu, lab
+
+    def _map(self, m: np.ndarray) -> np.ndarray:
+        """Polar samples (Image pixels, z = 0) through 4x4 ``m``: [m, 3] float32.
+
+        Written as multiply-adds rather than a matrix product: BLAS threads
+        thrash on a busy 2-core machine for this tall-thin product.
+        """
+        m = np.asarray(m, dtype=np.float32)
+        px, py = self._polar_px, self._polar_py
+        return np.stack([px * m[r, 0] + py * m[r, 1] + m[r, 3] for r in range(3)], axis=1)
 
     def sample_polar(self, image_to_ct: np.ndarray, liver_shift_lps=None):
         """HU, label and LPS position of every polar sample, each [n_beams, n_samples].
@@ -210,15 +222,18 @@ class UltrasoundSimulator:
         the CT's tissue at p - shift.
         """
         m = np.asarray(image_to_ct, dtype=float)
-        pts = self._polar_image @ m[:3, :3].T + m[:3, 3]
-        hu, lab = self._lookup(pts)
+        pts = self._map(m)
+        ijk_m = self.ct.lps_to_ijk @ m
+        ijk = self._map(ijk_m)
+        hu, lab = self._lookup(ijk)
         if liver_shift_lps is not None and np.any(np.asarray(liver_shift_lps) != 0):
-            src = pts - np.asarray(liver_shift_lps, dtype=float)
-            hu_s, lab_s = self._lookup(src)
+            shift = np.asarray(liver_shift_lps, dtype=float)
+            d_ijk = (self.ct.lps_to_ijk[:3, :3] @ shift).astype(np.float32)
+            hu_s, lab_s = self._lookup(ijk - d_ijk)
             moved = np.isin(lab_s, self._liver_values)
             hu = np.where(moved, hu_s, hu)
             lab = np.where(moved, lab_s, lab)
-            pts = np.where(moved[:, None], src, pts)
+            pts = np.where(moved[:, None], pts - shift.astype(np.float32), pts)
         shape = (self.probe.n_beams, self.probe.n_samples)
         return hu.reshape(shape), lab.reshape(shape), pts.reshape(shape + (3,))
 

@@ -1,0 +1,146 @@
+"""Tracked demo sweeps: PLUS files, ground truth through the recorded transforms, skin contact,
+INVALID bursts, determinism, breathing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registration.plus_config import read_plus_config
+from registration.sequence_io import read_sequence
+from registration.transforms import rotation_angle_deg
+from sample_data.sweeps import CONFIG_NAME, BodyGeometry, frame_image_to_ct, make_sweeps
+from sample_data.us_simulator import UltrasoundSimulator
+from test_us_simulator import LESION_TYPES, LESIONS, NAMES, small_phantom
+
+TRUTH = {"lesions": [{"name": n, "type": t, "centroid_lps": list(c), "diameter_mm": d}
+                     for n, (t, c, d) in LESIONS.items()]}
+N_FRAMES = 40
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    ct, lab = small_phantom()
+    out = tmp_path_factory.mktemp("sweeps")
+    truth = make_sweeps(ct, lab, TRUTH, out, seed=5, frames_per_sweep=N_FRAMES)
+    sweeps = {s["file"]: read_sequence(out / s["file"]) for s in truth["sweeps"]}
+    return ct, lab, out, truth, sweeps
+
+
+def test_files_are_plus_sequences_with_config(case):
+    ct, lab, out, truth, sweeps = case
+    assert [s["kind"] for s in truth["sweeps"]] == ["survey", "lesion", "lesion"]
+    cfg = read_plus_config(out / CONFIG_NAME)
+    i2p = cfg["transforms"]["ImageToProbe"]
+    assert np.allclose(i2p, truth["image_to_probe"])
+    assert 0.3 < np.linalg.norm(i2p[:3, 0]) < 0.42
+    for s in truth["sweeps"]:
+        sw = sweeps[s["file"]]
+        assert sw.frames.shape == (N_FRAMES, 480, 640)
+        assert set(sw.transforms) == {"ProbeToTracker", "ReferenceToTracker"}
+        assert np.all(np.diff(sw.timestamps) > 0.02) and np.all(np.diff(sw.timestamps) < 0.06)
+        sw.require_image_to_reference()
+
+
+def test_reference_frame_is_not_the_ct_frame(case):
+    m = np.array(case[3]["reference_to_ct"])
+    assert rotation_angle_deg(m) > 10.0
+    assert np.linalg.norm(m[:3, 3]) > 20.0
+
+
+def test_lesion_centroids_land_on_the_lesion_in_the_simulated_labels(case):
+    """Truth: centroid -> Image through reference_to_ct and the RECORDED transforms of each
+    frame; wherever it is in the fan (plane within r/2 of the centroid), the simulator's own
+    label frame shows that lesion there."""
+    ct, lab, out, truth, sweeps = case
+    sim = UltrasoundSimulator(ct, lab, seed=5, lesion_types=LESION_TYPES)
+    p = sim.probe
+    checked = 0
+    for s in truth["sweeps"]:
+        sw = sweeps[s["file"]]
+        i2c = frame_image_to_ct(sw, truth["reference_to_ct"])
+        for les in TRUTH["lesions"]:
+            c = np.array([*les["centroid_lps"], 1.0])
+            r = les["diameter_mm"] / 2
+            for i in np.nonzero(sw.valid)[0]:
+                col, row, z, _ = np.linalg.inv(i2c[i]) @ c
+                if abs(z * p.pixel_mm) > r / 2:
+                    continue
+                _, labels = sim.simulate(i2c[i])
+                assert labels[int(round(row)), int(round(col))] == NAMES[les["name"]], (s["file"], i)
+                assert i in s["lesions_cut"][les["name"]]
+                checked += 1
+        if s["kind"] == "lesion":
+            mid = s["target_in_plane_frame"]
+            assert mid in s["lesions_cut"][s["target"]]
+            col, row, z, _ = np.linalg.inv(i2c[mid]) @ np.array([*s["target_lps"], 1.0])
+            assert abs(z * p.pixel_mm) < 2.0 and p.fan_mask[int(round(row)), int(round(col))]
+    assert checked >= 6
+
+
+def test_probe_face_is_on_the_skin_and_points_into_the_body(case):
+    ct, lab, out, truth, sweeps = case
+    body = BodyGeometry(ct, lab)
+    for s in truth["sweeps"]:
+        sw = sweeps[s["file"]]
+        i2c = frame_image_to_ct(sw, truth["reference_to_ct"])
+        probe_to_ct = i2c @ np.linalg.inv(np.array(truth["image_to_probe"]))
+        ok = sw.valid
+        origin = probe_to_ct[ok, :3, 3]
+        beam = probe_to_ct[ok, :3, 1]
+        assert np.all(body.is_inside(origin + 1.5 * beam))
+        assert np.all(~body.is_inside(origin - 2.5 * beam))
+        assert np.all(body.is_inside(origin + 20.0 * beam))
+
+
+def test_invalid_tracking_bursts_are_present_and_flagged(case):
+    truth, sweeps = case[3], case[4]
+    total = 0
+    for s in truth["sweeps"]:
+        sw = sweeps[s["file"]]
+        bad = np.nonzero(~sw.valid)[0].tolist()
+        assert bad == s["invalid_frames"]
+        if bad:
+            assert s["target_in_plane_frame"] not in bad
+        total += len(bad)
+    survey = sweeps[truth["sweeps"][0]["file"]]
+    st = survey.statuses["ProbeToTracker"]
+    run = np.nonzero(~st)[0]
+    assert 3 <= run.size <= 5 and np.all(np.diff(run) == 1)
+    assert survey.image_to_reference(int(run[0])) is None
+    assert total >= 6
+
+
+def test_same_seed_same_files(tmp_path):
+    ct, lab = small_phantom()
+    kw = dict(seed=11, frames_per_sweep=6, lesions=["lesion_2"], survey=False)
+    t1 = make_sweeps(ct, lab, TRUTH, tmp_path / "a", **kw)
+    t2 = make_sweeps(ct, lab, TRUTH, tmp_path / "b", **kw)
+    t3 = make_sweeps(ct, lab, TRUTH, tmp_path / "c", **dict(kw, seed=12))
+    f = t1["sweeps"][0]["file"]
+    assert t1 == t2
+    assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    assert (tmp_path / "a" / CONFIG_NAME).read_bytes() == (tmp_path / "b" / CONFIG_NAME).read_bytes()
+    assert t3["reference_to_ct"] != t1["reference_to_ct"]
+
+
+def test_breathing_moves_the_lesion_with_the_liver(tmp_path):
+    ct, lab = small_phantom()
+    truth = make_sweeps(ct, lab, TRUTH, tmp_path, seed=2, frames_per_sweep=51, lesions=["lesion_1"],
+                        survey=False, breathing_mm=10.0)
+    s = truth["sweeps"][0]
+    shift = np.array(s["liver_shift_mm"])
+    assert shift[0] == 0.0 and shift.max() == pytest.approx(10.0, abs=0.05)   # 2 s = half a cycle
+    sw = read_sequence(tmp_path / s["file"])
+    i2c = frame_image_to_ct(sw, truth["reference_to_ct"])
+    sim = UltrasoundSimulator(ct, lab, seed=2, lesion_types=LESION_TYPES)
+    c = np.array(LESIONS["lesion_1"][1])
+    hits = 0
+    for i in np.nonzero(sw.valid)[0]:
+        moved = c + np.array([0.0, 0.0, -shift[i]])
+        col, row, z, _ = np.linalg.inv(i2c[i]) @ np.array([*moved, 1.0])
+        if abs(z * sim.probe.pixel_mm) > 4.0 or not sim.probe.fan_mask[int(round(row)), int(round(col))]:
+            continue
+        _, labels = sim.simulate(i2c[i], liver_shift_lps=(0.0, 0.0, -shift[i]))
+        assert labels[int(round(row)), int(round(col))] == NAMES["lesion_1"]
+        hits += 1
+    assert hits >= 3
