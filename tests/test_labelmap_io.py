@@ -276,3 +276,28 @@ def test_dicom_seg_frames_placed_by_position_not_order(shared_data, tmp_path):
     moved = load_labels(path, reference=ct)
     assert np.array_equal(moved.array[1:], original.array[1:])
     assert not moved.array[0].any() and original.array[0].any()
+
+
+def test_picture_labels_physical_vs_index(shared_data, artifacts_dir):
+    """Saves a picture for a person: liver label resampled by physical space vs copied by index."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    d = shared_data("ct", "abdomen-20slice")
+    ct = load_ct(d / "dicom")
+    names = d / "label_names.txt"
+    good = load_labels(d / "labels.nii.gz", names, reference=ct)
+    raw = load_labels(d / "labels.nii.gz", names)
+    k = 10
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    for ax, liver, title in ((axes[0], good.mask("liver")[k], "resampled by physical space"),
+                             (axes[1], raw.array[k] == 5, "copied by index (wrong)")):
+        # display convention: row j down (towards P), column i right (towards L) = radiological view
+        ax.imshow(ct.array[k], cmap="gray", vmin=-160, vmax=240)
+        ax.contour(liver, levels=[0.5], colors="yellow", linewidths=1)
+        ax.set_title(f"{title}\nliver mean {ct.array[k][liver].mean():.0f} HU")
+        ax.axis("off")
+    out = artifacts_dir / "labels_physical_vs_index.png"
+    fig.savefig(out, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    assert out.stat().st_size > 10000
