@@ -454,6 +454,7 @@ def test_nwire_phantom_reconstruction_shows_straight_wires(shared_data, artifact
                  "NwirePhantomFreehand, MAX compounding, no hole filling")
 
 
+@pytest.mark.slow
 def test_liver_sweep_reconstruction(shared_data, artifacts_dir):
     from registration.sequence_io import read_sequence
     sweep = read_sequence(shared_data("liver-us", "liver_sweep.igs.mha"))
