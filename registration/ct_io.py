@@ -319,6 +319,10 @@ def _read_pixels(files: List[str]) -> np.ndarray:
                              path=path, fix="re-export the series uncompressed") from None
         a = sitk.GetArrayViewFromImage(img)
         a = a.reshape(a.shape[-2:]) if a.ndim == 3 and a.shape[0] == 1 else a
+        if a.ndim != 2 or img.GetNumberOfComponentsPerPixel() != 1:
+            raise InputError(f"not a single grayscale slice (pixel array {a.shape}, "
+                             f"{img.GetNumberOfComponentsPerPixel()} samples per pixel)", path=path,
+                             fix="give a CT series (one grayscale image per file)")
         if out is None:
             integral = np.issubdtype(a.dtype, np.integer)
             out = np.empty((len(files),) + a.shape, np.int16 if integral else np.float32)
