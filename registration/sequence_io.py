@@ -36,6 +36,7 @@ What the reader does with it:
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -47,6 +48,8 @@ import numpy as np
 from .errors import InputError
 from .sweep import Sweep, split_transform_name
 from .transforms import atomic_write_bytes, format_matrix
+
+log = logging.getLogger(__name__)
 
 _EDF = re.compile(rb"(?m)^[ \t]*ElementDataFile[ \t]*=[ \t]*([^\r\n]*)(\r?\n|\Z)")
 _FRAME = re.compile(r"Seq_Frame(\d+)_(.+)")
@@ -197,6 +200,14 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
                              "claims more frames than present)", path=path,
                              fix="copy or export the sequence again")
         return raw
+    if len(blob) > expected and data_file.upper() != "LOCAL" and not _is_true(fields, "CompressedData", path):
+        # A separate .raw may run past the frames its header lists: a live recording
+        # (registration.live_recorder) appends pixels before it rewrites the header, so an
+        # interrupted one has trailing bytes. ITK's MetaIO reads the prefix too.
+        log.warning("%s: %s has %d bytes after the %d frames the header lists (interrupted "
+                    "recording?); they are ignored", path, data_file, len(blob) - expected,
+                    int(fields.get("DimSize", "0 0 0").split()[-1]))
+        return blob[:expected]
     if len(blob) != expected:
         raise InputError(f"pixel data has {len(blob)} bytes but DimSize/ElementType need "
                          f"{expected} (truncated file, or the header claims more frames than "
