@@ -325,3 +325,17 @@ def test_writer_rejects_bad_arguments(tmp_path):
     with pytest.raises(InputError, match="file names must be unique"):
         write_dicom_series(vol, tmp_path, series_description="x", file_names=["a", "a"])
     assert os.listdir(tmp_path) == []                 # nothing half-written
+
+
+def test_left_handed_volume_comes_back_in_ascending_slice_order(tmp_path):
+    """k pointing against the slice normal (e.g. feet-first stacking): same physical image."""
+    rng = np.random.default_rng(9)
+    vol = Volume(rng.integers(-500, 500, size=(5, 6, 7)).astype(np.int16), (0.5, 0.6, 3.0),
+                 (1.0, 2.0, 50.0), np.diag([1.0, 1.0, -1.0]))
+    write_dicom_series(vol, tmp_path, series_description="ff")
+    out = load_ct(tmp_path)
+    assert np.allclose(out.direction, np.eye(3))
+    assert np.array_equal(out.array, vol.array[::-1])
+    assert out.origin == pytest.approx(vol.index_to_lps([0, 0, 4]))
+    # every voxel keeps its LPS position
+    assert out.index_to_lps([3, 2, 1]) == pytest.approx(vol.index_to_lps([3, 2, 3]))
