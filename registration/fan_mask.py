@@ -34,15 +34,16 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
     if n == 0 or rows == 0 or cols == 0:
         return np.ones((rows, cols), bool)
     tmax = frames.max(axis=0)
-    score = ndimage.uniform_filter(tmax.astype(np.float32), size=9)
-    if threshold is None:
-        if (tmax == 0).mean() > 0.05:
-            # Clean scan-converted background (exact zeros outside the fan): any lit pixel
-            # nearby counts, so that dark water or shadow inside the fan is kept.
-            threshold = 0.01
-        else:
+    if threshold is None and (tmax == 0).mean() > 0.05:
+        # Clean scan-converted background (exact zeros outside the fan): every lit pixel
+        # counts; a closing bridges dark water or shadow inside the fan without moving
+        # the outer border (a smoothing + low threshold would dilate it).
+        signal = _closing(tmax > 0, 4, square=True)
+    else:
+        score = ndimage.uniform_filter(tmax.astype(np.float32), size=3)
+        if threshold is None:
             threshold = max(0.5, float(np.expm1(_otsu(np.log1p(score)))))
-    signal = score > threshold
+        signal = score > threshold
     if n >= 3 and signal.any():
         sub = frames[np.linspace(0, n - 1, min(n, _MAX_STD_FRAMES)).round().astype(int)]
         tstd = ndimage.uniform_filter(sub.std(axis=0, dtype=np.float32), size=9)
@@ -52,7 +53,7 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
         if moving[signal].mean() > 0.8:
             signal &= moving
     radius = max(2, min(rows, cols) // 100)
-    signal = ndimage.binary_opening(signal, structure=_disk(radius))
+    signal = _dilate(_erode(signal, radius), radius)  # opening with a disk
     labels, count = ndimage.label(signal)
     if count == 0:
         return np.zeros((rows, cols), bool)
@@ -67,27 +68,33 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
     last = rows - 1 - np.argmax(mask[::-1], axis=0)
     r = np.arange(rows)[:, None]
     mask |= any_col[None, :] & (r >= first[None, :]) & (r <= last[None, :])
-    close_r = max(2, min(rows, cols) // 60)
-    # Pad before closing so the fan edge that touches the image border is not eroded.
-    padded = np.pad(mask, close_r + 1, mode="edge")
-    padded = ndimage.binary_closing(padded, structure=_disk(close_r))
-    mask = padded[close_r + 1:-close_r - 1, close_r + 1:-close_r - 1]
+    mask = _closing(mask, max(2, min(rows, cols) // 60))
     return ndimage.binary_fill_holes(mask)
 
 
-def _otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu threshold of a float array (between-class variance maximum)."""
-    hist, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu0 = m0 / w0
-        mu1 = (m0[-1] - m0) / w1
-        between = w0 * w1 * (mu0 - mu1) ** 2
-    between = np.nan_to_num(between[:-1])
-    return float(edges[1 + int(np.argmax(between))]) if between.size else float(edges[0])
+def _erode(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Erosion by a disk via the Euclidean distance transform (fast for large radii)."""
+    if mask.all() or not mask.any():
+        return mask.copy()  # the transform needs both values present
+    return ndimage.distance_transform_edt(mask) > radius
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    if mask.all() or not mask.any():
+        return mask.copy()
+    return ndimage.distance_transform_edt(~mask) <= radius
+
+
+def _closing(mask: np.ndarray, radius: int, square: bool = False) -> np.ndarray:
+    """Binary closing that does not erode regions touching the image border (edge padding)."""
+    padded = np.pad(mask, radius + 1, mode="edge")
+    if square:
+        size = 2 * radius + 1
+        grown = ndimage.maximum_filter(padded.view(np.uint8), size=size) > 0
+        padded = ndimage.minimum_filter(grown.view(np.uint8), size=size) > 0
+    else:
+        padded = _erode(_dilate(padded, radius), radius)
+    return padded[radius + 1:-radius - 1, radius + 1:-radius - 1]
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -123,3 +130,16 @@ def linear_fan_mask(shape, first_col: int, last_col: int, first_row: int, last_r
     mask = np.zeros((rows, cols), bool)
     mask[max(first_row, 0):last_row + 1, max(first_col, 0):last_col + 1] = True
     return mask
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu threshold of a float array (maximum between-class variance)."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = w0 * w1 * (m0 / w0 - (m0[-1] - m0) / w1) ** 2
+    between = np.nan_to_num(between[:-1])
+    return float(edges[1 + int(np.argmax(between))]) if between.size else float(edges[0])
