@@ -483,8 +483,14 @@ def _load_image_file(path: str) -> Volume:
     except InputError as exc:
         raise InputError(str(exc), path=path, fix="fix the image header geometry") from None
     vol.array = _integral_hu(vol.array)
+    warnings = []
+    if vol.array.min() >= 0 and vol.array.max() > 1000:
+        # air is about -1000 HU: a CT with no negative value was probably saved without its
+        # RescaleIntercept (raw scanner values, usually HU + 1024)
+        warnings.append(f"no negative values (range {vol.array.min()}..{vol.array.max()}): the file "
+                        "may hold raw values without the -1024 HU intercept")
     vol.metadata.update(source=path, format=_suffix(path).lstrip("."), series_description="",
-                        phase_hint="unknown", modality="CT", patient_id="", warnings=[])
+                        phase_hint="unknown", modality="CT", patient_id="", warnings=warnings)
     return vol
 
 

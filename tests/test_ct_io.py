@@ -339,3 +339,16 @@ def test_left_handed_volume_comes_back_in_ascending_slice_order(tmp_path):
     assert out.origin == pytest.approx(vol.index_to_lps([0, 0, 4]))
     # every voxel keeps its LPS position
     assert out.index_to_lps([3, 2, 1]) == pytest.approx(vol.index_to_lps([3, 2, 3]))
+
+
+def test_image_file_without_negative_values_is_flagged(tmp_path):
+    raw = Volume(np.full((3, 4, 5), 1064, np.uint16))          # 40 HU stored as HU + 1024
+    raw.array[0, 0, 0] = 0
+    path = tmp_path / "raw.nrrd"
+    sitk.WriteImage(raw.to_sitk(), str(path))
+    out = load_ct(path)
+    assert out.array.dtype == np.int16 and out.array.max() == 1064
+    assert any("-1024 HU intercept" in w for w in out.metadata["warnings"])
+    ok = tmp_path / "hu.nrrd"
+    sitk.WriteImage(Volume(raw.array.astype(np.int16) - 1024).to_sitk(), str(ok))
+    assert load_ct(ok).metadata["warnings"] == []
