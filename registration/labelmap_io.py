@@ -304,8 +304,15 @@ def _read_dicom_seg(path: str, ds) -> LabelMap:
     origin = d @ lo
     lm = LabelMap(out, (ps[1], ps[0], dz), origin, d, None,
                   {"source": path, "format": "dicom-seg", "warnings": warnings,
-                   "segment_labels": segs})
+                   "segment_labels": segs, "referenced_series_uids": _referenced_series(ds)})
     return _apply_names(lm, names, False, path, "the DICOM SEG")
+
+
+def _referenced_series(ds) -> List[str]:
+    try:
+        return [str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])]
+    except Exception:  # optional information: a damaged reference must not block the labels
+        return []
 
 
 def _resample_to(lm: LabelMap, reference: Volume) -> LabelMap:
@@ -379,6 +386,12 @@ def load_labels(path, names: Names = None, reference: Optional[Volume] = None) -
                           table, strict, os.fspath(names) if not isinstance(names, Mapping) else path,
                           os.path.basename(path))
     if reference is not None:
+        refs = lm.metadata.get("referenced_series_uids") or []
+        ct_uid = reference.metadata.get("series_uid")
+        if refs and ct_uid and not str(ct_uid).startswith("no-uid") and ct_uid not in refs:
+            lm.metadata.setdefault("warnings", []).append(
+                f"the segmentation references series {', '.join(refs)}, not the loaded CT series "
+                f"{ct_uid}: check it belongs to this CT")
         lm = _resample_to(lm, reference)
     return lm
 

@@ -49,6 +49,11 @@ def test_dicom_seg_agrees_with_nrrd(shared_data):
     seg = load_labels(d / "liver_seg.dcm", reference=ct)
     assert seg.names == {"liver": 1}
     assert seg.metadata["segment_labels"] == {1: "Liver"}
+    assert seg.metadata["referenced_series_uids"] == [ct.metadata["series_uid"]]
+    assert seg.metadata["warnings"] == []
+    other = ct.with_array(ct.array, series_uid="1.2.3")
+    assert any("references series" in w for w in
+               load_labels(d / "liver_seg.dcm", reference=other).metadata["warnings"])
     nrrd = load_labels(d / "liver_spine_seg.nrrd", {"liver": 1, "spine": 2}, reference=ct)
     liver_seg, liver_nrrd = seg.mask("liver"), nrrd.mask("liver")
     assert liver_seg.sum() > 10000
