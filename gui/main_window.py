@@ -219,7 +219,7 @@ class MainWindow(QMainWindow):
             self.view3d.set_labels(labels)
         self.set_cursor(display.center_lps())
         self.session.ct_path = ct.metadata.get("source")
-        self._update_status()
+        self._data_changed()
 
     def set_labels(self, labels) -> None:
         if self.ct is None:
@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         if self.view3d is not None:
             self.view3d.set_labels(labels)
         self.session.labels_path = labels.metadata.get("source")
-        self._update_status()
+        self._data_changed()
 
     def set_sweep(self, sweep) -> None:
         i2r, valid = sweep.image_to_reference_all()
@@ -242,13 +242,13 @@ class MainWindow(QMainWindow):
         self.player.set_sweep(sweep, valid)
         self.session.sweep_path = sweep.source
         self.show_frame(self.player.index)
-        self._update_status()
+        self._data_changed()
 
     def set_registration(self, registration: Optional[RegistrationState]) -> None:
         self.registration = registration
         self.us_view.set_registration(registration)
         self.session.registration = None if registration is None else registration.to_dict()
-        self._update_status()
+        self._data_changed()
 
     # ------------------------------------------------------------ view state
     def set_cursor(self, lps) -> None:
@@ -307,7 +307,10 @@ class MainWindow(QMainWindow):
             self.tracking_label.setText(f"tracking INVALID (frame {self.player.index + 1})")
         self.registration_label.setText("no registration" if self.registration is None
                                         else f"registration {self.registration.quality_text()}")
+
+    def _data_changed(self) -> None:
         self.data_panel.update_facts(self.ct, self.labels, self.sweep, self.registration)
+        self._update_status()
 
     def _update_export_action(self) -> None:
         try:

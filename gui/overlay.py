@@ -107,6 +107,14 @@ class OverlayEngine:
         self._lab_slicer = None if labels is None else Reslicer(labels, default=0, interpolator="nearest")
         self.lesions = lesions_of(labels)
 
+    def overlay_step(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> int:
+        """Frame pixels per overlay pixel: no finer than the CT voxel (sampling finer adds no
+        CT detail, only cost) and at most ``max_overlay_px`` overlay pixels across."""
+        px_mm = min(np.linalg.norm(image_to_ct[:3, 0]), np.linalg.norm(image_to_ct[:3, 1]))
+        by_ct = int(np.floor(float(np.min(self.ct.spacing)) / max(px_mm, 1e-6)))
+        by_size = int(np.ceil(max(shape) / self.max_overlay_px))
+        return max(1, by_ct, by_size)
+
     def compute(self, shape: Tuple[int, int], image_to_reference: Optional[np.ndarray],
                 registration) -> FrameOverlay:
         """``registration`` has ``reference_to_ct`` and ``quality_text()`` (or is None)."""
@@ -119,7 +127,7 @@ class OverlayEngine:
                                 quality=registration.quality_text())
         image_to_ct = registration.reference_to_ct @ image_to_reference
         rows, cols = shape
-        step = max(1, int(np.ceil(max(rows, cols) / self.max_overlay_px)))
+        step = self.overlay_step(image_to_ct, shape)
         # Coarser grid over the same plane: overlay pixel (c, r) covers frame pixels
         # [c*step, c*step + step) and is sampled at their centre, so drawing it over that
         # block puts every value exactly where it belongs.
