@@ -64,6 +64,15 @@ class SeriesInfo:
     orientation: np.ndarray = field(default=None, repr=False)     # (6,) row dir, column dir
     _when: Optional[_dt.datetime] = field(default=None, repr=False)
 
+    def as_dict(self) -> dict:
+        """Plain JSON-ready fields for listings (no file list, positions or private fields)."""
+        return dict(series_uid=self.series_uid, series_description=self.series_description,
+                    modality=self.modality, n_files=self.n_files, size=list(self.size),
+                    spacing=[float(s) for s in self.spacing], contrast_agent=self.contrast_agent,
+                    acquisition_time=self.acquisition_time,
+                    time_from_first_s=self.time_from_first_s, phase_hint=self.phase_hint,
+                    phase_reason=self.phase_reason, series_number=self.series_number)
+
     def summary(self) -> str:
         t = "" if self.time_from_first_s is None else f", t={self.time_from_first_s:+.0f} s"
         return (f"{self.series_uid} '{self.series_description}' {self.modality} "

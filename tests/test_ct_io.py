@@ -352,3 +352,11 @@ def test_image_file_without_negative_values_is_flagged(tmp_path):
     ok = tmp_path / "hu.nrrd"
     sitk.WriteImage(Volume(raw.array.astype(np.int16) - 1024).to_sitk(), str(ok))
     assert load_ct(ok).metadata["warnings"] == []
+
+
+def test_series_as_dict_is_json_ready(shared_data):
+    import json
+    (info,) = list_dicom_series(shared_data("ct", "abdomen-20slice", "dicom"))
+    d = json.loads(json.dumps(info.as_dict()))
+    assert d["size"] == [512, 512, 20] and d["phase_hint"] == "contrast, phase unknown"
+    assert "files" not in d and "positions" not in d
