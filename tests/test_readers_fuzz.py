@@ -23,7 +23,11 @@ from registration.errors import InputError
 from registration.labelmap_io import load_labels
 from registration.volume import Volume
 
-from conftest import SHARED_DATA
+from pathlib import Path
+
+# same location rule as tests/conftest.py (needed at import time, before fixtures exist)
+SHARED_DATA = Path(os.environ.get("CTUS_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom complains about damaged values
 
