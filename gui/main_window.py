@@ -17,7 +17,8 @@ import numpy as np
 from PyQt5.QtCore import QEventLoop, Qt
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QDockWidget, QFileDialog, QInputDialog, QLabel,
-                             QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QWidget)
+                             QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSplitter,
+                             QWidget)
 
 from registration.errors import InputError
 from registration.transforms import atomic_write_text
@@ -94,8 +95,11 @@ class MainWindow(QMainWindow):
 
     def _build_docks(self, enable_3d: bool) -> None:
         self.player_dock = self._dock("Player", self.player, Qt.BottomDockWidgetArea)
-        self.log_dock = self._dock("Log", self.log_panel, Qt.BottomDockWidgetArea)
+        self.player.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.data_dock = self._dock("Data", self.data_panel, Qt.RightDockWidgetArea)
+        self.log_dock = self._dock("Log", self.log_panel, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.data_dock, self.log_dock)
+        self.data_dock.raise_()
         self.overlay_dock = self._dock("Overlay", self.overlay_panel, Qt.RightDockWidgetArea)
         self.docks = [self.player_dock, self.log_dock, self.data_dock, self.overlay_dock]
         self.view3d_dock = None
@@ -104,7 +108,6 @@ class MainWindow(QMainWindow):
             self.view3d = View3D()
             self.view3d_dock = self._dock("3D", self.view3d, Qt.RightDockWidgetArea)
             self.docks.append(self.view3d_dock)
-        self.log_dock.setMaximumHeight(160)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()

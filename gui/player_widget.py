@@ -28,7 +28,7 @@ class TimelineBar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("timeline")
-        self.setMinimumHeight(18)
+        self.setMinimumHeight(22)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.valid = np.zeros(0, bool)
         self.current = 0
