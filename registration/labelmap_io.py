@@ -154,7 +154,8 @@ def _read_sitk(path: str) -> sitk.Image:
 def _integer_array(arr: np.ndarray, path) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.integer):
         out = arr
-    elif np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(np.mod(arr, 1) == 0):
+    elif (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+          and np.all(np.mod(arr, 1) == 0) and (arr.size == 0 or np.abs(arr).max() < 2 ** 31)):
         out = arr.astype(np.int32)
     else:
         raise InputError(f"voxels are {arr.dtype} with non-integer values: not a label map",
