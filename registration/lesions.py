@@ -98,6 +98,9 @@ def _measure(mask: np.ndarray, offset_ijk: np.ndarray, labels: Volume,
         max_diameter_mm=max_diameter_mm(mask, labels.ijk_to_lps),
         n_voxels=int(n),
         mean_hu=None, std_hu=None,
+        # where the lesion is in the array: half-open [k, j, i] box and one of its voxels
+        bbox_kji=[[int(o), int(o) + int(s)] for o, s in zip(offset_ijk[::-1], mask.shape)],
+        seed_kji=[int(v) for v in kji[0] + offset_ijk[::-1].astype(int)],
     )
     if ct is not None:
         values = ct[mask].astype(np.float64)
@@ -125,7 +128,8 @@ def lesion_table(labels: LabelMap, ct: Optional[Volume] = None) -> List[dict]:
     """One row per lesion: name, value, centroid_lps [x, y, z] (mm), volume_ml,
     equivalent_diameter_mm, max_diameter_mm, n_voxels, mean_hu, std_hu
     (None without ``ct``), derived (True for components of a generic label),
-    source_label.
+    source_label, bbox_kji (half-open [[k0, k1], [j0, j1], [i0, i1]]) and seed_kji
+    (one voxel of the lesion); :func:`lesion_mask` turns a row back into its mask.
 
     ``ct`` must be on the label map's grid: load the labels with
     ``load_labels(..., reference=ct)`` first.
@@ -165,6 +169,20 @@ def lesion_table(labels: LabelMap, ct: Optional[Volume] = None) -> List[dict]:
                                 None if ct_arr is None else ct_arr[full]))
             rows.append(row)
     return rows
+
+
+def lesion_mask(labels: LabelMap, row: dict) -> np.ndarray:
+    """Full-size bool mask ``[k, j, i]`` of one ``lesion_table`` row (one component for
+    derived rows: the 26-connected part of the label that holds ``seed_kji``)."""
+    box = tuple(slice(a, b) for a, b in row["bbox_kji"])
+    crop = labels.array[box] == row["value"]
+    if row.get("derived"):
+        lab, _ = ndimage.label(crop, structure=_FULL)
+        seed = tuple(int(v) - b.start for v, b in zip(row["seed_kji"], box))
+        crop = lab == lab[seed]
+    out = np.zeros(labels.array.shape, bool)
+    out[box] = crop
+    return out
 
 
 def structure_table(labels: LabelMap) -> List[dict]:

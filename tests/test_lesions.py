@@ -136,3 +136,23 @@ def test_real_liver_as_a_lesion_label(shared_data):
     assert 40 <= row["mean_hu"] <= 200
     lo, hi = ct.bounds_lps()
     assert np.all(np.array(row["centroid_lps"]) > lo) and np.all(np.array(row["centroid_lps"]) < hi)
+
+
+def test_lesion_mask_reproduces_each_row():
+    lm, p = _grid()
+    # two components of a generic label whose boxes overlap, plus a named lesion
+    lm.array[_ball(p, lm.index_to_lps([30, 30, 20]), 6.0)] = 3
+    shell = _ball(p, lm.index_to_lps([30, 30, 20]), 14.0) & ~_ball(p, lm.index_to_lps([30, 30, 20]), 11.0)
+    lm.array[shell] = 3
+    lm.array[_ball(p, lm.index_to_lps([65, 55, 35]), 3.0)] = 5
+    lm.names.update({"lesion": 3, "lesion_7": 5})
+    rows = lesion_table(lm)
+    assert [r["name"] for r in rows] == ["lesion_7", "lesion_1", "lesion_2"]
+    from registration.lesions import lesion_mask
+    masks = [lesion_mask(lm, r) for r in rows]
+    for r, m in zip(rows, masks):
+        assert m.sum() == r["n_voxels"]
+        kji = np.argwhere(m)
+        assert lm.index_to_lps(kji[:, ::-1].mean(axis=0)) == pytest.approx(r["centroid_lps"])
+    assert not np.any(masks[1] & masks[2])
+    assert np.array_equal(masks[1] | masks[2], lm.array == 3)
