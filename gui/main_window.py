@@ -8,7 +8,6 @@ logged, and leaves the previous state untouched.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -21,7 +20,6 @@ from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QDockWidget, Q
                              QWidget)
 
 from registration.errors import InputError
-from registration.transforms import atomic_write_text
 
 from . import __version__, loaders
 from .display import DisplayVolume
@@ -56,6 +54,7 @@ class MainWindow(QMainWindow):
         self._valid = None
         self._shut_down = False
         self.plan: Optional[dict] = None
+        self.exported: dict = {}
 
         self.log_panel = LogPanel()
         self.reporter = ErrorReporter(self, self.log_panel)
@@ -506,33 +505,45 @@ class MainWindow(QMainWindow):
 
     def ask_export_plan(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Export the plan into folder")
-        if path:
-            self.export_plan(path)
+        if not path:
+            return
+        force = False
+        if any((Path(path) / n).exists() for n in ("plan.json", "plan.mrk.json", "plan.pdf")):
+            force = QMessageBox.question(self, "Export plan", f"{path} already holds a plan. Overwrite it?") \
+                == QMessageBox.Yes
+            if not force:
+                return
+        self.export_plan(path, force=force)
 
-    def export_plan(self, out_dir) -> None:
-        """Plan every lesion with the planner (in a worker) and write ``out_dir/plan.json``."""
+    def export_plan(self, out_dir, force: bool = False) -> None:
+        """Plan every lesion (planner, in a worker) and write the planner's files into ``out_dir``:
+        plan.json, plan.mrk.json, plan.pdf and reference_to_ct.tfm when registered."""
         with self.reporter.action("Export plan"):
             if self.ct is None or self.labels is None:
                 raise InputError("a plan needs the CT and its label map with lesions",
                                  fix="File > Open CT, then File > Open labels")
+            from planner.export import write_outputs
             from planner.plan import plan_case
             ct, labels, reg = self.ct, self.labels, self.registration
             sweep = self.sweep if reg is not None else None
-            kwargs = dict(sweep=sweep, reference_to_ct=None if reg is None else reg.reference_to_ct,
+            ref_to_ct = None if reg is None else reg.reference_to_ct
+            kwargs = dict(sweep=sweep, reference_to_ct=ref_to_ct,
                           registration=None if reg is None else reg.to_dict(),
                           labels_path=labels.metadata.get("source"), ct_path=ct.metadata.get("source"))
             out = Path(out_dir)
 
             def work(progress):
                 result = plan_case(ct, labels, progress=progress, **kwargs)
-                out.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(out / "plan.json", json.dumps(result.plan, indent=2))
-                return result.plan
+                progress(0.95, "writing plan.json, plan.mrk.json, plan.pdf")
+                written = write_outputs(result, out, force=force, ct_metadata=ct.metadata,
+                                        reference_to_ct=ref_to_ct)
+                return result.plan, written
 
-            self.run_worker("Export plan", work, lambda plan: self._plan_done(plan, out))
+            self.run_worker("Export plan", work, lambda r: self._plan_done(r[0], r[1]))
 
-    def _plan_done(self, plan: dict, out: Path) -> None:
+    def _plan_done(self, plan: dict, written: dict) -> None:
         self.plan = plan
+        self.exported = dict(written)
         for les in plan.get("lesions", []):
             rec = les.get("recommendation", {})
             self.reporter.info(f"{les.get('name')}: {rec.get('guidance', '?')} "
@@ -540,7 +551,10 @@ class MainWindow(QMainWindow):
         if self.view3d is not None:
             self.view3d.set_trajectories([(t["entry_ct"], t["target_ct"]) for les in plan.get("lesions", [])
                                           for t in les.get("trajectories", [])])
-        self.reporter.info(f"plan written to {out / 'plan.json'}")
+        for name, path in written.items():
+            self.reporter.info(f"wrote {path}")
+        if "plan.pdf" in written:
+            self.statusBar().showMessage(f"Plan exported; report: {written['plan.pdf']}", 15000)
 
     def show_about(self) -> None:
         self.about_box = QMessageBox(QMessageBox.Information, "About ctus",

@@ -186,21 +186,35 @@ def _planning_case():
             LabelMap(lab, (1, 1, 1), origin, names={"body": 1, "liver": 2, "lesion_1": 3}))
 
 
-def test_export_plan_writes_plan_json(window, qtbot, tmp_path):
+@pytest.mark.slow
+def test_export_plan_writes_the_planner_files(window, qtbot, tmp_path):
     w = window
     w.export_plan(tmp_path / "nothing")
     assert "label map" in w.reporter.history[-1][1]           # refused: no CT/labels yet
-    if not w.act_export.isEnabled():
-        pytest.skip("planner.plan not in this build")
+    assert not (tmp_path / "nothing").exists()
     ct, labels = _planning_case()
     w.set_ct(ct, labels)
+    reg = RegistrationState(np.eye(4), "landmarks", tre_mm=2.0)
+    w.set_registration(reg)
     w.export_plan(tmp_path / "plan")
     w.wait_for_workers()
-    plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert [h for h in w.reporter.history if h[0] == "Export plan"][1:] == []
+    out = tmp_path / "plan"
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm"]
+    plan = json.loads((out / "plan.json").read_text())
+    from planner.export import validate_plan
+    validate_plan(plan)
     (les,) = plan["lesions"]
     assert les["name"] == "lesion_1" and les["trajectories"]
     assert np.linalg.norm(np.asarray(les["trajectories"][0]["target_ct"])) < 8.0   # inside the lesion
-    assert w.plan == plan and "plan written to" in w.log_panel.toPlainText()
+    assert (out / "plan.pdf").read_bytes()[:5] == b"%PDF-"
+    assert w.plan["lesions"][0]["name"] == "lesion_1" and "wrote" in w.log_panel.toPlainText()
+    # Exporting again into the same folder without force: refused, files untouched.
+    before = (out / "plan.json").stat().st_mtime_ns
+    w.export_plan(out)
+    w.wait_for_workers()
+    assert "already exists" in w.reporter.history[-1][1]
+    assert (out / "plan.json").stat().st_mtime_ns == before
 
 
 def test_uncaught_exception_goes_to_the_reporter(window):
