@@ -53,7 +53,12 @@ log = logging.getLogger(__name__)
 
 _EDF = re.compile(rb"(?m)^[ \t]*ElementDataFile[ \t]*=[ \t]*([^\r\n]*)(\r?\n|\Z)")
 _FRAME = re.compile(r"Seq_Frame(\d+)_(.+)")
-_FLIPS = {"MF": (False, False), "UF": (False, True), "MN": (True, False), "UN": (True, True)}
+# PLUS orientation letters: 1st = direction of the image x axis (columns), 2nd = y axis (rows);
+# M/U = marked/unmarked side of the transducer, F/N = far from/near the transducer.
+# Value: (transpose, flip rows, flip columns) applied in that order to reach MF.
+_ORIENT = {"MF": (False, False, False), "UF": (False, False, True), "MN": (False, True, False),
+           "UN": (False, True, True), "FM": (True, False, False), "FU": (True, False, True),
+           "NM": (True, True, False), "NU": (True, True, True)}
 _MAX_TRACKER_FRAMES = 10_000_000
 _FIX_HEADER = "check the header against the PLUS sequence metafile format or export the sequence again"
 
@@ -241,26 +246,32 @@ def _frames(data, offset, fields, data_file, path, n, rows, cols, notes) -> np.n
 
 
 def _orient(frames: np.ndarray, fields, path, notes) -> np.ndarray:
-    """Flip frames into MF; returns the MF array."""
+    """Frames ``[n, rows, cols]`` as stored -> MF (columns towards the marked side, rows away from
+    the transducer). UF: columns reversed; MN: rows reversed; UN: both. The transposed PLUS codes
+    (FM, FU, NM, NU: x axis along the beam) are transposed first, then flipped the same way.
+    A third letter (volume slice direction, e.g. MFA) does not change a 2D frame."""
     text = fields.get("UltrasoundImageOrientation", "").strip().upper()
     has_pixels = frames.shape[1] * frames.shape[2] > 0
     key = text[:2]
-    if key not in _FLIPS:
+    if key not in _ORIENT:
         if not has_pixels or text in ("", "XX"):
             if has_pixels:
                 notes.append(f"UltrasoundImageOrientation '{text or 'missing'}': assumed MF")
             return frames
-        raise InputError(f"UltrasoundImageOrientation = '{text[:20]}' is not one of MF, UF, MN, UN",
-                         path=path, fix="set the orientation PLUS recorded (usually MF)")
-    flip_rows, flip_cols = _FLIPS[key]
+        raise InputError(f"UltrasoundImageOrientation = '{text[:20]}' is not one of MF, UF, MN, UN "
+                         "(or FM, FU, NM, NU)", path=path,
+                         fix="set the orientation PLUS recorded (usually MF)")
+    transpose, flip_rows, flip_cols = _ORIENT[key]
+    if transpose:
+        frames = frames.transpose(0, 2, 1)
     if flip_rows:
         frames = frames[:, ::-1, :]
     if flip_cols:
         frames = frames[:, :, ::-1]
-    if flip_rows or flip_cols:
-        what = " and ".join(w for w, f in (("rows (near<->far)", flip_rows),
-                                            ("columns (marked<->unmarked)", flip_cols)) if f)
-        notes.append(f"image orientation {key} flipped into MF: reversed {what}")
+    done = [w for w, f in (("transposed", transpose), ("rows reversed (near<->far)", flip_rows),
+                           ("columns reversed (marked<->unmarked)", flip_cols)) if f]
+    if done:
+        notes.append(f"image orientation {key} converted to MF: {', '.join(done)}")
     return np.ascontiguousarray(frames)
 
 

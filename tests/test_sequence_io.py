@@ -213,6 +213,7 @@ def _rewrite(path, fn):
                                                          ("UF", False, True), ("MN", True, False),
                                                          ("UN", True, True)])
 def test_orientation_is_flipped_into_mf(tmp_path, orient, flip_rows, flip_cols):
+    """The stored array is taken as written; UF = x towards the unmarked side, so MF reverses columns."""
     sweep = make_sweep()
     out = tmp_path / "o.mha"
     write_sequence(sweep, out)
@@ -224,7 +225,25 @@ def test_orientation_is_flipped_into_mf(tmp_path, orient, flip_rows, flip_cols):
     if flip_cols:
         expected = expected[:, :, ::-1]
     np.testing.assert_array_equal(back.frames, expected)
-    assert any("flipped" in n for n in back.metadata["notes"]) == (flip_rows or flip_cols)
+    assert any("converted to MF" in n for n in back.metadata["notes"]) == (flip_rows or flip_cols)
+    if orient == "UF":   # the pixel stored first (unmarked, near corner) lands at MF (row 0, last column)
+        assert back.frames[0, 0, -1] == sweep.frames[0, 0, 0]
+
+
+@pytest.mark.parametrize("orient,flip_rows,flip_cols", [("FM", False, False), ("NU", True, True)])
+def test_transposed_orientations(tmp_path, orient, flip_rows, flip_cols):
+    sweep = make_sweep()
+    out = tmp_path / "t.mha"
+    write_sequence(sweep, out)
+    _rewrite(out, lambda h: h.replace("UltrasoundImageOrientation = MF", f"UltrasoundImageOrientation = {orient}"))
+    back = read_sequence(out)
+    expected = sweep.frames.transpose(0, 2, 1)     # FM: the stored x axis runs along the beam
+    if flip_rows:
+        expected = expected[:, ::-1, :]
+    if flip_cols:
+        expected = expected[:, :, ::-1]
+    assert back.frames.shape == (6, 30, 20)
+    np.testing.assert_array_equal(back.frames, expected)
 
 
 def test_unknown_orientation_is_input_error(tmp_path):
