@@ -142,26 +142,51 @@ def fill_holes(values: np.ndarray, known: np.ndarray,
         raise InputError(f"values {values.shape} and known {known.shape} must be the same 3D shape")
     out = np.where(known, values, 0).astype(np.float32)
     filled = np.zeros(known.shape, bool)
-    todo = ~known
-    if not elements or not todo.any() or not known.any():
+    if not elements or known.all() or not known.any():
         return out, filled
-    # Work inside the box of the inserted data grown by the largest radius: outside it
-    # nothing can be filled, and swept regions are often much smaller than the grid.
-    rmax = max((e.size - 1) // 2 for e in elements)
-    nz = [np.flatnonzero(known.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
-    box = tuple(slice(max(int(n[0]) - rmax, 0), min(int(n[-1]) + rmax + 1, known.shape[ax]))
-                for ax, n in enumerate(nz))
-    kb = known[box].astype(np.float32)
-    vb = out[box] * kb
-    todo_b = todo[box]
-    done_b = np.zeros(kb.shape, bool)
-    out_b = out[box]
-    for n, element in enumerate(elements):
-        if progress is not None and progress(n / len(elements)) is False:
+    # Blocks with a halo of the largest radius: each block's core is computed exactly as on
+    # the whole grid (the halo holds every voxel its windows see), temporaries stay small,
+    # and blocks with no data near them or no hole in them are skipped.
+    r = max((e.size - 1) // 2 for e in elements)
+    shape = known.shape
+    starts = [range(0, n, BLOCK) for n in shape]
+    blocks = [(a, b, c) for a in starts[0] for b in starts[1] for c in starts[2]]
+    for n, (k0, j0, i0) in enumerate(blocks):
+        if progress is not None and progress(n / len(blocks)) is False:
             raise CancelledError("hole filling cancelled")
+        core = (slice(k0, min(k0 + BLOCK, shape[0])), slice(j0, min(j0 + BLOCK, shape[1])),
+                slice(i0, min(i0 + BLOCK, shape[2])))
+        if known[core].all():
+            continue
+        halo = tuple(slice(max(c.start - r, 0), min(c.stop + r, m)) for c, m in zip(core, shape))
+        kh = known[halo]
+        if not kh.any():
+            continue
+        v, f = _fill_block(out[halo], kh, elements)
+        inner = tuple(slice(c.start - h.start, c.stop - h.start) for c, h in zip(core, halo))
+        fi = f[inner]
+        oc = out[core]
+        oc[fi] = v[inner][fi]
+        filled[core] = fi
+    if progress is not None and progress(1.0) is False:
+        raise CancelledError("hole filling cancelled")
+    return out, filled
+
+
+BLOCK = 64   # voxels per block edge (+ halo): ~1.5 MB float32 temporaries per block
+
+
+def _fill_block(values: np.ndarray, known: np.ndarray, elements) -> Tuple[np.ndarray, np.ndarray]:
+    """The element list on one block (values already 0 where unknown)."""
+    kb = known.astype(np.float32)
+    vb = values * kb
+    out = values.copy()
+    todo = ~known
+    done = np.zeros(known.shape, bool)
+    for element in elements:
         count = _separable(kb, np.ones(element.size, np.float32))
         # count holds small integers computed in float32 (exact): compare with the ratio directly.
-        cand = todo_b & ~done_b & (count > element.min_ratio * element.size ** 3)
+        cand = todo & ~done & (count > element.min_ratio * element.size ** 3)
         if not cand.any():
             continue
         # The Gaussian sums are only needed around the candidates: crop to their box + radius.
@@ -173,16 +198,12 @@ def fill_holes(values: np.ndarray, known: np.ndarray,
         den = _separable(kb[sub], g)
         num = _separable(vb[sub], g)
         ok = cand[sub] & (den > 0)
-        view = out_b[sub]
+        view = out[sub]
         view[ok] = num[ok] / den[ok]
-        done_b[sub] |= ok
-        if not (todo_b & ~done_b).any():
+        done[sub] |= ok
+        if not (todo & ~done).any():
             break
-    out[box] = out_b
-    filled[box] = done_b
-    if progress is not None and progress(1.0) is False:
-        raise CancelledError("hole filling cancelled")
-    return out, filled
+    return out, done
 
 
 # PLUS's 13 stick directions (i, j, k); each is searched both ways.

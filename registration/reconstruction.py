@@ -298,7 +298,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         output_dtype = frames.dtype if integer else np.float32
     count = np.zeros(n_vox, np.uint32)
     if mode == "mean":
-        acc = np.zeros(n_vox, np.uint64 if integer else np.float64)
+        acc = np.zeros(n_vox, np.uint32 if integer else np.float64)  # exact below 8M hits/voxel
     else:
         acc = np.zeros(n_vox, frames.dtype)
     n_used = 0
@@ -327,21 +327,29 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     t_insert = time.perf_counter() - t_start
 
     known = count > 0
+    vshape = (dims[2], dims[1], dims[0])
+    known3 = known.reshape(vshape)
+    want_int = np.issubdtype(np.dtype(output_dtype), np.integer)
+    exact = None
     if mode == "mean":
-        values = np.zeros(n_vox, np.float32)
-        values[known] = acc[known] / count[known]
+        safe = np.maximum(count, 1)
+        if integer and want_int:
+            # Half-up rounding of sum / count in integers: no float error on inserted voxels.
+            exact = (2 * acc + safe) // (2 * safe)
+        values = (acc / safe).astype(np.float32) if (fill_holes or not want_int) else None
     else:
-        values = acc.astype(np.float32)
-    values = values.reshape(dims[2], dims[1], dims[0])
-    known3 = known.reshape(values.shape)
-    filled = np.zeros(values.shape, bool)
+        exact = acc if (integer and want_int) else None
+        values = acc.astype(np.float32) if (fill_holes or not want_int) else None
+    if values is not None:
+        values = values.reshape(vshape)
+    filled = np.zeros(vshape, bool)
     t_fill0 = time.perf_counter()
     if fill_holes and hole_elements:
         sub = None if progress is None else (lambda fr: progress(0.8 + 0.2 * fr))
-        values, filled = _fill(values, known3, hole_elements, sub)
+        values, filled = _fill(np.where(known3, values, 0), known3, hole_elements, sub)
     t_fill = time.perf_counter() - t_fill0
 
-    out = _cast(values, known3 | filled, output_dtype, mode, acc, count, integer)
+    out = _cast(values, exact, known3, filled, output_dtype)
     volume = Volume(out, spacing, grid_origin, np.eye(3),
                     metadata={"frame": sweep.reference_frame, "source": sweep.source,
                               "compounding": mode, "output_extent": list(extent)})
@@ -349,7 +357,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         raise CancelledError("reconstruction cancelled at the end")
     timings = {"insert_s": t_insert, "fill_s": t_fill, "total_s": time.perf_counter() - t_start,
                "frames_per_s": n_used / t_insert if t_insert > 0 else float("inf")}
-    return ReconstructionResult(volume, count.reshape(values.shape), filled, n_used,
+    return ReconstructionResult(volume, count.reshape(vshape), filled, n_used,
                                 n_total - int(valid.sum()), n_total, n_pixels, tuple(extent),
                                 mode, timings)
 
@@ -358,25 +366,23 @@ def _fill(values, known, elements, progress):
     return apply_elements(values, known, elements, progress)
 
 
-def _cast(values: np.ndarray, has_data: np.ndarray, dtype, mode, acc, count, integer) -> np.ndarray:
-    """Final voxel values: exact half-up rounding of integer means, clipped to the dtype."""
+def _cast(values, exact, known, filled, dtype) -> np.ndarray:
+    """Final voxels: inserted ones from ``exact`` (integer mean / max / latest) when given,
+    filled ones rounded half up from ``values``, clipped to ``dtype``; 0 elsewhere."""
     dtype = np.dtype(dtype)
+    out = np.zeros(known.shape, dtype)
     if np.issubdtype(dtype, np.integer):
-        if mode == "mean" and integer:
-            # Inserted voxels: integer half-up rounding of sum / count (no float error).
-            c = count.astype(np.uint64)
-            exact = np.zeros(acc.shape, np.uint64)
-            k = c > 0
-            exact[k] = (2 * acc[k] + c[k]) // (2 * c[k])
-            rounded = np.floor(values + 0.5)
-            rounded = np.where(k.reshape(values.shape), exact.reshape(values.shape), rounded)
-        else:
-            rounded = np.floor(values + 0.5)
         info = np.iinfo(dtype)
-        out = np.clip(rounded, info.min, info.max).astype(dtype)
+        if exact is not None:
+            src = exact.reshape(known.shape)
+            out[known] = np.clip(src[known], info.min, info.max)
+        else:
+            out[known] = np.clip(np.floor(values[known] + 0.5), info.min, info.max)
+        if filled.any():
+            out[filled] = np.clip(np.floor(values[filled] + 0.5), info.min, info.max)
     else:
-        out = values.astype(dtype)
-    out[~has_data] = 0
+        has = known | filled
+        out[has] = values[has]
     return out
 
 
