@@ -409,7 +409,8 @@ def merge_calibration(sweep: Sweep, calibration) -> None:
 _STANDARD_FRAME_FIELDS = {"Timestamp", "ImageStatus"}
 
 
-def _header_lines(sweep: Sweep, compressed_size: Optional[int]) -> List[str]:
+def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[str]:
+    """Header lines (without ElementDataFile) that :func:`write_sequence` writes for ``sweep``."""
     n, rows, cols = sweep.frames.shape
     lines = [
         "ObjectType = Image", "NDims = 3", "AnatomicalOrientation = RAI", "BinaryData = True",
@@ -456,6 +457,9 @@ def _header_lines(sweep: Sweep, compressed_size: Optional[int]) -> List[str]:
     return lines
 
 
+_header_lines = header_lines  # used by registration.live_recorder
+
+
 def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
     """Write ``sweep`` as a PLUS sequence metafile (atomic: never half-written).
 
@@ -476,7 +480,7 @@ def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
     if compress:
         pixels = zlib.compress(pixels, 6)
         compressed_size = len(pixels)
-    lines = _header_lines(sweep, compressed_size)
+    lines = header_lines(sweep, compressed_size)
     lower = path.lower()
     if lower.endswith(".mhd"):
         raw_name = os.path.basename(path)[:-4] + (".zraw" if compress else ".raw")
