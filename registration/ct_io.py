@@ -16,6 +16,7 @@ Both are stated in ``volume.metadata['warnings']``.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,8 +29,11 @@ import SimpleITK as sitk
 from .errors import InputError
 from .volume import Volume
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 _SPACING_RTOL = 0.01      # neighbouring-slice distances may differ by 1 % before we resample
+_MAX_GAP_STEPS = 3.0      # a gap wider than 3 usual steps means missing slices: refuse
 _TILT_TOL_DEG = 0.05      # slice step this far off the normal counts as gantry tilt
 _FIX_FORMAT = "give a DICOM folder or a .nrrd/.nii/.nii.gz/.mha/.mhd file"
 
@@ -415,6 +419,14 @@ def _load_series(info: SeriesInfo, source: str) -> Volume:
                              f"({off_line.max():.2f} mm off)", path=source,
                              fix="re-export the series; it may mix two acquisitions")
         dz = float(np.median(steps))
+        worst = int(np.argmax(steps))
+        if steps[worst] > _MAX_GAP_STEPS * dz:
+            # interpolating across several missing slices could invent or hide a lesion
+            z0, z1 = (pos[worst] @ normal), (pos[worst + 1] @ normal)
+            raise InputError(f"series {info.series_uid}: {steps[worst]:.1f} mm gap between slices "
+                             f"at {z0:.1f} and {z1:.1f} mm along the slice normal (usual spacing "
+                             f"{dz:.2f} mm): slices are missing", path=source,
+                             fix="copy the complete series from the PACS")
         if np.max(np.abs(steps - dz)) > _SPACING_RTOL * dz:
             array = _uniform_along(array, t, dz)
             warnings.append(f"non-uniform slice spacing ({steps.min():.3f}..{steps.max():.3f} mm): "
@@ -517,7 +529,16 @@ def load_ct(path, series_uid: Optional[str] = None) -> Volume:
     A DICOM folder with several series needs ``series_uid`` (the error lists
     them); a single ``.dcm`` file loads the series it belongs to. NRRD and
     NIfTI are converted to LPS by SimpleITK; MetaImage is taken as LPS.
+
+    Resampling and other warnings are in ``metadata['warnings']`` and are logged.
     """
+    vol = _load_ct(path, series_uid)
+    for w in vol.metadata.get("warnings", []):
+        log.warning("%s: %s", vol.metadata.get("source", path), w)
+    return vol
+
+
+def _load_ct(path, series_uid: Optional[str] = None) -> Volume:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError("path not found", path=path, fix=_FIX_FORMAT)

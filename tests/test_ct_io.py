@@ -360,3 +360,21 @@ def test_series_as_dict_is_json_ready(shared_data):
     d = json.loads(json.dumps(info.as_dict()))
     assert d["size"] == [512, 512, 20] and d["phase_hint"] == "contrast, phase unknown"
     assert "files" not in d and "positions" not in d
+
+
+def test_several_missing_slices_refused(tmp_path):
+    vol = Volume(np.zeros((12, 4, 4), np.int16), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+    files = write_dicom_series(vol, tmp_path, series_description="incomplete")
+    for f in files[4:8]:                                  # 10 mm gap where 2 mm is usual
+        os.remove(f)
+    with pytest.raises(InputError, match="10.0 mm gap between slices at 6.0 and 16.0 mm") as exc:
+        load_ct(tmp_path)
+    assert "complete series" in str(exc.value) and str(tmp_path) in str(exc.value)
+
+
+def test_resampling_warning_is_logged(tmp_path, caplog):
+    vol = Volume(np.zeros((6, 4, 4), np.int16), (1.0, 1.0, 2.0))
+    os.remove(write_dicom_series(vol, tmp_path, series_description="gap")[2])
+    with caplog.at_level("WARNING", logger="registration.ct_io"):
+        load_ct(tmp_path)
+    assert "non-uniform slice spacing" in caplog.text
