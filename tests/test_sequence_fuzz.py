@@ -76,3 +76,22 @@ def test_mutated_uncompressed_tracker_sequence(shared_data, tmp_path, mutations)
 ])
 def test_fixed_examples_still_checked(shared_data, tmp_path, mutations):
     _fuzz(shared_data("plus", "sequences", "NwirePhantomFreehandCropped.igs.mha"), tmp_path, mutations)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_seq_nrrd_header(shared_data, tmp_path, mutations):
+    from registration.seq_nrrd import read_seq_nrrd, write_seq_nrrd
+    src = tmp_path / "src.seq.nrrd"
+    if not src.exists():
+        write_seq_nrrd(read_sequence(shared_data("plus", "sequences", "NwirePhantomFreehandCropped.igs.mha")), src)
+    data = src.read_bytes()
+    cut = data.index(b"\n\n") + 1
+    out = tmp_path / "mutated.seq.nrrd"
+    out.write_bytes(mutate(data[:cut].decode("latin-1"), mutations).encode("latin-1") + data[cut:])
+    try:
+        sweep = read_seq_nrrd(out)
+    except InputError as exc:
+        assert str(exc).startswith(str(out))
+        return
+    assert isinstance(sweep, Sweep)
