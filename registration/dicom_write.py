@@ -134,7 +134,9 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     base = Dataset()
     base.SOPClassUID = CT_IMAGE_STORAGE
     base.Modality = "CT"
-    base.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    base.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]   # written by software, not a scanner
+    base.Manufacturer = "ctus"
+    base.PatientPosition = ""                              # type 2: unknown from a Volume
     base.PatientID = str(patient_id)
     base.PatientName = str(patient_name)
     base.StudyInstanceUID = study_uid
