@@ -1,0 +1,218 @@
+"""Registration uncertainty at targets, hit probability and a quality verdict.
+
+Units: mm and degrees; points in CT LPS. Rigid parameters ``(rx, ry, rz, tx,
+ty, tz)`` are a CT-space update about ``center``: ``rigid_matrix(params,
+center) @ reference_to_ct`` (see :mod:`registration.transforms`).
+
+Two estimates of the intensity-registration error at a target are combined:
+
+* **Hessian (Laplace) estimate**: the LC2 residual ratio ``r = 1 - LC2`` is
+  treated as the mean squared residual of ``n_eff`` independent patches, so the
+  negative log-likelihood is ``n_eff/2 * log r(params)``; its finite-difference
+  Hessian at the optimum gives a 6x6 parameter covariance, propagated to the
+  target through the Jacobian of the point's position.
+* **Multi-start spread**: RMS distance, at the target, between the best result
+  and the other starts that reached a comparable metric.
+
+The reported registration TRE is the larger of the two (they miss different
+failure modes: a flat optimum vs. a multi-modal cost).
+
+Hit probability (DESIGN section 7): errors isotropic Gaussian with
+``sigma = TRE_rms / sqrt(3)``; for a lesion of radius R,
+``P = erf(R/(sigma sqrt 2)) - sqrt(2/pi) (R/sigma) exp(-R^2 / (2 sigma^2))``.
+Total error = registration, tracking, needle and breathing terms in quadrature.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .transforms import apply, rigid_matrix
+
+#: Default error terms (RMS, mm) added in quadrature to the registration error.
+TRACKING_MM = 1.0      # optical tracking of probe and reference, incl. calibration
+NEEDLE_MM = 1.5        # needle deflection and placement
+BREATHING_MM = 2.5     # residual breathing motion with breath-hold instructions
+
+#: Verdict thresholds. ``good`` needs all of: TRE_est <= GOOD_TRE_MM, metric >= GOOD_METRIC
+#: (LC2), metric not worse than at the start, starts agreeing. ``poor`` when any of:
+#: TRE_est > POOR_TRE_MM, metric < POOR_METRIC, fewer than half the starts agreeing.
+GOOD_TRE_MM = 3.0
+POOR_TRE_MM = 6.0
+GOOD_METRIC = {"lc2": 0.25, "mi": 0.25}
+POOR_METRIC = {"lc2": 0.12, "mi": 0.08}
+AGREE_MM = 3.0
+
+
+def hit_probability(radius_mm: float, tre_rms_mm: float) -> float:
+    """P(|error| < R) for an isotropic 3D Gaussian error with RMS ``tre_rms_mm``."""
+    r = float(radius_mm)
+    if r <= 0:
+        return 0.0
+    if tre_rms_mm <= 0:
+        return 1.0
+    s = float(tre_rms_mm) / math.sqrt(3.0)
+    q = r / s
+    return float(math.erf(q / math.sqrt(2.0)) - math.sqrt(2.0 / math.pi) * q * math.exp(-q * q / 2.0))
+
+
+def total_error_mm(registration_mm: float, *, tracking_mm: float = TRACKING_MM,
+                   needle_mm: float = NEEDLE_MM, breathing_mm: float = BREATHING_MM) -> float:
+    """RMS total targeting error: the terms added in quadrature."""
+    return float(math.sqrt(registration_mm ** 2 + tracking_mm ** 2 + needle_mm ** 2 + breathing_mm ** 2))
+
+
+def point_jacobian(target_ct, center) -> np.ndarray:
+    """3x6 d(target position)/d(params) at params = 0 (deg, mm)."""
+    r = np.asarray(target_ct, float) - np.asarray(center, float)
+    skew = np.array([[0, -r[2], r[1]], [r[2], 0, -r[0]], [-r[1], r[0], 0]])
+    # d(R r)/d(omega) = -[r]x per radian; params are degrees
+    return np.hstack([-skew * np.pi / 180.0, np.eye(3)])
+
+
+def target_tre_from_covariance(cov: np.ndarray, center, target_ct) -> float:
+    j = point_jacobian(target_ct, center)
+    return float(math.sqrt(max(np.trace(j @ cov @ j.T), 0.0)))
+
+
+def hessian_covariance(metric: Callable[[np.ndarray], float], reference_to_ct: np.ndarray, center,
+                       n_eff: float, *, step=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0)) -> Dict[str, object]:
+    """Laplace covariance (6x6, deg/mm) of the pose from the LC2 metric's curvature.
+
+    ``metric(reference_to_ct) -> LC2``; 28 evaluations (central diagonal, forward cross terms).
+    A non-positive-definite Hessian (not at a maximum) gives ``positive_definite = False``
+    and the covariance of its positive part with unresolved directions set to a large variance.
+    """
+    h = np.asarray(step, float)
+    base = np.asarray(reference_to_ct, float)
+
+    def f(x):
+        lc = float(metric(rigid_matrix(x, center) @ base))
+        return math.log(max(1.0 - lc, 1e-6))
+
+    f0 = f(np.zeros(6))
+    fp, fm = np.zeros(6), np.zeros(6)
+    for i in range(6):
+        e = np.zeros(6)
+        e[i] = h[i]
+        fp[i], fm[i] = f(e), f(-e)
+    hess = np.zeros((6, 6))
+    for i in range(6):
+        hess[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
+        for j in range(i + 1, 6):
+            e = np.zeros(6)
+            e[i], e[j] = h[i], h[j]
+            hess[i, j] = hess[j, i] = (f(e) - fp[i] - fp[j] + f0) / (h[i] * h[j])
+    nll = 0.5 * n_eff * hess
+    w, v = np.linalg.eigh(0.5 * (nll + nll.T))
+    pd = bool(np.all(w > 0))
+    big = 100.0 ** 2        # (100 mm or deg)^2: direction not constrained by the data
+    inv_w = np.where(w > 1e-9, 1.0 / np.maximum(w, 1e-12), big)
+    cov = (v * np.minimum(inv_w, big)) @ v.T
+    return {"covariance": cov, "hessian": nll, "positive_definite": pd, "metric_at_optimum": 1 - math.exp(f0)}
+
+
+def multistart_spread(start_matrices: Sequence[np.ndarray], start_metrics: Sequence[float],
+                      best: np.ndarray, target_ct, *, metric_tolerance: float = 0.02):
+    """Spread of the multi-start results at a target.
+
+    Starts whose metric is within ``metric_tolerance`` of the best start are
+    "comparable" (a start far below is a failed start, not evidence of a second
+    optimum). Returns ``(RMS distance at the target of comparable starts to best,
+    fraction of comparable starts within AGREE_MM, number of comparable starts)``.
+    """
+    t = np.asarray(target_ct, float)
+    ref_point = apply(np.linalg.inv(best), t)           # the Reference point that best maps onto t
+    d = np.array([np.linalg.norm(apply(m, ref_point) - t) for m in start_matrices])
+    top = max(start_metrics) if len(start_metrics) else 0.0
+    comparable = np.array([m >= top - metric_tolerance for m in start_metrics])
+    if not comparable.any():
+        return float("inf"), 0.0, 0
+    dc = d[comparable]
+    return float(np.sqrt(np.mean(dc ** 2))), float(np.mean(dc <= AGREE_MM)), int(comparable.sum())
+
+
+def assess(result, targets: Dict[str, dict], *, n_eff: Optional[float] = None,
+           hessian: Optional[dict] = None, tracking_mm: float = TRACKING_MM, needle_mm: float = NEEDLE_MM,
+           breathing_mm: float = BREATHING_MM) -> dict:
+    """Uncertainty and verdict for a :class:`~registration.intensity_registration.RegistrationResult`.
+
+    ``targets``: ``{name: {"point": [x,y,z] CT LPS mm, "radius_mm": R (optional)}}``; when
+    empty the ROI centre is used. Returns a JSON-ready dict with per-target estimates,
+    the verdict (good / check / poor) and the reasons with their numbers.
+    """
+    method = result.method
+    targets = dict(targets) or {"roi_center": {"point": list(map(float, result.center_ct))}}
+    cov = None
+    if hessian is not None:
+        cov = np.asarray(hessian["covariance"])
+    start_m = [s.reference_to_ct for s in result.starts]
+    start_v = [s.metric_final for s in result.starts]
+    per_target: List[dict] = []
+    worst_tre, min_agree, n_comp = 0.0, 1.0, len(start_m)
+    for name, t in targets.items():
+        p = np.asarray(t["point"], float)
+        tre_h = target_tre_from_covariance(cov, result.center_ct, p) if cov is not None else float("nan")
+        spread, agree, nc = (multistart_spread(start_m, start_v, result.reference_to_ct, p) if start_m
+                             else (float("nan"), 1.0, 0))
+        n_comp = min(n_comp, nc)
+        tre = float(np.nanmax([tre_h, spread])) if not (np.isnan(tre_h) and np.isnan(spread)) else float("nan")
+        total = total_error_mm(tre, tracking_mm=tracking_mm, needle_mm=needle_mm, breathing_mm=breathing_mm)
+        row = {"name": name, "point_ct": p.tolist(), "tre_hessian_mm": _num(tre_h),
+               "tre_multistart_mm": _num(spread), "starts_agreeing": agree, "starts_comparable": nc,
+               "tre_registration_mm": _num(tre), "tre_total_mm": _num(total),
+               # 95 % radius of an isotropic Gaussian with this RMS: sqrt(chi2_3(0.95)/3) = 1.614
+               "tre_registration_95_mm": _num(1.614 * tre)}
+        if t.get("radius_mm") is not None:
+            row["radius_mm"] = float(t["radius_mm"])
+            row["hit_probability"] = hit_probability(float(t["radius_mm"]), total)
+            row["hit_probability_registration_only"] = hit_probability(float(t["radius_mm"]), tre)
+        per_target.append(row)
+        worst_tre = max(worst_tre, tre if np.isfinite(tre) else np.inf)
+        min_agree = min(min_agree, agree)
+    verdict, reasons = _verdict(method, result.metric_initial, result.metric_final, worst_tre, min_agree,
+                                hessian, n_comp, len(start_m))
+    return {"verdict": verdict, "reasons": reasons, "targets": per_target,
+            "error_terms_mm": {"tracking": tracking_mm, "needle": needle_mm, "breathing": breathing_mm},
+            "n_eff": n_eff, "hessian_positive_definite": None if hessian is None else hessian["positive_definite"],
+            "covariance_deg_mm": None if cov is None else cov.tolist()}
+
+
+def _num(v: float):
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _verdict(method, m0, m1, tre, agree, hessian, n_comparable=0, n_starts=0):
+    good_m, poor_m = GOOD_METRIC.get(method, 0.25), POOR_METRIC.get(method, 0.1)
+    reasons = [f"{method.upper()} {m0:.3f} -> {m1:.3f}",
+               f"largest registration TRE estimate {tre:.1f} mm",
+               f"{n_comparable} of {n_starts} starts reached the best metric; "
+               f"{100 * agree:.0f} % of those agree within {AGREE_MM:.0f} mm"]
+    poor = []
+    if not np.isfinite(tre) or tre > POOR_TRE_MM:
+        poor.append(f"estimated error above {POOR_TRE_MM:.0f} mm")
+    if m1 < poor_m:
+        poor.append(f"final metric below {poor_m}: the images do not match")
+    if agree < 0.5:
+        poor.append("the starts disagree: the optimum is not unique")
+    if hessian is not None and not hessian["positive_definite"]:
+        poor.append("the cost is not at a clear maximum (Hessian not positive definite)")
+    if poor:
+        return "poor", reasons + poor
+    confirmed = n_comparable >= 2 or n_starts <= 1
+    if tre <= GOOD_TRE_MM and m1 >= good_m and m1 >= m0 - 0.005 and agree >= 0.75 and confirmed:
+        return "good", reasons
+    check = []
+    if tre > GOOD_TRE_MM:
+        check.append(f"estimated error above {GOOD_TRE_MM:.0f} mm")
+    if m1 < good_m:
+        check.append(f"final metric below {good_m}")
+    if m1 < m0 - 0.005:
+        check.append("metric lower than at the start")
+    if agree < 0.75:
+        check.append("some starts disagree")
+    if not confirmed:
+        check.append("only one start reached the best metric: the optimum is unconfirmed")
+    return "check", reasons + check
