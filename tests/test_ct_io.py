@@ -72,6 +72,12 @@ def test_three_slice_ct_loads(shared_data):
     assert vol.spacing == pytest.approx([0.810547, 0.810547, 1.0], abs=1e-5)
     assert vol.origin == pytest.approx([-235.2, -226.8, -128.69], abs=1e-3)
     assert vol.metadata["patient_id"] == "99000"
+    # HU checked independently of GDCM: pydicom's raw pixels with the header's rescale
+    for f in sorted(shared_data("ct", "liver-3slice", "dicom").iterdir()):
+        ds = pydicom.dcmread(f)
+        k = int(round((float(ds.ImagePositionPatient[2]) - vol.origin[2]) / vol.spacing[2]))
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert np.array_equal(vol.array[k], hu)
 
 
 # --------------------------------------------------------------------------- written series
