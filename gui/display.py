@@ -112,16 +112,21 @@ class DisplayVolume:
         if labels is not None:
             self.set_labels(labels)
 
-    def set_labels(self, labels: Optional[LabelMap]) -> None:
-        if labels is None:
-            self.labels_array, self.label_names = None, {}
-            return
+    def labels_on_grid(self, labels: LabelMap) -> np.ndarray:
+        """The label map on this display grid ``[z, y, x]`` (no side effects: safe in a worker)."""
         if labels.same_grid(self.ct):
             arr, _ = to_display(labels, nearest=True)
         else:
             # Labels may sit on another grid (different direction): resample by physical space.
             arr = resample_to_grid(labels, self.grid, nearest=True, default=0)
-        self.labels_array = np.ascontiguousarray(arr)
+        return np.ascontiguousarray(arr)
+
+    def set_labels(self, labels: Optional[LabelMap], array: Optional[np.ndarray] = None) -> None:
+        """Show ``labels``; ``array`` = a precomputed :meth:`labels_on_grid` result."""
+        if labels is None:
+            self.labels_array, self.label_names = None, {}
+            return
+        self.labels_array = self.labels_on_grid(labels) if array is None else array
         self.label_names = dict(labels.names)
 
     @property

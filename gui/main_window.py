@@ -210,9 +210,13 @@ class MainWindow(QMainWindow):
         self.overlay_panel.preset_chosen.connect(self.apply_preset)
 
     # ------------------------------------------------------------ data in (synchronous, tested)
-    def set_ct(self, ct, labels=None) -> None:
-        """Show a CT Volume (and optional LabelMap); replaces labels and resets the views."""
-        display = DisplayVolume(ct, labels)
+    def set_ct(self, ct, labels=None, display: Optional[DisplayVolume] = None) -> None:
+        """Show a CT Volume (and optional LabelMap); replaces labels and resets the views.
+        ``display``: a DisplayVolume of ``ct`` prepared off the GUI thread (built here if None)."""
+        if display is None:
+            display = DisplayVolume(ct, labels)
+        elif labels is not None:
+            display.set_labels(labels)
         self.ct, self.labels, self.display = ct, labels, display
         for view in self.views.values():
             view.set_display(display)
@@ -223,12 +227,13 @@ class MainWindow(QMainWindow):
         self.session.ct_path = ct.metadata.get("source")
         self._data_changed()
 
-    def set_labels(self, labels) -> None:
+    def set_labels(self, labels, display_array: Optional[np.ndarray] = None) -> None:
+        """Show a LabelMap on the current CT (``display_array``: precomputed labels_on_grid)."""
         if self.ct is None:
             raise InputError("open a CT before its label map", fix="File > Open CT first")
         loaders.check_labels_match(labels, self.ct, labels.metadata.get("source", "label map"))
         self.labels = labels
-        self.display.set_labels(labels)
+        self.display.set_labels(labels, display_array)
         for view in self.views.values():
             view.labels_changed()
         self.us_view.set_ct(self.ct, labels)
@@ -385,7 +390,12 @@ class MainWindow(QMainWindow):
                         return
                     series_uid = series[items.index(item)].series_uid
         self.session.ct_series_uid = series_uid
-        self.run_worker("Open CT", loaders.load_ct, lambda ct: self.set_ct(ct), path, series_uid)
+        def work(progress):
+            ct = loaders.load_ct(path, series_uid, progress=progress)
+            progress(0.8, "preparing the slice views")
+            return ct, DisplayVolume(ct)
+
+        self.run_worker("Open CT", work, lambda r: self.set_ct(r[0], display=r[1]))
 
     def open_labels(self, path, names_path=None) -> None:
         if self.ct is None:
@@ -394,11 +404,21 @@ class MainWindow(QMainWindow):
             return
         ct = self.ct
 
-        def done(labels):
-            self.set_labels(labels)
+        display = self.display
+
+        def work(progress):
+            labels = loaders.load_labels(str(path), names_path, ct, progress=progress)
+            progress(0.8, "preparing the slice views")
+            return labels, display.labels_on_grid(labels)
+
+        def done(result):
+            if self.display is not display:      # another CT was opened meanwhile
+                raise InputError("the CT changed while the labels were loading", path=path,
+                                 fix="open the label map again")
+            self.set_labels(*result)
             self.session.label_names_path = None if names_path is None else str(names_path)
 
-        self.run_worker("Open labels", loaders.load_labels, done, str(path), names_path, ct)
+        self.run_worker("Open labels", work, done)
 
     def open_sweep(self, path, calibration=None) -> None:
         def done(sweep):

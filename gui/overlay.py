@@ -20,6 +20,8 @@ from scipy import ndimage
 from registration.reslice import Reslicer
 from registration.volume import LabelMap, Volume
 
+OUTSIDE_CT = -4000.0     # reslice value outside the CT volume (below any HU)
+
 # Patient direction names for the dominant LPS component of a vector.
 _DIRECTION_WORDS = {(0, 1): "the patient's left", (0, -1): "the patient's right",
                     (1, 1): "posterior", (1, -1): "anterior",
@@ -103,7 +105,9 @@ class OverlayEngine:
 
     def set_data(self, ct: Optional[Volume], labels: Optional[LabelMap]) -> None:
         self.ct, self.labels = ct, labels
-        self._ct_slicer = None if ct is None else Reslicer(ct, default=-1024.0)
+        # Outside the CT gets a value no CT has, so the view can leave it clear (air inside the
+        # body, about -1000 HU, must still be drawn).
+        self._ct_slicer = None if ct is None else Reslicer(ct, default=OUTSIDE_CT)
         self._lab_slicer = None if labels is None else Reslicer(labels, default=0, interpolator="nearest")
         self.lesions = lesions_of(labels)
 

@@ -126,7 +126,9 @@ class USView(QWidget):
         rgba[..., 0] = gray
         rgba[..., 1] = (gray * 0.85).astype(np.uint8)
         rgba[..., 2] = (gray * 0.6).astype(np.uint8)
-        inside = ov.ct > -1000.0          # outside the CT volume (default -1024) stays clear
+        # Outside the CT volume stays clear; linear interpolation at its border mixes in the
+        # OUTSIDE_CT value, so cut below the lowest real HU (-1024).
+        inside = ov.ct >= -1100.0
         if self.fan_mask is not None:
             s = ov.step
             fan = self.fan_mask[::s, ::s][:gray.shape[0], :gray.shape[1]]
