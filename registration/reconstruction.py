@@ -299,6 +299,9 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     count = np.zeros(n_vox, np.uint32)
     if mode == "mean":
         acc = np.zeros(n_vox, np.uint32 if integer else np.float64)  # exact below 8M hits/voxel
+    elif mode == "max" and not np.issubdtype(frames.dtype, np.unsignedinteger):
+        low = np.iinfo(frames.dtype).min if integer else -np.inf
+        acc = np.full(n_vox, low, frames.dtype)     # signed/float frames: start below any value
     else:
         acc = np.zeros(n_vox, frames.dtype)
     n_used = 0
@@ -336,10 +339,10 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         if integer and want_int:
             # Half-up rounding of sum / count in integers: no float error on inserted voxels.
             exact = (2 * acc + safe) // (2 * safe)
-        values = (acc / safe).astype(np.float32) if (fill_holes or not want_int) else None
+        values = (acc / safe).astype(np.float32) if (fill_holes or exact is None) else None
     else:
         exact = acc if (integer and want_int) else None
-        values = acc.astype(np.float32) if (fill_holes or not want_int) else None
+        values = acc.astype(np.float32) if (fill_holes or exact is None) else None
     if values is not None:
         values = values.reshape(vshape)
     filled = np.zeros(vshape, bool)
