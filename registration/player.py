@@ -170,6 +170,33 @@ class SweepPlayer:
             return self.current_index
         return None
 
+    def iter_frames(self, sleep: Callable[[float], None] = time.sleep):
+        """Blocking replay without a GUI timer (e.g. streaming a recording to a network client).
+
+        Plays from the current frame and yields every sweep index in timestamp order,
+        sleeping until each is due (recorded time difference / ``speed``). No frame is
+        skipped: a late consumer gets the overdue frames back to back until it catches up.
+        With ``loop`` the generator never ends (each pass lasts :attr:`duration`); close it
+        to stop. For interactive play/pause/seek use :meth:`tick` instead.
+        """
+        if self._pos < 0:
+            return
+        pos = self._pos
+        wall0, media0, offset = self._clock(), float(self._times[pos]), 0.0
+        while True:
+            due = wall0 + (float(self._times[pos]) + offset - media0) / self._speed
+            wait = due - self._clock()
+            if wait > 0:
+                sleep(wait)
+            self._set_pos(pos)
+            self._emitted = pos
+            yield int(self._order[pos])
+            pos += 1
+            if pos >= len(self):
+                if not self.loop or len(self) < 2:
+                    return
+                pos, offset = 0, offset + self.duration
+
     # ------------------------------------------------------------------ internals
     def _set_pos(self, pos: int) -> None:
         self._pos = int(pos)

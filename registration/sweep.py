@@ -107,15 +107,19 @@ class Sweep:
 
     # -------------------------------------------------------------- frame graph
     def frame_graph(self, index: int) -> Tuple[FrameGraph, bool]:
-        """Frame graph at frame ``index`` and whether every per-frame edge is OK."""
+        """Frame graph at frame ``index`` and whether every per-frame edge (and the image) is OK.
+
+        Edges whose status is INVALID at this frame are left out of the graph.
+        """
         g = FrameGraph()
         for name, m in self.calibration.items():
             a, b = split_transform_name(name)
             g.set(a, b, m)
-        ok = True
+        ok = self.image_valid is None or bool(self.image_valid[index])
         for name, mats in self.transforms.items():
             a, b = split_transform_name(name)
             if not self.statuses[name][index]:
+                ok = False
                 continue
             g.set(a, b, mats[index])
         return g, ok
@@ -245,6 +249,8 @@ class Sweep:
             "chain": chain,
             "valid_frames": int(valid.sum()),
             "invalid_frames": int(len(self) - valid.sum()),
+            "image_invalid_frames": 0 if self.image_valid is None else int((~self.image_valid).sum()),
+            "image_frame": self.image_frame,
             "pixel_spacing_mm": self.pixel_spacing,
             "duration_s": float(self.timestamps[-1] - self.timestamps[0]) if len(self) else 0.0,
         }

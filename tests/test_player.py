@@ -154,3 +154,37 @@ def test_empty_sweep_and_path_source(tmp_path):
     assert len(p) == 3 and p.tick() == 0
     with pytest.raises(InputError):
         SweepPlayer(object())
+
+
+def test_iter_frames_sleeps_until_each_frame_is_due():
+    clock = FakeClock()
+    sleeps = []
+
+    def fake_sleep(dt):
+        sleeps.append(round(dt, 9))
+        clock.advance(dt)
+
+    times = [5.0, 5.1, 5.3, 5.35]
+    p = SweepPlayer(sweep_with_times(times), speed=2.0, clock=clock)
+    walls, got = [], []
+    for i in p.iter_frames(sleep=fake_sleep):
+        got.append(i)
+        walls.append(round(clock.t - 1000.0, 9))
+    assert got == [0, 1, 2, 3]
+    assert walls == pytest.approx([0.0, 0.05, 0.15, 0.175])   # recorded gaps / 2
+    # a late consumer is not made to wait and loses no frame
+    p.seek(0)
+    gen = p.iter_frames(sleep=fake_sleep)
+    assert next(gen) == 0
+    clock.advance(10.0)
+    n_sleeps = len(sleeps)
+    assert list(gen) == [1, 2, 3] and len(sleeps) == n_sleeps
+
+
+def test_iter_frames_loops():
+    clock = FakeClock()
+    p = SweepPlayer(sweep_with_times([0.0, 0.5]), clock=clock, loop=True)
+    gen = p.iter_frames(sleep=clock.advance)
+    got = [next(gen) for _ in range(5)]
+    assert got == [0, 1, 0, 1, 0]
+    assert clock.t - 1000.0 == pytest.approx(2.0)               # period = 1 s (0.5 + one interval)
