@@ -253,7 +253,9 @@ def _read_dicom_seg(path: str, ds) -> LabelMap:
             if shared is not None and name in shared:
                 return shared[name].value[0]
             raise KeyError(name)
-        iop = np.array([float(v) for v in group(frames[0], "PlaneOrientationSequence").ImageOrientationPatient])
+        iops = np.array([[float(v) for v in group(f, "PlaneOrientationSequence").ImageOrientationPatient]
+                         for f in frames])
+        iop = iops[0]
         measures = group(frames[0], "PixelMeasuresSequence")
         ps = [float(v) for v in measures.PixelSpacing]
         between = measures.get("SpacingBetweenSlices", None)
@@ -270,7 +272,13 @@ def _read_dicom_seg(path: str, ds) -> LabelMap:
     if pixels.shape[0] != len(frames) or len(ps) != 2 or min(ps) <= 0:
         raise InputError(f"{pixels.shape[0]} frames of pixels for {len(frames)} frame descriptions",
                          path=path, fix="export the segmentation again")
-    row, col = iop[:3], iop[3:]
+    if iops.shape[1:] != (6,) or not np.allclose(iops, iop, atol=1e-4):
+        raise InputError("frames have different orientations", path=path,
+                         fix="export the segmentation on the CT's (parallel) slices")
+    row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
+    if abs(row @ col) > 1e-3:
+        raise InputError(f"ImageOrientationPatient {iop.tolist()} is not orthogonal", path=path,
+                         fix="export the segmentation again")
     normal = np.cross(row, col)
     d = np.column_stack([row, col, normal])
     local = ipp @ d                                  # (u, v, t) per frame, mm
