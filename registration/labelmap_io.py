@@ -275,8 +275,9 @@ def _read_dicom_seg(path: str, ds) -> LabelMap:
     if iops.shape[1:] != (6,) or not np.allclose(iops, iop, atol=1e-4):
         raise InputError("frames have different orientations", path=path,
                          fix="export the segmentation on the CT's (parallel) slices")
-    row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
-    if abs(row @ col) > 1e-3:
+    norms = np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])
+    row, col = iop[:3] / max(norms[0], 1e-12), iop[3:] / max(norms[1], 1e-12)
+    if not (min(norms) > 0.5 and np.all(np.isfinite(iop)) and abs(row @ col) <= 1e-3):
         raise InputError(f"ImageOrientationPatient {iop.tolist()} is not orthogonal", path=path,
                          fix="export the segmentation again")
     normal = np.cross(row, col)
