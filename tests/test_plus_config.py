@@ -89,3 +89,18 @@ def test_unreadable_files(tmp_path):
                      "</PlusConfiguration>")
     with pytest.raises(InputError, match="onoff.xml: VolumeReconstruction attribute"):
         read_plus_config(onoff)
+
+
+def test_reconstruction_attributes_are_typed(tmp_path):
+    p = tmp_path / "recon.xml"
+    p.write_text('<PlusConfiguration><VolumeReconstruction OutputSpacing="0.5 0.5 1" '
+                 'OutputOrigin="-10.5 20 3" OutputExtent="0 99 0 79 0 49" FanAngles="-30 30" '
+                 'FanOrigin="410 -20" FanDepth="500" Compounding="On" Calculation="weighted_average" '
+                 'Interpolation="nearest_neighbor" FillHoles="off" Custom="kept"/></PlusConfiguration>')
+    r = read_plus_config(p)["reconstruction"]
+    assert r["OutputOrigin"] == [-10.5, 20.0, 3.0]
+    assert r["OutputExtent"] == [0, 99, 0, 79, 0, 49]
+    assert r["FanAngles"] == [-30.0, 30.0] and r["FanOrigin"] == [410.0, -20.0] and r["FanDepth"] == 500.0
+    assert r["Compounding"] is True and r["FillHoles"] is False
+    assert r["Calculation"] == "WEIGHTED_AVERAGE" and r["Interpolation"] == "NEAREST_NEIGHBOR"
+    assert r["Custom"] == "kept"

@@ -368,3 +368,16 @@ def test_load_sweep_dispatch_and_cli_summary(good_file, capsys):
     assert main([str(good_file)]) == 0
     assert "frames=6" in capsys.readouterr().out
     assert main([str(good_file) + ".missing.mha"]) == 2
+
+
+def test_sweep_frame_graph_and_summary_report_invalid_parts():
+    sweep = make_sweep(image_valid=np.array([1, 1, 1, 1, 0, 1], bool))
+    g, ok = sweep.frame_graph(0)
+    assert ok and g.has("Image", "Reference")
+    g, ok = sweep.frame_graph(2)                    # ProbeToTracker INVALID at frame 2
+    assert not ok and not g.has("Image", "Reference")
+    assert not sweep.frame_graph(4)[1]              # image INVALID at frame 4
+    s = sweep.summary()
+    assert s["valid_frames"] == 4 and s["image_invalid_frames"] == 1 and s["image_frame"] == "Image"
+    sub = sweep.subset([3, 4])
+    assert sub.image_valid.tolist() == [True, False] and sub.valid.tolist() == [True, False]
