@@ -13,10 +13,12 @@ What the reader does with it:
 
 * frames become ``uint8 [n, rows, cols]`` in MF orientation. If
   ``UltrasoundImageOrientation`` is UF the columns are flipped, MN the rows,
-  UN both (like PLUS, which flips pixels into MF when it reads a file; the
-  transforms in the file are taken as they are, because PLUS defines
-  calibration and per-frame transforms for the MF image). A third letter
-  (MFA, MFD: volume slice direction) is ignored for 2D frames.
+  UN both; the transposed codes FM, FU, NM, NU are transposed first (like
+  PLUS, which converts pixels into MF when it reads a file; the transforms in
+  the file are taken as they are, because PLUS defines calibration and
+  per-frame transforms for the MF image). A third letter (MFA, MFD: volume
+  slice direction) is ignored for 2D frames. XX or no orientation: taken as
+  MF, with a note.
 * RGB frames (``ElementNumberOfChannels = 3``) become grey (ITU-R 601 luma,
   rounded) with a note in ``metadata['notes']``.
 * ``ImageStatus = INVALID`` excludes the frame (``Sweep.image_valid``), as
@@ -28,8 +30,10 @@ What the reader does with it:
   ``image_to_reference @ inv(image_to_cropped_image)``.
 * Header-level fields named ``<From>To<To>Transform`` (16 numbers) are static
   calibration (our writer stores ``Sweep.calibration`` this way).
-* A frame with no fields at all (a gap in the numbering) gets an interpolated
-  timestamp and INVALID transforms, with a note.
+* A frame with no fields at all (a gap in the numbering, as in PLUS's own
+  Prostate10_video) gets an interpolated timestamp and is excluded
+  (image status INVALID), with a note.
+* ``DimSize = 0 0 N`` (tracker only): ``frames`` is ``[N, 0, 0]``, no fan mask.
 
 ``ElementSpacing`` is usually a dummy ``1 1 1``: the pixel spacing comes from
 ``ImageToProbe`` (per frame or from the PLUS config passed as ``calibration``).
