@@ -1,0 +1,129 @@
+"""`ctus register` end to end on the synthetic case: result file, progress, bad input -> exit 2."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from planner.cli import main
+from registration.landmarks import save_pairs
+from registration.sequence_io import write_sequence
+from registration.transforms import apply, invert, rigid_matrix
+
+from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
+
+FAST = ["--starts", "2"]
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("case")
+    ct = make_ct()
+    import SimpleITK as sitk
+    sitk.WriteImage(ct.to_sitk(), str(d / "ct.nrrd"))
+    sweep = make_sweep(ct, n_frames=16)
+    write_sequence(sweep, d / "sweep.igs.mha")
+    bad = make_sweep(ct, n_frames=4, invalid=range(4))
+    write_sequence(bad, d / "invalid.igs.mha")
+    init = rigid_matrix([2.0, -3.0, 2.0, 4.0, -5.0, 3.0], center=lesion_centroids_ct().mean(0)) @ TRUE_REFERENCE_TO_CT
+    (d / "init.json").write_text(json.dumps({"reference_to_ct": init.tolist()}))
+    (d / "targets.json").write_text(json.dumps({"targets": [
+        {"name": f"lesion_{i + 1}", "point": p.tolist(), "radius_mm": 8.0}
+        for i, p in enumerate(lesion_centroids_ct())]}))
+    return d
+
+
+def _tre(m, points_ct):
+    ref = apply(invert(TRUE_REFERENCE_TO_CT), points_ct)
+    return np.linalg.norm(apply(m, ref) - points_ct, axis=1)
+
+
+@pytest.mark.slow
+def test_register_writes_result_with_uncertainty(case, capsys):
+    out = case / "result.json"
+    code = main(["register", "--ct", str(case / "ct.nrrd"), "--sweep", str(case / "sweep.igs.mha"),
+                 "--init", str(case / "init.json"), "--targets", str(case / "targets.json"),
+                 "--out", str(out), "--json-progress"] + FAST)
+    assert code == 0
+    doc = json.loads(out.read_text())
+    m = np.array(doc["reference_to_ct"])
+    assert m.shape == (4, 4)
+    assert _tre(m, lesion_centroids_ct()).max() < 2.0
+    assert doc["method"] == "lc2" and doc["metric_final"] > doc["metric_initial"]
+    assert doc["iterations"] > 0 and doc["wall_time_s"] > 0
+    assert {t["name"] for t in doc["targets"]} == {"lesion_1", "lesion_2"}
+    for t in doc["targets"]:
+        assert 0 < t["tre_registration_mm"] < 5 and 0 <= t["hit_probability"] <= 1
+    assert doc["verdict"] in ("good", "check")
+    err = capsys.readouterr().err
+    lines = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+    assert any("progress" in l for l in lines)
+    # refuses to overwrite without --force
+    assert main(["register", "--ct", str(case / "ct.nrrd"), "--sweep", str(case / "sweep.igs.mha"),
+                 "--init", str(case / "init.json"), "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_register_from_landmarks_reports_the_landmark_fit(case, tmp_path):
+    rng = np.random.default_rng(0)
+    ct_pts = np.array([[20, 0, 10], [-15, -20, -15], [30, 20, -20], [-25, 15, 25], [0, -30, 0]], float)
+    ref_pts = apply(invert(TRUE_REFERENCE_TO_CT), ct_pts) + rng.normal(0, 1.0, ct_pts.shape)
+    save_pairs(tmp_path / "pairs.json", [f"p{i}" for i in range(5)], ct_pts, ref_pts)
+    out = tmp_path / "r.json"
+    code = main(["register", "--ct", str(case / "ct.nrrd"), "--sweep", str(case / "sweep.igs.mha"),
+                 "--landmarks", str(tmp_path / "pairs.json"), "--targets", str(case / "targets.json"),
+                 "--out", str(out)] + FAST)
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["init"]["source"] == "landmarks"
+    assert len(doc["landmarks"]["landmarks"]) == 5 and doc["landmarks"]["fre_mm"] > 0
+    assert set(doc["landmarks"]["predicted_tre_mm"]) == {"lesion_1", "lesion_2"}
+    assert _tre(np.array(doc["reference_to_ct"]), lesion_centroids_ct()).max() < 2.0
+
+
+def _bad(case, tmp_path, capsys, extra, match):
+    out = tmp_path / "never.json"
+    args = ["register", "--ct", str(case / "ct.nrrd"), "--out", str(out)] + extra
+    if "--sweep" not in extra:
+        args += ["--sweep", str(case / "sweep.igs.mha")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert match in err[-1] and err[-1].startswith("ctus register: error:")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".never.json*"))
+
+
+def test_no_overlap_is_bad_input(case, tmp_path, capsys):
+    far = rigid_matrix([0, 0, 0, 400.0, 0, 0]) @ TRUE_REFERENCE_TO_CT
+    (tmp_path / "far.json").write_text(json.dumps({"reference_to_ct": far.tolist()}))
+    _bad(case, tmp_path, capsys, ["--init", str(tmp_path / "far.json")], "do not overlap")
+
+
+def test_all_frames_invalid_is_bad_input(case, tmp_path, capsys):
+    _bad(case, tmp_path, capsys, ["--init", str(case / "init.json"), "--sweep", str(case / "invalid.igs.mha")],
+         "INVALID")
+
+
+def test_nan_in_init_matrix_is_bad_input(case, tmp_path, capsys):
+    m = np.eye(4).tolist()
+    m[1][3] = float("nan")
+    (tmp_path / "nan.json").write_text(json.dumps({"reference_to_ct": m}).replace("NaN", "NaN"))
+    _bad(case, tmp_path, capsys, ["--init", str(tmp_path / "nan.json")], "NaN")
+
+
+@pytest.mark.parametrize("pairs,match", [
+    ([[0, 0, 0], [10, 0, 0]], "at least 3"),
+    ([[0, 0, 0], [10, 0, 0], [20, 0, 0], [30, 0, 0]], "collinear"),
+])
+def test_bad_landmarks_are_bad_input(case, tmp_path, capsys, pairs, match):
+    p = np.array(pairs, float)
+    (tmp_path / "pairs.json").write_text(json.dumps({"pairs": [
+        {"name": f"p{i}", "ct": q.tolist(), "reference": q.tolist()} for i, q in enumerate(p)]}))
+    _bad(case, tmp_path, capsys, ["--landmarks", str(tmp_path / "pairs.json")], match)
+
+
+def test_mirror_init_is_bad_input(case, tmp_path, capsys):
+    m = np.diag([-1.0, 1, 1, 1])
+    (tmp_path / "mirror.json").write_text(json.dumps({"reference_to_ct": m.tolist()}))
+    _bad(case, tmp_path, capsys, ["--init", str(tmp_path / "mirror.json")], "not a rigid")
