@@ -20,16 +20,23 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from .errors import InputError
+from .errors import CancelledError, InputError
 from .volume import Volume
 
 log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], Optional[bool]]   # (fraction 0..1, message) -> False cancels
+
+
+def _report(progress: Optional[ProgressFn], fraction: float, message: str) -> None:
+    if progress is not None and progress(float(fraction), message) is False:
+        raise CancelledError("CT loading cancelled")
 
 IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 _SPACING_RTOL = 0.01      # neighbouring-slice distances may differ by 1 % before we resample
@@ -167,12 +174,15 @@ def _record(path: str, ds) -> dict:
                          fix="remove the damaged file or export the series again") from None
 
 
-def _scan(folder: str):
+def _scan(folder: str, progress: Optional[ProgressFn] = None):
     """Group image headers of a folder by series. Returns (groups, n_files, n_skipped)."""
     groups = {}
     n_files = n_skipped = 0
-    for path in _dicom_files(folder):
+    paths = list(_dicom_files(folder))
+    for path in paths:
         n_files += 1
+        if n_files % 20 == 0:
+            _report(progress, 0.2 * n_files / len(paths), f"reading headers {n_files}/{len(paths)}")
         ds = _read_header(path)
         try:
             is_image = ds is not None and "ImagePositionPatient" in ds and "Rows" in ds
@@ -298,14 +308,15 @@ def _check_folder(folder) -> str:
     return folder
 
 
-def list_dicom_series(folder) -> List[SeriesInfo]:
+def list_dicom_series(folder, *, progress: Optional[ProgressFn] = None) -> List[SeriesInfo]:
     """All image series in a DICOM folder (recursive), earliest acquisition first.
 
     Reads headers only. Raises InputError for a missing or empty folder or
-    one without DICOM images.
+    one without DICOM images. ``progress(fraction, message)`` returning False
+    cancels (CancelledError).
     """
     folder = _check_folder(folder)
-    groups, n_files, n_skipped = _scan(folder)
+    groups, n_files, n_skipped = _scan(folder, progress)
     if n_files == 0:
         raise InputError("the folder is empty", path=folder,
                          fix="give the folder that holds the CT's DICOM files")
@@ -321,10 +332,12 @@ def list_dicom_series(folder) -> List[SeriesInfo]:
 
 
 # --------------------------------------------------------------------------- loading
-def _read_pixels(files: List[str]) -> np.ndarray:
+def _read_pixels(files: List[str], progress: Optional[ProgressFn] = None) -> np.ndarray:
     """Decode slices with GDCM (rescale applied) into one [k, j, i] array."""
     out = None
     for k, path in enumerate(files):
+        if k % 10 == 0:
+            _report(progress, 0.2 + 0.75 * k / len(files), f"decoding slice {k + 1}/{len(files)}")
         try:
             img = sitk.ReadImage(path)
         except RuntimeError as exc:
@@ -387,7 +400,7 @@ def _deshear(array: np.ndarray, ijk_to_lps: np.ndarray, default: float):
     return sitk.GetArrayFromImage(out), d @ lo, spacing, d
 
 
-def _load_series(info: SeriesInfo, source: str) -> Volume:
+def _load_series(info: SeriesInfo, source: str, progress: Optional[ProgressFn] = None) -> Volume:
     iop = info.orientation
     row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     normal = np.cross(row, col)
@@ -397,7 +410,7 @@ def _load_series(info: SeriesInfo, source: str) -> Volume:
     if n_voxels > MAX_VOXELS:
         raise InputError(f"series {info.series_uid} claims {info.size} voxels", path=source,
                          fix="check the DICOM headers (Rows, Columns) are not damaged")
-    array = _read_pixels(info.files)
+    array = _read_pixels(info.files, progress)
     sx, sy = info.spacing[0], info.spacing[1]
     origin = pos[0]
     if len(pos) == 1:
@@ -523,7 +536,8 @@ def _suffix(path: str) -> str:
     return os.path.splitext(low)[1]
 
 
-def load_ct(path, series_uid: Optional[str] = None) -> Volume:
+def load_ct(path, series_uid: Optional[str] = None, *,
+            progress: Optional[ProgressFn] = None) -> Volume:
     """Load a CT (HU, LPS mm) from a DICOM folder, one of its files, or an image file.
 
     A DICOM folder with several series needs ``series_uid`` (the error lists
@@ -531,14 +545,17 @@ def load_ct(path, series_uid: Optional[str] = None) -> Volume:
     NIfTI are converted to LPS by SimpleITK; MetaImage is taken as LPS.
 
     Resampling and other warnings are in ``metadata['warnings']`` and are logged.
+    ``progress(fraction, message)`` is called while reading; returning False
+    cancels (CancelledError).
     """
-    vol = _load_ct(path, series_uid)
+    vol = _load_ct(path, series_uid, progress)
+    _report(progress, 1.0, "CT loaded")
     for w in vol.metadata.get("warnings", []):
         log.warning("%s: %s", vol.metadata.get("source", path), w)
     return vol
 
 
-def _load_ct(path, series_uid: Optional[str] = None) -> Volume:
+def _load_ct(path, series_uid: Optional[str], progress: Optional[ProgressFn]) -> Volume:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError("path not found", path=path, fix=_FIX_FORMAT)
@@ -548,7 +565,7 @@ def _load_ct(path, series_uid: Optional[str] = None) -> Volume:
     if os.path.isfile(path):
         if _read_header(path) is None:
             raise InputError("not a DICOM file nor a supported image format", path=path, fix=_FIX_FORMAT)
-    series = list_dicom_series(folder)
+    series = list_dicom_series(folder, progress=progress)
     if os.path.isfile(path):
         series = [s for s in series if os.path.abspath(path) in map(os.path.abspath, s.files)]
         if not series:
@@ -560,8 +577,8 @@ def _load_ct(path, series_uid: Optional[str] = None) -> Volume:
             raise InputError(f"series {series_uid} is not in the folder; found: "
                              + "; ".join(s.summary() for s in series), path=folder,
                              fix="pass one of the listed series UIDs")
-        return _load_series(chosen[0], folder)
+        return _load_series(chosen[0], folder, progress)
     if len(series) > 1:
         raise InputError(f"{len(series)} series found: " + "; ".join(s.summary() for s in series),
                          path=folder, fix="choose one by its series UID (--series UID)")
-    return _load_series(series[0], folder)
+    return _load_series(series[0], folder, progress)

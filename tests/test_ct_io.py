@@ -384,3 +384,16 @@ def test_resampling_warning_is_logged(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="registration.ct_io"):
         load_ct(tmp_path)
     assert "non-uniform slice spacing" in caplog.text
+
+
+def test_progress_reported_and_cancellable(tmp_path):
+    from registration.errors import CancelledError
+    vol = Volume(np.zeros((25, 4, 4), np.int16))
+    write_dicom_series(vol, tmp_path, series_description="p")
+    seen = []
+    load_ct(tmp_path, progress=lambda f, msg: seen.append((f, msg)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(seen) >= 3
+    assert any("decoding slice" in m for _, m in seen)
+    with pytest.raises(CancelledError):
+        load_ct(tmp_path, progress=lambda f, msg: f < 0.5)
