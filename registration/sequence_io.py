@@ -395,6 +395,10 @@ def merge_calibration(sweep: Sweep, calibration) -> None:
     for name, m in items.items():
         base = name[:-len("Transform")] if name.endswith("Transform") else name
         sweep.calibration[base] = np.asarray(m, dtype=float)
+        if base in sweep.transforms:
+            sweep.metadata.setdefault("notes", []).append(
+                f"{base} is both per frame in the file and in the calibration: the per-frame "
+                "values are used")
     sweep.__post_init__()  # validate the new matrices, reset caches
     if sweep.has_images:
         _, _, chain = sweep._derive()
