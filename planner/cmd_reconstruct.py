@@ -10,7 +10,8 @@ element, its OutputSpacing, OutputOrigin + OutputExtent, ClipRectangle*, Fan*,
 CompoundingMode, FillHoles and HoleFilling elements are used unless a flag
 overrides them (``--spacing`` drops the config's origin/extent, which are in
 voxels of the config's spacing). With clip/fan settings from the config the
-detected fan mask of the sweep is not used, so the pixels are PLUS's.
+detected fan mask of the sweep is not used, so the pixels are PLUS's, and MEAN
+uses PLUS's truncating running mean (otherwise the exact mean, rounded).
 """
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ def settings_from_config(recon: dict, args, notes: list) -> dict:
                              fix="use MEAN, MAXIMUM or LATEST, or pass --compounding")
         mode = _COMPOUNDING.get(plus_mode, "mean")
     kw["compounding"] = mode
+    if recon and mode == "mean":
+        # Settings come from PLUS: reproduce PLUS's truncating running mean too, so the
+        # output can be compared with PLUS's own volume voxel by voxel.
+        kw["plus_running_mean"] = True
     if recon.get("Interpolation") == "LINEAR":
         notes.append("Interpolation=LINEAR in the config: nearest-neighbour insertion is used")
     origin, size = recon.get("ClipRectangleOrigin"), recon.get("ClipRectangleSize")
@@ -143,7 +148,7 @@ def run(args) -> int:
     print(f"  size {' x '.join(str(v) for v in s['size_ijk'])} voxels, spacing "
           f"{' '.join(f'{v:g}' for v in s['spacing_mm'])} mm, origin (centre of first voxel, "
           f"{sweep.reference_frame} mm) {' '.join(f'{v:.3f}' for v in s['origin_mm'])}")
-    print(f"  compounding {s['compounding']}, hole filling {'on' if kw['fill_holes'] else 'off'}, "
+    print(f"  compounding {s['compounding']}{' (PLUS running mean)' if kw.get('plus_running_mean') else ''}, hole filling {'on' if kw['fill_holes'] else 'off'}, "
           f"{'clip/fan from config' if not kw.get('use_sweep_fan_mask', True) else 'fan mask of the sweep'}")
     print(f"  voxels with data {100 * s['filled_fraction']:.1f} % (inserted {100 * s['hit_fraction']:.1f} %)")
     print(f"  time {elapsed:.2f} s (insertion {s['timings_s']['insert_s']:.2f} s, "

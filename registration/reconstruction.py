@@ -33,11 +33,14 @@ comparison with PLUS's own output relies on them):
   weights each pixel 1, also several pixels of one frame); MAXIMUM = largest;
   LATEST = the last pixel in file order, raster order within a frame.
 
-Known difference from PLUS: PLUS keeps the MEAN of ``uint8`` voxels as an
-integer running mean truncated at every insertion (and caps the weight at 255
-hits); here the mean is exact (integer sums) and rounded half-up once, so
-values can differ by about one grey level; inserted-voxel positions are the
-same. Hole filling implements PLUS's GAUSSIAN and STICK elements.
+MEAN values: PLUS keeps the MEAN of ``uint8`` voxels as an integer running
+mean truncated at every insertion (and saturates after 255 hits); by default
+the mean here is exact (integer sums) and rounded half-up once, so values can
+differ from PLUS's by a few grey levels; ``plus_running_mean=True`` reproduces
+PLUS's arithmetic (:func:`plus_running_mean_update`). Inserted-voxel positions
+are the same either way, except that PLUS's FULL optimization computes indices
+in fixed point, so a pixel within a hair of a rounding boundary can land in the
+neighbouring voxel. Hole filling implements PLUS's GAUSSIAN and STICK elements.
 """
 from __future__ import annotations
 
@@ -220,7 +223,8 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
                 clip_rectangle=None, fan_mask=None, use_sweep_fan_mask: bool = True,
                 fan_geometry: Optional[dict] = None,
                 hole_elements: Sequence = DEFAULT_ELEMENTS,
-                output_dtype=None, progress: Optional[ProgressFn] = None) -> ReconstructionResult:
+                output_dtype=None, plus_running_mean: bool = False,
+                progress: Optional[ProgressFn] = None) -> ReconstructionResult:
     """Reconstruct a tracked sweep into a volume in its Reference frame.
 
     Parameters
@@ -238,6 +242,8 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     fan_geometry : dict with PLUS's ``FanOriginPixel``, ``FanAnglesDeg``,
         ``FanRadiusStartPixel``, ``FanRadiusStopPixel`` (combined with the mask)
     output_dtype : numpy dtype of the volume; default uint8 for uint8 frames
+    plus_running_mean : MEAN exactly as PLUS computes it for integer frames (see
+        :func:`plus_running_mean_update`) instead of the exact rounded mean
     progress : callable(fraction) -> False to cancel (raises CancelledError)
     """
     t_start = time.perf_counter()
@@ -304,6 +310,10 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         acc = np.full(n_vox, low, frames.dtype)     # signed/float frames: start below any value
     else:
         acc = np.zeros(n_vox, frames.dtype)
+    plus_state = None
+    if plus_running_mean and mode == "mean" and integer:
+        # PLUS's running value (in the frames' dtype) and its hit counter (capped at 255).
+        plus_state = (np.zeros(n_vox, frames.dtype), np.zeros(n_vox, np.int32))
     n_used = 0
     n_pixels = 0
     use = np.flatnonzero(valid)
@@ -318,7 +328,9 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         vals = frames[f].reshape(-1)[sel]
         n_pixels += flat.size
         np.add.at(count, flat, np.ones(flat.size, np.uint32))
-        if mode == "mean":
+        if mode == "mean" and plus_state is not None:
+            plus_running_mean_update(plus_state[0], plus_state[1], flat, vals)
+        elif mode == "mean":
             np.add.at(acc, flat, vals.astype(acc.dtype))
         elif mode == "max":
             np.maximum.at(acc, flat, vals)
@@ -334,7 +346,10 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     known3 = known.reshape(vshape)
     want_int = np.issubdtype(np.dtype(output_dtype), np.integer)
     exact = None
-    if mode == "mean":
+    if plus_state is not None:
+        exact = plus_state[0] if want_int else None
+        values = plus_state[0].astype(np.float32) if (fill_holes or exact is None) else None
+    elif mode == "mean":
         safe = np.maximum(count, 1)
         if integer and want_int:
             # Half-up rounding of sum / count in integers: no float error on inserted voxels.
@@ -363,6 +378,37 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     return ReconstructionResult(volume, count.reshape(vshape), filled, n_used,
                                 n_total - int(valid.sum()), n_total, n_pixels, tuple(extent),
                                 mode, timings)
+
+
+def plus_running_mean_update(value: np.ndarray, hits: np.ndarray, flat: np.ndarray,
+                             pixels: np.ndarray) -> None:
+    """Insert one frame's pixels the way PLUS's MEAN does for integer voxels, in place.
+
+    PLUS keeps a running value per voxel, updated pixel by pixel in raster order:
+    ``v = (p * 256 + v * acc) // (acc + 256)`` with ``acc = 256 * hits`` (integer
+    division, so ``v = (p + v * h) // (h + 1)``); once a voxel has 255 hits its
+    accumulation buffer is saturated and PLUS switches to
+    ``v = trunc(0.99609375 * p + 0.00390625 * v)`` ("bug: weights reversed?" in PLUS).
+    Order matters, so the pixels of each voxel are applied in rounds: round r
+    updates, at once, every voxel that receives an (r+1)-th pixel from this frame.
+    """
+    order = np.argsort(flat, kind="stable")            # group by voxel, keep raster order
+    sf = flat[order]
+    sv = pixels[order].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, sf[1:] != sf[:-1]])
+    rank = np.arange(sf.size) - np.repeat(starts, np.diff(np.r_[starts, sf.size]))
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+    for r in range(len(bounds) - 1):
+        idx = by_rank[bounds[r]:bounds[r + 1]]
+        vox, p = sf[idx], sv[idx]
+        h = hits[vox].astype(np.int64)
+        v = value[vox].astype(np.int64)
+        normal = h < 255
+        new = np.where(normal, (p + v * h) // (h + 1),
+                       np.trunc(0.99609375 * p + 0.00390625 * v).astype(np.int64))
+        value[vox] = new.astype(value.dtype)
+        hits[vox] = h + normal
 
 
 def _fill(values, known, elements, progress):

@@ -99,3 +99,16 @@ def test_spine_phantom_with_plus_reconstruction_config(shared_data, tmp_path, ca
     np.testing.assert_allclose(img.GetOrigin(), ref.volume.origin)
     assert img.GetSize() == ref.volume.shape_ijk
     np.testing.assert_array_equal(sitk.GetArrayFromImage(img), ref.volume.array)
+
+
+def test_spine_phantom_mean_config_reproduces_plus_running_mean(shared_data, tmp_path, capsys):
+    seq = shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha")
+    config = shared_data("plus", "configs", "PlusDeviceSet_VolumeReconstructionOnly_SpinePhantom_NN_MEAN.xml")
+    out = tmp_path / "spine.nrrd"
+    assert main(["reconstruct", "--sweep", str(seq), "--calibration", str(config), "--no-fill",
+                 "--out", str(out)]) == 0
+    assert "compounding mean (PLUS running mean)" in capsys.readouterr().out
+    sweep = read_sequence(seq, calibration=config)
+    ref = reconstruct(sweep, spacing_mm=0.5, clip_rectangle=(0, 0, 820, 616), use_sweep_fan_mask=False,
+                      fill_holes=False, plus_running_mean=True)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), ref.volume.array)

@@ -326,6 +326,7 @@ def _independent_image_to_reference(sweep, image_to_probe):
     return np.array([np.linalg.inv(r2t[n]) @ p2t[n] @ image_to_probe for n in range(len(sweep))])
 
 
+@pytest.mark.slow
 def test_spine_phantom_plus_settings_geometry_and_continuity(shared_data, artifacts_dir):
     from scipy import ndimage
     from registration.plus_config import read_plus_config
@@ -472,3 +473,32 @@ def test_liver_sweep_reconstruction(shared_data, artifacts_dir):
     print(f"liver: {vol!r}, hit {res.hit_fraction:.3f}, with data {res.filled_fraction:.3f}, {res.timings}")
     _save_slices(vol, artifacts_dir / "reconstruction_liver_sweep.png",
                  "Liver sweep (ImFusion, CC BY 4.0), 1 mm, MEAN + Gaussian hole filling")
+
+
+def test_plus_running_mean_matches_plus_arithmetic_pixel_by_pixel():
+    """PLUS's integer running mean (truncating, saturating after 255 hits), replayed in a loop."""
+    from registration.reconstruction import plus_running_mean_update
+    rng = np.random.default_rng(9)
+    n_vox = 7
+    value = np.zeros(n_vox, np.uint8)
+    hits = np.zeros(n_vox, np.int32)
+    ref_v, ref_acc = [0] * n_vox, [0] * n_vox
+    for _ in range(4):                                  # 4 "frames" of 150 pixels: > 255 hits
+        flat = rng.integers(0, n_vox, 150)
+        flat[:100] = 3                                  # voxel 3 saturates
+        pix = rng.integers(0, 256, 150).astype(np.uint8)
+        plus_running_mean_update(value, hits, flat, pix)
+        for f, p in zip(flat.tolist(), pix.tolist()):   # vtkFreehand2OptimizedNNHelper, MEAN
+            if ref_acc[f] <= 65279:
+                newa = ref_acc[f] + 256
+                ref_v[f] = (p * 256 + ref_v[f] * ref_acc[f]) // newa
+                ref_acc[f] = min(newa, 65535)
+            else:
+                ref_v[f] = int(0.99609375 * p + 0.00390625 * ref_v[f])
+    np.testing.assert_array_equal(value, ref_v)
+    assert hits[3] == 255
+    # through reconstruct: PLUS mean is the truncated running mean, default is exact
+    m = pose()
+    s = make_sweep([np.full((1, 1), 101), np.full((1, 1), 102)], [m, m])
+    assert reconstruct(s, spacing_mm=1.0, fill_holes=False, plus_running_mean=True).volume.array[0, 0, 0] == 101
+    assert reconstruct(s, spacing_mm=1.0, fill_holes=False).volume.array[0, 0, 0] == 102
