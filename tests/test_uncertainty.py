@@ -1,0 +1,109 @@
+"""Uncertainty: hit probability, error propagation, Laplace covariance, verdicts."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from registration.intensity_registration import RegistrationResult, StartResult, register_sweep
+from registration.transforms import apply, invert, rigid_matrix, rigid_params
+from registration.uncertainty import (assess, hessian_covariance, hit_probability, multistart_spread,
+                                      point_jacobian, target_tre_from_covariance, total_error_mm)
+
+from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
+
+
+def test_hit_probability_formula_matches_monte_carlo_and_design_rule():
+    rng = np.random.default_rng(0)
+    for r, tre in [(5.0, 3.0), (10.0, 4.0), (4.0, 6.0)]:
+        e = rng.normal(0, tre / math.sqrt(3), (200_000, 3))
+        mc = np.mean(np.linalg.norm(e, axis=1) < r)
+        assert hit_probability(r, tre) == pytest.approx(mc, abs=0.005)
+    # DESIGN: 90 % needs TRE_rms <= 0.69 R
+    assert hit_probability(10.0, 6.9) == pytest.approx(0.90, abs=0.01)
+    assert hit_probability(5.0, 0.0) == 1.0 and hit_probability(0.0, 2.0) == 0.0
+
+
+def test_total_error_is_quadrature_with_stated_defaults():
+    assert total_error_mm(2.0) == pytest.approx(math.sqrt(4 + 1 + 2.25 + 6.25))
+    assert total_error_mm(3.0, tracking_mm=0, needle_mm=0, breathing_mm=4.0) == pytest.approx(5.0)
+
+
+def test_point_jacobian_matches_finite_differences():
+    center = np.array([10.0, -20.0, 5.0])
+    target = np.array([60.0, 10.0, -30.0])
+    j = point_jacobian(target, center)
+    h = 1e-5
+    for k in range(6):
+        x = np.zeros(6)
+        x[k] = h
+        d = (apply(rigid_matrix(x, center), target) - apply(rigid_matrix(-x, center), target)) / (2 * h)
+        assert np.allclose(j[:, k], d, atol=1e-6)
+
+
+def test_target_tre_from_covariance():
+    cov = np.diag([0, 0, 0, 1.0, 4.0, 4.0])            # translation only: 1, 2, 2 mm sd
+    assert target_tre_from_covariance(cov, [0, 0, 0], [50, 0, 0]) == pytest.approx(3.0)
+    cov = np.diag([1.0, 0, 0, 0, 0, 0])                 # 1 deg about x, target 100 mm along y
+    assert target_tre_from_covariance(cov, [0, 0, 0], [0, 100, 0]) == pytest.approx(100 * math.pi / 180)
+
+
+def test_hessian_covariance_recovers_a_known_quadratic():
+    base = TRUE_REFERENCE_TO_CT
+    center = np.array([5.0, 5.0, 5.0])
+    a = np.diag([0.02, 0.03, 0.01, 0.05, 0.04, 0.02])
+    a[3, 4] = a[4, 3] = 0.01
+
+    def metric(m):       # log(1 - LC2) = log 0.6 + x^T A x / 2  with x the update about center
+        x = rigid_params(m @ invert(base), center)
+        return 1 - 0.6 * math.exp(0.5 * x @ a @ x)
+    out = hessian_covariance(metric, base, center, n_eff=200.0, step=(0.5,) * 6)
+    assert out["positive_definite"]
+    assert np.allclose(out["covariance"], np.linalg.inv(100.0 * a), rtol=0.05, atol=1e-4)
+
+
+def test_multistart_spread_counts_only_comparable_starts():
+    best = np.eye(4)
+    near = rigid_matrix([0, 0, 0, 1.0, 0, 0])
+    far = rigid_matrix([0, 0, 0, 20.0, 0, 0])
+    spread, agree, n = multistart_spread([best, near, far], [0.40, 0.395, 0.20], best, [0, 0, 0])
+    assert n == 2 and agree == 1.0 and spread == pytest.approx(math.sqrt(0.5))
+    spread, agree, n = multistart_spread([best, near, far], [0.40, 0.395, 0.39], best, [0, 0, 0])
+    assert n == 3 and agree == pytest.approx(2 / 3)
+
+
+def _fake(metric0, metric1, starts):
+    return RegistrationResult(np.eye(4), "lc2", metric0, metric1, 100, 1.0, np.zeros(3),
+                              [StartResult(np.zeros(6), m, 0.1, v, 10) for m, v in starts])
+
+
+def test_verdicts_from_numbers():
+    good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
+    hess = {"covariance": np.eye(6) * 0.1, "positive_definite": True}
+    a = assess(good, {"t": {"point": [10, 0, 0], "radius_mm": 10}}, hessian=hess)
+    assert a["verdict"] == "good" and 0.9 < a["targets"][0]["hit_probability"] <= 1
+    disagree = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 15, 0, 0]), 0.399),
+                                (rigid_matrix([0, 0, 0, -15, 0, 0]), 0.398)])
+    assert assess(disagree, {}, hessian=hess)["verdict"] == "poor"
+    low = _fake(0.05, 0.08, [(np.eye(4), 0.08), (np.eye(4), 0.08)])
+    assert assess(low, {}, hessian=hess)["verdict"] == "poor"
+    flat = {"covariance": np.eye(6) * 1e4, "positive_definite": False}
+    assert assess(good, {}, hessian=flat)["verdict"] == "poor"
+
+
+@pytest.mark.slow
+def test_a_start_far_outside_the_capture_range_is_never_good():
+    ct = make_ct()
+    sweep = make_sweep(ct, n_frames=16)
+    center = lesion_centroids_ct().mean(0)
+    wrong = rigid_matrix([0, 0, 25.0, 0, 0, 0], center=center) @ rigid_matrix([0, 0, 0, 35.0, -10.0, 20.0]) \
+        @ TRUE_REFERENCE_TO_CT
+    targets = {f"l{i}": {"point": p.tolist(), "radius_mm": 8.0} for i, p in enumerate(lesion_centroids_ct())}
+    res = register_sweep(ct, sweep, wrong, targets=targets, n_starts=3)
+    ref = apply(invert(TRUE_REFERENCE_TO_CT), lesion_centroids_ct())
+    true_err = np.linalg.norm(apply(res.reference_to_ct, ref) - lesion_centroids_ct(), axis=1)
+    assert true_err.min() > 5.0                         # it really failed ...
+    u = res.uncertainty
+    assert u["verdict"] == "poor"                       # ... and says so
+    assert all(t["tre_registration_mm"] is None or t["tre_registration_mm"] > 5.0 for t in u["targets"])
