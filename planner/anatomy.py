@@ -21,6 +21,8 @@ nearest voxel centre of the class (0 inside), computed with
 Vessels count as "large" (>= 3 mm diameter) where a ball of radius 1.5 mm
 fits inside the vessel (morphological opening by a ball, done with two
 distance transforms): that is the local-thickness definition of diameter.
+Voxel centres overestimate the fitting radius by up to one voxel, which errs
+on the safe side (coarse CTs treat all vessels as large).
 """
 from __future__ import annotations
 
@@ -193,9 +195,11 @@ def _large_vessels_crop(vessel, spacing_ijk, min_diameter_mm):
     samp = np.asarray(spacing_ijk, float)[::-1]
     r = 0.5 * min_diameter_mm
     depth = ndimage.distance_transform_edt(vessel, sampling=samp)
-    # EDT to the nearest background centre overestimates the radius by up to half
-    # a voxel: compare against r + half the smallest spacing.
-    centres = depth >= r + 0.5 * float(np.min(spacing_ijk))
+    # EDT to the nearest background centre overestimates the radius by up to
+    # a voxel; we keep the overestimate on purpose (conservative: a vessel is
+    # called small only when even the overestimate is below r). At 2 mm voxels
+    # every vessel therefore counts as large.
+    centres = depth >= r
     if not centres.any():
         return np.zeros_like(vessel)
     to_centre = ndimage.distance_transform_edt(~centres, sampling=samp)
@@ -232,11 +236,16 @@ def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
                          fix="name the liver 'liver' in the label names (e.g. {\"liver\": 5})")
     notes: List[str] = []
     hu = ct.array
-    if "body" not in masks:
-        masks["body"] = body_from_ct(ct)
+    # The body is everything inside the skin: a "body" label may hold only the
+    # tissue no other label claims, so add every labelled voxel and fill.
+    if "body" in masks:
+        base = masks["body"]
+    else:
+        base = body_from_ct(ct)
         derived["body"] = True
         sources["body"] = ["CT HU > -500, filled"]
-    body = masks["body"]
+    body = np.stack([ndimage.binary_fill_holes(s) for s in (base | (arr > 0))])
+    masks["body"] = body
     labelled_soft = np.zeros(arr.shape, bool)
     for cls in (VESSEL_CLASS, "liver", "kidney", "spleen", "heart", "gallbladder", "pancreas"):
         if cls in masks:
@@ -248,7 +257,10 @@ def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
         derived["bone"] = True
         sources["bone"] = [f"CT HU > {bone_hu:g}, components >= 0.5 ml"]
     if derive:
-        gas = (hu < gas_hu) & body
+        # Partial-volume voxels at the skin read as "gas": look for gas only
+        # 2 voxels (in-plane) inside the body surface.
+        inner = ndimage.binary_erosion(body, structure=np.ones((1, 3, 3), bool), iterations=2)
+        gas = (hu < gas_hu) & inner
         lung_d, bowel_gas = split_gas(gas, ct.spacing)
         # Gas is an absolute barrier (needle and sound): add it even when labels exist.
         for cls, m, rule in (("lung", lung_d, "top/bottom slice or > 100 ml"),
