@@ -122,6 +122,33 @@ class BodyGeometry:
         return pts[last], float(t[last])
 
 
+def skin_normal(body: BodyGeometry, skin_point, radius_mm: float = 8.0) -> np.ndarray:
+    """Inward unit normal of the body surface at ``skin_point`` (from which nearby points are inside)."""
+    u = _fibonacci_directions(96)
+    inside = body.is_inside(np.asarray(skin_point, float) + radius_mm * u)
+    if not inside.any() or inside.all():
+        return None
+    n = u[inside].mean(axis=0) - u[~inside].mean(axis=0)
+    return n / np.linalg.norm(n)
+
+
+def face_skin(pose: np.ndarray, normal, max_deg: float = 20.0) -> np.ndarray:
+    """Rotate ``pose`` about its elevation axis (z, through the face) towards the skin normal.
+
+    The image plane and the points in it stay where they are (their fan angle
+    changes by at most ``max_deg``), so a target in the plane stays in the fan.
+    """
+    if normal is None:
+        return pose
+    x, y = pose[:3, 0], pose[:3, 1]
+    phi = np.arctan2(np.dot(normal, x), np.dot(normal, y))
+    phi = float(np.clip(phi, -np.deg2rad(max_deg), np.deg2rad(max_deg)))
+    out = pose.copy()
+    out[:3, 1] = np.cos(phi) * y + np.sin(phi) * x
+    out[:3, 0] = np.cos(phi) * x - np.sin(phi) * y
+    return out
+
+
 def _fibonacci_directions(n: int) -> np.ndarray:
     i = np.arange(n) + 0.5
     phi = np.arccos(1 - 2 * i / n)
@@ -162,7 +189,11 @@ def find_window(body: BodyGeometry, target, *, max_depth_mm: float, n_dirs: int 
         # Obstacles on the path, ignoring the last 2 mm (skin staircase).
         t = np.arange(step, max(depth - 2.0, step), step)
         n_obst = int(body.is_obstacle(target + t[:, None] * d).sum())
-        cand = (depth + 15.0 * n_obst, skin, -d, depth, n_obst > 0)
+        # Prefer windows where the path meets the skin square on: the face then touches
+        # the skin across its width instead of hanging in the air on one side.
+        normal = skin_normal(body, skin)
+        oblique = 1.0 - float(np.dot(normal, -d)) if normal is not None else 1.0
+        cand = (depth + 15.0 * n_obst + 80.0 * oblique, skin, -d, depth, n_obst > 0)
         if n_obst == 0 and (best is None or cand[0] < best[0]):
             best = cand
         if fallback is None or cand[0] < fallback[0]:
@@ -189,9 +220,14 @@ def best_lateral(sim: UltrasoundSimulator, origin, beam, target, rng) -> np.ndar
     for ang in np.arange(0.0, 180.0, 15.0) + offset:
         lateral = Rotation.from_rotvec(np.deg2rad(ang) * beam).apply(a)
         pose = probe_pose(origin, beam, lateral)
-        hu, lab, _ = sim.sample_polar(pose @ p.image_to_probe)
+        hu, lab, pts = sim.sample_polar(pose @ p.image_to_probe)
         cls = sim.tissue_class(hu, lab)
+        # Beams that leave the CT box image nothing real: count them as blocked too.
+        upto = int(np.searchsorted(p.sample_depths_mm, depth + 25.0))
+        ijk = sim.ct.lps_to_index(pts[:, :upto:8].reshape(-1, 3)).reshape(pts.shape[0], -1, 3)
+        out = np.any((ijk < -0.5) | (ijk > np.array(sim.ct.shape_ijk) - 0.5), axis=(1, 2))
         blocked = np.maximum.accumulate((cls == CLASS["bone"]) | (cls == CLASS["gas"]), axis=1)
+        blocked |= out[:, None]
         score = 1.0 - blocked[:, near].mean()
         if score > best_score + 1e-6:
             best, best_score = lateral, score
@@ -358,7 +394,7 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
         skin, beam, depth, obstructed = find_window(body, target, max_depth_mm=probe.depth_mm)
         base_origin = skin + 0.5 * beam
         lat = best_lateral(sim, base_origin, beam, target, rng)
-        base = probe_pose(base_origin, beam, lat)
+        base = face_skin(probe_pose(base_origin, beam, lat), skin_normal(body, skin))
         poses = sweep_poses(body, base, n=n, fps=fps, tilt_deg=tilt, slide_mm=slide,
                             lateral_mm=lateral, rng=rng)
         ts = t0 + np.arange(n) / fps + rng.normal(0, 0.0015, n)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from registration.errors import InputError
 from registration.volume import LabelMap, Volume
@@ -46,8 +46,9 @@ TISSUES: Dict[str, Tuple[float, float, float]] = {
     "gel": (0.0, 0.0, 1.52),            # air between the face and the skin = coupling gel
     "gas": (0.0, 0.0, 0.0004),
     "bone": (3.0, 10.0, 7.8),
-    "fat": (0.45, 0.63, 1.38),
-    "soft": (0.55, 0.9, 1.66),          # unnamed soft tissue (muscle, connective)
+    "cartilage": (0.15, 3.0, 1.75),     # costal cartilage: dark, attenuating, no full shadow
+    "fat": (0.3, 0.63, 1.38),
+    "soft": (0.45, 0.9, 1.66),          # unnamed soft tissue (muscle, connective)
     "muscle": (0.5, 1.0, 1.70),
     "liver": (1.0, 0.5, 1.65),
     "blood": (0.02, 0.15, 1.61),
@@ -118,14 +119,17 @@ class SimulatorSettings:
     """Knobs of the image formation (tuned against the real liver sweep, see realism.py)."""
 
     speckle_cell_mm: float = 0.3
-    psf_axial_mm: float = 0.3          # at 3.5 MHz; scales with 3.5 / f
-    psf_lateral_mm: float = 0.8
+    psf_axial_mm: float = 0.45         # at 3.5 MHz; scales with 3.5 / f (0.3 -> grain too fine vs real)
+    psf_lateral_mm: float = 1.0
     specular_gain: float = 30.0        # specular amplitude per unit |r| relative to liver speckle
     incidence_power: float = 2.0
-    tgc_alpha: float = 0.45            # dB/cm/MHz the TGC compensates
-    dynamic_range_db: float = 60.0
-    liver_grey: float = 95.0           # mean grey level of liver near the surface
-    noise_db: float = -75.0            # electronic noise floor re liver echo at the face
+    tgc_alpha: float = 0.38            # dB/cm/MHz the TGC compensates
+    dynamic_range_db: float = 70.0
+    liver_grey: float = 60.0           # grey of liver speckle at the face (before attenuation)
+    noise_db: float = -66.0            # electronic noise floor re liver echo at the face
+    clutter_db: float = -8.0           # side-lobe/reverberation haze re the local mean echo
+    clutter_mm: float = 4.0            # size of the neighbourhood the haze comes from
+    smoothing_mm: Tuple[float, float] = (0.3, 0.6)   # post-log speckle reduction (axial, lateral)
     extra: dict = field(default_factory=dict)
 
 
@@ -245,6 +249,8 @@ class UltrasoundSimulator:
         # Gas and bone by HU win over any label (bowel gas, a rib inside the 'body' label).
         cls = np.where(cls == _UNNAMED, by_hu, cls)
         cls = np.where((hu < -400) | (hu > 300), by_hu, cls)
+        # A bone label below 250 HU is cartilage (or marrow inside a cortex that shadows anyway).
+        cls = np.where((cls == CLASS["bone"]) & (hu < 250), CLASS["cartilage"], cls)
         # Air before the first tissue sample of a beam is the gap under the curved face,
         # filled with gel in practice: it must not shadow the whole beam.
         # Tissue starts at the first 2 mm run without gas (a voxel staircase at the skin
@@ -272,6 +278,12 @@ class UltrasoundSimulator:
         cls = self.tissue_class(hu, lab)
         env = self._envelope(hu, cls, pts, rng)
         grey = self._compress(env)
+        sm_ax, sm_lat = st.smoothing_mm
+        if sm_ax > 0:
+            grey = gaussian_filter1d(grey, sm_ax / p.sample_mm, axis=1)
+        if sm_lat > 0:
+            beam_mm = (p.radius_mm + p.depth_mm / 2) * (2 * p.half_angle_rad / (p.n_beams - 1))
+            grey = gaussian_filter1d(grey, sm_lat / beam_mm, axis=0)
         frame = np.zeros((p.rows, p.cols), np.uint8)
         g = grey.reshape(-1)
         i, wb, ws = self._sc_idx, self._sc_wb, self._sc_ws
@@ -329,6 +341,12 @@ class UltrasoundSimulator:
         # Blurring a unit-variance field lowers its variance; restore liver speckle level 1.
         norm = 1.0 / np.sqrt(_psf_energy(sa) * _psf_energy(sl))
         rx = np.hypot(re, im) * norm * trans * 10.0 ** (-att_db / 20.0)
+        if st.clutter_db > -90:
+            # Side lobes and reverberation fill anechoic lumens with a haze of their surroundings.
+            w_ax = max(1, int(round(st.clutter_mm / ds)))
+            w_lat = max(1, int(round(st.clutter_mm / beam_mid)))
+            haze = uniform_filter1d(uniform_filter1d(rx, w_ax, axis=1), w_lat, axis=0)
+            rx = rx + 10.0 ** (st.clutter_db / 20.0) * haze
         noise_amp = 10.0 ** (st.noise_db / 20.0)
         noise = noise_amp * np.abs(rng.standard_normal(rx.shape, dtype=np.float32)
                                    + 1j * rng.standard_normal(rx.shape, dtype=np.float32)) / np.sqrt(2)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from registration.errors import InputError
 from registration.volume import LabelMap, Volume
@@ -101,7 +102,9 @@ def test_frame_is_black_outside_the_fan(sim):
     assert frame.dtype == np.uint8 and frame.shape == (480, 640)
     assert np.all(frame[~sim.fan_mask] == 0) and np.all(labels[~sim.fan_mask] == 0)
     # Inside the fan, the body in the near field is not black.
-    assert np.mean(frame[sim.fan_mask & (labels > 0)] > 0) > 0.95
+    near = np.zeros_like(sim.fan_mask)
+    near[:200] = True                                       # first ~70 mm
+    assert np.mean(frame[sim.fan_mask & near & (labels > 0)] > 0) > 0.95
 
 
 def test_label_frame_shows_the_structure_under_each_pixel_and_is_not_mirrored(sim):
@@ -189,6 +192,8 @@ def test_speckle_is_fixed_in_the_patient(sim):
     f1, m1 = liver_pixels(0.05)
     f2, m2 = liver_pixels(6.0)
     m = m0 & m1 & m2
+    # Speckle only: remove the slowly varying brightness (attenuation, TGC, haze).
+    f0, f1, f2 = (f - ndimage.gaussian_filter(f, 8.0) for f in (f0, f1, f2))
     near = np.corrcoef(f0[m], f1[m])[0, 1]
     far = np.corrcoef(f0[m], f2[m])[0, 1]
     assert near > 0.8 and far < 0.3
