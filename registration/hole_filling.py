@@ -212,7 +212,7 @@ _STICKS = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1,
 
 
 def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit: int = 9,
-                      sticks_to_use: int = 1,
+                      sticks_to_use: int = 1, integer_values: bool = False,
                       progress: Optional[Callable[[float], Optional[bool]]] = None
                       ) -> Tuple[np.ndarray, np.ndarray]:
     """PLUS's ``STICK`` hole filling, vectorised.
@@ -223,14 +223,16 @@ def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit:
     linear interpolation ``(rvs+1)/(fwd+rvs+1) * v_fwd + ...`` and the score
     ``1 / ((fwd+rvs+1) * |direction|)``; the best-scoring stick (ties averaged,
     or the ``sticks_to_use`` best) sets the voxel. Arrays ``[k, j, i]``;
-    directions are written (i, j, k) as in PLUS. Returns (values float32, filled bool).
+    directions are written (i, j, k) as in PLUS. Computed in float64 like PLUS's doubles, so
+    truncating the result reproduces PLUS's integer voxels; with ``integer_values`` each
+    stick's value is truncated first, as PLUS stores it in the voxel type. Returns (values float64, filled bool).
     """
     values = np.asarray(values)
     known = np.asarray(known, bool)
     if values.shape != known.shape or values.ndim != 3:
         raise InputError(f"values {values.shape} and known {known.shape} must be the same 3D shape")
     L = int(stick_length_limit)
-    out = np.where(known, values, 0).astype(np.float32)
+    out = np.where(known, values, 0).astype(np.float64)
     todo = ~known
     if L < 2 or not todo.any() or not known.any():
         return out, np.zeros(known.shape, bool)
@@ -238,9 +240,9 @@ def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit:
     kp = np.pad(known, pad)
     vp = np.pad(out, pad)
     shape = known.shape
-    best_w = np.zeros(shape, np.float32)      # score of the best stick so far
-    best_sum = np.zeros(shape, np.float32)    # sum of values of sticks with that score
-    best_n = np.zeros(shape, np.float32)
+    best_w = np.zeros(shape, np.float64)      # score of the best stick so far
+    best_sum = np.zeros(shape, np.float64)    # sum of value * score of sticks with that score
+    best_n = np.zeros(shape, np.float64)      # sum of their scores (PLUS's sumWeights)
     # Weighted accumulation of the top `sticks_to_use` sticks is only needed for > 1.
     scores, vals = ([], []) if sticks_to_use > 1 else (None, None)
 
@@ -253,33 +255,35 @@ def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit:
         if progress is not None and progress(n / len(_STICKS)) is False:
             raise CancelledError("hole filling cancelled")
         fwd = np.zeros(shape, np.int16)
-        vf = np.zeros(shape, np.float32)
+        vf = np.zeros(shape, np.float64)
         for j in range(1, L):
             hit = view(kp, (j * dk, j * dj, j * di)) & (fwd == 0) & todo
             if hit.any():
                 fwd[hit] = j
                 vf[hit] = view(vp, (j * dk, j * dj, j * di))[hit]
         rvs = np.zeros(shape, np.int16)
-        vr = np.zeros(shape, np.float32)
+        vr = np.zeros(shape, np.float64)
         for j in range(1, L - 1):
             hit = view(kp, (-j * dk, -j * dj, -j * di)) & (rvs == 0) & (fwd > 0) & (j + fwd + 1 <= L)
             if hit.any():
                 rvs[hit] = j
                 vr[hit] = view(vp, (-j * dk, -j * dj, -j * di))[hit]
         ok = rvs > 0
-        total = (fwd + rvs + 1).astype(np.float32)
+        total = (fwd + rvs + 1).astype(np.float64)
         w_fwd = (rvs + 1) / total
         value = (1 - w_fwd) * vr + w_fwd * vf
-        score = np.where(ok, 1.0 / (total * np.float32(np.sqrt(di * di + dj * dj + dk * dk))), 0)
-        score = score.astype(np.float32)
+        if integer_values:
+            value = np.trunc(value)
+        score = np.where(ok, 1.0 / (total * np.sqrt(float(di * di + dj * dj + dk * dk))), 0.0)
         if sticks_to_use > 1:
             scores.append(score)
-            vals.append(np.where(ok, value, 0).astype(np.float32))
+            vals.append(np.where(ok, value, 0).astype(np.float64))
             continue
         better = score > best_w
         same = ok & (score == best_w)
-        best_sum = np.where(better, value, np.where(same, best_sum + value, best_sum))
-        best_n = np.where(better, 1, np.where(same, best_n + 1, best_n))
+        vs = value * score
+        best_sum = np.where(better, vs, np.where(same, best_sum + vs, best_sum))
+        best_n = np.where(better, score, np.where(same, best_n + score, best_n))
         best_w = np.maximum(best_w, score)
     if sticks_to_use > 1:
         s = np.stack(scores)
@@ -297,14 +301,14 @@ def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit:
 
 
 def apply_elements(values: np.ndarray, known: np.ndarray, elements: Sequence,
-                   progress: Optional[Callable[[float], Optional[bool]]] = None
-                   ) -> Tuple[np.ndarray, np.ndarray]:
+                   progress: Optional[Callable[[float], Optional[bool]]] = None,
+                   integer_values: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """PLUS's element list: each hole takes its value from the first element that fills it.
 
     Every element reads only the originally inserted voxels (``known``), as in PLUS.
-    Returns (values float32, filled bool).
+    Returns (values float64, filled bool).
     """
-    out = np.where(known, values, 0).astype(np.float32)
+    out = np.where(known, values, 0).astype(np.float64)
     filled = np.zeros(known.shape, bool)
     # Consecutive Gaussian elements run together (they share the bounding box work).
     groups: list = []
@@ -318,7 +322,8 @@ def apply_elements(values: np.ndarray, known: np.ndarray, elements: Sequence,
         if isinstance(g, list):
             v, f = fill_holes(values, known, g, sub)
         elif isinstance(g, StickElement):
-            v, f = fill_holes_sticks(values, known, g.stick_length_limit, g.sticks_to_use, sub)
+            v, f = fill_holes_sticks(values, known, g.stick_length_limit, g.sticks_to_use,
+                                     integer_values, sub)
         else:
             raise InputError(f"unknown hole-filling element {g!r}")
         new = f & ~filled

@@ -364,10 +364,11 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     t_fill0 = time.perf_counter()
     if fill_holes and hole_elements:
         sub = None if progress is None else (lambda fr: progress(0.8 + 0.2 * fr))
-        values, filled = _fill(np.where(known3, values, 0), known3, hole_elements, sub)
+        values, filled = _fill(np.where(known3, values, 0), known3, hole_elements, sub,
+                               plus_state is not None)
     t_fill = time.perf_counter() - t_fill0
 
-    out = _cast(values, exact, known3, filled, output_dtype)
+    out = _cast(values, exact, known3, filled, output_dtype, truncate_filled=plus_state is not None)
     volume = Volume(out, spacing, grid_origin, np.eye(3),
                     metadata={"frame": sweep.reference_frame, "source": sweep.source,
                               "compounding": mode, "output_extent": list(extent)})
@@ -411,13 +412,14 @@ def plus_running_mean_update(value: np.ndarray, hits: np.ndarray, flat: np.ndarr
         hits[vox] = h + normal
 
 
-def _fill(values, known, elements, progress):
-    return apply_elements(values, known, elements, progress)
+def _fill(values, known, elements, progress, plus_integer=False):
+    return apply_elements(values, known, elements, progress, integer_values=plus_integer)
 
 
-def _cast(values, exact, known, filled, dtype) -> np.ndarray:
+def _cast(values, exact, known, filled, dtype, truncate_filled=False) -> np.ndarray:
     """Final voxels: inserted ones from ``exact`` (integer mean / max / latest) when given,
-    filled ones rounded half up from ``values``, clipped to ``dtype``; 0 elsewhere."""
+    filled ones rounded half up from ``values`` (truncated, as PLUS does, with
+    ``truncate_filled``), clipped to ``dtype``; 0 elsewhere."""
     dtype = np.dtype(dtype)
     out = np.zeros(known.shape, dtype)
     if np.issubdtype(dtype, np.integer):
@@ -428,7 +430,8 @@ def _cast(values, exact, known, filled, dtype) -> np.ndarray:
         else:
             out[known] = np.clip(np.floor(values[known] + 0.5), info.min, info.max)
         if filled.any():
-            out[filled] = np.clip(np.floor(values[filled] + 0.5), info.min, info.max)
+            f = np.trunc(values[filled]) if truncate_filled else np.floor(values[filled] + 0.5)
+            out[filled] = np.clip(f, info.min, info.max)
     else:
         has = known | filled
         out[has] = values[has]

@@ -502,3 +502,61 @@ def test_plus_running_mean_matches_plus_arithmetic_pixel_by_pixel():
     s = make_sweep([np.full((1, 1), 101), np.full((1, 1), 102)], [m, m])
     assert reconstruct(s, spacing_mm=1.0, fill_holes=False, plus_running_mean=True).volume.array[0, 0, 0] == 101
     assert reconstruct(s, spacing_mm=1.0, fill_holes=False).volume.array[0, 0, 0] == 102
+
+
+_PLUS_STICKS = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, -1, 0),
+                (1, 0, -1), (0, 1, -1), (1, 1, 1), (-1, 1, 1), (1, -1, 1), (-1, -1, 1))
+
+
+def _plus_stick_voxel(vol, known, k, j, i, limit):
+    """PLUS applySticks for one uint8 voxel, transcribed loop by loop (NumberOfSticksToUse=1)."""
+    nk, nj, ni = vol.shape
+    weights, values = [], []
+    for di, dj, dk in _PLUS_STICKS:
+        fwd = rvs = None
+        for step in range(1, limit):
+            x, y, z = i + step * di, j + step * dj, k + step * dk
+            if not (0 <= x < ni and 0 <= y < nj and 0 <= z < nk):
+                break
+            if known[z, y, x]:
+                fwd, fv = step, int(vol[z, y, x])
+                break
+        if fwd is None:
+            weights.append(0.0), values.append(0)
+            continue
+        step = 1
+        while step + fwd + 1 <= limit:
+            x, y, z = i - step * di, j - step * dj, k - step * dk
+            if not (0 <= x < ni and 0 <= y < nj and 0 <= z < nk):
+                break
+            if known[z, y, x]:
+                rvs, rv = step, int(vol[z, y, x])
+                break
+            step += 1
+        if rvs is None:
+            weights.append(0.0), values.append(0)
+            continue
+        total = float(fwd + rvs + 1)
+        w_fwd = (rvs + 1) / total
+        weights.append(1.0 / (total * math.sqrt(di * di + dj * dj + dk * dk)))
+        values.append(int((1.0 - w_fwd) * rv + w_fwd * fv))       # stored as unsigned char
+    best = max(weights)
+    if best == 0:
+        return None
+    s = sum(v * w for v, w in zip(values, weights) if w == best)
+    return int(s / sum(w for w in weights if w == best))
+
+
+def test_stick_filling_reproduces_plus_integer_voxels():
+    rng = np.random.default_rng(4)
+    vol = np.zeros((14, 12, 13), np.uint8)
+    known = rng.random(vol.shape) < 0.15
+    vol[known] = rng.integers(1, 256, int(known.sum()))
+    out, filled = fill_holes_sticks(vol.astype(float), known, 9, 1, integer_values=True)
+    mismatches = 0
+    for k, j, i in np.argwhere(~known):
+        ref = _plus_stick_voxel(vol, known, k, j, i, 9)
+        assert filled[k, j, i] == (ref is not None)
+        if ref is not None and int(np.trunc(out[k, j, i])) != ref:
+            mismatches += 1
+    assert filled.sum() > 500 and mismatches == 0
