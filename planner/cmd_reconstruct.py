@@ -7,7 +7,7 @@ PLUS's VolumeReconstructor does (see registration/reconstruction.py).
 
 If the calibration file (a PLUS device-set config) has a ``<VolumeReconstruction>``
 element, its OutputSpacing, OutputOrigin + OutputExtent, ClipRectangle*, Fan*,
-CompoundingMode, FillHoles and HoleFilling elements are used unless a flag
+CompoundingMode, SkipInterval, FillHoles and HoleFilling elements are used unless a flag
 overrides them (``--spacing`` drops the config's origin/extent, which are in
 voxels of the config's spacing). With clip/fan settings from the config the
 detected fan mask of the sweep is not used, so the pixels are PLUS's, and MEAN
@@ -85,6 +85,10 @@ def settings_from_config(recon: dict, args, notes: list) -> dict:
         kw["fan_geometry"] = fan
     if "clip_rectangle" in kw or fan:
         kw["use_sweep_fan_mask"] = False
+    if recon.get("SkipInterval"):
+        kw["skip_interval"] = int(recon["SkipInterval"])
+    if recon.get("EnableFanAnglesAutoDetect"):
+        notes.append("EnableFanAnglesAutoDetect is not implemented: the configured fan angles are used")
     fill = recon.get("FillHoles", True) and not args.no_fill
     kw["fill_holes"] = bool(fill)
     if fill and recon.get("HoleFilling"):

@@ -223,7 +223,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
                 clip_rectangle=None, fan_mask=None, use_sweep_fan_mask: bool = True,
                 fan_geometry: Optional[dict] = None,
                 hole_elements: Sequence = DEFAULT_ELEMENTS,
-                output_dtype=None, plus_running_mean: bool = False,
+                output_dtype=None, plus_running_mean: bool = False, skip_interval: int = 1,
                 progress: Optional[ProgressFn] = None) -> ReconstructionResult:
     """Reconstruct a tracked sweep into a volume in its Reference frame.
 
@@ -242,6 +242,8 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     fan_geometry : dict with PLUS's ``FanOriginPixel``, ``FanAnglesDeg``,
         ``FanRadiusStartPixel``, ``FanRadiusStopPixel`` (combined with the mask)
     output_dtype : numpy dtype of the volume; default uint8 for uint8 frames
+    skip_interval : insert frames 0, s, 2s, ... only (PLUS's SkipInterval); the output box
+        still covers every valid frame, as in PLUS
     plus_running_mean : MEAN exactly as PLUS computes it for integer frames (see
         :func:`plus_running_mean_update`) instead of the exact rounded mean
     progress : callable(fraction) -> False to cancel (raises CancelledError)
@@ -316,7 +318,9 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         plus_state = (np.zeros(n_vox, frames.dtype), np.zeros(n_vox, np.int32))
     n_used = 0
     n_pixels = 0
-    use = np.flatnonzero(valid)
+    if int(skip_interval) < 1:
+        raise InputError(f"skip interval must be >= 1, got {skip_interval}", fix="use SkipInterval >= 1")
+    use = np.flatnonzero(valid[::int(skip_interval)]) * int(skip_interval)
     for step, f in enumerate(use):
         if progress is not None and progress(0.8 * step / max(len(use), 1)) is False:
             raise CancelledError(f"reconstruction cancelled after {step} of {len(use)} frames")

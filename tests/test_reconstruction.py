@@ -144,6 +144,16 @@ def test_compounding_mean_max_latest():
     assert reconstruct(s, spacing_mm=1.0, fill_holes=False).volume.array[0, 0, 0] == 102
 
 
+def test_skip_interval_inserts_every_nth_frame_but_keeps_the_box():
+    mats = [pose(t=(0, 0, z), px=(0.5, 0.5)) for z in range(5)]
+    frames = [np.full((4, 4), 10 * (n + 1)) for n in range(5)]
+    res = reconstruct(make_sweep(frames, mats), spacing_mm=1.0, fill_holes=False, skip_interval=2)
+    assert res.volume.shape_ijk[2] == 5 and res.n_frames_used == 3
+    np.testing.assert_array_equal(res.volume.array[:, 0, 0], [10, 0, 30, 0, 50])
+    with pytest.raises(InputError):
+        reconstruct(make_sweep(frames, mats), skip_interval=0)
+
+
 def test_invalid_frames_are_excluded_and_counted():
     m = pose(px=(0.5, 0.5))
     frames = [np.full((4, 4), 10), np.full((4, 4), 250), np.full((4, 4), 30)]
