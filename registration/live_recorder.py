@@ -22,7 +22,7 @@ from typing import List, Optional
 import numpy as np
 
 from .errors import InputError
-from .sequence_io import write_sequence
+from .sequence_io import header_lines, write_sequence
 from .sweep import Sweep
 from .transforms import atomic_write_bytes
 
@@ -90,8 +90,7 @@ class SequenceRecorder:
     def _write_header(self) -> None:
         os.fsync(self._raw.fileno())
         n = len(self._timestamps)
-        from .sequence_io import _header_lines  # the same header the writer produces
-        lines = _header_lines(self._sweep(n), None)
+        lines = header_lines(self._sweep(n), None)  # the same header the writer produces
         lines.append(f"ElementDataFile = {os.path.basename(self.raw_path)}")
         atomic_write_bytes(self.path, ("\n".join(lines) + "\n").encode("latin-1"))
         self._flushed = n
