@@ -71,6 +71,7 @@ class SeriesInfo:
     files: List[str]
     phase_reason: str = ""
     series_number: Optional[int] = None
+    time_from_injection_s: Optional[float] = None   # AcquisitionTime - ContrastBolusStartTime
     positions: np.ndarray = field(default=None, repr=False)       # (n, 3) LPS mm, sorted
     orientation: np.ndarray = field(default=None, repr=False)     # (6,) row dir, column dir
     _when: Optional[_dt.datetime] = field(default=None, repr=False)
@@ -82,7 +83,8 @@ class SeriesInfo:
                     spacing=[float(s) for s in self.spacing], contrast_agent=self.contrast_agent,
                     acquisition_time=self.acquisition_time,
                     time_from_first_s=self.time_from_first_s, phase_hint=self.phase_hint,
-                    phase_reason=self.phase_reason, series_number=self.series_number)
+                    phase_reason=self.phase_reason, series_number=self.series_number,
+                    time_from_injection_s=self.time_from_injection_s)
 
     def summary(self) -> str:
         t = "" if self.time_from_first_s is None else f", t={self.time_from_first_s:+.0f} s"
@@ -113,6 +115,23 @@ def _parse_when(ds) -> Optional[_dt.datetime]:
                    + float(m.group(4) or 0.0))
         return day + _dt.timedelta(seconds=seconds)
     return None
+
+
+def _tm_seconds(text: str) -> Optional[float]:
+    m = re.match(r"^(\d{2})(\d{2})?(\d{2})?(\.\d+)?$", text.replace(":", ""))
+    if not m:
+        return None
+    return (int(m.group(1)) * 3600 + int(m.group(2) or 0) * 60 + int(m.group(3) or 0)
+            + float(m.group(4) or 0.0))
+
+
+def _seconds_from_injection(ds) -> Optional[float]:
+    """Acquisition time minus ContrastBolusStartTime (s), or None (missing, or past midnight)."""
+    start = _tm_seconds(_text(ds, "ContrastBolusStartTime"))
+    acq = _tm_seconds(_text(ds, "AcquisitionTime") or _text(ds, "SeriesTime"))
+    if start is None or acq is None or acq < start:
+        return None
+    return acq - start
 
 
 def _dicom_files(folder: str):
@@ -165,7 +184,7 @@ def _record(path: str, ds) -> dict:
                     time=_text(ds, "AcquisitionTime") or _text(ds, "SeriesTime"),
                     number=int(float(number)) if number else None,
                     thickness=float(thickness) if thickness else 1.0,
-                    when=_parse_when(ds))
+                    when=_parse_when(ds), from_injection=_seconds_from_injection(ds))
     except InputError:
         raise
     except Exception as exc:  # pydicom converts values lazily: malformed elements surface here
@@ -227,6 +246,8 @@ def _series_info(uid: str, records) -> SeriesInfo:
         spacing=(r0["ps"][1], r0["ps"][0], abs(dz)), contrast_agent=r0["agent"],
         acquisition_time=r0["time"], time_from_first_s=None, phase_hint="unknown",
         files=[r["path"] for r in records], series_number=r0["number"],
+        time_from_injection_s=min((r["from_injection"] for r in records
+                                   if r["from_injection"] is not None), default=None),
         positions=np.array([r["ipp"] for r in records]),
         orientation=r0["iop"],
         _when=min((r["when"] for r in records if r["when"] is not None), default=None))
@@ -243,8 +264,20 @@ _CONTRAST_PHASES = ("arterial", "portal venous", "delayed")
 _NO_AGENT = {"none", "no", "nil", "n/a", "na", "0"}
 
 
+def _phase_from_injection(seconds: Optional[float]) -> Optional[str]:
+    """Pancreatic protocol (DESIGN section 1): late arterial at 40-50 s, portal venous ~70 s."""
+    if seconds is None or seconds < 15:
+        return None
+    if seconds < 60:
+        return "arterial"
+    if seconds <= 120:
+        return "portal venous"
+    return "delayed"
+
+
 def _assign_phases(series: List[SeriesInfo]) -> None:
-    """Phase hints from description keywords, ContrastBolusAgent and relative times.
+    """Phase hints, in order of trust: SeriesDescription keywords, time since the
+    injection (ContrastBolusStartTime), then times relative to the other series.
 
     Relative times follow the pancreatic protocol (DESIGN section 1): late
     arterial at 40-50 s and portal venous at ~70 s after injection, so a
@@ -267,17 +300,23 @@ def _assign_phases(series: List[SeriesInfo]) -> None:
             agent = (s.contrast_agent or "").strip().lower()
             if agent in _NO_AGENT and s.contrast_agent is not None:
                 s.phase_hint, s.phase_reason = "non-contrast", f"ContrastBolusAgent '{s.contrast_agent}'"
-            elif s.contrast_agent:
+            elif s.contrast_agent or s.time_from_injection_s is not None:
                 s.phase_hint = "contrast, phase unknown"
-                s.phase_reason = f"ContrastBolusAgent '{s.contrast_agent}'"
+                s.phase_reason = (f"ContrastBolusAgent '{s.contrast_agent}'" if s.contrast_agent
+                                  else "ContrastBolusStartTime")
                 enhanced.append(s)
+                by_injection = _phase_from_injection(s.time_from_injection_s)
+                if by_injection:
+                    s.phase_hint = by_injection
+                    s.phase_reason += (f"; {s.time_from_injection_s:.0f} s after the contrast "
+                                       "injection (ContrastBolusStartTime)")
     # every contrast series (tagged or named) anchors the timing; only untyped ones get a phase
     contrast = [s for s in series if s in enhanced or s.phase_hint in _CONTRAST_PHASES]
     timed = sorted((s for s in contrast if s.time_from_first_s is not None),
                    key=lambda s: s.time_from_first_s)
     if len(timed) >= 2:
         t0 = timed[0].time_from_first_s
-        for s in (x for x in timed if x in enhanced):
+        for s in (x for x in timed if x in enhanced and x.phase_hint == "contrast, phase unknown"):
             dt = s.time_from_first_s - t0
             if dt == 0:
                 if not any(15 <= o.time_from_first_s - t0 <= 90 for o in timed):

@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.datadict import tag_for_keyword
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from .errors import InputError
@@ -33,6 +33,8 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 _TM = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 
 FileNames = Union[None, Sequence[str], Callable[[int], str]]
+UidSource = Union[None, Sequence[str], Callable[[int], str]]
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
 def _fmt(x: float) -> str:
@@ -79,6 +81,36 @@ def _names(file_names: FileNames, n: int, sop_uids: List[str], folder) -> List[s
     return names
 
 
+def _sop_uids(source: UidSource, n: int, folder) -> List[str]:
+    if source is None:
+        return [generate_uid() for _ in range(n)]
+    uids = [str(source(k)) for k in range(n)] if callable(source) else [str(u) for u in source]
+    if len(uids) != n or len(set(uids)) != n or not all(_UID.match(u) and len(u) <= 64 for u in uids):
+        raise InputError(f"sop_instance_uids must be {n} distinct valid UIDs", path=folder,
+                         fix="give digits and dots, at most 64 characters, one per slice")
+    return uids
+
+
+# set by the writer from its arguments or the volume: not overridable through extra_tags
+_RESERVED = {"SOPInstanceUID", "SOPClassUID", "ImagePositionPatient", "ImageOrientationPatient",
+             "PixelSpacing", "SliceThickness", "Rows", "Columns", "PixelData", "BitsAllocated",
+             "BitsStored", "HighBit", "PixelRepresentation", "RescaleSlope", "RescaleIntercept",
+             "SamplesPerPixel", "PhotometricInterpretation", "InstanceNumber", "SliceLocation",
+             "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID", "SpacingBetweenSlices"}
+
+
+def _check_extra(extra_tags, folder) -> dict:
+    extra = dict(extra_tags or {})
+    for keyword in extra:
+        if tag_for_keyword(str(keyword)) is None:
+            raise InputError(f"extra_tags: '{keyword}' is not a DICOM keyword", path=folder,
+                             fix="use pydicom keywords such as 'PatientPosition'")
+        if keyword in _RESERVED:
+            raise InputError(f"extra_tags: '{keyword}' is set by the writer", path=folder,
+                             fix="use the writer's own argument or the Volume's geometry")
+    return extra
+
+
 def write_dicom_series(volume: Volume, folder, *, series_description: str,
                        contrast_agent: Optional[str] = None,
                        acquisition_time: Optional[str] = None,
@@ -88,7 +120,11 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
                        series_number: int = 1,
                        file_names: FileNames = None,
                        rescale_slope: float = 1.0,
-                       rescale_intercept: float = -1024.0) -> List[str]:
+                       rescale_intercept: float = -1024.0,
+                       sop_instance_uids: UidSource = None,
+                       study_date: Optional[str] = None, study_time: Optional[str] = None,
+                       contrast_start_time: Optional[str] = None,
+                       extra_tags: Optional[Mapping[str, object]] = None) -> List[str]:
     """Write ``volume`` (HU, LPS mm) as one CT series in ``folder``; return the file paths.
 
     ``acquisition_time`` is DICOM TM (``HHMMSS`` or ``HHMMSS.ffffff``); it is
@@ -98,6 +134,13 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     ``frame_of_reference_uid`` are declared to share patient space (several
     phases of one scan). Every file is written to a temporary name and
     renamed; if anything fails, files already written by this call are removed.
+
+    Reproducible output: give every UID (``sop_instance_uids`` as a list or a
+    callable ``k -> uid``), ``study_date`` (YYYYMMDD) and the times; otherwise
+    new UIDs and the clock are used. ``contrast_start_time`` (TM) is written as
+    ContrastBolusStartTime, from which readers get the time since injection.
+    ``extra_tags`` sets further attributes on every slice by DICOM keyword
+    (e.g. ``{"PatientPosition": "HFS", "BodyPartExamined": "ABDOMEN"}``).
     """
     if not isinstance(volume, Volume):
         raise InputError(f"expected a Volume, got {type(volume).__name__}", path=folder,
@@ -105,9 +148,15 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     if rescale_slope is None or not np.isfinite(rescale_slope) or rescale_slope <= 0:
         raise InputError(f"rescale_slope must be > 0, got {rescale_slope}", path=folder,
                          fix="use a positive slope such as 1")
-    if acquisition_time is not None and not _TM.match(str(acquisition_time)):
-        raise InputError(f"acquisition_time {acquisition_time!r} is not DICOM TM", path=folder,
-                         fix="give HHMMSS, e.g. '101530'")
+    for label, tm in (("acquisition_time", acquisition_time), ("study_time", study_time),
+                      ("contrast_start_time", contrast_start_time)):
+        if tm is not None and not _TM.match(str(tm)):
+            raise InputError(f"{label} {tm!r} is not DICOM TM", path=folder,
+                             fix="give HHMMSS, e.g. '101530'")
+    if study_date is not None and not re.match(r"^\d{8}$", str(study_date)):
+        raise InputError(f"study_date {study_date!r} is not DICOM DA", path=folder,
+                         fix="give YYYYMMDD, e.g. '20240131'")
+    extra = _check_extra(extra_tags, folder)
     if not np.all(np.isfinite(volume.array)):
         raise InputError("the volume contains NaN or infinite values", path=folder,
                          fix="replace them (e.g. with -1024 HU) before writing")
@@ -120,10 +169,10 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()
     frame_of_reference_uid = frame_of_reference_uid or generate_uid()
-    sop_uids = [generate_uid() for _ in range(n_k)]
+    sop_uids = _sop_uids(sop_instance_uids, n_k, folder)
     names = _names(file_names, n_k, sop_uids, folder)
     now = _dt.datetime.now()
-    date = now.strftime("%Y%m%d")
+    date = str(study_date) if study_date else now.strftime("%Y%m%d")
     series_time = acquisition_time or now.strftime("%H%M%S")
 
     d = volume.direction
@@ -143,8 +192,9 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     base.SeriesInstanceUID = series_uid
     base.FrameOfReferenceUID = frame_of_reference_uid
     base.StudyDate = base.SeriesDate = base.AcquisitionDate = date
-    base.StudyTime = series_time
-    base.SeriesTime = series_time
+    base.StudyTime = str(study_time) if study_time else series_time
+    base.SeriesTime = base.ContentTime = series_time
+    base.ContentDate = date
     if acquisition_time is not None:
         base.AcquisitionTime = str(acquisition_time)
     base.StudyID = "1"
@@ -152,6 +202,8 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     base.SeriesDescription = str(series_description)
     if contrast_agent:
         base.ContrastBolusAgent = str(contrast_agent)
+    if contrast_start_time:
+        base.ContrastBolusStartTime = str(contrast_start_time)
     base.ImageOrientationPatient = iop
     base.PixelSpacing = pixel_spacing
     base.SliceThickness = _fmt(volume.spacing[2])
@@ -167,6 +219,8 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     base.RescaleType = "HU"
     base.WindowCenter, base.WindowWidth = "40", "400"
     base.PositionReferenceIndicator = ""
+    for keyword, value in extra.items():
+        setattr(base, keyword, value)
 
     written: List[str] = []
     try:

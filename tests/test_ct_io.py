@@ -44,7 +44,9 @@ def test_abdomen_dicom_loads_with_geometry_and_hu(shared_data):
     assert np.allclose(ref.GetOrigin(), vol.origin, atol=1e-4)
     md = vol.metadata
     assert md["modality"] == "CT" and md["series_description"] == "CT Body 3.0"
-    assert md["phase_hint"] == "contrast, phase unknown" and md["warnings"] == []
+    # ContrastBolusStartTime 14:02:16.7, AcquisitionTime 14:03:52.5: 96 s after injection
+    assert md["phase_hint"] == "portal venous" and "96 s after the contrast injection" in md["phase_reason"]
+    assert md["warnings"] == []
 
 
 def test_abdomen_listing_sorted_by_position(shared_data):
@@ -364,7 +366,8 @@ def test_series_as_dict_is_json_ready(shared_data):
     import json
     (info,) = list_dicom_series(shared_data("ct", "abdomen-20slice", "dicom"))
     d = json.loads(json.dumps(info.as_dict()))
-    assert d["size"] == [512, 512, 20] and d["phase_hint"] == "contrast, phase unknown"
+    assert d["size"] == [512, 512, 20] and d["phase_hint"] == "portal venous"
+    assert d["time_from_injection_s"] == pytest.approx(95.763, abs=1e-3)
     assert "files" not in d and "positions" not in d
 
 
@@ -397,3 +400,40 @@ def test_progress_reported_and_cancellable(tmp_path):
     assert any("decoding slice" in m for _, m in seen)
     with pytest.raises(CancelledError):
         load_ct(tmp_path, progress=lambda f, msg: f < 0.5)
+
+
+def test_writer_is_reproducible_with_given_uids_and_times(tmp_path):
+    vol = Volume(np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4))
+    kwargs = dict(series_description="repro", contrast_agent="Iohexol", acquisition_time="101540",
+                  series_uid="1.2.826.0.1.3680043.8.498.10", study_uid="1.2.826.0.1.3680043.8.498.11",
+                  frame_of_reference_uid="1.2.826.0.1.3680043.8.498.12",
+                  sop_instance_uids=lambda k: f"1.2.826.0.1.3680043.8.498.20.{k + 1}",
+                  study_date="20240131", study_time="101500", contrast_start_time="101500",
+                  extra_tags={"PatientPosition": "HFS", "BodyPartExamined": "ABDOMEN"},
+                  file_names=lambda k: f"CT{k + 1:04d}.dcm")
+    a = write_dicom_series(vol, tmp_path / "a", **kwargs)
+    b = write_dicom_series(vol, tmp_path / "b", **kwargs)
+    assert [open(x, "rb").read() for x in a] == [open(x, "rb").read() for x in b]
+    ds = pydicom.dcmread(a[1])
+    assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID == "1.2.826.0.1.3680043.8.498.20.2"
+    assert ds.PatientPosition == "HFS" and ds.StudyDate == "20240131"
+    assert ds.ContrastBolusStartTime == "101500"
+    with pytest.raises(InputError, match="'PixelSpacing' is set by the writer"):
+        write_dicom_series(vol, tmp_path / "c", series_description="x",
+                           extra_tags={"PixelSpacing": [1, 1]})
+    with pytest.raises(InputError, match="not a DICOM keyword"):
+        write_dicom_series(vol, tmp_path / "c", series_description="x", extra_tags={"Foo": 1})
+    with pytest.raises(InputError, match="distinct valid UIDs"):
+        write_dicom_series(vol, tmp_path / "c", series_description="x", sop_instance_uids=["1.2", "1.2"])
+
+
+def test_phase_from_contrast_injection_time(tmp_path):
+    small = Volume(np.zeros((2, 4, 4), np.int16))
+    for name, acq in (("A", "100045"), ("B", "100110"), ("C", "100400")):
+        write_dicom_series(small, tmp_path, series_description=f"Abdomen {name}", contrast_agent="X",
+                           acquisition_time=acq, contrast_start_time="100000")
+    series = {s.series_description: s for s in list_dicom_series(tmp_path)}
+    assert {k: (s.time_from_injection_s, s.phase_hint) for k, s in series.items()} == {
+        "Abdomen A": (45.0, "arterial"), "Abdomen B": (70.0, "portal venous"),
+        "Abdomen C": (240.0, "delayed")}
+    assert "after the contrast injection" in series["Abdomen B"].phase_reason
