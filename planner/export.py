@@ -160,6 +160,9 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
                          fix="pass --force to overwrite or choose another --out folder")
     plan = dict(result.plan)
     plan["case"] = case_summary(ct_metadata or {}, include_patient_id=include_patient_id)
+    if reference_to_ct is not None and not plan.get("registration"):
+        plan["registration"] = {"reference_to_ct": np.asarray(reference_to_ct, float).round(6).tolist(),
+                                "metrics": {}}
     validate_plan(plan)
     # build everything before writing anything: no half-written plan folder
     blobs = {"plan.json": json.dumps(plan, indent=1).encode("utf-8"),
@@ -175,7 +178,6 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
     if reference_to_ct is not None:
         write_tfm(out_dir / "reference_to_ct.tfm", np.asarray(reference_to_ct, float))
         written["reference_to_ct.tfm"] = str(out_dir / "reference_to_ct.tfm")
-    result.plan = plan
     return written
 
 

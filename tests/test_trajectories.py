@@ -4,6 +4,8 @@ The independent check samples the straight segment every 0.5 mm and looks up
 the *label map* (nearest voxel) and the distance to vessel voxel centres with a
 KD-tree: it does not use the planner's distance maps.
 """
+import functools
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -64,15 +66,21 @@ def make_phantom(spacing=2.0):
     return ct, LabelMap(lab.astype(np.int16), (spacing,) * 3, origin, names=NAMES)
 
 
+@functools.lru_cache(maxsize=1)
+def planned_phantom():
+    """(ct, labels, PlanResult) built once per test session (shared with test_export)."""
+    ct, lm = make_phantom()
+    return ct, lm, plan_case(ct, lm, n_directions=2000)
+
+
 @pytest.fixture(scope="module")
 def phantom():
-    return make_phantom()
+    return planned_phantom()[:2]
 
 
 @pytest.fixture(scope="module")
-def phantom_plan(phantom):
-    ct, lm = phantom
-    return plan_case(ct, lm, n_directions=2000)
+def phantom_plan():
+    return planned_phantom()[2]
 
 
 def independent_violations(labels: LabelMap, entry, target, *, max_length_mm=150.0, vessel_margin_mm=5.0,
