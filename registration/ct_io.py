@@ -53,7 +53,8 @@ class SeriesInfo:
     median distance between neighbouring slices along the slice normal.
     ``files`` are sorted by position along the normal (ascending).
     ``time_from_first_s``: acquisition time minus that of the earliest series
-    in the folder (None when times are missing). ``phase_hint`` is one of
+    in the folder (None when times are missing); ``time_from_injection_s``:
+    acquisition time minus ContrastBolusStartTime. ``phase_hint`` is one of
     'non-contrast', 'arterial', 'portal venous', 'delayed',
     'contrast, phase unknown', 'unknown'; ``phase_reason`` says why.
     """
