@@ -103,17 +103,14 @@ def _parse_when(ds) -> Optional[_dt.datetime]:
     """Acquisition (else series, else content) date+time of a header, or None."""
     for tkw, dkw in (("AcquisitionTime", "AcquisitionDate"), ("SeriesTime", "SeriesDate"),
                      ("ContentTime", "ContentDate")):
-        t = _text(ds, tkw).replace(":", "")
-        m = re.match(r"^(\d{2})(\d{2})?(\d{2})?(\.\d+)?$", t)
-        if not m:
+        seconds = _tm_seconds(_text(ds, tkw))
+        if seconds is None:
             continue
         d = _text(ds, dkw) or _text(ds, "StudyDate")
         try:
             day = _dt.datetime.strptime(d, "%Y%m%d") if d else _dt.datetime(2000, 1, 1)
         except ValueError:
             day = _dt.datetime(2000, 1, 1)
-        seconds = (int(m.group(1)) * 3600 + int(m.group(2) or 0) * 60 + int(m.group(3) or 0)
-                   + float(m.group(4) or 0.0))
         return day + _dt.timedelta(seconds=seconds)
     return None
 
