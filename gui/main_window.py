@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self._shut_down = False
         self.plan: Optional[dict] = None
         self.exported: dict = {}
+        self.demo_folder: Optional[Path] = None
 
         self.log_panel = LogPanel()
         self.reporter = ErrorReporter(self, self.log_panel)
@@ -377,7 +378,8 @@ class MainWindow(QMainWindow):
         QApplication.processEvents()
 
     # ------------------------------------------------------------ file actions (used by menus + tests)
-    def open_ct(self, path, series_uid: Optional[str] = None) -> None:
+    def open_ct(self, path, series_uid: Optional[str] = None, then: Optional[Callable] = None) -> None:
+        """Load a CT in a worker; ``then()`` runs after it is shown (chains loading steps)."""
         path = str(path)
         if series_uid is None and Path(path).is_dir():
             with self.reporter.action("Open CT"):
@@ -395,9 +397,14 @@ class MainWindow(QMainWindow):
             progress(0.8, "preparing the slice views")
             return ct, DisplayVolume(ct)
 
-        self.run_worker("Open CT", work, lambda r: self.set_ct(r[0], display=r[1]))
+        def done(r):
+            self.set_ct(r[0], display=r[1])
+            if then is not None:
+                then()
 
-    def open_labels(self, path, names_path=None) -> None:
+        self.run_worker("Open CT", work, done)
+
+    def open_labels(self, path, names_path=None, then: Optional[Callable] = None) -> None:
         if self.ct is None:
             self.reporter.report("Open labels", InputError("open a CT before its label map",
                                                            path=path, fix="File > Open CT first"))
@@ -417,36 +424,52 @@ class MainWindow(QMainWindow):
                                  fix="open the label map again")
             self.set_labels(*result)
             self.session.label_names_path = None if names_path is None else str(names_path)
+            if then is not None:
+                then()
 
         self.run_worker("Open labels", work, done)
 
-    def open_sweep(self, path, calibration=None) -> None:
+    def open_sweep(self, path, calibration=None, then: Optional[Callable] = None) -> None:
         def done(sweep):
             self.set_sweep(sweep)
             self.session.calibration_path = None if calibration is None else str(calibration)
+            if then is not None:
+                then()
 
         self.run_worker("Open sweep", loaders.load_sweep, done, str(path), calibration)
 
-    def open_demo(self) -> None:
-        """The synthetic demo case: CT, labels and the first sweep (registration is the user's job)."""
-        with self.reporter.action("Open demo case"):
-            try:
-                from sample_data.case import ensure_demo_case
-            except ImportError:
-                raise InputError("the demo case generator (sample_data.case) is not in this build",
-                                 fix="open your own data with File > Open CT / Open sweep") from None
-            folder = Path(ensure_demo_case())
-            self.open_ct(folder / "ct_portal.nrrd")
-            self.wait_for_workers()
-            if self.ct is None:
-                return
+    def open_demo(self, then: Optional[Callable] = None) -> None:
+        """The synthetic demo case (generated once, cached): portal-phase CT, labels, first sweep.
+        The registration is left to the user (the case's truth is never loaded as a result)."""
+        try:
+            from sample_data.case import ensure_demo_case
+        except ImportError:
+            self.reporter.report("Open demo case", InputError(
+                "the demo case generator (sample_data.case) is not in this build",
+                fix="open your own data with File > Open CT / Open sweep"))
+            return
+
+        def work(progress):
+            # sample_data reports (stage, fraction); our workers take (fraction, message).
+            return Path(ensure_demo_case(progress=lambda stage, f: progress(f, stage)))
+
+        def prepared(folder: Path):
             names = folder / "label_names.json"
-            self.open_labels(folder / "labels.nrrd", names if names.exists() else None)
-            sweeps = sorted(folder.glob("*.igs.mha"))
+            sweeps = sorted(folder.glob("sweep_*.igs.mha")) or sorted(folder.glob("*.igs.mha"))
             configs = sorted(folder.glob("*.xml"))
-            if sweeps:
-                self.open_sweep(sweeps[0], configs[0] if configs else None)
-            self.wait_for_workers()
+            self.demo_folder = folder
+
+            def after_labels():
+                if sweeps:
+                    self.open_sweep(sweeps[0], configs[0] if configs else None, then=then)
+                elif then is not None:
+                    then()
+
+            self.open_ct(folder / "ct_portal.nrrd",
+                         then=lambda: self.open_labels(folder / "labels.nrrd",
+                                                       names if names.exists() else None, then=after_labels))
+
+        self.run_worker("Prepare demo case", work, prepared)
 
     def open_registration(self, path) -> None:
         with self.reporter.action("Load registration"):

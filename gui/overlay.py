@@ -80,6 +80,18 @@ def lesion_guidance(lesion: Lesion, image_to_ct: np.ndarray, shape: Tuple[int, i
     return False, f"{lesion.name}: {abs(off_mm):.0f} mm out of plane, tilt/slide towards {word}"
 
 
+def guidance_messages(lesions: List[Lesion], image_to_ct: np.ndarray, shape: Tuple[int, int]) -> List[str]:
+    """One line per lesion: those in the image first, then the others nearest first."""
+    n = np.cross(image_to_ct[:3, 0], image_to_ct[:3, 1])
+    n = n / np.linalg.norm(n)
+    rows = []
+    for les in lesions:
+        inside, msg = lesion_guidance(les, image_to_ct, shape)
+        dist = abs(float((les.centroid_lps - image_to_ct[:3, 3]) @ n))
+        rows.append((not inside, dist, msg))
+    return [msg for _, _, msg in sorted(rows)]
+
+
 @dataclass
 class FrameOverlay:
     """Everything the US view needs for one frame."""
@@ -143,5 +155,5 @@ class OverlayEngine:
         lab = None
         if self._lab_slicer is not None:
             lab = self._lab_slicer.reslice(coarse, small).image.astype(np.int32)
-        msgs = [lesion_guidance(les, image_to_ct, shape)[1] for les in self.lesions]
+        msgs = guidance_messages(self.lesions, image_to_ct, shape)
         return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text())

@@ -129,9 +129,14 @@ class USView(QWidget):
         # Outside the CT volume stays clear; linear interpolation at its border mixes in the
         # OUTSIDE_CT value, so cut below the lowest real HU (-1024).
         inside = ov.ct >= -1100.0
+        fan = None
         if self.fan_mask is not None:
             s = ov.step
-            fan = self.fan_mask[::s, ::s][:gray.shape[0], :gray.shape[1]]
+            # Sample the fan at the overlay pixel centres (same sampling as the reslice).
+            o = (s - 1) // 2
+            fan = np.zeros(gray.shape, bool)
+            sub = self.fan_mask[o::s, o::s][:gray.shape[0], :gray.shape[1]]
+            fan[:sub.shape[0], :sub.shape[1]] = sub
             inside &= fan
         if self.mode == "blend":
             alpha = np.where(inside, int(round(255 * self.opacity)), 0)
@@ -142,7 +147,11 @@ class USView(QWidget):
         rgba[..., 3] = alpha.astype(np.uint8)
         self._ct_img = rgba_to_qimage(rgba)
         if self.show_contours and ov.labels is not None and self._lut is not None and ov.labels.any():
-            self._outline_img = rgba_to_qimage(outline_rgba(ov.labels, self._lut))
+            outline = outline_rgba(ov.labels, self._lut)
+            if self.fan_mask is not None:
+                # Outlines only where the ultrasound has data: outside the fan they only clutter.
+                outline[~fan] = 0
+            self._outline_img = rgba_to_qimage(outline)
 
     # ------------------------------------------------------------ drawing
     def frame_rect(self) -> QRectF:
@@ -210,6 +219,9 @@ class USView(QWidget):
             p.restore()
         y = r.bottom() + 16
         p.setPen(QColor(255, 230, 0))
-        for msg in ov.messages[:4]:
+        shown = ov.messages[:4] if len(ov.messages) <= 4 else ov.messages[:3]
+        for msg in shown:
             p.drawText(6, int(y), msg)
             y += 16
+        if len(ov.messages) > len(shown):
+            p.drawText(6, int(y), f"... and {len(ov.messages) - len(shown)} more lesions out of plane")
