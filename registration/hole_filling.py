@@ -18,7 +18,15 @@ denominator = G * known, count = box_s * known. With r > 0.5 a voxel is only
 filled when more than half of its window is inserted data, so nothing is
 extrapolated beyond a flat edge of the swept region (but periodic slices with
 gaps of 2+ voxels are not filled either); the defaults use lower ratios and at
-most a 7-voxel window, so filled voxels are at most 3 voxels from data.
+most a 7-voxel window, so filled voxels are at most 3 voxels from data. The
+grid is processed in blocks (with a halo of the largest radius) so that
+temporaries stay small and blocks without holes or without data are skipped.
+
+PLUS's ``STICK`` element (:func:`fill_holes_sticks`, used by the PLUS
+SpinePhantom configs) interpolates along the shortest of 13 line directions
+between inserted voxels on both sides of the hole, never beyond
+``StickLengthLimit`` voxels: it fills between slices and never extrapolates.
+It reproduces PLUS's integer arithmetic when asked to.
 
 Arrays are numpy ``[k, j, i]``; sizes and sigmas are in voxels (PLUS
 convention, not mm).

@@ -434,6 +434,19 @@ def centreline_residual(pts, c, d, bin_mm=2.0):
     return float(np.sqrt(np.mean(r ** 2))), float(r.max()), len(cents)
 
 
+def _wire_fit(sweep):
+    """Reconstruct (MAX, no filling), threshold bright voxels, fit wires; (wires, explained, vol)."""
+    res = reconstruct(sweep, spacing_mm=0.5, compounding="max", use_sweep_fan_mask=False,
+                      fill_holes=False)
+    vol = res.volume
+    k, j, i = np.nonzero((vol.array >= 140) & (res.weights > 0))
+    points = vol.index_to_lps(np.stack([i, j, k], axis=-1))
+    wires = find_wires(points, np.random.default_rng(0))
+    nearest = np.min([_line_distance(points, c, d) for _, c, d in wires], axis=0)
+    return wires, float(np.mean(nearest < 1.5)), vol
+
+
+@pytest.mark.slow
 def test_nwire_phantom_reconstruction_shows_straight_wires(shared_data, artifacts_dir):
     from registration.plus_config import read_plus_config
     from registration.sequence_io import read_sequence
@@ -445,22 +458,30 @@ def test_nwire_phantom_reconstruction_shows_straight_wires(shared_data, artifact
     assert "ImageToProbe" not in collection["transforms"]
     calib = shared_data("plus", "configs", "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml")
     sweep = read_sequence(seq, calibration=calib)
-    res = reconstruct(sweep, spacing_mm=0.5, compounding="max", use_sweep_fan_mask=False,
-                      fill_holes=False)
-    vol = res.volume
-    k, j, i = np.nonzero((vol.array >= 140) & (res.weights > 0))
-    points = vol.index_to_lps(np.stack([i, j, k], axis=-1))
-    wires = find_wires(points, np.random.default_rng(0))
-    assert len(wires) >= 4
-    lines = []
+    wires, explained, vol = _wire_fit(sweep)
+    assert len(wires) == 6                                  # 2 N layers x 3 wires
+    rms_all = []
     for pts, c, d in wires:
         rms, worst, nbins = centreline_residual(pts, c, d)
         voxel_rms = float(np.sqrt(np.mean(_line_distance(pts, c, d) ** 2)))
-        length = float(np.ptp((pts - c) @ d))
-        lines.append((len(pts), length, rms, worst, voxel_rms, nbins))
-        print(f"wire: {len(pts)} voxels, {length:.1f} mm long, direction {np.round(d, 2)}, "
-              f"centreline RMS {rms:.2f} mm (max {worst:.2f}, {nbins} bins), voxel RMS {voxel_rms:.2f} mm")
-    assert all(rms < 1.0 for _, _, rms, *_ in lines)
+        rms_all.append(rms)
+        print(f"wire: {len(pts)} voxels, {np.ptp((pts - c) @ d):.1f} mm long, direction "
+              f"{np.round(d, 2)}, centreline RMS {rms:.2f} mm (max {worst:.2f}, {nbins} bins of 2 mm), "
+              f"voxel RMS {voxel_rms:.2f} mm")
+    print(f"bright voxels within 1.5 mm of the 6 wires: {explained:.2f}")
+    assert max(rms_all) < 1.0
+    assert explained > 0.5
+    # Negative control: 1.5 mm of random tracking error per frame scatters the wires, and the
+    # same measurement says so (the straightness numbers above can fail).
+    jittered = sweep.subset(np.arange(len(sweep)))
+    rng = np.random.default_rng(2)
+    for name in jittered.transforms:
+        if name.startswith("ProbeTo"):
+            jittered.transforms[name][:, :3, 3] += rng.normal(0, 1.5, (len(sweep), 3))
+    jittered.invalidate_cache()
+    _, explained_jitter, _ = _wire_fit(jittered)
+    print(f"with 1.5 mm tracking jitter: {explained_jitter:.2f}")
+    assert explained_jitter < 0.8 * explained
     _save_slices(vol, artifacts_dir / "reconstruction_nwire_phantom.png",
                  "NwirePhantomFreehand, MAX compounding, no hole filling")
 
