@@ -31,7 +31,7 @@ def add_parser(sub):
     p.add_argument("--sweep", help="tracked US sweep (.igs.mha/.mhd/.seq.nrrd) for measured visibility")
     p.add_argument("--registration", metavar="RESULT", help="RESULT.json with reference_to_ct (with --sweep)")
     p.add_argument("--lesion", metavar="NAME", help="plan only this lesion (e.g. lesion_2)")
-    p.add_argument("--target", metavar="X,Y,Z", help="plan to a point (LPS mm) inside the liver instead")
+    p.add_argument("--target", metavar="X,Y,Z", help="plan to a point (LPS mm) inside the liver instead; write --target=X,Y,Z when X is negative")
     p.add_argument("--guidance", choices=("us", "ct", "auto"), default="auto",
                    help="which paths to propose (default: both, and recommend)")
     p.add_argument("--max-length-mm", type=float, default=150.0, help="longest needle path (<= 200 mm)")

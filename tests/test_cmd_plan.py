@@ -1,0 +1,113 @@
+"""`ctus plan`: end to end on files, the real 20-slice CT with a point target, and bad input (exit 2)."""
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from planner.cli import main
+from test_trajectories import independent_violations, make_phantom
+
+
+@pytest.fixture(scope="module")
+def case_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("case")
+    ct, lm = make_phantom()
+    sitk.WriteImage(ct.to_sitk(), str(d / "ct.nrrd"))
+    sitk.WriteImage(lm.to_sitk(), str(d / "labels.nrrd"))
+    (d / "names.json").write_text(json.dumps(lm.names))
+    no_liver = {k: v for k, v in lm.names.items() if k != "liver"}
+    no_liver["parenchyma"] = lm.names["liver"]
+    (d / "names_no_liver.json").write_text(json.dumps(no_liver))
+    return d
+
+
+def _args(d, out, *extra):
+    return ["plan", "--ct", str(d / "ct.nrrd"), "--labels", str(d / "labels.nrrd"),
+            "--label-names", str(d / "names.json"), "--out", str(out), "--directions", "800", *extra]
+
+
+def test_plan_one_lesion_end_to_end(case_files, tmp_path, capsys):
+    rc = main(_args(case_files, tmp_path / "out", "--lesion", "lesion_sub", "--no-pdf"))
+    assert rc == 0
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert [l["name"] for l in plan["lesions"]] == ["lesion_sub"]
+    assert (tmp_path / "out" / "plan.mrk.json").exists()
+    assert not (tmp_path / "out" / "reference_to_ct.tfm").exists()       # not registered
+    out = capsys.readouterr().out
+    assert "recommendation:" in out and "lesion_sub" in out
+    # a second run without --force refuses and leaves the files alone
+    rc = main(_args(case_files, tmp_path / "out", "--lesion", "lesion_sub", "--no-pdf"))
+    assert rc == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_guidance_ct_only(case_files, tmp_path):
+    assert main(_args(case_files, tmp_path, "--lesion", "lesion_sub", "--guidance", "ct", "--no-pdf")) == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert {t["guidance"] for t in plan["lesions"][0]["trajectories"]} == {"ct"}
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--target", "0,0,400"], "outside the body"),
+    (["--target", "160,-120,0"], "outside the body"),
+    (["--target", "60,0,0"], "not inside the liver"),
+    (["--target", "1,2"], "not three numbers"),
+    (["--lesion", "lesion_99"], "lesion 'lesion_99' is not in the label map"),
+    (["--max-length-mm", "500"], "outside (0, 200]"),
+])
+def test_bad_input_exits_2_with_one_clear_line(case_files, tmp_path, capsys, extra, needle):
+    rc = main(_args(case_files, tmp_path, "--no-pdf", *extra))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_label_map_without_liver(case_files, tmp_path, capsys):
+    args = _args(case_files, tmp_path, "--no-pdf")
+    args[args.index("--label-names") + 1] = str(case_files / "names_no_liver.json")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no liver label" in err and "labels.nrrd" in err
+
+
+def test_no_possible_path_is_a_plan_not_a_failure(case_files, tmp_path, capsys):
+    rc = main(_args(case_files, tmp_path, "--lesion", "lesion_deep", "--max-length-mm", "25", "--no-pdf"))
+    assert rc == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["lesions"][0]["trajectories"] == []
+    assert plan["recommendation"]["guidance"] == "none"
+    assert "no safe" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_real_ct_point_target_respects_ribs_and_vessels(shared_data, tmp_path, artifacts_dir):
+    d = shared_data("ct", "abdomen-20slice")
+    target = "-90,-127,-786"        # LPS mm, inside the liver on a middle slice
+    rc = main(["plan", "--ct", str(d / "dicom"), "--labels", str(d / "labels.nii.gz"), "--label-names",
+               str(d / "label_names.txt"), f"--target={target}", "--out", str(tmp_path), "--directions", "2500"])
+    assert rc == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    les = plan["lesions"][0]
+    paths = les["trajectories"]
+    assert paths, les["candidates"]
+    from registration.ct_io import load_ct
+    from registration.labelmap_io import load_labels
+    ct = load_ct(d / "dicom")
+    lm = load_labels(d / "labels.nii.gz", d / "label_names.txt", reference=ct)
+    # independent check: re-sample each straight segment against the TotalSegmentator labels
+    ribs = [n for n in lm.names if n.startswith(("rib_", "vertebrae_", "costal", "sternum"))]
+    truth = lm.with_array(np.where(np.isin(lm.array, [lm.names[n] for n in ribs]), 1000, lm.array))
+    truth.names = dict(lm.names, bone=1000)
+    for t in paths:
+        v = independent_violations(truth, t["entry_ct"], t["target_ct"],
+                                   vessel_names=("aorta", "inferior_vena_cava", "portal_vein_and_splenic_vein"))
+        assert v == [], (t["guidance"], v)
+        assert t["clearance_mm"]["bone"] > 0.635
+    import shutil
+    import subprocess
+    if shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-png", "-r", "60", str(tmp_path / "plan.pdf"),
+                        str(artifacts_dir / "plan_real_ct")], check=True)

@@ -1,0 +1,104 @@
+"""Visibility: depth limits (DESIGN section 1), lesion type from phases, predicted and measured conspicuity."""
+import numpy as np
+import pytest
+
+from registration.sweep import Sweep
+from registration.transforms import invert, rigid_matrix
+from registration.volume import Volume
+from planner.visibility import (classify_type, depth_limit_mm, measured_conspicuity, predict_conspicuity,
+                                ring_masks, round_trip_attenuation_db)
+
+
+def test_depth_limits_match_design_table():
+    assert depth_limit_mm(3.5) == pytest.approx(171.4, abs=0.1)     # ~17 cm at 3.5 MHz
+    assert depth_limit_mm(5.0) == pytest.approx(120.0, abs=0.1)     # ~12 cm at 5 MHz
+    # fatty liver (~0.63 dB/cm/MHz) at 3.5 MHz: ~11-14 cm
+    assert 110 < depth_limit_mm(3.5, attenuation_db_cm_mhz=0.63) < 140
+    assert round_trip_attenuation_db(171.4, 3.5) == pytest.approx(60.0, abs=0.1)
+
+
+@pytest.mark.parametrize("portal,arterial,expected", [
+    (-40, None, "adenocarcinoma-like"),
+    (-40, +5, "adenocarcinoma-like"),
+    (+5, +60, "net-like"),            # hyperenhancing in the arterial phase, washout in portal
+    (+30, None, "net-like"),          # single phase hyperattenuating
+    (+5, +5, "indeterminate"),
+    (-5, None, "indeterminate"),
+])
+def test_lesion_type_from_phases(portal, arterial, expected):
+    p = {"contrast_hu": portal}
+    a = None if arterial is None else {"contrast_hu": arterial}
+    t, why = classify_type(p, a)
+    assert t == expected
+    assert "HU" in why
+
+
+def test_predicted_conspicuity_monotonic_and_explained():
+    w = {"depth_mm": 60.0}
+    small = predict_conspicuity(6, "adenocarcinoma-like", -30, w, 171.4)
+    big = predict_conspicuity(30, "adenocarcinoma-like", -30, w, 171.4)
+    net = predict_conspicuity(12, "net-like", 40, w, 171.4)
+    adeno = predict_conspicuity(12, "adenocarcinoma-like", -40, w, 171.4)
+    deep = predict_conspicuity(30, "adenocarcinoma-like", -30, {"depth_mm": 160.0}, 171.4)
+    blocked = predict_conspicuity(30, "net-like", 60, {"depth_mm": None}, 171.4)
+    assert small["score"] < big["score"]
+    assert adeno["score"] < net["score"]
+    assert deep["score"] < big["score"]
+    assert blocked["score"] == 0 and blocked["category"] == "unlikely"
+    assert small["category"] == "unlikely"
+    assert set(big["factors"]) == {"type", "size", "ct_contrast", "depth"}
+
+
+def _ct_with_lesion():
+    """1 mm CT, liver everywhere in a box, spherical lesion r = 8 mm at LPS (0, 0, 0)."""
+    n = 64
+    origin = (-32.0, -32.0, -32.0)
+    k, j, i = np.indices((n, n, n))
+    x, y, z = i + origin[0], j + origin[1], k + origin[2]
+    lesion = x ** 2 + y ** 2 + z ** 2 <= 8 ** 2
+    liver = np.ones_like(lesion)
+    ct = Volume(np.where(lesion, 50, 100).astype(np.int16), (1, 1, 1), origin)
+    return ct, lesion, liver
+
+
+def _sweep(reference_to_ct, lesion_contrast, rng, n=9):
+    """Frames = planes z_ct = -8..8 mm (1 px = 0.5 mm), imaged through a known reference_to_ct."""
+    rows = cols = 96
+    frames = np.empty((n, rows, cols), np.uint8)
+    i2r = np.empty((n, 4, 4))
+    zs = np.linspace(-12, 12, n)
+    jj, ii = np.mgrid[0:rows, 0:cols]
+    for f, z in enumerate(zs):
+        image_to_ct = np.eye(4)
+        image_to_ct[:3, :3] = np.diag([0.5, 0.5, 1.0])
+        image_to_ct[:3, 3] = (-24.0, -24.0, z)
+        i2r[f] = invert(reference_to_ct) @ image_to_ct
+        x, y = ii * 0.5 - 24.0, jj * 0.5 - 24.0
+        inside = x ** 2 + y ** 2 + z ** 2 <= 8 ** 2
+        img = rng.normal(120, 20, (rows, cols)) - lesion_contrast * inside
+        frames[f] = np.clip(img, 0, 255).astype(np.uint8)
+    return Sweep(frames, np.arange(n) * 0.05, transforms={"ImageToReference": i2r})
+
+
+def test_measured_cnr_on_registered_frames():
+    rng = np.random.default_rng(5)
+    ct, lesion, liver = _ct_with_lesion()
+    ring = ring_masks(lesion, liver, ct.spacing)
+    ref_to_ct = rigid_matrix([5.0, -10.0, 20.0, 3.0, -4.0, 2.0])
+    visible = measured_conspicuity(_sweep(ref_to_ct, 50, rng), ref_to_ct, ct, lesion, ring)
+    assert visible["seen"] is True
+    assert visible["cnr"] == pytest.approx(-50 / 20, abs=0.5)       # darker lesion: negative CNR
+    assert 3 <= visible["frames_cutting_lesion"] <= 9
+    hidden = measured_conspicuity(_sweep(ref_to_ct, 0, rng), ref_to_ct, ct, lesion, ring)
+    assert hidden["seen"] is False and abs(hidden["cnr"]) < 0.3
+
+
+def test_measured_needs_the_right_registration():
+    rng = np.random.default_rng(6)
+    ct, lesion, liver = _ct_with_lesion()
+    ring = ring_masks(lesion, liver, ct.spacing)
+    ref_to_ct = rigid_matrix([0, 0, 0, 3.0, -4.0, 2.0])
+    sweep = _sweep(ref_to_ct, 50, rng)
+    wrong = rigid_matrix([0, 0, 0, 60.0, 0, 0]) @ ref_to_ct     # 60 mm off: frames miss the lesion
+    r = measured_conspicuity(sweep, wrong, ct, lesion, ring)
+    assert r["frames_cutting_lesion"] == 0 and r["seen"] is None
