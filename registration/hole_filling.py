@@ -314,9 +314,10 @@ def apply_elements(values: np.ndarray, known: np.ndarray, elements: Sequence,
     """PLUS's element list: each hole takes its value from the first element that fills it.
 
     Every element reads only the originally inserted voxels (``known``), as in PLUS.
-    Returns (values float64, filled bool).
+    Returns (values float64 if a STICK element is used, else float32; filled bool).
     """
-    out = np.where(known, values, 0).astype(np.float64)
+    wide = any(isinstance(e, StickElement) for e in elements)
+    out = np.where(known, values, 0).astype(np.float64 if wide else np.float32)
     filled = np.zeros(known.shape, bool)
     # Consecutive Gaussian elements run together (they share the bounding box work).
     groups: list = []

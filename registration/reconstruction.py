@@ -345,34 +345,36 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
             acc[uniq] = vals[::-1][first]
     t_insert = time.perf_counter() - t_start
 
-    known = count > 0
+    # Post-processing works on the inserted voxels only (often < 1/4 of the grid) to keep
+    # memory near two grid-sized buffers plus the output.
     vshape = (dims[2], dims[1], dims[0])
-    known3 = known.reshape(vshape)
+    hit = np.flatnonzero(count)
+    known3 = (count > 0).reshape(vshape)
     want_int = np.issubdtype(np.dtype(output_dtype), np.integer)
-    exact = None
     if plus_state is not None:
-        exact = plus_state[0] if want_int else None
-        values = plus_state[0].astype(np.float32) if (fill_holes or exact is None) else None
+        inserted = plus_state[0][hit]
     elif mode == "mean":
-        safe = np.maximum(count, 1)
+        c = count[hit]
         if integer and want_int:
             # Half-up rounding of sum / count in integers: no float error on inserted voxels.
-            exact = (2 * acc + safe) // (2 * safe)
-        values = (acc / safe).astype(np.float32) if (fill_holes or exact is None) else None
+            inserted = (2 * acc[hit].astype(np.uint64) + c) // (2 * c)
+        else:
+            inserted = acc[hit] / c
     else:
-        exact = acc if (integer and want_int) else None
-        values = acc.astype(np.float32) if (fill_holes or exact is None) else None
-    if values is not None:
-        values = values.reshape(vshape)
+        inserted = acc[hit]
+    plus_mode = plus_state is not None
+    del acc, plus_state                           # free the accumulation buffers
     filled = np.zeros(vshape, bool)
+    values = None
     t_fill0 = time.perf_counter()
     if fill_holes and hole_elements:
+        values = np.zeros(n_vox, np.float32)
+        values[hit] = inserted
         sub = None if progress is None else (lambda fr: progress(0.8 + 0.2 * fr))
-        values, filled = _fill(np.where(known3, values, 0), known3, hole_elements, sub,
-                               plus_state is not None)
+        values, filled = _fill(values.reshape(vshape), known3, hole_elements, sub, plus_mode)
     t_fill = time.perf_counter() - t_fill0
 
-    out = _cast(values, exact, known3, filled, output_dtype, truncate_filled=plus_state is not None)
+    out = _cast(hit, inserted, values, filled, vshape, output_dtype, truncate_filled=plus_mode)
     volume = Volume(out, spacing, grid_origin, np.eye(3),
                     metadata={"frame": sweep.reference_frame, "source": sweep.source,
                               "compounding": mode, "output_extent": list(extent)})
@@ -420,25 +422,26 @@ def _fill(values, known, elements, progress, plus_integer=False):
     return apply_elements(values, known, elements, progress, integer_values=plus_integer)
 
 
-def _cast(values, exact, known, filled, dtype, truncate_filled=False) -> np.ndarray:
-    """Final voxels: inserted ones from ``exact`` (integer mean / max / latest) when given,
-    filled ones rounded half up from ``values`` (truncated, as PLUS does, with
-    ``truncate_filled``), clipped to ``dtype``; 0 elsewhere."""
+def _cast(hit, inserted, values, filled, shape, dtype, truncate_filled=False) -> np.ndarray:
+    """Final voxels: flat indices ``hit`` get ``inserted`` (exact integers when the output is
+    integer), filled voxels get ``values`` rounded half up (truncated, as PLUS does, with
+    ``truncate_filled``), all clipped to ``dtype``; 0 elsewhere."""
     dtype = np.dtype(dtype)
-    out = np.zeros(known.shape, dtype)
+    out = np.zeros(int(np.prod(shape)), dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        if exact is not None:
-            src = exact.reshape(known.shape)
-            out[known] = np.clip(src[known], info.min, info.max)
-        else:
-            out[known] = np.clip(np.floor(values[known] + 0.5), info.min, info.max)
+        ins = inserted if np.issubdtype(np.asarray(inserted).dtype, np.integer) else np.floor(inserted + 0.5)
+        out[hit] = np.clip(ins, info.min, info.max)
+        out = out.reshape(shape)
         if filled.any():
-            f = np.trunc(values[filled]) if truncate_filled else np.floor(values[filled] + 0.5)
+            f = values[filled]
+            f = np.trunc(f) if truncate_filled else np.floor(f + 0.5)
             out[filled] = np.clip(f, info.min, info.max)
     else:
-        has = known | filled
-        out[has] = values[has]
+        out[hit] = inserted
+        out = out.reshape(shape)
+        if filled.any():
+            out[filled] = values[filled]
     return out
 
 
