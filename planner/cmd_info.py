@@ -73,9 +73,14 @@ def run(args) -> int:
         raise InputError("path not found", path=path,
                          fix="give a DICOM folder or an image file (.nrrd, .nii, .nii.gz, .mha)")
     series = _series_rows(path)
+    report = {"path": os.path.abspath(path), "series": [_series_dict(s) for s in series]}
+    if len(series) > 1 and not args.series:
+        # Several phases in one folder: list them and let the user pick (nothing is guessed).
+        report["choose"] = "several series: describe one with --series UID"
+        _emit(report, args.json)
+        return 0
     ct = load_ct(path, series_uid=args.series)
-    report = {"path": os.path.abspath(path), "series": [_series_dict(s) for s in series],
-              "ct": describe_volume(ct)}
+    report["ct"] = describe_volume(ct)
     if args.labels:
         from registration.labelmap_io import load_labels
         from registration.lesions import lesion_table, structure_table
@@ -86,12 +91,16 @@ def run(args) -> int:
     elif args.label_names:
         raise InputError("--label-names given without --labels", path=args.label_names,
                          fix="add --labels LABELMAP")
-    if args.json:
+    _emit(report, args.json)
+    return 0
+
+
+def _emit(report: dict, as_json: bool) -> None:
+    if as_json:
         json.dump(report, sys.stdout, indent=2, default=_to_builtin)
         sys.stdout.write("\n")
     else:
         _print_text(report)
-    return 0
 
 
 def _to_builtin(v):
@@ -103,8 +112,7 @@ def _to_builtin(v):
 
 
 def _series_dict(s) -> dict:
-    d = dict(s.__dict__) if hasattr(s, "__dict__") else dict(s)
-    d.pop("files", None)
+    d = s.as_dict()
     return {k: _to_builtin(v) if isinstance(v, (np.generic, np.ndarray)) else v for k, v in d.items()}
 
 
@@ -123,6 +131,9 @@ def _print_text(r: dict) -> None:
             t = "" if t is None else f"{t:7.0f}"
             out(f"  {str(s.get('series_description') or '-')[:40]:40s} {str(s.get('phase_hint'))[:16]:16s} "
                 f"{t:>7s} {s.get('n_files', ''):>5}  {s.get('series_uid')}\n")
+    if "ct" not in r:
+        out(f"\n{r['choose']}\n")
+        return
     c = r["ct"]
     md = c["metadata"]
     out("\nLoaded image\n")

@@ -62,3 +62,22 @@ def test_info_label_names_without_labels(shared_data, tmp_path):
 def test_usage_error_is_exit_2():
     rc, _, err = run_cli("info")
     assert rc == 2 and "usage" in err
+
+
+def test_info_lists_several_series_and_describes_the_chosen_one(tmp_path, capsys):
+    import numpy as np
+    from registration.dicom_write import write_dicom_series
+    from registration.volume import Volume
+    vol = Volume(np.full((4, 8, 8), 40, np.int16), (0.8, 0.8, 2.0), (-10, -10, 0))
+    write_dicom_series(vol, tmp_path / "a", series_description="Pancreas - arterial 45s",
+                       contrast_agent="Iohexol", acquisition_time="101000")
+    write_dicom_series(vol.with_array(vol.array + 60), tmp_path / "b",
+                       series_description="Pancreas - portal venous 70s", contrast_agent="Iohexol",
+                       acquisition_time="101025")
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "ct" not in report and len(report["series"]) == 2 and "--series" in report["choose"]
+    uid = [s for s in report["series"] if "portal" in s["series_description"]][0]["series_uid"]
+    assert main(["info", str(tmp_path), "--series", uid, "--json"]) == 0
+    ct = json.loads(capsys.readouterr().out)["ct"]
+    assert ct["hu_range"] == [100.0, 100.0]
