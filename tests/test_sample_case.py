@@ -151,34 +151,39 @@ def test_cli_writes_case_with_force(tmp_path, monkeypatch, capsys):
 
 
 def test_ensure_demo_case_generates_once_and_is_thread_safe(tmp_path, monkeypatch):
+    """The cache mechanics, with a small stand-in writer (the real writer is
+    exercised by the tests above): one generation under two threads, reuse,
+    regeneration of a damaged case, no temporary folders left."""
+    import time
     monkeypatch.setenv("CTUS_CACHE_DIR", str(tmp_path))
     calls = []
-    real = case.write_case
 
-    def coarse(out, **kw):
+    def tiny(out, seed=0, **kw):
         calls.append(out)
-        kw.update(spacing=COARSE, sweeps=False)
-        return real(out, **kw)
+        time.sleep(0.3)                      # widen the race window
+        (Path(out) / "ct").mkdir()
+        (Path(out) / "ct" / "CT0001.dcm").write_bytes(b"x" * 100)
+        (Path(out) / "truth.json").write_text(json.dumps({"seed": seed}))
+        return {}
 
-    monkeypatch.setattr(case, "write_case", coarse)
+    monkeypatch.setattr(case, "write_case", tiny)
     results = []
     threads = [threading.Thread(target=lambda: results.append(case.ensure_demo_case()))
-               for _ in range(2)]
+               for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(calls) == 1, "generated twice"
-    assert results[0] == results[1] == tmp_path / f"demo-v{case.CASE_VERSION}-seed0"
+    assert len(calls) == 1, "generated more than once"
+    assert results == [tmp_path / f"demo-v{case.CASE_VERSION}-seed0"] * 3
     folder = results[0]
     marker = json.loads((folder / case.MARKER).read_text())
     assert marker["seed"] == 0 and len(marker["sha256"]) == 64
-    assert (folder / "ct_portal.nrrd").is_file() and (folder / "label_names.json").is_file()
+    assert marker["files"] == {"ct/CT0001.dcm": 100, "truth.json": len(json.dumps({"seed": 0}))}
     assert case.ensure_demo_case() == folder and len(calls) == 1      # reused
-    # a damaged case (file truncated) is detected and regenerated
-    (folder / "truth.json").write_text("{}")
+    (folder / "truth.json").write_text("{}")                          # damaged: size differs
     assert case.ensure_demo_case() == folder and len(calls) == 2
-    assert json.loads((folder / "truth.json").read_text())["seed"] == 0
+    assert json.loads((folder / "truth.json").read_text()) == {"seed": 0}
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [folder.name]
 
 
