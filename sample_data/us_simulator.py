@@ -119,16 +119,16 @@ class SimulatorSettings:
     """Knobs of the image formation (tuned against the real liver sweep, see realism.py)."""
 
     speckle_cell_mm: float = 0.3
-    psf_axial_mm: float = 0.45         # at 3.5 MHz; scales with 3.5 / f (0.3 -> grain too fine vs real)
-    psf_lateral_mm: float = 1.0
+    psf_axial_mm: float = 0.4          # at 3.5 MHz; scales with 3.5 / f (0.3 -> grain too fine vs real)
+    psf_lateral_mm: float = 0.9
     specular_gain: float = 30.0        # specular amplitude per unit |r| relative to liver speckle
     incidence_power: float = 2.0
     tgc_alpha: float = 0.38            # dB/cm/MHz the TGC compensates
     dynamic_range_db: float = 70.0
-    liver_grey: float = 60.0           # grey of liver speckle at the face (before attenuation)
-    noise_db: float = -66.0            # electronic noise floor re liver echo at the face
-    clutter_db: float = -8.0           # side-lobe/reverberation haze re the local mean echo
-    clutter_mm: float = 4.0            # size of the neighbourhood the haze comes from
+    liver_grey: float = 64.0           # grey of liver speckle at the face (before attenuation)
+    noise_db: float = -62.0            # electronic noise floor re liver echo at the face
+    clutter_db: float = -9.0           # side-lobe/reverberation haze re the local mean echo
+    clutter_mm: float = 10.0           # size of the neighbourhood the haze comes from
     smoothing_mm: Tuple[float, float] = (0.3, 0.6)   # post-log speckle reduction (axial, lateral)
     extra: dict = field(default_factory=dict)
 
