@@ -1,0 +1,281 @@
+"""Registration panel in the real window: landmarks clicked at the TRUE positions through the
+views, residuals, exclude/delete/undo, INVALID-frame refusal, LC2 refinement (cancel, complete,
+accept, revert) and a screenshot of the panel with residuals.
+
+The landmark test runs on the cached demo case when it exists (else the small synthetic case);
+the refinement runs on the synthetic case (tests/synthetic_case.py) so it stays fast.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import QPoint, QPointF, Qt
+
+from gui.main_window import MainWindow
+from gui.panels import registration_panel
+from gui.panels.registration_panel import LandmarkList
+from gui.session import RegistrationState
+from registration.transforms import apply, invert, rigid_matrix
+from registration.volume import LabelMap
+
+from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
+
+pytestmark = pytest.mark.gui
+
+
+def _demo_folder():
+    try:
+        from sample_data import case
+    except ImportError:
+        return None
+    folder = case.cache_root() / f"demo-v{case.CASE_VERSION}-seed0"
+    return folder if (folder / case.MARKER).is_file() else None
+
+
+def _synthetic_labels(ct):
+    """Two spherical lesions of the synthetic CT as a LabelMap on its grid."""
+    lab = np.zeros(ct.array.shape, np.int16)
+    kji = np.indices(ct.array.shape).reshape(3, -1).T
+    lps = ct.index_to_lps(kji[:, ::-1].astype(float))
+    for v, (c, r) in enumerate(zip(lesion_centroids_ct(), (9.0, 7.0)), start=1):
+        lab.reshape(-1)[np.linalg.norm(lps - c, axis=1) < r] = v
+    return LabelMap(lab, ct.spacing, ct.origin, names={"lesion_1": 1, "lesion_2": 2})
+
+
+def _window(qtbot):
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    w.resize(1500, 950)
+    w.show()
+    qtbot.waitExposed(w)
+    w.reporter.show_dialogs = False
+    return w
+
+
+@pytest.fixture
+def loaded(qtbot):
+    """(window, true reference_to_ct, case name): demo case if cached, else synthetic."""
+    w = _window(qtbot)
+    folder = _demo_folder()
+    if folder is not None:
+        ready = []
+        w.open_demo(then=lambda: ready.append(True))
+        qtbot.waitUntil(lambda: bool(ready) or bool(w.reporter.history), timeout=120000)
+        assert ready and not w.reporter.history, w.reporter.history
+        truth = json.loads((folder / "truth.json").read_text())
+        name = w.sweep.source.split("/")[-1]
+        entry = next(s for s in truth["ultrasound"]["sweeps"] if s["file"] == name)
+        yield w, np.asarray(entry["reference_to_ct"], float), "demo"
+    else:
+        ct = make_ct()
+        w.set_ct(ct, _synthetic_labels(ct))
+        w.set_sweep(make_sweep(ct, n_frames=16, invalid=(3, 4)))
+        yield w, TRUE_REFERENCE_TO_CT, "synthetic"
+    w.close()
+
+
+def _click_ct(qtbot, w, lps, view_name="axial"):
+    """Show ``lps`` zoomed in at the centre of a slice view and click it there."""
+    view = w.views[view_name]
+    w.set_cursor(lps)
+    view.zoom, view.pan = 3.0, QPointF(0.0, 0.0)
+    p = view.lps_to_widget(lps)
+    view.pan = QPointF(view.width() / 2.0, view.height() / 2.0) - p
+    pos = view.lps_to_widget(lps).toPoint()
+    qtbot.mouseClick(view, Qt.LeftButton, pos=pos)
+
+
+def _us_widget_pos(w, col, row):
+    r = w.us_view.frame_rect()
+    rows, cols = w.sweep.image_shape
+    return QPoint(int(round(r.left() + (col + 0.5) / cols * r.width())),
+                  int(round(r.top() + (row + 0.5) / rows * r.height())))
+
+
+def _true_pair(w, panel, frame, col, row, true_r2c):
+    """Best integer US click near (col, row) on ``frame``: the one whose true CT point lies closest
+    to an axial slice centre (the CT click snaps to the slice plane). -> (US pos, CT point)."""
+    grid = w.display.grid
+    i2r = w.sweep.image_to_reference(frame)
+    best = None
+    base = _us_widget_pos(w, col, row)
+    for dx in range(-3, 4):
+        for dy in range(-3, 4):
+            pos = base + QPoint(dx, dy)
+            px = panel.us_pixel_at(pos)
+            ct = apply(true_r2c @ i2r, [px[0], px[1], 0.0])
+            z = grid.lps_to_index(ct)[2]
+            err = abs(z - np.rint(z)) * grid.spacing[2]
+            if best is None or err < best[0]:
+                best = (err, pos, ct)
+    return best[1], best[2]
+
+
+def _pick(qtbot, w, panel, frame, col, row, true_r2c, ct_offset=(0.0, 0.0, 0.0)):
+    w.player.seek(frame, force=True)
+    pos, ct = _true_pair(w, panel, frame, col, row, true_r2c)
+    _click_ct(qtbot, w, ct + np.asarray(ct_offset))
+    qtbot.mouseClick(w.us_view, Qt.LeftButton, pos=pos)
+    return ct
+
+
+def _table_text(panel, row, col):
+    return panel.table.item(row, col).text()
+
+
+def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, artifacts_dir):
+    w, true_r2c, case = loaded
+    dock = registration_panel.install(w)
+    panel = dock.widget()
+    w.resizeDocks([dock], [620], Qt.Horizontal)
+    qtbot.mouseClick(panel.pick_button, Qt.LeftButton)
+    assert panel.pick_button.isChecked()
+    valid = w.sweep.valid
+    rows, cols = w.sweep.image_shape
+
+    # A US click on an INVALID-tracking frame is refused with the reason.
+    bad = np.flatnonzero(~valid)
+    assert bad.size, "both cases have INVALID frames"
+    w.player.seek(int(bad[0]), force=True)
+    _click_ct(qtbot, w, w.display.center_lps())
+    qtbot.mouseClick(w.us_view, Qt.LeftButton, pos=_us_widget_pos(w, cols / 2, rows / 2))
+    assert "INVALID" in panel.instructions.text() and f"frame {bad[0] + 1}" in panel.instructions.text()
+    assert panel.landmarks.pairs == []
+
+    # Six pairs on frames across the sweep, at different places in the image.
+    frames = np.flatnonzero(valid)[np.linspace(0, valid.sum() - 1, 6).round().astype(int)]
+    spots = [(0.35, 0.35), (0.65, 0.45), (0.5, 0.7), (0.4, 0.55), (0.6, 0.3), (0.45, 0.8)]
+    truth_ct = [_pick(qtbot, w, panel, int(f), cols * a, rows * b, true_r2c) for f, (a, b) in zip(frames, spots)]
+    lm = panel.landmarks
+    assert len(lm.pairs) == 6 and lm.result is not None
+    # Residuals ~0: only the click quantisation (zoomed view, slice centre) remains.
+    assert lm.result.residuals_mm.max() < 0.5, lm.result.residuals_mm
+    assert lm.result.fre_mm < 0.4
+    assert not lm.result.outliers.any()
+    assert float(_table_text(panel, 0, 4)) < 0.5 and _table_text(panel, 0, 6) == "no"
+    # The window now uses the landmark registration, and it matches the truth within 1 mm.
+    assert w.registration is not None and w.registration.method == "landmarks"
+    check = np.vstack([truth_ct, [les.centroid_lps for les in w.us_view.engine.lesions]])
+    err = np.linalg.norm(apply(w.registration.reference_to_ct, apply(invert(true_r2c), check)) - check, axis=1)
+    assert err.max() < 1.0, err
+    assert "FRE" in panel.quality.text() and "predicted TRE" in panel.quality.text()
+    # An FRE of ~0 does not promise a TRE of 0: clicked points get an FLE floor.
+    assert lm.result.fle_mm == pytest.approx(registration_panel.FLE_FLOOR_MM)
+    assert w.registration.tre_mm >= registration_panel.FLE_FLOOR_MM / np.sqrt(6) - 1e-9
+
+    # A wrong pairing (CT click 15 mm off) is flagged by its leave-one-out error.
+    _pick(qtbot, w, panel, int(frames[2]), cols * 0.55, rows * 0.5, true_r2c, ct_offset=(15.0, 0.0, 0.0))
+    assert len(lm.pairs) == 7 and lm.result.outliers[-1]
+    assert _table_text(panel, 6, 6) == "OUTLIER"
+    fre_with = lm.result.fre_mm
+    # Exclude it with the table's checkbox: not used, still listed, FRE back to ~0.
+    panel.table.item(6, 0).setCheckState(Qt.Unchecked)
+    assert not lm.pairs[6].included and lm.result.n == 6 and lm.result.fre_mm < 0.4 < fre_with
+    assert _table_text(panel, 6, 6) == "excluded" and float(_table_text(panel, 6, 4)) > 10.0
+    # Predicted TRE at a chosen lesion is shown.
+    lesion = w.us_view.engine.lesions[0]
+    panel.select_target(lesion.name)
+    assert f"at {lesion.name}" in panel.quality.text()
+    w.resizeDocks([dock], [620], Qt.Horizontal)
+    qtbot.wait(50)
+    dock.grab().save(str(artifacts_dir / f"gui_registration_panel_{case}.png"))
+    # Undo brings the outlier back into the fit; delete removes it; undo restores it.
+    qtbot.mouseClick(panel.undo_button, Qt.LeftButton)
+    assert lm.pairs[6].included and lm.result.n == 7
+    panel.table.selectRow(6)
+    qtbot.mouseClick(panel.delete_button, Qt.LeftButton)
+    assert len(lm.pairs) == 6 and lm.result.fre_mm < 0.4
+    qtbot.mouseClick(panel.undo_button, Qt.LeftButton)
+    assert len(lm.pairs) == 7
+    # Below 3 usable pairs: a clear message and the window returns to no registration.
+    for r in range(2, 7):
+        panel.table.item(r, 0).setCheckState(Qt.Unchecked)
+    assert lm.result is None and "at least 3" in panel.quality.text()
+    assert w.registration is None
+
+
+def test_collinear_landmarks_are_refused_with_the_reason():
+    lm = LandmarkList()
+    for t in (0.0, 10.0, 20.0, 30.0):
+        lm.add([t, 2 * t, 0.0], [t, 0.0, 2 * t], 0, (0, 0))
+    assert lm.fit() is None and "collinear" in lm.message
+    lm.add([5.0, 40.0, 3.0], [5.0, 3.0, 40.0], 0, (0, 0))
+    assert lm.fit() is not None
+
+
+@pytest.fixture
+def synthetic(qtbot):
+    w = _window(qtbot)
+    ct = make_ct()
+    w.set_ct(ct, _synthetic_labels(ct))
+    w.set_sweep(make_sweep(ct, n_frames=16, invalid=(3, 4)))
+    dock = registration_panel.install(w)
+    yield w, dock.widget()
+    w.close()
+
+
+def _target_error(m):
+    pts = lesion_centroids_ct()
+    return np.linalg.norm(apply(m, apply(invert(TRUE_REFERENCE_TO_CT), pts)) - pts, axis=1).max()
+
+
+def test_refinement_without_a_start_says_what_is_missing(qtbot):
+    w = _window(qtbot)
+    panel = registration_panel.install(w).widget()
+    qtbot.mouseClick(panel.refine_button, Qt.LeftButton)
+    assert "needs a CT" in panel.progress_text.text() and panel.worker is None
+    w.close()
+
+
+def test_cancel_a_running_refinement(synthetic, qtbot):
+    w, panel = synthetic
+    start = RegistrationState(rigid_matrix([2, -1, 1, 4, -3, 2], center=lesion_centroids_ct().mean(0))
+                              @ TRUE_REFERENCE_TO_CT, "test start")
+    w.set_registration(start)
+    panel.refine_options = dict(n_starts=2, max_evals_per_start=400)
+    qtbot.mouseClick(panel.refine_button, Qt.LeftButton)
+    assert panel.worker is not None and panel.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30000)
+    qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=30000)
+    assert "cancelled" in panel.verdict.text()
+    assert panel.candidate is None and not panel.accept_button.isEnabled()
+    assert w.registration is start
+    assert w.reporter.last_dialog is None          # a cancel is not an error dialog
+
+
+@pytest.mark.slow
+def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, qtbot, artifacts_dir):
+    w, panel = synthetic
+    start = RegistrationState(rigid_matrix([3, -2, 2, 5, -4, 3], center=lesion_centroids_ct().mean(0))
+                              @ TRUE_REFERENCE_TO_CT, "test start")
+    w.set_registration(start)
+    assert _target_error(start.reference_to_ct) > 4.0
+    panel.select_target("lesion_1")
+    panel.refine_options = dict(n_starts=2, max_evals_per_start=120, seed=1)
+    qtbot.mouseClick(panel.refine_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=180000)
+    assert w.reporter.history == [], w.reporter.history
+    res = panel.candidate
+    assert res is not None and res.metric_final > res.metric_initial
+    assert panel.plot.history and len(panel.plot.history) == len(res.history)
+    text = panel.verdict.text()
+    verdict = res.uncertainty["verdict"]
+    assert f"Verdict: {verdict.upper()}" in text
+    # Never a bare verdict: the TRE estimate and the hit probability at the lesion are shown.
+    t = res.uncertainty["targets"][0]
+    assert t["name"] == "lesion_1" and f"{t['tre_registration_mm']:.1f} mm" in text
+    assert f"hit probability {100 * t['hit_probability']:.0f} %" in text
+    assert w.registration is start          # only a candidate until accepted
+    w.resizeDocks([panel.parentWidget()], [620], Qt.Horizontal)
+    qtbot.wait(50)
+    panel.grab().save(str(artifacts_dir / "gui_registration_panel_refined.png"))
+    qtbot.mouseClick(panel.accept_button, Qt.LeftButton)
+    assert w.registration.method == "lc2"
+    assert _target_error(w.registration.reference_to_ct) < 1.5
+    assert w.registration.tre_mm == pytest.approx(t["tre_registration_mm"])
+    assert "lc2" in w.registration_label.text()
+    qtbot.mouseClick(panel.revert_button, Qt.LeftButton)
+    assert w.registration is start
