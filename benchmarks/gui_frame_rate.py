@@ -121,7 +121,7 @@ def main() -> int:
     for _ in range(30):
         us.engine.compute(sweep.image_shape, i2r[k], w.registration)
     compute_ms = (time.perf_counter() - t) / 30 * 1000
-    print(f"  overlay compute (reslice CT + labels, lesion distances): {compute_ms:.1f} ms/frame")
+    print(f"  overlay compute (one packed CT+labels sample, lesion distances): {compute_ms:.1f} ms/frame")
 
     # Playing in real time at 4x: distinct frames shown per second.
     shown = []

@@ -24,6 +24,7 @@ from registration.errors import InputError
 from . import __version__, loaders
 from .display import DisplayVolume
 from .errors import ErrorReporter, LogPanel
+from .overlay import OverlayEngine
 from .panels.data_panel import DataPanel
 from .panels.overlay_panel import OverlayPanel
 from .player_widget import PlayerWidget
@@ -211,9 +212,10 @@ class MainWindow(QMainWindow):
         self.overlay_panel.preset_chosen.connect(self.apply_preset)
 
     # ------------------------------------------------------------ data in (synchronous, tested)
-    def set_ct(self, ct, labels=None, display: Optional[DisplayVolume] = None) -> None:
+    def set_ct(self, ct, labels=None, display: Optional[DisplayVolume] = None, prepared=None) -> None:
         """Show a CT Volume (and optional LabelMap); replaces labels and resets the views.
-        ``display``: a DisplayVolume of ``ct`` prepared off the GUI thread (built here if None)."""
+        ``display`` (DisplayVolume) and ``prepared`` (OverlayEngine.prepare) may come from a
+        worker; they are built here when None."""
         if display is None:
             display = DisplayVolume(ct, labels)
         elif labels is not None:
@@ -221,15 +223,16 @@ class MainWindow(QMainWindow):
         self.ct, self.labels, self.display = ct, labels, display
         for view in self.views.values():
             view.set_display(display)
-        self.us_view.set_ct(ct, labels)
+        self.us_view.set_ct(ct, labels, prepared)
         if self.view3d is not None:
             self.view3d.set_labels(labels)
         self.set_cursor(display.center_lps())
         self.session.ct_path = ct.metadata.get("source")
         self._data_changed()
 
-    def set_labels(self, labels, display_array: Optional[np.ndarray] = None) -> None:
-        """Show a LabelMap on the current CT (``display_array``: precomputed labels_on_grid)."""
+    def set_labels(self, labels, display_array: Optional[np.ndarray] = None, prepared=None) -> None:
+        """Show a LabelMap on the current CT (``display_array``: precomputed labels_on_grid,
+        ``prepared``: precomputed OverlayEngine.prepare(ct, labels))."""
         if self.ct is None:
             raise InputError("open a CT before its label map", fix="File > Open CT first")
         loaders.check_labels_match(labels, self.ct, labels.metadata.get("source", "label map"))
@@ -237,7 +240,7 @@ class MainWindow(QMainWindow):
         self.display.set_labels(labels, display_array)
         for view in self.views.values():
             view.labels_changed()
-        self.us_view.set_ct(self.ct, labels)
+        self.us_view.set_ct(self.ct, labels, prepared)
         if self.view3d is not None:
             self.view3d.set_labels(labels)
         self.session.labels_path = labels.metadata.get("source")
@@ -394,11 +397,13 @@ class MainWindow(QMainWindow):
         self.session.ct_series_uid = series_uid
         def work(progress):
             ct = loaders.load_ct(path, series_uid, progress=progress)
-            progress(0.8, "preparing the slice views")
-            return ct, DisplayVolume(ct)
+            progress(0.7, "preparing the slice views")
+            display = DisplayVolume(ct)
+            progress(0.85, "preparing the overlay")
+            return ct, display, OverlayEngine.prepare(ct, None)
 
         def done(r):
-            self.set_ct(r[0], display=r[1])
+            self.set_ct(r[0], display=r[1], prepared=r[2])
             if then is not None:
                 then()
 
@@ -415,8 +420,10 @@ class MainWindow(QMainWindow):
 
         def work(progress):
             labels = loaders.load_labels(str(path), names_path, ct, progress=progress)
-            progress(0.8, "preparing the slice views")
-            return labels, display.labels_on_grid(labels)
+            progress(0.6, "preparing the slice views")
+            on_grid = display.labels_on_grid(labels)
+            progress(0.8, "preparing the overlay")
+            return labels, on_grid, OverlayEngine.prepare(ct, labels)
 
         def done(result):
             if self.display is not display:      # another CT was opened meanwhile

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from registration.reslice import Reslicer
 from registration.volume import LabelMap, Volume
 
-OUTSIDE_CT = -4000.0     # reslice value outside the CT volume (below any HU)
+from .plane_sampler import OUTSIDE_HU, PlaneSampler
+
 
 # Patient direction names for the dominant LPS component of a vector.
 _DIRECTION_WORDS = {(0, 1): "the patient's left", (0, -1): "the patient's right",
@@ -105,23 +105,27 @@ class FrameOverlay:
 
 
 class OverlayEngine:
-    """Holds reslicers for the CT and labels; computes a :class:`FrameOverlay` per frame."""
+    """Holds the CT+labels plane sampler and the lesions; computes a :class:`FrameOverlay` per frame."""
 
     def __init__(self, max_overlay_px: int = 400):
         self.max_overlay_px = int(max_overlay_px)
         self.ct: Optional[Volume] = None
         self.labels: Optional[LabelMap] = None
-        self._ct_slicer: Optional[Reslicer] = None
-        self._lab_slicer: Optional[Reslicer] = None
+        self._sampler: Optional[PlaneSampler] = None
         self.lesions: List[Lesion] = []
 
-    def set_data(self, ct: Optional[Volume], labels: Optional[LabelMap]) -> None:
+    @staticmethod
+    def prepare(ct: Optional[Volume], labels: Optional[LabelMap]):
+        """(sampler, lesions) for :meth:`set_data`; slow for big CTs, safe in a worker thread."""
+        if ct is None:
+            return None, []
+        return PlaneSampler(ct, labels), lesions_of(labels)
+
+    def set_data(self, ct: Optional[Volume], labels: Optional[LabelMap], prepared=None) -> None:
+        """Use this CT and label map (``prepared`` = :meth:`prepare`'s result, else built here)."""
+        sampler, lesions = prepared if prepared is not None else self.prepare(ct, labels)
         self.ct, self.labels = ct, labels
-        # Outside the CT gets a value no CT has, so the view can leave it clear (air inside the
-        # body, about -1000 HU, must still be drawn).
-        self._ct_slicer = None if ct is None else Reslicer(ct, default=OUTSIDE_CT)
-        self._lab_slicer = None if labels is None else Reslicer(labels, default=0, interpolator="nearest")
-        self.lesions = lesions_of(labels)
+        self._sampler, self.lesions = sampler, lesions
 
     def overlay_step(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> int:
         """Frame pixels per overlay pixel: no finer than the CT voxel (sampling finer adds no
@@ -151,9 +155,6 @@ class OverlayEngine:
         coarse[:3, 3] += image_to_ct[:3, :2] @ np.full(2, (step - 1) / 2.0)
         coarse[:3, :2] *= step
         small = ((rows + step - 1) // step, (cols + step - 1) // step)
-        ct = self._ct_slicer.reslice(coarse, small).image
-        lab = None
-        if self._lab_slicer is not None:
-            lab = self._lab_slicer.reslice(coarse, small).image.astype(np.int32)
+        ct, lab = self._sampler.sample(coarse, small)
         msgs = guidance_messages(self.lesions, image_to_ct, shape)
         return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text())

@@ -16,6 +16,7 @@ from PyQt5.QtGui import QColor, QFont, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 from .overlay import FrameOverlay, OverlayEngine
+from .plane_sampler import OUTSIDE_HU
 from .qimage import gray_to_qimage, label_lut, outline_rgba, rgba_to_qimage, window_level
 
 MODES = ("blend", "checker", "off")
@@ -49,8 +50,9 @@ class USView(QWidget):
         self._i2r = None
 
     # ------------------------------------------------------------ model
-    def set_ct(self, ct, labels) -> None:
-        self.engine.set_data(ct, labels)
+    def set_ct(self, ct, labels, prepared=None) -> None:
+        """``prepared``: ``OverlayEngine.prepare(ct, labels)`` computed off the GUI thread."""
+        self.engine.set_data(ct, labels, prepared)
         self._lut = None if labels is None else label_lut(labels.names, int(labels.array.max()))
         self._recompute()
 
@@ -126,9 +128,7 @@ class USView(QWidget):
         rgba[..., 0] = gray
         rgba[..., 1] = (gray * 0.85).astype(np.uint8)
         rgba[..., 2] = (gray * 0.6).astype(np.uint8)
-        # Outside the CT volume stays clear; linear interpolation at its border mixes in the
-        # OUTSIDE_CT value, so cut below the lowest real HU (-1024).
-        inside = ov.ct >= -1100.0
+        inside = ov.ct > OUTSIDE_HU         # outside the CT volume stays clear (air inside is drawn)
         fan = None
         if self.fan_mask is not None:
             s = ov.step
