@@ -118,10 +118,36 @@ def _gauss1d(element: GaussianElement) -> np.ndarray:
     return np.exp(-d * d / (2.0 * element.stdev ** 2)).astype(np.float32)
 
 
+def _correlate_axis(a: np.ndarray, w: np.ndarray, axis: int) -> np.ndarray:
+    """1D correlation along ``axis`` with zeros outside (``mode='constant'``), by shifted adds.
+
+    Same result as ``ndimage.correlate1d`` up to float rounding order, but several times
+    faster for these short kernels on the outer axes (whole contiguous slabs per add).
+    """
+    r = len(w) // 2
+    out = a * w[r] if w[r] != 1 else a.copy()
+    n = a.shape[axis]
+    for t in range(len(w)):
+        d = t - r
+        if d == 0 or abs(d) >= n:
+            continue
+        dst = [slice(None)] * a.ndim
+        src = [slice(None)] * a.ndim
+        if d > 0:
+            dst[axis], src[axis] = slice(0, n - d), slice(d, n)
+        else:
+            dst[axis], src[axis] = slice(-d, n), slice(0, n + d)
+        if w[t] == 1:
+            out[tuple(dst)] += a[tuple(src)]
+        else:
+            out[tuple(dst)] += w[t] * a[tuple(src)]
+    return out
+
+
 def _separable(data: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     out = data
     for axis in range(3):
-        out = ndimage.correlate1d(out, kernel, axis=axis, mode="constant", cval=0.0)
+        out = _correlate_axis(out, kernel, axis)
     return out
 
 
@@ -181,7 +207,7 @@ def fill_holes(values: np.ndarray, known: np.ndarray,
     return out, filled
 
 
-BLOCK = 64   # voxels per block edge (+ halo): ~1.5 MB float32 temporaries per block
+BLOCK = 96   # voxels per block edge (+ halo): ~4 MB float32 temporaries per block (fastest measured)
 
 
 def _fill_block(values: np.ndarray, known: np.ndarray, elements) -> Tuple[np.ndarray, np.ndarray]:
