@@ -67,10 +67,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PyQt5.QtWidgets import QApplication
     from .errors import install_excepthook
-    from .main_window import MainWindow
+    from .main_window import MainWindow, default_autosave_path
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ctus")
-    window = MainWindow(enable_3d=not args.no_3d)
+    window = MainWindow(enable_3d=not args.no_3d, autosave_path=default_autosave_path())
     install_excepthook(window.reporter)
     window.show()
     open_inputs(window, args)

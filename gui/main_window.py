@@ -8,18 +8,20 @@ logged, and leaves the previous state untouched.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
 import numpy as np
-from PyQt5.QtCore import QEventLoop, Qt
+from PyQt5.QtCore import QEventLoop, Qt, QTimer
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QDockWidget, QFileDialog, QInputDialog, QLabel,
                              QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                              QWidget)
 
 from registration.errors import InputError
+from registration.transforms import atomic_write_text
 
 from . import __version__, loaders
 from .display import DisplayVolume
@@ -38,8 +40,16 @@ DISCLAIMER = ("Decision support only. Every overlay, distance and recommendation
               "with the error shown beside it; the physician decides. Not a certified medical device.")
 
 
+def default_autosave_path() -> Path:
+    """$CTUS_AUTOSAVE, else ~/.cache/ctus/autosave.ctus.json."""
+    env = os.environ.get("CTUS_AUTOSAVE")
+    return Path(env) if env else Path.home() / ".cache" / "ctus" / "autosave.ctus.json"
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, *, enable_3d: bool = True):
+    def __init__(self, *, enable_3d: bool = True, autosave_path=None, autosave_interval_s: float = 30.0):
+        """``autosave_path``: where the session is saved every ``autosave_interval_s`` when it
+        changed (None = no autosave; the app passes :func:`default_autosave_path`)."""
         super().__init__()
         self.setObjectName("main_window")
         self.setWindowTitle("ctus: CT-ultrasound fusion for liver biopsy")
@@ -72,6 +82,13 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._connect()
         self._update_status()
+        self.autosave_path = None if autosave_path is None else Path(autosave_path)
+        self._autosaved_text = None
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setInterval(int(autosave_interval_s * 1000))
+        self._autosave_timer.timeout.connect(self.autosave)
+        if self.autosave_path is not None:
+            self._autosave_timer.start()
 
     # ------------------------------------------------------------ layout
     def _build_central(self) -> None:
@@ -156,6 +173,7 @@ class MainWindow(QMainWindow):
         f.addSeparator()
         self._action(f, "Open session...", self.ask_open_session, None, "open_session")
         self._action(f, "&Save session...", self.ask_save_session, "Ctrl+S", "save_session")
+        self._action(f, "Restore autosaved session", self.restore_autosave, None, "restore_autosave")
         self.act_export = self._action(f, "&Export plan...", self.ask_export_plan, "Ctrl+E", "export_plan")
         f.addSeparator()
         self._action(f, "&Quit", self.close, "Ctrl+Q", "quit")
@@ -486,6 +504,31 @@ class MainWindow(QMainWindow):
         with self.reporter.action("Save session"):
             self.session.save(path)
             self.reporter.info(f"session saved to {path}")
+
+    def autosave(self) -> bool:
+        """Save the session to ``autosave_path`` if it changed; True if written. Never raises:
+        a failing autosave is logged, not shown as a dialog every 30 s."""
+        if self.autosave_path is None or self.session.ct_path is None and self.session.sweep_path is None:
+            return False
+        text = self.session.to_json()
+        if text == self._autosaved_text:
+            return False
+        try:
+            self.autosave_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.autosave_path, text)
+        except OSError as exc:
+            self.reporter.info(f"autosave to {self.autosave_path} failed: {exc}")
+            return False
+        self._autosaved_text = text
+        return True
+
+    def restore_autosave(self) -> None:
+        path = self.autosave_path or default_autosave_path()
+        if not Path(path).exists():
+            self.reporter.report("Restore autosaved session", InputError(
+                "no autosaved session", path=path, fix="sessions are autosaved every 30 s once data is open"))
+            return
+        self.open_session(path)
 
     def open_session(self, path) -> None:
         with self.reporter.action("Open session"):

@@ -141,9 +141,7 @@ class USView(QWidget):
         if self.mode == "blend":
             alpha = np.where(inside, int(round(255 * self.opacity)), 0)
         else:
-            rr, cc = np.indices(gray.shape)
-            sq = max(1, self.checker_px // ov.step)
-            alpha = np.where(inside & (((rr // sq) + (cc // sq)) % 2 == 0), 255, 0)
+            alpha = np.where(inside & self._checker(gray.shape, max(1, self.checker_px // ov.step)), 255, 0)
         rgba[..., 3] = alpha.astype(np.uint8)
         self._ct_img = rgba_to_qimage(rgba)
         if self.show_contours and ov.labels is not None and self._lut is not None and ov.labels.any():
@@ -152,6 +150,15 @@ class USView(QWidget):
                 # Outlines only where the ultrasound has data: outside the fan they only clutter.
                 outline[~fan] = 0
             self._outline_img = rgba_to_qimage(outline)
+
+    def _checker(self, shape, square: int) -> np.ndarray:
+        """bool [rows, cols] checkerboard of ``square``-pixel squares (cached: same every frame)."""
+        key = (tuple(shape), square)
+        if getattr(self, "_checker_key", None) != key:
+            rr, cc = np.indices(shape)
+            self._checker_mask = ((rr // square) + (cc // square)) % 2 == 0
+            self._checker_key = key
+        return self._checker_mask
 
     # ------------------------------------------------------------ drawing
     def frame_rect(self) -> QRectF:

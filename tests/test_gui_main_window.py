@@ -237,3 +237,25 @@ def test_without_display_prints_a_clear_message():
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "no display" in r.stderr and "ctus" in r.stderr
+
+
+def test_autosave_and_restore(qtbot, tmp_path):
+    import SimpleITK as sitk
+    ct_path = tmp_path / "ct.mha"
+    sitk.WriteImage(_small_ct().to_sitk(), str(ct_path))
+    auto = tmp_path / "auto" / "autosave.ctus.json"
+    w = MainWindow(enable_3d=False, autosave_path=auto, autosave_interval_s=0.05)
+    qtbot.addWidget(w)
+    assert not w.autosave()                       # nothing open: nothing to save
+    w.open_ct(ct_path)
+    w.wait_for_workers()
+    w._on_window_level(1500, 400)
+    qtbot.waitUntil(auto.exists, timeout=3000)    # the timer saved it
+    assert json.loads(auto.read_text())["window"] == 1500
+    assert not w.autosave()                       # unchanged: not written again
+    w.close()
+    w2 = MainWindow(enable_3d=False, autosave_path=auto)
+    qtbot.addWidget(w2)
+    w2.restore_autosave()
+    assert w2.ct is not None and w2.views["axial"].window == 1500
+    w2.close()
