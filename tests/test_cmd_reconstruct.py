@@ -112,3 +112,37 @@ def test_spine_phantom_mean_config_reproduces_plus_running_mean(shared_data, tmp
     ref = reconstruct(sweep, spacing_mm=0.5, clip_rectangle=(0, 0, 820, 616), use_sweep_fan_mask=False,
                       fill_holes=False, plus_running_mean=True)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), ref.volume.array)
+
+
+def test_settings_from_plus_config_attributes():
+    from argparse import Namespace
+    from planner.cmd_reconstruct import settings_from_config
+    from registration.errors import InputError
+    from registration.hole_filling import GaussianElement
+    recon = {"OutputSpacing": [0.2, 0.2, 0.2], "OutputOrigin": [1.0, 2.0, 3.0],
+             "OutputExtent": [0, 9, 0, 19, 0, 4], "CompoundingMode": "MAXIMUM",
+             "ClipRectangleOrigin": [5, 6], "ClipRectangleSize": [100, 50],
+             "FanAnglesDeg": [-30.0, 30.0], "FanOriginPixel": [50.0, 0.0], "FanRadiusStopPixel": 80.0,
+             "FillHoles": True, "SkipInterval": 2, "Interpolation": "LINEAR",
+             "HoleFilling": [{"Type": "GAUSSIAN", "Size": "5", "Stdev": "1", "MinimumKnownVoxelsRatio": "0.2"}]}
+    args = Namespace(spacing=None, compounding=None, no_fill=False, calibration="c.xml")
+    notes = []
+    kw = settings_from_config(recon, args, notes)
+    assert kw["spacing_mm"] == [0.2, 0.2, 0.2] and kw["output_origin"] == [1.0, 2.0, 3.0]
+    assert kw["output_extent"] == [0, 9, 0, 19, 0, 4] and kw["compounding"] == "max"
+    assert kw["clip_rectangle"] == [5, 6, 100, 50] and kw["use_sweep_fan_mask"] is False
+    assert kw["fan_geometry"]["FanRadiusStopPixel"] == 80.0 and kw["skip_interval"] == 2
+    assert kw["hole_elements"] == [GaussianElement(5, 1.0, 0.2)] and "plus_running_mean" not in kw
+    assert any("LINEAR" in n for n in notes)
+    # flags win; --spacing drops the config's voxel-based origin/extent
+    args = Namespace(spacing=1.0, compounding="mean", no_fill=True, calibration="c.xml")
+    kw = settings_from_config(recon, args, notes := [])
+    assert kw["spacing_mm"] == 1.0 and "output_origin" not in kw and kw["fill_holes"] is False
+    assert kw["compounding"] == "mean" and kw["plus_running_mean"] is True
+    assert any("OutputOrigin" in n for n in notes)
+    with pytest.raises(InputError, match="IMPORTANCEMASK"):
+        settings_from_config({"CompoundingMode": "IMPORTANCEMASK"},
+                             Namespace(spacing=None, compounding=None, no_fill=False, calibration="c.xml"), [])
+    # no config: plain defaults, the sweep's own fan mask
+    kw = settings_from_config({}, Namespace(spacing=None, compounding=None, no_fill=False, calibration=None), [])
+    assert kw == {"spacing_mm": 0.5, "compounding": "mean", "fill_holes": True}
