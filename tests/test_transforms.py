@@ -131,3 +131,15 @@ def test_matrix_text_errors(text, match):
 def test_as_matrix_accepts_3x4():
     m = as_matrix(np.arange(12).reshape(3, 4))
     assert m.shape == (4, 4) and np.allclose(m[3], [0, 0, 0, 1])
+
+
+def test_atomic_write_has_normal_permissions_and_leaves_no_temp(tmp_path):
+    import os
+    from registration.transforms import atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "a.txt").st_mode & 0o777) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
