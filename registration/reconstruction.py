@@ -21,7 +21,9 @@ comparison with PLUS's own output relies on them):
   corners (0, 0), (0, maxY), (maxX, 0), (maxX, maxY) of every valid frame, in
   pixel-index units (maxX = cols - 1, or ``min(cols-1, clipX + clipW)`` with a
   clip rectangle), go through ``image_to_reference``; origin = their minimum
-  per axis, extent = ``[0, ceil((max - min) / spacing)]`` per axis.
+  per axis, extent = ``[0, ceil((max - min) / spacing)]`` per axis. (Only when
+  there is no clip rectangle but a fan mask, the fan's outline pixels replace
+  the corners -- a tighter box PLUS does not have.)
 * A pixel (x = column, y = row of the stored frame) goes to the continuous
   voxel index ``((image_to_reference @ [x, y, 0, 1]) - origin) / spacing`` and
   is inserted at ``floor(index + 0.5)`` if that lies in the extent.
@@ -148,9 +150,32 @@ def plus_fan_mask(shape: Tuple[int, int], origin_px, angles_deg, radius_start_px
 
 # ----------------------------------------------------------------------------- geometry
 def extent_from_frames(image_to_reference: np.ndarray, valid: np.ndarray, image_shape,
-                       spacing, clip_rectangle=None) -> Tuple[np.ndarray, Tuple[int, ...]]:
-    """PLUS's automatic output box: (origin (3,) mm = centre of voxel 0, extent i0 i1 j0 j1 k0 k1)."""
+                       spacing, clip_rectangle=None, pixel_mask=None
+                       ) -> Tuple[np.ndarray, Tuple[int, ...]]:
+    """Automatic output box: (origin (3,) mm = centre of voxel 0, extent i0 i1 j0 j1 k0 k1).
+
+    PLUS's rule: the clip-rectangle (or whole-image) corners of every valid frame.
+    Without a clip rectangle but with a ``pixel_mask`` (a detected fan), the outline
+    pixels of the mask are used instead, so the box hugs the fan rather than the
+    blank corners of the image (PLUS has no such mask; give a clip rectangle for
+    PLUS's exact box).
+    """
     rows, cols = image_shape
+    mats = image_to_reference[np.asarray(valid, bool)]
+    spacing = np.asarray(spacing, float)
+    if clip_rectangle is None and pixel_mask is not None and np.asarray(pixel_mask).any():
+        m = np.asarray(pixel_mask, bool)
+        inner = np.zeros_like(m)
+        inner[1:-1, 1:-1] = (m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
+        ys, xs = np.nonzero(m & ~inner)        # the extremes of an affine map lie on the outline
+        outline = np.stack([xs, ys, np.zeros_like(xs), np.ones_like(xs)], axis=-1).astype(float)
+        lo = np.full(3, np.inf)
+        hi = np.full(3, -np.inf)
+        for mat in mats:
+            p = outline @ mat[:3].T
+            lo, hi = np.minimum(lo, p.min(axis=0)), np.maximum(hi, p.max(axis=0))
+        n = np.ceil((hi - lo) / spacing).astype(int)
+        return lo, (0, int(n[0]), 0, int(n[1]), 0, int(n[2]))
     min_x, max_x, min_y, max_y = 0.0, float(cols - 1), 0.0, float(rows - 1)
     if clip_rectangle is not None and clip_rectangle[2] > 0 and clip_rectangle[3] > 0:
         min_x = max(min_x, float(clip_rectangle[0]))
@@ -159,10 +184,8 @@ def extent_from_frames(image_to_reference: np.ndarray, valid: np.ndarray, image_
         max_y = min(max_y, float(clip_rectangle[1]) + float(clip_rectangle[3]))
     corners = np.array([[min_x, min_y, 0, 1], [min_x, max_y, 0, 1],
                         [max_x, min_y, 0, 1], [max_x, max_y, 0, 1]], float)
-    mats = image_to_reference[np.asarray(valid, bool)]
     pts = np.einsum("nij,cj->nci", mats, corners)[..., :3].reshape(-1, 3)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    spacing = np.asarray(spacing, float)
     n = np.ceil((hi - lo) / spacing).astype(int)
     return lo, (0, int(n[0]), 0, int(n[1]), 0, int(n[2]))
 
@@ -285,7 +308,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         raise InputError("output origin and extent must be given together",
                          fix="give both OutputOrigin and OutputExtent, or neither")
     if output_origin is None:
-        origin, extent = extent_from_frames(mats, valid, shape, spacing, clip_rectangle)
+        origin, extent = extent_from_frames(mats, valid, shape, spacing, clip_rectangle, pixel_mask)
     else:
         origin = np.asarray(output_origin, float).reshape(3)
         extent = tuple(int(v) for v in np.asarray(output_extent).reshape(6))

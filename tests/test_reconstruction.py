@@ -109,6 +109,19 @@ def test_extent_from_frames_uses_clip_rectangle_corners():
     assert extent == (0, 10, 0, 12, 0, 0)
 
 
+def test_extent_from_fan_mask_outline_hugs_the_fan():
+    m = pose(px=(0.5, 0.5))
+    fan = np.zeros((40, 60), bool)
+    fan[10:30, 20:45] = True
+    origin, extent = extent_from_frames(m[None], np.array([True]), fan.shape, (0.5, 0.5, 0.5),
+                                        pixel_mask=fan)
+    np.testing.assert_allclose(origin, [10.0, 5.0, 0.0])          # pixel (20, 10)
+    assert extent == (0, 24, 0, 19, 0, 0)                          # pixels 20..44, 10..29
+    res = reconstruct(make_sweep(np.full((1, 40, 60), 7), m[None], fan_mask=fan), spacing_mm=0.5,
+                      fill_holes=False)
+    assert res.volume.shape_ijk == (25, 20, 1) and (res.volume.array == 7).all()
+
+
 # ----------------------------------------------------------------------------- compounding
 def _two_frames(a, b):
     m = pose(px=(0.25, 0.25))
