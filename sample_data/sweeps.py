@@ -340,7 +340,7 @@ def _right_lobe_target(labels: LabelMap) -> np.ndarray:
 
 # --------------------------------------------------------------------------- main entry
 def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
-                breathing_mm: float = 0.0, frames_per_sweep: int = 120, fps: float = 25.0,
+                breathing_mm: float = 0.0, frames_per_sweep: int = 100, fps: float = 25.0,
                 probe: Optional[ConvexProbe] = None, lesions: Optional[Sequence[str]] = None,
                 survey: bool = True, compress: bool = True, embed_calibration: bool = True,
                 progress=None) -> dict:

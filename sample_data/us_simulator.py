@@ -66,6 +66,7 @@ CLASS = {n: i for i, n in enumerate(CLASS_NAMES)}
 _BS = np.array([TISSUES[n][0] for n in CLASS_NAMES], np.float32)
 _ALPHA = np.array([TISSUES[n][1] for n in CLASS_NAMES], np.float32)
 _Z = np.array([TISSUES[n][2] for n in CLASS_NAMES], np.float32)
+_AMP = np.sqrt(_BS).astype(np.float32)
 _UNNAMED = -1  # label -> class table marker: decide from HU
 
 # Substrings of label names -> class; first match wins (order matters).
@@ -181,6 +182,10 @@ class UltrasoundSimulator:
         self._sc_ws = (sample_f - s0).astype(np.float32)
         self._sc_nearest = (np.clip(np.rint(beam_f), 0, p.n_beams - 1).astype(np.intp) * p.n_samples
                             + np.clip(np.rint(sample_f), 0, p.n_samples - 1).astype(np.intp))
+        self._beam_mm = ((p.radius_mm + p.sample_depths_mm)
+                         * (2 * p.half_angle_rad / (p.n_beams - 1))).astype(np.float32)
+        self._tgc_db = (2.0 * self.frequency_mhz * self.settings.tgc_alpha
+                        * p.sample_depths_mm / 10.0).astype(np.float32)
         self._liver_values = np.array(sorted(
             v for n, v in labels.names.items()
             if class_of_label_name(n, lesion_types) in (CLASS["liver"], CLASS["adenocarcinoma"],
@@ -300,38 +305,41 @@ class UltrasoundSimulator:
         p, st = self.probe, self.settings
         f = self.frequency_mhz
         ds = p.sample_mm
+        beam_mm = self._beam_mm
         z = _Z[cls]
-        unnamed_soft = cls == CLASS["soft"]
         # Unnamed soft tissue: Z follows HU (density proxy), so muscle/fascia planes reflect.
-        z = np.where(unnamed_soft, 1.60 + 0.0012 * np.clip(hu.astype(np.float32), -30, 100), z)
-        # Interface reflection along the beam (sample s -> s+1), incidence-weighted.
-        r_amp = np.zeros_like(z)
-        r_amp[:, 1:] = (z[:, 1:] - z[:, :-1]) / (z[:, 1:] + z[:, :-1])
-        refl = r_amp ** 2
-        zs = gaussian_filter1d(gaussian_filter1d(z, 2.0, axis=1), 1.0, axis=0)
-        g_ax = np.gradient(zs, ds, axis=1)
-        beam_mm = (p.radius_mm + p.sample_depths_mm) * (2 * p.half_angle_rad / (p.n_beams - 1))
-        g_lat = np.gradient(zs, axis=0) / beam_mm[None, :]
-        cos2 = g_ax ** 2 / (g_ax ** 2 + g_lat ** 2 + 1e-12)
-        incidence = cos2 ** (st.incidence_power / 2.0)
-        # Transmission: energy lost at interfaces, then a full shadow after bone or gas.
-        trans = np.exp(np.cumsum(np.log1p(-np.minimum(refl, 0.999)), axis=1))
-        blocker = (cls == CLASS["bone"]) | (cls == CLASS["gas"])
-        blocked = np.maximum.accumulate(blocker, axis=1)
-        # The blocking surface itself still echoes: shadow starts 1 mm below it.
+        z = np.where(cls == CLASS["soft"],
+                     np.float32(1.60) + np.float32(0.0012) * np.clip(hu, -30, 100).astype(np.float32), z)
+        # Interface reflection along the beam (sample s-1 -> s).
+        refl = np.zeros_like(z)
+        refl[:, 1:] = ((z[:, 1:] - z[:, :-1]) / (z[:, 1:] + z[:, :-1])) ** 2
+        # Incidence weight cos^n, from the in-plane gradient of a smoothed Z, only where
+        # there is an interface (a few % of the samples).
+        bi, si = np.nonzero(refl > 1e-7)
+        spec = np.zeros_like(z)
+        if bi.size:
+            zs = gaussian_filter1d(gaussian_filter1d(z, 2.0, axis=1), 1.0, axis=0)
+            nb, ns = z.shape
+            s0, s1 = np.maximum(si - 1, 0), np.minimum(si + 1, ns - 1)
+            b0, b1 = np.maximum(bi - 1, 0), np.minimum(bi + 1, nb - 1)
+            g_ax = (zs[bi, s1] - zs[bi, s0]) / ((s1 - s0) * ds)
+            g_lat = (zs[b1, si] - zs[b0, si]) / ((b1 - b0) * beam_mm[si])
+            cos2 = g_ax ** 2 / (g_ax ** 2 + g_lat ** 2 + 1e-12)
+            spec[bi, si] = st.specular_gain * np.sqrt(refl[bi, si] * cos2 ** (st.incidence_power / 2.0))
+        # Transmission: energy lost at earlier interfaces, then a full shadow after bone or gas
+        # (starting 1 mm below it: the blocking surface itself still echoes).
+        trans = np.ones_like(z)
+        trans[:, 1:] = np.cumprod(1.0 - np.minimum(refl[:, :-1], 0.999), axis=1)
+        blocked = np.maximum.accumulate((cls == CLASS["bone"]) | (cls == CLASS["gas"]), axis=1)
         lag = max(1, int(round(1.0 / ds)))
-        shadow = np.zeros_like(blocked)
-        shadow[:, lag:] = blocked[:, :-lag]
-        trans = np.where(shadow, 0.0, np.concatenate([np.ones_like(trans[:, :1]), trans[:, :-1]], 1))
-        # Two-way attenuation in dB along the beam.
-        att_db = 2.0 * f * np.cumsum(_ALPHA[cls], axis=1) * (ds / 10.0)
-        gain_db = 2.0 * f * st.tgc_alpha * p.sample_depths_mm[None, :] / 10.0
-        # Complex echo: diffuse scatter (fixed field) + coherent specular echo.
-        cells = np.floor(pts.reshape(-1, 3) / st.speckle_cell_mm).astype(np.int64)
+        trans[:, lag:][blocked[:, :-lag]] = 0.0
+        # Two-way attenuation (dB, cumulative along the beam) minus the TGC, as one factor.
+        att_db = np.cumsum(_ALPHA[cls], axis=1) * np.float32(2.0 * f * ds / 10.0)
+        loss = np.exp((self._tgc_db[None, :] - att_db) * np.float32(np.log(10.0) / 20.0))
+        # Complex echo: diffuse scatter (fixed field in the patient) + coherent specular echo.
+        cells = np.floor(pts.reshape(-1, 3) * np.float32(1.0 / st.speckle_cell_mm)).astype(np.int64)
         scat = _hash_complex(cells, self.seed).reshape(z.shape)
-        amp = np.sqrt(_BS[cls]).astype(np.float32)
-        spec = (st.specular_gain * np.sqrt(refl * incidence)).astype(np.float32)
-        echo = scat * amp + spec
+        echo = scat * _AMP[cls] + spec
         scale = 3.5 / f
         sa = st.psf_axial_mm * scale / ds
         beam_mid = float(np.median(beam_mm))
@@ -339,18 +347,18 @@ class UltrasoundSimulator:
         re = gaussian_filter1d(gaussian_filter1d(echo.real, sa, axis=1), sl, axis=0)
         im = gaussian_filter1d(gaussian_filter1d(echo.imag, sa, axis=1), sl, axis=0)
         # Blurring a unit-variance field lowers its variance; restore liver speckle level 1.
-        norm = 1.0 / np.sqrt(_psf_energy(sa) * _psf_energy(sl))
-        rx = np.hypot(re, im) * norm * trans * 10.0 ** (-att_db / 20.0)
+        norm = np.float32(1.0 / np.sqrt(_psf_energy(sa) * _psf_energy(sl)))
+        rx = np.hypot(re, im) * norm * trans
         if st.clutter_db > -90:
             # Side lobes and reverberation fill anechoic lumens with a haze of their surroundings.
             w_ax = max(1, int(round(st.clutter_mm / ds)))
             w_lat = max(1, int(round(st.clutter_mm / beam_mid)))
             haze = uniform_filter1d(uniform_filter1d(rx, w_ax, axis=1), w_lat, axis=0)
-            rx = rx + 10.0 ** (st.clutter_db / 20.0) * haze
-        noise_amp = 10.0 ** (st.noise_db / 20.0)
-        noise = noise_amp * np.abs(rng.standard_normal(rx.shape, dtype=np.float32)
-                                   + 1j * rng.standard_normal(rx.shape, dtype=np.float32)) / np.sqrt(2)
-        return (rx + noise) * 10.0 ** (gain_db / 20.0)
+            rx += np.float32(10.0 ** (st.clutter_db / 20.0)) * haze
+        # Electronic noise: Rayleigh amplitude (unit power) at the receiver, before the TGC.
+        u = rng.random(rx.shape, dtype=np.float32)
+        noise = np.sqrt(-np.log1p(-u)) * np.float32(10.0 ** (st.noise_db / 20.0))
+        return (rx * loss) + noise * np.exp(self._tgc_db * np.float32(np.log(10.0) / 20.0))[None, :]
 
     def _compress(self, env: np.ndarray) -> np.ndarray:
         """Log compression: liver envelope mean -> ``liver_grey``; ``dynamic_range_db`` -> 0..255."""
