@@ -7,7 +7,7 @@ window links them through :attr:`SliceView.cursor_moved`).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
@@ -53,6 +53,7 @@ class SliceView(QWidget):
         self._drag_start = None
         self._drag_last = None
         self._dirty = True
+        self.markers: List[Tuple[np.ndarray, str]] = []   # (LPS mm, label), e.g. CT landmarks
 
     # ------------------------------------------------------------ model
     def set_display(self, display: Optional[DisplayVolume]) -> None:
@@ -174,6 +175,7 @@ class SliceView(QWidget):
         if self.show_labels and self._outline is not None:
             p.drawImage(r, self._outline)
         self._draw_crosshair(p, r)
+        self._draw_markers(p)
         self._draw_text(p)
         p.end()
 
@@ -184,6 +186,25 @@ class SliceView(QWidget):
         p.drawLine(QPointF(c.x() + 6, c.y()), QPointF(r.right(), c.y()))
         p.drawLine(QPointF(c.x(), r.top()), QPointF(c.x(), c.y() - 6))
         p.drawLine(QPointF(c.x(), c.y() + 6), QPointF(c.x(), r.bottom()))
+
+    def set_markers(self, markers) -> None:
+        self.markers = [(np.asarray(lps, float), str(label)) for lps, label in markers]
+        self.update()
+
+    def _draw_markers(self, p: QPainter) -> None:
+        """Markers within one slice of this plane: a cross and the label."""
+        if not self.markers:
+            return
+        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[self.view]
+        half = self.display.grid.spacing[ax] * 0.75
+        p.setPen(QPen(QColor(0, 255, 255), 2))
+        for lps, label in self.markers:
+            if abs(lps[ax] - self.cursor_lps[ax]) > half:
+                continue
+            c = self.lps_to_widget(lps)
+            p.drawLine(QPointF(c.x() - 5, c.y()), QPointF(c.x() + 5, c.y()))
+            p.drawLine(QPointF(c.x(), c.y() - 5), QPointF(c.x(), c.y() + 5))
+            p.drawText(QPointF(c.x() + 6, c.y() - 6), label)
 
     def _draw_text(self, p: QPainter) -> None:
         f = QFont(self.font())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 import numpy as np
-from PyQt5.QtCore import QRectF, Qt
+from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
@@ -23,6 +23,8 @@ MODES = ("blend", "checker", "off")
 
 
 class USView(QWidget):
+    pixel_clicked = pyqtSignal(float, float)     # (col, row) of the frame pixel under a left click
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("us_view")
@@ -173,6 +175,25 @@ class USView(QWidget):
         scale = min(self.width() / w_mm, avail_h / h_mm)
         w, h = w_mm * scale, h_mm * scale
         return QRectF((self.width() - w) / 2.0, top, w, h)
+
+    def pixel_to_widget(self, col: float, row: float) -> QPointF:
+        """Frame pixel (col, row) (centre of pixel = integer) -> widget point."""
+        r = self.frame_rect()
+        rows, cols = self._frame.shape
+        return QPointF(r.left() + (col + 0.5) / cols * r.width(), r.top() + (row + 0.5) / rows * r.height())
+
+    def widget_to_pixel(self, pos) -> Tuple[float, float]:
+        r = self.frame_rect()
+        rows, cols = self._frame.shape
+        return ((pos.x() - r.left()) / r.width() * cols - 0.5, (pos.y() - r.top()) / r.height() * rows - 0.5)
+
+    def mouseReleaseEvent(self, event):  # noqa: N802
+        if self._frame is None or event.button() != Qt.LeftButton:
+            return
+        col, row = self.widget_to_pixel(event.pos())
+        rows, cols = self._frame.shape
+        if -0.5 <= col <= cols - 0.5 and -0.5 <= row <= rows - 0.5:
+            self.pixel_clicked.emit(col, row)
 
     def paintEvent(self, event):  # noqa: N802
         p = QPainter(self)

@@ -180,3 +180,23 @@ def test_label_outline_sits_on_the_structure_edge(qtbot):
     assert edge.any() and np.all(lab[edge] == 3) and np.all(img[edge] == 1000)
     rgba = outline_rgba(lab, label_lut(labels.names, 3))
     assert tuple(rgba[edge][0][:3]) == (255, 230, 0) and np.all(rgba[~edge][:, 3] == 0)
+
+
+def test_markers_drawn_only_near_their_slice(qtbot):
+    dv = DisplayVolume(_lps_volume(np.eye(3)))
+    w = SliceView("axial")
+    qtbot.addWidget(w)
+    w.resize(300, 300)
+    w.set_display(dv)
+    w.set_window_level(1, 10000)             # everything black, so the cyan marker is unambiguous
+    w.show()
+    qtbot.waitExposed(w)
+    w.set_markers([(MARKER_LPS, "L1")])
+    w.set_cursor(MARKER_LPS)
+    rgb = _grab_array(w)
+    cyan = np.argwhere((rgb[..., 0] < 60) & (rgb[..., 1] > 200) & (rgb[..., 2] > 200))
+    c = w.lps_to_widget(MARKER_LPS)
+    assert len(cyan) > 10 and np.allclose(np.median(cyan, axis=0), [c.y(), c.x()], atol=4)
+    w.set_cursor(MARKER_LPS + [0, 0, 6.0])   # three slices away: not drawn
+    rgb = _grab_array(w)
+    assert not ((rgb[..., 0] < 60) & (rgb[..., 1] > 200) & (rgb[..., 2] > 200)).any()

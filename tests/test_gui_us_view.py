@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PyQt5.QtCore import QPoint, Qt
 
 from gui.main_window import MainWindow
 from gui.session import RegistrationState
@@ -153,3 +154,15 @@ def _grab(widget) -> np.ndarray:
     ptr.setsize(h * img.bytesPerLine())
     a = np.frombuffer(ptr, np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w]
     return a[..., [2, 1, 0]].copy()
+
+
+def test_click_reports_the_frame_pixel(window, qtbot):
+    us = _frame_at(window, 0.0)
+    target = us.pixel_to_widget(80, 60)
+    with qtbot.waitSignal(us.pixel_clicked) as sig:
+        qtbot.mouseClick(us, Qt.LeftButton, pos=target.toPoint())
+    col, row = sig.args
+    assert abs(col - 80) <= 1.0 and abs(row - 60) <= 1.0
+    # Outside the frame: no signal.
+    with qtbot.assertNotEmitted(us.pixel_clicked):
+        qtbot.mouseClick(us, Qt.LeftButton, pos=us.rect().bottomRight() - QPoint(2, 2))
