@@ -13,7 +13,7 @@ count as unknown, and the list goes from small to large kernels: a growing
 kernel with a bounded number of passes.
 
 Here the same rule is computed for the whole volume at once with separable
-convolutions (``scipy.ndimage.correlate1d``): numerator = G * (v * known),
+convolutions (shifted slab adds, see ``_correlate_axis``): numerator = G * (v * known),
 denominator = G * known, count = box_s * known. With r > 0.5 a voxel is only
 filled when more than half of its window is inserted data, so nothing is
 extrapolated beyond a flat edge of the swept region (but periodic slices with
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import CancelledError, InputError
 

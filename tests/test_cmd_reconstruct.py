@@ -101,6 +101,7 @@ def test_spine_phantom_with_plus_reconstruction_config(shared_data, tmp_path, ca
     np.testing.assert_array_equal(sitk.GetArrayFromImage(img), ref.volume.array)
 
 
+@pytest.mark.slow
 def test_spine_phantom_mean_config_reproduces_plus_running_mean(shared_data, tmp_path, capsys):
     seq = shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha")
     config = shared_data("plus", "configs", "PlusDeviceSet_VolumeReconstructionOnly_SpinePhantom_NN_MEAN.xml")
