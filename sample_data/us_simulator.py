@@ -52,6 +52,9 @@ TISSUES: Dict[str, Tuple[float, float, float]] = {
     "muscle": (0.5, 1.0, 1.70),
     "liver": (1.0, 0.5, 1.65),
     "blood": (0.02, 0.15, 1.61),
+    # Portal veins run in a fibrous (Glisson) sheath that makes their walls echogenic;
+    # a lower lumen Z stands in for that wall reflection (hepatic veins have none).
+    "portal_blood": (0.02, 0.15, 1.48),
     "bile": (0.01, 0.05, 1.52),
     "kidney": (0.7, 0.8, 1.64),
     "spleen": (1.1, 0.5, 1.65),
@@ -71,7 +74,7 @@ _UNNAMED = -1  # label -> class table marker: decide from HU
 
 # Substrings of label names -> class; first match wins (order matters).
 _NAME_RULES = (
-    ("pancreatic_mass", "pancreatic_mass"), ("portal", "blood"), ("hepatic_vein", "blood"),
+    ("pancreatic_mass", "pancreatic_mass"), ("portal", "portal_blood"), ("hepatic_vein", "blood"),
     ("vein", "blood"), ("artery", "blood"), ("aorta", "blood"), ("ivc", "blood"),
     ("vena", "blood"), ("heart", "blood"), ("liver", "liver"), ("gallbladder", "bile"),
     ("bladder", "bile"), ("cyst", "bile"), ("kidney", "kidney"), ("spleen", "spleen"),
@@ -189,7 +192,7 @@ class UltrasoundSimulator:
         self._liver_values = np.array(sorted(
             v for n, v in labels.names.items()
             if class_of_label_name(n, lesion_types) in (CLASS["liver"], CLASS["adenocarcinoma"],
-                                                        CLASS["net"])
+                                                        CLASS["net"], CLASS["portal_blood"])
             or n.lower() in ("portal_vein", "hepatic_vein")), dtype=np.int32)
 
     # ------------------------------------------------------------------ sampling
