@@ -604,3 +604,22 @@ def test_stick_filling_reproduces_plus_integer_voxels():
         if ref is not None and int(np.trunc(out[k, j, i])) != ref:
             mismatches += 1
     assert filled.sum() > 500 and mismatches == 0
+
+
+def test_cropped_sequence_reconstructs_like_the_clipped_original(shared_data):
+    """NwirePhantomFreehandCropped = first 20 frames cropped at (335, 285), 200x150, with
+    ImageToCroppedImage: same voxels as the original frames with the matching clip rectangle."""
+    from registration.sequence_io import read_sequence
+    calib = shared_data("plus", "configs", "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml")
+    cropped = read_sequence(shared_data("plus", "sequences", "NwirePhantomFreehandCropped.igs.mha"),
+                            calibration=calib)
+    full = read_sequence(shared_data("plus", "sequences", "NwirePhantomFreehand.igs.mha"),
+                         calibration=calib).subset(range(20))
+    assert cropped.image_frame == "CroppedImage"
+    a = reconstruct(full, clip_rectangle=(335, 285, 199, 149), use_sweep_fan_mask=False, fill_holes=False)
+    b = reconstruct(cropped, use_sweep_fan_mask=False, fill_holes=False)
+    assert a.output_extent == b.output_extent
+    np.testing.assert_allclose(a.volume.origin, b.volume.origin, atol=1e-9)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.volume.array, b.volume.array)
+    assert a.n_pixels_inserted == b.n_pixels_inserted == 20 * 200 * 150
