@@ -302,8 +302,13 @@ def test_progress_reports_and_cancel_raises():
 
     def cancel_midway(f):
         return f < 0.4
-    with pytest.raises(CancelledError):
+    with pytest.raises(CancelledError, match="frames"):
         reconstruct(sweep, spacing_mm=0.5, progress=cancel_midway)
+    with pytest.raises(CancelledError, match="hole filling"):      # cancel during hole filling
+        reconstruct(sweep, spacing_mm=0.5, progress=lambda f: f < 0.85)
+    with pytest.raises(CancelledError, match="hole filling"):
+        reconstruct(sweep, spacing_mm=0.5, progress=lambda f: f < 0.85,
+                    hole_elements=[StickElement(9, 1)])
 
 
 def test_bad_input():
