@@ -580,4 +580,10 @@ def install(window) -> QDockWidget:
     dock.setObjectName("dock_registration")
     dock.setWidget(panel)
     window.addDockWidget(Qt.LeftDockWidgetArea, dock)
+    # Share the left area as tabs with a panel already there (Planning) instead of halving it.
+    for other in window.findChildren(QDockWidget):
+        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea:
+            window.tabifyDockWidget(other, dock)
+            dock.raise_()
+            break
     return dock

@@ -1,0 +1,185 @@
+"""Planning panel in the real window on the planner's torso phantom (tests/test_trajectories.py):
+lesion table from plan_case, candidate paths drawn on the slice views, the CT-guided plan for a
+CT recommendation, an edited path re-checked live by the planner's constraints, and the export
+dialog writing files that exist and validate. Screenshots go to tests/artifacts.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import Qt
+
+from gui.main_window import MainWindow
+from gui.panels import planning_panel
+from planner.export import validate_plan
+
+from test_trajectories import make_phantom
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom()
+
+
+@pytest.fixture
+def planned(qtbot, phantom):
+    ct, labels = phantom
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    qtbot.waitExposed(w)
+    w.reporter.show_dialogs = False
+    w.set_ct(ct, labels)
+    dock = planning_panel.install(w)
+    w.resizeDocks([dock], [560], Qt.Horizontal)
+    panel = dock.widget()
+    panel.plan_options = dict(n_directions=1000)
+    qtbot.mouseClick(panel.plan_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=120000)
+    assert w.reporter.history == [], w.reporter.history
+    yield w, panel
+    w.close()
+
+
+def _rows(panel):
+    return {panel.table.item(r, 0).text(): [panel.table.item(r, c).text() for c in range(panel.table.columnCount())]
+            for r in range(panel.table.rowCount())}
+
+
+@pytest.mark.slow
+def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifacts_dir):
+    w, panel = planned
+    plan = panel.result.plan
+    assert w.plan is plan
+    rows = _rows(panel)
+    assert set(rows) == {l["name"] for l in plan["lesions"]} == {"lesion_sub", "lesion_deep", "lesion_rib"}
+    for les in plan["lesions"]:
+        r = rows[les["name"]]
+        assert r[2] == f"{les['diameter_mm']:.0f}" and r[1] == les["recommendation"]["guidance"].upper()
+        assert les["visibility"]["predicted"]["category"] in r[5] and r[6] == "not measured"
+
+    # A lesion with US paths: select the first US path -> drawn on the slice views at the target.
+    panel.select_lesion("lesion_sub")
+    les = panel.lesion()
+    us = [i for i, t in enumerate(les["trajectories"]) if t["guidance"] == "us"]
+    assert us, "the phantom's subcapsular lesion has an in-plane US path"
+    panel.paths.setCurrentRow(us[0])
+    t = panel.path()
+    assert t["guidance"] == "us" and "US 1" in panel.paths.item(us[0]).text()
+    target = np.asarray(t["target_ct"])
+    assert np.allclose(w.views["axial"].cursor_lps, target)
+    axial = next(o for o in panel.overlays if o.view is w.views["axial"])
+    xy, dist = axial.project(np.array([target, np.asarray(t["entry_ct"])]))
+    assert abs(dist[0]) <= 1.0                               # target on the shown slice
+    tw = w.views["axial"].lps_to_widget(target)
+    assert np.allclose(xy[0], [tw.x(), tw.y()])
+    assert "guidance" in panel.reasons.text().lower() or "US" in panel.reasons.text()
+    assert not panel.ct_box.isVisible()
+    qtbot.wait(50)
+    panel.content.grab().save(str(artifacts_dir / "gui_planning_panel_us_path.png"))
+    w.grab().save(str(artifacts_dir / "gui_planning_window_us_path.png"))
+
+    # A CT recommendation: its best CT path and the CT-guided plan (text + axial drawing).
+    panel.select_lesion("lesion_deep")
+    les = panel.lesion()
+    assert les["recommendation"]["guidance"] == "ct"
+    t = panel.path()
+    assert t["guidance"] == "ct" and panel.ct_box.isVisible()
+    assert "gantry tilt" in panel.ct_text.text() and f"{t['ct']['depth_mm']:.0f} mm" in panel.ct_text.text()
+    assert panel.ct_drawing.path is t
+    qtbot.wait(50)
+    panel.content.grab().save(str(artifacts_dir / "gui_planning_panel_ct_plan.png"))   # whole scroll content
+
+    # No path at all: the list says so instead of showing nothing.
+    panel.select_lesion("lesion_rib")
+    assert "no safe path" in panel.paths.item(0).text() and not panel.ct_box.isVisible()
+
+    # Edit the target of a path: re-checked by the planner's constraints (maps built in a worker).
+    panel.select_lesion("lesion_sub")
+    panel.paths.setCurrentRow(us[0])
+    t0 = dict(panel.path())
+    panel.target_spins[0].setValue(t0["target_ct"][0] + 40.0)     # 40 mm off: out of the lesion
+    qtbot.waitUntil(lambda: panel.check is not None, timeout=60000)
+    assert not panel.check["ok"] and "target outside the lesion" in panel.check_label.text()
+    assert not panel.add_path_button.isEnabled()
+    panel.target_spins[0].setValue(t0["target_ct"][0])
+    assert panel.check["ok"], panel.check["violations"]
+    # Move the entry 4 mm sideways: still safe -> keep it; it joins the lesion's paths.
+    panel.entry_spins[2].setValue(t0["entry_ct"][2] + 4.0)
+    assert panel.check["ok"] and "OK" in panel.check_label.text()
+    n = len(panel.lesion()["trajectories"])
+    qtbot.mouseClick(panel.add_path_button, Qt.LeftButton)
+    les = panel.lesion()
+    assert len(les["trajectories"]) == n + 1 and les["trajectories"][-1]["edited_by_user"]
+    assert "(edited)" in panel.paths.item(n).text()
+
+    # Export: files written in a worker, they exist and the plan validates with the kept path.
+    dlg = panel.open_export()
+    dlg.open_folder_when_done = False
+    out = tmp_path / "plan"
+    dlg.folder.setText(str(out))
+    qtbot.mouseClick(dlg.export_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dlg.worker is None, timeout=120000)
+    assert w.reporter.history == [], w.reporter.history
+    for name in ("plan.json", "plan.mrk.json", "plan.pdf"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    saved = json.loads((out / "plan.json").read_text())
+    validate_plan(saved)
+    sub = next(l for l in saved["lesions"] if l["name"] == "lesion_sub")
+    assert sub["trajectories"][-1].get("edited_by_user") is True
+    assert dlg.output_folder() == out and dlg.open_button.isEnabled() and w.exported["plan.json"]
+    # A second export into the same folder is refused unless "overwrite" is ticked.
+    qtbot.mouseClick(dlg.export_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dlg.worker is None and bool(w.reporter.history), timeout=60000)
+    assert w.reporter.history[-1][0] == "Export plan" and "already exists" in w.reporter.history[-1][1]
+    dlg.close()
+
+
+def test_plan_without_labels_says_what_is_missing(qtbot):
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    panel = planning_panel.install(w).widget()
+    qtbot.mouseClick(panel.plan_button, Qt.LeftButton)
+    assert "needs the CT and its label map" in panel.status.text() and panel.worker is None
+    w.close()
+
+
+def test_path_overlay_on_the_us_view_follows_the_registered_frame(qtbot):
+    """A path lying in a frame's plane projects onto the pixels it came from (distance ~0);
+    without a registration nothing is drawn."""
+    from gui.session import RegistrationState
+    from registration.transforms import apply
+    from synthetic_case import TRUE_REFERENCE_TO_CT, make_ct, make_sweep
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    ct = make_ct()
+    w.set_ct(ct)
+    w.set_sweep(make_sweep(ct, n_frames=6))
+    panel = planning_panel.install(w).widget()
+    us = next(o for o in panel.overlays if o.kind == "us")
+    w.player.seek(2, force=True)
+    image_to_ct = TRUE_REFERENCE_TO_CT @ w.sweep.image_to_reference(2)
+    pix = np.array([[30.0, 20.0, 0.0], [70.0, 80.0, 0.0]])
+    pts = apply(image_to_ct, pix)
+    assert us.project(pts) is None                       # no registration: no path on the US view
+    w.set_registration(RegistrationState(TRUE_REFERENCE_TO_CT, "truth (test)"))
+    xy, dist = us.project(pts)
+    assert np.allclose(dist, 0.0, atol=1e-6)
+    r = w.us_view.frame_rect()
+    rows, cols = w.sweep.image_shape
+    expect = [[r.left() + (c + 0.5) / cols * r.width(), r.top() + (rr + 0.5) / rows * r.height()]
+              for c, rr, _ in pix]
+    assert np.allclose(xy, expect)
+    # 10 mm along the plane normal: reported as 10 mm out of plane.
+    n = np.cross(image_to_ct[:3, 0], image_to_ct[:3, 1])
+    _, dist = us.project(pts + 10.0 * n / np.linalg.norm(n))
+    assert np.allclose(np.abs(dist), 10.0)
+    w.close()
