@@ -69,7 +69,8 @@ def bench_insertion(n_frames: int) -> dict:
     per_pixel = t_ref / (2 * 40 * 60)
     ref_fps = 1.0 / (per_pixel * 480 * 640)
     return {"frames": n_frames, "grid": res.volume.shape_ijk, "total_s": elapsed, "cpu_s": cpu,
-            "insert_s": res.timings["insert_s"], "fps": fps, "ref_fps": ref_fps,
+            "insert_s": res.timings["insert_s"], "fps": fps,
+            "fps_cpu": n_frames / res.timings["insert_cpu_s"], "ref_fps": ref_fps,
             "speedup": fps / ref_fps, "peak_mb": peak / 2 ** 20}
 
 
@@ -136,7 +137,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ins = bench_insertion(30 if args.quick else 100)
     print(f"insertion: {ins['frames']} frames 640x480 -> grid {ins['grid']} at 0.5 mm, "
-          f"{ins['insert_s']:.2f} s = {ins['fps']:.0f} frames/s (target >= 100; whole call "
+          f"{ins['insert_s']:.2f} s = {ins['fps']:.0f} frames/s wall, {ins['fps_cpu']:.0f} frames/s of CPU "
+          f"(target >= 100; whole call "
           f"{ins['total_s']:.2f} s wall, {ins['cpu_s']:.2f} s CPU); plain loop "
           f"{ins['ref_fps']:.3f} frames/s; speed-up x{ins['speedup']:.0f}; peak traced "
           f"{ins['peak_mb']:.0f} MB")
