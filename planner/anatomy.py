@@ -208,9 +208,12 @@ def _large_vessels_crop(vessel, spacing_ijk, min_diameter_mm):
 
 def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
                   bone_hu: float = 250.0, gas_hu: float = -400.0,
-                  labels_path=None) -> Anatomy:
+                  labels_path=None, extra_masks: Optional[Dict[str, np.ndarray]] = None) -> Anatomy:
     """Masks per risk class + distance maps (mm) for a CT and a label map on its grid.
 
+    ``extra_masks`` ({class: bool array on the grid}) are OR-ed into the
+    classes; an extra ``vessel_large`` replaces the local-thickness estimate
+    (used when planning on a resampled grid, see planner.plan.planning_grid).
     Raises InputError when the grids differ or there is no liver label.
     """
     if not ct.same_grid(labels):
@@ -231,6 +234,12 @@ def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
         masks[cls] = masks[cls] | m if cls in masks else m
         sources.setdefault(cls, []).append(name)
         derived[cls] = False
+    for cls, m in (extra_masks or {}).items():
+        if cls == "vessel_large":
+            continue
+        masks[cls] = masks[cls] | m if cls in masks else m
+        derived.setdefault(cls, False)
+        sources.setdefault(cls, []).append("pooled from the full-resolution labels")
     if "liver" not in masks:
         raise InputError("the label map has no liver label (or it is empty)", path=labels_path,
                          fix="name the liver 'liver' in the label names (e.g. {\"liver\": 5})")
@@ -274,7 +283,12 @@ def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
                 masks[cls] = m
                 derived[cls] = True
                 sources[cls] = [f"CT HU < {gas_hu:g} ({rule})"]
-    if VESSEL_CLASS in masks:
+    if extra_masks is not None and "vessel_large" in extra_masks:
+        masks["vessel_large"] = extra_masks["vessel_large"]
+        masks[VESSEL_CLASS] = masks.get(VESSEL_CLASS, np.zeros_like(body)) | masks["vessel_large"]
+        derived["vessel_large"] = False
+        sources["vessel_large"] = ["decided at full resolution, pooled onto the planning grid"]
+    elif VESSEL_CLASS in masks:
         masks["vessel_large"] = large_vessels(masks[VESSEL_CLASS], ct.spacing)
         derived["vessel_large"] = False
         sources["vessel_large"] = [f"vessel voxels where a {LARGE_VESSEL_DIAMETER_MM:g} mm ball fits"]

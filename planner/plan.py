@@ -75,6 +75,60 @@ def _lesions(labels: LabelMap, ct: Volume, only: Optional[str], labels_path) -> 
     return rows
 
 
+def _fine_large_vessels(labels: LabelMap, ref_img) -> Optional[np.ndarray]:
+    """Large (>= 3 mm) vessels decided on the full-resolution labels, then put on the planning grid.
+
+    On a coarse grid every vessel looks >= 3 mm wide; deciding at full
+    resolution keeps small intrahepatic branches (which a needle may pass)
+    from closing every path.
+    """
+    import SimpleITK as sitk
+    from .anatomy import VESSEL_CLASS, large_vessels, risk_class_of
+    values = [v for n, v in labels.names.items() if risk_class_of(n) == VESSEL_CLASS]
+    if not values:
+        return None
+    big = large_vessels(np.isin(labels.array, values), labels.spacing)
+    img = sitk.Resample(labels.with_array(big.view(np.uint8)).to_sitk(), ref_img, sitk.Transform(),
+                        sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(img).astype(bool)
+
+
+def planning_grid(ct: Volume, labels: LabelMap, arterial: Optional[Volume], max_voxels: int):
+    """CT, labels (and arterial phase) resampled to an isotropic grid of <= max_voxels, or unchanged.
+
+    Planning cost is dominated by distance transforms over the grid, so a
+    0.8 mm CT is planned on ~1.5 mm voxels: CT and arterial linear, labels
+    nearest neighbour, large vessels decided at full resolution. Returns (ct,
+    labels, arterial, extra masks {class: bool} or None, spacing or None when
+    unchanged).
+    """
+    n = ct.array.size
+    if max_voxels <= 0 or n <= max_voxels:
+        return ct, labels, arterial, None, None
+    extent = np.array(ct.shape_ijk) * ct.spacing
+    s = float((np.prod(extent) / max_voxels) ** (1.0 / 3.0))
+    spacing = np.maximum(ct.spacing, s)
+    size = [max(1, int(np.floor(e / sp))) for e, sp in zip(extent, spacing)]
+    import SimpleITK as sitk
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetSpacing(tuple(float(x) for x in spacing))
+    # keep the physical corner of the first voxel where it was
+    corner = ct.origin - ct.direction @ (0.5 * ct.spacing)
+    ref.SetOrigin(tuple(float(x) for x in corner + ct.direction @ (0.5 * spacing)))
+    ref.SetDirection(tuple(float(x) for x in ct.direction.reshape(-1)))
+
+    def resample(vol, interp, default):
+        img = sitk.Resample(vol.to_sitk(), ref, sitk.Transform(), interp, default)
+        return Volume.from_sitk(img, vol.metadata)
+    ct2 = resample(ct, sitk.sitkLinear, -1024.0)
+    ct2 = ct2.with_array(np.rint(ct2.array).astype(np.int16))
+    lab = resample(labels, sitk.sitkNearestNeighbor, 0)
+    lab2 = LabelMap(lab.array, lab.spacing, lab.origin, lab.direction, labels.names, labels.metadata)
+    art2 = resample(arterial, sitk.sitkLinear, -1024.0) if arterial is not None else None
+    big = _fine_large_vessels(labels, ref)
+    return ct2, lab2, art2, (None if big is None else {"vessel_large": big}), spacing
+
+
 def registration_tre_mm(registration: Optional[dict], name: str) -> Optional[float]:
     """TRE rms (mm) at a target from a RESULT dict: per-target first, else the global value."""
     if not registration:
@@ -101,8 +155,15 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
               lesion: Optional[str] = None, target_lps=None, guidance: str = "auto",
               constraints: Optional[Constraints] = None, n_directions: int = 3000,
               frequency_mhz: float = 3.5, top_k: int = 3, labels_path=None, ct_path=None,
+              max_planning_voxels: int = 6_000_000,
               progress: Optional[Callable[[float, str], bool]] = None) -> PlanResult:
-    """Plan every lesion (or ``lesion``, or a point ``target_lps``) of a case."""
+    """Plan every lesion (or ``lesion``, or a point ``target_lps``) of a case.
+
+    A CT with more than ``max_planning_voxels`` voxels is planned on a coarser
+    isotropic grid (see :func:`planning_grid`) with an extra clearance margin
+    of half the new voxel diagonal, so structures shrunk by the resampling
+    are still avoided; the plan records the grid.
+    """
     if guidance not in ("auto", "us", "ct"):
         raise InputError(f"guidance must be us, ct or auto, got {guidance!r}")
     c = constraints or Constraints()
@@ -116,10 +177,20 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
             raise CancelledError(msg)
 
     report(0.0, "anatomy")
-    anatomy = build_anatomy(ct, labels, labels_path=labels_path)
     if ct_arterial is not None and not ct_arterial.same_grid(ct):
         raise InputError("the arterial phase is not on the portal CT grid", path=ct_path,
                          fix="resample the arterial phase onto the portal CT")
+    if not ct.same_grid(labels):
+        raise InputError("the label map is not on the CT grid", path=labels_path,
+                         fix="load the labels with the CT as reference (resampled by physical position)")
+    source_spacing = [round(float(x), 4) for x in ct.spacing]
+    ct, labels, ct_arterial, extra, coarse = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
+    if coarse is not None:
+        # nearest-neighbour resampling can shrink a structure by up to half a
+        # coarse voxel diagonal: add that to the clearance margin
+        from dataclasses import replace
+        c = replace(c, extra_margin_mm=c.extra_margin_mm + 0.5 * float(np.linalg.norm(coarse)))
+    anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
     if target_lps is not None:
         t = np.asarray(target_lps, float)
         ijk = np.rint(ct.lps_to_index(t)).astype(int)
@@ -206,7 +277,9 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
                                  f"{window['windows_checked']} probe directions checked, all blocked"
                                  + (f" ({causes})" if causes else ""))
                 elif not res["ok"].any():
-                    why_no_us = "no safe needle path at all"
+                    top = sorted(describe_rejections(res).items(), key=lambda kv: -kv[1])[:3]
+                    why_no_us = (f"no safe needle path at all (of {len(dirs)} candidates: "
+                                 + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in top) + ")")
                 else:
                     why_no_us = (f"{int(res['ok'].sum())} safe needle paths, but none lies in the image "
                                  "plane of a probe on the skin with a clear view of needle and lesion")
@@ -264,10 +337,12 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "coordinate_system": "LPS", "units": "mm",
         "ct": {"shape_ijk": list(ct.shape_ijk), "spacing_mm": [round(float(s), 4) for s in ct.spacing],
+               "source_spacing_mm": source_spacing, "resampled_for_planning": coarse is not None,
                "orientation": ct.orientation_letters(), "phases": ["portal"] + (["arterial"] if ct_arterial is not None else [])},
         "constraints": {"max_length_mm": c.max_length_mm, "vessel_margin_mm": c.vessel_margin_mm,
                         "min_liver_mm": c.min_liver_mm, "max_capsule_angle_deg": c.max_capsule_angle_deg,
                         "needle_gauge": c.needle_gauge, "step_mm": c.step_mm,
+                        "extra_margin_mm": round(c.extra_margin_mm, 2),
                         "patient_position": c.patient_position, "guidance": guidance,
                         "hard_classes_checked": sorted(k for k in HARD_CLASSES if k in anatomy.masks)
                         + (["vessel_large"] if "vessel_large" in anatomy.masks else [])},

@@ -7,7 +7,9 @@ skin entry (first sample outside the body) to the target, sampled every
 maps (:class:`PlanningMaps`), so cost is one vectorised lookup per map.
 
 Hard constraints (DESIGN section 7): no bone, lung/pleura, gallbladder, bowel,
-kidney, heart (+ spleen, pancreas); >= 5 mm from vessels >= 3 mm; length <=
+kidney, heart (+ spleen, pancreas); >= 5 mm from vessels >= 3 mm along the
+needle outside the target lesion (inside it the needle must only not cross a
+vessel: metastases often abut vessels); length <=
 max_length_mm; >= 10 mm of normal liver between lesion and capsule; one
 capsule crossing at <= 60 deg from the capsule normal; for a supine patient no
 entry on the back. Clearances are distances from the needle axis to the
@@ -29,7 +31,7 @@ from .anatomy import HARD_CLASSES, Anatomy, bounding_box
 GAUGE_OD_MM = {"14G": 2.11, "16G": 1.65, "17G": 1.47, "18G": 1.27, "19G": 1.07,
                "20G": 0.91, "21G": 0.82, "22G": 0.72}
 
-OFF_GRID, OUTSIDE, BODY, LIVER, LESION, OTHER_LESION = -1, 0, 1, 2, 3, 4
+OFF_GRID, OUTSIDE, BODY, LIVER, LESION, OTHER_LESION, VESSEL = -1, 0, 1, 2, 3, 4, 5
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Constraints:
     step_mm: float = 0.5
     patient_position: str = "supine"     # 'supine' forbids entries on the back
     max_posterior_component: float = 0.5  # d . P above this = entry on the back
+    extra_margin_mm: float = 0.0          # added clearance when planning on a resampled grid
 
     @property
     def needle_radius_mm(self) -> float:
@@ -61,16 +64,21 @@ def fibonacci_sphere(n: int) -> np.ndarray:
 class PlanningMaps:
     """Per-target lookup maps on the CT grid.
 
-    region int8: (-1 off the grid when sampled), 0 outside body, 1 body, 2 liver, 3 the target lesion, 4 another lesion.
+    region int8: (-1 off the grid when sampled), 0 outside body, 1 body, 2 liver, 3 the target
+    lesion, 4 another lesion, 5 vessel (>= 2 counts as inside the liver envelope).
     hard_clearance_mm float32: min over hard classes of distance, and large-vessel
     distance minus the vessel margin (mm; <= 0 means violation at the axis).
     liver_sdf_mm float32: signed distance to the liver surface (+ outside).
+    plain_clearance_mm float32: like hard_clearance_mm without the vessel margin; used
+    inside the target lesion, where the margin cannot apply (the needle tip must reach
+    a lesion that may abut a vessel) but crossing a vessel is still forbidden.
     """
     anatomy: Anatomy
     region: np.ndarray
     hard_clearance_mm: np.ndarray
     liver_sdf_mm: np.ndarray
     constraints: Constraints
+    plain_clearance_mm: Optional[np.ndarray] = None
     lps_to_kji: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -105,21 +113,28 @@ def build_maps(anatomy: Anatomy, lesion_mask: Optional[np.ndarray],
     m = anatomy.masks
     region = np.zeros(m["body"].shape, np.int8)
     region[m["body"]] = BODY
+    if "vessel" in m:
+        # vessels are carved out of the liver label: crossing one inside the
+        # liver is not a capsule crossing (large ones are excluded by clearance)
+        region[m["vessel"]] = VESSEL
     region[m["liver"]] = LIVER
     if other_lesions is not None:
         region[other_lesions] = OTHER_LESION
     if lesion_mask is not None:
         region[lesion_mask] = LESION
     clear = anatomy.distance_mm["hard"].copy()
+    plain = None
     if "vessel_large" in anatomy.distance_mm:
+        plain = np.minimum(clear, anatomy.distance_mm["vessel_large"])
         np.minimum(clear, anatomy.distance_mm["vessel_large"] - constraints.vessel_margin_mm, out=clear)
-    return PlanningMaps(anatomy, region, clear, liver_sdf(anatomy, lesion_mask, other_lesions), constraints)
+    return PlanningMaps(anatomy, region, clear, liver_sdf(anatomy, lesion_mask, other_lesions), constraints,
+                        plain if plain is not None else clear)
 
 
 def liver_sdf(anatomy: Anatomy, lesion_mask=None, other_lesions=None, margin_mm: float = 15.0) -> np.ndarray:
     """Signed distance (mm, + outside) to the liver surface, exact within 15 mm of the liver box."""
     liver = anatomy.masks["liver"].copy()
-    for extra in (lesion_mask, other_lesions):
+    for extra in (lesion_mask, other_lesions, anatomy.masks.get("vessel")):
         if extra is not None:
             liver |= extra
     margin = tuple(int(np.ceil(margin_mm / s)) for s in anatomy.spacing_kji)
@@ -170,9 +185,13 @@ def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray) -> Dict[str
         clear = np.full(sel.shape, np.inf)
         clear[sel] = ndimage.map_coordinates(maps.hard_clearance_mm, kji[:, sel], order=1,
                                              mode="constant", cval=1e4)
+        in_lesion = sel & (region == LESION)
+        if in_lesion.any() and maps.plain_clearance_mm is not None:
+            clear[in_lesion] = ndimage.map_coordinates(maps.plain_clearance_mm, kji[:, in_lesion], order=1,
+                                                       mode="constant", cval=1e4)
         min_clear = clear.min(axis=1)
 
-    liverish = (region == LIVER) | (region == LESION) | (region == OTHER_LESION)
+    liverish = region >= LIVER
     liver_mm = ((region == LIVER) & inside).sum(axis=1) * c.step_mm
     # capsule crossings: liver -> not-liver transitions inside the body
     trans = liverish[:, :-1] & ~liverish[:, 1:] & inside[:, 1:]
@@ -187,7 +206,8 @@ def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray) -> Dict[str
         "leaves_ct_volume": off_grid,
         "entry_on_back": back,
         "too_long": ~has_exit,
-        "hard_structure_or_vessel": min_clear <= c.needle_radius_mm + maps.anatomy.half_voxel_diagonal_mm,
+        "hard_structure_or_vessel": min_clear <= (c.needle_radius_mm + maps.anatomy.half_voxel_diagonal_mm
+                                                  + c.extra_margin_mm),
         "liver_traverse": liver_mm < c.min_liver_mm,
         "capsule_crossings": crossings != 1,
         "capsule_angle": cap_angle > c.max_capsule_angle_deg,

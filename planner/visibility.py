@@ -127,8 +127,13 @@ def best_window(maps, block: np.ndarray, target_lps, directions: np.ndarray, lim
 
 def ring_masks(lesion: np.ndarray, liver: np.ndarray, spacing_ijk, inner_mm=2.0, outer_mm=8.0):
     """Liver ring around a lesion: liver voxels at inner..outer mm from it (``[k, j, i]``)."""
-    dist = ndimage.distance_transform_edt(~lesion, sampling=np.asarray(spacing_ijk, float)[::-1])
-    return liver & ~lesion & (dist >= inner_mm) & (dist <= outer_mm)
+    from .anatomy import bounding_box
+    margin = tuple(int(np.ceil(outer_mm / sp)) + 1 for sp in np.asarray(spacing_ijk, float)[::-1])
+    box = bounding_box(lesion, margin)      # the ring lies within outer_mm of the lesion
+    dist = ndimage.distance_transform_edt(~lesion[box], sampling=np.asarray(spacing_ijk, float)[::-1])
+    out = np.zeros_like(lesion)
+    out[box] = liver[box] & ~lesion[box] & (dist >= inner_mm) & (dist <= outer_mm)
+    return out
 
 
 def ct_contrast(ct: Volume, lesion: np.ndarray, ring: np.ndarray) -> dict:
