@@ -156,6 +156,6 @@ def ct_feature_arrays(hu: np.ndarray, spacing_kji: Sequence[float], *,
     c = np.clip(hu, *gradient_clip_hu)
     if smooth_mm > 0:
         c = ndimage.gaussian_filter(c, sigma=smooth_mm / sp)
-    grads = np.gradient(c, *sp)
-    g = np.sqrt(sum(gr.astype(np.float64) ** 2 for gr in grads)).astype(np.float32)
+    grads = np.gradient(c.astype(np.float32), *sp)
+    g = np.sqrt(sum(gr * gr for gr in grads)).astype(np.float32)
     return p, g
