@@ -151,22 +151,20 @@ REJECT_REASONS = ("leaves_ct_volume", "entry_on_back", "too_long", "hard_structu
                   "capsule_crossings", "capsule_angle")
 
 
-def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray) -> Dict[str, np.ndarray]:
-    """Check every direction at once; returns per-candidate arrays.
-
-    Keys: ``ok`` bool, ``length_mm``, ``entry_ct`` (n,3), ``min_clearance_mm``
-    (hard clearance along the needle), ``liver_mm`` (normal liver traversed),
-    ``capsule_angle_deg``, ``capsule_crossings``, ``cost``, and one bool array
-    per name in REJECT_REASONS (True = rejected for that reason).
-    """
+def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> Dict[str, np.ndarray]:
+    """One chunk of :func:`evaluate` (all directions of the chunk at once)."""
     c = maps.constraints
     t = np.asarray(target_lps, float)
     d = np.asarray(directions, float)
     n = d.shape[0]
     s = np.arange(0.0, c.max_length_mm + c.step_mm, c.step_mm)            # (m,)
-    pts = t[None, None, :] + s[None, :, None] * d[:, None, :]             # (n, m, 3)
-    kji = maps.to_kji(pts)                                               # (3, n, m)
-    region = maps.nearest(maps.region, kji, fill=OFF_GRID)
+    # the LPS -> index map is affine, so index(t + s d) = index(t) + s * (M d):
+    # no (n, m, 3) point array, float32 indices
+    m3 = maps.lps_to_kji[:3, :3]
+    tk = (m3 @ t + maps.lps_to_kji[:3, 3]).astype(np.float32)
+    dk = (m3 @ d.T).astype(np.float32)                                   # (3, n)
+    kji = tk[:, None, None] + dk[:, :, None] * s.astype(np.float32)[None, None, :]   # (3, n, m)
+    region = _nearest_int8(maps.region, kji, OFF_GRID)
     outside = region <= OUTSIDE
     has_exit = outside.any(axis=1)
     first_out = np.where(has_exit, np.argmax(outside, axis=1), s.size)
@@ -224,6 +222,33 @@ def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray) -> Dict[str
            "cost": cost, "directions": d}
     out.update(rej)
     return out
+
+
+def _nearest_int8(arr: np.ndarray, kji: np.ndarray, fill: int) -> np.ndarray:
+    """Nearest-voxel lookup of a small-int volume at float32 [k, j, i] indices (3, ...)."""
+    K, J, I = arr.shape
+    k = np.rint(kji[0]).astype(np.int32)
+    j = np.rint(kji[1]).astype(np.int32)
+    i = np.rint(kji[2]).astype(np.int32)
+    inside = (k >= 0) & (k < K) & (j >= 0) & (j < J) & (i >= 0) & (i < I)
+    flat = (k.astype(np.int64) * J + j) * I + i
+    flat[~inside] = 0
+    out = arr.reshape(-1)[flat]
+    out[~inside] = fill
+    return out
+
+
+def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray, chunk: int = 2048) -> Dict[str, np.ndarray]:
+    """Check every direction (in chunks that stay in cache); returns per-candidate arrays.
+
+    Keys: ``ok`` bool, ``length_mm``, ``entry_ct`` (n,3), ``min_clearance_mm``
+    (hard clearance along the needle), ``liver_mm`` (normal liver traversed),
+    ``capsule_angle_deg``, ``capsule_crossings``, ``cost``, ``directions`` and
+    one bool array per name in REJECT_REASONS (True = rejected for that reason).
+    """
+    d = np.asarray(directions, float)
+    parts = [_evaluate_chunk(maps, target_lps, d[a:a + chunk]) for a in range(0, len(d), chunk)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _sdf_gradient(maps: PlanningMaps, pts: np.ndarray, h: float = 1.0) -> np.ndarray:
