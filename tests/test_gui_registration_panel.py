@@ -129,7 +129,8 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     w, true_r2c, case = loaded
     dock = registration_panel.install(w)
     panel = dock.widget()
-    w.resizeDocks([dock], [620], Qt.Horizontal)
+    qtbot.waitUntil(dock.isVisible)
+    w.resizeDocks([dock], [560], Qt.Horizontal)
     qtbot.mouseClick(panel.pick_button, Qt.LeftButton)
     assert panel.pick_button.isChecked()
     valid = w.sweep.valid
@@ -150,6 +151,12 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     truth_ct = [_pick(qtbot, w, panel, int(f), cols * a, rows * b, true_r2c) for f, (a, b) in zip(frames, spots)]
     lm = panel.landmarks
     assert len(lm.pairs) == 6 and lm.result is not None
+    # The picked points are marked where they were clicked: CT view (its slice) and US frame.
+    axial_marks = [m for m in panel.overlays[0].marks() if m[0] == "L6"]
+    assert axial_marks and abs(axial_marks[0][1].x() - w.views["axial"].lps_to_widget(lm.pairs[5].ct).x()) < 1e-6
+    us_marks = {m[0] for m in panel.overlays[-1].marks()}
+    assert us_marks == {p.name for p in lm.pairs if p.frame == w.us_view.frame_index} and "L6" in us_marks
+    w.grab().save(str(artifacts_dir / f"gui_registration_window_{case}.png"))
     # Residuals ~0: only the click quantisation (zoomed view, slice centre) remains.
     assert lm.result.residuals_mm.max() < 0.5, lm.result.residuals_mm
     assert lm.result.fre_mm < 0.4

@@ -236,6 +236,7 @@ class PlanningPanel(QWidget):
     def __init__(self, window, parent=None):
         super().__init__(parent)
         self.setObjectName("planning_panel")
+        self.setMinimumWidth(440)
         self.window = window
         self.result = None                 # planner.plan.PlanResult
         self.maps: Dict[str, object] = {}  # lesion name -> PlanningMaps (for live checks)
@@ -540,6 +541,7 @@ def install(window) -> QDockWidget:
     dock.setObjectName("dock_planning")
     dock.setWidget(panel)
     window.addDockWidget(Qt.LeftDockWidgetArea, dock)
+    dock.show()     # a dock added to an already visible window is not always shown by Qt
     _tabify_left(window, dock)
     return dock
 

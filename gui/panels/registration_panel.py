@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from PyQt5.QtCore import QEvent, QObject, Qt
-from PyQt5.QtGui import QColor
+from PyQt5.QtCore import QEvent, QObject, QPointF, Qt
+from PyQt5.QtGui import QColor, QPainter, QPen
 from PyQt5.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QHBoxLayout, QHeaderView, QLabel,
                              QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -141,10 +141,78 @@ class _USClickFilter(QObject):
         return False      # never swallow: the view keeps its own behaviour
 
 
+class LandmarkOverlay(QWidget):
+    """Transparent child of a slice view or the US view marking the landmarks and the pending CT pick.
+
+    Slice views: CT points within ``NEAR_MM`` of the shown slice. US view: the US points picked
+    on the frame being shown.
+    """
+
+    NEAR_MM = 2.0
+
+    def __init__(self, view, panel, kind: str):
+        super().__init__(view)
+        self.setObjectName(f"landmark_overlay_{kind}")
+        self.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.view, self.panel, self.kind = view, panel, kind
+        self.setGeometry(view.rect())
+        view.installEventFilter(self)
+        self.show()
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        if ev.type() == QEvent.Resize:
+            self.setGeometry(obj.rect())
+        return False
+
+    def marks(self) -> List[Tuple[str, QPointF, bool]]:
+        """(label, widget point, included) of what this view shows now."""
+        v, out = self.view, []
+        if self.kind == "us":
+            us_rect = v.frame_rect()
+            sw = self.panel.window.sweep
+            if sw is None or v.frame_index < 0:
+                return out
+            rows, cols = sw.image_shape
+            for p in self.panel.landmarks.pairs:
+                if p.frame == v.frame_index:
+                    out.append((p.name, QPointF(us_rect.left() + (p.pixel[0] + 0.5) / cols * us_rect.width(),
+                                                us_rect.top() + (p.pixel[1] + 0.5) / rows * us_rect.height()),
+                                p.included))
+            return out
+        if v.display is None:
+            return out
+        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[v.view]
+        plane = v.display.pixel_to_lps(v.view, v.slice_index)[ax, 3]
+        pts = [(p.name, p.ct, p.included) for p in self.panel.landmarks.pairs]
+        if self.panel.pending_ct is not None:
+            pts.append(("?", self.panel.pending_ct, True))
+        for name, ct, inc in pts:
+            if abs(ct[ax] - plane) <= self.NEAR_MM:
+                out.append((name, v.lps_to_widget(ct), inc))
+        return out
+
+    def paintEvent(self, event):  # noqa: N802
+        marks = self.marks()
+        if not marks:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        for name, pt, inc in marks:
+            colour = QColor(255, 230, 0) if name == "?" else (QColor(0, 255, 120) if inc else QColor(150, 150, 150))
+            p.setPen(QPen(colour, 1.5))
+            p.drawLine(pt + QPointF(-7, 0), pt + QPointF(-2, 0))
+            p.drawLine(pt + QPointF(2, 0), pt + QPointF(7, 0))
+            p.drawLine(pt + QPointF(0, -7), pt + QPointF(0, -2))
+            p.drawLine(pt + QPointF(0, 2), pt + QPointF(0, 7))
+            p.drawText(pt + QPointF(6, -6), name)
+        p.end()
+
+
 class RegistrationPanel(QWidget):
     def __init__(self, window, parent=None):
         super().__init__(parent)
         self.setObjectName("registration_panel")
+        self.setMinimumWidth(440)     # the pair table and the numbers stay readable
         self.window = window
         self.landmarks = LandmarkList()
         self.pending_ct: Optional[np.ndarray] = None
@@ -161,6 +229,9 @@ class RegistrationPanel(QWidget):
             view.point_clicked.connect(self.on_ct_click)
         self._filter = _USClickFilter(self)
         window.us_view.installEventFilter(self._filter)
+        self.overlays = [LandmarkOverlay(v, self, "slice") for v in window.views.values()]
+        self.overlays.append(LandmarkOverlay(window.us_view, self, "us"))
+        window.player.frame_changed.connect(lambda _i: self._update_overlays())
         self.refresh_targets()
         self._refresh_table()
 
@@ -219,6 +290,11 @@ class RegistrationPanel(QWidget):
         self.revert_button.setObjectName("refine_revert")
         self.revert_button.clicked.connect(self.revert)
 
+        # Dock layouts ignore a wrapped label's height-for-width: reserve the lines explicitly.
+        line = self.fontMetrics().lineSpacing()
+        for label, lines in ((self.instructions, 2), (self.quality, 3), (self.verdict, 5)):
+            label.setMinimumHeight(lines * line + 4)
+        self.table.setMinimumHeight(7 * (line + 8))
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
         row.addWidget(self.pick_button)
@@ -226,7 +302,7 @@ class RegistrationPanel(QWidget):
         row.addWidget(self.undo_button)
         lay.addLayout(row)
         lay.addWidget(self.instructions)
-        lay.addWidget(self.table, 2)
+        lay.addWidget(self.table, 3)
         row = QHBoxLayout()
         row.addWidget(QLabel("TRE at"))
         row.addWidget(self.target_box, 1)
@@ -245,6 +321,10 @@ class RegistrationPanel(QWidget):
         row.addWidget(self.revert_button)
         lay.addLayout(row)
         self._update_buttons()
+
+    def _update_overlays(self) -> None:
+        for o in self.overlays:
+            o.update()
 
     # ------------------------------------------------------------ targets (TRE at ...)
     def refresh_targets(self) -> None:
@@ -293,6 +373,7 @@ class RegistrationPanel(QWidget):
         x, y, z = self.pending_ct
         self.instructions.setText(f"CT point ({x:.1f}, {y:.1f}, {z:.1f}) mm LPS picked in the {view_name} view; "
                                   "now click the same point in the US view.")
+        self._update_overlays()
 
     def us_pixel_at(self, pos) -> Optional[Tuple[float, float]]:
         """Widget position in the US view -> frame pixel (col, row), None outside the frame."""
@@ -384,6 +465,7 @@ class RegistrationPanel(QWidget):
         self._refresh_table()
         self._show_quality()
         self._update_buttons()
+        self._update_overlays()
 
     def _refresh_table(self) -> None:
         lm = self.landmarks
@@ -580,6 +662,7 @@ def install(window) -> QDockWidget:
     dock.setObjectName("dock_registration")
     dock.setWidget(panel)
     window.addDockWidget(Qt.LeftDockWidgetArea, dock)
+    dock.show()     # a dock added to an already visible window is not always shown by Qt
     # Share the left area as tabs with a panel already there (Planning) instead of halving it.
     for other in window.findChildren(QDockWidget):
         if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea:
