@@ -69,27 +69,46 @@ class FeatureLevel:
     spacing_mm: float
 
 
-def ct_feature_level(ct: Volume, spacing_mm: float) -> FeatureLevel:
-    """Smooth (sigma = spacing/2), resample to ``spacing_mm`` and compute (p, g)."""
-    img = ct.to_sitk()
-    img = sitk.Cast(img, sitk.sitkFloat32)
-    sp_in = np.asarray(ct.spacing, float)
+def _smoothed_resampled(img: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """Gaussian (sigma^2 = (s/2)^2 - (s_in/2)^2 per axis) then linear resampling to ``spacing_mm``."""
+    sp_in = np.asarray(img.GetSpacing(), float)
+    # Integer block averaging first (cheap), so the Gaussian runs on a smaller image.
+    shrink = np.maximum(np.floor(spacing_mm / sp_in / 1.5).astype(int), 1)
+    if np.any(shrink > 1):
+        img = sitk.BinShrink(img, [int(v) for v in shrink])
+        sp_in = np.asarray(img.GetSpacing(), float)
     sigma = np.sqrt(np.maximum((spacing_mm / 2.0) ** 2 - (sp_in / 2.0) ** 2, 0.0))
     if np.any(sigma > 0):
         img = sitk.SmoothingRecursiveGaussian(img, [float(max(s, 1e-3)) for s in sigma])
-    size_in = np.asarray(ct.shape_ijk, float)
-    size_out = np.maximum(np.round(size_in * sp_in / spacing_mm).astype(int), 1)
+    size_out = np.maximum(np.round(np.asarray(img.GetSize()) * sp_in / spacing_mm).astype(int), 1)
     res = sitk.ResampleImageFilter()
     res.SetOutputSpacing([float(spacing_mm)] * 3)
-    res.SetSize([int(s) for s in size_out])
+    res.SetSize([int(v) for v in size_out])
     res.SetOutputOrigin(img.GetOrigin())
     res.SetOutputDirection(img.GetDirection())
     res.SetInterpolator(sitk.sitkLinear)
     res.SetDefaultPixelValue(-1000.0)
-    out = res.Execute(img)
-    vol = Volume.from_sitk(out)
-    p, g = ct_feature_arrays(vol.array, (spacing_mm,) * 3, smooth_mm=0.0)
-    return FeatureLevel(p, g, vol.lps_to_ijk, float(spacing_mm))
+    return res.Execute(img)
+
+
+def ct_feature_level(ct: Volume, spacing_mm: float) -> FeatureLevel:
+    """Smooth (sigma = spacing/2), resample to ``spacing_mm`` and compute (p, g)."""
+    return ct_feature_levels(ct, [spacing_mm])[0]
+
+
+def ct_feature_levels(ct: Volume, spacings_mm: Sequence[float]) -> List[FeatureLevel]:
+    """Feature levels, computed fine to coarse, each from the previous (smoothed) one:
+    the expensive smoothing of the full-resolution CT happens once."""
+    order = np.argsort(spacings_mm)
+    img = sitk.Cast(ct.to_sitk(), sitk.sitkFloat32)
+    out: List[Optional[FeatureLevel]] = [None] * len(spacings_mm)
+    for k in order:
+        sp = float(spacings_mm[k])
+        img = _smoothed_resampled(img, sp)
+        vol = Volume.from_sitk(img)
+        p, g = ct_feature_arrays(vol.array, (sp,) * 3, smooth_mm=0.0)
+        out[k] = FeatureLevel(p, g, vol.lps_to_ijk, sp)
+    return out  # type: ignore[return-value]
 
 
 def crop_to_points(ct: Volume, points_ct: np.ndarray, margin_mm: float) -> Volume:
@@ -136,6 +155,13 @@ class FrameSamples:
     u: np.ndarray              # float32 [n, rows, cols] (0 outside the fan)
     fan: np.ndarray            # bool [n, rows, cols]
     points_ref: np.ndarray     # [m, 3] Reference mm of the fan pixels (row-major over fan)
+
+    @property
+    def points_ref_t(self) -> np.ndarray:
+        """[3, m] contiguous copy (cached): one 3x3 @ 3xm product per evaluation."""
+        if getattr(self, "_pt", None) is None:
+            self._pt = np.ascontiguousarray(self.points_ref.T)
+        return self._pt
     pixel_mm: float
 
 
@@ -177,9 +203,8 @@ class FrameLC2Cost:
         self._fan_idx = np.flatnonzero(samples.fan.ravel())
 
     def sample_features(self, reference_to_ct: np.ndarray):
-        m = self.level.lps_to_ijk @ reference_to_ct
-        ijk = apply(m, self.samples.points_ref)
-        coords = ijk[:, ::-1].T
+        m = (self.level.lps_to_ijk @ reference_to_ct)[2::-1]     # rows k, j, i
+        coords = m[:, :3] @ self.samples.points_ref_t + m[:, 3:]
         p = ndimage.map_coordinates(self.level.p, coords, order=1, mode="constant", cval=np.nan)
         g = ndimage.map_coordinates(self.level.g, coords, order=1, mode="constant", cval=np.nan)
         return p, g
@@ -277,7 +302,7 @@ class _Progress:
 
 
 def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: int, step: float,
-              xatol: float):
+              xatol: float, fatol: float = 1e-4):
     """Bounded Nelder-Mead from ``x0`` with an initial simplex of ``step`` (scaled units).
 
     Measured on the synthetic case (benchmarks/registration.py history): fewer
@@ -288,7 +313,7 @@ def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: in
     hi = x0 + BOUNDS / PARAM_SCALE
     simplex = np.vstack([x0, x0 + np.eye(6) * step])
     res = optimize.minimize(cost_fn, x0, method="Nelder-Mead", bounds=list(zip(lo, hi)),
-                            options={"initial_simplex": simplex, "xatol": xatol, "fatol": 1e-4,
+                            options={"initial_simplex": simplex, "xatol": xatol, "fatol": fatol,
                                      "maxfev": maxfev})
     return res.x
 
@@ -330,9 +355,9 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                for pixel_mm, _, nmax in levels]
     # Only the CT around the sweep (under the start, plus the search range) is needed.
     roi_ct = crop_to_points(ct, apply(init, samples[-1].points_ref), CROP_MARGIN_MM)
-    for (pixel_mm, patch, nmax), smp in zip(levels, samples):
-        lv.append((FrameLC2Cost(ct_feature_level(roi_ct, pixel_mm), smp, patch),
-                   select_frames(sweep, nmax, frames)))
+    feats = ct_feature_levels(roi_ct, [lev[0] for lev in levels])
+    for (pixel_mm, patch, nmax), smp, feat in zip(levels, samples, feats):
+        lv.append((FrameLC2Cost(feat, smp, patch), select_frames(sweep, nmax, frames)))
     coarse, fine = lv[0][0], lv[-1][0]
     overlap0 = fine.overlap(init)
     if overlap0 < MIN_OVERLAP:
@@ -364,7 +389,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
         f = make_cost(coarse, 0, init)
         m0 = -f(x0)
         n_before = evals[0]
-        x = _optimise(f, x0, max_coarse_evals, step=2.0, xatol=0.1)
+        x = _optimise(f, x0, max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
         m_end = rigid_matrix(x * PARAM_SCALE, center) @ init
         results.append(StartResult(s, m_end, m0, -f(x), evals[0] - n_before))
     best = max(results, key=lambda r: r.metric_final)

@@ -155,7 +155,10 @@ def assess(result, targets: Dict[str, dict], *, n_eff: Optional[float] = None,
     for name, t in targets.items():
         p = np.asarray(t["point"], float)
         tre_h = target_tre_from_covariance(cov, result.center_ct, p) if cov is not None else float("nan")
-        spread, agree, nc = (multistart_spread(start_m, start_v, result.reference_to_ct, p) if start_m
+        # Starts are compared with the best start at the same (coarse) level, so the
+        # coarse-to-fine refinement is not mistaken for disagreement.
+        best_start = start_m[int(np.argmax(start_v))] if start_m else None
+        spread, agree, nc = (multistart_spread(start_m, start_v, best_start, p) if start_m
                              else (float("nan"), 1.0, 0))
         n_comp = min(n_comp, nc)
         tre = float(np.nanmax([tre_h, spread])) if not (np.isnan(tre_h) and np.isnan(spread)) else float("nan")
