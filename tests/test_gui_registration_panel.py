@@ -185,6 +185,8 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     lesion = w.us_view.engine.lesions[0]
     panel.select_target(lesion.name)
     assert f"at {lesion.name}" in panel.quality.text()
+    assert w.registration.tre_mm == pytest.approx(float(lm.result.predicted_tre(lesion.centroid_lps)))
+    assert w.registration.raw["tre_target"] == lesion.name
     w.resizeDocks([dock], [620], Qt.Horizontal)
     qtbot.wait(50)
     dock.grab().save(str(artifacts_dir / f"gui_registration_panel_{case}.png"))
@@ -286,3 +288,17 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     assert "lc2" in w.registration_label.text()
     qtbot.mouseClick(panel.revert_button, Qt.LeftButton)
     assert w.registration is start
+
+
+def test_convergence_plot_best_so_far_and_ticks(qtbot):
+    from gui.panels.convergence_plot import ConvergencePlot, nice_ticks
+    plot = ConvergencePlot()
+    qtbot.addWidget(plot)
+    plot.set_history([(1, 0, 0.20), (2, 0, 0.15), (3, 0, 0.30), (4, 1, 0.28), (5, 1, float("nan")), (6, 1, 0.31)])
+    assert len(plot.history) == 5                                 # NaN evaluations are dropped
+    assert np.allclose(plot.best_so_far(), [0.20, 0.20, 0.30, 0.30, 0.31])
+    assert nice_ticks(0.12, 0.41) == pytest.approx([0.2, 0.3, 0.4])
+    assert nice_ticks(0.12, 0.41, 8) == pytest.approx([0.15, 0.2, 0.25, 0.3, 0.35, 0.4])
+    assert nice_ticks(0, 350, 5) == pytest.approx([0, 100, 200, 300])
+    plot.resize(300, 160)
+    assert not plot.grab().isNull()

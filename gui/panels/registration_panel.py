@@ -356,6 +356,8 @@ class RegistrationPanel(QWidget):
         self.target_box.setCurrentIndex(i)
 
     def _target_changed(self) -> None:
+        if self.applied is not None and self.window.registration is self.applied:
+            self.recompute()      # the window's landmark registration carries the TRE at this target
         self._show_quality()
         if self.candidate is not None:
             self._assess_candidate()
