@@ -291,3 +291,19 @@ def min_pairwise_distance(points) -> float:
     d = np.linalg.norm(p[:, None] - p[None], axis=-1)
     d[np.diag_indices(len(p))] = np.inf
     return float(d.min())
+
+
+def stylus_tip_to_reference(sweep, tip_to_stylus: np.ndarray, *, stylus: str = "Stylus",
+                            reference: str = "Reference", tracker: str = "Tracker"):
+    """([m, 4, 4] StylusTip -> Reference, timestamps [m]) over the frames where both the stylus
+    and the reference are tracked (INVALID frames dropped, as PLUS's REQUIRE_TRACKING_OK does)."""
+    s2t, r2t = f"{stylus}To{tracker}", f"{reference}To{tracker}"
+    for name in (s2t, r2t):
+        if name not in sweep.transforms:
+            raise InputError(f"no {name}Transform in the recording", path=sweep.source,
+                             fix="record the stylus and the reference marker with the tracker")
+    ok = sweep.statuses[s2t] & sweep.statuses[r2t]
+    if not ok.any():
+        raise InputError("no frame has both the stylus and the reference tracked", path=sweep.source)
+    m = np.linalg.inv(sweep.transforms[r2t][ok]) @ sweep.transforms[s2t][ok] @ np.asarray(tip_to_stylus, float)
+    return m, sweep.timestamps[ok]

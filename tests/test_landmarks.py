@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -11,7 +10,10 @@ from scipy.spatial.transform import Rotation
 
 from registration.errors import InputError
 from registration.landmarks import (detect_stylus_landmarks, load_pairs, min_pairwise_distance,
-                                    register_landmarks, register_landmarks_file, rigid_fit, save_pairs)
+                                    register_landmarks, register_landmarks_file, rigid_fit, save_pairs,
+                                    stylus_tip_to_reference)
+from registration.plus_config import read_plus_config
+from registration.sequence_io import read_sequence
 from registration.transforms import apply, difference, invert, rigid_matrix
 
 
@@ -113,27 +115,6 @@ def test_pairs_json_round_trip(tmp_path):
 
 
 # ---------------------------------------------------------------------------- PLUS
-def _read_tracker_only_mha(path):
-    """Minimal reader for a tracker-only PLUS sequence (header lines only, no pixels)."""
-    frames = {}
-    with open(path, "rb") as f:
-        for raw in f:
-            line = raw.decode("latin1").strip()
-            if line.startswith("ElementDataFile"):
-                break
-            m = re.match(r"Seq_Frame(\d+)_(\w+) = (.*)", line)
-            if m:
-                frames.setdefault(int(m.group(1)), {})[m.group(2)] = m.group(3).strip()
-    idx = sorted(frames)
-    ts = np.array([float(frames[i]["Timestamp"]) for i in idx])
-
-    def mats(name):
-        m = np.array([[float(v) for v in frames[i][name + "Transform"].split()] for i in idx]).reshape(-1, 4, 4)
-        ok = np.array([frames[i].get(name + "TransformStatus", "OK") == "OK" for i in idx])
-        return m, ok
-    return ts, mats
-
-
 def _matrix_attr(root, frm, to):
     el = root.find(f".//CoordinateDefinitions/Transform[@From='{frm}'][@To='{to}']")
     return np.array([float(v) for v in el.get("Matrix").split()]).reshape(4, 4)
@@ -173,14 +154,12 @@ def test_reproduces_plus_fake_tracker_phantom_registration_baseline(shared_data)
 def test_eight_landmark_recording_detects_all_landmarks(shared_data):
     """The real tracker-only recording: detection per vtkPlusLandmarkDetectionAlgo, then registration."""
     seq = shared_data("plus", "sequences", "EightLandmarkPointsTrackedForPhantomRegistration.igs.mha")
-    cfg = ET.parse(shared_data("plus", "configs", "PlusDeviceSet_fCal_Sim_RecordPhantomLandmarks.xml")).getroot()
-    ts, mats = _read_tracker_only_mha(seq)
-    r2t, ok_r = mats("ReferenceToTracker")
-    s2t, ok_s = mats("StylusToTracker")
-    ok = ok_r & ok_s
-    tip = np.linalg.inv(r2t[ok]) @ s2t[ok] @ _matrix_attr(cfg, "StylusTip", "Stylus")
-    lms = _landmarks(cfg)
-    pts = detect_stylus_landmarks(tip, ts[ok], min_distance_between_landmarks_mm=min_pairwise_distance(lms),
+    cfg_path = shared_data("plus", "configs", "PlusDeviceSet_fCal_Sim_RecordPhantomLandmarks.xml")
+    sweep = read_sequence(seq)
+    assert len(sweep) == 1000 and not sweep.has_images
+    tip, ts = stylus_tip_to_reference(sweep, read_plus_config(cfg_path)["transforms"]["StylusTipToStylus"])
+    lms = _landmarks(ET.parse(cfg_path).getroot())
+    pts = detect_stylus_landmarks(tip, ts, min_distance_between_landmarks_mm=min_pairwise_distance(lms),
                                   max_landmarks=len(lms))
     assert pts.shape == (8, 3)
     res = register_landmarks(pts, lms)              # Phantom -> Reference
