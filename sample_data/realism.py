@@ -234,15 +234,18 @@ def compare(seed: int = 0, out_dir=None, settings=None, verbose: bool = True, ph
             rows["sim"][f"lesion_minus_liver_{kind}"] = fr[les].mean() - fr[ring].mean()
     fps = frames_per_second(sim)
     rows["sim"]["frames_per_s"] = fps
+    lines = [f"{'metric':34s} {'real':>10s} {'simulated':>10s}"]
+    for k in rows["sim"]:
+        r, s = rows["real"].get(k, np.nan), rows["sim"].get(k, np.nan)
+        lines.append(f"{k:34s} {r:10.3f} {s:10.3f}")
+    lines.append(f"(real: {len(rf)} frames of {REAL.name}, {rpx:.4f} mm/px; simulated: {len(sf)} survey "
+                 f"frames of the phantom (seed {seed}), {spx:.4f} mm/px; envelope/dB values: the same "
+                 f"{DR_DB:.0f} dB log-compression inverse applied to both)")
     if verbose:
-        keys = list(rows["sim"])
-        print(f"{'metric':30s} {'real':>10s} {'simulated':>10s}")
-        for k in keys:
-            r, s = rows["real"].get(k, np.nan), rows["sim"].get(k, np.nan)
-            print(f"{k:30s} {r:10.3f} {s:10.3f}")
-        print(f"(real: {len(rf)} frames of {REAL.name}, {rpx:.4f} mm/px; simulated: {len(sf)} survey "
-              f"frames of the phantom (seed {seed}), {spx:.4f} mm/px; envelope/dB values assume "
-              f"{DR_DB:.0f} dB log compression)")
+        print("\n".join(lines))
+    if out_dir is not None:
+        from registration.transforms import atomic_write_text
+        atomic_write_text(Path(out_dir) / "us_realism.txt", "\n".join(lines) + "\n")
     if out_dir is not None:
         _pictures(Path(out_dir), rf, rpx, sf, slab, pics, spx, (rc, rm), (sc, sm), sim, ph)
     return rows
