@@ -2,7 +2,10 @@
 
 Run under Xvfb (the numbers are for software rendering on this machine):
 
-    QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python benchmarks/gui_frame_rate.py
+    QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python benchmarks/gui_frame_rate.py [--with-3d]
+
+``--with-3d`` keeps the 3D view (pyvista) open, as in the real window, so its
+plane updates compete with the US view.
 
 Data: the demo case when ``sample_data.case`` exists; otherwise the real
 abdominal CT (../shared/data/ct/abdomen-20slice) with the real liver sweep
@@ -77,12 +80,18 @@ def main() -> int:
     name, ct, labels, sweep, ref_to_ct = load_case()
     print(f"data: {name}; CT {ct.shape_ijk}, sweep {len(sweep)} frames {sweep.image_shape} "
           f"(loaded in {time.perf_counter() - t0:.1f} s)")
-    w = MainWindow(enable_3d=False)
+    with_3d = "--with-3d" in sys.argv
+    w = MainWindow(enable_3d=with_3d)
     w.resize(1500, 950)
     w.show()
     app.processEvents()
     w.set_ct(ct, labels)
     w.set_sweep(sweep)
+    if with_3d:
+        w.view3d.wait_for_surfaces()
+        app.processEvents()
+        print("3D view on, in its own window (surfaces built; while playing the US plane is "
+              "redrawn in 3D every 2 s)")
     us = w.us_view
     print(f"US view size {us.width()}x{us.height()} px")
 

@@ -126,6 +126,12 @@ class MainWindow(QMainWindow):
             self.view3d = View3D()
             self.view3d_dock = self._dock("3D", self.view3d, Qt.RightDockWidgetArea)
             self.docks.append(self.view3d_dock)
+            # A QOpenGLWidget inside the main window makes Qt composite the WHOLE window through
+            # OpenGL on every update; with software GL that drops the US view from ~50 to ~2
+            # frames/s (benchmarks/gui_frame_rate.py --with-3d). As its own top-level window the
+            # 3D view costs the 2D views nothing.
+            self.view3d_dock.setFloating(True)
+            self.view3d_dock.resize(520, 480)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -224,6 +230,7 @@ class MainWindow(QMainWindow):
             view.cursor_moved.connect(self.set_cursor)
             view.window_level_changed.connect(self._on_window_level)
         self.player.frame_changed.connect(self.show_frame)
+        self.player.playing_changed.connect(self._on_playing_changed)
         self.overlay_panel.mode_changed.connect(self.set_overlay_mode)
         self.overlay_panel.opacity_changed.connect(self.us_view.set_opacity)
         self.overlay_panel.contours_toggled.connect(self._set_us_contours)
@@ -326,6 +333,13 @@ class MainWindow(QMainWindow):
         if self.view3d is not None and i2r is not None and self.registration is not None:
             self.view3d.set_us_plane(self.registration.reference_to_ct @ i2r, self.sweep.image_shape)
         self._update_status()
+
+    def _on_playing_changed(self, playing: bool) -> None:
+        # The 3D plane follows slowly while playing (renders are expensive), at once when paused.
+        if self.view3d is not None:
+            self.view3d.plane_interval_ms = 2000 if playing else 150
+            if not playing:
+                self.view3d.flush_plane()
 
     def _update_status(self) -> None:
         if self.sweep is None:

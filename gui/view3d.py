@@ -3,8 +3,9 @@
 Surfaces are built off the GUI thread (:func:`build_surfaces`: marching
 cubes on each structure group, decimated) and added on the GUI thread.
 Everything is in CT LPS mm. Rendering under software OpenGL costs
-100-270 ms, so plane updates are coalesced (at most one render per
-``min_render_interval_ms``).
+100-270 ms, so US-plane updates are deferred and coalesced (at most one per
+``plane_interval_ms``) and other renders are limited to one per
+``min_render_interval_ms``.
 """
 from __future__ import annotations
 
@@ -85,11 +86,13 @@ def plane_corners(image_to_ct: np.ndarray, shape: Tuple[int, int]) -> np.ndarray
 
 
 class View3D(QWidget):
-    def __init__(self, parent=None, min_render_interval_ms: int = 250):
+    def __init__(self, parent=None, min_render_interval_ms: int = 250, plane_interval_ms: int = 1000):
         super().__init__(parent)
         self.setObjectName("view3d")
         from pyvistaqt import QtInteractor
-        self.plotter = QtInteractor(self)
+        # auto_update=False: pyvistaqt otherwise re-renders 5 times a second whether anything
+        # changed or not (with software GL ~250 ms each: the GUI thread would be busy all the time).
+        self.plotter = QtInteractor(self, auto_update=False)
         self.plotter.set_background("black")
         self.status = QLabel("3D: no label map")
         self.status.setObjectName("view3d_status")
@@ -107,6 +110,11 @@ class View3D(QWidget):
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self._render_now)
+        self.plane_interval_ms = int(plane_interval_ms)
+        self._pending_plane = None
+        self._plane_timer = QTimer(self)
+        self._plane_timer.setSingleShot(True)
+        self._plane_timer.timeout.connect(self.flush_plane)
 
     # ------------------------------------------------------------ surfaces
     def set_labels(self, labels) -> None:
@@ -150,6 +158,25 @@ class View3D(QWidget):
 
     # ------------------------------------------------------------ plane + trajectories
     def set_us_plane(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> None:
+        """Show the frame plane (Image pixels -> CT LPS). Deferred and coalesced: during
+        playback at most one 3D update per ``plane_interval_ms`` (a software-GL render costs
+        100-270 ms, which would otherwise stall the US view on every frame)."""
+        self._pending_plane = (np.array(image_to_ct, float), tuple(shape))
+        if not self._plane_timer.isActive():
+            self._plane_timer.start(self.plane_interval_ms)
+
+    def flush_plane(self) -> None:
+        """Apply a pending plane now (and render if visible)."""
+        self._plane_timer.stop()
+        if self._pending_plane is None:
+            return
+        image_to_ct, shape = self._pending_plane
+        self._pending_plane = None
+        self._apply_plane(image_to_ct, shape)
+        if self.isVisible():
+            self._render_now()
+
+    def _apply_plane(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> None:
         import pyvista as pv
         corners = plane_corners(image_to_ct, shape)
         if self._plane is None:
@@ -157,7 +184,6 @@ class View3D(QWidget):
             self.plotter.add_mesh(self._plane, color=(0.3, 1.0, 0.3), opacity=0.45, name="us_plane", render=False)
         else:
             self._plane.points = corners
-        self.request_render()
 
     def set_trajectories(self, paths: Sequence[Tuple[Sequence[float], Sequence[float]]]) -> None:
         """Needle paths as (entry_lps, target_lps) pairs, drawn as tubes (lines)."""
@@ -190,4 +216,5 @@ class View3D(QWidget):
             self._worker.cancel()
             self._worker.wait(5000)
         self._render_timer.stop()
+        self._plane_timer.stop()
         self.plotter.close()

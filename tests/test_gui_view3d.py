@@ -78,6 +78,9 @@ def test_view3d_widget(qtbot, artifacts_dir):
     m[0, 0] = m[1, 1] = 0.3
     m[:3, 3] = [-20, -20, 4]
     v.set_us_plane(m, (100, 150))
+    assert v._plane is None                   # deferred: nothing rendered per frame
+    v.flush_plane()
+    assert np.allclose(np.asarray(v._plane.points)[2], [-20 + 0.3 * 149, -20 + 0.3 * 99, 4])
     v.set_trajectories([((10.0, -40.0, 20.0), (10.0, -5.0, 4.0))])
     assert len(v._traj_actors) == 1
     v._render_now()
