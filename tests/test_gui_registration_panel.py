@@ -88,10 +88,7 @@ def _click_ct(qtbot, w, lps, view_name="axial"):
 
 
 def _us_widget_pos(w, col, row):
-    r = w.us_view.frame_rect()
-    rows, cols = w.sweep.image_shape
-    return QPoint(int(round(r.left() + (col + 0.5) / cols * r.width())),
-                  int(round(r.top() + (row + 0.5) / rows * r.height())))
+    return w.us_view.pixel_to_widget(col, row).toPoint()
 
 
 def _true_pair(w, panel, frame, col, row, true_r2c):
@@ -104,7 +101,7 @@ def _true_pair(w, panel, frame, col, row, true_r2c):
     for dx in range(-3, 4):
         for dy in range(-3, 4):
             pos = base + QPoint(dx, dy)
-            px = panel.us_pixel_at(pos)
+            px = w.us_view.widget_to_pixel(pos)
             ct = apply(true_r2c @ i2r, [px[0], px[1], 0.0])
             z = grid.lps_to_index(ct)[2]
             err = abs(z - np.rint(z)) * grid.spacing[2]
@@ -152,9 +149,10 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     lm = panel.landmarks
     assert len(lm.pairs) == 6 and lm.result is not None
     # The picked points are marked where they were clicked: CT view (its slice) and US frame.
-    axial_marks = [m for m in panel.overlays[0].marks() if m[0] == "L6"]
-    assert axial_marks and abs(axial_marks[0][1].x() - w.views["axial"].lps_to_widget(lm.pairs[5].ct).x()) < 1e-6
-    us_marks = {m[0] for m in panel.overlays[-1].marks()}
+    for view in w.views.values():
+        assert [label for _, label in view.markers] == [p.name for p in lm.pairs]
+    assert np.allclose(w.views["axial"].markers[5][0], lm.pairs[5].ct)
+    us_marks = {m[0] for m in panel.us_overlay.marks()}
     assert us_marks == {p.name for p in lm.pairs if p.frame == w.us_view.frame_index} and "L6" in us_marks
     w.grab().save(str(artifacts_dir / f"gui_registration_window_{case}.png"))
     # Residuals ~0: only the click quantisation (zoomed view, slice centre) remains.
@@ -181,6 +179,7 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     panel.table.item(6, 0).setCheckState(Qt.Unchecked)
     assert not lm.pairs[6].included and lm.result.n == 6 and lm.result.fre_mm < 0.4 < fre_with
     assert _table_text(panel, 6, 6) == "excluded" and float(_table_text(panel, 6, 4)) > 10.0
+    assert w.views["axial"].markers[6][1] == "L7 (excluded)"
     # Predicted TRE at a chosen lesion is shown.
     lesion = w.us_view.engine.lesions[0]
     panel.select_target(lesion.name)

@@ -118,9 +118,7 @@ class PathOverlay(QWidget):
             n /= np.linalg.norm(n)
             d = pts - m[:3, 3]
             col, row = d @ x / (x @ x), d @ y / (y @ y)
-            r = v.frame_rect()
-            rows, cols = w.sweep.image_shape
-            xy = np.stack([r.left() + (col + 0.5) / cols * r.width(), r.top() + (row + 0.5) / rows * r.height()], 1)
+            xy = np.array([[q.x(), q.y()] for q in (v.pixel_to_widget(c, r) for c, r in zip(col, row))])
             return xy, d @ n
         if v.display is None:
             return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from PyQt5.QtCore import QEvent, QObject, QPointF, Qt
+from PyQt5.QtCore import QEvent, QPointF, Qt
 from PyQt5.QtGui import QColor, QPainter, QPen
 from PyQt5.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QHBoxLayout, QHeaderView, QLabel,
                              QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -32,7 +32,6 @@ from .convergence_plot import ConvergencePlot
 
 COLUMNS = ("use", "name", "CT LPS (mm)", "Reference (mm)", "residual mm", "LOO mm", "outlier")
 VERDICT_COLOURS = {"good": "#1b7f2a", "check": "#b36b00", "poor": "#c0221b"}
-_CLICK_PX = 3
 #: Lowest fiducial localisation error (RMS mm) assumed for clicked landmarks. Clicks snap to
 #: display voxels and anatomical points (vessel bifurcations) are not exact, so an FRE of
 #: nearly 0 must not turn into a predicted TRE of 0 mm.
@@ -123,38 +122,15 @@ class LandmarkList:
         return float(np.linalg.norm(apply(self.result.reference_to_ct, p.reference) - p.ct))
 
 
-class _USClickFilter(QObject):
-    """Left clicks on the US view (not drags) -> panel.on_us_click(widget pos)."""
-
-    def __init__(self, panel):
-        super().__init__(panel)
-        self.panel = panel
-        self._press = None
-
-    def eventFilter(self, obj, ev):  # noqa: N802 (Qt name)
-        if ev.type() == QEvent.MouseButtonPress and ev.button() == Qt.LeftButton:
-            self._press = ev.pos()
-        elif ev.type() == QEvent.MouseButtonRelease and ev.button() == Qt.LeftButton and self._press is not None:
-            if (ev.pos() - self._press).manhattanLength() <= _CLICK_PX:
-                self.panel.on_us_click(ev.pos())
-            self._press = None
-        return False      # never swallow: the view keeps its own behaviour
-
-
 class LandmarkOverlay(QWidget):
-    """Transparent child of a slice view or the US view marking the landmarks and the pending CT pick.
+    """Transparent child of the US view marking the US points picked on the frame being shown.
+    (The CT points are drawn by the slice views themselves: SliceView.set_markers.)"""
 
-    Slice views: CT points within ``NEAR_MM`` of the shown slice. US view: the US points picked
-    on the frame being shown.
-    """
-
-    NEAR_MM = 2.0
-
-    def __init__(self, view, panel, kind: str):
+    def __init__(self, view, panel):
         super().__init__(view)
-        self.setObjectName(f"landmark_overlay_{kind}")
+        self.setObjectName("landmark_overlay_us")
         self.setAttribute(Qt.WA_TransparentForMouseEvents)
-        self.view, self.panel, self.kind = view, panel, kind
+        self.view, self.panel = view, panel
         self.setGeometry(view.rect())
         view.installEventFilter(self)
         self.show()
@@ -167,28 +143,12 @@ class LandmarkOverlay(QWidget):
     def marks(self) -> List[Tuple[str, QPointF, bool]]:
         """(label, widget point, included) of what this view shows now."""
         v, out = self.view, []
-        if self.kind == "us":
-            us_rect = v.frame_rect()
-            sw = self.panel.window.sweep
-            if sw is None or v.frame_index < 0:
-                return out
-            rows, cols = sw.image_shape
-            for p in self.panel.landmarks.pairs:
-                if p.frame == v.frame_index:
-                    out.append((p.name, QPointF(us_rect.left() + (p.pixel[0] + 0.5) / cols * us_rect.width(),
-                                                us_rect.top() + (p.pixel[1] + 0.5) / rows * us_rect.height()),
-                                p.included))
+        sw = self.panel.window.sweep
+        if sw is None or v.frame_index < 0:
             return out
-        if v.display is None:
-            return out
-        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[v.view]
-        plane = v.display.pixel_to_lps(v.view, v.slice_index)[ax, 3]
-        pts = [(p.name, p.ct, p.included) for p in self.panel.landmarks.pairs]
-        if self.panel.pending_ct is not None:
-            pts.append(("?", self.panel.pending_ct, True))
-        for name, ct, inc in pts:
-            if abs(ct[ax] - plane) <= self.NEAR_MM:
-                out.append((name, v.lps_to_widget(ct), inc))
+        for p in self.panel.landmarks.pairs:
+            if p.frame == v.frame_index:
+                out.append((p.name, v.pixel_to_widget(*p.pixel), p.included))
         return out
 
     def paintEvent(self, event):  # noqa: N802
@@ -227,10 +187,8 @@ class RegistrationPanel(QWidget):
         self._build()
         for view in window.views.values():
             view.point_clicked.connect(self.on_ct_click)
-        self._filter = _USClickFilter(self)
-        window.us_view.installEventFilter(self._filter)
-        self.overlays = [LandmarkOverlay(v, self, "slice") for v in window.views.values()]
-        self.overlays.append(LandmarkOverlay(window.us_view, self, "us"))
+        window.us_view.pixel_clicked.connect(self.on_us_pixel)
+        self.us_overlay = LandmarkOverlay(window.us_view, self)
         window.player.frame_changed.connect(lambda _i: self._update_overlays())
         self.refresh_targets()
         self._refresh_table()
@@ -323,8 +281,13 @@ class RegistrationPanel(QWidget):
         self._update_buttons()
 
     def _update_overlays(self) -> None:
-        for o in self.overlays:
-            o.update()
+        """Landmark crosses: CT points on the slice views (their own markers), US points here."""
+        marks = [(p.ct, p.name if p.included else f"{p.name} (excluded)") for p in self.landmarks.pairs]
+        if self.pending_ct is not None:
+            marks.append((self.pending_ct, "? (now click it on the US)"))
+        for view in self.window.views.values():
+            view.set_markers(marks)
+        self.us_overlay.update()
 
     # ------------------------------------------------------------ targets (TRE at ...)
     def refresh_targets(self) -> None:
@@ -377,26 +340,14 @@ class RegistrationPanel(QWidget):
                                   "now click the same point in the US view.")
         self._update_overlays()
 
-    def us_pixel_at(self, pos) -> Optional[Tuple[float, float]]:
-        """Widget position in the US view -> frame pixel (col, row), None outside the frame."""
-        us = self.window.us_view
-        if self.window.sweep is None or us.frame_index < 0:
-            return None
-        r = us.frame_rect()
-        rows, cols = self.window.sweep.image_shape
-        col = (pos.x() - r.left()) / r.width() * cols - 0.5
-        row = (pos.y() - r.top()) / r.height() * rows - 0.5
-        if not (-0.5 <= col <= cols - 0.5 and -0.5 <= row <= rows - 0.5):
-            return None
-        return col, row
-
     def invalid_reason(self, index: int) -> str:
         sw = self.window.sweep
         bad = [name for name, st in sw.statuses.items() if index < len(st) and not st[index]]
         return (f"frame {index + 1}: tracking INVALID"
                 + (f" ({', '.join(bad)} status INVALID)" if bad else " (no valid Image->Reference chain)"))
 
-    def on_us_click(self, pos) -> None:
+    def on_us_pixel(self, col: float, row: float) -> None:
+        """A left click on the US frame at pixel (col, row) (Image frame, pixel centres at integers)."""
         if not self.pick_button.isChecked():
             return
         w = self.window
@@ -412,10 +363,7 @@ class RegistrationPanel(QWidget):
             self.instructions.setText(f"Refused: {self.invalid_reason(index)}. Step to a frame with "
                                       "tracking OK and click the point again.")
             return
-        px = self.us_pixel_at(pos)
-        if px is None:
-            self.instructions.setText("That click is outside the ultrasound image; click inside the frame.")
-            return
+        px = (float(col), float(row))
         ref = apply(i2r, np.array([px[0], px[1], 0.0]))
         pair = self.landmarks.add(self.pending_ct, ref, index, px)
         self.pending_ct = None
