@@ -137,7 +137,8 @@ def _summary_page(fig, plan):
         vis = l["visibility"]
         meas = vis.get("measured") or {}
         rows.append([str(l.get("accessibility_rank", "")), l["name"],
-                     "-" if l["diameter_mm"] is None else f"{l['diameter_mm']:.0f}", vis["lesion_type"],
+                     "-" if l["diameter_mm"] is None else f"{l['diameter_mm']:.0f}",
+                     vis["lesion_type"].replace("adenocarcinoma", "adeno"),
                      "none" if l["depth_mm"] is None else f"{l['depth_mm']:.0f}",
                      f"{vis['predicted']['category']} ({vis['predicted']['score']:.2f})",
                      "-" if meas.get("cnr") is None else f"{meas['cnr']:.2f} ({'seen' if meas['seen'] else 'not seen'})",

@@ -181,12 +181,18 @@ def predict_conspicuity(diameter_mm: Optional[float], lesion_type: str, contrast
 
 def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion: np.ndarray,
                          ring: np.ndarray, *, min_pixels: int = 20, stride: int = 2,
-                         seen_cnr: float = 1.0) -> dict:
+                         seen_cnr: float = 1.0, smooth_mm: float = 2.0) -> dict:
     """CNR of lesion vs liver-ring pixels on registered frames that cut the lesion.
 
     image_to_ct = reference_to_ct @ sweep.image_to_reference(i); pixels are
     mapped to CT voxels by nearest neighbour (every ``stride``-th pixel).
+    Frames are box-smoothed over ``smooth_mm`` first (speckle averaging);
+    the lesion counts as seen when the median |CNR| over the frames that cut
+    it is >= ``seen_cnr``.
     """
+    spacing = sweep.pixel_spacing() if callable(getattr(sweep, "pixel_spacing", None)) else None
+    px_mm = float(min(spacing)) if spacing else 0.3
+    smooth_px = max(1, int(round(smooth_mm / px_mm)))
     n, rows, cols = sweep.frames.shape
     jj, ii = np.mgrid[0:rows:stride, 0:cols:stride]
     fan = sweep.fan_mask[::stride, ::stride] if sweep.fan_mask is not None else np.ones(jj.shape, bool)
@@ -205,9 +211,13 @@ def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion:
         if not inside.any():
             continue
         k, j, i = kji[:, inside]
-        vals = sweep.frames[f][::stride, ::stride][fan][inside].astype(float)
-        in_l = lesion[k, j, i]
-        in_r = ring[k, j, i]
+        # speckle is averaged over ~2 mm as a reader's eye does over a lesion;
+        # zero pixels carry no echo (outside the fan or fully shadowed)
+        frame = ndimage.uniform_filter(sweep.frames[f].astype(np.float32), size=smooth_px)
+        vals = frame[::stride, ::stride][fan][inside]
+        echo = sweep.frames[f][::stride, ::stride][fan][inside] > 0
+        in_l = lesion[k, j, i] & echo
+        in_r = ring[k, j, i] & echo
         if in_l.sum() < min_pixels or in_r.sum() < min_pixels:
             continue
         a, b = vals[in_l], vals[in_r]
@@ -221,7 +231,7 @@ def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion:
     cnr = float(np.median(per_frame))
     return {"frames_cutting_lesion": len(per_frame), "cnr": round(cnr, 2),
             "lesion_mean": round(float(np.mean(lv)), 1), "ring_mean": round(float(np.mean(rv)), 1),
-            "seen": bool(abs(cnr) >= seen_cnr), "seen_threshold_cnr": seen_cnr}
+            "seen": bool(abs(cnr) >= seen_cnr), "seen_threshold_cnr": seen_cnr, "smoothing_mm": smooth_mm}
 
 
 def _perp_basis(d: np.ndarray):

@@ -118,6 +118,7 @@ def test_label_map_on_another_grid_is_bad_input():
         build_anatomy(ct, moved, labels_path="labels.nrrd")
 
 
+@pytest.mark.slow
 def test_real_ct_ribs_and_vessels(shared_data):
     from registration.ct_io import load_ct
     from registration.labelmap_io import load_labels

@@ -85,10 +85,15 @@ def test_measured_cnr_on_registered_frames():
     ct, lesion, liver = _ct_with_lesion()
     ring = ring_masks(lesion, liver, ct.spacing)
     ref_to_ct = rigid_matrix([5.0, -10.0, 20.0, 3.0, -4.0, 2.0])
-    visible = measured_conspicuity(_sweep(ref_to_ct, 50, rng), ref_to_ct, ct, lesion, ring)
-    assert visible["seen"] is True
-    assert visible["cnr"] == pytest.approx(-50 / 20, abs=0.5)       # darker lesion: negative CNR
-    assert 3 <= visible["frames_cutting_lesion"] <= 9
+    sweep = _sweep(ref_to_ct, 50, rng)
+    raw = measured_conspicuity(sweep, ref_to_ct, ct, lesion, ring, smooth_mm=0)
+    assert raw["seen"] is True
+    assert raw["cnr"] == pytest.approx(-50 / 20, abs=0.5)           # darker lesion: negative CNR
+    assert 3 <= raw["frames_cutting_lesion"] <= 9
+    smoothed = measured_conspicuity(sweep, ref_to_ct, ct, lesion, ring)  # 2 mm speckle averaging
+    assert smoothed["cnr"] < raw["cnr"] - 1.0
+    weak = measured_conspicuity(_sweep(ref_to_ct, 6, rng), ref_to_ct, ct, lesion, ring, smooth_mm=0)
+    assert weak["seen"] is False                                        # CNR 0.3 per pixel
     hidden = measured_conspicuity(_sweep(ref_to_ct, 0, rng), ref_to_ct, ct, lesion, ring)
     assert hidden["seen"] is False and abs(hidden["cnr"]) < 0.3
 
