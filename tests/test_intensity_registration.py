@@ -44,11 +44,43 @@ def test_frame_samples_map_pixels_to_the_true_ct_positions(ct, sweep):
     assert np.allclose(pts_ct[0], expect, atol=1e-9)
 
 
+def _save_picture(path, ct, sweep, init, res):
+    """US frame | CT intensity feature resliced at the start | at the result; convergence."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from registration.intensity_registration import FrameLC2Cost, ct_feature_level
+    f = res.frames_used[len(res.frames_used) // 2]
+    smp = frame_samples(sweep, np.array([f]), 1.0)
+    cost = FrameLC2Cost(ct_feature_level(ct, 1.0), smp, 9)
+    fig, ax = plt.subplots(1, 4, figsize=(16, 4))
+    ax[0].imshow(smp.u[0], cmap="gray")
+    ax[0].set_title(f"US frame {f}")
+    for a, m, title in ((ax[1], init, "start"), (ax[2], res.reference_to_ct, "result")):
+        p, _ = cost.sample_features(m)
+        img = np.zeros(smp.u.shape[1:])
+        img[smp.fan[0]] = np.nan_to_num(p)
+        a.imshow(smp.u[0], cmap="gray")
+        # CT vessels (bright, p > 0.6) and lesions (p ~ 0.3) resliced on the frame plane
+        a.contour(img, levels=[0.31, 0.6], colors=["y", "r"], linewidths=0.8)
+        a.set_title(f"US + CT contours at the {title}")
+    h = np.array(res.history)
+    for lev in np.unique(h[:, 1]):
+        sel = h[:, 1] == lev
+        ax[3].plot(h[sel, 0], h[sel, 2], ".", ms=2, label=f"level {int(lev)}")
+    ax[3].set_xlabel("evaluation")
+    ax[3].set_ylabel("LC2")
+    ax[3].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 @pytest.mark.slow
-def test_lc2_recovers_the_true_pose_from_perturbed_starts(ct, sweep):
+def test_lc2_recovers_the_true_pose_from_perturbed_starts(ct, sweep, artifacts_dir):
     rng = np.random.default_rng(3)
     center = lesion_centroids_ct().mean(0)
-    for _ in range(2):
+    for trial in range(2):
         init = random_rigid_perturbation(rng, (5.0, 12.0), (0.0, 6.0), center=center) @ TRUE_REFERENCE_TO_CT
         assert _target_errors(init).max() > 4.0
         res = register_sweep(ct, sweep, init, n_starts=2, seed=1, hessian=False)
@@ -57,6 +89,8 @@ def test_lc2_recovers_the_true_pose_from_perturbed_starts(ct, sweep):
         assert res.method == "lc2" and res.iterations == len(res.history) and res.wall_time_s > 0
         assert 3 not in res.frames_used and 4 not in res.frames_used
         assert len(res.starts) == 2
+        if trial == 0:
+            _save_picture(artifacts_dir / "registration_lc2_synthetic.png", ct, sweep, init, res)
 
 
 def test_progress_can_cancel(ct, sweep):
