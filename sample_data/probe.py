@@ -44,7 +44,7 @@ class ConvexProbe:
     rows: int = 480
     frequency_mhz: float = 3.5
     n_beams: int = 192
-    sample_mm: float = 0.25
+    sample_mm: float = 0.3
 
     # ----------------------------------------------------------- geometry
     @property

@@ -146,6 +146,7 @@ def test_breathing_moves_the_lesion_with_the_liver(tmp_path):
     assert hits >= 3
 
 
+@pytest.mark.slow
 def test_reconstruction_overlays_the_ct_through_reference_to_ct(case):
     """Independent check of the whole chain through the project's reconstruction: the
     survey sweep reconstructed in the Reference frame and mapped with reference_to_ct
