@@ -21,11 +21,14 @@ from registration.errors import CancelledError
 from .qimage import LESION_COLOUR, STRUCTURE_COLOURS
 from .workers import Worker
 
-GROUPS = {  # group -> (colour RGB, opacity)
+# group -> (colour RGB, opacity). Only the liver is translucent: several translucent
+# surfaces need depth peeling to sort correctly (too slow on software GL), and without it
+# the spine was drawn in front of the liver seen from anterior.
+GROUPS = {
     "liver": (STRUCTURE_COLOURS["liver"], 0.25),
-    "vessels": ((40, 120, 230), 0.9),
+    "vessels": ((40, 120, 230), 1.0),
     "lesions": (LESION_COLOUR, 1.0),
-    "bone": (STRUCTURE_COLOURS["bone"], 0.9),
+    "bone": (STRUCTURE_COLOURS["bone"], 1.0),
 }
 _MAX_CELLS = 40000
 
