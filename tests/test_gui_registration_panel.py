@@ -16,7 +16,7 @@ from PyQt5.QtCore import QPoint, QPointF, Qt
 from gui.main_window import MainWindow
 from gui.panels import registration_panel
 from gui.panels.registration_panel import LandmarkList
-from gui.session import RegistrationState
+from gui.session import RegistrationState, Session
 from registration.transforms import apply, invert, rigid_matrix
 from registration.volume import LabelMap
 
@@ -122,7 +122,7 @@ def _table_text(panel, row, col):
     return panel.table.item(row, col).text()
 
 
-def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, artifacts_dir):
+def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, artifacts_dir, tmp_path):
     w, true_r2c, case = loaded
     dock = registration_panel.install(w)
     panel = dock.widget()
@@ -197,11 +197,40 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     assert len(lm.pairs) == 6 and lm.result.fre_mm < 0.4
     qtbot.mouseClick(panel.undo_button, Qt.LeftButton)
     assert len(lm.pairs) == 7
-    # Below 3 usable pairs: a clear message and the window returns to no registration.
+    # The pairs are part of the session (saved and autosaved) and come back from it; restoring
+    # shows and fits them but keeps the session's own registration.
+    w.save_session(tmp_path / "s.ctus.json")
+    saved = Session.load(tmp_path / "s.ctus.json").notes["landmark_pairs"]
+    assert [p["name"] for p in saved] == [p.name for p in lm.pairs]
+    other = RegistrationState(np.eye(4), "file (test)")
+    w.set_registration(other)
+    panel.restore_landmarks(saved)
+    lm = panel.landmarks
+    assert len(lm.pairs) == 7 and lm.result.n == 7 and w.registration is other
+    assert np.allclose(lm.pairs[3].ct, saved[3]["ct_lps"]) and lm.pairs[3].frame == saved[3]["frame"]
+    # Below 3 usable pairs: a clear message and the window returns to the registration it had
+    # before the landmarks took over.
     for r in range(2, 7):
         panel.table.item(r, 0).setCheckState(Qt.Unchecked)
     assert lm.result is None and "at least 3" in panel.quality.text()
-    assert w.registration is None
+    assert w.registration is other
+
+
+def test_landmark_json_round_trip_and_bad_input():
+    from registration.errors import InputError
+    lm = LandmarkList()
+    lm.add([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], 7, (10.5, 20.0))
+    lm.add([2.0, 2.0, 3.0], [5.0, 5.0, 6.0], 8, (11.0, 21.0))
+    lm.set_included(1, False)
+    back = LandmarkList.from_json(json.loads(json.dumps(lm.to_json())))
+    assert [(p.name, p.frame, p.pixel, p.included) for p in back.pairs] == \
+        [(p.name, p.frame, p.pixel, p.included) for p in lm.pairs]
+    assert back.add([0, 0, 0], [0, 0, 0], 0, (0, 0)).name == "L3"       # numbering continues
+    with pytest.raises(InputError, match="pair 1"):
+        LandmarkList.from_json([{"name": "L1", "ct_lps": [1, 2], "reference": [1, 2, 3], "frame": 0,
+                                 "pixel": [0, 0]}])
+    with pytest.raises(InputError, match="pair 1"):
+        LandmarkList.from_json([{"name": "L1", "reference": [1, 2, 3]}])
 
 
 def test_collinear_landmarks_are_refused_with_the_reason():

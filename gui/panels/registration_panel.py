@@ -114,6 +114,32 @@ class LandmarkList:
         self.message = ""
         return self.result
 
+    def to_json(self) -> List[dict]:
+        return [{"name": p.name, "ct_lps": p.ct.tolist(), "reference": p.reference.tolist(), "frame": p.frame,
+                 "pixel": list(p.pixel), "included": p.included} for p in self.pairs]
+
+    @classmethod
+    def from_json(cls, items, path=None) -> "LandmarkList":
+        """Inverse of :meth:`to_json`; InputError naming the pair and field when unusable."""
+        lm = cls()
+        for n, d in enumerate(items or []):
+            try:
+                ct, ref = np.asarray(d["ct_lps"], float), np.asarray(d["reference"], float)
+                pair = LandmarkPair(str(d["name"]), ct, ref, int(d["frame"]),
+                                    (float(d["pixel"][0]), float(d["pixel"][1])), bool(d.get("included", True)))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise InputError(f"landmark pair {n + 1} is unusable ({exc.__class__.__name__}: {exc})", path=path,
+                                 fix="pick the landmarks again") from None
+            if ct.shape != (3,) or ref.shape != (3,) or not (np.all(np.isfinite(ct)) and np.all(np.isfinite(ref))):
+                raise InputError(f"landmark pair {n + 1}: points must be 3 finite numbers (mm)", path=path,
+                                 fix="pick the landmarks again")
+            lm.pairs.append(pair)
+            digits = pair.name[1:]
+            if pair.name.startswith("L") and digits.isdigit():
+                lm._count = max(lm._count, int(digits))
+        lm._count = max(lm._count, len(lm.pairs))
+        return lm
+
     def residual(self, index: int) -> Optional[float]:
         """|T ref - ct| (mm) of any pair (excluded ones too: shows whether to take them back)."""
         if self.result is None:
@@ -393,29 +419,41 @@ class RegistrationPanel(QWidget):
         if self.landmarks.undo():
             self.recompute()
 
+    def restore_landmarks(self, pairs) -> None:
+        """Pairs saved in a session (``session.notes["landmark_pairs"]``): shown and fitted, but the
+        window keeps the session's own registration until the user edits them."""
+        self.landmarks = LandmarkList.from_json(pairs)
+        self.recompute(apply_to_window=False)
+
     # ------------------------------------------------------------ landmark fit
-    def recompute(self) -> None:
-        """Refit the included pairs, refresh the table and apply the fit to the window."""
+    def recompute(self, apply_to_window: bool = True) -> None:
+        """Refit the included pairs, refresh the table and (by default) apply the fit to the window."""
         self.refresh_targets()
         res = self.landmarks.fit()
+        w = self.window
+        w.session.notes["landmark_pairs"] = self.landmarks.to_json()    # saved/autosaved with the session
+        if apply_to_window:
+            self._apply_fit(res)
+        self._refresh_table()
+        self._show_quality()
+        self._update_buttons()
+        self._update_overlays()
+
+    def _apply_fit(self, res: Optional[LandmarkResult]) -> None:
         w = self.window
         if res is None:
             if self.applied is not None and w.registration is self.applied:
                 # The table no longer supports a registration: go back to what was there before.
                 w.set_registration(self.baseline)
             self.applied = None
-        else:
-            if self.applied is None or w.registration is not self.applied:
-                self.baseline = w.registration
-            name, point, _ = self.target()
-            tre = None if point is None else float(res.predicted_tre(point))
-            self.applied = RegistrationState(res.reference_to_ct, "landmarks", tre_mm=tre, fre_mm=res.fre_mm,
-                                             raw={"landmarks": res.to_dict(), "tre_target": name})
-            w.set_registration(self.applied)
-        self._refresh_table()
-        self._show_quality()
-        self._update_buttons()
-        self._update_overlays()
+            return
+        if self.applied is None or w.registration is not self.applied:
+            self.baseline = w.registration
+        name, point, _ = self.target()
+        tre = None if point is None else float(res.predicted_tre(point))
+        self.applied = RegistrationState(res.reference_to_ct, "landmarks", tre_mm=tre, fre_mm=res.fre_mm,
+                                         raw={"landmarks": res.to_dict(), "tre_target": name})
+        w.set_registration(self.applied)
 
     def _refresh_table(self) -> None:
         lm = self.landmarks
