@@ -31,6 +31,7 @@ class ExportDialog(QDialog):
         self.worker = None
         self.written: Dict[str, str] = {}
         self.open_folder_when_done = True
+        self.planned_with = None          # the RegistrationState of the plan being exported
         self.folder = QLineEdit(str(Path.home() / "ctus_plan"))
         self.folder.setObjectName("export_folder")
         browse = QPushButton("Browse...")
@@ -69,7 +70,11 @@ class ExportDialog(QDialog):
 
     def _source_text(self) -> str:
         if self.panel is not None and self.panel.result is not None:
-            return "Exports the plan shown in the Planning panel (including kept edited paths)."
+            text = "Exports the plan shown in the Planning panel (including kept edited paths)."
+            if self.panel.stale():
+                text += (" Warning: it was made with another registration than the current one; its own "
+                         "registration is exported. Plan again in the Planning panel to use the current one.")
+            return text
         return "No plan yet: every lesion is planned first (this takes a while)."
 
     def _browse(self) -> None:
@@ -90,9 +95,12 @@ class ExportDialog(QDialog):
                 raise InputError("no output folder given", fix="type or browse to a folder")
             out = Path(text).expanduser()
             from planner.export import write_outputs
-            ct, labels, reg = w.ct, w.labels, w.registration
-            ref_to_ct = None if reg is None else reg.reference_to_ct
             result = None if self.panel is None else self.panel.result
+            ct, labels, reg = w.ct, w.labels, w.registration
+            if result is not None:
+                # The .tfm and plan.json must carry the registration the plan was computed with.
+                reg = self.panel.planned_registration
+            ref_to_ct = None if reg is None else reg.reference_to_ct
             force, pdf = self.overwrite.isChecked(), self.pdf.isChecked()
             sweep = w.sweep if reg is not None else None
 
@@ -109,6 +117,7 @@ class ExportDialog(QDialog):
                                           reference_to_ct=ref_to_ct, pdf=pdf)
 
             self.status.setText(f"Exporting into {out} ...")
+            self.planned_with = reg
             self.export_button.setEnabled(False)
             self.worker = w.run_worker("Export plan", work, self._done)
             self.worker.failed.connect(lambda exc, tb: self.status.setText(f"Export failed: {exc}"))
@@ -124,7 +133,7 @@ class ExportDialog(QDialog):
         w = self.window
         w.plan, w.exported = result.plan, dict(written)
         if self.panel is not None and self.panel.result is None:
-            self.panel.set_result(result)
+            self.panel.set_result(result, self.planned_with)
         names = ", ".join(Path(p).name for p in written.values())
         self.status.setText(f"Wrote {names} into {Path(next(iter(written.values()))).parent}")
         self.open_button.setEnabled(True)

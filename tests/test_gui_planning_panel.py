@@ -13,6 +13,7 @@ from PyQt5.QtCore import Qt
 
 from gui.main_window import MainWindow
 from gui.panels import planning_panel
+from gui.session import RegistrationState
 from planner.export import validate_plan
 
 from test_trajectories import make_phantom
@@ -118,8 +119,15 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     assert len(les["trajectories"]) == n + 1 and les["trajectories"][-1]["edited_by_user"]
     assert "(edited)" in panel.paths.item(n).text()
 
+    # A registration arriving after planning: the panel says the plan is stale, and the export
+    # keeps the plan's own (no) registration instead of mixing in the new matrix.
+    w.set_registration(RegistrationState(np.eye(4), "file (test)"))
+    panel.select_lesion("lesion_deep")
+    assert panel.stale() and "registration changed" in panel.status.text()
+    panel.select_lesion("lesion_sub")
     # Export: files written in a worker, they exist and the plan validates with the kept path.
     dlg = panel.open_export()
+    assert "another registration" in dlg.status.text()
     dlg.open_folder_when_done = False
     out = tmp_path / "plan"
     dlg.folder.setText(str(out))
@@ -130,6 +138,7 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     saved = json.loads((out / "plan.json").read_text())
     validate_plan(saved)
+    assert saved.get("registration") is None and not (out / "reference_to_ct.tfm").exists()
     sub = next(l for l in saved["lesions"] if l["name"] == "lesion_sub")
     assert sub["trajectories"][-1].get("edited_by_user") is True
     assert dlg.output_folder() == out and dlg.open_button.isEnabled() and w.exported["plan.json"]

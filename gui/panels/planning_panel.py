@@ -237,6 +237,7 @@ class PlanningPanel(QWidget):
         self.setMinimumWidth(440)
         self.window = window
         self.result = None                 # planner.plan.PlanResult
+        self.planned_registration = None   # the RegistrationState the plan was made with (None: none)
         self.maps: Dict[str, object] = {}  # lesion name -> PlanningMaps (for live checks)
         self.check: Optional[dict] = None
         self.worker = None
@@ -261,6 +262,7 @@ class PlanningPanel(QWidget):
         self.status = QLabel("No plan yet: load the CT and labels, then 'Plan all lesions'.")
         self.status.setObjectName("plan_status")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.RichText)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("lesion_table")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -349,7 +351,8 @@ class PlanningPanel(QWidget):
         self.status.setText("Planning...")
         self.plan_button.setEnabled(False)
         self.worker = w.run_worker("Plan lesions", lambda progress: plan_case(ct, labels, progress=progress,
-                                                                               **kwargs), self.set_result)
+                                                                               **kwargs),
+                                   lambda result: self.set_result(result, reg))
 
         def finished():
             self.worker = None
@@ -358,9 +361,9 @@ class PlanningPanel(QWidget):
                 self.status.setText("Planning did not finish (see the log).")
         self.worker.finished.connect(finished)
 
-    def set_result(self, result) -> None:
-        """Show a planner.plan.PlanResult (also used by the export dialog after re-planning)."""
-        self.result, self.maps = result, {}
+    def set_result(self, result, registration=None) -> None:
+        """Show a planner.plan.PlanResult made with ``registration`` (a RegistrationState or None)."""
+        self.result, self.maps, self.planned_registration = result, {}, registration
         self.window.plan = result.plan
         case = result.plan.get("recommendation", {})
         lesions = result.plan.get("lesions", [])
@@ -397,8 +400,15 @@ class PlanningPanel(QWidget):
             raise InputError(f"no lesion {name!r} in the plan", fix=f"choose one of {', '.join(names)}")
         self.table.selectRow(names.index(name))
 
+    def stale(self) -> bool:
+        """True when the window's registration is not the one this plan was made with."""
+        return self.result is not None and self.window.registration is not self.planned_registration
+
     def _lesion_selected(self) -> None:
         les = self.lesion()
+        if self.stale():
+            self.status.setText("<span style='color:#b36b00'>The registration changed since this plan was made: "
+                                "press 'Plan all lesions' to use it (fusion, measured visibility).</span>")
         self.paths.blockSignals(True)
         self.paths.clear()
         self.paths.blockSignals(False)
