@@ -298,8 +298,10 @@ class MainWindow(QMainWindow):
             self.cursor_label.setText(f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm   {hu:.0f} HU")
 
     def apply_preset(self, name: str) -> None:
+        """W/L preset for the slice views and for the CT overlaid on the US view."""
         w, l = WL_PRESETS[name]
         self._on_window_level(w, l)
+        self.us_view.set_ct_window(w, l)
 
     def _on_window_level(self, window: float, level: float) -> None:
         for view in self.views.values():

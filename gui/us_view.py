@@ -73,6 +73,12 @@ class USView(QWidget):
         self._build_overlay_images()
         self.update()
 
+    def set_ct_window(self, window: float, level: float) -> None:
+        """Window/level (HU) of the overlaid CT."""
+        self.ct_window, self.ct_level = float(max(window, 1.0)), float(level)
+        self._build_overlay_images()
+        self.update()
+
     def set_opacity(self, opacity: float) -> None:
         self.opacity = float(np.clip(opacity, 0.0, 1.0))
         self._build_overlay_images()

@@ -145,6 +145,9 @@ def test_overlay_modes_and_quality_always_shown(window, qtbot):
     window.set_overlay_mode("blend")
     window.overlay_panel.opacity.setValue(70)
     assert us.opacity == pytest.approx(0.7)
+    window.apply_preset("liver")                         # presets apply to the overlaid CT too
+    assert (us.ct_window, us.ct_level) == (150.0, 60.0)
+    assert (window.views["axial"].window, window.views["axial"].level) == (150.0, 60.0)
 
 
 def _grab(widget) -> np.ndarray:
