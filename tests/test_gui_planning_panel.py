@@ -192,3 +192,14 @@ def test_path_overlay_on_the_us_view_follows_the_registered_frame(qtbot):
     _, dist = us.project(pts + 10.0 * n / np.linalg.norm(n))
     assert np.allclose(np.abs(dist), 10.0)
     w.close()
+
+
+def test_visibility_texts_cover_the_planner_outcomes():
+    from gui.panels.planning_panel import measured_text, predicted_text
+    assert measured_text(None) == "not measured"
+    assert measured_text({"frames_cutting_lesion": 0, "cnr": None, "seen": None,
+                          "note": "no registered frame cuts the lesion"}) == "no registered frame cuts the lesion"
+    assert measured_text({"frames_cutting_lesion": 4, "cnr": -1.73, "seen": True}) == "seen, CNR -1.7 (4 frames)"
+    assert measured_text({"frames_cutting_lesion": 2, "cnr": 0.4, "seen": False}) == "not seen, CNR 0.4 (2 frames)"
+    assert predicted_text({"category": "unlikely", "score": 0.096}) == "unlikely (0.10)"
+    assert predicted_text({"category": "likely", "score": None}) == "likely"

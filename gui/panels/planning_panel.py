@@ -377,9 +377,7 @@ class PlanningPanel(QWidget):
             rec = les.get("recommendation", {})
             cells = [les["name"], rec.get("guidance", "?").upper(), _num(les.get("diameter_mm")),
                      _num(les.get("depth_mm")), vis.get("lesion_type", "?"),
-                     f"{pred.get('category', '?')} ({pred.get('score', 0):.2f})",
-                     "not measured" if not meas else
-                     (f"{'seen' if meas.get('seen') else 'not seen'}, CNR {meas.get('cnr', float('nan')):.1f}")]
+                     predicted_text(pred), measured_text(meas)]
             for c, text in enumerate(cells):
                 it = QTableWidgetItem(text)
                 it.setToolTip("\n".join(map(str, rec.get("reasons", []))))
@@ -536,6 +534,24 @@ class PlanningPanel(QWidget):
         self.export_dialog = ExportDialog(self.window, self)
         self.export_dialog.show()
         return self.export_dialog
+
+
+def predicted_text(pred: Optional[dict]) -> str:
+    """The planner's predicted B-mode conspicuity: category (score 0-1)."""
+    if not pred:
+        return "not predicted"
+    score = pred.get("score")
+    return f"{pred.get('category', '?')}" + ("" if score is None else f" ({score:.2f})")
+
+
+def measured_text(meas: Optional[dict]) -> str:
+    """Conspicuity measured on the registered sweep (CNR lesion vs liver ring), or why not."""
+    if not meas:
+        return "not measured"
+    if meas.get("cnr") is None:
+        return meas.get("note", "no registered frame cuts it")
+    return (f"{'seen' if meas.get('seen') else 'not seen'}, CNR {meas['cnr']:.1f} "
+            f"({meas.get('frames_cutting_lesion', '?')} frames)")
 
 
 def _num(v) -> str:
