@@ -112,7 +112,8 @@ def run(args) -> int:
                        guidance=args.guidance, constraints=constraints, n_directions=args.directions,
                        labels_path=args.labels, ct_path=args.ct)
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
-                            ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf)
+                            ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
+                            sweep=sweep)
     rec = result.plan["recommendation"]
     print(f"recommendation: {rec['guidance']}" + (f", biopsy {rec['biopsy_first']} first" if rec["biopsy_first"] else ""))
     for r in rec["reasons"]:

@@ -144,7 +144,7 @@ def _existing(out_dir: Path, names) -> List[Path]:
 
 def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: bool = False,
                   ct_metadata: Optional[dict] = None, reference_to_ct: Optional[np.ndarray] = None,
-                  pdf: bool = True) -> Dict[str, str]:
+                  pdf: bool = True, sweep=None) -> Dict[str, str]:
     """Write plan.json, plan.mrk.json, reference_to_ct.tfm (when registered), plan.pdf.
 
     Returns {name: path}. Raises InputError if an output exists and not ``force``.
@@ -169,7 +169,8 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
              "plan.mrk.json": json.dumps(markups(plan), indent=1).encode("utf-8")}
     if pdf:
         from .report_pdf import render_pdf
-        blobs["plan.pdf"] = render_pdf(plan, result.anatomy, result.lesion_masks)
+        blobs["plan.pdf"] = render_pdf(plan, result.anatomy, result.lesion_masks, sweep=sweep,
+                                       reference_to_ct=reference_to_ct)
     os.makedirs(out_dir, exist_ok=True)
     written = {}
     for name, data in blobs.items():

@@ -155,7 +155,7 @@ def _summary_page(fig, plan):
         t.scale(1, 1.2)
 
 
-def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure):
+def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, reference_to_ct=None):
     ct = anatomy.ct
     for l in plan["lesions"]:
         chosen = []
@@ -185,9 +185,17 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure):
         y = _text_block(fig, 0.05, 0.94, lines, 6.5, width=150)
         if not chosen:
             _text_block(fig, 0.05, y - 0.02, ["NO SAFE PATH: no trajectory is drawn for this lesion."], 10)
+            y -= 0.04
         mask = (lesion_masks or {}).get(l["name"])
+        best = (vis.get("measured") or {}).get("best_frame")
+        if sweep is not None and reference_to_ct is not None and best is not None and mask is not None:
+            ax = fig.add_axes([0.55, 0.02, 0.4, 0.22])
+            _draw_us_overlay(ax, sweep, reference_to_ct, ct, mask, best, next(
+                (t for t in l["trajectories"] if t["guidance"] == "us"), None))
+            y = min(y, 0.97)
         layers = _layers(anatomy, mask)
-        row_h = min(0.26, (y - 0.04) / max(1, len(chosen)))
+        bottom = 0.26 if (sweep is not None and (vis.get("measured") or {}).get("best_frame") is not None) else 0.04
+        row_h = min(0.26, (y - bottom) / max(1, len(chosen)))
         for n, tr in enumerate(chosen):
             top = y - 0.01 - n * row_h
             t = np.asarray(tr["target_ct"], float)
@@ -228,6 +236,34 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure):
         pdf.savefig(fig)
 
 
+def _draw_us_overlay(ax, sweep, reference_to_ct, ct, lesion_mask, frame, path):
+    """The registered US frame that cuts the lesion most, with the lesion outline from the CT
+    labels and the needle path when it lies within 5 mm of the image plane."""
+    img = sweep.frames[frame]
+    image_to_ct = np.asarray(reference_to_ct, float) @ sweep.image_to_reference(frame)
+    rows, cols = img.shape
+    jj, ii = np.mgrid[0:rows:2, 0:cols:2]
+    pix = np.stack([ii.ravel(), jj.ravel(), np.zeros(ii.size), np.ones(ii.size)])
+    ijk = (ct.lps_to_ijk @ image_to_ct @ pix)[:3]
+    kji = np.rint(ijk[::-1]).astype(int)
+    ok = np.all((kji >= 0) & (kji < np.array(ct.array.shape)[:, None]), axis=0)
+    inside = np.zeros(ii.size, bool)
+    inside[ok] = lesion_mask[kji[0, ok], kji[1, ok], kji[2, ok]]
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+    if inside.any():
+        ax.contour(ii, jj, inside.reshape(ii.shape).astype(float), levels=[0.5], colors=["#ff3df5"],
+                   linewidths=1.0)
+    if path is not None:
+        ct_to_image = np.linalg.inv(image_to_ct)
+        z_mm = float(np.linalg.norm(image_to_ct[:3, 2]))
+        pts = [ct_to_image @ np.append(np.asarray(path[k], float), 1.0) for k in ("entry_ct", "target_ct")]
+        if all(abs(p[2]) * z_mm < 5.0 for p in pts):
+            ax.plot([pts[0][0], pts[1][0]], [pts[0][1], pts[1][1]], color="#00ff66", lw=1.2)
+    ax.set_title(f"registered US frame {frame} (lesion outline from CT)", fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _registration_page(pdf, plan, Figure):
     reg = plan.get("registration")
     if not reg:
@@ -245,8 +281,13 @@ def _registration_page(pdf, plan, Figure):
     pdf.savefig(fig)
 
 
-def render_pdf(plan: dict, anatomy, lesion_masks: Optional[Dict[str, np.ndarray]] = None) -> bytes:
-    """The report as PDF bytes (the caller writes them atomically)."""
+def render_pdf(plan: dict, anatomy, lesion_masks: Optional[Dict[str, np.ndarray]] = None,
+               sweep=None, reference_to_ct=None) -> bytes:
+    """The report as PDF bytes (the caller writes them atomically).
+
+    With a registered ``sweep`` the lesion pages add the US frame that cuts the
+    lesion most, with the CT lesion outline and the US path drawn on it.
+    """
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
     buf = io.BytesIO()
@@ -254,6 +295,6 @@ def render_pdf(plan: dict, anatomy, lesion_masks: Optional[Dict[str, np.ndarray]
         fig = Figure(figsize=(8.27, 11.69))
         _summary_page(fig, plan)
         pdf.savefig(fig)
-        _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure)
+        _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep, reference_to_ct)
         _registration_page(pdf, plan, Figure)
     return buf.getvalue()

@@ -200,7 +200,7 @@ def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion:
     lps_to_ijk = ct.lps_to_ijk
     shape = np.array(ct.array.shape)
     per_frame = []
-    lv, rv = [], []
+    lv, rv, cut = [], [], []
     for f in range(n):
         i2r = sweep.image_to_reference(f)
         if i2r is None:
@@ -223,13 +223,14 @@ def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion:
         a, b = vals[in_l], vals[in_r]
         noise = np.sqrt(0.5 * (a.var() + b.var())) or 1.0
         per_frame.append(float((a.mean() - b.mean()) / noise))
+        cut.append((int(in_l.sum()), f))
         lv.append(a.mean())
         rv.append(b.mean())
     if not per_frame:
         return {"frames_cutting_lesion": 0, "cnr": None, "seen": None,
                 "note": "no registered frame cuts the lesion"}
     cnr = float(np.median(per_frame))
-    return {"frames_cutting_lesion": len(per_frame), "cnr": round(cnr, 2),
+    return {"frames_cutting_lesion": len(per_frame), "cnr": round(cnr, 2), "best_frame": max(cut)[1],
             "lesion_mean": round(float(np.mean(lv)), 1), "ring_mean": round(float(np.mean(rv)), 1),
             "seen": bool(abs(cnr) >= seen_cnr), "seen_threshold_cnr": seen_cnr, "smoothing_mm": smooth_mm}
 
