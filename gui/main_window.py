@@ -295,7 +295,14 @@ class MainWindow(QMainWindow):
         if self.display is not None:
             xyz = self.display.grid.clamp_index(self.display.grid.lps_to_index(lps))
             hu = self.display.array[xyz[2], xyz[1], xyz[0]]
-            self.cursor_label.setText(f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm   {hu:.0f} HU")
+            structure = ""
+            if self.display.labels_array is not None:
+                value = int(self.display.labels_array[xyz[2], xyz[1], xyz[0]])
+                if value:
+                    names = {v: n for n, v in self.display.label_names.items()}
+                    structure = "   " + names.get(value, f"label {value}")
+            self.cursor_label.setText(f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm   {hu:.0f} HU"
+                                      + structure)
 
     def apply_preset(self, name: str) -> None:
         """W/L preset for the slice views and for the CT overlaid on the US view."""

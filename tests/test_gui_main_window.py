@@ -259,3 +259,40 @@ def test_autosave_and_restore(qtbot, tmp_path):
     w2.restore_autosave()
     assert w2.ct is not None and w2.views["axial"].window == 1500
     w2.close()
+
+
+def test_open_ct_folder_from_the_menu_and_cursor_readout(window, qtbot, monkeypatch, shared_data):
+    folder = shared_data("ct", "abdomen-20slice", "dicom")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    window.act_open_ct_folder.trigger()
+    window.wait_for_workers()
+    assert window.reporter.history == [] and window.ct.shape_ijk == (512, 512, 20)
+    assert "HU" in window.cursor_label.text()
+
+
+@pytest.mark.slow
+def test_folder_with_two_series_asks_which(window, qtbot, monkeypatch, tmp_path):
+    case = pytest.importorskip("sample_data.case")
+    demo = case.cache_root() / f"demo-v{case.CASE_VERSION}-seed0"
+    if not (demo / case.MARKER).is_file():
+        pytest.skip("demo case not generated yet")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for phase in ("arterial", "portal"):
+        for f in sorted((demo / "ct" / phase).iterdir()):
+            (mixed / f"{phase}_{f.name}").symlink_to(f)
+    offered = []
+
+    def choose(parent, title, label, items, current, editable):
+        offered.extend(items)
+        return next(i for i in items if "portal" in i), True
+
+    from PyQt5.QtWidgets import QInputDialog
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(choose))
+    window.open_ct(mixed)
+    window.wait_for_workers()
+    assert len(offered) == 2 and window.reporter.history == []
+    from registration.ct_io import load_ct
+    portal = load_ct(demo / "ct_portal.nrrd")
+    assert window.ct.shape_ijk == portal.shape_ijk
+    assert np.abs(window.ct.array.astype(int) - portal.array).max() <= 1

@@ -90,6 +90,8 @@ def test_overlay_sits_on_the_lesion(window, qtbot, artifacts_dir):
     assert radius_px * PX == pytest.approx(8.0, abs=0.6)                 # 8 mm disc in this plane
     assert np.allclose(lesion_px.mean(axis=0), [60, 80], atol=1.0)       # centred on the lesion
     assert us.lesion_messages == ["lesion_1: in plane (0 mm from its centre)"]
+    window.set_cursor([0.0, 0.0, 0.0])
+    assert window.cursor_label.text().endswith("200 HU   lesion_1")
     assert "TRE est. 2.5 mm" in window.registration_label.text()
     # On screen: the yellow lesion outline surrounds the widget position of the lesion centre.
     rgb = _grab(us)
