@@ -129,6 +129,15 @@ def planning_grid(ct: Volume, labels: LabelMap, arterial: Optional[Volume], max_
     return ct2, lab2, art2, (None if big is None else {"vessel_large": big}), spacing
 
 
+def _total_error_mm(tre_mm: float) -> float:
+    """Registration TRE plus tracking, needle and breathing errors in quadrature (DESIGN section 7)."""
+    try:
+        from registration.uncertainty import total_error_mm
+    except ImportError:  # pragma: no cover - the registration package owns the error budget
+        return float(tre_mm)
+    return float(total_error_mm(tre_mm))
+
+
 def registration_tre_mm(registration: Optional[dict], name: str) -> Optional[float]:
     """TRE rms (mm) at a target from a RESULT dict: per-target first, else the global value."""
     if not registration:
@@ -293,12 +302,13 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
         us_paths = [p for p in paths if p["guidance"] == "us"]
         ct_paths = [p for p in paths if p["guidance"] == "ct"]
         tre = registration_tre_mm(registration, r["name"])
-        hp = hit_probability(0.5 * diameter, tre) if (tre is not None and diameter) else None
+        total = _total_error_mm(tre) if tre is not None else None
+        hp = hit_probability(0.5 * diameter, total) if (total is not None and diameter) else None
         best = min(paths, key=lambda p: p["cost"]) if paths else None
         f = LesionFacts(name=r["name"], diameter_mm=diameter, lesion_type=ltype,
                         predicted=vis["predicted"]["category"], depth_mm=window["depth_mm"],
                         depth_limit_mm=limit, us_path=bool(us_paths), ct_path=bool(ct_paths),
-                        hit_probability=hp, fusion_tre_mm=tre,
+                        hit_probability=hp, fusion_tre_mm=total,
                         seen_on_sweep=None if not measured else measured.get("seen"),
                         measured_cnr=None if not measured else measured.get("cnr"),
                         best_path_cost=best["cost"] if best else None,
@@ -310,7 +320,9 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
             rec["reasons"] = [f"no US-guided path: {why_no_us}"] + [
                 x for x in rec["reasons"] if not x.startswith("acoustic window at")]
         if tre is not None:
-            vis["fusion"] = {"tre_rms_mm": tre, "hit_probability": None if hp is None else round(hp, 3)}
+            vis["fusion"] = {"tre_rms_mm": tre, "total_error_mm": round(total, 2),
+                             "hit_probability": None if hp is None else round(hp, 3),
+                             "note": "total = registration, tracking, needle and breathing errors in quadrature"}
         lesions_out.append({
             "name": r["name"], "point_target": point,
             "centroid_ct": [round(float(x), 2) for x in r["centroid_lps"]],

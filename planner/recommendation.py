@@ -61,7 +61,7 @@ class LesionFacts:
     us_path: bool                        # a safe path with an in-plane acoustic window exists
     ct_path: bool                        # a safe CT-guided path exists
     hit_probability: Optional[float] = None   # from the registration's TRE at this target
-    fusion_tre_mm: Optional[float] = None
+    fusion_tre_mm: Optional[float] = None     # rms targeting error behind hit_probability (mm)
     seen_on_sweep: Optional[bool] = None      # measured on registered frames (None: not measured)
     measured_cnr: Optional[float] = None
     best_path_cost: Optional[float] = None
@@ -104,7 +104,7 @@ def recommend_lesion(f: LesionFacts) -> dict:
     p = f.hit_probability
     fusion_ok = p is not None and p >= HIT_PROBABILITY_REQUIRED
     if p is not None:
-        tre = f", TRE {f.fusion_tre_mm:.1f} mm" if f.fusion_tre_mm is not None else ""
+        tre = f", targeting error {f.fusion_tre_mm:.1f} mm rms" if f.fusion_tre_mm is not None else ""
         reasons.append(f"fusion hit probability {100 * p:.0f} % for a {size} lesion{tre} "
                        f"(needs >= {100 * HIT_PROBABILITY_REQUIRED:.0f} %)")
 
