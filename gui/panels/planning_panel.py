@@ -139,11 +139,19 @@ class PathOverlay(QWidget):
         near = np.abs(dist) <= NEAR_MM
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing)
+        if self.kind == "us":
+            # Only on the image, and only the part in this plane: a projection of a path far out
+            # of the US plane would look like a needle where there is none.
+            p.setClipRect(self.view.frame_rect())
+        else:
+            p.setClipRect(self.view.image_rect())
         colour = PATH_COLOURS.get(guidance, QColor(0, 220, 255))
         faint = QColor(colour)
         faint.setAlpha(110)
         for i in range(1, len(pts)):
             on = near[i] and near[i - 1]
+            if self.kind == "us" and not on:
+                continue
             p.setPen(QPen(colour if on else faint, 2.5 if on else 1.2, Qt.SolidLine if on else Qt.DashLine))
             p.drawLine(QPointF(*xy[i - 1]), QPointF(*xy[i]))
         for k, (sym, c) in enumerate((("target", QColor(255, 60, 60)), ("entry", QColor(60, 255, 90)))):
