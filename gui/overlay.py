@@ -156,5 +156,9 @@ class OverlayEngine:
         coarse[:3, :2] *= step
         small = ((rows + step - 1) // step, (cols + step - 1) // step)
         ct, lab = self._sampler.sample(coarse, small)
+        if not (ct > OUTSIDE_HU).any():
+            # Nothing to overlay; saying so points at a wrong registration or the wrong CT.
+            return FrameOverlay(False, "this frame lies outside the CT: overlay off (check the registration)",
+                                quality=registration.quality_text())
         msgs = guidance_messages(self.lesions, image_to_ct, shape)
         return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text())

@@ -171,3 +171,12 @@ def test_click_reports_the_frame_pixel(window, qtbot):
     # Outside the frame: no signal.
     with qtbot.assertNotEmitted(us.pixel_clicked):
         qtbot.mouseClick(us, Qt.LeftButton, pos=us.rect().bottomRight() - QPoint(2, 2))
+
+
+def test_frame_outside_the_ct_says_so(window):
+    far = REFERENCE_TO_CT.copy()
+    far[:3, 3] += [0.0, 0.0, 500.0]                      # a registration half a metre off
+    window.set_registration(RegistrationState(far, "file", tre_mm=2.0))
+    us = _frame_at(window, 0.0)
+    assert not us.overlay_visible
+    assert us.reason_text == "this frame lies outside the CT: overlay off (check the registration)"
