@@ -132,7 +132,8 @@ def build_spine(grid: A.Grid, tissue: np.ndarray) -> None:
     sub[arch & ~disc] = A.CORTICAL
     spinous = (np.abs(X) < 4.0) & (Y > 92.0) & (Y < 104.0)
     sub[np.broadcast_to(spinous, sub.shape) & (zmod > 6) & (zmod < 28)] = A.CORTICAL
-    transverse = (np.abs(X) > 12.0) & (np.abs(X) < 40.0) & (np.abs(Y - 72.0) < 5.0)
+    # transverse processes point laterally and a little backwards
+    transverse = (np.abs(X) > 12.0) & (np.abs(X) < 36.0) & (np.abs(Y - 70.0 - 0.25 * (np.abs(X) - 12.0)) < 4.5)
     sub[np.broadcast_to(transverse, sub.shape) & (zmod > 14) & (zmod < 25)] = A.CORTICAL
     sub[rc < 9.0] = A.CSF
     sub[rc < 5.0] = A.CORD

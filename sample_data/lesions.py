@@ -70,45 +70,67 @@ def fibonacci_dirs(n: int) -> np.ndarray:
     return np.stack([np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)], 1)
 
 
-def cast_rays(grid: A.Grid, codes: np.ndarray, point, dirs, blockers: Sequence[int],
-              outside: int = 0, step: float = 1.0, max_mm: float = 300.0):
-    """March from ``point`` along each direction until ``codes == outside``.
-
-    Returns (length_mm, blocked): the distance to the skin (inf if never left
-    the grid) and whether a voxel whose code is in ``blockers`` was crossed.
-    Works on any code array on ``grid`` (tissue codes or label values).
-    """
-    t = np.arange(0.0, max_mm, step)
-    pts = np.asarray(point, float)[None, None, :] + dirs[:, None, :] * t[None, :, None]
-    ijk = np.rint(grid.lps_to_index(pts)).astype(np.int64)
+def _ray_values(grid, codes, point, dirs, step, max_mm):
+    """Codes along each ray (nearest voxel), 255 once outside the grid."""
+    t = np.arange(0.0, max_mm, step, dtype=np.float32)
+    sp = np.asarray(grid.spacing, np.float32)
+    p0 = ((np.asarray(point, float) - np.asarray(grid.origin)) / grid.spacing).astype(np.float32)
+    ijk = np.rint(p0 + (dirs.astype(np.float32) / sp)[:, None, :] * t[None, :, None]).astype(np.int32)
     n = np.array(grid.shape[::-1])
     valid = np.all((ijk >= 0) & (ijk < n), axis=-1)
     ijk = np.where(valid[..., None], ijk, 0)
     val = codes[ijk[..., 2], ijk[..., 1], ijk[..., 0]].astype(np.int32)
-    # leaving the grid is not reaching the skin: the patient continues beyond
-    # the scanned field, so such a ray has no known window (length inf)
-    val = np.where(valid, val, 255)
+    return t, np.where(valid, val, 255)
+
+
+def _exits(t, val, outside):
+    """Distance to the first ``outside`` voxel (inf when the ray leaves the grid
+    first: the patient continues beyond the scanned field, so no known window),
+    and the mask of samples before the ray stops."""
     out = val == outside
     stop = out | (val == 255)
     first = np.where(stop.any(1), stop.argmax(1), len(t) - 1)
-    reached = out[np.arange(len(dirs)), first]
+    reached = out[np.arange(len(val)), first]
     length = np.where(reached, t[first], np.inf)
     before = np.arange(len(t))[None, :] < first[:, None]
+    return length, before
+
+
+def cast_rays(grid: A.Grid, codes: np.ndarray, point, dirs, blockers: Sequence[int],
+              outside: int = 0, step: float = 1.0, max_mm: float = 300.0):
+    """March from ``point`` along each direction until ``codes == outside``.
+
+    Returns (length_mm, blocked): the distance to the skin (inf if the ray
+    left the grid first) and whether a voxel whose code is in ``blockers`` was
+    crossed. Works on any code array on ``grid`` (tissue codes or label values).
+    """
+    t, val = _ray_values(grid, codes, point, dirs, step, max_mm)
+    length, before = _exits(t, val, outside)
     blocked = (np.isin(val, list(blockers)) & before).any(1)
     return length, blocked
 
 
-def skin_access(grid, codes, point, bone, lung, gas, n_dirs=2000):
-    """Nearest skin distance, whether that straight path crosses bone, and the
-    best window: the shortest path crossing no bone, lung or gas (mm)."""
+def skin_access(grid, codes, point, bone, lung, gas, n_dirs=2000, step=1.0, max_mm=300.0):
+    """Where the skin is from ``point`` along straight lines (mm):
+
+    - ``nearest_skin_mm`` and whether that line crosses bone;
+    - ``nearest_all_behind_bone``: every line within 3 mm of the nearest
+      length crosses bone (robust to how finely directions are sampled);
+    - ``best_window_mm``: the shortest line crossing no bone, lung or gas
+      (inf if none within ``max_mm``).
+    """
     dirs = fibonacci_dirs(n_dirs)
-    length, _ = cast_rays(grid, codes, point, dirs, [])
-    _, through_bone = cast_rays(grid, codes, point, dirs, bone)
-    _, blocked = cast_rays(grid, codes, point, dirs, list(bone) + list(lung) + list(gas))
+    t, val = _ray_values(grid, codes, point, dirs, step, max_mm)
+    length, before = _exits(t, val, 0)
+    through_bone = (np.isin(val, list(bone)) & before).any(1)
+    blocked = (np.isin(val, list(bone) + list(lung) + list(gas)) & before).any(1)
     near = int(np.argmin(length))
+    close = length <= length[near] + 3.0
     best = float(np.min(np.where(blocked, np.inf, length)))
     return {"nearest_skin_mm": float(length[near]), "nearest_skin_dir": dirs[near].tolist(),
-            "nearest_crosses_bone": bool(through_bone[near]), "best_window_mm": best}
+            "nearest_crosses_bone": bool(through_bone[near]),
+            "nearest_all_behind_bone": bool(np.all(through_bone[close])),
+            "best_window_mm": best}
 
 
 def couinaud_segment(p) -> str:

@@ -20,10 +20,13 @@ LIVER_PARTS = [
 ]
 
 
-def liver_inferior_z(x, y):
+def liver_inferior_z(x, y, noise=0.0):
     """z (mm) of the liver's inferior edge: low laterally on the right (segment VI
-    tip), rising towards the left lobe, a little lower posteriorly."""
-    return (-82.0 + 0.36 * (x + 150.0) + 0.10 * np.clip(-y, 0, None)).astype(np.float32)
+    tip, bulging down), rising towards the left lobe, a little higher anteriorly
+    (the anterior edge is sharp), undulating by a few mm."""
+    z = (-82.0 + 0.36 * (x + 150.0) - 12.0 * np.exp(-((x + 105.0) / 32.0) ** 2)
+         + 0.12 * np.clip(-y, 0, None) + 6.0 * noise)
+    return z.astype(np.float32)
 
 
 def build_liver(grid: A.Grid, tissue: np.ndarray, fields: BodyFields, noise: np.ndarray) -> None:
@@ -36,7 +39,7 @@ def build_liver(grid: A.Grid, tissue: np.ndarray, fields: BodyFields, noise: np.
     rho -= 0.06 * noise[sl]
     X, Y, Z = co
     zd = fields.z_dia[sl[1:]][None]
-    m = (rho < 1.0) & (Z < zd - 3.0) & (Z > liver_inferior_z(X, Y))
+    m = (rho < 1.0) & (Z < zd - 3.0) & (Z > liver_inferior_z(X, Y, noise[sl]))
     m &= fields.depth[sl] > fields.wall[sl] + 0.5
     A.paint_where(tissue, sl, m, A.LIVER, only=[A.VISCERAL_FAT])
 
@@ -117,11 +120,13 @@ def build_gut(grid, tissue, rng):
     _hollow(grid, tissue, [(-108, 25, -105), (-110, 0, -72), (-90, -55, -65), (-30, -80, -82),
                            (30, -78, -80), (95, -40, -45), (110, 20, -30), (118, 38, -70),
                            (118, 40, -105)], 21.0, 3.0, rng, gas_y=-68.0, feces=True)
-    # small-bowel loops, lower left
-    for a in range(3):
-        c = np.array([35.0 + 18 * a, -30.0 + 10 * a, -88.0 + 6 * a])
-        t = np.linspace(0, 2 * np.pi, 7)
-        loop = c + np.stack([22 * np.cos(t), 16 * np.sin(t), 8 * np.sin(2 * t + a)], 1)
+    # small-bowel loops: lower left, and mid/right below the liver
+    centres = [(35, -30, -88), (53, -20, -82), (71, -10, -76), (-62, -42, -88),
+               (-30, -52, -96), (-78, -20, -96), (-45, -30, -72)]
+    for a, c in enumerate(centres):
+        t = np.linspace(0, 2 * np.pi, 7) + 0.7 * a
+        loop = np.asarray(c, float) + np.stack([20 * np.cos(t), 15 * np.sin(t),
+                                                 8 * np.sin(2 * t + a)], 1)
         _hollow(grid, tissue, loop, 11.0, 2.5, rng, gas_y=-75.0)
 
 

@@ -89,50 +89,88 @@ def _lut(mapping, index):
     return lut
 
 
+def _fits(grid, tissue, c, r, note):
+    """Geometric checks of a candidate centre: inside the liver (or touching its
+    capsule for 'subcapsular'), few vessel voxels (small vessels inside a
+    metastasis are replaced by tumour; big ones are avoided)."""
+    b = grid.box(c - r - 3, c + r + 3)
+    if b is None:
+        return False
+    sl, co = b
+    d = np.sqrt(sum((a - float(v)) ** 2 for a, v in zip(co, c)))
+    sub = tissue[sl]
+    core = sub[d <= r + 1.0]
+    shell = sub[d <= r + 2.5]
+    if core.size == 0:
+        return False
+    liver_frac = np.isin(core, [A.LIVER] + VESSEL_CODES).mean()
+    vessel_frac = np.isin(core, VESSEL_CODES).mean()
+    touches = (~np.isin(shell, [A.LIVER] + VESSEL_CODES)).any()
+    if vessel_frac > 0.06:
+        return False
+    if note == "subcapsular":
+        return liver_frac >= 0.85 and touches
+    return liver_frac >= 0.999 and not touches
+
+
+def _deepest(grid, tissue, r, placed):
+    """The liver point (6 mm lattice, upper posterior liver) whose best skin
+    window (no bone, lung or gas on the straight path) is longest."""
+    lat = np.stack(np.meshgrid(np.arange(-95.0, 1.0, 6.0), np.arange(-20.0, 61.0, 6.0),
+                               np.arange(15.0, 81.0, 6.0), indexing="ij"), -1).reshape(-1, 3)
+    ijk = np.rint(grid.lps_to_index(lat)).astype(int)
+    inside = np.all((ijk >= 0) & (ijk < np.array(grid.shape[::-1])), 1)
+    lat, ijk = lat[inside], ijk[inside]
+    pts = lat[tissue[ijk[:, 2], ijk[:, 1], ijk[:, 0]] == A.LIVER]
+    scored = []
+    for c in pts:
+        if any(np.linalg.norm(c - o.centre) < r + o.diameter_mm / 2 + 6 for o in placed):
+            continue
+        if _fits(grid, tissue, c, r, "deep"):
+            acc = skin_access(grid, tissue, c, BONE_CODES, [A.LUNG], [A.GUT_GAS], 150,
+                              step=2.0, max_mm=200.0)
+            scored.append((acc["best_window_mm"], tuple(c)))
+    # the coarse ranking (150 rays) is noisy: verify the top 15 with 2000 rays, keep the deepest
+    verified = [(skin_access(grid, tissue, np.array(c), BONE_CODES, [A.LUNG], [A.GUT_GAS],
+                             2000)["best_window_mm"], c) for _, c in sorted(scored, reverse=True)[:15]]
+    if not verified:
+        return None
+    best, c = max(verified)
+    return np.array(c) if best > DEEP_MM + 4 else None
+
+
 def _place_lesions(grid, tissue, rng) -> List[Lesion]:
-    """Search near each target (seeded) for a centre inside the liver (or touching
-    its capsule for 'subcapsular') that makes the lesion's note true. If no
-    candidate makes the note true, the best geometric candidate is used and the
-    note is NOT recorded (truth never claims what is false)."""
+    """Search near each target (seeded) for a centre that passes the geometric
+    checks and makes the lesion's note true; the 'deep' lesion is searched
+    systematically. If no candidate makes the note true, the first geometric
+    candidate is used and the note is NOT recorded (truth never claims what
+    is false)."""
     placed: List[Lesion] = []
     for name, kind, diam, target, note in SPECS:
         r = diam / 2
         coeffs = rng.uniform(-0.08, 0.08, 7)
         chosen, fallback = None, None
-        for attempt in range(400):
+        if note == "deep":
+            chosen = _deepest(grid, tissue, r, placed)
+        for attempt in range(0 if chosen is not None else 400):
             spread = 3.0 + 0.06 * attempt
             c = np.asarray(target, float) + (rng.normal(0, spread, 3) if attempt else 0.0)
             if any(np.linalg.norm(c - o.centre) < r + o.diameter_mm / 2 + 6 for o in placed):
                 continue
-            b = grid.box(c - r - 3, c + r + 3)
-            if b is None:
-                continue
-            sl, co = b
-            d = np.sqrt(sum((a - float(v)) ** 2 for a, v in zip(co, c)))
-            sub = tissue[sl]
-            core = sub[d <= r + 1.0]
-            shell = sub[d <= r + 2.5]
-            if core.size == 0:
-                continue
-            liver_frac = np.isin(core, [A.LIVER] + VESSEL_CODES).mean()
-            # small vessels inside a metastasis are replaced by tumour; big ones are avoided
-            vessel_frac = np.isin(core, VESSEL_CODES).mean()
-            touches = (~np.isin(shell, [A.LIVER] + VESSEL_CODES)).any()
-            if vessel_frac > 0.06:
-                continue
-            if note == "subcapsular":
-                if liver_frac < 0.85 or not touches:
-                    continue
-            elif liver_frac < 0.999 or touches:
+            if not _fits(grid, tissue, c, r, note):
                 continue
             if fallback is None:
                 fallback = c
-            if note in ("behind_rib", "deep"):
-                acc = skin_access(grid, tissue, c, BONE_CODES, [A.LUNG], [A.GUT_GAS], 2000)
-                if note == "behind_rib" and not acc["nearest_crosses_bone"]:
+            if note == "behind_rib":
+                # cheap screen with 300 rays, then the real check with 2000
+                quick = skin_access(grid, tissue, c, BONE_CODES, [], [], 300, max_mm=120.0)
+                if not quick["nearest_crosses_bone"]:
                     continue
-                if note == "deep" and not acc["best_window_mm"] > DEEP_MM + 4:
+                acc = skin_access(grid, tissue, c, BONE_CODES, [], [], 2000, max_mm=120.0)
+                if not acc["nearest_all_behind_bone"]:
                     continue
+            elif note == "deep":
+                break
             chosen = c
             break
         notes = [note] if note else []
