@@ -54,7 +54,7 @@ TISSUES: Dict[str, Tuple[float, float, float]] = {
     "blood": (0.02, 0.15, 1.61),
     # Portal veins run in a fibrous (Glisson) sheath that makes their walls echogenic;
     # a lower lumen Z stands in for that wall reflection (hepatic veins have none).
-    "portal_blood": (0.02, 0.15, 1.48),
+    "portal_blood": (0.02, 0.15, 1.35),
     "bile": (0.01, 0.05, 1.52),
     "kidney": (0.7, 0.8, 1.64),
     "spleen": (1.1, 0.5, 1.65),
@@ -131,9 +131,10 @@ class SimulatorSettings:
     dynamic_range_db: float = 70.0
     liver_grey: float = 64.0           # grey of liver speckle at the face (before attenuation)
     noise_db: float = -62.0            # electronic noise floor re liver echo at the face
+    floor_db: float = -23.0            # noise after the TGC, re liver echo at the face
     clutter_db: float = -9.0           # side-lobe/reverberation haze re the local mean echo
     clutter_mm: float = 10.0           # size of the neighbourhood the haze comes from
-    smoothing_mm: Tuple[float, float] = (0.3, 0.6)   # post-log speckle reduction (axial, lateral)
+    smoothing_mm: Tuple[float, float] = (0.2, 0.45)  # post-log speckle reduction (axial, lateral)
     extra: dict = field(default_factory=dict)
 
 
@@ -359,9 +360,13 @@ class UltrasoundSimulator:
             haze = uniform_filter1d(uniform_filter1d(rx, w_ax, axis=1), w_lat, axis=0)
             rx += np.float32(10.0 ** (st.clutter_db / 20.0)) * haze
         # Electronic noise: Rayleigh amplitude (unit power) at the receiver, before the TGC.
+        # Electronic noise before the TGC (grows with depth) plus a floor after it (what
+        # fills real lumens and shadows with a few grey levels), Rayleigh distributed.
         u = rng.random(rx.shape, dtype=np.float32)
-        noise = np.sqrt(-np.log1p(-u)) * np.float32(10.0 ** (st.noise_db / 20.0))
-        return (rx * loss) + noise * np.exp(self._tgc_db * np.float32(np.log(10.0) / 20.0))[None, :]
+        level = (np.float32(10.0 ** (st.noise_db / 20.0))
+                 * np.exp(self._tgc_db * np.float32(np.log(10.0) / 20.0))
+                 + np.float32(10.0 ** (st.floor_db / 20.0)))
+        return (rx * loss) + np.sqrt(-np.log1p(-u)) * level[None, :]
 
     def _compress(self, env: np.ndarray) -> np.ndarray:
         """Log compression: liver envelope mean -> ``liver_grey``; ``dynamic_range_db`` -> 0..255."""

@@ -165,7 +165,11 @@ def test_full_shadow_behind_a_rib():
 def test_vessels_darker_and_net_brighter_than_adenocarcinoma(sim):
     frame, labels = sim.simulate(ANTERIOR @ sim.image_to_probe)
     mean = {n: frame[labels == v].mean() for n, v in NAMES.items() if (labels == v).sum() > 30}
-    assert mean["portal_vein"] < mean["liver"] - 30
+    # The lumen (the label eroded by ~1.5 mm: the portal wall itself is echogenic) is anechoic.
+    lumen = ndimage.binary_erosion(labels == NAMES["portal_vein"], iterations=4)
+    assert lumen.sum() > 30
+    assert frame[lumen].mean() < mean["liver"] - 30
+    assert mean["portal_vein"] < mean["liver"] - 10
     assert mean["lesion_2"] > mean["lesion_1"] + 20          # NET vs adenocarcinoma
     assert mean["lesion_1"] < mean["liver"] - 5               # adenocarcinoma: hypoechoic
     assert mean["lesion_2"] > mean["liver"] + 5               # NET: hyperechoic here
