@@ -17,16 +17,24 @@ in the CT (HU) and the label map. Per sample:
 * Rayleigh speckle: a complex Gaussian scatterer field that is fixed in CT
   space (a hash of the 0.3 mm cell containing the sample, so a sweep's nearby
   frames share their speckle), scaled by sqrt(backscatter) per class, plus
-  the coherent specular echoes, blurred by a Gaussian PSF (axial sigma
-  ~0.3 mm, lateral ~0.8 mm at 3.5 MHz, scaled by 3.5/f);
-* electronic noise, TGC that compensates ``tgc_alpha`` dB/cm/MHz, log
-  compression over ``dynamic_range_db`` and bilinear scan conversion into the
-  ``rows x cols`` uint8 frame (0 outside the fan).
+  the coherent specular echoes, blurred by a Gaussian PSF (sigma axial
+  0.4 mm, lateral 0.9 mm at 3.5 MHz, scaled by 3.5/f);
+* a haze of -9 dB of the local (10 mm) mean echo standing in for side lobes
+  and reverberation, electronic noise before the TGC and a noise floor after
+  it, TGC that compensates ``tgc_alpha`` dB/cm/MHz, log compression over
+  ``dynamic_range_db`` (70 dB), a light post-log smoothing (the scanner's
+  speckle reduction) and bilinear scan conversion into the ``rows x cols``
+  uint8 frame (0 outside the fan).
+
+The defaults of :class:`SimulatorSettings` were tuned so that homogeneous
+liver matches a real in-vivo convex sweep (``python -m sample_data.realism``:
+grey mean/SNR, speckle grain FWHM, fall-off with depth).
 
 The label frame reports, per pixel, the label value of the structure the
 pixel shows (nearest polar sample), 0 outside the fan: it is the ground truth
 for tests. Only the in-plane part of interface normals is used (no
-elevation), and there are no reverberation or side-lobe artefacts.
+elevation), the image plane has no elevation thickness, and there is no
+explicit reverberation, refraction or speed-of-sound error.
 """
 from __future__ import annotations
 
