@@ -100,7 +100,8 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
                          "init_tre_rms_mm": float(np.sqrt(np.mean(e0 ** 2))),
                          "tre_rms_mm": float(np.sqrt(np.mean(e ** 2))), "tre_max_mm": float(e.max()),
                          "success": bool(e.max() < 5.0), "time_s": res.wall_time_s,
-                         "verdict": res.uncertainty["verdict"], "covered": float(np.mean(covered)),
+                         "verdict": res.uncertainty["verdict"], "reasons": res.uncertainty["reasons"],
+                         "covered": float(np.mean(covered)),
                          "metric": [res.metric_initial, res.metric_final], "evaluations": res.iterations})
             r = rows[-1]
             log(f"{label} {k:2d} {method:3s} {name:24s} init {r['init_tre_rms_mm']:5.1f} -> TRE {r['tre_rms_mm']:5.2f} "

@@ -411,9 +411,12 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     from .uncertainty import assess, hessian_covariance
     hess = None
     if hessian:
-        step = (fine.level.spacing_mm,) * 6   # one fine pixel / one degree-ish per step
+        # Two fine pixels (mm) / as many degrees: smaller steps measured LC2's speckle noise
+        # rather than its curvature (spurious negative eigenvalues on the demo case).
+        step = (2.0 * fine.level.spacing_mm,) * 6
         hess = hessian_covariance(result.cost, current, center, n_eff, step=step)
-    result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess)
+    result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess,
+                                resolution_mm=fine.level.spacing_mm)
     result.wall_time_s = time.perf_counter() - t0
     if progress is not None and progress(1.0, f"LC2 done: {final_metric:.4f}") is False:
         raise CancelledError("registration cancelled")

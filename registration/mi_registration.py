@@ -136,6 +136,6 @@ def register_sweep_mi(ct: Volume, sweep: Sweep, init: np.ndarray, *, frames=None
                                 time.perf_counter() - t0, center_ct, results, history,
                                 [int(i) for i in idx], init)
     from .uncertainty import assess
-    result.uncertainty = assess(result, targets or {})
+    result.uncertainty = assess(result, targets or {}, resolution_mm=RECON_SPACING_MM)
     result.wall_time_s = time.perf_counter() - t0
     return result

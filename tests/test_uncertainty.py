@@ -88,8 +88,10 @@ def test_verdicts_from_numbers():
     assert assess(disagree, {}, hessian=hess)["verdict"] == "poor"
     low = _fake(0.05, 0.08, [(np.eye(4), 0.08), (np.eye(4), 0.08)])
     assert assess(low, {}, hessian=hess)["verdict"] == "poor"
-    flat = {"covariance": np.eye(6) * 1e4, "positive_definite": False}
-    assert assess(good, {}, hessian=flat)["verdict"] == "poor"
+    flat = {"covariance": np.eye(6) * 0.1, "positive_definite": False}
+    assert assess(good, {}, hessian=flat)["verdict"] == "check"
+    wide = {"covariance": np.eye(6) * 1e4, "positive_definite": False}
+    assert assess(good, {}, hessian=wide)["verdict"] == "poor"
 
 
 @pytest.mark.slow
