@@ -14,7 +14,7 @@ registered sweep frames that cut the lesion.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
