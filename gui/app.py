@@ -70,7 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .main_window import MainWindow, default_autosave_path
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ctus")
-    window = MainWindow(enable_3d=not args.no_3d, autosave_path=default_autosave_path())
+    # pyvistaqt needs a real OpenGL window: no 3D view on Qt's offscreen/minimal platforms.
+    gl_ok = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] not in ("offscreen", "minimal")
+    window = MainWindow(enable_3d=gl_ok and not args.no_3d, autosave_path=default_autosave_path())
     install_excepthook(window.reporter)
     window.show()
     open_inputs(window, args)

@@ -196,7 +196,8 @@ def test_markers_drawn_only_near_their_slice(qtbot):
     rgb = _grab_array(w)
     cyan = np.argwhere((rgb[..., 0] < 60) & (rgb[..., 1] > 200) & (rgb[..., 2] > 200))
     c = w.lps_to_widget(MARKER_LPS)
-    assert len(cyan) > 10 and np.allclose(np.median(cyan, axis=0), [c.y(), c.x()], atol=4)
+    near = np.abs(cyan - [c.y(), c.x()]).max(axis=1) <= 6        # the cross (the label is beside it)
+    assert near.sum() >= 15
     w.set_cursor(MARKER_LPS + [0, 0, 6.0])   # three slices away: not drawn
     rgb = _grab_array(w)
     assert not ((rgb[..., 0] < 60) & (rgb[..., 1] > 200) & (rgb[..., 2] > 200)).any()
