@@ -355,7 +355,7 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
 
     Returns {'reference_to_ct': 4x4 list, 'image_to_probe': 4x4 list, 'config': file
     name, 'breathing_mm', 'fps', 'probe': {...}, 'sweeps': [{'file', 'kind', 'target',
-    'frames', 'invalid_frames', 'lesions_cut': {name: [frame indices]},
+    'reference_to_ct', 'frames', 'invalid_frames', 'lesions_cut': {name: [frame indices]},
     'target_in_plane_frame', 'liver_shift_mm' (per frame, along -S), 'poses': {...}}]}.
     """
     out_dir = os.fspath(out_dir)
@@ -439,6 +439,7 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
         invalid = np.nonzero(~(probe_st & ref_st))[0].tolist()
         result["sweeps"].append({
             "file": fname, "kind": kind, "target": name if kind == "lesion" else "right lobe",
+            "reference_to_ct": reference_to_ct.tolist(),
             "target_lps": np.asarray(target).tolist(), "frames": n,
             "invalid_frames": invalid, "lesions_cut": cut, "target_in_plane_frame": mid,
             "breathing_mm": float(breathing_mm), "liver_shift_mm": np.round(shift_mm, 3).tolist(),
