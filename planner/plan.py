@@ -312,7 +312,8 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
                         seen_on_sweep=None if not measured else measured.get("seen"),
                         measured_cnr=None if not measured else measured.get("cnr"),
                         best_path_cost=best["cost"] if best else None,
-                        best_path_length_mm=best["length_mm"] if best else None)
+                        best_path_length_mm=best["length_mm"] if best else None,
+                        safe_paths=int(res["ok"].sum()))
         facts.append(f)
         rec = recommend_lesion(f)
         if why_no_us:

@@ -66,6 +66,7 @@ class LesionFacts:
     measured_cnr: Optional[float] = None
     best_path_cost: Optional[float] = None
     best_path_length_mm: Optional[float] = None
+    safe_paths: Optional[int] = None          # straight paths meeting the hard constraints
 
 
 def _adv(kind: str, text: str) -> dict:
@@ -138,8 +139,13 @@ def recommend_lesion(f: LesionFacts) -> dict:
                                          "show or reach the lesion"))
         else:
             guidance = "none"
-            reasons.append("no safe percutaneous path (0 candidate paths meet the hard constraints): "
-                           "do not biopsy this lesion percutaneously; choose another lesion")
+            if f.safe_paths:
+                reasons.append(f"no safe guidable path: {f.safe_paths} straight paths meet the hard "
+                               "constraints but none lies in a US image plane with a clear window nor in a "
+                               "CT gantry plane (tilt <= 15 deg); choose another lesion")
+            else:
+                reasons.append("no safe percutaneous path (0 candidate paths meet the hard constraints): "
+                               "do not biopsy this lesion percutaneously; choose another lesion")
     if not visible or f.predicted == "unlikely":
         adv.append(_adv("not_visible_on_bmode", "this lesion may not be visible on B-mode US; do not "
                                                 "repeat futile US attempts"))

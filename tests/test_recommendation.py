@@ -97,3 +97,11 @@ def test_case_without_any_path_says_so():
     assert case["guidance"] == "none"
     assert case["biopsy_first"] is None
     assert any("no safe" in r for r in case["reasons"])
+
+
+def test_safe_but_unguidable_paths_are_named():
+    f = LesionFacts(**{**D, "diameter_mm": 20, "lesion_type": "adenocarcinoma-like", "predicted": "likely",
+                       "depth_mm": 60, "us_path": False, "ct_path": False, "safe_paths": 5})
+    rec = recommend_lesion(f)
+    assert rec["guidance"] == "none"
+    assert any("5 straight paths" in r and "tilt <= 15" in r for r in rec["reasons"])
