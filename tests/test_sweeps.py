@@ -183,3 +183,17 @@ def test_reconstruction_overlays_the_ct_through_reference_to_ct(case):
         expected = np.log(_BS[sim.tissue_class(hu[sel], labels[sel])] + 0.01)
         ncc.append(np.corrcoef(us[sel], expected)[0, 1])
     assert ncc[0] > 0.15 and ncc[0] > max(ncc[1:]) + 0.12, ncc
+
+
+def test_bad_truth_and_labels_are_refused(tmp_path):
+    from registration.errors import InputError
+    from registration.volume import LabelMap
+    ct, lab = small_phantom()
+    with pytest.raises(InputError, match="no centroid"):
+        make_sweeps(ct, lab, {"lesions": [{"name": "lesion_1", "type": "net"}]}, tmp_path,
+                    frames_per_sweep=4, survey=False)
+    no_liver = LabelMap(lab.array, lab.spacing, lab.origin,
+                        names={n: v for n, v in lab.names.items() if n != "liver"})
+    with pytest.raises(InputError, match="'liver' is not in the label map"):
+        make_sweeps(ct, no_liver, TRUTH, tmp_path, frames_per_sweep=4, lesions=[])
+    assert not list(tmp_path.glob("*.mha"))
