@@ -72,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     app.setApplicationName("ctus")
     # pyvistaqt needs a real OpenGL window: no 3D view on Qt's offscreen/minimal platforms.
     gl_ok = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] not in ("offscreen", "minimal")
-    window = MainWindow(enable_3d=gl_ok and not args.no_3d, autosave_path=default_autosave_path())
+    window = MainWindow(enable_3d=gl_ok and not args.no_3d, autosave_path=default_autosave_path(), panels=True)
     install_excepthook(window.reporter)
     window.show()
     open_inputs(window, args)

@@ -39,9 +39,12 @@ DISCLAIMER = ("Decision support only. Every overlay, distance and recommendation
 
 
 class MainWindow(FileActionsMixin, QMainWindow):
-    def __init__(self, *, enable_3d: bool = True, autosave_path=None, autosave_interval_s: float = 30.0):
+    def __init__(self, *, enable_3d: bool = True, autosave_path=None, autosave_interval_s: float = 30.0,
+                 panels: bool = False):
         """``autosave_path``: where the session is saved every ``autosave_interval_s`` when it
-        changed (None = no autosave; the app passes :func:`default_autosave_path`)."""
+        changed (None = no autosave; the app passes :func:`default_autosave_path`).
+        ``panels``: add the Registration and Planning docks (:meth:`install_panels`; the app
+        does; tests that install them themselves leave it off)."""
         super().__init__()
         self.setObjectName("main_window")
         self.setWindowTitle("ctus: CT-ultrasound fusion for liver biopsy")
@@ -81,6 +84,9 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self._autosave_timer.timeout.connect(self.autosave)
         if self.autosave_path is not None:
             self._autosave_timer.start()
+        self.panel_docks: dict = {}
+        if panels:
+            self.install_panels()
 
     # ------------------------------------------------------------ layout
     def _build_central(self) -> None:
@@ -176,7 +182,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
         f.addSeparator()
         self._action(f, "&Quit", self.close, "Ctrl+Q", "quit")
 
-        v = mb.addMenu("&View")
+        v = self.view_menu = mb.addMenu("&View")
         for d in self.docks:
             v.addAction(d.toggleViewAction())
         v.addSeparator()
@@ -227,6 +233,20 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self.overlay_panel.opacity_changed.connect(self.us_view.set_opacity)
         self.overlay_panel.contours_toggled.connect(self._set_us_contours)
         self.overlay_panel.preset_chosen.connect(self.apply_preset)
+
+    def install_panels(self) -> dict:
+        """Add the Registration and Planning panels (gui/panels/*: each module's
+        ``install(window) -> QDockWidget``) and list them in the View menu."""
+        from .panels import planning_panel, registration_panel
+        for name, module in (("registration", registration_panel), ("planning", planning_panel)):
+            if name in self.panel_docks:
+                continue
+            with self.reporter.action(f"Add the {name} panel"):
+                dock = module.install(self)
+                self.panel_docks[name] = dock
+                self.docks.append(dock)
+                self.view_menu.addAction(dock.toggleViewAction())
+        return self.panel_docks
 
     # ------------------------------------------------------------ data in (synchronous, tested)
     def set_ct(self, ct, labels=None, display: Optional[DisplayVolume] = None, prepared=None) -> None:

@@ -296,3 +296,13 @@ def test_folder_with_two_series_asks_which(window, qtbot, monkeypatch, tmp_path)
     portal = load_ct(demo / "ct_portal.nrrd")
     assert window.ct.shape_ijk == portal.shape_ijk
     assert np.abs(window.ct.array.astype(int) - portal.array).max() <= 1
+
+
+def test_panels_are_installed_once_and_listed_in_the_view_menu(qtbot):
+    w = MainWindow(enable_3d=False, panels=True)
+    qtbot.addWidget(w)
+    assert set(w.panel_docks) == {"registration", "planning"} and w.reporter.history == []
+    assert w.install_panels() is w.panel_docks and len(w.panel_docks) == 2     # idempotent
+    titles = [a.text() for a in w.view_menu.actions()]
+    assert "Registration" in titles and "Planning" in titles
+    w.close()
