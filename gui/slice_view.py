@@ -222,7 +222,7 @@ class SliceView(QWidget):
         p.setPen(QColor(255, 220, 120))
         p.drawText(4, h // 2, left)
         p.drawText(w - 12, h // 2, right)
-        p.drawText(w // 2 - 4, 28, top)
+        p.drawText(w // 2 - 4, 34, top)   # below the header line
         p.drawText(w // 2 - 4, h - 20, bottom)
 
     # ------------------------------------------------------------ mouse

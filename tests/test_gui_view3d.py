@@ -86,3 +86,18 @@ def test_view3d_widget(qtbot, artifacts_dir):
     v._render_now()
     v.grab().save(str(artifacts_dir / "gui_view3d.png"))
     v.close_renderer()
+
+
+@pytest.mark.skipif(os.environ.get("QT_QPA_PLATFORM", "") == "offscreen" or not os.environ.get("DISPLAY"),
+                    reason="QtInteractor needs an X server (run under xvfb-run)")
+def test_3d_view_lives_in_its_own_window(qtbot):
+    """A QOpenGLWidget inside the main window makes Qt composite the whole window through
+    (software) OpenGL on every US frame: keep the 3D view a separate top-level window."""
+    from PyQt5.QtWidgets import QOpenGLWidget
+    from gui.main_window import MainWindow
+    w = MainWindow(enable_3d=True)
+    qtbot.addWidget(w)
+    assert w.view3d_dock.isFloating()
+    gl = w.view3d.findChildren(QOpenGLWidget) or [w.view3d.plotter]
+    assert all(g.window() is not w for g in gl)
+    w.close()
