@@ -5,7 +5,8 @@ Input is the ``history`` of a
 ``(evaluation, level, metric)`` (metric: LC2 or MI, higher = better). Each
 resolution level gets its own colour; the best metric so far is drawn as a
 line over the raw evaluations (points), so a reader sees both the noise of
-the cost and whether the optimiser still gained anything at the end.
+the cost and whether the optimiser still gained anything at the end. Levels
+resample the images differently, so the best-so-far line restarts per level.
 """
 from __future__ import annotations
 
@@ -51,9 +52,16 @@ class ConvergencePlot(QWidget):
         self.update()
 
     def best_so_far(self) -> np.ndarray:
-        """Running maximum of the metric (what the optimiser has achieved by each evaluation)."""
+        """Running maximum of the metric within each resolution level (what the optimiser has
+        achieved by each evaluation). Levels sample the images differently, so their metric
+        values are not comparable: the maximum restarts at every level change."""
         m = np.array([h[2] for h in self.history], float)
-        return np.maximum.accumulate(m) if m.size else m
+        lv = np.array([h[1] for h in self.history], int)
+        out = m.copy()
+        for i in range(1, m.size):
+            if lv[i] == lv[i - 1]:
+                out[i] = max(out[i - 1], m[i])
+        return out
 
     def paintEvent(self, event):  # noqa: N802 (Qt name)
         p = QPainter(self)
@@ -72,8 +80,10 @@ class ConvergencePlot(QWidget):
         lv = np.array([h[1] for h in self.history], int)
         m = np.array([h[2] for h in self.history], float)
         x0, x1 = float(ev.min()), float(max(ev.max(), ev.min() + 1))
-        # Robust y range: a few wild evaluations (fan leaving the CT) must not flatten the curve.
-        y0, y1 = np.percentile(m, 2), float(m.max())
+        # Robust y range: a few wild evaluations (fan leaving the CT) must not flatten the curve,
+        # and every level (each on its own scale) must stay in view.
+        y0 = min(np.percentile(m[lv == level], 2) for level in set(lv.tolist()))
+        y1 = float(m.max())
         pad = 0.05 * max(y1 - y0, 1e-3)
         y0, y1 = y0 - pad, y1 + pad
 
@@ -94,7 +104,7 @@ class ConvergencePlot(QWidget):
             p.drawText(QRectF(a.x() - 20, plot.bottom() + 2, 40, 14), Qt.AlignCenter, f"{t:.0f}")
         p.drawRect(plot)
         p.drawText(QRectF(plot.left(), plot.bottom() + 15, plot.width(), 14), Qt.AlignCenter,
-                   "cost evaluation")
+                   "cost evaluation" + (f"   ({self.message})" if self.message else ""))
         p.drawText(QRectF(plot.left(), 2, plot.width(), 14), Qt.AlignLeft, f"{self.metric_name} (higher = better)")
         for i in range(len(ev)):
             c = LEVEL_COLOURS[lv[i] % len(LEVEL_COLOURS)]
@@ -103,7 +113,8 @@ class ConvergencePlot(QWidget):
         best = self.best_so_far()
         p.setPen(QPen(QColor(20, 20, 20), 1.5))
         for i in range(1, len(ev)):
-            p.drawLine(to_px(ev[i - 1], best[i - 1]), to_px(ev[i], best[i]))
+            if lv[i] == lv[i - 1]:
+                p.drawLine(to_px(ev[i - 1], best[i - 1]), to_px(ev[i], best[i]))
         # Legend: one entry per level present + the best-so-far line.
         x = plot.right() - 4
         for level in sorted(set(lv.tolist()), reverse=True):
@@ -114,7 +125,4 @@ class ConvergencePlot(QWidget):
             p.drawPoint(QPointF(x + 4, 10))
             p.setPen(QColor(60, 60, 60))
             p.drawText(QPointF(x + 10, 14), text)
-        if self.message:
-            p.drawText(QRectF(plot.left() + 4, plot.bottom() - 16, plot.width() - 8, 14),
-                       Qt.AlignRight, self.message)
         p.end()

@@ -570,7 +570,7 @@ class RegistrationPanel(QWidget):
     def _refine_done(self, result) -> None:
         self.candidate = result
         self.plot.set_history(result.history, result.method.upper(),
-                              f"{result.metric_initial:.3f} -> {result.metric_final:.3f}")
+                              f"finest level {result.metric_initial:.3f} -> {result.metric_final:.3f}")
         self.progress.setValue(100)
         self.progress_text.setText(f"{result.iterations} evaluations in {result.wall_time_s:.1f} s")
         self._show_verdict(result.uncertainty or {})
