@@ -318,6 +318,24 @@ def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: in
     return res.x
 
 
+def _translation_search_starts(cost_fn, n_starts: int, range_mm: float, step_mm: float,
+                               fallback: np.ndarray) -> np.ndarray:
+    """[n_starts, 6]: zero first, then the best translation-grid points at least 1.5 steps apart."""
+    g = np.arange(-range_mm, range_mm + 1e-9, step_mm)
+    grid = np.array([(0, 0, 0, x, y, z) for x in g for y in g for z in g], float)
+    values = np.array([cost_fn(p / PARAM_SCALE) for p in grid])
+    chosen = [np.zeros(6)]
+    for k in np.argsort(values):
+        p = grid[k]
+        if all(np.linalg.norm(p[3:] - c[3:]) >= 1.5 * step_mm for c in chosen):
+            chosen.append(p)
+        if len(chosen) == n_starts:
+            break
+    while len(chosen) < n_starts:
+        chosen.append(fallback[len(chosen)])
+    return np.array(chosen)
+
+
 def roi_center(sweep: Sweep, indices: np.ndarray, init: np.ndarray, samples: FrameSamples) -> np.ndarray:
     """Centroid of the fan samples mapped to CT under ``init`` (rotation centre, mm)."""
     return apply(init, samples.points_ref.mean(axis=0))
@@ -328,8 +346,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                    progress: Optional[ProgressFn] = None, seed: int = 0, n_starts: int = 4,
                    levels: Sequence[Tuple[float, int, int]] = DEFAULT_LEVELS,
                    max_evals_per_start: int = 150, max_coarse_evals: int = 200,
-                   targets: Optional[dict] = None,
-                   hessian: bool = True) -> RegistrationResult:
+                   targets: Optional[dict] = None, hessian: bool = True,
+                   translation_search_mm: float = 15.0, search_step_mm: float = 5.0) -> RegistrationResult:
     """Refine ``init_reference_to_ct`` by maximising LC2 (or MI) between the CT and the sweep.
 
     ``progress(fraction, message)`` is called during the work; returning False cancels
@@ -337,6 +355,10 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     does not overlap the CT under the start. ``targets``: ``{name: {"point": CT LPS mm,
     "radius_mm": R}}`` for the uncertainty report (default: the ROI centre); ``hessian``:
     also estimate the Laplace covariance (28 extra fine-level evaluations).
+    ``translation_search_mm``: before the multi-start, the coarse metric is evaluated on a
+    translation grid (+- this range, ``search_step_mm`` apart); the best distinct grid points
+    replace the random starts (the unperturbed start stays first). It widens the capture
+    range for translation errors, which dominate a landmark or manual start.
     """
     method = str(method).lower()
     init = as_matrix(init_reference_to_ct, name="initial reference_to_ct")
@@ -367,7 +389,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     center = (np.asarray(roi_center_ct, float) if roi_center_ct is not None
               else roi_center(sweep, lv[-1][1], init, fine.samples))
     starts = start_perturbations(n_starts, seed)
-    prog = _Progress(progress, total=len(starts) * max_coarse_evals + max_evals_per_start)
+    n_grid = int(round(2 * translation_search_mm / search_step_mm) + 1) ** 3 if translation_search_mm > 0 else 0
+    prog = _Progress(progress, total=n_grid + len(starts) * max_coarse_evals + max_evals_per_start)
     history: List[Tuple[int, int, float]] = []
     evals = [0]
 
@@ -384,6 +407,9 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
 
     results: List[StartResult] = []
     initial_metric = fine.metric(init)[0]
+    if translation_search_mm > 0 and len(starts) > 1:
+        starts = _translation_search_starts(make_cost(coarse, 0, init), len(starts), translation_search_mm,
+                                            search_step_mm, starts)
     for s in starts:
         x0 = s / PARAM_SCALE
         f = make_cost(coarse, 0, init)
