@@ -17,7 +17,7 @@ import numpy as np
 MAX_TILT_DEG = 15.0
 
 
-def gantry_directions(max_tilt_deg: float = MAX_TILT_DEG, tilt_step_deg: float = 5.0,
+def gantry_directions(max_tilt_deg: float = MAX_TILT_DEG, tilt_step_deg: float = 2.5,
                       angle_step_deg: float = 1.0, max_from_vertical_deg: float = 120.0) -> np.ndarray:
     """(n, 3) unit needle directions (target -> skin) lying exactly in tilted gantry planes."""
     tilts = np.radians(np.arange(-max_tilt_deg, max_tilt_deg + 1e-9, tilt_step_deg))
