@@ -198,11 +198,11 @@ class UltrasoundSimulator:
                          * (2 * p.half_angle_rad / (p.n_beams - 1))).astype(np.float32)
         self._tgc_db = (2.0 * self.frequency_mhz * self.settings.tgc_alpha
                         * p.sample_depths_mm / 10.0).astype(np.float32)
-        self._liver_values = np.array(sorted(
-            v for n, v in labels.names.items()
-            if class_of_label_name(n, lesion_types) in (CLASS["liver"], CLASS["adenocarcinoma"],
-                                                        CLASS["net"], CLASS["portal_blood"])
-            or n.lower() in ("portal_vein", "hepatic_vein")), dtype=np.int32)
+        self._moving_values = np.array(sorted(
+            v for n, v in labels.names.items() if class_of_label_name(n, lesion_types) in (
+                CLASS["liver"], CLASS["adenocarcinoma"], CLASS["net"], CLASS["portal_blood"])
+            or n.lower() in ("portal_vein", "hepatic_vein", "gallbladder")
+            or "lung" in n.lower()), dtype=np.int32)
 
     # ------------------------------------------------------------------ sampling
     @property
@@ -239,8 +239,10 @@ class UltrasoundSimulator:
         """HU, label and LPS position of every polar sample, each [n_beams, n_samples].
 
         ``liver_shift_lps`` (3,) mm: the liver and its contents are displaced by
-        this vector (breathing); tissue at a point p inside the moved liver is
-        the CT's tissue at p - shift.
+        this vector (breathing): tissue at a point p that is liver (with its
+        vessels and lesions), gallbladder or lung either before or after the
+        move is the CT's tissue at p - shift (so the diaphragm and lung base
+        follow the dome); everything else (abdominal wall, ribs) stays.
         """
         m = np.asarray(image_to_ct, dtype=float)
         pts = self._map(m)
@@ -251,7 +253,10 @@ class UltrasoundSimulator:
             shift = np.asarray(liver_shift_lps, dtype=float)
             d_ijk = (self.ct.lps_to_ijk[:3, :3] @ shift).astype(np.float32)
             hu_s, lab_s = self._lookup(ijk - d_ijk)
-            moved = np.isin(lab_s, self._liver_values)
+            # The liver, its contents and the lung base move together (the diaphragm
+            # between them, labelled 'body', comes along where lung or liver is next to it);
+            # the abdominal wall does not.
+            moved = np.isin(lab_s, self._moving_values) | np.isin(lab, self._moving_values)
             hu = np.where(moved, hu_s, hu)
             lab = np.where(moved, lab_s, lab)
             pts = np.where(moved[:, None], pts - shift.astype(np.float32), pts)
