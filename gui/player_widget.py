@@ -95,7 +95,7 @@ class PlayerWidget(QWidget):
         self.speed = 1.0
         self.loop = True
         self._timer = QTimer(self)
-        self._timer.setInterval(10)    # ms; the clock picks frames by time, the tick only bounds latency
+        self._timer.setInterval(4)     # ms; the clock picks frames by time, the tick only bounds latency
         self._timer.timeout.connect(self._tick)
 
         self.play_button = QToolButton(text="Play")
