@@ -134,8 +134,20 @@ class FileActionsMixin:
         with self.reporter.action("Load registration"):
             self.set_registration(load_registration_file(path))
 
+    # ------------------------------------------------------------ sessions
+    def register_session_part(self, name: str, save: Callable[[], dict], restore: Callable[[dict], None]) -> None:
+        """Let a panel keep its user edits in the session: ``save()`` returns a JSON-ready dict
+        (stored under ``session.notes[name]``), ``restore(dict)`` puts it back after the data of a
+        reopened session has loaded."""
+        self.session_parts[str(name)] = (save, restore)
+
+    def _collect_session_parts(self) -> None:
+        for name, (save, _) in self.session_parts.items():
+            self.session.notes[name] = save()
+
     def save_session(self, path) -> None:
         with self.reporter.action("Save session"):
+            self._collect_session_parts()
             self.session.save(path)
             self.reporter.info(f"session saved to {path}")
 
@@ -144,6 +156,10 @@ class FileActionsMixin:
         a failing autosave is logged, not shown as a dialog every 30 s."""
         if self.autosave_path is None or self.session.ct_path is None and self.session.sweep_path is None:
             return False
+        try:
+            self._collect_session_parts()
+        except Exception as exc:  # a panel's bug must not stop the autosave of the rest
+            self.reporter.info(f"autosave: a panel's state could not be collected: {exc}")
         text = self.session.to_json()
         if text == self._autosaved_text:
             return False
@@ -181,6 +197,10 @@ class FileActionsMixin:
             if s.cursor_lps is not None and self.ct is not None:
                 self.set_cursor(s.cursor_lps)
             self.player.seek(s.frame_index, force=True)
+            for name, data in s.notes.items():
+                if name in self.session_parts:
+                    self.session_parts[name][1](data)
+            self.session.notes.update(s.notes)
 
     # ------------------------------------------------------------ dialogs
     def _ask_file(self, title: str, filt: str) -> Optional[str]:

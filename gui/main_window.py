@@ -84,6 +84,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self._autosave_timer.timeout.connect(self.autosave)
         if self.autosave_path is not None:
             self._autosave_timer.start()
+        self.session_parts: dict = {}        # name -> (save() -> dict, restore(dict)); see register_session_part
         self.panel_docks: dict = {}
         if panels:
             self.install_panels()

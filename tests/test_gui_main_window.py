@@ -141,11 +141,14 @@ def test_session_round_trip(window, qtbot, tmp_path, qapp):
     w.set_registration(reg)
     w._on_window_level(150, 60)
     w.set_cursor([10.0, 5.0, 8.0])
+    w.register_session_part("landmarks", lambda: {"pairs": [[1, 2, 3]]}, lambda d: None)
     path = tmp_path / "s.ctus.json"
     w.save_session(path)
     assert json.loads(path.read_text())["ct_path"] == str(ct_path)
     w2 = MainWindow(enable_3d=False)
     qtbot.addWidget(w2)
+    restored = []
+    w2.register_session_part("landmarks", lambda: {}, restored.append)
     w2.open_session(path)
     assert w2.reporter.history == []
     assert w2.ct is not None and w2.ct.shape_ijk == ct.shape_ijk
@@ -153,6 +156,7 @@ def test_session_round_trip(window, qtbot, tmp_path, qapp):
     assert w2.registration.tre_mm == 3.0 and "TRE est. 3.0 mm" in w2.registration_label.text()
     assert (w2.views["axial"].window, w2.views["axial"].level) == (150, 60)
     assert np.allclose(w2.views["sagittal"].cursor_lps, [10, 5, 8])
+    assert restored == [{"pairs": [[1, 2, 3]]}]          # a panel's edits came back
     # A broken session file: one dialog, nothing changes.
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"version": 1, "ct_path": str(tmp_path / "gone.nrrd")}))
