@@ -42,6 +42,9 @@ INJECTION = (10, 0, 0)
 CONTRAST_AGENT = "Iohexol 350 mgI/ml, 100 ml IV at 4 ml/s"
 
 Progress = Optional[Callable[[str, float], object]]
+# what a case folder holds: replaced as a whole by write_case
+CASE_PATTERNS = ("sweep_*.igs.mha", "PlusDeviceSet_*.xml", "ct_*.nrrd", "labels.nrrd",
+                 "label_names.json", "labels.names.json", "truth.json", "README.txt")
 
 
 def _tm(delay_s: int) -> str:
@@ -172,7 +175,13 @@ def write_case(out_dir, seed: int = 0, breathing_mm: float = 0.0, progress: Prog
             stage("sweeps", 0.95)
         atomic_write_text(tmp / "truth.json", json.dumps(truth, indent=1, sort_keys=False) + "\n")
         atomic_write_text(tmp / "README.txt", _readme(truth, seed, breathing_mm, sweeps))
-        for entry in sorted(os.listdir(tmp)):
+        new = set(os.listdir(tmp))
+        # files of an older case here (e.g. more sweeps) would contradict the new truth
+        for pattern in CASE_PATTERNS:
+            for old in out_dir.glob(pattern):
+                if old.name not in new and old.is_file():
+                    old.unlink()
+        for entry in sorted(new):
             dst = out_dir / entry
             if dst.is_dir() and not dst.is_symlink():
                 shutil.rmtree(dst)

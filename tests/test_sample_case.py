@@ -1,7 +1,7 @@
 """The demo case folder: files load back through the project's readers, same
 seed gives byte-identical files, the CLI contract, and the per-user cache.
 
-Cases are written on a coarse grid (1.6 x 1.6 x 3 mm) to keep these tests fast;
+Cases are written on a coarse grid (2.4 x 2.4 x 4.5 mm) to keep these tests fast;
 the full-resolution case is timed by `ctus sample` itself.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sample_data.case as case
 from planner.cli import main as ctus
 from sample_data.phantom import make_phantom
 
-COARSE = (1.6, 1.6, 3.0)
+COARSE = (2.4, 2.4, 4.5)
 
 
 def _tree_digest(folder: Path) -> dict:
@@ -38,8 +38,8 @@ def test_case_files_and_readme(coarse_case):
     for name in ("ct_arterial.nrrd", "ct_portal.nrrd", "labels.nrrd", "label_names.json",
                  "labels.names.json", "truth.json", "README.txt"):
         assert (out / name).is_file(), name
-    assert len(list((out / "ct" / "arterial").glob("CT*.dcm"))) == 67
-    assert len(list((out / "ct" / "portal").glob("CT*.dcm"))) == 67
+    assert len(list((out / "ct" / "arterial").glob("CT*.dcm"))) == 45
+    assert len(list((out / "ct" / "portal").glob("CT*.dcm"))) == 45
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
     assert "phantom" in timings and "dicom" in timings
     assert "patient's right" in (out / "README.txt").read_text()
@@ -140,7 +140,10 @@ def test_cli_writes_case_with_force(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(case, "write_case", coarse)
     (tmp_path / "old.txt").write_text("x")
+    (tmp_path / "sweep_lesion_9.igs.mha").write_text("from an older case")
     assert ctus(["sample", "--out", str(tmp_path), "--seed", "2", "--force", "--no-sweeps"]) == 0
+    assert (tmp_path / "old.txt").read_text() == "x"              # not ours: kept
+    assert not (tmp_path / "sweep_lesion_9.igs.mha").exists()     # stale case file: removed
     text = capsys.readouterr().out
     assert "demo case written" in text and "phantom" in text
     assert calls[0]["seed"] == 2
