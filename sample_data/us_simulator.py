@@ -268,9 +268,11 @@ class UltrasoundSimulator:
         cls = self._label_class[np.clip(lab, 0, self._label_class.size - 1)].astype(np.int16)
         by_hu = np.where(hu < -400, CLASS["gas"], np.where(hu < -30, CLASS["fat"], CLASS["soft"]))
         by_hu = np.where(hu > 300, CLASS["bone"], by_hu)
-        # Gas and bone by HU win over any label (bowel gas, a rib inside the 'body' label).
+        # Unnamed voxels (incl. 'body': ribs, fat, muscle) by HU; gas wins over any label
+        # (bowel gas, lung). Bone by HU does not override a named structure: an arterial-phase
+        # aorta or a contrast-filled kidney can exceed 300 HU and must not cast a shadow.
         cls = np.where(cls == _UNNAMED, by_hu, cls)
-        cls = np.where((hu < -400) | (hu > 300), by_hu, cls)
+        cls = np.where(hu < -400, CLASS["gas"], cls)
         # A bone label below 250 HU is cartilage (or marrow inside a cortex that shadows anyway).
         cls = np.where((cls == CLASS["bone"]) & (hu < 250), CLASS["cartilage"], cls)
         # Air before the first tissue sample of a beam is the gap under the curved face,

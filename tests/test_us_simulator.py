@@ -263,3 +263,15 @@ def test_speckle_statistics_close_to_the_real_liver_sweep(sim, shared_data):
     assert simulated["tiles"] >= 10 and real["tiles"] >= 50
     for key in ("fwhm_axial_mm", "fwhm_lateral_mm", "grey_snr"):
         assert simulated[key] == pytest.approx(real[key], rel=0.4), key
+
+
+def test_enhanced_vessel_above_300_hu_casts_no_shadow(phantom):
+    """Arterial-phase contrast can push a labelled vessel above 300 HU: it stays blood."""
+    ct, lab = phantom
+    hot = ct.array.copy()
+    hot[lab.array == NAMES["portal_vein"]] = 450
+    sim_hot = UltrasoundSimulator(ct.with_array(hot), lab, seed=7, lesion_types=LESION_TYPES)
+    sim_ref = UltrasoundSimulator(ct, lab, seed=7, lesion_types=LESION_TYPES)
+    a, _ = sim_hot.simulate(ANTERIOR @ sim_hot.image_to_probe)
+    b, _ = sim_ref.simulate(ANTERIOR @ sim_ref.image_to_probe)
+    assert np.array_equal(a, b)
