@@ -37,6 +37,8 @@ def add_parser(sub):
     p.add_argument("--max-length-mm", type=float, default=150.0, help="longest needle path (<= 200 mm)")
     p.add_argument("--needle-gauge", default="18G", choices=sorted(GAUGE_OD_MM), help="needle gauge (default 18G)")
     p.add_argument("--directions", type=int, default=3000, help="candidate directions per target")
+    p.add_argument("--max-planning-voxels", type=int, default=12_000_000,
+                   help="plan larger CTs on a coarser isotropic grid (0 = always full resolution)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--include-patient-id", action="store_true",
@@ -110,7 +112,7 @@ def run(args) -> int:
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
                        registration=registration, lesion=args.lesion, target_lps=target,
                        guidance=args.guidance, constraints=constraints, n_directions=args.directions,
-                       labels_path=args.labels, ct_path=args.ct)
+                       labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
                             sweep=sweep)

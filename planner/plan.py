@@ -97,7 +97,7 @@ def planning_grid(ct: Volume, labels: LabelMap, arterial: Optional[Volume], max_
     """CT, labels (and arterial phase) resampled to an isotropic grid of <= max_voxels, or unchanged.
 
     Planning cost is dominated by distance transforms over the grid, so a
-    0.8 mm CT is planned on ~1.5 mm voxels: CT and arterial linear, labels
+    0.8 mm CT of the abdomen is planned on ~1.2 mm voxels: CT and arterial linear, labels
     nearest neighbour, large vessels decided at full resolution. Returns (ct,
     labels, arterial, extra masks {class: bool} or None, spacing or None when
     unchanged).
@@ -164,7 +164,7 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
               lesion: Optional[str] = None, target_lps=None, guidance: str = "auto",
               constraints: Optional[Constraints] = None, n_directions: int = 3000,
               frequency_mhz: float = 3.5, top_k: int = 3, labels_path=None, ct_path=None,
-              max_planning_voxels: int = 6_000_000,
+              max_planning_voxels: int = 12_000_000,
               progress: Optional[Callable[[float, str], bool]] = None) -> PlanResult:
     """Plan every lesion (or ``lesion``, or a point ``target_lps``) of a case.
 

@@ -125,7 +125,8 @@ def test_demo_case_with_registered_sweep(tmp_path):
     rc = main(["plan", "--ct", str(d / "ct_portal.nrrd"), "--ct-arterial", str(d / "ct_arterial.nrrd"),
                "--labels", str(d / "labels.nrrd"), "--label-names", str(d / "label_names.json"),
                "--sweep", str(d / "sweep_lesion_6.igs.mha"), "--registration", str(tmp_path / "result.json"),
-               "--lesion", "lesion_6", "--out", str(tmp_path / "out"), "--directions", "1500"])
+               "--lesion", "lesion_6", "--out", str(tmp_path / "out"), "--directions", "1500",
+               "--max-planning-voxels", "6000000"])
     assert rc == 0
     plan = json.loads((tmp_path / "out" / "plan.json").read_text())
     les = plan["lesions"][0]

@@ -252,7 +252,7 @@ def test_demo_case_paths_pass_the_independent_check():
     art = load_ct(d / "ct_arterial.nrrd")
     lm = load_labels(d / "labels.nrrd", d / "label_names.json", reference=ct)
     truth = json.loads((d / "truth.json").read_text())
-    res = plan_case(ct, lm, ct_arterial=art, n_directions=3000)
+    res = plan_case(ct, lm, ct_arterial=art, n_directions=3000, max_planning_voxels=6_000_000)
     vessels = ("portal_vein", "hepatic_vein", "artery", "ivc")
     n = 0
     for les in res.plan["lesions"]:
