@@ -302,10 +302,18 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     verdict = res.uncertainty["verdict"]
     assert f"Verdict: {verdict.upper()}" in text
     # Never a bare verdict: the TRE estimate and the hit probability at the lesion are shown.
-    t = res.uncertainty["targets"][0]
-    assert t["name"] == "lesion_1" and f"{t['tre_registration_mm']:.1f} mm" in text
+    names = {r["name"] for r in res.uncertainty["targets"]}
+    assert names == {"CT centre", "lesion_1", "lesion_2"} and f"over {len(names)} target(s)" in text
+    t = next(r for r in res.uncertainty["targets"] if r["name"] == "lesion_1")
+    assert f"at lesion_1: registration TRE est. {t['tre_registration_mm']:.1f} mm" in text
     assert f"hit probability {100 * t['hit_probability']:.0f} %" in text
     assert w.registration is start          # only a candidate until accepted
+    # Another target: its row of the same assessment is shown (no new registration).
+    panel.select_target("CT centre")
+    centre = next(r for r in res.uncertainty["targets"] if r["name"] == "CT centre")
+    assert "at CT centre" in panel.verdict.text() and "hit probability" not in panel.verdict.text()
+    assert f"{centre['tre_registration_mm']:.1f} mm" in panel.verdict.text()
+    panel.select_target("lesion_1")
     w.resizeDocks([panel.parentWidget()], [620], Qt.Horizontal)
     qtbot.wait(50)
     panel.grab().save(str(artifacts_dir / "gui_registration_panel_refined.png"))

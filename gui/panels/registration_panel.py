@@ -349,7 +349,7 @@ class RegistrationPanel(QWidget):
             self.recompute()      # the window's landmark registration carries the TRE at this target
         self._show_quality()
         if self.candidate is not None:
-            self._assess_candidate()
+            self._show_verdict(self.candidate.uncertainty or {})
 
     # ------------------------------------------------------------ picking
     def _pick_toggled(self, on: bool) -> None:
@@ -541,10 +541,14 @@ class RegistrationPanel(QWidget):
         self._update_buttons()
 
     def _targets(self) -> Dict[str, dict]:
-        name, point, radius = self.target()
-        if point is None:
-            return {}
-        return {name: {"point": [float(v) for v in point], "radius_mm": radius}}
+        """Every lesion and the CT centre (as ``ctus register --labels`` does): the engine's
+        verdict covers all of them, and changing the TRE target afterwards only picks a row."""
+        out = {}
+        if self.window.display is not None:
+            out["CT centre"] = {"point": [float(v) for v in self.window.display.center_lps()], "radius_mm": None}
+        for les in self.window.us_view.engine.lesions:
+            out[les.name] = {"point": [float(v) for v in les.centroid_lps], "radius_mm": float(les.radius_mm)}
+        return out
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(round(100 * fraction)))
@@ -576,23 +580,15 @@ class RegistrationPanel(QWidget):
         self._show_verdict(result.uncertainty or {})
         self._update_buttons()
 
-    def _assess_candidate(self) -> None:
-        """Re-evaluate the candidate's uncertainty at a newly chosen target (cheap: no new fit)."""
-        from registration.uncertainty import assess
-        u = self.candidate.uncertainty or {}
-        hess = None
-        if u.get("covariance_deg_mm") is not None:
-            hess = {"covariance": np.asarray(u["covariance_deg_mm"]),
-                    "positive_definite": bool(u.get("hessian_positive_definite"))}
-        self.candidate_targets = self._targets()
-        self.candidate.uncertainty = assess(self.candidate, self.candidate_targets, n_eff=u.get("n_eff"),
-                                            hessian=hess)
-        self._show_verdict(self.candidate.uncertainty)
+    def target_row(self, u: dict) -> dict:
+        """The engine's uncertainty row for the chosen TRE target ({} if it was not assessed)."""
+        name = self.target()[0]
+        return next((r for r in u.get("targets") or [] if r.get("name") == name), {})
 
     def _show_verdict(self, u: dict) -> None:
         verdict = u.get("verdict", "poor")
-        rows = u.get("targets") or []
-        t = rows[0] if rows else {}
+        t = self.target_row(u)
+        n = len(u.get("targets") or [])
 
         def mm(v):
             return "unknown" if v is None else f"{v:.1f} mm"
@@ -603,8 +599,10 @@ class RegistrationPanel(QWidget):
             numbers += f", hit probability {100 * hp:.0f} % (lesion radius {t['radius_mm']:.1f} mm)"
         colour = VERDICT_COLOURS.get(verdict, "#c0221b")
         reasons = "; ".join(u.get("reasons", []))
-        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {verdict.upper()}</b> at {t.get('name', '?')}: "
-                             f"{numbers}.<br><small>{reasons}</small>")
+        if not t:
+            numbers = f"{self.target()[0]} was not assessed (it was not loaded when the refinement ran)"
+        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {verdict.upper()}</b> (over {n} target(s)); "
+                             f"at {t.get('name', self.target()[0])}: {numbers}.<br><small>{reasons}</small>")
 
     def accept(self) -> None:
         if self.candidate is None:
@@ -612,9 +610,9 @@ class RegistrationPanel(QWidget):
         r = self.candidate
         u = r.uncertainty or {}
         rows = u.get("targets") or []
-        tre = rows[0].get("tre_registration_mm") if rows else None
+        tre = self.target_row(u).get("tre_registration_mm")
         raw = r.to_dict()
-        raw.update({"targets": rows, "verdict": u.get("verdict")})
+        raw.update({"targets": rows, "verdict": u.get("verdict"), "tre_target": self.target()[0]})
         if self.landmarks.result is not None:
             raw["landmarks"] = self.landmarks.result.to_dict()
         self.previous.append(self.window.registration)
