@@ -275,3 +275,51 @@ def test_enhanced_vessel_above_300_hu_casts_no_shadow(phantom):
     a, _ = sim_hot.simulate(ANTERIOR @ sim_hot.image_to_probe)
     b, _ = sim_ref.simulate(ANTERIOR @ sim_ref.image_to_probe)
     assert np.array_equal(a, b)
+
+
+def test_simulates_a_real_ct_with_its_organ_labels(shared_data, artifacts_dir):
+    """Real abdominal CT (20 slices) and its automatic organ labels (another direction
+    matrix: resampled by physical space): an axial frame from the anterior skin above the
+    liver shows the liver where the labels say, not black, with the fan rule kept."""
+    import SimpleITK as sitk
+    folder = shared_data("ct", "abdomen-20slice")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder / "dicom")))
+    ct_img = reader.Execute()
+    lab_img = sitk.Resample(sitk.ReadImage(str(folder / "labels.nii.gz")), ct_img, sitk.Transform(),
+                            sitk.sitkNearestNeighbor, 0, sitk.sitkInt16)
+    names = {}
+    for line in (folder / "label_names.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            names[parts[1]] = int(parts[0])
+    ct = Volume.from_sitk(ct_img)
+    lab = LabelMap.from_sitk(lab_img, names=names)
+    sim = UltrasoundSimulator(ct, lab, seed=0)
+    # Probe on the anterior skin above the liver centroid, axial plane, marked side to L.
+    k, j, i = np.nonzero(lab.array == names["liver"])
+    centroid = lab.index_to_lps(np.stack([i, j, k], 1).mean(0))
+    z_ok = np.abs(lab.index_to_lps(np.stack([i, j, k], 1))[:, 2] - centroid[2]) < 1.0
+    top = lab.index_to_lps(np.stack([i, j, k], 1)[z_ok]).min(axis=0)[1]      # most anterior liver
+    skin_y = top - 1.0
+    while ct.array[tuple(np.rint(ct.lps_to_index([centroid[0], skin_y, centroid[2]]))[::-1].astype(int))] > -400:
+        skin_y -= 0.5
+    pose = probe_pose((centroid[0], skin_y + 1.0, centroid[2]), (0, 1, 0), (1, 0, 0))
+    frame, labels = sim.simulate(pose @ sim.image_to_probe)
+    liver = labels == names["liver"]
+    assert liver.sum() > 5000
+    assert np.all(frame[~sim.fan_mask] == 0)
+    assert np.median(frame[liver]) > 15
+    # The centroid's column: the liver is under the probe's centre line.
+    col = (np.linalg.inv(pose @ sim.image_to_probe) @ np.array([*centroid, 1.0]))[0]
+    assert abs(col - (sim.probe.cols - 1) / 2) < 1.0
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ax.imshow(frame, cmap="gray", vmin=0, vmax=255)
+    ax.contour(labels, levels=np.arange(0.5, labels.max() + 1), colors="r", linewidths=0.3)
+    ax.set_title("simulated from the real abdomen-20slice CT (organ labels in red)")
+    fig.tight_layout()
+    fig.savefig(artifacts_dir / "us_simulator_real_ct.png", dpi=80)
+    plt.close(fig)
