@@ -38,6 +38,8 @@ class ExportDialog(QDialog):
         browse.clicked.connect(self._browse)
         self.overwrite = QCheckBox("overwrite existing plan files in this folder")
         self.overwrite.setObjectName("export_overwrite")
+        self.patient_id = QCheckBox("include patient identifiers (default: de-identified)")
+        self.patient_id.setObjectName("export_patient_id")
         self.pdf = QCheckBox("PDF report (plan.pdf)")
         self.pdf.setObjectName("export_pdf")
         self.pdf.setChecked(True)
@@ -59,6 +61,7 @@ class ExportDialog(QDialog):
         row.addWidget(browse)
         lay.addLayout(row)
         lay.addWidget(self.overwrite)
+        lay.addWidget(self.patient_id)
         lay.addWidget(self.pdf)
         lay.addWidget(self.status)
         row = QHBoxLayout()
@@ -101,7 +104,7 @@ class ExportDialog(QDialog):
                 # The .tfm and plan.json must carry the registration the plan was computed with.
                 reg = self.panel.planned_registration
             ref_to_ct = None if reg is None else reg.reference_to_ct
-            force, pdf = self.overwrite.isChecked(), self.pdf.isChecked()
+            force, pdf, phi = self.overwrite.isChecked(), self.pdf.isChecked(), self.patient_id.isChecked()
             sweep = w.sweep if reg is not None else None
 
             def work(progress):
@@ -114,7 +117,7 @@ class ExportDialog(QDialog):
                                     progress=lambda f, m: progress(0.9 * f, m))
                 progress(0.92, "writing plan.json, plan.mrk.json" + (", plan.pdf" if pdf else ""))
                 return res, write_outputs(res, out, force=force, ct_metadata=ct.metadata,
-                                          reference_to_ct=ref_to_ct, pdf=pdf)
+                                          reference_to_ct=ref_to_ct, pdf=pdf, include_patient_id=phi)
 
             self.status.setText(f"Exporting into {out} ...")
             self.planned_with = reg

@@ -139,6 +139,7 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     saved = json.loads((out / "plan.json").read_text())
     validate_plan(saved)
     assert saved.get("registration") is None and not (out / "reference_to_ct.tfm").exists()
+    assert saved["case"]["deidentified"] is True                     # identifiers only when ticked
     sub = next(l for l in saved["lesions"] if l["name"] == "lesion_sub")
     assert sub["trajectories"][-1].get("edited_by_user") is True
     assert dlg.output_folder() == out and dlg.open_button.isEnabled() and w.exported["plan.json"]
