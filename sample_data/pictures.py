@@ -57,3 +57,42 @@ def save_lesion_pictures(ct_arterial, ct_portal, labels, truth, out_dir) -> list
         plt.close(fig)
         paths.append(p)
     return paths
+
+
+def save_overview_picture(ct_arterial, ct_portal, labels, path, z_levels=(60, 25, -10, -35, -58, -85)):
+    """Axial slices (portal phase, label outlines) at several heights, plus
+    coronal and sagittal slices of both phases: a whole-patient check."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sp, org = ct_portal.spacing, ct_portal.origin
+    nk, nj, ni = ct_portal.array.shape
+    ext_ax = [org[0] - sp[0] / 2, org[0] + (ni - 0.5) * sp[0], org[1] + (nj - 0.5) * sp[1], org[1] - sp[1] / 2]
+    ext_co = [org[0] - sp[0] / 2, org[0] + (ni - 0.5) * sp[0], org[2] - sp[2] / 2, org[2] + (nk - 0.5) * sp[2]]
+    ext_sa = [org[1] - sp[1] / 2, org[1] + (nj - 0.5) * sp[1], org[2] - sp[2] / 2, org[2] + (nk - 0.5) * sp[2]]
+    cmap = plt.get_cmap("tab20")
+    fig, axes = plt.subplots(3, 4, figsize=(24, 17))
+    panels = []
+    for z in z_levels:
+        k = int(np.clip(round((z - org[2]) / sp[2]), 0, nk - 1))
+        panels.append((ct_portal.array[k], labels.array[k], ext_ax, "upper", f"portal axial z={z}"))
+    j = int(round((20.0 - org[1]) / sp[1]))
+    i = int(round((-70.0 - org[0]) / sp[0]))
+    for vol, phase in ((ct_arterial, "arterial"), (ct_portal, "portal")):
+        panels.append((vol.array[:, j, :], labels.array[:, j, :], ext_co, "lower", f"{phase} coronal y=20"))
+        panels.append((vol.array[:, :, i], labels.array[:, :, i], ext_sa, "lower",
+                       f"{phase} sagittal x=-70 (anterior left)"))
+    for ax, (img, lab, ext, orig, title) in zip(axes.reshape(-1), panels):
+        ax.imshow(img, cmap="gray", vmin=-160, vmax=240, extent=ext, origin=orig, interpolation="nearest")
+        for n, name in enumerate(OUTLINE):
+            if name in labels.names and (lab == labels.names[name]).any():
+                ax.contour((lab == labels.names[name]).astype(float), levels=[0.5], colors=[cmap(n % 20)],
+                           linewidths=0.5, extent=ext, origin=orig)
+        ax.set_title(title)
+    for ax in axes.reshape(-1)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=50)
+    plt.close(fig)
+    return path

@@ -242,6 +242,8 @@ def test_same_seed_same_phantom_other_seed_differs():
 
 @pytest.mark.slow
 def test_save_pictures(ph, artifacts_dir):
-    from sample_data.pictures import save_lesion_pictures
+    from sample_data.pictures import save_lesion_pictures, save_overview_picture
     paths = save_lesion_pictures(ph.ct_arterial, ph.ct_portal, ph.labels, ph.truth, artifacts_dir)
-    assert len(paths) == 6 and all(p.stat().st_size > 20_000 for p in paths)
+    paths.append(save_overview_picture(ph.ct_arterial, ph.ct_portal, ph.labels,
+                                       artifacts_dir / "phantom_overview.png"))
+    assert len(paths) == 7 and all(p.stat().st_size > 20_000 for p in paths)
