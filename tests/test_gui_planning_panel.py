@@ -119,10 +119,22 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     assert len(les["trajectories"]) == n + 1 and les["trajectories"][-1]["edited_by_user"]
     assert "(edited)" in panel.paths.item(n).text()
 
+    # A kept edited CT path gets its own CT-guided description (tilt, angle, depth) from the planner.
+    panel.select_lesion("lesion_deep")
+    t1 = dict(panel.path())
+    assert t1["guidance"] == "ct"
+    panel.entry_spins[2].setValue(t1["entry_ct"][2] + 0.3)     # a nudge: the planner's path stays valid
+    qtbot.waitUntil(lambda: panel.check is not None, timeout=60000)
+    assert panel.check["ok"], panel.check["violations"]
+    qtbot.mouseClick(panel.add_path_button, Qt.LeftButton)
+    kept = panel.lesion()["trajectories"][-1]
+    assert kept["guidance"] == "ct" and kept["edited_by_user"] and panel.path() is kept
+    assert panel.ct_box.isVisible() and panel.ct_text.text() == kept["ct"]["text"]
+    assert kept["ct"]["depth_mm"] == pytest.approx(kept["length_mm"], abs=0.6)
     # A registration arriving after planning: the panel says the plan is stale, and the export
     # keeps the plan's own (no) registration instead of mixing in the new matrix.
     w.set_registration(RegistrationState(np.eye(4), "file (test)"))
-    panel.select_lesion("lesion_deep")
+    panel.select_lesion("lesion_rib")
     assert panel.stale() and "registration changed" in panel.status.text()
     panel.select_lesion("lesion_sub")
     # Export: files written in a worker, they exist and the plan validates with the kept path.
@@ -143,6 +155,7 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     sub = next(l for l in saved["lesions"] if l["name"] == "lesion_sub")
     assert sub["trajectories"][-1].get("edited_by_user") is True
     assert dlg.output_folder() == out and dlg.open_button.isEnabled() and w.exported["plan.json"]
+    dlg.grab().save(str(artifacts_dir / "gui_export_dialog.png"))
     # A second export into the same folder is refused unless "overwrite" is ticked.
     qtbot.mouseClick(dlg.export_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: dlg.worker is None and bool(w.reporter.history), timeout=60000)
