@@ -200,11 +200,13 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     # The pairs are part of the session (saved and autosaved) and come back from it; restoring
     # shows and fits them but keeps the session's own registration.
     w.save_session(tmp_path / "s.ctus.json")
-    saved = Session.load(tmp_path / "s.ctus.json").notes["landmark_pairs"]
+    notes = Session.load(tmp_path / "s.ctus.json").notes
+    saved = notes["landmarks"]["pairs"]
     assert [p["name"] for p in saved] == [p.name for p in lm.pairs]
     other = RegistrationState(np.eye(4), "file (test)")
     w.set_registration(other)
-    panel.restore_landmarks(saved)
+    panel.landmarks = LandmarkList()
+    w.session_parts["landmarks"][1](notes["landmarks"])        # what open_session calls
     lm = panel.landmarks
     assert len(lm.pairs) == 7 and lm.result.n == 7 and w.registration is other
     assert np.allclose(lm.pairs[3].ct, saved[3]["ct_lps"]) and lm.pairs[3].frame == saved[3]["frame"]

@@ -214,6 +214,9 @@ class RegistrationPanel(QWidget):
         for view in window.views.values():
             view.point_clicked.connect(self.on_ct_click)
         window.us_view.pixel_clicked.connect(self.on_us_pixel)
+        # The pairs are user edits: saved and autosaved with the session, restored after its data.
+        window.register_session_part("landmarks", lambda: {"pairs": self.landmarks.to_json()},
+                                     lambda d: self.restore_landmarks((d or {}).get("pairs", [])))
         self.us_overlay = LandmarkOverlay(window.us_view, self)
         window.player.frame_changed.connect(lambda _i: self._update_overlays())
         self.refresh_targets()
@@ -420,8 +423,8 @@ class RegistrationPanel(QWidget):
             self.recompute()
 
     def restore_landmarks(self, pairs) -> None:
-        """Pairs saved in a session (``session.notes["landmark_pairs"]``): shown and fitted, but the
-        window keeps the session's own registration until the user edits them."""
+        """Pairs saved in a session (``session.notes["landmarks"]["pairs"]``): shown and fitted, but
+        the window keeps the session's own registration until the user edits them."""
         self.landmarks = LandmarkList.from_json(pairs)
         self.recompute(apply_to_window=False)
 
@@ -431,7 +434,6 @@ class RegistrationPanel(QWidget):
         self.refresh_targets()
         res = self.landmarks.fit()
         w = self.window
-        w.session.notes["landmark_pairs"] = self.landmarks.to_json()    # saved/autosaved with the session
         if apply_to_window:
             self._apply_fit(res)
         self._refresh_table()
