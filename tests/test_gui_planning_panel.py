@@ -96,6 +96,14 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     qtbot.wait(50)
     panel.content.grab().save(str(artifacts_dir / "gui_planning_panel_ct_plan.png"))   # whole scroll content
 
+    # Planning again refreshes the table and the details of the selected row.
+    first = panel.result
+    panel.select_lesion(plan["lesions"][0]["name"])
+    panel.paths.clear()
+    qtbot.mouseClick(panel.plan_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=120000)
+    assert panel.result is not first and panel.paths.count() > 0 and w.plan is panel.result.plan
+    plan = panel.result.plan
     # No path at all: the list says so instead of showing nothing.
     panel.select_lesion("lesion_rib")
     assert "no safe path" in panel.paths.item(0).text() and not panel.ct_box.isVisible()

@@ -377,6 +377,7 @@ class PlanningPanel(QWidget):
         lesions = result.plan.get("lesions", [])
         self.status.setText(f"{len(lesions)} lesion(s) planned in {result.plan['timing']['total_s']:.0f} s. "
                             + "; ".join(map(str, case.get("reasons", [])[:2])))
+        self.table.clearSelection()          # so that selecting row 0 below refreshes the details
         self.table.setRowCount(len(lesions))
         for r, les in enumerate(lesions):
             vis = les.get("visibility", {})
@@ -502,9 +503,10 @@ class PlanningPanel(QWidget):
             if self._maps_worker is None:
                 result = self.result
 
-                def done(maps, name=name):
-                    self.maps[name] = maps
-                    self.recheck()
+                def done(maps, name=name, result=result):
+                    if self.result is result:          # not a plan replaced meanwhile
+                        self.maps[name] = maps
+                        self.recheck()
 
                 self._maps_worker = self.window.run_worker(f"Prepare path check ({name})",
                                                            lambda progress: build_lesion_maps(result, name), done)
