@@ -24,6 +24,7 @@ from registration.errors import InputError
 from . import __version__, loaders
 from .display import DisplayVolume
 from .errors import ErrorReporter, LogPanel
+from .live import install_live
 from .file_actions import FileActionsMixin, default_autosave_path  # noqa: F401 (re-exported)
 from .panels.data_panel import DataPanel
 from .panels.overlay_panel import OverlayPanel
@@ -76,6 +77,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self._build_status_bar()
         self._build_actions()
         self._connect()
+        self.live = install_live(self)   # File > Connect to PlusServer, Record, Freeze
         self._update_status()
         self.autosave_path = None if autosave_path is None else Path(autosave_path)
         self._autosaved_text = None
@@ -364,7 +366,10 @@ class MainWindow(FileActionsMixin, QMainWindow):
                 self.view3d.flush_plane()
 
     def _update_status(self) -> None:
-        if self.sweep is None:
+        live = getattr(self, "live", None)
+        if live is not None and live.client is not None:
+            self.tracking_label.setText(live.status_text)   # live mode owns the tracking field
+        elif self.sweep is None:
             self.tracking_label.setText("no tracking")
         elif self._valid[self.player.index]:
             self.tracking_label.setText(f"tracking OK (frame {self.player.index + 1})")
@@ -448,6 +453,8 @@ class MainWindow(FileActionsMixin, QMainWindow):
             self._shut_down = True
             self.cancel_work()
             self.wait_for_workers(5000)
+            if self.live is not None:
+                self.live.disconnect()   # finishes a running recording
             self.player.pause()
             if self.view3d is not None:
                 self.view3d.close_renderer()

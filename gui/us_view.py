@@ -8,6 +8,7 @@ registration quality (top-right corner).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -85,8 +86,13 @@ class USView(QWidget):
         self.update()
 
     def set_frame(self, frame: np.ndarray, index: int, n_frames: int, timestamp: float,
-                  image_to_reference: Optional[np.ndarray]) -> None:
-        """Show frame ``index`` (uint8 [rows, cols]); ``image_to_reference`` None = INVALID."""
+                  image_to_reference: Optional[np.ndarray], tracking_reason: str = "") -> None:
+        """Show frame ``index`` (uint8 [rows, cols]); ``image_to_reference`` None = INVALID.
+
+        ``tracking_reason`` (live mode) says why tracking is not usable, e.g. "tracking
+        stale: no update for 350 ms"; it replaces the generic INVALID text.
+        """
+        self._tracking_reason = tracking_reason
         self._frame = frame
         self.frame_index, self.n_frames, self.timestamp = int(index), int(n_frames), float(timestamp)
         self._i2r = image_to_reference
@@ -122,6 +128,9 @@ class USView(QWidget):
             self.update()
             return
         self.overlay = self.engine.compute(self._frame.shape, self._i2r, self.registration)
+        reason = getattr(self, "_tracking_reason", "")
+        if self._i2r is None and reason and not self.overlay.visible:
+            self.overlay = dataclasses.replace(self.overlay, reason=f"{reason}: overlay off")
         self._build_overlay_images()
         self.update()
 

@@ -25,6 +25,9 @@ def add_parser(sub):
     rate.add_argument("--realtime", action="store_true", help="replay at the recorded timestamps (default)")
     p.add_argument("--loop", action="store_true", help="start again at the end")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--stop-tracking-after", type=float, default=None, metavar="S",
+                   help="simulate tracker loss: stop sending transforms after S seconds "
+                        "(images go on), to check a client's stale-tracking watchdog")
     return p
 
 
@@ -45,8 +48,13 @@ def run(args) -> int:
     try:
         while streamer.running:
             time.sleep(0.1)
-            if args.duration is not None and time.monotonic() - t0 >= args.duration:
+            elapsed = time.monotonic() - t0
+            if args.duration is not None and elapsed >= args.duration:
                 break
+            if args.stop_tracking_after is not None and elapsed >= args.stop_tracking_after \
+                    and not streamer.stop_transforms.is_set():
+                streamer.stop_transforms.set()
+                print("ctus replay: tracking stopped (simulated tracker loss)", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:

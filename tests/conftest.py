@@ -30,3 +30,10 @@ def artifacts_dir() -> Path:
     """tests/artifacts (git-ignored): screenshots and pictures a person should look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def demo_case() -> Path:
+    """The built-in demo case (generated once into the per-user cache, then reused)."""
+    from sample_data.case import ensure_demo_case
+    return Path(ensure_demo_case())
