@@ -20,7 +20,9 @@ A lesion sweep starts from the acoustic window with the shortest unobstructed
 its axis so the fan around the lesion is least shadowed, then rocks the plane
 through the lesion (tilt) while sliding a little; the middle frame's plane
 contains the lesion centroid. The survey sweep does the same over the right
-lobe with a wider tilt and a longer slide. Hand tremor (~0.5 mm, ~0.5 deg),
+lobe with a wider tilt and a longer slide. The tilt stops on each side where
+more than 40 % of the fan down to the target would be shadowed by bone or gas
+(no sweeping into the lung). Hand tremor (~0.5 mm, ~0.5 deg),
 INVALID tracking bursts of 3-5 frames and cranio-caudal breathing of the
 liver (``breathing_mm`` peak over a 4 s cycle, liver moving towards the feet)
 are simulated.
@@ -170,9 +172,11 @@ def find_window(body: BodyGeometry, target, *, max_depth_mm: float, n_dirs: int 
     """Skin point and inward beam direction with the shortest obstacle-free path to ``target``.
 
     Directions with a posterior component > 0.35 are excluded: the patient lies
-    supine and the probe cannot go under the back. Returns (skin_point, beam_dir,
-    depth_mm, obstructed: bool); if every path crosses bone or gas the shortest
-    is returned with obstructed=True.
+    supine and the probe cannot go under the back. Cost: path length + 80 x
+    (1 - cos) of the angle to the skin normal + 12 per blocked neighbouring path
+    (10 mm around the axis at the skin). Returns (skin_point, beam_dir, depth_mm,
+    obstructed: bool, the central path crosses bone or gas); if every central
+    path does, the cheapest is returned with obstructed=True.
     """
     target = np.asarray(target, float)
     best, fallback = None, None
@@ -186,14 +190,22 @@ def find_window(body: BodyGeometry, target, *, max_depth_mm: float, n_dirs: int 
         skin, depth = hit
         if depth > max_depth_mm - 10:
             continue
-        # Obstacles on the path, ignoring the last 2 mm (skin staircase).
+        # Obstacles on the central path (ignoring the last 2 mm: skin staircase) and on
+        # four paths to skin points 10 mm around it, so the window is not on the edge of
+        # a rib or of the lung (the fan and the tilt need room around the axis).
         t = np.arange(step, max(depth - 2.0, step), step)
         n_obst = int(body.is_obstacle(target + t[:, None] * d).sum())
+        u = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
+        u /= np.linalg.norm(u)
+        v = np.cross(d, u)
+        frac = (t / depth)[:, None]
+        n_side = sum(int(np.any(body.is_obstacle(target + t[:, None] * d + frac * (10.0 * off))))
+                     for off in (u, -u, v, -v))
         # Prefer windows where the path meets the skin square on: the face then touches
         # the skin across its width instead of hanging in the air on one side.
         normal = skin_normal(body, skin)
         oblique = 1.0 - float(np.dot(normal, -d)) if normal is not None else 1.0
-        cand = (depth + 15.0 * n_obst + 80.0 * oblique, skin, -d, depth, n_obst > 0)
+        cand = (depth + 15.0 * n_obst + 12.0 * n_side + 80.0 * oblique, skin, -d, depth, n_obst > 0)
         if n_obst == 0 and (best is None or cand[0] < best[0]):
             best = cand
         if fallback is None or cand[0] < fallback[0]:
@@ -246,21 +258,50 @@ def smooth_noise(rng, n: int, fps: float, sigma: float, dims: int = 3) -> np.nda
 
 
 # --------------------------------------------------------------------------- motion
-def sweep_poses(body: BodyGeometry, base: np.ndarray, *, n: int, fps: float, tilt_deg: float,
+def _tilt(base: np.ndarray, deg: float) -> np.ndarray:
+    local = np.eye(4)
+    local[:3, :3] = Rotation.from_rotvec(np.deg2rad(deg) * np.array([1.0, 0, 0])).as_matrix()
+    return base @ local
+
+
+def usable_tilt(sim: UltrasoundSimulator, base: np.ndarray, depth_mm: float, max_deg: float,
+                n: int = 7, max_blocked: float = 0.4):
+    """(lo, hi) degrees: how far the plane can rock each way before more than
+    ``max_blocked`` of the fan down to the target depth (+30 mm) is shadowed by
+    bone or gas (a sonographer stops tilting into the lung). At least 3 deg each way."""
+    p = sim.probe
+    upto = int(np.searchsorted(p.sample_depths_mm, min(depth_mm + 30.0, p.depth_mm)))
+    limits = []
+    for sign in (-1.0, 1.0):
+        ok = 3.0
+        for deg in np.linspace(max_deg / n, max_deg, n):
+            hu, lab, _ = sim.sample_polar(_tilt(base, sign * deg) @ p.image_to_probe)
+            cls = sim.tissue_class(hu[:, :upto], lab[:, :upto])
+            blocked = np.maximum.accumulate((cls == CLASS["bone"]) | (cls == CLASS["gas"]), axis=1)
+            if blocked.mean() > max_blocked:
+                break
+            ok = max(ok, float(deg))
+        limits.append(ok)
+    return limits[0], limits[1]
+
+
+def sweep_poses(body: BodyGeometry, base: np.ndarray, *, n: int, fps: float, tilt_deg,
                 slide_mm: float, lateral_mm: float, rng, tremor_mm: float = 0.5,
                 tremor_deg: float = 0.5) -> np.ndarray:
     """[n, 4, 4] probe_to_ct for a fan/tilt sweep around the pose ``base``.
 
     The plane rocks about the probe's x axis (pivot at the face) from -tilt to
-    +tilt, slides along the skin (elevation ``slide_mm``, lateral
-    ``lateral_mm``) and rotates a few degrees about the beam; at the middle
-    frame all of these are zero, so the middle frame is ``base`` (+ tremor).
-    Every pose is snapped back onto the skin along its own beam axis.
+    +tilt (``tilt_deg`` a number, or (lo, hi) degrees for each side), slides
+    along the skin (elevation ``slide_mm``, lateral ``lateral_mm``) and rotates
+    a few degrees about the beam; at the middle frame all of these are zero, so
+    the middle frame is ``base`` (+ tremor). Every pose is snapped back onto
+    the skin along its own beam axis.
     """
+    lo, hi = (tilt_deg, tilt_deg) if np.isscalar(tilt_deg) else tilt_deg
     mid = n // 2
     s = (np.arange(n) - mid) / max(mid, n - 1 - mid, 1)   # exactly 0 at the middle frame
     wobble = rng.uniform(0.5, 1.5)
-    tilt = tilt_deg * s + wobble * np.sin(2 * np.pi * 1.5 * s)
+    tilt = np.where(s < 0, lo * s, hi * s) + wobble * np.sin(2 * np.pi * 1.5 * s)
     slide_z = slide_mm * np.sin(np.pi * s)
     slide_x = 0.5 * lateral_mm * np.sin(2 * np.pi * s)
     spin = rng.uniform(-4, 4) * np.sin(np.pi * s)
@@ -395,7 +436,8 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
         base_origin = skin + 0.5 * beam
         lat = best_lateral(sim, base_origin, beam, target, rng)
         base = face_skin(probe_pose(base_origin, beam, lat), skin_normal(body, skin))
-        poses = sweep_poses(body, base, n=n, fps=fps, tilt_deg=tilt, slide_mm=slide,
+        tilt_range = usable_tilt(sim, base, depth, tilt)
+        poses = sweep_poses(body, base, n=n, fps=fps, tilt_deg=tilt_range, slide_mm=slide,
                             lateral_mm=lateral, rng=rng)
         ts = t0 + np.arange(n) / fps + rng.normal(0, 0.0015, n)
         t0 = ts[-1] + rng.uniform(5.0, 20.0)
@@ -446,7 +488,8 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
             "poses": {"skin_point_lps": np.round(skin, 2).tolist(),
                       "beam_direction_lps": np.round(beam, 4).tolist(),
                       "target_depth_mm": round(depth, 1), "window_obstructed": bool(obstructed),
-                      "tilt_deg": round(float(tilt), 1), "slide_mm": round(float(slide), 1),
+                      "tilt_deg": [round(-tilt_range[0], 1), round(tilt_range[1], 1)],
+                      "slide_mm": round(float(slide), 1),
                       "lateral_slide_mm": round(float(lateral), 1)},
             "timestamps_s": [float(ts[0]), float(ts[-1])],
         })
