@@ -207,12 +207,24 @@ def _manifest(folder: Path) -> dict:
     return files
 
 
+def generator_hash() -> str:
+    """sha256 of the generator's source (sample_data/*.py): a cached case made by
+    other code than the one running now is regenerated, without relying on
+    someone remembering to bump CASE_VERSION."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def _is_complete(folder: Path, seed: int) -> bool:
     try:
         marker = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return False
-    if marker.get("case_version") != CASE_VERSION or marker.get("seed") != seed:
+    if (marker.get("case_version") != CASE_VERSION or marker.get("seed") != seed
+            or marker.get("generator_sha256") != generator_hash()):
         return False
     files = marker.get("files") or {}
     return bool(files) and all((folder / n).is_file() and (folder / n).stat().st_size == size
@@ -234,7 +246,8 @@ def ensure_demo_case(progress: Progress = None, seed: int = 0) -> Path:
 
     Cache: ``$CTUS_CACHE_DIR`` or ``~/.cache/ctus``, folder
     ``demo-v<version>-seed<seed>``. A case is reused when its completion
-    marker (version, seed, file sizes, content hash) matches. Concurrent
+    marker matches: version, seed, the generator's source hash, and every
+    file present with its recorded size (the content hash is recorded too). Concurrent
     callers are safe: generation happens in a private temporary folder that is
     renamed into place; a loser of the race uses the winner's folder.
     """
@@ -257,7 +270,8 @@ def ensure_demo_case(progress: Progress = None, seed: int = 0) -> Path:
             write_case(work, seed=seed, progress=progress)
             files = _manifest(work)
             marker = {"case_version": CASE_VERSION, "phantom_version": P.VERSION, "seed": seed,
-                      "files": files, "sha256": _digest(work, files)}
+                      "generator_sha256": generator_hash(), "files": files,
+                      "sha256": _digest(work, files)}
             atomic_write_text(work / MARKER, json.dumps(marker, indent=1) + "\n")
             if final.exists():  # stale or incomplete: move aside, then remove
                 stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=root))

@@ -187,6 +187,9 @@ def test_ensure_demo_case_generates_once_and_is_thread_safe(tmp_path, monkeypatc
     (folder / "truth.json").write_text("{}")                          # damaged: size differs
     assert case.ensure_demo_case() == folder and len(calls) == 2
     assert json.loads((folder / "truth.json").read_text()) == {"seed": 0}
+    monkeypatch.setattr(case, "generator_hash", lambda: "other code")  # generator changed
+    assert case.ensure_demo_case() == folder and len(calls) == 3
+    assert case.ensure_demo_case() == folder and len(calls) == 3
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [folder.name]
 
 
