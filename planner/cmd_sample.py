@@ -6,6 +6,7 @@ time each stage took. Refuses a non-empty DIR unless --force.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -51,4 +52,10 @@ def run(args) -> int:
     print(f"demo case written to {out} in {total:.1f} s")
     for stage, seconds in timings.items():
         print(f"  {stage:<20s} {seconds:7.2f} s")
+    truth = json.loads(open(os.path.join(out, "truth.json"), encoding="utf-8").read())
+    print("lesions (truth.json):")
+    for les in truth["lesions"]:
+        c = ", ".join(f"{v:.1f}" for v in les["centroid_lps"])
+        print(f"  {les['name']:<9s} {les['type']:<15s} {les['diameter_mm']:4.0f} mm  segment "
+              f"{les['segment']:<4s} LPS ({c})  {' '.join(les['notes'])}")
     return 0

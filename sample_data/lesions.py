@@ -136,9 +136,10 @@ def skin_access(grid, codes, point, bone, lung, gas, n_dirs=2000, step=1.0, max_
 def couinaud_segment(p) -> str:
     """Approximate Couinaud segment of an LPS point of this phantom's liver
     (planes: falciform x=+8, middle hepatic vein x=-28, right hepatic vein
-    y=+8, portal plane z=+4; caudate between IVC and portal bifurcation)."""
+    y=+8, portal plane z=+4; caudate behind the portal bifurcation, between
+    the IVC and the aorta)."""
     x, y, z = (float(v) for v in p)
-    if -40 < x < -5 and 2 < y < 28 and -12 < z < 30:
+    if -36 < x < 6 and 2 < y < 36 and -15 < z < 35:
         return "I"
     if x > 8:
         return "II" if z > 18 else "III"

@@ -145,7 +145,7 @@ def test_cli_writes_case_with_force(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "old.txt").read_text() == "x"              # not ours: kept
     assert not (tmp_path / "sweep_lesion_9.igs.mha").exists()     # stale case file: removed
     text = capsys.readouterr().out
-    assert "demo case written" in text and "phantom" in text
+    assert "demo case written" in text and "phantom" in text and "lesion_6" in text
     assert calls[0]["seed"] == 2
     assert json.loads((tmp_path / "truth.json").read_text())["seed"] == 2
     assert ctus(["info", str(tmp_path / "ct" / "portal"), "--labels", str(tmp_path / "labels.nrrd"),
