@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QPoint, Qt
 
 from gui.main_window import MainWindow
 from gui.panels import planning_panel
@@ -117,6 +117,24 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     assert not panel.check["ok"] and "target outside the lesion" in panel.check_label.text()
     assert not panel.add_path_button.isEnabled()
     panel.target_spins[0].setValue(t0["target_ct"][0])
+    assert panel.check["ok"], panel.check["violations"]
+    # Drag the target marker in the axial view: the target follows the mouse (in that slice), the
+    # view's own window/level drag does not happen, and the path is re-checked.
+    view = w.views["axial"]
+    w.set_cursor(np.asarray(t0["target_ct"]))
+    wl = (view.window, view.level)
+    start = view.lps_to_widget(np.asarray(t0["target_ct"])).toPoint()
+    end = start + QPoint(12, 5)
+    qtbot.mousePress(view, Qt.LeftButton, pos=start)
+    qtbot.mouseMove(view, pos=end)
+    qtbot.mouseRelease(view, Qt.LeftButton, pos=end)
+    assert np.allclose(panel.edited()[1], view.widget_to_lps(end), atol=0.05)
+    assert (view.window, view.level) == wl and panel.check is not None
+    # A press away from the markers is the view's own (window/level), not a drag of the path.
+    qtbot.mousePress(view, Qt.LeftButton, pos=end + QPoint(60, 60))
+    qtbot.mouseRelease(view, Qt.LeftButton, pos=end + QPoint(60, 60))
+    assert np.allclose(panel.edited()[1], view.widget_to_lps(end), atol=0.05)
+    panel.set_point("target", t0["target_ct"])
     assert panel.check["ok"], panel.check["violations"]
     # Move the entry 4 mm sideways: still safe -> keep it; it joins the lesion's paths.
     panel.entry_spins[2].setValue(t0["entry_ct"][2] + 4.0)

@@ -4,8 +4,9 @@ Everything comes from the planner (:func:`planner.plan.plan_case`, run in a
 worker); the panel shows it and never invents a number. All points are CT
 LPS mm. A selected path is drawn on the three slice views and on the US view
 (projected; solid where it lies within ``NEAR_MM`` of the displayed plane)
-by transparent overlay children, and sent to the 3D view. An edited
-entry/target is re-checked with the planner's own constraint evaluation
+by transparent overlay children, and sent to the 3D view. Entry and target
+are edited in spin boxes or by dragging their markers in a slice view; the
+edited path is re-checked with the planner's own constraint evaluation
 (:func:`planner.trajectories.evaluate` on the lesion's planning maps).
 """
 from __future__ import annotations
@@ -162,6 +163,49 @@ class PathOverlay(QWidget):
         p.end()
 
 
+class _DragFilter(QObject):
+    """Drag the selected path's entry or target in a slice view (grab within ``GRAB_PX`` of its
+    marker on the shown slice). Other mouse use (W/L, zoom, clicks) is left to the view."""
+
+    GRAB_PX = 8.0
+
+    def __init__(self, panel):
+        super().__init__(panel)
+        self.panel = panel
+        self.drag = None          # (view, "entry" | "target")
+
+    def _grab(self, view, pos):
+        if self.panel.path() is None or view.display is None:
+            return None
+        entry, target = self.panel.edited()
+        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[view.view]
+        plane = view.display.pixel_to_lps(view.view, view.slice_index)[ax, 3]
+        best = None
+        for which, p in (("target", target), ("entry", entry)):
+            if abs(p[ax] - plane) > NEAR_MM:
+                continue
+            q = view.lps_to_widget(p)
+            d = float(np.hypot(q.x() - pos.x(), q.y() - pos.y()))
+            if d <= self.GRAB_PX and (best is None or d < best[0]):
+                best = (d, which)
+        return None if best is None else best[1]
+
+    def eventFilter(self, view, ev):  # noqa: N802
+        t = ev.type()
+        if t == QEvent.MouseButtonPress and ev.button() == Qt.LeftButton:
+            which = self._grab(view, ev.pos())
+            if which is None:
+                return False
+            self.drag = (view, which)
+            return True
+        if self.drag is not None and self.drag[0] is view and t in (QEvent.MouseMove, QEvent.MouseButtonRelease):
+            self.panel.set_point(self.drag[1], view.widget_to_lps(ev.pos()))
+            if t == QEvent.MouseButtonRelease:
+                self.drag = None
+            return True
+        return False
+
+
 # ---------------------------------------------------------------------------- CT-guided drawing
 class CTPlanDrawing(QWidget):
     """Axial CT at the target with the needle, the vertical and the angle (radiological view)."""
@@ -255,9 +299,12 @@ class PlanningPanel(QWidget):
         self._build()
         self._follow = _Follow(self)
         self.overlays: List[PathOverlay] = []
+        self._drag = _DragFilter(self)
         for name, view in list(window.views.items()) + [("us", window.us_view)]:
             self.overlays.append(PathOverlay(view, window, "us" if name == "us" else "slice"))
             view.installEventFilter(self._follow)
+            if name != "us":
+                view.installEventFilter(self._drag)
         window.player.frame_changed.connect(lambda _i: self._update_overlays())
 
     def _build(self) -> None:
@@ -489,6 +536,15 @@ class PlanningPanel(QWidget):
     # ------------------------------------------------------------ live check of an edited path
     def edited(self):
         return (np.array([s.value() for s in self.entry_spins]), np.array([s.value() for s in self.target_spins]))
+
+    def set_point(self, which: str, lps) -> None:
+        """Set the edited ``entry`` or ``target`` (CT LPS mm) and re-check once."""
+        spins = self.entry_spins if which == "entry" else self.target_spins
+        for s, v in zip(spins, np.asarray(lps, float)):
+            s.blockSignals(True)
+            s.setValue(float(v))
+            s.blockSignals(False)
+        self.recheck()
 
     def recheck(self) -> None:
         les, t = self.lesion(), self.path()
