@@ -123,6 +123,7 @@ def test_same_seed_same_files(tmp_path):
     assert t3["reference_to_ct"] != t1["reference_to_ct"]
 
 
+@pytest.mark.slow
 def test_breathing_moves_the_lesion_with_the_liver(tmp_path):
     ct, lab = small_phantom()
     truth = make_sweeps(ct, lab, TRUTH, tmp_path, seed=2, frames_per_sweep=51, lesions=["lesion_1"],
