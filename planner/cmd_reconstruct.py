@@ -22,7 +22,7 @@ import time
 from registration.errors import InputError
 
 _COMPOUNDING = {"MEAN": "mean", "MAXIMUM": "max", "LATEST": "latest"}
-_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".nii", ".nii.gz")
+_SUFFIXES = (".nrrd", ".mha", ".nii", ".nii.gz")  # single files: written atomically
 
 
 def add_parser(sub):
@@ -100,22 +100,11 @@ def settings_from_config(recon: dict, args, notes: list) -> dict:
 
 def write_volume_atomic(volume, path: str, metadata: dict) -> None:
     """Write with SimpleITK to a temporary file in the same folder, then os.replace (atomic)."""
-    import SimpleITK as sitk
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    suffix = next(s for s in sorted(_SUFFIXES, key=len, reverse=True) if base.lower().endswith(s))
-    tmp = os.path.join(folder, f".{base[:-len(suffix)]}.tmp{os.getpid()}{suffix}")
+    from registration.atomic_io import atomic_write_image
     image = volume.to_sitk()
     for key, value in metadata.items():
         image.SetMetaData(key, str(value))
-    try:
-        sitk.WriteImage(image, tmp, True)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, tmp[:-len(suffix)] + ".raw", tmp[:-len(suffix)] + ".raw.gz"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-        raise
+    atomic_write_image(image, path)
 
 
 def run(args) -> int:

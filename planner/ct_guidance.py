@@ -76,7 +76,8 @@ def describe(anatomy, path: dict) -> Dict[str, object]:
     side = "left" if entry[0] - mid[0] > 0 else "right"
     return {
         "table_position_mm": round(float(target[2]), 1),
-        "target_slice_index": int(np.rint(k_target)),
+        "target_slice_index": int(np.rint(k_target)),         # 0-based, as in the arrays
+        "target_slice_number": int(np.rint(k_target)) + 1,    # 1-based, as viewers and scanners count
         "gantry_tilt_deg": round(tilt, 1),
         "angle_from_vertical_deg": round(ang, 1),
         "skin_entry_ct": [round(float(x), 1) for x in entry],
@@ -85,7 +86,7 @@ def describe(anatomy, path: dict) -> Dict[str, object]:
         "skin_mark_ct": [round(float(x), 1) for x in mark],
         "entry_from_skin_mark_mm": round(float(np.linalg.norm(entry - mark)), 1),
         "depth_mm": round(float(np.linalg.norm(entry - target)), 1),
-        "text": (f"table at z = {target[2]:.1f} mm (slice {int(np.rint(k_target))}), gantry tilt "
+        "text": (f"table at z = {target[2]:.1f} mm (slice {int(np.rint(k_target)) + 1} of {ct.array.shape[0]}), gantry tilt "
                  f"{tilt:+.1f} deg, needle {abs(ang):.0f} deg from vertical towards the patient's "
                  f"{'left' if ang > 0 else 'right'}, skin entry {abs(entry[0] - mid[0]):.0f} mm "
                  f"{side} of the midline ({np.linalg.norm(entry - mark):.0f} mm from the midline skin "

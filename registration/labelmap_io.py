@@ -27,13 +27,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from .ct_io import read_image_checked
+from .atomic_io import atomic_write_image
 from .errors import InputError
 from .volume import LabelMap, Volume
 
@@ -425,17 +425,7 @@ def write_labels(labelmap: LabelMap, path) -> str:
     img.SetSpacing(tuple(map(float, labelmap.spacing)))
     img.SetOrigin(tuple(map(float, labelmap.origin)))
     img.SetDirection(tuple(map(float, labelmap.direction.reshape(-1))))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=suffix)
-    os.close(fd)
-    try:
-        sitk.WriteImage(img, tmp, True)
-        names_path = sidecar_names_path(path)
-        save_names_json(labelmap.names, names_path)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    names_path = sidecar_names_path(path)
+    save_names_json(labelmap.names, names_path)
+    atomic_write_image(img, path)
     return names_path

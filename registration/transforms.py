@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from .atomic_io import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from .errors import InputError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -243,37 +243,6 @@ def matrix_to_sitk(fixed_to_moving: np.ndarray):
     tx.SetMatrix(tuple(m[:3, :3].reshape(-1)))
     tx.SetTranslation(tuple(m[:3, 3]))
     return tx
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename: never half-written."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets normal permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def points_array(points: Iterable, name: str = "points", path=None) -> np.ndarray:

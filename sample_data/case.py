@@ -30,6 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
+from registration.atomic_io import atomic_write_image
 from registration.errors import CancelledError
 from registration.transforms import atomic_write_text
 
@@ -92,10 +93,7 @@ def _write_dicom(vol, folder: Path, seed: int, phase: str, series_number: int) -
 
 
 def _write_nrrd(vol, path: Path) -> None:
-    img = vol.to_sitk()
-    tmp = path.with_name("." + path.name + ".tmp.nrrd")
-    sitk.WriteImage(img, str(tmp), useCompression=True)
-    os.replace(tmp, path)
+    atomic_write_image(vol.to_sitk(), path)
 
 
 def _readme(truth: dict, seed: int, breathing_mm: float, with_sweeps: bool) -> str:
