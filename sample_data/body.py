@@ -43,8 +43,12 @@ def diaphragm_height(x, y):
         sy = np.where(y > 5.0, 78.0, 105.0)
         return peak - 62.0 * (((x - xc) / 82.0) ** 2 + ((y - 5.0) / sy) ** 2)
     z = np.maximum(dome(-62.0, 64.0), dome(62.0, 54.0))
-    floor = np.interp(y, [-40.0, 40.0], [18.0, -28.0])
-    return np.maximum(z, floor).astype(np.float32)
+    # the recesses bottom out lower laterally; joined by a soft maximum (6 mm)
+    # so the diaphragm has no flat shelf or crease
+    floor = np.interp(y, [-40.0, 40.0], [18.0, -28.0]) - 12.0 * (x / 150.0) ** 2
+    s = 6.0
+    m = np.maximum(z, floor)
+    return (m + s * np.log(np.exp((z - m) / s) + np.exp((floor - m) / s))).astype(np.float32)
 
 
 def build_body(grid: A.Grid, tissue: np.ndarray, noise: np.ndarray) -> BodyFields:
