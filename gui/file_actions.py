@@ -251,6 +251,10 @@ class FileActionsMixin:
             self.save_session(path)
 
     def ask_export_plan(self) -> None:
+        planning = getattr(self, "panel_docks", {}).get("planning")
+        if planning is not None and planning.widget().result is not None:
+            planning.widget().open_export()  # exports the panel's plan, with the user's kept paths
+            return
         path = QFileDialog.getExistingDirectory(self, "Export the plan into folder")
         if not path:
             return

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import numpy as np
-from PyQt5.QtCore import QEventLoop, Qt, QTimer
+from PyQt5.QtCore import QEventLoop, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QDockWidget, QLabel,
                              QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSplitter,
@@ -40,6 +40,9 @@ DISCLAIMER = ("Decision support only. Every overlay, distance and recommendation
 
 
 class MainWindow(FileActionsMixin, QMainWindow):
+    registration_changed = pyqtSignal(object)   # RegistrationState or None
+    data_changed = pyqtSignal()                   # CT, labels, sweep or registration replaced
+
     def __init__(self, *, enable_3d: bool = True, autosave_path=None, autosave_interval_s: float = 30.0,
                  panels: bool = False):
         """``autosave_path``: where the session is saved every ``autosave_interval_s`` when it
@@ -300,6 +303,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self.us_view.set_registration(registration)
         self.session.registration = None if registration is None else registration.to_dict()
         self._data_changed()
+        self.registration_changed.emit(registration)
 
     # ------------------------------------------------------------ view state
     def set_cursor(self, lps) -> None:
@@ -381,6 +385,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
     def _data_changed(self) -> None:
         self.data_panel.update_facts(self.ct, self.labels, self.sweep, self.registration)
         self._update_status()
+        self.data_changed.emit()
 
     def _update_export_action(self) -> None:
         try:

@@ -627,6 +627,9 @@ def _num(v) -> str:
 def install(window) -> QDockWidget:
     """Create the Planning dock on ``window`` (a gui.main_window.MainWindow) and return it."""
     panel = PlanningPanel(window)
+    if hasattr(window, "registration_changed"):
+        # the stale-plan warning appears as soon as the registration changes
+        window.registration_changed.connect(lambda _reg: panel._lesion_selected() if panel.result is not None else None)
     dock = QDockWidget("Planning", window)
     dock.setObjectName("dock_planning")
     dock.setWidget(panel)
