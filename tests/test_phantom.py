@@ -173,6 +173,9 @@ def test_required_lesions_and_measured_diameters(ph):
         liverish = np.isin(ph.labels.array[shell], [LABELS["liver"], LABELS["portal_vein"],
                                                     LABELS["hepatic_vein"], LABELS["artery"]])
         assert liverish.mean() > (0.6 if "subcapsular" in l["notes"] else 0.97), name
+        c = l["contrast_to_liver_hu"]
+        assert (c["arterial"] > 40) if l["type"] == "net" else (c["portal"] < -40)
+    assert ph.truth["hu_reference"]["liver"] == {"arterial": 80, "portal": 115}
     notes = {n for l in les.values() for n in l["notes"]}
     assert {"subcapsular", "deep", "behind_rib"} <= notes
 
