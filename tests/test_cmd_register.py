@@ -127,3 +127,26 @@ def test_mirror_init_is_bad_input(case, tmp_path, capsys):
     m = np.diag([-1.0, 1, 1, 1])
     (tmp_path / "mirror.json").write_text(json.dumps({"reference_to_ct": m.tolist()}))
     _bad(case, tmp_path, capsys, ["--init", str(tmp_path / "mirror.json")], "not a rigid")
+
+
+@pytest.mark.slow
+def test_lesions_of_a_label_map_become_targets(case, tmp_path):
+    import SimpleITK as sitk
+    from registration.volume import Volume
+    ct = make_ct()
+    k, j, i = np.meshgrid(*[np.arange(n) for n in ct.array.shape], indexing="ij")
+    lps = ct.index_to_lps(np.stack([i, j, k], -1).reshape(-1, 3).astype(float)).reshape(ct.array.shape + (3,))
+    lab = np.zeros(ct.array.shape, np.uint8)
+    for value, (c, r) in enumerate(zip(lesion_centroids_ct(), (9.0, 7.0)), start=1):
+        lab[np.linalg.norm(lps - c, axis=-1) < r] = value
+    sitk.WriteImage(Volume(lab, ct.spacing, ct.origin).to_sitk(), str(tmp_path / "labels.nrrd"))
+    (tmp_path / "names.json").write_text(json.dumps({"lesion_1": 1, "lesion_2": 2}))
+    out = tmp_path / "r.json"
+    assert main(["register", "--ct", str(case / "ct.nrrd"), "--sweep", str(case / "sweep.igs.mha"),
+                 "--init", str(case / "init.json"), "--labels", str(tmp_path / "labels.nrrd"),
+                 "--label-names", str(tmp_path / "names.json"), "--out", str(out)] + FAST) == 0
+    rows = {t["name"]: t for t in json.loads(out.read_text())["targets"]}
+    assert set(rows) == {"lesion_1", "lesion_2"}
+    assert np.allclose(rows["lesion_1"]["point_ct"], lesion_centroids_ct()[0], atol=1.0)
+    assert rows["lesion_1"]["radius_mm"] == pytest.approx(9.0, abs=1.0)
+    assert 0 <= rows["lesion_2"]["hit_probability"] <= 1
