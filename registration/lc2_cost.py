@@ -128,7 +128,7 @@ class FrameSamples:
     pixel_mm: float
 
 
-def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float) -> FrameSamples:
+def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_normalise: bool = True) -> FrameSamples:
     mats, _ = sweep.require_image_to_reference()
     mask = sweep_fan_mask(sweep)
     rows, cols = sweep.image_shape
@@ -152,6 +152,12 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float) -> FrameSa
         u[n][fan] = ndimage.map_coordinates(sm, [fy, fx], order=1)
         pts.append(apply(mats[f], img_pts))
     fans = np.broadcast_to(fan, u.shape).copy()
+    if depth_normalise:
+        # Per-row (depth) scale over all frames, like a TGC: LC2's weights (local std of u)
+        # otherwise favour the bright near field over the darker, attenuated liver.
+        rows_mean = np.array([u[:, r][fans[:, r]].mean() if fans[:, r].any() else 0.0 for r in range(nr)])
+        scale = np.where(rows_mean > 1e-3, rows_mean, 1.0)
+        u = (u / scale[None, :, None]).astype(np.float32)
     return FrameSamples(u, fans, np.concatenate(pts, axis=0), float(pixel_mm))
 
 
