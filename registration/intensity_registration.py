@@ -250,10 +250,25 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
         x = _optimise(f, x0, max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
         m_end = rigid_matrix(x * PARAM_SCALE, center) @ init
         results.append(StartResult(s, m_end, m0, -f(x), evals[0] - n_before))
+    if len(lv) > 1 and len(results) > 1:
+        # Every start continues at level 1 (half the evaluations): the starts' spread is then
+        # measured at 2.5 mm rather than at the coarse level's 4 mm, and the coarse level's
+        # ranking (sometimes wrong) does not decide alone.
+        refined = []
+        for r in results:
+            f = make_cost(lv[1][0], 1, r.reference_to_ct)
+            n_before = evals[0]
+            x = _optimise(f, np.zeros(6), max_evals_per_start // 2, step=0.5, xatol=0.05)
+            refined.append(StartResult(r.start_params, rigid_matrix(x * PARAM_SCALE, center) @ r.reference_to_ct,
+                                       r.metric_initial, -f(x), r.evaluations + evals[0] - n_before))
+        results = refined
+        first_fine = 2
+    else:
+        first_fine = 1
     best = max(results, key=lambda r: r.metric_final)
-    # Fine level(s): refine the best coarse solution about the same centre.
+    # Remaining level(s): refine the best solution about the same centre.
     current = best.reference_to_ct
-    for level_id, (c, _) in enumerate(lv[1:], start=1):
+    for level_id, (c, _) in enumerate(lv[first_fine:], start=first_fine):
         f = make_cost(c, level_id, current)
         last = level_id == len(lv) - 1 and len(lv) > 2
         # The finest level only polishes (small simplex, few evaluations): it is the costliest.
