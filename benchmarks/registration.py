@@ -1,7 +1,7 @@
 """CT -> sweep registration on the demo case: LC2 vs the Mattes-MI baseline, same starts, same run.
 
     .venv/bin/python benchmarks/registration.py [--trials 20] [--quick] [--breathing-trials 4]
-                                                [--json OUT.json]
+                                                [--json OUT.json] [--case DIR]
 
 Per trial: a random initial error about the liver centroid (|t| uniform 5-20 mm,
 angle uniform 0-10 deg about a random axis) applied to the true reference_to_ct;
@@ -39,9 +39,14 @@ from registration.sequence_io import load_sweep  # noqa: E402
 from registration.transforms import apply, invert  # noqa: E402
 
 
-def load_demo():
-    from sample_data.case import ensure_demo_case
-    d = ensure_demo_case()
+def load_demo(case_dir=None):
+    """The demo case (generated and cached on first use), or a copy of one in ``case_dir``
+    (the cache is regenerated whenever the generator's source changes: pin a copy to compare runs)."""
+    if case_dir:
+        d = Path(case_dir)
+    else:
+        from sample_data.case import ensure_demo_case
+        d = ensure_demo_case()
     truth = json.loads((d / "truth.json").read_text())
     ct = load_ct(d / "ct_portal.nrrd")
     labels = load_labels(d / "labels.nrrd", d / "label_names.json", reference=ct)
@@ -133,6 +138,7 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default="lc2,mi")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write all rows and summaries here")
+    ap.add_argument("--case", help="use this case folder instead of the cached demo case")
     args = ap.parse_args(argv)
     n = 4 if args.quick else args.trials
     nb = 0 if args.quick else args.breathing_trials
@@ -142,7 +148,7 @@ def main(argv=None) -> int:
         print(s, flush=True)
 
     t0 = time.perf_counter()
-    d, truth, ct, labels, sweeps = load_demo()
+    d, truth, ct, labels, sweeps = load_demo(args.case)
     log(f"demo case {d}: CT {ct}, {len(sweeps)} sweeps; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     targets = targets_of(truth)
     center = liver_centroid(labels)
