@@ -22,7 +22,7 @@ EDGE_MM = 0.4
 SPECS = [
     ("lesion_1", "adenocarcinoma", 25.0, (-92.0, 25.0, -30.0), None),
     ("lesion_2", "adenocarcinoma", 14.0, (20.0, -74.0, 22.0), "subcapsular"),
-    ("lesion_3", "adenocarcinoma", 9.0, (-112.0, 5.0, -15.0), "behind_rib"),
+    ("lesion_3", "adenocarcinoma", 9.0, (-88.0, 5.0, 38.0), "behind_rib"),
     ("lesion_4", "adenocarcinoma", 6.0, (-40.0, 24.0, 49.0), "deep"),
     ("lesion_5", "net", 12.0, (-15.0, -35.0, 40.0), None),
     ("lesion_6", "net", 18.0, (-85.0, -20.0, 20.0), None),

@@ -139,6 +139,9 @@ def _deepest(grid, tissue, r, placed):
     return np.array(c) if best > DEEP_MM + 4 else None
 
 
+BEHIND_RIB_MIN_WINDOW_MM = 75.0
+
+
 def _place_lesions(grid, tissue, rng) -> List[Lesion]:
     """Search near each target (seeded) for a centre that passes the geometric
     checks and makes the lesion's note true; the 'deep' lesion is searched
@@ -152,7 +155,8 @@ def _place_lesions(grid, tissue, rng) -> List[Lesion]:
         chosen, fallback = None, None
         if note == "deep":
             chosen = _deepest(grid, tissue, r, placed)
-        for attempt in range(0 if chosen is not None else 400):
+        attempts = 1200 if note == "behind_rib" else 400   # rib-hidden spots are rare: look wider
+        for attempt in range(0 if chosen is not None else attempts):
             spread = 3.0 + 0.06 * attempt
             c = np.asarray(target, float) + (rng.normal(0, spread, 3) if attempt else 0.0)
             if any(np.linalg.norm(c - o.centre) < r + o.diameter_mm / 2 + 6 for o in placed):
@@ -167,7 +171,13 @@ def _place_lesions(grid, tissue, rng) -> List[Lesion]:
                 if not quick["nearest_crosses_bone"]:
                     continue
                 acc = skin_access(grid, tissue, c, BONE_CODES, [], [], 2000, max_mm=120.0)
-                if not acc["nearest_all_behind_bone"]:
+                if not acc["nearest_crosses_bone"]:
+                    continue
+                # and no straight window free of bone, lung and gas within 75 mm: the ribs
+                # (and the lung recess above them) hide it from the probe, which a nearby
+                # intercostal window would not
+                win = skin_access(grid, tissue, c, BONE_CODES, [A.LUNG], [A.GUT_GAS], 2000, max_mm=120.0)
+                if win["best_window_mm"] < BEHIND_RIB_MIN_WINDOW_MM:
                     continue
             elif note == "deep":
                 break
