@@ -26,8 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="PLUS device-set config XML with ImageToProbe")
     p.add_argument("--registration", help="RESULT.json / INIT.json with reference_to_ct")
     p.add_argument("--session", help="a session saved by ctus-gui")
+    p.add_argument("--connect", metavar="HOST:PORT", type=host_port,
+                   help="connect to PlusServer (or ctus replay) for live ultrasound, e.g. 127.0.0.1:18944")
     p.add_argument("--no-3d", action="store_true", help="no 3D view (faster on software OpenGL)")
     return p
+
+
+def host_port(text: str):
+    """'host:port' -> (host, port); argparse turns a ValueError into exit 2 with usage."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"'{text}' is not HOST:PORT (e.g. 127.0.0.1:18944)")
+    return host, int(port)
 
 
 def has_display() -> bool:
@@ -76,6 +86,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     install_excepthook(window.reporter)
     window.show()
     open_inputs(window, args)
+    if args.connect:
+        window.live.connect_host(*args.connect)   # reconnects by itself if the server is not up yet
     return int(app.exec_())
 
 
