@@ -16,6 +16,13 @@ Breathing sweeps (liver moving along -S during the sweep; generated here, the
 demo case has none) are reported separately. Ratios are MI / LC2 from the same
 run. CPU timings are noisy: the machine is shared by several engineers, so the
 load average is printed with them.
+
+Last full run (2026-11-21 11:30 UTC, demo case regenerated at ~11:30 by the
+then-current generator, load average 2-2.5 on 2 cpus, 20 static + 4 breathing trials):
+static LC2 95 % success (19/20), median TRE 1.21 mm, p90 2.81 mm, median 12.2 s,
+95 % interval coverage 0.97, verdicts 0 good / 13 check / 7 poor (the one failure
+was poor; 6 of 19 successes were also called poor); static MI 5 % success, median
+9.1 mm, 4.6 s; breathing (10 mm) LC2 0 % success, median 9.3 mm, MI 0 %, 15.9 mm.
 """
 from __future__ import annotations
 
