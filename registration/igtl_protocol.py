@@ -22,7 +22,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 from pyigtl.messages import (CRC64, ImageMessage, MessageBase, StringMessage,
-                             TransformMessage)
+                             TransformMessage, _igtl_frac_to_nanosec)
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,11 @@ class StreamParser:
         if body_size > self.max_body_bytes:
             raise ProtocolError(f"{mtype_s} '{device_s}' announces a body of {body_size} bytes "
                                 f"(limit {self.max_body_bytes})")
-        header = MessageBase.parse_header(raw)
-        header["crc"] = crc
-        return header
+        # Our own field dict rather than pyigtl's parse_header, which decodes all 20 name
+        # bytes and so raises on junk after the terminating NUL.
+        return {"header_version": version, "message_type": mtype_s, "device_name": device_s,
+                "timestamp": sec + _igtl_frac_to_nanosec(frac) * 1e-9, "body_size": body_size,
+                "crc": crc}
 
     def _decode(self, h: dict, body: bytes):
         mtype, device = h["message_type"], h["device_name"]
