@@ -204,8 +204,10 @@ def read_tfm(path) -> np.ndarray:
         raise InputError("file not found", path=path, fix="check the path")
     try:
         tx = sitk.ReadTransform(path)
-    except RuntimeError as exc:
-        raise InputError(f"not a readable ITK transform file ({str(exc).splitlines()[-1][:120]})",
+    except (RuntimeError, UnicodeDecodeError) as exc:
+        # ITK quotes the bad line in its message; SWIG fails to decode it when it is not UTF-8
+        detail = str(exc).splitlines()[-1][:120] if isinstance(exc, RuntimeError) else "not text"
+        raise InputError(f"not a readable ITK transform file ({detail})",
                          path=path, fix="export the transform as .tfm or .h5 from Slicer/ITK") from None
     return sitk_transform_to_matrix(tx, path=path)
 

@@ -115,3 +115,8 @@ def test_igtl_parser_damaged_message(pos, junk):
         StreamParser(max_body_bytes=10_000).feed(bad + good)
     except ProtocolError:
         pass
+
+
+def test_tfm_with_non_utf8_bytes_is_input_error():
+    with pytest.raises(InputError, match="not a readable ITK transform"):
+        read_tfm(_write(b"Transform:\x80double", "bad.tfm"))
