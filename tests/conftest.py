@@ -37,3 +37,15 @@ def demo_case() -> Path:
     """The built-in demo case (generated once into the per-user cache, then reused)."""
     from sample_data.case import ensure_demo_case
     return Path(ensure_demo_case())
+
+
+@pytest.fixture
+def free_port():
+    """Callable: a TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    return pick

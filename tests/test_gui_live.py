@@ -4,7 +4,6 @@ server stops sending transforms, turns the overlay off and says tracking is stal
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,8 @@ from registration.sequence_io import read_sequence
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
-
-def test_live_window_overlay_record_and_stale(qtbot, demo_case, artifacts_dir, tmp_path):
+def test_live_window_overlay_record_and_stale(qtbot, demo_case, artifacts_dir, tmp_path, free_port):
     truth = json.loads((demo_case / "truth.json").read_text())
     config = demo_case / truth["ultrasound"]["config"]
     sweep_path = demo_case / "sweep_lesion_1.igs.mha"

@@ -41,13 +41,6 @@ def wait_until(cond, timeout):
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 @pytest.mark.slow
 def test_loopback_30fps_10s_receives_records_and_matches(tmp_path):
@@ -106,7 +99,7 @@ def test_recording_is_valid_when_the_app_is_killed(tmp_path):
         SequenceRecorder(path)
 
 
-def test_server_killed_client_reports_within_1s_and_reconnects():
+def test_server_killed_client_reports_within_1s_and_reconnects(free_port):
     port = free_port()
     sweep = synthetic_sweep(n=30, rows=32, cols=32)
     server = IgtlServer(port=port)
@@ -210,7 +203,7 @@ def test_client_survives_a_garbage_server():
         srv.close()
 
 
-def test_closed_port_clear_message_no_hang():
+def test_closed_port_clear_message_no_hang(free_port):
     port = free_port()
     client = LiveClient(port=port, max_reconnect_attempts=2, max_backoff_s=0.05).start()
     t = time.monotonic()
@@ -220,7 +213,7 @@ def test_closed_port_clear_message_no_hang():
     assert time.monotonic() - t < 2.5
 
 
-def test_ctus_replay_serves_a_sweep_file(tmp_path):
+def test_ctus_replay_serves_a_sweep_file(tmp_path, free_port):
     sweep = synthetic_sweep(n=40, rows=60, cols=80)
     path = tmp_path / "s.igs.mha"
     write_sequence(sweep, path)
