@@ -43,41 +43,49 @@ def wait_until(cond, timeout):
 
 
 @pytest.mark.slow
-def test_loopback_30fps_10s_receives_records_and_matches(tmp_path):
-    sweep = synthetic_sweep(n=300)
+def test_loopback_demo_sweep_30fps_10s_receives_records_and_matches(tmp_path, demo_case):
+    """The demo lesion sweep (640x480) replayed at 30 fps, looping, for 10 s."""
+    truth_cfg = next(demo_case.glob("PlusDeviceSet_*.xml"))
+    sweep = read_sequence(demo_case / "sweep_lesion_1.igs.mha", calibration=truth_cfg)
+    assert sweep.image_shape == (480, 640)
+    n = len(sweep)
     rec = SequenceRecorder(tmp_path / "live.igs.mhd")
     with IgtlServer(port=0) as server, LiveClient(port=server.port) as client:
         wait_until(lambda: server.n_clients == 1, 2)
-        streamer = SweepStreamer(sweep, server, fps=30).start()
+        streamer = SweepStreamer(sweep, server, fps=30, loop=True).start()
         got = []
-        t_end = time.monotonic() + 15
-        while (streamer.running or client.latest() is None or got[-1:] and got[-1].index < 299) \
-                and time.monotonic() < t_end:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10.0:
             for f in client.drain():
                 got.append(f)
                 rec.add_frame(f)
             time.sleep(0.01)
+        streamer.stop()
+        time.sleep(0.3)
         for f in client.drain():
             got.append(f)
             rec.add_frame(f)
+        sent = streamer.sent_frames
         stats = client.stats()
     rec.finish()
     lat = np.median([f.latency_ms for f in got])
-    print(f"\nloopback 640x480 @30 fps for {len(sweep) / 30:.0f} s: received {len(got)}/{len(sweep)} "
-          f"frames, median latency {lat:.1f} ms, client fps {stats['fps']:.1f}")
-    assert len(got) >= 0.95 * len(sweep)
+    print(f"\ndemo sweep 640x480 @30 fps for 10 s: received {len(got)}/{sent} frames, median latency "
+          f"{lat:.1f} ms, client fps {stats['fps']:.1f}")
+    assert sent >= 290
+    assert len(got) >= 0.95 * sent
     assert lat <= 30.0
+    # the recording equals the source frame by frame (the stream loops over the sweep)
     i2r, valid = sweep.image_to_reference_all()
-    assert [f.index for f in got if not f.tracking_ok] == [20, 21, 22]
-    # the recording equals the source frame by frame
     back = read_sequence(tmp_path / "live.igs.mhd")
-    assert len(back) == len(got) == len(sweep)
-    assert np.array_equal(back.frames, sweep.frames)
+    assert len(back) == len(got)
+    src = np.array([f.index % n for f in got])
+    assert np.array_equal(back.frames, sweep.frames[src])
     b_i2r, b_valid = back.image_to_reference_all()
-    assert np.array_equal(b_valid, valid)
-    assert np.allclose(b_i2r[valid], i2r[valid], rtol=1e-6, atol=1e-4)  # float32 on the wire
+    assert np.array_equal(b_valid, valid[src])
+    assert b_valid.sum() > 0.9 * len(back)
+    assert np.allclose(b_i2r[b_valid], i2r[src][b_valid], rtol=1e-6, atol=1e-3)  # float32 on the wire
     img = sitk.ReadImage(str(tmp_path / "live.igs.mhd"))
-    assert img.GetSize() == (640, 480, 300)
+    assert img.GetSize() == (640, 480, len(back))
 
 
 def test_recording_is_valid_when_the_app_is_killed(tmp_path):
