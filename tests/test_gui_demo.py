@@ -1,8 +1,8 @@
 """The demo case in the real window: open it, overlay with the case's TRUE registration on a
 frame that cuts a lesion (the lesion outline must sit on the simulated lesion), screenshots.
 
-Uses the cached demo case; skips cleanly when it has not been generated yet
-(``ctus sample`` or ``sample_data.case.ensure_demo_case()`` makes it).
+Uses the demo case from the per-user cache
+(generated on first use by ``sample_data.case.ensure_demo_case()``).
 """
 from __future__ import annotations
 
@@ -20,11 +20,10 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
 def _cached_demo():
-    case = pytest.importorskip("sample_data.case")
-    folder = case.cache_root() / f"demo-v{case.CASE_VERSION}-seed0"
-    if not (folder / case.MARKER).is_file():
-        pytest.skip(f"demo case not generated yet ({folder})")
-    return folder
+    """The demo case, generated into the per-user cache on first use (about a minute)."""
+    from sample_data.case import ensure_demo_case
+    from pathlib import Path
+    return Path(ensure_demo_case())
 
 
 def _true_reference_to_ct(truth: dict, sweep_name: str) -> np.ndarray:

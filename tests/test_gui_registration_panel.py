@@ -8,6 +8,7 @@ the refinement runs on the synthetic case (tests/synthetic_case.py) so it stays 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,12 +27,9 @@ pytestmark = pytest.mark.gui
 
 
 def _demo_folder():
-    try:
-        from sample_data import case
-    except ImportError:
-        return None
-    folder = case.cache_root() / f"demo-v{case.CASE_VERSION}-seed0"
-    return folder if (folder / case.MARKER).is_file() else None
+    """The demo case (generated into the per-user cache on first use)."""
+    from sample_data.case import ensure_demo_case
+    return Path(ensure_demo_case())
 
 
 def _synthetic_labels(ct):
@@ -56,23 +54,17 @@ def _window(qtbot):
 
 @pytest.fixture
 def loaded(qtbot):
-    """(window, true reference_to_ct, case name): demo case if cached, else synthetic."""
+    """(window, true reference_to_ct, case name) on the demo case."""
     w = _window(qtbot)
     folder = _demo_folder()
-    if folder is not None:
-        ready = []
-        w.open_demo(then=lambda: ready.append(True))
-        qtbot.waitUntil(lambda: bool(ready) or bool(w.reporter.history), timeout=120000)
-        assert ready and not w.reporter.history, w.reporter.history
-        truth = json.loads((folder / "truth.json").read_text())
-        name = w.sweep.source.split("/")[-1]
-        entry = next(s for s in truth["ultrasound"]["sweeps"] if s["file"] == name)
-        yield w, np.asarray(entry["reference_to_ct"], float), "demo"
-    else:
-        ct = make_ct()
-        w.set_ct(ct, _synthetic_labels(ct))
-        w.set_sweep(make_sweep(ct, n_frames=16, invalid=(3, 4)))
-        yield w, TRUE_REFERENCE_TO_CT, "synthetic"
+    ready = []
+    w.open_demo(then=lambda: ready.append(True))
+    qtbot.waitUntil(lambda: bool(ready) or bool(w.reporter.history), timeout=180000)
+    assert ready and not w.reporter.history, w.reporter.history
+    truth = json.loads((folder / "truth.json").read_text())
+    name = w.sweep.source.split("/")[-1]
+    entry = next(s for s in truth["ultrasound"]["sweeps"] if s["file"] == name)
+    yield w, np.asarray(entry["reference_to_ct"], float), "demo"
     w.close()
 
 
