@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -245,16 +245,3 @@ def matrix_to_sitk(fixed_to_moving: np.ndarray):
     tx.SetMatrix(tuple(m[:3, :3].reshape(-1)))
     tx.SetTranslation(tuple(m[:3, 3]))
     return tx
-
-
-def points_array(points: Iterable, name: str = "points", path=None) -> np.ndarray:
-    try:
-        p = np.asarray(points, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} are not numeric", path=path, fix="give [x, y, z] triples") from None
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise InputError(f"{name} must be a list of [x, y, z], got shape {p.shape}", path=path,
-                         fix="give [x, y, z] triples")
-    if not np.all(np.isfinite(p)):
-        raise InputError(f"{name} contain NaN or infinite values", path=path, fix="remove them")
-    return p
