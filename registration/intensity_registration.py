@@ -30,7 +30,11 @@ The MI baseline lives in :mod:`registration.mi_registration`.
 """
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -60,6 +64,35 @@ PARAM_SCALE = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
 BOUNDS = np.array([15.0, 15.0, 15.0, 30.0, 30.0, 30.0])
 #: Minimum fraction of fan samples that must fall inside the CT under the start.
 MIN_OVERLAP = 0.2
+#: Threads for independent work (translation-grid points, starts). scipy.ndimage releases
+#: the GIL in map_coordinates and uniform_filter: 2 threads ran 100 coarse evaluations
+#: 1.8x faster than 1 on the 2-core machine (0.23 vs 0.42 s, demo lesion sweep).
+N_THREADS = max(1, min(2, os.cpu_count() or 1))
+#: Coarse results (of n_starts) continued at the middle level (None: all). 2 of 4 gave the
+#: same TRE on 8 benchmark trials (median 1.34 mm) in 9.0 instead of 10.5 s (1 thread), but
+#: the verdict needs >= 3 refined starts to call an unconfirmed optimum poor (a start far
+#: outside the capture range was then called "check"), so all starts are refined.
+N_REFINE: Optional[int] = None
+
+
+def _parallel(tasks: Sequence[Callable[[], object]], n_threads: int, cancel: threading.Event) -> list:
+    """Run ``tasks`` (results in order): the calling thread runs tasks 0, n, 2n ..., worker
+    threads the others. Only the calling thread reports progress; if it is cancelled or
+    fails, ``cancel`` is set so the workers stop at their next evaluation."""
+    if n_threads <= 1 or len(tasks) <= 1:
+        return [t() for t in tasks]
+    out: list = [None] * len(tasks)
+    with ThreadPoolExecutor(max_workers=n_threads - 1) as ex:
+        futures = {i: ex.submit(tasks[i]) for i in range(len(tasks)) if i % n_threads}
+        try:
+            for i in range(0, len(tasks), n_threads):
+                out[i] = tasks[i]()
+            for i, fut in futures.items():
+                out[i] = fut.result()
+        except BaseException:
+            cancel.set()
+            raise
+    return out
 
 
 # ---------------------------------------------------------------------------- results
@@ -126,9 +159,10 @@ class _Progress:
     def __init__(self, fn: Optional[ProgressFn], total: int):
         self.fn, self.total, self.count = fn, max(total, 1), 0
 
-    def step(self, message: str) -> None:
+    def step(self, message: str, report: bool = True) -> None:
+        """Count one evaluation; call ``fn`` every 10th if ``report`` (only the caller's thread)."""
         self.count += 1
-        if self.fn is not None and self.count % 10 == 0:
+        if report and self.fn is not None and self.count % 10 == 0:
             if self.fn(min(self.count / self.total, 0.99), message) is False:
                 raise CancelledError("registration cancelled")
 
@@ -151,11 +185,14 @@ def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: in
 
 
 def _translation_search_starts(cost_fn, n_starts: int, range_mm: float, step_mm: float,
-                               fallback: np.ndarray) -> np.ndarray:
-    """[n_starts, 6]: zero first, then the best translation-grid points at least 1.5 steps apart."""
+                               fallback: np.ndarray, run=None) -> np.ndarray:
+    """[n_starts, 6]: zero first, then the best translation-grid points at least 1.5 steps apart.
+    ``run(tasks) -> results`` may evaluate the grid's chunks in parallel."""
     g = np.arange(-range_mm, range_mm + 1e-9, step_mm)
     grid = np.array([(0, 0, 0, x, y, z) for x in g for y in g for z in g], float)
-    values = np.array([cost_fn(p / PARAM_SCALE) for p in grid])
+    chunks = np.array_split(np.arange(len(grid)), N_THREADS)
+    tasks = [lambda idx=idx: [cost_fn(grid[k] / PARAM_SCALE) for k in idx] for idx in chunks]
+    values = np.concatenate([np.asarray(v, float) for v in (run or (lambda ts: [t() for t in ts]))(tasks)])
     chosen = [np.zeros(6)]
     for k in np.argsort(values):
         p = grid[k]
@@ -179,7 +216,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                    levels: Sequence[Tuple[float, int, int]] = DEFAULT_LEVELS,
                    max_evals_per_start: int = 150, max_coarse_evals: int = 200,
                    targets: Optional[dict] = None, hessian: bool = True,
-                   translation_search_mm: float = 15.0, search_step_mm: float = 5.0) -> RegistrationResult:
+                   translation_search_mm: float = 15.0, search_step_mm: float = 5.0,
+                   n_refine: Optional[int] = N_REFINE, n_threads: int = N_THREADS) -> RegistrationResult:
     """Refine ``init_reference_to_ct`` by maximising LC2 (or MI) between the CT and the sweep.
 
     ``progress(fraction, message)`` is called during the work; returning False cancels
@@ -191,6 +229,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     translation grid (+- this range, ``search_step_mm`` apart); the best distinct grid points
     replace the random starts (the unperturbed start stays first). It widens the capture
     range for translation errors, which dominate a landmark or manual start.
+    ``n_refine``: how many of the best coarse results continue at the middle level (None: all).
+    ``n_threads``: threads for the grid and the starts (results do not depend on it).
     """
     method = str(method).lower()
     init = as_matrix(init_reference_to_ct, name="initial reference_to_ct")
@@ -224,15 +264,22 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     n_grid = int(round(2 * translation_search_mm / search_step_mm) + 1) ** 3 if translation_search_mm > 0 else 0
     prog = _Progress(progress, total=n_grid + len(starts) * max_coarse_evals + max_evals_per_start)
     history: List[Tuple[int, int, float]] = []
-    evals = [0]
+    counter = itertools.count(1)      # thread-safe in CPython (one C call)
+    caller = threading.current_thread()
+    cancel = threading.Event()
+
+    def run(tasks):
+        return _parallel(tasks, n_threads, cancel)
 
     def make_cost(c: FrameLC2Cost, level_id: int, base: np.ndarray):
         def f(x):
             m = rigid_matrix(x * PARAM_SCALE, center) @ base
+            if cancel.is_set():
+                raise CancelledError("registration cancelled")
             value, inside = c.metric(m)
-            evals[0] += 1
-            history.append((evals[0], level_id, value))
-            prog.step(f"LC2 level {level_id + 1}/{len(lv)}: {value:.4f}")
+            history.append((next(counter), level_id, value))
+            # Progress callbacks (GUI) stay on the caller's thread.
+            prog.step(f"LC2 level {level_id + 1}/{len(lv)}: {value:.4f}", threading.current_thread() is caller)
             # Moving the fan out of the CT must not pay: penalise lost overlap.
             return -value + 2.0 * max(0.0, 0.8 * overlap0 - inside)
         return f
@@ -241,27 +288,40 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     initial_metric = fine.metric(init)[0]
     if translation_search_mm > 0 and len(starts) > 1:
         starts = _translation_search_starts(make_cost(coarse, 0, init), len(starts), translation_search_mm,
-                                            search_step_mm, starts)
-    for s in starts:
+                                            search_step_mm, starts, run=run)
+
+    def counted(f):
+        """f wrapped with its own evaluation count (the global counter is shared by threads)."""
+        n = [0]
+
+        def g(x):
+            n[0] += 1
+            return f(x)
+        return g, n
+
+    def coarse_start(s):
         x0 = s / PARAM_SCALE
-        f = make_cost(coarse, 0, init)
+        f, n = counted(make_cost(coarse, 0, init))
         m0 = -f(x0)
-        n_before = evals[0]
         x = _optimise(f, x0, max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
         m_end = rigid_matrix(x * PARAM_SCALE, center) @ init
-        results.append(StartResult(s, m_end, m0, -f(x), evals[0] - n_before))
+        return StartResult(s, m_end, m0, -f(x), n[0] - 1)
+
+    results = run([lambda s=s: coarse_start(s) for s in starts])
     if len(lv) > 1 and len(results) > 1:
         # Every start continues at level 1 (half the evaluations): the starts' spread is then
         # measured at 2.5 mm rather than at the coarse level's 4 mm, and the coarse level's
         # ranking (sometimes wrong) does not decide alone.
-        refined = []
-        for r in results:
-            f = make_cost(lv[1][0], 1, r.reference_to_ct)
-            n_before = evals[0]
+        if n_refine is not None:
+            # Stable sort: ties keep the start order (the unperturbed start first).
+            results = sorted(results, key=lambda r: -r.metric_final)[:max(int(n_refine), 1)]
+
+        def refine(r):
+            f, n = counted(make_cost(lv[1][0], 1, r.reference_to_ct))
             x = _optimise(f, np.zeros(6), max_evals_per_start // 2, step=0.5, xatol=0.05)
-            refined.append(StartResult(r.start_params, rigid_matrix(x * PARAM_SCALE, center) @ r.reference_to_ct,
-                                       r.metric_initial, -f(x), r.evaluations + evals[0] - n_before))
-        results = refined
+            return StartResult(r.start_params, rigid_matrix(x * PARAM_SCALE, center) @ r.reference_to_ct,
+                               r.metric_initial, -f(x), r.evaluations + n[0])
+        results = run([lambda r=r: refine(r) for r in results])
         first_fine = 2
     else:
         first_fine = 1
@@ -277,7 +337,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
         current = rigid_matrix(x * PARAM_SCALE, center) @ current
     final_metric = fine.metric(current)[0]
     n_eff = fine.samples.fan.sum() / float(fine.patch[1] * fine.patch[2])
-    result = RegistrationResult(current, "lc2", float(initial_metric), float(final_metric), evals[0],
+    result = RegistrationResult(current, "lc2", float(initial_metric), float(final_metric), len(history),
                                 time.perf_counter() - t0, center, results, history,
                                 [int(i) for i in lv[-1][1]], init,
                                 cost=lambda m: fine.metric(m)[0], n_eff=float(n_eff))

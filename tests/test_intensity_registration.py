@@ -147,3 +147,36 @@ def test_mi_baseline_runs_with_the_same_interface(ct, sweep):
     assert _target_errors(res.reference_to_ct).max() < _target_errors(init).max() + 3.0
     assert res.uncertainty["verdict"] in ("good", "check", "poor")
     assert 3 not in res.frames_used
+
+
+def test_threads_do_not_change_the_result_and_progress_stays_on_the_callers_thread(ct, sweep):
+    import threading
+    center = lesion_centroids_ct().mean(0)
+    init = random_rigid_perturbation(np.random.default_rng(5), (6.0, 8.0), (2.0, 4.0), center=center) \
+        @ TRUE_REFERENCE_TO_CT
+    threads = set()
+
+    def progress(fraction, message):
+        threads.add(threading.current_thread())
+        return True
+    kw = dict(n_starts=3, seed=2, hessian=False, max_evals_per_start=40, max_coarse_evals=40)
+    one = register_sweep(ct, sweep, init, n_threads=1, **kw)
+    two = register_sweep(ct, sweep, init, n_threads=2, progress=progress, **kw)
+    np.testing.assert_array_equal(one.reference_to_ct, two.reference_to_ct)
+    assert [s.metric_final for s in one.starts] == [s.metric_final for s in two.starts]
+    assert one.iterations == two.iterations == len(two.history)
+    assert sorted(h[0] for h in two.history) == list(range(1, two.iterations + 1))
+    assert threads == {threading.current_thread()}
+
+
+def test_cancel_during_the_parallel_starts_stops_the_worker_threads(ct, sweep):
+    import threading
+    before = threading.active_count()
+    calls = []
+
+    def progress(fraction, message):
+        calls.append(fraction)
+        return len(calls) < 12          # past the 343-point grid: inside the parallel starts
+    with pytest.raises(CancelledError):
+        register_sweep(ct, sweep, TRUE_REFERENCE_TO_CT, progress=progress, n_starts=4, n_threads=2)
+    assert threading.active_count() == before
