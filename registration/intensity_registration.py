@@ -184,6 +184,12 @@ def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: in
     return res.x
 
 
+def _chunked_map(fn, xs: Sequence, run, n_chunks: int) -> list:
+    """``[fn(x) for x in xs]`` with ``xs`` split in ``n_chunks`` tasks for ``run`` (see :func:`_parallel`)."""
+    parts = np.array_split(np.arange(len(xs)), max(int(n_chunks), 1))
+    return [v for part in run([lambda idx=idx: [fn(xs[k]) for k in idx] for idx in parts]) for v in part]
+
+
 def _translation_search_starts(cost_fn, n_starts: int, range_mm: float, step_mm: float,
                                fallback: np.ndarray, run=None) -> np.ndarray:
     """[n_starts, 6]: zero first, then the best translation-grid points at least 1.5 steps apart.
@@ -347,7 +353,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
         # Two fine pixels (mm) / as many degrees: smaller steps measured LC2's speckle noise
         # rather than its curvature (spurious negative eigenvalues on the demo case).
         step = (2.0 * fine.level.spacing_mm,) * 6
-        hess = hessian_covariance(result.cost, current, center, n_eff, step=step)
+        hess = hessian_covariance(result.cost, current, center, n_eff, step=step,
+                                  map_fn=lambda fn, xs: _chunked_map(fn, xs, run, n_threads))
     result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess,
                                 resolution_mm=fine.level.spacing_mm)
     result.wall_time_s = time.perf_counter() - t0

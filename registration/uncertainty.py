@@ -83,10 +83,12 @@ def target_tre_from_covariance(cov: np.ndarray, center, target_ct) -> float:
 
 
 def hessian_covariance(metric: Callable[[np.ndarray], float], reference_to_ct: np.ndarray, center,
-                       n_eff: float, *, step=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0)) -> Dict[str, object]:
+                       n_eff: float, *, step=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+                       map_fn: Optional[Callable] = None) -> Dict[str, object]:
     """Laplace covariance (6x6, deg/mm) of the pose from the LC2 metric's curvature.
 
-    ``metric(reference_to_ct) -> LC2``; 28 evaluations (central diagonal, forward cross terms).
+    ``metric(reference_to_ct) -> LC2``; 28 evaluations (central diagonal, forward cross terms),
+    independent of each other: ``map_fn(f, xs) -> [f(x) for x in xs]`` may run them in parallel.
     A non-positive-definite Hessian (not at a clear maximum along some direction) gives
     ``positive_definite = False``; along such eigen-directions all we know is that the cost
     did not rise within +-step, so their standard deviation is set to ``step``.
@@ -98,19 +100,17 @@ def hessian_covariance(metric: Callable[[np.ndarray], float], reference_to_ct: n
         lc = float(metric(rigid_matrix(x, center) @ base))
         return math.log(max(1.0 - lc, 1e-6))
 
-    f0 = f(np.zeros(6))
-    fp, fm = np.zeros(6), np.zeros(6)
-    for i in range(6):
-        e = np.zeros(6)
-        e[i] = h[i]
-        fp[i], fm[i] = f(e), f(-e)
+    eye = np.diag(h)
+    pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    xs = [np.zeros(6)] + [eye[i] for i in range(6)] + [-eye[i] for i in range(6)] \
+        + [eye[i] + eye[j] for i, j in pairs]
+    vals = (map_fn or (lambda fn, pts: [fn(x) for x in pts]))(f, xs)
+    f0, fp, fm = vals[0], np.asarray(vals[1:7]), np.asarray(vals[7:13])
     hess = np.zeros((6, 6))
     for i in range(6):
         hess[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
-        for j in range(i + 1, 6):
-            e = np.zeros(6)
-            e[i], e[j] = h[i], h[j]
-            hess[i, j] = hess[j, i] = (f(e) - fp[i] - fp[j] + f0) / (h[i] * h[j])
+    for (i, j), fij in zip(pairs, vals[13:]):
+        hess[i, j] = hess[j, i] = (fij - fp[i] - fp[j] + f0) / (h[i] * h[j])
     nll = 0.5 * n_eff * hess
     w, v = np.linalg.eigh(0.5 * (nll + nll.T))
     pd = bool(np.all(w > 0))

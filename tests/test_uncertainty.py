@@ -61,6 +61,14 @@ def test_hessian_covariance_recovers_a_known_quadratic():
     out = hessian_covariance(metric, base, center, n_eff=200.0, step=(0.5,) * 6)
     assert out["positive_definite"]
     assert np.allclose(out["covariance"], np.linalg.inv(100.0 * a), rtol=0.05, atol=1e-4)
+    # The 28 evaluations are independent: any evaluation order (e.g. threads) gives the same.
+    seen = []
+
+    def reversed_map(fn, xs):
+        seen.append(len(xs))
+        return [fn(x) for x in xs[::-1]][::-1]
+    out2 = hessian_covariance(metric, base, center, n_eff=200.0, step=(0.5,) * 6, map_fn=reversed_map)
+    assert seen == [28] and np.array_equal(out2["covariance"], out["covariance"])
 
 
 def test_multistart_spread_counts_only_comparable_starts():
