@@ -59,8 +59,10 @@ ProgressFn = Callable[[float, str], Optional[bool]]
 #: 4 mm/10 fr 3.5/6.7/1.2 mm, 2.5 mm/10 fr 1.5/5.3/0.7, 1.6 mm/6 fr 5.9/1.5/0.5, 1.6 mm/16 fr
 #: 0.6/0.9/0.35, 1.2 mm/6 fr 1.5/0.9/0.3: few fine frames, not the pixel size, dominate it.
 #: ``levels=((4.0, 5, 10), (2.5, 7, 10), (1.6, 9, 12))`` measured 95 % success, median TRE
-#: 0.68 mm (p90 2.31) in 8.0 s on the 20-trial benchmark vs 1.21 mm (p90 2.81) in 6.3 s.
-DEFAULT_LEVELS: Tuple[Tuple[float, int, int], ...] = ((4.0, 5, 10), (2.5, 7, 10), (1.6, 9, 6))
+#: 0.68 mm (p90 2.31) in 8.0 s on the 20-trial benchmark vs 1.21 mm (p90 2.81) in 6.3 s
+#: with 6 fine frames: 12 are the default, so refinement does not pull a good landmark
+#: registration ~1.5 mm off (the bias), at 1.7 s more.
+DEFAULT_LEVELS: Tuple[Tuple[float, int, int], ...] = ((4.0, 5, 10), (2.5, 7, 10), (1.6, 9, 12))
 #: CT margin (mm) kept around the sweep's fan under the start (covers BOUNDS translation).
 CROP_MARGIN_MM = 45.0
 #: Parameter scaling for the optimiser: 1 unit = this many deg / mm.
