@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
-import SimpleITK as sitk
 
 from registration.errors import InputError
 from registration.volume import LabelMap, Volume
@@ -51,7 +50,7 @@ def load_labels(path, names_path=None, reference: Optional[Volume] = None, progr
     The check comes first so that a label map of another CT is refused with a
     reason instead of being silently resampled into emptiness.
     """
-    from registration.labelmap_io import load_labels as _load_labels
+    from registration.labelmap_io import load_labels as _load_labels, resample_labels_to
     if progress:
         progress(0.05, f"reading {Path(path).name}")
     labels = _load_labels(path, names_path, None)
@@ -61,14 +60,7 @@ def load_labels(path, names_path=None, reference: Optional[Volume] = None, progr
     check_labels_match(labels, reference, path)
     if progress:
         progress(0.6, "resampling the labels onto the CT grid")
-    ref = sitk.Image([int(n) for n in reference.shape_ijk], sitk.sitkUInt8)
-    ref.SetSpacing(tuple(float(v) for v in reference.spacing))
-    ref.SetOrigin(tuple(float(v) for v in reference.origin))
-    ref.SetDirection(tuple(float(v) for v in reference.direction.reshape(-1)))
-    img = labels.to_sitk()
-    out = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, img.GetPixelID())
-    return LabelMap(sitk.GetArrayFromImage(out), reference.spacing, reference.origin, reference.direction,
-                    labels.names, dict(labels.metadata, resampled_to_ct=True))
+    return resample_labels_to(labels, reference)
 
 
 def load_sweep(path, calibration=None, progress=None):
@@ -82,9 +74,6 @@ def load_sweep(path, calibration=None, progress=None):
                          fix="open a sweep recorded with video frames")
     sweep.require_image_to_reference()
     if sweep.fan_mask is None:
-        try:
-            from registration.fan_mask import detect_fan_mask
-            sweep.fan_mask = detect_fan_mask(sweep.frames)
-        except ImportError:
-            pass
+        from registration.fan_mask import detect_fan_mask
+        sweep.fan_mask = detect_fan_mask(sweep.frames)
     return sweep

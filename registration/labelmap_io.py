@@ -325,7 +325,11 @@ def _referenced_series(ds) -> List[str]:
         return []
 
 
-def _resample_to(lm: LabelMap, reference: Volume) -> LabelMap:
+def resample_labels_to(lm: LabelMap, reference: Volume) -> LabelMap:
+    """``lm`` on ``reference``'s grid by physical position (nearest neighbour), never by index.
+
+    Warns (in ``metadata['warnings']``) for structures that lose over half their volume.
+    """
     if lm.same_grid(reference):
         return lm
     top = int(lm.array.max()) if lm.array.size else 0
@@ -402,7 +406,7 @@ def load_labels(path, names: Names = None, reference: Optional[Volume] = None) -
             lm.metadata.setdefault("warnings", []).append(
                 f"the segmentation references series {', '.join(refs)}, not the loaded CT series "
                 f"{ct_uid}: check it belongs to this CT")
-        lm = _resample_to(lm, reference)
+        lm = resample_labels_to(lm, reference)
     return lm
 
 

@@ -201,8 +201,8 @@ def test_resample_by_physical_space_known_case():
     p = lab.index_to_lps(np.stack([i, j, k], -1))
     inside = (p[..., 0] > 1.6) & (p[..., 0] < 4.4) & (p[..., 1] > 2.6) & (p[..., 1] < 5.4) & (p[..., 2] == 4)
     lab.array[inside] = 4
-    from registration.labelmap_io import _resample_to
-    out = _resample_to(lab, ref)
+    from registration.labelmap_io import resample_labels_to
+    out = resample_labels_to(lab, ref)
     expected = np.zeros(ref.array.shape, bool)
     expected[2, 3:6, 2:5] = True                 # x 2..4, y 3..5, z = 4 in the reference
     assert np.array_equal(out.array == 4, expected)
