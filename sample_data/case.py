@@ -60,36 +60,22 @@ def _uid(seed: int, *parts) -> str:
 
 
 def _write_dicom(vol, folder: Path, seed: int, phase: str, series_number: int) -> list:
-    """DICOM series via the project's writer, then made reproducible: the writer
-    draws SOP instance UIDs at random and dates from the clock, so both are
-    replaced by seed-derived values (file names are fixed by us)."""
-    import pydicom
+    """DICOM series via the project's writer, reproducible: every UID derives from the
+    seed, the dates and times are fixed, the file names are ours."""
     from registration.dicom_write import write_dicom_series
 
     info = P.PHASES[phase]
-    paths = write_dicom_series(
+    return write_dicom_series(
         vol, folder, series_description=info["description"], contrast_agent=CONTRAST_AGENT,
         acquisition_time=_tm(info["delay_s"]), series_uid=_uid(seed, "series", phase),
         study_uid=_uid(seed, "study"), frame_of_reference_uid=_uid(seed, "frame"),
         patient_id=f"CTUS-DEMO-{seed}", patient_name="CTUS^Demo", series_number=series_number,
-        file_names=lambda k: f"CT{k + 1:04d}.dcm")
-    for k, path in enumerate(paths):
-        ds = pydicom.dcmread(path)
-        sop = _uid(seed, "sop", phase, k)
-        ds.SOPInstanceUID = sop
-        ds.file_meta.MediaStorageSOPInstanceUID = sop
-        ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = STUDY_DATE
-        ds.StudyTime = _tm(0)
-        ds.SeriesTime = ds.ContentTime = _tm(info["delay_s"])
-        ds.ContrastBolusRoute = "IV"
-        ds.ContrastBolusStartTime = _tm(0)
-        ds.PatientPosition = "HFS"
-        ds.PatientSex = "M"
-        ds.PatientAge = "064Y"
-        ds.BodyPartExamined = "ABDOMEN"
-        ds.Manufacturer = "ctus synthetic phantom"
-        ds.save_as(path, enforce_file_format=True)
-    return paths
+        file_names=lambda k: f"CT{k + 1:04d}.dcm",
+        sop_instance_uids=lambda k: _uid(seed, "sop", phase, k),
+        study_date=STUDY_DATE, study_time=_tm(0), contrast_start_time=_tm(0),
+        extra_tags={"ContrastBolusRoute": "IV", "PatientPosition": "HFS", "PatientSex": "M",
+                    "PatientAge": "064Y", "BodyPartExamined": "ABDOMEN",
+                    "Manufacturer": "ctus synthetic phantom"})
 
 
 def _write_nrrd(vol, path: Path) -> None:
