@@ -119,12 +119,3 @@ def reslice_plane(volume: Volume, pixel_to_lps: np.ndarray, shape: Tuple[int, in
                   interpolator: str = "linear", default: Optional[float] = None) -> PlaneImage:
     """One-off reslice (converts the volume each call: use :class:`Reslicer` in loops)."""
     return Reslicer(volume, default=default, interpolator=interpolator).reslice(pixel_to_lps, shape)
-
-
-def reslice_on_frame(reslicer: Reslicer, image_to_lps: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
-    """CT values under every pixel of an ultrasound frame ``[rows, cols]``.
-
-    ``image_to_lps`` is the frame's Image (pixels) -> CT/LPS (mm) matrix, e.g.
-    ``reference_to_ct @ sweep.image_to_reference(i)``.
-    """
-    return reslicer.reslice(image_to_lps, shape).image

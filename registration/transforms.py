@@ -80,11 +80,6 @@ def apply(m: np.ndarray, points) -> np.ndarray:
     return p @ np.asarray(m)[:3, :3].T + np.asarray(m)[:3, 3]
 
 
-def apply_vectors(m: np.ndarray, vectors) -> np.ndarray:
-    """Map (..., 3) direction vectors (no translation)."""
-    return np.asarray(vectors, dtype=float) @ np.asarray(m)[:3, :3].T
-
-
 def rigid_matrix(params: Sequence[float], center=(0.0, 0.0, 0.0)) -> np.ndarray:
     """(rx, ry, rz [deg, rotation vector], tx, ty, tz [mm]) -> 4x4.
 
@@ -236,12 +231,3 @@ def sitk_transform_to_matrix(tx, path=None) -> np.ndarray:
     m[:3, :3] = a
     m[:3, 3] = t + c - a @ c
     return as_matrix(m, name="transform", path=path)
-
-
-def matrix_to_sitk(fixed_to_moving: np.ndarray):
-    import SimpleITK as sitk
-    m = as_matrix(fixed_to_moving)
-    tx = sitk.AffineTransform(3)
-    tx.SetMatrix(tuple(m[:3, :3].reshape(-1)))
-    tx.SetTranslation(tuple(m[:3, 3]))
-    return tx

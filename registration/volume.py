@@ -200,12 +200,6 @@ class LabelMap(Volume):
             raise InputError(f"structure '{name}' is not in the label map "
                              f"(names: {', '.join(sorted(self.names)) or 'none'})") from None
 
-    def name_of(self, value: int) -> Optional[str]:
-        for n, v in self.names.items():
-            if v == value:
-                return n
-        return None
-
     def mask(self, name: str) -> np.ndarray:
         return self.array == self.value_of(name)
 
