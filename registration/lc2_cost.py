@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .errors import InputError
-from .lc2 import ct_feature_arrays, lc2
+from .lc2 import FixedUS, ct_feature_arrays
 from .sweep import Sweep
 from .transforms import apply
 from .volume import Volume
@@ -36,7 +36,7 @@ def _smoothed_resampled(img: sitk.Image, spacing_mm: float) -> sitk.Image:
     """Gaussian (sigma^2 = (s/2)^2 - (s_in/2)^2 per axis) then linear resampling to ``spacing_mm``."""
     sp_in = np.asarray(img.GetSpacing(), float)
     # Integer block averaging first (cheap), so the Gaussian runs on a smaller image.
-    shrink = np.maximum(np.floor(spacing_mm / sp_in / 1.5).astype(int), 1)
+    shrink = np.maximum(np.floor(spacing_mm / sp_in + 1e-6).astype(int), 1)
     if np.any(shrink > 1):
         img = sitk.BinShrink(img, [int(v) for v in shrink])
         sp_in = np.asarray(img.GetSpacing(), float)
@@ -162,18 +162,33 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_norm
 
 
 class FrameLC2Cost:
-    """Negative LC2 between resampled US frames and the CT features under a pose."""
+    """LC2 between resampled US frames and the CT features under a pose.
+
+    ``metric`` takes the fast path (:class:`~registration.lc2.FixedUS`, the US moments
+    precomputed) when every fan sample lies inside the CT, else the general
+    :func:`~registration.lc2.lc2`. ``map_fn(f, chunks)`` (optional) evaluates the fast
+    path's frame chunks in parallel; the sum over chunks is the same LC2.
+    """
 
     def __init__(self, level: FeatureLevel, samples: FrameSamples, patch_px: int):
         self.level = level
         self.samples = samples
         self.patch = (1, patch_px, patch_px)
         self.n_evals = 0
-        self._fan_idx = np.flatnonzero(samples.fan.ravel())
+        self._fixed = FixedUS(samples.u, samples.fan, self.patch)
+        # (frames, fan samples) of the whole stack, then of its two halves (for map_fn).
+        n = samples.u.shape[0]
+        per_frame = np.concatenate([[0], np.cumsum(samples.fan.reshape(n, -1).sum(axis=1))])
+        half = n // 2
+        self._whole = [(slice(0, n), slice(0, int(per_frame[n])))]
+        self._halves = self._whole if n < 2 else [
+            (slice(0, half), slice(0, int(per_frame[half]))),
+            (slice(half, n), slice(int(per_frame[half]), int(per_frame[n])))]
 
-    def sample_features(self, reference_to_ct: np.ndarray):
+    def sample_features(self, reference_to_ct: np.ndarray, points: slice = slice(None)):
+        """p and g (NaN outside the CT) at the fan samples ``points`` under the pose."""
         m = (self.level.lps_to_ijk @ reference_to_ct)[2::-1]     # rows k, j, i
-        coords = m[:, :3] @ self.samples.points_ref_t + m[:, 3:]
+        coords = m[:, :3] @ self.samples.points_ref_t[:, points] + m[:, 3:]
         p = ndimage.map_coordinates(self.level.p, coords, order=1, mode="constant", cval=np.nan)
         g = ndimage.map_coordinates(self.level.g, coords, order=1, mode="constant", cval=np.nan)
         return p, g
@@ -182,18 +197,49 @@ class FrameLC2Cost:
         p, _ = self.sample_features(reference_to_ct)
         return float(np.mean(np.isfinite(p)))
 
-    def metric(self, reference_to_ct: np.ndarray) -> Tuple[float, float]:
-        """(LC2, fraction of fan samples inside the CT)."""
+    def metric(self, reference_to_ct: np.ndarray, map_fn=None, per_frame: bool = False):
+        """(LC2, fraction of fan samples inside the CT). Outside the CT the features are
+        constant (p = g = 0: no structure), so patches there explain nothing and lower LC2.
+
+        ``map_fn(f, items) -> [f(x) for x in items]`` may run the two halves of the frames
+        in parallel (sampling, then the patch sums); the value does not depend on it.
+        ``per_frame``: instead, per-frame ``(sum w*LC2, sum w)`` arrays; their totals' ratio
+        is the LC2 (the weights ``w`` depend on the US alone)."""
         self.n_evals += 1
-        p, g = self.sample_features(reference_to_ct)
+        run = map_fn or (lambda f, xs: [f(x) for x in xs])
+        chunks = self._halves if map_fn is not None else self._whole
+        u = self.samples.u
+        stacks = run(lambda c: self._chunk_features(reference_to_ct, c), chunks)
+        # Global standardisation over the fan (as lc2_maps): moments combined over chunks.
+        n_in = sum(st[2] for st in stacks)
+        n_all = sum(st[0].size for st in stacks)
+        stats = []
+        for ch in (0, 1):
+            tot = sum(float(st[ch].sum(dtype=np.float64)) for st in stacks)
+            sq = sum(float(np.square(st[ch], dtype=np.float64).sum()) for st in stacks)
+            mean = tot / n_all
+            stats.append((mean, np.sqrt(max(sq / n_all - mean * mean, 0.0)) + self._fixed.eps))
+
+        def sums(k):
+            fr, _ = chunks[k]
+            p, g = stacks[k][0], stacks[k][1]
+            shape = (fr.stop - fr.start,) + u.shape[1:]
+            pv = np.zeros(shape, np.float32)
+            gv = np.zeros(shape, np.float32)
+            fan = self.samples.fan[fr]
+            pv[fan] = (p - stats[0][0]) / stats[0][1]
+            gv[fan] = (g - stats[1][0]) / stats[1][1]
+            return self._fixed.sums(pv, gv, fr, per_frame)
+        parts = run(sums, range(len(chunks)))
+        if per_frame:
+            return np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
+        num, den = sum(x[0] for x in parts), sum(x[1] for x in parts)
+        return (num / den if den > 0 else 0.0), float(n_in / max(n_all, 1))
+
+    def _chunk_features(self, reference_to_ct, chunk):
+        p, g = self.sample_features(reference_to_ct, chunk[1])
         inside = np.isfinite(p)
-        shape = self.samples.u.shape
-        pv = np.zeros(shape, np.float32).ravel()
-        gv = np.zeros(shape, np.float32).ravel()
-        mk = np.zeros(shape, bool).ravel()
-        pv[self._fan_idx] = np.where(inside, p, 0.0)
-        gv[self._fan_idx] = np.where(inside, g, 0.0)
-        mk[self._fan_idx] = inside
-        value = lc2(self.samples.u, pv.reshape(shape), gv.reshape(shape), mk.reshape(shape), self.patch,
-                    dtype=np.float32)
-        return value, float(inside.mean())
+        n_in = int(inside.sum())
+        if n_in < p.size:
+            p, g = np.where(inside, p, 0.0), np.where(inside, g, 0.0)
+        return p.astype(np.float32, copy=False), g.astype(np.float32, copy=False), n_in

@@ -44,6 +44,31 @@ def test_frame_samples_map_pixels_to_the_true_ct_positions(ct, sweep):
     assert np.allclose(pts_ct[0], expect, atol=1e-9)
 
 
+def test_frame_cost_is_the_same_whole_or_in_parallel_halves_and_outside_counts_as_flat(ct, sweep):
+    """metric(m) == metric(m, map_fn) (two threads); samples leaving the CT lower LC2, never raise it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registration.intensity_registration import FrameLC2Cost, ct_feature_level
+    from registration.lc2 import lc2
+    smp = frame_samples(sweep, select_frames(sweep, 6), 2.0)
+    cost = FrameLC2Cost(ct_feature_level(ct, 2.0), smp, 7)
+    with ThreadPoolExecutor(2) as ex:
+        whole, inside = cost.metric(TRUE_REFERENCE_TO_CT)
+        halves, inside2 = cost.metric(TRUE_REFERENCE_TO_CT, lambda f, xs: list(ex.map(f, xs)))
+    assert inside == inside2 == 1.0
+    assert halves == pytest.approx(whole, abs=1e-6)
+    p, g = cost.sample_features(TRUE_REFERENCE_TO_CT)
+    pv, gv = (np.zeros(smp.u.shape, np.float32) for _ in range(2))
+    pv[smp.fan], gv[smp.fan] = p, g
+    # float32 arithmetic: equal to the general form in float32, within 1e-3 of float64
+    assert whole == pytest.approx(lc2(smp.u, pv, gv, smp.fan, (1, 7, 7), dtype=np.float32), abs=1e-4)
+    assert whole == pytest.approx(lc2(smp.u, pv, gv, smp.fan, (1, 7, 7)), abs=1e-3)
+    # Push the fan half out of the CT: fewer samples inside and a lower metric.
+    out = rigid_matrix([0, 0, 0, 0, 0, 200.0], (0, 0, 0)) @ TRUE_REFERENCE_TO_CT
+    lc_out, inside_out = cost.metric(out)
+    assert inside_out < 0.9 and lc_out < whole
+
+
 def _save_picture(path, ct, sweep, init, res):
     """US frame | CT intensity feature resliced at the start | at the result; convergence."""
     import matplotlib

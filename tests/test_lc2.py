@@ -51,3 +51,25 @@ def test_ct_features_window_and_gradient():
     p, g = ct_feature_arrays(hu, (1.0, 1.0, 1.0), window_hu=(-100, 300), smooth_mm=0)
     assert p[0, 0, 0] == pytest.approx(0.25) and p[0, 0, 15] == pytest.approx(0.75)
     assert g[5, 5, 9] == pytest.approx(100.0) and g[5, 5, 2] == 0.0   # central difference, HU/mm
+
+
+def test_fixed_us_sums_over_frame_chunks_equal_the_general_form():
+    """The fast path (US moments precomputed, frames in chunks) is the same LC2 as lc2()."""
+    from registration.lc2 import FixedUS
+    rng = np.random.default_rng(5)
+    shape = (6, 30, 34)
+    p = rng.normal(size=shape)
+    g = rng.normal(size=shape) ** 2
+    u = 0.5 * p + 0.3 * g + 0.5 * rng.normal(size=shape)
+    fan = np.zeros(shape, bool)
+    fan[:, 3:, 4:-4] = True                         # a fan-like region, zero outside
+    fixed = FixedUS(u, fan, (1, 5, 5), dtype=np.float64)
+
+    def std(x):
+        return np.where(fan, (x - x[fan].mean()) / x[fan].std(), 0.0)
+    ps, gs = std(p), std(g)
+    num, den = fixed.sums(ps, gs)
+    expect = lc2(u, p, g, fan, (1, 5, 5))
+    assert num / den == pytest.approx(expect, abs=1e-9)
+    parts = [fixed.sums(ps[sl], gs[sl], sl) for sl in (slice(0, 2), slice(2, 6))]
+    assert sum(a for a, _ in parts) / sum(b for _, b in parts) == pytest.approx(expect, abs=1e-9)
