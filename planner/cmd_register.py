@@ -3,6 +3,7 @@
     ctus register --ct CT --sweep SWEEP [--calibration PLUS_CONFIG.xml]
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
                   [--method lc2|mi] [--targets T.json] [--labels L [--label-names N]]
+                  [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
                   [--json-progress] [--force]
 
 RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
@@ -47,6 +48,12 @@ def add_parser(sub):
     p.add_argument("--label-names", metavar="N", help="names JSON {name: value} for --labels")
     p.add_argument("--seed", type=int, default=0, help="seed of the multi-start perturbations")
     p.add_argument("--starts", type=int, default=4, help="number of starts (default 4)")
+    p.add_argument("--breathing", choices=["detect", "gate", "off"], default="detect",
+                   help="LC2: find breathing in the sweep; 'detect' (default) reports it and adds half its "
+                        "amplitude to the registration error; 'gate' (experimental) registers again on the "
+                        "frames at the CT's breath-hold phase")
+    p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
+                   help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p
@@ -164,7 +171,8 @@ def run(args) -> int:
     rep.stage(f"registering ({args.method})")
     t0 = time.perf_counter()
     res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
-                         n_starts=max(1, int(args.starts)), targets=targets)
+                         n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
+                         breath_hold=args.breath_hold)
     doc = {"version": RESULT_VERSION, "ct": os.fspath(args.ct), "sweep": os.fspath(args.sweep),
            "calibration": args.calibration}
     doc.update(res.to_dict())

@@ -139,8 +139,11 @@ def _total_error_mm(tre_mm: float) -> float:
 
 
 def registration_tre_mm(registration: Optional[dict], name: str) -> Optional[float]:
-    """TRE rms (mm) at a target from a RESULT dict: per-target first, else the global value."""
-    if not registration:
+    """TRE rms (mm) at a target from a RESULT dict: per-target first, else the global value.
+
+    None when unknown, and when the registration's own verdict is "poor": a result the
+    registration does not trust gives no hit probability (fusion is then not recommended)."""
+    if not registration or registration.get("verdict") == "poor":
         return None
     for key in ("targets", "target_tre", "tre"):
         t = registration.get(key)
@@ -150,9 +153,10 @@ def registration_tre_mm(registration: Optional[dict], name: str) -> Optional[flo
         if isinstance(t, list):
             for row in t:
                 if isinstance(row, dict) and row.get("name") == name:
-                    for k in ("tre_rms_mm", "tre_mm"):
-                        if k in row:
+                    for k in ("tre_rms_mm", "tre_registration_mm", "tre_mm"):
+                        if row.get(k) is not None:
                             return float(row[k])
+                    return None
     for k in ("tre_rms_mm", "predicted_tre_mm", "tre_mm"):
         if isinstance(registration.get(k), (int, float)):
             return float(registration[k])

@@ -89,6 +89,8 @@ N_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: the verdict needs >= 3 refined starts to call an unconfirmed optimum poor (a start far
 #: outside the capture range was then called "check"), so all starts are refined.
 N_REFINE: Optional[int] = None
+#: Translation search (mm) of the gated registration: it starts at the CT's phase already.
+GATED_SEARCH_MM = 7.5
 
 
 def _parallel(tasks: Sequence[Callable[[], object]], n_threads: int, cancel: threading.Event,
@@ -145,6 +147,7 @@ class RegistrationResult:
     cost: Optional[Callable[[np.ndarray], float]] = None   # fine-level metric(reference_to_ct), for uncertainty
     n_eff: Optional[float] = None          # independent patches at the fine level (Laplace scaling)
     timings_s: dict = field(default_factory=dict)   # wall time per stage (where the time goes)
+    breathing: Optional[dict] = None       # registration.motion.BreathingReport.to_dict() (LC2)
 
     def to_dict(self) -> dict:
         return {
@@ -162,6 +165,7 @@ class RegistrationResult:
             "history": [list(h) for h in self.history],
             "uncertainty": self.uncertainty,
             "timings_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
+            "breathing": self.breathing,
         }
 
 
@@ -247,7 +251,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                    max_evals_per_start: int = 150, max_coarse_evals: int = 120,
                    targets: Optional[dict] = None, hessian: bool = True,
                    translation_search_mm: float = 15.0, search_step_mm: float = 7.5,
-                   n_refine: Optional[int] = N_REFINE, n_threads: int = N_THREADS) -> RegistrationResult:
+                   n_refine: Optional[int] = N_REFINE, n_threads: int = N_THREADS,
+                   breathing: str = "detect", breath_hold: str = "expiration") -> RegistrationResult:
     """Refine ``init_reference_to_ct`` by maximising LC2 (or MI) between the CT and the sweep.
 
     ``progress(fraction, message)`` is called during the work; returning False cancels
@@ -261,8 +266,17 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     range for translation errors, which dominate a landmark or manual start.
     ``n_refine``: how many of the best coarse results continue at the middle level (None: all).
     ``n_threads``: threads for the grid and the starts (results do not depend on it).
+    ``breathing`` (LC2): "off", "detect" (default; :mod:`registration.motion`: breathing found
+    in the sweep is reported and half its amplitude added to the registration error, verdict
+    at best "check") or "gate" (experimental: registered again on the frames at the CT's
+    breath-hold phase ``breath_hold``, "expiration" or "inspiration"; on 6 breathing trials it
+    helped once and made two slightly worse, see benchmarks/registration.py).
     """
     method = str(method).lower()
+    if breathing not in ("off", "detect", "gate"):
+        raise InputError(f"unknown breathing mode '{breathing}'", fix="use off, detect or gate")
+    if breath_hold not in ("expiration", "inspiration"):
+        raise InputError(f"unknown breath-hold phase '{breath_hold}'", fix="use expiration or inspiration")
     init = as_matrix(init_reference_to_ct, name="initial reference_to_ct")
     if method == "mi":
         from .mi_registration import register_sweep_mi
@@ -273,16 +287,46 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     if not sweep.has_images:
         raise InputError("the sweep has no image frames (tracker-only sequence)", path=sweep.source,
                          fix="register with a sequence that holds ultrasound images")
+    args = (ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_evals_per_start, max_coarse_evals,
+            targets, hessian, n_refine, n_threads)
     with ThreadPoolExecutor(max_workers=max(n_threads - 1, 1)) as pool:
-        return _register_lc2(ct, sweep, init, frames, roi_center_ct, progress, seed, n_starts, levels,
-                             max_evals_per_start, max_coarse_evals, targets, hessian, translation_search_mm,
-                             search_step_mm, n_refine, n_threads, pool)
+        first_progress = progress if breathing != "gate" else _scaled(progress, 0.0, 0.6)
+        res = _register_lc2(*args, init, first_progress, translation_search_mm, search_step_mm, pool,
+                            breathing=breathing if breathing == "off" else breath_hold,
+                            gate=breathing == "gate")
+        report = res.breathing or {}
+        if breathing != "gate" or not report.get("gated_frames"):
+            return res
+        # Register again on the frames at the CT's phase, from the whole-sweep result moved to
+        # that phase; the capture-range check still measures from the caller's start.
+        shift = np.eye(4)
+        shift[2, 3] = report["ct_phase_shift_mm"]
+        gated = _register_lc2(*args[:2], report["gated_frames"], *args[3:], shift @ res.reference_to_ct,
+                              _scaled(progress, 0.6, 1.0), GATED_SEARCH_MM, search_step_mm / 2, pool,
+                              breathing=report, assess_init=init)
+        gated.timings_s = {"whole_sweep": res.wall_time_s, **gated.timings_s}
+        gated.wall_time_s += res.wall_time_s
+        gated.iterations += res.iterations
+        gated.init_reference_to_ct = init
+        return gated
 
 
-def _register_lc2(ct, sweep, init, frames, roi_center_ct, progress, seed, n_starts, levels,
-                  max_evals_per_start, max_coarse_evals, targets, hessian, translation_search_mm,
-                  search_step_mm, n_refine, n_threads, pool) -> RegistrationResult:
-    """The LC2 pipeline of :func:`register_sweep` (``pool``: its worker threads)."""
+def _scaled(progress: Optional[ProgressFn], lo: float, hi: float) -> Optional[ProgressFn]:
+    """``progress`` with its fraction mapped to [lo, hi] (two registrations in a row)."""
+    if progress is None:
+        return None
+    return lambda f, msg: progress(lo + (hi - lo) * f, msg)
+
+
+def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_evals_per_start,
+                  max_coarse_evals, targets, hessian, n_refine, n_threads, init, progress,
+                  translation_search_mm, search_step_mm, pool, *, breathing="expiration", gate=False,
+                  assess_init=None) -> RegistrationResult:
+    """The LC2 pipeline of :func:`register_sweep` (``pool``: its worker threads). ``breathing``:
+    "off", a breath-hold phase (analyse the sweep's breathing at the result), or an earlier
+    report (dict) to carry into the assessment; ``gate``: keep the report's CT-phase frames for
+    a gated registration (else they are dropped: nothing was gated). ``assess_init``: the start
+    the capture-range check measures from (default ``init``)."""
     t0 = time.perf_counter()
     timings: dict = {}
     mark = [t0]
@@ -398,6 +442,23 @@ def _register_lc2(ct, sweep, init, frames, roi_center_ct, progress, seed, n_star
                                 [int(i) for i in lv[-1][1]], init,
                                 cost=lambda m: fine.metric(m)[0], n_eff=float(n_eff))
     from .uncertainty import assess, hessian_covariance
+    if isinstance(breathing, dict):
+        result.breathing = breathing
+    elif breathing != "off":
+        from .motion import analyse_breathing
+        valid = np.flatnonzero(sweep.require_image_to_reference()[1])
+        if frames is not None:
+            valid = np.intersect1d(valid, np.asarray(frames, int))
+        # The middle level: at the coarse one a static sweep's profiles faked 14 mm of breathing.
+        mid = lv[min(1, len(lv) - 1)][0]
+        rep = analyse_breathing(sweep, mid.level, current, valid, breath_hold=breathing,
+                                patch_px=mid.patch[1], map_fn=eval_map)
+        if not gate and rep.gated_frames is not None:
+            rep.notes.append(f"not gated (breathing mode 'detect'): {len(rep.gated_frames)} frames were at "
+                             "the CT's phase")
+            rep.gated_frames = None
+        result.breathing = rep.to_dict()
+        lap("breathing")
     hess = None
     if hessian:
         # Two fine pixels (mm) / as many degrees: smaller steps measured LC2's speckle noise
@@ -406,8 +467,13 @@ def _register_lc2(ct, sweep, init, frames, roi_center_ct, progress, seed, n_star
         hess = hessian_covariance(result.cost, current, center, n_eff, step=step,
                                   map_fn=lambda fn, xs: _chunked_map(fn, xs, run, n_threads))
         lap("hessian")
+    if assess_init is not None:
+        result.init_reference_to_ct = assess_init
     result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess,
-                                resolution_mm=fine.level.spacing_mm)
+                                resolution_mm=fine.level.spacing_mm,
+                                sweep_points_ct=apply(current, fine.samples.points_ref),
+                                breathing=result.breathing)
+    result.init_reference_to_ct = init
     lap("assess")
     result.timings_s = timings
     result.wall_time_s = time.perf_counter() - t0

@@ -139,3 +139,17 @@ def test_demo_case_with_registered_sweep(tmp_path):
     m = np.asarray(truth["reference_to_ct"])
     p = np.array([10.0, -20.0, 30.0])
     assert np.allclose(tx.TransformPoint(tuple(p)), (m @ np.append(p, 1))[:3], atol=1e-6)
+
+
+def test_registration_tre_is_read_from_what_ctus_register_writes():
+    """The planner takes each lesion's TRE from RESULT.json's target rows (tre_registration_mm,
+    as registration.uncertainty writes them), and nothing from a result the registration
+    itself called poor (no hit probability, so no fusion recommendation)."""
+    from planner.plan import registration_tre_mm
+    result = {"reference_to_ct": np.eye(4).tolist(), "verdict": "check",
+              "targets": [{"name": "lesion_1", "tre_registration_mm": 1.7, "tre_total_mm": 3.4},
+                          {"name": "lesion_2", "tre_registration_mm": None}]}
+    assert registration_tre_mm(result, "lesion_1") == pytest.approx(1.7)
+    assert registration_tre_mm(result, "lesion_2") is None
+    assert registration_tre_mm(result, "lesion_9") is None
+    assert registration_tre_mm(dict(result, verdict="poor"), "lesion_1") is None

@@ -297,7 +297,7 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     assert f"Verdict: {verdict.upper()}" in text
     # Never a bare verdict: the TRE estimate and the hit probability at the lesion are shown.
     names = {r["name"] for r in res.uncertainty["targets"]}
-    assert names == {"CT centre", "lesion_1", "lesion_2"} and f"over {len(names)} target(s)" in text
+    assert names == {"CT centre", "lesion_1", "lesion_2"} and f"{len(names)} target(s) assessed" in text
     t = next(r for r in res.uncertainty["targets"] if r["name"] == "lesion_1")
     assert f"at lesion_1: registration TRE est. {t['tre_registration_mm']:.1f} mm" in text
     assert f"hit probability {100 * t['hit_probability']:.0f} %" in text

@@ -96,10 +96,51 @@ def test_verdicts_from_numbers():
     assert assess(disagree, {}, hessian=hess)["verdict"] == "poor"
     low = _fake(0.05, 0.08, [(np.eye(4), 0.08), (np.eye(4), 0.08)])
     assert assess(low, {}, hessian=hess)["verdict"] == "poor"
+    # A flat direction is not a verdict by itself: its uncertainty is in the covariance.
     flat = {"covariance": np.eye(6) * 0.1, "positive_definite": False}
-    assert assess(good, {}, hessian=flat)["verdict"] == "check"
+    a = assess(good, {}, hessian=flat)
+    assert a["verdict"] == "good" and any("flat" in r for r in a["reasons"])
     wide = {"covariance": np.eye(6) * 1e4, "positive_definite": False}
     assert assess(good, {}, hessian=wide)["verdict"] == "poor"
+
+
+def test_overall_verdict_is_over_targets_near_the_sweep_and_each_target_has_its_own():
+    """A lesion far from the swept region (rotation lever) is extrapolated: its own row says
+    so, the overall verdict is over the targets within LOCAL_MM of the sweep."""
+    from registration.uncertainty import LOCAL_MM
+    good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
+    hess = {"covariance": np.diag([1.0, 1.0, 1.0, 0.2, 0.2, 0.2]) ** 2, "positive_definite": True}
+    sweep_pts = np.array([[x, y, 0.0] for x in range(-20, 21, 5) for y in range(-20, 21, 5)], float)
+    targets = {"near": {"point": [5, 5, 0], "radius_mm": 10}, "far": {"point": [400, 0, 0], "radius_mm": 10}}
+    a = assess(good, targets, hessian=hess, sweep_points_ct=sweep_pts)
+    rows = {r["name"]: r for r in a["targets"]}
+    assert rows["near"]["distance_to_sweep_mm"] < LOCAL_MM < rows["far"]["distance_to_sweep_mm"]
+    assert rows["near"]["verdict"] == "good" and rows["far"]["verdict"] != "good"
+    assert rows["far"]["tre_registration_mm"] > rows["near"]["tre_registration_mm"]
+    assert a["verdict"] == "good" and any("extrapolated" in r for r in a["reasons"])
+    # Without the sweep's position every target counts.
+    assert assess(good, targets, hessian=hess)["verdict"] != "good"
+
+
+def test_result_outside_the_capture_range_is_poor_and_ungated_breathing_adds_error():
+    from registration.uncertainty import CAPTURE_ROTATION_DEG
+    hess = {"covariance": np.eye(6) * 0.01, "positive_definite": True}
+    far = _fake(0.2, 0.4, [(np.eye(4), 0.40), (np.eye(4), 0.40)])
+    far.init_reference_to_ct = rigid_matrix([CAPTURE_ROTATION_DEG + 5, 0, 0, 0, 0, 0])
+    a = assess(far, {}, hessian=hess)
+    assert a["verdict"] == "poor" and any("capture range" in r for r in a["reasons"])
+    assert a["moved_from_start"]["rotation_deg"] == pytest.approx(CAPTURE_ROTATION_DEG + 5)
+    ok = _fake(0.2, 0.4, [(np.eye(4), 0.40), (np.eye(4), 0.40)])
+    base = assess(ok, {"t": {"point": [0, 0, 0], "radius_mm": 5}}, hessian=hess)
+    breath = {"detected": True, "amplitude_mm": 8.0, "gated_frames": None, "breath_hold": "expiration"}
+    b = assess(ok, {"t": {"point": [0, 0, 0], "radius_mm": 5}}, hessian=hess, breathing=breath)
+    assert base["verdict"] == "good" and b["verdict"] == "check"
+    assert b["targets"][0]["tre_registration_mm"] == pytest.approx(
+        math.hypot(base["targets"][0]["tre_registration_mm"], 4.0))
+    gated = dict(breath, gated_frames=list(range(20)))
+    c = assess(ok, {"t": {"point": [0, 0, 0], "radius_mm": 5}}, hessian=hess, breathing=gated)
+    assert c["verdict"] == "check" and any("registered on the 20 frames" in r for r in c["reasons"])
+    assert c["targets"][0]["tre_registration_mm"] == pytest.approx(base["targets"][0]["tre_registration_mm"])
 
 
 @pytest.mark.slow

@@ -603,7 +603,11 @@ class RegistrationPanel(QWidget):
         reasons = "; ".join(u.get("reasons", []))
         if not t:
             numbers = f"{self.target()[0]} was not assessed (it was not loaded when the refinement ran)"
-        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {verdict.upper()}</b> (over {n} target(s)); "
+        own = t.get("verdict")
+        if own and own != verdict:
+            numbers += (f"; this target's own verdict: <b style='color:{VERDICT_COLOURS.get(own, '#c0221b')}'>"
+                        f"{own.upper()}</b> ({'; '.join(t.get('why') or [])})")
+        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {verdict.upper()}</b> ({n} target(s) assessed); "
                              f"at {t.get('name', self.target()[0])}: {numbers}.<br><small>{reasons}</small>")
 
     def accept(self) -> None:
