@@ -37,7 +37,8 @@ class RegistrationState:
     def quality_text(self) -> str:
         tre = "TRE not estimated" if self.tre_mm is None else f"TRE est. {self.tre_mm:.1f} mm"
         fre = "" if self.fre_mm is None else f", FRE {self.fre_mm:.1f} mm"
-        return f"{self.method}: {tre}{fre}"
+        verdict = (self.raw or {}).get("verdict")
+        return f"{self.method}{'' if not verdict else f' ({verdict})'}: {tre}{fre}"
 
     def to_dict(self) -> dict:
         d = dict(self.raw or {})
@@ -53,6 +54,14 @@ class RegistrationState:
         tre = d.get("tre_mm", d.get("tre_rms_mm"))
         if tre is None and isinstance(d.get("uncertainty"), dict):
             tre = d["uncertainty"].get("tre_rms_mm", d["uncertainty"].get("tre_mm"))
+        if tre is None and isinstance(d.get("targets"), list) and d.get("verdict") != "poor":
+            # A RESULT.json of 'ctus register': the largest estimate over the targets near the
+            # sweep (those the verdict is about), else over all of them.
+            from registration.uncertainty import LOCAL_MM
+            rows = [r for r in d["targets"] if isinstance(r, dict) and r.get("tre_registration_mm") is not None]
+            near = [r for r in rows if (r.get("distance_to_sweep_mm") or 0.0) <= LOCAL_MM]
+            if near or rows:
+                tre = max(float(r["tre_registration_mm"]) for r in (near or rows))
         return cls(d["reference_to_ct"], str(d.get("method", "file")),
                    None if tre is None else float(tre),
                    None if d.get("fre_mm") is None else float(d["fre_mm"]),

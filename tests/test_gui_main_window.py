@@ -310,3 +310,17 @@ def test_panels_are_installed_once_and_listed_in_the_view_menu(qtbot):
     titles = [a.text() for a in w.view_menu.actions()]
     assert "Registration" in titles and "Planning" in titles
     w.close()
+
+
+def test_a_ctus_register_result_shows_its_verdict_and_the_tre_near_the_sweep():
+    """RESULT.json rows (tre_registration_mm, distance_to_sweep_mm) give the status-bar TRE: the
+    largest near the sweep; a poor result gives none."""
+    from gui.session import RegistrationState
+    d = {"reference_to_ct": np.eye(4).tolist(), "method": "lc2", "verdict": "check",
+         "targets": [{"name": "lesion_1", "tre_registration_mm": 1.8, "distance_to_sweep_mm": 2.0},
+                     {"name": "lesion_2", "tre_registration_mm": 2.4, "distance_to_sweep_mm": 12.0},
+                     {"name": "lesion_5", "tre_registration_mm": 7.5, "distance_to_sweep_mm": 90.0}]}
+    s = RegistrationState.from_dict(d)
+    assert s.tre_mm == 2.4 and s.quality_text() == "lc2 (check): TRE est. 2.4 mm"
+    poor = RegistrationState.from_dict(dict(d, verdict="poor"))
+    assert poor.tre_mm is None and "(poor)" in poor.quality_text()
