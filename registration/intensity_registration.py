@@ -35,30 +35,31 @@ evaluations per start, (d) the CT block-averaged to the level's spacing before s
 (features 0.85 -> 0.5 s). Per stage (median): features 0.5 s, grid 0.3, coarse starts 0.9,
 middle level 1.45, fine level 1.1, Hessian 0.6 (``RegistrationResult.timings_s``).
 
-The MI baseline lives in :mod:`registration.mi_registration`.
+The MI baseline lives in :mod:`registration.mi_registration`; the optimisation helpers
+(threads, Nelder-Mead, translation grid, starts) in :mod:`registration.multistart`; the
+result classes in :mod:`registration.registration_result`.
 """
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import optimize
-from scipy.spatial.transform import Rotation
 
 from .errors import CancelledError, InputError
 from .lc2_cost import (FeatureLevel, FrameLC2Cost, FrameSamples, crop_to_points,  # noqa: F401 (re-exported)
                        ct_feature_level, ct_feature_levels, frame_samples, select_frames, sweep_fan_mask)
+from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, EvaluationProgress,  # noqa: F401 (re-exported)
+                         chunked_map, optimise_nelder_mead, random_rigid_perturbation, run_parallel,
+                         start_perturbations, translation_search_starts)
+from .registration_result import ProgressFn, RegistrationResult, StartResult  # noqa: F401 (re-exported)
 from .sweep import Sweep
 from .transforms import apply, as_matrix, rigid_matrix
 from .volume import Volume
 
-ProgressFn = Callable[[float, str], Optional[bool]]
 
 #: (pixel size mm, patch size px, max frames) per level, coarse to fine. Chosen by
 #: measurement on the demo survey sweep: 1.5 mm / 16 frames cost 10x more per evaluation
@@ -74,16 +75,8 @@ ProgressFn = Callable[[float, str], Optional[bool]]
 DEFAULT_LEVELS: Tuple[Tuple[float, int, int], ...] = ((4.0, 5, 10), (2.5, 7, 10), (1.6, 9, 12))
 #: CT margin (mm) kept around the sweep's fan under the start (covers BOUNDS translation).
 CROP_MARGIN_MM = 45.0
-#: Parameter scaling for the optimiser: 1 unit = this many deg / mm.
-PARAM_SCALE = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
-#: Search bounds around each start (deg, mm).
-BOUNDS = np.array([15.0, 15.0, 15.0, 30.0, 30.0, 30.0])
 #: Minimum fraction of fan samples that must fall inside the CT under the start.
 MIN_OVERLAP = 0.2
-#: Threads for independent work (translation-grid points, starts). scipy.ndimage releases
-#: the GIL in map_coordinates and uniform_filter: 2 threads ran 100 coarse evaluations
-#: 1.8x faster than 1 on the 2-core machine (0.23 vs 0.42 s, demo lesion sweep).
-N_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: Coarse results (of n_starts) continued at the middle level (None: all). 2 of 4 gave the
 #: same TRE on 8 benchmark trials (median 1.34 mm) in 9.0 instead of 10.5 s (1 thread), but
 #: the verdict needs >= 3 refined starts to call an unconfirmed optimum poor (a start far
@@ -91,152 +84,6 @@ N_THREADS = max(1, min(2, os.cpu_count() or 1))
 N_REFINE: Optional[int] = None
 #: Translation search (mm) of the gated registration: it starts at the CT's phase already.
 GATED_SEARCH_MM = 7.5
-
-
-def _parallel(tasks: Sequence[Callable[[], object]], n_threads: int, cancel: threading.Event,
-              pool: Optional[ThreadPoolExecutor] = None) -> list:
-    """Run ``tasks`` (results in order): the calling thread runs tasks 0, n, 2n ..., worker
-    threads (``pool``, or a pool made for this call) the others. Only the calling thread
-    reports progress; if it is cancelled or fails, ``cancel`` is set so the workers stop at
-    their next evaluation."""
-    if n_threads <= 1 or len(tasks) <= 1:
-        return [t() for t in tasks]
-    if pool is None:
-        with ThreadPoolExecutor(max_workers=n_threads - 1) as own:
-            return _parallel(tasks, n_threads, cancel, own)
-    out: list = [None] * len(tasks)
-    futures = {i: pool.submit(tasks[i]) for i in range(len(tasks)) if i % n_threads}
-    try:
-        for i in range(0, len(tasks), n_threads):
-            out[i] = tasks[i]()
-        for i, fut in futures.items():
-            out[i] = fut.result()
-    except BaseException:
-        cancel.set()
-        for fut in futures.values():
-            fut.cancel()
-        raise
-    return out
-
-
-# ---------------------------------------------------------------------------- results
-@dataclass
-class StartResult:
-    start_params: np.ndarray       # perturbation of the start (deg, mm) about the centre
-    reference_to_ct: np.ndarray
-    metric_initial: float
-    metric_final: float
-    evaluations: int
-
-
-@dataclass
-class RegistrationResult:
-    """Outcome of :func:`register_sweep`; metrics are the method's own (LC2 or MI, higher = better)."""
-    reference_to_ct: np.ndarray
-    method: str
-    metric_initial: float
-    metric_final: float
-    iterations: int                        # cost evaluations over all levels and starts
-    wall_time_s: float
-    center_ct: np.ndarray
-    starts: List[StartResult] = field(default_factory=list)
-    history: List[Tuple[int, int, float]] = field(default_factory=list)   # (eval, level, metric)
-    frames_used: List[int] = field(default_factory=list)
-    init_reference_to_ct: Optional[np.ndarray] = None
-    uncertainty: Optional[dict] = None
-    cost: Optional[Callable[[np.ndarray], float]] = None   # fine-level metric(reference_to_ct), for uncertainty
-    n_eff: Optional[float] = None          # independent patches at the fine level (Laplace scaling)
-    timings_s: dict = field(default_factory=dict)   # wall time per stage (where the time goes)
-    breathing: Optional[dict] = None       # registration.motion.BreathingReport.to_dict() (LC2)
-
-    def to_dict(self) -> dict:
-        return {
-            "reference_to_ct": np.asarray(self.reference_to_ct).tolist(),
-            "method": self.method,
-            "metric_initial": float(self.metric_initial),
-            "metric_final": float(self.metric_final),
-            "iterations": int(self.iterations),
-            "wall_time_s": float(self.wall_time_s),
-            "center_ct": [float(v) for v in self.center_ct],
-            "frames_used": [int(f) for f in self.frames_used],
-            "starts": [{"start_params": s.start_params.tolist(), "metric_initial": s.metric_initial,
-                        "metric_final": s.metric_final, "evaluations": s.evaluations,
-                        "reference_to_ct": s.reference_to_ct.tolist()} for s in self.starts],
-            "history": [list(h) for h in self.history],
-            "uncertainty": self.uncertainty,
-            "timings_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
-            "breathing": self.breathing,
-        }
-
-
-def start_perturbations(n_starts: int, seed: int, rot_deg: float = 4.0, trans_mm: float = 6.0) -> np.ndarray:
-    """[n_starts, 6]: the unperturbed start first, then seeded random rigid perturbations."""
-    rng = np.random.default_rng(seed)
-    out = [np.zeros(6)]
-    for _ in range(max(n_starts, 1) - 1):
-        axis = rng.normal(size=3)
-        axis /= np.linalg.norm(axis)
-        d = rng.normal(size=3)
-        d /= np.linalg.norm(d)
-        out.append(np.concatenate([axis * rot_deg * rng.uniform(0.5, 1.0),
-                                   d * trans_mm * rng.uniform(0.5, 1.0)]))
-    return np.array(out)
-
-
-class _Progress:
-    def __init__(self, fn: Optional[ProgressFn], total: int):
-        self.fn, self.total, self.count = fn, max(total, 1), 0
-
-    def step(self, message: str, report: bool = True) -> None:
-        """Count one evaluation; call ``fn`` every 10th if ``report`` (only the caller's thread)."""
-        self.count += 1
-        if report and self.fn is not None and self.count % 10 == 0:
-            if self.fn(min(self.count / self.total, 0.99), message) is False:
-                raise CancelledError("registration cancelled")
-
-
-def _optimise(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: int, step: float,
-              xatol: float, fatol: float = 1e-4):
-    """Bounded Nelder-Mead from ``x0`` with an initial simplex of ``step`` (scaled units).
-
-    Measured on the synthetic test case (4 starts, 3 mm level): fewer evaluations than
-    bounded Powell (100-280 vs 200-400) and no worse accuracy; Powell's line searches
-    stalled on LC2's small-scale noise (one run ended 7 mm off where Nelder-Mead reached 0.3 mm).
-    """
-    lo = x0 - BOUNDS / PARAM_SCALE
-    hi = x0 + BOUNDS / PARAM_SCALE
-    simplex = np.vstack([x0, x0 + np.eye(6) * step])
-    res = optimize.minimize(cost_fn, x0, method="Nelder-Mead", bounds=list(zip(lo, hi)),
-                            options={"initial_simplex": simplex, "xatol": xatol, "fatol": fatol,
-                                     "maxfev": maxfev})
-    return res.x
-
-
-def _chunked_map(fn, xs: Sequence, run, n_chunks: int) -> list:
-    """``[fn(x) for x in xs]`` with ``xs`` split in ``n_chunks`` tasks for ``run`` (see :func:`_parallel`)."""
-    parts = np.array_split(np.arange(len(xs)), max(int(n_chunks), 1))
-    return [v for part in run([lambda idx=idx: [fn(xs[k]) for k in idx] for idx in parts]) for v in part]
-
-
-def _translation_search_starts(cost_fn, n_starts: int, range_mm: float, step_mm: float,
-                               fallback: np.ndarray, run=None) -> np.ndarray:
-    """[n_starts, 6]: zero first, then the best translation-grid points at least 1.5 steps apart.
-    ``run(tasks) -> results`` may evaluate the grid's chunks in parallel."""
-    g = np.arange(-range_mm, range_mm + 1e-9, step_mm)
-    grid = np.array([(0, 0, 0, x, y, z) for x in g for y in g for z in g], float)
-    chunks = np.array_split(np.arange(len(grid)), N_THREADS)
-    tasks = [lambda idx=idx: [cost_fn(grid[k] / PARAM_SCALE) for k in idx] for idx in chunks]
-    values = np.concatenate([np.asarray(v, float) for v in (run or (lambda ts: [t() for t in ts]))(tasks)])
-    chosen = [np.zeros(6)]
-    for k in np.argsort(values):
-        p = grid[k]
-        if all(np.linalg.norm(p[3:] - c[3:]) >= 1.5 * step_mm for c in chosen):
-            chosen.append(p)
-        if len(chosen) == n_starts:
-            break
-    while len(chosen) < n_starts:
-        chosen.append(fallback[len(chosen)])
-    return np.array(chosen)
 
 
 def roi_center(sweep: Sweep, indices: np.ndarray, init: np.ndarray, samples: FrameSamples) -> np.ndarray:
@@ -354,14 +201,14 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
               else roi_center(sweep, lv[-1][1], init, fine.samples))
     starts = start_perturbations(n_starts, seed)
     n_grid = int(round(2 * translation_search_mm / search_step_mm) + 1) ** 3 if translation_search_mm > 0 else 0
-    prog = _Progress(progress, total=n_grid + len(starts) * max_coarse_evals + max_evals_per_start)
+    prog = EvaluationProgress(progress, total=n_grid + len(starts) * max_coarse_evals + max_evals_per_start)
     history: List[Tuple[int, int, float]] = []
     counter = itertools.count(1)      # thread-safe in CPython (one C call)
     caller = threading.current_thread()
     cancel = threading.Event()
 
     def run(tasks):
-        return _parallel(tasks, n_threads, cancel, pool)
+        return run_parallel(tasks, n_threads, cancel, pool)
 
     def eval_map(fn, items):
         """One evaluation's halves on the threads (only where nothing else runs in parallel)."""
@@ -383,7 +230,7 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
     results: List[StartResult] = []
     initial_metric = fine.metric(init, eval_map)[0]
     if translation_search_mm > 0 and len(starts) > 1:
-        starts = _translation_search_starts(make_cost(coarse, 0, init), len(starts), translation_search_mm,
+        starts = translation_search_starts(make_cost(coarse, 0, init), len(starts), translation_search_mm,
                                             search_step_mm, starts, run=run)
         lap("translation_grid")
 
@@ -400,7 +247,7 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
         x0 = s / PARAM_SCALE
         f, n = counted(make_cost(coarse, 0, init))
         m0 = -f(x0)
-        x = _optimise(f, x0, max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
+        x = optimise_nelder_mead(f, x0, max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
         m_end = rigid_matrix(x * PARAM_SCALE, center) @ init
         return StartResult(s, m_end, m0, -f(x), n[0] - 1)
 
@@ -416,7 +263,7 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
 
         def refine(r):
             f, n = counted(make_cost(lv[1][0], 1, r.reference_to_ct))
-            x = _optimise(f, np.zeros(6), max_evals_per_start // 2, step=0.5, xatol=0.05)
+            x = optimise_nelder_mead(f, np.zeros(6), max_evals_per_start // 2, step=0.5, xatol=0.05)
             return StartResult(r.start_params, rigid_matrix(x * PARAM_SCALE, center) @ r.reference_to_ct,
                                r.metric_initial, -f(x), r.evaluations + n[0])
         results = run([lambda r=r: refine(r) for r in results])
@@ -431,7 +278,7 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
         f = make_cost(c, level_id, current, eval_map)
         last = level_id == len(lv) - 1 and len(lv) > 2
         # The finest level only polishes (small simplex, few evaluations): it is the costliest.
-        x = _optimise(f, np.zeros(6), max_evals_per_start // 2 if last else max_evals_per_start,
+        x = optimise_nelder_mead(f, np.zeros(6), max_evals_per_start // 2 if last else max_evals_per_start,
                       step=0.25 if last else 0.5, xatol=0.05)
         current = rigid_matrix(x * PARAM_SCALE, center) @ current
     final_metric = fine.metric(current, eval_map)[0]
@@ -465,7 +312,7 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
         # rather than its curvature (spurious negative eigenvalues on the demo case).
         step = (2.0 * fine.level.spacing_mm,) * 6
         hess = hessian_covariance(result.cost, current, center, n_eff, step=step,
-                                  map_fn=lambda fn, xs: _chunked_map(fn, xs, run, n_threads))
+                                  map_fn=lambda fn, xs: chunked_map(fn, xs, run, n_threads))
         lap("hessian")
     if assess_init is not None:
         result.init_reference_to_ct = assess_init
@@ -480,20 +327,3 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
     if progress is not None and progress(1.0, f"LC2 done: {final_metric:.4f}") is False:
         raise CancelledError("registration cancelled")
     return result
-
-
-def random_rigid_perturbation(rng: np.random.Generator, trans_range=(5.0, 20.0), rot_range=(0.0, 10.0),
-                              center=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """A rigid 4x4 with |t| uniform in ``trans_range`` mm and angle uniform in ``rot_range`` deg
-    about a random axis through ``center`` (for benchmarks and tests)."""
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    d = rng.normal(size=3)
-    d /= np.linalg.norm(d)
-    ang = rng.uniform(*rot_range)
-    t = d * rng.uniform(*trans_range)
-    m = np.eye(4)
-    m[:3, :3] = Rotation.from_rotvec(np.deg2rad(ang) * axis).as_matrix()
-    c = np.asarray(center, float)
-    m[:3, 3] = c - m[:3, :3] @ c + t
-    return m

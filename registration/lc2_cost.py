@@ -10,7 +10,7 @@ trilinearly (points outside the CT are excluded from the LC2 patches).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
