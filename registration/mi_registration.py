@@ -6,7 +6,7 @@ volume is the *fixed* image, restricted to voxels that received pixels, and the
 CT is the *moving* image. ITK's transform maps fixed points to moving points,
 so it is ``reference_to_ct`` itself (no inversion at this boundary).
 
-Same starts as LC2 (:func:`registration.intensity_registration.start_perturbations`);
+Same starts as LC2 (:func:`registration.multistart.start_perturbations`);
 the best final MI wins. Single resolution on the 2 mm reconstruction (ITK's
 shrink-2 level with the fixed mask drove the optimiser off the optimum on the
 synthetic case: measured 43 mm vs 2.7 mm final error from a 5 mm start), regular-step gradient descent with physical-shift scales, 10 % random sampling
@@ -21,8 +21,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CancelledError, InputError
-from .intensity_registration import (ProgressFn, RegistrationResult, StartResult, roi_center,
-                                     start_perturbations)
+from .multistart import start_perturbations
+from .registration_result import ProgressFn, RegistrationResult, StartResult
 from .sweep import Sweep
 from .transforms import apply, rigid_matrix
 from .volume import Volume
