@@ -43,204 +43,38 @@ PLUS's arithmetic (:func:`plus_running_mean_update`). Inserted-voxel positions
 are the same either way, except that PLUS's FULL optimization computes indices
 in fixed point, so a pixel within a hair of a rounding boundary can land in the
 neighbouring voxel. Hole filling implements PLUS's GAUSSIAN and STICK elements.
+
+Layout: this module is the entry (:func:`reconstruct`); the output grid and
+pixel-to-voxel mapping are in :mod:`registration.reconstruction_grid`, pixel
+masks in :mod:`registration.clip_masks`, compounding modes and PLUS's MEAN
+arithmetic in :mod:`registration.compounding`, the result type in
+:mod:`registration.reconstruction_result` and the plain-loop reference in
+:mod:`registration.reference_insertion`; their public names are re-exported here.
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from .clip_masks import clip_rectangle_mask, plus_fan_mask  # noqa: F401 (re-exported)
+from .compounding import (COMPOUNDING, COMPOUNDING_ALIASES,  # noqa: F401 (re-exported)
+                          plus_running_mean_update)
 from .errors import CancelledError, InputError
 from .hole_filling import DEFAULT_ELEMENTS, apply_elements
+from .reconstruction_grid import (extent_from_frames, index_coefficients,  # noqa: F401 (re-exported)
+                                  voxel_indices)
+from .reconstruction_result import ReconstructionResult
+from .reference_insertion import reference_insert  # noqa: F401 (re-exported)
 from .sweep import Sweep
 from .volume import Volume
 
-COMPOUNDING = ("mean", "max", "latest")
-_ALIASES = {"mean": "mean", "max": "max", "maximum": "max", "latest": "latest"}
 MAX_VOXELS = 400_000_000  # ~2.4 GB of buffers: refuse rather than swap
 
 ProgressFn = Callable[[float], Optional[bool]]
 
 
-@dataclass
-class ReconstructionResult:
-    """A reconstructed volume and how it was made.
-
-    ``volume``: values in the Reference frame (uint8 for uint8 frames unless
-    ``output_dtype`` says otherwise), 0 where nothing was inserted or filled.
-    ``weights``: uint32 ``[k, j, i]`` number of pixels inserted per voxel
-    (PLUS's accumulation buffer / 256, without its cap). ``filled``: bool
-    ``[k, j, i]``, voxels set by hole filling. ``timings`` in seconds.
-    """
-    volume: Volume
-    weights: np.ndarray
-    filled: np.ndarray
-    n_frames_used: int
-    n_frames_invalid: int
-    n_frames_total: int
-    n_pixels_inserted: int
-    output_extent: Tuple[int, int, int, int, int, int]
-    compounding: str
-    timings: Dict[str, float] = field(default_factory=dict)
-    notes: list = field(default_factory=list)
-
-    @property
-    def hit_fraction(self) -> float:
-        """Fraction of grid voxels that received at least one pixel."""
-        return float(np.count_nonzero(self.weights)) / self.weights.size
-
-    @property
-    def filled_fraction(self) -> float:
-        """Fraction of grid voxels that hold data after hole filling (inserted + filled)."""
-        return float(np.count_nonzero(self.weights) + np.count_nonzero(self.filled)) / self.weights.size
-
-    def summary(self) -> dict:
-        v = self.volume
-        return {
-            "frames_used": self.n_frames_used, "frames_invalid": self.n_frames_invalid,
-            "frames_total": self.n_frames_total, "size_ijk": list(v.shape_ijk),
-            "spacing_mm": [float(s) for s in v.spacing], "origin_mm": [float(o) for o in v.origin],
-            "output_extent": list(self.output_extent), "compounding": self.compounding,
-            "hit_fraction": self.hit_fraction, "filled_fraction": self.filled_fraction,
-            "pixels_inserted": self.n_pixels_inserted,
-            "timings_s": dict(self.timings), "notes": list(self.notes),
-        }
-
-
-# ----------------------------------------------------------------------------- pixel masks
-def clip_rectangle_mask(shape: Tuple[int, int], clip_rectangle) -> np.ndarray:
-    """bool ``[rows, cols]`` for PLUS's ClipRectangleOrigin (x0, y0) + ClipRectangleSize (w, h), pixels."""
-    rows, cols = shape
-    x0, y0, w, h = (float(v) for v in clip_rectangle)
-    if w <= 0 or h <= 0:
-        return np.ones(shape, bool)
-    c0, c1 = max(math.ceil(x0), 0), min(math.floor(x0 + w), cols - 1)
-    r0, r1 = max(math.ceil(y0), 0), min(math.floor(y0 + h), rows - 1)
-    m = np.zeros(shape, bool)
-    if c0 <= c1 and r0 <= r1:
-        m[r0:r1 + 1, c0:c1 + 1] = True
-    return m
-
-
-def plus_fan_mask(shape: Tuple[int, int], origin_px, angles_deg, radius_start_px: float = 0.0,
-                  radius_stop_px: float = 500.0) -> np.ndarray:
-    """bool ``[rows, cols]``: PLUS's fan clipping for unit pixel spacing.
-
-    Row y keeps columns x with ``ceil(tan(a0) * dy + ox + 1) <= x <=
-    floor(tan(a1) * dy + ox - 1)`` (dy = y - oy), inside the stop radius and
-    outside the start radius (same +-1 pixel margins as PLUS).
-    """
-    rows, cols = shape
-    ox, oy = (float(v) for v in origin_px)
-    a0, a1 = (math.radians(float(a)) for a in angles_deg)
-    y = np.arange(rows, dtype=float)[:, None] - oy
-    x = np.arange(cols, dtype=float)[None, :]
-    m = (x >= np.ceil(math.tan(a0) * y + ox + 1)) & (x <= np.floor(math.tan(a1) * y + ox - 1))
-    d_stop = radius_stop_px ** 2 - y * y
-    half = np.sqrt(np.clip(d_stop, 0, None))
-    m &= (d_stop >= 0) & (x >= np.ceil(ox - half + 1)) & (x <= np.floor(ox + half - 1))
-    d_start = radius_start_px ** 2 - y * y
-    inner = np.sqrt(np.clip(d_start, 0, None))
-    m &= ~((d_start > 0) & (x >= np.ceil(ox - inner + 1)) & (x <= np.floor(ox + inner - 1)))
-    return m
-
-
-# ----------------------------------------------------------------------------- geometry
-def extent_from_frames(image_to_reference: np.ndarray, valid: np.ndarray, image_shape,
-                       spacing, clip_rectangle=None, pixel_mask=None
-                       ) -> Tuple[np.ndarray, Tuple[int, ...]]:
-    """Automatic output box: (origin (3,) mm = centre of voxel 0, extent i0 i1 j0 j1 k0 k1).
-
-    PLUS's rule: the clip-rectangle (or whole-image) corners of every valid frame.
-    Without a clip rectangle but with a ``pixel_mask`` (a detected fan), the outline
-    pixels of the mask are used instead, so the box hugs the fan rather than the
-    blank corners of the image (PLUS has no such mask; give a clip rectangle for
-    PLUS's exact box).
-    """
-    rows, cols = image_shape
-    mats = image_to_reference[np.asarray(valid, bool)]
-    spacing = np.asarray(spacing, float)
-    if clip_rectangle is None and pixel_mask is not None and np.asarray(pixel_mask).any():
-        m = np.asarray(pixel_mask, bool)
-        inner = np.zeros_like(m)
-        inner[1:-1, 1:-1] = (m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
-        ys, xs = np.nonzero(m & ~inner)        # the extremes of an affine map lie on the outline
-        outline = np.stack([xs, ys, np.zeros_like(xs), np.ones_like(xs)], axis=-1).astype(float)
-        lo = np.full(3, np.inf)
-        hi = np.full(3, -np.inf)
-        for mat in mats:
-            p = outline @ mat[:3].T
-            lo, hi = np.minimum(lo, p.min(axis=0)), np.maximum(hi, p.max(axis=0))
-        n = np.ceil((hi - lo) / spacing).astype(int)
-        return lo, (0, int(n[0]), 0, int(n[1]), 0, int(n[2]))
-    min_x, max_x, min_y, max_y = 0.0, float(cols - 1), 0.0, float(rows - 1)
-    if clip_rectangle is not None and clip_rectangle[2] > 0 and clip_rectangle[3] > 0:
-        min_x = max(min_x, float(clip_rectangle[0]))
-        max_x = min(max_x, float(clip_rectangle[0]) + float(clip_rectangle[2]))
-        min_y = max(min_y, float(clip_rectangle[1]))
-        max_y = min(max_y, float(clip_rectangle[1]) + float(clip_rectangle[3]))
-    corners = np.array([[min_x, min_y, 0, 1], [min_x, max_y, 0, 1],
-                        [max_x, min_y, 0, 1], [max_x, max_y, 0, 1]], float)
-    pts = np.einsum("nij,cj->nci", mats, corners)[..., :3].reshape(-1, 3)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    n = np.ceil((hi - lo) / spacing).astype(int)
-    return lo, (0, int(n[0]), 0, int(n[1]), 0, int(n[2]))
-
-
-def index_coefficients(image_to_reference: np.ndarray, origin, spacing) -> np.ndarray:
-    """3x3 rows (i, j, k): ``index + 0.5 = c[:, 0] * x + (c[:, 1] * y + c[:, 2])``.
-
-    ``origin`` is the centre of the first stored voxel (mm), ``spacing`` (3,) mm;
-    x = column, y = row of the frame. The 0.5 of the nearest-voxel rounding is
-    folded into c[:, 2], so ``int(value)`` for value >= 0 is PLUS's
-    ``floor(index + 0.5)``.
-    """
-    m = np.asarray(image_to_reference, float)
-    origin = np.asarray(origin, float)
-    spacing = np.asarray(spacing, float)
-    c = np.empty((3, 3))
-    c[:, 0] = m[:3, 0] / spacing
-    c[:, 1] = m[:3, 1] / spacing
-    c[:, 2] = (m[:3, 3] - origin) / spacing + 0.5
-    return c
-
-
-def voxel_indices(coef: np.ndarray, image_shape, dims_ijk, pixel_mask=None,
-                  ) -> Tuple[np.ndarray, np.ndarray]:
-    """Nearest voxels of a frame's pixels: (flat indices into ``[k, j, i]``, pixel selector).
-
-    The selector is a bool ``[rows*cols]`` of the pixels that are in
-    ``pixel_mask`` and land inside the grid; ``flat`` lists their voxels in
-    raster order (row by row). Per axis the value is
-    ``c0 * x + (c1 * y + c2)`` in float64, evaluated as a column term plus a
-    row term, so a plain loop with the same expression gives identical voxels.
-    """
-    rows, cols = image_shape
-    ni, nj, nk = dims_ijk
-    x = np.arange(cols, dtype=np.float64)
-    y = np.arange(rows, dtype=np.float64)
-    sel = None if pixel_mask is None else np.asarray(pixel_mask, bool).reshape(-1)
-    idx = []
-    for a, n in enumerate((ni, nj, nk)):
-        v = ((coef[a, 0] * x)[None, :] + (coef[a, 1] * y + coef[a, 2])[:, None]).reshape(-1)
-        lo, hi = v.min(), v.max()
-        if lo < 0 or hi >= n:   # some pixels fall outside: test them (skipped when all inside)
-            ok = (v >= 0) & (v < n)
-            sel = ok if sel is None else (sel & ok)
-        idx.append(v)
-    if sel is None:
-        ii, jj, kk = (v.astype(np.int64) for v in idx)
-        sel = np.ones(rows * cols, bool)
-    else:
-        ii, jj, kk = (v[sel].astype(np.int64) for v in idx)
-    # Values are >= 0 here, so truncation is floor(index + 0.5).
-    return (kk * nj + jj) * ni + ii, sel
-
-
-# ----------------------------------------------------------------------------- main entry
 def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
                 output_origin=None, output_extent=None, fill_holes: bool = True,
                 clip_rectangle=None, fan_mask=None, use_sweep_fan_mask: bool = True,
@@ -272,7 +106,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
     progress : callable(fraction) -> False to cancel (raises CancelledError)
     """
     t_start, c_start = time.perf_counter(), time.process_time()
-    mode = _ALIASES.get(str(compounding).lower())
+    mode = COMPOUNDING_ALIASES.get(str(compounding).lower())
     if mode is None:
         raise InputError(f"unknown compounding '{compounding}'", fix="use mean, max or latest")
     if not sweep.has_images:
@@ -411,37 +245,6 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
                                 mode, timings)
 
 
-def plus_running_mean_update(value: np.ndarray, hits: np.ndarray, flat: np.ndarray,
-                             pixels: np.ndarray) -> None:
-    """Insert one frame's pixels the way PLUS's MEAN does for integer voxels, in place.
-
-    PLUS keeps a running value per voxel, updated pixel by pixel in raster order:
-    ``v = (p * 256 + v * acc) // (acc + 256)`` with ``acc = 256 * hits`` (integer
-    division, so ``v = (p + v * h) // (h + 1)``); once a voxel has 255 hits its
-    accumulation buffer is saturated and PLUS switches to
-    ``v = trunc(0.99609375 * p + 0.00390625 * v)`` ("bug: weights reversed?" in PLUS).
-    Order matters, so the pixels of each voxel are applied in rounds: round r
-    updates, at once, every voxel that receives an (r+1)-th pixel from this frame.
-    """
-    order = np.argsort(flat, kind="stable")            # group by voxel, keep raster order
-    sf = flat[order]
-    sv = pixels[order].astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, sf[1:] != sf[:-1]])
-    rank = np.arange(sf.size) - np.repeat(starts, np.diff(np.r_[starts, sf.size]))
-    by_rank = np.argsort(rank, kind="stable")
-    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
-    for r in range(len(bounds) - 1):
-        idx = by_rank[bounds[r]:bounds[r + 1]]
-        vox, p = sf[idx], sv[idx]
-        h = hits[vox].astype(np.int64)
-        v = value[vox].astype(np.int64)
-        normal = h < 255
-        new = np.where(normal, (p + v * h) // (h + 1),
-                       np.trunc(0.99609375 * p + 0.00390625 * v).astype(np.int64))
-        value[vox] = new.astype(value.dtype)
-        hits[vox] = h + normal
-
-
 def _fill(values, known, elements, progress, plus_integer=False):
     return apply_elements(values, known, elements, progress, integer_values=plus_integer)
 
@@ -467,51 +270,3 @@ def _cast(hit, inserted, values, filled, shape, dtype, truncate_filled=False) ->
         if filled.any():
             out[filled] = values[filled]
     return out
-
-
-def reference_insert(sweep: Sweep, spacing_mm, output_origin, output_extent, compounding="mean",
-                     pixel_mask=None) -> Tuple[np.ndarray, np.ndarray]:
-    """Plain-Python-loop insertion, one pixel at a time: the reference that tests and the
-    benchmark compare :func:`reconstruct` (without hole filling) against.
-
-    Returns (volume ``[k, j, i]`` uint8, hit counts ``[k, j, i]`` uint32). Slow: use on
-    small frames only.
-    """
-    mode = _ALIASES[str(compounding).lower()]
-    spacing = np.broadcast_to(np.asarray(spacing_mm, float).reshape(-1), (3,)).copy()
-    ext = [int(v) for v in output_extent]
-    ni, nj, nk = (ext[2 * a + 1] - ext[2 * a] + 1 for a in range(3))
-    grid_origin = np.asarray(output_origin, float) + np.array(ext[0::2], float) * spacing
-    mats, valid = sweep.image_to_reference_all()
-    rows, cols = sweep.image_shape
-    total = [[[0] * ni for _ in range(nj)] for _ in range(nk)]
-    count = [[[0] * ni for _ in range(nj)] for _ in range(nk)]
-    for f in range(len(sweep)):
-        if not valid[f]:
-            continue
-        c = index_coefficients(mats[f], grid_origin, spacing).tolist()
-        frame = sweep.frames[f].tolist()
-        for y in range(rows):
-            for x in range(cols):
-                if pixel_mask is not None and not pixel_mask[y][x]:
-                    continue
-                v = [c[a][0] * float(x) + (c[a][1] * float(y) + c[a][2]) for a in range(3)]
-                if not (0 <= v[0] < ni and 0 <= v[1] < nj and 0 <= v[2] < nk):
-                    continue
-                i, j, k = int(v[0]), int(v[1]), int(v[2])
-                value = frame[y][x]
-                if mode == "mean":
-                    total[k][j][i] += value
-                elif mode == "max":
-                    total[k][j][i] = max(total[k][j][i], value)
-                else:
-                    total[k][j][i] = value
-                count[k][j][i] += 1
-    out = np.zeros((nk, nj, ni), np.uint8)
-    for k in range(nk):
-        for j in range(nj):
-            for i in range(ni):
-                n = count[k][j][i]
-                if n:
-                    out[k, j, i] = (2 * total[k][j][i] + n) // (2 * n) if mode == "mean" else total[k][j][i]
-    return out, np.array(count, np.uint32)
