@@ -116,7 +116,11 @@ def _split_by_geometry(uid: str, records):
 
 def _series_info(uid: str, records) -> SeriesInfo:
     r0 = records[0]
-    normal = np.cross(r0["iop"][:3], r0["iop"][3:])
+    # Unit normal: orientation vectors a little off unit length (accepted by _geometry) must
+    # not scale the slice spacing shown in listings (the loader normalises the same way).
+    row, col = (np.asarray(r0["iop"][:3], float), np.asarray(r0["iop"][3:], float))
+    normal = np.cross(row / np.linalg.norm(row), col / np.linalg.norm(col))
+    normal /= np.linalg.norm(normal)
     for r in records:
         if (r["shape"] != r0["shape"] or not np.allclose(r["iop"], r0["iop"], atol=1e-4)
                 or not np.allclose(r["ps"], r0["ps"], rtol=1e-4)):

@@ -437,3 +437,18 @@ def test_phase_from_contrast_injection_time(tmp_path):
         "Abdomen A": (45.0, "arterial"), "Abdomen B": (70.0, "portal venous"),
         "Abdomen C": (240.0, "delayed")}
     assert "after the contrast injection" in series["Abdomen B"].phase_reason
+
+
+def test_listing_spacing_with_slightly_non_unit_orientation_vectors(tmp_path):
+    """Some scanners write ImageOrientationPatient a little off unit length: the listing's
+    slice spacing (shown by ctus info) must still be the distance between slices."""
+    vol = Volume(np.zeros((6, 8, 10), np.int16), (0.7, 0.7, 2.5), (0.0, 0.0, 0.0))
+    folder = tmp_path / "iop"
+    write_dicom_series(vol, folder, series_description="iop")
+    for f in sorted(os.listdir(folder)):
+        ds = pydicom.dcmread(folder / f)
+        ds.ImageOrientationPatient = [0.9, 0.0, 0.0, 0.0, 0.9, 0.0]
+        ds.save_as(folder / f)
+    (info,) = list_dicom_series(folder)
+    assert info.spacing[2] == pytest.approx(2.5, abs=1e-6)
+    assert load_ct(folder).spacing[2] == pytest.approx(2.5, abs=1e-6)
