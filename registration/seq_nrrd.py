@@ -24,60 +24,27 @@ directions``, ``space origin``; RAS converted to LPS) is kept in
 ``metadata['ijk_to_lps']``; our writer stores the Image frame in pixel units
 (identity directions), as PLUS does. Not supported: Slicer's transform
 sequences (``.seq.mrb``) - tracking must come as per-item attributes.
+
+Header parsing, time and geometry: :mod:`.seq_nrrd_header`; the writer:
+:mod:`.seq_nrrd_write` (:func:`write_seq_nrrd` is re-exported here).
 """
 from __future__ import annotations
 
 import bz2
-import gzip
 import os
 import re
-import urllib.parse
 import zlib
 from typing import Dict, List
 
 import numpy as np
 
 from .errors import InputError
+from .seq_nrrd_header import _FIX, _header, _ijk_to_lps, _index_values, _need
+from .seq_nrrd_write import write_seq_nrrd  # noqa: F401 (re-exported)
 from .sweep import Sweep, split_transform_name
-from .transforms import LPS_TO_RAS, atomic_write_bytes, format_matrix
 
 _ITEM = re.compile(r"axis (\d+) item (\d+) (.+)")
 _UCHAR = {"uchar", "unsigned char", "uint8", "uint8_t"}
-_FIX = "save the sequence again from Slicer (Sequences module) or with write_seq_nrrd"
-
-
-def _header(data: bytes, path: str):
-    """(fields {name: value}, keyvalues {key: value}, data offset)."""
-    if not data.startswith(b"NRRD000"):
-        raise InputError("not an NRRD file (no NRRD000x magic line)", path=path, fix=_FIX)
-    end, gap = data.find(b"\n\n"), 2
-    crlf = data.find(b"\r\n\r\n")
-    if crlf >= 0 and (end < 0 or crlf < end):
-        end, gap = crlf, 4
-    if end < 0:
-        end = len(data)  # detached-header files may end without a blank line
-    text = data[:end].decode("latin-1").replace("\r", "")
-    fields: Dict[str, str] = {}
-    kv: Dict[str, str] = {}
-    for lineno, line in enumerate(text.split("\n")[1:], start=2):
-        if not line.strip() or line.startswith("#"):
-            continue
-        if ":=" in line:
-            key, _, value = line.partition(":=")
-            kv[key.strip()] = value.strip()
-            continue
-        key, sep, value = line.partition(": ")
-        if not sep:
-            raise InputError(f"header line {lineno} is neither 'field: value' nor 'key:=value': "
-                             f"'{line[:60]}'", path=path, fix=_FIX)
-        fields[key.strip().lower()] = value.strip()
-    return fields, kv, min(end + gap, len(data))
-
-
-def _need(fields, key, path):
-    if key not in fields:
-        raise InputError(f"the NRRD header has no '{key}' field", path=path, fix=_FIX)
-    return fields[key]
 
 
 def _decode(blob: bytes, encoding: str, path: str, expected: int) -> bytes:
@@ -98,20 +65,6 @@ def _decode(blob: bytes, encoding: str, path: str, expected: int) -> bytes:
         raise InputError(f"data holds {len(raw)} bytes but sizes need {expected} (truncated file?)",
                          path=path, fix=_FIX)
     return raw
-
-
-def _vectors(text: str, path: str) -> List[object]:
-    """'(1,0,0) (0,1,0) none' -> [array, array, None]."""
-    out: List[object] = []
-    for tok in re.findall(r"\([^)]*\)|none", text):
-        if tok == "none":
-            out.append(None)
-            continue
-        try:
-            out.append(np.array([float(v) for v in tok.strip("()").split(",")]))
-        except ValueError:
-            raise InputError(f"space vector {tok} is not numeric", path=path, fix=_FIX) from None
-    return out
 
 
 def read_seq_nrrd(path) -> Sweep:
@@ -245,94 +198,3 @@ def _matrix(text: str, what: str, path: str) -> np.ndarray:
         raise InputError(f"{what} has {values.size} numbers, not 16", path=path,
                          fix="write 16 numbers, row-major")
     return values.reshape(4, 4)
-
-
-def _index_values(kv, fields, la, n, path, notes) -> np.ndarray:
-    text = kv.get(f"axis {la} index values")
-    if text is None:
-        notes.append("no index values: frame index used as seconds")
-        return np.arange(n, dtype=float)
-    tokens = [urllib.parse.unquote(t) for t in text.split()]
-    if len(tokens) != n:
-        raise InputError(f"axis {la} index values has {len(tokens)} values for {n} items", path=path, fix=_FIX)
-    try:
-        t = np.array([float(v) for v in tokens])
-    except ValueError:
-        notes.append("text index values: frame index used as seconds")
-        return np.arange(n, dtype=float)
-    units = re.findall(r'"([^"]*)"', fields.get("units", ""))
-    if len(units) > la and units[la].strip().lower() == "ms":
-        t = t / 1000.0
-    if not np.all(np.isfinite(t)):
-        raise InputError(f"axis {la} index values are not finite", path=path, fix=_FIX)
-    return t
-
-
-def _ijk_to_lps(fields, space_axes, path):
-    if "space directions" not in fields:
-        return None
-    vecs = [v for v in _vectors(fields["space directions"], path) if v is not None]
-    origin = _vectors(fields.get("space origin", "(0,0,0)"), path)
-    if len(vecs) < 2 or not origin or origin[0] is None:
-        return None
-    m = np.eye(4)
-    for c, v in enumerate(vecs[:3]):
-        m[:len(v[:3]), c] = v[:3]
-    m[:len(origin[0][:3]), 3] = origin[0][:3]
-    space = fields.get("space", "").lower()
-    if space in ("right-anterior-superior", "ras"):
-        m = LPS_TO_RAS @ m  # RAS -> LPS (diag(-1,-1,1) is its own inverse)
-    return m
-
-
-def write_seq_nrrd(sweep: Sweep, path, *, compress: bool = True) -> None:
-    """Write ``sweep`` as a Slicer ``.seq.nrrd`` (atomic), list axis last (current Slicer layout).
-
-    Frames: sizes ``cols rows 1 n``, pixel-unit identity geometry in LPS;
-    timestamps as ``axis 3 index values`` (seconds); per-frame transforms,
-    statuses, image status and extra frame fields as ``axis 3 item I Name:=``;
-    calibration as ``<Name>Transform:=``.
-    """
-    path = os.fspath(path)
-    frames = np.asarray(sweep.frames)
-    n, rows, cols = frames.shape
-    if frames.dtype != np.uint8:
-        raise InputError(f"frames are {frames.dtype}, a .seq.nrrd sweep needs uint8", path=path,
-                         fix="convert the frames to uint8 before writing")
-    if rows * cols == 0 or n == 0:
-        raise InputError("a .seq.nrrd needs at least one image frame", path=path,
-                         fix="write tracker-only sweeps as a PLUS .mha")
-    lines = [
-        "NRRD0004", "# Complete NRRD file format specification at:",
-        "# http://teem.sourceforge.net/nrrd/format.html", "type: unsigned char", "dimension: 4",
-        "space: left-posterior-superior", f"sizes: {cols} {rows} 1 {n}",
-        "space directions: (1,0,0) (0,1,0) (0,0,1) none", "kinds: domain domain domain list",
-        'labels: "" "" "" "time"', 'units: "" "" "" "s"', "endian: little",
-        f"encoding: {'gzip' if compress else 'raw'}", "space origin: (0,0,0)",
-        "DataNodeClassName:=vtkMRMLScalarVolumeNode", "axis 3 index type:=numeric",
-        "axis 3 index values:=" + " ".join(repr(float(t)) for t in sweep.timestamps),
-    ]
-    for name, m in sorted(sweep.calibration.items()):
-        lines.append(f"{name}Transform:={format_matrix(m)}")
-    image_ok = sweep.image_valid if sweep.image_valid is not None else np.ones(n, bool)
-    identity = format_matrix(np.eye(4))
-    extra = {k: v for k, v in sweep.metadata.get("frame_fields", {}).items() if len(v) == n}
-    for i in range(n):
-        for name in sorted(sweep.transforms):
-            m = sweep.transforms[name][i]
-            lines.append(f"axis 3 item {i} {name}Transform:="
-                         f"{format_matrix(m) if np.all(np.isfinite(m)) else identity}")
-            lines.append(f"axis 3 item {i} {name}TransformStatus:="
-                         f"{'OK' if sweep.statuses[name][i] else 'INVALID'}")
-        lines.append(f"axis 3 item {i} ImageStatus:={'OK' if image_ok[i] else 'INVALID'}")
-        for name, values in extra.items():
-            if values[i] is not None:
-                value = str(values[i])
-                if "\n" in value or "\r" in value or ":=" in name:
-                    raise InputError(f"frame field {name} of frame {i} cannot be stored in NRRD",
-                                     path=path, fix="remove line breaks from metadata")
-                lines.append(f"axis 3 item {i} {name}:={value}")
-    pixels = np.ascontiguousarray(frames).tobytes()
-    if compress:
-        pixels = gzip.compress(pixels, compresslevel=6)
-    atomic_write_bytes(path, ("\n".join(lines) + "\n\n").encode("latin-1") + pixels)
