@@ -163,7 +163,11 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         output_dtype = frames.dtype if integer else np.float32
     count = np.zeros(n_vox, np.uint32)
     if mode == "mean":
-        acc = np.zeros(n_vox, np.uint32 if integer else np.float64)  # exact below 8M hits/voxel
+        # Exact sums: uint32 for 8-bit unsigned frames (below 16M hits/voxel), int64 for other
+        # integer frames (signed values and 16/32-bit sums would wrap a uint32), else float64.
+        small = integer and np.dtype(frames.dtype).itemsize == 1 and not np.issubdtype(frames.dtype,
+                                                                                     np.signedinteger)
+        acc = np.zeros(n_vox, np.uint32 if small else (np.int64 if integer else np.float64))
     elif mode == "max" and not np.issubdtype(frames.dtype, np.unsignedinteger):
         low = np.iinfo(frames.dtype).min if integer else -np.inf
         acc = np.full(n_vox, low, frames.dtype)     # signed/float frames: start below any value
@@ -214,7 +218,7 @@ def reconstruct(sweep: Sweep, *, spacing_mm=0.5, compounding: str = "mean",
         c = count[hit]
         if integer and want_int:
             # Half-up rounding of sum / count in integers: no float error on inserted voxels.
-            inserted = (2 * acc[hit].astype(np.uint64) + c) // (2 * c)
+            inserted = (2 * acc[hit].astype(np.int64) + c) // (2 * c)   # floor: half up
         else:
             inserted = acc[hit] / c
     else:

@@ -15,8 +15,8 @@ from registration.reconstruction import (clip_rectangle_mask, extent_from_frames
 from registration.sweep import Sweep
 
 
-def make_sweep(frames, image_to_reference, status=None, fan_mask=None):
-    frames = np.asarray(frames, np.uint8)
+def make_sweep(frames, image_to_reference, status=None, fan_mask=None, dtype=np.uint8):
+    frames = np.asarray(frames, dtype)
     n = frames.shape[0]
     mats = np.asarray(image_to_reference, float).reshape(n, 4, 4)
     st = {} if status is None else {"ImageToReference": np.asarray(status, bool)}
@@ -155,6 +155,20 @@ def test_compounding_mean_max_latest():
     m = pose()
     s = make_sweep([np.full((2, 2), 101), np.full((2, 2), 102)], [m, m])
     assert reconstruct(s, spacing_mm=1.0, fill_holes=False).volume.array[0, 0, 0] == 102
+
+
+def test_mean_of_signed_and_16_bit_frames_is_exact():
+    """int16 frames with negative values (a uint32 accumulator wrapped them: -5 and -7 gave
+    32767) and uint16 sums beyond 32 bits average exactly, rounding half up."""
+    m = pose()
+    s = make_sweep([np.full((2, 2), -5), np.full((2, 2), -7)], [m, m], dtype=np.int16)
+    assert reconstruct(s, spacing_mm=1.0, fill_holes=False).volume.array[0, 0, 0] == -6
+    s = make_sweep([np.full((2, 2), -5), np.full((2, 2), -6)], [m, m], dtype=np.int16)
+    assert reconstruct(s, spacing_mm=1.0, fill_holes=False).volume.array[0, 0, 0] == -5   # -5.5 -> -5
+    # 2 x 256 x 256 pixels of 65535 into one voxel: a sum of 8.6e9, beyond 32 bits
+    big = make_sweep([np.full((256, 256), 65535)] * 2, [pose(px=(1 / 600, 1 / 600))] * 2, dtype=np.uint16)
+    out = reconstruct(big, spacing_mm=1.0, fill_holes=False)
+    assert out.weights.max() == 2 * 256 * 256 and out.volume.array.max() == 65535
 
 
 def test_skip_interval_inserts_every_nth_frame_but_keeps_the_box():
