@@ -8,14 +8,23 @@ from __future__ import annotations
 
 from typing import Optional
 
+from registration.uncertainty import total_error_mm
+
+_ROW_KEYS = ("tre_rms_mm", "tre_registration_mm", "tre_mm")
+
 
 def _total_error_mm(tre_mm: float) -> float:
     """Registration TRE plus tracking, needle and breathing errors in quadrature (DESIGN section 7)."""
-    try:
-        from registration.uncertainty import total_error_mm
-    except ImportError:  # pragma: no cover - the registration package owns the error budget
-        return float(tre_mm)
     return float(total_error_mm(tre_mm))
+
+
+def _row_tre(row) -> Optional[float]:
+    """A target's TRE from its row (dict with one of _ROW_KEYS, or a bare number); None if unknown."""
+    if isinstance(row, dict):
+        v = next((row[k] for k in _ROW_KEYS if row.get(k) is not None), None)
+    else:
+        v = row
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def registration_tre_mm(registration: Optional[dict], name: str) -> Optional[float]:
@@ -28,15 +37,11 @@ def registration_tre_mm(registration: Optional[dict], name: str) -> Optional[flo
     for key in ("targets", "target_tre", "tre"):
         t = registration.get(key)
         if isinstance(t, dict) and name in t:
-            v = t[name]
-            return float(v["tre_rms_mm"] if isinstance(v, dict) else v)
+            return _row_tre(t[name])
         if isinstance(t, list):
             for row in t:
                 if isinstance(row, dict) and row.get("name") == name:
-                    for k in ("tre_rms_mm", "tre_registration_mm", "tre_mm"):
-                        if row.get(k) is not None:
-                            return float(row[k])
-                    return None
+                    return _row_tre(row)
     for k in ("tre_rms_mm", "predicted_tre_mm", "tre_mm"):
         if isinstance(registration.get(k), (int, float)):
             return float(registration[k])

@@ -153,3 +153,9 @@ def test_registration_tre_is_read_from_what_ctus_register_writes():
     assert registration_tre_mm(result, "lesion_2") is None
     assert registration_tre_mm(result, "lesion_9") is None
     assert registration_tre_mm(dict(result, verdict="poor"), "lesion_1") is None
+    # The {name: row} form takes the same keys, and a missing value is unknown, not an error.
+    by_name = {"targets": {"lesion_1": {"tre_registration_mm": 2.2}, "lesion_2": {"tre_rms_mm": None},
+                           "lesion_3": 1.5}}
+    assert registration_tre_mm(by_name, "lesion_1") == pytest.approx(2.2)
+    assert registration_tre_mm(by_name, "lesion_2") is None
+    assert registration_tre_mm(by_name, "lesion_3") == pytest.approx(1.5)
