@@ -59,6 +59,8 @@ def _decode(blob: bytes, encoding: str, path: str, expected: int) -> bytes:
         else:
             raise InputError(f"NRRD encoding '{encoding}' is not supported (raw, gzip, bzip2)",
                              path=path, fix=_FIX)
+    except InputError:
+        raise                      # our own message (an InputError is also a ValueError)
     except (zlib.error, OSError, EOFError, ValueError) as exc:
         raise InputError(f"compressed data is corrupt ({exc})", path=path, fix=_FIX) from None
     if len(raw) != expected:
@@ -80,6 +82,8 @@ def read_seq_nrrd(path) -> Sweep:
     try:
         dim = int(_need(fields, "dimension", path))
         sizes = [int(v) for v in _need(fields, "sizes", path).split()]
+    except InputError:
+        raise                      # a missing field: _need's own message
     except ValueError:
         raise InputError("dimension/sizes are not whole numbers", path=path, fix=_FIX) from None
     kinds = _need(fields, "kinds", path).split()

@@ -106,6 +106,11 @@ def test_bad_input(tmp_path):
         "bad matrix": (data.replace(b"axis 3 item 2 ProbeToTrackerTransform:=", b"axis 3 item 2 ProbeToTrackerTransform:=x "),
                        "not numeric"),
         "index count": (data.replace(b"axis 3 index values:=", b"axis 3 index values:=7 "), "values for 6 items"),
+        # Our own messages are not rewrapped by the broader ValueError handlers around them
+        # (InputError is a ValueError): the missing field and the encoding are named as such.
+        "no sizes": (data.replace(b"\nsizes:", b"\nsize_s:"), r"^(?!.*whole numbers).*no 'sizes' field"),
+        "hex encoding": (data.replace(b"encoding: gzip", b"encoding: hex"),
+                         r"^(?!.*corrupt).*encoding 'hex' is not supported"),
     }
     for name, (blob, pattern) in cases.items():
         bad = tmp_path / f"{name.replace(' ', '_')}.seq.nrrd"
