@@ -55,9 +55,12 @@ def _read_dicom_seg(path: str, ds) -> LabelMap:
                          fix="export the segmentation again (e.g. with dcmqi or Slicer)") from None
     if pixels.ndim == 2:
         pixels = pixels[None]
-    if pixels.shape[0] != len(frames) or len(ps) != 2 or min(ps) <= 0:
+    if pixels.shape[0] != len(frames):
         raise InputError(f"{pixels.shape[0]} frames of pixels for {len(frames)} frame descriptions",
                          path=path, fix="export the segmentation again")
+    if len(ps) != 2 or min(ps) <= 0:
+        raise InputError(f"PixelSpacing {list(ps)} is not two positive numbers", path=path,
+                         fix="export the segmentation again")
     if iops.shape[1:] != (6,) or not np.allclose(iops, iop, atol=1e-4):
         raise InputError("frames have different orientations", path=path,
                          fix="export the segmentation on the CT's (parallel) slices")

@@ -69,6 +69,20 @@ def test_dicom_seg_on_its_own_grid_matches_ct_geometry(shared_data):
     assert seg.same_grid(ct)
 
 
+def test_dicom_seg_with_bad_pixel_spacing_says_so(shared_data, tmp_path):
+    import pydicom
+    d = shared_data("ct", "liver-3slice")
+    ds = pydicom.dcmread(d / "liver_seg.dcm")
+    fg = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
+    seq = (fg if fg is not None and "PixelMeasuresSequence" in fg
+           else ds.PerFrameFunctionalGroupsSequence[0]).PixelMeasuresSequence[0]
+    seq.PixelSpacing = [0.0, 0.7]
+    bad = tmp_path / "bad_seg.dcm"
+    ds.save_as(bad)
+    with pytest.raises(InputError, match="PixelSpacing .* is not two positive numbers"):
+        load_labels(bad)
+
+
 # --------------------------------------------------------------------------- Slicer .seg.nrrd
 def _write_seg_nrrd(path, arr_kji_layers, fields, space="left-posterior-superior",
                     origin=(0, 0, 0), spacing=(1, 1, 2)):
