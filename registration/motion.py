@@ -30,15 +30,18 @@ the sweep better than one constant shift by ``DETECT_GAIN`` (LC2 units), with
 the period no longer than the sweep (a full cycle inside it: a slow trend, e.g.
 from a small rotation error along a tilting sweep, is not breathing). At the
 coarse 4 mm level a static sweep's profiles faked 14 mm of breathing; at 2.5 mm
-the static demo sweeps gave gains <= 0.0013 (amplitude <= 2 mm) and 10 mm
-breathing sweeps 0.013-0.027 (at the true pose). The frames within
+(these settings: 20 frames, 1.5 mm steps) the 7 static demo sweeps gave gains
+<= 0.0011 (amplitude <= 3 mm) and four 10 mm breathing sweeps 0.017-0.028
+(amplitude 10-11 mm, one 20 mm), all at the true pose. The frames within
 ``GATE_TOLERANCE_MM`` of the CT's phase can then be registered again
 (:func:`registration.intensity_registration.register_sweep`, ``breathing="gate"``).
 
-Measured limits (benchmarks/registration.py, 6 trials on 10 mm breathing sweeps
-from registered, not true, poses): breathing detected in 3 of 6; gating helped
-in 1 of 3 and made 2 slightly worse, so it is not the default. The model's sign
-can come out inverted on some sweeps (seen at the true pose on one of three).
+Measured limits (benchmarks/registration.py, 2 x 6 trials on 10 mm breathing
+sweeps, analysed about the registered, not the true, pose): breathing detected
+in 3 of 6 (seed 1) and 2 of 6 (seed 2); of the 5 gated trials, gating helped 2
+(2.19 -> 1.09 mm, 10.4 -> 3.6 mm) and made 3 worse (3.7 -> 4.1, 3.0 -> 4.2,
+1.3 -> 3.6 mm), so it is not the default. An earlier variant of the fit gave an
+inverted trace on one sweep at the true pose.
 
 Units: mm, seconds. No Qt/VTK here.
 """
