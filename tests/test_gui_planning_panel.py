@@ -162,6 +162,11 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     w.set_registration(RegistrationState(np.eye(4), "file (test)"))
     panel.select_lesion("lesion_rib")
     assert panel.stale() and "registration changed" in panel.status.text()
+    # Back to the registration the plan was made with (none): the warning goes, the plan's line returns.
+    w.set_registration(None)
+    assert not panel.stale() and "planned in" in panel.status.text()
+    w.set_registration(RegistrationState(np.eye(4), "file (test)"))
+    assert panel.stale() and "registration changed" in panel.status.text()
     panel.select_lesion("lesion_sub")
     # Export: files written in a worker, they exist and the plan validates with the kept path.
     dlg = panel.open_export()

@@ -225,6 +225,9 @@ def test_landmark_json_round_trip_and_bad_input():
                                  "pixel": [0, 0]}])
     with pytest.raises(InputError, match="pair 1"):
         LandmarkList.from_json([{"name": "L1", "reference": [1, 2, 3]}])
+    with pytest.raises(InputError, match="pair 1.*'included' must be true or false"):
+        LandmarkList.from_json([{"name": "L1", "ct_lps": [1, 2, 3], "reference": [1, 2, 3], "frame": 0,
+                                 "pixel": [0, 0], "included": "false"}])
 
 
 def test_collinear_landmarks_are_refused_with_the_reason():

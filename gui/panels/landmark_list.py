@@ -112,8 +112,11 @@ class LandmarkList:
         for n, d in enumerate(items or []):
             try:
                 ct, ref = np.asarray(d["ct_lps"], float), np.asarray(d["reference"], float)
+                included = d.get("included", True)
+                if not isinstance(included, bool):   # "false" would otherwise count as included
+                    raise TypeError(f"'included' must be true or false, not {included!r}")
                 pair = LandmarkPair(str(d["name"]), ct, ref, int(d["frame"]),
-                                    (float(d["pixel"][0]), float(d["pixel"][1])), bool(d.get("included", True)))
+                                    (float(d["pixel"][0]), float(d["pixel"][1])), included)
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise InputError(f"landmark pair {n + 1} is unusable ({exc.__class__.__name__}: {exc})", path=path,
                                  fix="pick the landmarks again") from None

@@ -44,8 +44,9 @@ class LesionTableMixin:
         self.window.plan = result.plan
         case = result.plan.get("recommendation", {})
         lesions = result.plan.get("lesions", [])
-        self.status.setText(f"{len(lesions)} lesion(s) planned in {result.plan['timing']['total_s']:.0f} s. "
-                            + "; ".join(map(str, case.get("reasons", [])[:2])))
+        self._plan_status = (f"{len(lesions)} lesion(s) planned in {result.plan['timing']['total_s']:.0f} s. "
+                             + "; ".join(map(str, case.get("reasons", [])[:2])))
+        self.status.setText(self._plan_status)
         self.table.clearSelection()          # so that selecting row 0 below refreshes the details
         self.table.setRowCount(len(lesions))
         for r, les in enumerate(lesions):
@@ -85,6 +86,8 @@ class LesionTableMixin:
         if self.stale():
             self.status.setText("<span style='color:#b36b00'>The registration changed since this plan was made: "
                                 "press 'Plan all lesions' to use it (fusion, measured visibility).</span>")
+        elif getattr(self, "_plan_status", None):
+            self.status.setText(self._plan_status)     # e.g. reverted to the planned registration
         self.paths.blockSignals(True)
         self.paths.clear()
         self.paths.blockSignals(False)

@@ -123,6 +123,9 @@ class PathEditorMixin:
                 result = self.result
 
                 def done(maps, name=name, result=result):
+                    # Free the slot first: the lesion shown now may be another one whose maps
+                    # are still missing (edited while these were built); recheck starts them.
+                    self._maps_worker = None
                     if self.result is result:          # not a plan replaced meanwhile
                         self.maps[name] = maps
                         self.recheck()
