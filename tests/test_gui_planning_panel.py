@@ -15,6 +15,7 @@ from gui.main_window import MainWindow
 from gui.panels import planning_panel
 from gui.session import RegistrationState
 from planner.export import validate_plan
+from registration.errors import InputError
 
 from test_trajectories import make_phantom
 
@@ -200,6 +201,8 @@ def test_plan_without_labels_says_what_is_missing(qtbot):
     panel = planning_panel.install(w).widget()
     qtbot.mouseClick(panel.plan_button, Qt.LeftButton)
     assert "needs the CT and its label map" in panel.status.text() and panel.worker is None
+    with pytest.raises(InputError, match="no plan yet"):
+        panel.select_lesion("lesion_1")
     w.close()
 
 

@@ -72,6 +72,8 @@ class LesionTableMixin:
         return self.result.plan["lesions"][min(rows)]
 
     def select_lesion(self, name: str) -> None:
+        if self.result is None:
+            raise InputError(f"no plan yet: lesion {name!r} cannot be selected", fix="press 'Plan all lesions' first")
         names = [l["name"] for l in self.result.plan["lesions"]]
         if name not in names:
             raise InputError(f"no lesion {name!r} in the plan", fix=f"choose one of {', '.join(names)}")
