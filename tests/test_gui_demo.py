@@ -94,6 +94,7 @@ def test_demo_case_overlay_on_a_lesion(qtbot, artifacts_dir):
     if w.view3d is not None:
         w.view3d.wait_for_surfaces()
         qtbot.waitUntil(lambda: bool(w.view3d.surfaces), timeout=60000)
+        w.view3d.flush_plane()          # the US plane is drawn by a timer: draw it before the picture
         w.view3d._render_now()
     us.grab().save(str(artifacts_dir / "gui_demo_us_overlay_lesion.png"))
     w.grab().save(str(artifacts_dir / "gui_demo_main_window.png"))
