@@ -35,6 +35,9 @@ breathing sweeps:
     breathing  lc2:gate    6     17 %     6.98    13.02      8.1      2/1/3        0.50   0.47
     breathing  mi          6      0 %    14.30    20.51      2.5      0/0/6        -      0.47
 
+The same command again at 13:55 UTC after the module splits (load 1.6-1.9): per-trial TRE
+identical (max difference 0.0 mm), every stage ~20 % slower (LC2 median 7.5 s, MI 3.3 s, MI:12
+8.9 s; ratio MI/LC2 0.44 in both runs): the machine's speed varies by that much.
 LC2 vs MI at equal time: MI with 12 starts (1.2x LC2's time) stays at 5 % success, 8.3 mm.
 Static LC2 true / predicted TRE over 300 targets: median 0.29, p95 0.95 (the 95 % radius covers
 100 %; on the calibration seed 97 %). LC2 time per stage (median): features 0.5 s, grid 0.3,
