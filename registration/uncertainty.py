@@ -55,7 +55,11 @@ GOOD_TRE_MM = 3.0
 POOR_TRE_MM = 6.0
 GOOD_METRIC = {"lc2": 0.20, "mi": 0.25}
 POOR_METRIC = {"lc2": 0.12, "mi": 0.08}
-AGREE_MM = 3.0
+#: Starts "agree" within this distance at a target. They are compared after the 2.5 mm level,
+#: whose own bias at the true pose is 0.7-5 mm depending on the sweep: at 3 mm, correct
+#: registrations (true TRE 0.4-2.4 mm) were called poor 3 and check 6 times in 20 (seed 2); at
+#: 5 mm 2 and 5, and no failed breathing trial became good (0/1/5 either way).
+AGREE_MM = 5.0
 #: The overall verdict is over the targets within this distance (mm) of the swept region.
 LOCAL_MM = 30.0
 #: Capture range validated by benchmarks/registration.py (starts 5-20 mm / 0-10 deg about the
