@@ -128,7 +128,7 @@ def plan_lesion(r: dict, *, ct: Volume, ct_arterial: Optional[Volume], anatomy: 
         rec["reasons"] = [f"no US-guided path: {why_no_us}"] + [
             x for x in rec["reasons"] if not x.startswith("acoustic window at")]
     if tre is not None:
-        vis["fusion"] = {"tre_rms_mm": tre, "total_error_mm": round(total, 2),
+        vis["fusion"] = {"tre_rms_mm": round(float(tre), 2), "total_error_mm": round(total, 2),
                          "hit_probability": None if hp is None else round(hp, 3),
                          "note": "total = registration, tracking, needle and breathing errors in quadrature"}
     return f, {

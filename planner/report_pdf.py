@@ -155,6 +155,34 @@ def _summary_page(fig, plan):
         t.scale(1, 1.2)
 
 
+
+def _counts(d) -> str:
+    """{'rib/bone': 299, 'lung': 40} -> 'rib/bone 299, lung 40' (dicts are not for readers)."""
+    if not isinstance(d, dict):
+        return str(d)
+    return ", ".join(f"{str(k).replace('_', ' ')} {v}" for k, v in d.items()) or "nothing"
+
+
+def _measured_text(m: dict) -> str:
+    if not m.get("frames_cutting_lesion"):
+        return "no registered frame cuts the lesion"
+    seen = "seen" if m.get("seen") else "not seen"
+    return (f"{m['frames_cutting_lesion']} frames cut the lesion; CNR {m.get('cnr')} ({seen}: |CNR| >= "
+            f"{m.get('seen_threshold_cnr')}); lesion / liver ring mean {m.get('lesion_mean')} / "
+            f"{m.get('ring_mean')}; best frame {m.get('best_frame')}")
+
+
+def _fusion_text(f: dict, diameter_mm) -> str:
+    def mm(v):
+        return "unknown" if v is None else f"{float(v):.1f} mm"
+    hp = f.get("hit_probability")
+    text = (f"registration TRE {mm(f.get('tre_rms_mm'))} rms, total targeting error {mm(f.get('total_error_mm'))} "
+            f"rms ({f.get('note', 'registration, tracking, needle and breathing errors in quadrature')})")
+    if hp is not None:
+        text += f"; hit probability {100 * float(hp):.0f} %" + (f" for a {diameter_mm} mm lesion" if diameter_mm else "")
+    return text
+
+
 def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, reference_to_ct=None):
     ct = anatomy.ct
     for l in plan["lesions"]:
@@ -171,17 +199,18 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, referenc
                  f"({vis['type_evidence']})",
                  f"Acoustic window: best depth {w['depth_mm']} mm (limit {vis['depth_limit_mm']} mm at "
                  f"{vis['frequency_mhz']} MHz); {w['windows_clear']}/{w['windows_checked']} probe directions "
-                 f"clear; blocked by {w['obstruction_by']}",
+                 f"clear; blocked by {_counts(w['obstruction_by'])}",
                  f"Predicted B-mode conspicuity: {vis['predicted']['category']} (score {vis['predicted']['score']}, "
-                 f"factors {vis['predicted']['factors']}; {vis['predicted']['model']})"]
+                 f"factors {_counts(vis['predicted']['factors'])}; {vis['predicted']['model']})"]
         if vis.get("measured"):
-            lines.append(f"Measured on the registered sweep: {vis['measured']}")
+            lines.append("Measured on the registered sweep: " + _measured_text(vis["measured"]))
         if vis.get("fusion"):
-            lines.append(f"Fusion: {vis['fusion']}")
+            lines.append("Fusion: " + _fusion_text(vis["fusion"], l.get("diameter_mm")))
         lines += [f"- {r}" for r in l["recommendation"]["reasons"]]
         lines += [f"! {a['text']} [evidence: {a['evidence']}]" for a in l["recommendation"]["advisories"]]
         cand = l["candidates"]
-        lines.append(f"Candidates: {cand['checked']} checked, {cand['safe']} safe; rejected by {cand['rejected_by']}")
+        lines.append(f"Candidates: {cand['checked']} checked, {cand['safe']} safe; rejected by "
+                     f"{_counts(cand['rejected_by'])}")
         y = _text_block(fig, 0.05, 0.94, lines, 6.5, width=150)
         if not chosen:
             _text_block(fig, 0.05, y - 0.02, ["NO SAFE PATH: no trajectory is drawn for this lesion."], 10)
