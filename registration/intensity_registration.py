@@ -293,9 +293,7 @@ def _register_lc2(ct, sweep, frames, roi_center_ct, seed, n_starts, levels, max_
         result.breathing = breathing
     elif breathing != "off":
         from .motion import analyse_breathing
-        valid = np.flatnonzero(sweep.require_image_to_reference()[1])
-        if frames is not None:
-            valid = np.intersect1d(valid, np.asarray(frames, int))
+        valid = np.unique(select_frames(sweep, len(sweep), frames))   # every valid frame asked for
         # The middle level: at the coarse one a static sweep's profiles faked 14 mm of breathing.
         mid = lv[min(1, len(lv) - 1)][0]
         rep = analyse_breathing(sweep, mid.level, current, valid, breath_hold=breathing,

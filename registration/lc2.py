@@ -45,6 +45,20 @@ def _sizes(size: Size, ndim: int) -> Tuple[int, ...]:
     return s
 
 
+def _explained_variance(vp, vg, cup, cug, cpg, eps: float, dtype):
+    """Per patch, the variance of u explained by the least-squares fit on [p, g, 1]:
+    c^T S^-1 c with c = [cov(u,p), cov(u,g)], S = cov([p, g]) (the 2x2 normal equations of
+    the centred regressors in closed form). ``vp``, ``vg`` are clipped at 0 by the caller."""
+    det = vp * vg - cpg * cpg
+    full = det > (1e-6 if dtype == np.float64 else 1e-3) * np.maximum(vp * vg, eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expl2 = (vg * cup * cup - 2 * cpg * cup * cug + vp * cug * cug) / np.where(full, det, 1.0)
+        # rank-deficient patch: p and g collinear or one constant -> one-regressor fit
+        e_p = np.where(vp > eps, cup * cup / np.where(vp > eps, vp, 1.0), 0.0)
+        e_g = np.where(vg > eps, cug * cug / np.where(vg > eps, vg, 1.0), 0.0)
+        return np.where(full, expl2, np.maximum(e_p, e_g))
+
+
 def lc2_maps(u: np.ndarray, p: np.ndarray, g: np.ndarray, mask: Optional[np.ndarray] = None,
              size: Size = 9, min_fraction: float = 0.5, eps: float = 1e-9, dtype=np.float64):
     """Per-voxel LC2 of the patch centred there and its weight (local std of ``u``).
@@ -83,16 +97,8 @@ def lc2_maps(u: np.ndarray, p: np.ndarray, g: np.ndarray, mask: Optional[np.ndar
     vu = np.maximum(vu, 0.0)
     vp = np.maximum(vp, 0.0)
     vg = np.maximum(vg, 0.0)
-    det = vp * vg - cpg * cpg
-    scale = vp * vg
-    full = det > (1e-6 if dtype == np.float64 else 1e-3) * np.maximum(scale, eps)
+    expl = _explained_variance(vp, vg, cup, cug, cpg, eps, dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # explained variance c^T S^-1 c with c = [cov(u,p), cov(u,g)], S = cov([p, g])
-        expl2 = (vg * cup * cup - 2 * cpg * cup * cug + vp * cug * cug) / np.where(full, det, 1.0)
-        # rank-deficient patch: p and g collinear or one constant -> one-regressor fit
-        e_p = np.where(vp > eps, cup * cup / np.where(vp > eps, vp, 1.0), 0.0)
-        e_g = np.where(vg > eps, cug * cug / np.where(vg > eps, vg, 1.0), 0.0)
-        expl = np.where(full, expl2, np.maximum(e_p, e_g))
         lc = np.where(vu > eps, np.clip(expl / np.where(vu > eps, vu, 1.0), 0.0, 1.0), 0.0)
     w = np.sqrt(vu)
     keep = valid & (frac >= min_fraction) & (vu > eps)
@@ -103,9 +109,9 @@ def lc2_maps(u: np.ndarray, p: np.ndarray, g: np.ndarray, mask: Optional[np.ndar
 class FixedUS:
     """The US side of LC2 precomputed once for a fixed set of frames and a fixed mask.
 
-    When every fan sample falls inside the CT the mask is the fan itself, so the local
-    moments of ``u`` (mean, variance, weight) do not depend on the pose: only the five
-    moments involving ``p`` and ``g`` remain per evaluation (7 filters instead of 10).
+    The mask is the fan (samples outside the CT get flat features, they are not masked),
+    so the local moments of ``u`` (mean, variance, weight) do not depend on the pose: only
+    the five moments involving ``p`` and ``g`` remain per evaluation (7 filters, not 10).
     ``u`` is standardised over the whole mask, as :func:`lc2_maps` does, so sums over
     frame chunks (see :meth:`sums`) add up to the same global LC2.
     """
@@ -141,7 +147,7 @@ class FixedUS:
         safe, u, mu = self.safe[sl], self.u[sl], self.mu[sl]
 
         def local(x):
-            return ndimage.uniform_filter(x, size=self.size, mode="constant", cval=0.0) / safe
+            return self._mean(x) / safe
 
         mp, mg = local(p), local(g)
         vp = np.maximum(local(p * p) - mp * mp, 0.0)
@@ -149,13 +155,7 @@ class FixedUS:
         cup = local(u * p) - mu * mp
         cug = local(u * g) - mu * mg
         cpg = local(p * g) - mp * mg
-        det = vp * vg - cpg * cpg
-        full = det > (1e-6 if self.dtype == np.float64 else 1e-3) * np.maximum(vp * vg, eps)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            expl2 = (vg * cup * cup - 2 * cpg * cup * cug + vp * cug * cug) / np.where(full, det, 1.0)
-            e_p = np.where(vp > eps, cup * cup / np.where(vp > eps, vp, 1.0), 0.0)
-            e_g = np.where(vg > eps, cug * cug / np.where(vg > eps, vg, 1.0), 0.0)
-            expl = np.where(full, expl2, np.maximum(e_p, e_g))
+        expl = _explained_variance(vp, vg, cup, cug, cpg, eps, self.dtype)
         lc = np.clip(expl * self.inv_vu[sl], 0.0, 1.0)
         w = self.w[sl]
         if per_frame:

@@ -5,7 +5,8 @@ an isotropic grid with the CT's direction (``lps_to_ijk`` maps LPS mm to
 ``(i, j, k)``); frame samples are fan pixels of the US frames resampled to
 ``pixel_mm`` and carried to Reference mm with ``image_to_reference``; a pose
 ``reference_to_ct`` maps them into the CT, where ``p`` and ``g`` are sampled
-trilinearly (points outside the CT are excluded from the LC2 patches).
+trilinearly (points outside the CT get flat features p = g = 0: their patches explain
+nothing and lower LC2).
 """
 from __future__ import annotations
 
@@ -164,10 +165,9 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_norm
 class FrameLC2Cost:
     """LC2 between resampled US frames and the CT features under a pose.
 
-    ``metric`` takes the fast path (:class:`~registration.lc2.FixedUS`, the US moments
-    precomputed) when every fan sample lies inside the CT, else the general
-    :func:`~registration.lc2.lc2`. ``map_fn(f, chunks)`` (optional) evaluates the fast
-    path's frame chunks in parallel; the sum over chunks is the same LC2.
+    ``metric`` uses :class:`~registration.lc2.FixedUS` (the US moments precomputed once);
+    ``map_fn(f, chunks)`` (optional) evaluates the two halves of the frames in parallel;
+    the sum over the halves is the same LC2.
     """
 
     def __init__(self, level: FeatureLevel, samples: FrameSamples, patch_px: int):

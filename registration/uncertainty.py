@@ -38,7 +38,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .transforms import apply, rigid_matrix
+from .transforms import apply, invert, rigid_matrix, rotation_angle_deg
 
 #: Default error terms (RMS, mm) added in quadrature to the registration error.
 TRACKING_MM = 1.0      # optical tracking of probe and reference, incl. calibration
@@ -174,10 +174,9 @@ def multistart_spread(start_matrices: Sequence[np.ndarray], start_metrics: Seque
 
 def moved_from_start(init: np.ndarray, result: np.ndarray, center) -> tuple:
     """(rotation deg, displacement mm at ``center``) of ``result`` relative to ``init``."""
-    d = np.asarray(result, float) @ np.linalg.inv(np.asarray(init, float))
-    cos = np.clip((np.trace(d[:3, :3]) - 1.0) / 2.0, -1.0, 1.0)
+    d = np.asarray(result, float) @ invert(np.asarray(init, float))
     c = np.asarray(center, float)
-    return float(np.degrees(np.arccos(cos))), float(np.linalg.norm(apply(d, c) - c))
+    return rotation_angle_deg(d), float(np.linalg.norm(apply(d, c) - c))
 
 
 def assess(result, targets: Dict[str, dict], *, n_eff: Optional[float] = None,
