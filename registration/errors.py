@@ -44,3 +44,14 @@ class PlanningError(ProjectError):
 
 class CancelledError(ProjectError):
     """Long work was cancelled by its caller (progress callback returned False)."""
+
+
+def read_bytes(file_path, what: str, *, path=None, fix: str = "check the path") -> bytes:
+    """The whole content of ``file_path``, or one InputError "<what> (<OS reason>)" naming
+    ``path`` (the file the user gave; default ``file_path``) and how to fix it."""
+    try:
+        with open(file_path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise InputError(f"{what} ({exc.strerror})", path=path if path is not None else file_path,
+                         fix=fix) from None

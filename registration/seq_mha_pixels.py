@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, read_bytes
 from .seq_mha_header import _ints, _is_true
 
 # Logger name kept from before the split (this code was in registration.sequence_io),
@@ -41,13 +41,8 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
             raise InputError(f"ElementDataFile = {data_file} (a file list) is not supported",
                              path=path, fix="save the sequence as one .mha or an .mhd with one .raw")
         raw_path = os.path.join(os.path.dirname(os.path.abspath(path)), data_file)
-        try:
-            with open(raw_path, "rb") as f:
-                blob = f.read()
-        except OSError as exc:
-            raise InputError(f"cannot read the data file {data_file} named by ElementDataFile "
-                             f"({exc.strerror})", path=path,
-                             fix="keep the .raw file beside the .mhd header") from None
+        blob = read_bytes(raw_path, f"cannot read the data file {data_file} named by ElementDataFile",
+                          path=path, fix="keep the .raw file beside the .mhd header")
     if _is_true(fields, "CompressedData", path):
         size = blob.__len__()
         if "CompressedDataSize" in fields:

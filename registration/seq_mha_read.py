@@ -48,7 +48,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, read_bytes
 from .seq_mha_header import _FIX_HEADER, _floats, _ints, _parse_matrices, _split_header, _status
 from .seq_mha_pixels import _frames, _orient
 from .sweep import Sweep, split_transform_name
@@ -68,12 +68,7 @@ def read_sequence(path, calibration=None) -> Sweep:
     from the frames) unless there are no images.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise InputError(f"cannot read the sequence file ({exc.strerror})", path=path,
-                         fix="check the path") from None
+    data = read_bytes(path, "cannot read the sequence file")
     fields, frame_fields, data_file, offset = _split_header(data, path)
     if fields.get("NDims", "3").strip() != "3":
         raise InputError(f"NDims = '{fields['NDims'][:20]}' but a sequence needs 3 (cols rows frames)",

@@ -38,7 +38,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, read_bytes
 from .seq_nrrd_header import _FIX, _header, _ijk_to_lps, _index_values, _need
 from .seq_nrrd_write import write_seq_nrrd  # noqa: F401 (re-exported)
 from .sweep import Sweep, split_transform_name
@@ -72,12 +72,7 @@ def _decode(blob: bytes, encoding: str, path: str, expected: int) -> bytes:
 def read_seq_nrrd(path) -> Sweep:
     """Read a Slicer ``.seq.nrrd`` of 2D frames into a :class:`Sweep` (see module docstring)."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise InputError(f"cannot read the sequence file ({exc.strerror})", path=path,
-                         fix="check the path") from None
+    data = read_bytes(path, "cannot read the sequence file")
     fields, kv, offset = _header(data, path)
     try:
         dim = int(_need(fields, "dimension", path))
@@ -114,12 +109,8 @@ def read_seq_nrrd(path) -> Sweep:
         name = fields.get("data file", fields.get("datafile"))
         if name.upper().startswith("LIST") or "%" in name:
             raise InputError("a list of data files is not supported", path=path, fix=_FIX)
-        try:
-            with open(os.path.join(os.path.dirname(os.path.abspath(path)), name), "rb") as f:
-                blob = f.read()
-        except OSError as exc:
-            raise InputError(f"cannot read the data file {name} ({exc.strerror})", path=path,
-                             fix="keep the data file beside the header") from None
+        blob = read_bytes(os.path.join(os.path.dirname(os.path.abspath(path)), name),
+                          f"cannot read the data file {name}", path=path, fix="keep the data file beside the header")
     else:
         blob = data[offset:]
     raw = _decode(blob, _need(fields, "encoding", path).lower(), path, expected)
