@@ -7,7 +7,7 @@ Run under Xvfb (the numbers are for software rendering on this machine):
 ``--with-3d`` keeps the 3D view (pyvista) open, as in the real window, so its
 plane updates compete with the US view.
 
-Data: the demo case when ``sample_data.case`` exists; otherwise the real
+Data: the demo case when ``sample_data.case.demo_case`` exists; otherwise the real
 abdominal CT (../shared/data/ct/abdomen-20slice) with the real liver sweep
 (../shared/data/liver-us). The real pair has no common patient, so the
 registration used here is an ARBITRARY alignment that puts the sweep's
@@ -28,9 +28,9 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def load_case():
-    from gui import loaders
+    from gui.core import loaders
     try:
-        from sample_data.case import ensure_demo_case
+        from sample_data.case.demo_case import ensure_demo_case
         folder = Path(ensure_demo_case())
         ct = loaders.load_ct(folder / "ct_portal.nrrd")
         labels = loaders.load_labels(folder / "labels.nrrd", folder / "label_names.json", ct)
@@ -73,8 +73,8 @@ def main() -> int:
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
     app = QApplication.instance() or QApplication([])
-    from gui.main_window import MainWindow
-    from gui.session import RegistrationState
+    from gui.window.main_window import MainWindow
+    from gui.core.session import RegistrationState
 
     t0 = time.perf_counter()
     name, ct, labels, sweep, ref_to_ct = load_case()
@@ -174,10 +174,10 @@ def main() -> int:
               f"95th pct {np.percentile(gaps_ms, 95):.0f} ms (timer interval 10 ms)"
               + ("" if worker.error is None else f"; the work itself failed: {worker.error}"))
 
-    from gui import loaders
+    from gui.core import loaders
     stall_during("loading the sweep", loaders.load_sweep, sweep.source)
     try:
-        from registration.intensity_registration import register_sweep
+        from registration.align.intensity_registration import register_sweep
 
         def reg(progress):
             return register_sweep(ct, sweep, ref_to_ct, progress=progress, n_starts=1,
@@ -185,7 +185,7 @@ def main() -> int:
 
         stall_during("LC2 registration", reg)
     except ImportError:
-        print("registration.intensity_registration not available: no stall measurement during registration")
+        print("registration.align.intensity_registration not available: no stall measurement during registration")
     w.close()
     ok = all(v >= 30 for v in results.values())
     print(f"target >= 30 frames/s with overlay: {'met' if ok else 'NOT met'} on this machine")

@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import pyigtl.messages as pm  # noqa: E402
-from registration import igtl_protocol  # noqa: E402
-from registration.igtl_client import LiveClient  # noqa: E402
-from registration.igtl_server import IgtlServer, SweepStreamer  # noqa: E402
-from registration.sweep import Sweep  # noqa: E402
+from registration.live import igtl_protocol
+from registration.live.igtl_client import LiveClient  # noqa: E402
+from registration.live.igtl_server import IgtlServer, SweepStreamer  # noqa: E402
+from registration.spatial.sweep import Sweep  # noqa: E402
 
 
 def make_sweep(rows, cols, n=60):

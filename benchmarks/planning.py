@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/planning.py [--demo] [--directions 10000]
 
-1. Vectorised candidate check (planner.trajectories.evaluate) on the real
+1. Vectorised candidate check (planner.paths.trajectories.evaluate) on the real
    20-slice CT in ../shared/data (point target in the liver) and on the
    synthetic torso, against a baseline measured in the same run: the same
    constraints checked one path at a time in a Python loop (per-path
    map_coordinates). Target: >= 10,000 candidates/s on 2 cores.
 2. plan_case end to end per lesion (anatomy, windows, trajectories, US
    probe poses, CT description), on the demo case with --demo (cached by
-   sample_data.case.ensure_demo_case), else on the synthetic torso.
+   sample_data.case.demo_case.ensure_demo_case), else on the synthetic torso.
 No assertions: numbers and ratios only.
 """
 from __future__ import annotations
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from planner.anatomy import build_anatomy                      # noqa: E402
-from planner.plan import plan_case                             # noqa: E402
-from planner.trajectories import (Constraints, build_maps, evaluate,  # noqa: E402
+from planner.anatomy.structures import build_anatomy                      # noqa: E402
+from planner.case.case_plan import plan_case                             # noqa: E402
+from planner.paths.trajectories import (Constraints, build_maps, evaluate,  # noqa: E402
                                   fibonacci_sphere)
 
 
@@ -72,8 +72,8 @@ def real_ct():
     d = ROOT.parent / "shared" / "data" / "ct" / "abdomen-20slice"
     if not d.exists():
         return None
-    from registration.ct_io import load_ct
-    from registration.labelmap_io import load_labels
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
     ct = load_ct(d / "dicom")
     lm = load_labels(d / "labels.nii.gz", d / "label_names.txt", reference=ct)
     return ct, lm, np.array([-90.0, -127.0, -786.0])
@@ -93,9 +93,9 @@ def main(argv=None):
     bench_candidates("synthetic torso 171x131x66", ct, lm, np.array([-65.0, 30.0, -2.0]), args.directions)
 
     if args.demo:
-        from registration.ct_io import load_ct
-        from registration.labelmap_io import load_labels
-        from sample_data.case import ensure_demo_case
+        from registration.io.ct_io import load_ct
+        from registration.io.labelmap_io import load_labels
+        from sample_data.case.demo_case import ensure_demo_case
         d = ensure_demo_case()
         ct = load_ct(d / "ct_portal.nrrd")
         art = load_ct(d / "ct_arterial.nrrd")

@@ -32,9 +32,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from registration.hole_filling import DEFAULT_ELEMENTS, fill_holes  # noqa: E402
-from registration.reconstruction import reconstruct, reference_insert  # noqa: E402
-from registration.sweep import Sweep  # noqa: E402
+from registration.ultrasound.hole_filling_elements import DEFAULT_ELEMENTS
+from registration.ultrasound.gaussian_hole_filling import fill_holes
+from registration.ultrasound.reconstruction import reconstruct
+from registration.ultrasound.reference_insertion import reference_insert
+from registration.spatial.sweep import Sweep  # noqa: E402
 
 
 def synthetic_sweep(n_frames: int, rows: int = 480, cols: int = 640, px_mm: float = 0.2,

@@ -62,11 +62,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from registration.ct_io import load_ct  # noqa: E402
-from registration.intensity_registration import random_rigid_perturbation, register_sweep  # noqa: E402
-from registration.labelmap_io import load_labels  # noqa: E402
-from registration.sequence_io import load_sweep  # noqa: E402
-from registration.transforms import apply, invert  # noqa: E402
+from registration.io.ct_io import load_ct  # noqa: E402
+from registration.align.multistart import random_rigid_perturbation
+from registration.align.intensity_registration import register_sweep
+from registration.io.labelmap_io import load_labels  # noqa: E402
+from registration.io.sequence_io import load_sweep  # noqa: E402
+from registration.spatial.transforms import apply, invert  # noqa: E402
 
 
 def load_demo(case_dir=None):
@@ -75,7 +76,7 @@ def load_demo(case_dir=None):
     if case_dir:
         d = Path(case_dir)
     else:
-        from sample_data.case import ensure_demo_case
+        from sample_data.case.demo_case import ensure_demo_case
         d = ensure_demo_case()
     truth = json.loads((d / "truth.json").read_text())
     ct = load_ct(d / "ct_portal.nrrd")
@@ -99,7 +100,7 @@ def liver_centroid(labels) -> np.ndarray:
 
 def breathing_sweeps(ct, labels, truth, n: int, breathing_mm: float, seed: int, n_lesions: int = 3):
     """Lesion sweeps with the liver moving by up to ``breathing_mm`` (written to a temp dir)."""
-    from sample_data.sweeps import make_sweeps
+    from sample_data.sweeps.tracked_sweeps import make_sweeps
     out = Path(tempfile.mkdtemp(prefix="ctus-breathing-"))
     names = [les["name"] for les in truth["lesions"]][:n_lesions]
     us = make_sweeps(ct, labels, truth, out, seed=seed, breathing_mm=breathing_mm, frames_per_sweep=n,

@@ -16,9 +16,9 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from registration.reslice import Reslicer, plane_pixel_to_lps  # noqa: E402
-from registration.transforms import rigid_matrix  # noqa: E402
-from registration.volume import Volume  # noqa: E402
+from registration.spatial.reslice import Reslicer, plane_pixel_to_lps  # noqa: E402
+from registration.spatial.transforms import rigid_matrix  # noqa: E402
+from registration.spatial.volume import Volume  # noqa: E402
 
 
 def make_ct(rng) -> Volume:

@@ -18,8 +18,8 @@ import SimpleITK as sitk
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from registration.volume import LabelMap, Volume  # noqa: E402
-from sample_data.us_simulator import UltrasoundSimulator  # noqa: E402
+from registration.spatial.volume import LabelMap, Volume  # noqa: E402
+from sample_data.simulator.us_simulator import UltrasoundSimulator  # noqa: E402
 
 
 def block_phantom():
@@ -49,7 +49,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=40)
     args = ap.parse_args()
     if args.phantom:
-        from sample_data.phantom import make_phantom
+        from sample_data.phantom.build import make_phantom
         ph = make_phantom(0)
         ct, labels = ph.ct_portal, ph.labels
     else:

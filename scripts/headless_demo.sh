@@ -12,14 +12,14 @@ mkdir -p "$OUT"
 echo "== demo case (generated on first use, about a minute; cached afterwards)"
 CASE=$(python -c "
 import sys
-from sample_data.case import ensure_demo_case
+from sample_data.case.demo_case import ensure_demo_case
 print(ensure_demo_case(progress=lambda stage, f: print(f'   {stage} {100 * f:.0f} %', file=sys.stderr)))
 ")
 echo "   $CASE"
 ctus info "$CASE/ct_portal.nrrd" --labels "$CASE/labels.nrrd" --label-names "$CASE/label_names.json" \
   | sed -n '/^Lesions/,$p'
 echo "== landmarks: vessel landmarks clicked on CT and ultrasound (simulated clicks)"
-python -m sample_data.demo_landmarks "$CASE" "$OUT/landmarks.json"
+python -m sample_data.sweeps.demo_landmarks "$CASE" "$OUT/landmarks.json"
 echo "== ctus register (landmarks, then LC2 on the survey sweep)"
 ctus register --ct "$CASE/ct_portal.nrrd" --sweep "$CASE/sweep_survey.igs.mha" \
   --calibration "$CASE/PlusDeviceSet_ctus_convex.xml" --landmarks "$OUT/landmarks.json" \

@@ -35,7 +35,7 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def demo_case() -> Path:
     """The built-in demo case (generated once into the per-user cache, then reused)."""
-    from sample_data.case import ensure_demo_case
+    from sample_data.case.demo_case import ensure_demo_case
     return Path(ensure_demo_case())
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from registration.sweep import Sweep
-from registration.transforms import rigid_matrix
-from registration.volume import Volume
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import rigid_matrix
+from registration.spatial.volume import Volume
 
 TRUE_REFERENCE_TO_CT = rigid_matrix([10.0, -6.0, 25.0, 40.0, -30.0, 15.0])
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from registration.errors import InputError
-from registration.volume import LabelMap, Volume
-from planner.anatomy import build_anatomy, distance_map_mm, large_vessels, risk_class_of
+from registration.spatial.errors import InputError
+from registration.spatial.volume import LabelMap, Volume
+from planner.anatomy.structures import build_anatomy, distance_map_mm, large_vessels, risk_class_of
 
 
 @pytest.mark.parametrize("name,cls", [
@@ -120,8 +120,8 @@ def test_label_map_on_another_grid_is_bad_input():
 
 @pytest.mark.slow
 def test_real_ct_ribs_and_vessels(shared_data):
-    from registration.ct_io import load_ct
-    from registration.labelmap_io import load_labels
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
     d = shared_data("ct", "abdomen-20slice")
     ct = load_ct(d / "dicom")
     lm = load_labels(d / "labels.nii.gz", d / "label_names.txt", reference=ct)

@@ -1,4 +1,5 @@
 """The layering rule: the engine (registration, planner) runs without Qt or VTK."""
+import ast
 import shutil
 import subprocess
 import sys
@@ -29,3 +30,24 @@ def test_import_contracts_kept():
     r = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BROKEN" not in r.stdout
+
+
+PACKAGES = ("registration", "planner", "gui", "sample_data")
+
+
+def test_every_module_lives_in_a_wing():
+    """The top of each package holds only ``__init__.py``; every module sits in a wing
+    (one subpackage per responsibility, docs/architecture.md) whose ``__init__.py``
+    says in its docstring what it owns and what it may import."""
+    loose = [str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).glob("*.py")
+             if p.name != "__init__.py"]
+    assert not loose, f"modules outside a wing: {loose}"
+    for pkg in PACKAGES:
+        wings = [d for d in (ROOT / pkg).iterdir() if d.is_dir() and d.name != "__pycache__"]
+        assert wings, pkg
+        for wing in wings:
+            init = wing / "__init__.py"
+            assert init.is_file(), f"{wing} is not a package"
+            doc = ast.get_docstring(ast.parse(init.read_text()))
+            assert doc and "import" in doc, f"{init}: the docstring must say what the wing may import"
+

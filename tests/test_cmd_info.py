@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from planner.cli import main
+from planner.cli.main import main
 
 
 def run_cli(*args):
-    r = subprocess.run([sys.executable, "-m", "planner.cli", *map(str, args)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "planner.cli.main", *map(str, args)], capture_output=True, text=True)
     return r.returncode, r.stdout, r.stderr
 
 
@@ -66,8 +66,8 @@ def test_usage_error_is_exit_2():
 
 def test_info_lists_several_series_and_describes_the_chosen_one(tmp_path, capsys):
     import numpy as np
-    from registration.dicom_write import write_dicom_series
-    from registration.volume import Volume
+    from registration.io.dicom_write import write_dicom_series
+    from registration.spatial.volume import Volume
     vol = Volume(np.full((4, 8, 8), 40, np.int16), (0.8, 0.8, 2.0), (-10, -10, 0))
     write_dicom_series(vol, tmp_path / "a", series_description="Pancreas - arterial 45s",
                        contrast_agent="Iohexol", acquisition_time="101000")

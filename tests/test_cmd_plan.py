@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from planner.cli import main
+from planner.cli.main import main
 from test_trajectories import independent_violations, make_phantom
 
 
@@ -93,8 +93,8 @@ def test_real_ct_point_target_respects_ribs_and_vessels(shared_data, tmp_path, a
     les = plan["lesions"][0]
     paths = les["trajectories"]
     assert paths, les["candidates"]
-    from registration.ct_io import load_ct
-    from registration.labelmap_io import load_labels
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
     ct = load_ct(d / "dicom")
     lm = load_labels(d / "labels.nii.gz", d / "label_names.txt", reference=ct)
     # independent check: re-sample each straight segment against the TotalSegmentator labels
@@ -117,7 +117,7 @@ def test_real_ct_point_target_respects_ribs_and_vessels(shared_data, tmp_path, a
 def test_demo_case_with_registered_sweep(tmp_path):
     """Demo case + the NET lesion's sweep registered with the true reference_to_ct: the lesion is
     measured on the frames that cut it (hyperechoic: CNR > 0), the .tfm maps like the truth."""
-    case = pytest.importorskip("sample_data.case")
+    case = pytest.importorskip("sample_data.case.demo_case")
     d = case.ensure_demo_case()
     truth = json.loads((d / "truth.json").read_text())
     (tmp_path / "result.json").write_text(json.dumps({"reference_to_ct": truth["reference_to_ct"],
@@ -143,9 +143,9 @@ def test_demo_case_with_registered_sweep(tmp_path):
 
 def test_registration_tre_is_read_from_what_ctus_register_writes():
     """The planner takes each lesion's TRE from RESULT.json's target rows (tre_registration_mm,
-    as registration.uncertainty writes them), and nothing from a result the registration
+    as registration.align.uncertainty writes them), and nothing from a result the registration
     itself called poor (no hit probability, so no fusion recommendation)."""
-    from planner.plan import registration_tre_mm
+    from planner.advice.fusion_error import registration_tre_mm
     result = {"reference_to_ct": np.eye(4).tolist(), "verdict": "check",
               "targets": [{"name": "lesion_1", "tre_registration_mm": 1.7, "tre_total_mm": 3.4},
                           {"name": "lesion_2", "tre_registration_mm": None}]}

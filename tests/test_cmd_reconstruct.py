@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from planner.cli import main
-from registration.reconstruction import reconstruct
-from registration.sequence_io import read_sequence, write_sequence
-from registration.sweep import Sweep
+from planner.cli.main import main
+from registration.ultrasound.reconstruction import reconstruct
+from registration.io.seq_mha_read import read_sequence
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.sweep import Sweep
 
 
 def _synthetic_sweep_file(tmp_path: Path) -> Path:
@@ -117,9 +118,9 @@ def test_spine_phantom_mean_config_reproduces_plus_running_mean(shared_data, tmp
 
 def test_settings_from_plus_config_attributes():
     from argparse import Namespace
-    from planner.cmd_reconstruct import settings_from_config
-    from registration.errors import InputError
-    from registration.hole_filling import GaussianElement
+    from planner.cli.cmd_reconstruct import settings_from_config
+    from registration.spatial.errors import InputError
+    from registration.ultrasound.hole_filling_elements import GaussianElement
     recon = {"OutputSpacing": [0.2, 0.2, 0.2], "OutputOrigin": [1.0, 2.0, 3.0],
              "OutputExtent": [0, 9, 0, 19, 0, 4], "CompoundingMode": "MAXIMUM",
              "ClipRectangleOrigin": [5, 6], "ClipRectangleSize": [100, 50],

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from planner.cli import main
-from registration.landmarks import save_pairs
-from registration.sequence_io import write_sequence
-from registration.transforms import apply, invert, rigid_matrix
+from planner.cli.main import main
+from registration.align.landmarks import save_pairs
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.transforms import apply, invert, rigid_matrix
 
 from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
 
@@ -132,7 +132,7 @@ def test_mirror_init_is_bad_input(case, tmp_path, capsys):
 @pytest.mark.slow
 def test_lesions_of_a_label_map_become_targets(case, tmp_path):
     import SimpleITK as sitk
-    from registration.volume import Volume
+    from registration.spatial.volume import Volume
     ct = make_ct()
     k, j, i = np.meshgrid(*[np.arange(n) for n in ct.array.shape], indexing="ij")
     lps = ct.index_to_lps(np.stack([i, j, k], -1).reshape(-1, 3).astype(float)).reshape(ct.array.shape + (3,))

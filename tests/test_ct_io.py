@@ -9,11 +9,12 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
-from registration import ct_io
-from registration.ct_io import list_dicom_series, load_ct
-from registration.dicom_write import write_dicom_series
-from registration.errors import InputError
-from registration.volume import Volume
+from registration.io import ct_io
+from registration.io.dicom_series import list_dicom_series
+from registration.io.ct_io import load_ct
+from registration.io.dicom_write import write_dicom_series
+from registration.spatial.errors import InputError
+from registration.spatial.volume import Volume
 
 
 def _oblique_volume(rng, shape=(12, 40, 48), hu_range=(-1024, 1500), dtype=np.int16):
@@ -384,13 +385,13 @@ def test_several_missing_slices_refused(tmp_path):
 def test_resampling_warning_is_logged(tmp_path, caplog):
     vol = Volume(np.zeros((6, 4, 4), np.int16), (1.0, 1.0, 2.0))
     os.remove(write_dicom_series(vol, tmp_path, series_description="gap")[2])
-    with caplog.at_level("WARNING", logger="registration.ct_io"):
+    with caplog.at_level("WARNING", logger="registration.io.ct_io"):
         load_ct(tmp_path)
     assert "non-uniform slice spacing" in caplog.text
 
 
 def test_progress_reported_and_cancellable(tmp_path):
-    from registration.errors import CancelledError
+    from registration.spatial.errors import CancelledError
     vol = Volume(np.zeros((25, 4, 4), np.int16))
     write_dicom_series(vol, tmp_path, series_description="p")
     seen = []

@@ -1,9 +1,9 @@
 """Simulated demo landmark clicks: the pairs are the truth plus the stated error, no more."""
 import numpy as np
 
-from registration.landmarks import register_landmarks
-from registration.transforms import apply, invert, rigid_matrix
-from sample_data.demo_landmarks import demo_landmark_pairs
+from registration.align.landmarks import register_landmarks
+from registration.spatial.transforms import apply, invert, rigid_matrix
+from sample_data.sweeps.demo_landmarks import demo_landmark_pairs
 
 
 def test_pairs_register_back_to_truth():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from registration.errors import InputError
-from registration.transforms import rigid_matrix
-from planner.export import load_schema, markups, validate, write_outputs
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import rigid_matrix
+from planner.export.plan_files import load_schema, validate, write_outputs
 from test_trajectories import planned_phantom
 
 # Required structure of Slicer's markups-schema-v1.0.3.json (checked against the schema file in

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.errors import InputError
-from registration.fan_mask import convex_fan_mask, detect_fan_mask, linear_fan_mask
-from registration.sequence_io import read_sequence
+from registration.spatial.errors import InputError
+from registration.spatial.fan_mask import convex_fan_mask, detect_fan_mask, linear_fan_mask
+from registration.io.seq_mha_read import read_sequence
 
 
 def iou(a, b):

@@ -2,7 +2,7 @@
 frame that cuts a lesion (the lesion outline must sit on the simulated lesion), screenshots.
 
 Uses the demo case from the per-user cache
-(generated on first use by ``sample_data.case.ensure_demo_case()``).
+(generated on first use by ``sample_data.case.demo_case.ensure_demo_case()``).
 """
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import os
 import numpy as np
 import pytest
 
-from gui.main_window import MainWindow
-from gui.overlay import lesion_guidance
-from gui.session import RegistrationState
+from gui.window.main_window import MainWindow
+from gui.views.overlay import lesion_guidance
+from gui.core.session import RegistrationState
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
 def _cached_demo():
     """The demo case, generated into the per-user cache on first use (about a minute)."""
-    from sample_data.case import ensure_demo_case
+    from sample_data.case.demo_case import ensure_demo_case
     from pathlib import Path
     return Path(ensure_demo_case())
 

@@ -11,9 +11,9 @@ import pytest
 import SimpleITK as sitk
 from PyQt5.QtCore import Qt
 
-from gui.main_window import MainWindow
-from planner.export import validate_plan
-from registration.transforms import apply, invert
+from gui.window.main_window import MainWindow
+from planner.export.plan_files import validate_plan
+from registration.spatial.transforms import apply, invert
 
 from test_gui_registration_panel import _pick  # the same true-position clicks as the panel test
 

@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from gui.main_window import MainWindow
-from gui.session import RegistrationState
-from registration.ct_io import load_ct
-from registration.labelmap_io import load_labels
-from registration.sequence_io import read_sequence
+from gui.window.main_window import MainWindow
+from gui.core.session import RegistrationState
+from registration.io.ct_io import load_ct
+from registration.io.labelmap_io import load_labels
+from registration.io.seq_mha_read import read_sequence
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def test_live_window_overlay_record_and_stale(qtbot, demo_case, artifacts_dir, t
     w.set_registration(RegistrationState(np.asarray(truth["reference_to_ct"]), method="truth (demo)",
                                          tre_mm=0.0))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "planner.cli", "replay", "--sweep", str(sweep_path),
+    proc = subprocess.Popen([sys.executable, "-m", "planner.cli.main", "replay", "--sweep", str(sweep_path),
                              "--calibration", str(config), "--port", str(port), "--fps", "30", "--loop",
                              "--stop-tracking-after", "9", "--duration", "40"],
                             stderr=subprocess.PIPE, text=True)

@@ -12,9 +12,10 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
-from gui.main_window import DISCLAIMER, MainWindow
-from gui.session import RegistrationState
-from registration.volume import LabelMap, Volume
+from gui.window.window_menus import DISCLAIMER
+from gui.window.main_window import MainWindow
+from gui.core.session import RegistrationState
+from registration.spatial.volume import LabelMap, Volume
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +207,7 @@ def test_export_plan_writes_the_planner_files(window, qtbot, tmp_path):
     out = tmp_path / "plan"
     assert sorted(p.name for p in out.iterdir()) == ["plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm"]
     plan = json.loads((out / "plan.json").read_text())
-    from planner.export import validate_plan
+    from planner.export.plan_files import validate_plan
     validate_plan(plan)
     (les,) = plan["lesions"]
     assert les["name"] == "lesion_1" and les["trajectories"]
@@ -222,7 +223,7 @@ def test_export_plan_writes_the_planner_files(window, qtbot, tmp_path):
 
 
 def test_uncaught_exception_goes_to_the_reporter(window):
-    from gui.errors import install_excepthook
+    from gui.core.errors import install_excepthook
     previous = install_excepthook(window.reporter)
     try:
         try:
@@ -237,7 +238,7 @@ def test_uncaught_exception_goes_to_the_reporter(window):
 
 def test_without_display_prints_a_clear_message():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    r = subprocess.run([sys.executable, "-c", "import sys, gui.app; sys.exit(gui.app.main([]))"],
+    r = subprocess.run([sys.executable, "-c", "import sys, gui.window.app; sys.exit(gui.window.app.main([]))"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "no display" in r.stderr and "ctus" in r.stderr
@@ -276,7 +277,7 @@ def test_open_ct_folder_from_the_menu_and_cursor_readout(window, qtbot, monkeypa
 
 @pytest.mark.slow
 def test_folder_with_two_series_asks_which(window, qtbot, monkeypatch, tmp_path):
-    case = pytest.importorskip("sample_data.case")
+    case = pytest.importorskip("sample_data.case.demo_case")
     demo = case.cache_root() / f"demo-v{case.CASE_VERSION}-seed0"
     if not (demo / case.MARKER).is_file():
         pytest.skip("demo case not generated yet")
@@ -296,7 +297,7 @@ def test_folder_with_two_series_asks_which(window, qtbot, monkeypatch, tmp_path)
     window.open_ct(mixed)
     window.wait_for_workers()
     assert len(offered) == 2 and window.reporter.history == []
-    from registration.ct_io import load_ct
+    from registration.io.ct_io import load_ct
     portal = load_ct(demo / "ct_portal.nrrd")
     assert window.ct.shape_ijk == portal.shape_ijk
     assert np.abs(window.ct.array.astype(int) - portal.array).max() <= 1
@@ -315,7 +316,7 @@ def test_panels_are_installed_once_and_listed_in_the_view_menu(qtbot):
 def test_a_ctus_register_result_shows_its_verdict_and_the_tre_near_the_sweep():
     """RESULT.json rows (tre_registration_mm, distance_to_sweep_mm) give the status-bar TRE: the
     largest near the sweep; a poor result gives none."""
-    from gui.session import RegistrationState
+    from gui.core.session import RegistrationState
     d = {"reference_to_ct": np.eye(4).tolist(), "method": "lc2", "verdict": "check",
          "targets": [{"name": "lesion_1", "tre_registration_mm": 1.8, "distance_to_sweep_mm": 2.0},
                      {"name": "lesion_2", "tre_registration_mm": 2.4, "distance_to_sweep_mm": 12.0},

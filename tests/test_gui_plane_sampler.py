@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.plane_sampler import OUTSIDE_HU, PlaneSampler
-from registration.reslice import Reslicer, plane_pixel_to_lps
-from registration.transforms import rigid_matrix
-from registration.volume import LabelMap, Volume
+from gui.views.plane_sampler import OUTSIDE_HU, PlaneSampler
+from registration.spatial.reslice import Reslicer, plane_pixel_to_lps
+from registration.spatial.transforms import rigid_matrix
+from registration.spatial.volume import LabelMap, Volume
 
 
 def _case():

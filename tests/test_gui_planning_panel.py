@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, Qt
 
-from gui.main_window import MainWindow
+from gui.window.main_window import MainWindow
 from gui.panels import planning_panel
-from gui.session import RegistrationState
-from planner.export import validate_plan
-from registration.errors import InputError
+from gui.core.session import RegistrationState
+from planner.export.plan_files import validate_plan
+from registration.spatial.errors import InputError
 
 from test_trajectories import make_phantom
 
@@ -209,8 +209,8 @@ def test_plan_without_labels_says_what_is_missing(qtbot):
 def test_path_overlay_on_the_us_view_follows_the_registered_frame(qtbot):
     """A path lying in a frame's plane projects onto the pixels it came from (distance ~0);
     without a registration nothing is drawn."""
-    from gui.session import RegistrationState
-    from registration.transforms import apply
+    from gui.core.session import RegistrationState
+    from registration.spatial.transforms import apply
     from synthetic_case import TRUE_REFERENCE_TO_CT, make_ct, make_sweep
     w = MainWindow(enable_3d=False)
     qtbot.addWidget(w)
@@ -243,7 +243,7 @@ def test_path_overlay_on_the_us_view_follows_the_registered_frame(qtbot):
 
 
 def test_visibility_texts_cover_the_planner_outcomes():
-    from gui.panels.planning_panel import measured_text, predicted_text
+    from gui.panels.lesion_table import measured_text, predicted_text
     assert measured_text(None) == "not measured"
     assert measured_text({"frames_cutting_lesion": 0, "cnr": None, "seen": None,
                           "note": "no registered frame cuts the lesion"}) == "no registered frame cuts the lesion"

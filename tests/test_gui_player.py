@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, Qt
 
-from gui.player_widget import PlayerWidget
-from registration.sweep import Sweep
+from gui.views.player_widget import PlayerWidget
+from registration.spatial.sweep import Sweep
 
 pytestmark = pytest.mark.gui
 

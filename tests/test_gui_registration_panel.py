@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, QPointF, Qt
 
-from gui.main_window import MainWindow
+from gui.window.main_window import MainWindow
 from gui.panels import registration_panel
-from gui.panels.registration_panel import LandmarkList
-from gui.session import RegistrationState, Session
-from registration.transforms import apply, invert, rigid_matrix
-from registration.volume import LabelMap
+from gui.panels.landmark_list import FLE_FLOOR_MM, LandmarkList
+from gui.core.session import RegistrationState, Session
+from registration.spatial.transforms import apply, invert, rigid_matrix
+from registration.spatial.volume import LabelMap
 
 from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.gui
 
 def _demo_folder():
     """The demo case (generated into the per-user cache on first use)."""
-    from sample_data.case import ensure_demo_case
+    from sample_data.case.demo_case import ensure_demo_case
     return Path(ensure_demo_case())
 
 
@@ -159,8 +159,8 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     assert err.max() < 1.0, err
     assert "FRE" in panel.quality.text() and "predicted TRE" in panel.quality.text()
     # An FRE of ~0 does not promise a TRE of 0: clicked points get an FLE floor.
-    assert lm.result.fle_mm == pytest.approx(registration_panel.FLE_FLOOR_MM)
-    assert w.registration.tre_mm >= registration_panel.FLE_FLOOR_MM / np.sqrt(6) - 1e-9
+    assert lm.result.fle_mm == pytest.approx(FLE_FLOOR_MM)
+    assert w.registration.tre_mm >= FLE_FLOOR_MM / np.sqrt(6) - 1e-9
 
     # A wrong pairing (CT click 15 mm off) is flagged by its leave-one-out error.
     _pick(qtbot, w, panel, int(frames[2]), cols * 0.55, rows * 0.5, true_r2c, ct_offset=(15.0, 0.0, 0.0))
@@ -211,7 +211,7 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
 
 
 def test_landmark_json_round_trip_and_bad_input():
-    from registration.errors import InputError
+    from registration.spatial.errors import InputError
     lm = LandmarkList()
     lm.add([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], 7, (10.5, 20.0))
     lm.add([2.0, 2.0, 3.0], [5.0, 5.0, 6.0], 8, (11.0, 21.0))

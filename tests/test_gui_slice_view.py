@@ -13,10 +13,10 @@ from PyQt5.QtCore import QEvent, QPoint, QPointF, Qt
 from PyQt5.QtGui import QMouseEvent, QWheelEvent
 from PyQt5.QtWidgets import QApplication
 
-from gui.display import DisplayVolume
-from gui.slice_view import SliceView
-from registration.transforms import rigid_matrix
-from registration.volume import LabelMap, Volume
+from gui.views.display import DisplayVolume
+from gui.views.slice_view import SliceView
+from registration.spatial.transforms import rigid_matrix
+from registration.spatial.volume import LabelMap, Volume
 
 pytestmark = pytest.mark.gui
 
@@ -174,7 +174,7 @@ def test_label_outline_sits_on_the_structure_edge(qtbot):
     dv = DisplayVolume(vol, labels)
     img = dv.slice("axial", dv.slice_index("axial", MARKER_LPS))
     lab = dv.slice("axial", dv.slice_index("axial", MARKER_LPS), labels=True)
-    from gui.qimage import boundary_mask, label_lut, outline_rgba
+    from gui.views.qimage import boundary_mask, label_lut, outline_rgba
     edge = boundary_mask(lab)
     # Outline pixels are lesion pixels with a non-lesion neighbour, and enclose the bright ball.
     assert edge.any() and np.all(lab[edge] == 3) and np.all(img[edge] == 1000)

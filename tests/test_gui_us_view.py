@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, Qt
 
-from gui.main_window import MainWindow
-from gui.session import RegistrationState
-from registration.sweep import Sweep
-from registration.transforms import invert, rigid_matrix
-from registration.volume import LabelMap, Volume
+from gui.window.main_window import MainWindow
+from gui.core.session import RegistrationState
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import invert, rigid_matrix
+from registration.spatial.volume import LabelMap, Volume
 
 pytestmark = pytest.mark.gui
 

@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from gui.view3d import build_surfaces, group_of, plane_corners
-from registration.volume import LabelMap
+from gui.views.view3d import build_surfaces, group_of, plane_corners
+from registration.spatial.volume import LabelMap
 
 pytestmark = pytest.mark.gui
 
@@ -46,7 +46,7 @@ def test_surfaces_are_in_lps_where_the_labels_are():
 
 
 def test_cancelled_build_stops():
-    from registration.errors import CancelledError
+    from registration.spatial.errors import CancelledError
     calls = []
     with pytest.raises(CancelledError):
         build_surfaces(_labels(), progress=lambda f, m: calls.append(m) or False)
@@ -64,7 +64,7 @@ def test_plane_corners():
 @pytest.mark.skipif(os.environ.get("QT_QPA_PLATFORM", "") == "offscreen" or not os.environ.get("DISPLAY"),
                     reason="QtInteractor needs an X server (run under xvfb-run)")
 def test_view3d_widget(qtbot, artifacts_dir):
-    from gui.view3d import View3D
+    from gui.views.view3d import View3D
     v = View3D(min_render_interval_ms=0)
     qtbot.addWidget(v)
     v.resize(500, 400)
@@ -94,7 +94,7 @@ def test_3d_view_lives_in_its_own_window(qtbot):
     """A QOpenGLWidget inside the main window makes Qt composite the whole window through
     (software) OpenGL on every US frame: keep the 3D view a separate top-level window."""
     from PyQt5.QtWidgets import QOpenGLWidget
-    from gui.main_window import MainWindow
+    from gui.window.main_window import MainWindow
     w = MainWindow(enable_3d=True)
     qtbot.addWidget(w)
     assert w.view3d_dock.isFloating()

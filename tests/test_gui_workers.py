@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
 
-from gui.app import build_parser, open_inputs
-from gui.main_window import MainWindow
-from gui.workers import Worker
-from registration.errors import CancelledError, InputError
+from gui.window.app import build_parser, open_inputs
+from gui.window.main_window import MainWindow
+from gui.core.workers import Worker
+from registration.spatial.errors import CancelledError, InputError
 
 pytestmark = pytest.mark.gui
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.errors import CancelledError, InputError
-from registration.intensity_registration import (frame_samples, random_rigid_perturbation, register_sweep,
-                                                 select_frames, start_perturbations)
-from registration.transforms import apply, invert, rigid_matrix
+from registration.spatial.errors import CancelledError, InputError
+from registration.align.lc2_cost import frame_samples, select_frames
+from registration.align.multistart import random_rigid_perturbation, start_perturbations
+from registration.align.intensity_registration import register_sweep
+from registration.spatial.transforms import apply, invert, rigid_matrix
 
 from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
 
@@ -48,8 +49,8 @@ def test_frame_cost_is_the_same_whole_or_in_parallel_halves_and_outside_counts_a
     """metric(m) == metric(m, map_fn) (two threads); samples leaving the CT lower LC2, never raise it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from registration.intensity_registration import FrameLC2Cost, ct_feature_level
-    from registration.lc2 import lc2
+    from registration.align.lc2_cost import FrameLC2Cost, ct_feature_level
+    from registration.align.lc2 import lc2
     smp = frame_samples(sweep, select_frames(sweep, 6), 2.0)
     cost = FrameLC2Cost(ct_feature_level(ct, 2.0), smp, 7)
     with ThreadPoolExecutor(2) as ex:
@@ -74,7 +75,7 @@ def _save_picture(path, ct, sweep, init, res):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from registration.intensity_registration import FrameLC2Cost, ct_feature_level
+    from registration.align.lc2_cost import FrameLC2Cost, ct_feature_level
     f = res.frames_used[len(res.frames_used) // 2]
     smp = frame_samples(sweep, np.array([f]), 1.0)
     cost = FrameLC2Cost(ct_feature_level(ct, 1.0), smp, 9)
@@ -166,7 +167,7 @@ def test_mi_baseline_runs_with_the_same_interface(ct, sweep):
     assert res.method == "mi" and res.reference_to_ct.shape == (4, 4)
     assert res.metric_final == max(s.metric_final for s in res.starts)     # best start wins
     assert res.metric_final > res.starts[0].metric_initial                 # MI increased
-    from registration.transforms import is_rigid
+    from registration.spatial.transforms import is_rigid
     assert is_rigid(res.reference_to_ct)
     # A baseline, not the product's method: it must not make a 4 mm start much worse.
     assert _target_errors(res.reference_to_ct).max() < _target_errors(init).max() + 3.0

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from registration.ct_io import load_ct
-from registration.errors import InputError
-from registration.labelmap_io import (load_labels, read_names_file, save_names_json,
-                                      sidecar_names_path, write_labels)
-from registration.volume import LabelMap, Volume
+from registration.io.ct_io import load_ct
+from registration.spatial.errors import InputError
+from registration.io.labelmap_io import load_labels, write_labels
+from registration.io.label_names import read_names_file, save_names_json, sidecar_names_path
+from registration.spatial.volume import LabelMap, Volume
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -215,7 +215,7 @@ def test_resample_by_physical_space_known_case():
     p = lab.index_to_lps(np.stack([i, j, k], -1))
     inside = (p[..., 0] > 1.6) & (p[..., 0] < 4.4) & (p[..., 1] > 2.6) & (p[..., 1] < 5.4) & (p[..., 2] == 4)
     lab.array[inside] = 4
-    from registration.labelmap_io import resample_labels_to
+    from registration.io.label_resample import resample_labels_to
     out = resample_labels_to(lab, ref)
     expected = np.zeros(ref.array.shape, bool)
     expected[2, 3:6, 2:5] = True                 # x 2..4, y 3..5, z = 4 in the reference

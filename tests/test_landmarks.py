@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from registration.errors import InputError
-from registration.landmarks import (detect_stylus_landmarks, load_pairs, min_pairwise_distance,
+from registration.spatial.errors import InputError
+from registration.align.landmarks import (detect_stylus_landmarks, load_pairs, min_pairwise_distance,
                                     register_landmarks, register_landmarks_file, rigid_fit, save_pairs,
                                     stylus_tip_to_reference)
-from registration.plus_config import read_plus_config
-from registration.sequence_io import read_sequence
-from registration.transforms import apply, difference, invert, rigid_matrix
+from registration.io.plus_config import read_plus_config
+from registration.io.seq_mha_read import read_sequence
+from registration.spatial.transforms import apply, difference, invert, rigid_matrix
 
 
 def _random_rigid(rng, trans=50.0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.lc2 import ct_feature_arrays, lc2, lc2_maps, lc2_reference
+from registration.align.lc2 import ct_feature_arrays, lc2, lc2_maps, lc2_reference
 
 
 @pytest.mark.parametrize("shape,size", [((22, 26), 5), ((3, 15, 17), (1, 5, 5)), ((9, 10, 11), 3),
@@ -55,7 +55,7 @@ def test_ct_features_window_and_gradient():
 
 def test_fixed_us_sums_over_frame_chunks_equal_the_general_form():
     """The fast path (US moments precomputed, frames in chunks) is the same LC2 as lc2()."""
-    from registration.lc2 import FixedUS
+    from registration.align.lc2 import FixedUS
     rng = np.random.default_rng(5)
     shape = (6, 30, 34)
     p = rng.normal(size=shape)

@@ -6,9 +6,9 @@ import pytest
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
 
-from registration.errors import InputError
-from registration.lesions import lesion_table, max_diameter_mm, structure_table
-from registration.volume import LabelMap, Volume
+from registration.spatial.errors import InputError
+from registration.spatial.lesions import lesion_table, max_diameter_mm, structure_table
+from registration.spatial.volume import LabelMap, Volume
 
 SPACING = np.array([0.8, 0.7, 1.5])
 ORIGIN = np.array([10.0, -20.0, 30.0])
@@ -123,8 +123,8 @@ def test_structure_table_counts():
 
 def test_real_liver_as_a_lesion_label(shared_data):
     """The real liver label of the abdomen CT measured as if it were one lesion: plausible numbers."""
-    from registration.ct_io import load_ct
-    from registration.labelmap_io import load_labels
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
     d = shared_data("ct", "abdomen-20slice")
     ct = load_ct(d / "dicom")
     lm = load_labels(d / "labels.nii.gz", d / "label_names.txt", reference=ct)
@@ -148,7 +148,7 @@ def test_lesion_mask_reproduces_each_row():
     lm.names.update({"lesion": 3, "lesion_7": 5})
     rows = lesion_table(lm)
     assert [r["name"] for r in rows] == ["lesion_7", "lesion_1", "lesion_2"]
-    from registration.lesions import lesion_mask
+    from registration.spatial.lesions import lesion_mask
     masks = [lesion_mask(lm, r) for r in rows]
     for r, m in zip(rows, masks):
         assert m.sum() == r["n_voxels"]

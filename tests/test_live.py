@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from registration.errors import InputError
-from registration.igtl_client import LiveClient
-from registration.igtl_protocol import StreamParser, transform_message
-from registration.igtl_server import IgtlServer, SweepStreamer
-from registration.live_recorder import SequenceRecorder
-from registration.sequence_io import read_sequence, write_sequence
-from registration.sweep import Sweep
-from registration.transforms import rigid_matrix
+from registration.spatial.errors import InputError
+from registration.live.igtl_client import LiveClient
+from registration.live.igtl_protocol import StreamParser, transform_message
+from registration.live.igtl_server import IgtlServer, SweepStreamer
+from registration.live.live_recorder import SequenceRecorder
+from registration.io.seq_mha_read import read_sequence
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import rigid_matrix
 
 
 def synthetic_sweep(n=60, rows=480, cols=640, seed=0, invalid=(20, 21, 22)):
@@ -226,7 +227,7 @@ def test_ctus_replay_serves_a_sweep_file(tmp_path, free_port):
     path = tmp_path / "s.igs.mha"
     write_sequence(sweep, path)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "planner.cli", "replay", "--sweep", str(path),
+    proc = subprocess.Popen([sys.executable, "-m", "planner.cli.main", "replay", "--sweep", str(path),
                              "--port", str(port), "--fps", "40", "--loop", "--duration", "4"],
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -242,12 +243,12 @@ def test_ctus_replay_serves_a_sweep_file(tmp_path, free_port):
 
 
 def test_ctus_replay_bad_input(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "planner.cli", "replay", "--sweep", str(tmp_path / "no.mha")],
+    r = subprocess.run([sys.executable, "-m", "planner.cli.main", "replay", "--sweep", str(tmp_path / "no.mha")],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "no.mha" in r.stderr
 
 
 def test_parser_rejects_non_igtl_header():
-    from registration.igtl_protocol import ProtocolError
+    from registration.live.igtl_protocol import ProtocolError
     with pytest.raises(ProtocolError):
         StreamParser().feed(b"\xff" * 58)

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.cmd_plan import load_registration
-from planner.cmd_register import read_init, read_targets
-from registration.errors import InputError
-from registration.igtl_protocol import ProtocolError, StreamParser, transform_message
-from registration.landmarks import load_pairs
-from registration.plus_config import read_plus_config
-from registration.sequence_io import load_sweep
-from registration.transforms import read_tfm
+from planner.cli.cmd_plan import load_registration
+from planner.cli.cmd_register import read_init, read_targets
+from registration.spatial.errors import InputError
+from registration.live.igtl_protocol import ProtocolError, StreamParser, transform_message
+from registration.align.landmarks import load_pairs
+from registration.io.plus_config import read_plus_config
+from registration.io.sequence_io import load_sweep
+from registration.spatial.transforms import read_tfm
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _TMP = tempfile.mkdtemp(prefix="ctus-fuzz-")

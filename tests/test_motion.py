@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration import motion
+from registration.align import motion
 
 
 def _profiles(times, trace, shifts=motion.SHIFTS_MM, noise=0.0, seed=0):
@@ -37,13 +37,13 @@ def test_breathing_sweep_is_detected_and_counted_in_the_error_a_still_one_is_not
     error (never a 'good' verdict)."""
     import json
 
-    from registration.ct_io import load_ct
-    from registration.intensity_registration import register_sweep
-    from registration.labelmap_io import load_labels
-    from registration.lc2_cost import ct_feature_levels, crop_to_points, frame_samples, select_frames
-    from registration.sequence_io import load_sweep
-    from registration.transforms import apply
-    from sample_data.sweeps import make_sweeps
+    from registration.io.ct_io import load_ct
+    from registration.align.intensity_registration import register_sweep
+    from registration.io.labelmap_io import load_labels
+    from registration.align.lc2_cost import ct_feature_levels, crop_to_points, frame_samples, select_frames
+    from registration.io.sequence_io import load_sweep
+    from registration.spatial.transforms import apply
+    from sample_data.sweeps.tracked_sweeps import make_sweeps
     truth = json.loads((demo_case / "truth.json").read_text())
     ct = load_ct(demo_case / "ct_portal.nrrd")
     labels = load_labels(demo_case / "labels.nrrd", demo_case / "label_names.json", reference=ct)

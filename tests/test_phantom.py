@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from sample_data.phantom import LABELS, make_phantom
+from sample_data.phantom.build import LABELS, make_phantom
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_same_seed_same_phantom_other_seed_differs():
 
 @pytest.mark.slow
 def test_save_pictures(ph, artifacts_dir):
-    from sample_data.pictures import save_lesion_pictures, save_overview_picture
+    from sample_data.case.pictures import save_lesion_pictures, save_overview_picture
     paths = save_lesion_pictures(ph.ct_arterial, ph.ct_portal, ph.labels, ph.truth, artifacts_dir)
     paths.append(save_overview_picture(ph.ct_arterial, ph.ct_portal, ph.labels,
                                        artifacts_dir / "phantom_overview.png"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.errors import InputError
-from registration.player import SweepPlayer
-from registration.sequence_io import write_sequence
-from registration.sweep import Sweep
+from registration.spatial.errors import InputError
+from registration.ultrasound.player import SweepPlayer
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.sweep import Sweep
 
 
 class FakeClock:

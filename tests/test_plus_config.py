@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.errors import InputError
-from registration.plus_config import read_plus_config, require_transform
+from registration.spatial.errors import InputError
+from registration.io.plus_config import read_plus_config, require_transform
 
 CFG_HEAD = '<PlusConfiguration version="2.1"><CoordinateDefinitions>'
 CFG_TAIL = "</CoordinateDefinitions></PlusConfiguration>"

@@ -16,12 +16,13 @@ import SimpleITK as sitk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registration import ct_io
-from registration.ct_io import list_dicom_series, load_ct
-from registration.dicom_write import write_dicom_series
-from registration.errors import InputError
-from registration.labelmap_io import load_labels
-from registration.volume import Volume
+from registration.io import ct_io
+from registration.io.dicom_series import list_dicom_series
+from registration.io.ct_io import load_ct
+from registration.io.dicom_write import write_dicom_series
+from registration.spatial.errors import InputError
+from registration.io.labelmap_io import load_labels
+from registration.spatial.volume import Volume
 
 from pathlib import Path
 

@@ -9,7 +9,7 @@ metastases; otherwise CT-guided biopsy of the most accessible lesion.
 """
 import pytest
 
-from planner.recommendation import LesionFacts, rank_lesions, recommend_case, recommend_lesion
+from planner.advice.recommendation import LesionFacts, rank_lesions, recommend_case, recommend_lesion
 
 D = dict(name="lesion_x", depth_limit_mm=171.0, us_path=True, ct_path=True,
          hit_probability=None, fusion_tre_mm=None, seen_on_sweep=None, measured_cnr=None)
@@ -37,7 +37,7 @@ CASES = [
 def _hit_probability(diameter_mm, tre):
     if tre is None:
         return None
-    from planner.recommendation import hit_probability
+    from planner.advice.recommendation import hit_probability
     return hit_probability(0.5 * diameter_mm, tre)
 
 
@@ -55,7 +55,7 @@ def test_recommendation_table(case):
 
 
 def test_hit_probability_matches_design_rule():
-    from planner.recommendation import hit_probability
+    from planner.advice.recommendation import hit_probability
     # DESIGN section 7: 90 % needs TRE_rms <= 0.69 R
     assert hit_probability(10.0, 6.9) == pytest.approx(0.90, abs=0.01)
     assert hit_probability(10.0, 3.0) > 0.99

@@ -7,12 +7,16 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from registration.errors import CancelledError, InputError
-from registration.hole_filling import (GaussianElement, StickElement, apply_elements,
-                                       elements_from_plus, fill_holes, fill_holes_sticks)
-from registration.reconstruction import (clip_rectangle_mask, extent_from_frames, plus_fan_mask,
-                                         reconstruct, reference_insert)
-from registration.sweep import Sweep
+from registration.spatial.errors import CancelledError, InputError
+from registration.ultrasound.hole_filling_elements import GaussianElement, StickElement, elements_from_plus
+from registration.ultrasound.hole_filling import apply_elements
+from registration.ultrasound.gaussian_hole_filling import fill_holes
+from registration.ultrasound.stick_hole_filling import fill_holes_sticks
+from registration.ultrasound.clip_masks import clip_rectangle_mask, plus_fan_mask
+from registration.ultrasound.reconstruction_grid import extent_from_frames
+from registration.ultrasound.reconstruction import reconstruct
+from registration.ultrasound.reference_insertion import reference_insert
+from registration.spatial.sweep import Sweep
 
 
 def make_sweep(frames, image_to_reference, status=None, fan_mask=None, dtype=np.uint8):
@@ -371,8 +375,8 @@ def _independent_image_to_reference(sweep, image_to_probe):
 @pytest.mark.slow
 def test_spine_phantom_plus_settings_geometry_and_continuity(shared_data, artifacts_dir):
     from scipy import ndimage
-    from registration.plus_config import read_plus_config
-    from registration.sequence_io import read_sequence
+    from registration.io.plus_config import read_plus_config
+    from registration.io.seq_mha_read import read_sequence
     seq = shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha")
     calib = shared_data("plus", "configs", "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml")
     settings = read_plus_config(shared_data(
@@ -480,8 +484,8 @@ def _wire_fit(sweep):
 
 @pytest.mark.slow
 def test_nwire_phantom_reconstruction_shows_straight_wires(shared_data, artifacts_dir):
-    from registration.plus_config import read_plus_config
-    from registration.sequence_io import read_sequence
+    from registration.io.plus_config import read_plus_config
+    from registration.io.seq_mha_read import read_sequence
     seq = shared_data("plus", "sequences", "NwirePhantomFreehand.igs.mha")
     collection = read_plus_config(shared_data("plus", "configs",
                                               "PlusDeviceSet_DataCollectionOnly_SavedDataset.xml"))
@@ -520,7 +524,7 @@ def test_nwire_phantom_reconstruction_shows_straight_wires(shared_data, artifact
 
 @pytest.mark.slow
 def test_liver_sweep_reconstruction(shared_data, artifacts_dir):
-    from registration.sequence_io import read_sequence
+    from registration.io.seq_mha_read import read_sequence
     sweep = read_sequence(shared_data("liver-us", "liver_sweep.igs.mha"))
     assert sweep.fan_mask is not None
     res = reconstruct(sweep, spacing_mm=1.0, compounding="mean")
@@ -540,7 +544,7 @@ def test_liver_sweep_reconstruction(shared_data, artifacts_dir):
 
 def test_plus_running_mean_matches_plus_arithmetic_pixel_by_pixel():
     """PLUS's integer running mean (truncating, saturating after 255 hits), replayed in a loop."""
-    from registration.reconstruction import plus_running_mean_update
+    from registration.ultrasound.compounding import plus_running_mean_update
     rng = np.random.default_rng(9)
     n_vox = 7
     value = np.zeros(n_vox, np.uint8)
@@ -628,7 +632,7 @@ def test_stick_filling_reproduces_plus_integer_voxels():
 def test_cropped_sequence_reconstructs_like_the_clipped_original(shared_data):
     """NwirePhantomFreehandCropped = first 20 frames cropped at (335, 285), 200x150, with
     ImageToCroppedImage: same voxels as the original frames with the matching clip rectangle."""
-    from registration.sequence_io import read_sequence
+    from registration.io.seq_mha_read import read_sequence
     calib = shared_data("plus", "configs", "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml")
     cropped = read_sequence(shared_data("plus", "sequences", "NwirePhantomFreehandCropped.igs.mha"),
                             calibration=calib)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from registration.errors import InputError
-from registration.reslice import Reslicer, plane_pixel_to_lps, reslice_plane
-from registration.transforms import rigid_matrix
-from registration.volume import Volume
+from registration.spatial.errors import InputError
+from registration.spatial.reslice import Reslicer, plane_pixel_to_lps, reslice_plane
+from registration.spatial.transforms import rigid_matrix
+from registration.spatial.volume import Volume
 
 
 def analytic_volume(f, shape_kji=(50, 60, 70), spacing=(0.8, 0.9, 1.5), rot=(15, -25, 40)):

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sample_data.case as case
-from planner.cli import main as ctus
-from sample_data.phantom import make_phantom
+import sample_data.case.demo_case as case
+from planner.cli.main import main as ctus
+from sample_data.phantom.build import make_phantom
 
 COARSE = (2.4, 2.4, 4.5)
 
@@ -46,8 +46,9 @@ def test_case_files_and_readme(coarse_case):
 
 
 def test_files_load_back_through_project_readers(coarse_case):
-    from registration.ct_io import list_dicom_series, load_ct
-    from registration.labelmap_io import load_labels
+    from registration.io.dicom_series import list_dicom_series
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
     out, _ = coarse_case
     ph = make_phantom(1, COARSE)
     for phase, ref in (("arterial", ph.ct_arterial), ("portal", ph.ct_portal)):
@@ -71,7 +72,7 @@ def test_files_load_back_through_project_readers(coarse_case):
 
 def test_dicom_tags_and_phase_hints(coarse_case):
     import pydicom
-    from registration.ct_io import list_dicom_series
+    from registration.io.dicom_series import list_dicom_series
     out, _ = coarse_case
     hints = {}
     for phase in ("arterial", "portal"):
@@ -94,7 +95,7 @@ def test_dicom_tags_and_phase_hints(coarse_case):
 
 
 def test_truth_matches_label_map(coarse_case):
-    from registration.labelmap_io import load_labels
+    from registration.io.labelmap_io import load_labels
     out, _ = coarse_case
     truth = json.loads((out / "truth.json").read_text())
     labels = load_labels(out / "labels.nrrd", out / "label_names.json")
@@ -194,7 +195,7 @@ def test_ensure_demo_case_generates_once_and_is_thread_safe(tmp_path, monkeypatc
 
 
 def test_cancel_leaves_nothing(tmp_path):
-    from registration.errors import CancelledError
+    from registration.spatial.errors import CancelledError
     with pytest.raises(CancelledError):
         case.write_case(tmp_path, seed=0, spacing=COARSE, sweeps=False,
                         progress=lambda stage, f: stage != "dicom")
@@ -203,10 +204,10 @@ def test_cancel_leaves_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_case_with_sweeps_records_reference_to_ct(tmp_path):
-    """The sweeps part (sample_data.sweeps) is called and its truth merged; a
+    """The sweeps part (sample_data.sweeps.tracked_sweeps) is called and its truth merged; a
     short sweep per lesion keeps this fast."""
-    pytest.importorskip("sample_data.sweeps")
-    from registration.sequence_io import read_sequence
+    pytest.importorskip("sample_data.sweeps.tracked_sweeps")
+    from registration.io.seq_mha_read import read_sequence
     case.write_case(tmp_path, seed=0, spacing=COARSE, sweeps=True,
                     sweep_kwargs={"frames_per_sweep": 8, "lesions": ["lesion_1"]})
     truth = json.loads((tmp_path / "truth.json").read_text())

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from registration.errors import InputError
-from registration.seq_nrrd import read_seq_nrrd, write_seq_nrrd
-from registration.sequence_io import load_sweep, read_sequence
-from registration.sweep import Sweep
+from registration.spatial.errors import InputError
+from registration.io.seq_nrrd import read_seq_nrrd
+from registration.io.seq_nrrd_write import write_seq_nrrd
+from registration.io.sequence_io import load_sweep
+from registration.io.seq_mha_read import read_sequence
+from registration.spatial.sweep import Sweep
 from test_sequence_io import assert_same, make_sweep
 
 

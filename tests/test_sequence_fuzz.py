@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registration.errors import InputError
-from registration.sequence_io import read_sequence
-from registration.sweep import Sweep
+from registration.spatial.errors import InputError
+from registration.io.seq_mha_read import read_sequence
+from registration.spatial.sweep import Sweep
 
 JUNK = ["", "x", "-1", "0", "1e999", "nan", "99999999999", "1.5", "OK", "--", "0x10", " "]
 
@@ -81,7 +81,8 @@ def test_fixed_examples_still_checked(shared_data, tmp_path, mutations):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutations=st.lists(mutation, min_size=1, max_size=3))
 def test_mutated_seq_nrrd_header(shared_data, tmp_path, mutations):
-    from registration.seq_nrrd import read_seq_nrrd, write_seq_nrrd
+    from registration.io.seq_nrrd import read_seq_nrrd
+    from registration.io.seq_nrrd_write import write_seq_nrrd
     src = tmp_path / "src.seq.nrrd"
     if not src.exists():
         write_seq_nrrd(read_sequence(shared_data("plus", "sequences", "NwirePhantomFreehandCropped.igs.mha")), src)

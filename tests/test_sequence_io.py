@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from registration.errors import InputError
-from registration.sequence_io import load_sweep, main, read_sequence, summary_row, write_sequence
-from registration.sweep import Sweep
-from registration.transforms import rigid_matrix
+from registration.spatial.errors import InputError
+from registration.io.sequence_io import load_sweep, main, summary_row
+from registration.io.seq_mha_read import read_sequence
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import rigid_matrix
 
 SPINE_CONFIG = "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registration.plus_config import read_plus_config
-from registration.sequence_io import read_sequence
-from registration.transforms import rotation_angle_deg
-from sample_data.sweeps import CONFIG_NAME, BodyGeometry, frame_image_to_ct, make_sweeps
-from sample_data.us_simulator import UltrasoundSimulator
+from registration.io.plus_config import read_plus_config
+from registration.io.seq_mha_read import read_sequence
+from registration.spatial.transforms import rotation_angle_deg
+from sample_data.sweeps.tracked_sweeps import CONFIG_NAME, frame_image_to_ct, make_sweeps
+from sample_data.sweeps.probe_placement import BodyGeometry
+from sample_data.simulator.us_simulator import UltrasoundSimulator
 from test_us_simulator import LESION_TYPES, LESIONS, NAMES, small_phantom
 
 TRUTH = {"lesions": [{"name": n, "type": t, "centroid_lps": list(c), "diameter_mm": d}
@@ -155,8 +156,8 @@ def test_reconstruction_overlays_the_ct_through_reference_to_ct(case):
     with a 10 mm shift (about 0.2 vs <= 0.03). (The same voxels are compared at every shift: those that fall in
     the liver or its contents at all of them. Shifts along S are not tested: this small
     phantom's vessel runs along S, so it has almost no structure in that direction.)"""
-    from registration.reconstruction import reconstruct
-    from sample_data.us_simulator import _BS
+    from registration.ultrasound.reconstruction import reconstruct
+    from sample_data.simulator.tissue_classes import _BS
     ct, lab, out, truth, sweeps = case
     sw = sweeps[truth["sweeps"][0]["file"]]
     rec = reconstruct(sw, spacing_mm=1.0, fill_holes=False)
@@ -187,8 +188,8 @@ def test_reconstruction_overlays_the_ct_through_reference_to_ct(case):
 
 
 def test_bad_truth_and_labels_are_refused(tmp_path):
-    from registration.errors import InputError
-    from registration.volume import LabelMap
+    from registration.spatial.errors import InputError
+    from registration.spatial.volume import LabelMap
     ct, lab = small_phantom()
     with pytest.raises(InputError, match="no centroid"):
         make_sweeps(ct, lab, {"lesions": [{"name": "lesion_1", "type": "net"}]}, tmp_path,

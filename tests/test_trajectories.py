@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from registration.volume import LabelMap, Volume
-from planner import ct_guidance
-from planner.plan import plan_case
-from planner.trajectories import (Constraints, GAUGE_OD_MM, evaluate, fibonacci_sphere,
+from registration.spatial.volume import LabelMap, Volume
+from planner.paths import ct_guidance
+from planner.case.case_plan import plan_case
+from planner.paths.trajectories import (Constraints, GAUGE_OD_MM, evaluate, fibonacci_sphere,
                                   select_diverse)
 
 NAMES = {"liver": 1, "bone": 2, "lung": 3, "gallbladder": 4, "kidney": 5, "portal_vein": 6,
@@ -198,8 +198,8 @@ def test_tilt_and_vertical_angle_known_directions():
 def test_vectorised_evaluation_matches_a_plain_loop(phantom):
     """The vectorised hard-constraint verdict agrees with a per-path loop on the label map."""
     ct, lm = phantom
-    from planner.anatomy import build_anatomy
-    from planner.trajectories import build_maps
+    from planner.anatomy.structures import build_anatomy
+    from planner.paths.trajectories import build_maps
     an = build_anatomy(ct, lm)
     mask = lm.array == NAMES["lesion_sub"]
     maps = build_maps(an, mask, Constraints())
@@ -243,10 +243,10 @@ def test_select_diverse_spreads_directions():
 @pytest.mark.slow
 def test_demo_case_paths_pass_the_independent_check():
     """The shared demo case (sample_data): 0 violations against its full-resolution truth labels."""
-    case = pytest.importorskip("sample_data.case")
+    case = pytest.importorskip("sample_data.case.demo_case")
     import json
-    from registration.labelmap_io import load_labels
-    from registration.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
+    from registration.io.ct_io import load_ct
     d = case.ensure_demo_case()
     ct = load_ct(d / "ct_portal.nrrd")
     art = load_ct(d / "ct_arterial.nrrd")

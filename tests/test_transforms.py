@@ -5,8 +5,8 @@ import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registration.errors import InputError
-from registration.transforms import (
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import (
     apply, as_matrix, compose, difference, invert, lps_to_ras, parse_matrix_text, ras_to_lps,
     read_tfm, rigid_matrix, rigid_params, write_tfm)
 
@@ -135,7 +135,7 @@ def test_as_matrix_accepts_3x4():
 
 def test_atomic_write_has_normal_permissions_and_leaves_no_temp(tmp_path):
     import os
-    from registration.transforms import atomic_write_text
+    from registration.spatial.atomic_io import atomic_write_text
     old = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")

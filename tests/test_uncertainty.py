@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from registration.intensity_registration import RegistrationResult, StartResult, register_sweep
-from registration.transforms import apply, invert, rigid_matrix, rigid_params
-from registration.uncertainty import (assess, hessian_covariance, hit_probability, multistart_spread,
+from registration.align.registration_result import RegistrationResult, StartResult
+from registration.align.intensity_registration import register_sweep
+from registration.spatial.transforms import apply, invert, rigid_matrix, rigid_params
+from registration.align.uncertainty import (assess, hessian_covariance, hit_probability, multistart_spread,
                                       point_jacobian, target_tre_from_covariance, total_error_mm)
 
 from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
@@ -107,7 +108,7 @@ def test_verdicts_from_numbers():
 def test_overall_verdict_is_over_targets_near_the_sweep_and_each_target_has_its_own():
     """A lesion far from the swept region (rotation lever) is extrapolated: its own row says
     so, the overall verdict is over the targets within LOCAL_MM of the sweep."""
-    from registration.uncertainty import LOCAL_MM
+    from registration.align.uncertainty import LOCAL_MM
     good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
     hess = {"covariance": np.diag([1.0, 1.0, 1.0, 0.2, 0.2, 0.2]) ** 2, "positive_definite": True}
     sweep_pts = np.array([[x, y, 0.0] for x in range(-20, 21, 5) for y in range(-20, 21, 5)], float)
@@ -123,7 +124,7 @@ def test_overall_verdict_is_over_targets_near_the_sweep_and_each_target_has_its_
 
 
 def test_result_outside_the_capture_range_is_poor_and_ungated_breathing_adds_error():
-    from registration.uncertainty import CAPTURE_ROTATION_DEG
+    from registration.align.uncertainty import CAPTURE_ROTATION_DEG
     hess = {"covariance": np.eye(6) * 0.01, "positive_definite": True}
     far = _fake(0.2, 0.4, [(np.eye(4), 0.40), (np.eye(4), 0.40)])
     far.init_reference_to_ct = rigid_matrix([CAPTURE_ROTATION_DEG + 5, 0, 0, 0, 0, 0])

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from registration.errors import InputError
-from registration.volume import LabelMap, Volume
-from sample_data.probe import ConvexProbe
-from sample_data.us_simulator import UltrasoundSimulator
+from registration.spatial.errors import InputError
+from registration.spatial.volume import LabelMap, Volume
+from sample_data.simulator.probe import ConvexProbe
+from sample_data.simulator.us_simulator import UltrasoundSimulator
 
 NAMES = {"body": 1, "liver": 2, "portal_vein": 3, "bone": 4, "lesion_1": 5, "lesion_2": 6, "lung": 7}
 # name -> (type, centroid LPS mm, diameter mm)
@@ -245,10 +245,10 @@ def test_picture_of_simulated_frames(sim, artifacts_dir):
 
 def test_speckle_statistics_close_to_the_real_liver_sweep(sim, shared_data):
     """The realism gaps stay closed: speckle grain size and grey SNR of homogeneous liver
-    within 40 % of the real in-vivo sweep (same measuring code as sample_data.realism).
+    within 40 % of the real in-vivo sweep (same measuring code as sample_data.case.realism).
     (Mean grey depends on the anatomy above the liver, so it is compared on the demo
-    phantom by ``python -m sample_data.realism``, not on this small phantom.)"""
-    from sample_data import realism
+    phantom by ``python -m sample_data.case.realism``, not on this small phantom.)"""
+    from sample_data.case import realism
     shared_data("liver-us", "liver_sweep.igs.mha")
     rf, rfan, rpx = realism.real_frames(step=20)
     real = realism.speckle_stats(rf, rfan, rpx)

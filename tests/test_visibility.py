@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from registration.sweep import Sweep
-from registration.transforms import invert, rigid_matrix
-from registration.volume import Volume
-from planner.visibility import (classify_type, depth_limit_mm, measured_conspicuity, predict_conspicuity,
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import invert, rigid_matrix
+from registration.spatial.volume import Volume
+from planner.advice.visibility import (classify_type, depth_limit_mm, measured_conspicuity, predict_conspicuity,
                                 ring_masks, round_trip_attenuation_db)
 
 

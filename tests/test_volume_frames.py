@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from registration.errors import InputError
-from registration.frames import FrameGraph
-from registration.transforms import apply, rigid_matrix
-from registration.volume import LabelMap, Volume, orientation_letters
+from registration.spatial.errors import InputError
+from registration.spatial.frames import FrameGraph
+from registration.spatial.transforms import apply, rigid_matrix
+from registration.spatial.volume import LabelMap, Volume, orientation_letters
 
 
 def test_volume_validates_geometry():

@@ -13,7 +13,8 @@ from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QFont, QPainter, QPen
 from PyQt5.QtWidgets import QWidget
 
-from ..qimage import gray_to_qimage, window_level
+from gui.views.qimage import gray_to_qimage, window_level
+
 from .path_overlay import PATH_COLOURS
 
 

@@ -17,10 +17,10 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem
 
-from registration.landmarks import LandmarkResult
-from registration.transforms import apply
+from gui.core.session import RegistrationState
+from registration.align.landmarks import LandmarkResult
+from registration.spatial.transforms import apply
 
-from ..session import RegistrationState
 from .landmark_list import LandmarkList
 
 COLUMNS = ("use", "name", "CT LPS (mm)", "Reference (mm)", "residual mm", "LOO mm", "outlier")

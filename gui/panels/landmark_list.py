@@ -3,7 +3,7 @@
 Frames: ``ct`` is CT LPS mm (from the slice views); ``reference`` is Reference
 mm (the US point, picked as frame pixels ``(col, row)`` in the Image frame,
 pixel centres at integers, mapped through that frame's ``image_to_reference``).
-The fit (:func:`registration.landmarks.register_landmarks`) gives
+The fit (:func:`registration.align.landmarks.register_landmarks`) gives
 ``reference_to_ct`` with residuals, leave-one-out errors, outliers, FRE and a
 predicted TRE; clicked points get an FLE floor (``FLE_FLOOR_MM``).
 """
@@ -15,9 +15,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from registration.errors import InputError
-from registration.landmarks import LandmarkResult, register_landmarks
-from registration.transforms import apply
+from registration.align.landmarks import LandmarkResult, register_landmarks
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import apply
 
 #: Lowest fiducial localisation error (RMS mm) assumed for clicked landmarks. Clicks snap to
 #: display voxels and anatomical points (vessel bifurcations) are not exact, so an FRE of

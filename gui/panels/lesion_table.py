@@ -11,7 +11,7 @@ from typing import Optional
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem
 
-from registration.errors import InputError
+from registration.spatial.errors import InputError
 
 # Guidance second: it is the answer, and must stay visible in a narrow dock.
 COLUMNS = ("lesion", "guidance", "size mm", "depth mm", "type", "B-mode predicted", "B-mode measured")
@@ -39,7 +39,7 @@ class LesionTableMixin:
         self.reasons.setTextFormat(Qt.RichText)
 
     def set_result(self, result, registration=None) -> None:
-        """Show a planner.plan.PlanResult made with ``registration`` (a RegistrationState or None)."""
+        """Show a planner.case.case_plan.PlanResult made with ``registration`` (a RegistrationState or None)."""
         self.result, self.maps, self.planned_registration = result, {}, registration
         self.window.plan = result.plan
         case = result.plan.get("recommendation", {})

@@ -4,8 +4,8 @@ from __future__ import annotations
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QFormLayout, QSlider, QWidget
 
-from ..qimage import WL_PRESETS
-from ..us_view import MODES
+from gui.views.qimage import WL_PRESETS
+from gui.views.us_view import MODES
 
 
 class OverlayPanel(QWidget):

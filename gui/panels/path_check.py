@@ -1,9 +1,9 @@
 """Re-check an edited needle path with the planner's own constraints (no Qt).
 
 All points are CT LPS mm. The constraint maps of a lesion
-(:func:`planner.trajectories.build_maps`) are the slow part and are built in
+(:func:`planner.paths.trajectories.build_maps`) are the slow part and are built in
 a worker; the check of one straight path target -> entry (continued to the
-skin) is :func:`planner.trajectories.evaluate` on those maps, with the plan's
+skin) is :func:`planner.paths.trajectories.evaluate` on those maps, with the plan's
 own constraints. Nothing here invents a number: it only calls the planner.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 def constraints_of(plan: dict):
     """planner Constraints from a plan's ``constraints`` block (the ones it was planned with)."""
-    from planner.trajectories import Constraints
+    from planner.paths.trajectories import Constraints
     c = plan.get("constraints", {})
     keys = ("max_length_mm", "vessel_margin_mm", "min_liver_mm", "max_capsule_angle_deg", "needle_gauge",
             "step_mm", "patient_position")
@@ -22,7 +22,7 @@ def constraints_of(plan: dict):
 
 def build_lesion_maps(result, name: str):
     """Planning maps of one lesion of a PlanResult (slow part of a check; run in a worker)."""
-    from planner.trajectories import build_maps
+    from planner.paths.trajectories import build_maps
     mask = result.lesion_masks.get(name)
     others = None
     for n, m in result.lesion_masks.items():
@@ -36,7 +36,7 @@ def check_path(maps, entry, target, guidance: str, lesion_mask=None) -> dict:
 
     Returns ``{"ok", "violations": [str], "record": trajectory dict (plan schema)}``.
     """
-    from planner.trajectories import REJECT_REASONS, evaluate, path_record
+    from planner.paths.trajectories import REJECT_REASONS, evaluate, path_record
     entry, target = np.asarray(entry, float), np.asarray(target, float)
     d = entry - target
     if np.linalg.norm(d) < 1.0:

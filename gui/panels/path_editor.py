@@ -152,7 +152,7 @@ class PathEditorMixin:
             return
         rec = dict(self.check["record"])
         if rec["guidance"] == "ct":
-            from planner import ct_guidance
+            from planner.paths import ct_guidance
             rec["ct"] = ct_guidance.describe(self.result.anatomy, rec)
         les["trajectories"].append(rec)
         row = self.table.currentRow()

@@ -1,13 +1,13 @@
 """Planning panel: lesions with visibility and recommendation, candidate needle paths, live edits.
 
-Everything comes from the planner (:func:`planner.plan.plan_case`, run in a
+Everything comes from the planner (:func:`planner.case.case_plan.plan_case`, run in a
 worker); the panel shows it and never invents a number. All points are CT
 LPS mm. A selected path is drawn on the three slice views and on the US view
 (projected; solid where it lies within ``NEAR_MM`` of the displayed plane)
 by transparent overlay children, and sent to the 3D view. Entry and target
 are edited in spin boxes or by dragging their markers in a slice view; the
 edited path is re-checked with the planner's own constraint evaluation
-(:func:`planner.trajectories.evaluate` on the lesion's planning maps).
+(:func:`planner.paths.trajectories.evaluate` on the lesion's planning maps).
 """
 from __future__ import annotations
 
@@ -15,14 +15,22 @@ from typing import Dict, List, Optional
 
 import numpy as np
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import (QDockWidget, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPushButton, QScrollArea,
-                             QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QDockWidget,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .ct_plan_drawing import CTPlanDrawing
-from .lesion_table import COLUMNS, LesionTableMixin, measured_text, predicted_text  # noqa: F401 (re-exported)
-from .path_check import build_lesion_maps, check_path, constraints_of  # noqa: F401 (re-exported)
+from .lesion_table import LesionTableMixin
 from .path_editor import PathEditorMixin, _DragFilter
-from .path_overlay import NEAR_MM, PATH_COLOURS, PathOverlay, _Follow  # noqa: F401 (re-exported)
+from .path_overlay import PathOverlay, _Follow
 
 
 class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
@@ -34,7 +42,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self.setObjectName("planning_panel")
         self.setMinimumWidth(440)
         self.window = window
-        self.result = None                 # planner.plan.PlanResult
+        self.result = None                 # planner.case.case_plan.PlanResult
         self.planned_registration = None   # the RegistrationState the plan was made with (None: none)
         self.maps: Dict[str, object] = {}  # lesion name -> PlanningMaps (for live checks)
         self.check: Optional[dict] = None
@@ -113,7 +121,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
             return
         if self.worker is not None:
             return
-        from planner.plan import plan_case
+        from planner.case.case_plan import plan_case
         ct, labels, reg = w.ct, w.labels, w.registration
         kwargs = dict(sweep=w.sweep if reg is not None else None,
                       reference_to_ct=None if reg is None else reg.reference_to_ct,
@@ -179,14 +187,14 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ export
     def open_export(self):
-        from ..export_dialog import ExportDialog
+        from .export_dialog import ExportDialog
         self.export_dialog = ExportDialog(self.window, self)
         self.export_dialog.show()
         return self.export_dialog
 
 
 def install(window) -> QDockWidget:
-    """Create the Planning dock on ``window`` (a gui.main_window.MainWindow) and return it."""
+    """Create the Planning dock on ``window`` (a gui.window.main_window.MainWindow) and return it."""
     panel = PlanningPanel(window)
     if hasattr(window, "registration_changed"):
         # the stale-plan warning appears as soon as the registration changes

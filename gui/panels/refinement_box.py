@@ -1,7 +1,7 @@
 """The automatic refinement part of the registration panel: LC2 run, progress, convergence, verdict.
 
 "Refine automatically" runs
-:func:`registration.intensity_registration.register_sweep` (LC2) in a worker
+:func:`registration.align.intensity_registration.register_sweep` (LC2) in a worker
 from the window's registration (``reference_to_ct``: Reference mm -> CT LPS
 mm); its result is only a *candidate* until the user accepts it, shown with
 its verdict and numbers (never a bare "good"): the engine's TRE estimate
@@ -14,7 +14,8 @@ from typing import Dict
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton
 
-from ..session import RegistrationState
+from gui.core.session import RegistrationState
+
 from .convergence_plot import ConvergencePlot
 
 VERDICT_COLOURS = {"good": "#1b7f2a", "check": "#b36b00", "poor": "#c0221b"}
@@ -68,7 +69,7 @@ class RefinementMixin:
         targets, options = dict(self.candidate_targets), dict(self.refine_options)
 
         def work(progress):
-            from registration.intensity_registration import register_sweep
+            from registration.align.intensity_registration import register_sweep
             return register_sweep(ct, sweep, init, method="lc2", progress=progress, targets=targets, **options)
 
         self.candidate = None
@@ -101,7 +102,7 @@ class RefinementMixin:
             self.progress_text.setText("cancelling...")
 
     def _refine_failed(self, exc, tb) -> None:
-        from registration.errors import CancelledError
+        from registration.spatial.errors import CancelledError
         if isinstance(exc, CancelledError):
             self.verdict.setText("Refinement cancelled; the registration is unchanged.")
         else:

@@ -3,11 +3,11 @@
 Frames: CT points are LPS mm (from the slice views); US points are picked as
 frame pixels ``(col, row)`` (Image frame, pixel centres at integers) and
 mapped to Reference mm through the current frame's ``image_to_reference``.
-The landmark fit (:func:`registration.landmarks.register_landmarks`) gives
+The landmark fit (:func:`registration.align.landmarks.register_landmarks`) gives
 ``reference_to_ct`` with residuals, leave-one-out errors, outliers, FRE and
 a predicted TRE at the chosen target; it is applied to the window live once
 >= 3 usable pairs exist. "Refine automatically" runs
-:func:`registration.intensity_registration.register_sweep` (LC2) in a worker;
+:func:`registration.align.intensity_registration.register_sweep` (LC2) in a worker;
 its result is only a *candidate* until the user accepts it, shown with its
 verdict and numbers (never a bare "good").
 """
@@ -19,13 +19,13 @@ import numpy as np
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from registration.errors import InputError
+from gui.core.session import RegistrationState
+from registration.spatial.errors import InputError
 
-from ..session import RegistrationState
-from .landmark_editor import COLUMNS, LandmarkEditorMixin  # noqa: F401 (re-exported)
-from .landmark_list import FLE_FLOOR_MM, LandmarkList, LandmarkPair  # noqa: F401 (re-exported)
+from .landmark_editor import LandmarkEditorMixin
+from .landmark_list import LandmarkList
 from .landmark_overlay import LandmarkOverlay
-from .refinement_box import VERDICT_COLOURS, RefinementMixin  # noqa: F401 (re-exported)
+from .refinement_box import RefinementMixin
 
 
 class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
@@ -149,7 +149,7 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
 
 
 def install(window) -> QDockWidget:
-    """Create the Registration dock on ``window`` (a gui.main_window.MainWindow) and return it."""
+    """Create the Registration dock on ``window`` (a gui.window.main_window.MainWindow) and return it."""
     panel = RegistrationPanel(window)
     dock = QDockWidget("Registration", window)
     dock.setObjectName("dock_registration")

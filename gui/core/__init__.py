@@ -1,0 +1,7 @@
+"""Application state and plumbing the views and panels share, free of widgets.
+
+Owns the session and registration state (session), background workers with
+progress and cancel (workers), error reporting and the excepthook (errors) and
+file loading off the GUI thread (loaders). May import the engine
+(``registration``, ``planner``) and PyQt5's core, no view or panel.
+"""

@@ -1,0 +1,135 @@
+"""What the user has open and has done, as JSON (file references + edits).
+
+A session never embeds image data: it refers to the CT, labels, sweep and
+calibration files by absolute path and stores the user's state (registration
+matrix and its quality, current frame, window/level, crosshair). Saving is
+atomic (no half-written file); loading validates every field and raises an
+InputError naming the session file and the field.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from registration.spatial.atomic_io import atomic_write_text
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import as_matrix
+
+SESSION_VERSION = 1
+
+
+@dataclass
+class RegistrationState:
+    """A reference_to_ct (4x4, Reference mm -> CT LPS mm) and what is known of its quality."""
+    reference_to_ct: np.ndarray
+    method: str = "unknown"               # "landmarks", "lc2", "file", ...
+    tre_mm: Optional[float] = None        # estimated target registration error (rms), None = unknown
+    fre_mm: Optional[float] = None
+    source: Optional[str] = None          # file it came from
+    raw: Optional[dict] = None            # the whole RESULT dict (per-target TREs for the planner)
+
+    def __post_init__(self):
+        self.reference_to_ct = as_matrix(self.reference_to_ct, name="reference_to_ct", path=self.source)
+
+    def quality_text(self) -> str:
+        tre = "TRE not estimated" if self.tre_mm is None else f"TRE est. {self.tre_mm:.1f} mm"
+        fre = "" if self.fre_mm is None else f", FRE {self.fre_mm:.1f} mm"
+        verdict = (self.raw or {}).get("verdict")
+        return f"{self.method}{'' if not verdict else f' ({verdict})'}: {tre}{fre}"
+
+    def to_dict(self) -> dict:
+        d = dict(self.raw or {})
+        d.update({"reference_to_ct": self.reference_to_ct.tolist(), "method": self.method,
+                  "tre_mm": self.tre_mm, "fre_mm": self.fre_mm, "source": self.source})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, path=None) -> "RegistrationState":
+        if not isinstance(d, dict) or "reference_to_ct" not in d:
+            raise InputError("no 'reference_to_ct' (a 4x4 row-major nested list)", path=path,
+                             fix="give a RESULT.json or INIT.json written by 'ctus register'")
+        tre = d.get("tre_mm", d.get("tre_rms_mm"))
+        if tre is None and isinstance(d.get("uncertainty"), dict):
+            tre = d["uncertainty"].get("tre_rms_mm", d["uncertainty"].get("tre_mm"))
+        if tre is None and isinstance(d.get("targets"), list) and d.get("verdict") != "poor":
+            # A RESULT.json of 'ctus register': the largest estimate over the targets near the
+            # sweep (those the verdict is about), else over all of them.
+            from registration.align.uncertainty import LOCAL_MM
+            rows = [r for r in d["targets"] if isinstance(r, dict) and r.get("tre_registration_mm") is not None]
+            near = [r for r in rows if (r.get("distance_to_sweep_mm") or 0.0) <= LOCAL_MM]
+            if near or rows:
+                tre = max(float(r["tre_registration_mm"]) for r in (near or rows))
+        return cls(d["reference_to_ct"], str(d.get("method", "file")),
+                   None if tre is None else float(tre),
+                   None if d.get("fre_mm") is None else float(d["fre_mm"]),
+                   str(path) if path is not None else d.get("source"), dict(d))
+
+
+def load_registration_file(path) -> RegistrationState:
+    """RESULT.json / INIT.json -> RegistrationState (InputError on anything unusable)."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the file ({exc.__class__.__name__})", path=path,
+                         fix="choose a RESULT.json or INIT.json") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON (line {exc.lineno})", path=path,
+                         fix="choose a RESULT.json or INIT.json") from None
+    return RegistrationState.from_dict(d, path)
+
+
+@dataclass
+class Session:
+    ct_path: Optional[str] = None
+    ct_series_uid: Optional[str] = None
+    labels_path: Optional[str] = None
+    label_names_path: Optional[str] = None
+    sweep_path: Optional[str] = None
+    calibration_path: Optional[str] = None
+    registration: Optional[dict] = None       # RegistrationState.to_dict()
+    frame_index: int = 0
+    window: float = 400.0
+    level: float = 40.0
+    cursor_lps: Optional[list] = None
+    notes: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["version"] = SESSION_VERSION
+        return json.dumps(d, indent=2)
+
+    def save(self, path) -> None:
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def load(cls, path) -> "Session":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except OSError as exc:
+            raise InputError(f"cannot read ({exc.strerror})", path=path, fix="choose a .ctus.json session file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError("not a JSON session file", path=path, fix="choose a .ctus.json session file") from None
+        if not isinstance(d, dict) or d.get("version") != SESSION_VERSION:
+            raise InputError(f"not a ctus session (version {d.get('version') if isinstance(d, dict) else None!r}, "
+                             f"expected {SESSION_VERSION})", path=path, fix="choose a session saved by ctus-gui")
+        d.pop("version")
+        known = set(cls.__dataclass_fields__)
+        s = cls(**{k: v for k, v in d.items() if k in known})
+        for key in ("ct_path", "labels_path", "label_names_path", "sweep_path", "calibration_path"):
+            p = getattr(s, key)
+            if p is not None and not Path(p).exists():
+                raise InputError(f"{key} refers to a missing file {p}", path=path,
+                                 fix="move the data back or open the files again and re-save the session")
+        if s.registration is not None:
+            RegistrationState.from_dict(s.registration, path)   # validates the matrix
+        if s.cursor_lps is not None:
+            c = np.asarray(s.cursor_lps, float)
+            if c.shape != (3,) or not np.all(np.isfinite(c)):
+                raise InputError("cursor_lps must be 3 numbers", path=path, fix="remove the field")
+        return s

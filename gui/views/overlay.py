@@ -1,0 +1,163 @@
+"""CT overlay on an ultrasound frame: what to draw and the words that go with it.
+
+Pure numpy (no Qt): given the CT, labels, a registration and a frame's
+``image_to_reference``, decide whether an overlay may be shown (and if not,
+why), reslice CT and labels on the frame plane, and describe lesions that are
+not in the plane ("lesion_3: 8 mm out of plane, tilt towards the head").
+
+Frames: Image = US pixels (x = column towards the marked side, y = row away
+from the transducer); ``image_to_ct = reference_to_ct @ image_to_reference``.
+Arrays are ``[rows, cols]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from registration.spatial.volume import LabelMap, Volume
+
+from .plane_sampler import OUTSIDE_HU, PlaneSampler
+
+# Patient direction names for the dominant LPS component of a vector.
+_DIRECTION_WORDS = {(0, 1): "the patient's left", (0, -1): "the patient's right",
+                    (1, 1): "posterior", (1, -1): "anterior",
+                    (2, 1): "the head", (2, -1): "the feet"}
+
+
+def direction_word(v_lps) -> str:
+    v = np.asarray(v_lps, float)
+    a = int(np.argmax(np.abs(v)))
+    return _DIRECTION_WORDS[(a, 1 if v[a] >= 0 else -1)]
+
+
+@dataclass
+class Lesion:
+    name: str
+    value: int
+    centroid_lps: np.ndarray
+    radius_mm: float        # equivalent-sphere radius
+
+
+def lesions_of(labels: Optional[LabelMap]) -> List[Lesion]:
+    """Centroid (LPS mm) and equivalent radius of every named lesion present in ``labels``."""
+    if labels is None:
+        return []
+    out = []
+    voxel_mm3 = float(np.prod(labels.spacing))
+    for name in labels.lesion_names():
+        v = labels.names[name]
+        mask = labels.array == v
+        n = int(mask.sum())
+        if n == 0:
+            continue
+        kji = np.array(ndimage.center_of_mass(mask))
+        c = labels.index_to_lps(kji[::-1])
+        r = (3.0 * n * voxel_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
+        out.append(Lesion(name, int(v), c, float(r)))
+    return out
+
+
+def lesion_guidance(lesion: Lesion, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> Tuple[bool, str]:
+    """(in plane and in the image, message) for one lesion on a frame ``shape`` = (rows, cols)."""
+    x, y = image_to_ct[:3, 0], image_to_ct[:3, 1]
+    sx, sy = np.linalg.norm(x), np.linalg.norm(y)
+    n = np.cross(x / sx, y / sy)
+    d = lesion.centroid_lps - image_to_ct[:3, 3]
+    off_mm = float(d @ n)
+    col, row = float(d @ x) / sx ** 2, float(d @ y) / sy ** 2
+    rows, cols = shape
+    inside = -0.5 <= col <= cols - 0.5 and -0.5 <= row <= rows - 0.5
+    if abs(off_mm) <= lesion.radius_mm:
+        if inside:
+            return True, f"{lesion.name}: in plane ({abs(off_mm):.0f} mm from its centre)"
+        side = "towards the marker" if col > cols / 2 else "away from the marker"
+        return False, f"{lesion.name}: in plane but outside the image, slide {side}"
+    word = direction_word(np.sign(off_mm) * n)
+    return False, f"{lesion.name}: {abs(off_mm):.0f} mm out of plane, tilt/slide towards {word}"
+
+
+def guidance_messages(lesions: List[Lesion], image_to_ct: np.ndarray, shape: Tuple[int, int]) -> List[str]:
+    """One line per lesion: those in the image first, then the others nearest first."""
+    n = np.cross(image_to_ct[:3, 0], image_to_ct[:3, 1])
+    n = n / np.linalg.norm(n)
+    rows = []
+    for les in lesions:
+        inside, msg = lesion_guidance(les, image_to_ct, shape)
+        dist = abs(float((les.centroid_lps - image_to_ct[:3, 3]) @ n))
+        rows.append((not inside, dist, msg))
+    return [msg for _, _, msg in sorted(rows)]
+
+
+@dataclass
+class FrameOverlay:
+    """Everything the US view needs for one frame."""
+    visible: bool
+    reason: str                                 # why there is no overlay ('' when visible)
+    ct: Optional[np.ndarray] = None             # float32 [r, c] at reduced resolution
+    labels: Optional[np.ndarray] = None         # int32 [r, c] at the same resolution
+    step: int = 1                               # reduction factor (frame px per overlay px)
+    messages: List[str] = field(default_factory=list)
+    quality: str = ""
+
+
+class OverlayEngine:
+    """Holds the CT+labels plane sampler and the lesions; computes a :class:`FrameOverlay` per frame."""
+
+    def __init__(self, max_overlay_px: int = 400):
+        self.max_overlay_px = int(max_overlay_px)
+        self.ct: Optional[Volume] = None
+        self.labels: Optional[LabelMap] = None
+        self._sampler: Optional[PlaneSampler] = None
+        self.lesions: List[Lesion] = []
+
+    @staticmethod
+    def prepare(ct: Optional[Volume], labels: Optional[LabelMap]):
+        """(sampler, lesions) for :meth:`set_data`; slow for big CTs, safe in a worker thread."""
+        if ct is None:
+            return None, []
+        return PlaneSampler(ct, labels), lesions_of(labels)
+
+    def set_data(self, ct: Optional[Volume], labels: Optional[LabelMap], prepared=None) -> None:
+        """Use this CT and label map (``prepared`` = :meth:`prepare`'s result, else built here)."""
+        sampler, lesions = prepared if prepared is not None else self.prepare(ct, labels)
+        self.ct, self.labels = ct, labels
+        self._sampler, self.lesions = sampler, lesions
+
+    def overlay_step(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> int:
+        """Frame pixels per overlay pixel: no finer than the CT voxel (sampling finer adds no
+        CT detail, only cost) and at most ``max_overlay_px`` overlay pixels across."""
+        px_mm = min(np.linalg.norm(image_to_ct[:3, 0]), np.linalg.norm(image_to_ct[:3, 1]))
+        by_ct = int(np.floor(float(np.min(self.ct.spacing)) / max(px_mm, 1e-6)))
+        by_size = int(np.ceil(max(shape) / self.max_overlay_px))
+        return max(1, by_ct, by_size)
+
+    def compute(self, shape: Tuple[int, int], image_to_reference: Optional[np.ndarray],
+                registration) -> FrameOverlay:
+        """``registration`` has ``reference_to_ct`` and ``quality_text()`` (or is None)."""
+        if self.ct is None:
+            return FrameOverlay(False, "no CT loaded: overlay off")
+        if registration is None:
+            return FrameOverlay(False, "no registration yet: overlay off")
+        if image_to_reference is None:
+            return FrameOverlay(False, "tracking INVALID on this frame: overlay off",
+                                quality=registration.quality_text())
+        image_to_ct = registration.reference_to_ct @ image_to_reference
+        rows, cols = shape
+        step = self.overlay_step(image_to_ct, shape)
+        # Coarser grid over the same plane: overlay pixel (c, r) covers frame pixels
+        # [c*step, c*step + step) and is sampled at their centre, so drawing it over that
+        # block puts every value exactly where it belongs.
+        coarse = image_to_ct.copy()
+        coarse[:3, 3] += image_to_ct[:3, :2] @ np.full(2, (step - 1) / 2.0)
+        coarse[:3, :2] *= step
+        small = ((rows + step - 1) // step, (cols + step - 1) // step)
+        ct, lab = self._sampler.sample(coarse, small)
+        if not (ct > OUTSIDE_HU).any():
+            # Nothing to overlay; saying so points at a wrong registration or the wrong CT.
+            return FrameOverlay(False, "this frame lies outside the CT: overlay off (check the registration)",
+                                quality=registration.quality_text())
+        msgs = guidance_messages(self.lesions, image_to_ct, shape)
+        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text())

@@ -1,0 +1,69 @@
+"""Background work of the main window: start :class:`~gui.core.workers.Worker` threads with
+progress and Cancel in the status bar, cancel them, and wait for them.
+
+A mixin of :class:`gui.window.main_window.MainWindow` (it uses the window's ``workers``
+list, ``progress`` bar, ``cancel_button`` and ``reporter``). Worker progress is a
+fraction 0..1 shown as 0..100 %; timeouts are in milliseconds. Results are
+delivered on the GUI thread inside ``reporter.action(name)``, so a failure shows
+one dialog and is logged.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from PyQt5.QtCore import QEventLoop
+from PyQt5.QtWidgets import QApplication
+
+from gui.core.workers import Worker
+
+
+class WorkerMixin:
+    """run_worker / cancel_work / wait_for_workers; mixed into MainWindow."""
+
+    # ------------------------------------------------------------ workers
+    def run_worker(self, name: str, fn, on_done: Callable, *args, **kwargs) -> Worker:
+        """Run ``fn`` off the GUI thread with progress + cancel; ``on_done(result)`` on success."""
+        w = Worker(name, fn, *args, **kwargs)
+        self.workers.append(w)
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{name} %p%")
+        self.progress.show()
+        self.cancel_button.show()
+        w.progress.connect(lambda f, m: self.progress.setValue(int(100 * f)))
+
+        def done(result):
+            with self.reporter.action(name):
+                on_done(result)
+                self.reporter.info(f"{name}: done")
+
+        def failed(exc, tb):
+            self.reporter.report(name, exc, tb)
+
+        def finished():
+            if w in self.workers:
+                self.workers.remove(w)
+            if not self.workers:
+                self.progress.hide()
+                self.cancel_button.hide()
+
+        w.succeeded.connect(done)
+        w.failed.connect(failed)
+        w.finished.connect(finished)
+        self.reporter.info(f"{name}...")
+        w.start()
+        return w
+
+    def cancel_work(self) -> None:
+        for w in list(self.workers):
+            w.cancel()
+
+    def wait_for_workers(self, timeout_ms: int = 120000) -> None:
+        """Let running workers finish while still processing events (results are delivered,
+        the window repaints). Used to sequence start-up loading and session restore."""
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        while self.workers and time.monotonic() < deadline:
+            QApplication.processEvents(QEventLoop.AllEvents, 50)
+            for w in list(self.workers):
+                w.wait(20)
+        QApplication.processEvents()

@@ -1,0 +1,317 @@
+"""Ultrasound visibility per lesion: acoustic windows, predicted and measured conspicuity.
+
+Frames: CT LPS mm; arrays ``[k, j, i]``. Sound is blocked by bone, lung and
+gas (DESIGN section 7: full shadow behind bone and gas), so an *acoustic
+window* is a skin point from which the straight ray to the target meets none
+of them. Depth limits follow DESIGN section 1: a 60 dB round-trip budget at
+0.5 dB/cm/MHz gives 60 / (2 * 0.5 * f) cm, ~17 cm at 3.5 MHz.
+
+The predicted conspicuity is a transparent heuristic (not a validated model):
+a product of factors in [0, 1] for lesion type, size, CT contrast, depth and
+window, each reported with its input. The measured conspicuity is the
+contrast-to-noise ratio of lesion pixels vs a surrounding liver ring on the
+registered sweep frames that cut the lesion.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from registration.spatial.volume import Volume
+
+ATTENUATION_DB_CM_MHZ = 0.5
+DYNAMIC_RANGE_DB = 60.0
+BLOCK_NONE, BLOCK_BONE, BLOCK_LUNG, BLOCK_GAS = 0, 1, 2, 3
+BLOCK_NAMES = {BLOCK_BONE: "rib/bone", BLOCK_LUNG: "lung", BLOCK_GAS: "bowel gas"}
+GAS_HU = -400.0
+
+
+def depth_limit_mm(frequency_mhz: float, attenuation_db_cm_mhz: float = ATTENUATION_DB_CM_MHZ,
+                   dynamic_range_db: float = DYNAMIC_RANGE_DB) -> float:
+    """Deepest echo within the dynamic range (round trip), mm."""
+    return 10.0 * dynamic_range_db / (2.0 * attenuation_db_cm_mhz * frequency_mhz)
+
+
+def round_trip_attenuation_db(depth_mm: float, frequency_mhz: float) -> float:
+    return 2.0 * ATTENUATION_DB_CM_MHZ * frequency_mhz * depth_mm / 10.0
+
+
+def acoustic_block_map(anatomy, beam_halfwidth_mm: float = 3.0) -> np.ndarray:
+    """int8 ``[k, j, i]``: 0 sound passes, 1 bone, 2 lung, 3 gas (CT HU < -400 or bowel gas).
+
+    Blockers are grown by ``beam_halfwidth_mm`` (the beam is a few mm wide, so
+    a gap between ribs narrower than the beam is no window); each grown voxel
+    keeps the class of its nearest blocker.
+    """
+    from planner.anatomy.structures import bounding_box
+    m = anatomy.masks
+    block = np.zeros(m["body"].shape, np.int8)
+    block[(anatomy.ct.array < GAS_HU) & m["body"]] = BLOCK_GAS
+    if "lung" in m:
+        block[m["lung"]] = BLOCK_LUNG
+    if "bone" in m:
+        block[m["bone"]] = BLOCK_BONE
+    if beam_halfwidth_mm <= 0 or not block.any():
+        return block
+    box = bounding_box(m["body"], (1, 1, 1))
+    sub = block[box]
+    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=anatomy.spacing_kji,
+                                               return_indices=True)
+    grown = sub[idx[0], idx[1], idx[2]]
+    out = np.zeros_like(block)
+    out[box] = np.where(dist <= beam_halfwidth_mm, grown, 0)
+    return out
+
+
+def cast_rays(maps, block: np.ndarray, origins: np.ndarray, ends: np.ndarray,
+              step_mm: float = 0.5, skip_mm: float = 0.0) -> np.ndarray:
+    """First blocking class along each segment origin->end (0 = clear), vectorised.
+
+    ``origins``, ``ends``: (n, 3) LPS mm. Samples within ``skip_mm`` of the
+    origin are ignored (the skin contact itself).
+    """
+    o = np.asarray(origins, float)
+    e = np.asarray(ends, float)
+    v = e - o
+    L = np.linalg.norm(v, axis=1)
+    m = int(np.ceil(L.max() / step_mm)) + 1 if len(L) else 1
+    s = np.arange(m) * step_mm
+    pts = o[:, None, :] + (s[None, :, None] * (v / np.maximum(L, 1e-9)[:, None])[:, None, :])
+    valid = (s[None, :] <= L[:, None]) & (s[None, :] >= skip_mm)
+    b = maps.nearest(block, maps.to_kji(pts), fill=0)
+    b = np.where(valid, b, 0)
+    first = np.argmax(b > 0, axis=1)
+    return b[np.arange(len(o)), first]
+
+
+def best_window(maps, block: np.ndarray, target_lps, directions: np.ndarray, limit_mm: float) -> dict:
+    """Best acoustic window to a target: the shallowest clear ray to the skin.
+
+    Uses the ``evaluate``-style march of :mod:`planner.paths.trajectories` for the
+    skin exit; posterior entries are excluded for a supine patient.
+    """
+    from planner.paths.trajectories import OFF_GRID, OUTSIDE
+    c = maps.constraints
+    t = np.asarray(target_lps, float)
+    d = directions
+    if c.patient_position == "supine":
+        d = d[d[:, 1] <= c.max_posterior_component]
+    s = np.arange(0.0, 250.0, 1.0)
+    pts = t + s[None, :, None] * d[:, None, :]
+    kji = maps.to_kji(pts)
+    region = maps.nearest(maps.region, kji, fill=OFF_GRID)
+    out = region <= OUTSIDE
+    has = out.any(axis=1)
+    first = np.argmax(out, axis=1)
+    skin_ok = has & (region[np.arange(len(d)), first] == OUTSIDE)
+    depth = np.where(skin_ok, s[first], np.inf)
+    b = maps.nearest(block, kji, fill=0)
+    b = np.where(np.arange(s.size)[None, :] < first[:, None], b, 0)
+    blocked_by = b[np.arange(len(d)), np.argmax(b > 0, axis=1)]
+    within = skin_ok & (depth <= limit_mm)
+    clear = within & (blocked_by == 0)
+    n_within = int(within.sum())
+    causes = {BLOCK_NAMES[k]: int(np.count_nonzero(within & (blocked_by == k))) for k in BLOCK_NAMES}
+    res = {"windows_checked": n_within, "windows_clear": int(clear.sum()),
+           "obstructed_fraction": round(1.0 - clear.sum() / n_within, 3) if n_within else 1.0,
+           "obstruction_by": causes, "depth_mm": None, "probe_ct": None, "beam_direction_ct": None}
+    if clear.any():
+        i = int(np.argmin(np.where(clear, depth, np.inf)))
+        res["depth_mm"] = round(float(depth[i]), 1)
+        res["probe_ct"] = [round(float(x), 2) for x in t + depth[i] * d[i]]
+        res["beam_direction_ct"] = [round(float(x), 4) for x in -d[i]]
+    return res
+
+
+def ring_masks(lesion: np.ndarray, liver: np.ndarray, spacing_ijk, inner_mm=2.0, outer_mm=8.0):
+    """Liver ring around a lesion: liver voxels at inner..outer mm from it (``[k, j, i]``)."""
+    from planner.anatomy.structures import bounding_box
+    margin = tuple(int(np.ceil(outer_mm / sp)) + 1 for sp in np.asarray(spacing_ijk, float)[::-1])
+    box = bounding_box(lesion, margin)      # the ring lies within outer_mm of the lesion
+    dist = ndimage.distance_transform_edt(~lesion[box], sampling=np.asarray(spacing_ijk, float)[::-1])
+    out = np.zeros_like(lesion)
+    out[box] = liver[box] & ~lesion[box] & (dist >= inner_mm) & (dist <= outer_mm)
+    return out
+
+
+def ct_contrast(ct: Volume, lesion: np.ndarray, ring: np.ndarray) -> dict:
+    """Lesion vs liver-ring HU statistics on one CT phase."""
+    l = ct.array[lesion].astype(float)
+    r = ct.array[ring].astype(float)
+    if l.size == 0 or r.size == 0:
+        return {"lesion_hu": None, "ring_hu": None, "contrast_hu": None, "cnr": None}
+    diff = float(l.mean() - r.mean())
+    noise = float(np.sqrt(0.5 * (l.var() + r.var()))) or 1.0
+    return {"lesion_hu": round(float(l.mean()), 1), "ring_hu": round(float(r.mean()), 1),
+            "contrast_hu": round(diff, 1), "cnr": round(diff / noise, 2)}
+
+
+def classify_type(portal: dict, arterial: Optional[dict], threshold_hu: float = 15.0) -> tuple:
+    """'net-like' (hyperenhancing in arterial), 'adenocarcinoma-like' (hypoattenuating in portal)."""
+    if arterial is not None and arterial["contrast_hu"] is not None and arterial["contrast_hu"] > threshold_hu:
+        return "net-like", f"arterial phase {arterial['contrast_hu']:+.0f} HU vs liver (hyperenhancing)"
+    if portal["contrast_hu"] is not None and portal["contrast_hu"] < -threshold_hu:
+        return ("adenocarcinoma-like", f"portal phase {portal['contrast_hu']:+.0f} HU vs liver "
+                                       "(hypoattenuating)")
+    if portal["contrast_hu"] is not None and portal["contrast_hu"] > threshold_hu and arterial is None:
+        return "net-like", f"portal phase {portal['contrast_hu']:+.0f} HU vs liver (hyperattenuating)"
+    c = portal["contrast_hu"]
+    return "indeterminate", (f"portal contrast {c:+.0f} HU within +/-{threshold_hu:.0f} HU"
+                             if c is not None else "no liver ring to compare")
+
+
+def predict_conspicuity(diameter_mm: Optional[float], lesion_type: str, contrast_hu: Optional[float],
+                        window: dict, limit_mm: float) -> dict:
+    """Heuristic predicted B-mode conspicuity in [0, 1] with every factor and its input."""
+    type_f = {"net-like": 0.9, "indeterminate": 0.6, "adenocarcinoma-like": 0.45}[lesion_type]
+    d = diameter_mm if diameter_mm is not None else 10.0
+    size_f = 1.0 / (1.0 + np.exp(-(d - 10.0) / 3.0))      # 50 % at 10 mm (CT misses many < 10 mm)
+    ct_f = 0.5 + 0.5 * min(1.0, abs(contrast_hu) / 40.0) if contrast_hu is not None else 0.5
+    depth = window.get("depth_mm")
+    depth_f = 0.0 if depth is None else float(np.clip(1.0 - depth / limit_mm, 0.0, 1.0)) ** 0.5
+    score = float(type_f * size_f * ct_f * depth_f)
+    category = "likely" if score >= 0.35 else ("uncertain" if score >= 0.15 else "unlikely")
+    return {"score": round(score, 3), "category": category,
+            "factors": {"type": round(type_f, 2), "size": round(float(size_f), 2),
+                        "ct_contrast": round(float(ct_f), 2), "depth": round(depth_f, 2)},
+            "model": "heuristic product of factors; not a validated model"}
+
+
+def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion: np.ndarray,
+                         ring: np.ndarray, *, min_pixels: int = 20, stride: int = 2,
+                         seen_cnr: float = 1.0, smooth_mm: float = 2.0) -> dict:
+    """CNR of lesion vs liver-ring pixels on registered frames that cut the lesion.
+
+    image_to_ct = reference_to_ct @ sweep.image_to_reference(i); pixels are
+    mapped to CT voxels by nearest neighbour (every ``stride``-th pixel).
+    Frames are box-smoothed over ``smooth_mm`` first (speckle averaging);
+    the lesion counts as seen when the median |CNR| over the frames that cut
+    it is >= ``seen_cnr``.
+    """
+    spacing = sweep.pixel_spacing() if callable(getattr(sweep, "pixel_spacing", None)) else None
+    px_mm = float(min(spacing)) if spacing else 0.3
+    smooth_px = max(1, int(round(smooth_mm / px_mm)))
+    n, rows, cols = sweep.frames.shape
+    jj, ii = np.mgrid[0:rows:stride, 0:cols:stride]
+    fan = sweep.fan_mask[::stride, ::stride] if sweep.fan_mask is not None else np.ones(jj.shape, bool)
+    pix = np.stack([ii[fan], jj[fan], np.zeros(fan.sum()), np.ones(fan.sum())])
+    lps_to_ijk = ct.lps_to_ijk
+    shape = np.array(ct.array.shape)
+    per_frame = []
+    lv, rv, cut = [], [], []
+    for f in range(n):
+        i2r = sweep.image_to_reference(f)
+        if i2r is None:
+            continue
+        ijk = (lps_to_ijk @ reference_to_ct @ i2r @ pix)[:3]
+        kji = np.rint(ijk[::-1]).astype(np.intp)
+        inside = np.all((kji >= 0) & (kji < shape[:, None]), axis=0)
+        if not inside.any():
+            continue
+        k, j, i = kji[:, inside]
+        # speckle is averaged over ~2 mm as a reader's eye does over a lesion;
+        # zero pixels carry no echo (outside the fan or fully shadowed)
+        frame = ndimage.uniform_filter(sweep.frames[f].astype(np.float32), size=smooth_px)
+        vals = frame[::stride, ::stride][fan][inside]
+        echo = sweep.frames[f][::stride, ::stride][fan][inside] > 0
+        in_l = lesion[k, j, i] & echo
+        in_r = ring[k, j, i] & echo
+        if in_l.sum() < min_pixels or in_r.sum() < min_pixels:
+            continue
+        a, b = vals[in_l], vals[in_r]
+        noise = np.sqrt(0.5 * (a.var() + b.var())) or 1.0
+        per_frame.append(float((a.mean() - b.mean()) / noise))
+        cut.append((int(in_l.sum()), f))
+        lv.append(a.mean())
+        rv.append(b.mean())
+    if not per_frame:
+        return {"frames_cutting_lesion": 0, "cnr": None, "seen": None,
+                "note": "no registered frame cuts the lesion"}
+    cnr = float(np.median(per_frame))
+    return {"frames_cutting_lesion": len(per_frame), "cnr": round(cnr, 2), "best_frame": max(cut)[1],
+            "lesion_mean": round(float(np.mean(lv)), 1), "ring_mean": round(float(np.mean(rv)), 1),
+            "seen": bool(abs(cnr) >= seen_cnr), "seen_threshold_cnr": seen_cnr, "smoothing_mm": smooth_mm}
+
+
+def _perp_basis(d: np.ndarray):
+    """Two unit vectors (n, 3) orthogonal to each direction d (n, 3) and to each other."""
+    helper = np.where(np.abs(d[:, [0]]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
+    a = np.cross(d, helper)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    return a, np.cross(d, a)
+
+
+def inplane_probe_poses(maps, block: np.ndarray, target_lps, entries: np.ndarray,
+                        directions: np.ndarray, limit_mm: float, *, fan_deg: float = 70.0,
+                        offsets_mm=(25.0, 35.0, 50.0), n_rotations: int = 16,
+                        min_needle_beam_deg: float = 15.0, min_probe_entry_mm: float = 15.0) -> list:
+    """Probe pose on the skin whose image plane contains the whole needle path and the target.
+
+    For each path (target -> entry along ``directions``), rotate a candidate
+    image plane about the needle axis; in each plane put the probe on the
+    skin ``offsets_mm`` beside the entry (where the ray from the target
+    through that point leaves the body). Accept a pose when the target is
+    within ``limit_mm``, the needle and the target fit in the fan
+    (``fan_deg``), the needle is at least ``min_needle_beam_deg`` off the
+    beam, the probe is not on the entry point, and rays from the probe to the
+    target and to points along the needle meet no bone, lung or gas.
+    Returns one dict (or None) per path: probe_ct, beam_direction_ct,
+    plane_normal_ct, depth_mm, needle_beam_angle_deg.
+    """
+    from planner.paths.trajectories import OFF_GRID, OUTSIDE
+    t = np.asarray(target_lps, float)
+    e = np.asarray(entries, float)
+    d = np.asarray(directions, float)
+    n = len(d)
+    if n == 0:
+        return []
+    a, b = _perp_basis(d)
+    th = np.linspace(0.0, 2 * np.pi, n_rotations, endpoint=False)
+    offs = np.asarray(offsets_mm, float)
+    # candidates (n, R, O)
+    u = np.cos(th)[None, :, None] * a[:, None, :] + np.sin(th)[None, :, None] * b[:, None, :]  # (n,R,3)
+    aim = e[:, None, None, :] + offs[None, None, :, None] * u[:, :, None, :]                   # (n,R,O,3)
+    v = aim - t
+    v /= np.linalg.norm(v, axis=-1, keepdims=True)
+    v = v.reshape(-1, 3)
+    idx_path = np.repeat(np.arange(n), n_rotations * len(offs))
+    s = np.arange(0.0, limit_mm + 1.0, 1.0)
+    region = maps.nearest(maps.region, maps.to_kji(t + s[None, :, None] * v[:, None, :]), fill=OFF_GRID)
+    out = region <= OUTSIDE
+    first = np.argmax(out, axis=1)
+    ok = out.any(axis=1) & (region[np.arange(len(v)), first] == OUTSIDE)
+    depth = s[first]
+    q = t + depth[:, None] * v
+    ee = e[idx_path]
+    to_t = t - q
+    to_e = ee - q
+    cos_fan = np.sum(to_t * to_e, axis=1) / np.maximum(
+        np.linalg.norm(to_t, axis=1) * np.linalg.norm(to_e, axis=1), 1e-9)
+    ok &= np.degrees(np.arccos(np.clip(cos_fan, -1, 1))) <= fan_deg
+    ok &= np.linalg.norm(to_e, axis=1) >= min_probe_entry_mm
+    nb = np.degrees(np.arccos(np.clip(np.sum(v * d[idx_path], axis=1), -1, 1)))
+    ok &= nb >= min_needle_beam_deg
+    cand = np.flatnonzero(ok)
+    if cand.size:
+        clear = np.ones(cand.size, bool)
+        for frac in (0.0, 0.25, 0.5, 0.75):
+            p = t + frac * (ee[cand] - t)
+            clear &= cast_rays(maps, block, q[cand], p, skip_mm=2.0) == 0
+        ok[cand] = clear
+    poses = []
+    for pth in range(n):
+        sel = np.flatnonzero(ok & (idx_path == pth))
+        if sel.size == 0:
+            poses.append(None)
+            continue
+        c = int(sel[np.argmin(depth[sel])])
+        normal = np.cross(d[pth], v[c])
+        normal /= np.linalg.norm(normal)
+        poses.append({"probe_ct": [round(float(x), 2) for x in q[c]],
+                      "beam_direction_ct": [round(float(x), 4) for x in -v[c]],
+                      "plane_normal_ct": [round(float(x), 4) for x in normal],
+                      "depth_mm": round(float(depth[c]), 1),
+                      "needle_beam_angle_deg": round(float(nb[c]), 1)})
+    return poses

@@ -1,0 +1,6 @@
+"""Planning a whole case: every lesion's paths, visibility and recommendation.
+
+Owns the per-lesion pipeline (lesion_plan) and the case plan with ranking and
+progress (case_plan). May import ``planner.paths``, ``planner.advice``,
+``planner.anatomy`` and ``registration``.
+"""

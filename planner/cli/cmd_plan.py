@@ -1,0 +1,131 @@
+"""``ctus plan``: per-lesion visibility, safe trajectories, guidance recommendation, plan export.
+
+    ctus plan --ct CT --labels LABELS [--label-names NAMES.json] [--ct-arterial CT2]
+              [--sweep SWEEP --registration RESULT.json] [--lesion NAME] [--target x,y,z]
+              [--guidance us|ct|auto] [--max-length-mm 150] [--needle-gauge 18G]
+              --out DIR [--force] [--include-patient-id]
+
+Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf and, when registered,
+DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from planner.paths.trajectories import GAUGE_OD_MM, Constraints
+from registration.spatial.errors import InputError
+
+
+def add_parser(sub):
+    p = sub.add_parser("plan", help="plan a liver biopsy: visibility, safe paths, US/fusion/CEUS/CT guidance",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--ct", required=True, help="portal-venous CT: DICOM folder or image file")
+    p.add_argument("--labels", required=True, help="label map (NRRD, NIfTI, .seg.nrrd, DICOM SEG)")
+    p.add_argument("--label-names", metavar="NAMES", help="names JSON {name: value} (or '<value> <name>' .txt)")
+    p.add_argument("--ct-arterial", metavar="CT2", help="arterial-phase CT on the same grid (lesion type)")
+    p.add_argument("--sweep", help="tracked US sweep (.igs.mha/.mhd/.seq.nrrd) for measured visibility")
+    p.add_argument("--registration", metavar="RESULT", help="RESULT.json with reference_to_ct (with --sweep)")
+    p.add_argument("--lesion", metavar="NAME", help="plan only this lesion (e.g. lesion_2)")
+    p.add_argument("--target", metavar="X,Y,Z", help="plan to a point (LPS mm) inside the liver instead; write --target=X,Y,Z when X is negative")
+    p.add_argument("--guidance", choices=("us", "ct", "auto"), default="auto",
+                   help="which paths to propose (default: both, and recommend)")
+    p.add_argument("--max-length-mm", type=float, default=150.0, help="longest needle path (<= 200 mm)")
+    p.add_argument("--needle-gauge", default="18G", choices=sorted(GAUGE_OD_MM), help="needle gauge (default 18G)")
+    p.add_argument("--directions", type=int, default=3000, help="candidate directions per target")
+    p.add_argument("--max-planning-voxels", type=int, default=12_000_000,
+                   help="plan larger CTs on a coarser isotropic grid (0 = always full resolution)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--include-patient-id", action="store_true",
+                   help="keep the patient id in the report (de-identified by default)")
+    p.add_argument("--no-pdf", action="store_true", help="skip the PDF report")
+    return p
+
+
+def parse_target(text: str):
+    try:
+        vals = [float(v) for v in text.replace(";", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 3 or not np.all(np.isfinite(vals)):
+        raise InputError(f"--target {text!r} is not three numbers", fix="write --target x,y,z in LPS mm")
+    return np.array(vals)
+
+
+def load_registration(path: str) -> tuple:
+    """RESULT.json -> (reference_to_ct 4x4, the dict)."""
+    from registration.spatial.transforms import as_matrix
+    if not os.path.isfile(path):
+        raise InputError("file not found", path=path, fix="give the RESULT.json written by ctus register")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not readable JSON ({exc})", path=path, fix="give the RESULT.json of ctus register") from None
+    if not isinstance(data, dict) or "reference_to_ct" not in data:
+        raise InputError("has no \"reference_to_ct\"", path=path,
+                         fix="give a RESULT.json or INIT.json with a 4x4 row-major reference_to_ct")
+    return as_matrix(data["reference_to_ct"], name="reference_to_ct", path=path), data
+
+
+def run(args) -> int:
+    from planner.case.case_plan import plan_case
+    from planner.export.plan_files import write_outputs
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
+
+    if args.target and args.lesion:
+        raise InputError("--target and --lesion exclude each other", fix="give one of them")
+    if (args.sweep is None) != (args.registration is None):
+        raise InputError("--sweep and --registration go together",
+                         fix="give both to measure visibility on the registered sweep, or neither")
+    out = os.path.abspath(args.out)
+    if not args.force:
+        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm"):
+            if os.path.exists(os.path.join(out, name)):
+                raise InputError("already exists", path=os.path.join(out, name),
+                                 fix="pass --force to overwrite or choose another --out folder")
+    target = parse_target(args.target) if args.target else None
+    ct = load_ct(args.ct)
+    labels = load_labels(args.labels, args.label_names, reference=ct)
+    arterial = None
+    if args.ct_arterial:
+        arterial = load_ct(args.ct_arterial)
+        if not arterial.same_grid(ct):
+            # Both phases come from one exam in one scanner frame: resample by
+            # physical position (linear), no registration.
+            import SimpleITK as sitk
+
+            from registration.spatial.volume import Volume
+            img = sitk.Resample(arterial.to_sitk(), ct.to_sitk(), sitk.Transform(), sitk.sitkLinear, -1000.0)
+            arterial = Volume.from_sitk(img, arterial.metadata)
+    sweep = reference_to_ct = registration = None
+    if args.sweep:
+        from registration.io.sequence_io import load_sweep
+        reference_to_ct, registration = load_registration(args.registration)
+        sweep = load_sweep(args.sweep)
+    constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge)
+    result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
+                       registration=registration, lesion=args.lesion, target_lps=target,
+                       guidance=args.guidance, constraints=constraints, n_directions=args.directions,
+                       labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
+    written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
+                            ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
+                            sweep=sweep)
+    rec = result.plan["recommendation"]
+    print(f"recommendation: {rec['guidance']}" + (f", biopsy {rec['biopsy_first']} first" if rec["biopsy_first"] else ""))
+    for r in rec["reasons"]:
+        print(f"  {r}")
+    for les in result.plan["lesions"]:
+        n_us = sum(t["guidance"] == "us" for t in les["trajectories"])
+        n_ct = sum(t["guidance"] == "ct" for t in les["trajectories"])
+        print(f"{les['name']}: {les['recommendation']['guidance']} ({n_us} US, {n_ct} CT paths)"
+              + (f"; no US path: {les['no_us_path_reason']}" if les.get("no_us_path_reason") else ""))
+    for name, path in written.items():
+        print(f"wrote {path}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,204 @@
+"""``ctus register``: register the CT to a tracked sweep (Reference frame).
+
+    ctus register --ct CT --sweep SWEEP [--calibration PLUS_CONFIG.xml]
+                  (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
+                  [--method lc2|mi] [--targets T.json] [--labels L [--label-names N]]
+                  [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
+                  [--json-progress] [--force]
+
+RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
+-> CT LPS mm), the method, the metric before/after, evaluations, wall time, the
+uncertainty (verdict good/check/poor with its reasons) and per-target TRE
+estimates and hit probabilities (targets from --targets and/or the lesions of
+--labels). With --landmarks the landmark fit (FRE, residuals, leave-one-out,
+predicted TRE) is the start and is reported too. Progress goes to stderr
+(``--json-progress``: one JSON object per line). Bad input exits 2 with one
+line and writes nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from registration.spatial.atomic_io import atomic_write_text
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import as_matrix
+
+RESULT_VERSION = 1
+
+
+def add_parser(sub):
+    p = sub.add_parser("register", help="register the CT to a tracked ultrasound sweep (LC2 or MI)",
+                       description=__doc__)
+    p.add_argument("--ct", required=True, help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
+    p.add_argument("--sweep", required=True, help="tracked sweep (.igs.mha, .mha, .mhd, .seq.nrrd)")
+    p.add_argument("--calibration", metavar="PLUS_CONFIG.xml", help="PLUS device-set config with ImageToProbe")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--init", metavar="INIT.json", help='{"reference_to_ct": 4x4 row-major}')
+    start.add_argument("--landmarks", metavar="PAIRS.json",
+                       help='{"pairs": [{"name", "ct": [x,y,z] LPS, "reference": [x,y,z]}]}')
+    p.add_argument("--out", required=True, metavar="RESULT.json", help="result file (written atomically)")
+    p.add_argument("--method", choices=["lc2", "mi"], default="lc2", help="similarity (default lc2)")
+    p.add_argument("--targets", metavar="T.json",
+                   help='{"targets": [{"name", "point": [x,y,z] CT LPS mm, "radius_mm"}]}')
+    p.add_argument("--labels", help="label map: its lesion_* labels become targets")
+    p.add_argument("--label-names", metavar="N", help="names JSON {name: value} for --labels")
+    p.add_argument("--seed", type=int, default=0, help="seed of the multi-start perturbations")
+    p.add_argument("--starts", type=int, default=4, help="number of starts (default 4)")
+    p.add_argument("--breathing", choices=["detect", "gate", "off"], default="detect",
+                   help="LC2: find breathing in the sweep; 'detect' (default) reports it and adds half its "
+                        "amplitude to the registration error; 'gate' (experimental) registers again on the "
+                        "frames at the CT's breath-hold phase")
+    p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
+                   help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
+    p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    return p
+
+
+def _read_json(path, what: str):
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path, fix=f"check the {what} path") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc.__class__.__name__}: {exc})", path=path,
+                         fix=f"write the {what} as JSON") from None
+
+
+def read_init(path) -> np.ndarray:
+    data = _read_json(path, "--init")
+    if not isinstance(data, dict) or "reference_to_ct" not in data:
+        raise InputError('no "reference_to_ct"', path=path, fix='write {"reference_to_ct": [[4 numbers] x 4]}')
+    try:
+        m = np.asarray(data["reference_to_ct"], dtype=float)
+    except (TypeError, ValueError):
+        raise InputError('"reference_to_ct" is not a numeric 4x4', path=path,
+                         fix="write 4 rows of 4 numbers") from None
+    if m.shape != (4, 4):
+        raise InputError(f'"reference_to_ct" has shape {m.shape}, not 4x4', path=path,
+                         fix="write 4 rows of 4 numbers (row-major)")
+    m = as_matrix(m, name='"reference_to_ct"', path=path)
+    r = m[:3, :3]
+    if not np.allclose(r.T @ r, np.eye(3), atol=1e-3) or np.linalg.det(r) < 0:
+        raise InputError('"reference_to_ct" is not a rigid transform (rotation + translation)', path=path,
+                         fix="give a rigid matrix; a mirror or scaling cannot be a patient registration")
+    return m
+
+
+def read_targets(path) -> dict:
+    data = _read_json(path, "--targets")
+    items = data.get("targets") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise InputError('no "targets" list', path=path,
+                         fix='write {"targets": [{"name": ..., "point": [x,y,z], "radius_mm": R}]}')
+    out = {}
+    for i, t in enumerate(items):
+        try:
+            p = np.asarray(t["point"], dtype=float).reshape(3)
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f'target {i} needs "point": [x, y, z] (CT LPS mm)', path=path) from None
+        if not np.all(np.isfinite(p)):
+            raise InputError(f"target {i} contains NaN or infinite values", path=path, fix="fix its point")
+        r = t.get("radius_mm")
+        out[str(t.get("name", f"target_{i + 1}"))] = {"point": p.tolist(),
+                                                      "radius_mm": None if r is None else float(r)}
+    return out
+
+
+def lesion_targets(labels_path, names_path, ct) -> dict:
+    from registration.io.labelmap_io import load_labels
+    from registration.spatial.lesions import lesion_table
+    labels = load_labels(labels_path, names_path, reference=ct)
+    return {row["name"]: {"point": [float(v) for v in row["centroid_lps"]],
+                          "radius_mm": float(row["equivalent_diameter_mm"]) / 2.0}
+            for row in lesion_table(labels)}
+
+
+class _Reporter:
+    def __init__(self, json_lines: bool):
+        self.json_lines = json_lines
+        self.last = -1.0
+
+    def __call__(self, fraction: float, message: str):
+        if self.json_lines:
+            print(json.dumps({"progress": round(float(fraction), 4), "message": message}), file=sys.stderr,
+                  flush=True)
+        elif fraction - self.last >= 0.05 or fraction >= 1.0:
+            print(f"register: {100 * fraction:3.0f} % {message}", file=sys.stderr, flush=True)
+            self.last = fraction
+        return True
+
+    def stage(self, message: str):
+        if self.json_lines:
+            print(json.dumps({"stage": message}), file=sys.stderr, flush=True)
+        else:
+            print(f"register: {message}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    from registration.align.intensity_registration import register_sweep
+    from registration.align.landmarks import register_landmarks_file
+    from registration.io.ct_io import load_ct
+    from registration.io.sequence_io import load_sweep
+
+    out = os.fspath(args.out)
+    if os.path.exists(out) and not args.force:
+        raise InputError("exists already", path=out, fix="pass --force to overwrite it or choose another --out")
+    if os.path.isdir(out):
+        raise InputError("is a folder", path=out, fix="give a file name such as result.json")
+    rep = _Reporter(args.json_progress)
+    # Cheap inputs first, so a bad file fails before seconds of loading.
+    landmark_result = None
+    if args.landmarks:
+        landmark_result = register_landmarks_file(args.landmarks)
+        init = landmark_result.reference_to_ct
+    else:
+        init = read_init(args.init)
+    targets = read_targets(args.targets) if args.targets else {}
+    rep.stage("loading CT")
+    ct = load_ct(args.ct)
+    if args.labels:
+        targets.update(lesion_targets(args.labels, args.label_names, ct))
+    elif args.label_names:
+        raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+    rep.stage("loading sweep")
+    sweep = load_sweep(args.sweep, calibration=args.calibration)
+    rep.stage(f"registering ({args.method})")
+    t0 = time.perf_counter()
+    res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
+                         n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
+                         breath_hold=args.breath_hold)
+    doc = {"version": RESULT_VERSION, "ct": os.fspath(args.ct), "sweep": os.fspath(args.sweep),
+           "calibration": args.calibration}
+    doc.update(res.to_dict())
+    doc["init"] = {"source": "landmarks" if landmark_result is not None else "init",
+                   "file": args.landmarks or args.init, "reference_to_ct": init.tolist()}
+    if landmark_result is not None:
+        lm = landmark_result.to_dict()
+        if targets:
+            pts = np.array([t["point"] for t in targets.values()])
+            lm["predicted_tre_mm"] = dict(zip(targets, map(float, landmark_result.predicted_tre(pts))))
+        doc["landmarks"] = lm
+    doc["targets"] = (res.uncertainty or {}).get("targets", [])
+    doc["verdict"] = (res.uncertainty or {}).get("verdict")
+    doc["wall_time_s"] = time.perf_counter() - t0
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    u = res.uncertainty or {}
+    print(f"{res.method.upper()} {res.metric_initial:.3f} -> {res.metric_final:.3f} in {doc['wall_time_s']:.1f} s; "
+          f"verdict {u.get('verdict')}: {'; '.join(u.get('reasons', []))}")
+    for t in doc["targets"]:
+        hp = t.get("hit_probability")
+        print(f"  {t['name']}: registration TRE ~{_mm(t['tre_registration_mm'])}, total "
+              f"{_mm(t['tre_total_mm'])}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %"))
+    print(f"wrote {out}")
+    return 0
+
+
+def _mm(v) -> str:
+    return "unknown" if v is None else f"{v:.1f} mm"

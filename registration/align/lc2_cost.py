@@ -1,0 +1,247 @@
+"""LC2 cost on tracked frames: CT feature levels, frame resampling, the metric under a pose.
+
+Used by :mod:`registration.align.intensity_registration`. Geometry: CT features live on
+an isotropic grid with the CT's direction (``lps_to_ijk`` maps LPS mm to
+``(i, j, k)``); frame samples are fan pixels of the US frames resampled to
+``pixel_mm`` and carried to Reference mm with ``image_to_reference``; a pose
+``reference_to_ct`` maps them into the CT, where ``p`` and ``g`` are sampled
+trilinearly (points outside the CT get flat features p = g = 0: their patches explain
+nothing and lower LC2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from registration.spatial.errors import InputError
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import apply
+from registration.spatial.volume import Volume
+
+from .lc2 import FixedUS, ct_feature_arrays
+
+
+# ---------------------------------------------------------------------------- CT levels
+@dataclass
+class FeatureLevel:
+    """CT features resampled on an isotropic grid (same direction as the CT)."""
+    p: np.ndarray             # float32 [k, j, i]
+    g: np.ndarray             # float32 [k, j, i]
+    lps_to_ijk: np.ndarray    # 4x4
+    spacing_mm: float
+
+
+def _smoothed_resampled(img: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """Gaussian (sigma^2 = (s/2)^2 - (s_in/2)^2 per axis) then linear resampling to ``spacing_mm``."""
+    sp_in = np.asarray(img.GetSpacing(), float)
+    # Integer block averaging first (cheap), so the Gaussian runs on a smaller image.
+    shrink = np.maximum(np.floor(spacing_mm / sp_in + 1e-6).astype(int), 1)
+    if np.any(shrink > 1):
+        img = sitk.BinShrink(img, [int(v) for v in shrink])
+        sp_in = np.asarray(img.GetSpacing(), float)
+    sigma = np.sqrt(np.maximum((spacing_mm / 2.0) ** 2 - (sp_in / 2.0) ** 2, 0.0))
+    if np.any(sigma > 0):
+        img = sitk.SmoothingRecursiveGaussian(img, [float(max(s, 1e-3)) for s in sigma])
+    size_out = np.maximum(np.round(np.asarray(img.GetSize()) * sp_in / spacing_mm).astype(int), 1)
+    res = sitk.ResampleImageFilter()
+    res.SetOutputSpacing([float(spacing_mm)] * 3)
+    res.SetSize([int(v) for v in size_out])
+    res.SetOutputOrigin(img.GetOrigin())
+    res.SetOutputDirection(img.GetDirection())
+    res.SetInterpolator(sitk.sitkLinear)
+    res.SetDefaultPixelValue(-1000.0)
+    return res.Execute(img)
+
+
+def ct_feature_level(ct: Volume, spacing_mm: float) -> FeatureLevel:
+    """Smooth (sigma = spacing/2), resample to ``spacing_mm`` and compute (p, g)."""
+    return ct_feature_levels(ct, [spacing_mm])[0]
+
+
+def ct_feature_levels(ct: Volume, spacings_mm: Sequence[float]) -> List[FeatureLevel]:
+    """Feature levels, computed fine to coarse, each from the previous (smoothed) one:
+    the expensive smoothing of the full-resolution CT happens once."""
+    order = np.argsort(spacings_mm)
+    img = sitk.Cast(ct.to_sitk(), sitk.sitkFloat32)
+    out: List[Optional[FeatureLevel]] = [None] * len(spacings_mm)
+    for k in order:
+        sp = float(spacings_mm[k])
+        img = _smoothed_resampled(img, sp)
+        vol = Volume.from_sitk(img)
+        p, g = ct_feature_arrays(vol.array, (sp,) * 3, smooth_mm=0.0)
+        out[k] = FeatureLevel(p, g, vol.lps_to_ijk, sp)
+    return out  # type: ignore[return-value]
+
+
+def crop_to_points(ct: Volume, points_ct: np.ndarray, margin_mm: float) -> Volume:
+    """The CT restricted to the bounding box of ``points_ct`` (LPS mm) plus ``margin_mm``."""
+    ijk = ct.lps_to_index(points_ct)
+    m = margin_mm / np.asarray(ct.spacing, float)
+    lo = np.maximum(np.floor(ijk.min(axis=0) - m).astype(int), 0)
+    hi = np.minimum(np.ceil(ijk.max(axis=0) + m).astype(int) + 1, np.asarray(ct.shape_ijk))
+    if np.any(hi - lo < 2):
+        return ct
+    arr = ct.array[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
+    return Volume(arr, ct.spacing, ct.index_to_lps(lo.astype(float)), ct.direction, dict(ct.metadata))
+
+
+# ---------------------------------------------------------------------------- frames
+def select_frames(sweep: Sweep, max_frames: int, frames: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Indices of valid-tracking frames, evenly spread, at most ``max_frames``."""
+    _, valid = sweep.require_image_to_reference()
+    if frames is not None:
+        idx = np.asarray(frames, dtype=int)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(sweep)):
+            raise InputError(f"frame index out of range 0..{len(sweep) - 1}", path=sweep.source)
+        idx = idx[valid[idx]]
+    else:
+        idx = np.flatnonzero(valid)
+    if idx.size == 0:
+        raise InputError("no frame with valid tracking among the frames asked for", path=sweep.source,
+                         fix="record the sweep again with the probe and reference visible")
+    if idx.size > max_frames:
+        idx = idx[np.round(np.linspace(0, idx.size - 1, max_frames)).astype(int)]
+    return idx
+
+
+def sweep_fan_mask(sweep: Sweep) -> np.ndarray:
+    if sweep.fan_mask is not None:
+        return sweep.fan_mask
+    from registration.spatial.fan_mask import detect_fan_mask
+    return detect_fan_mask(sweep.frames)
+
+
+@dataclass
+class FrameSamples:
+    """US frames resampled to ``pixel_mm`` with their fan pixels in Reference mm."""
+    u: np.ndarray              # float32 [n, rows, cols] (0 outside the fan)
+    fan: np.ndarray            # bool [n, rows, cols]
+    points_ref: np.ndarray     # [m, 3] Reference mm of the fan pixels (row-major over fan)
+
+    @property
+    def points_ref_t(self) -> np.ndarray:
+        """[3, m] contiguous copy (cached): one 3x3 @ 3xm product per evaluation."""
+        if getattr(self, "_pt", None) is None:
+            self._pt = np.ascontiguousarray(self.points_ref.T)
+        return self._pt
+    pixel_mm: float
+
+
+def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_normalise: bool = True) -> FrameSamples:
+    mats, _ = sweep.require_image_to_reference()
+    mask = sweep_fan_mask(sweep)
+    rows, cols = sweep.image_shape
+    sx = float(np.linalg.norm(mats[indices[0]][:3, 0]))
+    sy = float(np.linalg.norm(mats[indices[0]][:3, 1]))
+    nc = max(int(cols * sx / pixel_mm), 4)
+    nr = max(int(rows * sy / pixel_mm), 4)
+    # Pixel centres of the coarse grid in original pixel units (x = col, y = row).
+    xs = (np.arange(nc) + 0.5) * (cols / nc) - 0.5
+    ys = (np.arange(nr) + 0.5) * (rows / nr) - 0.5
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    fan = ndimage.map_coordinates(mask.astype(np.float32), [yy.ravel(), xx.ravel()], order=1,
+                                  mode="constant", cval=0.0).reshape(nr, nc) > 0.99
+    sig = (0.5 * pixel_mm / sy, 0.5 * pixel_mm / sx)   # anti-alias before decimation
+    u = np.zeros((len(indices), nr, nc), np.float32)
+    pts = []
+    fy, fx = yy[fan], xx[fan]
+    img_pts = np.stack([fx, fy, np.zeros_like(fx)], axis=1)
+    for n, f in enumerate(indices):
+        sm = ndimage.gaussian_filter(sweep.frames[f].astype(np.float32), sig)
+        u[n][fan] = ndimage.map_coordinates(sm, [fy, fx], order=1)
+        pts.append(apply(mats[f], img_pts))
+    fans = np.broadcast_to(fan, u.shape).copy()
+    if depth_normalise:
+        # Per-row (depth) scale over all frames, like a TGC: LC2's weights (local std of u)
+        # otherwise favour the bright near field over the darker, attenuated liver.
+        rows_mean = np.array([u[:, r][fans[:, r]].mean() if fans[:, r].any() else 0.0 for r in range(nr)])
+        scale = np.where(rows_mean > 1e-3, rows_mean, 1.0)
+        u = (u / scale[None, :, None]).astype(np.float32)
+    return FrameSamples(u, fans, np.concatenate(pts, axis=0), float(pixel_mm))
+
+
+class FrameLC2Cost:
+    """LC2 between resampled US frames and the CT features under a pose.
+
+    ``metric`` uses :class:`~registration.align.lc2.FixedUS` (the US moments precomputed once);
+    ``map_fn(f, chunks)`` (optional) evaluates the two halves of the frames in parallel;
+    the sum over the halves is the same LC2.
+    """
+
+    def __init__(self, level: FeatureLevel, samples: FrameSamples, patch_px: int):
+        self.level = level
+        self.samples = samples
+        self.patch = (1, patch_px, patch_px)
+        self.n_evals = 0
+        self._fixed = FixedUS(samples.u, samples.fan, self.patch)
+        # (frames, fan samples) of the whole stack, then of its two halves (for map_fn).
+        n = samples.u.shape[0]
+        per_frame = np.concatenate([[0], np.cumsum(samples.fan.reshape(n, -1).sum(axis=1))])
+        half = n // 2
+        self._whole = [(slice(0, n), slice(0, int(per_frame[n])))]
+        self._halves = self._whole if n < 2 else [
+            (slice(0, half), slice(0, int(per_frame[half]))),
+            (slice(half, n), slice(int(per_frame[half]), int(per_frame[n])))]
+
+    def sample_features(self, reference_to_ct: np.ndarray, points: slice = slice(None)):
+        """p and g (NaN outside the CT) at the fan samples ``points`` under the pose."""
+        m = (self.level.lps_to_ijk @ reference_to_ct)[2::-1]     # rows k, j, i
+        coords = m[:, :3] @ self.samples.points_ref_t[:, points] + m[:, 3:]
+        p = ndimage.map_coordinates(self.level.p, coords, order=1, mode="constant", cval=np.nan)
+        g = ndimage.map_coordinates(self.level.g, coords, order=1, mode="constant", cval=np.nan)
+        return p, g
+
+    def overlap(self, reference_to_ct: np.ndarray) -> float:
+        p, _ = self.sample_features(reference_to_ct)
+        return float(np.mean(np.isfinite(p)))
+
+    def metric(self, reference_to_ct: np.ndarray, map_fn=None, per_frame: bool = False):
+        """(LC2, fraction of fan samples inside the CT). Outside the CT the features are
+        constant (p = g = 0: no structure), so patches there explain nothing and lower LC2.
+
+        ``map_fn(f, items) -> [f(x) for x in items]`` may run the two halves of the frames
+        in parallel (sampling, then the patch sums); the value does not depend on it.
+        ``per_frame``: instead, per-frame ``(sum w*LC2, sum w)`` arrays; their totals' ratio
+        is the LC2 (the weights ``w`` depend on the US alone)."""
+        self.n_evals += 1
+        run = map_fn or (lambda f, xs: [f(x) for x in xs])
+        chunks = self._halves if map_fn is not None else self._whole
+        u = self.samples.u
+        stacks = run(lambda c: self._chunk_features(reference_to_ct, c), chunks)
+        # Global standardisation over the fan (as lc2_maps): moments combined over chunks.
+        n_in = sum(st[2] for st in stacks)
+        n_all = sum(st[0].size for st in stacks)
+        stats = []
+        for ch in (0, 1):
+            tot = sum(float(st[ch].sum(dtype=np.float64)) for st in stacks)
+            sq = sum(float(np.square(st[ch], dtype=np.float64).sum()) for st in stacks)
+            mean = tot / n_all
+            stats.append((mean, np.sqrt(max(sq / n_all - mean * mean, 0.0)) + self._fixed.eps))
+
+        def sums(k):
+            fr, _ = chunks[k]
+            p, g = stacks[k][0], stacks[k][1]
+            shape = (fr.stop - fr.start,) + u.shape[1:]
+            pv = np.zeros(shape, np.float32)
+            gv = np.zeros(shape, np.float32)
+            fan = self.samples.fan[fr]
+            pv[fan] = (p - stats[0][0]) / stats[0][1]
+            gv[fan] = (g - stats[1][0]) / stats[1][1]
+            return self._fixed.sums(pv, gv, fr, per_frame)
+        parts = run(sums, range(len(chunks)))
+        if per_frame:
+            return np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
+        num, den = sum(x[0] for x in parts), sum(x[1] for x in parts)
+        return (num / den if den > 0 else 0.0), float(n_in / max(n_all, 1))
+
+    def _chunk_features(self, reference_to_ct, chunk):
+        p, g = self.sample_features(reference_to_ct, chunk[1])
+        inside = np.isfinite(p)
+        n_in = int(inside.sum())
+        if n_in < p.size:
+            p, g = np.where(inside, p, 0.0), np.where(inside, g, 0.0)
+        return p.astype(np.float32, copy=False), g.astype(np.float32, copy=False), n_in

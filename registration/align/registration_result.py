@@ -1,0 +1,63 @@
+"""Results of a CT -> sweep intensity registration (LC2 or MI).
+
+``reference_to_ct`` maps Reference mm to CT LPS mm; metrics are the method's own
+(higher = better); ``StartResult.start_params`` is the perturbation of the start
+(deg, mm) about the registration's centre.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+ProgressFn = Callable[[float, str], Optional[bool]]
+
+
+@dataclass
+class StartResult:
+    start_params: np.ndarray       # perturbation of the start (deg, mm) about the centre
+    reference_to_ct: np.ndarray
+    metric_initial: float
+    metric_final: float
+    evaluations: int
+
+
+@dataclass
+class RegistrationResult:
+    """Outcome of :func:`register_sweep`; metrics are the method's own (LC2 or MI, higher = better)."""
+    reference_to_ct: np.ndarray
+    method: str
+    metric_initial: float
+    metric_final: float
+    iterations: int                        # cost evaluations over all levels and starts
+    wall_time_s: float
+    center_ct: np.ndarray
+    starts: List[StartResult] = field(default_factory=list)
+    history: List[Tuple[int, int, float]] = field(default_factory=list)   # (eval, level, metric)
+    frames_used: List[int] = field(default_factory=list)
+    init_reference_to_ct: Optional[np.ndarray] = None
+    uncertainty: Optional[dict] = None
+    cost: Optional[Callable[[np.ndarray], float]] = None   # fine-level metric(reference_to_ct), for uncertainty
+    n_eff: Optional[float] = None          # independent patches at the fine level (Laplace scaling)
+    timings_s: dict = field(default_factory=dict)   # wall time per stage (where the time goes)
+    breathing: Optional[dict] = None       # registration.align.motion.BreathingReport.to_dict() (LC2)
+
+    def to_dict(self) -> dict:
+        return {
+            "reference_to_ct": np.asarray(self.reference_to_ct).tolist(),
+            "method": self.method,
+            "metric_initial": float(self.metric_initial),
+            "metric_final": float(self.metric_final),
+            "iterations": int(self.iterations),
+            "wall_time_s": float(self.wall_time_s),
+            "center_ct": [float(v) for v in self.center_ct],
+            "frames_used": [int(f) for f in self.frames_used],
+            "starts": [{"start_params": s.start_params.tolist(), "metric_initial": s.metric_initial,
+                        "metric_final": s.metric_final, "evaluations": s.evaluations,
+                        "reference_to_ct": s.reference_to_ct.tolist()} for s in self.starts],
+            "history": [list(h) for h in self.history],
+            "uncertainty": self.uncertainty,
+            "timings_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
+            "breathing": self.breathing,
+        }
