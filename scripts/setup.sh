@@ -33,11 +33,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.ctus-installed
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip "setuptools>=64" wheel
+  # constraints.txt pins every package to the version the suite last passed with; raise a
+  # pin deliberately (edit, run the suite, commit), never by a fresh machine's resolver.
   # crcmod from source so its C extension is built (pyigtl's CRC is 40x slower without it).
-  .venv/bin/python -m pip install -q --no-binary crcmod crcmod
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -c constraints.txt --no-binary crcmod crcmod
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
   touch "$stamp"
 fi
 .venv/bin/python - <<'PYCHECK'
