@@ -13,6 +13,14 @@ for ``stale_after_s`` (default 0.2 s), *invalid* when the latest transform
 says ``TransformStatus`` INVALID or a STATUS message is not OK. The overlay
 must be off in both cases; :meth:`tracking` says why.
 
+Tracked tools (a needle: ``NeedleToReference``; static ones such as
+``NeedleTipToNeedle``): every TRANSFORM is kept as the latest
+:class:`TransformSample` of its device (``latest_transform``), handed to
+``on_transform`` as it arrives (the guidance's low-lag path), and attached to
+each image frame (``LiveFrame.transforms``, for the recorder) when it is
+within ``pair_tolerance_s`` of the image. ``tool_tracking(device)`` says
+whether a tool is usable: missing, INVALID, or stale after ``stale_after_s``.
+
 Latency is receipt time minus the sender's timestamp: meaningful on loopback
 or with synchronised clocks (PlusServer stamps with its system clock).
 
@@ -30,7 +38,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 from pyigtl.messages import ImageMessage, TransformMessage
@@ -38,6 +46,16 @@ from pyigtl.messages import ImageMessage, TransformMessage
 from .igtl_protocol import ProtocolError, SkippedMessage, StatusMessage, StreamParser, transform_status
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransformSample:
+    """One TRANSFORM as received: device name, 4x4, status, sender's and our time stamps (s)."""
+    device: str
+    matrix: np.ndarray
+    ok: bool
+    timestamp: float
+    received: float
 
 
 @dataclass
@@ -63,7 +81,8 @@ class LiveClient:
                  pair_tolerance_s: float = 0.1, reconnect: bool = True,
                  max_backoff_s: float = 2.0, max_reconnect_attempts: Optional[int] = None,
                  connect_timeout_s: float = 1.0, max_backlog: int = 10000,
-                 on_frame: Optional[Callable[[LiveFrame], None]] = None):
+                 on_frame: Optional[Callable[[LiveFrame], None]] = None,
+                 on_transform: Optional[Callable[[TransformSample], None]] = None):
         if transform_device and image_to_probe is None:
             raise ValueError("pairing images with a TRANSFORM needs image_to_probe (the calibration)")
         self.host, self.port = host, int(port)
@@ -77,6 +96,9 @@ class LiveClient:
         self.max_reconnect_attempts = max_reconnect_attempts
         self.connect_timeout_s = connect_timeout_s
         self.on_frame = on_frame
+        self.on_transform = on_transform
+        self._tools: Dict[str, TransformSample] = {}
+        self._tool_last_ok: Dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -157,6 +179,26 @@ class LiveClient:
             return False, f"tracking stale: no update for {age * 1e3:.0f} ms"
         return True, "tracking OK"
 
+    def latest_transform(self, device: str) -> Optional[TransformSample]:
+        with self._lock:
+            return self._tools.get(device)
+
+    def tool_tracking(self, device: str, now: Optional[float] = None) -> Tuple[bool, str]:
+        """(ok, reason) for a tracked tool's TRANSFORM right now: missing, INVALID or stale."""
+        now = time.time() if now is None else now
+        with self._lock:
+            sample, last_ok = self._tools.get(device), self._tool_last_ok.get(device)
+        if self.state != "connected":
+            return False, f"not connected ({self.state_text})"
+        if sample is None:
+            return False, f"no {device} received (is the tool tracked and sent by the server?)"
+        if not sample.ok:
+            return False, f"{device} INVALID (marker not seen by the tracker)"
+        age = now - (last_ok if last_ok is not None else sample.received)
+        if age > self.stale_after_s:
+            return False, f"{device} stale: no update for {age * 1e3:.0f} ms"
+        return True, f"{device} OK"
+
     def stats(self) -> dict:
         with self._lock:
             lat = list(self._latencies)
@@ -236,8 +278,15 @@ class LiveClient:
                 self._last_status = m
             return
         if isinstance(m, TransformMessage):
+            ok = transform_status(m) and bool(np.all(np.isfinite(m.matrix)))
+            sample = TransformSample(m.device_name, np.asarray(m.matrix, float), ok, float(m.timestamp), now)
+            with self._lock:
+                self._tools[m.device_name] = sample
+                if ok:
+                    self._tool_last_ok[m.device_name] = now
+            if self.on_transform is not None:
+                self.on_transform(sample)
             if m.device_name == self.transform_device:
-                ok = transform_status(m) and bool(np.all(np.isfinite(m.matrix)))
                 with self._lock:
                     self._transforms.append((m.timestamp, now, np.asarray(m.matrix, float), ok))
                     self._last_tracking_ok = ok
@@ -282,7 +331,10 @@ class LiveClient:
             if not track_ok:
                 ok, i2r, reason = False, None, why
         with self._lock:
-            frame = LiveFrame(self.frames_received, frame_img, float(m.timestamp), now, i2r, ok, reason)
+            tools = {d: (t.matrix, t.ok) for d, t in self._tools.items()
+                     if d not in (self.transform_device, "ImageToReference")
+                     and abs(t.timestamp - m.timestamp) <= self.pair_tolerance_s}
+            frame = LiveFrame(self.frames_received, frame_img, float(m.timestamp), now, i2r, ok, reason, tools)
             self.frames_received += 1
             self._latest = frame
             if len(self._backlog) == self._backlog.maxlen:
