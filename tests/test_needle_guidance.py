@@ -193,3 +193,10 @@ def test_guidance_state_line_and_json_round_trip(risk, path):
     assert "BREACH portal_vein 3.0 mm" in st.line() and "8 mm ahead" in st.line()
     j = st.to_json()
     assert j["breach_structure"] == "portal_vein" and j["tip_ct"] == [1.0, 2.0, 3.0]
+
+
+def test_tip_outside_the_evaluated_region_says_so(risk, path):
+    g = compute_guidance(np.array([-5.0, 0.0, 80.0]), down(0), path, risk)   # 80 mm above, off the grid
+    assert g["outside_region"] and "portal_vein" not in g["tip_clearance_mm"]
+    assert g["path_clearance_mm"]["portal_vein"] == pytest.approx(7.0, abs=0.1)  # the path inside is evaluated
+    assert g["tip_to_target_mm"] == pytest.approx(80.0, abs=0.1)

@@ -14,7 +14,9 @@ Definitions (all CT LPS mm; ``docs/needle_guidance.md`` has the figures):
   the same for the whole line.
 - ``angle_deg``: between ``d`` and the planned direction entry -> target.
 - clearances: per risk structure, the distance of the tip and the minimum
-  over the projected path sampled every 0.5 mm (``risk_field``).
+  over the projected path sampled every 0.5 mm (``risk_field``); exact up to
+  ``clearance_cap_mm`` (larger distances read as the cap), not evaluated
+  (``outside_region``) when the tip is far from the planned path.
 - breach: the tip within a structure's margin (``breach_where`` 'tip'), or
   the projected path entering one before the target ('path',
   ``breach_ahead_mm`` = how far ahead of the tip); ``breach_structure`` is the
@@ -75,6 +77,7 @@ class GuidanceState:
     breach_margin_mm: Optional[float] = None
     breach_ahead_mm: Optional[float] = None
     outside_region: bool = False               # tip outside the region where clearances are evaluated
+    clearance_cap_mm: Optional[float] = None   # clearances are exact up to this; larger ones read as it
     plane_offset_mm: Optional[float] = None
     needle_plane_angle_deg: Optional[float] = None
     tip_in_image_px: Optional[Tuple[float, float]] = None
@@ -103,7 +106,7 @@ class GuidanceState:
             "nearest_structure": self.nearest_structure, "nearest_distance_mm": _r(self.nearest_distance_mm),
             "tip_clearance_mm": {k: _r(v) for k, v in self.tip_clearance_mm.items()},
             "path_clearance_mm": {k: _r(v) for k, v in self.path_clearance_mm.items()},
-            "outside_region": bool(self.outside_region),
+            "outside_region": bool(self.outside_region), "clearance_cap_mm": _r(self.clearance_cap_mm),
             "plane_offset_mm": _r(self.plane_offset_mm), "needle_plane_angle_deg": _r(self.needle_plane_angle_deg),
             "tip_in_image_px": _vec(self.tip_in_image_px, 1), "tip_in_image": self.tip_in_image,
             "lag_ms": _r(self.lag_ms, 1),
@@ -123,8 +126,13 @@ class GuidanceState:
             where = "tip in margin" if self.breach_where == "tip" else f"path, {self.breach_ahead_mm:.0f} mm ahead"
             return text + (f"  BREACH {self.breach_structure} {self.breach_distance_mm:.1f} mm "
                            f"(margin {self.breach_margin_mm:.1f}; {where})")
-        if self.nearest_structure is not None:
-            text += f"  nearest {self.nearest_structure} {self.nearest_distance_mm:.1f} mm"
+        if self.outside_region:
+            text += "  clearances not evaluated (tip far from the planned path)"
+        elif self.nearest_structure is not None:
+            if self.clearance_cap_mm is not None and self.nearest_distance_mm >= self.clearance_cap_mm - 1e-6:
+                text += f"  no risk structure within {self.clearance_cap_mm:.0f} mm"
+            else:
+                text += f"  nearest {self.nearest_structure} {self.nearest_distance_mm:.1f} mm"
         return text + "  OK"
 
 

@@ -37,7 +37,8 @@ def _clearances(tip, d, depth, risk: RiskField, step_mm: float) -> dict:
     dist = risk.distances(pts)                       # (S, m), NaN outside the region
     marg = risk.margins(risk.in_target(pts))
     names = risk.names
-    out = {"tip_clearance_mm": {}, "path_clearance_mm": {}, "outside_region": bool(np.isnan(dist[:, 0]).any())}
+    out = {"tip_clearance_mm": {}, "path_clearance_mm": {}, "outside_region": bool(np.isnan(dist[:, 0]).any()),
+           "clearance_cap_mm": risk.exact_within_mm}
     if not names:
         return out
     with np.errstate(invalid="ignore"):

@@ -125,8 +125,8 @@ def _crop(lo, hi, shape) -> tuple:
 # long: one pass over the label names builds every structure's crop, map and margins; splitting it
 # would pass the same six grid quantities between helpers.
 def build_risk_field(labels: LabelMap, *, needle_radius_mm: float, vessel_margin_mm: float = 5.0,
-                     roi_points: Optional[Sequence] = None, roi_margin_mm: float = 60.0,
-                     exact_within_mm: float = 30.0, target_name: Optional[str] = None) -> RiskField:
+                     roi_points: Optional[Sequence] = None, roi_margin_mm: float = 40.0,
+                     exact_within_mm: float = 25.0, target_name: Optional[str] = None) -> RiskField:
     """Distance maps of every risk structure of ``labels`` (hard classes and large vessels).
 
     ``roi_points`` (LPS mm, e.g. the planned entry and target) and
