@@ -195,3 +195,30 @@ def test_demo_case_plan_replay_and_guide(tmp_path, demo_case, free_port):
     assert risk_class_of(name) == "vessel" and valid[first]["breach_where"] == "path"
     assert tip_in is not None and first < tip_in
     assert valid[-1]["miss_mm"] == pytest.approx(6.0, abs=0.5)
+
+
+def test_live_needle_without_any_calibration_is_a_clear_error():
+    """The stream carries NeedleToReference but nobody supplies NeedleTipToNeedle: hidden, then an error."""
+    import time
+    from planner.guidance.guidance_stream import LiveGuidance
+    from planner.guidance.needle_guide import NeedleGuide
+    from registration.live.igtl_server import IgtlServer, SweepStreamer
+    from registration.spatial.errors import InputError
+    plan, _ = read_plan(CASE["plan"])
+    guide = NeedleGuide(planned_path(plan), None, REFERENCE_TO_CT, None, missing_calibration_reason="no calibration")
+    seen = []
+    with IgtlServer(port=0) as server:
+        session = LiveGuidance(guide, "127.0.0.1", server.port, calibration_wait_s=0.3).start()
+        t = time.monotonic()
+        while server.n_clients == 0 and time.monotonic() - t < 3:
+            time.sleep(0.01)
+        streamer = SweepStreamer(probe_sweep(n=200), server, fps=50).start()
+        try:
+            with pytest.raises(InputError) as e:
+                for state in session.states(duration_s=5):
+                    seen.append(state)
+        finally:
+            streamer.stop()
+            session.stop()
+    assert "--calibration" in str(e.value) and "--pivot-recording" in str(e.value)
+    assert seen and not any(s.valid for s in seen) and any(s.reason == "no calibration" for s in seen)

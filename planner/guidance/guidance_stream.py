@@ -23,7 +23,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from registration.live.igtl_client import LiveClient, LiveFrame, TransformSample
+from registration.live.igtl_client import LiveClient, LiveFrame
+from registration.live.tool_transforms import TransformSample
 from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.tracking.needle_tool import NeedleCalibration, tool_to_reference

@@ -122,8 +122,6 @@ def _crop(lo, hi, shape) -> tuple:
     return tuple(slice(int(max(0, a)), int(min(n, b + 1))) for a, b, n in zip(lo, hi, shape))
 
 
-# long: one pass over the label names builds every structure's crop, map and margins; splitting it
-# would pass the same six grid quantities between helpers.
 def build_risk_field(labels: LabelMap, *, needle_radius_mm: float, vessel_margin_mm: float = 5.0,
                      roi_points: Optional[Sequence] = None, roi_margin_mm: float = 40.0,
                      exact_within_mm: float = 25.0, target_name: Optional[str] = None) -> RiskField:

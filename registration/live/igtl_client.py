@@ -14,12 +14,12 @@ says ``TransformStatus`` INVALID or a STATUS message is not OK. The overlay
 must be off in both cases; :meth:`tracking` says why.
 
 Tracked tools (a needle: ``NeedleToReference``; static ones such as
-``NeedleTipToNeedle``): every TRANSFORM is kept as the latest
-:class:`TransformSample` of its device (``latest_transform``), handed to
-``on_transform`` as it arrives (the guidance's low-lag path), and attached to
-each image frame (``LiveFrame.transforms``, for the recorder) when it is
-within ``pair_tolerance_s`` of the image. ``tool_tracking(device)`` says
-whether a tool is usable: missing, INVALID, or stale after ``stale_after_s``.
+``NeedleTipToNeedle``): every TRANSFORM is kept per device
+(:mod:`.tool_transforms`), handed to ``on_transform`` as it arrives (the
+guidance's low-lag path) and attached to each image frame
+(``LiveFrame.transforms``, for the recorder) when within
+``pair_tolerance_s`` of it; ``tool_tracking(device)`` says whether a tool is
+usable (missing, INVALID, or stale after ``stale_after_s``).
 
 Latency is receipt time minus the sender's timestamp: meaningful on loopback
 or with synchronised clocks (PlusServer stamps with its system clock).
@@ -38,24 +38,15 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, List, Optional, Tuple
 
 import numpy as np
 from pyigtl.messages import ImageMessage, TransformMessage
 
 from .igtl_protocol import ProtocolError, SkippedMessage, StatusMessage, StreamParser, transform_status
+from .tool_transforms import ToolTable, TransformSample
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TransformSample:
-    """One TRANSFORM as received: device name, 4x4, status, sender's and our time stamps (s)."""
-    device: str
-    matrix: np.ndarray
-    ok: bool
-    timestamp: float
-    received: float
 
 
 @dataclass
@@ -97,8 +88,7 @@ class LiveClient:
         self.connect_timeout_s = connect_timeout_s
         self.on_frame = on_frame
         self.on_transform = on_transform
-        self._tools: Dict[str, TransformSample] = {}
-        self._tool_last_ok: Dict[str, float] = {}
+        self.tools = ToolTable(stale_after_s)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -180,24 +170,13 @@ class LiveClient:
         return True, "tracking OK"
 
     def latest_transform(self, device: str) -> Optional[TransformSample]:
-        with self._lock:
-            return self._tools.get(device)
+        return self.tools.latest(device)
 
     def tool_tracking(self, device: str, now: Optional[float] = None) -> Tuple[bool, str]:
         """(ok, reason) for a tracked tool's TRANSFORM right now: missing, INVALID or stale."""
-        now = time.time() if now is None else now
-        with self._lock:
-            sample, last_ok = self._tools.get(device), self._tool_last_ok.get(device)
         if self.state != "connected":
             return False, f"not connected ({self.state_text})"
-        if sample is None:
-            return False, f"no {device} received (is the tool tracked and sent by the server?)"
-        if not sample.ok:
-            return False, f"{device} INVALID (marker not seen by the tracker)"
-        age = now - (last_ok if last_ok is not None else sample.received)
-        if age > self.stale_after_s:
-            return False, f"{device} stale: no update for {age * 1e3:.0f} ms"
-        return True, f"{device} OK"
+        return self.tools.status(device, time.time() if now is None else now)
 
     def stats(self) -> dict:
         with self._lock:
@@ -280,10 +259,7 @@ class LiveClient:
         if isinstance(m, TransformMessage):
             ok = transform_status(m) and bool(np.all(np.isfinite(m.matrix)))
             sample = TransformSample(m.device_name, np.asarray(m.matrix, float), ok, float(m.timestamp), now)
-            with self._lock:
-                self._tools[m.device_name] = sample
-                if ok:
-                    self._tool_last_ok[m.device_name] = now
+            self.tools.add(sample)
             if self.on_transform is not None:
                 self.on_transform(sample)
             if m.device_name == self.transform_device:
@@ -330,10 +306,8 @@ class LiveClient:
             track_ok, why = self.tracking(now)
             if not track_ok:
                 ok, i2r, reason = False, None, why
+        tools = self.tools.near(m.timestamp, self.pair_tolerance_s, (self.transform_device, "ImageToReference"))
         with self._lock:
-            tools = {d: (t.matrix, t.ok) for d, t in self._tools.items()
-                     if d not in (self.transform_device, "ImageToReference")
-                     and abs(t.timestamp - m.timestamp) <= self.pair_tolerance_s}
             frame = LiveFrame(self.frames_received, frame_img, float(m.timestamp), now, i2r, ok, reason, tools)
             self.frames_received += 1
             self._latest = frame

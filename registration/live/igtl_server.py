@@ -91,7 +91,10 @@ class IgtlServer:
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
-            r, _, _ = select.select([self._sock], [], [], 0.1)
+            try:
+                r, _, _ = select.select([self._sock], [], [], 0.1)
+            except (OSError, ValueError):  # closed by close() while waiting
+                return
             if not r:
                 continue
             try:
@@ -192,7 +195,6 @@ class SweepStreamer:
     frame. ``stop_tools`` stops only those (a needle leaving the tracker's view).
     """
 
-    # long: the constructor validates and precomputes every per-frame matrix so run() only sends.
     def __init__(self, sweep: Sweep, server: IgtlServer, *, fps: Optional[float] = 30.0,
                  loop: bool = False, image_device: str = "Image_Reference",
                  probe_device: str = "ProbeToReference", clock: Callable[[], float] = time.monotonic,
