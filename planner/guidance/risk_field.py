@@ -25,7 +25,7 @@ region; larger ones are reported as ``exact_within_mm`` (a lower bound, flagged
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage

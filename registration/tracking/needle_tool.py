@@ -180,8 +180,7 @@ def tracked_tools(sweep: Sweep) -> List[str]:
     return out
 
 
-def calibration_from_pivot_recording(path, *, tool: str = "Needle", calibration_config=None,
-                                     max_rms_mm: Optional[float] = None) -> Tuple[NeedleCalibration, object]:
+def calibration_from_pivot_recording(path, *, tool: str = "Needle", max_rms_mm: Optional[float] = None) -> Tuple[NeedleCalibration, object]:
     """Pivot-calibrate ``tool`` from a recorded sequence; returns (NeedleCalibration, PivotResult).
 
     Raises InputError when the recording does not pivot or the RMS error
@@ -190,7 +189,7 @@ def calibration_from_pivot_recording(path, *, tool: str = "Needle", calibration_
     from registration.io.sequence_io import load_sweep
 
     from .pivot_calibration import MAX_RMS_MM, pivot_calibrate_recording
-    sweep = load_sweep(path, calibration=calibration_config)
+    sweep = load_sweep(path)
     mats, ok = tool_to_reference(sweep, tool)
     result = pivot_calibrate_recording(np.where(ok[:, None, None], mats, np.eye(4)), ok, source=str(path))
     limit = MAX_RMS_MM if max_rms_mm is None else max_rms_mm
