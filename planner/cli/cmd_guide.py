@@ -79,21 +79,19 @@ def load_calibration(args, sweep=None):
 def build_guide(args):
     """The NeedleGuide (no calibration yet) for the plan, registration and labels arguments."""
     from planner.cli.cmd_plan import load_registration
-    from planner.guidance.needle_guide import NeedleGuide
-    from planner.guidance.planned_path import plan_needle, planned_path, read_plan
-    from planner.guidance.risk_field import build_risk_field
+    from planner.guidance.needle_guide import guide_for_plan
+    from planner.guidance.planned_path import read_plan
     from registration.io.labelmap_io import load_labels
     if args.trajectory < 1:
         raise InputError(f"--trajectory must be 1 or more, got {args.trajectory}")
     plan, plan_path = read_plan(args.plan)
-    path = planned_path(plan, args.lesion, args.trajectory, path=plan_path)
     reference_to_ct, _ = load_registration(args.registration)
     labels = load_labels(args.labels, args.label_names)
-    radius, vessel_margin = plan_needle(plan)
-    risk = build_risk_field(labels, needle_radius_mm=radius, vessel_margin_mm=vessel_margin,
-                            roi_points=[path.entry_ct, path.target_ct], target_name=path.lesion)
-    guide = NeedleGuide(path, risk, reference_to_ct, missing_calibration_reason=(
-        f"no {args.tool} calibration yet (waiting for {args.tool}TipTo{args.tool} from the server)"))
+    guide = guide_for_plan(plan, labels, reference_to_ct, lesion=args.lesion, trajectory=args.trajectory,
+                           plan_path=plan_path, missing_calibration_reason=(
+                               f"no {args.tool} calibration yet (waiting for {args.tool}TipTo{args.tool} "
+                               "from the server)"))
+    path, risk = guide.path, guide.risk
     print(f"ctus guide: {path.lesion} path {path.index} ({path.guidance}, {path.length_mm:.0f} mm) from "
           f"{plan_path}; checking {', '.join(risk.names) or 'no structure'}"
           + (f"; {'; '.join(risk.notes)}" if risk.notes else ""), file=sys.stderr, flush=True)

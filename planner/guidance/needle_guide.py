@@ -21,8 +21,8 @@ import numpy as np
 from registration.tracking.needle_tool import NeedleCalibration
 
 from .guidance_state import GuidanceState, plane_numbers
-from .planned_path import PlannedPath
-from .risk_field import RiskField
+from .planned_path import PlannedPath, plan_needle, planned_path
+from .risk_field import RiskField, build_risk_field
 
 STALE_AFTER_S = 0.2
 STEP_MM = 0.5
@@ -157,3 +157,19 @@ class NeedleGuide:
         if age > self.stale_after_s:
             return last.hidden(f"needle stale: no needle transform for {age * 1e3:.0f} ms", stale=True)
         return last
+
+
+def guide_for_plan(plan: dict, labels, reference_to_ct: np.ndarray, *, lesion: Optional[str] = None,
+                   trajectory: int = 1, calibration: Optional[NeedleCalibration] = None, plan_path=None,
+                   **guide_options) -> NeedleGuide:
+    """A NeedleGuide for one path of a plan (``read_plan``), with the labels the plan was made with.
+
+    The needle radius and vessel margin are the plan's; the distance maps
+    cover the path (``build_risk_field``). This is the one set-up the CLI and
+    a view share; it takes a few seconds (the distance maps).
+    """
+    path = planned_path(plan, lesion, trajectory, path=plan_path)
+    radius, vessel_margin = plan_needle(plan)
+    risk = build_risk_field(labels, needle_radius_mm=radius, vessel_margin_mm=vessel_margin,
+                            roi_points=[path.entry_ct, path.target_ct], target_name=path.lesion)
+    return NeedleGuide(path, risk, reference_to_ct, calibration, **guide_options)
