@@ -88,7 +88,7 @@ def main(argv=None):
     rc = real_ct()
     if rc is not None:
         bench_candidates("real CT 512x512x20", rc[0], rc[1], rc[2], args.directions)
-    from test_trajectories import make_phantom
+    from planning_phantom import make_phantom
     ct, lm = make_phantom()
     bench_candidates("synthetic torso 171x131x66", ct, lm, np.array([-65.0, 30.0, -2.0]), args.directions)
 

@@ -6,8 +6,9 @@ LPS mm. A selected path is drawn on the three slice views and on the US view
 (projected; solid where it lies within ``NEAR_MM`` of the displayed plane)
 by transparent overlay children, and sent to the 3D view. Entry and target
 are edited in spin boxes or by dragging their markers in a slice view; the
-edited path is re-checked with the planner's own constraint evaluation
-(:func:`planner.paths.trajectories.evaluate` on the lesion's planning maps).
+edited path is re-checked by the planner (:mod:`planner.paths.path_check`).
+The panel is handed the plan it shows (:meth:`set_result`, a
+:class:`planner.case.case_plan.PlanResult`) and holds no planning logic.
 """
 from __future__ import annotations
 

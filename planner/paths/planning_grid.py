@@ -23,7 +23,8 @@ def _fine_large_vessels(labels: LabelMap, ref_img) -> Optional[np.ndarray]:
     """
     import SimpleITK as sitk
 
-    from planner.anatomy.structures import VESSEL_CLASS, large_vessels, risk_class_of
+    from planner.anatomy.derived import large_vessels
+    from planner.anatomy.structures import VESSEL_CLASS, risk_class_of
     values = [v for n, v in labels.names.items() if risk_class_of(n) == VESSEL_CLASS]
     if not values:
         return None
