@@ -46,7 +46,8 @@ EXPECTED_CODES = {
     "NET not seen on B-mode, fusion poor -> CEUS": ["not_seen_on_sweep", "ceus_for_net"],
     "behind a rib: no window": ["no_acoustic_window", "no_us_route_ct_biopsy"],
     "too deep for US (190 mm > 171 mm)": ["too_deep", "no_us_route_ct_biopsy"],
-    "seen on sweep but no safe US path": ["window_without_inplane_path", "seen_on_sweep", "no_us_route_ct_biopsy"],
+    "seen on sweep but no safe US path": ["window_without_inplane_path", "seen_on_sweep",
+                                          "no_us_route_ct_biopsy"],
     "no safe path at all": ["window_without_inplane_path", "no_safe_path"],
 }
 

@@ -28,6 +28,7 @@ _DIRECTION_WORDS = {(0, 1): "the patient's left", (0, -1): "the patient's right"
 
 
 def direction_word(v_lps) -> str:
+    """Patient direction ('the head', 'posterior', ...) of the dominant LPS component of ``v_lps``."""
     v = np.asarray(v_lps, float)
     a = int(np.argmax(np.abs(v)))
     return _DIRECTION_WORDS[(a, 1 if v[a] >= 0 else -1)]

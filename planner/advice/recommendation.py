@@ -121,6 +121,7 @@ class Recommendation:
 
 
 def _adv(kind: str, text: str) -> dict:
+    """An advisory: its code ``kind`` (a key of EVIDENCE), what to consider and the evidence."""
     return {"kind": kind, "text": text, "evidence": EVIDENCE[kind]}
 
 

@@ -111,6 +111,8 @@ def large_vessels(vessel: np.ndarray, spacing_ijk, min_diameter_mm: float = LARG
 
 
 def _large_vessels_crop(vessel, spacing_ijk, min_diameter_mm):
+    """:func:`large_vessels` inside the vessels' box: the voxels within ``r`` of a voxel at
+    least ``r`` deep (``r`` = half the diameter), i.e. the union of the balls that fit."""
     samp = np.asarray(spacing_ijk, float)[::-1]
     r = 0.5 * min_diameter_mm
     depth = ndimage.distance_transform_edt(vessel, sampling=samp)

@@ -42,7 +42,7 @@ DEFAULT_DIRECTIONS = 3000            # candidate needle directions per target (F
 WINDOW_DIRECTIONS = 1500             # probe directions tried for each lesion's acoustic window
 DEFAULT_FREQUENCY_MHZ = 3.5          # abdominal convex probe
 DEFAULT_TOP_K = 3                    # paths kept per guidance and lesion
-#: CTs with more voxels are planned on a coarser isotropic grid (time per grid size:
+#: CTs with more voxels are planned on a coarser grid (time per grid size:
 #: benchmarks/results/planning.md).
 DEFAULT_MAX_PLANNING_VOXELS = 12_000_000
 
@@ -65,7 +65,7 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     """Plan every lesion (or ``lesion``, or a point ``target_lps``) of a case.
 
     A CT with more than ``max_planning_voxels`` voxels is planned on a coarser
-    isotropic grid (see :func:`planning_grid`) with an extra clearance margin
+    grid (see :func:`planning_grid`) with an extra clearance margin
     of half the new voxel diagonal, so structures shrunk by the resampling
     are still avoided; the plan records the grid. ``progress(fraction, stage)``
     returning False cancels (CancelledError).

@@ -29,7 +29,7 @@ from planner.paths.trajectories import describe_rejections, evaluate, path_recor
 from registration.spatial.volume import Volume
 
 # US paths: the cheapest safe candidates, spread this far apart, are searched for a probe pose
-# (the search costs ~ candidates x rotations x offsets rays; 40 keep it to a fraction of a second).
+# (the search costs ~ candidates x rotations x offsets rays; time: benchmarks/results/planning.md).
 US_POSE_CANDIDATES = 40
 US_POSE_CANDIDATE_SEPARATION_DEG = 4.0
 #: CT paths: extra cost per degree of gantry tilt (an untilted gantry is simpler and more common).

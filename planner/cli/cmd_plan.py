@@ -29,6 +29,7 @@ _DEFAULTS = Constraints()
 
 
 def add_parser(sub):
+    """The ``ctus plan`` sub-command and its options (defaults from the planner's constants)."""
     p = sub.add_parser("plan", help="plan a liver biopsy: visibility, safe paths, US/fusion/CEUS/CT guidance",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--ct", required=True, help="portal-venous CT: DICOM folder or image file")
@@ -47,7 +48,7 @@ def add_parser(sub):
                    help=f"needle gauge (default {_DEFAULTS.needle_gauge})")
     p.add_argument("--directions", type=int, default=DEFAULT_DIRECTIONS, help="candidate directions per target")
     p.add_argument("--max-planning-voxels", type=int, default=DEFAULT_MAX_PLANNING_VOXELS,
-                   help="plan larger CTs on a coarser isotropic grid (0 = always full resolution)")
+                   help="plan larger CTs on a coarser grid (0 = always full resolution)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--include-patient-id", action="store_true",

@@ -94,6 +94,7 @@ def validate(instance, schema: dict, root: Optional[dict] = None, where: str = "
 
 
 def load_schema() -> dict:
+    """The plan.json schema (planner/export/plan_schema.json)."""
     with open(SCHEMA_PATH, "r", encoding="utf-8") as f:
         return json.load(f)
 

@@ -21,6 +21,8 @@ from .report_views import draw_path_row, draw_us_overlay, layers_of
 
 
 def _text_block(fig, x, y, lines, size=7.0, width=120, dy=None):
+    """Write ``lines`` wrapped at ``width`` characters from figure position (x, y) down;
+    returns the y below the last line."""
     dy = dy or size * 0.0019
     for line in lines:
         for k, part in enumerate(textwrap.wrap(line, width) or [""]):
@@ -30,6 +32,8 @@ def _text_block(fig, x, y, lines, size=7.0, width=120, dy=None):
 
 
 def _summary_page(fig, plan):
+    """Page 1: case and data, constraints, the case recommendation with its reasons and
+    advisories, and the lesion table ranked by accessibility."""
     rec = plan["recommendation"]
     fig.text(0.05, 0.97, "CT-guided / US-fusion liver biopsy plan", fontsize=14, weight="bold", va="top")
     fig.text(0.05, 0.945, f"{plan['created_utc']}   {plan['software']['name']} {plan['software']['version']}   "
@@ -91,6 +95,7 @@ def _counts(d) -> str:
 
 
 def _measured_text(m: dict) -> str:
+    """The conspicuity measured on the registered sweep, as a sentence."""
     if not m.get("frames_cutting_lesion"):
         return "no registered frame cuts the lesion"
     seen = "seen" if m.get("seen") else "not seen"
@@ -100,6 +105,7 @@ def _measured_text(m: dict) -> str:
 
 
 def _fusion_text(f: dict, diameter_mm) -> str:
+    """The fusion error and hit probability at a lesion, as a sentence (mm, %)."""
     def mm(v):
         return "unknown" if v is None else f"{float(v):.1f} mm"
     hp = f.get("hit_probability")
@@ -134,6 +140,7 @@ def _lesion_lines(l: dict) -> list:
 
 
 def _path_caption(tr: dict) -> str:
+    """One trajectory's numbers (mm, deg) and its probe pose or CT-guided description."""
     desc = (tr["ct"]["text"] if tr["guidance"] == "ct" else
             f"probe at {tr['probe']['probe_ct']} (LPS), lesion depth {tr['probe']['depth_mm']} mm, "
             f"needle {tr['probe']['needle_beam_angle_deg']} deg to the beam")
@@ -178,6 +185,7 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, referenc
 
 
 def _registration_page(pdf, plan, Figure):
+    """Last page when registered: reference_to_ct, the registration's metrics and each lesion's fusion error."""
     reg = plan.get("registration")
     if not reg:
         return

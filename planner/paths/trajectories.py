@@ -129,7 +129,8 @@ def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> D
 
 
 def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray, chunk: int = 2048) -> Dict[str, np.ndarray]:
-    """Check every direction (in chunks that stay in cache); returns per-candidate arrays.
+    """Check every direction (in chunks of ``chunk`` that stay in cache; candidates per second:
+    benchmarks/results/planning.md); returns per-candidate arrays.
 
     Keys: ``ok`` bool, ``length_mm``, ``entry_ct`` (n,3), ``min_clearance_mm``
     (hard clearance along the needle), ``liver_mm`` (normal liver traversed),

@@ -79,6 +79,7 @@ def max_diameter_mm(mask: np.ndarray, ijk_to_lps: np.ndarray) -> float:
 
 
 def _hull_2d_or_all(pts: np.ndarray) -> np.ndarray:
+    """Candidate extreme points of a flat (coplanar) or collinear point set, where a 3D hull fails."""
     centred = pts - pts.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     rank = int(np.sum(s > 1e-9 * max(s[0], 1e-12)))
