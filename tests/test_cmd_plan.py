@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 
 from planner.cli.main import main
-from test_trajectories import independent_violations, make_phantom
+from planning_phantom import independent_violations, make_phantom
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,9 @@ def test_no_possible_path_is_a_plan_not_a_failure(case_files, tmp_path, capsys):
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["lesions"][0]["trajectories"] == []
     assert plan["recommendation"]["guidance"] == "none"
-    assert "no safe" in capsys.readouterr().out
+    assert plan["recommendation"]["reason_codes"] == ["no_safe_path_any_target"]
+    # the CLI prints the case's reasons
+    assert plan["recommendation"]["reasons"][0] in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Planning panel in the real window on the planner's torso phantom (tests/test_trajectories.py):
+"""Planning panel in the real window on the planner's torso phantom (tests/planning_phantom.py):
 lesion table from plan_case, candidate paths drawn on the slice views, the CT-guided plan for a
 CT recommendation, an edited path re-checked live by the planner's constraints, and the export
 dialog writing files that exist and validate. Screenshots go to tests/artifacts.
@@ -17,7 +17,7 @@ from gui.core.session import RegistrationState
 from planner.export.plan_files import validate_plan
 from registration.spatial.errors import InputError
 
-from test_trajectories import make_phantom
+from planning_phantom import make_phantom
 
 pytestmark = pytest.mark.gui
 
@@ -115,10 +115,11 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     t0 = dict(panel.path())
     panel.target_spins[0].setValue(t0["target_ct"][0] + 40.0)     # 40 mm off: out of the lesion
     qtbot.waitUntil(lambda: panel.check is not None, timeout=60000)
-    assert not panel.check["ok"] and "target outside the lesion" in panel.check_label.text()
+    assert not panel.check.ok and panel.check.violations[0] == "target_outside_lesion"
+    assert panel.check.texts[0] in panel.check_label.text()         # the panel shows the planner's verdict
     assert not panel.add_path_button.isEnabled()
     panel.target_spins[0].setValue(t0["target_ct"][0])
-    assert panel.check["ok"], panel.check["violations"]
+    assert panel.check.ok, panel.check.violations
     # Drag the target marker in the axial view: the target follows the mouse (in that slice), the
     # view's own window/level drag does not happen, and the path is re-checked.
     view = w.views["axial"]
@@ -136,10 +137,10 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     qtbot.mouseRelease(view, Qt.LeftButton, pos=end + QPoint(60, 60))
     assert np.allclose(panel.edited()[1], view.widget_to_lps(end), atol=0.05)
     panel.set_point("target", t0["target_ct"])
-    assert panel.check["ok"], panel.check["violations"]
+    assert panel.check.ok, panel.check.violations
     # Move the entry 4 mm sideways: still safe -> keep it; it joins the lesion's paths.
     panel.entry_spins[2].setValue(t0["entry_ct"][2] + 4.0)
-    assert panel.check["ok"] and "OK" in panel.check_label.text()
+    assert panel.check.ok and "OK" in panel.check_label.text()
     n = len(panel.lesion()["trajectories"])
     qtbot.mouseClick(panel.add_path_button, Qt.LeftButton)
     les = panel.lesion()
@@ -152,7 +153,7 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     assert t1["guidance"] == "ct"
     panel.entry_spins[2].setValue(t1["entry_ct"][2] + 0.3)     # a nudge: the planner's path stays valid
     qtbot.waitUntil(lambda: panel.check is not None, timeout=60000)
-    assert panel.check["ok"], panel.check["violations"]
+    assert panel.check.ok, panel.check.violations
     qtbot.mouseClick(panel.add_path_button, Qt.LeftButton)
     kept = panel.lesion()["trajectories"][-1]
     assert kept["guidance"] == "ct" and kept["edited_by_user"] and panel.path() is kept

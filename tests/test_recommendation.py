@@ -9,6 +9,7 @@ metastases; otherwise CT-guided biopsy of the most accessible lesion.
 """
 import pytest
 
+from planner.advice.reasons import REASON_CODES
 from planner.advice.recommendation import LesionFacts, rank_lesions, recommend_case, recommend_lesion
 
 D = dict(name="lesion_x", depth_limit_mm=171.0, us_path=True, ct_path=True,
@@ -34,6 +35,23 @@ CASES = [
 ]
 
 
+# The reason codes each row must give (a subset of its reason_codes, in this order).
+EXPECTED_CODES = {
+    "big NET seen on sweep": ["us_route", "seen_on_sweep"],
+    "big adeno predicted visible, no sweep": ["us_route", "predicted_conspicuity"],
+    "small adeno not seen, fusion accurate": ["us_route", "not_seen_on_sweep", "fusion_hit_probability"],
+    "small adeno not seen, clinical fusion error": ["not_seen_on_sweep", "fusion_hit_probability",
+                                                    "not_visible_ct_biopsy"],
+    "small adeno not seen, not registered": ["not_seen_on_sweep", "not_visible_ct_biopsy"],
+    "NET not seen on B-mode, fusion poor -> CEUS": ["not_seen_on_sweep", "ceus_for_net"],
+    "behind a rib: no window": ["no_acoustic_window", "no_us_route_ct_biopsy"],
+    "too deep for US (190 mm > 171 mm)": ["too_deep", "no_us_route_ct_biopsy"],
+    "seen on sweep but no safe US path": ["window_without_inplane_path", "seen_on_sweep",
+                                          "no_us_route_ct_biopsy"],
+    "no safe path at all": ["window_without_inplane_path", "no_safe_path"],
+}
+
+
 def _hit_probability(diameter_mm, tre):
     if tre is None:
         return None
@@ -48,8 +66,11 @@ def test_recommendation_table(case):
                            "depth_mm": depth, "us_path": us, "ct_path": ctp, "fusion_tre_mm": tre,
                            "hit_probability": _hit_probability(size, tre), "seen_on_sweep": seen})
     rec = recommend_lesion(facts)
-    assert rec["guidance"] == expected, rec["reasons"]
+    assert rec["guidance"] == expected, rec["reason_codes"]
     assert rec["reasons"], "every recommendation states its reasons"
+    assert len(rec["reason_codes"]) == len(rec["reasons"]) and set(rec["reason_codes"]) <= set(REASON_CODES)
+    want = EXPECTED_CODES.get(case[0], [])
+    assert [c for c in rec["reason_codes"] if c in want] == want, rec["reason_codes"]
     # reasons quote numbers
     assert any(ch.isdigit() for r in rec["reasons"] for ch in r)
 
@@ -83,7 +104,7 @@ def test_case_recommendation_ranks_most_accessible_first():
     order = rank_lesions([a, b, c])
     assert order == ["lesion_sub", "lesion_deep", "lesion_none"]
     case = recommend_case([a, b, c], has_pancreatic_mass=True)
-    assert case["biopsy_first"] == "lesion_sub"
+    assert case["biopsy_first"] == "lesion_sub" and case["reason_codes"] == ["biopsy_first"]
     assert case["guidance"] == "us"
     kinds = {x["kind"] for x in case["advisories"]}
     assert {"laparoscopy", "eus_pancreas"} <= kinds
@@ -96,7 +117,7 @@ def test_case_without_any_path_says_so():
     case = recommend_case([c], has_pancreatic_mass=False)
     assert case["guidance"] == "none"
     assert case["biopsy_first"] is None
-    assert any("no safe" in r for r in case["reasons"])
+    assert case["reason_codes"] == ["no_safe_path_any_target"]
 
 
 def test_safe_but_unguidable_paths_are_named():
@@ -104,4 +125,5 @@ def test_safe_but_unguidable_paths_are_named():
                        "depth_mm": 60, "us_path": False, "ct_path": False, "safe_paths": 5})
     rec = recommend_lesion(f)
     assert rec["guidance"] == "none"
-    assert any("5 straight paths" in r and "tilt <= 15" in r for r in rec["reasons"])
+    i = rec["reason_codes"].index("safe_but_unguidable")
+    assert "5" in rec["reasons"][i] and "15" in rec["reasons"][i]     # the count and the tilt limit are quoted

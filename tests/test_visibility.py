@@ -1,6 +1,7 @@
 """Visibility: depth limits (DESIGN section 1), lesion type from phases, predicted and measured conspicuity."""
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import invert, rigid_matrix
@@ -61,22 +62,23 @@ def _ct_with_lesion():
     return ct, lesion, liver
 
 
-def _sweep(reference_to_ct, lesion_contrast, rng, n=9):
-    """Frames = planes z_ct = -8..8 mm (1 px = 0.5 mm), imaged through a known reference_to_ct."""
-    rows = cols = 96
+def _sweep(reference_to_ct, lesion_contrast, rng, n=9, pixel_mm=0.5, darkest=0):
+    """Frames = planes z_ct = -12..12 mm, 48 mm wide (pixels of ``pixel_mm``), imaged through a
+    known reference_to_ct; pixel values >= ``darkest``."""
+    rows = cols = int(round(48.0 / pixel_mm))
     frames = np.empty((n, rows, cols), np.uint8)
     i2r = np.empty((n, 4, 4))
     zs = np.linspace(-12, 12, n)
     jj, ii = np.mgrid[0:rows, 0:cols]
     for f, z in enumerate(zs):
         image_to_ct = np.eye(4)
-        image_to_ct[:3, :3] = np.diag([0.5, 0.5, 1.0])
+        image_to_ct[:3, :3] = np.diag([pixel_mm, pixel_mm, 1.0])
         image_to_ct[:3, 3] = (-24.0, -24.0, z)
         i2r[f] = invert(reference_to_ct) @ image_to_ct
-        x, y = ii * 0.5 - 24.0, jj * 0.5 - 24.0
+        x, y = ii * pixel_mm - 24.0, jj * pixel_mm - 24.0
         inside = x ** 2 + y ** 2 + z ** 2 <= 8 ** 2
         img = rng.normal(120, 20, (rows, cols)) - lesion_contrast * inside
-        frames[f] = np.clip(img, 0, 255).astype(np.uint8)
+        frames[f] = np.clip(img, darkest, 255).astype(np.uint8)
     return Sweep(frames, np.arange(n) * 0.05, transforms={"ImageToReference": i2r})
 
 
@@ -107,3 +109,24 @@ def test_measured_needs_the_right_registration():
     wrong = rigid_matrix([0, 0, 0, 60.0, 0, 0]) @ ref_to_ct     # 60 mm off: frames miss the lesion
     r = measured_conspicuity(sweep, wrong, ct, lesion, ring)
     assert r["frames_cutting_lesion"] == 0 and r["seen"] is None
+
+
+@pytest.mark.parametrize("pixel_mm", [1.0, 0.2])
+def test_speckle_smoothing_uses_the_sweeps_own_pixel_size(pixel_mm):
+    """``smooth_mm`` becomes a box of smooth_mm / pixel spacing pixels, with the spacing the sweep
+    reports (``Sweep.pixel_spacing``), not an assumed 0.3 mm: 2 mm is a 2-pixel box on 1 mm pixels
+    and a 10-pixel box on 0.2 mm pixels. Oracle: the same sweep box-filtered by hand, measured
+    without smoothing."""
+    rng = np.random.default_rng(8)
+    ct, lesion, liver = _ct_with_lesion()
+    ring = ring_masks(lesion, liver, ct.spacing)
+    ref_to_ct = rigid_matrix([2.0, -3.0, 4.0, 1.0, 2.0, -1.0])
+    sweep = _sweep(ref_to_ct, 30, rng, pixel_mm=pixel_mm, darkest=1)     # no empty pixels: all carry echo
+    assert sweep.pixel_spacing == pytest.approx((pixel_mm, pixel_mm))
+    box = int(round(2.0 / pixel_mm))
+    by_hand = Sweep(ndimage.uniform_filter(sweep.frames.astype(np.float32), size=(1, box, box)),
+                    sweep.timestamps, transforms=sweep.transforms)
+    expected = measured_conspicuity(by_hand, ref_to_ct, ct, lesion, ring, smooth_mm=0)
+    got = measured_conspicuity(sweep, ref_to_ct, ct, lesion, ring, smooth_mm=2.0)
+    assert got["frames_cutting_lesion"] == expected["frames_cutting_lesion"] > 0
+    assert got["cnr"] == expected["cnr"]

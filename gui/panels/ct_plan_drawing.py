@@ -2,7 +2,7 @@
 
 Points are CT LPS mm; the slice is the display volume's axial slice through
 the target, drawn radiologically (patient right on the left) with its pixel
-spacing (mm) so that angles are true. Window/level 400/40 HU.
+spacing (mm) so that angles are true. Soft-tissue window (400/40 HU).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from PyQt5.QtWidgets import QWidget
 from gui.views.qimage import gray_to_qimage, window_level
 
 from .path_overlay import PATH_COLOURS
+
+SOFT_TISSUE_WINDOW_HU, SOFT_TISSUE_LEVEL_HU = 400.0, 40.0
 
 
 class CTPlanDrawing(QWidget):
@@ -33,6 +35,7 @@ class CTPlanDrawing(QWidget):
         self.update()
 
     def paintEvent(self, event):  # noqa: N802
+        """The axial slice at the target with the needle, the vertical at the entry and the numbers."""
         p = QPainter(self)
         p.fillRect(self.rect(), Qt.black)
         disp = self.window.display
@@ -44,7 +47,7 @@ class CTPlanDrawing(QWidget):
         target = np.asarray(self.path["target_ct"], float)
         entry = np.asarray(self.path["entry_ct"], float)
         k = disp.slice_index("axial", target)
-        img = gray_to_qimage(window_level(disp.slice("axial", k), 400.0, 40.0))
+        img = gray_to_qimage(window_level(disp.slice("axial", k), SOFT_TISSUE_WINDOW_HU, SOFT_TISSUE_LEVEL_HU))
         sc, sr = disp.pixel_spacing("axial")
         scale = min(self.width() / (img.width() * sc), (self.height() - 34) / (img.height() * sr))
         r = QRectF((self.width() - img.width() * sc * scale) / 2, 0, img.width() * sc * scale,

@@ -66,12 +66,14 @@ class LesionTableMixin:
 
     # ------------------------------------------------------------ selection
     def lesion(self) -> Optional[dict]:
+        """The selected lesion's plan.json entry, or None."""
         rows = {i.row() for i in self.table.selectedIndexes()}
         if self.result is None or not rows:
             return None
         return self.result.plan["lesions"][min(rows)]
 
     def select_lesion(self, name: str) -> None:
+        """Select lesion ``name``; InputError without a plan or for a name not in it."""
         if self.result is None:
             raise InputError(f"no plan yet: lesion {name!r} cannot be selected", fix="press 'Plan all lesions' first")
         names = [l["name"] for l in self.result.plan["lesions"]]
@@ -84,6 +86,8 @@ class LesionTableMixin:
         return self.result is not None and self.window.registration is not self.planned_registration
 
     def _lesion_selected(self) -> None:
+        """Show the selected lesion's reasons, advisories and paths (its CT path first for a CT
+        recommendation), and warn when the plan's registration is not the window's."""
         les = self.lesion()
         if self.stale():
             self.status.setText("<span style='color:#b36b00'>The registration changed since this plan was made: "

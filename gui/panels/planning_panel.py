@@ -6,8 +6,9 @@ LPS mm. A selected path is drawn on the three slice views and on the US view
 (projected; solid where it lies within ``NEAR_MM`` of the displayed plane)
 by transparent overlay children, and sent to the 3D view. Entry and target
 are edited in spin boxes or by dragging their markers in a slice view; the
-edited path is re-checked with the planner's own constraint evaluation
-(:func:`planner.paths.trajectories.evaluate` on the lesion's planning maps).
+edited path is re-checked by the planner (:mod:`planner.paths.path_check`).
+The panel is handed the plan it shows (:meth:`set_result`, a
+:class:`planner.case.case_plan.PlanResult`) and holds no planning logic.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         window.player.frame_changed.connect(lambda _i: self._update_overlays())
 
     def _build(self) -> None:
+        """Buttons, status, lesion table, reasons, path list, path editor and CT plan, in a scroll area."""
         self.plan_button = QPushButton("Plan all lesions")
         self.plan_button.setObjectName("plan_button")
         self.plan_button.clicked.connect(self.run_plan)
@@ -115,6 +117,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ planning
     def run_plan(self) -> None:
+        """Plan the window's CT and labels (with its registration and sweep) in a worker."""
         w = self.window
         if w.ct is None or w.labels is None:
             self.status.setText("Planning needs the CT and its label map with lesions (File > Open).")
@@ -143,6 +146,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ selected path
     def path(self) -> Optional[dict]:
+        """The selected trajectory of the selected lesion (a plan.json trajectory dict), or None."""
         les = self.lesion()
         i = self.paths.currentRow()
         if les is None or i < 0 or i >= len(les.get("trajectories", [])):
@@ -153,6 +157,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self._show_path(self.path())
 
     def _show_path(self, t: Optional[dict]) -> None:
+        """Show trajectory ``t`` everywhere: spin boxes, overlays, cursor, 3D view, CT plan box."""
         for spins, key in ((self.entry_spins, "entry_ct"), (self.target_spins, "target_ct")):
             for k, s in enumerate(spins):
                 s.blockSignals(True)
@@ -187,6 +192,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ export
     def open_export(self):
+        """Open the export dialog for the plan shown."""
         from .export_dialog import ExportDialog
         self.export_dialog = ExportDialog(self.window, self)
         self.export_dialog.show()

@@ -16,11 +16,20 @@ import sys
 
 import numpy as np
 
-from planner.paths.trajectories import GAUGE_OD_MM, Constraints
+from planner.case.case_plan import (
+    DEFAULT_DIRECTIONS,
+    DEFAULT_MAX_PLANNING_VOXELS,
+    GUIDANCE_CHOICES,
+    MAX_LENGTH_LIMIT_MM,
+)
+from planner.paths.constraints import GAUGE_OD_MM, Constraints
 from registration.spatial.errors import InputError
+
+_DEFAULTS = Constraints()
 
 
 def add_parser(sub):
+    """The ``ctus plan`` sub-command and its options (defaults from the planner's constants)."""
     p = sub.add_parser("plan", help="plan a liver biopsy: visibility, safe paths, US/fusion/CEUS/CT guidance",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--ct", required=True, help="portal-venous CT: DICOM folder or image file")
@@ -31,13 +40,15 @@ def add_parser(sub):
     p.add_argument("--registration", metavar="RESULT", help="RESULT.json with reference_to_ct (with --sweep)")
     p.add_argument("--lesion", metavar="NAME", help="plan only this lesion (e.g. lesion_2)")
     p.add_argument("--target", metavar="X,Y,Z", help="plan to a point (LPS mm) inside the liver instead; write --target=X,Y,Z when X is negative")
-    p.add_argument("--guidance", choices=("us", "ct", "auto"), default="auto",
+    p.add_argument("--guidance", choices=GUIDANCE_CHOICES, default="auto",
                    help="which paths to propose (default: both, and recommend)")
-    p.add_argument("--max-length-mm", type=float, default=150.0, help="longest needle path (<= 200 mm)")
-    p.add_argument("--needle-gauge", default="18G", choices=sorted(GAUGE_OD_MM), help="needle gauge (default 18G)")
-    p.add_argument("--directions", type=int, default=3000, help="candidate directions per target")
-    p.add_argument("--max-planning-voxels", type=int, default=12_000_000,
-                   help="plan larger CTs on a coarser isotropic grid (0 = always full resolution)")
+    p.add_argument("--max-length-mm", type=float, default=_DEFAULTS.max_length_mm,
+                   help=f"longest needle path (<= {MAX_LENGTH_LIMIT_MM:g} mm)")
+    p.add_argument("--needle-gauge", default=_DEFAULTS.needle_gauge, choices=sorted(GAUGE_OD_MM),
+                   help=f"needle gauge (default {_DEFAULTS.needle_gauge})")
+    p.add_argument("--directions", type=int, default=DEFAULT_DIRECTIONS, help="candidate directions per target")
+    p.add_argument("--max-planning-voxels", type=int, default=DEFAULT_MAX_PLANNING_VOXELS,
+                   help="plan larger CTs on a coarser grid (0 = always full resolution)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--include-patient-id", action="store_true",
@@ -46,7 +57,8 @@ def add_parser(sub):
     return p
 
 
-def parse_target(text: str):
+def parse_target(text: str) -> np.ndarray:
+    """``--target x,y,z`` (LPS mm; ';' also separates) -> (3,) array; InputError otherwise."""
     try:
         vals = [float(v) for v in text.replace(";", ",").split(",")]
     except ValueError:
@@ -73,6 +85,7 @@ def load_registration(path: str) -> tuple:
 
 
 def run(args) -> int:
+    """Load the inputs, plan, write the outputs and print the recommendation; 0 when done."""
     from planner.case.case_plan import plan_case
     from planner.export.plan_files import write_outputs
     from registration.io.ct_io import load_ct

@@ -8,7 +8,7 @@ markups say ``coordinateSystem: "LPS"`` so Slicer converts to RAS itself.
 ``jsonschema`` package is not in the project's environment. It supports
 type, enum, required, properties, additionalProperties, items, minItems,
 maxItems, minimum, maximum, anyOf and local ``$ref`` (``#/$defs/...``) - the
-keywords planner/plan_schema.json and the markups test use.
+keywords planner/export/plan_schema.json and the markups test use.
 """
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ def validate(instance, schema: dict, root: Optional[dict] = None, where: str = "
 
 
 def load_schema() -> dict:
+    """The plan.json schema (planner/export/plan_schema.json)."""
     with open(SCHEMA_PATH, "r", encoding="utf-8") as f:
         return json.load(f)
 
@@ -102,7 +103,7 @@ def validate_plan(plan: dict) -> None:
     """Raise ValueError listing schema violations (a planner bug, not bad input)."""
     errors = validate(plan, load_schema())
     if errors:
-        raise ValueError("plan does not match planner/plan_schema.json: " + "; ".join(errors[:10]))
+        raise ValueError("plan does not match planner/export/plan_schema.json: " + "; ".join(errors[:10]))
 
 
 # --------------------------------------------------------------------------- content

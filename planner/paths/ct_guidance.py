@@ -49,6 +49,7 @@ def angle_from_vertical_deg(d: np.ndarray) -> np.ndarray:
 
 
 def ct_feasible(d: np.ndarray, max_tilt_deg: float = MAX_TILT_DEG) -> np.ndarray:
+    """True for each direction (n, 3) that lies in a gantry plane the scanner can tilt to."""
     return np.abs(tilt_deg(d)) <= max_tilt_deg + 1e-6
 
 

@@ -16,39 +16,34 @@ entry on the back. Clearances are distances from the needle axis to the
 nearest *voxel centre* of a structure, so a path is accepted only if the
 clearance exceeds the needle radius + half the voxel diagonal: then no voxel
 of the structure touches the needle.
+
+Among the accepted paths the soft cost (DESIGN section 7: length, closeness to
+risk structures, angle to the capsule, liver traverse) ranks them; its weights
+are a heuristic (``COST_*`` below), each term about 0..1.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 from scipy import ndimage
 
-from planner.anatomy.structures import HARD_CLASSES, Anatomy, bounding_box
+from planner.anatomy.structures import FAR_MM, HARD_CLASSES, Anatomy
 
-#: Outer diameters (mm) of common biopsy needle gauges (Stubs gauge).
-GAUGE_OD_MM = {"14G": 2.11, "16G": 1.65, "17G": 1.47, "18G": 1.27, "19G": 1.07,
-               "20G": 0.91, "21G": 0.82, "22G": 0.72}
+from .constraints import GAUGE_OD_MM, REJECT_REASONS
+from .planning_maps import LESION, LIVER, OFF_GRID, OUTSIDE, PlanningMaps, nearest_voxel
 
-OFF_GRID, OUTSIDE, BODY, LIVER, LESION, OTHER_LESION, VESSEL = -1, 0, 1, 2, 3, 4, 5
-
-
-@dataclass
-class Constraints:
-    max_length_mm: float = 150.0
-    vessel_margin_mm: float = 5.0
-    min_liver_mm: float = 10.0
-    max_capsule_angle_deg: float = 60.0
-    needle_gauge: str = "18G"
-    step_mm: float = 0.5
-    patient_position: str = "supine"     # 'supine' forbids entries on the back
-    max_posterior_component: float = 0.5  # d . P above this = entry on the back
-    extra_margin_mm: float = 0.0          # added clearance when planning on a resampled grid
-
-    @property
-    def needle_radius_mm(self) -> float:
-        return 0.5 * GAUGE_OD_MM[self.needle_gauge]
+# Soft cost of an accepted path (a heuristic ranking, not a clinical threshold): length as a
+# fraction of the limit, plus the terms below.
+COST_CLEARANCE_FULL_MM = 20.0        # hard clearance beyond this earns no more credit
+COST_CAPSULE_WEIGHT = 0.5            # per 90 deg between needle and capsule normal
+COST_LIVER_WEIGHT = 0.3              # per LIVER_TRAVERSE_SCALE_MM away from the preferred traverse
+PREFERRED_LIVER_TRAVERSE_MM = 25.0   # enough normal liver to seal the track, not more
+LIVER_TRAVERSE_SCALE_MM = 50.0
+#: Candidate paths kept for display are pairwise at least this far apart (deg).
+MIN_PATH_SEPARATION_DEG = 12.0
+#: Step (mm) of the central differences giving the liver surface normal.
+SDF_GRADIENT_STEP_MM = 1.0
 
 
 def fibonacci_sphere(n: int) -> np.ndarray:
@@ -58,97 +53,6 @@ def fibonacci_sphere(n: int) -> np.ndarray:
     r = np.sqrt(1.0 - z * z)
     phi = np.pi * (3.0 - np.sqrt(5.0)) * i
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
-
-
-@dataclass
-class PlanningMaps:
-    """Per-target lookup maps on the CT grid.
-
-    region int8: (-1 off the grid when sampled), 0 outside body, 1 body, 2 liver, 3 the target
-    lesion, 4 another lesion, 5 vessel (>= 2 counts as inside the liver envelope).
-    hard_clearance_mm float32: min over hard classes of distance, and large-vessel
-    distance minus the vessel margin (mm; <= 0 means violation at the axis).
-    liver_sdf_mm float32: signed distance to the liver surface (+ outside).
-    plain_clearance_mm float32: like hard_clearance_mm without the vessel margin; used
-    inside the target lesion, where the margin cannot apply (the needle tip must reach
-    a lesion that may abut a vessel) but crossing a vessel is still forbidden.
-    """
-    anatomy: Anatomy
-    region: np.ndarray
-    hard_clearance_mm: np.ndarray
-    liver_sdf_mm: np.ndarray
-    constraints: Constraints
-    plain_clearance_mm: Optional[np.ndarray] = None
-    lps_to_kji: np.ndarray = field(init=False)
-
-    def __post_init__(self):
-        ijk = self.anatomy.ct.lps_to_ijk
-        self.lps_to_kji = ijk[[2, 1, 0, 3]]
-
-    def to_kji(self, pts: np.ndarray) -> np.ndarray:
-        """(..., 3) LPS -> (3, ...) continuous [k, j, i] indices."""
-        m = self.lps_to_kji
-        return np.tensordot(m[:3, :3], pts, axes=([1], [pts.ndim - 1])) + \
-            m[:3, 3].reshape((3,) + (1,) * (pts.ndim - 1))
-
-    def nearest(self, arr: np.ndarray, kji: np.ndarray, fill=0) -> np.ndarray:
-        idx = np.rint(kji).astype(np.intp)
-        shape = np.array(arr.shape).reshape((3,) + (1,) * (kji.ndim - 1))
-        inside = np.all((idx >= 0) & (idx < shape), axis=0)
-        for a in range(3):
-            np.clip(idx[a], 0, arr.shape[a] - 1, out=idx[a])
-        out = arr[idx[0], idx[1], idx[2]]
-        return np.where(inside, out, fill)
-
-    @staticmethod
-    def linear(arr: np.ndarray, kji: np.ndarray, fill: float) -> np.ndarray:
-        flat = kji.reshape(3, -1)
-        v = ndimage.map_coordinates(arr, flat, order=1, mode="constant", cval=fill)
-        return v.reshape(kji.shape[1:])
-
-
-def build_maps(anatomy: Anatomy, lesion_mask: Optional[np.ndarray],
-               constraints: Constraints, other_lesions: Optional[np.ndarray] = None) -> PlanningMaps:
-    """Maps for one target (its lesion mask may be None for a point target)."""
-    m = anatomy.masks
-    region = np.zeros(m["body"].shape, np.int8)
-    region[m["body"]] = BODY
-    if "vessel" in m:
-        # vessels are carved out of the liver label: crossing one inside the
-        # liver is not a capsule crossing (large ones are excluded by clearance)
-        region[m["vessel"]] = VESSEL
-    region[m["liver"]] = LIVER
-    if other_lesions is not None:
-        region[other_lesions] = OTHER_LESION
-    if lesion_mask is not None:
-        region[lesion_mask] = LESION
-    clear = anatomy.distance_mm["hard"].copy()
-    plain = None
-    if "vessel_large" in anatomy.distance_mm:
-        plain = np.minimum(clear, anatomy.distance_mm["vessel_large"])
-        np.minimum(clear, anatomy.distance_mm["vessel_large"] - constraints.vessel_margin_mm, out=clear)
-    return PlanningMaps(anatomy, region, clear, liver_sdf(anatomy, lesion_mask, other_lesions), constraints,
-                        plain if plain is not None else clear)
-
-
-def liver_sdf(anatomy: Anatomy, lesion_mask=None, other_lesions=None, margin_mm: float = 15.0) -> np.ndarray:
-    """Signed distance (mm, + outside) to the liver surface, exact within 15 mm of the liver box."""
-    liver = anatomy.masks["liver"].copy()
-    for extra in (lesion_mask, other_lesions, anatomy.masks.get("vessel")):
-        if extra is not None:
-            liver |= extra
-    margin = tuple(int(np.ceil(margin_mm / s)) for s in anatomy.spacing_kji)
-    box = bounding_box(liver, margin)
-    samp = anatomy.spacing_kji
-    sdf = np.full(liver.shape, margin_mm, np.float32)
-    sub = liver[box]
-    sdf[box] = (ndimage.distance_transform_edt(~sub, sampling=samp)
-                - ndimage.distance_transform_edt(sub, sampling=samp))
-    return sdf
-
-
-REJECT_REASONS = ("leaves_ct_volume", "entry_on_back", "too_long", "hard_structure_or_vessel", "liver_traverse",
-                  "capsule_crossings", "capsule_angle")
 
 
 def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> Dict[str, np.ndarray]:
@@ -164,7 +68,7 @@ def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> D
     tk = (m3 @ t + maps.lps_to_kji[:3, 3]).astype(np.float32)
     dk = (m3 @ d.T).astype(np.float32)                                   # (3, n)
     kji = tk[:, None, None] + dk[:, :, None] * s.astype(np.float32)[None, None, :]   # (3, n, m)
-    region = _nearest_int8(maps.region, kji, OFF_GRID)
+    region = nearest_voxel(maps.region, kji, OFF_GRID)
     outside = region <= OUTSIDE
     has_exit = outside.any(axis=1)
     first_out = np.where(has_exit, np.argmax(outside, axis=1), s.size)
@@ -182,11 +86,11 @@ def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> D
     if sel.any():
         clear = np.full(sel.shape, np.inf)
         clear[sel] = ndimage.map_coordinates(maps.hard_clearance_mm, kji[:, sel], order=1,
-                                             mode="constant", cval=1e4)
+                                             mode="constant", cval=FAR_MM)
         in_lesion = sel & (region == LESION)
         if in_lesion.any() and maps.plain_clearance_mm is not None:
             clear[in_lesion] = ndimage.map_coordinates(maps.plain_clearance_mm, kji[:, in_lesion], order=1,
-                                                       mode="constant", cval=1e4)
+                                                       mode="constant", cval=FAR_MM)
         min_clear = clear.min(axis=1)
 
     liverish = region >= LIVER
@@ -214,9 +118,9 @@ def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> D
     for r in rej.values():
         ok &= ~r
     cost = (np.where(has_exit, length, c.max_length_mm) / c.max_length_mm
-            + (1.0 - np.clip(min_clear, 0.0, 20.0) / 20.0)
-            + 0.5 * cap_angle / 90.0
-            + 0.3 * np.abs(liver_mm - 25.0) / 50.0)
+            + (1.0 - np.clip(min_clear, 0.0, COST_CLEARANCE_FULL_MM) / COST_CLEARANCE_FULL_MM)
+            + COST_CAPSULE_WEIGHT * cap_angle / 90.0
+            + COST_LIVER_WEIGHT * np.abs(liver_mm - PREFERRED_LIVER_TRAVERSE_MM) / LIVER_TRAVERSE_SCALE_MM)
     out = {"ok": ok, "length_mm": length, "entry_ct": entry, "min_clearance_mm": min_clear,
            "liver_mm": liver_mm, "capsule_angle_deg": cap_angle, "capsule_crossings": crossings,
            "cost": cost, "directions": d}
@@ -224,22 +128,9 @@ def _evaluate_chunk(maps: PlanningMaps, target_lps, directions: np.ndarray) -> D
     return out
 
 
-def _nearest_int8(arr: np.ndarray, kji: np.ndarray, fill: int) -> np.ndarray:
-    """Nearest-voxel lookup of a small-int volume at float32 [k, j, i] indices (3, ...)."""
-    K, J, I = arr.shape
-    k = np.rint(kji[0]).astype(np.int32)
-    j = np.rint(kji[1]).astype(np.int32)
-    i = np.rint(kji[2]).astype(np.int32)
-    inside = (k >= 0) & (k < K) & (j >= 0) & (j < J) & (i >= 0) & (i < I)
-    flat = (k.astype(np.int64) * J + j) * I + i
-    flat[~inside] = 0
-    out = arr.reshape(-1)[flat]
-    out[~inside] = fill
-    return out
-
-
 def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray, chunk: int = 2048) -> Dict[str, np.ndarray]:
-    """Check every direction (in chunks that stay in cache); returns per-candidate arrays.
+    """Check every direction (in chunks of ``chunk`` that stay in cache; candidates per second:
+    benchmarks/results/planning.md); returns per-candidate arrays.
 
     Keys: ``ok`` bool, ``length_mm``, ``entry_ct`` (n,3), ``min_clearance_mm``
     (hard clearance along the needle), ``liver_mm`` (normal liver traversed),
@@ -251,7 +142,7 @@ def evaluate(maps: PlanningMaps, target_lps, directions: np.ndarray, chunk: int 
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _sdf_gradient(maps: PlanningMaps, pts: np.ndarray, h: float = 1.0) -> np.ndarray:
+def _sdf_gradient(maps: PlanningMaps, pts: np.ndarray, h: float = SDF_GRADIENT_STEP_MM) -> np.ndarray:
     """Unit outward normal of the liver surface at LPS points (central differences, mm)."""
     g = np.zeros_like(pts)
     for a in range(3):
@@ -265,7 +156,7 @@ def _sdf_gradient(maps: PlanningMaps, pts: np.ndarray, h: float = 1.0) -> np.nda
 
 
 def select_diverse(cost: np.ndarray, ok: np.ndarray, directions: np.ndarray, k: int,
-                   min_angle_deg: float = 12.0) -> List[int]:
+                   min_angle_deg: float = MIN_PATH_SEPARATION_DEG) -> List[int]:
     """Indices of the k cheapest acceptable candidates, pairwise >= min_angle_deg apart."""
     order = [int(i) for i in np.argsort(cost) if ok[i]]
     chosen: List[int] = []
@@ -294,7 +185,7 @@ def path_clearances(anatomy: Anatomy, target_lps, entry_lps, step_mm: float = 0.
 
 
 def describe_rejections(res: Dict[str, np.ndarray]) -> Dict[str, int]:
-    """How many candidates each constraint rejected (a candidate may fail several)."""
+    """How many candidates each constraint rejected, by code (a candidate may fail several)."""
     return {r: int(np.count_nonzero(res[r])) for r in REJECT_REASONS}
 
 
