@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from planner.paths.trajectories import GAUGE_OD_MM
+from planner.paths.constraints import GAUGE_OD_MM
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
 

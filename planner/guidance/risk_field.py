@@ -30,8 +30,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-from planner.anatomy.structures import HARD_CLASSES, VESSEL_CLASS, bounding_box, distance_map_mm, large_vessels, \
-    risk_class_of
+from planner.anatomy.derived import bounding_box, large_vessels
+from planner.anatomy.structures import HARD_CLASSES, VESSEL_CLASS, distance_map_mm, risk_class_of
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
 

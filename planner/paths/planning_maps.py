@@ -13,7 +13,8 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from planner.anatomy.structures import Anatomy, bounding_box
+from planner.anatomy.derived import bounding_box
+from planner.anatomy.structures import Anatomy
 
 from .constraints import Constraints
 
