@@ -62,6 +62,15 @@ def test_hit_probability_matches_design_rule():
     assert hit_probability(4.0, 5.7) < 0.5
 
 
+def test_the_planner_uses_the_registrations_hit_probability():
+    """One home for the rule: the planner's hit probability is the registration engine's function,
+    so both answer the same at the edges (a radius <= 0 is never hit)."""
+    from planner.advice import recommendation
+    from registration.align import uncertainty
+    assert recommendation.hit_probability is uncertainty.hit_probability
+    assert recommendation.hit_probability(0.0, 3.0) == 0.0 and recommendation.hit_probability(-1.0, 0.0) == 0.0
+
+
 def test_advisories_carry_evidence():
     facts = LesionFacts(**{**D, "diameter_mm": 7, "lesion_type": "indeterminate", "predicted": "unlikely",
                            "depth_mm": 60})
