@@ -134,8 +134,9 @@ class RefinementMixin:
             if t.hit_probability is not None:
                 numbers += f", hit probability {100 * t.hit_probability:.0f} % (lesion radius {t.radius_mm:.1f} mm)"
             if t.verdict and t.verdict != u.verdict:
-                numbers += (f"; this target's own verdict: <b style='color:{VERDICT_COLOURS.get(t.verdict, '#c0221b')}'>"
-                            f"{t.verdict.upper()}</b> ({'; '.join(t.why)})")
+                own = VERDICT_COLOURS.get(t.verdict, "#c0221b")
+                numbers += (f"; this target's own verdict: <b style='color:{own}'>{t.verdict.upper()}</b> "
+                            f"({'; '.join(t.why)})")
         colour = VERDICT_COLOURS.get(u.verdict, "#c0221b")
         self.verdict.setText(f"<b style='color:{colour}'>Verdict: {u.verdict.upper()}</b> ({len(u.targets)} target(s) "
                              f"assessed); at {name}: {numbers}.<br><small>{'; '.join(u.reasons)}</small>")

@@ -29,6 +29,7 @@ from registration.spatial.transforms import as_matrix
 
 
 def add_parser(sub):
+    """The ``register`` sub-command and its options."""
     p = sub.add_parser("register", help="register the CT to a tracked ultrasound sweep (LC2 or MI)",
                        description=__doc__)
     p.add_argument("--ct", required=True, help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
@@ -136,6 +137,7 @@ class _Reporter:
 
 
 def run(args) -> int:
+    """Load, register, write RESULT.json (:func:`registration.align.result_document.result_document`)."""
     from registration.align.intensity_registration import register_sweep
     from registration.align.landmarks import register_landmarks_file
     from registration.align.result_document import result_document

@@ -65,17 +65,17 @@ class TargetEstimate:
             raise InputError(f"{where} is not an object", path=path, fix="write each target as {\"name\": ...}")
         if not isinstance(row.get("name"), str):
             raise InputError(f'{where} has no "name"', path=path, fix='give every target row a "name"')
-        nums = {k: _number(row, k, path, where) for k in _NUMBER_FIELDS}
-        tre = next((v for v in (nums.pop("tre_registration_mm"), _number(row, "tre_rms_mm", path, where),
-                                _number(row, "tre_mm", path, where)) if v is not None), None)
+        nums = {k: optional_number(row, k, path, where) for k in _NUMBER_FIELDS}
+        tre = next((v for v in (nums.pop("tre_registration_mm"), optional_number(row, "tre_rms_mm", path, where),
+                                optional_number(row, "tre_mm", path, where)) if v is not None), None)
         point = row.get("point_ct")
         if point is not None:
             point = [float(v) for v in _vector(point, path, f"{where}.point_ct")]
-        agreeing = row.get("starts_comparable")
+        comparable = optional_number(row, "starts_comparable", path, where)
         return cls(row["name"], point, tre_registration_mm=tre,
-                   starts_comparable=None if agreeing is None else int(_number(row, "starts_comparable", path, where)),
-                   verdict=_verdict(row.get("verdict"), path, f"{where}.verdict"),
-                   why=[str(w) for w in row.get("why") or []], **nums)
+                   starts_comparable=None if comparable is None else int(comparable),
+                   verdict=parse_verdict(row.get("verdict"), path, f"{where}.verdict"),
+                   why=_strings(row, "why", path, where), **nums)
 
 
 _NUMBER_FIELDS = ("tre_hessian_mm", "tre_multistart_mm", "tre_uncalibrated_mm", "starts_agreeing",
@@ -150,25 +150,68 @@ class Assessment:
                 raise InputError(f'{where} has no "{key}"', path=path, fix="write the RESULT of 'ctus register'")
         if not isinstance(d["targets"], list):
             raise InputError(f'{where}.targets is not a list', path=path, fix="write the RESULT of 'ctus register'")
-        terms = d.get("error_terms_mm") or {}
-        moved = d.get("moved_from_start")
-        cov = d.get("covariance_deg_mm")
-        return cls(_verdict(d["verdict"], path, f"{where}.verdict"), [str(r) for r in d.get("reasons") or []],
+        verdict = parse_verdict(d["verdict"], path, f"{where}.verdict")
+        if verdict is None:
+            raise InputError(f"{where}.verdict is null", path=path, fix="write the RESULT of 'ctus register'")
+        terms = _object(d, "error_terms_mm", path, where) or {}
+        moved = _object(d, "moved_from_start", path, where)
+        positive = d.get("hessian_positive_definite")
+        if positive is not None and not isinstance(positive, bool):
+            raise InputError(f"{where}.hessian_positive_definite is not true, false or null", path=path,
+                             fix="write the RESULT of 'ctus register'")
+        return cls(verdict, _strings(d, "reasons", path, where),
                    [TargetEstimate.from_dict(r, path, f"{where}.targets[{i}]") for i, r in enumerate(d["targets"])],
-                   ErrorTerms(*(float(terms.get(k, 0.0)) for k in ("tracking", "needle", "breathing",
-                                                                 "unresolved_breathing_in_registration"))),
-                   float(d.get("resolution_floor_mm") or 0.0), d.get("n_eff"), d.get("hessian_positive_definite"),
-                   None if cov is None else np.asarray(cov, float),
-                   None if not isinstance(moved, dict) else MovedFromStart(float(moved["rotation_deg"]),
-                                                                          float(moved["translation_mm"])),
-                   d.get("breathing"))
+                   ErrorTerms(*(optional_number(terms, k, path, f"{where}.error_terms_mm") or 0.0
+                                for k in ("tracking", "needle", "breathing", "unresolved_breathing_in_registration"))),
+                   optional_number(d, "resolution_floor_mm", path, where) or 0.0,
+                   optional_number(d, "n_eff", path, where), positive,
+                   _covariance(d.get("covariance_deg_mm"), path, f"{where}.covariance_deg_mm"),
+                   None if moved is None else MovedFromStart(
+                       *(_required_number(moved, k, path, f"{where}.moved_from_start")
+                         for k in ("rotation_deg", "translation_mm"))),
+                   _object(d, "breathing", path, where))
 
 
-def _number(row: dict, key: str, path, where: str) -> Optional[float]:
+def _object(d: dict, key: str, path, where: str) -> Optional[dict]:
+    v = d.get(key)
+    if v is not None and not isinstance(v, dict):
+        raise InputError(f'{where}: "{key}" is not an object', path=path, fix="write the RESULT of 'ctus register'")
+    return v
+
+
+def _strings(d: dict, key: str, path, where: str) -> List[str]:
+    v = d.get(key) or []
+    if not isinstance(v, list):
+        raise InputError(f'{where}: "{key}" is not a list of texts', path=path, fix="write a list or null")
+    return [str(x) for x in v]
+
+
+def _required_number(d: dict, key: str, path, where: str) -> float:
+    v = optional_number(d, key, path, where)
+    if v is None:
+        raise InputError(f'{where} has no "{key}"', path=path, fix="write the RESULT of 'ctus register'")
+    return v
+
+
+def _covariance(v, path, where: str) -> Optional[np.ndarray]:
+    if v is None:
+        return None
+    try:
+        c = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        c = None
+    if c is None or c.shape != (6, 6):
+        raise InputError(f"{where} is not a 6x6 matrix of numbers", path=path,
+                         fix="write the RESULT of 'ctus register'")
+    return c
+
+
+def optional_number(row: dict, key: str, path, where: str) -> Optional[float]:
+    """``row[key]`` as a float; None when absent or null; InputError when not a finite number."""
     v = row.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
         raise InputError(f'{where}: "{key}" is not a number ({v!r})', path=path, fix="write a number or null")
     return float(v)
 
@@ -181,7 +224,8 @@ def _vector(v, path, where: str) -> np.ndarray:
     return a
 
 
-def _verdict(v, path, where: str) -> Optional[str]:
+def parse_verdict(v, path, where: str) -> Optional[str]:
+    """A verdict field: None, or one of VERDICTS (InputError naming the file and the field)."""
     if v is None:
         return None
     if v not in VERDICTS:

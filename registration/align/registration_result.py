@@ -51,6 +51,7 @@ class RegistrationResult:
     breathing: Optional[dict] = None       # registration.align.motion.BreathingReport.to_dict() (LC2)
 
     def to_dict(self) -> dict:
+        """JSON form (the registration fields of RESULT.json)."""
         return {
             "reference_to_ct": np.asarray(self.reference_to_ct).tolist(),
             "method": self.method,

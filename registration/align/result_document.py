@@ -25,7 +25,7 @@ import numpy as np
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
 
-from .assessment import Assessment, TargetEstimate, _verdict
+from .assessment import Assessment, TargetEstimate, optional_number, parse_verdict
 from .registration_result import RegistrationResult
 from .uncertainty import LOCAL_MM
 
@@ -78,6 +78,7 @@ class ResultRecord:
     document: dict = field(default_factory=dict)
 
     def target(self, name: str) -> Optional[TargetEstimate]:
+        """The row of target ``name`` (None if the file has none)."""
         return next((t for t in self.targets if t.name == name), None)
 
     def tre_at(self, name: str) -> Optional[float]:
@@ -117,8 +118,8 @@ def parse_result(doc, path=None, *, need_matrix: bool = True) -> ResultRecord:
     assessment = Assessment.from_dict(unc, path) if isinstance(unc, dict) and "targets" in unc else None
     method = doc.get("method")
     return ResultRecord(matrix, None if method is None else str(method),
-                        _verdict(doc.get("verdict"), path, "verdict"), _target_rows(doc.get("targets"), path),
-                        assessment, _global_tre(doc), _optional_number(doc, "fre_mm", path),
+                        parse_verdict(doc.get("verdict"), path, "verdict"), _target_rows(doc.get("targets"), path),
+                        assessment, _global_tre(doc), optional_number(doc, "fre_mm", path, "RESULT"),
                         None if doc.get("source") is None else str(doc["source"]), doc)
 
 
@@ -158,15 +159,6 @@ def _global_tre(doc: dict) -> Optional[float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 return float(v)
     return None
-
-
-def _optional_number(d: dict, key: str, path) -> Optional[float]:
-    v = d.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InputError(f'"{key}" is not a number ({v!r})', path=path, fix="write a number (mm) or null")
-    return float(v)
 
 
 def _path(p) -> Optional[str]:
