@@ -73,7 +73,7 @@ def test_demo_case_end_to_end(qtbot, demo_case, tmp_path, artifacts_dir):
     assert w.registration.method == "lc2"
     refined_err = _lesion_error_mm(w, truth, w.registration.reference_to_ct)
     print(f"\nlesion errors: landmarks {np.round(landmark_err, 1)} mm, after LC2 {np.round(refined_err, 1)} mm, "
-          f"verdict {res.uncertainty['verdict']}")
+          f"verdict {res.uncertainty.verdict}")
     assert refined_err.max() < 5.0, refined_err
     w.grab().save(str(artifacts_dir / "gui_e2e_registered.png"))
 

@@ -18,6 +18,8 @@ from gui.window.main_window import MainWindow
 from gui.panels import registration_panel
 from gui.panels.landmark_list import FLE_FLOOR_MM, LandmarkList
 from gui.core.session import RegistrationState, Session
+from registration.align.result_document import RESULT_VERSION, result_document
+from registration.align.targets import targets_from_labels
 from registration.spatial.transforms import apply, invert, rigid_matrix
 from registration.spatial.volume import LabelMap
 
@@ -255,6 +257,27 @@ def _target_error(m):
     return np.linalg.norm(apply(m, apply(invert(TRUE_REFERENCE_TO_CT), pts)) - pts, axis=1).max()
 
 
+def test_the_panel_targets_are_the_label_maps_lesions_as_ctus_register_finds_them(synthetic):
+    """The TRE targets come from the window's labels through the engine (not from another
+    view): the same centroids and radii as `ctus register --labels`, plus the CT centre."""
+    w, panel = synthetic
+    expected = targets_from_labels(w.labels)
+    assert set(panel.targets) == {"CT centre"} | set(expected)
+    for name, t in expected.items():
+        assert panel.targets[name] == t
+    assert np.allclose(panel.targets["lesion_1"]["point"], lesion_centroids_ct()[0], atol=0.5)
+    assert [panel.target_box.itemText(i) for i in range(panel.target_box.count())] == ["CT centre", "lesion_1",
+                                                                                       "lesion_2"]
+    panel.select_target("lesion_2")
+    name, point, radius = panel.target()
+    assert name == "lesion_2" and np.allclose(point, expected["lesion_2"]["point"])
+    assert radius == expected["lesion_2"]["radius_mm"]
+    # New labels (one lesion): the targets follow the window's data.
+    lab = w.labels
+    w.set_labels(LabelMap((lab.array == 1).astype(np.int16), lab.spacing, lab.origin, names={"lesion_1": 1}))
+    assert set(panel.targets) == {"CT centre", "lesion_1"} and panel.target()[0] == "CT centre"
+
+
 def test_refinement_without_a_start_says_what_is_missing(qtbot):
     w = _window(qtbot)
     panel = registration_panel.install(w).widget()
@@ -296,20 +319,20 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     assert res is not None and res.metric_final > res.metric_initial
     assert panel.plot.history and len(panel.plot.history) == len(res.history)
     text = panel.verdict.text()
-    verdict = res.uncertainty["verdict"]
+    verdict = res.uncertainty.verdict
     assert f"Verdict: {verdict.upper()}" in text
     # Never a bare verdict: the TRE estimate and the hit probability at the lesion are shown.
-    names = {r["name"] for r in res.uncertainty["targets"]}
+    names = {r.name for r in res.uncertainty.targets}
     assert names == {"CT centre", "lesion_1", "lesion_2"} and f"{len(names)} target(s) assessed" in text
-    t = next(r for r in res.uncertainty["targets"] if r["name"] == "lesion_1")
-    assert f"at lesion_1: registration TRE est. {t['tre_registration_mm']:.1f} mm" in text
-    assert f"hit probability {100 * t['hit_probability']:.0f} %" in text
+    t = res.uncertainty.target("lesion_1")
+    assert f"at lesion_1: registration TRE est. {t.tre_registration_mm:.1f} mm" in text
+    assert f"hit probability {100 * t.hit_probability:.0f} %" in text
     assert w.registration is start          # only a candidate until accepted
     # Another target: its row of the same assessment is shown (no new registration).
     panel.select_target("CT centre")
-    centre = next(r for r in res.uncertainty["targets"] if r["name"] == "CT centre")
+    centre = res.uncertainty.target("CT centre")
     assert "at CT centre" in panel.verdict.text() and "hit probability" not in panel.verdict.text()
-    assert f"{centre['tre_registration_mm']:.1f} mm" in panel.verdict.text()
+    assert f"{centre.tre_registration_mm:.1f} mm" in panel.verdict.text()
     panel.select_target("lesion_1")
     w.resizeDocks([panel.parentWidget()], [620], Qt.Horizontal)
     qtbot.wait(50)
@@ -317,8 +340,15 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     qtbot.mouseClick(panel.accept_button, Qt.LeftButton)
     assert w.registration.method == "lc2"
     assert _target_error(w.registration.reference_to_ct) < 1.5
-    assert w.registration.tre_mm == pytest.approx(t["tre_registration_mm"])
+    assert w.registration.tre_mm == pytest.approx(t.tre_registration_mm)
     assert "lc2" in w.registration_label.text()
+    # The accepted registration carries the RESULT document `ctus register` writes (same
+    # function, same fields) plus the GUI's chosen target; it reads back as the same state.
+    doc = result_document(res, **panel.candidate_context)
+    assert json.dumps(dict(doc, tre_target="lesion_1")) == json.dumps(w.registration.raw)
+    assert doc["init"]["source"] == "init" and doc["verdict"] == verdict and doc["version"] == RESULT_VERSION
+    again = RegistrationState.from_dict(w.registration.to_dict())
+    assert again.verdict == verdict and again.tre_mm == pytest.approx(t.tre_registration_mm)
     qtbot.mouseClick(panel.revert_button, Qt.LeftButton)
     assert w.registration is start
 

@@ -55,7 +55,7 @@ EXPECTED_CODES = {
 def _hit_probability(diameter_mm, tre):
     if tre is None:
         return None
-    from planner.advice.recommendation import hit_probability
+    from registration.align.uncertainty import hit_probability
     return hit_probability(0.5 * diameter_mm, tre)
 
 
@@ -76,11 +76,20 @@ def test_recommendation_table(case):
 
 
 def test_hit_probability_matches_design_rule():
-    from planner.advice.recommendation import hit_probability
+    from registration.align.uncertainty import hit_probability
     # DESIGN section 7: 90 % needs TRE_rms <= 0.69 R
     assert hit_probability(10.0, 6.9) == pytest.approx(0.90, abs=0.01)
     assert hit_probability(10.0, 3.0) > 0.99
     assert hit_probability(4.0, 5.7) < 0.5
+
+
+def test_the_planner_uses_the_registrations_hit_probability():
+    """One home for the rule: the planner's hit probability is the registration engine's function,
+    so both answer the same at the edges (a radius <= 0 is never hit)."""
+    from planner.case import lesion_plan
+    from registration.align import uncertainty
+    assert lesion_plan.hit_probability is uncertainty.hit_probability
+    assert uncertainty.hit_probability(0.0, 3.0) == 0.0 and uncertainty.hit_probability(-1.0, 0.0) == 0.0
 
 
 def test_advisories_carry_evidence():

@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from registration.align.result_document import ResultRecord, parse_result, read_result_file
 from registration.spatial.atomic_io import atomic_write_text
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
@@ -24,13 +25,18 @@ SESSION_VERSION = 1
 
 @dataclass
 class RegistrationState:
-    """A reference_to_ct (4x4, Reference mm -> CT LPS mm) and what is known of its quality."""
+    """A reference_to_ct (4x4, Reference mm -> CT LPS mm) and what is known of its quality.
+
+    ``raw`` is the RESULT document it came from or will be saved as (JSON form, with the
+    per-target rows the planner reads); ``verdict`` the registration's own (good / check /
+    poor, None when it has none, e.g. a landmark fit)."""
     reference_to_ct: np.ndarray
     method: str = "unknown"               # "landmarks", "lc2", "file", ...
     tre_mm: Optional[float] = None        # estimated target registration error (rms), None = unknown
     fre_mm: Optional[float] = None
     source: Optional[str] = None          # file it came from
     raw: Optional[dict] = None            # the whole RESULT dict (per-target TREs for the planner)
+    verdict: Optional[str] = None
 
     def __post_init__(self):
         self.reference_to_ct = as_matrix(self.reference_to_ct, name="reference_to_ct", path=self.source)
@@ -38,49 +44,32 @@ class RegistrationState:
     def quality_text(self) -> str:
         tre = "TRE not estimated" if self.tre_mm is None else f"TRE est. {self.tre_mm:.1f} mm"
         fre = "" if self.fre_mm is None else f", FRE {self.fre_mm:.1f} mm"
-        verdict = (self.raw or {}).get("verdict")
-        return f"{self.method}{'' if not verdict else f' ({verdict})'}: {tre}{fre}"
+        return f"{self.method}{'' if not self.verdict else f' ({self.verdict})'}: {tre}{fre}"
 
     def to_dict(self) -> dict:
         d = dict(self.raw or {})
         d.update({"reference_to_ct": self.reference_to_ct.tolist(), "method": self.method,
                   "tre_mm": self.tre_mm, "fre_mm": self.fre_mm, "source": self.source})
+        if self.verdict is not None:
+            d["verdict"] = self.verdict
         return d
 
     @classmethod
     def from_dict(cls, d: dict, path=None) -> "RegistrationState":
-        if not isinstance(d, dict) or "reference_to_ct" not in d:
-            raise InputError("no 'reference_to_ct' (a 4x4 row-major nested list)", path=path,
-                             fix="give a RESULT.json or INIT.json written by 'ctus register'")
-        tre = d.get("tre_mm", d.get("tre_rms_mm"))
-        if tre is None and isinstance(d.get("uncertainty"), dict):
-            tre = d["uncertainty"].get("tre_rms_mm", d["uncertainty"].get("tre_mm"))
-        if tre is None and isinstance(d.get("targets"), list) and d.get("verdict") != "poor":
-            # A RESULT.json of 'ctus register': the largest estimate over the targets near the
-            # sweep (those the verdict is about), else over all of them.
-            from registration.align.uncertainty import LOCAL_MM
-            rows = [r for r in d["targets"] if isinstance(r, dict) and r.get("tre_registration_mm") is not None]
-            near = [r for r in rows if (r.get("distance_to_sweep_mm") or 0.0) <= LOCAL_MM]
-            if near or rows:
-                tre = max(float(r["tre_registration_mm"]) for r in (near or rows))
-        return cls(d["reference_to_ct"], str(d.get("method", "file")),
-                   None if tre is None else float(tre),
-                   None if d.get("fre_mm") is None else float(d["fre_mm"]),
-                   str(path) if path is not None else d.get("source"), dict(d))
+        """A RESULT.json / INIT.json or a saved state (:func:`registration.align.result_document.parse_result`;
+        InputError naming ``path`` and the field). Its TRE is the file's global one, else the
+        largest estimate near the sweep (``ResultRecord.overall_tre_mm``)."""
+        return cls.from_record(parse_result(d, path), path)
+
+    @classmethod
+    def from_record(cls, rec: ResultRecord, path=None) -> "RegistrationState":
+        return cls(rec.reference_to_ct, rec.method or "file", rec.overall_tre_mm(), rec.fre_mm,
+                   str(path) if path is not None else rec.source, dict(rec.document), rec.verdict)
 
 
 def load_registration_file(path) -> RegistrationState:
     """RESULT.json / INIT.json -> RegistrationState (InputError on anything unusable)."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file ({exc.__class__.__name__})", path=path,
-                         fix="choose a RESULT.json or INIT.json") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON (line {exc.lineno})", path=path,
-                         fix="choose a RESULT.json or INIT.json") from None
-    return RegistrationState.from_dict(d, path)
+    return RegistrationState.from_record(read_result_file(path), path)
 
 
 @dataclass

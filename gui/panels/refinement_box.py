@@ -5,16 +5,20 @@
 from the window's registration (``reference_to_ct``: Reference mm -> CT LPS
 mm); its result is only a *candidate* until the user accepts it, shown with
 its verdict and numbers (never a bare "good"): the engine's TRE estimate
-(mm), its 95 % bound and the hit probability at the chosen target.
+(mm), its 95 % bound and the hit probability at the chosen target. Accepting
+it stores the same RESULT document ``ctus register`` writes
+(:func:`registration.align.result_document.result_document`).
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Optional
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton
 
 from gui.core.session import RegistrationState
+from registration.align.assessment import Assessment
+from registration.align.result_document import result_document
 
 from .convergence_plot import ConvergencePlot
 
@@ -23,8 +27,8 @@ VERDICT_COLOURS = {"good": "#1b7f2a", "check": "#b36b00", "poor": "#c0221b"}
 
 class RefinementMixin:
     """Refinement methods of :class:`.registration_panel.RegistrationPanel` (a mixin: it uses the
-    panel's ``window``, ``landmarks``, ``candidate``, ``candidate_targets``, ``previous``,
-    ``worker``, ``refine_options``, ``target()`` and ``_update_buttons()``)."""
+    panel's ``window``, ``landmarks``, ``targets``, ``candidate``, ``candidate_context``,
+    ``previous``, ``worker``, ``refine_options``, ``target()`` and ``_update_buttons()``)."""
 
     def _build_refinement(self) -> None:
         """Refine / Cancel, progress bar and text, convergence plot, verdict, Accept / Revert."""
@@ -64,9 +68,15 @@ class RefinementMixin:
             return
         if self.worker is not None:
             return
-        ct, sweep, init = w.ct, w.sweep, w.registration.reference_to_ct.copy()
-        self.candidate_targets = self._targets()
-        targets, options = dict(self.candidate_targets), dict(self.refine_options)
+        ct, sweep, start = w.ct, w.sweep, w.registration
+        init = start.reference_to_ct.copy()
+        targets, options = dict(self.targets), dict(self.refine_options)
+        from_landmarks = start.method == "landmarks"
+        # What the RESULT document of this run needs besides the result (see accept()).
+        self.candidate_context = dict(
+            ct_path=ct.metadata.get("source"), sweep_path=sweep.source,
+            calibration_path=w.session.calibration_path, init_source="landmarks" if from_landmarks else "init",
+            init_file=start.source, landmarks=self.landmarks.result if from_landmarks else None, targets=targets)
 
         def work(progress):
             from registration.align.intensity_registration import register_sweep
@@ -81,16 +91,6 @@ class RefinementMixin:
         self.worker.failed.connect(self._refine_failed)
         self.worker.finished.connect(self._worker_finished)
         self._update_buttons()
-
-    def _targets(self) -> Dict[str, dict]:
-        """Every lesion and the CT centre (as ``ctus register --labels`` does): the engine's
-        verdict covers all of them, and changing the TRE target afterwards only picks a row."""
-        out = {}
-        if self.window.display is not None:
-            out["CT centre"] = {"point": [float(v) for v in self.window.display.center_lps()], "radius_mm": None}
-        for les in self.window.us_view.engine.lesions:
-            out[les.name] = {"point": [float(v) for v in les.centroid_lps], "radius_mm": float(les.radius_mm)}
-        return out
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(round(100 * fraction)))
@@ -119,50 +119,42 @@ class RefinementMixin:
                               f"finest level {result.metric_initial:.3f} -> {result.metric_final:.3f}")
         self.progress.setValue(100)
         self.progress_text.setText(f"{result.iterations} evaluations in {result.wall_time_s:.1f} s")
-        self._show_verdict(result.uncertainty or {})
+        self._show_verdict(result.uncertainty)
         self._update_buttons()
 
-    def target_row(self, u: dict) -> dict:
-        """The engine's uncertainty row for the chosen TRE target ({} if it was not assessed)."""
+    def _show_verdict(self, u: Assessment) -> None:
+        """The verdict, and the numbers at the chosen target (never a bare verdict)."""
         name = self.target()[0]
-        return next((r for r in u.get("targets") or [] if r.get("name") == name), {})
-
-    def _show_verdict(self, u: dict) -> None:
-        verdict = u.get("verdict", "poor")
-        t = self.target_row(u)
-        n = len(u.get("targets") or [])
-
-        def mm(v):
-            return "unknown" if v is None else f"{v:.1f} mm"
-        hp = t.get("hit_probability")
-        numbers = (f"registration TRE est. {mm(t.get('tre_registration_mm'))} "
-                   f"(95 %: {mm(t.get('tre_registration_95_mm'))}), total error {mm(t.get('tre_total_mm'))}")
-        if hp is not None:
-            numbers += f", hit probability {100 * hp:.0f} % (lesion radius {t['radius_mm']:.1f} mm)"
-        colour = VERDICT_COLOURS.get(verdict, "#c0221b")
-        reasons = "; ".join(u.get("reasons", []))
-        if not t:
-            numbers = f"{self.target()[0]} was not assessed (it was not loaded when the refinement ran)"
-        own = t.get("verdict")
-        if own and own != verdict:
-            numbers += (f"; this target's own verdict: <b style='color:{VERDICT_COLOURS.get(own, '#c0221b')}'>"
-                        f"{own.upper()}</b> ({'; '.join(t.get('why') or [])})")
-        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {verdict.upper()}</b> ({n} target(s) assessed); "
-                             f"at {t.get('name', self.target()[0])}: {numbers}.<br><small>{reasons}</small>")
+        t = u.target(name)
+        if t is None:
+            numbers = f"{name} was not assessed (it was not loaded when the refinement ran)"
+        else:
+            numbers = (f"registration TRE est. {_mm(t.tre_registration_mm)} "
+                       f"(95 %: {_mm(t.tre_registration_95_mm)}), total error {_mm(t.tre_total_mm)}")
+            if t.hit_probability is not None:
+                numbers += f", hit probability {100 * t.hit_probability:.0f} % (lesion radius {t.radius_mm:.1f} mm)"
+            if t.verdict and t.verdict != u.verdict:
+                own = VERDICT_COLOURS.get(t.verdict, "#c0221b")
+                numbers += (f"; this target's own verdict: <b style='color:{own}'>{t.verdict.upper()}</b> "
+                            f"({'; '.join(t.why)})")
+        colour = VERDICT_COLOURS.get(u.verdict, "#c0221b")
+        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {u.verdict.upper()}</b> ({len(u.targets)} target(s) "
+                             f"assessed); at {name}: {numbers}.<br><small>{'; '.join(u.reasons)}</small>")
 
     def accept(self) -> None:
+        """Make the candidate the window's registration, with the RESULT document ``ctus register``
+        writes (plus the chosen TRE target); the one it replaces can be restored with Revert."""
         if self.candidate is None:
             return
         r = self.candidate
-        u = r.uncertainty or {}
-        rows = u.get("targets") or []
-        tre = self.target_row(u).get("tre_registration_mm")
-        raw = r.to_dict()
-        raw.update({"targets": rows, "verdict": u.get("verdict"), "tre_target": self.target()[0]})
-        if self.landmarks.result is not None:
-            raw["landmarks"] = self.landmarks.result.to_dict()
+        name = self.target()[0]
+        row = r.uncertainty.target(name)
+        doc = result_document(r, **self.candidate_context)
+        doc["tre_target"] = name
         self.previous.append(self.window.registration)
-        self.window.set_registration(RegistrationState(r.reference_to_ct, "lc2", tre_mm=tre, raw=raw))
+        self.window.set_registration(RegistrationState(r.reference_to_ct, "lc2", tre_mm=None if row is None
+                                                       else row.tre_registration_mm, raw=doc,
+                                                       verdict=r.uncertainty.verdict))
         self.candidate = None
         self.verdict.setText(self.verdict.text().replace("Verdict:", "Accepted, verdict:", 1))
         self._update_buttons()
@@ -176,3 +168,7 @@ class RefinementMixin:
             self.window.set_registration(self.previous.pop())
             self.verdict.setText("Reverted to the registration before the last Accept.")
         self._update_buttons()
+
+
+def _mm(v: Optional[float]) -> str:
+    return "unknown" if v is None else f"{v:.1f} mm"

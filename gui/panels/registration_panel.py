@@ -20,6 +20,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from gui.core.session import RegistrationState
+from registration.align.targets import targets_from_labels
 from registration.spatial.errors import InputError
 
 from .landmark_editor import LandmarkEditorMixin
@@ -42,7 +43,10 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
         self.baseline: Optional[RegistrationState] = None   # registration before landmarks took over
         self.applied: Optional[RegistrationState] = None    # the landmark registration we set
         self.candidate = None                              # RegistrationResult awaiting accept
-        self.candidate_targets: Dict[str, dict] = {}
+        self.candidate_context: dict = {}                  # its inputs, for its RESULT document
+        #: TRE targets {name: {"point": CT LPS mm, "radius_mm"}}: the CT centre and the lesions
+        self.targets: Dict[str, dict] = {}
+        self._targets_of: Optional[tuple] = None           # the (display, labels) they were computed for
         self.previous: List[Optional[RegistrationState]] = []  # for Revert after Accept
         self.worker = None
         #: extra keyword arguments for register_sweep (tests use fewer starts/evaluations)
@@ -56,6 +60,7 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
                                      lambda d: self.restore_landmarks((d or {}).get("pairs", [])))
         self.us_overlay = LandmarkOverlay(window.us_view, self)
         window.player.frame_changed.connect(lambda _i: self._update_overlays())
+        window.data_changed.connect(self.refresh_targets)
         self.refresh_targets()
         self._refresh_table()
 
@@ -104,25 +109,35 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
 
     # ------------------------------------------------------------ targets (TRE at ...)
     def refresh_targets(self) -> None:
-        """Lesions of the loaded labels (as the US view found them) + the CT centre."""
+        """The TRE targets: the CT centre and every lesion of the window's labels, found as
+        ``ctus register --labels`` finds them (:func:`registration.align.targets.targets_from_labels`);
+        recomputed only when the CT or the labels change."""
+        w = self.window
+        if self._targets_of is None or self._targets_of[0] is not w.display or self._targets_of[1] is not w.labels:
+            self._targets_of = (w.display, w.labels)
+            self.targets = {}
+            if w.display is not None:
+                self.targets["CT centre"] = {"point": [float(v) for v in w.display.center_lps()], "radius_mm": None}
+            if w.labels is not None:
+                self.targets.update(targets_from_labels(w.labels))
         current = self.target_box.currentText()
         self.target_box.blockSignals(True)
         self.target_box.clear()
-        self.target_box.addItem("CT centre", None)
-        for les in self.window.us_view.engine.lesions:
-            self.target_box.addItem(les.name, les)
+        self.target_box.addItem("CT centre")
+        for name in self.targets:
+            if name != "CT centre":
+                self.target_box.addItem(name)
         i = self.target_box.findText(current)
         self.target_box.setCurrentIndex(max(i, 0))
         self.target_box.blockSignals(False)
 
     def target(self) -> Tuple[str, Optional[np.ndarray], Optional[float]]:
         """(name, CT LPS point or None, radius mm or None) of the chosen TRE target."""
-        les = self.target_box.currentData()
-        if les is not None:
-            return les.name, np.asarray(les.centroid_lps, float), float(les.radius_mm)
-        if self.window.display is not None:
-            return "CT centre", self.window.display.center_lps(), None
-        return "CT centre", None, None
+        name = self.target_box.currentText() or "CT centre"
+        t = self.targets.get(name)
+        if t is None:
+            return name, None, None
+        return name, np.asarray(t["point"], float), t["radius_mm"]
 
     def select_target(self, name: str) -> None:
         self.refresh_targets()
@@ -136,7 +151,7 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
             self.recompute()      # the window's landmark registration carries the TRE at this target
         self._show_quality()
         if self.candidate is not None:
-            self._show_verdict(self.candidate.uncertainty or {})
+            self._show_verdict(self.candidate.uncertainty)
 
     def _update_buttons(self) -> None:
         running = self.worker is not None

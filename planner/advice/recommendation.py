@@ -10,7 +10,6 @@ evidence from the DESIGN table.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
@@ -42,23 +41,6 @@ EVIDENCE = {
     "fusion": "clinical US-CT fusion error 5.7 +/- 4.3 mm automatic, 6.3 +/- 5.0 mm manual (RCT)",
     "ct_sensitivity": "CT sensitivity for liver metastases 73-80 %, many lesions < 10 mm are missed",
 }
-
-
-def hit_probability(radius_mm: float, tre_rms_mm: float) -> float:
-    """P(needle tip within a sphere of radius R) for isotropic Gaussian error (DESIGN section 7).
-
-    sigma = TRE_rms / sqrt(3); P = erf(R/(sigma sqrt2)) - sqrt(2/pi) (R/sigma) exp(-R^2 / 2 sigma^2).
-    """
-    try:  # the registration package owns this formula once it lands
-        from registration.align.uncertainty import hit_probability as _hp
-        return float(_hp(radius_mm, tre_rms_mm))
-    except ImportError:
-        pass
-    if tre_rms_mm <= 0:
-        return 1.0
-    sigma = tre_rms_mm / math.sqrt(3.0)
-    x = radius_mm / sigma
-    return float(math.erf(x / math.sqrt(2.0)) - math.sqrt(2.0 / math.pi) * x * math.exp(-0.5 * x * x))
 
 
 @dataclass

@@ -19,13 +19,14 @@ from planner.advice import visibility
 from planner.advice.fusion_error import _total_error_mm, registration_tre_mm
 from planner.advice.probe_poses import inplane_probe_poses
 from planner.advice.reasons import Reason
-from planner.advice.recommendation import LesionFacts, hit_probability, lesion_recommendation
+from planner.advice.recommendation import LesionFacts, lesion_recommendation
 from planner.anatomy.lesion_targets import PlanTarget
 from planner.anatomy.structures import Anatomy
 from planner.paths import ct_guidance
 from planner.paths.constraints import REJECT_TEXT, Constraints
 from planner.paths.planning_maps import PlanningMaps, build_maps
 from planner.paths.trajectories import describe_rejections, evaluate, path_record, select_diverse
+from registration.align.uncertainty import hit_probability
 from registration.spatial.volume import Volume
 
 # US paths: the cheapest safe candidates, spread this far apart, are searched for a probe pose

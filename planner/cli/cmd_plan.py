@@ -10,7 +10,6 @@ DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -69,19 +68,13 @@ def parse_target(text: str) -> np.ndarray:
 
 
 def load_registration(path: str) -> tuple:
-    """RESULT.json -> (reference_to_ct 4x4, the dict)."""
-    from registration.spatial.transforms import as_matrix
+    """RESULT.json -> (reference_to_ct 4x4, the dict), read by the registration's own parser
+    (registration.align.result_document: InputError naming the file and the field)."""
+    from registration.align.result_document import read_result_file
     if not os.path.isfile(path):
         raise InputError("file not found", path=path, fix="give the RESULT.json written by ctus register")
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not readable JSON ({exc})", path=path, fix="give the RESULT.json of ctus register") from None
-    if not isinstance(data, dict) or "reference_to_ct" not in data:
-        raise InputError("has no \"reference_to_ct\"", path=path,
-                         fix="give a RESULT.json or INIT.json with a 4x4 row-major reference_to_ct")
-    return as_matrix(data["reference_to_ct"], name="reference_to_ct", path=path), data
+    record = read_result_file(path)
+    return record.reference_to_ct, record.document
 
 
 def run(args) -> int:
