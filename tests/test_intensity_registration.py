@@ -211,7 +211,8 @@ def test_cancel_during_the_parallel_starts_stops_the_worker_threads(ct, sweep):
 def test_the_pipeline_is_options_and_stages_of_plain_data(ct, sweep):
     """register_sweep's keywords become an LC2Options; the stages take and return plain data, and
     running the pass with the options gives exactly register_sweep's result."""
-    from registration.align.intensity_registration import LC2Options, register_lc2
+    from registration.align.lc2_stages import LC2Options
+    from registration.align.intensity_registration import register_lc2
     from registration.align.lc2_stages import DEFAULT_LEVELS, Level, prepare_levels, roi_center
     with pytest.raises(InputError, match="breathing mode"):
         LC2Options(breathing="sometimes")
