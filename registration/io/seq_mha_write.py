@@ -20,6 +20,8 @@ from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import format_matrix
 
 _STANDARD_FRAME_FIELDS = {"Timestamp", "ImageStatus"}
+ZLIB_LEVEL = 6         # zlib's own default trade-off of size and time
+_MIN_INDEX_DIGITS = 4  # Seq_Frame0000_: PLUS pads frame numbers to at least 4 digits
 
 
 def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[str]:
@@ -51,7 +53,7 @@ def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[st
     identity = format_matrix(np.eye(4))
     texts = {name: [format_matrix(m) if np.all(np.isfinite(m)) else identity for m in mats]
              for name, mats in sweep.transforms.items()}
-    width = max(4, len(str(max(n - 1, 0))))
+    width = max(_MIN_INDEX_DIGITS, len(str(max(n - 1, 0))))
     for i in range(n):
         prefix = f"Seq_Frame{i:0{width}d}_"
         for name in sorted(sweep.transforms):
@@ -68,9 +70,6 @@ def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[st
         lines.append(f"{prefix}Timestamp = {float(sweep.timestamps[i])!r}")
         lines.append(f"{prefix}ImageStatus = {'OK' if image_ok[i] else 'INVALID'}")
     return lines
-
-
-_header_lines = header_lines  # used by registration.live.live_recorder
 
 
 def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
@@ -91,7 +90,7 @@ def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
     pixels = np.ascontiguousarray(frames).tobytes()
     compressed_size = None
     if compress:
-        pixels = zlib.compress(pixels, 6)
+        pixels = zlib.compress(pixels, ZLIB_LEVEL)
         compressed_size = len(pixels)
     lines = header_lines(sweep, compressed_size)
     lower = path.lower()
