@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from registration.spatial.atomic_io import atomic_write_bytes
+from registration.spatial.atomic_io import atomic_write_bytes, atomic_write_files, bytes_writer
 from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import format_matrix
@@ -97,8 +97,10 @@ def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
     if lower.endswith(".mhd"):
         raw_name = os.path.basename(path)[:-4] + (".zraw" if compress else ".raw")
         lines.append(f"ElementDataFile = {raw_name}")
-        atomic_write_bytes(os.path.join(os.path.dirname(os.path.abspath(path)), raw_name), pixels)
-        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("latin-1"))
+        # the data file first: a header is never left pointing at a missing or older .raw
+        atomic_write_files([
+            (os.path.join(os.path.dirname(os.path.abspath(path)), raw_name), ".tmp", bytes_writer(pixels)),
+            (path, ".tmp", bytes_writer(("\n".join(lines) + "\n").encode("latin-1")))])
     elif lower.endswith(".mha"):
         lines.append("ElementDataFile = LOCAL")
         atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("latin-1") + pixels)
