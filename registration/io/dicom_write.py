@@ -173,10 +173,13 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     (e.g. ``{"PatientPosition": "HFS", "BodyPartExamined": "ABDOMEN"}``).
     """
     options = DicomSeriesOptions(
-        series_description, contrast_agent, acquisition_time, series_uid, study_uid,
-        frame_of_reference_uid, patient_id, patient_name, series_number, file_names,
-        rescale_slope, rescale_intercept, sop_instance_uids, study_date, study_time,
-        contrast_start_time, extra_tags)
+        series_description=series_description, contrast_agent=contrast_agent,
+        acquisition_time=acquisition_time, series_uid=series_uid, study_uid=study_uid,
+        frame_of_reference_uid=frame_of_reference_uid, patient_id=patient_id,
+        patient_name=patient_name, series_number=series_number, file_names=file_names,
+        rescale_slope=rescale_slope, rescale_intercept=rescale_intercept,
+        sop_instance_uids=sop_instance_uids, study_date=study_date, study_time=study_time,
+        contrast_start_time=contrast_start_time, extra_tags=extra_tags)
     extra = _check_arguments(volume, folder, options)
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)

@@ -36,11 +36,13 @@ def _temp_beside(path: str, suffix: str):
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
     path = os.fspath(path)
     atomic_write_files([(path, ".tmp", bytes_writer(data))])
 
 
 def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

@@ -55,6 +55,8 @@ def no_chain_error(from_frame: str, to_frame: str, known: Iterable[str], *,
 
 
 class FrameGraph:
+    """Named frames joined by 4x4 transforms; any chain between two frames, inverses automatic."""
+
     def __init__(self):
         self._edges: Dict[Tuple[str, str], np.ndarray] = {}
 
@@ -67,6 +69,7 @@ class FrameGraph:
         self._edges[(from_frame, to_frame)] = m
 
     def remove(self, from_frame: str, to_frame: str) -> None:
+        """Forget the transform between the two frames (either direction), if any."""
         self._edges.pop((from_frame, to_frame), None)
         self._edges.pop((to_frame, from_frame), None)
 
@@ -82,6 +85,8 @@ class FrameGraph:
                 yield a, None  # inverse computed lazily
 
     def path(self, from_frame: str, to_frame: str) -> List[str]:
+        """Frames of the shortest chain from ``from_frame`` to ``to_frame`` (both included);
+        InputError for an unknown frame or when no chain exists."""
         if from_frame == to_frame:
             return [from_frame]
         known = set(self.frames)
@@ -119,6 +124,7 @@ class FrameGraph:
         return m
 
     def has(self, from_frame: str, to_frame: str) -> bool:
+        """True when a chain links the two frames."""
         try:
             self.path(from_frame, to_frame)
             return True

@@ -36,6 +36,7 @@ _SHEAR_TOL = 1e-3         # |cos| between row and column axes above this: not or
 
 @dataclass(frozen=True)
 class PlaneImage:
+    """A resliced plane: the image and where its pixels lie in LPS mm."""
     image: np.ndarray          # float32 [rows, cols]
     pixel_to_lps: np.ndarray   # 4x4: (column, row, 0) -> LPS mm
 
@@ -90,6 +91,7 @@ class Reslicer:
         self.set_interpolator(interpolator)
 
     def set_interpolator(self, name: str) -> None:
+        """'linear', 'nearest' or 'bspline' (InputError otherwise)."""
         self._interp = check_choice(name, _INTERPOLATORS, "interpolator")
 
     def reslice(self, pixel_to_lps: np.ndarray, shape: Tuple[int, int]) -> PlaneImage:

@@ -9,6 +9,11 @@ device-set config (``"ImageToProbe"``) live in ``calibration``.
 The Image frame follows PLUS: origin at the first pixel in memory of the
 MF-oriented image, x = column towards the marked side, y = row away from the
 transducer, unit = pixel, so ``image_to_probe`` carries the pixel spacing.
+
+A Sweep is validated at construction and then treated as a value: the
+Image -> Reference chain is derived once (cached), and a sweep with more
+calibration or a fan mask is a new Sweep (:meth:`Sweep.with_calibration`,
+:meth:`Sweep.with_fan_mask`).
 """
 from __future__ import annotations
 
@@ -39,12 +44,8 @@ class ImageChain(NamedTuple):
 
 @dataclass
 class Sweep:
-    """A tracked sweep, validated at construction (see the module docstring).
-
-    Treat a Sweep as a value: derived data (the Image -> Reference chain) is
-    computed once and cached, so change calibration or the fan mask through
-    :meth:`with_calibration` / :meth:`with_fan_mask`, which return a new Sweep.
-    """
+    """A tracked sweep (see the module docstring); change calibration or the fan mask
+    through :meth:`with_calibration` / :meth:`with_fan_mask`, which return a new Sweep."""
     frames: np.ndarray                      # uint8 [n, rows, cols]
     timestamps: np.ndarray                  # float seconds [n]
     transforms: Dict[str, np.ndarray] = field(default_factory=dict)   # name -> [n, 4, 4]
@@ -227,10 +228,12 @@ class Sweep:
 
     @property
     def valid(self) -> np.ndarray:
+        """bool [n]: frames with a complete, OK Image -> Reference chain (all False without one)."""
         return self._image_chain.valid.copy()
 
     @property
     def invalid_count(self) -> int:
+        """Frames without a valid Image -> Reference transform."""
         return int(len(self) - self.valid.sum())
 
     def no_chain_error(self, path=None) -> InputError:
@@ -266,6 +269,7 @@ class Sweep:
 
     @property
     def image_to_probe(self) -> Optional[np.ndarray]:
+        """The static ImageToProbe calibration (pixels -> mm), or None."""
         return self.calibration.get("ImageToProbe")
 
     @property
@@ -280,6 +284,7 @@ class Sweep:
         return float(np.linalg.norm(m[:3, 0])), float(np.linalg.norm(m[:3, 1]))
 
     def subset(self, indices) -> "Sweep":
+        """A new Sweep of the frames ``indices`` (in that order), with the same calibration."""
         idx = np.asarray(indices)
         return Sweep(self.frames[idx], self.timestamps[idx],
                      {k: v[idx] for k, v in self.transforms.items()},
@@ -289,6 +294,7 @@ class Sweep:
                      None if self.image_valid is None else self.image_valid[idx], self.image_frame)
 
     def summary(self) -> dict:
+        """Plain facts about the sweep (counts, names, chain, spacing mm, duration s) for listings."""
         _, valid, chain = self._image_chain
         return {
             "source": self.source,

@@ -114,6 +114,7 @@ def orthonormalize(r: np.ndarray) -> np.ndarray:
 
 
 def is_rigid(m: np.ndarray, tol: float = RIGID_TOL) -> bool:
+    """True when the 3x3 part of ``m`` is a rotation (orthonormal, det > 0) within ``tol``."""
     r = np.asarray(m, dtype=float)[:3, :3]
     return bool(np.allclose(r.T @ r, np.eye(3), atol=tol) and np.linalg.det(r) > 0)
 
@@ -137,6 +138,7 @@ def lps_to_ras(m_lps: np.ndarray) -> np.ndarray:
 
 
 def ras_to_lps(m_ras: np.ndarray) -> np.ndarray:
+    """A transform acting on RAS points -> the same transform on LPS points."""
     return LPS_TO_RAS @ np.asarray(m_ras, dtype=float) @ LPS_TO_RAS
 
 

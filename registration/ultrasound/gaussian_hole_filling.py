@@ -28,8 +28,8 @@ from registration.spatial.errors import CancelledError, InputError
 
 from .hole_filling_elements import DEFAULT_ELEMENTS, GaussianElement
 
-# Voxels per block edge (+ halo): ~4 MB float32 temporaries per block; the block edge with
-# the shortest fill time in the measurements recorded in benchmarks/results/reconstruct.md.
+# Voxels per block edge (+ halo): ~4 MB float32 temporaries per block. Timings of other
+# edges: benchmarks/results/reconstruct.md (64-128 are within noise; smaller or larger are slower).
 BLOCK_VOXELS = 96
 
 

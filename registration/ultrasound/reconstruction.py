@@ -109,9 +109,11 @@ def reconstruct(sweep: Sweep, *, spacing_mm=DEFAULT_SPACING_MM, compounding: str
     False cancels (CancelledError). Bad input raises InputError.
     """
     options = ReconstructionOptions(
-        spacing_mm, compounding, output_origin, output_extent, fill_holes, clip_rectangle,
-        fan_mask, use_sweep_fan_mask, fan_geometry, hole_elements, output_dtype,
-        plus_running_mean, skip_interval)
+        spacing_mm=spacing_mm, compounding=compounding, output_origin=output_origin,
+        output_extent=output_extent, fill_holes=fill_holes, clip_rectangle=clip_rectangle,
+        fan_mask=fan_mask, use_sweep_fan_mask=use_sweep_fan_mask, fan_geometry=fan_geometry,
+        hole_elements=hole_elements, output_dtype=output_dtype,
+        plus_running_mean=plus_running_mean, skip_interval=skip_interval)
     return reconstruct_with(sweep, options, progress)
 
 
