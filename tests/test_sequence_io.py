@@ -1,6 +1,7 @@
 """PLUS sequence metafiles: every real file opens, each file kind round-trips, bad input is an InputError."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -346,8 +347,7 @@ def test_missing_raw_beside_mhd(tmp_path):
 
 
 def test_config_without_needed_transform(tmp_path):
-    sweep = make_sweep()
-    sweep.calibration.clear()
+    sweep = dataclasses.replace(make_sweep(), calibration={})
     good_file = tmp_path / "uncalibrated.mha"
     write_sequence(sweep, good_file)
     cfg = tmp_path / "cfg.xml"
@@ -418,15 +418,13 @@ def test_with_calibration_returns_a_new_sweep_and_leaves_the_old_one_alone():
 
 def test_merge_calibration_returns_a_new_sweep_and_names_what_is_missing(tmp_path):
     from registration.io.sweep_calibration import merge_calibration
-    sweep = make_sweep()
-    sweep.calibration.clear()
+    sweep = dataclasses.replace(make_sweep(), calibration={}, source=str(tmp_path / "s.mha"))
     merged = merge_calibration(sweep, {"ImageToProbeTransform": np.diag([0.2, 0.2, 1, 1])})
     assert "ImageToProbe" in merged.calibration and not sweep.calibration
     assert merged.valid.sum() == 5 and sweep.chain == []
     cfg = tmp_path / "cfg.xml"
     cfg.write_text('<PlusConfiguration><CoordinateDefinitions><Transform From="Phantom" To="Reference" '
                    'Matrix="1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"/></CoordinateDefinitions></PlusConfiguration>')
-    sweep.source = str(tmp_path / "s.mha")
     with pytest.raises(InputError) as exc:
         merge_calibration(sweep, cfg)
     text = str(exc.value)
