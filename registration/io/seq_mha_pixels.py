@@ -32,14 +32,15 @@ _ORIENT = {"MF": (False, False, False), "UF": (False, False, True), "MN": (False
            "NM": (True, True, False), "NU": (True, True, True)}
 _ELEMENT_TYPES = ("MET_UCHAR",)     # 8-bit B-mode frames
 _CHANNELS = (1, 3)                  # grey, or RGB converted to grey
-# ITU-R BT.601 luma weights (R, G, B): RGB frames become grey as PLUS and ITK do.
+# ITU-R BT.601 luma weights (R, G, B): the usual RGB -> grey conversion.
 LUMA_WEIGHTS_BT601 = (0.299, 0.587, 0.114)
 
 
 def rgb_to_grey(rgb: np.ndarray, notes) -> np.ndarray:
     """uint8 grey ``[...]`` from uint8 RGB ``[..., 3]`` (BT.601 luma, rounded), with a note."""
     grey = rgb.astype(np.float32) @ np.array(LUMA_WEIGHTS_BT601, np.float32)
-    notes.append("RGB frames converted to grey (0.299 R + 0.587 G + 0.114 B)")
+    r, g, b = LUMA_WEIGHTS_BT601
+    notes.append(f"RGB frames converted to grey ({r} R + {g} G + {b} B)")
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
@@ -56,7 +57,7 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
         blob = read_bytes(raw_path, f"cannot read the data file {data_file} named by ElementDataFile",
                           path=path, fix="keep the .raw file beside the .mhd header")
     if _is_true(fields, "CompressedData", path):
-        size = blob.__len__()
+        size = len(blob)
         if "CompressedDataSize" in fields:
             size = _ints(fields, "CompressedDataSize", 1, path)[0]
             if size > len(blob):
@@ -75,7 +76,7 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
                              "claims more frames than present)", path=path,
                              fix="copy or export the sequence again")
         return raw
-    if len(blob) > expected and data_file.upper() != "LOCAL" and not _is_true(fields, "CompressedData", path):
+    if len(blob) > expected and data_file.upper() != "LOCAL":   # (compressed data returned above)
         # A separate .raw may run past the frames its header lists: a live recording
         # (registration.live.live_recorder) appends pixels before it rewrites the header, so an
         # interrupted one has trailing bytes. ITK's MetaIO reads the prefix too.

@@ -168,9 +168,9 @@ def _per_frame_transforms(frame_fields, n: int, path: str):
 def _static_transforms(fields: Dict[str, str], path: str) -> Dict[str, np.ndarray]:
     """Header-level ``<From>To<To>Transform = 16 numbers``: static calibration {name: 4x4}."""
     calib: Dict[str, np.ndarray] = {}
-    for key in [k for k in fields if k.endswith(_SUFFIX) and k != _SUFFIX]:
+    for key in [k for k in fields if k.endswith(_SUFFIX)]:
         if not is_transform_name(key):
-            continue
+            continue   # a field named just "Transform", or one that merely ends in it
         mats, _ = _parse_matrices({0: fields[key]}, 1, key, path)
         calib[key[:-len(_SUFFIX)]] = mats[0]
     return calib
