@@ -18,11 +18,16 @@ import numpy as np
 from registration.spatial.errors import InputError
 
 from .contrast_phase import _assign_phases
-from .ct_progress import ProgressFn, _report
+from .ct_progress import HEADERS_SHARE, ProgressFn, _report
 from .dicom_header import _read_header, _record
 from .series_info import SeriesInfo
 
 _FIX_FORMAT = "give a DICOM folder or a .nrrd/.nii/.nii.gz/.mha/.mhd file"
+_REPORT_EVERY_FILES = 20     # progress while scanning headers
+# Geometry keys of one part of a series: orientation rounded to 3 decimals, spacing to 4 (mm).
+_IOP_DECIMALS, _SPACING_DECIMALS = 3, 4
+_IOP_ATOL = 1e-4             # direction cosines of one series agree within this
+_SPACING_RTOL = 1e-4         # pixel spacings of one series agree within this fraction
 
 
 # --------------------------------------------------------------------------- scanning
@@ -41,8 +46,8 @@ def _scan(folder: str, progress: Optional[ProgressFn] = None):
     paths = list(_dicom_files(folder))
     for path in paths:
         n_files += 1
-        if n_files % 20 == 0:
-            _report(progress, 0.2 * n_files / len(paths), f"reading headers {n_files}/{len(paths)}")
+        if n_files % _REPORT_EVERY_FILES == 0:
+            _report(progress, HEADERS_SHARE * n_files / len(paths), f"reading headers {n_files}/{len(paths)}")
         ds = _read_header(path)
         try:
             is_image = ds is not None and "ImagePositionPatient" in ds and "Rows" in ds
@@ -61,7 +66,8 @@ def _split_by_geometry(uid: str, records):
     the series) -> the largest part keeps the UID, the others become ``<uid>#2``, ``#3``..."""
     parts = {}
     for r in records:
-        key = (r["shape"], tuple(np.round(r["iop"], 3)), tuple(np.round(r["ps"], 4)))
+        key = (r["shape"], tuple(np.round(r["iop"], _IOP_DECIMALS)),
+               tuple(np.round(r["ps"], _SPACING_DECIMALS)))
         parts.setdefault(key, []).append(r)
     ordered = sorted(parts.values(), key=len, reverse=True)
     return [(uid if n == 0 else f"{uid}#{n + 1}", part) for n, part in enumerate(ordered)]
@@ -75,8 +81,8 @@ def _series_info(uid: str, records) -> SeriesInfo:
     normal = np.cross(row / np.linalg.norm(row), col / np.linalg.norm(col))
     normal /= np.linalg.norm(normal)
     for r in records:
-        if (r["shape"] != r0["shape"] or not np.allclose(r["iop"], r0["iop"], atol=1e-4)
-                or not np.allclose(r["ps"], r0["ps"], rtol=1e-4)):
+        if (r["shape"] != r0["shape"] or not np.allclose(r["iop"], r0["iop"], atol=_IOP_ATOL)
+                or not np.allclose(r["ps"], r0["ps"], rtol=_SPACING_RTOL)):
             raise InputError(f"series {uid} mixes image sizes, orientations or pixel spacings "
                              f"({os.path.basename(r0['path'])} vs {os.path.basename(r['path'])})",
                              path=r["path"],
