@@ -62,12 +62,13 @@ def _text(ds: Dataset, keyword: str) -> Optional[str]:
 
 
 def _common(ref: Dataset, ids: SeriesIds, n: int, sop_class: str, modality: str) -> dict:
-    """Arguments of highdicom's SOPClass that put the object into the CT's study."""
+    """Arguments of highdicom's SOPClass that put the object into the CT's study (the patient's
+    name comes with the copied Patient module, as the CT has it)."""
     return dict(study_instance_uid=str(ref.StudyInstanceUID), series_instance_uid=ids.series_uid,
                 series_number=ids.series_number, sop_instance_uid=ids.sop_uids[n], sop_class_uid=sop_class,
                 instance_number=n + 1, modality=modality, manufacturer=MANUFACTURER,
                 transfer_syntax_uid=ExplicitVRLittleEndian, patient_id=_text(ref, "PatientID"),
-                patient_name=_text(ref, "PatientName"), patient_birth_date=_text(ref, "PatientBirthDate"),
+                patient_name=None, patient_birth_date=_text(ref, "PatientBirthDate"),
                 patient_sex=_text(ref, "PatientSex"), accession_number=_text(ref, "AccessionNumber"),
                 study_id=_text(ref, "StudyID"), study_date=_text(ref, "StudyDate"),
                 study_time=_text(ref, "StudyTime"),

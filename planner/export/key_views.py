@@ -135,8 +135,8 @@ class _PlaneRenderer:
     def __init__(self, ct: Volume, labels: LabelMap, target_label: Optional[int], size: int):
         self.ct, self.labels, self.size = ct, labels, int(size)
         self._ct = Reslicer(ct, default=-1000.0, interpolator="linear")
-        self._lab = Reslicer(labels.with_array(labels.array.astype(np.float32)), default=0.0,
-                             interpolator="nearest")
+        self._lab = Reslicer(Volume(labels.array.astype(np.float32), labels.spacing, labels.origin,
+                                    labels.direction), default=0.0, interpolator="nearest")
         self.target_label = target_label
         self.classes = {}
         for name, value in labels.names.items():

@@ -29,8 +29,9 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import pydicom
@@ -41,6 +42,7 @@ from pydicom.valuerep import validate_value
 
 from registration.io.ct_io import load_ct
 from registration.io.labelmap_io import load_labels
+from registration.pacs.node import ProgressFn, report
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix, read_tfm
 
@@ -117,14 +119,15 @@ def check_dataset(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
-# long: one call per object in sending order; each line is a step of the recipe in the module docstring
 def build_plan_results(plan_dir, ct_dir, labels_path, *, label_names=None, series_uid: Optional[str] = None,
                        sweep_path=None, lesion: Optional[str] = None,
-                       progress: Optional[Callable[[float, str], object]] = None) -> PlanResults:
-    """Build and check every object; raises InputError naming the file when something does not fit."""
+                       progress: Optional[ProgressFn] = None) -> PlanResults:
+    """Build and check every object; raises InputError naming the file when something does not fit.
+
+    ``progress(fraction, message)`` returning False cancels (CancelledError); nothing is sent here.
+    """
     def step(f, msg):
-        if progress is not None:
-            progress(f, msg)
+        report(progress, f, msg, "building the PACS objects")
     plan_dir = os.fspath(plan_dir)
     plan, raw, pdf = _plan(plan_dir)
     planned_on = (plan.get("case") or {}).get("series_uid")
@@ -163,20 +166,10 @@ def build_plan_results(plan_dir, ct_dir, labels_path, *, label_names=None, serie
         return SeriesIds(generate_uid(entropy_srcs=[seed, kind, "series"]), number,
                          [generate_uid(entropy_srcs=[seed, kind, str(k)]) for k in range(n)], desc)
     headers = source.headers
-    deid = bool((plan.get("case") or {}).get("deidentified", True))
     out = PlanResults([], source.study_uid, str(headers[0].get("PatientID", "")))
-    out.datasets.append(encapsulated_pdf(headers, pdf, ids("report", 1), title="CT-US liver biopsy plan",
-                                         identifies_patient=not deid))
-    out.datasets += key_view_images(headers, views, ids("views", len(views)))
-    step(0.5, "building the segmentation")
-    out.datasets.append(segmentation(headers, labels, ids("seg", 1)))
-    if reference_to_ct is not None:
-        metrics = (plan.get("registration") or {}).get("metrics") or {}
-        out.datasets.append(spatial_registration(
-            headers, reference_to_ct, ids("reg", 1), reference_frame_uid=generate_uid(entropy_srcs=[seed, "tracker"]),
-            method=metrics.get("method"), comment=f"verdict {metrics['verdict']}" if metrics.get("verdict") else ""))
-    else:
-        out.notes.append("no registration in the plan: no Spatial Registration object")
+    with warnings.catch_warnings():     # the CT's own patient name, copied as it is, is not ours to judge
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        _build(out, headers, pdf, views, labels, reference_to_ct, plan, ids, seed, step)
     if reference_to_ct is not None and sweep is None:
         out.notes.append("no --sweep: the registered US frame is not among the key views")
     step(0.8, "checking the objects")
@@ -189,6 +182,23 @@ def build_plan_results(plan_dir, ct_dir, labels_path, *, label_names=None, serie
             out.series.append(f"{SERIES[kind][0]} {sop.name}: {SERIES[kind][1]} ({n} instance{'s' * (n > 1)})")
     step(1.0, "objects ready")
     return out
+
+
+def _build(out: PlanResults, headers, pdf, views, labels, reference_to_ct, plan, ids, seed, step) -> None:
+    """The objects in sending order (report, key views, segmentation, registration)."""
+    deid = bool((plan.get("case") or {}).get("deidentified", True))
+    out.datasets.append(encapsulated_pdf(headers, pdf, ids("report", 1), title="CT-US liver biopsy plan",
+                                         identifies_patient=not deid))
+    out.datasets += key_view_images(headers, views, ids("views", len(views)))
+    step(0.5, "building the segmentation")
+    out.datasets.append(segmentation(headers, labels, ids("seg", 1)))
+    if reference_to_ct is not None:
+        metrics = (plan.get("registration") or {}).get("metrics") or {}
+        out.datasets.append(spatial_registration(
+            headers, reference_to_ct, ids("reg", 1), reference_frame_uid=generate_uid(entropy_srcs=[seed, "tracker"]),
+            method=metrics.get("method"), comment=f"verdict {metrics['verdict']}" if metrics.get("verdict") else ""))
+    else:
+        out.notes.append("no registration in the plan: no Spatial Registration object")
 
 
 @dataclass
