@@ -163,6 +163,15 @@ def test_move_port_in_use(orthanc, crlm_series, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_move_to_a_port_the_pacs_does_not_know(orthanc, crlm_series, tmp_path, capsys):
+    """Our SCP listens on a port the PACS does not have for our AE title: its store fails."""
+    rc = main(["pacs", "get", "--server", orthanc.server, "--series", crlm_series[1], "--out",
+               str(tmp_path / "x"), "--move-port", str(free_port()), "--move-bind", "127.0.0.1", "--timeout", "5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "C-MOVE failed" in err and "--move-port" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- a PACS that lies
 def _fake_pacs(files, *, announce, listed, sent):
     """A tiny pynetdicom Q/R SCP: SERIES level announces ``announce`` instances, IMAGE level lists
