@@ -65,9 +65,10 @@ class Receiver:
         self._lock = threading.Lock()
 
     def handle_store(self, event) -> int:
-        """pynetdicom EVT_C_STORE handler: 0x0000 stored, 0xC000 refused, 0xA700 on write errors."""
+        """pynetdicom EVT_C_STORE handler: 0x0000 stored, 0xC000 refused (other series, unreadable),
+        0xA700 (out of resources) on write errors and once the retrieval is cancelled."""
         if self.cancelled:
-            return 0xFE00
+            return 0xA700
         try:
             ds = event.dataset
             sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
