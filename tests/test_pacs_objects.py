@@ -80,7 +80,8 @@ def test_encapsulated_pdf_keeps_the_bytes(crlm):
 
 def test_values_are_checked_against_their_vr(crlm):
     ds = encapsulated_pdf(crlm.headers, b"%PDF-1.4\n", _ids(), title="plan", identifies_patient=False)
-    ds.ContentDescription = "x" * 65                                           # LO holds 64
+    with pytest.warns(UserWarning, match="exceeds the maximum length"):
+        ds.ContentDescription = "x" * 65                                       # LO holds 64
     with pytest.raises(ValueError):
         check_dataset(ds)
 

@@ -197,8 +197,7 @@ def find_studies(pacs: Pacs, *, patient_id: Optional[str] = None, accession: Opt
 def find_series(pacs: Pacs, series_uid: str, *, study_uid: Optional[str] = None):
     """(StudyEntry with this one series, its IMAGE-level instances); PacsError when the PACS has no such series."""
     with associate(pacs, [(FIND_MODEL, _TS)], need=[FIND_MODEL]) as assoc:
-        rows = c_find(assoc, _query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid,
-                                    PatientID=None), pacs)
+        rows = c_find(assoc, _query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid), pacs)
         study_uids = sorted({_text(ds, "StudyInstanceUID") for ds in rows} - {""})
         if not study_uids:
             raise PacsError(f"has no series {series_uid}", path=str(pacs),
