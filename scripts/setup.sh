@@ -7,10 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# orthanc: the real PACS the tests start on loopback (tests/_orthanc.py; its own system service is
+# not used); dicom3tools: dciodvfy, which validates the DICOM objects ctus pacs send builds.
 APT_PACKAGES="python3-venv python3-dev gcc libc6-dev libgl1 libegl1 libosmesa6 libglib2.0-0 \
 libfontconfig1 libdbus-1-3 xvfb xauth libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 \
-libxkbcommon-x11-0 libxcb-cursor0 poppler-utils"
+libxkbcommon-x11-0 libxcb-cursor0 poppler-utils orthanc dicom3tools"
 
 missing=""
 for p in $APT_PACKAGES; do
