@@ -51,3 +51,19 @@ def test_every_module_lives_in_a_wing():
             doc = ast.get_docstring(ast.parse(init.read_text()))
             assert doc and "import" in doc, f"{init}: the docstring must say what the wing may import"
 
+
+
+def test_no_long_functions_in_the_engine():
+    """No function in registration/ or planner/ over 80 lines, unless a comment on the
+    line before its ``def`` says why (``# long: <reason>``)."""
+    long = []
+    for pkg in ("registration", "planner"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            lines = path.read_text().splitlines()
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 80 and not lines[first - 2].strip().startswith("# long:"):
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "functions over 80 lines without a '# long:' reason: " + "; ".join(long)
