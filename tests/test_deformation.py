@@ -289,6 +289,15 @@ def test_deformed_truth_targets_and_rigid_fits(phantom, deformed_case):
                 t["rigid_residual_mm"], abs=2e-3)
             assert true_target_error_mm(us, s["file"], r2c, p, field=field) == pytest.approx(
                 t["displacement_mm"], abs=2e-3)
+    # the distances in the truth (true poses, the probe's fan) are found again from the files
+    # alone (recorded tracking, fan detected from the frames), as a benchmark measures them
+    from registration.spatial.fan_mask import detect_fan_mask
+    for s in us["deformed_sweeps"]:
+        sw = read_sequence(out / s["file"], out / us["config"])
+        mats, valid = sw.image_to_reference_all()
+        pts = np.array([t["displaced_ct"] for t in s["targets"]])
+        d = fan_distance_mm(apply(invert(r2c), pts), mats[valid], detect_fan_mask(sw.frames))
+        assert np.allclose(d, [t["distance_to_sweep_mm"] for t in s["targets"]], atol=1.5)
     # the static sweep of the same case is judged without the field
     static = us["sweeps"][0]["file"]
     assert true_target_error_mm(us, static, r2c, [0.0, 0.0, 0.0]) == 0.0

@@ -39,7 +39,6 @@ from .deformation import (OrganDeformation, best_rigid_fit, best_rigid_reference
 from .imaged_region import fan_distance_mm
 from .organ_field import liver_values, random_organ_deformation
 from .sweep_recording import Plan, Session, record_sweep
-from .tracked_sweeps import lesion_list
 
 #: Random stream of the deformed sweeps: (seed, 19) -- 19 for the issue; independent of the
 #: case's main stream, so adding these sweeps leaves every other file byte-identical.
@@ -86,21 +85,20 @@ def frame_source_of(entry: dict, i: int, field: OrganDeformation):
     return lambda x: organ(comp.inverse(x))
 
 
-def _pick_lesions(field: OrganDeformation, truth, labels, count: int) -> list:
+def _pick_lesions(field: OrganDeformation, lesions, labels, count: int) -> list:
     """The ``count`` lesions (in the label map) the organ field moves most."""
-    lesions = [les for les in lesion_list(truth) if les["name"] in labels.names]
+    lesions = [les for les in lesions if les["name"] in labels.names]
     moved = [float(np.linalg.norm(field.displacement(les["centroid_lps"]))) for les in lesions]
     order = np.argsort(moved)[::-1][:max(0, count)]
     return [lesions[i] for i in sorted(order)]
 
 
-def _targets(field, truth, labels, rng, image_to_ct, fan_mask, global_fit) -> Tuple[list, np.ndarray]:
+def _targets(field, lesions, landmarks, labels, rng, image_to_ct, fan_mask, global_fit) -> Tuple[list, np.ndarray]:
     """Target rows for one sweep and its local best rigid fit (ct_to_scan)."""
     liver = sample_points(points_of(labels, [labels.value_of("liver")], stride=3), 20000, rng)
     liver_d = fan_distance_mm(field.deformed(liver), image_to_ct, fan_mask)
     rows = [{"name": les["name"], "kind": "lesion", "point_ct": les["centroid_lps"],
-             "radius_mm": les["diameter_mm"] / 2.0} for les in lesion_list(truth)]
-    landmarks = truth.get("landmarks", {}) if isinstance(truth, dict) else {}
+             "radius_mm": les["diameter_mm"] / 2.0} for les in lesions]
     rows += [{"name": n, "kind": "vessel_branch", "point_ct": np.asarray(p, float)} for n, p in landmarks.items()]
     for d in TARGET_DISTANCES_MM:
         near = np.nonzero(np.abs(liver_d - d) <= 2.5)[0]
@@ -122,10 +120,12 @@ def _targets(field, truth, labels, rng, image_to_ct, fan_mask, global_fit) -> Tu
 
 
 # long: field, plans, then per sweep record + targets, all from the one deformed stream
-def add_deformed_sweeps(session: Session, labels, truth, *, seed: int, count: int, first_index: int,
-                        t0: float, right_lobe) -> Tuple[dict, list]:
+def add_deformed_sweeps(session: Session, labels, lesions, landmarks, *, seed: int, count: int,
+                        first_index: int, t0: float, right_lobe) -> Tuple[dict, list]:
     """Record ``count`` deformed sweeps (a survey of the right lobe, then the lesions the field
-    moves most) after the static ones; returns (the case's deformation truth, sweep entries)."""
+    moves most) after the static ones; returns (the case's deformation truth, sweep entries).
+    ``lesions``: [{name, diameter_mm, centroid_lps}]; ``landmarks``: {name: LPS} (vessel
+    branch points, targets too)."""
     rng = np.random.default_rng([int(seed), STREAM])
     sim_rng = np.random.default_rng([int(seed), STREAM, 1])
     field = random_organ_deformation(labels, rng)
@@ -134,7 +134,7 @@ def add_deformed_sweeps(session: Session, labels, truth, *, seed: int, count: in
     global_fit = best_rigid_fit(liver, field.deformed(liver))
     res = rigid_residual_mm(field, global_fit, liver)
     plans = [Plan("survey", "survey", field.deformed(np.asarray(right_lobe, float)), 28.0, 25.0, 10.0)]
-    for les in _pick_lesions(field, truth, labels, count - 1):
+    for les in _pick_lesions(field, lesions, labels, count - 1):
         plans.append(Plan(les["name"], "lesion", field.deformed(les["centroid_lps"]), rng.uniform(12, 18),
                           rng.uniform(3, 7), rng.uniform(2, 6)))
     entries = []
@@ -146,7 +146,8 @@ def add_deformed_sweeps(session: Session, labels, truth, *, seed: int, count: in
                                         fname=f"sweep_{plan.name}_deformed.igs.mha")
         valid = np.setdiff1d(np.arange(len(poses)), entry["invalid_frames"])
         image_to_ct = poses[valid] @ probe.image_to_probe
-        targets, local_fit = _targets(field, truth, labels, rng, image_to_ct, probe.fan_mask, global_fit)
+        targets, local_fit = _targets(field, lesions, landmarks, labels, rng, image_to_ct, probe.fan_mask,
+                                      global_fit)
         r2c = session.reference_to_ct
         entry.update({"deformed": True, "compression": warp.truth(),
                       "best_rigid_reference_to_ct": best_rigid_reference_to_ct(r2c, global_fit).tolist(),

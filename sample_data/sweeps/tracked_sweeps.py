@@ -181,9 +181,10 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
         result["sweeps"].append(entry)
     if deformed > 0:
         from .deformed_sweeps import add_deformed_sweeps
+        landmarks = truth.get("landmarks", {}) if isinstance(truth, dict) else getattr(truth, "landmarks", {})
         deformation, entries = add_deformed_sweeps(
-            session, labels, truth, seed=seed, count=int(deformed), first_index=len(plans), t0=t0,
-            right_lobe=_right_lobe_target(labels))
+            session, labels, all_lesions, dict(landmarks or {}), seed=seed, count=int(deformed),
+            first_index=len(plans), t0=t0, right_lobe=_right_lobe_target(labels))
         result["deformation"] = deformation
         result["deformed_sweeps"] = entries
         files += [e["file"] for e in entries]
