@@ -4,14 +4,19 @@
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
                   [--method lc2|mi] [--targets T.json] [--labels L [--label-names N]]
                   [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
-                  [--json-progress] [--force]
+                  [--focus NAME|X,Y,Z [--focus-radius MM]] [--json-progress] [--force]
 
 RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
 -> CT LPS mm), the method, the metric before/after, evaluations, wall time, the
 uncertainty (verdict good/check/poor with its reasons) and per-target TRE
 estimates and hit probabilities (targets from --targets and/or the lesions of
 --labels). With --landmarks the landmark fit (FRE, residuals, leave-one-out,
-predicted TRE) is the start and is reported too. Progress goes to stderr
+predicted TRE) is the start and is reported too. With --focus the whole-sweep
+result is refined on the part of the sweep within --focus-radius (default 30 mm)
+of one target (a target name, or a CT LPS point) and RESULT.json is that focused
+result: its ``focus`` field names the target and gives the whole-sweep estimate
+there, its one target row the focused error (the planner uses it for that
+lesion). Progress goes to stderr
 (``--json-progress``: one JSON object per line). Bad input exits 2 with one
 line and writes nothing.
 """
@@ -53,6 +58,12 @@ def add_parser(sub):
                         "frames at the CT's breath-hold phase")
     p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
                    help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
+    p.add_argument("--focus", metavar="NAME|X,Y,Z",
+                   help="refine on the region around one target (a --targets / --labels name, or a CT LPS point "
+                        "in mm) and report the focused error there: under organ deformation a locally rigid "
+                        "fit holds where the whole-sweep one does not")
+    p.add_argument("--focus-radius", type=float, default=None, metavar="MM",
+                   help="radius of the focused region (mm, default 30)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p
@@ -160,18 +171,28 @@ def run(args) -> int:
     else:
         init = read_init(args.init)
     targets = read_targets(args.targets) if args.targets else {}
+    if args.focus_radius is not None and (not args.focus or not np.isfinite(args.focus_radius)
+                                          or args.focus_radius <= 0):
+        raise InputError(f"--focus-radius {args.focus_radius} needs --focus and a positive radius (mm)",
+                         fix="pass --focus NAME|X,Y,Z with --focus-radius 20..60")
     rep.stage("loading CT")
     ct = load_ct(args.ct)
     if args.labels:
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
     elif args.label_names:
         raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+    focus = None
+    if args.focus:
+        from registration.align.focus import parse_focus
+        focus = parse_focus(args.focus, targets)
     rep.stage("loading sweep")
     sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage(f"registering ({args.method})")
     res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
                          n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
                          breath_hold=args.breath_hold)
+    if focus is not None:
+        res = _focus(ct, sweep, res, focus, targets, args, rep)
     doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,
                           init_source="landmarks" if landmark_result is not None else "init",
                           init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets)
@@ -180,15 +201,30 @@ def run(args) -> int:
     return 0
 
 
+def _focus(ct, sweep, res, focus, targets, args, rep):
+    """The whole-sweep ``res`` refined around the ``focus`` (name, point) target."""
+    from registration.align.focus import FOCUS_RADIUS_MM, refine_near_target
+    name, point = focus
+    rep.stage(f"refining near {name}")
+    return refine_near_target(ct, sweep, res, name, point, seed=args.seed, progress=rep,
+                              radius_mm=args.focus_radius or FOCUS_RADIUS_MM,
+                              radius_target_mm=(targets.get(name) or {}).get("radius_mm"), targets=targets)
+
+
 def _print_summary(res, out: str) -> None:
     """The verdict with its reasons and one line per target (stdout)."""
     u = res.uncertainty
     print(f"{res.method.upper()} {res.metric_initial:.3f} -> {res.metric_final:.3f} in {res.wall_time_s:.1f} s; "
           f"verdict {u.verdict}: {'; '.join(u.reasons)}")
+    if u.focus:
+        print(f"focused on {u.focus['name']} (radius {u.focus['radius_mm']:.0f} mm, {len(u.focus['frames'])} "
+              f"frames); whole-sweep estimate there {_mm(u.focus.get('whole_sweep_tre_mm'))}")
     for t in u.targets:
         hp = t.hit_probability
         print(f"  {t.name}: registration TRE ~{_mm(t.tre_registration_mm)}, total "
-              f"{_mm(t.tre_total_mm)}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %"))
+              f"{_mm(t.tre_total_mm)}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %")
+              + (f", extrapolated ({t.distance_to_imaged_region_mm:.0f} mm from the imaged region)"
+                 if t.extrapolated else "") + f", {t.verdict}")
     print(f"wrote {out}")
 
 
