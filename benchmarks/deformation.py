@@ -213,6 +213,8 @@ def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bo
             out.append({"set": label, "sweep": entry["file"], "run": r, "verdict": res.get("verdict"),
                         "time_s": time.perf_counter() - t0, "targets": rows,
                         "register_s": res.get("wall_time_s"), "timings_s": res.get("timings_s"),
+                        "init": init.tolist(), "reference_to_ct": res.get("reference_to_ct"),
+                        "focused_reference_to_ct": (res.get("focused") or {}).get("reference_to_ct"),
                         "deformation": {k: v for k, v in ((res.get("uncertainty") or {}).get("deformation")
                                                           or {}).items() if k != "local_fits"},
                         "capture": (res.get("uncertainty") or {}).get("capture")})

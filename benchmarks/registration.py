@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/registration.py [--trials 20] [--quick] [--seed 1]
                                                 [--methods lc2,mi,mi:12] [--breathing-trials 6]
                                                 [--breathing-methods lc2,lc2:gate] [--breathing-mm 10]
+                                                [--far-trials 12] [--deformed-runs 2]
                                                 [--json OUT.json] [--case DIR]
 
 Per trial: a random initial error about the liver centroid (|t| uniform 5-20 mm,
@@ -15,7 +16,11 @@ within 5 mm), median and 90th-percentile TRE (RMS over those targets), median
 wall time, the verdict counts, and coverage: the fraction of targets whose true
 error lies inside the predicted 95 % radius (1.614 x the predicted RMS TRE).
 Breathing sweeps (liver moving along -S during the sweep; generated here, the
-demo case has none) are reported separately. Ratios are MI / LC2 from the same
+demo case has none) are reported separately. Far starts (``--far-trials``: |t|
+20-30 mm, 10-15 deg, beyond the fixed capture range of old) are a set of their
+own, with the count of correct results (every target < 2 mm) called poor and of
+wrong ones (any target > 5 mm) called good. ``--deformed-runs N`` runs
+benchmarks/deformation.py (the case's deformed sweeps, N starts each) after them. Ratios are MI / LC2 from the same
 run. CPU timings are noisy: the machine is shared by several engineers, so the
 load average is printed with them.
 
@@ -85,14 +90,15 @@ def breathing_sweeps(ct, labels, truth, n: int, breathing_mm: float, seed: int, 
     return np.array(us["reference_to_ct"]), sw
 
 
-def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, label, log):
+def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, label, log,
+               trans_range=(5.0, 20.0), rot_range=(0.0, 10.0)):
     rng = np.random.default_rng(seed)
     pts = np.array([t["point"] for t in targets.values()], float)
     ref_pts = apply(invert(truth_m), pts)
     rows = []
     for k in range(n_trials):
         name, sweep = sweeps[k % len(sweeps)]
-        pert = random_rigid_perturbation(rng, (5.0, 20.0), (0.0, 10.0), center=center)
+        pert = random_rigid_perturbation(rng, trans_range, rot_range, center=center)
         init = pert @ truth_m
         e0 = np.linalg.norm(apply(init, ref_pts) - pts, axis=1)
         for method in methods:
@@ -164,6 +170,9 @@ def main(argv=None) -> int:
                     help="comma-separated; 'mi:12' = MI with 12 starts (about LC2's time: equal-time "
                          "comparison); 'lc2:detect' / 'lc2:off' = LC2 with that breathing mode")
     ap.add_argument("--breathing-methods", help="methods for the breathing set (default: --methods)")
+    ap.add_argument("--far-trials", type=int, default=12, help="LC2 trials from far starts (20-30 mm, 10-15 deg)")
+    ap.add_argument("--deformed-runs", type=int, default=0,
+                    help="then benchmarks/deformation.py with this many starts per deformed sweep")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write all rows and summaries here")
     ap.add_argument("--case", help="use this case folder instead of the cached demo case")
@@ -187,8 +196,13 @@ def main(argv=None) -> int:
         bm, bsw = breathing_sweeps(ct, labels, truth, 100, args.breathing_mm, args.seed)
         bmethods = args.breathing_methods.split(",") if args.breathing_methods else methods
         rows += run_trials(ct, bsw, bm, targets, center, nb, args.seed + 100, bmethods, "breathing", log)
+    nf = 0 if args.quick else args.far_trials
+    if nf:
+        rows += run_trials(ct, sweeps, truth_m, targets, center, nf, args.seed + 200, ["lc2"], "far", log,
+                           trans_range=(20.0, 30.0), rot_range=(10.0, 15.0))
     all_methods = list(dict.fromkeys(methods + (args.breathing_methods.split(",") if args.breathing_methods else [])))
-    summaries = [s for s in (summarise(rows, lab, m) for lab in ("static", "breathing") for m in all_methods) if s]
+    summaries = [s for s in (summarise(rows, lab, m) for lab in ("static", "breathing", "far") for m in all_methods)
+                 if s]
     log("\nset        method trials success  medianTRE  p90TRE  median_s  good/check/poor  good&ok  cover95")
     for s in summaries:
         v = s["verdicts"]
@@ -215,6 +229,16 @@ def main(argv=None) -> int:
                 log(f"{lab} {m}: true / predicted TRE over {len(t)} targets: median {np.median(ratio):.2f}, "
                     f"p95 {np.percentile(ratio, 95):.2f} (95 % radius = 1.614 x predicted covers "
                     f"{100 * np.mean(ratio <= 1.614):.0f} %)")
+    far = [r for r in rows if r["set"] == "far" and "error" not in r]
+    if far:
+        right = [r for r in far if r["tre_max_mm"] < 2.0]
+        wrong = [r for r in far if r["tre_max_mm"] > 5.0]
+        log(f"far starts: {len(right)} correct (every target < 2 mm), {sum(r['verdict'] == 'poor' for r in right)} "
+            f"of them called poor; {len(wrong)} wrong (a target > 5 mm), {sum(r['verdict'] == 'good' for r in wrong)} "
+            f"of them called good; verdicts of the rest: {[r['verdict'] for r in far if r not in right + wrong]}")
+    if args.deformed_runs:
+        import deformation
+        deformation.main(["--runs", str(args.deformed_runs)] + (["--case", args.case] if args.case else []))
     log(f"targets: LC2 median TRE <= 2 mm, success >= 95 %, median time <= 10 s on 2 cores; "
         f"load average now {os.getloadavg()[0]:.1f}; total {time.perf_counter() - t0:.0f} s")
     if args.json:

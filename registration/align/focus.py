@@ -36,7 +36,7 @@ from .deformation_error import from_fits
 from .imaged_region import ImagedRegion
 from .lc2_cost import FrameLC2Cost, crop_to_points, ct_feature_levels, frame_samples
 from .local_fits import local_offsets, subset_samples
-from .multistart import N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations
+from .multistart import BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations
 from .pose_uncertainty import hessian_covariance
 from .registration_result import ProgressFn, RegistrationResult, StartResult
 from .uncertainty import assess
@@ -52,6 +52,9 @@ START_ROT_DEG, START_TRANS_MM = 2.0, 3.0
 MAX_EVALS = 120
 #: The region must hold this many fan samples at the fine level.
 MIN_SAMPLES = 800
+#: Refine rotation too (else translation only: about the target a rotation does not move it,
+#: and in a small region it is poorly determined). Measurements: docs/registration_tuning.md#focus.
+ROTATION = False
 
 
 def parse_focus(text: str, targets: dict) -> tuple:
@@ -87,7 +90,7 @@ def focused_frames(sweep: Sweep, reference_to_ct: np.ndarray, point_ct, radius_m
 def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, name: str, point_ct, *,
                        radius_mm: float = FOCUS_RADIUS_MM, radius_target_mm: Optional[float] = None,
                        targets: Optional[dict] = None, seed: int = 0, progress: Optional[ProgressFn] = None,
-                       n_threads: int = N_THREADS) -> RegistrationResult:
+                       n_threads: int = N_THREADS, rotation: Optional[bool] = None) -> RegistrationResult:
     """Refine the whole-sweep ``result`` on the region within ``radius_mm`` of ``point_ct``
     (target ``name``, lesion radius ``radius_target_mm`` for its hit probability).
 
@@ -127,13 +130,14 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
             history.append((len(history) + 1, level_id, v))
             return -v
         return f
-    starts = start_perturbations(N_STARTS, seed, rot_deg=START_ROT_DEG, trans_mm=START_TRANS_MM)
+    rotation = ROTATION if rotation is None else bool(rotation)
+    starts = start_perturbations(N_STARTS, seed, rot_deg=START_ROT_DEG if rotation else 0.0, trans_mm=START_TRANS_MM)
 
     def one(s):
         f = cost(0, base)
         x0 = s / PARAM_SCALE
         m0 = -f(x0)
-        x = optimise_nelder_mead(f, x0, MAX_EVALS, step=0.5, xatol=0.05)
+        x = _optimise(f, x0, MAX_EVALS, 0.5, rotation)
         return StartResult(s, rigid_matrix(x * PARAM_SCALE, p) @ base, m0, -f(x), 0)
     with ThreadPoolExecutor(max_workers=max(n_threads - 1, 1)) as pool:
         import threading
@@ -141,7 +145,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         mid = run([lambda s=s: one(s) for s in starts])
         best = max(mid, key=lambda r: r.metric_final)
         f = cost(1, best.reference_to_ct)
-        x = optimise_nelder_mead(f, np.zeros(6), MAX_EVALS // 2, step=0.25, xatol=0.05)
+        x = _optimise(f, np.zeros(6), MAX_EVALS // 2, 0.25, rotation)
         current = rigid_matrix(x * PARAM_SCALE, p) @ best.reference_to_ct
         fine = levels[-1]
         m_init, m_final = fine.metric(base)[0], fine.metric(current)[0]
@@ -169,3 +173,18 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     out.wall_time_s = time.perf_counter() - t0
     out.timings_s = {"focus": out.wall_time_s}
     return out
+
+
+def _optimise(f, x0: np.ndarray, maxfev: int, step: float, rotation: bool) -> np.ndarray:
+    """Bounded Nelder-Mead over the 6 scaled parameters, or over the 3 translations only."""
+    if rotation:
+        return optimise_nelder_mead(f, x0, maxfev, step=step, xatol=0.05)
+    from scipy import optimize
+
+    def g(t):
+        return f(np.concatenate([x0[:3], t]))
+    lo, hi = x0[3:] - BOUNDS[3:] / PARAM_SCALE[3:], x0[3:] + BOUNDS[3:] / PARAM_SCALE[3:]
+    res = optimize.minimize(g, x0[3:], method="Nelder-Mead", bounds=list(zip(lo, hi)),
+                            options={"initial_simplex": np.vstack([x0[3:], x0[3:] + np.eye(3) * step]),
+                                     "xatol": 0.05, "fatol": 1e-4, "maxfev": maxfev})
+    return np.concatenate([x0[:3], res.x])
