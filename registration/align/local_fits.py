@@ -12,7 +12,10 @@ these shifts are LC2's noise on a patch (RMS ~1.8 mm on the demo's static survey
 under deformation they sample the error field of the rigid result inside the
 imaged region. In-plane only: the frames of a group are a few mm apart, and
 tissue that is uniform along the sweep (body-wall layers) lets a fit drift freely
-out of plane; a 6-parameter fit on a few frames is not conditioned at all.
+out of plane; a 6-parameter fit on a few frames is not conditioned at all. For
+the same reason only the shift along in-plane directions the patch's cost
+determines counts (:func:`constrained_part`: layers parallel to the skin fix the
+beam direction, not the lateral one).
 Measurements: docs/registration_tuning.md#residual-deformation.
 
 The fits run at one LC2 level (its CT features are those of the registration
@@ -42,6 +45,10 @@ MAX_EVALS = 60
 MAX_SHIFT_MM = 12.0
 #: A patch needs this many fan samples to be fitted (fewer: the fit is noise).
 MIN_SAMPLES = 400
+#: Curvature of a patch's cost: finite-difference step (mm), and the share of the largest
+#: curvature a direction needs for its shift to count. Measurements: docs/registration_tuning.md.
+CURVATURE_STEP_MM = 1.5
+MIN_RELATIVE_CURVATURE = 0.3
 
 
 @dataclass
@@ -66,6 +73,28 @@ def in_plane_axes(image_to_ct: np.ndarray) -> np.ndarray:
     """[3, 2] unit vectors (CT axes) of a frame's lateral (columns) and beam (rows) directions."""
     a = np.asarray(image_to_ct, float)[:3, :2]
     return a / np.linalg.norm(a, axis=0)
+
+
+def constrained_part(f, t: np.ndarray, f_t: float) -> np.ndarray:
+    """The part of the shift ``t`` (mm) along directions the patch's cost ``f`` determines.
+
+    The 2x2 curvature of ``f`` at ``t`` (central differences, ``CURVATURE_STEP_MM``): along an
+    eigen-direction whose curvature is below ``MIN_RELATIVE_CURVATURE`` of the largest (tissue
+    uniform along it, e.g. body-wall layers along the lateral axis) the fit drifts freely,
+    so that component is dropped; a patch with no positive curvature gives no shift."""
+    h, k = CURVATURE_STEP_MM, len(t)
+    e = np.eye(k) * h
+    fp = np.array([f(t + e[i]) for i in range(k)])
+    fm = np.array([f(t - e[i]) for i in range(k)])
+    hess = np.diag((fp - 2 * f_t + fm) / h ** 2)
+    for i in range(k):
+        for j in range(i + 1, k):
+            hess[i, j] = hess[j, i] = (f(t + e[i] + e[j]) - fp[i] - fp[j] + f_t) / h ** 2
+    w, v = np.linalg.eigh(0.5 * (hess + hess.T))
+    if w.max() <= 0:
+        return np.zeros(k)
+    keep = w >= MIN_RELATIVE_CURVATURE * w.max()
+    return v[:, keep] @ (v[:, keep].T @ t)
 
 
 def frame_groups(valid_frames: Sequence[int], n_groups: int = N_GROUPS,
@@ -139,6 +168,7 @@ def local_offsets(sweep: Sweep, level: FeatureLevel, reference_to_ct: np.ndarray
                                          "xatol": 0.1, "fatol": 1e-5, "maxfev": MAX_EVALS})
         t = res.x if res.fun <= f0 else np.zeros(k)
         center = apply(base, samples.points_ref.mean(axis=0))
-        return LocalFit(center, axes @ np.asarray(t, float), -f0, -min(res.fun, f0), grp, depth)
+        return LocalFit(center, axes @ constrained_part(f, np.asarray(t, float), min(res.fun, f0)), -f0,
+                        -min(res.fun, f0), grp, depth)
     tasks = [lambda it=it: fit(it) for it in todo]
     return run(tasks) if run is not None else [t() for t in tasks]
