@@ -128,3 +128,23 @@ def grab_screen(w, path):
 
 #: Screen sizes the layout must work at (px).
 SIZES = ((1366, 768), (1920, 1080))
+
+
+def synthetic_labels(ct):
+    """Two spherical lesions of tests/synthetic_case.py's CT as a LabelMap on its grid."""
+    from registration.spatial.volume import LabelMap
+    from synthetic_case import lesion_centroids_ct
+    lab = np.zeros(ct.array.shape, np.int16)
+    kji = np.indices(ct.array.shape).reshape(3, -1).T
+    lps = ct.index_to_lps(kji[:, ::-1].astype(float))
+    for v, (c, r) in enumerate(zip(lesion_centroids_ct(), (9.0, 7.0)), start=1):
+        lab.reshape(-1)[np.linalg.norm(lps - c, axis=1) < r] = v
+    return LabelMap(lab, ct.spacing, ct.origin, names={"lesion_1": 1, "lesion_2": 2})
+
+
+def raised_panel(w):
+    """The name of the panel dock (registration / planning) shown in front, None if neither."""
+    for name, dock in w.panel_docks.items():
+        if dock.widget().isVisible() and not dock.visibleRegion().isEmpty():
+            return name
+    return None

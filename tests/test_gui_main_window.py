@@ -323,6 +323,6 @@ def test_a_ctus_register_result_shows_its_verdict_and_the_tre_near_the_sweep():
                      {"name": "lesion_5", "tre_registration_mm": 7.5, "distance_to_sweep_mm": 90.0}]}
     s = RegistrationState.from_dict(d)
     # One figure, at the target it is about, in plain words: the 95 % radius 1.61 x 2.4 = 3.9 mm.
-    assert s.tre_mm == 2.4 and s.quality_text() == "automatic registration (check): within ~4 mm at lesion_2"
+    assert s.tre_mm == 2.4 and s.quality_text() == "automatic (check), within ~4 mm at lesion_2"
     poor = RegistrationState.from_dict(dict(d, verdict="poor"))
-    assert poor.tre_mm is None and poor.quality_text() == "automatic registration (do not use): error not estimated"
+    assert poor.tre_mm is None and poor.quality_text() == "automatic (do not use), error not estimated"

@@ -8,7 +8,6 @@ the refinement runs on the synthetic case (tests/synthetic_case.py) so it stays 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from PyQt5.QtCore import Qt
 
 from _gui_helpers import click_ct as _click_ct
 from _gui_helpers import make_window, open_demo, pick
+from _gui_helpers import synthetic_labels as _synthetic_labels
 from _gui_helpers import us_widget_pos as _us_widget_pos
 from gui.panels import registration_panel
 from gui.panels.landmark_list import FLE_FLOOR_MM, LandmarkList
@@ -28,16 +28,6 @@ from registration.spatial.volume import LabelMap
 from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
 
 pytestmark = pytest.mark.gui
-
-
-def _synthetic_labels(ct):
-    """Two spherical lesions of the synthetic CT as a LabelMap on its grid."""
-    lab = np.zeros(ct.array.shape, np.int16)
-    kji = np.indices(ct.array.shape).reshape(3, -1).T
-    lps = ct.index_to_lps(kji[:, ::-1].astype(float))
-    for v, (c, r) in enumerate(zip(lesion_centroids_ct(), (9.0, 7.0)), start=1):
-        lab.reshape(-1)[np.linalg.norm(lps - c, axis=1) < r] = v
-    return LabelMap(lab, ct.spacing, ct.origin, names={"lesion_1": 1, "lesion_2": 2})
 
 
 def _window(qtbot):
@@ -117,12 +107,13 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     # A wrong pairing (CT click 15 mm off) is flagged by its leave-one-out error.
     _pick(qtbot, w, panel, int(frames[2]), cols * 0.55, rows * 0.5, true_r2c, ct_offset=(15.0, 0.0, 0.0))
     assert len(lm.pairs) == 7 and lm.result.outliers[-1]
-    assert _table_text(panel, 6, 5) == "OUTLIER"
+    assert _table_text(panel, 6, 5) == "yes" and panel.table.item(6, 5).font().bold()
     fre_with = lm.result.fre_mm
     # Exclude it with the table's checkbox: not used, still listed, FRE back to ~0.
     panel.table.item(6, 0).setCheckState(Qt.Unchecked)
     assert not lm.pairs[6].included and lm.result.n == 6 and lm.result.fre_mm < 0.4 < fre_with
-    assert _table_text(panel, 6, 5) == "excluded" and float(_table_text(panel, 6, 3)) > 10.0
+    assert _table_text(panel, 6, 5) == "\u2013" and "excluded" in panel.table.item(6, 5).toolTip()
+    assert float(_table_text(panel, 6, 3)) > 10.0
     assert w.views["axial"].markers[6][1] == "L7 (excluded)"
     # Predicted TRE at a chosen lesion is shown.
     lesion = w.us_view.engine.lesions[0]

@@ -137,7 +137,7 @@ def test_invalid_tracking_hides_overlay_with_reason(window, artifacts_dir):
 def test_overlay_modes_and_quality_always_shown(window, qtbot):
     window.set_registration(RegistrationState(REFERENCE_TO_CT, "file"))
     us = _frame_at(window, 0.0)
-    assert us.overlay.quality == "registration from file: error not estimated"
+    assert us.overlay.quality == "from file, error not estimated"
     window.set_overlay_mode("checker")
     assert us.overlay_visible and window.overlay_panel.mode_box.currentText() == "checker"
     alpha = np.frombuffer(us._ct_img.constBits().asstring(us._ct_img.byteCount()), np.uint8)[3::4]

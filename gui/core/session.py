@@ -25,8 +25,7 @@ from .verdict_text import VERDICT_WORDS, mm_text
 
 SESSION_VERSION = 1
 #: How a registration's origin reads in the status bar and the data panel.
-METHOD_WORDS = {"landmarks": "landmark registration", "lc2": "automatic registration",
-                "mi": "automatic registration (MI)", "file": "registration from file"}
+METHOD_WORDS = {"landmarks": "landmarks", "lc2": "automatic", "mi": "automatic (MI)", "file": "from file"}
 
 
 @dataclass
@@ -59,16 +58,16 @@ class RegistrationState:
                      and r.get("tre_registration_mm") == self.tre_mm and self.tre_mm is not None), None)
 
     def quality_text(self) -> str:
-        """One line in plain words: where it came from, the verdict, and how far the overlay may
-        be off at its target (95 % radius of the RMS ``tre_mm``, rounded up to 0.5 mm), e.g.
-        "automatic registration (good): within ~2 mm at lesion_1", "landmark registration: within
-        ~1.5 mm at lesion_1 (estimate)", "registration from file: error not estimated"."""
-        source = METHOD_WORDS.get(self.method, f"{self.method} registration")
+        """One short line in plain words: where it came from, the verdict, and how far the overlay
+        may be off at its target (95 % radius of the RMS ``tre_mm``, rounded up to 0.5 mm), e.g.
+        "automatic (good), within ~2 mm at lesion_1", "landmarks, within ~1.5 mm at lesion_1
+        (estimate)", "from file, error not estimated"."""
+        source = METHOD_WORDS.get(self.method, self.method)
         head = source if not self.verdict else f"{source} ({VERDICT_WORDS.get(self.verdict, self.verdict)})"
         if self.tre_mm is None:
-            return f"{head}: error not estimated"
+            return f"{head}, error not estimated"
         where = f" at {self.target_name}" if self.target_name else ""
-        text = f"{head}: within {mm_text(RADIUS_95_PER_RMS * self.tre_mm)}{where}"
+        text = f"{head}, within {mm_text(RADIUS_95_PER_RMS * self.tre_mm)}{where}"
         return text + (" (estimate)" if self.method == "landmarks" else "")
 
     def to_dict(self) -> dict:

@@ -39,6 +39,8 @@ from registration.spatial.transforms import apply
 from .landmark_list import LandmarkList
 
 COLUMNS = ("use", "pair", "frame", "res. mm", "LOO mm", "outlier")
+#: Cell text of the outlier column: flagged, not flagged, excluded from the fit (greyed row).
+OUTLIER_TEXT = {True: "yes", False: "no", None: "\u2013"}
 COLUMN_TIPS = (
     "tick to use the pair in the fit (untick to exclude it without deleting it)",
     "pair name (CT point, then the same point on the ultrasound)",
@@ -46,7 +48,8 @@ COLUMN_TIPS = (
     "residual: distance (mm) between the pair's CT point and its ultrasound point after the fit",
     "leave-one-out error (mm): how far the pair lands when the fit is made without it; "
     "large = this pair disagrees with the others",
-    "OUTLIER: the leave-one-out error is far above the others: check or exclude the pair",
+    "yes (red): the leave-one-out error is far above the others: check or exclude the pair; "
+    "\u2013: excluded from the fit",
 )
 #: Rows the table shows without scrolling (a full set of pairs).
 VISIBLE_PAIRS = 6
@@ -87,8 +90,8 @@ class LandmarkEditorMixin:
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.Stretch)
-        header.setMinimumSectionSize(self.fontMetrics().width("outlier") + 14)
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)   # every header and cell readable
+        header.setStretchLastSection(True)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.table.itemChanged.connect(self._item_changed)
         self.delete_button = QPushButton("Delete")
@@ -249,14 +252,17 @@ class LandmarkEditorMixin:
             chk.setCheckState(Qt.Checked if p.included else Qt.Unchecked)
             resid = lm.residual(r)
             loo, outlier = "", ""
+            flagged = False
             if res is not None and r in pos_in_fit:
                 v = res.loo_errors_mm[pos_in_fit[r]]
                 loo = "n/a" if np.isnan(v) else f"{v:.1f}"
-                outlier = "OUTLIER" if res.outliers[pos_in_fit[r]] else "no"
+                flagged = bool(res.outliers[pos_in_fit[r]])
+                outlier = OUTLIER_TEXT[flagged]
             elif not p.included:
-                outlier = "excluded"
+                outlier = OUTLIER_TEXT[None]
             cells = [p.name, str(p.frame + 1), "" if resid is None else f"{resid:.1f}", loo, outlier]
-            tip = (f"{p.name}: CT ({', '.join(f'{v:.1f}' for v in p.ct)}) mm LPS; ultrasound frame {p.frame + 1}, "
+            tip = ("OUTLIER: check or exclude. " if flagged else "excluded from the fit. " if not p.included else "") \
+                + (f"{p.name}: CT ({', '.join(f'{v:.1f}' for v in p.ct)}) mm LPS; ultrasound frame {p.frame + 1}, "
                    f"pixel ({p.pixel[0]:.0f}, {p.pixel[1]:.0f}) = Reference ({', '.join(f'{v:.1f}' for v in p.reference)}) mm")
             chk.setToolTip(tip)
             for c, text in enumerate(cells, start=1):
@@ -265,9 +271,12 @@ class LandmarkEditorMixin:
                 it.setToolTip(tip)
                 it.setTextAlignment(Qt.AlignCenter)
                 it.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-                colour = QColor(200, 30, 20) if text == "OUTLIER" else (
+                colour = QColor(200, 30, 20) if (flagged and c == 5) else (
                     QColor(140, 140, 140) if not p.included else QColor(0, 0, 0))
                 it.setForeground(colour)
+                font = it.font()
+                font.setBold(flagged and c == 5)
+                it.setFont(font)
         self.table.blockSignals(False)
 
     def _cell(self, r: int, c: int) -> QTableWidgetItem:

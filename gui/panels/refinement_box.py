@@ -171,7 +171,7 @@ class RefinementMixin:
         self.show_verdict()
         self._show_quality()
         self._update_buttons()
-        self.scroll_to(self.verdict)
+        self.show_section("verify")
 
     def show_verdict(self) -> None:
         """The candidate's verdict, else the window's accepted/loaded automatic one, else a hint."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QPoint, Qt, QTimer
 from PyQt5.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -111,8 +111,10 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
         self.content = content = QWidget()
         content.setObjectName("registration_content")
         lay = QVBoxLayout(content)
+        lay.setContentsMargins(6, 6, 6, 6)
         lay.setSpacing(4)
-        lay.addWidget(_section("1. Landmarks"))
+        self.landmarks_title = _section("1. Landmarks")
+        lay.addWidget(self.landmarks_title)
         row = QHBoxLayout()
         row.addWidget(self.pick_button, 1)
         row.addWidget(self.delete_button)
@@ -134,18 +136,19 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
         line.setFrameShape(QFrame.HLine)
         line.setFrameShadow(QFrame.Sunken)
         lay.addWidget(line)
-        lay.addWidget(_section("2. Automatic refinement and verdict"))
+        self.refinement_title = _section("2. Automatic refinement and verdict")
+        lay.addWidget(self.refinement_title)
         row = QHBoxLayout()
         row.addWidget(self.refine_button, 1)
         row.addWidget(self.cancel_button)
         lay.addLayout(row)
         lay.addWidget(self.progress)
         lay.addWidget(self.progress_text)
-        lay.addWidget(self.verdict)
         row = QHBoxLayout()
         for b in (self.accept_button, self.reject_button, self.undo_accept_button):
             row.addWidget(b)
         lay.addLayout(row)
+        lay.addWidget(self.verdict)
         lay.addWidget(self.plot_button)
         lay.addWidget(self.plot)
         lay.addStretch(1)
@@ -166,7 +169,18 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
         self._update_buttons()
 
     def scroll_to(self, widget: QWidget) -> None:
-        self.scroll.ensureWidgetVisible(widget, 0, 10)
+        """Scroll the panel so ``widget`` is at the top (a section start: what follows it shows too).
+        Also once the layout has settled (new verdict lines change the content's height)."""
+        def go():
+            y = widget.mapTo(self.content, QPoint(0, 0)).y()
+            self.scroll.verticalScrollBar().setValue(max(0, y - 6))
+        go()
+        QTimer.singleShot(0, go)
+
+    def show_section(self, step: str) -> None:
+        """The part of the panel for a workflow step: the landmarks (register) or the automatic
+        refinement with its verdict and Accept / Reject (verify)."""
+        self.scroll_to(self.refinement_title if step == "verify" else self.landmarks_title)
 
     # ------------------------------------------------------------ targets (error at ...)
     def _data_changed(self) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy
 
-#: Width (px) of the stage text while a worker runs: room for "lesion 2 of 6 (lesion_2): safety
-#: margins" at 1366 px wide beside the cursor readout, tracking and registration fields.
-STAGE_TEXT_WIDTH = 380
+#: Width (px) of the stage text while a worker runs: room for "Plan lesions: lesion 2 of 6
+#: (lesion_2): safety margins" at 1366 px wide beside the cursor readout, tracking and registration.
+STAGE_TEXT_WIDTH = 340
 
 
 class StatusBarMixin:
@@ -60,7 +60,7 @@ class StatusBarMixin:
         else:
             self.tracking_label.setText(f"tracking INVALID (frame {self.player.index + 1})")
         self.registration_label.setText("no registration" if self.registration is None
-                                        else self.registration.quality_text())
+                                        else f"Registration: {self.registration.quality_text()}")
 
     def show_stage(self, name: str, fraction: float, message: str) -> None:
         """The running work's name and stage beside its progress bar; the text is shortened

@@ -124,10 +124,8 @@ class WorkflowBar(QToolBar):
         dock.show()
         dock.raise_()
         panel = dock.widget()
-        if key == "verify" and hasattr(panel, "scroll_to"):
-            panel.scroll_to(panel.verdict)
-        elif key == "register" and hasattr(panel, "scroll_to"):
-            panel.scroll_to(panel.pick_button)
+        if key in ("register", "verify") and hasattr(panel, "show_section"):
+            panel.show_section(key)
 
     def go_to(self, key: str) -> None:
         """A click on a step: Load shows the open actions, Export opens the export dialog, the
