@@ -137,3 +137,29 @@ def test_planning_progress_per_lesion_and_stage():
     with pytest.raises(CancelledError):
         plan_case(ct, labels, n_directions=600, progress=fn)
     assert not any(m.startswith("lesion 3") for _, m in seen)
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_planning_stages_in_the_status_bar_at_1366(qtbot):
+    """Ctrl+P plans; the status bar names the lesion and the stage, whole (not cut) at 1366 px."""
+    from _gui_helpers import small_planning_case
+    w = make_window(qtbot, size=(1366, 768), panels=True)
+    w.activateWindow()
+    qtbot.waitActive(w)
+    ct, labels = small_planning_case()
+    w.set_ct(ct, labels)
+    plan_panel = w.panel_docks["planning"].widget()
+    shown = []
+    qtbot.keyClick(w, Qt.Key_P, Qt.ControlModifier)
+    assert plan_panel.worker is not None
+    plan_panel.worker.progress.connect(lambda f, m: shown.append((w.stage_label.text(), w.progress.value())))
+    qtbot.waitUntil(lambda: plan_panel.worker is None, timeout=120000)
+    assert w.reporter.history == [] and plan_panel.result is not None
+    texts = [t for t, _ in shown]
+    assert "Plan lesions: lesion 1 of 1 (lesion_1): safety margins" in texts, texts
+    assert all("\u2026" not in t for t in texts), texts            # nothing elided at 1366 px
+    values = [v for _, v in shown]
+    assert values == sorted(values)
+    assert not w.stage_label.isVisible() and w.workflow.states["plan"].done
+    w.close()

@@ -16,7 +16,7 @@ from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy
 
 #: Width (px) of the stage text while a worker runs: room for "Plan lesions: lesion 2 of 6
 #: (lesion_2): safety margins" at 1366 px wide beside the cursor readout, tracking and registration.
-STAGE_TEXT_WIDTH = 340
+STAGE_TEXT_WIDTH = 360
 
 
 class StatusBarMixin:

@@ -49,7 +49,7 @@ DEFAULT_MAX_PLANNING_VOXELS = 12_000_000
 #: Expected seconds per planning stage, for the progress bar's shares (only their ratios matter;
 #: measured on the demo case: benchmarks/results/planning.md#progress-weights). Per lesion:
 #: LESION_STAGES, in plan_lesion's order.
-CASE_STAGE_S = {"grid": 4.8, "anatomy": 5.5, "inputs": 1.9, "ranking": 0.1}
+CASE_STAGE_S = {"grid": 6.0, "anatomy": 6.5, "inputs": 2.5, "ranking": 0.1}
 LESION_STAGES = (("maps", "safety margins", 3.2), ("visibility", "acoustic window", 0.1),
                  ("paths", "needle paths", 0.2), ("us_paths", "probe positions", 0.65),
                  ("ct_paths", "CT-guided paths", 0.05))
