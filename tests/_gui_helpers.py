@@ -148,3 +148,11 @@ def raised_panel(w):
         if dock.widget().isVisible() and not dock.visibleRegion().isEmpty():
             return name
     return None
+
+
+def activate(qtbot, w) -> None:
+    """Make ``w`` the active window (window shortcuts need it) and wait until it is."""
+    from PyQt5.QtWidgets import QApplication
+    w.raise_()
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5000)

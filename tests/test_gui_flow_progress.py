@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
 
-from _gui_helpers import make_window, synthetic_labels
+from _gui_helpers import activate, make_window, synthetic_labels
 from gui.core.session import RegistrationState
 from gui.panels import registration_panel
 from planner.case.case_plan import LESION_STAGES, plan_case
@@ -145,8 +145,7 @@ def test_planning_stages_in_the_status_bar_at_1366(qtbot):
     """Ctrl+P plans; the status bar names the lesion and the stage, whole (not cut) at 1366 px."""
     from _gui_helpers import small_planning_case
     w = make_window(qtbot, size=(1366, 768), panels=True)
-    w.activateWindow()
-    qtbot.waitActive(w)
+    activate(qtbot, w)
     ct, labels = small_planning_case()
     w.set_ct(ct, labels)
     plan_panel = w.panel_docks["planning"].widget()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, Qt
 
-from _gui_helpers import SIZES, SPOTS, make_window, open_demo, pick, raised_panel, six_frames
+from _gui_helpers import SIZES, SPOTS, activate, make_window, open_demo, pick, raised_panel, six_frames
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 JARGON = ("TRE", "FRE", "FLE", "LC2", "Hessian", "metric", "optimum", "multistart", "RMS", "covariance")
@@ -46,8 +46,7 @@ def _table_readable(table) -> None:
 def test_demo_registration_at_1366x768(qtbot, artifacts_dir):
     w = make_window(qtbot, size=SIZES[0], panels=True)
     w.move(0, 0)
-    w.activateWindow()
-    qtbot.waitActive(w)
+    activate(qtbot, w)
     true_r2c = open_demo(qtbot, w)
     panel = w.panel_docks["registration"].widget()
     # The app shows the step the data leaves off at: register, in the Registration panel.
@@ -127,8 +126,7 @@ def test_demo_registration_at_1366x768(qtbot, artifacts_dir):
         assert panel.verdict.width() <= panel.scroll.viewport().width()
     w.resize(*SIZES[0])
     # Accept with Ctrl+Return: verified, the plan is next.
-    w.activateWindow()
-    qtbot.waitActive(w)
+    activate(qtbot, w)
     qtbot.keyClick(w, Qt.Key_Return, Qt.ControlModifier)
     assert w.registration.method == "lc2" and panel.candidate is None
     assert w.workflow.states["verify"].done and w.workflow.current == "plan"

@@ -10,7 +10,7 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QTableWidget
 
-from _gui_helpers import SIZES, make_window, raised_panel, synthetic_labels
+from _gui_helpers import SIZES, activate, make_window, raised_panel, synthetic_labels
 from gui.core.session import RegistrationState
 from gui.core.workflow import WorkflowFacts, current_step, steps
 from synthetic_case import TRUE_REFERENCE_TO_CT, make_ct, make_sweep
@@ -27,8 +27,7 @@ def case():
 @pytest.fixture
 def window(qtbot):
     w = make_window(qtbot, size=SIZES[0], panels=True)
-    w.activateWindow()
-    qtbot.waitActive(w)
+    activate(qtbot, w)
     yield w
     w.close()
 
@@ -52,8 +51,10 @@ def test_the_steps_follow_the_facts():
     assert cur(**loaded, registration_method="lc2", registration_verdict="good", has_plan=True) == "export"
     stale = cur(**loaded, registration_method="lc2", registration_verdict="good", has_plan=True, plan_stale=True)
     assert stale == "plan"
-    s = {x.key: x for x in steps(WorkflowFacts(has_ct=True, has_labels=True, n_lesions=0))}
+    no_lesion = steps(WorkflowFacts(has_ct=True, has_labels=True, n_lesions=0))
+    s = {x.key: x for x in no_lesion}
     assert not s["plan"].enabled and "no lesion" in s["plan"].why_not
+    assert current_step(no_lesion) == "register"        # blocked (no sweep): the first step not done
     s = {x.key: x for x in steps(WorkflowFacts())}
     assert not s["register"].enabled and "a CT and a tracked sweep" in s["register"].why_not
 
@@ -134,8 +135,7 @@ def test_frequent_actions_have_shortcuts_listed_in_help(window, qtbot, case):
     shown = {(table.item(r, 1).text(), table.item(r, 2).text()) for r in range(table.rowCount())}
     assert ("Pick landmarks", "P") in shown and ("Play / pause", "Space") in shown
     dlg.close()
-    w.activateWindow()
-    qtbot.waitActive(w)
+    activate(qtbot, w)
     # P toggles pick mode in the Registration panel; V switches the overlay off and back on.
     reg = w.panel_docks["registration"].widget()
     qtbot.keyClick(w, Qt.Key_P)

@@ -91,5 +91,7 @@ def steps(f: WorkflowFacts) -> List[StepState]:
 
 
 def current_step(states: List[StepState]) -> str:
-    """The first available step not done (the last step when all are done)."""
-    return next((s.key for s in states if s.enabled and not s.done), states[-1].key)
+    """The first available step not done; else the first step not done (blocked: its tooltip says
+    what is missing); the last step when all are done."""
+    return next((s.key for s in states if s.enabled and not s.done),
+                next((s.key for s in states if not s.done), states[-1].key))

@@ -41,10 +41,9 @@ def facts_of(window) -> WorkflowFacts:
     reg_panel = docks["registration"].widget() if "registration" in docks else None
     plan_panel = docks["planning"].widget() if "planning" in docks else None
     labels = window.labels
-    if reg_panel is not None and labels is not None:
-        n_lesions = sum(1 for name in reg_panel.targets if name != "CT centre")
-    else:
-        n_lesions = 0 if labels is None else sum(str(n).startswith("lesion") for n in labels.names)
+    # Named lesion labels (the planner's and the registration's targets are found the same way;
+    # counted from the names here: the panels may not have seen the new labels yet).
+    n_lesions = 0 if labels is None else sum(str(n).startswith("lesion") for n in labels.names)
     has_plan = window.plan is not None or (plan_panel is not None and plan_panel.result is not None)
     stale = False
     if plan_panel is not None and plan_panel.result is not None and hasattr(plan_panel, "stale"):
@@ -90,7 +89,7 @@ class WorkflowBar(QToolBar):
         self.addWidget(self.hint)
         window.addToolBarBreak(Qt.TopToolBarArea)
         window.addToolBar(Qt.TopToolBarArea, self)
-        window.data_changed.connect(self.refresh)
+        window.data_changed.connect(window.update_workflow)     # actions and this bar
         self.refresh()
 
     def refresh(self) -> None:
