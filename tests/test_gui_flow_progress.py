@@ -4,7 +4,6 @@ window (panel and status bar show the stage; level 3 does not start above 90 %),
 planner per lesion and stage."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
 

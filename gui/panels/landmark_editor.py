@@ -173,14 +173,16 @@ class LandmarkEditorMixin:
         wanted = self.pairs_wanted.value()
         if self.one_at_a_time.isChecked():
             why = f"{added} added; picking stops after each pair (as chosen). Press P for the next pair."
+            short = f"{added} added, one pair at a time (P picks the next)"
         elif usable >= wanted:
             why = (f"{usable} usable landmark pairs: the set of {wanted} is complete, picking stopped. "
                    "Press P to add more, or refine automatically (Ctrl+R).")
+            short = f"the set of {wanted} landmark pairs is complete (P picks more)"
         else:
             return
         self.pick_button.setChecked(False)      # _pick_toggled resets the instructions: say why after it
         self.instructions.setText(why)
-        self.window.statusBar().showMessage(f"Pick mode off: {why}", 15000)
+        self.window.statusBar().showMessage(f"Pick mode off: {short}", 15000)
 
     # ------------------------------------------------------------ table edits
     def _item_changed(self, item: QTableWidgetItem) -> None:

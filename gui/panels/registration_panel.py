@@ -255,6 +255,7 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
             return
         reg.tre_mm = row.get("tre_registration_mm")
         reg.raw["tre_target"] = name
+        self.window.session.registration = reg.to_dict()     # saved with the target shown
         self.window._data_changed()
 
     def _update_buttons(self) -> None:
