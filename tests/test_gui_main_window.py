@@ -12,6 +12,7 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
+from _gui_helpers import activate
 from gui.window.window_menus import DISCLAIMER
 from gui.window.main_window import MainWindow
 from gui.core.session import RegistrationState
@@ -28,8 +29,7 @@ def window(qtbot):
     w.resize(1400, 900)
     w.show()
     qtbot.waitExposed(w)
-    w.activateWindow()
-    qtbot.waitActive(w)       # window shortcuts (Space, arrows, 1/2/3) need the active window
+    activate(qtbot, w)        # window shortcuts (Space, arrows, 1/2/3) need the active window
     yield w
     w.close()
 
