@@ -165,7 +165,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
                 s.setEnabled(t is not None)
                 s.blockSignals(False)
         path = None if t is None else (np.asarray(t["entry_ct"], float), np.asarray(t["target_ct"], float),
-                                       t["guidance"])
+                                       t["guidance"], t.get("safe", True) is not False)
         for o in self.overlays:
             o.set_path(path)
         w = self.window
@@ -183,7 +183,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
             self.ct_drawing.set_path(t)
             self.scroll.ensureWidgetVisible(self.ct_box)
         self.check = None
-        self.check_label.setText("" if t is None else "planner path: all constraints met")
+        self.check_label.setText(path_check_text(t))
         self.add_path_button.setEnabled(False)
 
     def _update_overlays(self) -> None:
@@ -197,6 +197,20 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self.export_dialog = ExportDialog(self.window, self)
         self.export_dialog.show()
         return self.export_dialog
+
+
+def path_check_text(t: Optional[dict]) -> str:
+    """What the planner says about a path it proposed: its hard rules met (and its cautions), or
+    UNSAFE with every violation (a least-risk path)."""
+    if t is None:
+        return ""
+    if t.get("safe", True) is False:
+        return ("<span style='color:#c0221b'><b>UNSAFE least-risk path</b> (not a plan): "
+                + "; ".join(v["text"] for v in t.get("violations", [])) + "</span>")
+    text = "planner path: all hard rules met"
+    if t.get("cautions"):
+        text += "; cautions: " + "; ".join(v["text"] for v in t["cautions"])
+    return text
 
 
 def install(window) -> QDockWidget:
