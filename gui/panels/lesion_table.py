@@ -9,6 +9,7 @@ unsafe least-risk path ("UNSAFE", red, with its violations in mm).
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Optional
 
 from PyQt5.QtCore import Qt
@@ -51,8 +52,8 @@ class LesionTableMixin:
         self.window.plan = result.plan
         case = result.plan.get("recommendation", {})
         lesions = result.plan.get("lesions", [])
-        self._plan_status = (f"{len(lesions)} lesion(s) planned in {result.plan['timing']['total_s']:.0f} s. "
-                             + "; ".join(map(str, case.get("reasons", [])[:2])))
+        self._plan_status = escape(f"{len(lesions)} lesion(s) planned in {result.plan['timing']['total_s']:.0f} s. "
+                                   + "; ".join(map(str, case.get("reasons", [])[:2])))
         self.status.setText(self._plan_status)
         self.table.clearSelection()          # so that selecting row 0 below refreshes the details
         self.table.setRowCount(len(lesions))
@@ -111,14 +112,18 @@ class LesionTableMixin:
         if les is None:
             return
         rec = les.get("recommendation", {})
-        lines = [f"<b>{les['name']}: {guidance_text(rec)}</b>"]
+        # rich text: every planner text is escaped ("<= 2.7 mm" is not a tag)
+        lines = [f"<b>{escape(les['name'])}: {escape(guidance_text(rec))}</b>"]
         if rec.get("condition"):
-            lines.append(f"<span style='color:#a05a00'><b>conditional:</b> {rec['condition']['text']}</span>")
-        lines += [f"&bull; {x}" for x in rec.get("reasons", [])]
-        lines += [f"<i>advisory ({a.get('kind')}):</i> {a.get('text')} <small>[{a.get('evidence')}]</small>"
+            lines.append(f"<span style='color:#a05a00'><b>conditional:</b> {escape(rec['condition']['text'])}</span>")
+        for code, x in zip(rec.get("reason_codes") or [None] * len(rec.get("reasons", [])), rec.get("reasons", [])):
+            colour = "#c0221b" if code == "least_risk_path" else None
+            lines.append(f"&bull; <span style='color:{colour}'>{escape(x)}</span>" if colour else f"&bull; {escape(x)}")
+        lines += [f"<i>advisory ({escape(str(a.get('kind')))}):</i> {escape(str(a.get('text')))} "
+                  f"<small>[{escape(str(a.get('evidence')))}]</small>"
                   for a in rec.get("advisories", [])]
         if les.get("no_us_path_reason"):
-            lines.append(f"<i>no US path:</i> {les['no_us_path_reason']}")
+            lines.append(f"<i>no US path:</i> {escape(les['no_us_path_reason'])}")
         self.reasons.setText("<br>".join(lines))
         for n, t in enumerate(les.get("trajectories", []), 1):
             item = QListWidgetItem(path_text(t, n))

@@ -9,6 +9,8 @@ verdict.
 """
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtWidgets import QDoubleSpinBox, QGridLayout, QGroupBox, QLabel, QPushButton
@@ -92,6 +94,7 @@ class PathEditorMixin:
         self.check_label = QLabel("")
         self.check_label.setObjectName("path_check")
         self.check_label.setWordWrap(True)
+        self.check_label.setTextFormat(Qt.RichText)     # planner texts are escaped into it
         grid.addWidget(self.check_label, 2, 0, 1, 4)
         self.add_path_button = QPushButton("Keep edited path")
         self.add_path_button.setObjectName("keep_path")
@@ -152,8 +155,8 @@ class PathEditorMixin:
                                      f"{rec['liver_traverse_mm']:.0f} mm, capsule {rec['capsule_angle_deg']:.0f} deg")
         else:
             numbers = [v["text"] for v in (rec or {}).get("violations", [])]
-            self.check_label.setText("<span style='color:#c0221b'><b>Violates</b></span>: "
-                                     + ", ".join(self.check.texts) + (f" ({'; '.join(numbers)})" if numbers else ""))
+            self.check_label.setText("<span style='color:#c0221b'><b>Violates</b></span>: " + escape(
+                ", ".join(self.check.texts) + (f" ({'; '.join(numbers)})" if numbers else "")))
         for o in self.overlays:
             o.set_path((entry, target, t["guidance"], self.check.ok))
         self.add_path_button.setEnabled(self.check.ok)

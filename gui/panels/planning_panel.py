@@ -12,6 +12,7 @@ The panel is handed the plan it shows (:meth:`set_result`, a
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -206,11 +207,11 @@ def path_check_text(t: Optional[dict]) -> str:
         return ""
     if t.get("safe", True) is False:
         return ("<span style='color:#c0221b'><b>UNSAFE least-risk path</b> (not a plan): "
-                + "; ".join(v["text"] for v in t.get("violations", [])) + "</span>")
+                + escape("; ".join(v["text"] for v in t.get("violations", []))) + "</span>")
     text = "planner path: all hard rules met"
     if t.get("cautions"):
         text += "; cautions: " + "; ".join(v["text"] for v in t["cautions"])
-    return text
+    return escape(text)
 
 
 def install(window) -> QDockWidget:

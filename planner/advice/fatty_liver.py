@@ -59,24 +59,32 @@ class FattyLiver:
         return d
 
 
-def _core_median(ct_array: np.ndarray, mask: np.ndarray, spacing_kji) -> Optional[float]:
-    """Median HU of the mask's voxels >= ERODE_MM inside it (None when too few)."""
+def _core_median(ct_array: np.ndarray, mask: np.ndarray, spacing_kji,
+                 depth_mm: Optional[np.ndarray] = None) -> Optional[float]:
+    """Median HU of the mask's voxels >= ERODE_MM inside it (None when too few); ``depth_mm``:
+    the distance inside the organ when already known (same grid)."""
     if mask is None or mask.sum() < MIN_VOXELS:
         return None
-    box = bounding_box(mask, (1, 1, 1))
-    depth = ndimage.distance_transform_edt(mask[box], sampling=spacing_kji)
-    core = depth >= ERODE_MM
-    if core.sum() < MIN_VOXELS:
+    if depth_mm is not None:
+        core = mask & (depth_mm >= ERODE_MM)
+        values = ct_array[core]
+    else:
+        box = bounding_box(mask, (1, 1, 1))
+        depth = ndimage.distance_transform_edt(mask[box], sampling=spacing_kji)
+        values = ct_array[box][depth >= ERODE_MM]
+    if values.size < MIN_VOXELS:
         return None
-    return float(np.median(ct_array[box][core]))
+    return float(np.median(values))
 
 
 def estimate_fatty_liver(ct_array: np.ndarray, liver: np.ndarray, spleen: Optional[np.ndarray],
-                         spacing_ijk, *, phase: str = "portal") -> FattyLiver:
+                         spacing_ijk, *, phase: str = "portal",
+                         liver_depth_mm: Optional[np.ndarray] = None) -> FattyLiver:
     """Fatty liver from the liver-spleen difference of a portal-venous CT (arrays ``[k, j, i]``,
-    ``spacing_ijk`` mm); unknown without a spleen label, on another phase, or between the cut-offs."""
+    ``spacing_ijk`` mm); unknown without a spleen label, on another phase, or between the cut-offs.
+    ``liver_depth_mm``: depth inside the liver (mm) when the caller has it (saves a transform)."""
     samp = np.asarray(spacing_ijk, float)[::-1]
-    liver_hu = _core_median(ct_array, liver, samp)
+    liver_hu = _core_median(ct_array, liver, samp, liver_depth_mm)
     if phase != "portal":
         return FattyLiver(None, "none", liver_hu, None, None,
                           f"{UNENHANCED_NOTE}; the liver-spleen cut-offs are for the portal-venous phase, this CT "

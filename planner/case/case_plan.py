@@ -31,6 +31,7 @@ from planner.paths import ct_guidance
 from planner.paths.clearance import ClearanceOracle
 from planner.paths.constraints import REJECT_TEXT, SOFT_TEXT, Constraints
 from planner.paths.planning_grid import planning_grid
+from planner.paths.planning_maps import liver_sdf
 from planner.paths.trajectories import fibonacci_sphere
 from registration.spatial.errors import CancelledError, InputError
 from registration.spatial.volume import LabelMap, Volume
@@ -158,7 +159,9 @@ def _case_inputs(ct: Volume, ct_arterial: Optional[Volume], anatomy: Anatomy, co
     for t in targets:
         if not t.point_target:
             all_lesions |= t.mask
-    fatty = estimate_fatty_liver(ct.array, anatomy.masks["liver"], anatomy.masks.get("spleen"), ct.spacing)
+    sdf = liver_sdf(anatomy, all_lesions)
+    fatty = estimate_fatty_liver(ct.array, anatomy.masks["liver"], anatomy.masks.get("spleen"), ct.spacing,
+                                 liver_depth_mm=-sdf)
     alpha = FATTY_LIVER_ATTENUATION if fatty.fatty else NORMAL_LIVER_ATTENUATION
     return CaseInputs(
         ct=ct, ct_arterial=ct_arterial, anatomy=anatomy, constraints=constraints, all_lesions=all_lesions,
@@ -168,7 +171,7 @@ def _case_inputs(ct: Volume, ct_arterial: Optional[Volume], anatomy: Anatomy, co
         directions=np.concatenate([fibonacci_sphere(n_directions),
                                    ct_guidance.gantry_directions(constraints.max_gantry_tilt_deg)]),
         window_directions=fibonacci_sphere(WINDOW_DIRECTIONS), guidance=guidance, top_k=top_k, oracle=oracle,
-        fatty=fatty, attenuation_db_cm_mhz=alpha, sweep=sweep, reference_to_ct=reference_to_ct,
+        fatty=fatty, attenuation_db_cm_mhz=alpha, liver_sdf_mm=sdf, sweep=sweep, reference_to_ct=reference_to_ct,
         registration=registration)
 
 

@@ -46,8 +46,9 @@ class CaseInputs:
     candidate needle directions, ``window_directions``: probe directions tried
     for the acoustic window (unit, LPS); ``guidance``: 'auto', 'us' or 'ct';
     ``top_k``: paths kept per guidance; ``oracle``: full-resolution clearance
-    rule; ``sweep``, ``reference_to_ct`` and ``registration`` (the RESULT dict)
-    when registered.
+    rule; ``liver_sdf_mm``: signed distance to the liver with every lesion (the
+    same for each lesion); ``sweep``, ``reference_to_ct`` and ``registration``
+    (the RESULT dict) when registered.
     """
     ct: Volume
     ct_arterial: Optional[Volume]
@@ -64,6 +65,7 @@ class CaseInputs:
     oracle: ClearanceOracle
     fatty: FattyLiver
     attenuation_db_cm_mhz: float
+    liver_sdf_mm: np.ndarray
     sweep: object = None
     reference_to_ct: Optional[np.ndarray] = None
     registration: Optional[dict] = None
@@ -84,7 +86,7 @@ def plan_lesion(target: PlanTarget, case: CaseInputs, stats: PlanStats) -> Tuple
     t0 = time.perf_counter()
     point = target.point_target
     maps = build_maps(case.anatomy, None if point else target.mask, case.constraints,
-                      case.all_lesions & ~target.mask)
+                      case.all_lesions & ~target.mask, sdf_mm=None if point else case.liver_sdf_mm)
     ts = time.perf_counter()
     res = evaluate(maps, target.target_lps, case.directions)
     stats.evaluate_s += time.perf_counter() - ts

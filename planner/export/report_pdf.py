@@ -17,6 +17,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from planner.paths.clearance import CAP_MM
+
 from .report_views import draw_path_row, draw_us_overlay, layers_of
 
 
@@ -196,7 +198,8 @@ def _path_caption(tr: dict) -> str:
     head = ("UNSAFE LEAST-RISK " if tr.get("safe", True) is False else "") + f"{tr['guidance'].upper()} path"
     text = (f"{head}: {tr['length_mm']} mm, {tr['needle']['gauge']}, liver {tr['liver_traverse_mm']} mm, capsule "
             f"{tr['capsule_angle_deg']} deg, clearance (mm, axis to voxel centres) "
-            + ", ".join(f"{k} {v:g}" for k, v in tr["clearance_mm"].items()) + f". {desc}")
+            + ", ".join(f"{k} {'>= ' if v >= CAP_MM else ''}{v:g}" for k, v in tr["clearance_mm"].items())
+            + f". {desc}")
     if tr.get("violations"):
         text += " VIOLATES: " + "; ".join(v["text"] for v in tr["violations"]) + "."
     if tr.get("cautions"):
@@ -236,8 +239,8 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, referenc
         row_h = min(0.26, (y - bottom) / max(1, len(chosen)))
         for n, tr in enumerate(chosen):
             top = y - 0.01 - n * row_h
-            draw_path_row(fig, ct, layers, tr, top, row_h)
-            _text_block(fig, 0.05, top, [_path_caption(tr)], 6, width=165)
+            below = _text_block(fig, 0.05, top, [_path_caption(tr)], 6, width=165)
+            draw_path_row(fig, ct, layers, tr, top, row_h, text_h=top - below + 0.02)
         pdf.savefig(fig)
 
 

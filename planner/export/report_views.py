@@ -104,8 +104,9 @@ def draw_view(ax, ct, layers, centre, u, v, title, path=None, half_mm=70.0, prob
     ax.text(half_mm - 15, half_mm - 8, "20 mm", color="white", fontsize=5, ha="center")
 
 
-def draw_path_row(fig, ct, layers, tr: dict, top: float, row_h: float) -> None:
-    """One trajectory as three CT planes in a row of ``fig`` (figure fractions ``top``, ``row_h``):
+def draw_path_row(fig, ct, layers, tr: dict, top: float, row_h: float, text_h: float = 0.05) -> None:
+    """One trajectory as three CT planes in a row of ``fig`` (figure fractions ``top``, ``row_h``;
+    the top ``text_h`` is left for its caption):
     the axial slice at the target, the plane along the needle (the probe's image plane for a US
     path, the gantry plane for a CT path) and the plane across the needle at the target."""
     t = np.asarray(tr["target_ct"], float)
@@ -131,7 +132,8 @@ def draw_path_row(fig, ct, layers, tr: dict, top: float, row_h: float) -> None:
     along_u /= np.linalg.norm(along_u)
     mid = 0.5 * (t + e)
     half = max(60.0, 0.5 * np.linalg.norm(t - e) + 25.0)
-    axes = [fig.add_axes([0.05 + k * 0.31, top - row_h + 0.015, 0.29, row_h - 0.065]) for k in range(3)]
+    h = max(0.05, row_h - 0.015 - text_h)
+    axes = [fig.add_axes([0.05 + k * 0.31, top - row_h + 0.015, 0.29, h]) for k in range(3)]
     ax_c = np.array([mid[0], mid[1], t[2]])   # axial plane through the target, path centred
     draw_view(axes[0], ct, layers, ax_c, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
               f"axial at target, z = {t[2]:.1f} mm", tr, half_mm=half, probe=tr.get("probe"),

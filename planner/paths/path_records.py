@@ -19,7 +19,7 @@ import numpy as np
 
 from planner.anatomy.structures import HARD_CLASSES
 
-from .clearance import ClearanceOracle, PathClearance, floor_mm, segment_points
+from .clearance import CAP_MM, ClearanceOracle, PathClearance, floor_mm, segment_points
 from .constraints import GAUGE_OD_MM, NEEDLE_LENGTHS_MM
 from .planning_maps import PlanningMaps
 
@@ -30,6 +30,12 @@ def violation(rule: str, structure: str, value: float, limit: float, unit: str, 
     lim = round(float(limit), 2) if unit == "mm" else (int(limit) if unit == "count" else round(float(limit), 1))
     return {"rule": rule, "structure": structure, "value_mm": v if unit == "mm" else None,
             "limit_mm": lim if unit == "mm" else None, "value": v, "limit": lim, "unit": unit, "text": text}
+
+
+def _reported(v: float) -> float:
+    """A clearance as reported: rounded down to 0.01 mm; at the measuring cap exactly CAP_MM ("at
+    least that far": the weights of a trilinear sum of capped values add up to 1 - 1e-16)."""
+    return CAP_MM if v >= CAP_MM - 1e-6 else floor_mm(v)
 
 
 class PathVerifier:
@@ -133,8 +139,8 @@ class PathVerifier:
             "length_mm": round(float(r["length_mm"][i]), 1),
             "liver_traverse_mm": round(float(r["liver_mm"][i]), 1),
             "capsule_angle_deg": round(float(r["capsule_angle_deg"][i]), 1),
-            "min_hard_clearance_mm": floor_mm(min(hard_vals)) if hard_vals else None,
-            "clearance_mm": {k: floor_mm(v) for k, v in pc.by_class.items() if np.isfinite(v)},
+            "min_hard_clearance_mm": _reported(min(hard_vals)) if hard_vals else None,
+            "clearance_mm": {k: _reported(v) for k, v in pc.by_class.items() if np.isfinite(v)},
             "cost": round(float(r["cost"][i]), 4),
             "needle": {"gauge": c.needle_gauge, "outer_diameter_mm": GAUGE_OD_MM[c.needle_gauge],
                        "length_mm": c.max_length_mm},

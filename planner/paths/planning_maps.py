@@ -87,9 +87,12 @@ def nearest_voxel(arr: np.ndarray, kji: np.ndarray, fill) -> np.ndarray:
 
 
 def build_maps(anatomy: Anatomy, lesion_mask: Optional[np.ndarray],
-               constraints: Constraints, other_lesions: Optional[np.ndarray] = None) -> PlanningMaps:
+               constraints: Constraints, other_lesions: Optional[np.ndarray] = None,
+               sdf_mm: Optional[np.ndarray] = None) -> PlanningMaps:
     """Maps for one target (its lesion mask may be None for a point target);
-    ``other_lesions`` are the other lesions' voxels (a path through one is not normal liver)."""
+    ``other_lesions`` are the other lesions' voxels (a path through one is not normal liver).
+    ``sdf_mm``: the liver signed distance when already computed (:func:`liver_sdf` of the liver
+    with every lesion: the same for all the lesions of a case, the slowest map to build)."""
     m = anatomy.masks
     region = np.zeros(m["body"].shape, np.int8)
     region[m["body"]] = BODY
@@ -102,8 +105,10 @@ def build_maps(anatomy: Anatomy, lesion_mask: Optional[np.ndarray],
         region[other_lesions] = OTHER_LESION
     if lesion_mask is not None:
         region[lesion_mask] = LESION
+    if sdf_mm is None:
+        sdf_mm = liver_sdf(anatomy, lesion_mask, other_lesions)
     return PlanningMaps(anatomy, region, anatomy.distance_mm["hard"], anatomy.distance_mm.get("vessel_large"),
-                        liver_sdf(anatomy, lesion_mask, other_lesions), constraints)
+                        sdf_mm, constraints)
 
 
 def liver_sdf(anatomy: Anatomy, lesion_mask=None, other_lesions=None,
