@@ -132,10 +132,36 @@ def test_plan_json_round_trip_of_the_new_fields(tmp_path):
     from planner.export.plan_files import write_outputs
     ct, lm, _ = make_lesion_phantom(40, 145)
     res = plan_case(ct, lm, n_directions=1200)
-    written = write_outputs(res, tmp_path, pdf=False)
+    written = write_outputs(res, tmp_path)
     plan = json.loads(open(written["plan.json"]).read())
     les = plan["lesions"][0]
     assert plan["version"] == "1.2"
     assert les["recommendation"]["condition"]["max_tre_rms_mm"] > 7.1
     assert all(t["safe"] is True and isinstance(t["cautions"], list) for t in les["trajectories"])
     assert plan["constraints"]["soft_rules"] and "vessel" in plan["constraints"]["hard_rules"]
+    text = _pdf_text(written["plan.pdf"])
+    if text is not None:      # the report states the condition and the evidence terms
+        cond = les["recommendation"]["condition"]["max_tre_rms_mm"]
+        assert f"us_fusion if TRE <= {cond:g} mm".upper() in text and "CONDITIONAL" in text
+        assert "robinson2000" in text and "Fatty liver" in text
+
+
+def _pdf_text(path):
+    import shutil
+    import subprocess
+    if not shutil.which("pdftotext"):
+        return None
+    return subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def test_report_shows_the_least_risk_path_as_unsafe(tmp_path):
+    from planner.export.plan_files import write_outputs
+    from planner.paths.constraints import Constraints
+    from planning_phantom import make_phantom
+    ct, lm = make_phantom()
+    res = plan_case(ct, lm, lesion="lesion_deep", constraints=Constraints(max_length_mm=25.0), n_directions=500)
+    text = _pdf_text(write_outputs(res, tmp_path)["plan.pdf"])
+    if text is None:
+        pytest.skip("pdftotext not installed")
+    assert "NO SAFE PATH" in text and "UNSAFE LEAST-RISK CT path" in text and "VIOLATES" in text
+    assert "longer than the 25 mm needle" in text

@@ -173,8 +173,10 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         if t is not None:
             w.set_cursor(np.asarray(t["target_ct"], float))
         if w.view3d is not None:
-            # A lesion without a path must not keep showing the previous lesion's needle in 3D.
-            w.view3d.set_trajectories([] if t is None else [(t["entry_ct"], t["target_ct"])])
+            # A lesion without a path must not keep showing the previous lesion's needle in 3D, and
+            # the 3D view has one colour for needles: an unsafe least-risk path is not drawn there.
+            unsafe = t is not None and t.get("safe", True) is False
+            w.view3d.set_trajectories([] if t is None or unsafe else [(t["entry_ct"], t["target_ct"])])
         # The CT plan is shown for a CT path; a CT recommendation selects its best CT path.
         show_ct = t is not None and t["guidance"] == "ct"
         self.ct_box.setVisible(bool(show_ct))

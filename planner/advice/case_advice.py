@@ -53,7 +53,8 @@ def recommend_case(facts: List[LesionFacts], *, has_pancreatic_mass: bool) -> di
     else:
         guidance = guidance_of[first]
         f = by[first]
-        length = f" via a {f.best_path_length_mm:.0f} mm path" if f.best_path_length_mm else ""
+        best = f.best_ct_length_mm if guidance == "ct" else (f.best_us_length_mm or f.best_path_length_mm)
+        length = f" via a {best:.0f} mm path" if best else ""
         reason = Reason("biopsy_first", f"biopsy {first} first: the most accessible lesion ({guidance}{length}, "
                                         f"rank 1 of {len(facts)})")
     adv = [advisory("laparoscopy", "before a planned resection, consider staging laparoscopy with "

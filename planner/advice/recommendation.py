@@ -55,6 +55,8 @@ class LesionFacts:
     registered: bool = False                  # a registration was given (its TRE may still be unknown)
     ct_double_oblique: bool = False           # the best CT path leaves the gantry plane
     least_risk: Optional[str] = None          # the least-risk path's violations, in words (unsafe)
+    best_us_length_mm: Optional[float] = None   # the best safe US / CT path's length
+    best_ct_length_mm: Optional[float] = None
     expected_tre_mm: float = CLINICAL_TRE_RMS_MM   # what fusion reaches when there is no registration
 
     @property

@@ -176,6 +176,7 @@ def _facts(name: str, diameter: Optional[float], vis: dict, paths: List[dict], r
     unsafe = [p for p in paths if p.get("safe", True) is False]
     best = min(safe, key=lambda p: p["cost"]) if safe else None
     ct_safe = sorted((p for p in safe if p["guidance"] == "ct"), key=lambda p: p["cost"])
+    us_safe = sorted((p for p in safe if p["guidance"] == "us"), key=lambda p: p["cost"])
     return LesionFacts(name=name, diameter_mm=diameter, lesion_type=vis["lesion_type"],
                        predicted=vis["predicted"]["category"], probability=vis["predicted"]["probability"],
                        depth_mm=vis["window"]["depth_mm"], depth_limit_mm=case.depth_limit_mm,
@@ -186,6 +187,8 @@ def _facts(name: str, diameter: Optional[float], vis: dict, paths: List[dict], r
                        measured_cnr=None if not measured else measured.get("cnr"),
                        best_path_cost=best["cost"] if best else None,
                        best_path_length_mm=best["length_mm"] if best else None,
+                       best_us_length_mm=us_safe[0]["length_mm"] if us_safe else None,
+                       best_ct_length_mm=ct_safe[0]["length_mm"] if ct_safe else None,
                        safe_paths=int(res["ok"].sum()),
                        least_risk="; ".join(v["text"] for v in unsafe[0]["violations"]) if unsafe else None)
 
