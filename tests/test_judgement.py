@@ -48,6 +48,7 @@ def _terms_have_sources(pred):
     assert names == ["size", "type", "depth", "ct_contrast", "fat_contrast"]
     for t in pred["terms"]:
         assert all(part in SOURCES for part in t["source"].split("+")), t
+    assert pred["sources"] == {k: SOURCES[k] for t in pred["terms"] for k in t["source"].split("+")}
 
 
 @pytest.mark.parametrize("diameter,depth", [(50, 70), (55, 80)])

@@ -270,3 +270,24 @@ def test_unknown_needle_gauge_lists_the_choices():
     from registration.spatial.errors import InputError
     with pytest.raises(InputError, match="18G"):
         Constraints(needle_gauge="99G")
+
+
+def test_patient_position_decides_the_table_side():
+    """Supine: no entry from behind; prone: no entry from the front (a setting, not a medical rule)."""
+    from planner.anatomy.structures import build_anatomy
+    from planner.paths.planning_maps import build_maps
+    ct, lm = make_phantom()
+    an = build_anatomy(ct, lm)
+    dirs = fibonacci_sphere(800)
+    target = np.array([-10.0, -35.0, -10.0])
+    for position, side in (("supine", np.array([0, 1.0, 0])), ("prone", np.array([0, -1.0, 0]))):
+        res = evaluate(build_maps(an, lm.array == NAMES["lesion_sub"], Constraints(patient_position=position)),
+                       target, dirs)
+        assert np.array_equal(res["entry_on_table_side"], dirs @ side > 0.5)
+        assert not np.any(res["ok"] & (dirs @ side > 0.5))
+    from registration.spatial.errors import InputError
+    with pytest.raises(InputError, match="supine"):
+        Constraints(patient_position="standing")
+    with pytest.raises(InputError, match="30"):
+        Constraints(max_gantry_tilt_deg=40.0)
+

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from planner.advice import visibility
-from planner.advice.bmode_visibility import predict_bmode_visibility
+from planner.advice.bmode_visibility import SOURCES, predict_bmode_visibility
 from planner.advice.fatty_liver import FattyLiver
 from planner.advice.fusion_error import _total_error_mm, registration_tre_mm
 from planner.advice.fusion_need import EXPECTED_TRE_SOURCE, fusion_need
@@ -158,10 +158,13 @@ def _visibility(target: PlanTarget, case: CaseInputs, maps: PlanningMaps) -> dic
         vis["attenuation_db"] = round(visibility.round_trip_attenuation_db(
             window["depth_mm"], case.frequency_mhz, case.attenuation_db_cm_mhz), 1)
     diameter = None if target.point_target else target.measure.equivalent_diameter_mm
-    vis["predicted"] = predict_bmode_visibility(
+    pred = predict_bmode_visibility(
         diameter_mm=diameter, depth_mm=window["depth_mm"], lesion_type=ltype, ct_contrast_hu=contrast,
         frequency_mhz=case.frequency_mhz, liver_attenuation_db_cm_mhz=case.attenuation_db_cm_mhz,
         fatty_liver=case.fatty.fatty).as_dict()
+    # each term's source key, spelled out (docs/clinical_evidence.md has the full references)
+    pred["sources"] = {k: SOURCES[k] for t in pred["terms"] for k in t["source"].split("+")}
+    vis["predicted"] = pred
     if case.sweep is not None and case.reference_to_ct is not None and not target.point_target:
         vis["measured"] = visibility.measured_conspicuity(case.sweep, case.reference_to_ct, case.ct,
                                                           target.mask, ring)
