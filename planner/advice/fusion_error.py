@@ -48,3 +48,16 @@ def focused_lesion(registration: Union[None, dict, ResultRecord]) -> Optional[st
         return None
     focus = _record(registration).focus
     return None if focus is None else focus.get("name")
+
+
+def registration_extrapolation_mm(registration: Union[None, dict, ResultRecord], name: str) -> Optional[float]:
+    """The distance (mm) of target ``name`` from the imaged region when its RESULT row is
+    ``extrapolated`` (beyond the distance the error model is validated to: its TRE is the
+    model's inflated guess, never "good"); None when it is not, or not known."""
+    if not registration:
+        return None
+    row = _record(registration).target(name)
+    if row is None or not row.extrapolated:
+        return None
+    d = row.distance_to_imaged_region_mm if row.distance_to_imaged_region_mm is not None else row.distance_to_sweep_mm
+    return float("nan") if d is None else float(d)

@@ -145,6 +145,10 @@ def _fusion_text(f: dict, diameter_mm) -> str:
             f"rms ({f.get('note', 'registration, tracking, needle and breathing errors in quadrature')})")
     if hp is not None:
         text += f"; hit probability {100 * float(hp):.0f} %" + (f" for a {diameter_mm} mm lesion" if diameter_mm else "")
+    if f.get("extrapolated"):
+        d = f.get("distance_to_imaged_region_mm")
+        text += ("; EXTRAPOLATED" + ("" if d is None else f" ({float(d):.0f} mm from the imaged region)")
+                 + ": the error there is the model's inflated estimate, not measured; sweep over the lesion")
     return text
 
 
@@ -258,7 +262,7 @@ def _registration_page(pdf, plan, Figure):
     lines += [f"{k}: {v}" for k, v in reg.get("metrics", {}).items()]
     for l in plan["lesions"]:
         if l["visibility"].get("fusion"):
-            lines.append(f"{l['name']}: {l['visibility']['fusion']}")
+            lines.append(f"{l['name']}: " + _fusion_text(l["visibility"]["fusion"], l.get("diameter_mm")))
     _text_block(fig, 0.05, 0.93, lines, 8)
     pdf.savefig(fig)
 
