@@ -133,6 +133,8 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
                          "success": bool(e.max() < 5.0), "time_s": res.wall_time_s,
                          "verdict": u.verdict, "reasons": u.reasons,
                          "covered": float(np.mean(covered)),
+                         "deformation": {k: v for k, v in (u.deformation or {}).items() if k != "local_fits"},
+                         "capture": u.capture,
                          "metric": [res.metric_initial, res.metric_final], "evaluations": res.iterations,
                          "targets": per_target})
             r = rows[-1]
@@ -229,6 +231,14 @@ def main(argv=None) -> int:
                 log(f"{lab} {m}: true / predicted TRE over {len(t)} targets: median {np.median(ratio):.2f}, "
                     f"p95 {np.percentile(ratio, 95):.2f} (95 % radius = 1.614 x predicted covers "
                     f"{100 * np.mean(ratio <= 1.614):.0f} %)")
+    # Noise of the residual-deformation estimate on rigid sweeps (its NOISE_MM, issue 19).
+    for lab in ("static", "far"):
+        rms = [r["deformation"]["local_fit_shift_rms_mm"] for r in rows if r["set"] == lab
+               and (r.get("deformation") or {}).get("local_fit_shift_rms_mm") is not None]
+        if rms:
+            loc = [r["deformation"]["local_mm"] for r in rows if r["set"] == lab and r.get("deformation")]
+            log(f"{lab}: local-fit RMS shift over {len(rms)} runs: median {np.median(rms):.2f}, max {max(rms):.2f} mm; "
+                f"deformation term local > 0 in {sum(v > 0 for v in loc)} (max {max(loc):.2f} mm)")
     far = [r for r in rows if r["set"] == "far" and "error" not in r]
     if far:
         right = [r for r in far if r["tre_max_mm"] < 2.0]
