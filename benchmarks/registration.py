@@ -133,8 +133,9 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
                          "success": bool(e.max() < 5.0), "time_s": res.wall_time_s,
                          "verdict": u.verdict, "reasons": u.reasons,
                          "covered": float(np.mean(covered)),
-                         "deformation": {k: v for k, v in (u.deformation or {}).items() if k != "local_fits"},
-                         "capture": u.capture,
+                         "deformation": {k: v for k, v in (getattr(u, "deformation", None) or {}).items()
+                                         if k != "local_fits"},
+                         "capture": getattr(u, "capture", None),
                          "metric": [res.metric_initial, res.metric_final], "evaluations": res.iterations,
                          "targets": per_target})
             r = rows[-1]
