@@ -119,8 +119,9 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
             covered = [r is not None and r.tre_registration_95_mm is not None and err <= r.tre_registration_95_mm
                        for r, err in zip(rows_by_name.values(), e)]
             per_target = [{"name": n, "true_mm": float(err),
-                           **{k: None if r is None else getattr(r, k) for k in
-                              ("tre_registration_mm", "tre_hessian_mm", "tre_multistart_mm", "verdict")}}
+                           **{k: None if r is None else getattr(r, k, None) for k in
+                              ("tre_registration_mm", "tre_hessian_mm", "tre_multistart_mm", "verdict",
+                               "tre_deformation_mm", "distance_to_imaged_region_mm", "extrapolated")}}
                           for (n, r), err in zip(rows_by_name.items(), e)]
             br = res.breathing or {}
             rows.append({"set": label, "trial": k, "sweep": name, "method": method,
