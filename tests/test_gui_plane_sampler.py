@@ -1,7 +1,9 @@
-"""The overlay's packed CT+labels sampler equals the engine's nearest-neighbour reslicer."""
+"""The overlay's CT+labels sampler equals the engine's reslicer: CT linear (default) or nearest,
+labels always nearest."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gui.views.plane_sampler import OUTSIDE_HU, PlaneSampler
 from registration.spatial.reslice import Reslicer, plane_pixel_to_lps
@@ -18,10 +20,11 @@ def _case():
     return ct, labels
 
 
-def test_matches_engine_reslicer_on_oblique_planes():
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+def test_matches_engine_reslicer_on_oblique_planes(interpolation):
     ct, labels = _case()
-    sampler = PlaneSampler(ct, labels)
-    ref_ct = Reslicer(ct, default=OUTSIDE_HU, interpolator="nearest")
+    sampler = PlaneSampler(ct, labels) if interpolation == "linear" else PlaneSampler(ct, labels, interpolation)
+    ref_ct = Reslicer(ct, default=OUTSIDE_HU, interpolator=interpolation)
     ref_lab = Reslicer(labels, default=0, interpolator="nearest")
     centre = ct.index_to_lps(np.array(ct.shape_ijk) / 2.0)
     rng = np.random.default_rng(5)
@@ -32,6 +35,10 @@ def test_matches_engine_reslicer_on_oblique_planes():
         assert np.array_equal(hu, ref_ct.reslice(m, (50, 70)).image)
         assert np.array_equal(lab, ref_lab.reslice(m, (50, 70)).image.astype(np.int32))
         assert (hu == OUTSIDE_HU).any() and (hu > OUTSIDE_HU).any()   # the plane leaves the volume
+        inside = hu > OUTSIDE_HU
+        # Linear values lie between voxel values (not only the voxels' own); nearest are voxel values.
+        on_voxels = np.isin(hu[inside], ct.array)
+        assert on_voxels.all() if interpolation == "nearest" else not on_voxels.all()
 
 
 def test_labels_on_another_grid_are_placed_by_position():

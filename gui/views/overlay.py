@@ -2,7 +2,7 @@
 
 Pure numpy (no Qt): given the CT, labels, a registration and a frame's
 ``image_to_reference``, decide whether an overlay may be shown (and if not,
-why), reslice CT and labels on the frame plane, and describe lesions that are
+why), reslice CT (linear by default) and labels on the frame plane, and describe lesions that are
 not in the plane ("lesion_3: 8 mm out of plane, tilt towards the head").
 
 Frames: Image = US pixels (x = column towards the marked side, y = row away
@@ -100,13 +100,16 @@ class FrameOverlay:
     step: int = 1                               # reduction factor (frame px per overlay px)
     messages: List[str] = field(default_factory=list)
     quality: str = ""
+    image_to_ct: Optional[np.ndarray] = None    # frame pixels -> CT LPS mm (None: no registration/tracking)
+    grid_to_ct: Optional[np.ndarray] = None     # overlay pixels (ct/labels arrays) -> CT LPS mm
 
 
 class OverlayEngine:
     """Holds the CT+labels plane sampler and the lesions; computes a :class:`FrameOverlay` per frame."""
 
-    def __init__(self, max_overlay_px: int = 400):
+    def __init__(self, max_overlay_px: int = 400, interpolation: str = "linear"):
         self.max_overlay_px = int(max_overlay_px)
+        self.interpolation = interpolation
         self.ct: Optional[Volume] = None
         self.labels: Optional[LabelMap] = None
         self._sampler: Optional[PlaneSampler] = None
@@ -124,6 +127,14 @@ class OverlayEngine:
         sampler, lesions = prepared if prepared is not None else self.prepare(ct, labels)
         self.ct, self.labels = ct, labels
         self._sampler, self.lesions = sampler, lesions
+        if sampler is not None:
+            sampler.set_interpolation(self.interpolation)
+
+    def set_interpolation(self, interpolation: str) -> None:
+        """'linear' (default) or 'nearest' for the resliced CT (labels are always nearest)."""
+        self.interpolation = interpolation
+        if self._sampler is not None:
+            self._sampler.set_interpolation(interpolation)
 
     def overlay_step(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> int:
         """Frame pixels per overlay pixel: no finer than the CT voxel (sampling finer adds no
@@ -143,6 +154,8 @@ class OverlayEngine:
         if image_to_reference is None:
             return FrameOverlay(False, "tracking INVALID on this frame: overlay off",
                                 quality=registration.quality_text())
+        if self._sampler is None:
+            return FrameOverlay(False, "CT still loading: overlay off")
         image_to_ct = registration.reference_to_ct @ image_to_reference
         rows, cols = shape
         step = self.overlay_step(image_to_ct, shape)
@@ -157,6 +170,6 @@ class OverlayEngine:
         if not (ct > OUTSIDE_HU).any():
             # Nothing to overlay; saying so points at a wrong registration or the wrong CT.
             return FrameOverlay(False, "this frame lies outside the CT: overlay off (check the registration)",
-                                quality=registration.quality_text())
+                                quality=registration.quality_text(), image_to_ct=image_to_ct, grid_to_ct=coarse)
         msgs = guidance_messages(self.lesions, image_to_ct, shape)
-        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text())
+        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text(), image_to_ct, coarse)

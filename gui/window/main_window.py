@@ -7,10 +7,11 @@ The window holds the loaded data (``ct``, ``labels``, ``sweep``,
 logged, and leaves the previous state untouched.
 
 The window's other parts are mixins, one module each: file actions and sessions
-(:mod:`gui.window.file_actions`), central splitter and docks (:mod:`gui.window.window_layout`),
+(:mod:`gui.window.file_actions`), view grid (fusion / landmark layouts), layout bar and docks
+(:mod:`gui.window.window_layout`),
 menus, toolbar, shortcuts and About (:mod:`gui.window.window_menus`), status bar
-(:mod:`gui.window.window_status`), cursor, W/L, overlay mode and shown frame
-(:mod:`gui.window.window_view_state`), and background workers (:mod:`gui.window.window_workers`).
+(:mod:`gui.window.window_status`), cursor, W/L, overlay, shown frame and the slice views
+following the probe (:mod:`gui.window.window_view_state`), and background workers (:mod:`gui.window.window_workers`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from gui.core.workers import Worker
 from gui.panels.data_panel import DataPanel
 from gui.panels.overlay_panel import OverlayPanel
 from gui.views.display import DisplayVolume
+from gui.views.fused_view import FusedCTView
 from gui.views.player_widget import PlayerWidget
 from gui.views.slice_view import SliceView
 from gui.views.us_view import USView
@@ -75,10 +77,14 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
         self.reporter = ErrorReporter(self, self.log_panel)
         self.views = {v: SliceView(v) for v in ("axial", "coronal", "sagittal")}
         self.us_view = USView()
+        self.fused_view = FusedCTView(self.us_view)
         self.player = PlayerWidget()
         self.overlay_panel = OverlayPanel()
         self.data_panel = DataPanel()
         self.view3d = None
+        if enable_3d:
+            from gui.views.view3d import View3D
+            self.view3d = View3D()
         self._build_central()
         self._build_docks(enable_3d)
         self._build_status_bar()
@@ -159,6 +165,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
 
     def set_registration(self, registration: Optional[RegistrationState]) -> None:
         self.registration = registration
+        self._layout_for_registration(registration)
         self.us_view.set_registration(registration)
         self.session.registration = None if registration is None else registration.to_dict()
         self._data_changed()

@@ -1,0 +1,144 @@
+"""The 3D scene's pieces: anatomy surfaces, the orientation cube, the needle path, the camera.
+
+Pure data work and VTK objects; no Qt (the widget is :mod:`gui.views.view3d`).
+Everything is in CT LPS mm. Surfaces are built off the GUI thread
+(:func:`build_surfaces`: marching cubes per structure group, decimated). The
+planned path is drawn twice: a solid tube with depth test (where it is seen
+directly) and a translucent "ghost" copy in an overlay layer that ignores
+depth, so the part behind ribs or liver still shows (as navigation systems
+draw a tool that is inside the body). The orientation marker is a cube
+lettered in patient directions (R/L, A/P, S/I).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from registration.spatial.errors import CancelledError
+
+from .qimage import LESION_COLOUR, STRUCTURE_COLOURS
+
+# group -> (colour RGB, opacity). Only the liver is translucent: several translucent
+# surfaces need depth peeling to sort correctly (too slow on software GL), and without it
+# the spine was drawn in front of the liver seen from anterior.
+GROUPS = {
+    "liver": (STRUCTURE_COLOURS["liver"], 0.25),
+    "vessels": ((40, 120, 230), 1.0),
+    "lesions": (LESION_COLOUR, 1.0),
+    "bone": (STRUCTURE_COLOURS["bone"], 1.0),
+}
+PATH_COLOUR = (0.15, 0.95, 1.0)
+PATH_RADIUS_MM = 1.6
+TARGET_COLOUR, ENTRY_COLOUR = (1.0, 0.25, 0.25), (0.3, 1.0, 0.4)
+_MAX_CELLS = 40000
+
+
+def group_of(name: str) -> Optional[str]:
+    n = name.lower()
+    if n.startswith("lesion"):
+        return "lesions"
+    if n == "liver":
+        return "liver"
+    if any(s in n for s in ("vein", "artery", "aorta", "vena", "vessel", "ivc")):
+        return "vessels"
+    if any(s in n for s in ("bone", "rib", "vertebra", "sacrum", "sternum", "spine", "scapula", "clavicula")):
+        return "bone"
+    return None
+
+
+def build_surfaces(labels, progress=None, max_dim: int = 200) -> Dict[str, "object"]:
+    """LabelMap -> {group: pyvista.PolyData in LPS mm}. Pure data work, safe off the GUI thread."""
+    import pyvista as pv
+    groups: Dict[str, List[int]] = {}
+    for name, value in labels.names.items():
+        g = group_of(name)
+        if g is not None:
+            groups.setdefault(g, []).append(int(value))
+    out = {}
+    # Coarsen big volumes: surfaces for orientation do not need every voxel.
+    step = max(1, int(np.ceil(max(labels.array.shape) / max_dim)))
+    arr = labels.array[::step, ::step, ::step]
+    for n, (g, values) in enumerate(sorted(groups.items())):
+        if progress is not None and progress(n / max(len(groups), 1), f"surface {g}") is False:
+            raise CancelledError("building the 3D surfaces was cancelled")
+        mask = np.isin(arr, values)
+        if not mask.any():
+            continue
+        # Closed surfaces at the volume edge (pad), and smooth ones: contouring the mask blurred by
+        # about a voxel removes the terraces of thick CT slices without moving the 0.5 level.
+        padded = gaussian_filter(np.pad(mask.astype(np.float32), 2), sigma=0.8)
+        grid = pv.ImageData(dimensions=padded.shape[::-1])       # (i, j, k)
+        grid.point_data["m"] = padded.ravel(order="C")          # C order of [k, j, i] = i fastest
+        surf = grid.contour([0.5], scalars="m")
+        if surf.n_cells == 0:
+            continue
+        if surf.n_cells > _MAX_CELLS:
+            surf = surf.decimate(1.0 - _MAX_CELLS / surf.n_cells)
+        ijk = (np.asarray(surf.points) - 2.0) * step             # undo padding, back to full-res index
+        surf.points = labels.index_to_lps(ijk)
+        out[g] = surf
+    if progress is not None:
+        progress(1.0, "surfaces done")
+    return out
+
+
+def plane_corners(image_to_ct: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """(4, 3) LPS corners of a frame [rows, cols] (pixel centres of the corner pixels)."""
+    rows, cols = shape
+    px = np.array([[0, 0, 0, 1], [cols - 1, 0, 0, 1], [cols - 1, rows - 1, 0, 1], [0, rows - 1, 0, 1]], float)
+    return (px @ np.asarray(image_to_ct).T)[:, :3]
+
+
+def orientation_cube():
+    """A cube lettered with patient directions in LPS: +x L, -x R, +y P, -y A, +z S, -z I."""
+    from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
+    cube = vtkAnnotatedCubeActor()
+    for face, text in (("XPlus", "L"), ("XMinus", "R"), ("YPlus", "P"), ("YMinus", "A"),
+                       ("ZPlus", "S"), ("ZMinus", "I")):
+        getattr(cube, f"Set{face}FaceText")(text)
+    cube.SetFaceTextScale(0.65)
+    cube.GetCubeProperty().SetColor(0.25, 0.3, 0.4)
+    cube.GetTextEdgesProperty().SetColor(0.9, 0.9, 0.9)
+    for axis, rgb in (("X", (1.0, 0.55, 0.55)), ("Y", (0.55, 1.0, 0.55)), ("Z", (0.6, 0.75, 1.0))):
+        for side in ("Plus", "Minus"):
+            getattr(cube, f"Get{axis}{side}FaceProperty")().SetColor(*rgb)
+    return cube
+
+
+def path_meshes(entry, target) -> Dict[str, "object"]:
+    """{'tube', 'target', 'entry'} pyvista meshes of one needle path (LPS mm)."""
+    import pyvista as pv
+    entry, target = np.asarray(entry, float), np.asarray(target, float)
+    tube = pv.Line(entry, target, resolution=1).tube(radius=PATH_RADIUS_MM, n_sides=16, capping=True)
+    meshes = {"tube": tube,
+              "target": pv.Sphere(radius=2.6, center=target, theta_resolution=16, phi_resolution=16),
+              "entry": pv.Sphere(radius=2.2, center=entry, theta_resolution=12, phi_resolution=12)}
+    for m in meshes.values():
+        m.clear_data()          # plain colour: no scalars for a mapper to colour-map
+    return meshes
+
+
+def path_camera(entry, target, view_angle_deg: float = 30.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position, focal point, view up) showing a path whole, side-on, from the patient's front.
+
+    The camera looks at a point on the path near the target, from the direction of the
+    patient's anterior made perpendicular to the path (so the path is seen at full length),
+    head up, far enough for the path plus 40 mm of surroundings."""
+    entry, target = np.asarray(entry, float), np.asarray(target, float)
+    axis = entry - target
+    length = float(np.linalg.norm(axis))
+    u = axis / length if length > 0 else np.array([0.0, -1.0, 0.0])
+    view_from = np.array([0.0, -1.0, 0.0])            # anterior
+    d = view_from - (view_from @ u) * u
+    if np.linalg.norm(d) < 0.2:                        # path runs antero-posterior: look from the right
+        d = np.array([-1.0, 0.0, 0.0]) - (-u[0]) * u
+    d /= np.linalg.norm(d)
+    focal = target + 0.4 * axis
+    extent = max(length, 60.0) + 80.0
+    dist = 0.5 * extent / np.tan(np.radians(view_angle_deg) / 2.0)
+    up = np.array([0.0, 0.0, 1.0]) - (np.array([0.0, 0.0, 1.0]) @ d) * d
+    if np.linalg.norm(up) < 1e-3:
+        up = np.array([0.0, -1.0, 0.0])
+    return focal + d * dist, focal, up / np.linalg.norm(up)
