@@ -48,6 +48,7 @@ class View3D(QWidget):
         self.marker = self.plotter.add_orientation_widget(orientation_cube(), interactive=False,
                                                           viewport=(0.0, 0.0, 0.2, 0.26))
         self._ghost = self._make_ghost_layer()
+        self.plotter.view_vector((0, -1, 0), viewup=(0, 0, 1))   # from the front, head up, until data
         self.status = QLabel("3D: no label map", self)
         self.status.setObjectName("view3d_status")
         self.status.setStyleSheet("QLabel { background: rgba(0,0,0,165); color: #e6e6e6; padding: 1px 4px; }")

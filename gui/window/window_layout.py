@@ -129,6 +129,7 @@ class WindowLayoutMixin:
             outer.addWidget(split)
         outer.setSizes([600, 400] if name == "fusion" else [560, 440])
         self._grid_lay.addWidget(outer)
+        outer.show()            # a layout shows a new child only on the next event loop pass
         self.view_grid = outer
 
     def _layout_for_registration(self, registration) -> None:
