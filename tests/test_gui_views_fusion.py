@@ -90,8 +90,15 @@ def test_fusion_layout_and_fused_ct_is_the_reslice(demo_window, qtbot):
     assert les.name in us._anchors and les.name in fused._anchors
     lut_alpha = {n: us._lut[v, 3] for n, v in w.labels.names.items()}
     assert all((a > 0) == (structure_kind(n) != "organ") for n, a in lut_alpha.items()), lut_alpha
-    us.repaint()
+    us.grab()
     assert any(text == les.name for text, _box in us.drawn_text)
+
+
+def _seek(w, qtbot, frame):
+    """Show ``frame`` and wait until the slice views have caught up (they follow at most every
+    FOLLOW_INTERVAL_MS, the last frame always)."""
+    w.player.seek(frame, force=True)
+    qtbot.waitUntil(lambda: not w._follow_timer.isActive(), timeout=2000)
 
 
 def test_slice_views_follow_the_probe(demo_window, qtbot):
@@ -99,14 +106,14 @@ def test_slice_views_follow_the_probe(demo_window, qtbot):
     valid = np.flatnonzero(w.sweep.valid)
     first, last = int(valid[5]), int(valid[-5])
     w.set_follow_probe(True)
-    w.player.seek(first, force=True)
+    _seek(w, qtbot, first)
     k_first = w.views["axial"].slice_index
     centre = w.probe.centre_ct()
     assert np.allclose(w.views["axial"].cursor_lps, centre)
     # The probe is drawn on the slice views: the plane's intersection with the axial slice.
     segs = w.probe.intersection(2, w.display.pixel_to_lps("axial", k_first)[2, 3])
     assert segs and w.views["axial"].probe is w.probe
-    w.player.seek(last, force=True)
+    _seek(w, qtbot, last)
     assert w.views["axial"].slice_index != k_first or w.views["coronal"].slice_index != \
         w.display.slice_index("coronal", centre)
     assert np.allclose(w.views["axial"].cursor_lps, w.probe.centre_ct())
@@ -114,7 +121,7 @@ def test_slice_views_follow_the_probe(demo_window, qtbot):
     # Unlinked: the played frame no longer moves the slice views.
     w.follow_box.setChecked(False)
     held = w.views["axial"].cursor_lps.copy()
-    w.player.seek(first, force=True)
+    _seek(w, qtbot, first)
     assert np.allclose(w.views["axial"].cursor_lps, held)
     w.follow_box.setChecked(True)
     assert np.allclose(w.views["axial"].cursor_lps, w.probe.centre_ct())
@@ -124,7 +131,7 @@ def test_click_and_mouse_on_the_us_move_the_ct(demo_window, qtbot):
     w = demo_window
     us = w.us_view
     frame = int(np.flatnonzero(w.sweep.valid)[20])
-    w.player.seek(frame, force=True)
+    _seek(w, qtbot, frame)
     rows, cols = w.sweep.image_shape
     image_to_ct = w.true_r2c @ w.sweep.image_to_reference(frame)
     pos = us.pixel_to_widget(cols * 0.4, rows * 0.6).toPoint()
@@ -179,7 +186,7 @@ def test_fusion_screenshots(demo_window, qtbot, artifacts_dir, size):
     w.resize(*size)
     qtbot.wait(200)
     frame, les = _frame_on_lesion(w)
-    w.player.seek(frame, force=True)
+    _seek(w, qtbot, frame)
     v = w.view3d
     v.wait_for_surfaces()
     qtbot.waitUntil(lambda: bool(v.surfaces), timeout=60000)
@@ -194,7 +201,7 @@ def test_fusion_screenshots(demo_window, qtbot, artifacts_dir, size):
     v.grab().save(str(artifacts_dir / f"gui_views_3d_demo_{name}.png"))
     # Nothing any 2D view drew as text left its view.
     for view in (w.us_view, w.fused_view, *w.views.values()):
-        view.repaint()
+        view.grab()                     # paints now (records drawn_text)
         inside = QPointF(0, 0), QPointF(view.width(), view.height())
         for text, box in view.drawn_text:
             assert box.left() >= inside[0].x() and box.top() >= inside[0].y(), (view.objectName(), text, box)

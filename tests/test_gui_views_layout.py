@@ -78,7 +78,7 @@ def texts_outside_views(window) -> list:
     for view in (window.us_view, window.fused_view, *window.views.values()):
         if not view.isVisible():
             continue
-        view.repaint()
+        view.grab()                     # paints now (records drawn_text)
         for text, box in view.drawn_text:
             if box.left() < 0 or box.top() < 0 or box.right() > view.width() or box.bottom() > view.height():
                 out.append((view.objectName(), text))

@@ -73,6 +73,7 @@ def test_real_ct_fusion_with_target_at_crosshair(qtbot, shared_data, artifacts_d
     w.set_registration(RegistrationState(np.eye(4), "simulated probe pose on this CT", tre_mm=None))
     assert w.layout_name == "fusion"
     w.player.seek(through, force=True)
+    qtbot.waitUntil(lambda: not w._follow_timer.isActive(), timeout=2000)
     us = w.us_view
     # Click the lesion on the ultrasound: the crosshair (all three slices) goes there.
     m = sweep.image_to_reference(through)
@@ -92,7 +93,7 @@ def test_real_ct_fusion_with_target_at_crosshair(qtbot, shared_data, artifacts_d
     qtbot.wait(100)
     w.grab().save(str(artifacts_dir / f"gui_views_fusion_crlm1004_{size[0]}x{size[1]}.png"))
     for view in (us, fused, *w.views.values()):
-        view.repaint()
+        view.grab()                     # paints now (records drawn_text)
         for text, box in view.drawn_text:
             assert 0 <= box.left() and box.right() <= view.width() and 0 <= box.top() \
                 and box.bottom() <= view.height(), (view.objectName(), text, box)

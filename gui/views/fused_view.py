@@ -3,8 +3,8 @@
 Fusion systems (GE V Nav, PercuNav, Virtual Navigator) put the CT cut in the
 probe's plane next to the ultrasound image, at the same size and orientation,
 updated with every frame. This view follows a :class:`~gui.views.us_view.USView`
-(its ``source``): on each of its frames it shows the overlay engine's CT plane
-(linear reslice on the overlay grid, see :class:`~gui.views.overlay.OverlayEngine`)
+(its ``source``): on each of its frames it shows the CT resliced linearly on the
+overlay grid of that frame (:meth:`~gui.views.overlay.OverlayEngine.ct_plane`)
 in the same rectangle the US view uses for the frame (same mm-per-pixel scale,
 so the two images match pixel for pixel), the target and vessel outlines with
 the target names, and the sector outline of the ultrasound. Without a
@@ -59,14 +59,25 @@ class FusedCTView(QWidget):
         self.update()
 
     def set_marks(self, marks) -> None:
-        self.marks = list(marks)
-        self.update()
+        marks = list(marks)
+        if marks != self.marks:
+            self.marks = marks
+            self.update()
 
     def refresh(self) -> None:
-        """Take the source's current frame plane (called on every shown frame)."""
+        """Reslice the CT in the source's current frame plane (called on every shown frame;
+        skipped while this view is hidden, redone when it is shown)."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         ov = self.source.overlay
         if ov.visible and ov.ct is not None:
-            self.ct_plane, self.grid_to_ct = ov.ct, ov.grid_to_ct
+            self.grid_to_ct = ov.grid_to_ct
+            engine = self.source.engine
+            # The overlay's own plane when it was resliced as this view wants it (one reslice a frame).
+            self.ct_plane = ov.ct if ov.interpolation == engine.interpolation else \
+                engine.ct_plane(ov.grid_to_ct, ov.ct.shape)
         else:
             self.ct_plane = self.grid_to_ct = None
         shape = self.source.frame_shape
@@ -91,6 +102,10 @@ class FusedCTView(QWidget):
             self._outline = rgba_to_qimage(outline_rgba(lab, src._lut))
             if src.outline_alpha.get("target", 0) > 0:
                 self._anchors = label_anchors(lab, target_values(src._labels.names))
+
+    def showEvent(self, event):  # noqa: N802
+        if getattr(self, "_stale", True):
+            self.refresh()
 
     # ------------------------------------------------------------ geometry (the US view's)
     def frame_rect(self) -> QRectF:
@@ -178,7 +193,12 @@ class FusedCTView(QWidget):
         p.save()
         p.setRenderHint(QPainter.Antialiasing)
         p.setPen(QPen(QColor(60, 255, 120, 150), 1, Qt.DashLine))
-        p.drawPolygon(QPolygonF([self.pixel_to_widget(c, r) for c, r in self._fan.outline]))
+        r = self.frame_rect()
+        rows, cols = self._fan.shape
+        pts = self._fan.outline
+        xs = r.left() + (pts[:, 0] + 0.5) / cols * r.width()
+        ys = r.top() + (pts[:, 1] + 0.5) / rows * r.height()
+        p.drawPolygon(QPolygonF([QPointF(x, y) for x, y in zip(xs, ys)]))
         p.restore()
 
     def _draw_names(self, p: QPainter, bounds: QRectF) -> None:

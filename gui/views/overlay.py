@@ -2,7 +2,8 @@
 
 Pure numpy (no Qt): given the CT, labels, a registration and a frame's
 ``image_to_reference``, decide whether an overlay may be shown (and if not,
-why), reslice CT (linear by default) and labels on the frame plane, and describe lesions that are
+why), reslice CT and labels on the frame plane (nearest: the fast per-frame path; the
+fused CT view asks :meth:`OverlayEngine.ct_plane` for a linear reslice), and describe lesions that are
 not in the plane ("lesion_3: 8 mm out of plane, tilt towards the head").
 
 Frames: Image = US pixels (x = column towards the marked side, y = row away
@@ -102,6 +103,7 @@ class FrameOverlay:
     quality: str = ""
     image_to_ct: Optional[np.ndarray] = None    # frame pixels -> CT LPS mm (None: no registration/tracking)
     grid_to_ct: Optional[np.ndarray] = None     # overlay pixels (ct/labels arrays) -> CT LPS mm
+    interpolation: str = "nearest"              # of ``ct``
 
 
 class OverlayEngine:
@@ -127,14 +129,17 @@ class OverlayEngine:
         sampler, lesions = prepared if prepared is not None else self.prepare(ct, labels)
         self.ct, self.labels = ct, labels
         self._sampler, self.lesions = sampler, lesions
-        if sampler is not None:
-            sampler.set_interpolation(self.interpolation)
 
     def set_interpolation(self, interpolation: str) -> None:
-        """'linear' (default) or 'nearest' for the resliced CT (labels are always nearest)."""
+        """'linear' (default) or 'nearest' for :meth:`ct_plane` (the fused CT view)."""
         self.interpolation = interpolation
-        if self._sampler is not None:
-            self._sampler.set_interpolation(interpolation)
+
+    def ct_plane(self, grid_to_ct: np.ndarray, shape: Tuple[int, int]) -> Optional[np.ndarray]:
+        """The CT (HU float32, OUTSIDE_HU outside) on ``grid_to_ct``'s pixels with
+        :attr:`interpolation`, or None without a CT."""
+        if self._sampler is None:
+            return None
+        return self._sampler.sample_ct(grid_to_ct, shape, self.interpolation)
 
     def overlay_step(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> int:
         """Frame pixels per overlay pixel: no finer than the CT voxel (sampling finer adds no
@@ -145,8 +150,10 @@ class OverlayEngine:
         return max(1, by_ct, by_size)
 
     def compute(self, shape: Tuple[int, int], image_to_reference: Optional[np.ndarray],
-                registration) -> FrameOverlay:
-        """``registration`` has ``reference_to_ct`` and ``quality_text()`` (or is None)."""
+                registration, interpolation: str = "nearest") -> FrameOverlay:
+        """``registration`` has ``reference_to_ct`` and ``quality_text()`` (or is None).
+        ``interpolation`` of the CT plane: 'nearest' (fast) or 'linear' (when the fused CT
+        view shows it too: one reslice serves both)."""
         if self.ct is None:
             return FrameOverlay(False, "no CT loaded: overlay off")
         if registration is None:
@@ -166,10 +173,12 @@ class OverlayEngine:
         coarse[:3, 3] += image_to_ct[:3, :2] @ np.full(2, (step - 1) / 2.0)
         coarse[:3, :2] *= step
         small = ((rows + step - 1) // step, (cols + step - 1) // step)
-        ct, lab = self._sampler.sample(coarse, small)
+        ct = self._sampler.sample_ct(coarse, small, interpolation)
+        lab = self._sampler.sample_labels(coarse, small)
         if not (ct > OUTSIDE_HU).any():
             # Nothing to overlay; saying so points at a wrong registration or the wrong CT.
             return FrameOverlay(False, "this frame lies outside the CT: overlay off (check the registration)",
                                 quality=registration.quality_text(), image_to_ct=image_to_ct, grid_to_ct=coarse)
         msgs = guidance_messages(self.lesions, image_to_ct, shape)
-        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text(), image_to_ct, coarse)
+        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text(), image_to_ct, coarse,
+                            interpolation)

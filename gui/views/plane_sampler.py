@@ -1,13 +1,15 @@
 """CT and labels sampled on an image plane: the overlay's and the fused CT view's reslicer.
 
-Per US frame the overlay and the fused CT view need the CT (HU) and the label
-value under every overlay pixel. The CT is sampled with linear interpolation
-by default (a CT with 5 mm slices resliced nearest-neighbour in an oblique
-plane is a staircase), the labels always nearest-neighbour. Both SimpleITK
-filters are built once and reused per frame, single-threaded (one small plane
-per frame: thread start-up costs more than it saves on a loaded machine).
-Outside the CT the HU value is ``OUTSIDE_HU`` (-32768, never a real HU) and
-the label 0.
+Per US frame the overlay needs the CT (HU) and the label value under every
+overlay pixel: both nearest-neighbour, the fast path (a CT image and a label
+image, one SimpleITK filter each, built once and reused; together they cost
+what one packed HU+label sample did, with 3 instead of 4 bytes per voxel). The
+fused CT view asks for the CT with linear interpolation (a CT with 5 mm slices
+resliced nearest-neighbour in an oblique plane is a staircase); SimpleITK's
+linear interpolation costs about 4x nearest, so only that view pays it.
+Filters run single-threaded (one small plane per frame: thread start-up costs
+more than it saves on a loaded machine). Outside the CT the HU value is
+``OUTSIDE_HU`` (-32768, never a real HU) and the label 0.
 
 Planes are given like :mod:`registration.spatial.reslice`: ``pixel_to_lps`` maps
 (column, row, 0, 1) to LPS mm; output arrays are ``[rows, cols]``.
@@ -46,9 +48,9 @@ def _filter(interpolator, default: float, pixel_type) -> sitk.ResampleImageFilte
 
 class PlaneSampler:
     """Holds the CT (and labels on the CT grid) as SimpleITK images; :meth:`sample` returns
-    (HU, labels) on a plane. ``interpolation`` ('linear' or 'nearest') is the CT's."""
+    (HU, labels) on a plane."""
 
-    def __init__(self, ct: Volume, labels: Optional[LabelMap] = None, interpolation: str = "linear"):
+    def __init__(self, ct: Volume, labels: Optional[LabelMap] = None):
         self.has_labels = labels is not None
         self._ct = ct.to_sitk()
         self._labels = None
@@ -59,15 +61,8 @@ class PlaneSampler:
             img = sitk.GetImageFromArray(lab.astype(np.uint8 if lab.max(initial=0) < 256 else np.int16))
             img.CopyInformation(self._ct)
             self._labels = img
-        self._ct_filter = _filter(_INTERP["nearest"], float(OUTSIDE_HU), sitk.sitkFloat32)
-        self.set_interpolation(interpolation)
+        self._ct_filters = {name: _filter(i, float(OUTSIDE_HU), sitk.sitkFloat32) for name, i in _INTERP.items()}
         self._lab_filter = _filter(sitk.sitkNearestNeighbor, 0.0, sitk.sitkInt32)
-
-    def set_interpolation(self, interpolation: str) -> None:
-        if interpolation not in _INTERP:
-            raise ValueError(f"interpolation must be one of {tuple(_INTERP)}, not {interpolation!r}")
-        self.interpolation = interpolation
-        self._ct_filter.SetInterpolator(_INTERP[interpolation])
 
     @staticmethod
     def _grid(f: sitk.ResampleImageFilter, pixel_to_lps: np.ndarray, shape: Tuple[int, int]) -> None:
@@ -85,10 +80,14 @@ class PlaneSampler:
         f.SetOutputSpacing((sx, sy, 1.0))
         f.SetOutputDirection(tuple(float(v) for v in direction.reshape(-1)))
 
-    def sample_ct(self, pixel_to_lps: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
-        """HU float32 [rows, cols], OUTSIDE_HU outside the CT."""
-        self._grid(self._ct_filter, pixel_to_lps, shape)
-        return sitk.GetArrayFromImage(self._ct_filter.Execute(self._ct))[0]
+    def sample_ct(self, pixel_to_lps: np.ndarray, shape: Tuple[int, int],
+                  interpolation: str = "nearest") -> np.ndarray:
+        """HU float32 [rows, cols], OUTSIDE_HU outside the CT; ``interpolation`` 'nearest' or 'linear'."""
+        if interpolation not in _INTERP:
+            raise ValueError(f"interpolation must be one of {tuple(_INTERP)}, not {interpolation!r}")
+        f = self._ct_filters[interpolation]
+        self._grid(f, pixel_to_lps, shape)
+        return sitk.GetArrayFromImage(f.Execute(self._ct))[0]
 
     def sample_labels(self, pixel_to_lps: np.ndarray, shape: Tuple[int, int]) -> Optional[np.ndarray]:
         """Label values int32 [rows, cols] (0 outside), or None without labels."""
@@ -98,5 +97,5 @@ class PlaneSampler:
         return sitk.GetArrayFromImage(self._lab_filter.Execute(self._labels))[0]
 
     def sample(self, pixel_to_lps: np.ndarray, shape: Tuple[int, int]) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """(HU float32 [rows, cols] with OUTSIDE_HU outside the CT, labels int32 or None)."""
+        """(HU float32 [rows, cols] nearest, OUTSIDE_HU outside the CT; labels int32 or None)."""
         return self.sample_ct(pixel_to_lps, shape), self.sample_labels(pixel_to_lps, shape)

@@ -18,7 +18,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-_MAX_OUTLINE_POINTS = 160
+_MAX_OUTLINE_POINTS = 80
 _FACE_SLOPE = 1.0        # |d row / d col| below this on the fan's top edge = the transducer face
 
 
@@ -103,7 +103,7 @@ class ProbeGeometry:
         n = np.cross(self.image_to_ct[:3, 0], self.image_to_ct[:3, 1])
         return n / np.linalg.norm(n)
 
-    def intersection(self, axis: int, position_mm: float, n_samples: int = 256) -> List[Tuple[np.ndarray, np.ndarray]]:
+    def intersection(self, axis: int, position_mm: float, n_samples: int = 160) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Segments (CT LPS start, end) where the US plane cuts the plane ``LPS[axis] == position_mm``
         inside the imaged sector; empty when the planes are parallel or do not meet in the sector."""
         m = self.image_to_ct

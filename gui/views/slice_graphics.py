@@ -31,7 +31,7 @@ MARKER_COLOUR = QColor(0, 255, 255)
 
 
 def _poly(view, pts: np.ndarray) -> QPolygonF:
-    return QPolygonF([view.lps_to_widget(q) for q in pts])
+    return QPolygonF([QPointF(x, y) for x, y in view.lps_to_widget_many(pts)])
 
 
 def draw_crosshair(p: QPainter, view, r: QRectF) -> None:
@@ -51,12 +51,14 @@ def draw_probe(p: QPainter, view) -> None:
     ax = NORMAL_AXIS[view.view]
     plane_mm = view.display.pixel_to_lps(view.view, view.slice_index)[ax, 3]
     p.save()
-    p.setRenderHint(QPainter.Antialiasing)
     faint = QColor(PROBE_COLOUR)
-    faint.setAlpha(120)
-    p.setPen(QPen(faint, 1, Qt.DashLine))
+    faint.setAlpha(110)
+    # Thin, solid and not antialiased: a dashed antialiased polygon costs milliseconds per view
+    # in software, and the slice views redraw it several times a second while a sweep plays.
+    p.setPen(QPen(faint, 1))
     p.setBrush(Qt.NoBrush)
     p.drawPolygon(_poly(view, probe.outline_ct()))
+    p.setRenderHint(QPainter.Antialiasing)
     p.setPen(QPen(PROBE_COLOUR, 2.5))
     for a, b in probe.intersection(ax, plane_mm):
         p.drawLine(view.lps_to_widget(a), view.lps_to_widget(b))
@@ -105,9 +107,16 @@ def draw_names(p: QPainter, anchors, to_widget, bounds: QRectF, colour: QColor, 
                        align=Qt.AlignRight | Qt.AlignVCenter, avoid=taken)
 
 
+def view_text_key(view) -> tuple:
+    """What :func:`draw_view_text` draws depends on only this (the view caches its text layer)."""
+    ax = NORMAL_AXIS[view.view]
+    return (view.width(), view.height(), view.view, view.slice_index, view.n_slices,
+            round(float(view.cursor_lps[ax]), 1), round(view.window), round(view.level))
+
+
 def draw_view_text(p: QPainter, view) -> list:
     """Header (view, slice, position), W/L, and the four edge letters, each on a box.
-    Returns their boxes (names and markers are then placed off them)."""
+    Returns [(text, box)] (names and markers are then placed off the boxes)."""
     f = QFont(view.font())
     f.setPointSize(9)
     p.setFont(f)
@@ -115,21 +124,21 @@ def draw_view_text(p: QPainter, view) -> list:
     ax = NORMAL_AXIS[view.view]
     pos_mm = view.cursor_lps[ax]
     letter = "SPL"[2 - ax] if pos_mm >= 0 else "IAR"[2 - ax]
-    head = draw_label(p, bounds.topLeft(), f"{view.view.capitalize()}  {view.slice_index + 1}/{view.n_slices}"
-                      f"  {abs(pos_mm):.1f} mm {letter}", TEXT_COLOUR, bounds)
-    wl = draw_label(p, bounds.bottomLeft(), f"W {view.window:.0f}  L {view.level:.0f}", TEXT_COLOUR, bounds,
-                    align=Qt.AlignLeft | Qt.AlignBottom)
+    header = f"{view.view.capitalize()}  {view.slice_index + 1}/{view.n_slices}  {abs(pos_mm):.1f} mm {letter}"
+    head = draw_label(p, bounds.topLeft(), header, TEXT_COLOUR, bounds)
+    wl_text = f"W {view.window:.0f}  L {view.level:.0f}"
+    wl = draw_label(p, bounds.bottomLeft(), wl_text, TEXT_COLOUR, bounds, align=Qt.AlignLeft | Qt.AlignBottom)
     left, right, top, bottom = EDGE_LETTERS[view.view]
     mid_y, mid_x = bounds.center().y(), bounds.center().x()
-    boxes = [head, wl]
-    boxes.append(draw_label(p, QPointF(bounds.left(), mid_y), left, LETTER_COLOUR, bounds,
-                            align=Qt.AlignLeft | Qt.AlignVCenter))
-    boxes.append(draw_label(p, QPointF(bounds.right(), mid_y), right, LETTER_COLOUR, bounds,
-                            align=Qt.AlignRight | Qt.AlignVCenter))
-    boxes.append(draw_label(p, QPointF(mid_x, head.bottom() + 2), top, LETTER_COLOUR, bounds,
-                            align=Qt.AlignHCenter | Qt.AlignTop))
+    out = [(header, head), (wl_text, wl)]
+    out.append((left, draw_label(p, QPointF(bounds.left(), mid_y), left, LETTER_COLOUR, bounds,
+                                 align=Qt.AlignLeft | Qt.AlignVCenter)))
+    out.append((right, draw_label(p, QPointF(bounds.right(), mid_y), right, LETTER_COLOUR, bounds,
+                                  align=Qt.AlignRight | Qt.AlignVCenter)))
+    out.append((top, draw_label(p, QPointF(mid_x, head.bottom() + 2), top, LETTER_COLOUR, bounds,
+                                align=Qt.AlignHCenter | Qt.AlignTop)))
     # Above the W/L box when the view is too narrow for both on the bottom line.
     y = bounds.bottom() if mid_x - text_size(p, bottom).width() / 2 > wl.right() + 2 else wl.top() - 2
-    boxes.append(draw_label(p, QPointF(mid_x, y), bottom, LETTER_COLOUR, bounds,
-                            align=Qt.AlignHCenter | Qt.AlignBottom))
-    return boxes
+    out.append((bottom, draw_label(p, QPointF(mid_x, y), bottom, LETTER_COLOUR, bounds,
+                                   align=Qt.AlignHCenter | Qt.AlignBottom)))
+    return out

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QPainter
+from PyQt5.QtGui import QColor, QPainter, QPixmap
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 from . import slice_graphics as gfx
@@ -57,6 +57,8 @@ class SliceView(QWidget):
         self.probe: Optional[ProbeGeometry] = None
         self.markers: List[Tuple[np.ndarray, str]] = []   # (LPS mm, label), e.g. CT landmarks
         self._image = self._outline = None
+        self._scaled = {}             # 'image' / 'outline' -> (QImage, size, scaled QPixmap)
+        self._text_layer = None       # (key, QPixmap, [(text, box)]) of the fixed texts
         self._shown = None            # the display-resolution slice (float32 or raw) last drawn
         self._anchors = {}
         self._lut = None
@@ -105,6 +107,7 @@ class SliceView(QWidget):
 
     def set_show_labels(self, on: bool) -> None:
         self.show_labels = bool(on)
+        self._dirty = True
         self.update()
 
     def set_interpolation(self, interpolation: str) -> None:
@@ -117,6 +120,8 @@ class SliceView(QWidget):
 
     def set_probe(self, probe: Optional[ProbeGeometry]) -> None:
         """The US frame plane to draw on this slice (None = none)."""
+        if probe is None and self.probe is None:
+            return
         self.probe = probe
         self.update()
 
@@ -158,7 +163,9 @@ class SliceView(QWidget):
 
     # ------------------------------------------------------------ geometry
     def _native_shape(self) -> Tuple[int, int]:
-        return self.display.slice(self.view, 0).shape
+        """(rows, cols) of this view's native slice (sizes of the display grid)."""
+        x, y, z = self.display.grid.size_xyz
+        return {"axial": (y, x), "coronal": (z, x), "sagittal": (z, y)}[self.view]
 
     def image_rect(self) -> QRectF:
         """Where the slice image is drawn, in widget pixels (aspect from the mm spacing)."""
@@ -193,6 +200,17 @@ class SliceView(QWidget):
         col, row = self.display.lps_to_pixel(self.view, lps)
         return self.pixel_to_widget(col, row)
 
+    def lps_to_widget_many(self, pts) -> np.ndarray:
+        """LPS points [n, 3] -> widget (x, y) [n, 2] (one rect computation for all: polylines)."""
+        pts = np.atleast_2d(np.asarray(pts, float))
+        xyz = self.display.grid.lps_to_index(pts)
+        nz = self.display.grid.shape_zyx[0]
+        col, row = {"axial": (xyz[:, 0], xyz[:, 1]), "coronal": (xyz[:, 0], nz - 1 - xyz[:, 2]),
+                    "sagittal": (xyz[:, 1], nz - 1 - xyz[:, 2])}[self.view]
+        r = self.image_rect()
+        rows, cols = self._native_shape()
+        return np.c_[r.left() + (col + 0.5) / cols * r.width(), r.top() + (row + 0.5) / rows * r.height()]
+
     # ------------------------------------------------------------ drawing
     def displayed_slice(self) -> np.ndarray:
         """The slice as drawn: on square display pixels, interpolated as set ([rows, cols])."""
@@ -206,7 +224,7 @@ class SliceView(QWidget):
         shape = display_shape(sl.shape, self.display.pixel_spacing(self.view))
         self._shown = resample(sl, shape, self.interpolation)
         self._image = gray_to_qimage(window_level(self._shown, self.window, self.level))
-        lab = self.display.slice(self.view, k, labels=True)
+        lab = self.display.slice(self.view, k, labels=True) if self.show_labels else None
         self._outline, self._anchors = None, {}
         if lab is not None and self._lut is not None and lab.any():
             lab = resample(lab, shape, "nearest")
@@ -214,6 +232,40 @@ class SliceView(QWidget):
             if self.outline_alpha.get("target", 0) > 0:
                 self._anchors = label_anchors(lab, target_values(self.display.label_names))
         self._dirty = False
+
+    def _draw_view_text(self, p: QPainter) -> list:
+        """Header, W/L and edge letters from a cached transparent layer (redrawn when their text
+        or the view's size changes): the boxes they take."""
+        key = gfx.view_text_key(self)
+        if self._text_layer is None or self._text_layer[0] != key:
+            pix = QPixmap(self.size())
+            pix.fill(Qt.transparent)
+            q = QPainter(pix)
+            q.setFont(self.font())
+            drawn = gfx.draw_view_text(q, self)
+            q.end()
+            self._text_layer = (key, pix, drawn)
+        _key, pix, drawn = self._text_layer
+        p.drawPixmap(0, 0, pix)
+        self.drawn_text.extend(drawn)
+        return [box for _text, box in drawn]
+
+    def _draw_scaled(self, p: QPainter, r: QRectF, key: str, image, smooth: bool) -> None:
+        """Draw ``image`` into ``r``, scaled once per (image, size) and then only blitted: while
+        the views follow a playing sweep the crosshair and probe move on every frame, the slice
+        image only when the slice changes (software scaling costs milliseconds per view)."""
+        size = (int(round(r.width())), int(round(r.height())))
+        if size[0] > 2 * self.width() + 64 or size[1] > 2 * self.height() + 64:    # zoomed far in
+            p.setRenderHint(QPainter.SmoothPixmapTransform, smooth)
+            p.drawImage(r, image)
+            p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+            return
+        cache = self._scaled.get(key)
+        if cache is None or cache[0] is not image or cache[1] != size:
+            mode = Qt.SmoothTransformation if smooth else Qt.FastTransformation
+            cache = (image, size, QPixmap.fromImage(image.scaled(size[0], size[1], Qt.IgnoreAspectRatio, mode)))
+            self._scaled[key] = cache
+        p.drawPixmap(QPointF(r.left(), r.top()), cache[2])
 
     def _display_to_widget(self, col: float, row: float) -> QPointF:
         r = self.image_rect()
@@ -234,14 +286,12 @@ class SliceView(QWidget):
         r = self.image_rect()
         bounds = QRectF(self.rect()).adjusted(2, 2, -2, -2)
         # Linear: Qt's bilinear filter does the last step to screen pixels; nearest shows blocks.
-        p.setRenderHint(QPainter.SmoothPixmapTransform, self.interpolation == "linear")
-        p.drawImage(r, self._image)
-        p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+        self._draw_scaled(p, r, "image", self._image, self.interpolation == "linear")
         if self.show_labels and self._outline is not None:
-            p.drawImage(r, self._outline)
+            self._draw_scaled(p, r, "outline", self._outline, False)
         gfx.draw_crosshair(p, self, r)
         gfx.draw_probe(p, self)
-        taken = gfx.draw_view_text(p, self)       # fixed text first; names and markers move off it
+        taken = self._draw_view_text(p)          # fixed text first; names and markers move off it
         if self.show_labels and self._outline is not None:
             gfx.draw_names(p, self._anchors, self._display_to_widget, bounds, QColor(*LESION_COLOUR), taken)
         gfx.draw_markers(p, self, bounds, taken)

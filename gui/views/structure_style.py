@@ -56,9 +56,18 @@ def outline_lut(names: Mapping[str, int], max_value: int, alpha: Mapping[str, in
     return lut
 
 
+_TARGETS_CACHE: Dict[tuple, Dict[int, str]] = {}
+
+
 def target_values(names: Mapping[str, int]) -> Dict[int, str]:
-    """{label value: name} of the targets (lesions)."""
-    return {int(v): n for n, v in names.items() if structure_kind(n) == "target"}
+    """{label value: name} of the targets (lesions); cached per name table (asked per slice)."""
+    key = tuple(sorted((str(n), int(v)) for n, v in names.items()))
+    hit = _TARGETS_CACHE.get(key)
+    if hit is None:
+        if len(_TARGETS_CACHE) > 32:
+            _TARGETS_CACHE.clear()
+        hit = _TARGETS_CACHE[key] = {int(v): n for n, v in names.items() if structure_kind(n) == "target"}
+    return hit
 
 
 def label_anchors(labels: np.ndarray, values: Mapping[int, str]) -> Dict[str, Tuple[float, float, float]]:
@@ -71,7 +80,11 @@ def label_anchors(labels: np.ndarray, values: Mapping[int, str]) -> Dict[str, Tu
     out: Dict[str, Tuple[float, float, float]] = {}
     if labels is None or not values:
         return out
-    present = np.intersect1d(np.unique(labels), np.fromiter(values, int))
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu" or lab.min(initial=0) < 0:
+        lab = lab.astype(np.int64)
+    counts = np.bincount(lab.ravel(), minlength=max(values) + 1)
+    present = [v for v in values if v < len(counts) and counts[v] > 0]
     for v in present:
         rr, cc = np.nonzero(labels == v)
         out[values[int(v)]] = (float(cc.max()), float(rr.mean()), float(cc.min()))

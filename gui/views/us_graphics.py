@@ -44,6 +44,16 @@ def hint_area_height(view) -> float:
     lesions = view.engine.lesions
     if not lesions or view.registration is None:
         return 0.0
+    key = (view.width(), view.height(), id(lesions), len(lesions), view.font().key())
+    cached = getattr(view, "_hint_height", None)
+    if cached is not None and cached[0] == key:       # asked several times per paint: font metrics are slow
+        return cached[1]
+    h = _hint_height(view, lesions)
+    view._hint_height = (key, h)
+    return h
+
+
+def _hint_height(view, lesions) -> float:
     longest = max(lesions, key=lambda l: len(l.name)).name
     template = f"{longest}: 888 mm out of plane, tilt/slide towards the patient's right"
     fm = QFontMetricsF(_font(view))
@@ -86,9 +96,7 @@ def paint_us_view(view) -> None:
                          r.height() * ov.ct.shape[0] * s / rows)
         p.save()
         p.setClipRect(r)
-        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
-        p.drawImage(ov_rect, view._ct_img)
-        p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+        p.drawImage(ov_rect, view._ct_img)      # unsmoothed: per frame, and faint under the B-mode
         if view._outline_img is not None:
             p.drawImage(ov_rect, view._outline_img)
         p.restore()

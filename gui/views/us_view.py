@@ -52,6 +52,9 @@ class USView(QWidget):
         self.show_contours = True
         self.outline_alpha = dict(US_ALPHA)
         self.compare = False                 # True while the compare key is held: plain US
+        # CT plane interpolation: 'nearest' is the fast path; the window asks for linear when the
+        # fused CT view is shown, which then reuses this plane instead of reslicing again.
+        self.overlay_interpolation = "nearest"
         self.ct_window, self.ct_level = 400.0, 40.0
         self.checker_px = 48                 # checkerboard square, frame pixels
         self.pixel_spacing: Tuple[float, float] = (1.0, 1.0)   # (col, row) mm
@@ -126,14 +129,12 @@ class USView(QWidget):
             self.compare = bool(on)
             self.update()
 
-    def set_interpolation(self, interpolation: str) -> None:
-        self.engine.set_interpolation(interpolation)
-        self._recompute()
-
     def set_marks(self, marks) -> None:
         """Frame-pixel marks ``[((col, row), label)]`` (e.g. the point the CT views follow)."""
-        self.marks = list(marks)
-        self.update()
+        marks = list(marks)
+        if marks != self.marks:
+            self.marks = marks
+            self.update()
 
     def set_frame(self, frame: np.ndarray, index: int, n_frames: int, timestamp: float,
                   image_to_reference: Optional[np.ndarray], tracking_reason: str = "") -> None:
@@ -186,7 +187,8 @@ class USView(QWidget):
         if self._frame is None:
             self.update()
             return
-        self.overlay = self.engine.compute(self._frame.shape, self._i2r, self.registration)
+        self.overlay = self.engine.compute(self._frame.shape, self._i2r, self.registration,
+                                           self.overlay_interpolation)
         if self._i2r is None and self._tracking_reason and not self.overlay.visible:
             self.overlay = dataclasses.replace(self.overlay, reason=f"{self._tracking_reason}: overlay off")
         self._build_overlay_images()

@@ -128,9 +128,16 @@ class WindowLayoutMixin:
             split.setSizes([1000] * len(panes))
             outer.addWidget(split)
         outer.setSizes([600, 400] if name == "fusion" else [560, 440])
+        self._sync_overlay_interpolation()
         self._grid_lay.addWidget(outer)
         outer.show()            # a layout shows a new child only on the next event loop pass
         self.view_grid = outer
+
+    def _sync_overlay_interpolation(self) -> None:
+        """The US overlay reslices the CT as the fused CT view shows it while that view is on
+        screen (one reslice per frame serves both), nearest (fast) otherwise."""
+        fused_on = self.layout_name == "fusion"
+        self.us_view.overlay_interpolation = self.us_view.engine.interpolation if fused_on else "nearest"
 
     def _layout_for_registration(self, registration) -> None:
         """Automatic layout: fusion with a registration (not while landmarks are being picked)."""

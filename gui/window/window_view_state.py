@@ -17,10 +17,11 @@ navigating the CT by hand then).
 """
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
-from PyQt5.QtCore import QEvent, QObject, Qt
+from PyQt5.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt5.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
 from gui.views.probe_geometry import FanShape, ProbeGeometry
@@ -28,7 +29,8 @@ from gui.views.qimage import WL_PRESETS
 from gui.views.structure_style import US_ALPHA
 from gui.views.us_graphics import COMPARE_KEY
 
-_ORGAN_ALPHA_ON = 150   # "other organs" ticked on the US: drawn, but fainter than targets and vessels
+_ORGAN_ALPHA_ON = 150
+FOLLOW_INTERVAL_MS = 150  # slice views follow frames at up to ~7 updates per second   # "other organs" ticked on the US: drawn, but fainter than targets and vessels
 
 
 class _CompareKey(QObject):
@@ -77,6 +79,10 @@ class ViewStateMixin:
         self._follow_px = None          # (frame index, (col, row)) of the last click on the US
         self._hover_px = None
         self._fan_shape: Optional[FanShape] = None
+        self._last_follow = 0.0
+        self._follow_timer = QTimer(self)
+        self._follow_timer.setSingleShot(True)
+        self._follow_timer.timeout.connect(self._probe_to_views)
         self._compare_filter = _CompareKey(self)
         QApplication.instance().installEventFilter(self._compare_filter)
 
@@ -127,7 +133,9 @@ class ViewStateMixin:
         """'linear' or 'nearest' for the slice views and the CT resliced in the US plane."""
         for view in self.views.values():
             view.set_interpolation(interpolation)
-        self.us_view.set_interpolation(interpolation)
+        self.us_view.engine.set_interpolation(interpolation)
+        self._sync_overlay_interpolation()
+        self.us_view._recompute()
 
     def toggle_labels(self) -> None:
         on = self.act_labels.isChecked()
@@ -183,13 +191,25 @@ class ViewStateMixin:
         return fs
 
     def _on_us_frame(self) -> None:
-        """A new frame: the probe geometry on the slice views, then follow it."""
+        """A new frame: the probe geometry on the slice views, then follow it. The slice views
+        are updated at once, then at most every ``FOLLOW_INTERVAL_MS`` while frames keep coming
+        (playing, scrubbing): the US view and the fused CT keep the full frame rate, three slice
+        repaints per frame would halve it. The last frame always reaches the slice views."""
         us = self.us_view
         i2r, shape = us.image_to_reference, us.frame_shape
         if self.registration is None or i2r is None or shape is None:
             self.probe = None
         else:
             self.probe = ProbeGeometry(self.registration.reference_to_ct @ i2r, self._frame_fan(shape))
+        wait = FOLLOW_INTERVAL_MS - (time.perf_counter() - self._last_follow) * 1000
+        if wait <= 0:
+            self._probe_to_views()
+        elif not self._follow_timer.isActive():
+            self._follow_timer.start(int(wait) + 1)
+
+    def _probe_to_views(self) -> None:
+        self._follow_timer.stop()
+        self._last_follow = time.perf_counter()
         for view in self.views.values():
             view.set_probe(self.probe)
         self._follow()
