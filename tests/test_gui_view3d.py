@@ -8,6 +8,9 @@ import os
 
 import numpy as np
 import pytest
+from PyQt5.QtCore import QEvent, QPoint, QPointF, Qt
+from PyQt5.QtGui import QMouseEvent, QWheelEvent
+from PyQt5.QtWidgets import QApplication
 
 from gui.views.view3d import build_surfaces, group_of, plane_corners
 from registration.spatial.volume import LabelMap
@@ -104,6 +107,22 @@ def test_view3d_widget(qtbot, artifacts_dir):
     v._render_now()
     assert v.rendered.shape == (400, 500, 3)
     v.grab().save(str(artifacts_dir / "gui_view3d.png"))
+    # The mouse moves the camera: left-drag rotates about the focal point, the wheel zooms.
+    cam = v.plotter.camera
+    pos0, focal0 = np.array(cam.position), np.array(cam.focal_point)
+    qtbot.mousePress(v, Qt.LeftButton, pos=QPoint(250, 200))
+    QApplication.sendEvent(v, QMouseEvent(QEvent.MouseMove, QPointF(300, 200), Qt.NoButton, Qt.LeftButton,
+                                          Qt.NoModifier))
+    qtbot.mouseRelease(v, Qt.LeftButton, pos=QPoint(300, 200))
+    pos1 = np.array(cam.position)
+    assert np.allclose(cam.focal_point, focal0)
+    assert np.linalg.norm(pos1 - focal0) == pytest.approx(np.linalg.norm(pos0 - focal0))
+    angle = np.degrees(np.arccos(np.clip((pos0 - focal0) @ (pos1 - focal0) / np.sum((pos0 - focal0) ** 2), -1, 1)))
+    assert angle == pytest.approx(20.0, abs=0.5)                  # 50 px x 0.4 deg
+    angle0 = cam.view_angle
+    QApplication.sendEvent(v, QWheelEvent(QPointF(250, 200), QPointF(250, 200), QPoint(0, 0), QPoint(0, 120),
+                                          Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False))
+    assert cam.view_angle < angle0                                # zoomed in
     v.close_renderer()
 
 

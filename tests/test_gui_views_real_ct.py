@@ -90,6 +90,12 @@ def test_real_ct_fusion_with_target_at_crosshair(qtbot, shared_data, artifacts_d
     s = us.overlay.step
     lesion_hu = fused.ct_plane[int(row / s), int(col / s)]
     assert lesion_hu < 80 and np.median(fused.ct_plane[fused.ct_plane > -500]) > lesion_hu
+    v = w.view3d                                   # no labels: the CT's bone, the probe's plane
+    v.wait_for_surfaces()
+    qtbot.waitUntil(lambda: bool(v.surfaces), timeout=60000)
+    assert v.status.text() == "3D: bone (bone from the CT: no label map)"
+    v.flush_plane()
+    v._render_now()
     qtbot.wait(100)
     w.grab().save(str(artifacts_dir / f"gui_views_fusion_crlm1004_{size[0]}x{size[1]}.png"))
     for view in (us, fused, *w.views.values()):

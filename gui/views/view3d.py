@@ -19,17 +19,23 @@ import time
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from PyQt5.QtCore import QPoint, QRectF, Qt, QTimer
+from PyQt5.QtCore import QRectF, Qt, QTimer
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from gui.core.workers import Worker
 
 from .qimage import rgb_to_qimage
-from .view3d_scene import (ENTRY_COLOUR, GROUPS, PATH_COLOUR, TARGET_COLOUR, build_surfaces, group_of,  # noqa: F401
-                           orientation_cube, path_camera, path_meshes, plane_corners)
+from .view3d_scene import (ENTRY_COLOUR, GROUPS, PATH_COLOUR, TARGET_COLOUR, bone_from_ct, build_surfaces,  # noqa: F401
+                           drag_camera, group_of, orientation_cube, path_camera, path_meshes, plane_corners)
 
 _INTERACTIVE_MS = 60      # render interval while the user drags the camera
+FRONT_VIEW = (-0.25, -1.0, 0.4)   # camera direction (LPS) of the default view: anterior, a little right and above
+
+
+def button_role(button) -> str:
+    """'rotate' (left), 'zoom' (right), 'pan' (middle), '' otherwise."""
+    return {Qt.LeftButton: "rotate", Qt.RightButton: "zoom", Qt.MiddleButton: "pan"}.get(button, "")
 
 
 class View3D(QWidget):
@@ -48,7 +54,7 @@ class View3D(QWidget):
         self.marker = self.plotter.add_orientation_widget(orientation_cube(), interactive=False,
                                                           viewport=(0.0, 0.0, 0.2, 0.26))
         self._ghost = self._make_ghost_layer()
-        self.plotter.view_vector((0, -1, 0), viewup=(0, 0, 1))   # from the front, head up, until data
+        self.plotter.view_vector(FRONT_VIEW, viewup=(0, 0, 1))    # from the front, head up, until data
         self.status = QLabel("3D: no label map", self)
         self.status.setObjectName("view3d_status")
         self.status.setStyleSheet("QLabel { background: rgba(0,0,0,165); color: #e6e6e6; padding: 1px 4px; }")
@@ -89,10 +95,16 @@ class View3D(QWidget):
         return ghost
 
     # ------------------------------------------------------------ surfaces
-    def set_labels(self, labels) -> None:
+    def set_labels(self, labels, ct=None) -> None:
+        """Surfaces of ``labels``; without a label map, the bone of ``ct`` (HU > BONE_HU) so the
+        scene still shows where the probe and the path are in the body."""
         for name in list(self._actors):
             self.plotter.remove_actor(self._actors.pop(name), render=False)
         self.surfaces = {}
+        self._note = ""
+        if (labels is None or not labels.names) and ct is not None:
+            labels = bone_from_ct(ct)
+            self._note = " (bone from the CT: no label map)"
         if labels is None or not labels.names:
             self._set_status("3D: no named structures to show")
             self.request_render()
@@ -119,7 +131,8 @@ class View3D(QWidget):
             colour, opacity = GROUPS[g]
             self._actors[g] = self.plotter.add_mesh(surf, color=[c / 255 for c in colour], opacity=opacity,
                                                     name=g, smooth_shading=True, render=False)
-        self._set_status("3D: " + (", ".join(sorted(surfaces)) if surfaces else "no liver/vessels/lesions/bone labels"))
+        self._set_status("3D: " + (", ".join(sorted(surfaces)) if surfaces else "no liver/vessels/lesions/bone labels")
+                         + getattr(self, "_note", ""))
         if self._path_view is None:
             self._set_anterior_view()
         else:
@@ -127,9 +140,10 @@ class View3D(QWidget):
         self.request_render()
 
     def _set_anterior_view(self) -> None:
-        # Camera in front of the patient (anterior = -y in LPS), head up (+S): screen right is
-        # then +L, i.e. patient right on screen left, as in the coronal slice view.
-        self.plotter.view_vector((0, -1, 0), viewup=(0, 0, 1))
+        # Camera in front of the patient (anterior = -y in LPS), a little from the right and from
+        # above so axial planes (a transverse probe) are not seen edge-on; head up (+S): screen
+        # right is then about +L, patient right on screen left, as in the coronal slice view.
+        self.plotter.view_vector(FRONT_VIEW, viewup=(0, 0, 1))
         # Fit the liver (and lesions), not the whole rib cage: that is where the work is.
         parts = [self.surfaces[g] for g in ("liver", "lesions") if g in self.surfaces]
         if parts:
@@ -266,29 +280,10 @@ class View3D(QWidget):
         if self._drag is None:
             return
         button, last = self._drag
-        d: QPoint = event.pos() - last
+        d = event.pos() - last
         self._drag = (button, event.pos())
-        cam = self.plotter.camera
-        if button == Qt.LeftButton:
-            cam.Azimuth(-0.4 * d.x())
-            cam.Elevation(0.4 * d.y())
-            cam.OrthogonalizeViewUp()
-        elif button == Qt.RightButton:
-            cam.Zoom(1.0 - 0.01 * d.y())
-        elif button == Qt.MiddleButton:
-            self._pan(d.x(), d.y())
+        drag_camera(self.plotter.camera, button_role(button), d.x(), d.y(), self.height())
         self.request_render(_INTERACTIVE_MS / 1000.0)
-
-    def _pan(self, dx: float, dy: float) -> None:
-        cam = self.plotter.camera
-        pos, focal = np.array(cam.position), np.array(cam.focal_point)
-        fwd = focal - pos
-        dist = np.linalg.norm(fwd)
-        up = np.array(cam.up)
-        right = np.cross(fwd / dist, up)
-        mm_per_px = 2 * dist * np.tan(np.radians(cam.view_angle) / 2) / max(self.height(), 1)
-        shift = (-dx * right + dy * up) * mm_per_px
-        cam.position, cam.focal_point = tuple(pos + shift), tuple(focal + shift)
 
     def mouseReleaseEvent(self, event):  # noqa: N802
         self._drag = None

@@ -84,6 +84,16 @@ def build_surfaces(labels, progress=None, max_dim: int = 200) -> Dict[str, "obje
     return out
 
 
+BONE_HU = 300.0
+
+
+def bone_from_ct(ct):
+    """A LabelMap of the CT's bone (HU > BONE_HU, value 1), for a 3D view without a label map."""
+    from registration.spatial.volume import LabelMap
+    return LabelMap((ct.array > BONE_HU).astype(np.uint8), ct.spacing, ct.origin, ct.direction,
+                    names={f"bone (CT > {BONE_HU:.0f} HU)": 1})
+
+
 def plane_corners(image_to_ct: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """(4, 3) LPS corners of a frame [rows, cols] (pixel centres of the corner pixels)."""
     rows, cols = shape
@@ -125,7 +135,7 @@ def path_camera(entry, target, view_angle_deg: float = 30.0) -> Tuple[np.ndarray
 
     The camera looks at a point on the path near the target, from the direction of the
     patient's anterior made perpendicular to the path (so the path is seen at full length),
-    head up, far enough for the path plus 40 mm of surroundings."""
+    head up, far enough to see the path and half its length again around it."""
     entry, target = np.asarray(entry, float), np.asarray(target, float)
     axis = entry - target
     length = float(np.linalg.norm(axis))
@@ -136,9 +146,30 @@ def path_camera(entry, target, view_angle_deg: float = 30.0) -> Tuple[np.ndarray
         d = np.array([-1.0, 0.0, 0.0]) - (-u[0]) * u
     d /= np.linalg.norm(d)
     focal = target + 0.4 * axis
-    extent = max(length, 60.0) + 80.0
+    extent = max(1.5 * length, 70.0)
     dist = 0.5 * extent / np.tan(np.radians(view_angle_deg) / 2.0)
     up = np.array([0.0, 0.0, 1.0]) - (np.array([0.0, 0.0, 1.0]) @ d) * d
     if np.linalg.norm(up) < 1e-3:
         up = np.array([0.0, -1.0, 0.0])
     return focal + d * dist, focal, up / np.linalg.norm(up)
+
+
+def drag_camera(cam, role: str, dx: float, dy: float, view_height_px: int) -> None:
+    """Move a VTK camera for a mouse drag of (dx, dy) px: 'rotate' about the focal point
+    (0.4 deg per px), 'zoom' (1 % per px, drag up = closer), 'pan' (the scene follows the mouse)."""
+    if role == "rotate":
+        cam.Azimuth(-0.4 * dx)
+        cam.Elevation(0.4 * dy)
+        cam.OrthogonalizeViewUp()
+    elif role == "zoom":
+        cam.Zoom(1.0 - 0.01 * dy)
+    elif role == "pan":
+        pos, focal = np.array(cam.GetPosition()), np.array(cam.GetFocalPoint())
+        fwd = focal - pos
+        dist = np.linalg.norm(fwd)
+        up = np.array(cam.GetViewUp())
+        right = np.cross(fwd / dist, up)
+        mm_per_px = 2 * dist * np.tan(np.radians(cam.GetViewAngle()) / 2) / max(view_height_px, 1)
+        shift = (-dx * right + dy * up) * mm_per_px
+        cam.SetPosition(*(pos + shift))
+        cam.SetFocalPoint(*(focal + shift))

@@ -133,7 +133,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
             view.set_display(display)
         self.us_view.set_ct(ct, labels, prepared)
         if self.view3d is not None:
-            self.view3d.set_labels(labels)
+            self.view3d.set_labels(labels, ct=ct)
         self.set_cursor(display.center_lps())
         self.session.ct_path = ct.metadata.get("source")
         self._data_changed()
