@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QAbstractButton, QLabel, QTabBar
 
 from gui.core.session import RegistrationState
@@ -126,3 +127,26 @@ def test_with_the_registration_and_planning_panels(qtbot, size):
                     f"heights {docks} (the registration panel's height is the flow helper's)")
     assert (w.width(), w.height()) == size
     assert not elided(w), elided(w)
+
+
+def test_layout_follows_registration_and_picking(qtbot):
+    """Landmark layout without a registration and while landmarks are picked, fusion with one;
+    a layout chosen on the bar stays."""
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    ct, labels, sweep = _case()
+    w.set_ct(ct, labels)
+    w.set_sweep(sweep)
+    pick = w.install_panels()["registration"].widget().pick_button
+    assert w.layout_name == "ct_us" and w.views["axial"].isVisible() and not w.fused_view.isVisible()
+    w.set_registration(RegistrationState(np.eye(4), "file"))
+    assert w.layout_name == "fusion" and w.fused_view.isVisible()
+    pick.setChecked(True)
+    assert w.layout_name == "ct_us"
+    pick.setChecked(False)
+    assert w.layout_name == "fusion"
+    qtbot.mouseClick(w.layout_buttons["ct_us"], Qt.LeftButton)       # the user's choice stays
+    w.set_registration(RegistrationState(np.eye(4) + np.diag([0, 0, 0, 0]), "file"))
+    assert w.layout_name == "ct_us" and not w.layout_auto

@@ -117,6 +117,12 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
                 self.panel_docks[name] = dock
                 self.docks.append(dock)
                 self.view_menu.addAction(dock.toggleViewAction())
+        pick = getattr(self.panel_docks.get("registration") and self.panel_docks["registration"].widget(),
+                       "pick_button", None)
+        if pick is not None and not getattr(self, "_pick_hooked", False):
+            # Picking landmarks wants the large CT view: the landmark layout while it is on.
+            pick.toggled.connect(self._layout_for_picking)
+            self._pick_hooked = True
         return self.panel_docks
 
     # ------------------------------------------------------------ data in (synchronous, tested)

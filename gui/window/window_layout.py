@@ -13,7 +13,8 @@ Two view layouts, as on a fusion workstation:
   beside the ultrasound on top; coronal, sagittal and 3D below.
 
 The window switches to ``fusion`` when a registration arrives and back to
-``ct_us`` when it is cleared, unless the user picked a layout on the bar. The
+``ct_us`` when it is cleared or while landmarks are picked, unless the user
+picked a layout on the bar. The
 bar also holds "CT follows probe" (unlink the slice views from the probe) and
 the reminder of the hold-to-compare key. Docks: Player under the views (the
 side columns reach the window's bottom); Overlay, Data and Log tabbed in ONE
@@ -138,6 +139,11 @@ class WindowLayoutMixin:
         screen (one reslice per frame serves both), nearest (fast) otherwise."""
         fused_on = self.layout_name == "fusion"
         self.us_view.overlay_interpolation = self.us_view.engine.interpolation if fused_on else "nearest"
+
+    def _layout_for_picking(self, picking: bool) -> None:
+        """Automatic layout: landmarks while picking, back to fusion after it with a registration."""
+        if self.layout_auto:
+            self.set_view_layout("ct_us" if picking or self.registration is None else "fusion", auto=True)
 
     def _layout_for_registration(self, registration) -> None:
         """Automatic layout: fusion with a registration (not while landmarks are being picked)."""
