@@ -42,6 +42,7 @@ from .window_menus import MenuActionsMixin
 from .window_status import StatusBarMixin
 from .window_view_state import ViewStateMixin
 from .window_workers import WorkerMixin
+from .workflow_bar import WorkflowBar
 
 
 class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBarMixin, ViewStateMixin,
@@ -89,6 +90,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
         self._build_docks(enable_3d)
         self._build_status_bar()
         self._build_actions()
+        self.workflow = WorkflowBar(self)   # Load -> Register -> Verify -> Plan -> Export
         self._connect()
         self.live = install_live(self)   # File > Connect to PlusServer, Record, Freeze
         self._update_status()
@@ -123,6 +125,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
             # Picking landmarks wants the large CT view: the landmark layout while it is on.
             pick.toggled.connect(self._layout_for_picking)
             self._pick_hooked = True
+        self.update_workflow()      # the workflow bar shows the current step's panel
         return self.panel_docks
 
     # ------------------------------------------------------------ data in (synchronous, tested)

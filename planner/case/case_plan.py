@@ -29,7 +29,8 @@ from planner.paths import ct_guidance
 from planner.paths.constraints import Constraints
 from planner.paths.planning_grid import planning_grid
 from planner.paths.trajectories import fibonacci_sphere
-from registration.spatial.errors import CancelledError, InputError
+from registration.spatial.errors import InputError
+from registration.spatial.progress import Stage, StagedProgress
 from registration.spatial.volume import LabelMap, Volume
 
 from .lesion_plan import CaseInputs, PlanStats, plan_lesion
@@ -45,6 +46,13 @@ DEFAULT_TOP_K = 3                    # paths kept per guidance and lesion
 #: CTs with more voxels are planned on a coarser grid (time per grid size:
 #: benchmarks/results/planning.md).
 DEFAULT_MAX_PLANNING_VOXELS = 12_000_000
+#: Expected seconds per planning stage, for the progress bar's shares (only their ratios matter;
+#: measured on the demo case: benchmarks/results/planning.md#progress-weights). Per lesion:
+#: LESION_STAGES, in plan_lesion's order.
+CASE_STAGE_S = {"grid": 6.0, "anatomy": 6.5, "inputs": 2.5, "ranking": 0.1}
+LESION_STAGES = (("maps", "safety margins", 3.2), ("visibility", "acoustic window", 0.1),
+                 ("paths", "needle paths", 0.2), ("us_paths", "probe positions", 0.65),
+                 ("ct_paths", "CT-guided paths", 0.05))
 
 
 @dataclass
@@ -68,16 +76,14 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     grid (see :func:`planning_grid`) with an extra clearance margin
     of half the new voxel diagonal, so structures shrunk by the resampling
     are still avoided; the plan records the grid. ``progress(fraction, stage)``
+    (the stages and their shares: :func:`_case_progress`, per lesion ``LESION_STAGES``)
     returning False cancels (CancelledError).
     """
     c = _checked_constraints(guidance, constraints)
     t0 = time.perf_counter()
-
-    def report(frac, msg):
-        if progress is not None and progress(frac, msg) is False:
-            raise CancelledError(msg)
-
-    report(0.0, "anatomy")
+    staged = _case_progress(progress, ct, labels, single=lesion is not None or target_lps is not None,
+                            max_planning_voxels=max_planning_voxels)
+    staged.begin("grid")
     _check_grids(ct, labels, ct_arterial, ct_path=ct_path, labels_path=labels_path)
     source_spacing = [round(float(x), 4) for x in ct.spacing]
     ct, labels, ct_arterial, extra, coarse = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
@@ -85,6 +91,7 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
         # nearest-neighbour resampling can shrink a structure by up to half a
         # coarse voxel diagonal: add that to the clearance margin
         c = replace(c, extra_margin_mm=c.extra_margin_mm + 0.5 * float(np.linalg.norm(coarse)))
+    staged.begin("anatomy")
     anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
     if target_lps is not None:
         targets = [point_target(target_lps, anatomy, ct_path)]
@@ -93,27 +100,46 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
         if not targets:
             raise InputError("the label map has no lesion (no 'lesion_*' label with voxels)",
                              path=labels_path, fix="add lesion labels or pass --target x,y,z")
+    staged.begin("inputs")
     case = _case_inputs(ct, ct_arterial, anatomy, c, targets, guidance=guidance, top_k=top_k,
                         frequency_mhz=frequency_mhz, n_directions=n_directions, sweep=sweep,
                         reference_to_ct=reference_to_ct, registration=registration)
     stats = PlanStats()
     lesions_out, facts = [], []
+    per_lesion = staged.nested("lesions", [
+        Stage(f"{n}:{key}", f"lesion {n + 1} of {len(targets)} ({t.name}): {label}", weight)
+        for n, t in enumerate(targets) for key, label, weight in LESION_STAGES], numbered=False)
     for n, target in enumerate(targets):
-        report(0.1 + 0.85 * n / len(targets), f"planning {target.name}")
-        f, lesion_out = plan_lesion(target, case, stats)
+        f, lesion_out = plan_lesion(target, case, stats, stage=lambda key, n=n: per_lesion.begin(f"{n}:{key}"))
         facts.append(f)
         lesions_out.append(lesion_out)
+    staged.begin("ranking")
     recommendation = recommend_case(facts, has_pancreatic_mass="pancreatic_mass" in labels.names)
     for rank, name in enumerate(recommendation["ranking"], 1):
         for lo in lesions_out:
             if lo["name"] == name:
                 lo["accessibility_rank"] = rank
-    report(1.0, "done")
+    staged.done(f"planned {len(targets)} target(s) in {time.perf_counter() - t0:.0f} s")
     plan = _plan_json(ct, anatomy, c, guidance=guidance, source_spacing=source_spacing,
                       resampled=coarse is not None, arterial=ct_arterial is not None,
                       reference_to_ct=reference_to_ct, registration=registration, lesions=lesions_out,
                       recommendation=recommendation, total_s=time.perf_counter() - t0, stats=stats)
     return PlanResult(plan=plan, anatomy=anatomy, lesion_masks={t.name: t.mask for t in targets})
+
+
+def _case_progress(progress, ct: Volume, labels: LabelMap, *, single: bool,
+                   max_planning_voxels: int) -> StagedProgress:
+    """The planning stages: grid, anatomy, shared inputs, the lesions (their own stages, once
+    found), ranking. The lesions' share is estimated from the ``lesion*`` label names."""
+    n_est = 1 if single else max(sum(str(k).startswith("lesion") for k in labels.names), 1)
+    lesion_s = n_est * sum(w for _, _, w in LESION_STAGES)
+    grid_s = CASE_STAGE_S["grid"] if ct.array.size > max_planning_voxels else 0.05
+    return StagedProgress(progress, [
+        Stage("grid", "preparing the planning grid", grid_s),
+        Stage("anatomy", "risk structures", CASE_STAGE_S["anatomy"]),
+        Stage("inputs", "acoustic windows and directions", CASE_STAGE_S["inputs"]),
+        Stage("lesions", "lesions", lesion_s),
+        Stage("ranking", "ranking", CASE_STAGE_S["ranking"])], name="planning", numbered=False)
 
 
 def _checked_constraints(guidance: str, constraints: Optional[Constraints]) -> Constraints:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -73,26 +73,34 @@ class PlanStats:
     evaluate_s: float = 0.0
 
 
-def plan_lesion(target: PlanTarget, case: CaseInputs, stats: PlanStats) -> Tuple[LesionFacts, dict]:
+def plan_lesion(target: PlanTarget, case: CaseInputs, stats: PlanStats,
+                stage: Optional[Callable[[str], None]] = None) -> Tuple[LesionFacts, dict]:
     """Plan one target: (facts for the case recommendation, its entry of ``plan['lesions']``).
 
-    ``stats`` is updated in place.
+    ``stats`` is updated in place; ``stage(key)`` is called as each stage starts (progress:
+    maps, visibility, paths, us_paths, ct_paths; case_plan.LESION_STAGES).
     """
+    stage = stage or (lambda key: None)
     t0 = time.perf_counter()
     point = target.point_target
+    stage("maps")
     maps = build_maps(case.anatomy, None if point else target.mask, case.constraints,
                       case.all_lesions & ~target.mask)
+    stage("visibility")
     vis = _visibility(target, case, maps)
+    stage("paths")
     ts = time.perf_counter()
     res = evaluate(maps, target.target_lps, case.directions)
     stats.evaluate_s += time.perf_counter() - ts
     stats.candidates_checked += len(case.directions)
     paths, no_us = [], None
     if case.guidance in ("auto", "us"):
+        stage("us_paths")
         paths, found = _us_paths(target.target_lps, case, maps, res)
         if not found:
             no_us = _why_no_us(vis["window"], res, len(case.directions), case.depth_limit_mm)
     if case.guidance in ("auto", "ct"):
+        stage("ct_paths")
         paths += _ct_paths(target.target_lps, case, maps, res)
     diameter = None if point else target.measure.equivalent_diameter_mm
     tre = registration_tre_mm(case.registration, target.name)
