@@ -14,6 +14,7 @@ from gui.views.probe_geometry import FanShape, ProbeGeometry
 from gui.views.slice_resample import display_shape, resample
 from gui.views.slice_view import SliceView
 from gui.window.main_window import MainWindow
+from registration.spatial.sweep import Sweep
 from registration.spatial.volume import LabelMap, Volume
 
 pytestmark = pytest.mark.gui
@@ -53,8 +54,13 @@ def window(qtbot):
 def test_shaky_click_places_a_landmark_and_keeps_window_level(window, qtbot):
     from gui.panels import registration_panel
     w = window
+    n = 3                                          # picking needs a sweep to pick the US points on
+    m = np.tile(np.eye(4), (n, 1, 1))
+    m[:, :3, 3] = [-20.0, -20.0, 0.0]
+    w.set_sweep(Sweep(np.zeros((n, 40, 40), np.uint8), np.arange(n) * 0.1, {"ImageToReference": m}))
     panel = registration_panel.install(w).widget()
     qtbot.mouseClick(panel.pick_button, Qt.LeftButton)
+    assert panel.pick_button.isChecked()
     view = w.views["axial"]
     wl = (view.window, view.level)
     start = view.lps_to_widget(np.array([5.0, -4.0, view.cursor_lps[2]])).toPoint()
