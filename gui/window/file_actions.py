@@ -295,7 +295,7 @@ class FileActionsMixin:
                                f"({'; '.join(map(str, rec.get('reasons', [])))})")
         if self.view3d is not None:
             self.view3d.set_trajectories([(t["entry_ct"], t["target_ct"]) for les in plan.get("lesions", [])
-                                          for t in les.get("trajectories", [])])
+                                          for t in les.get("trajectories", []) if t.get("safe", True) is not False])
         for name, path in written.items():
             self.reporter.info(f"wrote {path}")
         if "plan.pdf" in written:
