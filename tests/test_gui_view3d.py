@@ -48,6 +48,25 @@ def test_surfaces_are_in_lps_where_the_labels_are():
     assert np.allclose(lo, [-24.5, -19.5, -14.5], atol=0.6) and np.allclose(hi, [24.5, 19.5, 14.5], atol=0.6)
 
 
+def test_thick_slices_are_all_kept_for_surfaces():
+    """A clinical CT grid (0.8 mm pixels, 5 mm slices): in-plane coarsened, every slice kept. A
+    bone one slice thick (a rib cut across) on an odd slice still gets its surface (one step for
+    all axes took every other slice here and lost it)."""
+    from gui.views.view3d_scene import bone_from_ct, surface_grid
+    from registration.spatial.volume import Volume
+    assert [list(a) for a in surface_grid((41, 512, 512), (0.8, 0.8, 5.0))] == [[3, 3, 1], [1, 1, 2]]
+    assert [list(a) for a in surface_grid((40, 50, 60), (1.0, 1.0, 1.0))] == [[1, 1, 1], [1, 1, 1]]
+    shape = (41, 400, 400)
+    arr = np.full(shape, 40, np.int16)
+    arr[21, 150:250, 100:300] = 700                 # a 5 mm plate of bone on slice 21
+    ct = Volume(arr, (0.8, 0.8, 5.0), (-160.0, -160.0, -100.0))
+    surf = build_surfaces(bone_from_ct(ct))["bone"]
+    z = np.asarray(surf.points)[:, 2]
+    assert abs(z.mean() - (-100.0 + 21 * 5.0)) < 1.0
+    x = np.asarray(surf.points)[:, 0]
+    assert x.min() < -160.0 + 100 * 0.8 + 3 and x.max() > -160.0 + 300 * 0.8 - 3
+
+
 def test_cancelled_build_stops():
     from registration.spatial.errors import CancelledError
     calls = []

@@ -93,7 +93,7 @@ def test_real_ct_fusion_with_target_at_crosshair(qtbot, shared_data, artifacts_d
     v = w.view3d                                   # no labels: the CT's bone, the probe's plane
     v.wait_for_surfaces()
     qtbot.waitUntil(lambda: bool(v.surfaces), timeout=60000)
-    assert v.status.text() == "3D: bone (bone from the CT: no label map)"
+    assert v.status.text() == "3D: bone from the CT (no label map)"
     v.flush_plane()
     v._render_now()
     qtbot.wait(100)

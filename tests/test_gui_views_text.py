@@ -1,5 +1,6 @@
 """Text on the ultrasound view fits or wraps, never clips (issue 20, item 2): the steering hint
-keeps its direction and the big "overlay off" banner stays whole, even in a narrow view.
+keeps its direction and the big "overlay off" banner stays whole, even in a narrow view; a
+wrapped line never separates a number from its unit.
 
 A 12 mm-radius lesion 40 mm out of the frame plane; the frame is an axial plane (0.5 mm pixels).
 """
@@ -8,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt5.QtCore import QRectF
-from PyQt5.QtGui import QFontMetricsF
+from PyQt5.QtGui import QFont, QFontMetricsF, QTextLayout, QTextOption
 
 from gui.core.session import RegistrationState
 from gui.views.us_view import USView
-from gui.views.view_text import PAD_X, PAD_Y, WRAP
+from gui.views.view_text import PAD_X, PAD_Y, WRAP, keep_units
 from registration.spatial.volume import LabelMap, Volume
 
 pytestmark = pytest.mark.gui
@@ -37,12 +38,12 @@ def _fits(view, text: str, box: QRectF) -> bool:
     """The text's wrapped layout at the box's inner width fits the box's height, and the box
     lies in the view."""
     fm = QFontMetricsF(_font_of(view))
-    need = fm.boundingRect(QRectF(0, 0, box.width() - 2 * PAD_X, 1e6), int(WRAP), text).height() + 2 * PAD_Y
+    need = fm.boundingRect(QRectF(0, 0, box.width() - 2 * PAD_X, 1e6), int(WRAP), keep_units(text)).height()
+    need += 2 * PAD_Y
     return need <= box.height() + 0.5 and QRectF(view.rect()).contains(box)
 
 
 def _font_of(view):
-    from PyQt5.QtGui import QFont
     f = QFont(view.font())
     f.setPointSize(10)
     return f
@@ -93,7 +94,43 @@ def test_overlay_off_banner_is_whole(qtbot, width):
     bold.setPointSize(13)
     bold.setBold(True)
     fm = QFontMetricsF(bold)
-    need = fm.boundingRect(QRectF(0, 0, big.width() - 2 * PAD_X, 1e6), int(WRAP), reason).height() + 2 * PAD_Y
+    need = fm.boundingRect(QRectF(0, 0, big.width() - 2 * PAD_X, 1e6), int(WRAP), keep_units(reason)).height()
+    need += 2 * PAD_Y
     assert need <= big.height() + 0.5 and QRectF(us.rect()).contains(big), (big, need)
     if width < 400:
         assert big.height() > 2 * fm.height()        # wrapped onto several lines rather than clipped
+
+
+def _lines(text: str, width: float, font: QFont) -> list:
+    """The lines Qt's word wrap makes of ``text`` at ``width`` px."""
+    layout = QTextLayout(text, font)
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WordWrap)
+    layout.setTextOption(option)
+    layout.beginLayout()
+    out = []
+    while True:
+        line = layout.createLine()
+        if not line.isValid():
+            break
+        line.setLineWidth(width)
+        out.append(text[line.textStart():line.textStart() + line.textLength()])
+    layout.endLayout()
+    return out
+
+
+def test_a_number_keeps_its_unit_when_text_wraps(qtbot):
+    # "ground truth (test), within ~0.5 / mm" was drawn with the unit alone on the second line.
+    font = QFont()
+    font.setPointSize(10)
+    text = "Overlay (blend) | ground truth (test), within ~0.5 mm, t 0.40 s"
+    fm = QFontMetricsF(font)
+    broke_plain = False
+    for width in range(60, int(fm.horizontalAdvance(text)) + 10, 3):
+        kept = _lines(keep_units(text), width, font)
+        assert "".join(kept).replace("\u00a0", " ") == text
+        for a, b in zip(kept, kept[1:]):
+            assert not (a.rstrip()[-1:].isdigit() and b.split()[0] in ("mm", "s")), (width, kept)
+        plain = _lines(text, width, font)
+        broke_plain |= any(b.startswith(("mm", "s ")) for b in plain[1:])
+    assert broke_plain                       # the plain text did break there at some width

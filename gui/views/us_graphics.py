@@ -137,8 +137,9 @@ def _draw_status(p: QPainter, view, r: QRectF, bounds: QRectF) -> None:
     """Frame / time / tracking top-left, overlay state and quality top-right (over the black
     corners of the fan), a big wrapped banner when the overlay is off for a reason."""
     half = QRectF(bounds.left(), bounds.top(), bounds.width() / 2 - 2, 0)
-    track = "tracking OK" if view.tracking_ok else "tracking INVALID"
-    draw_wrapped(p, half, f"Frame {view.frame_index + 1}/{view.n_frames}  t {view.timestamp:.2f} s  {track}",
+    # No-break spaces: each item (frame, time, tracking state) stays whole on one line.
+    track = "tracking\u00a0OK" if view.tracking_ok else "tracking\u00a0INVALID"
+    draw_wrapped(p, half, f"Frame\u00a0{view.frame_index + 1}/{view.n_frames}  t\u00a0{view.timestamp:.2f} s  {track}",
                  TEXT_COLOUR if view.tracking_ok else BAD_COLOUR, bounds)
     right = QRectF(bounds.center().x() + 2, bounds.top(), bounds.width() / 2 - 2, 0)
     ov = view.overlay

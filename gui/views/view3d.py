@@ -101,10 +101,10 @@ class View3D(QWidget):
         for name in list(self._actors):
             self.plotter.remove_actor(self._actors.pop(name), render=False)
         self.surfaces = {}
-        self._note = ""
+        self._from_ct = False
         if (labels is None or not labels.names) and ct is not None:
             labels = bone_from_ct(ct)
-            self._note = " (bone from the CT: no label map)"
+            self._from_ct = True
         if labels is None or not labels.names:
             self._set_status("3D: no named structures to show")
             self.request_render()
@@ -119,9 +119,16 @@ class View3D(QWidget):
         w.start()
 
     def _set_status(self, text: str) -> None:
-        self.status.setText(text)
-        self.status.setMaximumWidth(max(60, self.width() - 4))
-        self.status.adjustSize()
+        """The status line on its dark box, wrapped at word boundaries when the view is narrow
+        (never cut off: the docked view is about 230 px wide at 1366x768)."""
+        lab = self.status
+        lab.setText(text)
+        room = max(60, self.width() - 4)
+        lab.setWordWrap(False)
+        one_line = lab.sizeHint().width()                 # text + the style sheet's padding
+        lab.setWordWrap(one_line > room)
+        lab.setFixedWidth(min(one_line, room))
+        lab.setFixedHeight(lab.heightForWidth(lab.width()) if lab.wordWrap() else lab.sizeHint().height())
 
     def _add_surfaces(self, surfaces: Dict[str, object]) -> None:
         if self.sender() is not self._worker:   # an older, superseded build
@@ -131,8 +138,11 @@ class View3D(QWidget):
             colour, opacity = GROUPS[g]
             self._actors[g] = self.plotter.add_mesh(surf, color=[c / 255 for c in colour], opacity=opacity,
                                                     name=g, smooth_shading=True, render=False)
-        self._set_status("3D: " + (", ".join(sorted(surfaces)) if surfaces else "no liver/vessels/lesions/bone labels")
-                         + getattr(self, "_note", ""))
+        if getattr(self, "_from_ct", False):
+            text = "3D: bone from the CT (no label map)" if surfaces else "3D: no bone found in the CT"
+        else:
+            text = "3D: " + (", ".join(sorted(surfaces)) if surfaces else "no liver/vessels/lesions/bone labels")
+        self._set_status(text)
         if self._path_view is None:
             self._set_anterior_view()
         else:

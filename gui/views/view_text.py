@@ -5,13 +5,15 @@ straight onto an image vanish over bright anatomy and get cut at the view's
 edge. Every text on the 2D views goes through these helpers: the text sits on
 a rounded box of black at ``BOX_ALPHA``, the box is moved back inside
 ``bounds`` when it would leave it, and long text wraps at word boundaries to
-the width available (a line that still does not fit is broken anywhere).
+the width available (a line that still does not fit is broken anywhere), never between a
+number and its unit.
 Positions and sizes are widget pixels. A view that has a ``drawn_text`` list gets
 every text it drew appended as ``(text, box)`` (the view clears it per paint):
 that is how the tests check that nothing is clipped.
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from PyQt5.QtCore import QPointF, QRectF, Qt
@@ -20,6 +22,14 @@ from PyQt5.QtGui import QColor, QFontMetricsF, QPainter
 BOX_ALPHA = 165          # 0..255: dark enough for white text over bone, light enough to see through
 PAD_X, PAD_Y = 4.0, 1.5  # box padding around the text
 WRAP = Qt.TextWordWrap
+NBSP = "\u00a0"
+_UNIT = re.compile(r"(\d) (mm|cm|s|ms|HU|%|deg|px)\b")
+
+
+def keep_units(text: str) -> str:
+    """``text`` with a no-break space between a number and its unit ("0.5 mm"), so a wrapped
+    line never ends in a number whose unit starts the next line."""
+    return _UNIT.sub(lambda m: m.group(1) + NBSP + m.group(2), text)
 
 
 def text_size(p: QPainter, text: str) -> QRectF:
@@ -31,7 +41,7 @@ def text_size(p: QPainter, text: str) -> QRectF:
 def wrapped_height(p_or_fm, width: float, text: str) -> float:
     """Height (padding included) of ``text`` wrapped to ``width`` px."""
     fm = p_or_fm if isinstance(p_or_fm, QFontMetricsF) else QFontMetricsF(p_or_fm.font())
-    r = fm.boundingRect(QRectF(0, 0, max(width - 2 * PAD_X, 10.0), 1e6), int(WRAP), text)
+    r = fm.boundingRect(QRectF(0, 0, max(width - 2 * PAD_X, 10.0), 1e6), int(WRAP), keep_units(text))
     return r.height() + 2 * PAD_Y
 
 
@@ -111,9 +121,10 @@ def draw_wrapped(p: QPainter, area: QRectF, text: str, colour: QColor, bounds: O
     the wrapped text (``area``'s height is ignored) and, with ``shrink``, only as wide as the
     longest line. Kept inside ``bounds`` (default: ``area``), off the ``avoid`` boxes (see
     :func:`draw_label`). Returns the box."""
+    shown = keep_units(text)
     fm = QFontMetricsF(p.font())
     inner_w = max(area.width() - 2 * PAD_X, 10.0)
-    r = fm.boundingRect(QRectF(0, 0, inner_w, 1e6), int(WRAP | align), text)
+    r = fm.boundingRect(QRectF(0, 0, inner_w, 1e6), int(WRAP | align), shown)
     w = (min(r.width(), inner_w) if shrink else inner_w) + 2 * PAD_X
     h = r.height() + 2 * PAD_Y
     x = area.left()
@@ -128,6 +139,6 @@ def draw_wrapped(p: QPainter, area: QRectF, text: str, colour: QColor, bounds: O
         avoid.append(box)
     draw_box(p, box)
     p.setPen(colour)
-    p.drawText(box.adjusted(PAD_X, PAD_Y, -PAD_X, -PAD_Y), int(WRAP | align), text)
+    p.drawText(box.adjusted(PAD_X, PAD_Y, -PAD_X, -PAD_Y), int(WRAP | align), shown)
     _log(p, text, box)
     return box
