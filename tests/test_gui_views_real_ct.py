@@ -94,10 +94,18 @@ def test_real_ct_fusion_with_target_at_crosshair(qtbot, shared_data, artifacts_d
     v.wait_for_surfaces()
     qtbot.waitUntil(lambda: bool(v.surfaces), timeout=60000)
     assert v.status.text() == "3D: bone from the CT (no label map)"
+    lab = v.status                                 # the status line is whole, inside the 3D view
+    assert v.rect().contains(lab.geometry())
+    assert (lab.heightForWidth(lab.width()) <= lab.height()) if lab.wordWrap() else \
+        (lab.sizeHint().width() <= lab.width())
+    assert {"bone"} == set(v.surfaces)
+    z = np.asarray(v.surfaces["bone"].points)[:, 2]    # the spine and ribs over most of the 205 mm
+    assert z.max() - z.min() > 180.0
     v.flush_plane()
     v._render_now()
     qtbot.wait(100)
     w.grab().save(str(artifacts_dir / f"gui_views_fusion_crlm1004_{size[0]}x{size[1]}.png"))
+    v.grab().save(str(artifacts_dir / f"gui_views_3d_crlm1004_{size[0]}x{size[1]}.png"))
     for view in (us, fused, *w.views.values()):
         view.grab()                     # paints now (records drawn_text)
         for text, box in view.drawn_text:

@@ -29,8 +29,8 @@ from gui.views.qimage import WL_PRESETS
 from gui.views.structure_style import US_ALPHA
 from gui.views.us_graphics import COMPARE_KEY
 
-_ORGAN_ALPHA_ON = 150
-FOLLOW_INTERVAL_MS = 150  # slice views follow frames at up to ~7 updates per second   # "other organs" ticked on the US: drawn, but fainter than targets and vessels
+_ORGAN_ALPHA_ON = 150    # "other organs" ticked on the US: drawn, but fainter than targets and vessels
+FOLLOW_INTERVAL_MS = 150  # slice views follow frames at up to ~7 updates per second
 
 
 class _CompareKey(QObject):
