@@ -209,5 +209,13 @@ def test_probe_plane_drawn_on_the_slices(qtbot):
     for t in np.linspace(0.1, 0.9, 9):          # the intersection line is drawn where it belongs
         x, y = int(round(p.x() + t * (q.x() - p.x()))), int(round(p.y() + t * (q.y() - p.y())))
         assert green[y - 2:y + 3, x - 2:x + 3].any(), (t, x, y)
-    face = view.lps_to_widget(probe.face_ct()[len(probe.fan.face) // 2])   # the transducer face
-    assert green[int(face.y()) - 3:int(face.y()) + 4, int(face.x()) - 3:int(face.x()) + 4].sum() > 10
+    # The transducer face (z = 15 mm) is 15 mm from this slice: not drawn thick there, only the
+    # 2.5 px intersection line (which its projection lies on: the plane stands on the slice).
+    def face_thickness():
+        rgb = _grab(view)
+        green = (rgb[..., 1] > 200) & (rgb[..., 0] < 120) & (rgb[..., 2] < 180)
+        face = view.lps_to_widget(probe.face_ct()[len(probe.fan.face) // 3])
+        return int(green[int(face.y()) - 8:int(face.y()) + 9, int(face.x())].sum())
+    assert face_thickness() <= 3
+    view.set_cursor([0.0, 0.0, 14.0])            # a slice through the face: thick and bright
+    assert face_thickness() >= 5

@@ -5,7 +5,8 @@ points are CT LPS mm mapped with the view's ``lps_to_widget``. The probe (see
 :mod:`gui.views.probe_geometry`) is drawn as CustusX and the fusion
 workstations draw it: the sector outline projected onto the slice (thin,
 translucent), the line where the US plane cuts the slice (bright), and the
-transducer face (thick, with a dot on the probe's marked side). Text sits on
+transducer face (thick, with a dot on the probe's marked side, when it is within
+``FACE_NEAR_MM`` of the slice; thin and faint, as a projection, otherwise). Text sits on
 translucent boxes inside the view (:mod:`gui.views.view_text`).
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ CROSSHAIR_COLOUR = QColor(255, 200, 0, 170)
 TEXT_COLOUR = QColor(235, 235, 235)
 LETTER_COLOUR = QColor(255, 220, 120)
 MARKER_COLOUR = QColor(0, 255, 255)
+FACE_NEAR_MM = 10.0      # the transducer face is drawn strong within this distance of the slice
 
 
 def _poly(view, pts: np.ndarray) -> QPolygonF:
@@ -63,14 +65,19 @@ def draw_probe(p: QPainter, view) -> None:
     for a, b in probe.intersection(ax, plane_mm):
         p.drawLine(view.lps_to_widget(a), view.lps_to_widget(b))
     face = probe.face_ct()
-    pen = QPen(PROBE_COLOUR, 5)
+    # Projected from far away, the footprint lands inside the body on this slice (a probe on
+    # the right flank drawn mid-abdomen on a sagittal slice): full strength only near the slice.
+    near = float(np.min(np.abs(face[:, ax] - plane_mm))) <= FACE_NEAR_MM
+    colour = PROBE_COLOUR if near else faint
+    pen = QPen(colour, 5 if near else 2.5)
     pen.setCapStyle(Qt.RoundCap)
     p.setPen(pen)
     p.drawPolyline(_poly(view, face))
     # The marked side is the last column (Image x points towards the marker).
-    p.setPen(QPen(Qt.black, 1))
-    p.setBrush(QColor(255, 255, 255))
-    p.drawEllipse(view.lps_to_widget(face[-1]), 3.5, 3.5)
+    p.setPen(QPen(Qt.black, 1) if near else Qt.NoPen)
+    p.setBrush(QColor(255, 255, 255) if near else faint)
+    r = 3.5 if near else 2.5
+    p.drawEllipse(view.lps_to_widget(face[-1]), r, r)
     p.restore()
 
 
