@@ -202,3 +202,30 @@ def test_3d_view_is_docked_in_the_window_with_an_orientation_marker(qtbot):
     w.set_view_layout("fusion")
     assert v.window() is w and v.isVisible()
     w.close()
+
+
+@needs_x
+def test_default_3d_view_is_not_mirrored(qtbot):
+    """From the front, head up: patient right on screen left (as on the coronal slice), the
+    cube lettered in LPS, and the lesion (patient left of the liver's centre) drawn right of it."""
+    from gui.views.view3d import View3D
+    v = View3D(min_render_interval_ms=0)
+    qtbot.addWidget(v)
+    v.resize(360, 300)
+    v.show()
+    qtbot.waitExposed(v)
+    v.set_labels(_labels())
+    qtbot.waitUntil(lambda: bool(v.surfaces), timeout=20000)
+    v._render_now()
+    cube = v.marker.GetOrientationMarker()
+    assert [getattr(cube, f"Get{f}FaceText")() for f in ("XPlus", "XMinus", "YPlus", "YMinus", "ZPlus", "ZMinus")] \
+        == ["L", "R", "P", "A", "S", "I"]
+    (rx, _), (lx, _) = _on_screen(v, (-20.0, 0.0, 0.0)), _on_screen(v, (20.0, 0.0, 0.0))
+    (_, sy), (_, iy) = _on_screen(v, (0.0, 0.0, 20.0)), _on_screen(v, (0.0, 0.0, -20.0))
+    assert rx < lx and sy < iy
+    img = v.rendered.astype(int)
+    yellow = (img[..., 0] > 150) & (img[..., 1] > 120) & (img[..., 2] < 90)
+    assert yellow.sum() > 30
+    cx = np.nonzero(yellow)[1].mean()
+    assert cx > _on_screen(v, (0.0, 0.0, 4.0))[0] + 5        # lesion at x = +10 mm (left): screen right
+    v.close_renderer()
