@@ -145,8 +145,13 @@ def test_layout_follows_registration_and_picking(qtbot):
     assert w.layout_name == "fusion" and w.fused_view.isVisible()
     pick.setChecked(True)
     assert w.layout_name == "ct_us"
+    w.views["axial"].zoom = 3.0                  # zoomed in the large axial pane to pick
     pick.setChecked(False)
     assert w.layout_name == "fusion"
+    assert w.views["axial"].zoom == 1.0          # refitted in its small fusion pane
+    w.views["coronal"].zoom = 2.5                # a right double-click fits a slice again
+    qtbot.mouseDClick(w.views["coronal"], Qt.RightButton, pos=w.views["coronal"].rect().center())
+    assert w.views["coronal"].zoom == 1.0
     qtbot.mouseClick(w.layout_buttons["ct_us"], Qt.LeftButton)       # the user's choice stays
     w.set_registration(RegistrationState(np.eye(4) + np.diag([0, 0, 0, 0]), "file"))
     assert w.layout_name == "ct_us" and not w.layout_auto

@@ -1,7 +1,8 @@
 """One CT slice view (axial, coronal or sagittal) drawn from numpy as a QImage.
 
 Mouse like Slicer: wheel = next/previous slice, left-drag = window/level,
-right-drag = zoom, middle-drag = pan, left click = move the crosshair. A press
+right-drag = zoom, middle-drag = pan, right double-click = fit the slice again,
+left click = move the crosshair. A press
 and release less than ``CLICK_PX`` apart is a click (a hand's tremor must
 place a landmark, not change the window/level); a drag starts once the mouse
 has moved further. The crosshair position is an LPS point shared by the three
@@ -149,6 +150,18 @@ class SliceView(QWidget):
         xyz[ax] = float(np.clip(np.rint(xyz[ax]) + delta, 0, g.size_xyz[ax] - 1))
         self.set_cursor(g.index_to_lps(xyz))
         self.cursor_moved.emit(self.cursor_lps.copy())
+
+    def fit(self) -> None:
+        """The whole slice in the view again (zoom 1, no pan)."""
+        self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)
+        self.update()
+
+    def mouseDoubleClickEvent(self, event):  # noqa: N802
+        """Double-click with the right button: fit the slice (undo zoom and pan)."""
+        if event.button() == Qt.RightButton:
+            self.fit()
+        else:
+            super().mouseDoubleClickEvent(event)       # Qt's default: a second press
 
     def ensure_visible(self, lps, margin: float = 0.2) -> None:
         """Pan (when zoomed in) so that ``lps`` is not within ``margin`` of the view's edge."""

@@ -14,7 +14,7 @@ Two view layouts, as on a fusion workstation:
 
 The window switches to ``fusion`` when a registration arrives and back to
 ``ct_us`` when it is cleared or while landmarks are picked, unless the user
-picked a layout on the bar. The
+picked a layout on the bar; an automatic switch fits the slices in their new panes. The
 bar also holds "CT follows probe" (unlink the slice views from the probe) and
 the reminder of the hold-to-compare key. Docks: Player under the views (the
 side columns reach the window's bottom); Overlay, Data and Log tabbed in ONE
@@ -109,6 +109,11 @@ class WindowLayoutMixin:
         self.layout_buttons[name].setChecked(True)
         if name == self.layout_name:
             return
+        if auto and self.layout_name:
+            # A zoom chosen in the other layout (e.g. 3x in the large axial pane to pick landmarks)
+            # hides where the probe is in the small panes of this one: automatic switches refit.
+            for view in self.views.values():
+                view.fit()
         self.layout_name = name
         rows = self._layout_panes(name)
         old = self._grid_lay.takeAt(0)
