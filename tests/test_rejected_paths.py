@@ -78,14 +78,16 @@ def test_a_lesion_with_safe_paths_lists_none():
 def test_words_for_violations_and_counts():
     v = {"rule": "vessel", "structure": "hepatic_vein", "value": 3.19, "limit": 3.78, "unit": "mm",
          "text": "passes 3.2 mm from the hepatic_vein (axis to voxel centres; needs > 3.8 mm ...)"}
-    assert rejected.short_text(v) == "passes 3.2 mm from the hepatic vein (needs > 3.8)"
+    assert rejected.short_text(v) == "passes 3.2 mm from the hepatic vein (needs > 3.8 mm)"
     # a margin missed by less than 0.1 mm keeps its hundredths
-    assert rejected.short_text(dict(v, value=3.72)) == "passes 3.72 mm from the hepatic vein (needs > 3.78)"
-    assert rejected.rule_text(v).endswith("[vessel rule]")
+    assert rejected.short_text(dict(v, value=3.72)) == "passes 3.72 mm from the hepatic vein (needs > 3.78 mm)"
+    assert rejected.rule_text(v) == "vessel rule: passes 3.2 mm from the hepatic vein (needs > 3.8 mm)"
+    assert rejected.view_label(v) == "hepatic vein 3.2 < 3.8 mm"
     assert rejected.short_text({"rule": "hard_structure", "structure": "bone", "value": 0.0, "limit": 1.9,
                                 "unit": "mm", "text": ""}) == "crosses bone"
-    assert rejected.short_text({"rule": "too_long", "structure": "needle", "value": 172.4, "limit": 150.0,
-                                "unit": "mm", "text": ""}) == "too long: 172 mm > 150"
+    too_long = {"rule": "too_long", "structure": "needle", "value": 172.4, "limit": 150.0, "unit": "mm", "text": ""}
+    assert rejected.short_text(too_long) == "too long: 172 mm > 150"
+    assert rejected.view_label(too_long) == "172 mm > 150 mm needle"
     assert set(rejected.COUNT_WORDS) == set(REJECT_REASONS)
     assert set(rejected.RULE_WORDS) == set(rejected.EXPLAINED_RULES) <= set(REJECT_REASONS)
     text = rejected.rejection_counts_text({"too_long": 3727, "vessel": 828, "grazing_capsule": 0}, 6133)

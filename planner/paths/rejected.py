@@ -72,7 +72,7 @@ class RejectedPath:
     @property
     def texts(self) -> List[str]:
         """The violations in short words with their margins, e.g. "passes 2.1 mm from the portal
-        vein (needs > 3.8)", "crosses bone", "too long: 172 mm > 150"."""
+        vein (needs > 3.8 mm)", "crosses bone", "too long: 172 mm > 150"."""
         return [short_text(v) for v in self.violations]
 
     def as_dict(self) -> dict:
@@ -160,9 +160,27 @@ def structure_words(name: str) -> str:
 
 
 def rule_text(v: dict) -> str:
-    """One violation in words with its rule: "passes 3.19 mm from the hepatic vein (needs > 3.78)
-    [vessel rule]"."""
-    return f"{short_text(v)} [{RULE_WORDS.get(v.get('rule'), str(v.get('rule')))} rule]"
+    """One violation in words after its rule: "vessel rule: passes 3.19 mm from the hepatic vein
+    (needs > 3.78 mm)"."""
+    return f"{RULE_WORDS.get(v.get('rule'), str(v.get('rule')))} rule: {short_text(v)}"
+
+
+def view_label(v: dict) -> str:
+    """One violation in the fewest words, for a label drawn on an image: "hepatic vein 2.7 < 3.8 mm",
+    "crosses bone", "172 mm > 150 mm needle"."""
+    rule, s = v.get("rule"), structure_words(v.get("structure", ""))
+    value, limit = v.get("value"), v.get("limit")
+    if rule == "too_long":
+        return f"{value:.0f} mm > {limit:.0f} mm needle"
+    if rule in ("hard_structure", "vessel"):
+        if value <= 0.05 or "inside the lesion" in v.get("text", ""):
+            return f"crosses {s}"
+        return f"{s} {value:.1f} < {limit:.1f} mm"
+    if rule == "capsule_crossings":
+        return f"{value:.0f} capsule crossings"
+    if rule == "grazing_capsule":
+        return f"capsule {value:.0f} > {limit:.0f} deg"
+    return str(v.get("text", rule))
 
 
 def short_text(v: dict) -> str:
@@ -174,13 +192,13 @@ def short_text(v: dict) -> str:
     if rule == "too_long":
         return f"too long: {value:.0f} mm > {limit:.0f}"
     if rule == "hard_structure":
-        return f"crosses {s}" if value <= 0.05 else f"passes {value:.{digits}f} mm from {s} (needs > {limit:.{digits}f})"
+        return f"crosses {s}" if value <= 0.05 else f"passes {value:.{digits}f} mm from {s} (needs > {limit:.{digits}f} mm)"
     if rule == "vessel":
         if "inside the lesion" in v.get("text", ""):
             return f"crosses the {s} inside the lesion"
         if value <= 0.05:
             return f"crosses the {s}"
-        return f"passes {value:.{digits}f} mm from the {s} (needs > {limit:.{digits}f})"
+        return f"passes {value:.{digits}f} mm from the {s} (needs > {limit:.{digits}f} mm)"
     if rule == "capsule_crossings":
         return f"crosses the liver capsule {value:.0f} times (needs 1)"
     if rule == "grazing_capsule":
