@@ -169,7 +169,7 @@ class LesionTableMixin:
             self.paths.addItem(item)
         has_safe = any(t.get("safe", True) is not False for t in les.get("trajectories", []))
         if not has_safe:       # after the paths: list rows stay trajectory indices
-            self.paths.addItem("no safe path found (why: see 'Why no safe path' below)")
+            self.paths.addItem("no safe path found (why: see 'Why no safe path' above)")
         # CT recommendation: show the CT plan of the best CT path straight away.
         ct_paths = [i for i, t in enumerate(les.get("trajectories", [])) if t["guidance"] == "ct"
                     and t.get("safe", True) is not False]
@@ -197,7 +197,7 @@ class LesionTableMixin:
         codes = rec.get("reason_codes") or [None] * len(rec.get("reasons", []))
         for code, x in zip(codes, rec.get("reasons", [])):
             if code == "no_us_path" and les.get("no_us_path_code") == "no_safe_needle_path":
-                x = "no US-guided path: no safe needle path at all (why: see 'Why no safe path' below)"
+                x = "no US-guided path: no safe needle path at all (why: see 'Why no safe path' above)"
             colour = "#c0221b" if code == "least_risk_path" else None
             lines.append(f"&bull; <span style='color:{colour}'>{escape(x)}</span>" if colour else f"&bull; {escape(x)}")
         lines += [f"<i>advisory ({escape(str(a.get('kind')))}):</i> {escape(str(a.get('text')))} "
