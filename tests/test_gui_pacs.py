@@ -20,7 +20,7 @@ import pytest
 from PyQt5.QtCore import QSettings, Qt
 
 from _gui_helpers import grab_screen, make_window, small_planning_case
-from _orthanc import ORTHANC_AET, OUR_AET, Orthanc, free_port, orthanc_binary
+from _orthanc import ORTHANC_AET, OUR_AET, free_port
 from gui.core.session import RegistrationState
 from registration.io.ct_io import load_ct
 from registration.pacs.node import Pacs
@@ -39,19 +39,20 @@ SOP = {901: "1.2.840.10008.5.1.4.1.1.104.1", 902: "1.2.840.10008.5.1.4.1.1.7",
 @pytest.fixture(scope="module", autouse=True)
 def gui_settings(tmp_path_factory):
     """Saved servers go to a temporary INI file, never to the user's settings."""
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path_factory.mktemp("qsettings")))
+    folder = tmp_path_factory.mktemp("qsettings")
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(folder))
+    return folder
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory, demo_case):
-    """Orthanc holding the CRLM CT (41 slices) and the demo's arterial and portal series (134 each)."""
-    if orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; scripts/setup.sh installs it as root)")
-    if not CRLM.exists():
-        pytest.skip(f"real data not available: {CRLM}")
-    with Orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        store(Pacs.parse(server.server), sorted(CRLM.glob("*.dcm")) + sorted((demo_case / "ct").glob("*/*.dcm")))
-        yield server
+def orthanc(orthanc_server, demo_case):
+    """The conftest's Orthanc holding the demo's arterial and portal series (134 slices each) and,
+    when ../shared/data is there, the real CRLM CT (41 slices)."""
+    files = sorted((demo_case / "ct").glob("*/*.dcm"))
+    if CRLM.exists():
+        files = sorted(CRLM.glob("*.dcm")) + files
+    store(Pacs.parse(orthanc_server.server), files)
+    return orthanc_server
 
 
 @pytest.fixture
@@ -97,18 +98,22 @@ def _unchanged(w):
     return w.ct is None and w.reporter.history == [] and w.reporter.last_dialog is None
 
 
-def test_find_lists_both_studies_and_both_phases(window, qtbot, orthanc, tmp_path, artifacts_dir):
+def test_find_lists_both_studies_and_both_phases(window, qtbot, orthanc, tmp_path, artifacts_dir, gui_settings):
     w = window
     dlg = _open_dialog(w, qtbot, orthanc, tmp_path / "pacs")
-    qtbot.mouseClick(dlg.server_box.save_button, Qt.LeftButton)         # kept in the settings
+    qtbot.mouseClick(dlg.server_box.save_button, Qt.LeftButton)         # kept in the settings ...
+    ini = (gui_settings / "ctus" / "ctus-gui.ini").read_text()         # ... in the temporary INI file
+    assert f"called_aet={ORTHANC_AET}" in ini and f"port={orthanc.dicom_port}" in ini, ini
+    assert dlg.server_box.choice.currentText().startswith(f"{ORTHANC_AET}@127.0.0.1:{orthanc.dicom_port}")
     _find(qtbot, dlg)
     assert dlg.modality.currentText() == "CT"
     tops = [dlg.tree.topLevelItem(i) for i in range(dlg.tree.topLevelItemCount())]
-    assert sorted(t.text(0).split(" ")[0] for t in tops) == ["CRLM-CT-1004", "CTUS-DEMO-0"]
+    real = CRLM.exists()
+    assert sorted(t.text(0).split(" ")[0] for t in tops) == ["CRLM-CT-1004"] * real + ["CTUS-DEMO-0"]
     rows = {it.text(2): (it.text(3), it.text(4)) for it in dlg.series_items()}
     assert rows[PORTAL] == ("134", "portal venous") and rows[ARTERIAL] == ("134", "arterial")
-    assert len(rows) == 3 and "41" in [n for n, _ in rows.values()]
-    assert "2 studies with 3 series" in dlg.status.text()
+    assert len(rows) == 2 + real and ("41" in [n for n, _ in rows.values()]) == real
+    assert f"{1 + real} stud{'ies' if real else 'y'} with {2 + real} series" in dlg.status.text()
     assert not dlg.retrieve_button.isEnabled()          # nothing picked yet
     _pick(dlg, PORTAL)
     assert dlg.retrieve_button.isEnabled()
@@ -155,6 +160,8 @@ def test_retrieve_portal_opens_a_voxel_identical_ct(window, qtbot, orthanc, demo
 
 
 def test_retrieve_the_real_ct_by_c_move(window, qtbot, orthanc, tmp_path):
+    if not CRLM.exists():
+        pytest.skip(f"real data not available: {CRLM}")
     w = window
     dlg = _open_dialog(w, qtbot, orthanc, tmp_path / "pacs")
     dlg.server_box.move_port.setValue(orthanc.move_port)
@@ -236,22 +243,32 @@ def _study_series(orthanc, study_uid):
     return out
 
 
-def test_send_to_pacs_files_the_plan_into_the_cts_study(window, qtbot, orthanc, demo_case, tmp_path,
-                                                        artifacts_dir):
-    w = window
-    assert not w.act_send_pacs.isEnabled() and "needs a CT opened from DICOM" in w.act_send_pacs.toolTip()
-    ct, labels = small_planning_case()
-    w.set_ct(ct, labels)
-    assert not w.act_send_pacs.isEnabled() and "not read from DICOM" in w.act_send_pacs.toolTip()
-    # The portal CT from the PACS, the demo labels and survey sweep, the sweep's true registration.
+def _study_pdf(orthanc, study_uid, tmp_path):
+    """The Encapsulated PDF document of series 901 in ``study_uid`` (Orthanc REST, read with pydicom)."""
+    (study_id,) = [s for s in orthanc.get("/studies")
+                   if orthanc.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"] == study_uid]
+    for se in orthanc.get(f"/studies/{study_id}")["Series"]:
+        info = orthanc.get(f"/series/{se}")
+        if info["MainDicomTags"]["SeriesNumber"] == "901":
+            path = tmp_path / "report_from_pacs.dcm"
+            path.write_bytes(orthanc.get_bytes(f"/instances/{info['Instances'][0]}/file"))
+            ds = pydicom.dcmread(path)
+            return ds.EncapsulatedDocument[:ds.EncapsulatedDocumentLength]
+    return None
+
+
+def _plan_on_the_pacs_ct(w, qtbot, orthanc, demo_case, tmp_path):
+    """Retrieve the portal CT through the dialog, open the demo labels and survey sweep, register
+    with the sweep's true transform and plan lesion_1 in the Planning panel; -> the panel."""
     dlg = _open_dialog(w, qtbot, orthanc, tmp_path / "pacs")
     qtbot.mouseClick(dlg.server_box.save_button, Qt.LeftButton)
     _find(qtbot, dlg, "CTUS-DEMO-0")
     _pick(dlg, PORTAL)
+    before = w.ct
     qtbot.mouseClick(dlg.retrieve_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.ct is not ct or dlg.worker is None and dlg.isVisible(), timeout=120000)
+    qtbot.waitUntil(lambda: w.ct is not before or dlg.worker is None and dlg.isVisible(), timeout=120000)
     w.wait_for_workers()
-    assert w.ct is not ct and w.ct.metadata["format"] == "dicom", dlg.status.text()
+    assert w.ct is not before and w.ct.metadata["format"] == "dicom", dlg.status.text()
     w.open_labels(demo_case / "labels.nrrd", demo_case / "label_names.json")
     w.wait_for_workers()
     w.open_sweep(demo_case / "sweep_survey.igs.mha")
@@ -264,14 +281,34 @@ def test_send_to_pacs_files_the_plan_into_the_cts_study(window, qtbot, orthanc, 
     w.act_plan.trigger()
     qtbot.waitUntil(lambda: planning.worker is None, timeout=600000)
     assert planning.result is not None and w.reporter.history == [], w.reporter.history
+    return planning
+
+
+def test_send_to_pacs_from_the_export_dialog_files_the_plan_into_the_cts_study(
+        window, qtbot, orthanc, demo_case, tmp_path, artifacts_dir):
+    w = window
+    assert not w.act_send_pacs.isEnabled() and "needs a CT opened from DICOM" in w.act_send_pacs.toolTip()
+    ct, labels = small_planning_case()
+    w.set_ct(ct, labels)
+    assert not w.act_send_pacs.isEnabled() and "not read from DICOM" in w.act_send_pacs.toolTip()
+    _plan_on_the_pacs_ct(w, qtbot, orthanc, demo_case, tmp_path)
     assert w.act_send_pacs.isEnabled(), w.act_send_pacs.toolTip()
-    # Export > Send to PACS: the saved server is chosen; Send; one line per series stored.
     assert w.act_send_pacs in w.export_menu.actions()
-    w.act_send_pacs.trigger()
+    # Export the plan (Ctrl+E), then "Send to PACS..." in the same dialog.
+    w.act_export.trigger()
+    export = w.panel_docks["planning"].widget().export_dialog
+    qtbot.waitExposed(export)
+    export.open_folder_when_done = False
+    export.folder.setText(str(tmp_path / "plan"))
+    qtbot.mouseClick(export.export_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: export.worker is None and bool(export.written), timeout=120000)
+    assert export.send_button.isEnabled(), export.send_button.toolTip()
+    qtbot.mouseClick(export.send_button, Qt.LeftButton)
     send = w.pacs_send_dialog
     qtbot.waitExposed(send)
+    # The saved server is chosen; the dialog says what goes where.
     assert send.server_box.port.value() == orthanc.dicom_port and send.send_button.isEnabled()
-    assert "Spatial Registration" in send.what.text()
+    assert "Spatial Registration" in send.what.text() and "SEG" in send.what.text()
     before = len(orthanc.get("/instances"))
     _run(qtbot, send, send.send_button)
     text = send.status.text()
@@ -284,11 +321,19 @@ def test_send_to_pacs_files_the_plan_into_the_cts_study(window, qtbot, orthanc, 
     assert "the PACS lists ?" not in text and "warning" not in text
     ct_head = pydicom.dcmread(next(Path(w.ct.metadata["source"]).iterdir()), stop_before_pixels=True)
     assert study_uid == ct_head.StudyInstanceUID
+    # Orthanc's REST API: both CT phases and our four series, one study, the right SOP classes ...
     series = _study_series(orthanc, study_uid)
-    assert len([n for n in series if n not in SOP]) == 2                # both CT phases ...
-    for number, sop in SOP.items():                                     # ... and ours, one study
+    assert len([n for n in series if n not in SOP]) == 2
+    for number, sop in SOP.items():
         assert set(series[number]) == {sop}, number
     assert len(series[902]) == 3 and len(orthanc.get("/instances")) == before + 6
+    # ... the exported PDF's very bytes ...
+    assert _study_pdf(orthanc, study_uid, tmp_path) == (tmp_path / "plan" / "plan.pdf").read_bytes()
+    # ... and C-FIND at series level lists them in the CT's study.
+    from registration.pacs.query import find_studies
+    (study,) = find_studies(Pacs.parse(orthanc.server, calling_aet=OUR_AET), study_uid=study_uid)
+    assert {se.series_number for se in study.series} >= set(SOP)
+    assert {se.modality for se in study.series if se.series_number in SOP} == {"DOC", "OT", "SEG", "REG"}
     send.move(w.geometry().center() - send.rect().center())
     qtbot.wait(200)
     grab_screen(w, artifacts_dir / "gui_pacs_send_result_1366x768.png")
@@ -296,3 +341,22 @@ def test_send_to_pacs_files_the_plan_into_the_cts_study(window, qtbot, orthanc, 
     _run(qtbot, send, send.send_button)
     assert send.status.text().startswith("Stored 6 instances") and len(orthanc.get("/instances")) == before + 6
     assert w.reporter.history == []
+
+
+def test_without_orthanc_every_test_here_skips_with_the_reason(tmp_path):
+    """With the Orthanc binary missing (CTUS_ORTHANC pointing at nothing) the other tests of this
+    module all skip, each with the reason in pytest's summary, and none fails or errors."""
+    import subprocess
+    import sys
+    env = dict(os.environ, CTUS_ORTHANC=str(tmp_path / "no-orthanc-here"))
+    here = Path(__file__).resolve()
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                        "--basetemp", str(tmp_path / "basetemp"), str(here), "-k", "not without_orthanc"],
+                       cwd=here.parents[1], env=env, capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    n_tests = sum(1 for line in here.read_text().splitlines() if line.startswith("def test_")) - 1
+    assert f"{n_tests} skipped, 1 deselected" in out, out
+    assert "passed" not in out and "failed" not in out and "error" not in out.lower(), out
+    skipped = [line for line in out.splitlines() if line.startswith("SKIPPED")]
+    assert skipped and all("Orthanc is not installed (Debian package 'orthanc'" in line for line in skipped), out

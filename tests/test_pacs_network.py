@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from _orthanc import Orthanc, free_port, orthanc_binary
+from _orthanc import free_port
 from planner.cli.main import main
 from registration.io.ct_io import load_ct
 from registration.pacs.node import Pacs, PacsError
@@ -35,11 +35,8 @@ def _shared(*parts) -> Path:
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    if orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; scripts/setup.sh installs it as root)")
-    with Orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        yield server
+def orthanc(orthanc_server):
+    return orthanc_server
 
 
 @pytest.fixture(scope="module")

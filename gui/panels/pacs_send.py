@@ -71,8 +71,13 @@ def unavailable(window) -> str:
         return "Send to PACS: needs a plan (Workflow > Plan all lesions, Ctrl+P)"
     if result is None and _exported_folder(window, plan) is None:
         return "Send to PACS: needs the plan's files: export the plan first (Ctrl+E)"
-    shape = (plan.get("ct") or {}).get("shape_ijk")
-    if shape is not None and list(shape) != list(window.ct.shape_ijk):
+    # The plan.json records the CT's own spacing (its grid may be resampled for planning) and,
+    # once written, the series it was made on; the engine refuses a mismatch, say it here first.
+    spacing = (plan.get("ct") or {}).get("source_spacing_mm")
+    planned_on = (plan.get("case") or {}).get("series_uid")
+    series = window.ct.metadata.get("series_uid")
+    if ((spacing is not None and not np.allclose(spacing, window.ct.spacing, atol=1e-3))
+            or (planned_on and series and planned_on != series)):
         return "Send to PACS: the plan was made on another CT: plan again on this one (Ctrl+P)"
     return ""
 
@@ -189,6 +194,7 @@ class SendDialog(PacsTaskDialog):
         w = self.window
         result, plan, reg = _plan_source(w)
         ct_dir, labels = ct_folder(w), str(w.labels.metadata["source"])
+        series_uid = w.ct.metadata.get("series_uid")        # the folder may hold other series
         names = w.session.label_names_path
         sweep = w.sweep.source if reg is not None and w.sweep is not None and w.sweep.source else None
         self.server_box.remember()
@@ -198,6 +204,7 @@ class SendDialog(PacsTaskDialog):
             from planner.export.pacs_results import build_plan_results, send_results
             folder = plan_folder(w, result, plan, reg, progress)
             objects = build_plan_results(folder, ct_dir, labels, label_names=names, sweep_path=sweep,
+                                         series_uid=series_uid,
                                          progress=lambda f, m: progress(0.05 + 0.45 * f, m))
 
             def store_progress(f, m):
