@@ -67,6 +67,7 @@ def _open_dialog(w, qtbot, orthanc, root, *, aet=ORTHANC_AET, port=None):
     w.act_open_pacs.trigger()                   # File > Open from PACS
     dlg = w.pacs_dialog
     qtbot.waitExposed(dlg)
+    dlg.move(w.geometry().center() - dlg.rect().center())     # as a window manager would place it
     box = dlg.server_box
     box.aet.setText(aet)
     box.host.setText("127.0.0.1")
@@ -174,7 +175,7 @@ def test_retrieve_the_real_ct_by_c_move(window, qtbot, orthanc, tmp_path):
     assert np.array_equal(w.ct.array, load_ct(CRLM).array) and w.ct.array.shape[0] == 41
 
 
-def test_cancel_during_a_retrieval_leaves_nothing(window, qtbot, orthanc, tmp_path):
+def test_cancel_during_a_retrieval_leaves_nothing(window, qtbot, orthanc, tmp_path, artifacts_dir):
     w = window
     ct, labels = small_planning_case()
     w.set_ct(ct, labels)
@@ -187,6 +188,8 @@ def test_cancel_during_a_retrieval_leaves_nothing(window, qtbot, orthanc, tmp_pa
     def on_progress(_f, message):       # Cancel as soon as the first instances have arrived
         seen.append(message)
         if message.startswith("received ") and dlg.cancel_button.text() == "Cancel":
+            dlg.repaint()                                   # the progress bar as it is now
+            grab_screen(w, artifacts_dir / "gui_pacs_retrieve_progress_1366x768.png")
             qtbot.mouseClick(dlg.cancel_button, Qt.LeftButton)
     qtbot.mouseClick(dlg.retrieve_button, Qt.LeftButton)
     dlg.worker.progress.connect(on_progress, Qt.QueuedConnection)
@@ -200,7 +203,7 @@ def test_cancel_during_a_retrieval_leaves_nothing(window, qtbot, orthanc, tmp_pa
     assert dlg.retrieve_button.isEnabled() and dlg.cancel_button.text() == "Close"
 
 
-def test_wrong_ae_titles_and_a_server_down_say_so_in_the_dialog(window, qtbot, orthanc, tmp_path):
+def test_wrong_ae_titles_and_a_server_down_say_so_in_the_dialog(window, qtbot, orthanc, tmp_path, artifacts_dir):
     w = window
     root = tmp_path / "pacs"
     dlg = _open_dialog(w, qtbot, orthanc, root, aet="WRONG_AET")
@@ -209,6 +212,8 @@ def test_wrong_ae_titles_and_a_server_down_say_so_in_the_dialog(window, qtbot, o
     assert text.startswith("Find failed: ") and "association rejected" in text and "Called AE" in text
     assert "the 'AE title' field" in text and "--server" not in text, text
     assert dlg.tree.topLevelItemCount() == 0 and _unchanged(w)
+    qtbot.wait(100)
+    grab_screen(w, artifacts_dir / "gui_pacs_association_rejected_1366x768.png")
     dlg.server_box.aet.setText(ORTHANC_AET)
     dlg.server_box.our_aet.setText("NOT_REGISTERED")
     _find(qtbot, dlg)

@@ -111,6 +111,25 @@ def test_association_rejected(orthanc, capsys, server_part, calling, expect):
     assert "association rejected" in err and expect in err and len(err.splitlines()) == 1
 
 
+def test_rejection_read_even_when_the_peer_closes_first(orthanc, capsys, monkeypatch):
+    """The race a busy CPU makes: the PACS rejects and closes the connection before pynetdicom's
+    requesting thread looks at the socket (forced here by waiting for exactly that); the message
+    is still the rejection with its reason, not "did not accept the association"."""
+    import time
+    from pynetdicom import acse
+    send_request = acse.ACSE.send_request
+
+    def send_then_let_the_peer_answer_and_close(self):
+        send_request(self)
+        deadline = time.monotonic() + 10
+        while (self.dul.to_user_queue.empty() or self.socket._is_connected) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    monkeypatch.setattr(acse.ACSE, "send_request", send_then_let_the_peer_answer_and_close)
+    assert main(["pacs", "find", "--server", f"WRONG_AET@127.0.0.1:{orthanc.dicom_port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "association rejected" in err and "Called AE title not recognised" in err, err
+
+
 def test_server_down(capsys):
     port = free_port()
     assert main(["pacs", "find", "--server", f"PACS@127.0.0.1:{port}"]) == 2

@@ -230,6 +230,7 @@ class PacsTaskDialog(QDialog):
         self.status = QLabel()
         self.status.setObjectName("pacs_status")
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.status.setMinimumHeight(2 * self.fontMetrics().lineSpacing())
