@@ -183,11 +183,12 @@ def test_cancel_during_a_retrieval_leaves_nothing(window, qtbot, orthanc, tmp_pa
     dlg = _open_dialog(w, qtbot, orthanc, root)
     _find(qtbot, dlg, "CTUS-DEMO-0")
     _pick(dlg, PORTAL)
-    seen = []
+    seen, clicked = [], []
 
     def on_progress(_f, message):       # Cancel as soon as the first instances have arrived
         seen.append(message)
-        if message.startswith("received ") and dlg.cancel_button.text() == "Cancel":
+        if message.startswith("received ") and not clicked:
+            clicked.append(message)
             dlg.repaint()                                   # the progress bar as it is now
             grab_screen(w, artifacts_dir / "gui_pacs_retrieve_progress_1366x768.png")
             qtbot.mouseClick(dlg.cancel_button, Qt.LeftButton)
