@@ -1,12 +1,14 @@
 """File > Open from PACS and Export > Send to PACS, driven through the real window against a real
-Orthanc (tests/_orthanc.py) holding the real CRLM CT and the demo case's two-phase DICOM study.
+Orthanc (the ``orthanc_server`` fixture of conftest.py) holding the demo case's two-phase DICOM study
+and, when ../shared/data is there, the real CRLM CT.
 
-Find lists both studies and both phases (with their phase hints); retrieving the portal series
-(C-GET) or the CRLM CT (C-MOVE) opens a CT voxel-identical to the original; Cancel during a
-retrieval leaves no folder and the window as it was; a wrong AE title or a server that is down
-gives one message in the dialog and nothing else; Send to PACS files the plan's PDF, key views,
-SEG and Spatial Registration into the CT's study (checked with Orthanc's REST API), and sending
-again adds nothing. Screenshots at 1366x768 go to tests/artifacts.
+Find lists both studies and both phases (with their phase hints); the server is kept in a temporary
+QSettings file; retrieving the portal series (C-GET) or the CRLM CT (C-MOVE) shows progress and opens
+a CT voxel-identical to the original; Cancel during a retrieval leaves no folder and the window as it
+was; a wrong AE title or a server that is down gives one message in the dialog and nothing else; Send
+to PACS from the export dialog files the exported PDF, key views, SEG and Spatial Registration into
+the CT's study (checked with Orthanc's REST API and C-FIND), and sending again adds nothing. Without
+the Orthanc binary every test here skips with the reason. Screenshots at 1366x768 go to tests/artifacts.
 """
 from __future__ import annotations
 
