@@ -146,16 +146,15 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         kwargs.update(self.plan_options)
         self.status.setText("Planning...")
         self.plan_button.setEnabled(False)
-        self.worker = w.run_worker("Plan lesions", lambda progress: plan_case(ct, labels, progress=progress,
-                                                                               **kwargs),
-                                   lambda result: self.set_result(result, reg))
-
         def finished():
             self.worker = None
             self.plan_button.setEnabled(True)
             if self.result is None:
                 self.status.setText("Planning did not finish (see the log).")
-        self.worker.finished.connect(finished)
+        self.worker = w.run_worker("Plan lesions", lambda progress: plan_case(ct, labels, progress=progress,
+                                                                               **kwargs),
+                                   lambda result: self.set_result(result, reg),
+                                   before_start=lambda wk: wk.finished.connect(finished))
 
     # ------------------------------------------------------------ selected path
     def path(self) -> Optional[dict]:
