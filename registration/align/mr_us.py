@@ -1,0 +1,83 @@
+"""MR -> tracked-ultrasound registration: the CT's LC2 pipeline on the MR's own features.
+
+Result: ``reference_to_mr`` (Reference mm -> MR LPS mm). The pipeline is
+:func:`registration.align.intensity_registration.register_sweep` unchanged
+(frames, multi-resolution, multi-start, Laplace covariance, verdicts), given
+the MR through :func:`registration.align.image_features.lc2_intensity_volume`,
+so LC2 explains the US by the normalised MR intensity and its gradient
+(docs/mri.md). The RegistrationResult it returns names its matrix
+``reference_to_ct`` (the fixed image's frame): here that frame is the MR's, and
+:func:`mr_result_document` writes the RESULT.json with MR names
+(``reference_to_mr``, ``center_mr``, ``point_mr``, ``"fixed_modality": "MR"``)
+so an MR result cannot be mistaken for a CT one. With the MR -> CT transform of
+``ctus align`` the same document also carries ``reference_to_ct``
+(``= mr_to_ct @ reference_to_mr``) and that transform's own error.
+
+Entry points a GUI worker calls (progress ``(fraction, message)``, returning
+False cancels): :func:`register_mr_sweep`, then :func:`mr_result_document`.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import numpy as np
+
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import as_matrix
+from registration.spatial.volume import Volume
+
+from .image_features import lc2_intensity_volume
+from .registration_result import ProgressFn, RegistrationResult
+from .result_document import result_document
+
+#: RESULT.json keys renamed for an MR result (the fixed image's frame is the MR's).
+_MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "point_ct": "point_mr",
+            "ct": "mr"}
+
+
+def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progress: Optional[ProgressFn] = None,
+                      targets: Optional[dict] = None, seed: int = 0, n_starts: int = 4,
+                      breathing: str = "detect", breath_hold: str = "expiration", **options) -> RegistrationResult:
+    """Refine ``init_reference_to_mr`` (4x4, Reference mm -> MR LPS mm) by LC2 on the MR's features.
+
+    ``targets``: ``{name: {"point": MR LPS mm, "radius_mm": R}}`` for the error report. Other
+    keyword ``options`` go to :func:`~registration.align.intensity_registration.register_sweep`.
+    The returned result's ``reference_to_ct`` is Reference -> MR. Raises InputError when the
+    sweep does not overlap the MR under the start, CancelledError when ``progress`` says so."""
+    from .intensity_registration import register_sweep
+
+    fixed = lc2_intensity_volume(mr, "MR")
+    init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
+    return register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
+                          targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
+
+
+def _renamed(obj):
+    if isinstance(obj, dict):
+        return {_MR_KEYS.get(k, k): _renamed(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_renamed(v) for v in obj]
+    return obj
+
+
+def mr_result_document(result: RegistrationResult, *, mr_path, sweep_path, calibration_path, init_source: str,
+                       init_file, landmarks=None, targets: Optional[Mapping[str, dict]] = None,
+                       mr_to_ct: Optional[dict] = None) -> dict:
+    """The RESULT.json of an MR -> sweep registration (the CT document with MR names).
+
+    ``mr_to_ct``: ``{"matrix": 4x4 MR -> CT, "file": path, "tre_mm": its error estimate or None,
+    "verdict": ...}`` from ``ctus align``: then ``reference_to_ct = mr_to_ct @ reference_to_mr`` is
+    added with the combined error note, so ``ctus plan --registration`` can use the result on the CT."""
+    doc = _renamed(result_document(result, ct_path=mr_path, sweep_path=sweep_path,
+                                   calibration_path=calibration_path, init_source=init_source,
+                                   init_file=init_file, landmarks=landmarks, targets=targets))
+    doc["fixed_modality"] = "MR"
+    doc["frames"] = "reference_to_mr: Reference mm -> MR LPS mm; target points (point_mr) in MR LPS mm"
+    if mr_to_ct is not None:
+        m = as_matrix(mr_to_ct["matrix"], name="mr_to_ct", path=mr_to_ct.get("file"))
+        doc["mr_to_ct"] = {"matrix": m.tolist(), "file": mr_to_ct.get("file"), "tre_mm": mr_to_ct.get("tre_mm"),
+                           "verdict": mr_to_ct.get("verdict")}
+        doc["reference_to_ct"] = (m @ np.asarray(result.reference_to_ct, float)).tolist()
+        doc["reference_to_ct_note"] = ("mr_to_ct @ reference_to_mr: its error adds the MR-CT registration's "
+                                       "(mr_to_ct.tre_mm) to the MR-US one in quadrature")
+    return doc
