@@ -266,7 +266,7 @@ def register_mr_to_ct(ct: Volume, mr: Volume, *, ct_labels: Optional[LabelMap] =
     tx = initial_transform(work, init, source)
     m0 = metric_value(work, tx)
     stages: List[StageResult] = []
-    plan = [("rigid_body", "body", (4, 2, 1), (4.0, 2.0, 0.0), 120, 0.1),
+    plan = [("rigid_body", "body", (4, 2), (4.0, 2.0), 120, 0.1),
             ("rigid_focus", "focus", (2, 1), (2.0, 0.0), 100, 0.45)]
     centre = np.asarray(tx.GetCenter(), float)
     for name, mask, shrink, sigmas, its, f in plan:
