@@ -12,9 +12,10 @@ voxel: neither the global nor the local optimum is finer than the images)::
     tre_mm = sqrt(local_shift^2 + floor^2)
 
 with the 95 % radius ``RADIUS_95_PER_RMS x tre_mm`` (an isotropic Gaussian, as
-:mod:`.uncertainty`). A block whose own MI does not improve on the global
-result, or too few of whose samples fall inside the MR, gives no estimate
-(``None``: unknown, never reported as small).
+:mod:`.uncertainty`). The block's gradient descent keeps the best point it saw
+(it can step past it); when no step improves on the global result, that result
+is the local optimum (shift 0, the floor remains). A block with too few voxels
+inside the body or the MR gives no estimate (``None``: unknown, never small).
 
 Verdict per target (heuristic levels; docs/clinical_evidence.md, docs/mri.md):
 good when ``tre_mm <= GOOD_TRE_MM``, poor above ``POOR_TRE_MM`` or unknown,
@@ -41,7 +42,6 @@ POOR_TRE_MM = 5.0
 #: Default targets when none are given: the focus centroid and this many points around it.
 N_DEFAULT_TARGETS = 6
 _LOCAL_ITERATIONS = 60
-_WORSE_TOLERANCE = 1e-3      # MI units: a block ending clearly worse than it started has no estimate
 _MIN_BLOCK_VOXELS = 500
 
 
@@ -121,20 +121,29 @@ def local_shift(result: MRCTResult, point_ct) -> Optional[float]:
     global_tx.SetTranslation([float(v) for v in m[:3, 3]])
     r = _method(mask, [1], [0.0], _LOCAL_ITERATIONS)
     r.SetMetricSamplingStrategy(r.NONE)     # every block voxel: a deterministic metric to compare
+    r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.005, numberOfIterations=_LOCAL_ITERATIONS,
+                                               relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
     r.SetMovingInitialTransform(global_tx)
     r.SetInitialTransform(sitk.TranslationTransform(3), inPlace=False)
+    best = {"value": None, "offset": np.zeros(3)}
+
+    def keep_best():   # gradient descent may end past its best point: keep the best it saw
+        v = r.GetMetricValue()
+        if best["value"] is None or v < best["value"]:
+            best["value"], best["offset"] = v, np.asarray(r.GetOptimizerPosition(), float)
+
+    r.AddCommand(sitk.sitkIterationEvent, keep_best)
     try:
         before = r.MetricEvaluate(ct, work["mr"])
-        out = r.Execute(ct, work["mr"])
-        after = r.GetMetricValue()
+        r.Execute(ct, work["mr"])
     except RuntimeError:      # too few samples inside the MR
         return None
-    if not np.isfinite(after) or after > before + _WORSE_TOLERANCE:
-        return None
-    # The optimised translation acts on CT points before the global transform (SimpleITK returns it
-    # without the moving initial transform): compare where the target lands in the MR with and without it.
+    if best["value"] is None or not np.isfinite(before) or best["value"] >= before:
+        return 0.0           # no step improved on the global result: it is the local optimum
+    # The translation acts on CT points before the global transform (SimpleITK keeps the moving
+    # initial transform apart): compare where the target lands in the MR with and without it.
     p = np.asarray(point_ct, float)
-    q = np.asarray(out.TransformPoint([float(v) for v in p]), float)
+    q = p + best["offset"]
     return float(np.linalg.norm(apply(m, q) - apply(m, p)))
 
 
@@ -176,3 +185,20 @@ def assess_mr_ct(result: MRCTResult, targets: Optional[Dict[str, dict]] = None) 
                        "(pass the CT's labels to focus on the liver)")
     result.error = MRCTAssessment(verdict, reasons, rows, worst, floor)
     return result.error
+
+
+def errors_at(ct, mr, mr_to_ct: np.ndarray, points_ct: Dict[str, np.ndarray], ct_labels=None) -> Dict[str, Optional[float]]:
+    """RMS error estimate (mm, :func:`local_shift` with the floor) of a given ``mr_to_ct`` at each of
+    ``points_ct`` (CT LPS mm): for lesions found after ``ctus align`` (the planner's MR lesions).
+    None where no estimate can be made."""
+    from .mr_ct import prepare
+
+    work = prepare(ct, mr, ct_labels)
+    m = np.asarray(mr_to_ct, float)
+    res = MRCTResult(m, m, [], work["focus_name"], "given", float("nan"), float("nan"), 0.0, work)
+    floor = FLOOR_FACTOR * WORK_SPACING_MM
+    out: Dict[str, Optional[float]] = {}
+    for name, p in points_ct.items():
+        shift = local_shift(res, p)
+        out[name] = None if shift is None else float(np.hypot(shift, floor))
+    return out

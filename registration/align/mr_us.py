@@ -18,6 +18,7 @@ False cancels): :func:`register_mr_sweep`, then :func:`mr_result_document`.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional
 
 import numpy as np
@@ -29,6 +30,7 @@ from registration.spatial.volume import Volume
 from .image_features import lc2_intensity_volume
 from .registration_result import ProgressFn, RegistrationResult
 from .result_document import result_document
+from .uncertainty import RADIUS_95_PER_RMS, hit_probability, total_error_mm
 
 #: RESULT.json keys renamed for an MR result (the fixed image's frame is the MR's).
 _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "point_ct": "point_mr",
@@ -78,6 +80,26 @@ def mr_result_document(result: RegistrationResult, *, mr_path, sweep_path, calib
         doc["mr_to_ct"] = {"matrix": m.tolist(), "file": mr_to_ct.get("file"), "tre_mm": mr_to_ct.get("tre_mm"),
                            "verdict": mr_to_ct.get("verdict")}
         doc["reference_to_ct"] = (m @ np.asarray(result.reference_to_ct, float)).tolist()
-        doc["reference_to_ct_note"] = ("mr_to_ct @ reference_to_mr: its error adds the MR-CT registration's "
-                                       "(mr_to_ct.tre_mm) to the MR-US one in quadrature")
+        doc["reference_to_ct_note"] = ("mr_to_ct @ reference_to_mr: 'targets' and 'verdict' (what a planner on the "
+                                       "CT reads) add the MR-CT error (mr_to_ct.tre_mm) to the MR-US one in "
+                                       "quadrature; 'uncertainty' is the MR-US registration's own report")
+        doc["targets"] = [_with_mr_ct(row, mr_to_ct.get("tre_mm")) for row in doc["targets"]]
+        order = {"good": 0, "check": 1, "poor": 2}
+        verdicts = [v for v in (doc.get("verdict"), mr_to_ct.get("verdict")) if v in order]
+        doc["verdict"] = max(verdicts, key=order.get) if mr_to_ct.get("tre_mm") is not None else "poor"
     return doc
+
+
+def _with_mr_ct(row: dict, mr_ct_mm) -> dict:
+    """A target row whose errors include the MR -> CT error (None when either is unknown)."""
+    row = dict(row)
+    tre = row.get("tre_registration_mm")
+    combined = None if tre is None or mr_ct_mm is None else math.hypot(tre, float(mr_ct_mm))
+    row.update(tre_registration_mm=combined, tre_registration_95_mm=None if combined is None
+               else RADIUS_95_PER_RMS * combined, includes_mr_to_ct=True,
+               tre_total_mm=None if combined is None else total_error_mm(combined))
+    if row.get("radius_mm") is not None:
+        row["hit_probability"] = None if combined is None else hit_probability(row["radius_mm"], row["tre_total_mm"])
+        row["hit_probability_registration_only"] = (None if combined is None
+                                                    else hit_probability(row["radius_mm"], combined))
+    return row
