@@ -113,8 +113,8 @@ def _load_mr_dicom(path: str, series_uid: Optional[str], progress: Optional[Prog
                          f"({info.weighting_reason}): not an anatomical image to register", path=folder,
                          fix="choose a T1 or T2 series (for liver metastases the T1 hepatobiliary phase)")
     if info.series.modality == "CT":
-        raise InputError(f"series {info.series_uid} is a CT (DICOM Modality CT)", path=folder,
-                         fix="give it with --ct; --mr takes an MR")
+        raise InputError(f"series {info.series_uid} looks like a CT, not an MR (DICOM Modality CT)", path=folder,
+                         fix="give it with --ct (or --fixed for 'ctus align'); --mr takes an MR")
     if len(info.series.files) < MIN_SLICES:
         raise InputError(f"series {info.series_uid} has {len(info.series.files)} slice(s): one slice cannot be "
                          "registered in 3D", path=folder, fix="give the whole 3D MR series")
