@@ -11,13 +11,17 @@ HU, and is another module: this one is MR-specific):
    ``LIVER_PERCENTILE`` of a shell ``SHELL_MM`` around it (the liver is the
    brightest tissue there on a hepatobiliary phase; for a bright lesion the
    dark end is used), noise = the robust spread of the liver side of the shell;
-3. threshold half-way; the contrast must be ``MIN_CNR`` x the noise, else
-   InputError (nothing there to segment: a click beside the lesion, or a
-   lesion this sequence does not show);
+3. threshold half-way; the contrast must be ``MIN_CNR`` x the noise (the robust
+   spread of the high-pass residual, so the coil bias is not counted as noise)
+   and ``MIN_RELATIVE_CONTRAST`` of the liver level, else InputError (nothing
+   there to segment: a click beside the lesion, or a lesion this sequence does
+   not show);
 4. the connected region of the seed below (above) the threshold, limited to a
    sphere of ``LEAK_FACTOR`` x the radius where the mean radial profile
-   crosses the threshold (+ 2 mm) so vessels touching the lesion (dark too)
-   are cut, holes filled.
+   crosses the threshold (+ ``LEAK_MARGIN_MM``), then opened by reconstruction
+   (eroded by half that radius, at most ``MAX_OPENING_MM``; the seed's part
+   dilated back inside the region) so vessels touching the lesion (dark too on
+   a hepatobiliary phase) are cut; holes filled.
 
 Units mm, points MR LPS mm; masks ``[k, j, i]`` in a box of the MR grid.
 """
@@ -38,13 +42,16 @@ CORE_MM = 2.0
 SHELL_MM = (12.0, 30.0)
 LIVER_PERCENTILE = 80.0
 MIN_CNR = 3.0
-LEAK_FACTOR = 1.6
+MIN_RELATIVE_CONTRAST = 0.15     # heuristic: metastases on a hepatobiliary phase differ by far more
+LEAK_FACTOR = 1.3
+LEAK_MARGIN_MM = 1.5
+MAX_OPENING_MM = 3.0
 
 
 @dataclass
 class GrownLesion:
     """A lesion grown on the MR: ``mask`` over ``box`` (slices of the MR array), its seed, levels
-    (normalised MR units), contrast-to-noise, equivalent diameter (mm) and centroid (MR LPS mm)."""
+    (MR units), contrast-to-noise, equivalent diameter (mm) and centroid (MR LPS mm)."""
     mask: np.ndarray
     box: Tuple[slice, slice, slice]
     seed_mr: np.ndarray
@@ -81,14 +88,18 @@ def _distance_mm(shape, lo, mr: Volume, point) -> np.ndarray:
 
 
 # long: the five steps of the module docstring, in order, on one box of the MR
-def grow_mr_lesion(mr_norm: Volume, click_mr, *, polarity: str = "auto",
+def grow_mr_lesion(mr_norm: Volume, click_mr, *, polarity: str = "dark",
                    max_diameter_mm: float = MAX_DIAMETER_MM) -> GrownLesion:
-    """Grow the lesion under ``click_mr`` (MR LPS mm) on ``mr_norm`` (normalised MR,
-    :func:`registration.io.mr_intensity.normalise`). ``polarity``: "dark", "bright" or "auto"
-    (the side the click's neighbourhood departs from the liver). InputError when there is no
-    lesion contrast at the click."""
+    """Grow the lesion under ``click_mr`` (MR LPS mm) on ``mr_norm``: the MR as stored or scaled
+    (only local levels and their ratio are used: 0 must mean no signal, as in a magnitude image;
+    not a clipped normalisation). ``polarity``: "dark" (default: metastases on a hepatobiliary
+    phase), "bright" (T2, diffusion) or "auto" (the side the click's neighbourhood departs from
+    the liver). InputError when there is no lesion contrast at the click, or when the region
+    has no boundary within ``max_diameter_mm``."""
     box, lo = _box(mr_norm, click_mr, max_diameter_mm / 2 + SHELL_MM[1] / 2)
-    sub = ndimage.gaussian_filter(np.asarray(mr_norm.array[box], np.float32), 0.6)
+    raw = np.asarray(mr_norm.array[box], np.float32)
+    sub = ndimage.gaussian_filter(raw, 0.6)
+    residual = raw - ndimage.gaussian_filter(raw, 2.0)
     d = _distance_mm(sub.shape, lo, mr_norm, click_mr)
     shell = sub[(d >= SHELL_MM[0]) & (d <= SHELL_MM[1])]
     if shell.size < 20:
@@ -108,10 +119,12 @@ def grow_mr_lesion(mr_norm: Volume, click_mr, *, polarity: str = "auto",
     lesion = float(np.median(core))
     liver = float(np.percentile(shell, LIVER_PERCENTILE if sign > 0 else 100 - LIVER_PERCENTILE))
     theta = 0.5 * (lesion + liver)
-    liver_side = shell[sign * (shell - theta) > 0]
-    noise = float(1.4826 * np.median(np.abs(liver_side - liver))) if liver_side.size > 10 else float("inf")
+    in_shell = (d >= SHELL_MM[0]) & (d <= SHELL_MM[1])
+    liver_side = residual[in_shell & (sign * (sub - theta) > 0)]
+    noise = float(1.4826 * np.median(np.abs(liver_side - np.median(liver_side)))) if liver_side.size > 10 \
+        else float("inf")
     cnr = sign * (liver - lesion) / max(noise, 1e-6)
-    if not np.isfinite(cnr) or cnr < MIN_CNR:
+    if not np.isfinite(cnr) or cnr < MIN_CNR or sign * (liver - lesion) < MIN_RELATIVE_CONTRAST * abs(liver):
         raise InputError(f"no lesion contrast at the click {np.round(click_mr, 1).tolist()} (MR LPS mm): "
                          f"lesion {lesion:.2f} vs liver {liver:.2f}, contrast {cnr:.1f} x noise (< {MIN_CNR:g})",
                          fix="click inside the lesion on the MR (on a hepatobiliary phase it is darker than the liver)")
@@ -127,13 +140,43 @@ def grow_mr_lesion(mr_norm: Volume, click_mr, *, polarity: str = "auto",
         if ring.any() and sign * (float(sub[ring].mean()) - theta) > 0:
             r_est = r
             break
-    region &= d <= min(LEAK_FACTOR * r_est + 2.0, max_diameter_mm / 2)
-    lab, _ = ndimage.label(region)
-    region = lab == lab[seed_idx]
+    region &= d <= min(LEAK_FACTOR * r_est + LEAK_MARGIN_MM, max_diameter_mm / 2)
+    region = _open_by_reconstruction(region, seed_idx, min(0.5 * r_est, MAX_OPENING_MM), mr_norm.spacing)
     region = ndimage.binary_fill_holes(region)
+    if np.any(region & (d >= max_diameter_mm / 2 - float(np.max(mr_norm.spacing)))):
+        raise InputError(f"the region grown from {np.round(click_mr, 1).tolist()} (MR LPS mm) reaches the "
+                         f"{max_diameter_mm:.0f} mm limit: no lesion boundary found",
+                         fix="click inside the lesion (for a lesion brighter than the liver use polarity 'bright')")
     n = int(region.sum())
     vox_ml = float(np.prod(mr_norm.spacing))
     diameter = float((6.0 * n * vox_ml / np.pi) ** (1.0 / 3.0))
     k, j, i = np.nonzero(region)
     centroid = mr_norm.index_to_lps(np.stack([i + lo[0], j + lo[1], k + lo[2]], axis=1).mean(axis=0))
     return GrownLesion(region, box, seed, lesion, liver, noise, float(cnr), diameter, centroid, polarity)
+
+
+def _ball(radius_mm: float, spacing) -> np.ndarray:
+    r = np.maximum(np.floor(radius_mm / np.asarray(spacing, float)).astype(int), 0)    # (i, j, k)
+    k, j, i = np.meshgrid(*[np.arange(-v, v + 1) for v in r[::-1]], indexing="ij")
+    sp = np.asarray(spacing, float)
+    return (i * sp[0]) ** 2 + (j * sp[1]) ** 2 + (k * sp[2]) ** 2 <= radius_mm ** 2 + 1e-9
+
+
+def _open_by_reconstruction(region: np.ndarray, seed_idx, radius_mm: float, spacing) -> np.ndarray:
+    """The seed's connected part of ``region`` after an erosion by ``radius_mm``, dilated back by the
+    same ball inside ``region``: thin attachments (vessels) narrower than the ball are cut."""
+    lab, _ = ndimage.label(region)
+    region = lab == lab[seed_idx]
+    ball = _ball(radius_mm, spacing)
+    if ball.sum() <= 1:
+        return region
+    core = ndimage.binary_erosion(region, structure=ball)
+    if not core.any():
+        return region
+    lab, _ = ndimage.label(core)
+    if lab[seed_idx]:
+        keep = lab == lab[seed_idx]
+    else:       # the seed sits in the eroded rim: its nearest core part
+        d = ndimage.distance_transform_edt(~core, return_indices=True)[1]
+        keep = lab == lab[tuple(d[:, seed_idx[0], seed_idx[1], seed_idx[2]])]
+    return ndimage.binary_dilation(keep, structure=ball) & region

@@ -72,8 +72,9 @@ class MRLesionImport:
     mr_to_ct_verdict: Optional[str] = None
 
 
-def read_seeds(path) -> Dict[str, np.ndarray]:
-    """SEEDS.json -> {name: MR LPS point}."""
+def read_seeds(path):
+    """SEEDS.json -> ({name: MR LPS point}, {name: polarity}) (an item's optional "polarity":
+    "dark" (default), "bright" or "auto": :func:`~planner.anatomy.mr_lesion_grower.grow_mr_lesion`)."""
     try:
         data = json.loads(open(path, encoding="utf-8").read())
     except FileNotFoundError:
@@ -84,7 +85,7 @@ def read_seeds(path) -> Dict[str, np.ndarray]:
     if not isinstance(items, list) or not items:
         raise InputError('no "lesions" list', path=path,
                          fix='write {"lesions": [{"name": "lesion_mr_1", "point": [x, y, z]}]} (MR LPS mm)')
-    out = {}
+    out, polarity = {}, {}
     for n, item in enumerate(items):
         try:
             p = np.asarray(item["point"], float).reshape(3)
@@ -92,8 +93,11 @@ def read_seeds(path) -> Dict[str, np.ndarray]:
             raise InputError(f'lesion {n} needs "point": [x, y, z] (MR LPS mm)', path=path) from None
         if not np.all(np.isfinite(p)):
             raise InputError(f"lesion {n}: the point is not finite", path=path)
-        out[str(item.get("name", f"lesion_mr_{n + 1}"))] = p
-    return out
+        name = str(item.get("name", f"lesion_mr_{n + 1}"))
+        out[name] = p
+        if item.get("polarity") in ("dark", "bright", "auto"):
+            polarity[name] = item["polarity"]
+    return out, polarity
 
 
 def _carry(mask: np.ndarray, box, mr: Volume, ct_to_mr: np.ndarray, ct: LabelMap) -> np.ndarray:
@@ -128,20 +132,19 @@ def _masks_from_labels(mr_labels: LabelMap):
 
 # long: grow or read each lesion, carry it, dedupe against the CT's lesions, then the error terms
 def import_mr_lesions(mr: Volume, mr_to_ct, ct: Volume, ct_labels: LabelMap, *,
-                      seeds: Optional[Dict[str, np.ndarray]] = None, mr_labels: Optional[LabelMap] = None,
+                      seeds: Optional[Dict[str, np.ndarray]] = None, polarity: Optional[Dict[str, str]] = None,
+                      mr_labels: Optional[LabelMap] = None,
                       mr_to_ct_doc: Optional[dict] = None, local_error: bool = True) -> MRLesionImport:
-    """Add the MR lesions (clicks ``seeds`` or ``mr_labels``) to ``ct_labels`` (see the module docstring)."""
-    from registration.io.mr_intensity import normalise
-
+    """Add the MR lesions (clicks ``seeds`` {name: MR LPS point}, each grown with its ``polarity``
+    (default dark), or ``mr_labels``) to ``ct_labels`` (see the module docstring)."""
     from .mr_lesion_grower import grow_mr_lesion
 
     m = as_matrix(mr_to_ct, name="mr_to_ct")
     ct_to_mr = invert(m)
     found = {}
     if seeds:
-        norm = normalise(mr)
         for name, p in seeds.items():
-            g = grow_mr_lesion(norm, p)
+            g = grow_mr_lesion(mr, p, polarity=(polarity or {}).get(name, "dark"))
             found[name] = (g.mask, g.box, "click", g.to_dict())
     if mr_labels is not None:
         for name, (mask, box) in _masks_from_labels(mr_labels).items():
@@ -207,28 +210,47 @@ def _error_terms(imp: MRLesionImport, ct: Volume, mr: Volume, ct_labels: LabelMa
 
 
 def with_mr_error(registration: Optional[dict], imp: MRLesionImport) -> Optional[dict]:
-    """The RESULT dict with a target row per MR-only lesion whose registration TRE is the US
-    registration's (its row, else its overall estimate) and the MR -> CT error in quadrature
-    (None when either is unknown). None stays None (no registration: no hit probability)."""
+    """The RESULT dict with a target row per MR lesion added to the CT, its registration TRE
+    including the MR -> CT error where it applies (None when a term is unknown). None stays None
+    (no registration: no hit probability).
+
+    * A CT -> US registration (``ctus register --ct``): the lesion's CT position carries the
+      MR -> CT error: US TRE (its row, else its overall estimate) and MR -> CT in quadrature.
+    * An MR -> US registration chained to the CT (``ctus register --mr --mr-to-ct``, with the
+      same ``mr_to_ct``): the MR -> CT transform cancels on the way back to the patient
+      (``inv(mr_to_ct @ reference_to_mr) @ mr_to_ct @ p_mr``), so the MR-US registration's own
+      error applies; a different ``mr_to_ct`` adds their disagreement at the lesion."""
     if registration is None:
         return None
     from registration.align.result_document import parse_result
 
     doc = copy.deepcopy(registration)
-    record = parse_result(doc, doc.get("source"), need_matrix=False)
+    chained = doc.get("fixed_modality") == "MR"
+    own = doc.get("uncertainty") if chained and isinstance(doc.get("uncertainty"), dict) else doc
+    record = parse_result({"targets": own.get("targets"), "verdict": own.get("verdict", doc.get("verdict"))},
+                          doc.get("source"), need_matrix=False)
     rows = [r for r in (doc.get("targets") or []) if isinstance(r, dict)]
     for les in imp.lesions:
         base = record.tre_at(les.name) if record.target(les.name) is not None else record.overall_tre_mm()
-        tre = None if base is None or les.mr_ct_error_mm is None else math.hypot(base, les.mr_ct_error_mm)
+        if chained:
+            used = np.asarray((doc.get("mr_to_ct") or {}).get("matrix", imp.mr_to_ct), float)
+            p_mr = np.asarray(les.centroid_mr, float)
+            extra = float(np.linalg.norm(apply(used, p_mr) - apply(imp.mr_to_ct, p_mr)))
+            term, how = extra, "MR -> US registration (the MR -> CT transform cancels), and the two MR -> CT transforms' disagreement"
+        else:
+            term, how = les.mr_ct_error_mm, "ultrasound registration and MR -> CT"
+        tre = None if base is None or term is None else math.hypot(base, term)
         rows = [r for r in rows if r.get("name") != les.name]
         rows.append({"name": les.name, "point_ct": les.centroid_ct, "tre_registration_mm": tre,
-                     "why": [f"ultrasound registration {base if base is None else round(base, 2)} mm and MR -> CT "
-                             f"{les.mr_ct_error_mm if les.mr_ct_error_mm is None else round(les.mr_ct_error_mm, 2)}"
-                             " mm in quadrature"]})
+                     "why": [f"{how}: {_mm(base)} and {_mm(term)} in quadrature"]})
     doc["targets"] = rows
-    if isinstance(doc.get("uncertainty"), dict):
+    if not chained and isinstance(doc.get("uncertainty"), dict):
         doc["uncertainty"] = dict(doc["uncertainty"], targets=rows)
     return doc
+
+
+def _mm(v) -> str:
+    return "unknown" if v is None else f"{v:.2f} mm"
 
 
 def annotate_plan(plan: dict, imp: MRLesionImport) -> None:

@@ -160,7 +160,7 @@ def run(args) -> int:
     rep = _Reporter(args.json_progress)
     if args.mr:  # issue 18: the MR instead of the CT
         from .register_mr import run_mr
-        return run_mr(args, rep)
+        return run_mr(args, rep, read_targets=read_targets, print_summary=_print_summary)
     # Cheap inputs first, so a bad file fails before seconds of loading.
     landmark_result = None
     if args.landmarks:

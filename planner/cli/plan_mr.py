@@ -37,12 +37,13 @@ def prepare(args, ct, labels, registration):
 
     doc = read_mr_to_ct_doc(args.mr_to_ct)
     mr = load_mr(args.mr, args.mr_series)
-    seeds = mr_labels = None
+    seeds = polarity = mr_labels = None
     if os.fspath(args.mr_lesions).lower().endswith(".json") and not args.mr_label_names:
-        seeds = read_seeds(args.mr_lesions)
+        seeds, polarity = read_seeds(args.mr_lesions)
     else:
         mr_labels = load_labels(args.mr_lesions, args.mr_label_names, reference=mr)
-    imp = import_mr_lesions(mr, doc["mr_to_ct"], ct, labels, seeds=seeds, mr_labels=mr_labels, mr_to_ct_doc=doc)
+    imp = import_mr_lesions(mr, doc["mr_to_ct"], ct, labels, seeds=seeds, polarity=polarity, mr_labels=mr_labels,
+                            mr_to_ct_doc=doc)
     return imp.labels, with_mr_error(registration, imp), imp
 
 

@@ -95,16 +95,15 @@ def refuse_mr_as_ct(ct, path) -> None:
                              "be applied to MR intensities")
 
 
-def run_mr(args, rep) -> int:
-    """Load, register the MR to the sweep, write RESULT.json; ``rep`` reports progress on stderr."""
+def run_mr(args, rep, *, read_targets, print_summary) -> int:
+    """Load, register the MR to the sweep, write RESULT.json; ``rep`` reports progress on stderr;
+    ``read_targets`` and ``print_summary`` are ``ctus register``'s own (one reader, one summary)."""
     from registration.align.mr_us import mr_result_document, register_mr_sweep
     from registration.align.targets import targets_from_labels
     from registration.io.labelmap_io import load_labels
     from registration.io.mr_intensity import n4_bias_correct
     from registration.io.mr_io import load_mr
     from registration.io.sequence_io import load_sweep
-
-    from .cmd_register import _print_summary, read_targets
 
     out = os.fspath(args.out)
     if os.path.exists(out) and not args.force:
@@ -132,5 +131,5 @@ def run_mr(args, rep) -> int:
                              init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets,
                              mr_to_ct=mr_to_ct)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-    _print_summary(res, out)
+    print_summary(res, out)
     return 0
