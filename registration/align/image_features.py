@@ -32,7 +32,7 @@ from typing import Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from registration.io.mr_intensity import normalise
+from registration.io.mr_intensity import CLIP_HIGH, robust_range
 from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
 
@@ -63,13 +63,17 @@ def lc2_intensity_volume(volume: Volume, modality: str) -> Volume:
     m = check_modality(modality)
     if m == "CT":
         return volume
-    norm = normalise(volume)
+    r_lo, r_hi = robust_range(volume)
     lo, hi = _window()
-    # The gradient clip (-300..700) does not cut the normalised range (0..1.5 -> -100..500):
-    # tests/test_mri_features.py checks it against feature_arrays.
-    arr = (lo + (hi - lo) * norm.array).astype(np.float32)
-    return norm.with_array(arr, lc2_features="MR: normalised intensity (p) and its gradient magnitude (g)",
-                           modality="MR")
+    # One pass, in place: lo + (hi - lo) * clip((v - r_lo) / (r_hi - r_lo), 0, CLIP_HIGH). The gradient
+    # clip (-300..700) does not cut that range (-100..500): tests/test_mri_features.py checks it
+    # against feature_arrays of normalise().
+    arr = np.asarray(volume.array, np.float32) - np.float32(r_lo)
+    arr *= np.float32((hi - lo) / (r_hi - r_lo))
+    np.clip(arr, 0.0, (hi - lo) * CLIP_HIGH, out=arr)
+    arr += np.float32(lo)
+    return volume.with_array(arr, intensity_range=[r_lo, r_hi], normalised=True, modality="MR",
+                             lc2_features="MR: normalised intensity (p) and its gradient magnitude (g)")
 
 
 def feature_arrays(array: np.ndarray, spacing_kji: Sequence[float], modality: str, *,

@@ -38,6 +38,8 @@ HIGH_PERCENTILE = 99.5
 CLIP_HIGH = 1.5
 #: Voxels sampled at most for percentiles and thresholds (a 256^3 MR has 17 M).
 MAX_SAMPLES = 400_000
+#: The foreground for percentiles is found on a strided copy of at most this many voxels.
+MASK_VOXELS = 1_500_000
 #: N4 runs on the image shrunk by this factor per axis (the bias field is smooth).
 N4_SHRINK = 4
 N4_ITERATIONS = (50, 40, 30)
@@ -94,9 +96,20 @@ def foreground_mask(volume: Volume) -> np.ndarray:
 
 def robust_range(volume: Volume, mask: Optional[np.ndarray] = None, *, lo_pct: float = LOW_PERCENTILE,
                  hi_pct: float = HIGH_PERCENTILE) -> Tuple[float, float]:
-    """(low, high) percentiles of the foreground intensities (``mask`` or :func:`foreground_mask`)."""
-    m = foreground_mask(volume) if mask is None else np.asarray(mask, bool)
-    values = _sample(np.asarray(volume.array), m if m.any() else None)
+    """(low, high) percentiles of the foreground intensities (``mask`` or :func:`foreground_mask`).
+
+    Without a mask the foreground is found on every ``step``-th voxel per axis (at most
+    ``MASK_VOXELS`` of them): percentiles of a smooth population do not need every voxel, and
+    a 256^3 MR is then normalised in a fraction of a second."""
+    if mask is None:
+        step = max(1, int(np.ceil((volume.array.size / MASK_VOXELS) ** (1.0 / 3.0))))
+        sub = volume.array[::step, ::step, ::step]
+        small = Volume(sub, volume.spacing * step, volume.origin, volume.direction)
+        m = foreground_mask(small)
+        values = _sample(np.asarray(sub), m if m.any() else None)
+    else:
+        m = np.asarray(mask, bool)
+        values = _sample(np.asarray(volume.array), m if m.any() else None)
     lo, hi = np.percentile(values, [lo_pct, hi_pct])
     if hi <= lo:
         hi = lo + 1.0
