@@ -4,6 +4,8 @@
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
                   [--targets T.json] [--labels MR_LABELS [--label-names N]] [--mr-to-ct MR_TO_CT.json]
 
+SWEEP may also be a 3D ultrasound volume (.nii/.nii.gz/.nrrd/.mha holding one 3D image): its
+slices are the frames, its physical space the Reference frame (registration.io.us_volume).
 INIT.json holds ``reference_to_mr`` (Reference mm -> MR LPS mm; a ``reference_to_ct`` key is
 read as the same matrix, with a note); PAIRS.json pairs ``"mr"`` (or ``"ct"``) points with
 ``"reference"`` points; --targets points and --labels lesions are in MR LPS mm. RESULT.json:
@@ -104,6 +106,7 @@ def run_mr(args, rep, *, read_targets, print_summary) -> int:
     from registration.io.mr_intensity import n4_bias_correct
     from registration.io.mr_io import load_mr
     from registration.io.sequence_io import load_sweep
+    from registration.io.us_volume import is_volume_file, load_us_volume_as_sweep
 
     out = os.fspath(args.out)
     if os.path.exists(out) and not args.force:
@@ -122,7 +125,10 @@ def run_mr(args, rep, *, read_targets, print_summary) -> int:
     if args.labels:
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=mr)))
     rep.stage("loading sweep")
-    sweep = load_sweep(args.sweep, calibration=args.calibration)
+    if is_volume_file(args.sweep):    # a 3D ultrasound volume: its slices are the frames
+        sweep = load_us_volume_as_sweep(args.sweep)
+    else:
+        sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage("registering (lc2 on the MR)")
     res = register_mr_sweep(mr, sweep, init, progress=rep, seed=args.seed, n_starts=max(1, int(args.starts)),
                             targets=targets, breathing=args.breathing, breath_hold=args.breath_hold)

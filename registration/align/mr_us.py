@@ -5,7 +5,8 @@ Result: ``reference_to_mr`` (Reference mm -> MR LPS mm). The pipeline is
 (frames, multi-resolution, multi-start, Laplace covariance, verdicts), given
 the MR through :func:`registration.align.image_features.lc2_intensity_volume`,
 so LC2 explains the US by the normalised MR intensity and its gradient
-(docs/mri.md). The RegistrationResult it returns names its matrix
+(docs/mri.md). A sweep made of a 3D ultrasound volume's slices is registered on
+each slice's imaged region only (:mod:`.volume_sweep`). The RegistrationResult it returns names its matrix
 ``reference_to_ct`` (the fixed image's frame): here that frame is the MR's, and
 :func:`mr_result_document` writes the RESULT.json with MR names
 (``reference_to_mr``, ``center_mr``, ``point_mr``, ``"fixed_modality": "MR"``)
@@ -31,6 +32,7 @@ from .image_features import lc2_intensity_volume
 from .registration_result import ProgressFn, RegistrationResult
 from .result_document import result_document
 from .uncertainty import RADIUS_95_PER_RMS, hit_probability, total_error_mm
+from .volume_sweep import is_volume_stack, mark_unimaged
 
 #: RESULT.json keys renamed for an MR result (the fixed image's frame is the MR's).
 _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "point_ct": "point_mr",
@@ -50,6 +52,8 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
 
     fixed = lc2_intensity_volume(mr, "MR")
     init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
+    if is_volume_stack(sweep):      # the slices of a 3D US volume: each frame's own imaged region
+        sweep = mark_unimaged(sweep)
     return register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
                           targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
 
