@@ -1,7 +1,7 @@
 """MRI on the demo case: MR -> sweep (LC2 on the MR's features) and MR -> CT (Mattes MI), against the truth.
 
     .venv/bin/python benchmarks/mri.py [--trials 20] [--quick] [--seed 1] [--case DIR] [--json OUT.json]
-                                       [--skip-us] [--skip-ct]
+                                       [--skip-us] [--skip-ct] [--no-ct-baseline] [--focus none|liver]
 
 MR -> sweep: per trial a random start about the liver centroid (|t| uniform
 5-20 mm, angle 0-10 deg about a random axis, as benchmarks/registration.py)
@@ -89,7 +89,7 @@ def _row(res, ref_pts, fixed_pts, names, e0, label, k, sweep_name, t_s):
                                     for n in names}}
 
 
-def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True):
+def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none"):
     pts = point_truth(truth)
     names = list(pts)
     p_ct = np.array([pts[n][0] for n in names])
@@ -109,7 +109,7 @@ def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True):
         init = pert @ ref_to_mr
         e0 = np.linalg.norm(apply(init, ref_pts) - p_mr, axis=1)
         t0 = time.perf_counter()
-        res = register_mr_sweep(mr, sweep, init, targets=mr_targets, seed=k)
+        res = register_mr_sweep(mr, sweep, init, targets=mr_targets, seed=k, focus=focus)
         rows.append(_row(res, ref_pts, p_mr, names, e0, "mr", k, sweep_name, time.perf_counter() - t0))
         r = rows[-1]
         log(f"mr {k:2d} {sweep_name:24s} init {r['init_tre_rms_mm']:5.1f} -> TRE {r['tre_rms_mm']:5.2f} "
@@ -177,6 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-us", action="store_true")
     ap.add_argument("--skip-ct", action="store_true")
     ap.add_argument("--no-ct-baseline", action="store_true", help="MR -> sweep only (no CT run beside it)")
+    ap.add_argument("--focus", choices=["none", "liver"], default="none", help="MR -> sweep focus (docs/mri.md)")
     args = ap.parse_args(argv)
 
     def log(s):
@@ -187,7 +188,7 @@ def main(argv=None) -> int:
     result = {}
     if not args.skip_us:
         rows = run_us(ct, mr, sweeps, truth, 4 if args.quick else args.trials, args.seed, log,
-                      with_ct=not args.no_ct_baseline)
+                      with_ct=not args.no_ct_baseline, focus=args.focus)
         sums = [s for s in (summarise(rows, "mr"), summarise(rows, "ct")) if s]
         log("\nset  trials success  medianTRE  p90TRE  median_s  good/check/poor  good<=3mm  cover95")
         for s in sums:

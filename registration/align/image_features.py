@@ -90,3 +90,49 @@ def feature_arrays(array: np.ndarray, spacing_kji: Sequence[float], modality: st
     grads = np.gradient(c.astype(np.float32), *sp)
     g = np.sqrt(sum(gr * gr for gr in grads)).astype(np.float32)
     return p, g
+
+
+#: Liver focus on a hepatobiliary-phase MR: brighter than this (normalised) is liver-like ...
+LIVER_LEVEL = 0.65
+#: ... closed over this (mm: vessels and lesions inside), grown by FOCUS_GROW_MM (capsule, diaphragm).
+LIVER_CLOSE_MM = 6.0
+FOCUS_GROW_MM = 8.0
+#: Outside the focus the features fade to a blur of this width (mm): no structure, no hard edge.
+FOCUS_BLUR_MM = 8.0
+
+
+def liver_focus_mask(volume: Volume) -> np.ndarray:
+    """bool [k, j, i]: the liver of a hepatobiliary-phase MR (the largest bright organ: above
+    ``LIVER_LEVEL`` of the normalised range, closed over ``LIVER_CLOSE_MM``, holes filled, grown by
+    ``FOCUS_GROW_MM``). A heuristic for that contrast only: on T2 or another phase the liver is
+    not the brightest organ, so the caller asks for it (``focus="liver"``)."""
+    from registration.io.mr_intensity import normalise
+    step = max(1, int(round(3.0 / float(np.min(volume.spacing)))))       # work on a ~3 mm grid
+    sp = np.asarray(volume.spacing, float)[::-1] * step
+    norm = ndimage.gaussian_filter(normalise(volume).array[::step, ::step, ::step], 0.7)
+    bright = ndimage.binary_opening(norm > LIVER_LEVEL)
+    lab, n = ndimage.label(bright)
+    if n == 0:
+        raise InputError("no liver-bright region in the MR (focus 'liver' needs a hepatobiliary phase)",
+                         fix="register without the liver focus")
+    sizes = ndimage.sum_labels(bright, lab, index=np.arange(1, n + 1))
+    liver = lab == 1 + int(np.argmax(sizes))
+    near = ndimage.distance_transform_edt(~liver, sampling=sp) <= LIVER_CLOSE_MM        # dilation ...
+    closed = ndimage.distance_transform_edt(near, sampling=sp) > LIVER_CLOSE_MM          # ... then erosion
+    for k in range(closed.shape[0]):
+        closed[k] = ndimage.binary_fill_holes(closed[k])
+    small = ndimage.distance_transform_edt(~closed, sampling=sp) <= FOCUS_GROW_MM
+    full = np.repeat(np.repeat(np.repeat(small, step, 0), step, 1), step, 2)
+    return full[:volume.array.shape[0], :volume.array.shape[1], :volume.array.shape[2]]
+
+
+def focus_features(fixed: Volume, mask: np.ndarray) -> Volume:
+    """``fixed`` (an LC2 intensity volume) with its structure kept inside ``mask`` only: outside
+    it fades (over a blur of ``FOCUS_BLUR_MM``) to its own blur, so patches there have nothing to
+    explain and do not pull the pose (e.g. the body wall and ribs, which do not follow the liver
+    between two breath-holds)."""
+    sig = FOCUS_BLUR_MM / np.asarray(fixed.spacing, float)[::-1]
+    a = np.asarray(fixed.array, np.float32)
+    w = ndimage.gaussian_filter(mask.astype(np.float32), sig / 2)
+    out = w * a + (1.0 - w) * ndimage.gaussian_filter(a, sig)
+    return fixed.with_array(out.astype(np.float32), lc2_focus="liver")

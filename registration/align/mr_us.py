@@ -24,11 +24,12 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import as_matrix
 from registration.spatial.volume import Volume
 
-from .image_features import lc2_intensity_volume
+from .image_features import focus_features, lc2_intensity_volume, liver_focus_mask
 from .registration_result import ProgressFn, RegistrationResult
 from .result_document import result_document
 from .uncertainty import RADIUS_95_PER_RMS, hit_probability, total_error_mm
@@ -41,16 +42,23 @@ _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "poi
 
 def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progress: Optional[ProgressFn] = None,
                       targets: Optional[dict] = None, seed: int = 0, n_starts: int = 4,
-                      breathing: str = "detect", breath_hold: str = "expiration", **options) -> RegistrationResult:
+                      breathing: str = "detect", breath_hold: str = "expiration", focus: str = "none",
+                      **options) -> RegistrationResult:
     """Refine ``init_reference_to_mr`` (4x4, Reference mm -> MR LPS mm) by LC2 on the MR's features.
 
-    ``targets``: ``{name: {"point": MR LPS mm, "radius_mm": R}}`` for the error report. Other
+    ``targets``: ``{name: {"point": MR LPS mm, "radius_mm": R}}`` for the error report. ``focus``:
+    "none", or "liver" (a hepatobiliary-phase MR: LC2 explains the US by the liver's features only,
+    :func:`~registration.align.image_features.liver_focus_mask`). Other
     keyword ``options`` go to :func:`~registration.align.intensity_registration.register_sweep`.
     The returned result's ``reference_to_ct`` is Reference -> MR. Raises InputError when the
     sweep does not overlap the MR under the start, CancelledError when ``progress`` says so."""
     from .intensity_registration import register_sweep
 
     fixed = lc2_intensity_volume(mr, "MR")
+    if focus == "liver":
+        fixed = focus_features(fixed, liver_focus_mask(mr))
+    elif focus != "none":
+        raise InputError(f"unknown focus '{focus}'", fix="use none or liver")
     init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
     if is_volume_stack(sweep):      # the slices of a 3D US volume: each frame's own imaged region
         sweep = mark_unimaged(sweep)
