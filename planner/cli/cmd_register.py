@@ -59,6 +59,8 @@ def add_parser(sub):
     p.add_argument("--mr-series", metavar="UID", help="with --mr: the series of a DICOM folder to use")
     p.add_argument("--mr-to-ct", metavar="MR_TO_CT.json", help="with --mr: 'ctus align' result; adds reference_to_ct")
     p.add_argument("--n4", action="store_true", help="with --mr: N4 bias-field correction first")
+    p.add_argument("--mr-focus", choices=["none", "liver"], default="none",
+                   help="with --mr: 'liver' explains the US by the liver's features only (hepatobiliary phase)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p

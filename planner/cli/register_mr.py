@@ -1,6 +1,6 @@
 """``ctus register --mr MR``: the MR instead of the CT (called by :mod:`planner.cli.cmd_register`).
 
-    ctus register --mr MR [--mr-series UID] [--n4] --sweep SWEEP [--calibration X]
+    ctus register --mr MR [--mr-series UID] [--n4] [--mr-focus none|liver] --sweep SWEEP [--calibration X]
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
                   [--targets T.json] [--labels MR_LABELS [--label-names N]] [--mr-to-ct MR_TO_CT.json]
 
@@ -131,7 +131,8 @@ def run_mr(args, rep, *, read_targets, print_summary) -> int:
         sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage("registering (lc2 on the MR)")
     res = register_mr_sweep(mr, sweep, init, progress=rep, seed=args.seed, n_starts=max(1, int(args.starts)),
-                            targets=targets, breathing=args.breathing, breath_hold=args.breath_hold)
+                            targets=targets, breathing=args.breathing, breath_hold=args.breath_hold,
+                            focus=getattr(args, "mr_focus", "none"))
     doc = mr_result_document(res, mr_path=args.mr, sweep_path=args.sweep, calibration_path=args.calibration,
                              init_source="landmarks" if landmark_result is not None else "init",
                              init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets,
