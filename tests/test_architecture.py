@@ -67,3 +67,16 @@ def test_no_long_functions_in_the_engine():
                     if n > 80 and not lines[first - 2].strip().startswith("# long:"):
                         long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, "functions over 80 lines without a '# long:' reason: " + "; ".join(long)
+
+
+def test_tests_do_not_import_each_other():
+    """Shared test code lives in helper modules (tests/_helpers.py, _gui_helpers.py, ...) or
+    fixtures, never in another test module: a test file can be read, run and deleted alone."""
+    offenders = []
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name} imports {n}" for n in names
+                          if n.split(".")[-1].startswith("test_") or n.startswith("tests.test_")]
+    assert not offenders, offenders
