@@ -1,0 +1,96 @@
+"""The demo MR (issue 18): what ctus sample writes, the MR-only lesion, MR -> CT and MR -> sweep on it, its plan."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from planner.cli.main import main
+from registration.io.ct_io import load_ct
+from registration.io.labelmap_io import load_labels
+from registration.io.mr_io import load_mr
+from registration.spatial.transforms import apply, invert, rigid_matrix
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def case(demo_case):
+    truth = json.loads((demo_case / "truth.json").read_text())
+    return demo_case, truth
+
+
+def _mean_in_sphere(vol, centre, radius_mm):
+    lo = np.floor(vol.lps_to_index(np.asarray(centre) - radius_mm)).astype(int)
+    hi = np.ceil(vol.lps_to_index(np.asarray(centre) + radius_mm)).astype(int) + 1
+    kk, jj, ii = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo[::-1], hi[::-1])], indexing="ij")
+    p = vol.index_to_lps(np.stack([ii, jj, kk], -1).reshape(-1, 3).astype(float))
+    inside = np.linalg.norm(p - np.asarray(centre), axis=1) <= radius_mm
+    return float(vol.array[kk.ravel()[inside], jj.ravel()[inside], ii.ravel()[inside]].mean())
+
+
+def test_demo_mr_files_and_the_lesion_only_the_mr_shows(case):
+    d, truth = case
+    mr_truth = truth["mr"]
+    mr_nii = load_mr(d / mr_truth["files"]["nifti"])
+    mr_dcm = load_mr(d / mr_truth["files"]["dicom"])
+    assert mr_dcm.metadata["mr_phase"] == "hepatobiliary" and mr_dcm.metadata["weighting"] == "T1"
+    np.testing.assert_array_equal(mr_nii.array, mr_dcm.array)
+    np.testing.assert_allclose(mr_dcm.origin, mr_nii.origin, atol=1e-3)
+    only = mr_truth["mr_only_lesion"]
+    ct = load_ct(d / "ct_portal.nrrd")
+    labels = load_labels(d / "labels.nrrd", d / "label_names.json", reference=ct)
+    c_ct = np.asarray(only["centroid_ct"])
+    # not in the CT labels: the liver all around it
+    ijk = np.rint(labels.lps_to_index(c_ct)).astype(int)
+    assert labels.array[ijk[2], ijk[1], ijk[0]] == labels.names["liver"]
+    assert only["name"] not in labels.names
+    # not on the CT: the same HU as the liver around it (within the CT noise)
+    inside, ring = _mean_in_sphere(ct, c_ct, 3.0), _mean_in_sphere(ct, c_ct, 12.0)
+    assert abs(inside - ring) < 8.0
+    # on the MR: much darker than the liver around it
+    c_mr = np.asarray(only["centroid_mr"])
+    assert _mean_in_sphere(mr_nii, c_mr, 2.5) < 0.6 * _mean_in_sphere(mr_nii, c_mr, 12.0)
+    # the truth's rigid fit is close at every lesion (the deformation is small there)
+    assert max(les["rigid_fit_residual_mm"] for les in mr_truth["lesions"]) < 1.0
+
+
+def test_align_on_the_demo_within_2_mm_at_the_lesions(case, tmp_path):
+    d, truth = case
+    out = tmp_path / "mr_to_ct.json"
+    assert main(["align", "--fixed", str(d / "ct_portal.nrrd"), "--moving", str(d / "mr_hbp.nii.gz"),
+                 "--fixed-labels", str(d / "labels.nrrd"), "--label-names", str(d / "label_names.json"),
+                 "--out", str(out), "--tfm"]) == 0
+    doc = json.loads(out.read_text())
+    m = np.asarray(doc["mr_to_ct"])
+    pts = truth["mr"]["lesions"] + [truth["mr"]["mr_only_lesion"]]
+    err = [np.linalg.norm(apply(m, les["centroid_mr"]) - np.asarray(les["centroid_ct"])) for les in pts]
+    assert max(err) <= 2.0, err
+    est = {t["name"]: t for t in doc["targets"]}
+    covered = [e <= est[les["name"]]["tre_95_mm"] for les, e in zip(pts, err) if les["name"] in est]
+    assert np.mean(covered) >= 0.8
+    assert doc["verdict"] in ("good", "check")
+
+
+def test_register_mr_to_a_demo_sweep_from_8_mm(case, tmp_path):
+    d, truth = case
+    mr_truth = truth["mr"]
+    start = rigid_matrix([2.0, -3.0, 1.0, 5.0, -4.0, 4.0], center=mr_truth["mr_only_lesion"]["centroid_mr"])
+    init = start @ np.asarray(mr_truth["reference_to_mr"])
+    (tmp_path / "init.json").write_text(json.dumps({"reference_to_mr": init.tolist()}))
+    targets = {"targets": [{"name": les["name"], "point": les["centroid_mr"], "radius_mm": les["diameter_mm"] / 2}
+                           for les in mr_truth["lesions"] + [mr_truth["mr_only_lesion"]]]}
+    (tmp_path / "t.json").write_text(json.dumps(targets))
+    out = tmp_path / "result.json"
+    assert main(["register", "--mr", str(d / "mr_hbp.nii.gz"), "--sweep", str(d / "sweep_survey.igs.mha"),
+                 "--calibration", str(d / truth["ultrasound"]["config"]), "--init", str(tmp_path / "init.json"),
+                 "--targets", str(tmp_path / "t.json"), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["fixed_modality"] == "MR" and "reference_to_ct" not in doc
+    m = np.asarray(doc["reference_to_mr"])
+    ref_to_ct = np.asarray(truth["reference_to_ct"])
+    only = mr_truth["mr_only_lesion"]
+    p_ref = apply(invert(ref_to_ct), only["centroid_ct"])
+    assert np.linalg.norm(apply(m, p_ref) - np.asarray(only["centroid_mr"])) < 2.0
+    assert doc["verdict"] in ("good", "check")
