@@ -1,7 +1,7 @@
 """MRI on the demo case: MR -> sweep (LC2 on the MR's features) and MR -> CT (Mattes MI), against the truth.
 
     .venv/bin/python benchmarks/mri.py [--trials 20] [--quick] [--seed 1] [--case DIR] [--json OUT.json]
-                                       [--skip-us] [--skip-ct] [--no-ct-baseline] [--focus none|liver]
+                                       [--skip-us] [--skip-ct] [--no-ct-baseline] [--focus none|liver] [--plan]
 
 MR -> sweep: per trial a random start about the liver centroid (|t| uniform
 5-20 mm, angle 0-10 deg about a random axis, as benchmarks/registration.py)
@@ -15,6 +15,13 @@ and p90 TRE (RMS over the targets), median time, verdicts, "good" verdicts
 that succeeded, and the fraction of targets inside the predicted 95 % radius.
 The CT with the same starts runs beside it as the baseline (ratios in the same
 run).
+
+Plan (``--plan``): the CLI chain on the demo, ``ctus align`` -> ``ctus register
+--ct`` and ``ctus register --mr --mr-to-ct`` (the survey sweep, both from the
+same 8 mm / 7 deg start) -> ``ctus plan --mr ... --mr-lesions`` (a click at the
+MR-only lesion's true MR centroid) with each registration: the MR-only lesion's
+CT position error, size, MR -> CT error, the TRE the plan uses, the total
+error and the hit probability.
 
 MR -> CT: ``register_mr_to_ct`` from the header start with the CT's liver label
 as focus, and without labels (body focus), with TRE at each lesion and the
@@ -167,6 +174,56 @@ def run_ct(ct, labels, mr, truth, log):
     return out
 
 
+def run_plan(d, truth, log) -> dict:
+    """The CLI chain of ``--plan`` (module docstring); {registration kind: MR-only lesion row}."""
+    import tempfile
+
+    from planner.cli.main import main as ctus
+    from registration.spatial.transforms import rigid_matrix
+    tmp = Path(tempfile.mkdtemp(prefix="ctus-mri-plan-"))
+    mr_truth, only = truth["mr"], truth["mr"]["mr_only_lesion"]
+    ct_args = ["--fixed-labels", str(d / "labels.nrrd"), "--label-names", str(d / "label_names.json")]
+    t0 = time.perf_counter()
+    assert ctus(["align", "--fixed", str(d / "ct_portal.nrrd"), "--moving", str(d / "mr_hbp.nii.gz"), *ct_args,
+                 "--out", str(tmp / "mr_to_ct.json")]) == 0
+    log(f"plan chain: align {time.perf_counter() - t0:.0f} s")
+    start = rigid_matrix([4.0, -3.0, 4.0, 5.0, -4.0, 4.0], center=only["centroid_ct"])
+    init_ct = start @ np.asarray(truth["reference_to_ct"])
+    init_mr = invert(np.asarray(mr_truth["mr_to_ct_rigid_liver"])) @ init_ct
+    (tmp / "init_ct.json").write_text(json.dumps({"reference_to_ct": init_ct.tolist()}))
+    (tmp / "init_mr.json").write_text(json.dumps({"reference_to_mr": init_mr.tolist()}))
+    (tmp / "seeds.json").write_text(json.dumps({"lesions": [{"name": only["name"], "point": only["centroid_mr"]}]}))
+    sweep = ["--sweep", str(d / "sweep_survey.igs.mha"), "--calibration", str(d / truth["ultrasound"]["config"])]
+    t0 = time.perf_counter()
+    assert ctus(["register", "--ct", str(d / "ct_portal.nrrd"), *sweep, "--init", str(tmp / "init_ct.json"),
+                 "--out", str(tmp / "reg_ct.json")]) == 0
+    t1 = time.perf_counter()
+    assert ctus(["register", "--mr", str(d / "mr_hbp.nii.gz"), *sweep, "--init", str(tmp / "init_mr.json"),
+                 "--mr-to-ct", str(tmp / "mr_to_ct.json"), "--out", str(tmp / "reg_mr.json")]) == 0
+    log(f"plan chain: register --ct {t1 - t0:.0f} s, --mr {time.perf_counter() - t1:.0f} s")
+    p_ref = apply(invert(np.asarray(truth["reference_to_ct"])), only["centroid_ct"])
+    out = {}
+    for kind in ("ct", "mr"):
+        reg = json.loads((tmp / f"reg_{kind}.json").read_text())
+        true_err = float(np.linalg.norm(apply(np.asarray(reg["reference_to_ct"]), p_ref) - only["centroid_ct"]))
+        assert ctus(["plan", "--ct", str(d / "ct_portal.nrrd"), "--labels", str(d / "labels.nrrd"),
+                     "--label-names", str(d / "label_names.json"), "--sweep", str(d / "sweep_survey.igs.mha"),
+                     "--registration", str(tmp / f"reg_{kind}.json"), "--mr", str(d / "mr_hbp.nii.gz"),
+                     "--mr-to-ct", str(tmp / "mr_to_ct.json"), "--mr-lesions", str(tmp / "seeds.json"),
+                     "--lesion", only["name"], "--out", str(tmp / f"plan_{kind}")]) == 0
+        plan = json.loads((tmp / f"plan_{kind}" / "plan.json").read_text())
+        row = next(r for r in plan["lesions"] if r["name"] == only["name"])
+        fusion = row["visibility"].get("fusion") or {}
+        pos_err = float(np.linalg.norm(np.asarray(row["centroid_ct"]) - only["centroid_ct"]))
+        out[kind] = {"seen_on": row["seen_on"], "diameter_mm": row["diameter_mm"], "ct_position_error_mm": pos_err,
+                     "mr_ct_error_est_mm": row["mr"]["mr_ct_error_mm"], "registration_verdict": reg["verdict"],
+                     "true_registration_error_at_lesion_mm": true_err, "plan_tre_mm": fusion.get("tre_rms_mm"),
+                     "total_error_mm": fusion.get("total_error_mm"), "hit_probability": fusion.get("hit_probability"),
+                     "guidance": (row.get("recommendation") or {}).get("guidance")}
+        log(f"plan with register --{kind}: " + ", ".join(f"{k} {v}" for k, v in out[kind].items()))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=20)
@@ -178,6 +235,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-ct", action="store_true")
     ap.add_argument("--no-ct-baseline", action="store_true", help="MR -> sweep only (no CT run beside it)")
     ap.add_argument("--focus", choices=["none", "liver"], default="none", help="MR -> sweep focus (docs/mri.md)")
+    ap.add_argument("--plan", action="store_true", help="also the CLI chain align -> register -> plan")
     args = ap.parse_args(argv)
 
     def log(s):
@@ -203,6 +261,8 @@ def main(argv=None) -> int:
         result.update(rows=rows, summaries=sums)
     if not args.skip_ct:
         result["mr_ct"] = run_ct(ct, labels, mr, truth, log)
+    if args.plan:
+        result["plan"] = run_plan(d, truth, log)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))
     return 0
