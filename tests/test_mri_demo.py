@@ -141,3 +141,7 @@ def test_the_mr_only_lesion_planned_on_the_ct_with_its_hit_probability(case, ali
     assert fusion["tre_rms_mm"] == pytest.approx(own, abs=0.01)
     assert fusion["hit_probability"] is not None and 0.0 < fusion["hit_probability"] <= 1.0
     assert row["mr"]["mr_ct_error_mm"] is not None and row["mr"]["mr_ct_error_mm"] < 3.0
+    # the plan folder's label map (what ctus guide and ctus pacs send read) holds the MR lesion
+    kept = load_labels(out / "labels.nrrd", out / "labels.names.json")
+    ijk = np.rint(kept.lps_to_index(only["centroid_ct"])).astype(int)
+    assert kept.array[ijk[2], ijk[1], ijk[0]] == kept.names[only["name"]]
