@@ -55,3 +55,15 @@ def test_register_refuses_a_ct_given_as_mr(tmp_path, capsys, shared_data):
                "--init", str(tmp_path / "init.json"), "--out", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
     assert rc == 2 and "looks like a CT" in err and "--ct" in err
+
+
+def test_an_mr_registration_is_at_best_check_with_the_reason():
+    from registration.align.assessment import Assessment, TargetEstimate
+    from registration.align.mr_us import MR_VERDICT_REASON, cap_mr_verdict
+    a = Assessment("good", ["LC2 0.2 -> 0.3"], [TargetEstimate("lesion_1", tre_registration_mm=1.0, verdict="good"),
+                                               TargetEstimate("far", verdict="poor", why=["far"])], None, 0.0)
+    cap_mr_verdict(a)
+    assert a.verdict == "check" and a.reasons[-1] == MR_VERDICT_REASON
+    assert a.targets[0].verdict == "check" and a.targets[0].why == [MR_VERDICT_REASON]
+    assert a.targets[0].tre_registration_mm == 1.0                    # the estimate is kept
+    assert a.targets[1].verdict == "poor" and a.targets[1].why == ["far"]

@@ -54,4 +54,5 @@ def test_mr_to_real_ultrasound_of_another_person_is_never_good(demo_case, sweep_
                  "--init", str(tmp_path / "init.json"), "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["fixed_modality"] == "MR"
-    assert doc["verdict"] in ("check", "poor"), doc["verdict"]
+    # poor by the estimate itself (the starts disagree), not only by the MR cap at "check"
+    assert doc["verdict"] == "poor", (doc["verdict"], doc["uncertainty"]["reasons"])

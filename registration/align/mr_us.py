@@ -14,6 +14,15 @@ so an MR result cannot be mistaken for a CT one. With the MR -> CT transform of
 ``ctus align`` the same document also carries ``reference_to_ct``
 (``= mr_to_ct @ reference_to_mr``) and that transform's own error.
 
+Verdict: at best "check" (:data:`MR_BEST_VERDICT`, a heuristic). The MR and
+the ultrasound are recorded in different sessions, so the liver has moved
+against the body wall and ribs between them (another breath-hold, another
+position); a rigid result can then settle, with every start agreeing and a
+sharp optimum, on the wall instead of the liver. The estimate (Laplace + start
+spread) cannot see that: on the demo MR a lesion_3 sweep was called "good"
+with 8.2 mm RMS error (benchmarks/results/mri.md). The per-target TRE and hit
+probability are kept; only the word is capped, with the reason.
+
 Entry points a GUI worker calls (progress ``(fraction, message)``, returning
 False cancels): :func:`register_mr_sweep`, then :func:`mr_result_document`.
 """
@@ -34,6 +43,12 @@ from .registration_result import ProgressFn, RegistrationResult
 from .result_document import result_document
 from .uncertainty import RADIUS_95_PER_RMS, hit_probability, total_error_mm
 from .volume_sweep import is_volume_stack, mark_unimaged
+
+#: The best verdict an MR -> ultrasound registration gets (heuristic, docs/clinical_evidence.md 11).
+MR_BEST_VERDICT = "check"
+MR_VERDICT_REASON = ("MR and ultrasound come from different sessions: a shift of the liver against the body wall "
+                     "between them is not in this estimate (a rigid result can align the wall and miss the liver); "
+                     "check the overlay at the lesion")
 
 #: RESULT.json keys renamed for an MR result (the fixed image's frame is the MR's).
 _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "point_ct": "point_mr",
@@ -62,8 +77,23 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
     init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
     if is_volume_stack(sweep):      # the slices of a 3D US volume: each frame's own imaged region
         sweep = mark_unimaged(sweep)
-    return register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
-                          targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
+    res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
+                         targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
+    cap_mr_verdict(res.uncertainty)
+    return res
+
+
+def cap_mr_verdict(assessment) -> None:
+    """"good" -> :data:`MR_BEST_VERDICT` overall and per target, with the reason (module docstring)."""
+    if assessment is None:
+        return
+    if assessment.verdict == "good":
+        assessment.verdict = MR_BEST_VERDICT
+        assessment.reasons.append(MR_VERDICT_REASON)
+    for row in assessment.targets:
+        if row.verdict == "good":
+            row.verdict = MR_BEST_VERDICT
+            row.why.append(MR_VERDICT_REASON)
 
 
 def _renamed(obj):
