@@ -12,7 +12,8 @@ ctus pacs send) and, when registered, DIR/reference_to_ct.tfm. ``--target`` is a
 Prints the case recommendation and one line per lesion: its guidance (with
 its condition when the advice is conditional), the safe US/CT paths, the
 predicted B-mode visibility and the registration TRE fusion would need, and
-for a lesion without a safe path the least-risk path's violations (UNSAFE).
+for a lesion without a safe path the least-risk path's violations (UNSAFE) and
+the other rejected paths that came closest, each with the rules it breaks.
 """
 from __future__ import annotations
 
@@ -179,9 +180,24 @@ def lesion_summary(les: dict) -> str:
     line = "; ".join(parts)
     if unsafe:
         line += "\n    least-risk path UNSAFE: " + "; ".join(v["text"] for v in unsafe[0]["violations"])
+    line += rejected_lines(les.get("rejected_candidates") or [])
     nxt = [r for r, c in zip(rec["reasons"], rec.get("reason_codes", [])) if c == "next_best_lesion"]
     if nxt:
         line += f"\n    {nxt[0]}"
     if les.get("no_us_path_reason"):
         line += f"\n    no US path: {les['no_us_path_reason']}"
     return line
+
+
+def rejected_lines(rejected: list) -> str:
+    """The other rejected paths that came closest (plan.json ``rejected_candidates``), one line each
+    with every rule it breaks and its margin: why the lesion has no safe path, checkable by a person."""
+    from planner.paths.rejected import candidate_label, rule_text
+    if not rejected:
+        return ""
+    lines = ["\n    other rejected paths, closest first (none is a plan):"]
+    for n, r in enumerate(rejected):
+        e = r["entry_ct"]
+        lines.append(f"\n      {candidate_label(n)}: {r['length_mm']:.0f} mm from entry ({e[0]:.1f}, {e[1]:.1f}, "
+                     f"{e[2]:.1f}): " + "; ".join(rule_text(v) for v in r["violations"]))
+    return "".join(lines)
