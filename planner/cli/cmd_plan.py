@@ -65,6 +65,8 @@ def add_parser(sub):
     p.add_argument("--include-patient-id", action="store_true",
                    help="keep the patient id in the report (de-identified by default)")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF report")
+    from . import plan_mr  # issue 18: lesions seen on an MR
+    plan_mr.add_options(p)
     return p
 
 
@@ -126,12 +128,15 @@ def run(args) -> int:
         from registration.io.sequence_io import load_sweep
         reference_to_ct, registration = load_registration(args.registration)
         sweep = load_sweep(args.sweep)
+    from . import plan_mr  # issue 18: MR lesions on the CT grid, their MR -> CT error in the registration rows
+    labels, registration, mr_import = plan_mr.prepare(args, ct, labels, registration)
     constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge,
                               patient_position=args.patient_position, max_gantry_tilt_deg=args.max_gantry_tilt_deg)
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
                        registration=registration, lesion=args.lesion, target_lps=target,
                        guidance=args.guidance, constraints=constraints, n_directions=args.directions,
                        labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
+    plan_mr.finish(result, mr_import)
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
                             sweep=sweep, labels=labels)

@@ -32,7 +32,10 @@ def add_parser(sub):
     """The ``register`` sub-command and its options."""
     p = sub.add_parser("register", help="register the CT to a tracked ultrasound sweep (LC2 or MI)",
                        description=__doc__)
-    p.add_argument("--ct", required=True, help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
+    fixed = p.add_mutually_exclusive_group(required=True)
+    fixed.add_argument("--ct", help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
+    fixed.add_argument("--mr", help="MR instead of a CT (docs/mri.md): DICOM folder or 3D image file; "
+                                    "RESULT.json then holds reference_to_mr")
     p.add_argument("--sweep", required=True, help="tracked sweep (.igs.mha, .mha, .mhd, .seq.nrrd)")
     p.add_argument("--calibration", metavar="PLUS_CONFIG.xml", help="PLUS device-set config with ImageToProbe")
     start = p.add_mutually_exclusive_group(required=True)
@@ -53,6 +56,11 @@ def add_parser(sub):
                         "frames at the CT's breath-hold phase")
     p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
                    help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
+    p.add_argument("--mr-series", metavar="UID", help="with --mr: the series of a DICOM folder to use")
+    p.add_argument("--mr-to-ct", metavar="MR_TO_CT.json", help="with --mr: 'ctus align' result; adds reference_to_ct")
+    p.add_argument("--n4", action="store_true", help="with --mr: N4 bias-field correction first")
+    p.add_argument("--mr-focus", choices=["none", "liver"], default="none",
+                   help="with --mr: 'liver' explains the US by the liver's features only (hepatobiliary phase)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p
@@ -152,6 +160,9 @@ def run(args) -> int:
     if os.path.isdir(out):
         raise InputError("is a folder", path=out, fix="give a file name such as result.json")
     rep = _Reporter(args.json_progress)
+    if args.mr:  # issue 18: the MR instead of the CT
+        from .register_mr import run_mr
+        return run_mr(args, rep, read_targets=read_targets, print_summary=_print_summary)
     # Cheap inputs first, so a bad file fails before seconds of loading.
     landmark_result = None
     if args.landmarks:
@@ -162,6 +173,8 @@ def run(args) -> int:
     targets = read_targets(args.targets) if args.targets else {}
     rep.stage("loading CT")
     ct = load_ct(args.ct)
+    from .register_mr import refuse_mr_as_ct
+    refuse_mr_as_ct(ct, args.ct)
     if args.labels:
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
     elif args.label_names:
