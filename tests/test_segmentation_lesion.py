@@ -218,31 +218,83 @@ class _Lesion:
 
 def test_compose_labels_layers_and_values():
     shape = (4, 5, 6)
-    anatomy = np.zeros(shape, np.uint8)
+    anatomy = np.ones(shape, np.uint8)                 # body
     anatomy[:, :, :3] = 2                              # liver
-    anatomy[:, :, 3:] = 6                              # bone
-    auto = LabelMap(anatomy, names={"liver": 2, "bone": 6})
+    anatomy[:, :, 4:] = 6                              # bone
+    anatomy[2, 3, 1] = 10                              # a vessel inside the liver
+    anatomy[3, 0, 0] = 10                              # ... where the import has its portal vein
+    auto = LabelMap(anatomy, names={"body": 1, "liver": 2, "bone": 6, "liver_vessel": 10})
     imp = np.zeros(shape, np.uint8)
-    imp[:, :, :2] = 1                                  # TotalSegmentator's liver (smaller)
-    imp[0, 0, 5] = 3                                   # something the anatomy does not have
-    imported = LabelMap(imp, names={"liver": 1, "autochthon_left": 3})
+    imp[:, :, :2] = 1                                  # TotalSegmentator's liver (smaller, vessels included)
+    imp[0, 0, 3] = 3                                   # something the anatomy does not have
+    imp[3, 0, 0] = 4
+    imported = LabelMap(imp, names={"liver": 1, "autochthon_left": 3, "portal_vein": 4})
     a = np.zeros(shape, bool)
     a[1, 1, 1] = a[3, 4, 4] = True
     b = np.zeros(shape, bool)
     b[1, 1, 1] = b[2, 2, 0] = True
     labels, sources, warnings = compose_labels(auto, [_Lesion("lesion_1", a), _Lesion("met_2", b)],
                                                imported=imported)
-    assert labels.names["lesion_1"] == LESION_FIRST_VALUE and labels.names["met_2"] == LESION_FIRST_VALUE + 1
-    assert labels.names["liver"] == 2 and labels.names["bone"] == 6
-    assert labels.names["autochthon_left"] < LESION_FIRST_VALUE
-    assert sources == {"liver": "imported", "bone": "automatic", "autochthon_left": "imported",
-                       "lesion_1": "lesion", "met_2": "lesion"}
-    assert np.count_nonzero(labels.array == 2) == np.count_nonzero(imp == 1) - 2   # imported liver minus lesions
-    assert labels.array[1, 1, 1] == LESION_FIRST_VALUE + 1 and warnings == ["met_2 overlaps lesion_1; met_2 wins there"]
-    assert labels.array[3, 4, 4] == LESION_FIRST_VALUE and labels.array[0, 0, 5] == labels.names["autochthon_left"]
+    names = labels.names
+    assert names["lesion_1"] == LESION_FIRST_VALUE and names["met_2"] == LESION_FIRST_VALUE + 1
+    assert (names["body"], names["liver"], names["bone"], names["liver_vessel"]) == (1, 2, 6, 10)
+    assert names["autochthon_left"] < LESION_FIRST_VALUE
+    assert sources == {"body": "automatic", "liver": "imported", "bone": "automatic", "liver_vessel": "automatic",
+                       "autochthon_left": "imported", "portal_vein": "imported", "lesion_1": "lesion",
+                       "met_2": "lesion"}
+    arr = labels.array
+    assert arr[2, 3, 1] == 10                          # the automatic vessel stays on top of the imported liver
+    assert arr[3, 0, 0] == names["portal_vein"]        # but not on top of an imported vessel
+    assert arr[0, 0, 2] == 1                           # automatic liver replaced: body shows through
+    assert arr[0, 0, 3] == names["autochthon_left"] and arr[0, 0, 5] == 6
+    assert np.count_nonzero(arr == 2) == np.count_nonzero(imp == 1) - 1 - 2        # minus vessel, 2 lesion voxels
+    assert arr[1, 1, 1] == LESION_FIRST_VALUE + 1 and warnings == ["met_2 overlaps lesion_1; met_2 wins there"]
+    assert arr[3, 4, 4] == LESION_FIRST_VALUE
     _, _, warnings = compose_labels(auto, [_Lesion("lesion_1", b), _Lesion("lesion_2", b)])
     assert "lesion_1 lies entirely under later lesions" in warnings[-1]
     with pytest.raises(InputError, match="already anatomy structure names"):
         compose_labels(auto, [_Lesion("liver", a)])
     with pytest.raises(InputError, match="repeat"):
         compose_labels(auto, [_Lesion("lesion_1", a), _Lesion("lesion_1", b)])
+
+
+# --------------------------------------------------------------------------- a real CT
+#: Clicks on the real CT crlm-1004 (CT LPS mm), found by reading its slices: the only focal
+#: liver findings in this 205 mm section at 5 mm slices.
+CRLM_SEEDS = {
+    "hypo_focus": (-107.4, 35.1, -270.0),      # 4-5 mm hypodense focus, posterior right lobe (slices 21-22)
+    "dense_focus": (-89.0, -4.0, -215.0),      # punctate ~230 HU focus under the dome (slice 32): calcification
+}
+GALLBLADDER_LPS = (-52.4, -48.6, -315.0)       # bile, ~20 HU, under the liver
+
+
+@pytest.fixture(scope="module")
+def crlm():
+    import os
+    from pathlib import Path
+
+    from planner.segmentation.pipeline import segment_anatomy
+    from registration.io.ct_io import load_ct
+    data = Path(os.environ.get("CTUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    folder = data / "ct" / "crlm-1004" / "dicom"
+    if not folder.exists():
+        pytest.skip(f"real data not available: {folder}")
+    ct = load_ct(folder)
+    return ct, segment_anatomy(ct)
+
+
+@pytest.mark.slow
+def test_real_ct_foci_from_clicks(crlm):
+    ct, anatomy = crlm
+    bone = anatomy.labels.array == anatomy.names["bone"]
+    hypo = grow_lesion(ct, CRLM_SEEDS["hypo_focus"], anatomy.liver_region, name="lesion_1", bone=bone)
+    dense = grow_lesion(ct, CRLM_SEEDS["dense_focus"], anatomy.liver_region, name="lesion_2", bone=bone)
+    print(f"\nhypo focus: {hypo.summary()}\ndense focus: {dense.summary()}")
+    assert hypo.kind == "hypo" and -40.0 < hypo.contrast_hu < -10.0
+    assert 5.0 < hypo.diameter_mm < 12.0 and hypo.volume_ml < 0.6
+    assert dense.kind == "hyper" and dense.mean_hu > 150.0 and 3.0 < dense.diameter_mm < 8.0
+    for les in (hypo, dense):
+        assert les.mask[tuple(np.rint(ct.lps_to_index(les.seed_lps)).astype(int)[::-1])]
+        assert np.linalg.norm(np.subtract(les.centroid_lps, les.seed_lps)) < 5.0
+    with pytest.raises(InputError, match="outside the liver"):
+        grow_lesion(ct, GALLBLADDER_LPS, anatomy.liver_region, name="lesion_3", bone=bone)

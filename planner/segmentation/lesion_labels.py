@@ -3,12 +3,18 @@
 Everything is on the CT grid (arrays ``[k, j, i]``). The layers are painted in
 this order, later ones winning where they overlap:
 
-1. the automatic anatomy (:func:`planner.segmentation.pipeline.segment_anatomy`),
-   minus the structures the next layer provides;
+1. the automatic ``body`` (:func:`planner.segmentation.pipeline.segment_anatomy`),
+   the container of everything else: every voxel of the automatic anatomy,
+   so an automatic structure replaced by a smaller imported one leaves body,
+   not background, behind;
 2. imported structures (e.g. TotalSegmentator's, mapped to the standard names),
    which replace same-named automatic ones: a model trained on thousands of
    CTs is preferred to the classical rules where both exist;
-3. the lesions, in the order given, with values 21, 22, ... (DESIGN: one label
+3. the other automatic structures the import does not have, where the import
+   has nothing or has the organ that contains them (:data:`CONTAINED_IN`:
+   liver vessels inside its liver, bowel gas inside its bowel); elsewhere
+   the imported structure wins;
+4. the lesions, in the order given, with values 21, 22, ... (DESIGN: one label
    per lesion; the anatomy keeps the values below 21).
 
 Anatomy values below 21 are kept; other structures take the free values below
@@ -26,6 +32,9 @@ from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
 
 LESION_FIRST_VALUE = 21
+#: automatic structure -> imported organs it may be painted over (it lies inside them)
+CONTAINED_IN = {"liver_vessel": ("liver",), "hepatic_vein": ("liver",), "portal_vein": ("liver",),
+                "bowel_gas": ("bowel",)}
 
 
 def _values(anatomy_names: Dict[str, int], other_names: Sequence[str], n_lesions: int) -> Dict[str, int]:
@@ -75,16 +84,24 @@ def compose_labels(anatomy: Optional[LabelMap], lesions: Sequence, *,
     top = max(list(values.values()) + [LESION_FIRST_VALUE + len(lesions)])
     out = np.zeros(shape, np.uint8 if top < 256 else np.uint16)
     sources: Dict[str, str] = {}
-    for lm, source, skip in ((anatomy, "automatic", set(imported_names)), (imported, "imported", set())):
-        if lm is None:
-            continue
-        lut = np.zeros(int(lm.array.max()) + 1 if lm.array.size else 1, out.dtype)
-        for name, value in lm.names.items():
-            if name not in skip and value < len(lut):
-                lut[value] = values[name]
-                sources[name] = source
-        painted = lut[lm.array]
+    auto = [n for n in anatomy_names if n not in imported_names]
+    if "body" in auto:
+        out[anatomy.array > 0] = values["body"]
+        sources["body"] = "automatic"
+    if imported is not None:
+        lut = np.zeros(int(imported.array.max()) + 1 if imported.array.size else 1, out.dtype)
+        for name, value in imported.names.items():
+            lut[value] = values[name]
+            sources[name] = "imported"
+        painted = lut[imported.array]
         np.copyto(out, painted, where=painted > 0)
+    for name in (n for n in auto if n != "body"):
+        voxels = anatomy.array == anatomy.names[name]
+        if imported is not None:
+            containers = [imported.names[c] for c in CONTAINED_IN.get(name, ()) if c in imported.names]
+            voxels &= (imported.array == 0) | np.isin(imported.array, containers)
+        out[voxels] = values[name]
+        sources[name] = "automatic"
     warnings: List[str] = []
     lesion_values: Dict[str, int] = {}
     for n, les in enumerate(lesions):
