@@ -1,0 +1,180 @@
+"""The steps of :func:`planner.segmentation.pipeline.segment_anatomy`, on one shared state.
+
+Each step reads what earlier ones found and adds its masks to :class:`State`;
+all arrays are in the canonical index order of :mod:`.orient` (``*_w`` on
+the working grid, the rest on the CT grid).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from registration.spatial.volume import Volume
+
+from .body import segment_body
+from .bone import ABOVE_VESSEL_HU, CORTEX_HU, LOW_CORTEX_HU, cortex_seeds, segment_bone
+from .spine import spine_outline
+from .checks import check_enhancement, check_field_of_view, check_liver
+from .gas import air_components, bowel_gas
+from .great_vessels import great_vessels
+from .grid import WorkGrid
+from .heart import heart_block
+from .liver import find_liver, liver_region, local_mean, tissue_intensities
+from .liver_refine import refine_liver, smooth_hu
+from .lungs import lung_labels, lung_region
+from .morphology import bbox, dilate_mm, erode_mm, margin_vox
+from .vessel_split import split_vessels
+from .vessels import HILUM_MM, follow_portal_system, liver_vessels, refine_tube, vessel_threshold
+
+SKIN_AWAY_MM = 4.0       # the liver keeps off the skin (partial volume of the body wall)
+AWAY_FROM_MM = 2.0       # ... and off bone and air
+
+
+@dataclass
+class State:
+    ct: Volume
+    grid: WorkGrid
+    path: object
+    warnings: List[str]
+    seed_lps: Optional[np.ndarray] = None
+    masks: Dict[str, np.ndarray] = field(default_factory=dict)
+    measures: Dict[str, float] = field(default_factory=dict)
+    inten: object = None
+    liver_region: Optional[np.ndarray] = None
+    vessel_method: str = ""
+    spine_axis: Optional[np.ndarray] = None
+
+    @property
+    def spacing(self):
+        return self.ct.spacing
+
+
+def body_and_cortex(st: State) -> None:
+    g = st.grid
+    trunk, patient = segment_body(g, path=st.path)
+    st.warnings += check_field_of_view(trunk)
+    seeds, lumen = cortex_seeds(st.ct.array, patient, st.spacing)
+    st.masks.update(trunk=trunk, patient=patient, cortex=seeds, lumen=lumen)
+    st.masks["trunk_w"] = g.mask_from_ct(trunk)
+    st.masks["cortex_w"] = g.mask_from_ct(seeds, fraction=0.15)
+    st.masks["hull_w"], st.spine_axis = spine_outline(g.hu, st.masks["cortex_w"], st.masks["trunk_w"],
+                                                      g.spacing)
+
+
+def intensities_and_great_vessels(st: State) -> None:
+    g, m = st.grid, st.masks
+    seed_kji = None if st.seed_lps is None else tuple(g.lps_to_kji(st.seed_lps))
+    inten = tissue_intensities(g.hu, m["trunk_w"], m["cortex_w"] | m["hull_w"], g.spacing, seed_kji)
+    if inten is None:
+        check_liver(None, m["trunk_w"], np.zeros_like(m["trunk_w"]), g.spacing, st.path)
+    st.inten = inten
+    aorta_w, ivc_w, aorta_hu = great_vessels(g.hu, m["cortex_w"], m["hull_w"], st.spine_axis,
+                                             m["trunk_w"], inten.mode_hu, g.spacing)
+    st.measures.update(liver_hu=inten.mode_hu, liver_sd_hu=round(inten.sd_hu, 1),
+                       muscle_hu=inten.muscle_hu)
+    if aorta_hu is not None:
+        st.measures["aorta_hu"] = round(aorta_hu, 1)
+    check_enhancement(inten.mode_hu, inten.muscle_hu, aorta_hu, st.path)
+    m["aorta"] = refine_tube(g, aorta_w, inten.mode_hu, None)
+    m["ivc"] = refine_tube(g, ivc_w, inten.mode_hu, None, exclude=m["aorta"])
+    m["aorta_w"], m["ivc_w"] = aorta_w, ivc_w
+    if not m["aorta"].any():
+        st.warnings.append("aorta not found (no enhanced round tube beside the spine)")
+    if not m["ivc"].any():
+        st.warnings.append("IVC not found: it is not brighter than the liver in this phase "
+                           "(or not in view); it may lie inside the liver label")
+
+
+def bone_and_air(st: State) -> None:
+    g, m = st.grid, st.masks
+    hull = g.mask_to_ct(m["hull_w"])
+    vessels = m["aorta"] | m["ivc"] | m["lumen"]
+    # with the enhanced blood's HU known, fainter cortex (thin ribs, old bone) can seed too
+    blood = st.measures.get("aorta_hu", CORTEX_HU)
+    low = max(LOW_CORTEX_HU, blood + ABOVE_VESSEL_HU)
+    seeds = m["cortex"]
+    if low < CORTEX_HU:
+        extra, lumen = cortex_seeds(st.ct.array, m["patient"] & ~vessels, st.spacing, low)
+        seeds = seeds | extra
+        vessels |= lumen
+    m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing)
+    lab, comps = air_components(st.ct.array, m["trunk"], m["bone"], st.spacing)
+    lung_ids = lung_labels(lab, comps, st.spacing)
+    m["lung"] = lung_region(lab, lung_ids, st.spacing) & ~m["bone"]
+    m["bowel_gas"] = bowel_gas(lab, comps, lung_ids)
+    m["air_w"] = g.mask_from_ct(lab > 0, fraction=0.3) | g.mask_from_ct(m["lung"], fraction=0.3)
+    m["lung_w"] = g.mask_from_ct(m["lung"], fraction=0.3)
+    m["bone_w"] = g.mask_from_ct(m["bone"], fraction=0.3)
+
+
+def liver_step(st: State) -> None:
+    g, m, inten = st.grid, st.masks, st.inten
+    sp = g.spacing
+    blocked = dilate_mm(m["bone_w"] | m["air_w"], sp, AWAY_FROM_MM) | m["aorta_w"]
+    blocked |= heart_block(g.hu, m["trunk_w"], m["lung_w"], inten.mode_hu, sp)
+    allowed = erode_mm(m["trunk_w"], sp, SKIN_AWAY_MM, pad=False) & ~blocked
+    seed_kji = None if st.seed_lps is None else tuple(g.lps_to_kji(st.seed_lps))
+    par = find_liver(g.hu, inten, allowed, m["trunk_w"], sp, seed_kji)
+    st.warnings += check_liver(par, m["trunk_w"], m["lung_w"], sp, st.path)
+    region_w = liver_region(par, g.hu, sp) & ~m["air_w"]
+    mean_w = local_mean(par, g.hu, sp)
+    m["liver_mean_w"], m["liver_w"] = mean_w, region_w
+    liver_ct = refine_liver(g, region_w, par, mean_w, inten)
+    liver_ct &= ~(m["bone"] | m["lung"] | m["bowel_gas"] | m["aorta"])
+    st.liver_region = liver_ct
+    st.measures["liver_ml"] = round(float(liver_ct.sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
+
+
+def vessel_step(st: State, arterial: Optional[Volume]) -> None:
+    g, m, inten = st.grid, st.masks, st.inten
+    sp = st.spacing
+    box = bbox(st.liver_region, margin_vox(HILUM_MM + 2.0, sp))
+    hs = smooth_hu(st.ct.array[box], sp)
+    mean = g.values_to_ct(np.where(np.isfinite(m["liver_mean_w"]), m["liver_mean_w"],
+                                   inten.mode_hu), inten.mode_hu)[box]
+    liver_c = st.liver_region[box]
+    blocked = m["bone"][box] | m["aorta"][box] | m["lung"][box] | m["bowel_gas"][box]
+    ves = np.zeros(st.ct.array.shape, bool)
+    ves[box] = liver_vessels(hs, liver_c, vessel_threshold(mean, inten.sd_hu), blocked, sp)
+    ves &= ~m["ivc"]
+    # the portal system outside the liver, on the working grid
+    thr_out = inten.mode_hu + max(2.5 * inten.sd_hu, 25.0)
+    start_w = g.mask_from_ct(ves & ~st.liver_region, fraction=0.3)
+    block_w = dilate_mm(m["bone_w"] | m["aorta_w"] | m["ivc_w"] | m["air_w"], g.spacing, 2.0) | \
+        erode_mm(m["liver_w"], g.spacing, 2.0)
+    outside_w = follow_portal_system(g.hu, start_w, thr_out, block_w, g.spacing) & ~m["liver_w"]
+    outside = refine_tube(g, outside_w, inten.mode_hu, None,
+                          exclude=m["bone"] | m["aorta"] | m["ivc"] | st.liver_region)
+    art = None
+    if arterial is not None:
+        art = smooth_hu(_on_grid(arterial, st.ct)[box], sp)
+    split = split_vessels(ves[box], liver_c, m["ivc"][box], sp, art)
+    st.vessel_method = split.method
+    for name, part in (("portal_vein", split.portal), ("hepatic_vein", split.hepatic),
+                       ("liver_vessel", split.undetermined)):
+        full = np.zeros(st.ct.array.shape, bool)
+        full[box] = part
+        m[name] = full
+    if m["portal_vein"].any() or not m["liver_vessel"].any():
+        m["portal_vein"] |= outside
+    else:
+        m["liver_vessel"] |= outside
+    if m["liver_vessel"].any():
+        st.warnings.append(f"portal and hepatic veins not told apart ({split.method}): "
+                           "labelled liver_vessel")
+
+
+def _on_grid(vol: Volume, ref: Volume) -> np.ndarray:
+    """``vol``'s HU on ``ref``'s grid by physical position (linear; -1000 outside)."""
+    if vol.same_grid(ref):
+        return vol.array.astype(np.float32)
+    img = vol.to_sitk()
+    dst = sitk.Image([int(s) for s in ref.shape_ijk], sitk.sitkUInt8)
+    dst.SetSpacing(tuple(map(float, ref.spacing)))
+    dst.SetOrigin(tuple(map(float, ref.origin)))
+    dst.SetDirection(tuple(map(float, ref.direction.reshape(-1))))
+    out = sitk.Resample(sitk.Cast(img, sitk.sitkFloat32), dst, sitk.Transform(), sitk.sitkLinear, -1000.0)
+    return sitk.GetArrayFromImage(out)
