@@ -223,3 +223,25 @@ def test_totalsegmentator_as_anatomy(tmp_path, capsys, shared_data):
     sources = {r["name"]: r["source"] for r in doc["structures"]}
     assert sources["liver"] == "imported" and sources["portal_vein"] == "imported" and sources["bone"] == "imported"
     assert sources.get("autochthon_left") == "imported"                  # unknown names kept
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_with_the_automatic_anatomy(tmp_path, capsys, demo_case, truth):
+    """The real pipeline: automatic anatomy, then every demo lesion from a click at its centre,
+    grown inside the automatic liver region."""
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
+    out = tmp_path / "seg"
+    code, stdout, err = _run(["--ct", demo_case / "ct_portal.nrrd", "--arterial", demo_case / "ct_arterial.nrrd",
+                              "--lesions", _seeds_file(tmp_path, truth), "--out", out], capsys)
+    assert code == 0, err
+    ct = load_ct(demo_case / "ct_portal.nrrd")
+    labels = load_labels(out / "labels.nrrd")                   # names from the sidecar labels.names.json
+    true = load_labels(demo_case / "labels.nrrd", demo_case / "label_names.json", reference=ct)
+    print()
+    for les in truth["lesions"]:
+        dice = _dice(labels.mask(les["name"]), true.mask(les["name"]))
+        print(f"{les['name']} ({les['diameter_mm']} mm): Dice {dice:.3f}")
+        if les["diameter_mm"] >= 9.0:
+            assert dice >= 0.75, les["name"]
+    assert {"body", "liver", "bone", "lung"} <= set(labels.names)
