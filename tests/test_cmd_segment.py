@@ -154,9 +154,9 @@ def test_demo_lesions_written_under_their_names(tmp_path, capsys, demo_case, tru
     from registration.io.labelmap_io import load_labels
     seeds = _seeds_file(tmp_path, truth, names={"lesion_1", "lesion_2", "lesion_6"})
     out = tmp_path / "seg"
+    click_5 = "lesion_5=" + ",".join(map(str, truth["lesions"][4]["centroid_lps"]))
     code, stdout, err = _run(["--ct", demo_case / "ct_portal.nrrd", "--arterial", demo_case / "ct_arterial.nrrd",
-                              "--lesions", seeds, "--lesion", f"lesion_5={','.join(map(str, truth['lesions'][4]['centroid_lps']))}",
-                              "--out", out], capsys)
+                              "--lesions", seeds, "--lesion", click_5, "--out", out], capsys)
     assert code == 0, err
     assert "ctus segment: [" in err                                 # progress on stderr
     assert sorted(os.listdir(out)) == ["label_names.json", "labels.names.json", "labels.nrrd",
@@ -245,3 +245,21 @@ def test_demo_end_to_end_with_the_automatic_anatomy(tmp_path, capsys, demo_case,
         if les["diameter_mm"] >= 9.0:
             assert dice >= 0.75, les["name"]
     assert {"body", "liver", "bone", "lung"} <= set(labels.names)
+
+
+def test_totalsegmentator_alone_when_the_automatic_anatomy_refuses_the_ct(tmp_path, capsys, shared_data,
+                                                                          monkeypatch):
+    import planner.segmentation.pipeline as pipeline
+
+    def refuses(ct, **kwargs):
+        raise InputError("no contrast in the aorta", path=kwargs.get("path"), fix="give a contrast CT")
+    monkeypatch.setattr(pipeline, "segment_anatomy", refuses)
+    folder = shared_data("ct", "abdomen-20slice")
+    code, _, err = _run(["--ct", folder / "dicom", "--out", tmp_path / "a"], capsys)
+    assert code == 2 and "no contrast in the aorta" in _error_line(err)
+    code, stdout, err = _run(["--ct", folder / "dicom", "--totalsegmentator", folder / "labels.nii.gz",
+                              "--out", tmp_path / "b"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "b" / "segmentation.json").read_text())
+    assert {r["source"] for r in doc["structures"]} == {"imported"}
+    assert any("TotalSegmentator structures are used alone" in w for w in doc["warnings"])

@@ -105,12 +105,13 @@ def _anatomy(ct, arterial, ts_path, progress, timings, warnings):
     t = time.perf_counter()
     try:
         result = segment_anatomy(ct, arterial=arterial, progress=progress, path=ct.metadata.get("source"))
-    except (InputError, CancelledError):
+    except CancelledError:
         raise
-    except ProjectError as exc:
+    except ProjectError as exc:               # InputError included: a CT the automatic method refuses
         if imported is None:
             raise
-        warnings.append(f"automatic anatomy failed ({exc}); the TotalSegmentator structures are used alone")
+        warnings.append(f"automatic anatomy not available ({exc}); the TotalSegmentator structures are used "
+                        "alone")
         return None, imported
     timings["anatomy_s"] = time.perf_counter() - t
     prefix = "automatic anatomy: " if imported is not None else ""
