@@ -57,9 +57,9 @@ def segment_body(grid: WorkGrid, *, path=None) -> Tuple[np.ndarray, np.ndarray]:
     limbs = (lab > 1) & (lab <= int(np.sum(sizes >= LIMB_FRACTION * sizes[0])))
     dense_ct = grid.ct.array > BODY_HU
     one = float(max(sp[:2]))
-    trunk_ct = fill_holes_2d(dense_ct & grid.mask_to_ct(dilate_mm(trunk, sp, one)))
+    trunk_ct = fill_holes_2d(dense_ct & grid.zone_to_ct(dilate_mm(trunk, sp, one)))
     if limbs.any():
-        patient_ct = trunk_ct | fill_holes_2d(dense_ct & grid.mask_to_ct(dilate_mm(limbs, sp, one)))
+        patient_ct = trunk_ct | fill_holes_2d(dense_ct & grid.zone_to_ct(dilate_mm(limbs, sp, one)))
     else:
         patient_ct = trunk_ct
     return trunk_ct, patient_ct

@@ -11,9 +11,10 @@ marrow can be below 150 HU. What differs is shape and texture:
   plateau: its HU spread is the image noise plus mixing.
 
 Stage 1 (:func:`cortex_seeds`): voxels above :data:`CORTEX_HU`; a seed
-component counts as bone unless it is thick (a ball of radius
-:data:`LUMEN_MIN_RADIUS_MM` fits inside) *and* homogeneous (50th to 90th HU
-percentile spread below :data:`LUMEN_MAX_SPREAD_HU`): that is a lumen.
+component counts as bone unless the region above :data:`SUPPORT_HU` holding
+it is thick (a ball of radius :data:`LUMEN_MIN_RADIUS_MM` fits inside) *and*
+homogeneous (50th to 90th HU percentile spread below
+:data:`LUMEN_MAX_SPREAD_HU`): that is a lumen.
 
 Stage 2 (:func:`segment_bone`), once the aorta and IVC are known: seeds grow
 at most :data:`GROW_MM` into voxels above :data:`GROW_HU` (the
@@ -33,7 +34,6 @@ Thresholds are heuristics measured on the project's CTs (docs/segmentation.md).
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 from scipy import ndimage
 
 from .morphology import bbox, depth_mm, fill_holes_2d
@@ -54,21 +54,28 @@ MIN_SEED_ML = 0.02
 MIN_BONE_ML = 0.05
 LUMEN_MIN_RADIUS_MM = 5.0
 LUMEN_MAX_SPREAD_HU = 80.0
+SUPPORT_HU = 200.0
 
 
 def _is_lumen(hu_box: np.ndarray, comp: np.ndarray, spacing) -> bool:
     """Thick and homogeneous: a contrast-filled lumen, not bone."""
     if comp.sum() * float(np.prod(spacing)) < 4.0 / 3.0 * np.pi * LUMEN_MIN_RADIUS_MM ** 3:
         return False                      # too small to hold the ball: not thick
-    depth = depth_mm(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
-    if depth.max() < LUMEN_MIN_RADIUS_MM:
-        return False
     p50, p90 = np.percentile(hu_box[comp], [50, 90])
-    return bool(p90 - p50 < LUMEN_MAX_SPREAD_HU)
+    if p90 - p50 >= LUMEN_MAX_SPREAD_HU:
+        return False                      # heterogeneous: cortex and marrow
+    depth = depth_mm(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
+    return bool(depth.max() >= LUMEN_MIN_RADIUS_MM)
 
 
 def cortex_seeds(hu: np.ndarray, patient: np.ndarray, spacing, threshold_hu: float = CORTEX_HU) -> tuple:
-    """(seeds, lumens): bone voxels above ``threshold_hu``, and the thick homogeneous lumens rejected."""
+    """(seeds, lumens): bone voxels above ``threshold_hu``, and the thick homogeneous lumens rejected.
+
+    The lumen test looks at each seed component's *support*, the region above
+    :data:`SUPPORT_HU` that holds it: a lumen near the seed threshold breaks
+    into noisy specks there, but its support is one solid plateau; a bone's
+    support mixes cortex and marrow.
+    """
     vox_ml = float(np.prod(spacing)) / 1000.0
     seeds = np.zeros(hu.shape, bool)
     lumen = np.zeros(hu.shape, bool)
@@ -76,29 +83,39 @@ def cortex_seeds(hu: np.ndarray, patient: np.ndarray, spacing, threshold_hu: flo
     if box is None:
         return seeds, lumen
     h = hu[box]
-    dense = (h >= threshold_hu) & patient[box]
+    inside = patient[box]
+    dense = (h >= threshold_hu) & inside
     lab, n = ndimage.label(dense, np.ones((3, 3, 3), bool))
+    sup, _ = ndimage.label((h >= min(SUPPORT_HU, threshold_hu)) & inside, np.ones((3, 3, 3), bool))
+    sup_boxes = ndimage.find_objects(sup)
+    verdict = {}
     keep = np.zeros(n + 1, bool)
-    lum = np.zeros(n + 1, bool)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     for c, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sizes[c] * vox_ml < MIN_SEED_ML:
             continue
-        if _is_lumen(h[sl], lab[sl] == c, spacing):
-            lum[c] = True
-        else:
-            keep[c] = True
+        s_id = int(sup[sl][lab[sl] == c][0])
+        if s_id not in verdict:
+            ssl = sup_boxes[s_id - 1]
+            verdict[s_id] = _is_lumen(h[ssl], sup[ssl] == s_id, spacing)
+        keep[c] = not verdict[s_id]
+    lum_ids = [s for s, v in verdict.items() if v]
     seeds[box] = keep[lab]
-    lumen[box] = lum[lab]
+    if lum_ids:
+        table = np.zeros(int(sup.max()) + 1, bool)
+        table[lum_ids] = True
+        lumen[box] = table[sup]
     return seeds, lumen
 
 
 def _close_slices(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
-    """Per-slice closing with a disk: bridges gaps in a cortical ring narrower than 2 * radius."""
-    r = [max(1, int(round(radius_mm / s))) for s in spacing[:2]] + [0]
-    img = sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(mask.astype(np.uint8)), r,
-                                          sitk.sitkBall, 1, True)
-    return sitk.GetArrayFromImage(img).astype(bool) | mask
+    """Per-slice closing (4-connected steps): bridges gaps in a cortical ring of about 2 * radius."""
+    r = max(1, int(round(radius_mm / float(min(spacing[:2])))))
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndimage.generate_binary_structure(2, 1)
+    padded = np.pad(mask, ((0, 0), (r, r), (r, r)))
+    closed = ndimage.binary_closing(padded, st, iterations=r)[:, r:-r, r:-r]
+    return closed | mask
 
 
 def _fill_marrow(mask: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from typing import List
 import numpy as np
 from scipy import ndimage
 
-from .morphology import distance_to_mm, margin_vox
 
 AIR_HU = -400.0
 SKIN_MARGIN_MM = 2.0
@@ -53,11 +52,11 @@ def inner_body(trunk: np.ndarray, spacing, margin_mm: float = SKIN_MARGIN_MM) ->
     return ndimage.binary_erosion(trunk, st, iterations=steps)
 
 
-def air_components(hu: np.ndarray, trunk: np.ndarray, bone: np.ndarray, spacing) -> tuple:
+def air_components(hu: np.ndarray, trunk: np.ndarray, near_bone: np.ndarray, spacing) -> tuple:
     """(labels int32 ``[k, j, i]``, [AirComponent]) of the air inside the trunk.
 
-    Arrays in the canonical order of :mod:`planner.segmentation.orient`
-    (+j posterior, +k superior).
+    ``near_bone``: voxels within :data:`RIB_NEAR_MM` of bone. Arrays in the
+    canonical order of :mod:`planner.segmentation.orient` (+j posterior, +k superior).
     """
     air = (hu < AIR_HU) & inner_body(trunk, spacing)
     lab, n = ndimage.label(air)
@@ -85,20 +84,8 @@ def air_components(hu: np.ndarray, trunk: np.ndarray, bone: np.ndarray, spacing)
             label=c, volume_ml=size * vox_ml, core_hu=core_hu,
             touches_top=box[0].stop == lab.shape[0],
             posterior_fraction=float(post),
-            near_bone=_near_bone(m, box, bone, spacing), box=box))
+            near_bone=bool(near_bone[box][m].any()), box=box))
     return lab, out
-
-
-def _near_bone(comp: np.ndarray, box: tuple, bone: np.ndarray, spacing) -> bool:
-    """Whether bone lies within :data:`RIB_NEAR_MM` of the component (on a crop around it)."""
-    grow = margin_vox(RIB_NEAR_MM, spacing)
-    big = tuple(slice(max(0, s.start - g), min(n, s.stop + g)) for s, g, n in zip(box, grow, bone.shape))
-    b = bone[big]
-    if not b.any():
-        return False
-    m = np.zeros(b.shape, bool)
-    m[tuple(slice(s.start - bb.start, s.stop - bb.start) for s, bb in zip(box, big))] = comp
-    return bool((distance_to_mm(b, spacing)[m] <= RIB_NEAR_MM).any())
 
 
 def bowel_gas(lab: np.ndarray, components: List[AirComponent], lung_labels) -> np.ndarray:

@@ -56,20 +56,32 @@ def _window(shape_ji, axis_row, window_mm, spacing) -> Tuple[slice, slice]:
             slice(max(0, i0), max(0, min(shape_ji[1], i1))))
 
 
-def _candidates(sub: np.ndarray, samp, min_radius_mm: float) -> list:
-    """Up to :data:`MAX_CANDIDATES` lumen centres in a window: (j, i, radius mm), deepest first.
+def _candidates(sub: np.ndarray, inner: Tuple[slice, slice], samp, min_radius_mm: float) -> list:
+    """Up to :data:`MAX_CANDIDATES` lumen centres inside ``inner`` of a region: (j, i, radius mm).
 
-    Regions thicker than :data:`MAX_RADIUS_MM` anywhere are organs and give no centre.
+    ``sub`` extends :data:`MAX_RADIUS_MM` beyond the search window so that an
+    organ cut by the window is seen whole; regions thicker than
+    :data:`MAX_RADIUS_MM` anywhere are organs and give no centre. Centres are
+    taken deepest first, each one's disk suppressing the peaks inside it.
     """
     depth = ndimage.distance_transform_edt(sub, sampling=samp)
     lab, n = ndimage.label(sub)
     too_thick = np.zeros(n + 1, bool)
     too_thick[1:] = np.asarray(ndimage.maximum(depth, lab, np.arange(1, n + 1))) > MAX_RADIUS_MM
     depth[too_thick[lab]] = 0.0          # an organ (liver, heart), not a vessel
-    peaks = (depth >= min_radius_mm) & (depth == ndimage.maximum_filter(depth, size=5))
+    window = np.zeros(sub.shape, bool)
+    window[inner] = True
+    peaks = window & (depth >= min_radius_mm) & (depth == ndimage.maximum_filter(depth, size=5))
     jj, ii = np.nonzero(peaks)
-    order = np.argsort(-depth[jj, ii])[:MAX_CANDIDATES]
-    return [(int(jj[n]), int(ii[n]), float(depth[jj[n], ii[n]])) for n in order]
+    out: list = []
+    for n_ in np.argsort(-depth[jj, ii]):
+        j, i, r = int(jj[n_]), int(ii[n_]), float(depth[jj[n_], ii[n_]])
+        if any(np.hypot((j - a) * samp[0], (i - b) * samp[1]) < rr for a, b, rr in out):
+            continue
+        out.append((j, i, r))
+        if len(out) == MAX_CANDIDATES:
+            break
+    return out
 
 
 def _best_track(cands: list, spacing) -> list:
@@ -125,11 +137,16 @@ def track_tube(bright: np.ndarray, axis: np.ndarray, window_mm, spacing,
     cand = bright if exclude is None else bright & ~exclude
     samp = (float(spacing[1]), float(spacing[0]))
     cands = []
+    (x0, x1), (y0, y1) = window_mm
+    grown = ((x0 - MAX_RADIUS_MM, x1 + MAX_RADIUS_MM), (y0 - MAX_RADIUS_MM, y1 + MAX_RADIUS_MM))
     for k in range(nk):
         wj, wi = _window(cand.shape[1:], axis[k], window_mm, spacing)
-        sub = np.pad(cand[k, wj, wi], 1)          # the window's edge is not lumen
-        cands.append([(j - 1 + wj.start, i - 1 + wi.start, r) for j, i, r in _candidates(sub, samp, min_radius_mm)]
-                     if sub.any() else [])
+        oj, oi = _window(cand.shape[1:], axis[k], grown, spacing)
+        sub = np.pad(cand[k, oj, oi], 1)          # beyond the image is not lumen
+        inner = (slice(wj.start - oj.start + 1, wj.stop - oj.start + 1),
+                 slice(wi.start - oi.start + 1, wi.stop - oi.start + 1))
+        found = _candidates(sub, inner, samp, min_radius_mm) if sub[inner].any() else []
+        cands.append([(j - 1 + oj.start, i - 1 + oi.start, r) for j, i, r in found])
     path = _best_track(cands, spacing)
     kept = [k for k in range(nk) if path[k] is not None]
     out = np.zeros(bright.shape, bool)

@@ -13,13 +13,14 @@ Geometry is SimpleITK's: arrays ``[k, j, i]``, spacing ``(i, j, k)`` mm, LPS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from registration.spatial.volume import Volume
 
-WORK_SPACING_MM = 2.0
+WORK_SPACING_MM = 2.2
 
 
 def _geometry_image(size_ijk, spacing, origin, direction) -> sitk.Image:
@@ -66,16 +67,51 @@ class WorkGrid:
     def _ct_ref(self) -> sitk.Image:
         return _geometry_image(self.ct.shape_ijk, self.ct.spacing, self.ct.origin, self.ct.direction)
 
-    def values_to_ct(self, values: np.ndarray, outside: float = 0.0) -> np.ndarray:
-        """Working-grid values on the CT grid (linear interpolation, float32)."""
-        img = sitk.GetImageFromArray(values.astype(np.float32, copy=False))
-        img.CopyInformation(self._ref())
-        return sitk.GetArrayFromImage(sitk.Resample(img, self._ct_ref(), sitk.Transform(),
-                                                    sitk.sitkLinear, float(outside)))
+    def ct_box(self, mask: np.ndarray, margin_mm: float = 0.0) -> Optional[tuple]:
+        """Slices ``[k, j, i]`` of the CT grid covering a working-grid mask's blocks plus a margin."""
+        idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+        if any(i.size == 0 for i in idx):
+            return None
+        sp_kji = np.asarray(self.ct.spacing, float)[::-1]
+        out = []
+        for ax, (i, f, n) in enumerate(zip(idx, self.factors, self.ct.array.shape)):
+            m = int(np.ceil(margin_mm / sp_kji[ax]))
+            out.append(slice(max(0, int(i[0]) * f - m), min(n, (int(i[-1]) + 1) * f + m)))
+        return tuple(out)
 
-    def mask_to_ct(self, mask: np.ndarray) -> np.ndarray:
-        """A working-grid mask on the CT grid (linear interpolation, >= 0.5)."""
-        return self.values_to_ct(mask.astype(np.float32)) >= 0.5
+    def values_to_ct(self, values: np.ndarray, outside: float = 0.0,
+                     box: Optional[tuple] = None) -> np.ndarray:
+        """Working-grid values on the CT grid, or on its crop ``box`` (linear interpolation, float32).
+
+        The working grid is padded by one block (edge values) first: the CT's
+        outermost voxel centres lie half a block beyond the outermost block
+        centres, where a linear interpolator would otherwise return ``outside``.
+        """
+        img = sitk.GetImageFromArray(np.pad(values.astype(np.float32, copy=False), 1, mode="edge"))
+        img.SetSpacing(tuple(float(x) for x in self.spacing))
+        img.SetOrigin(tuple(float(x) for x in self.origin - self.direction @ self.spacing))
+        img.SetDirection(tuple(float(d) for d in self.direction.reshape(-1)))
+        ref = self._ct_ref()
+        if box is not None:
+            start = [int(b.start) for b in box[::-1]]                      # (i, j, k)
+            size = [int(b.stop - b.start) for b in box[::-1]]
+            ref = _geometry_image(size, self.ct.spacing, self.ct.index_to_lps(np.array(start, float)),
+                                  self.ct.direction)
+        return sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear,
+                                                    float(outside)))
+
+    def mask_to_ct(self, mask: np.ndarray, box: Optional[tuple] = None) -> np.ndarray:
+        """A working-grid mask on the CT grid or its crop (linear interpolation, >= 0.5): smooth edges."""
+        return self.values_to_ct(mask.astype(np.float32), box=box) >= 0.5
+
+    def zone_to_ct(self, mask: np.ndarray) -> np.ndarray:
+        """A working-grid mask on the whole CT grid, block by block (nearest): for zones that
+        only restrict a full-resolution decision, where staircase edges do not matter."""
+        out = mask
+        for ax, f in enumerate(self.factors):
+            if f > 1:
+                out = np.repeat(out, f, axis=ax)
+        return np.ascontiguousarray(out[tuple(slice(0, n) for n in self.ct.array.shape)])
 
     def mask_from_ct(self, mask: np.ndarray, fraction: float = 0.5) -> np.ndarray:
         """Working voxels whose block is at least ``fraction`` covered by the CT-grid mask.

@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter1d
 
-from .morphology import (close_mm, dilate_mm, erode_mm, fill_holes_2d, fill_holes_3d,
+from .morphology import (close_mm, depth_mm, dilate_mm, erode_mm, fill_holes_2d, fill_holes_3d,
                          keep_components, label_components)
 
 SOFT_HU = (20.0, 250.0)      # where a liver's mode can lie, any contrast phase
@@ -110,10 +110,15 @@ def right_half(mask: np.ndarray) -> np.ndarray:
 
 
 def tissue_intensities(hu: np.ndarray, trunk: np.ndarray, bone: np.ndarray, spacing,
-                       seed_kji: Optional[tuple] = None) -> Optional[LiverIntensity]:
-    """Liver and muscle HU on the working grid (None when there is no soft tissue to measure)."""
-    shell = erode_mm(trunk, spacing, WALL_SHELL_MM[0], pad=False) & \
-        ~erode_mm(trunk, spacing, WALL_SHELL_MM[1], pad=False)
+                       seed_kji: Optional[tuple] = None,
+                       skin_depth: Optional[np.ndarray] = None) -> Optional[LiverIntensity]:
+    """Liver and muscle HU on the working grid (None when there is no soft tissue to measure).
+
+    ``skin_depth``: :func:`planner.segmentation.morphology.depth_mm` of the trunk, if known.
+    """
+    if skin_depth is None:
+        skin_depth = depth_mm(trunk, spacing)
+    shell = (skin_depth > WALL_SHELL_MM[0]) & (skin_depth <= WALL_SHELL_MM[1])
     wall = hu[shell & (hu > -20) & (hu < 150)]
     if wall.size < 500:
         return None
@@ -127,7 +132,7 @@ def tissue_intensities(hu: np.ndarray, trunk: np.ndarray, bone: np.ndarray, spac
             med = float(np.median(vals))
             mad = float(np.median(np.abs(vals - med))) * 1.4826
             return LiverIntensity(med, max(mad, 4.0), muscle, "around the click")
-    inner = erode_mm(trunk, spacing, WALL_MM, pad=False) & ~dilate_mm(bone, spacing, BONE_AWAY_MM)
+    inner = (skin_depth > WALL_MM) & ~dilate_mm(bone, spacing, BONE_AWAY_MM)
     region = inner & right_half(trunk) & (hu > SOFT_HU[0] - 40) & (hu < SOFT_HU[1] + 40)
     if region.sum() < 1000:
         return None

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from .grid import WorkGrid
 from .liver import LiverIntensity
-from .morphology import bbox, dilate_mm, erode_mm, fill_holes_2d, largest_component, margin_vox
+from .morphology import dilate_mm, erode_mm, fill_holes_2d, largest_component
 
 SMOOTH_MM = 0.8
 
@@ -30,21 +30,20 @@ def smooth_hu(a: np.ndarray, spacing) -> np.ndarray:
 
 
 def refine_liver(grid: WorkGrid, region_w: np.ndarray, parenchyma_w: np.ndarray,
-                 mean_w: np.ndarray, inten: LiverIntensity) -> np.ndarray:
-    """The liver region on the CT grid (bool ``[k, j, i]``, canonical order)."""
+                 mean_w: np.ndarray, inten: LiverIntensity, box: tuple, hs: np.ndarray) -> np.ndarray:
+    """The liver region on the CT grid (bool ``[k, j, i]``, canonical order).
+
+    ``box`` is a crop of the CT grid holding the coarse liver plus a working
+    voxel, ``hs`` the CT's HU smoothed by :func:`smooth_hu` on that crop.
+    """
     ct = grid.ct
     one = float(max(grid.spacing))
-    outer = grid.mask_to_ct(dilate_mm(region_w, grid.spacing, one))
-    box = bbox(outer, margin_vox(2.0, ct.spacing))
     out = np.zeros(ct.array.shape, bool)
-    if box is None:
-        return out
-    inner = grid.mask_to_ct(erode_mm(region_w, grid.spacing, one))[box]
-    extra = grid.mask_to_ct(region_w & ~parenchyma_w)[box]
+    outer = grid.mask_to_ct(dilate_mm(region_w, grid.spacing, one), box)
+    inner = grid.mask_to_ct(erode_mm(region_w, grid.spacing, one), box)
+    extra = grid.mask_to_ct(region_w & ~parenchyma_w, box)
     mean = np.where(np.isfinite(mean_w), mean_w, inten.mode_hu).astype(np.float32)
-    m = grid.values_to_ct(mean, inten.mode_hu)[box]
-    hs = smooth_hu(ct.array[box], ct.spacing)
+    m = grid.values_to_ct(mean, inten.mode_hu, box)
     band = (np.abs(hs - m) <= inten.half_width) & (hs >= inten.floor_hu)
-    liver = inner | extra | (outer[box] & band)
-    out[box] = largest_component(fill_holes_2d(liver))
+    out[box] = largest_component(fill_holes_2d(inner | extra | (outer & band)))
     return out

@@ -62,6 +62,10 @@ def lung_labels(lab: np.ndarray, components: List[AirComponent], spacing) -> Set
 def lung_region(lab: np.ndarray, labels: Set[int], spacing) -> np.ndarray:
     """The lung components with their vessels filled in: axial holes up to :data:`VESSEL_HOLE_MM2`
     (a lung ringing the heart or the liver dome on a slice does not swallow them)."""
+    out = np.zeros(lab.shape, bool)
     if not labels:
-        return np.zeros(lab.shape, bool)
-    return fill_small_holes_2d(keep_components(lab, sorted(labels)), VESSEL_HOLE_MM2, spacing)
+        return out
+    lung = keep_components(lab, sorted(labels))
+    box = bbox(lung, (0, 1, 1))
+    out[box] = fill_small_holes_2d(lung[box], VESSEL_HOLE_MM2, spacing)
+    return out

@@ -4,9 +4,9 @@ Every radius is in mm and respects anisotropic voxels: dilation, erosion,
 opening and closing threshold a Euclidean distance map (SimpleITK's
 multithreaded Maurer transform with the image spacing), so a "5 mm ball" is a
 5 mm ball whatever the slice thickness. Distances are from voxel centre to
-voxel centre. Erosion-based operations pad the mask by replicating its edge
-slices first, so a structure cut by the scan's top or bottom slice is not
-eroded from that side (the anatomy continues beyond the field of view).
+voxel centre. Beyond the image is never background, so a structure cut by
+the scan's top or bottom slice is not eroded from that side (the anatomy
+continues beyond the field of view).
 ``spacing`` is always ``(i, j, k)`` mm, like :class:`~registration.spatial.volume.Volume`.
 """
 from __future__ import annotations
@@ -50,10 +50,6 @@ def depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
     return out
 
 
-def _pad_width(radius_mm: float, spacing) -> list:
-    return [(int(np.ceil(radius_mm / s)) + 1,) * 2 for s in np.asarray(spacing, float)[::-1]]
-
-
 def dilate_mm(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     """Voxels within ``radius_mm`` of the mask."""
     if radius_mm <= 0:
@@ -62,14 +58,14 @@ def dilate_mm(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
 
 
 def erode_mm(mask: np.ndarray, spacing, radius_mm: float, *, pad: bool = True) -> np.ndarray:
-    """Voxels farther than ``radius_mm`` from every background voxel (edges replicated when ``pad``)."""
+    """Voxels farther than ``radius_mm`` from every background voxel of the image.
+
+    Beyond the image is not background: a structure cut by the scan's edge is
+    not eroded from that side (the anatomy continues beyond the field of
+    view). ``pad`` is accepted for callers and changes nothing.
+    """
     if radius_mm <= 0:
         return mask.copy()
-    if pad:
-        pw = _pad_width(radius_mm, spacing)
-        big = np.pad(mask, pw, mode="edge")
-        out = distance_to_mm(~big, spacing) > radius_mm
-        return out[tuple(slice(a, a + n) for (a, _), n in zip(pw, mask.shape))]
     return distance_to_mm(~mask, spacing) > radius_mm
 
 
@@ -82,11 +78,7 @@ def close_mm(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     """Closing by a ball: fills gaps and concavities narrower than ``2 * radius_mm``."""
     if radius_mm <= 0:
         return mask.copy()
-    pw = _pad_width(radius_mm, spacing)
-    big = np.pad(mask, pw, mode="edge")
-    grown = distance_to_mm(big, spacing) <= radius_mm
-    out = distance_to_mm(~grown, spacing) > radius_mm
-    return out[tuple(slice(a, a + n) for (a, _), n in zip(pw, mask.shape))] | mask
+    return erode_mm(dilate_mm(mask, spacing, radius_mm), spacing, radius_mm) | mask
 
 
 def label_components(mask: np.ndarray, full_connectivity: bool = False):

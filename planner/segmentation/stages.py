@@ -18,19 +18,20 @@ from .body import segment_body
 from .bone import ABOVE_VESSEL_HU, CORTEX_HU, LOW_CORTEX_HU, cortex_seeds, segment_bone
 from .spine import spine_outline
 from .checks import check_enhancement, check_field_of_view, check_liver
-from .gas import air_components, bowel_gas
+from .gas import RIB_NEAR_MM, air_components, bowel_gas
 from .great_vessels import great_vessels
 from .grid import WorkGrid
 from .heart import heart_block
 from .liver import find_liver, liver_region, local_mean, tissue_intensities
 from .liver_refine import refine_liver, smooth_hu
 from .lungs import lung_labels, lung_region
-from .morphology import bbox, dilate_mm, erode_mm, margin_vox
+from .morphology import depth_mm, dilate_mm, erode_mm
 from .vessel_split import split_vessels
-from .vessels import HILUM_MM, follow_portal_system, liver_vessels, refine_tube, vessel_threshold
+from .vessels import HILUM_MM, follow_portal_system, liver_vessels, refine_tube
 
 SKIN_AWAY_MM = 4.0       # the liver keeps off the skin (partial volume of the body wall)
 AWAY_FROM_MM = 2.0       # ... and off bone and air
+PORTAL_FRONT_MM = 5.0
 
 
 @dataclass
@@ -46,6 +47,8 @@ class State:
     liver_region: Optional[np.ndarray] = None
     vessel_method: str = ""
     spine_axis: Optional[np.ndarray] = None
+    box: Optional[tuple] = None           # CT crop around the liver and its hilum
+    hs: Optional[np.ndarray] = None       # smoothed HU on that crop
 
     @property
     def spacing(self):
@@ -67,7 +70,9 @@ def body_and_cortex(st: State) -> None:
 def intensities_and_great_vessels(st: State) -> None:
     g, m = st.grid, st.masks
     seed_kji = None if st.seed_lps is None else tuple(g.lps_to_kji(st.seed_lps))
-    inten = tissue_intensities(g.hu, m["trunk_w"], m["cortex_w"] | m["hull_w"], g.spacing, seed_kji)
+    m["skin_depth_w"] = depth_mm(m["trunk_w"], g.spacing)
+    inten = tissue_intensities(g.hu, m["trunk_w"], m["cortex_w"] | m["hull_w"], g.spacing, seed_kji,
+                               m["skin_depth_w"])
     if inten is None:
         check_liver(None, m["trunk_w"], np.zeros_like(m["trunk_w"]), g.spacing, st.path)
     st.inten = inten
@@ -90,7 +95,7 @@ def intensities_and_great_vessels(st: State) -> None:
 
 def bone_and_air(st: State) -> None:
     g, m = st.grid, st.masks
-    hull = g.mask_to_ct(m["hull_w"])
+    hull = g.zone_to_ct(m["hull_w"])
     vessels = m["aorta"] | m["ivc"] | m["lumen"]
     # with the enhanced blood's HU known, fainter cortex (thin ribs, old bone) can seed too
     blood = st.measures.get("aorta_hu", CORTEX_HU)
@@ -101,13 +106,14 @@ def bone_and_air(st: State) -> None:
         seeds = seeds | extra
         vessels |= lumen
     m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing)
-    lab, comps = air_components(st.ct.array, m["trunk"], m["bone"], st.spacing)
+    m["bone_w"] = g.mask_from_ct(m["bone"], fraction=0.3)
+    near_bone = g.zone_to_ct(dilate_mm(m["bone_w"], g.spacing, RIB_NEAR_MM))
+    lab, comps = air_components(st.ct.array, m["trunk"], near_bone, st.spacing)
     lung_ids = lung_labels(lab, comps, st.spacing)
     m["lung"] = lung_region(lab, lung_ids, st.spacing) & ~m["bone"]
     m["bowel_gas"] = bowel_gas(lab, comps, lung_ids)
     m["air_w"] = g.mask_from_ct(lab > 0, fraction=0.3) | g.mask_from_ct(m["lung"], fraction=0.3)
     m["lung_w"] = g.mask_from_ct(m["lung"], fraction=0.3)
-    m["bone_w"] = g.mask_from_ct(m["bone"], fraction=0.3)
 
 
 def liver_step(st: State) -> None:
@@ -115,14 +121,18 @@ def liver_step(st: State) -> None:
     sp = g.spacing
     blocked = dilate_mm(m["bone_w"] | m["air_w"], sp, AWAY_FROM_MM) | m["aorta_w"]
     blocked |= heart_block(g.hu, m["trunk_w"], m["lung_w"], inten.mode_hu, sp)
-    allowed = erode_mm(m["trunk_w"], sp, SKIN_AWAY_MM, pad=False) & ~blocked
+    allowed = (m["skin_depth_w"] > SKIN_AWAY_MM) & ~blocked
     seed_kji = None if st.seed_lps is None else tuple(g.lps_to_kji(st.seed_lps))
     par = find_liver(g.hu, inten, allowed, m["trunk_w"], sp, seed_kji)
     st.warnings += check_liver(par, m["trunk_w"], m["lung_w"], sp, st.path)
     region_w = liver_region(par, g.hu, sp) & ~m["air_w"]
     mean_w = local_mean(par, g.hu, sp)
     m["liver_mean_w"], m["liver_w"] = mean_w, region_w
-    liver_ct = refine_liver(g, region_w, par, mean_w, inten)
+    # one smoothed crop for the capsule and the vessels (the liver, its hilum and a voxel more)
+    m["zone_w"] = dilate_mm(region_w, sp, HILUM_MM)
+    st.box = g.ct_box(m["zone_w"], max(sp) + 2.0)
+    st.hs = smooth_hu(st.ct.array[st.box], st.spacing)
+    liver_ct = refine_liver(g, region_w, par, mean_w, inten, st.box, st.hs)
     liver_ct &= ~(m["bone"] | m["lung"] | m["bowel_gas"] | m["aorta"])
     st.liver_region = liver_ct
     st.measures["liver_ml"] = round(float(liver_ct.sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
@@ -131,20 +141,20 @@ def liver_step(st: State) -> None:
 def vessel_step(st: State, arterial: Optional[Volume]) -> None:
     g, m, inten = st.grid, st.masks, st.inten
     sp = st.spacing
-    box = bbox(st.liver_region, margin_vox(HILUM_MM + 2.0, sp))
-    hs = smooth_hu(st.ct.array[box], sp)
+    box, hs = st.box, st.hs
     mean = g.values_to_ct(np.where(np.isfinite(m["liver_mean_w"]), m["liver_mean_w"],
-                                   inten.mode_hu), inten.mode_hu)[box]
+                                   inten.mode_hu), inten.mode_hu, box)
     liver_c = st.liver_region[box]
+    zone = g.zone_to_ct(m["zone_w"])[box]
     blocked = m["bone"][box] | m["aorta"][box] | m["lung"][box] | m["bowel_gas"][box]
     ves = np.zeros(st.ct.array.shape, bool)
-    ves[box] = liver_vessels(hs, liver_c, vessel_threshold(mean, inten.sd_hu), blocked, sp)
-    ves &= ~m["ivc"]
+    ves[box] = liver_vessels(hs, liver_c, zone, mean, inten.sd_hu, blocked, sp)
+    ves &= ~dilate_mm(m["ivc"], sp, 1.0) if m["ivc"].any() else ~m["ivc"]
     # the portal system outside the liver, on the working grid
     thr_out = inten.mode_hu + max(2.5 * inten.sd_hu, 25.0)
     start_w = g.mask_from_ct(ves & ~st.liver_region, fraction=0.3)
     block_w = dilate_mm(m["bone_w"] | m["aorta_w"] | m["ivc_w"] | m["air_w"], g.spacing, 2.0) | \
-        erode_mm(m["liver_w"], g.spacing, 2.0)
+        erode_mm(m["liver_w"], g.spacing, 2.0) | ~_in_front_of_spine(st)
     outside_w = follow_portal_system(g.hu, start_w, thr_out, block_w, g.spacing) & ~m["liver_w"]
     outside = refine_tube(g, outside_w, inten.mode_hu, None,
                           exclude=m["bone"] | m["aorta"] | m["ivc"] | st.liver_region)
@@ -158,13 +168,21 @@ def vessel_step(st: State, arterial: Optional[Volume]) -> None:
         full = np.zeros(st.ct.array.shape, bool)
         full[box] = part
         m[name] = full
-    if m["portal_vein"].any() or not m["liver_vessel"].any():
-        m["portal_vein"] |= outside
-    else:
-        m["liver_vessel"] |= outside
+    # outside the liver, followed from the hilum in front of the spine: the portal system
+    m["portal_vein"] |= outside
     if m["liver_vessel"].any():
         st.warnings.append(f"portal and hepatic veins not told apart ({split.method}): "
                            "labelled liver_vessel")
+
+
+def _in_front_of_spine(st: State) -> np.ndarray:
+    """Working-grid voxels anterior to the vertebral bodies by :data:`PORTAL_FRONT_MM`: the
+    portal, splenic and mesenteric veins run there; the kidneys lie beside the spine."""
+    shape = st.grid.hu.shape
+    if st.spine_axis is None:
+        return np.ones(shape, bool)
+    limit = st.spine_axis[:, 1] - PORTAL_FRONT_MM / st.grid.spacing[1]
+    return np.broadcast_to((np.arange(shape[1])[None, :] < limit[:, None])[:, :, None], shape)
 
 
 def _on_grid(vol: Volume, ref: Volume) -> np.ndarray:

@@ -8,12 +8,19 @@ vessel voxel whose arterial HU exceeds the liver's arterial HU by
 majority vote removes isolated flips.
 
 Without it (anatomy): the two trees have different roots. The hepatic veins
-drain into the IVC near the dome; the portal vein enters at the hilum, from
-outside the liver. Each vessel voxel goes to the root it reaches at the lower
+drain into the IVC near the dome (root: vessels touching the IVC in the
+liver's cranial :data:`DOME_FRACTION`); the portal vein enters at the hilum,
+from outside the liver (root: vessels outside the liver, below that, away
+from the IVC). Each vessel voxel goes to the root it reaches at the lower
 geodesic cost through the vessel mask, where a step costs 1 / r^2 (r: the
 vessel's local radius in mm), so paths run along thick trunks and crossing
 between the trees through a thin contact is expensive (scikit-image
-``MCP_Geometric``). Without an IVC (not enhanced, not found) or without
+``MCP_Geometric``). The split is kept only when the two trees so found meet
+on few voxels (at most :data:`MAX_CONTACT_FRACTION` of the smaller one):
+trees that cross or run together on the CT cannot be told apart this way;
+and when each tree holds at least :data:`MIN_TREE_SHARE` of the vessels (the
+two venous trees of a liver are of comparable size: one swallowing the other
+means a root was cut off from its tree). Without an IVC (not enhanced, not found) or without
 vessels leaving the liver, the trees cannot be told apart and the caller
 labels them ``liver_vessel``.
 """
@@ -31,6 +38,9 @@ from .morphology import bbox, depth_mm, dilate_mm, margin_vox
 ARTERIAL_PORTAL_ABOVE_HU = 30.0
 IVC_TOUCH_MM = 4.0
 MIN_ROOT_VOXELS = 10
+MAX_CONTACT_FRACTION = 0.05
+MIN_TREE_SHARE = 0.25
+DOME_FRACTION = 0.35      # hepatic veins join the IVC in the cranial third of the liver
 
 
 @dataclass
@@ -58,9 +68,14 @@ def split_by_roots(vessels: np.ndarray, liver: np.ndarray, ivc: np.ndarray, spac
     empty = np.zeros_like(vessels)
     if not ivc.any():
         return VesselSplit(empty, empty.copy(), vessels.copy(), "no IVC found: hepatic veins have no root")
-    near_ivc = dilate_mm(ivc, spacing, IVC_TOUCH_MM)
-    hepatic_root = vessels & near_ivc
-    portal_root = vessels & ~liver & ~dilate_mm(ivc, spacing, 3.0 * IVC_TOUCH_MM)
+    ks = np.nonzero(liver.any(axis=(1, 2)))[0]
+    if ks.size == 0:
+        return VesselSplit(empty, empty.copy(), vessels.copy(), "no liver")
+    cut = ks[0] + (1.0 - DOME_FRACTION) * (ks[-1] - ks[0])
+    dome = np.zeros(vessels.shape, bool)
+    dome[int(np.ceil(cut)):] = True
+    hepatic_root = vessels & dilate_mm(ivc, spacing, IVC_TOUCH_MM) & dome
+    portal_root = vessels & ~liver & ~dome & ~dilate_mm(ivc, spacing, 3.0 * IVC_TOUCH_MM)
     if hepatic_root.sum() < MIN_ROOT_VOXELS or portal_root.sum() < MIN_ROOT_VOXELS:
         which = "IVC" if hepatic_root.sum() < MIN_ROOT_VOXELS else "hilum"
         return VesselSplit(empty, empty.copy(), vessels.copy(), f"no vessel reaches the {which}")
@@ -74,10 +89,26 @@ def split_by_roots(vessels: np.ndarray, liver: np.ndarray, ivc: np.ndarray, spac
         cum, _ = mcp.find_costs([tuple(p) for p in np.argwhere(root)])
         costs.append(cum)
     reached = v & (np.isfinite(costs[0]) | np.isfinite(costs[1]))
+    p_box = reached & (costs[0] <= costs[1])
+    h_box = reached & (costs[0] > costs[1])
+    # two trees that only touch meet on a few voxels; trees that cross or run together
+    # meet along their length and the geodesic split is then not trustworthy
+    contact = (ndimage.binary_dilation(p_box) & h_box).sum()
+    smaller = max(1, min(int(p_box.sum()), int(h_box.sum())))
+    if contact > MAX_CONTACT_FRACTION * smaller:
+        return VesselSplit(empty, empty.copy(), vessels.copy(),
+                           f"the portal and hepatic trees touch along {100 * contact / smaller:.0f} % "
+                           "of the smaller one")
+    # the two venous trees of a liver are of comparable size; one swallowing the other
+    # means a root was cut off from its tree (a gap at the hilum) or the trees merge
+    share = float(p_box.sum()) / max(1.0, float(p_box.sum() + h_box.sum()))
+    if not MIN_TREE_SHARE <= share <= 1.0 - MIN_TREE_SHARE:
+        return VesselSplit(empty, empty.copy(), vessels.copy(),
+                           f"the portal tree would hold {100 * share:.0f} % of the vessels")
     portal = np.zeros_like(vessels)
     hepatic = np.zeros_like(vessels)
-    portal[box] = reached & (costs[0] <= costs[1])
-    hepatic[box] = reached & (costs[0] > costs[1])
+    portal[box] = p_box
+    hepatic[box] = h_box
     undetermined = vessels & ~portal & ~hepatic
     return VesselSplit(portal, hepatic, undetermined, "roots: IVC and hilum")
 

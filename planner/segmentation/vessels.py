@@ -9,7 +9,12 @@ liver's own HU, whatever the scanner, dose or phase. They are looked for
 inside the liver and within :data:`HILUM_MM` of it (the porta hepatis and the
 vessels entering it), below :data:`MAX_VESSEL_HU` (no bone), and kept as
 components of at least :data:`MIN_VESSEL_MM3` (a 3 mm vessel 3 mm long;
-smaller specks are noise) that touch the liver. Outside the liver the portal
+smaller specks are noise) that lie at least :data:`INSIDE_FRACTION` inside
+the liver (a vessel tree entering at the hilum does; an enhanced kidney or
+bowel wall touching the liver does not), then grown at most
+:data:`EDGE_STEPS` voxels out to the half-maximum edge (halfway between the
+liver's mean and the threshold: the threshold marks a lumen's middle, its
+wall is where the blurred step is half way). Outside the liver the portal
 system is followed further (:func:`follow_portal_system`).
 
 Aorta and IVC: the working-grid tracks of :mod:`planner.segmentation.great_vessels`
@@ -25,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .grid import WorkGrid
-from .morphology import bbox, dilate_mm, label_components, margin_vox
+from .morphology import dilate_mm, label_components
 
 ABOVE_LIVER_SD = 2.5
 ABOVE_LIVER_MIN_HU = 25.0
@@ -35,25 +40,33 @@ MIN_VESSEL_MM3 = 20.0
 TUBE_MARGIN_MM = 3.0
 PORTAL_REACH_MM = 120.0
 BLOB_RADIUS_MM = 14.0
+EDGE_STEPS = 2
+INSIDE_FRACTION = 0.25
 
 
 def vessel_threshold(local_mean: np.ndarray, sd_hu: float) -> np.ndarray:
     return local_mean + max(ABOVE_LIVER_SD * sd_hu, ABOVE_LIVER_MIN_HU)
 
 
-def liver_vessels(hs: np.ndarray, liver: np.ndarray, threshold: np.ndarray, blocked: np.ndarray,
-                  spacing) -> np.ndarray:
-    """Vessel voxels of the liver and its hilum on a crop (all arrays the crop's shape)."""
-    zone = dilate_mm(liver, spacing, HILUM_MM)
+def liver_vessels(hs: np.ndarray, liver: np.ndarray, zone: np.ndarray, local_mean: np.ndarray,
+                  sd_hu: float, blocked: np.ndarray, spacing) -> np.ndarray:
+    """Vessel voxels of the liver and its hilum on a crop (all arrays the crop's shape).
+
+    ``zone``: where to look, the liver and :data:`HILUM_MM` around it.
+    """
+    threshold = vessel_threshold(local_mean, sd_hu)
     cand = (hs >= threshold) & (hs <= MAX_VESSEL_HU) & zone & ~blocked
     lab, sizes = label_components(cand, full_connectivity=True)
     if sizes.size == 0:
         return cand
     min_vox = MIN_VESSEL_MM3 / float(np.prod(spacing))
-    touches = np.bincount(lab[liver].ravel(), minlength=sizes.size + 1)[1:] > 0
+    inside = np.bincount(lab[liver].ravel(), minlength=sizes.size + 1)[1:]
     keep = np.zeros(sizes.size + 1, bool)
-    keep[1:] = (sizes >= min_vox) & touches
-    return keep[lab]
+    keep[1:] = (sizes >= min_vox) & (inside >= INSIDE_FRACTION * sizes)
+    core = keep[lab]
+    # out to the vessel's half-maximum edge: the threshold marks the lumen's middle
+    low = (hs >= 0.5 * (threshold + local_mean)) & (hs <= MAX_VESSEL_HU) & zone & ~blocked
+    return ndimage.binary_dilation(core, iterations=EDGE_STEPS, mask=low) | core
 
 
 def follow_portal_system(hs: np.ndarray, start: np.ndarray, threshold_hu: float,
@@ -84,16 +97,17 @@ def refine_tube(grid: WorkGrid, track_w: np.ndarray, liver_hu: float, hs_full: O
     out = np.zeros(ct.array.shape, bool)
     if not track_w.any():
         return out
-    core = grid.mask_to_ct(track_w)
-    zone = grid.mask_to_ct(dilate_mm(track_w, grid.spacing, TUBE_MARGIN_MM + max(grid.spacing)))
-    box = bbox(zone, margin_vox(1.0, ct.spacing))
+    zone_w = dilate_mm(track_w, grid.spacing, TUBE_MARGIN_MM + max(grid.spacing))
+    box = grid.ct_box(zone_w, 1.0)
+    core = grid.mask_to_ct(track_w, box)
+    zone = grid.mask_to_ct(zone_w, box)
     h = (hs_full if hs_full is not None else ct.array)[box]
-    lumen_hu = float(np.median(h[core[box]])) if core[box].any() else liver_hu
+    lumen_hu = float(np.median(h[core])) if core.any() else liver_hu
     edge = 0.5 * (lumen_hu + liver_hu)
-    m = zone[box] & (h >= edge) & (h <= MAX_VESSEL_HU)
+    m = zone & (h >= edge) & (h <= MAX_VESSEL_HU)
     if exclude is not None:
         m &= ~exclude[box]
     lab, _ = label_components(m)
-    ids = np.unique(lab[core[box] & m])
+    ids = np.unique(lab[core & m])
     out[box] = np.isin(lab, ids[ids > 0])
     return out
