@@ -20,23 +20,28 @@ Stage 2 (:func:`segment_bone`), once the aorta and IVC are known: seeds grow
 at most :data:`GROW_MM` into voxels above :data:`GROW_HU` (the
 partial-volume rim of cortex, thin rib marrow) but never into those vessels;
 the vertebrae are completed inside the vertebra's per-slice outline
-(:func:`planner.segmentation.spine.spine_outline`): everything there denser than
+(:func:`planner.segmentation.spine.spine_outline`) less its outer
+:data:`HULL_INSET_MM` (a convex hull on the coarse grid; an organ lying
+against the vertebra stays out): everything there denser than
 :data:`VERTEBRA_MIN_HU` (marrow of any age; the spinal canal, muscle and fat
 are lighter), and their arch and processes, often only 200-400 HU, from
 :data:`ARCH_HU` within :data:`ARCH_MM` of that outline when connected to the
 cortex; each axial slice is closed by :data:`CLOSE_MM` and its holes filled
 when they hold marrow (mean above :data:`MARROW_MIN_HU`; the spinal canal
-does not); a last one-voxel rim above :data:`RIM_HU`
-takes the partial volume (a needle must keep off it anyway; across slices
+does not); a last one-voxel rim above :data:`RIM_HU` but outside the HU
+band of the organ bone touches most (the liver: ``organ_band``) takes the
+partial volume (a needle must keep off it anyway; across slices
 only when they are at most :data:`RIM_MAX_SLICE_MM` thick).
 Thresholds are heuristics measured on the project's CTs (docs/segmentation.md).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy import ndimage
 
-from .morphology import bbox, depth_mm, fill_holes_2d
+from .morphology import bbox, depth_mm, erode_mm, fill_holes_2d
 
 CORTEX_HU = 450.0
 LOW_CORTEX_HU = 300.0       # once the brightest vessel is known: seeds above max(this, vessel + margin)
@@ -48,6 +53,7 @@ VERTEBRA_MIN_HU = 90.0
 MARROW_MIN_HU = 50.0
 ARCH_HU = 200.0
 ARCH_MM = 15.0
+HULL_INSET_MM = 3.0
 RIM_HU = 60.0
 RIM_MAX_SLICE_MM = 2.5
 MIN_SEED_ML = 0.02
@@ -118,6 +124,20 @@ def _close_slices(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     return closed | mask
 
 
+def _in_band(h: np.ndarray, where: np.ndarray, band: tuple) -> np.ndarray:
+    """At ``where``, whether the median HU of the voxel's in-plane 3x3 neighbourhood lies in
+    ``band``: robust to noise and to the few bone voxels beside a rim voxel."""
+    out = np.zeros(h.shape, bool)
+    k, j, i = np.nonzero(where)
+    if k.size == 0:
+        return out
+    jj = np.clip(j[:, None] + np.repeat([-1, 0, 1], 3)[None, :], 0, h.shape[1] - 1)
+    ii = np.clip(i[:, None] + np.tile([-1, 0, 1], 3)[None, :], 0, h.shape[2] - 1)
+    med = np.median(h[k[:, None], jj, ii], axis=1)
+    out[k, j, i] = (med >= band[0]) & (med <= band[1])
+    return out
+
+
 def _fill_marrow(mask: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Axial holes of the mask filled when they hold marrow (mean HU >= :data:`MARROW_MIN_HU`),
     not the spinal canal (cord and CSF, 0-40 HU)."""
@@ -134,9 +154,11 @@ def _fill_marrow(mask: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def segment_bone(hu: np.ndarray, patient: np.ndarray, seeds: np.ndarray, hull: np.ndarray,
-                 vessels: np.ndarray, spacing) -> np.ndarray:
+                 vessels: np.ndarray, spacing, organ_band: Optional[tuple] = None) -> np.ndarray:
     """Bone mask ``[k, j, i]``: seeds grown, closed, filled, vertebrae completed; never ``vessels``.
 
+    ``organ_band`` (lo, hi) HU: the partial-volume rim does not take voxels in
+    this band (pure liver touching a rib is liver, not partial volume).
     ``hull`` is the spine's per-slice outline on the CT grid; the vertebra's
     arch and processes (often only 200-400 HU in older patients) are taken
     within :data:`ARCH_MM` of it when connected to the cortex.
@@ -161,12 +183,18 @@ def segment_bone(hu: np.ndarray, patient: np.ndarray, seeds: np.ndarray, hull: n
         lab, _ = ndimage.label(arch | s, np.ones((3, 3, 3), bool))
         ids = np.unique(lab[s & zone])
         grown |= np.isin(lab, ids[ids > 0]) & arch
-        grown |= hb & (h >= VERTEBRA_MIN_HU) & free
+        # inside the outline, but not its outer millimetres: the outline is a convex hull on
+        # the working grid, and an organ lying against the vertebra must stay outside
+        core = erode_mm(hb, spacing, HULL_INSET_MM)
+        grown |= core & (h >= VERTEBRA_MIN_HU) & free
     filled = _fill_marrow(_close_slices(grown, spacing, CLOSE_MM), h) & free
     # the rim also across slices when they are thin (a rib crossing them obliquely smears
     # into its neighbours); on thick slices a neighbour is millimetres away
     rim = ndimage.generate_binary_structure(3, 1) if spacing[2] <= RIM_MAX_SLICE_MM else in_plane
-    filled |= ndimage.binary_dilation(filled, rim) & (h >= RIM_HU) & free
+    cand = ndimage.binary_dilation(filled, rim) & ~filled & (h >= RIM_HU) & free
+    if organ_band is not None:
+        cand &= ~_in_band(h, cand, organ_band)
+    filled |= cand
     lab, n = ndimage.label(filled, np.ones((3, 3, 3), bool))
     ok = np.bincount(lab.ravel(), minlength=n + 1) * vox_ml >= MIN_BONE_ML
     ok[0] = False

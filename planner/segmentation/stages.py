@@ -32,6 +32,7 @@ from .vessels import HILUM_MM, follow_portal_system, liver_vessels, refine_tube
 SKIN_AWAY_MM = 4.0       # the liver keeps off the skin (partial volume of the body wall)
 AWAY_FROM_MM = 2.0       # ... and off bone and air
 PORTAL_FRONT_MM = 5.0
+BONE_RIM_LIVER_SD = 1.0
 
 
 @dataclass
@@ -78,10 +79,10 @@ def intensities_and_great_vessels(st: State) -> None:
     st.inten = inten
     aorta_w, ivc_w, aorta_hu = great_vessels(g.hu, m["cortex_w"], m["hull_w"], st.spine_axis,
                                              m["trunk_w"], inten.mode_hu, g.spacing)
-    st.measures.update(liver_hu=inten.mode_hu, liver_sd_hu=round(inten.sd_hu, 1),
-                       muscle_hu=inten.muscle_hu)
+    st.measures.update(liver_hu=float(inten.mode_hu), liver_sd_hu=round(float(inten.sd_hu), 1),
+                       muscle_hu=float(inten.muscle_hu))
     if aorta_hu is not None:
-        st.measures["aorta_hu"] = round(aorta_hu, 1)
+        st.measures["aorta_hu"] = round(float(aorta_hu), 1)
     check_enhancement(inten.mode_hu, inten.muscle_hu, aorta_hu, st.path)
     m["aorta"] = refine_tube(g, aorta_w, inten.mode_hu, None)
     m["ivc"] = refine_tube(g, ivc_w, inten.mode_hu, None, exclude=m["aorta"])
@@ -105,7 +106,9 @@ def bone_and_air(st: State) -> None:
         extra, lumen = cortex_seeds(st.ct.array, m["patient"] & ~vessels, st.spacing, low)
         seeds = seeds | extra
         vessels |= lumen
-    m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing)
+    m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing,
+                             organ_band=(st.inten.mode_hu - BONE_RIM_LIVER_SD * st.inten.sd_hu,
+                                         st.inten.mode_hu + BONE_RIM_LIVER_SD * st.inten.sd_hu))
     m["bone_w"] = g.mask_from_ct(m["bone"], fraction=0.3)
     near_bone = g.zone_to_ct(dilate_mm(m["bone_w"], g.spacing, RIB_NEAR_MM))
     lab, comps = air_components(st.ct.array, m["trunk"], near_bone, st.spacing)
