@@ -29,6 +29,10 @@
    (subcapsular lesions, vessels at the surface), but only voxels denser than
    fat and lighter than bone.
 
+6. Below the liver the IVC, often of the liver's HU, can continue the mask as
+   a tube beside the spine: small axial islands against the spine are
+   dropped (:func:`drop_paraspinal_islands`).
+
 :mod:`planner.segmentation.liver_refine` redraws the capsule at full resolution;
 :mod:`planner.segmentation.checks` decides whether what was found is a liver.
 """
@@ -39,6 +43,7 @@ from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 from scipy.ndimage import gaussian_filter1d
 
 from .morphology import (close_mm, depth_mm, dilate_mm, erode_mm, fill_holes_2d, fill_holes_3d,
@@ -58,6 +63,8 @@ CLOSE_MM = 6.0
 LOCAL_SIGMA_MM = 12.0
 REGION_MIN_HU = -30.0        # a closing may add voxels denser than fat ...
 REGION_MAX_HU = 400.0        # ... and lighter than bone
+PARASPINAL_ISLAND_CM2 = 30.0
+SPECK_CM2 = 2.0
 
 
 @dataclass
@@ -198,6 +205,39 @@ def find_liver(hu: np.ndarray, inten: LiverIntensity, allowed: np.ndarray, trunk
     lab, _ = label_components(erode_mm(grown, spacing, REOPEN_MM))
     keep = keep_components(lab, np.unique(lab[seed_core]))
     return _regrow(keep, grown, spacing, REOPEN_MM)
+
+
+def drop_paraspinal_islands(liver: np.ndarray, spine_zone: np.ndarray, spacing) -> np.ndarray:
+    """Axial islands of the liver mask lying against the spine and smaller than
+    :data:`PARASPINAL_ISLAND_CM2` removed, and specks under :data:`SPECK_CM2`
+    that are not the largest cross-section of their slice.
+
+    Below the liver the IVC (and the duodenum beside it) often has the liver's
+    HU in the portal phase and continues the liver mask down as a tube
+    beside the vertebrae; on such slices it is a small separate island next
+    to the spine, while the liver's own cross-sections lie lateral or are
+    large. ``spine_zone``: the vertebrae's outline grown by a few cm and the
+    prevertebral space (bool, same grid).
+    """
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = np.ones((3, 3), bool)
+    lab, n = ndimage.label(liver, st)
+    if n == 0:
+        return liver
+    area = np.bincount(lab.ravel(), minlength=n + 1) * float(spacing[0] * spacing[1]) / 100.0
+    near = np.bincount(lab[spine_zone].ravel(), minlength=n + 1) > 0
+    drop = near & (area < PARASPINAL_ISLAND_CM2)
+    # and specks: islands under SPECK_CM2 that are not their slice's largest
+    objs = ndimage.find_objects(lab)
+    largest = np.zeros(liver.shape[0])
+    for c, sl in enumerate(objs, start=1):
+        k = sl[0].start
+        largest[k] = max(largest[k], area[c])
+    for c, sl in enumerate(objs, start=1):
+        if area[c] < SPECK_CM2 and area[c] < largest[sl[0].start]:
+            drop[c] = True
+    drop[0] = False
+    return liver & ~drop[lab]
 
 
 def liver_region(mask: np.ndarray, hu: np.ndarray, spacing) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from registration.spatial.volume import Volume
 
@@ -22,7 +23,7 @@ from .gas import RIB_NEAR_MM, air_components, bowel_gas
 from .great_vessels import great_vessels
 from .grid import WorkGrid
 from .heart import heart_block
-from .liver import find_liver, liver_region, local_mean, tissue_intensities
+from .liver import drop_paraspinal_islands, find_liver, liver_region, local_mean, tissue_intensities
 from .liver_refine import refine_liver, smooth_hu
 from .lungs import lung_labels, lung_region
 from .morphology import depth_mm, dilate_mm, erode_mm
@@ -33,6 +34,8 @@ SKIN_AWAY_MM = 4.0       # the liver keeps off the skin (partial volume of the b
 AWAY_FROM_MM = 2.0       # ... and off bone and air
 PORTAL_FRONT_MM = 5.0
 BONE_RIM_LIVER_SD = 1.0
+SPINE_ZONE_MM = 15.0
+PREVERTEBRAL_MM = (45.0, 30.0)
 
 
 @dataclass
@@ -136,7 +139,9 @@ def liver_step(st: State) -> None:
     st.box = g.ct_box(m["zone_w"], max(sp) + 2.0)
     st.hs = smooth_hu(st.ct.array[st.box], st.spacing)
     liver_ct = refine_liver(g, region_w, par, mean_w, inten, st.box, st.hs)
-    liver_ct &= ~(m["bone"] | m["lung"] | m["bowel_gas"] | m["aorta"])
+    liver_ct &= ~(m["bone"] | m["lung"] | m["bowel_gas"] | m["aorta"] | m["ivc"])
+    spine_zone = g.zone_to_ct(_grow_in_plane(m["hull_w"], g.spacing, SPINE_ZONE_MM) | _prevertebral(st))
+    liver_ct = drop_paraspinal_islands(liver_ct, spine_zone, st.spacing)
     st.liver_region = liver_ct
     st.measures["liver_ml"] = round(float(liver_ct.sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
 
@@ -176,6 +181,30 @@ def vessel_step(st: State, arterial: Optional[Volume]) -> None:
     if m["liver_vessel"].any():
         st.warnings.append(f"portal and hepatic veins not told apart ({split.method}): "
                            "labelled liver_vessel")
+
+
+def _grow_in_plane(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
+    """Each axial slice's mask grown by ``radius_mm`` within the slice."""
+    steps = max(1, int(round(radius_mm / float(min(spacing[:2])))))
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndimage.generate_binary_structure(2, 1)
+    return ndimage.binary_dilation(mask, st, iterations=steps)
+
+
+def _prevertebral(st: State) -> np.ndarray:
+    """Working-grid box in front of each vertebral body where the IVC and aorta run:
+    within :data:`PREVERTEBRAL_MM` (lateral, anterior) of the body's centre and front."""
+    shape = st.grid.hu.shape
+    out = np.zeros(shape, bool)
+    if st.spine_axis is None:
+        return out
+    lat, ant = PREVERTEBRAL_MM
+    sp = st.grid.spacing
+    jj = np.arange(shape[1])[None, :, None]
+    ii = np.arange(shape[2])[None, None, :]
+    ci = st.spine_axis[:, 0][:, None, None]
+    front = st.spine_axis[:, 1][:, None, None]
+    return (np.abs(ii - ci) * sp[0] <= lat) & (jj >= front - ant / sp[1]) & (jj <= front + 5.0 / sp[1])
 
 
 def _in_front_of_spine(st: State) -> np.ndarray:

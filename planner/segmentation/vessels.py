@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .grid import WorkGrid
-from .morphology import dilate_mm, label_components
+from .morphology import dilate_mm, fill_holes_2d, label_components
 
 ABOVE_LIVER_SD = 2.5
 ABOVE_LIVER_MIN_HU = 25.0
@@ -109,5 +109,5 @@ def refine_tube(grid: WorkGrid, track_w: np.ndarray, liver_hu: float, hs_full: O
         m &= ~exclude[box]
     lab, _ = label_components(m)
     ids = np.unique(lab[core & m])
-    out[box] = np.isin(lab, ids[ids > 0])
+    out[box] = fill_holes_2d(np.isin(lab, ids[ids > 0]))      # noise leaves specks in a lumen
     return out
