@@ -147,17 +147,20 @@ def _fill_marrow(mask: np.ndarray, h: np.ndarray) -> np.ndarray:
     st = np.zeros((3, 3, 3), bool)
     st[1] = ndimage.generate_binary_structure(2, 1)
     lab, n = ndimage.label(holes, st)
-    mean = ndimage.mean(h, lab, index=np.arange(1, n + 1))
-    ok = np.zeros(n + 1, bool)
-    ok[1:] = np.asarray(mean) >= MARROW_MIN_HU
+    sums = np.bincount(lab.ravel(), weights=h.ravel(), minlength=n + 1)
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    ok = sums >= MARROW_MIN_HU * counts
+    ok[0] = False
     return mask | ok[lab]
 
 
 def segment_bone(hu: np.ndarray, patient: np.ndarray, seeds: np.ndarray, hull: np.ndarray,
-                 vessels: np.ndarray, spacing, organ_band: Optional[tuple] = None) -> np.ndarray:
+                 vessels: np.ndarray, spacing, organ_band: Optional[tuple] = None,
+                 hull_core: Optional[np.ndarray] = None) -> np.ndarray:
     """Bone mask ``[k, j, i]``: seeds grown, closed, filled, vertebrae completed; never ``vessels``.
 
-    ``organ_band`` (lo, hi) HU: the partial-volume rim does not take voxels in
+    ``hull_core``: the outline less :data:`HULL_INSET_MM` if already known
+    (computed here otherwise). ``organ_band`` (lo, hi) HU: the partial-volume rim does not take voxels in
     this band (pure liver touching a rib is liver, not partial volume).
     ``hull`` is the spine's per-slice outline on the CT grid; the vertebra's
     arch and processes (often only 200-400 HU in older patients) are taken
@@ -185,7 +188,7 @@ def segment_bone(hu: np.ndarray, patient: np.ndarray, seeds: np.ndarray, hull: n
         grown |= np.isin(lab, ids[ids > 0]) & arch
         # inside the outline, but not its outer millimetres: the outline is a convex hull on
         # the working grid, and an organ lying against the vertebra must stay outside
-        core = erode_mm(hb, spacing, HULL_INSET_MM)
+        core = hull_core[box] if hull_core is not None else erode_mm(hb, spacing, HULL_INSET_MM)
         grown |= core & (h >= VERTEBRA_MIN_HU) & free
     filled = _fill_marrow(_close_slices(grown, spacing, CLOSE_MM), h) & free
     # the rim also across slices when they are thin (a rib crossing them obliquely smears

@@ -46,7 +46,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.ndimage import gaussian_filter1d
 
-from .morphology import (close_mm, depth_mm, dilate_mm, erode_mm, fill_holes_2d, fill_holes_3d,
+from .morphology import (bbox, close_mm, depth_mm, dilate_mm, erode_mm, fill_holes_2d, fill_holes_3d,
                          keep_components, label_components)
 
 SOFT_HU = (20.0, 250.0)      # where a liver's mode can lie, any contrast phase
@@ -219,25 +219,24 @@ def drop_paraspinal_islands(liver: np.ndarray, spine_zone: np.ndarray, spacing) 
     large. ``spine_zone``: the vertebrae's outline grown by a few cm and the
     prevertebral space (bool, same grid).
     """
+    box = bbox(liver)
+    if box is None:
+        return liver
     st = np.zeros((3, 3, 3), bool)
     st[1] = np.ones((3, 3), bool)
-    lab, n = ndimage.label(liver, st)
-    if n == 0:
-        return liver
+    lab, n = ndimage.label(liver[box], st)
     area = np.bincount(lab.ravel(), minlength=n + 1) * float(spacing[0] * spacing[1]) / 100.0
-    near = np.bincount(lab[spine_zone].ravel(), minlength=n + 1) > 0
+    near = np.bincount(lab[spine_zone[box]].ravel(), minlength=n + 1) > 0
     drop = near & (area < PARASPINAL_ISLAND_CM2)
     # and specks: islands under SPECK_CM2 that are not their slice's largest
-    objs = ndimage.find_objects(lab)
-    largest = np.zeros(liver.shape[0])
-    for c, sl in enumerate(objs, start=1):
-        k = sl[0].start
-        largest[k] = max(largest[k], area[c])
-    for c, sl in enumerate(objs, start=1):
-        if area[c] < SPECK_CM2 and area[c] < largest[sl[0].start]:
-            drop[c] = True
+    first_k = np.array([sl[0].start for sl in ndimage.find_objects(lab)], int)
+    largest = np.zeros(lab.shape[0])
+    np.maximum.at(largest, first_k, area[1:])
+    drop[1:] |= (area[1:] < SPECK_CM2) & (area[1:] < largest[first_k])
     drop[0] = False
-    return liver & ~drop[lab]
+    out = liver.copy()
+    out[box] = liver[box] & ~drop[lab]
+    return out
 
 
 def liver_region(mask: np.ndarray, hu: np.ndarray, spacing) -> np.ndarray:

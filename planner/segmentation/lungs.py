@@ -49,12 +49,15 @@ def lung_labels(lab: np.ndarray, components: List[AirComponent], spacing) -> Set
         elif c.touches_top and c.volume_ml >= APEX_MIN_ML and c.core_hu >= EMPHYSEMA_MIN_HU:
             lung.add(c.label)
     if lung:
-        found = keep_components(lab, sorted(lung))
-        box = bbox(found, margin_vox(JOIN_MM, spacing))
-        near = dilate_mm(found[box], spacing, JOIN_MM)
-        touching = set(int(v) for v in np.unique(lab[box][near])) - {0}
+        grow = margin_vox(JOIN_MM, spacing)
         for c in components:
-            if c.label in touching and c.core_hu >= PARENCHYMA_MIN_HU:
+            if c.label in lung or c.core_hu < PARENCHYMA_MIN_HU:
+                continue
+            # a crop around this (small) pocket: is a lung within JOIN_MM of it?
+            box = tuple(slice(max(0, b.start - g), min(n, b.stop + g))
+                        for b, g, n in zip(c.box, grow, lab.shape))
+            near = dilate_mm(lab[box] == c.label, spacing, JOIN_MM)
+            if (near & np.isin(lab[box], sorted(lung))).any():
                 lung.add(c.label)
     return lung
 

@@ -16,7 +16,7 @@ from scipy import ndimage
 from registration.spatial.volume import Volume
 
 from .body import segment_body
-from .bone import ABOVE_VESSEL_HU, CORTEX_HU, LOW_CORTEX_HU, cortex_seeds, segment_bone
+from .bone import ABOVE_VESSEL_HU, CORTEX_HU, HULL_INSET_MM, LOW_CORTEX_HU, cortex_seeds, segment_bone
 from .spine import spine_outline
 from .checks import check_enhancement, check_field_of_view, check_liver
 from .gas import RIB_NEAR_MM, air_components, bowel_gas
@@ -109,7 +109,8 @@ def bone_and_air(st: State) -> None:
         extra, lumen = cortex_seeds(st.ct.array, m["patient"] & ~vessels, st.spacing, low)
         seeds = seeds | extra
         vessels |= lumen
-    m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing,
+    hull_core = g.zone_to_ct(erode_mm(m["hull_w"], g.spacing, HULL_INSET_MM))
+    m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing, hull_core=hull_core,
                              organ_band=(st.inten.mode_hu - BONE_RIM_LIVER_SD * st.inten.sd_hu,
                                          st.inten.mode_hu + BONE_RIM_LIVER_SD * st.inten.sd_hu))
     m["bone_w"] = g.mask_from_ct(m["bone"], fraction=0.3)
