@@ -108,6 +108,8 @@ def segment_anatomy(ct: Volume, *, arterial: Optional[Volume] = None, liver_seed
     clock.step("bone, lungs and gas", 0.4)
     stages.liver_step(st)
     clock.step("liver", 0.7)
+    stages.cartilage_step(st)
+    clock.step("costal cartilage", 0.75)
     stages.vessel_step(st, arterial)
     clock.step("liver vessels", 0.9)
     labels, names = paint_labels(st)

@@ -16,6 +16,7 @@ from scipy import ndimage
 from registration.spatial.volume import Volume
 
 from .body import segment_body
+from .cartilage import cartilage_on_ct, costal_cartilage
 from .bone import ABOVE_VESSEL_HU, CORTEX_HU, HULL_INSET_MM, LOW_CORTEX_HU, cortex_seeds, segment_bone
 from .spine import spine_outline
 from .checks import check_enhancement, check_field_of_view, check_liver
@@ -26,7 +27,7 @@ from .heart import heart_block
 from .liver import drop_paraspinal_islands, find_liver, liver_region, local_mean, tissue_intensities
 from .liver_refine import refine_liver, smooth_hu
 from .lungs import lung_labels, lung_region
-from .morphology import depth_mm, dilate_mm, erode_mm
+from .morphology import bbox, depth_mm, dilate_mm, erode_mm
 from .vessel_split import split_vessels
 from .vessels import HILUM_MM, follow_portal_system, liver_vessels, refine_tube
 
@@ -145,6 +146,24 @@ def liver_step(st: State) -> None:
     liver_ct = drop_paraspinal_islands(liver_ct, spine_zone, st.spacing)
     st.liver_region = liver_ct
     st.measures["liver_ml"] = round(float(liver_ct.sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
+
+
+def cartilage_step(st: State) -> None:
+    """Costal cartilage (:mod:`.cartilage`) added to the bone, once the liver is known."""
+    g, m = st.grid, st.masks
+    excluded_w = m["liver_w"] | m["air_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"]
+    cart_w = costal_cartilage(g.hu, m["skin_depth_w"], m["bone_w"], excluded_w, st.inten.muscle_hu, g.spacing)
+    if not cart_w.any():
+        return
+    zone = g.zone_to_ct(dilate_mm(cart_w, g.spacing, max(g.spacing)))
+    box = bbox(zone)
+    excluded = st.liver_region | m["lung"] | m["bowel_gas"] | m["aorta"] | m["ivc"] | ~m["trunk"]
+    cart = np.zeros(zone.shape, bool)
+    cart[box] = cartilage_on_ct(zone[box], smooth_hu(st.ct.array[box], st.spacing), excluded[box],
+                                st.inten.muscle_hu)
+    m["bone"] = m["bone"] | cart
+    m["bone_w"] = m["bone_w"] | cart_w
+    st.measures["cartilage_ml"] = round(float(cart.sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
 
 
 def vessel_step(st: State, arterial: Optional[Volume]) -> None:
