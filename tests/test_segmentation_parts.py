@@ -178,8 +178,6 @@ def test_label_values_leave_lesions_free_and_names_are_risk_structures():
         assert risk_class_of(name) == cls, name
 
 
-@pytest.mark.xfail(strict=True, reason="planner.anatomy.structures does not yet know ivc, liver_vessel "
-                                       "and bowel_gas (reported to the lead); they must map to vessel and bowel")
 def test_every_automatic_name_has_its_risk_class():
     assert risk_class_of("ivc") == "vessel"
     assert risk_class_of("liver_vessel") == "vessel"
