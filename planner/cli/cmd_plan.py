@@ -7,8 +7,10 @@
               [--patient-position supine] [--max-gantry-tilt-deg 15]
               --out DIR [--force] [--include-patient-id]
 
-Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf and, when registered,
-DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf, DIR/labels.nrrd (+ its
+names JSON: the label map on the CT grid the plan used, read by ctus guide and
+ctus pacs send) and, when registered, DIR/reference_to_ct.tfm. ``--target`` is a
+point in CT LPS mm inside the liver.
 
 Without ``--labels`` the CT is segmented first, by the same code as ``ctus
 segment`` (automatic anatomy, every clicked lesion of ``--lesions SEEDS.json``
@@ -20,7 +22,8 @@ and the PDF say that the anatomy is an automatic segmentation, not reviewed.
 Prints the case recommendation and one line per lesion: its guidance (with
 its condition when the advice is conditional), the safe US/CT paths, the
 predicted B-mode visibility and the registration TRE fusion would need, and
-for a lesion without a safe path the least-risk path's violations (UNSAFE).
+for a lesion without a safe path the least-risk path's violations (UNSAFE) and
+the other rejected paths that came closest, each with the rules it breaks.
 """
 from __future__ import annotations
 
@@ -142,7 +145,7 @@ def run(args) -> int:
     if not args.labels:
         seeds = read_seeds_args(args.lesions, clicks)
     if not args.force:
-        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm",
+        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm", "labels.nrrd",
                      *(["segmentation"] if seeds is not None else [])):
             if os.path.exists(os.path.join(out, name)):
                 raise InputError("already exists", path=os.path.join(out, name),
@@ -174,7 +177,7 @@ def run(args) -> int:
     result.plan["anatomy_source"] = provenance
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
-                            sweep=sweep)
+                            sweep=sweep, labels=labels)
     if case is not None:
         write_segmentation(seg_folder, ct, case, ct_path=args.ct, arterial_path=args.ct_arterial, force=args.force)
         written["segmentation"] = seg_folder
@@ -239,9 +242,24 @@ def lesion_summary(les: dict) -> str:
     line = "; ".join(parts)
     if unsafe:
         line += "\n    least-risk path UNSAFE: " + "; ".join(v["text"] for v in unsafe[0]["violations"])
+    line += rejected_lines(les.get("rejected_candidates") or [])
     nxt = [r for r, c in zip(rec["reasons"], rec.get("reason_codes", [])) if c == "next_best_lesion"]
     if nxt:
         line += f"\n    {nxt[0]}"
     if les.get("no_us_path_reason"):
         line += f"\n    no US path: {les['no_us_path_reason']}"
     return line
+
+
+def rejected_lines(rejected: list) -> str:
+    """The other rejected paths that came closest (plan.json ``rejected_candidates``), one line each
+    with every rule it breaks and its margin: why the lesion has no safe path, checkable by a person."""
+    from planner.paths.rejected import candidate_label, rule_text
+    if not rejected:
+        return ""
+    lines = ["\n    other rejected paths, closest first (none is a plan):"]
+    for n, r in enumerate(rejected):
+        e = r["entry_ct"]
+        lines.append(f"\n      {candidate_label(n)}: {r['length_mm']:.0f} mm from entry ({e[0]:.1f}, {e[1]:.1f}, "
+                     f"{e[2]:.1f}): " + "; ".join(rule_text(v) for v in r["violations"]))
+    return "".join(lines)
