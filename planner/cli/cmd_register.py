@@ -2,7 +2,8 @@
 
     ctus register --ct CT --sweep SWEEP [--calibration PLUS_CONFIG.xml]
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
-                  [--method lc2|mi] [--targets T.json] [--labels L [--label-names N]]
+                  [--method lc2|mi] [--targets T.json]
+                  [--labels L [--label-names N] | --lesions SEEDS.json | --lesion NAME=X,Y,Z ...]
                   [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
                   [--json-progress] [--force]
 
@@ -14,6 +15,12 @@ estimates and hit probabilities (targets from --targets and/or the lesions of
 predicted TRE) is the start and is reported too. Progress goes to stderr
 (``--json-progress``: one JSON object per line). Bad input exits 2 with one
 line and writes nothing.
+
+Without ``--labels``, clicked lesions (``--lesions SEEDS.json``, ``--lesion
+NAME=X,Y,Z``, CT LPS mm) are segmented first by the same code as ``ctus
+segment`` (automatic anatomy, each lesion grown from its click) and become
+targets; stderr and RESULT.json (``anatomy_source``: automatic segmentation,
+not reviewed, with the grown lesions) say so.
 """
 from __future__ import annotations
 
@@ -48,6 +55,10 @@ def add_parser(sub):
                    help='{"targets": [{"name", "point": [x,y,z] CT LPS mm, "radius_mm"}]}')
     p.add_argument("--labels", help="label map: its lesion_* labels become targets")
     p.add_argument("--label-names", metavar="N", help="names JSON {name: value} for --labels")
+    p.add_argument("--lesions", metavar="SEEDS.json",
+                   help="without --labels: clicked lesions, segmented from their clicks, become targets")
+    p.add_argument("--lesion", metavar="NAME=X,Y,Z", action="append", default=[],
+                   help="without --labels: one clicked lesion (CT LPS mm); repeat for more")
     p.add_argument("--seed", type=int, default=0, help="seed of the multi-start perturbations")
     p.add_argument("--starts", type=int, default=4, help="number of starts (default 4)")
     p.add_argument("--breathing", choices=["detect", "gate", "off"], default="detect",
@@ -171,14 +182,20 @@ def run(args) -> int:
     else:
         init = read_init(args.init)
     targets = read_targets(args.targets) if args.targets else {}
+    seeds = _clicked_lesions(args)
     rep.stage("loading CT")
     ct = load_ct(args.ct)
     from .register_mr import refuse_mr_as_ct
     refuse_mr_as_ct(ct, args.ct)
+    anatomy_source = None
     if args.labels:
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
-    elif args.label_names:
-        raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+        anatomy_source = {"source": "label map", "path": os.path.abspath(args.labels)}
+    elif seeds:
+        from planner.cli.cmd_plan import segment_first
+        case = segment_first(ct, None, seeds, command="ctus register")
+        targets.update(targets_from_labels(case.labels))
+        anatomy_source = case.provenance()
     rep.stage("loading sweep")
     sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage(f"registering ({args.method})")
@@ -188,9 +205,25 @@ def run(args) -> int:
     doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,
                           init_source="landmarks" if landmark_result is not None else "init",
                           init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets)
+    if anatomy_source is not None:
+        doc["anatomy_source"] = anatomy_source
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     _print_summary(res, out)
     return 0
+
+
+def _clicked_lesions(args) -> list:
+    """The seeds of ``--lesions`` / ``--lesion NAME=X,Y,Z`` (read before the CT: a bad file fails
+    fast); InputError beside ``--labels`` or for ``--label-names`` without ``--labels``."""
+    if args.labels and (args.lesions or args.lesion):
+        raise InputError("--lesions / --lesion are clicks to segment, and --labels is already segmented",
+                         fix="give the lesions in the label map, or drop --labels to segment")
+    if args.label_names and not args.labels:
+        raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+    if not (args.lesions or args.lesion):
+        return []
+    from planner.cli.cmd_segment import read_seeds_args
+    return read_seeds_args(args.lesions, args.lesion)
 
 
 def _print_summary(res, out: str) -> None:
