@@ -15,8 +15,11 @@ measured in the same run (never used as a pass/fail gate):
   for a core; the load average is printed.
 * peak memory of each phase (tracemalloc: numpy buffers are traced) and the
   process's max RSS.
+* ``--block-sizes 64,96,128``: hole-filling CPU time for each block edge of the
+  GAUSSIAN filler (``gaussian_hole_filling.BLOCK_VOXELS``), relative to the first.
 
-Run: ``.venv/bin/python benchmarks/reconstruct.py [--quick]``
+Run: ``.venv/bin/python benchmarks/reconstruct.py [--quick] [--block-sizes N,N,...]``
+Results of past runs: ``benchmarks/results/reconstruct.md``.
 """
 from __future__ import annotations
 
@@ -32,10 +35,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from registration.ultrasound.hole_filling_elements import DEFAULT_ELEMENTS
-from registration.ultrasound.gaussian_hole_filling import fill_holes
-from registration.ultrasound.reconstruction import reconstruct
-from registration.ultrasound.reference_insertion import reference_insert
+from registration.ultrasound import gaussian_hole_filling  # noqa: E402
+from registration.ultrasound.hole_filling_elements import DEFAULT_ELEMENTS  # noqa: E402
+from registration.ultrasound.gaussian_hole_filling import fill_holes  # noqa: E402
+from registration.ultrasound.reconstruction import reconstruct  # noqa: E402
+from registration.ultrasound.reference_insertion import reference_insert  # noqa: E402
 from registration.spatial.sweep import Sweep  # noqa: E402
 
 
@@ -133,10 +137,42 @@ def bench_fill(n: int) -> dict:
             "max_diff_vs_loop": worst}
 
 
+def bench_block_sizes(n: int, sizes, repeats: int = 3) -> list:
+    """[(block edge, best-of-``repeats`` CPU s, wall s)] of the GAUSSIAN filler on the hole volume."""
+    values, known = hole_volume(n)
+    saved = gaussian_hole_filling.BLOCK_VOXELS
+    rows = []
+    try:
+        for size in sizes:
+            gaussian_hole_filling.BLOCK_VOXELS = size
+            cpu, wall = [], []
+            for _ in range(repeats):
+                t, c = time.perf_counter(), time.process_time()
+                fill_holes(values, known, DEFAULT_ELEMENTS)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            rows.append((size, min(cpu), min(wall)))
+    finally:
+        gaussian_hole_filling.BLOCK_VOXELS = saved
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="30 frames and a 150^3 grid")
+    ap.add_argument("--block-sizes", metavar="N,N,...",
+                    help="only time the Gaussian hole filling for these block edges (voxels)")
     args = ap.parse_args(argv)
+    if args.block_sizes:
+        sizes = [int(v) for v in args.block_sizes.split(",")]
+        n = 150 if args.quick else 300
+        rows = bench_block_sizes(n, sizes)
+        print(f"hole filling of a {n}^3 grid by block edge (best of 3; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        print(f"{'block':>6s} {'CPU s':>7s} {'wall s':>7s} {'CPU vs first':>13s}")
+        for size, cpu, wall in rows:
+            print(f"{size:6d} {cpu:7.2f} {wall:7.2f} {cpu / rows[0][1]:13.2f}")
+        return 0
     ins = bench_insertion(30 if args.quick else 100)
     print(f"insertion: {ins['frames']} frames 640x480 -> grid {ins['grid']} at 0.5 mm, "
           f"{ins['insert_s']:.2f} s = {ins['fps']:.0f} frames/s wall, {ins['fps_cpu']:.0f} frames/s of CPU "

@@ -1,6 +1,8 @@
 """CT -> sweep registration on the demo case: LC2 vs the Mattes-MI baseline, same starts, same run.
 
-    .venv/bin/python benchmarks/registration.py [--trials 20] [--quick] [--breathing-trials 4]
+    .venv/bin/python benchmarks/registration.py [--trials 20] [--quick] [--seed 1]
+                                                [--methods lc2,mi,mi:12] [--breathing-trials 6]
+                                                [--breathing-methods lc2,lc2:gate] [--breathing-mm 10]
                                                 [--json OUT.json] [--case DIR]
 
 Per trial: a random initial error about the liver centroid (|t| uniform 5-20 mm,
@@ -17,35 +19,8 @@ demo case has none) are reported separately. Ratios are MI / LC2 from the same
 run. CPU timings are noisy: the machine is shared by several engineers, so the
 load average is printed with them.
 
-Earlier runs (session 1, 2026-11-21 11:30-12:20 UTC): static LC2 95 %, median TRE 0.68 mm,
-p90 2.31 mm, 10.5 s, verdicts 0 good / 13 check / 7 poor, 95 % radius covering 100 % of the
-true errors (6x over-predicted); MI 10 %, 9.11 mm, 3.4 s; breathing (60-frame sweeps) 0 %.
-
-Session 2 (2026-11-21 ~13:15 UTC, load average 1.6-1.8 on 2 cpus, ``--trials 20 --seed 2
---breathing-trials 6 --methods lc2,mi,mi:12 --breathing-methods lc2,lc2:gate,mi``, 451 s), after
-the speed work, the calibrated uncertainty (fitted on --seed 1, so seed 2 is a validation set),
-the verdict over targets near the sweep, breathing detection (default) and 100-frame (4 s)
-breathing sweeps:
-
-    set        method trials success  medianTRE  p90TRE  median_s  good/check/poor  good&ok  cover95
-    static     lc2        20    100 %     0.51     2.25      6.6     11/6/3        1.00   1.00
-    static     mi         20      5 %     9.34    15.83      2.9      0/3/17       -      0.39
-    static     mi:12      20      5 %     8.31    15.23      7.9      0/1/19       -      0.36
-    breathing  lc2         6     33 %    10.37    13.02      5.8      0/1/5        -      0.23
-    breathing  lc2:gate    6     17 %     6.98    13.02      8.1      2/1/3        0.50   0.47
-    breathing  mi          6      0 %    14.30    20.51      2.5      0/0/6        -      0.47
-
-The same command again at 13:55 UTC after the module splits (load 1.6-1.9): per-trial TRE
-identical (max difference 0.0 mm), every stage ~20 % slower (LC2 median 7.5 s, MI 3.3 s, MI:12
-8.9 s; ratio MI/LC2 0.44 in both runs): the machine's speed varies by that much.
-LC2 vs MI at equal time: MI with 12 starts (1.2x LC2's time) stays at 5 % success, 8.3 mm.
-Static LC2 true / predicted TRE over 300 targets: median 0.29, p95 0.95 (the 95 % radius covers
-100 %; on the calibration seed 97 %). LC2 time per stage (median): features 0.5 s, grid 0.3,
-coarse 0.9, middle 1.45, fine 1.1, Hessian 0.6, breathing check ~1 s: the 5 s stretch is met
-without the breathing check (5.0 s, seed 1), not with it. Breathing: detected in 2 of 6 trials
-here (3 of 6 on seed 1); gating is not better on average and one gated result (3.6 mm) was
-called good, so gated results are now never better than "check"; in "detect" mode no failed
-breathing trial was called good.
+Results of dated runs (tables, per-stage timings, calibration checks):
+benchmarks/results/registration.md; what they decided: docs/registration_tuning.md.
 """
 from __future__ import annotations
 
@@ -133,23 +108,24 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
                 log(f"{label} {k:2d} {method:3s} {name}: FAILED {exc}")
                 continue
             e = np.linalg.norm(apply(res.reference_to_ct, ref_pts) - pts, axis=1)
-            by_name = {t["name"]: t for t in res.uncertainty["targets"]}
-            pred = {n: t["tre_registration_95_mm"] for n, t in by_name.items()}
-            covered = [pred.get(n) is not None and err <= pred[n] for n, err in zip(targets, e)]
+            u = res.uncertainty
+            rows_by_name = {n: u.target(n) for n in targets}
+            covered = [r is not None and r.tre_registration_95_mm is not None and err <= r.tre_registration_95_mm
+                       for r, err in zip(rows_by_name.values(), e)]
             per_target = [{"name": n, "true_mm": float(err),
-                           **{k: by_name.get(n, {}).get(k) for k in
+                           **{k: None if r is None else getattr(r, k) for k in
                               ("tre_registration_mm", "tre_hessian_mm", "tre_multistart_mm", "verdict")}}
-                          for n, err in zip(targets, e)]
+                          for (n, r), err in zip(rows_by_name.items(), e)]
             br = res.breathing or {}
             rows.append({"set": label, "trial": k, "sweep": name, "method": method,
                          "breathing": {key: br.get(key) for key in ("detected", "amplitude_mm", "period_s",
                                                                     "gated_frames", "notes")},
-                         "moved_from_start": res.uncertainty.get("moved_from_start"),
+                         "moved_from_start": u.to_dict()["moved_from_start"],
                          "timings_s": res.timings_s,
                          "init_tre_rms_mm": float(np.sqrt(np.mean(e0 ** 2))),
                          "tre_rms_mm": float(np.sqrt(np.mean(e ** 2))), "tre_max_mm": float(e.max()),
                          "success": bool(e.max() < 5.0), "time_s": res.wall_time_s,
-                         "verdict": res.uncertainty["verdict"], "reasons": res.uncertainty["reasons"],
+                         "verdict": u.verdict, "reasons": u.reasons,
                          "covered": float(np.mean(covered)),
                          "metric": [res.metric_initial, res.metric_final], "evaluations": res.iterations,
                          "targets": per_target})

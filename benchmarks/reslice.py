@@ -4,6 +4,7 @@ Prints ms per plane and planes/s for SimpleITK (the product path, linear and
 nearest) against scipy.ndimage.map_coordinates (baseline) in the same run.
 Target: >= 200 planes/s (linear) on 2 cores.
 Run: .venv/bin/python benchmarks/reslice.py [--planes N]
+Results of past runs: benchmarks/results/reslice.md.
 """
 from __future__ import annotations
 

@@ -7,10 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# orthanc: the real PACS the tests start on loopback (tests/_orthanc.py; its own system service is
+# not used); dicom3tools: dciodvfy, which validates the DICOM objects ctus pacs send builds.
 APT_PACKAGES="python3-venv python3-dev gcc libc6-dev libgl1 libegl1 libosmesa6 libglib2.0-0 \
 libfontconfig1 libdbus-1-3 xvfb xauth libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 \
-libxkbcommon-x11-0 libxcb-cursor0 poppler-utils"
+libxkbcommon-x11-0 libxcb-cursor0 poppler-utils orthanc dicom3tools"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -33,11 +35,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.ctus-installed
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip "setuptools>=64" wheel
+  # constraints.txt pins every package to the version the suite last passed with; raise a
+  # pin deliberately (edit, run the suite, commit), never by a fresh machine's resolver.
   # crcmod from source so its C extension is built (pyigtl's CRC is 40x slower without it).
-  .venv/bin/python -m pip install -q --no-binary crcmod crcmod
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -c constraints.txt --no-binary crcmod crcmod
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
   touch "$stamp"
 fi
 .venv/bin/python - <<'PYCHECK'

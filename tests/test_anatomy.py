@@ -5,7 +5,8 @@ from scipy import ndimage
 
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap, Volume
-from planner.anatomy.structures import build_anatomy, distance_map_mm, large_vessels, risk_class_of
+from planner.anatomy.derived import large_vessels
+from planner.anatomy.structures import build_anatomy, distance_map_mm, risk_class_of
 
 
 @pytest.mark.parametrize("name,cls", [

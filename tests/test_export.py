@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import rigid_matrix
 from planner.export.plan_files import load_schema, validate, write_outputs
-from test_trajectories import planned_phantom
+from planning_phantom import planned_phantom
 
 # Required structure of Slicer's markups-schema-v1.0.3.json (checked against the schema file in
 # Slicer/Slicer Modules/Loadable/Markups/Resources/Schema): top level requires "@schema" and
@@ -74,17 +74,33 @@ def test_validator_catches_violations():
     assert validate(True, {"type": "number"})                      # bool is not a number
 
 
+def test_schema_lists_every_reason_code():
+    """plan_schema.json documents the same codes the planner can write (planner/advice/reasons.py)."""
+    from planner.advice.reasons import NO_US_PATH_CODES, REASON_CODES
+    from planner.case.case_plan import PLAN_VERSION
+    schema = load_schema()
+    assert schema["$defs"]["reason_code"]["enum"] == list(REASON_CODES)
+    assert schema["$defs"]["lesion"]["properties"]["no_us_path_code"]["enum"] == list(NO_US_PATH_CODES) + [None]
+    assert PLAN_VERSION in schema["properties"]["version"]["enum"]
+
+
 def test_plan_json_matches_schema(exported):
     out, written, _ = exported
     plan = json.loads((out / "plan.json").read_text())
     assert validate(plan, load_schema()) == []
-    assert plan["version"] == "1.0"
+    assert plan["version"] == "1.2"
+    assert validate(dict(plan, version="1.1"), load_schema()) == []       # the version tag is not the check
+    bad = json.loads(json.dumps(plan))
+    bad["lesions"][0]["recommendation"]["reason_codes"] = ["a_new_code"]
+    assert validate(bad, load_schema())
     assert plan["coordinate_system"] == "LPS"
     names = {l["name"] for l in plan["lesions"]}
     assert names == {"lesion_sub", "lesion_deep", "lesion_rib"}
     for l in plan["lesions"]:
         for key in ("centroid_ct", "diameter_mm", "depth_mm", "visibility", "recommendation", "trajectories"):
             assert key in l                                          # DESIGN section 6 fields
+        rec = l["recommendation"]
+        assert len(rec["reason_codes"]) == len(rec["reasons"])
         for t in l["trajectories"]:
             for key in ("entry_ct", "target_ct", "length_mm", "guidance", "clearance_mm"):
                 assert key in t

@@ -171,7 +171,7 @@ def test_mi_baseline_runs_with_the_same_interface(ct, sweep):
     assert is_rigid(res.reference_to_ct)
     # A baseline, not the product's method: it must not make a 4 mm start much worse.
     assert _target_errors(res.reference_to_ct).max() < _target_errors(init).max() + 3.0
-    assert res.uncertainty["verdict"] in ("good", "check", "poor")
+    assert res.uncertainty.verdict in ("good", "check", "poor")
     assert 3 not in res.frames_used
 
 
@@ -206,3 +206,31 @@ def test_cancel_during_the_parallel_starts_stops_the_worker_threads(ct, sweep):
     with pytest.raises(CancelledError):
         register_sweep(ct, sweep, TRUE_REFERENCE_TO_CT, progress=progress, n_starts=4, n_threads=2)
     assert threading.active_count() == before
+
+
+def test_the_pipeline_is_options_and_stages_of_plain_data(ct, sweep):
+    """register_sweep's keywords become an LC2Options; the stages take and return plain data, and
+    running the pass with the options gives exactly register_sweep's result."""
+    from registration.align.lc2_stages import LC2Options
+    from registration.align.intensity_registration import register_lc2
+    from registration.align.lc2_stages import DEFAULT_LEVELS, Level, prepare_levels, roi_center
+    with pytest.raises(InputError, match="breathing mode"):
+        LC2Options(breathing="sometimes")
+    with pytest.raises(InputError, match="breath-hold"):
+        register_sweep(ct, sweep, TRUE_REFERENCE_TO_CT, breath_hold="mid")
+    opts = LC2Options(n_starts=2, translation_search_mm=0.0, max_coarse_evals=30, max_evals_per_start=30,
+                      hessian=False, breathing="off", levels=(Level(4.0, 5, 6), Level(2.5, 7, 6)))
+    levels = prepare_levels(ct, sweep, TRUE_REFERENCE_TO_CT, opts)
+    assert [c.level.spacing_mm for c in levels.costs] == [4.0, 2.5]
+    assert all(len(f) == 6 and 3 not in f and 4 not in f for f in levels.frames)
+    centre = roi_center(TRUE_REFERENCE_TO_CT, levels.fine.samples.points_ref)
+    assert np.allclose(centre, apply(TRUE_REFERENCE_TO_CT, levels.fine.samples.points_ref).mean(axis=0))
+    assert DEFAULT_LEVELS[-1].pixel_mm == 1.6 and opts.evaluation_budget() == 2 * 30 + 30
+    init = rigid_matrix([1.0, 0, 0, 3.0, -2.0, 1.0], center=lesion_centroids_ct().mean(0)) @ TRUE_REFERENCE_TO_CT
+    staged = register_lc2(ct, sweep, init, opts)
+    keywords = register_sweep(ct, sweep, init, n_starts=2, translation_search_mm=0.0, max_coarse_evals=30,
+                              max_evals_per_start=30, hessian=False, breathing="off",
+                              levels=((4.0, 5, 6), (2.5, 7, 6)))
+    np.testing.assert_array_equal(staged.reference_to_ct, keywords.reference_to_ct)
+    assert set(staged.timings_s) == {"ct_features", "coarse_starts", "middle_level", "fine_level", "assess"}
+    assert staged.uncertainty.hessian_positive_definite is None and staged.breathing is None

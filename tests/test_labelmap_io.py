@@ -239,6 +239,36 @@ def test_write_labels_round_trip(tmp_path, suffix):
     assert sorted(os.listdir(tmp_path)) == sorted([f"labels{suffix}", "labels.names.json"])
 
 
+def test_write_labels_failure_leaves_no_names_for_a_missing_or_older_image(tmp_path, monkeypatch):
+    import SimpleITK
+    lm = LabelMap(np.array([[[0, 1], [2, 0]]], np.uint8), names={"liver": 1, "lesion_1": 2})
+    path = tmp_path / "labels.nrrd"
+    real_write = SimpleITK.WriteImage
+
+    def disk_full(image, file_name, *args):
+        real_write(image, file_name, *args)              # a partial image on disk ...
+        raise RuntimeError("disk full")                  # ... then the write fails
+
+    monkeypatch.setattr(SimpleITK, "WriteImage", disk_full)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_labels(lm, path)
+    assert os.listdir(tmp_path) == []                     # no names file, no image, no temporaries
+    monkeypatch.setattr(SimpleITK, "WriteImage", real_write)
+    write_labels(lm, path)
+    before = path.read_bytes(), (tmp_path / "labels.names.json").read_bytes()
+    monkeypatch.setattr(SimpleITK, "WriteImage", disk_full)
+    renamed = LabelMap(lm.array, names={"liver": 2, "lesion_1": 1})
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_labels(renamed, path)
+    # the old pair is intact: the new names never describe the old image
+    assert (path.read_bytes(), (tmp_path / "labels.names.json").read_bytes()) == before
+    assert sorted(os.listdir(tmp_path)) == ["labels.names.json", "labels.nrrd"]
+    monkeypatch.setattr(SimpleITK, "WriteImage", real_write)
+    with pytest.raises(InputError, match="share label value 1"):    # bad names: nothing written
+        write_labels(LabelMap(lm.array, names={"liver": 1, "lesion_1": 1}), tmp_path / "other.nrrd")
+    assert sorted(os.listdir(tmp_path)) == ["labels.names.json", "labels.nrrd"]
+
+
 def test_save_names_json_sorted_and_validated(tmp_path):
     p = tmp_path / "n.json"
     save_names_json({"lesion_2": 8, "liver": 1}, p)

@@ -7,7 +7,7 @@ from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
 
 from registration.spatial.errors import InputError
-from registration.spatial.lesions import lesion_table, max_diameter_mm, structure_table
+from registration.spatial.lesions import lesion_table, max_diameter_mm, measure_lesion, structure_table
 from registration.spatial.volume import LabelMap, Volume
 
 SPACING = np.array([0.8, 0.7, 1.5])
@@ -156,3 +156,32 @@ def test_lesion_mask_reproduces_each_row():
         assert lm.index_to_lps(kji[:, ::-1].mean(axis=0)) == pytest.approx(r["centroid_lps"])
     assert not np.any(masks[1] & masks[2])
     assert np.array_equal(masks[1] | masks[2], lm.array == 3)
+
+
+def test_measure_lesion_is_the_same_for_a_crop_and_the_full_grid():
+    """One rule for every caller: a full-size mask, a loose crop with its offset and the
+    lesion table give the same centroid and sizes; both diameters are reported."""
+    lm, p = _grid()
+    centre = lm.index_to_lps([40, 30, 20])
+    ball = _ball(p, centre, 6.0)
+    full = measure_lesion(ball, lm)
+    crop = measure_lesion(ball[10:30, 15:50, 20:70], lm, offset_ijk=(20, 15, 10))
+    assert crop == full
+    assert full.centroid_lps == pytest.approx(centre, abs=0.05)
+    assert lm.index_to_lps(full.centroid_ijk) == pytest.approx(full.centroid_lps)
+    assert full.n_voxels == int(ball.sum())
+    assert full.volume_ml == pytest.approx(ball.sum() * np.prod(SPACING) / 1000)
+    assert full.equivalent_radius_mm == pytest.approx(6.0, rel=0.02)
+    assert full.max_diameter_mm == pytest.approx(12.0, abs=1.5)
+    lm.array[ball] = 4
+    lm.names["lesion_1"] = 4
+    (row,) = lesion_table(lm)
+    assert row["centroid_lps"] == list(full.centroid_lps)
+    assert (row["equivalent_diameter_mm"], row["max_diameter_mm"], row["volume_ml"]) == \
+        (full.equivalent_diameter_mm, full.max_diameter_mm, full.volume_ml)
+
+
+def test_measure_lesion_refuses_an_empty_mask():
+    lm, _ = _grid((4, 4, 4))
+    with pytest.raises(InputError, match="empty"):
+        measure_lesion(np.zeros((4, 4, 4), bool), lm)

@@ -252,3 +252,90 @@ def test_parser_rejects_non_igtl_header():
     from registration.live.igtl_protocol import ProtocolError
     with pytest.raises(ProtocolError):
         StreamParser().feed(b"\xff" * 58)
+
+
+# ---------------------------------------------------------------- tracked needle
+def needle_poses(n):
+    return np.stack([rigid_matrix([0, 5, i, 10 + i, -20, 30 - i]) for i in range(n)])
+
+
+def test_needle_transform_streams_with_its_status_and_stale_watchdog():
+    """NeedleToReference and NeedleTipToNeedle reach the client; INVALID, then stale, are reported."""
+    n = 300
+    sweep = synthetic_sweep(n=n, rows=32, cols=32, invalid=())
+    poses = needle_poses(n)
+    ok = np.ones(n, bool)
+    ok[20:30] = False
+    tip = np.eye(4)
+    tip[2, 3] = 160.0
+    got = []
+    with IgtlServer(port=0) as server, LiveClient(port=server.port, on_transform=got.append) as client:
+        wait_until(lambda: server.n_clients == 1, 2)
+        streamer = SweepStreamer(sweep, server, fps=60, extra_transforms={"NeedleToReference": (poses, ok)},
+                                 static_transforms={"NeedleTipToNeedle": tip}).start()
+        wait_until(lambda: any(s.device == "NeedleToReference" and not s.ok for s in got), 3)
+        assert client.tool_tracking("NeedleToReference")[1].endswith("INVALID (marker not seen by the tracker)")
+        wait_until(lambda: client.tool_tracking("NeedleToReference")[0], 2)
+        s = client.latest_transform("NeedleToReference")
+        assert s.ok and np.min(np.abs(poses - s.matrix).reshape(n, -1).max(1)) < 1e-3
+        assert np.allclose(client.latest_transform("NeedleTipToNeedle").matrix, tip, atol=1e-4)
+        f = client.latest()
+        assert "NeedleToReference" in f.transforms and "NeedleTipToNeedle" in f.transforms
+        streamer.stop_tools.set()
+        dt = wait_until(lambda: not client.tool_tracking("NeedleToReference")[0], 0.5)
+        print(f"\nneedle stale after {dt * 1e3:.0f} ms: {client.tool_tracking('NeedleToReference')[1]}")
+        assert "stale" in client.tool_tracking("NeedleToReference")[1]
+        assert client.tracking()[0]          # the probe is still tracked: only the needle is stale
+        streamer.stop()
+    needle = [s for s in got if s.device == "NeedleToReference" and s.ok]
+    assert needle and all(s.received >= s.timestamp - 0.5 for s in needle)
+    # every OK sample is one of the poses sent (float32 on the wire)
+    assert all(np.min(np.abs(poses - s.matrix).reshape(n, -1).max(1)) < 1e-3 for s in needle)
+    assert client.tool_tracking("ProbeToReference")[0] is False   # stopped client: not connected
+
+
+def test_recorder_stores_the_needle_and_the_replay_streams_it_back(tmp_path):
+    n = 40
+    sweep = synthetic_sweep(n=n, rows=24, cols=32, invalid=())
+    poses = needle_poses(n)
+    ok = np.ones(n, bool)
+    ok[5] = False
+    rec = SequenceRecorder(tmp_path / "needle.igs.mhd")
+    with IgtlServer(port=0) as server, LiveClient(port=server.port) as client:
+        wait_until(lambda: server.n_clients == 1, 2)
+        streamer = SweepStreamer(sweep, server, fps=40, extra_transforms={"NeedleToReference": (poses, ok)}).start()
+        wait_until(lambda: not streamer.running, 5)
+        time.sleep(0.2)
+        frames = client.drain()
+    for f in frames:
+        rec.add_frame(f)
+    rec.finish()
+    back = read_sequence(tmp_path / "needle.igs.mhd")
+    assert len(back) == len(frames) >= 0.9 * n
+    assert "NeedleToReference" in back.transforms and "ProbeToReference" not in back.transforms
+    from registration.tracking.needle_tool import tool_to_reference
+    mats, valid = tool_to_reference(back, "Needle")
+    idx = np.array([f.index for f in frames])
+    assert not valid[idx == 5].any() and valid[idx != 5].all()
+    assert np.allclose(mats[valid], poses[idx[valid]], atol=1e-3)
+    # the replay of the recording streams NeedleToReference from the file again
+    with IgtlServer(port=0) as server:
+        s2 = SweepStreamer(back, server, fps=50)
+        assert list(s2.tools) == ["NeedleToReference"]
+        msgs = s2.messages_for(0, time.time())
+        parsed = [m for m in StreamParser().feed(b"".join(msgs)) if m.device_name == "NeedleToReference"]
+        assert len(parsed) == 1 and np.allclose(parsed[0].matrix, poses[idx[0]], atol=1e-3)
+
+
+def test_replay_streams_a_plus_stylus_as_stylus_to_reference(shared_data):
+    """A real PLUS recording: StylusToTracker and ReferenceToTracker -> StylusToReference on the wire."""
+    seq = shared_data("plus", "sequences", "SpinePhantomFreehand.igs.mha")
+    cfg = shared_data("plus", "configs", "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml")
+    sweep = read_sequence(seq, calibration=cfg)
+    with IgtlServer(port=0) as server:
+        streamer = SweepStreamer(sweep, server, fps=30)
+        assert list(streamer.tools) == ["StylusToReference"]
+        msgs = StreamParser().feed(b"".join(streamer.messages_for(3, time.time())))
+    stylus = [m for m in msgs if m.device_name == "StylusToReference"]
+    expect = np.linalg.inv(sweep.transforms["ReferenceToTracker"][3]) @ sweep.transforms["StylusToTracker"][3]
+    assert len(stylus) == 1 and np.allclose(stylus[0].matrix, expect, atol=1e-3)

@@ -1,6 +1,7 @@
 """PLUS sequence metafiles: every real file opens, each file kind round-trips, bad input is an InputError."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -13,7 +14,8 @@ from registration.io.sequence_io import load_sweep, main, summary_row
 from registration.io.seq_mha_read import read_sequence
 from registration.io.seq_mha_write import write_sequence
 from registration.spatial.sweep import Sweep
-from registration.spatial.transforms import rigid_matrix
+
+from _helpers import assert_same, make_sweep
 
 SPINE_CONFIG = "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml"
 
@@ -32,34 +34,6 @@ REAL = {
     "fCal_Test_Calibration_3NWires_fCal2.0.igs.mha": (190, 820, 616),
     "fCal_Test_Validation_3NWires_fCal2.0.igs.mha": (103, 820, 616),
 }
-
-
-def make_sweep(n=6, rows=20, cols=30, seed=0, **kw) -> Sweep:
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
-    probe = np.stack([rigid_matrix(rng.normal(0, [10, 10, 10, 20, 20, 20])) for _ in range(n)])
-    ref = np.stack([rigid_matrix(rng.normal(0, [5, 5, 5, 50, 50, 50])) for _ in range(n)])
-    st = np.ones(n, bool)
-    st[2] = False
-    cal = np.diag([0.2, 0.25, 1.0, 1.0])
-    cal[:3, 3] = [-30.0, 5.0, 1.5]
-    return Sweep(frames, 100.0 + np.arange(n) / 3.0,
-                 {"ProbeToTracker": probe, "ReferenceToTracker": ref},
-                 {"ProbeToTracker": st, "ReferenceToTracker": np.ones(n, bool)},
-                 {"ImageToProbe": cal}, **kw)
-
-
-def assert_same(a: Sweep, b: Sweep):
-    np.testing.assert_array_equal(a.frames, b.frames)
-    np.testing.assert_array_equal(a.timestamps, b.timestamps)
-    assert set(a.transforms) == set(b.transforms)
-    for name in a.transforms:
-        np.testing.assert_array_equal(a.statuses[name], b.statuses[name])
-        ok = a.statuses[name]
-        np.testing.assert_array_equal(a.transforms[name][ok], b.transforms[name][ok])
-    ia = a.image_valid if a.image_valid is not None else np.ones(len(a), bool)
-    ib = b.image_valid if b.image_valid is not None else np.ones(len(b), bool)
-    np.testing.assert_array_equal(ia, ib)
 
 
 # ----------------------------------------------------------------------------- real files
@@ -346,8 +320,7 @@ def test_missing_raw_beside_mhd(tmp_path):
 
 
 def test_config_without_needed_transform(tmp_path):
-    sweep = make_sweep()
-    sweep.calibration.clear()
+    sweep = dataclasses.replace(make_sweep(), calibration={})
     good_file = tmp_path / "uncalibrated.mha"
     write_sequence(sweep, good_file)
     cfg = tmp_path / "cfg.xml"
@@ -383,3 +356,54 @@ def test_sweep_frame_graph_and_summary_report_invalid_parts():
     assert s["valid_frames"] == 4 and s["image_invalid_frames"] == 1 and s["image_frame"] == "Image"
     sub = sweep.subset([3, 4])
     assert sub.image_valid.tolist() == [True, False] and sub.valid.tolist() == [True, False]
+
+
+def test_with_calibration_returns_a_new_sweep_and_leaves_the_old_one_alone():
+    sweep = make_sweep()
+    sweep.metadata["notes"] = ["from the file"]
+    old_chain, old_valid = sweep.chain, sweep.valid
+    mats_before = sweep.image_to_reference_all()[0]
+    new_cal = np.diag([0.5, 0.5, 1.0, 1.0])
+    other = sweep.with_calibration({"ImageToProbe": new_cal, "ProbeToTracker": np.eye(4)})
+    assert other is not sweep
+    # the original keeps its calibration, notes and its (cached) chain
+    np.testing.assert_array_equal(sweep.calibration["ImageToProbe"], make_sweep().calibration["ImageToProbe"])
+    assert sweep.metadata["notes"] == ["from the file"] and "ProbeToTracker" not in sweep.calibration
+    np.testing.assert_array_equal(sweep.image_to_reference_all()[0], mats_before)
+    # the new one uses the new calibration; per-frame ProbeToTracker wins over the static one
+    assert other.chain == old_chain and other.valid.tolist() == old_valid.tolist()
+    f = 0
+    expected = (np.linalg.inv(other.transforms["ReferenceToTracker"][f])
+                @ other.transforms["ProbeToTracker"][f] @ new_cal)
+    np.testing.assert_allclose(other.image_to_reference(f), expected, atol=1e-9)
+    assert other.metadata["notes"][0] == "from the file"
+    assert "ProbeToTracker is both per frame" in other.metadata["notes"][1]
+    # containers are not shared: changing one sweep's dicts does not reach the other
+    other.transforms.pop("ReferenceToTracker")
+    assert "ReferenceToTracker" in sweep.transforms
+    with pytest.raises(InputError, match="ImageToProbe is not affine"):
+        sweep.with_calibration({"ImageToProbe": np.ones((4, 4))})
+    masked = sweep.with_fan_mask(np.ones((20, 30), bool))
+    assert sweep.fan_mask is None and masked.fan_mask.all() and masked.chain == old_chain
+    with pytest.raises(InputError, match="fan mask shape"):
+        sweep.with_fan_mask(np.ones((3, 3), bool))
+
+
+def test_merge_calibration_returns_a_new_sweep_and_names_what_is_missing(tmp_path):
+    from registration.io.sweep_calibration import merge_calibration
+    sweep = dataclasses.replace(make_sweep(), calibration={}, source=str(tmp_path / "s.mha"))
+    merged = merge_calibration(sweep, {"ImageToProbeTransform": np.diag([0.2, 0.2, 1, 1])})
+    assert "ImageToProbe" in merged.calibration and not sweep.calibration
+    assert merged.valid.sum() == 5 and sweep.chain == []
+    cfg = tmp_path / "cfg.xml"
+    cfg.write_text('<PlusConfiguration><CoordinateDefinitions><Transform From="Phantom" To="Reference" '
+                   'Matrix="1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"/></CoordinateDefinitions></PlusConfiguration>')
+    with pytest.raises(InputError) as exc:
+        merge_calibration(sweep, cfg)
+    text = str(exc.value)
+    assert text.startswith(f"{cfg}: no ImageToProbe transform to link Image to Reference in the sequence s.mha")
+    assert "transforms known: PhantomToReference, ProbeToTracker, ReferenceToTracker" in text
+    # the sweep itself raises the same message, naming its own file
+    with pytest.raises(InputError, match=r"s.mha: no ImageToProbe transform to link Image to Reference "
+                                         r"\(transforms known: ProbeToTracker"):
+        sweep.require_image_to_reference()

@@ -9,8 +9,9 @@ import pytest
 from registration.align.registration_result import RegistrationResult, StartResult
 from registration.align.intensity_registration import register_sweep
 from registration.spatial.transforms import apply, invert, rigid_matrix, rigid_params
-from registration.align.uncertainty import (assess, hessian_covariance, hit_probability, multistart_spread,
-                                      point_jacobian, target_tre_from_covariance, total_error_mm)
+from registration.align.pose_uncertainty import (LaplaceCovariance, hessian_covariance, multistart_spread,
+                                                 point_jacobian, target_tre_from_covariance)
+from registration.align.uncertainty import assess, hit_probability, total_error_mm
 
 from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
 
@@ -60,8 +61,8 @@ def test_hessian_covariance_recovers_a_known_quadratic():
         x = rigid_params(m @ invert(base), center)
         return 1 - 0.6 * math.exp(0.5 * x @ a @ x)
     out = hessian_covariance(metric, base, center, n_eff=200.0, step=(0.5,) * 6)
-    assert out["positive_definite"]
-    assert np.allclose(out["covariance"], np.linalg.inv(100.0 * a), rtol=0.05, atol=1e-4)
+    assert out.positive_definite
+    assert np.allclose(out.covariance_deg_mm, np.linalg.inv(100.0 * a), rtol=0.05, atol=1e-4)
     # The 28 evaluations are independent: any evaluation order (e.g. threads) gives the same.
     seen = []
 
@@ -69,7 +70,7 @@ def test_hessian_covariance_recovers_a_known_quadratic():
         seen.append(len(xs))
         return [fn(x) for x in xs[::-1]][::-1]
     out2 = hessian_covariance(metric, base, center, n_eff=200.0, step=(0.5,) * 6, map_fn=reversed_map)
-    assert seen == [28] and np.array_equal(out2["covariance"], out["covariance"])
+    assert seen == [28] and np.array_equal(out2.covariance_deg_mm, out.covariance_deg_mm)
 
 
 def test_multistart_spread_counts_only_comparable_starts():
@@ -89,20 +90,20 @@ def _fake(metric0, metric1, starts):
 
 def test_verdicts_from_numbers():
     good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
-    hess = {"covariance": np.eye(6) * 0.1, "positive_definite": True}
+    hess = LaplaceCovariance(np.eye(6) * 0.1, True)
     a = assess(good, {"t": {"point": [10, 0, 0], "radius_mm": 10}}, hessian=hess)
-    assert a["verdict"] == "good" and 0.9 < a["targets"][0]["hit_probability"] <= 1
+    assert a.verdict == "good" and 0.9 < a.targets[0].hit_probability <= 1
     disagree = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 15, 0, 0]), 0.399),
                                 (rigid_matrix([0, 0, 0, -15, 0, 0]), 0.398)])
-    assert assess(disagree, {}, hessian=hess)["verdict"] == "poor"
+    assert assess(disagree, {}, hessian=hess).verdict == "poor"
     low = _fake(0.05, 0.08, [(np.eye(4), 0.08), (np.eye(4), 0.08)])
-    assert assess(low, {}, hessian=hess)["verdict"] == "poor"
+    assert assess(low, {}, hessian=hess).verdict == "poor"
     # A flat direction is not a verdict by itself: its uncertainty is in the covariance.
-    flat = {"covariance": np.eye(6) * 0.1, "positive_definite": False}
+    flat = LaplaceCovariance(np.eye(6) * 0.1, False)
     a = assess(good, {}, hessian=flat)
-    assert a["verdict"] == "good" and any("flat" in r for r in a["reasons"])
-    wide = {"covariance": np.eye(6) * 1e4, "positive_definite": False}
-    assert assess(good, {}, hessian=wide)["verdict"] == "poor"
+    assert a.verdict == "good" and any("flat" in r for r in a.reasons)
+    wide = LaplaceCovariance(np.eye(6) * 1e4, False)
+    assert assess(good, {}, hessian=wide).verdict == "poor"
 
 
 def test_overall_verdict_is_over_targets_near_the_sweep_and_each_target_has_its_own():
@@ -110,38 +111,38 @@ def test_overall_verdict_is_over_targets_near_the_sweep_and_each_target_has_its_
     so, the overall verdict is over the targets within LOCAL_MM of the sweep."""
     from registration.align.uncertainty import LOCAL_MM
     good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
-    hess = {"covariance": np.diag([1.0, 1.0, 1.0, 0.2, 0.2, 0.2]) ** 2, "positive_definite": True}
+    hess = LaplaceCovariance(np.diag([1.0, 1.0, 1.0, 0.2, 0.2, 0.2]) ** 2, True)
     sweep_pts = np.array([[x, y, 0.0] for x in range(-20, 21, 5) for y in range(-20, 21, 5)], float)
     targets = {"near": {"point": [5, 5, 0], "radius_mm": 10}, "far": {"point": [400, 0, 0], "radius_mm": 10}}
     a = assess(good, targets, hessian=hess, sweep_points_ct=sweep_pts)
-    rows = {r["name"]: r for r in a["targets"]}
-    assert rows["near"]["distance_to_sweep_mm"] < LOCAL_MM < rows["far"]["distance_to_sweep_mm"]
-    assert rows["near"]["verdict"] == "good" and rows["far"]["verdict"] != "good"
-    assert rows["far"]["tre_registration_mm"] > rows["near"]["tre_registration_mm"]
-    assert a["verdict"] == "good" and any("extrapolated" in r for r in a["reasons"])
+    rows = {r.name: r for r in a.targets}
+    assert rows["near"].distance_to_sweep_mm < LOCAL_MM < rows["far"].distance_to_sweep_mm
+    assert rows["near"].verdict == "good" and rows["far"].verdict != "good"
+    assert rows["far"].tre_registration_mm > rows["near"].tre_registration_mm
+    assert a.verdict == "good" and any("extrapolated" in r for r in a.reasons)
     # Without the sweep's position every target counts.
-    assert assess(good, targets, hessian=hess)["verdict"] != "good"
+    assert assess(good, targets, hessian=hess).verdict != "good"
 
 
 def test_result_outside_the_capture_range_is_poor_and_ungated_breathing_adds_error():
     from registration.align.uncertainty import CAPTURE_ROTATION_DEG
-    hess = {"covariance": np.eye(6) * 0.01, "positive_definite": True}
+    hess = LaplaceCovariance(np.eye(6) * 0.01, True)
     far = _fake(0.2, 0.4, [(np.eye(4), 0.40), (np.eye(4), 0.40)])
     far.init_reference_to_ct = rigid_matrix([CAPTURE_ROTATION_DEG + 5, 0, 0, 0, 0, 0])
     a = assess(far, {}, hessian=hess)
-    assert a["verdict"] == "poor" and any("capture range" in r for r in a["reasons"])
-    assert a["moved_from_start"]["rotation_deg"] == pytest.approx(CAPTURE_ROTATION_DEG + 5)
+    assert a.verdict == "poor" and any("capture range" in r for r in a.reasons)
+    assert a.moved_from_start.rotation_deg == pytest.approx(CAPTURE_ROTATION_DEG + 5)
     ok = _fake(0.2, 0.4, [(np.eye(4), 0.40), (np.eye(4), 0.40)])
     base = assess(ok, {"t": {"point": [0, 0, 0], "radius_mm": 5}}, hessian=hess)
     breath = {"detected": True, "amplitude_mm": 8.0, "gated_frames": None, "breath_hold": "expiration"}
     b = assess(ok, {"t": {"point": [0, 0, 0], "radius_mm": 5}}, hessian=hess, breathing=breath)
-    assert base["verdict"] == "good" and b["verdict"] == "check"
-    assert b["targets"][0]["tre_registration_mm"] == pytest.approx(
-        math.hypot(base["targets"][0]["tre_registration_mm"], 4.0))
+    assert base.verdict == "good" and b.verdict == "check"
+    assert b.targets[0].tre_registration_mm == pytest.approx(
+        math.hypot(base.targets[0].tre_registration_mm, 4.0))
     gated = dict(breath, gated_frames=list(range(20)))
     c = assess(ok, {"t": {"point": [0, 0, 0], "radius_mm": 5}}, hessian=hess, breathing=gated)
-    assert c["verdict"] == "check" and any("registered on the 20 frames" in r for r in c["reasons"])
-    assert c["targets"][0]["tre_registration_mm"] == pytest.approx(base["targets"][0]["tre_registration_mm"])
+    assert c.verdict == "check" and any("registered on the 20 frames" in r for r in c.reasons)
+    assert c.targets[0].tre_registration_mm == pytest.approx(base.targets[0].tre_registration_mm)
 
 
 @pytest.mark.slow
@@ -157,5 +158,46 @@ def test_a_start_far_outside_the_capture_range_is_never_good():
     true_err = np.linalg.norm(apply(res.reference_to_ct, ref) - lesion_centroids_ct(), axis=1)
     assert true_err.min() > 5.0                         # it really failed ...
     u = res.uncertainty
-    assert u["verdict"] == "poor"                       # ... and says so
-    assert all(t["tre_registration_mm"] is None or t["tre_registration_mm"] > 5.0 for t in u["targets"])
+    assert u.verdict == "poor"                          # ... and says so
+    assert all(t.tre_registration_mm is None or t.tre_registration_mm > 5.0 for t in u.targets)
+
+
+def test_hit_probability_is_the_chi_distribution_and_defined_at_the_edges():
+    """|e| / sigma of an isotropic 3D Gaussian is chi with 3 degrees of freedom: the closed form
+    is chi2_3.cdf((R / sigma)^2); a radius <= 0 is never hit, an error <= 0 always hits R > 0."""
+    from scipy.stats import chi2
+    for r, tre in [(0.5, 3.0), (5.0, 3.0), (10.0, 6.9), (20.0, 1.0), (3.0, 30.0)]:
+        sigma = tre / math.sqrt(3.0)
+        assert hit_probability(r, tre) == pytest.approx(chi2.cdf((r / sigma) ** 2, 3), abs=1e-12)
+    assert hit_probability(0.0, 0.0) == 0.0 and hit_probability(-2.0, 3.0) == 0.0 and hit_probability(-2.0, 0.0) == 0.0
+    assert hit_probability(1e-3, 0.0) == 1.0 and hit_probability(4.0, -1.0) == 1.0
+    assert hit_probability(4.0, float("inf")) == 0.0
+    ps = [hit_probability(r, 4.0) for r in np.linspace(0.0, 30.0, 61)]
+    assert all(0.0 <= p <= 1.0 for p in ps) and np.all(np.diff(ps) >= 0)
+
+
+def test_the_assessment_is_typed_and_its_json_form_is_the_result_format():
+    """assess returns dataclasses; to_dict gives RESULT.json's 10 keys and rows of 16 keys (13
+    without a radius), and from_dict reads them back to the same document."""
+    from registration.align.assessment import Assessment, TargetEstimate
+    good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
+    good.init_reference_to_ct = rigid_matrix([0, 0, 0, 3.0, 0, 0])
+    a = assess(good, {"lesion": {"point": [10, 0, 0], "radius_mm": 6.0}, "landmark": {"point": [0, 5, 0]}},
+               hessian=LaplaceCovariance(np.eye(6) * 0.1, True), n_eff=120.0, resolution_mm=1.6)
+    assert isinstance(a, Assessment) and all(isinstance(t, TargetEstimate) for t in a.targets)
+    d = a.to_dict()
+    assert list(d) == ["verdict", "reasons", "targets", "error_terms_mm", "resolution_floor_mm", "n_eff",
+                       "hessian_positive_definite", "covariance_deg_mm", "moved_from_start", "breathing"]
+    lesion, landmark = d["targets"]
+    assert list(lesion) == ["name", "point_ct", "tre_hessian_mm", "tre_multistart_mm", "tre_uncalibrated_mm",
+                            "starts_agreeing", "starts_comparable", "tre_registration_mm", "tre_total_mm",
+                            "tre_registration_95_mm", "distance_to_sweep_mm", "radius_mm", "hit_probability",
+                            "hit_probability_registration_only", "verdict", "why"]
+    assert set(lesion) - set(landmark) == {"radius_mm", "hit_probability", "hit_probability_registration_only"}
+    assert lesion["hit_probability"] == pytest.approx(hit_probability(6.0, lesion["tre_total_mm"]))
+    assert d["error_terms_mm"] == {"tracking": 1.0, "needle": 1.5, "breathing": 2.5,
+                                   "unresolved_breathing_in_registration": 0.0}
+    assert d["moved_from_start"] == {"rotation_deg": 0.0, "translation_mm": 3.0}
+    assert d["resolution_floor_mm"] == pytest.approx(0.96)
+    assert Assessment.from_dict(d).to_dict() == d
+    assert a.target("landmark").radius_mm is None and a.target("nowhere") is None

@@ -78,3 +78,34 @@ def test_frame_graph_chain_and_inverse():
     g.set("Stylus", "Pointer", np.eye(4))
     with pytest.raises(InputError, match="no chain"):
         g.get("Image", "Stylus")
+
+
+def test_check_choice_lists_the_choices_and_maps_aliases():
+    from registration.spatial.errors import check_choice
+    assert check_choice("gzip", ("raw", "gzip"), "encoding") == "gzip"
+    assert check_choice("maximum", {"max": "max", "maximum": "max"}, "compounding") == "max"
+    with pytest.raises(InputError, match=r"^f.nrrd: NRRD encoding 'hex' is not supported "
+                                         r"\(choices: raw, gzip\); re-export$"):
+        check_choice("hex", ("raw", "gzip"), "NRRD encoding", path="f.nrrd", fix="re-export")
+    with pytest.raises(InputError, match=r"'\[1, 2\]' is not supported"):
+        check_choice([1, 2], ("a",), "mode")                 # unhashable: still an InputError
+    with pytest.raises(InputError, match="'x{60}' is not"):
+        check_choice("x" * 500, ("a",), "mode")               # long junk is shortened
+
+
+def test_transform_names_and_the_no_chain_error():
+    from registration.spatial.frames import is_transform_name, no_chain_error, split_transform_name
+    assert split_transform_name("ProbeToTrackerTransform") == ("Probe", "Tracker")
+    assert split_transform_name("TrackerToolToReference") == ("TrackerTool", "Reference")
+    assert is_transform_name("ImageToProbe") and not is_transform_name("Toxic")
+    with pytest.raises(InputError, match="not a transform name"):
+        split_transform_name("ToProbe")
+    e = no_chain_error("Image", "CT", ["ImageToProbe"], missing="ProbeToCT", path="a.mha", fix="add it")
+    assert str(e) == ("a.mha: no ProbeToCT transform to link Image to CT "
+                      "(transforms known: ImageToProbe); add it")
+    g = FrameGraph()
+    g.set("Image", "Probe", np.eye(4))
+    g.set("Stylus", "Pointer", np.eye(4))
+    with pytest.raises(InputError, match=r"no chain of transforms links Image to Stylus "
+                                         r"\(transforms known: ImageToProbe, StylusToPointer\)"):
+        g.path("Image", "Stylus")

@@ -15,72 +15,85 @@ from typing import Optional
 
 import numpy as np
 
+from registration.align.result_document import ResultRecord, parse_result, read_result_file
+from registration.align.uncertainty import RADIUS_95_PER_RMS
 from registration.spatial.atomic_io import atomic_write_text
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
 
+from .verdict_text import VERDICT_WORDS, mm_text
+
 SESSION_VERSION = 1
+#: How a registration's origin reads in the status bar and the data panel.
+METHOD_WORDS = {"landmarks": "landmarks", "lc2": "automatic", "mi": "automatic (MI)", "file": "from file"}
 
 
 @dataclass
 class RegistrationState:
-    """A reference_to_ct (4x4, Reference mm -> CT LPS mm) and what is known of its quality."""
+    """A reference_to_ct (4x4, Reference mm -> CT LPS mm) and what is known of its quality.
+
+    ``raw`` is the RESULT document it came from or will be saved as (JSON form, with the
+    per-target rows the planner reads); ``verdict`` the registration's own (good / check /
+    poor, None when it has none, e.g. a landmark fit)."""
     reference_to_ct: np.ndarray
     method: str = "unknown"               # "landmarks", "lc2", "file", ...
     tre_mm: Optional[float] = None        # estimated target registration error (rms), None = unknown
     fre_mm: Optional[float] = None
     source: Optional[str] = None          # file it came from
     raw: Optional[dict] = None            # the whole RESULT dict (per-target TREs for the planner)
+    verdict: Optional[str] = None
 
     def __post_init__(self):
         self.reference_to_ct = as_matrix(self.reference_to_ct, name="reference_to_ct", path=self.source)
 
+    @property
+    def target_name(self) -> Optional[str]:
+        """The target its ``tre_mm`` is about: the GUI's chosen lesion, else (a RESULT.json read
+        back) the row whose estimate it is; None when not known."""
+        raw = self.raw or {}
+        if raw.get("tre_target"):
+            return str(raw["tre_target"])
+        rows = raw.get("targets") if isinstance(raw.get("targets"), list) else []
+        return next((str(r["name"]) for r in rows if isinstance(r, dict) and r.get("name") is not None
+                     and r.get("tre_registration_mm") == self.tre_mm and self.tre_mm is not None), None)
+
     def quality_text(self) -> str:
-        tre = "TRE not estimated" if self.tre_mm is None else f"TRE est. {self.tre_mm:.1f} mm"
-        fre = "" if self.fre_mm is None else f", FRE {self.fre_mm:.1f} mm"
-        verdict = (self.raw or {}).get("verdict")
-        return f"{self.method}{'' if not verdict else f' ({verdict})'}: {tre}{fre}"
+        """One short line in plain words: where it came from, the verdict, and how far the overlay
+        may be off at its target (95 % radius of the RMS ``tre_mm``, rounded up to 0.5 mm), e.g.
+        "automatic (good), within ~2 mm at lesion_1", "landmarks, within ~1.5 mm at lesion_1
+        (estimate)", "from file, error not estimated"."""
+        source = METHOD_WORDS.get(self.method, self.method)
+        head = source if not self.verdict else f"{source} ({VERDICT_WORDS.get(self.verdict, self.verdict)})"
+        if self.tre_mm is None:
+            return f"{head}, error not estimated"
+        where = f" at {self.target_name}" if self.target_name else ""
+        text = f"{head}, within {mm_text(RADIUS_95_PER_RMS * self.tre_mm)}{where}"
+        return text + (" (estimate)" if self.method == "landmarks" else "")
 
     def to_dict(self) -> dict:
         d = dict(self.raw or {})
         d.update({"reference_to_ct": self.reference_to_ct.tolist(), "method": self.method,
                   "tre_mm": self.tre_mm, "fre_mm": self.fre_mm, "source": self.source})
+        if self.verdict is not None:
+            d["verdict"] = self.verdict
         return d
 
     @classmethod
     def from_dict(cls, d: dict, path=None) -> "RegistrationState":
-        if not isinstance(d, dict) or "reference_to_ct" not in d:
-            raise InputError("no 'reference_to_ct' (a 4x4 row-major nested list)", path=path,
-                             fix="give a RESULT.json or INIT.json written by 'ctus register'")
-        tre = d.get("tre_mm", d.get("tre_rms_mm"))
-        if tre is None and isinstance(d.get("uncertainty"), dict):
-            tre = d["uncertainty"].get("tre_rms_mm", d["uncertainty"].get("tre_mm"))
-        if tre is None and isinstance(d.get("targets"), list) and d.get("verdict") != "poor":
-            # A RESULT.json of 'ctus register': the largest estimate over the targets near the
-            # sweep (those the verdict is about), else over all of them.
-            from registration.align.uncertainty import LOCAL_MM
-            rows = [r for r in d["targets"] if isinstance(r, dict) and r.get("tre_registration_mm") is not None]
-            near = [r for r in rows if (r.get("distance_to_sweep_mm") or 0.0) <= LOCAL_MM]
-            if near or rows:
-                tre = max(float(r["tre_registration_mm"]) for r in (near or rows))
-        return cls(d["reference_to_ct"], str(d.get("method", "file")),
-                   None if tre is None else float(tre),
-                   None if d.get("fre_mm") is None else float(d["fre_mm"]),
-                   str(path) if path is not None else d.get("source"), dict(d))
+        """A RESULT.json / INIT.json or a saved state (:func:`registration.align.result_document.parse_result`;
+        InputError naming ``path`` and the field). Its TRE is the file's global one, else the
+        largest estimate near the sweep (``ResultRecord.overall_tre_mm``)."""
+        return cls.from_record(parse_result(d, path), path)
+
+    @classmethod
+    def from_record(cls, rec: ResultRecord, path=None) -> "RegistrationState":
+        return cls(rec.reference_to_ct, rec.method or "file", rec.overall_tre_mm(), rec.fre_mm,
+                   str(path) if path is not None else rec.source, dict(rec.document), rec.verdict)
 
 
 def load_registration_file(path) -> RegistrationState:
     """RESULT.json / INIT.json -> RegistrationState (InputError on anything unusable)."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file ({exc.__class__.__name__})", path=path,
-                         fix="choose a RESULT.json or INIT.json") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON (line {exc.lineno})", path=path,
-                         fix="choose a RESULT.json or INIT.json") from None
-    return RegistrationState.from_dict(d, path)
+    return RegistrationState.from_record(read_result_file(path), path)
 
 
 @dataclass

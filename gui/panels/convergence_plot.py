@@ -1,7 +1,7 @@
 """A small QPainter plot of an optimiser's metric against the evaluation number.
 
 Input is the ``history`` of a
-:class:`~registration.align.intensity_registration.RegistrationResult`: a list of
+:class:`~registration.align.registration_result.RegistrationResult`: a list of
 ``(evaluation, level, metric)`` (metric: LC2 or MI, higher = better). Each
 resolution level gets its own colour; the best metric so far is drawn as a
 line over the raw evaluations (points), so a reader sees both the noise of

@@ -1,17 +1,22 @@
 """Editing the selected needle path: entry/target spin boxes, marker dragging, live re-check, keep.
 
 All points are CT LPS mm. Entry and target are edited in spin boxes or by
-dragging their markers in a slice view; the edited path is re-checked with
-the planner's own constraint evaluation (:mod:`.path_check`, maps built once
-per lesion in a worker), and a path that passes can be kept with the plan.
+dragging their markers in a slice view; the edited path is re-checked by the
+planner (:mod:`planner.paths.path_check`: the lesion's constraint maps built
+once per lesion in a worker, then one check per edit), and a path that passes
+can be kept with the plan. This module only gathers the inputs and shows the
+verdict.
 """
 from __future__ import annotations
+
+from html import escape
 
 import numpy as np
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtWidgets import QDoubleSpinBox, QGridLayout, QGroupBox, QLabel, QPushButton
 
-from .path_check import build_lesion_maps, check_path
+from planner.paths.path_check import check_path, constraints_from_plan, lesion_maps
+
 from .path_overlay import NEAR_MM
 
 
@@ -71,7 +76,8 @@ def _spin(name: str) -> QDoubleSpinBox:
 
 class PathEditorMixin:
     """Path-editing methods of :class:`.planning_panel.PlanningPanel` (a mixin: it uses the panel's
-    ``window``, ``result``, ``maps``, ``check``, ``_maps_worker``, ``overlays``, ``table``,
+    ``window``, ``result`` (the PlanResult shown), ``maps``, ``check`` (the last
+    :class:`planner.paths.path_check.PathCheck`), ``_maps_worker``, ``overlays``, ``table``,
     ``paths``, ``lesion()``, ``path()`` and ``_lesion_selected()``)."""
 
     def _build_path_editor(self) -> QGroupBox:
@@ -88,6 +94,7 @@ class PathEditorMixin:
         self.check_label = QLabel("")
         self.check_label.setObjectName("path_check")
         self.check_label.setWordWrap(True)
+        self.check_label.setTextFormat(Qt.RichText)     # planner texts are escaped into it
         grid.addWidget(self.check_label, 2, 0, 1, 4)
         self.add_path_button = QPushButton("Keep edited path")
         self.add_path_button.setObjectName("keep_path")
@@ -98,6 +105,7 @@ class PathEditorMixin:
 
     # ------------------------------------------------------------ live check of an edited path
     def edited(self):
+        """(entry, target) as shown in the spin boxes, CT LPS mm."""
         return (np.array([s.value() for s in self.entry_spins]), np.array([s.value() for s in self.target_spins]))
 
     def set_point(self, which: str, lps) -> None:
@@ -110,13 +118,14 @@ class PathEditorMixin:
         self.recheck()
 
     def recheck(self) -> None:
+        """Re-check the edited path (first building the lesion's constraint maps in a worker)."""
         les, t = self.lesion(), self.path()
         if les is None or t is None:
             return
         name = les["name"]
         entry, target = self.edited()
         for o in self.overlays:
-            o.set_path((entry, target, t["guidance"]))
+            o.set_path((entry, target, t["guidance"], self.check is None or self.check.ok))
         if name not in self.maps:
             self.check_label.setText("preparing the constraint maps of this lesion...")
             if self._maps_worker is None:
@@ -130,31 +139,34 @@ class PathEditorMixin:
                         self.maps[name] = maps
                         self.recheck()
 
-                self._maps_worker = self.window.run_worker(f"Prepare path check ({name})",
-                                                           lambda progress: build_lesion_maps(result, name), done)
+                def build(progress, name=name, result=result):
+                    constraints = constraints_from_plan(result.plan["constraints"])
+                    return lesion_maps(result.anatomy, result.lesion_masks, name, constraints)
+
+                self._maps_worker = self.window.run_worker(f"Prepare path check ({name})", build, done)
                 self._maps_worker.finished.connect(lambda: setattr(self, "_maps_worker", None))
             return
-        self.check = check_path(self.maps[name], entry, target, t["guidance"], self.result.lesion_masks.get(name))
-        rec = self.check["record"]
-        if self.check["ok"]:
+        self.check = check_path(self.maps[name], entry, target, t["guidance"], self.result.lesion_masks.get(name),
+                                lesion=name)
+        rec = self.check.record
+        if self.check.ok:
             self.check_label.setText(f"<span style='color:#1b7f2a'><b>OK</b></span>: {rec['length_mm']:.0f} mm to "
                                      f"the skin, clearance {rec['min_hard_clearance_mm']:.1f} mm, liver "
                                      f"{rec['liver_traverse_mm']:.0f} mm, capsule {rec['capsule_angle_deg']:.0f} deg")
         else:
-            self.check_label.setText("<span style='color:#c0221b'><b>Violates</b></span>: "
-                                     + ", ".join(self.check["violations"]))
-        self.add_path_button.setEnabled(bool(self.check["ok"]))
+            numbers = [v["text"] for v in (rec or {}).get("violations", [])]
+            self.check_label.setText("<span style='color:#c0221b'><b>Violates</b></span>: " + escape(
+                ", ".join(self.check.texts) + (f" ({'; '.join(numbers)})" if numbers else "")))
+        for o in self.overlays:
+            o.set_path((entry, target, t["guidance"], self.check.ok))
+        self.add_path_button.setEnabled(self.check.ok)
 
     def keep_edited_path(self) -> None:
         """Add the checked edited path to the lesion's trajectories (it is exported with the plan)."""
         les = self.lesion()
-        if les is None or self.check is None or not self.check["ok"]:
+        if les is None or self.check is None or not self.check.ok:
             return
-        rec = dict(self.check["record"])
-        if rec["guidance"] == "ct":
-            from planner.paths import ct_guidance
-            rec["ct"] = ct_guidance.describe(self.result.anatomy, rec)
-        les["trajectories"].append(rec)
+        les["trajectories"].append(dict(self.check.record))
         row = self.table.currentRow()
         self._lesion_selected()
         self.table.selectRow(row)

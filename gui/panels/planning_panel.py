@@ -6,11 +6,13 @@ LPS mm. A selected path is drawn on the three slice views and on the US view
 (projected; solid where it lies within ``NEAR_MM`` of the displayed plane)
 by transparent overlay children, and sent to the 3D view. Entry and target
 are edited in spin boxes or by dragging their markers in a slice view; the
-edited path is re-checked with the planner's own constraint evaluation
-(:func:`planner.paths.trajectories.evaluate` on the lesion's planning maps).
+edited path is re-checked by the planner (:mod:`planner.paths.path_check`).
+The panel is handed the plan it shows (:meth:`set_result`, a
+:class:`planner.case.case_plan.PlanResult`) and holds no planning logic.
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -62,6 +64,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         window.player.frame_changed.connect(lambda _i: self._update_overlays())
 
     def _build(self) -> None:
+        """Buttons, status, lesion table, reasons, path list, path editor and CT plan, in a scroll area."""
         self.plan_button = QPushButton("Plan all lesions")
         self.plan_button.setObjectName("plan_button")
         self.plan_button.clicked.connect(self.run_plan)
@@ -115,6 +118,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ planning
     def run_plan(self) -> None:
+        """Plan the window's CT and labels (with its registration and sweep) in a worker."""
         w = self.window
         if w.ct is None or w.labels is None:
             self.status.setText("Planning needs the CT and its label map with lesions (File > Open).")
@@ -143,6 +147,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ selected path
     def path(self) -> Optional[dict]:
+        """The selected trajectory of the selected lesion (a plan.json trajectory dict), or None."""
         les = self.lesion()
         i = self.paths.currentRow()
         if les is None or i < 0 or i >= len(les.get("trajectories", [])):
@@ -153,6 +158,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self._show_path(self.path())
 
     def _show_path(self, t: Optional[dict]) -> None:
+        """Show trajectory ``t`` everywhere: spin boxes, overlays, cursor, 3D view, CT plan box."""
         for spins, key in ((self.entry_spins, "entry_ct"), (self.target_spins, "target_ct")):
             for k, s in enumerate(spins):
                 s.blockSignals(True)
@@ -160,15 +166,17 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
                 s.setEnabled(t is not None)
                 s.blockSignals(False)
         path = None if t is None else (np.asarray(t["entry_ct"], float), np.asarray(t["target_ct"], float),
-                                       t["guidance"])
+                                       t["guidance"], t.get("safe", True) is not False)
         for o in self.overlays:
             o.set_path(path)
         w = self.window
         if t is not None:
             w.set_cursor(np.asarray(t["target_ct"], float))
         if w.view3d is not None:
-            # A lesion without a path must not keep showing the previous lesion's needle in 3D.
-            w.view3d.set_trajectories([] if t is None else [(t["entry_ct"], t["target_ct"])])
+            # A lesion without a path must not keep showing the previous lesion's needle in 3D, and
+            # the 3D view has one colour for needles: an unsafe least-risk path is not drawn there.
+            unsafe = t is not None and t.get("safe", True) is False
+            w.view3d.set_trajectories([] if t is None or unsafe else [(t["entry_ct"], t["target_ct"])])
         # The CT plan is shown for a CT path; a CT recommendation selects its best CT path.
         show_ct = t is not None and t["guidance"] == "ct"
         self.ct_box.setVisible(bool(show_ct))
@@ -178,7 +186,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
             self.ct_drawing.set_path(t)
             self.scroll.ensureWidgetVisible(self.ct_box)
         self.check = None
-        self.check_label.setText("" if t is None else "planner path: all constraints met")
+        self.check_label.setText(path_check_text(t))
         self.add_path_button.setEnabled(False)
 
     def _update_overlays(self) -> None:
@@ -187,10 +195,25 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
 
     # ------------------------------------------------------------ export
     def open_export(self):
+        """Open the export dialog for the plan shown."""
         from .export_dialog import ExportDialog
         self.export_dialog = ExportDialog(self.window, self)
         self.export_dialog.show()
         return self.export_dialog
+
+
+def path_check_text(t: Optional[dict]) -> str:
+    """What the planner says about a path it proposed: its hard rules met (and its cautions), or
+    UNSAFE with every violation (a least-risk path)."""
+    if t is None:
+        return ""
+    if t.get("safe", True) is False:
+        return ("<span style='color:#c0221b'><b>UNSAFE least-risk path</b> (not a plan): "
+                + escape("; ".join(v["text"] for v in t.get("violations", []))) + "</span>")
+    text = "planner path: all hard rules met"
+    if t.get("cautions"):
+        text += "; cautions: " + "; ".join(v["text"] for v in t["cautions"])
+    return escape(text)
 
 
 def install(window) -> QDockWidget:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import numpy as np
-from scipy import ndimage
 
+from registration.spatial.lesions import measure_lesion
 from registration.spatial.volume import LabelMap, Volume
 
 from .plane_sampler import OUTSIDE_HU, PlaneSampler
@@ -28,6 +28,7 @@ _DIRECTION_WORDS = {(0, 1): "the patient's left", (0, -1): "the patient's right"
 
 
 def direction_word(v_lps) -> str:
+    """Patient direction ('the head', 'posterior', ...) of the dominant LPS component of ``v_lps``."""
     v = np.asarray(v_lps, float)
     a = int(np.argmax(np.abs(v)))
     return _DIRECTION_WORDS[(a, 1 if v[a] >= 0 else -1)]
@@ -35,28 +36,26 @@ def direction_word(v_lps) -> str:
 
 @dataclass
 class Lesion:
+    """A lesion as the overlay guides to it: its centroid (LPS mm) and equivalent-sphere radius (mm)."""
     name: str
     value: int
     centroid_lps: np.ndarray
-    radius_mm: float        # equivalent-sphere radius
+    radius_mm: float        # equivalent-sphere radius: "in plane" means within it of the centroid
 
 
 def lesions_of(labels: Optional[LabelMap]) -> List[Lesion]:
-    """Centroid (LPS mm) and equivalent radius of every named lesion present in ``labels``."""
+    """Every named lesion present in ``labels``, measured by
+    :func:`registration.spatial.lesions.measure_lesion`."""
     if labels is None:
         return []
     out = []
-    voxel_mm3 = float(np.prod(labels.spacing))
     for name in labels.lesion_names():
         v = labels.names[name]
         mask = labels.array == v
-        n = int(mask.sum())
-        if n == 0:
+        if not mask.any():
             continue
-        kji = np.array(ndimage.center_of_mass(mask))
-        c = labels.index_to_lps(kji[::-1])
-        r = (3.0 * n * voxel_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
-        out.append(Lesion(name, int(v), c, float(r)))
+        m = measure_lesion(mask, labels)
+        out.append(Lesion(name, int(v), np.asarray(m.centroid_lps), m.equivalent_radius_mm))
     return out
 
 

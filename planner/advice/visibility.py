@@ -1,4 +1,4 @@
-"""Ultrasound visibility per lesion: acoustic windows, predicted and measured conspicuity.
+"""Ultrasound visibility per lesion: acoustic windows, lesion type, measured conspicuity.
 
 Frames: CT LPS mm; arrays ``[k, j, i]``. Sound is blocked by bone, lung and
 gas (DESIGN section 7: full shadow behind bone and gas), so an *acoustic
@@ -6,11 +6,11 @@ window* is a skin point from which the straight ray to the target meets none
 of them. Depth limits follow DESIGN section 1: a 60 dB round-trip budget at
 0.5 dB/cm/MHz gives 60 / (2 * 0.5 * f) cm, ~17 cm at 3.5 MHz.
 
-The predicted conspicuity is a transparent heuristic (not a validated model):
-a product of factors in [0, 1] for lesion type, size, CT contrast, depth and
-window, each reported with its input. The measured conspicuity is the
-contrast-to-noise ratio of lesion pixels vs a surrounding liver ring on the
-registered sweep frames that cut the lesion.
+The predicted B-mode visibility is the evidence model of
+:mod:`.bmode_visibility` (fed with the window depth and lesion type found
+here). The measured conspicuity is the contrast-to-noise ratio of lesion
+pixels vs a surrounding liver ring on the registered sweep frames that cut the
+lesion.
 """
 from __future__ import annotations
 
@@ -19,13 +19,24 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
+from planner.anatomy.derived import GAS_HU, bounding_box
+from planner.paths.planning_maps import OFF_GRID, OUTSIDE
 from registration.spatial.volume import Volume
 
-ATTENUATION_DB_CM_MHZ = 0.5
-DYNAMIC_RANGE_DB = 60.0
+ATTENUATION_DB_CM_MHZ = 0.5      # liver (DESIGN section 1)
+DYNAMIC_RANGE_DB = 60.0          # round-trip budget of an abdominal scanner (DESIGN section 1)
 BLOCK_NONE, BLOCK_BONE, BLOCK_LUNG, BLOCK_GAS = 0, 1, 2, 3
 BLOCK_NAMES = {BLOCK_BONE: "rib/bone", BLOCK_LUNG: "lung", BLOCK_GAS: "bowel gas"}
-GAS_HU = -400.0
+
+BEAM_HALFWIDTH_MM = 3.0          # blockers are grown by this: a rib gap narrower than the beam is no window
+WINDOW_RAY_LIMIT_MM = 250.0      # acoustic-window rays end here (beyond any abdominal depth limit)
+WINDOW_RAY_STEP_MM = 1.0
+RING_INNER_MM, RING_OUTER_MM = 2.0, 8.0   # liver ring around a lesion: past its partial-volume edge
+LESION_TYPE_THRESHOLD_HU = 15.0  # lesion vs liver ring contrast that counts as hyper/hypo
+
+#: Pixel size (mm) assumed when a sweep has no valid frame to take its spacing from.
+FALLBACK_PIXEL_MM = 0.3
+
 
 
 def depth_limit_mm(frequency_mhz: float, attenuation_db_cm_mhz: float = ATTENUATION_DB_CM_MHZ,
@@ -34,18 +45,19 @@ def depth_limit_mm(frequency_mhz: float, attenuation_db_cm_mhz: float = ATTENUAT
     return 10.0 * dynamic_range_db / (2.0 * attenuation_db_cm_mhz * frequency_mhz)
 
 
-def round_trip_attenuation_db(depth_mm: float, frequency_mhz: float) -> float:
-    return 2.0 * ATTENUATION_DB_CM_MHZ * frequency_mhz * depth_mm / 10.0
+def round_trip_attenuation_db(depth_mm: float, frequency_mhz: float,
+                              attenuation_db_cm_mhz: float = ATTENUATION_DB_CM_MHZ) -> float:
+    """Attenuation (dB) of an echo from ``depth_mm`` and back, in liver."""
+    return 2.0 * attenuation_db_cm_mhz * frequency_mhz * depth_mm / 10.0
 
 
-def acoustic_block_map(anatomy, beam_halfwidth_mm: float = 3.0) -> np.ndarray:
-    """int8 ``[k, j, i]``: 0 sound passes, 1 bone, 2 lung, 3 gas (CT HU < -400 or bowel gas).
+def acoustic_block_map(anatomy, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM) -> np.ndarray:
+    """int8 ``[k, j, i]``: 0 sound passes, 1 bone, 2 lung, 3 gas (CT HU < ``GAS_HU`` in the body).
 
     Blockers are grown by ``beam_halfwidth_mm`` (the beam is a few mm wide, so
     a gap between ribs narrower than the beam is no window); each grown voxel
     keeps the class of its nearest blocker.
     """
-    from planner.anatomy.structures import bounding_box
     m = anatomy.masks
     block = np.zeros(m["body"].shape, np.int8)
     block[(anatomy.ct.array < GAS_HU) & m["body"]] = BLOCK_GAS
@@ -90,15 +102,15 @@ def best_window(maps, block: np.ndarray, target_lps, directions: np.ndarray, lim
     """Best acoustic window to a target: the shallowest clear ray to the skin.
 
     Uses the ``evaluate``-style march of :mod:`planner.paths.trajectories` for the
-    skin exit; posterior entries are excluded for a supine patient.
+    skin exit; entries on the table side (the patient lies on it) are excluded. Returns the
+    counts of checked and clear directions, what blocked the others, and the
+    best window's depth (mm), probe position and beam direction (CT LPS), or
+    None when no direction within ``limit_mm`` is clear.
     """
-    from planner.paths.trajectories import OFF_GRID, OUTSIDE
     c = maps.constraints
     t = np.asarray(target_lps, float)
-    d = directions
-    if c.patient_position == "supine":
-        d = d[d[:, 1] <= c.max_posterior_component]
-    s = np.arange(0.0, 250.0, 1.0)
+    d = directions[directions @ c.table_side <= c.max_table_side_component]   # no probe under the patient
+    s = np.arange(0.0, WINDOW_RAY_LIMIT_MM, WINDOW_RAY_STEP_MM)
     pts = t + s[None, :, None] * d[:, None, :]
     kji = maps.to_kji(pts)
     region = maps.nearest(maps.region, kji, fill=OFF_GRID)
@@ -125,9 +137,9 @@ def best_window(maps, block: np.ndarray, target_lps, directions: np.ndarray, lim
     return res
 
 
-def ring_masks(lesion: np.ndarray, liver: np.ndarray, spacing_ijk, inner_mm=2.0, outer_mm=8.0):
+def ring_masks(lesion: np.ndarray, liver: np.ndarray, spacing_ijk, inner_mm: float = RING_INNER_MM,
+               outer_mm: float = RING_OUTER_MM) -> np.ndarray:
     """Liver ring around a lesion: liver voxels at inner..outer mm from it (``[k, j, i]``)."""
-    from planner.anatomy.structures import bounding_box
     margin = tuple(int(np.ceil(outer_mm / sp)) + 1 for sp in np.asarray(spacing_ijk, float)[::-1])
     box = bounding_box(lesion, margin)      # the ring lies within outer_mm of the lesion
     dist = ndimage.distance_transform_edt(~lesion[box], sampling=np.asarray(spacing_ijk, float)[::-1])
@@ -148,8 +160,9 @@ def ct_contrast(ct: Volume, lesion: np.ndarray, ring: np.ndarray) -> dict:
             "contrast_hu": round(diff, 1), "cnr": round(diff / noise, 2)}
 
 
-def classify_type(portal: dict, arterial: Optional[dict], threshold_hu: float = 15.0) -> tuple:
-    """'net-like' (hyperenhancing in arterial), 'adenocarcinoma-like' (hypoattenuating in portal)."""
+def classify_type(portal: dict, arterial: Optional[dict], threshold_hu: float = LESION_TYPE_THRESHOLD_HU) -> tuple:
+    """(type, evidence): 'net-like' (hyperenhancing in arterial), 'adenocarcinoma-like'
+    (hypoattenuating in portal) or 'indeterminate', from :func:`ct_contrast` of each phase."""
     if arterial is not None and arterial["contrast_hu"] is not None and arterial["contrast_hu"] > threshold_hu:
         return "net-like", f"arterial phase {arterial['contrast_hu']:+.0f} HU vs liver (hyperenhancing)"
     if portal["contrast_hu"] is not None and portal["contrast_hu"] < -threshold_hu:
@@ -162,23 +175,6 @@ def classify_type(portal: dict, arterial: Optional[dict], threshold_hu: float = 
                              if c is not None else "no liver ring to compare")
 
 
-def predict_conspicuity(diameter_mm: Optional[float], lesion_type: str, contrast_hu: Optional[float],
-                        window: dict, limit_mm: float) -> dict:
-    """Heuristic predicted B-mode conspicuity in [0, 1] with every factor and its input."""
-    type_f = {"net-like": 0.9, "indeterminate": 0.6, "adenocarcinoma-like": 0.45}[lesion_type]
-    d = diameter_mm if diameter_mm is not None else 10.0
-    size_f = 1.0 / (1.0 + np.exp(-(d - 10.0) / 3.0))      # 50 % at 10 mm (CT misses many < 10 mm)
-    ct_f = 0.5 + 0.5 * min(1.0, abs(contrast_hu) / 40.0) if contrast_hu is not None else 0.5
-    depth = window.get("depth_mm")
-    depth_f = 0.0 if depth is None else float(np.clip(1.0 - depth / limit_mm, 0.0, 1.0)) ** 0.5
-    score = float(type_f * size_f * ct_f * depth_f)
-    category = "likely" if score >= 0.35 else ("uncertain" if score >= 0.15 else "unlikely")
-    return {"score": round(score, 3), "category": category,
-            "factors": {"type": round(type_f, 2), "size": round(float(size_f), 2),
-                        "ct_contrast": round(float(ct_f), 2), "depth": round(depth_f, 2)},
-            "model": "heuristic product of factors; not a validated model"}
-
-
 def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion: np.ndarray,
                          ring: np.ndarray, *, min_pixels: int = 20, stride: int = 2,
                          seen_cnr: float = 1.0, smooth_mm: float = 2.0) -> dict:
@@ -186,12 +182,13 @@ def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion:
 
     image_to_ct = reference_to_ct @ sweep.image_to_reference(i); pixels are
     mapped to CT voxels by nearest neighbour (every ``stride``-th pixel).
-    Frames are box-smoothed over ``smooth_mm`` first (speckle averaging);
-    the lesion counts as seen when the median |CNR| over the frames that cut
-    it is >= ``seen_cnr``.
+    Frames are box-smoothed over ``smooth_mm`` first (speckle averaging; the
+    box is ``smooth_mm`` divided by the sweep's finer pixel spacing, in
+    pixels); the lesion counts as seen when the median |CNR| over the frames
+    that cut it is >= ``seen_cnr``.
     """
-    spacing = sweep.pixel_spacing() if callable(getattr(sweep, "pixel_spacing", None)) else None
-    px_mm = float(min(spacing)) if spacing else 0.3
+    spacing = sweep.pixel_spacing            # (column, row) mm, a property; None without valid frames
+    px_mm = float(min(spacing)) if spacing else FALLBACK_PIXEL_MM
     smooth_px = max(1, int(round(smooth_mm / px_mm)))
     n, rows, cols = sweep.frames.shape
     jj, ii = np.mgrid[0:rows:stride, 0:cols:stride]
@@ -233,85 +230,3 @@ def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion:
     return {"frames_cutting_lesion": len(per_frame), "cnr": round(cnr, 2), "best_frame": max(cut)[1],
             "lesion_mean": round(float(np.mean(lv)), 1), "ring_mean": round(float(np.mean(rv)), 1),
             "seen": bool(abs(cnr) >= seen_cnr), "seen_threshold_cnr": seen_cnr, "smoothing_mm": smooth_mm}
-
-
-def _perp_basis(d: np.ndarray):
-    """Two unit vectors (n, 3) orthogonal to each direction d (n, 3) and to each other."""
-    helper = np.where(np.abs(d[:, [0]]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
-    a = np.cross(d, helper)
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    return a, np.cross(d, a)
-
-
-def inplane_probe_poses(maps, block: np.ndarray, target_lps, entries: np.ndarray,
-                        directions: np.ndarray, limit_mm: float, *, fan_deg: float = 70.0,
-                        offsets_mm=(25.0, 35.0, 50.0), n_rotations: int = 16,
-                        min_needle_beam_deg: float = 15.0, min_probe_entry_mm: float = 15.0) -> list:
-    """Probe pose on the skin whose image plane contains the whole needle path and the target.
-
-    For each path (target -> entry along ``directions``), rotate a candidate
-    image plane about the needle axis; in each plane put the probe on the
-    skin ``offsets_mm`` beside the entry (where the ray from the target
-    through that point leaves the body). Accept a pose when the target is
-    within ``limit_mm``, the needle and the target fit in the fan
-    (``fan_deg``), the needle is at least ``min_needle_beam_deg`` off the
-    beam, the probe is not on the entry point, and rays from the probe to the
-    target and to points along the needle meet no bone, lung or gas.
-    Returns one dict (or None) per path: probe_ct, beam_direction_ct,
-    plane_normal_ct, depth_mm, needle_beam_angle_deg.
-    """
-    from planner.paths.trajectories import OFF_GRID, OUTSIDE
-    t = np.asarray(target_lps, float)
-    e = np.asarray(entries, float)
-    d = np.asarray(directions, float)
-    n = len(d)
-    if n == 0:
-        return []
-    a, b = _perp_basis(d)
-    th = np.linspace(0.0, 2 * np.pi, n_rotations, endpoint=False)
-    offs = np.asarray(offsets_mm, float)
-    # candidates (n, R, O)
-    u = np.cos(th)[None, :, None] * a[:, None, :] + np.sin(th)[None, :, None] * b[:, None, :]  # (n,R,3)
-    aim = e[:, None, None, :] + offs[None, None, :, None] * u[:, :, None, :]                   # (n,R,O,3)
-    v = aim - t
-    v /= np.linalg.norm(v, axis=-1, keepdims=True)
-    v = v.reshape(-1, 3)
-    idx_path = np.repeat(np.arange(n), n_rotations * len(offs))
-    s = np.arange(0.0, limit_mm + 1.0, 1.0)
-    region = maps.nearest(maps.region, maps.to_kji(t + s[None, :, None] * v[:, None, :]), fill=OFF_GRID)
-    out = region <= OUTSIDE
-    first = np.argmax(out, axis=1)
-    ok = out.any(axis=1) & (region[np.arange(len(v)), first] == OUTSIDE)
-    depth = s[first]
-    q = t + depth[:, None] * v
-    ee = e[idx_path]
-    to_t = t - q
-    to_e = ee - q
-    cos_fan = np.sum(to_t * to_e, axis=1) / np.maximum(
-        np.linalg.norm(to_t, axis=1) * np.linalg.norm(to_e, axis=1), 1e-9)
-    ok &= np.degrees(np.arccos(np.clip(cos_fan, -1, 1))) <= fan_deg
-    ok &= np.linalg.norm(to_e, axis=1) >= min_probe_entry_mm
-    nb = np.degrees(np.arccos(np.clip(np.sum(v * d[idx_path], axis=1), -1, 1)))
-    ok &= nb >= min_needle_beam_deg
-    cand = np.flatnonzero(ok)
-    if cand.size:
-        clear = np.ones(cand.size, bool)
-        for frac in (0.0, 0.25, 0.5, 0.75):
-            p = t + frac * (ee[cand] - t)
-            clear &= cast_rays(maps, block, q[cand], p, skip_mm=2.0) == 0
-        ok[cand] = clear
-    poses = []
-    for pth in range(n):
-        sel = np.flatnonzero(ok & (idx_path == pth))
-        if sel.size == 0:
-            poses.append(None)
-            continue
-        c = int(sel[np.argmin(depth[sel])])
-        normal = np.cross(d[pth], v[c])
-        normal /= np.linalg.norm(normal)
-        poses.append({"probe_ct": [round(float(x), 2) for x in q[c]],
-                      "beam_direction_ct": [round(float(x), 4) for x in -v[c]],
-                      "plane_normal_ct": [round(float(x), 4) for x in normal],
-                      "depth_mm": round(float(depth[c]), 1),
-                      "needle_beam_angle_deg": round(float(nb[c]), 1)})
-    return poses

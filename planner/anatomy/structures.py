@@ -3,26 +3,15 @@
 Everything lives on the CT grid: arrays ``[k, j, i]``, geometry ``(i, j, k)``,
 LPS mm. Structures come from the named label map (DESIGN section 6 names, and
 the common TotalSegmentator-style names such as ``rib_left_7``); risk classes
-the label map does not provide are derived from the CT and marked
-``derived`` so the report can say so:
-
-- body: HU > -500, holes filled per axial slice, largest component;
-- bone: HU > 250 inside the body, components >= 0.5 ml (the skeleton; small
-  bright specks such as calcifications or contrast are dropped), excluding
-  voxels labelled as vessels or organs;
-- gas: HU < -400 inside the body; a component touching the top or bottom
-  slice or larger than 100 ml is called lung, the rest bowel gas.
+the label map does not provide (body, bone, lung, bowel gas) are derived from
+the CT by the rules of :mod:`.derived` and marked ``derived`` so the report
+can say so. Large vessels (>= 3 mm) are decided by local thickness
+(:func:`.derived.large_vessels`).
 
 Distance maps are Euclidean distances in mm from each voxel centre to the
 nearest voxel centre of the class (0 inside), computed with
 ``distance_transform_edt(..., sampling=spacing[::-1])`` because the arrays are
 ``[k, j, i]`` while ``spacing`` is ``(i, j, k)``.
-
-Vessels count as "large" (>= 3 mm diameter) where a ball of radius 1.5 mm
-fits inside the vessel (morphological opening by a ball, done with two
-distance transforms): that is the local-thickness definition of diameter.
-Voxel centres overestimate the fitting radius by up to one voxel, which errs
-on the safe side (coarse CTs treat all vessels as large).
 """
 from __future__ import annotations
 
@@ -36,18 +25,38 @@ from scipy import ndimage
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap, Volume
 
+from .derived import (
+    BONE_HU,
+    BODY_HU,
+    GAS_HU,
+    LARGE_VESSEL_DIAMETER_MM,
+    LUNG_MIN_ML,
+    MIN_BONE_ML,
+    body_from_ct,
+    bone_from_ct,
+    bounding_box,
+    fill_per_slice,
+    gas_inside_body,
+    large_vessels,
+    split_gas,
+)
+
 #: Hard-constraint classes: a needle must not cross them (DESIGN section 7).
 #: spleen and pancreas are added: puncturing them is never intended here.
 HARD_CLASSES = ("bone", "lung", "gallbladder", "bowel", "kidney", "heart", "spleen", "pancreas")
 VESSEL_CLASS = "vessel"
-LARGE_VESSEL_DIAMETER_MM = 3.0
+#: Labelled soft-tissue classes: a bright voxel inside one is contrast, not bone.
+SOFT_TISSUE_CLASSES = (VESSEL_CLASS, "liver", "kidney", "spleen", "heart", "gallbladder", "pancreas")
+#: Distance (mm) reported where none was computed (class absent, or outside the
+#: box that holds the body and every structure): farther than any margin.
+FAR_MM = 1e4
 
 # name patterns -> risk class; first match wins. Standard names first.
 _NAME_RULES = [
     (r"^body$", "body"),
     (r"^liver$", "liver"),
     (r"^lesion", "lesion"),
-    (r"^(portal_vein|hepatic_vein|artery|aorta|inferior_vena_cava|superior_vena_cava"
+    (r"^(portal_vein|hepatic_vein|artery|aorta|ivc|inferior_vena_cava|superior_vena_cava"
      r"|portal_vein_and_splenic_vein|pulmonary_vein|iliac_(artery|vena).*|.*_artery.*"
      r"|.*_vein.*|brachiocephalic_.*|vessel.*)$", VESSEL_CLASS),
     (r"^(bone|rib.*|vertebra.*|sternum|costal_cartilages?|scapula.*|clavicula.*|humerus.*"
@@ -77,7 +86,7 @@ class Anatomy:
 
     ``masks[cls]`` bool arrays; ``distance_mm["hard"]`` float32 mm to the
     nearest voxel of any hard class, ``distance_mm["vessel_large"]`` to the
-    nearest large-vessel voxel (1e4 where absent or far outside the body);
+    nearest large-vessel voxel (``FAR_MM`` where absent or far outside the body);
     ``derived[cls]`` True when the class was derived from CT intensities;
     ``sources[cls]`` the label names (or the CT rule) it came from.
     """
@@ -92,6 +101,7 @@ class Anatomy:
 
     @property
     def spacing_kji(self) -> np.ndarray:
+        """Voxel size (mm) in array order ``[k, j, i]``."""
         return self.ct.spacing[::-1]
 
     @property
@@ -111,6 +121,7 @@ class Anatomy:
         return tree.query(np.asarray(points_lps, float))[0]
 
     def summary(self) -> dict:
+        """{class: {volume_ml, derived, sources}} for plan.json, classes sorted by name."""
         vox_ml = float(np.prod(self.ct.spacing)) / 1000.0
         return {cls: {"volume_ml": round(float(m.sum()) * vox_ml, 2),
                       "derived": bool(self.derived.get(cls, False)),
@@ -118,7 +129,7 @@ class Anatomy:
                 for cls, m in sorted(self.masks.items())}
 
 
-def distance_map_mm(mask: np.ndarray, spacing_ijk, *, box=None, missing_mm: float = 1e4) -> np.ndarray:
+def distance_map_mm(mask: np.ndarray, spacing_ijk, *, box=None, missing_mm: float = FAR_MM) -> np.ndarray:
     """float32 distance (mm) from each voxel centre to the nearest True voxel centre.
 
     ``box`` (tuple of slices ``[k, j, i]``) restricts the computation to a crop
@@ -133,201 +144,139 @@ def distance_map_mm(mask: np.ndarray, spacing_ijk, *, box=None, missing_mm: floa
     return out
 
 
-def bounding_box(mask: np.ndarray, margin_vox=(0, 0, 0)) -> tuple:
-    """Slices ``[k, j, i]`` around the True voxels, grown by ``margin_vox`` (k, j, i)."""
-    idx = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0], \
-        np.nonzero(mask.any(axis=(0, 1)))[0]
-    return tuple(slice(max(0, int(a[0]) - m), min(n, int(a[-1]) + 1 + m))
-                 for a, m, n in zip(idx, margin_vox, mask.shape))
+@dataclass
+class _Classes:
+    """Risk classes being assembled: mask, the names or rules it came from, derived or not."""
+    masks: Dict[str, np.ndarray] = field(default_factory=dict)
+    sources: Dict[str, List[str]] = field(default_factory=dict)
+    derived: Dict[str, bool] = field(default_factory=dict)
 
-
-def body_from_ct(ct: Volume, threshold_hu: float = -500.0) -> np.ndarray:
-    """Body mask ``[k, j, i]``: HU > threshold, holes filled per axial slice, largest component."""
-    a = ct.array > threshold_hu
-    # The CT bed and the air in bowel/lung are holes or appendages: fill per slice
-    # (a 3D fill leaks through the open top and bottom slices).
-    filled = np.stack([ndimage.binary_fill_holes(s) for s in a])
-    lab, n = ndimage.label(filled)
-    if n == 0:
-        return filled
-    sizes = ndimage.sum_labels(filled, lab, index=np.arange(1, n + 1))
-    return lab == (int(np.argmax(sizes)) + 1)
-
-
-def _components_at_least(mask: np.ndarray, min_voxels: int) -> np.ndarray:
-    lab, n = ndimage.label(mask)
-    if n == 0:
-        return mask
-    sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = sizes >= min_voxels
-    return keep[lab]
-
-
-def split_gas(gas: np.ndarray, spacing_ijk) -> tuple:
-    """Gas mask -> (lung, bowel_gas): lung touches the top/bottom slice or is > 100 ml."""
-    vox_ml = float(np.prod(spacing_ijk)) / 1000.0
-    lab, n = ndimage.label(gas)
-    lung = np.zeros_like(gas)
-    if n == 0:
-        return lung, gas.copy()
-    sizes = ndimage.sum_labels(gas, lab, index=np.arange(1, n + 1)) * vox_ml
-    edge = set(np.unique(lab[0])) | set(np.unique(lab[-1]))
-    is_lung = np.zeros(n + 1, bool)
-    for c in range(1, n + 1):
-        is_lung[c] = c in edge or sizes[c - 1] > 100.0
-    lung = is_lung[lab]
-    return lung, gas & ~lung
-
-
-def large_vessels(vessel: np.ndarray, spacing_ijk, min_diameter_mm: float = LARGE_VESSEL_DIAMETER_MM
-                  ) -> np.ndarray:
-    """Vessel voxels where a ball of diameter ``min_diameter_mm`` fits (opening by a ball)."""
-    if not vessel.any():
-        return vessel.copy()
-    box = bounding_box(vessel, (2, 2, 2))
-    out = np.zeros_like(vessel)
-    out[box] = _large_vessels_crop(vessel[box], spacing_ijk, min_diameter_mm)
-    return out
-
-
-def _large_vessels_crop(vessel, spacing_ijk, min_diameter_mm):
-    samp = np.asarray(spacing_ijk, float)[::-1]
-    r = 0.5 * min_diameter_mm
-    depth = ndimage.distance_transform_edt(vessel, sampling=samp)
-    # EDT to the nearest background centre overestimates the radius by up to
-    # a voxel; we keep the overestimate on purpose (conservative: a vessel is
-    # called small only when even the overestimate is below r). At 2 mm voxels
-    # every vessel therefore counts as large.
-    centres = depth >= r
-    if not centres.any():
-        return np.zeros_like(vessel)
-    to_centre = ndimage.distance_transform_edt(~centres, sampling=samp)
-    return vessel & (to_centre <= r + 0.5 * float(np.max(spacing_ijk)))
+    def add(self, cls: str, mask: np.ndarray, source: str) -> None:
+        """OR ``mask`` into ``cls`` and record where it came from."""
+        self.masks[cls] = self.masks[cls] | mask if cls in self.masks else mask
+        self.sources.setdefault(cls, []).append(source)
 
 
 def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
-                  bone_hu: float = 250.0, gas_hu: float = -400.0,
+                  bone_hu: float = BONE_HU, gas_hu: float = GAS_HU,
                   labels_path=None, extra_masks: Optional[Dict[str, np.ndarray]] = None) -> Anatomy:
     """Masks per risk class + distance maps (mm) for a CT and a label map on its grid.
 
-    ``extra_masks`` ({class: bool array on the grid}) are OR-ed into the
-    classes; an extra ``vessel_large`` replaces the local-thickness estimate
-    (used when planning on a resampled grid, see planner.case.case_plan.planning_grid).
-    Raises InputError when the grids differ or there is no liver label.
+    ``derive``: add bone, lung and bowel gas from CT intensities (HU thresholds
+    ``bone_hu``, ``gas_hu``). ``extra_masks`` ({class: bool array on the grid})
+    are OR-ed into the classes; an extra ``vessel_large`` replaces the
+    local-thickness estimate (used when planning on a resampled grid, see
+    :func:`planner.paths.planning_grid.planning_grid`). Raises InputError when
+    the grids differ or there is no liver label.
     """
     if not ct.same_grid(labels):
         raise InputError("the label map is not on the CT grid "
                          f"({labels!r} vs {ct!r})", path=labels_path,
                          fix="resample the label map onto the CT (nearest neighbour, physical space)")
-    arr = labels.array
-    masks: Dict[str, np.ndarray] = {}
-    sources: Dict[str, List[str]] = {}
-    derived: Dict[str, bool] = {}
+    classes = _classes_from_labels(labels, extra_masks)
+    if "liver" not in classes.masks:
+        raise InputError("the label map has no liver label (or it is empty)", path=labels_path,
+                         fix="name the liver 'liver' in the label names (e.g. {\"liver\": 5})")
+    body = _add_body(ct, labels, classes)
+    if derive:
+        _derive_bone(ct, body, classes, bone_hu)
+        _derive_gas(ct, body, classes, gas_hu)
+    notes = _add_large_vessels(classes, ct.spacing, extra_masks, body)
+    notes += [f"no {cls} in the label map or CT: not checked" for cls in HARD_CLASSES if cls not in classes.masks]
+    return Anatomy(ct=ct, labels=labels, masks=classes.masks, distance_mm=_distance_maps(classes.masks, ct.spacing),
+                   derived=classes.derived, sources=classes.sources, notes=notes)
+
+
+def _classes_from_labels(labels: LabelMap, extra_masks: Optional[Dict[str, np.ndarray]]) -> _Classes:
+    """Risk classes of the named labels (lesions are targets, not risks), plus the extra masks."""
+    classes = _Classes()
     for name, value in labels.names.items():
         cls = risk_class_of(name)
         if cls is None or cls == "lesion":
             continue
-        m = arr == value
+        m = labels.array == value
         if not m.any():
             continue
-        masks[cls] = masks[cls] | m if cls in masks else m
-        sources.setdefault(cls, []).append(name)
-        derived[cls] = False
+        classes.add(cls, m, name)
+        classes.derived[cls] = False
     for cls, m in (extra_masks or {}).items():
         if cls == "vessel_large":
             continue
-        masks[cls] = masks[cls] | m if cls in masks else m
-        derived.setdefault(cls, False)
-        sources.setdefault(cls, []).append("pooled from the full-resolution labels")
-    if "liver" not in masks:
-        raise InputError("the label map has no liver label (or it is empty)", path=labels_path,
-                         fix="name the liver 'liver' in the label names (e.g. {\"liver\": 5})")
-    notes: List[str] = []
-    hu = ct.array
-    # The body is everything inside the skin: a "body" label may hold only the
-    # tissue no other label claims, so add every labelled voxel and fill.
-    if "body" in masks:
-        base = masks["body"]
+        classes.add(cls, m, "pooled from the full-resolution labels")
+        classes.derived.setdefault(cls, False)
+    return classes
+
+
+def _add_body(ct: Volume, labels: LabelMap, classes: _Classes) -> np.ndarray:
+    """The body: everything inside the skin. A "body" label may hold only the tissue no
+    other label claims, so every labelled voxel is added and the slices are filled."""
+    if "body" in classes.masks:
+        base = classes.masks["body"]
     else:
         base = body_from_ct(ct)
-        derived["body"] = True
-        sources["body"] = ["CT HU > -500, filled"]
-    body = np.stack([ndimage.binary_fill_holes(s) for s in (base | (arr > 0))])
-    masks["body"] = body
-    labelled_soft = np.zeros(arr.shape, bool)
-    for cls in (VESSEL_CLASS, "liver", "kidney", "spleen", "heart", "gallbladder", "pancreas"):
-        if cls in masks:
-            labelled_soft |= masks[cls]
-    if derive and "bone" not in masks:
-        min_vox = max(1, int(round(500.0 / float(np.prod(ct.spacing)))))
-        bone = _components_at_least((hu > bone_hu) & body & ~labelled_soft, min_vox)
-        masks["bone"] = bone
-        derived["bone"] = True
-        sources["bone"] = [f"CT HU > {bone_hu:g}, components >= 0.5 ml"]
-    if derive:
-        # Partial-volume voxels at the skin read as "gas": look for gas only
-        # 2 voxels (in-plane) inside the body surface.
-        inner = ndimage.binary_erosion(body, structure=np.ones((1, 3, 3), bool), iterations=2)
-        gas = (hu < gas_hu) & inner
-        lung_d, bowel_gas = split_gas(gas, ct.spacing)
-        # Gas is an absolute barrier (needle and sound): add it even when labels exist.
-        for cls, m, rule in (("lung", lung_d, "top/bottom slice or > 100 ml"),
-                             ("bowel", bowel_gas, "small components")):
-            if not m.any():
-                continue
-            if cls in masks:
-                masks[cls] = masks[cls] | m
-                sources[cls].append(f"CT HU < {gas_hu:g} ({rule})")
-            else:
-                masks[cls] = m
-                derived[cls] = True
-                sources[cls] = [f"CT HU < {gas_hu:g} ({rule})"]
+        classes.derived["body"] = True
+        classes.sources["body"] = [f"CT HU > {BODY_HU:g}, filled"]
+    body = fill_per_slice(base | (labels.array > 0))
+    classes.masks["body"] = body
+    return body
+
+
+def _derive_bone(ct: Volume, body: np.ndarray, classes: _Classes, bone_hu: float) -> None:
+    """Bone from the CT when no label provides it."""
+    if "bone" in classes.masks:
+        return
+    labelled_soft = np.zeros(body.shape, bool)
+    for cls in SOFT_TISSUE_CLASSES:
+        if cls in classes.masks:
+            labelled_soft |= classes.masks[cls]
+    classes.masks["bone"] = bone_from_ct(ct, body, labelled_soft, bone_hu)
+    classes.derived["bone"] = True
+    classes.sources["bone"] = [f"CT HU > {bone_hu:g}, components >= {MIN_BONE_ML:g} ml"]
+
+
+def _derive_gas(ct: Volume, body: np.ndarray, classes: _Classes, gas_hu: float) -> None:
+    """Lung and bowel gas from the CT. Gas is an absolute barrier (needle and sound):
+    it is added even when the classes are labelled."""
+    lung, bowel_gas = split_gas(gas_inside_body(ct, body, gas_hu), ct.spacing)
+    for cls, m, rule in (("lung", lung, f"top/bottom slice or > {LUNG_MIN_ML:g} ml"),
+                         ("bowel", bowel_gas, "small components")):
+        if not m.any():
+            continue
+        if cls not in classes.masks:
+            classes.derived[cls] = True
+        classes.add(cls, m, f"CT HU < {gas_hu:g} ({rule})")
+
+
+def _add_large_vessels(classes: _Classes, spacing_ijk, extra_masks, body: np.ndarray) -> List[str]:
+    """The ``vessel_large`` class (the 5 mm margin applies to it); returns notes."""
     if extra_masks is not None and "vessel_large" in extra_masks:
-        masks["vessel_large"] = extra_masks["vessel_large"]
-        masks[VESSEL_CLASS] = masks.get(VESSEL_CLASS, np.zeros_like(body)) | masks["vessel_large"]
-        derived["vessel_large"] = False
-        sources["vessel_large"] = ["decided at full resolution, pooled onto the planning grid"]
-    elif VESSEL_CLASS in masks:
-        masks["vessel_large"] = large_vessels(masks[VESSEL_CLASS], ct.spacing)
-        derived["vessel_large"] = False
-        sources["vessel_large"] = [f"vessel voxels where a {LARGE_VESSEL_DIAMETER_MM:g} mm ball fits"]
+        big = extra_masks["vessel_large"]
+        classes.masks["vessel_large"] = big
+        classes.masks[VESSEL_CLASS] = classes.masks.get(VESSEL_CLASS, np.zeros_like(body)) | big
+        classes.derived["vessel_large"] = False
+        classes.sources["vessel_large"] = ["decided at full resolution, pooled onto the planning grid"]
+    elif VESSEL_CLASS in classes.masks:
+        classes.masks["vessel_large"] = large_vessels(classes.masks[VESSEL_CLASS], spacing_ijk)
+        classes.derived["vessel_large"] = False
+        classes.sources["vessel_large"] = [f"vessel voxels where a {LARGE_VESSEL_DIAMETER_MM:g} mm ball fits"]
     else:
-        notes.append("no vessel labels: vessel clearance cannot be checked")
-    for cls in HARD_CLASSES:
-        if cls not in masks:
-            notes.append(f"no {cls} in the label map or CT: not checked")
-    # One distance map for the union of the hard classes and one for large
-    # vessels (per-class clearances of chosen paths come from KD-trees): the
-    # EDT is the dominant cost, so compute it only inside the box holding the
-    # body and every structure.
-    hard = np.zeros(arr.shape, bool)
+        return ["no vessel labels: vessel clearance cannot be checked"]
+    return []
+
+
+def _distance_maps(masks: Dict[str, np.ndarray], spacing_ijk) -> Dict[str, np.ndarray]:
+    """One distance map for the union of the hard classes and one for large vessels.
+
+    Per-class clearances of chosen paths come from KD-trees
+    (:meth:`Anatomy.class_distance_mm`). The EDT is the dominant cost, so it is
+    computed only inside the box holding the body and every structure.
+    """
+    hard = np.zeros(masks["body"].shape, bool)
     for cls in HARD_CLASSES:
         if cls in masks:
             hard |= masks[cls]
-    box = bounding_box(body | hard | masks.get("vessel_large", hard), (1, 1, 1))
-    dist = {"hard": distance_map_mm(hard, ct.spacing, box=box)}
+    box = bounding_box(masks["body"] | hard | masks.get("vessel_large", hard), (1, 1, 1))
+    dist = {"hard": distance_map_mm(hard, spacing_ijk, box=box)}
     if "vessel_large" in masks:
-        dist["vessel_large"] = distance_map_mm(masks["vessel_large"], ct.spacing, box=box)
-    return Anatomy(ct=ct, labels=labels, masks=masks, distance_mm=dist, derived=derived,
-                   sources=sources, notes=notes)
-
-
-def lesion_masks(labels: LabelMap) -> Dict[str, np.ndarray]:
-    """{lesion name: bool mask} for every non-empty ``lesion*`` label."""
-    out = {}
-    for name in labels.lesion_names():
-        m = labels.array == labels.names[name]
-        if m.any():
-            out[name] = m
-    return out
-
-
-def lesion_geometry(mask: np.ndarray, volume: Volume) -> dict:
-    """Centroid (LPS mm), volume (ml) and equivalent-sphere diameter (mm) of a mask."""
-    kji = np.argwhere(mask)
-    centroid_ijk = kji[:, ::-1].mean(axis=0)
-    vol_ml = kji.shape[0] * float(np.prod(volume.spacing)) / 1000.0
-    diameter = float((6.0 * vol_ml * 1000.0 / np.pi) ** (1.0 / 3.0))
-    return {"centroid_ct": volume.index_to_lps(centroid_ijk).tolist(),
-            "volume_ml": vol_ml, "diameter_mm": diameter}
+        dist["vessel_large"] = distance_map_mm(masks["vessel_large"], spacing_ijk, box=box)
+    return dist

@@ -16,6 +16,10 @@ import numpy as np
 from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
 
+_PERCENTILE_SAMPLE_VOXELS = 2_000_000   # HU percentiles from an even subsample of about this many
+_HU_PERCENTILES = (1, 99)
+_ITK_LETTER = {"L": "R", "R": "L", "P": "A", "A": "P", "S": "I", "I": "S"}   # "from" vs "to" naming
+
 
 def add_parser(sub):
     p = sub.add_parser("info", help="describe a CT (DICOM folder or image file) and its label map",
@@ -39,9 +43,10 @@ def describe_volume(vol: Volume) -> dict:
     arr = vol.array
     lo, hi = vol.bounds_lps()
     finite = arr[np.isfinite(arr)] if np.issubdtype(arr.dtype, np.floating) else arr
-    p1, p99 = np.percentile(finite[:: max(1, finite.size // 2_000_000)], [1, 99])
+    p1, p99 = np.percentile(finite[:: max(1, finite.size // _PERCENTILE_SAMPLE_VOXELS)],
+                            list(_HU_PERCENTILES))
     letters = vol.orientation_letters()
-    itk = "".join({"L": "R", "R": "L", "P": "A", "A": "P", "S": "I", "I": "S"}[c] for c in letters)
+    itk = "".join(_ITK_LETTER[c] for c in letters)
     return {
         "size_ijk": list(vol.shape_ijk),
         "spacing_mm": [round(float(s), 6) for s in vol.spacing],

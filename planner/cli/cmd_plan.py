@@ -3,24 +3,37 @@
     ctus plan --ct CT --labels LABELS [--label-names NAMES.json] [--ct-arterial CT2]
               [--sweep SWEEP --registration RESULT.json] [--lesion NAME] [--target x,y,z]
               [--guidance us|ct|auto] [--max-length-mm 150] [--needle-gauge 18G]
+              [--patient-position supine] [--max-gantry-tilt-deg 15]
               --out DIR [--force] [--include-patient-id]
 
 Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf and, when registered,
 DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+Prints the case recommendation and one line per lesion: its guidance (with
+its condition when the advice is conditional), the safe US/CT paths, the
+predicted B-mode visibility and the registration TRE fusion would need, and
+for a lesion without a safe path the least-risk path's violations (UNSAFE).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import numpy as np
 
-from planner.paths.trajectories import GAUGE_OD_MM, Constraints
+from planner.case.case_plan import (
+    DEFAULT_DIRECTIONS,
+    DEFAULT_MAX_PLANNING_VOXELS,
+    GUIDANCE_CHOICES,
+    MAX_LENGTH_LIMIT_MM,
+)
+from planner.paths.constraints import GAUGE_OD_MM, MAX_GANTRY_TILT_LIMIT_DEG, TABLE_SIDE, Constraints
 from registration.spatial.errors import InputError
+
+_DEFAULTS = Constraints()
 
 
 def add_parser(sub):
+    """The ``ctus plan`` sub-command and its options (defaults from the planner's constants)."""
     p = sub.add_parser("plan", help="plan a liver biopsy: visibility, safe paths, US/fusion/CEUS/CT guidance",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--ct", required=True, help="portal-venous CT: DICOM folder or image file")
@@ -31,13 +44,20 @@ def add_parser(sub):
     p.add_argument("--registration", metavar="RESULT", help="RESULT.json with reference_to_ct (with --sweep)")
     p.add_argument("--lesion", metavar="NAME", help="plan only this lesion (e.g. lesion_2)")
     p.add_argument("--target", metavar="X,Y,Z", help="plan to a point (LPS mm) inside the liver instead; write --target=X,Y,Z when X is negative")
-    p.add_argument("--guidance", choices=("us", "ct", "auto"), default="auto",
+    p.add_argument("--guidance", choices=GUIDANCE_CHOICES, default="auto",
                    help="which paths to propose (default: both, and recommend)")
-    p.add_argument("--max-length-mm", type=float, default=150.0, help="longest needle path (<= 200 mm)")
-    p.add_argument("--needle-gauge", default="18G", choices=sorted(GAUGE_OD_MM), help="needle gauge (default 18G)")
-    p.add_argument("--directions", type=int, default=3000, help="candidate directions per target")
-    p.add_argument("--max-planning-voxels", type=int, default=12_000_000,
-                   help="plan larger CTs on a coarser isotropic grid (0 = always full resolution)")
+    p.add_argument("--max-length-mm", type=float, default=_DEFAULTS.max_length_mm,
+                   help=f"usable needle length: longest path (150 or up to {MAX_LENGTH_LIMIT_MM:g} mm)")
+    p.add_argument("--patient-position", choices=sorted(TABLE_SIDE), default=_DEFAULTS.patient_position,
+                   help="the side the patient lies on cannot be entered (default supine)")
+    p.add_argument("--max-gantry-tilt-deg", type=float, default=_DEFAULTS.max_gantry_tilt_deg,
+                   help=f"CT gantry tilt the scanner reaches (<= {MAX_GANTRY_TILT_LIMIT_DEG:g}; steeper paths "
+                        "are planned double oblique)")
+    p.add_argument("--needle-gauge", default=_DEFAULTS.needle_gauge, choices=sorted(GAUGE_OD_MM),
+                   help=f"needle gauge (default {_DEFAULTS.needle_gauge})")
+    p.add_argument("--directions", type=int, default=DEFAULT_DIRECTIONS, help="candidate directions per target")
+    p.add_argument("--max-planning-voxels", type=int, default=DEFAULT_MAX_PLANNING_VOXELS,
+                   help="plan larger CTs on a coarser grid (0 = always full resolution)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--include-patient-id", action="store_true",
@@ -46,7 +66,8 @@ def add_parser(sub):
     return p
 
 
-def parse_target(text: str):
+def parse_target(text: str) -> np.ndarray:
+    """``--target x,y,z`` (LPS mm; ';' also separates) -> (3,) array; InputError otherwise."""
     try:
         vals = [float(v) for v in text.replace(";", ",").split(",")]
     except ValueError:
@@ -57,22 +78,17 @@ def parse_target(text: str):
 
 
 def load_registration(path: str) -> tuple:
-    """RESULT.json -> (reference_to_ct 4x4, the dict)."""
-    from registration.spatial.transforms import as_matrix
+    """RESULT.json -> (reference_to_ct 4x4, the dict), read by the registration's own parser
+    (registration.align.result_document: InputError naming the file and the field)."""
+    from registration.align.result_document import read_result_file
     if not os.path.isfile(path):
         raise InputError("file not found", path=path, fix="give the RESULT.json written by ctus register")
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not readable JSON ({exc})", path=path, fix="give the RESULT.json of ctus register") from None
-    if not isinstance(data, dict) or "reference_to_ct" not in data:
-        raise InputError("has no \"reference_to_ct\"", path=path,
-                         fix="give a RESULT.json or INIT.json with a 4x4 row-major reference_to_ct")
-    return as_matrix(data["reference_to_ct"], name="reference_to_ct", path=path), data
+    record = read_result_file(path)
+    return record.reference_to_ct, record.document
 
 
 def run(args) -> int:
+    """Load the inputs, plan, write the outputs and print the recommendation; 0 when done."""
     from planner.case.case_plan import plan_case
     from planner.export.plan_files import write_outputs
     from registration.io.ct_io import load_ct
@@ -108,7 +124,8 @@ def run(args) -> int:
         from registration.io.sequence_io import load_sweep
         reference_to_ct, registration = load_registration(args.registration)
         sweep = load_sweep(args.sweep)
-    constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge)
+    constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge,
+                              patient_position=args.patient_position, max_gantry_tilt_deg=args.max_gantry_tilt_deg)
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
                        registration=registration, lesion=args.lesion, target_lps=target,
                        guidance=args.guidance, constraints=constraints, n_directions=args.directions,
@@ -121,11 +138,44 @@ def run(args) -> int:
     for r in rec["reasons"]:
         print(f"  {r}")
     for les in result.plan["lesions"]:
-        n_us = sum(t["guidance"] == "us" for t in les["trajectories"])
-        n_ct = sum(t["guidance"] == "ct" for t in les["trajectories"])
-        print(f"{les['name']}: {les['recommendation']['guidance']} ({n_us} US, {n_ct} CT paths)"
-              + (f"; no US path: {les['no_us_path_reason']}" if les.get("no_us_path_reason") else ""))
+        print(lesion_summary(les))
     for name, path in written.items():
         print(f"wrote {path}")
     sys.stdout.flush()
     return 0
+
+
+def lesion_summary(les: dict) -> str:
+    """One line per lesion: guidance (and its condition), safe paths, B-mode visibility, fusion need,
+    and for a lesion without a safe path the least-risk path's violations and the next-best lesion."""
+    rec = les["recommendation"]
+    safe = [t for t in les["trajectories"] if t.get("safe", True) is not False]
+    unsafe = [t for t in les["trajectories"] if t.get("safe", True) is False]
+    g = rec["guidance"].upper()
+    cond = rec.get("condition")
+    if cond:
+        g += f" if registration TRE <= {cond['max_tre_rms_mm']:g} mm"
+    n_us = sum(t["guidance"] == "us" for t in safe)
+    n_ct = sum(t["guidance"] == "ct" for t in safe)
+    oblique = sum(bool((t.get("ct") or {}).get("double_oblique")) for t in safe)
+    vis = les["visibility"]
+    pred = vis["predicted"]
+    p = pred.get("probability", pred.get("score"))
+    size = "?" if les["diameter_mm"] is None else f"{les['diameter_mm']:.0f}"
+    depth = "no window" if les["depth_mm"] is None else f"{les['depth_mm']:.0f} mm deep"
+    parts = [f"{les['name']} ({size} mm, {vis['lesion_type']}, {depth}): {g}",
+             f"{n_us} US, {n_ct} CT safe paths" + (f" ({oblique} double oblique)" if oblique else ""),
+             f"B-mode {pred['category']}" + ("" if p is None else f" (p {p:.2f})")]
+    need = vis.get("fusion_need")
+    if need:
+        tre = need["registration_allowed_mm"]
+        parts.append("fusion cannot reach 90 %" if tre is None else f"fusion needs TRE <= {tre:.1f} mm")
+    line = "; ".join(parts)
+    if unsafe:
+        line += "\n    least-risk path UNSAFE: " + "; ".join(v["text"] for v in unsafe[0]["violations"])
+    nxt = [r for r, c in zip(rec["reasons"], rec.get("reason_codes", [])) if c == "next_best_lesion"]
+    if nxt:
+        line += f"\n    {nxt[0]}"
+    if les.get("no_us_path_reason"):
+        line += f"\n    no US path: {les['no_us_path_reason']}"
+    return line

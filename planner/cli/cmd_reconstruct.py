@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from registration.spatial.errors import InputError
+from registration.spatial.errors import InputError, check_choice
 
 _COMPOUNDING = {"MEAN": "mean", "MAXIMUM": "max", "LATEST": "latest"}
 _SUFFIXES = (".nrrd", ".mha", ".nii", ".nii.gz")  # single files: written atomically
@@ -42,7 +42,9 @@ def add_parser(sub):
 
 def settings_from_config(recon: dict, args, notes: list) -> dict:
     """reconstruct() keyword arguments from PLUS <VolumeReconstruction> attributes + flags."""
+    from registration.ultrasound.clip_masks import DEFAULT_FAN_RADIUS_STOP_PX
     from registration.ultrasound.hole_filling_elements import DEFAULT_ELEMENTS, elements_from_plus
+    from registration.ultrasound.reconstruction import DEFAULT_SPACING_MM
     kw: dict = {}
     spacing = recon.get("OutputSpacing")
     if args.spacing is not None:
@@ -50,7 +52,7 @@ def settings_from_config(recon: dict, args, notes: list) -> dict:
         if recon.get("OutputOrigin") is not None:
             notes.append("--spacing given: the config's OutputOrigin/OutputExtent are not used")
     else:
-        kw["spacing_mm"] = spacing if spacing else 0.5
+        kw["spacing_mm"] = spacing if spacing else DEFAULT_SPACING_MM
         if recon.get("OutputOrigin") is not None and recon.get("OutputExtent") is not None:
             kw["output_origin"] = recon["OutputOrigin"]
             kw["output_extent"] = recon["OutputExtent"]
@@ -61,10 +63,9 @@ def settings_from_config(recon: dict, args, notes: list) -> dict:
             plus_mode = "MAXIMUM"
         elif plus_mode is None and recon.get("Compounding") is False:
             plus_mode = "LATEST"
-        if plus_mode is not None and plus_mode not in _COMPOUNDING:
-            raise InputError(f"CompoundingMode=\"{plus_mode}\" is not supported", path=args.calibration,
-                             fix="use MEAN, MAXIMUM or LATEST, or pass --compounding")
-        mode = _COMPOUNDING.get(plus_mode, "mean")
+        mode = "mean" if plus_mode is None else check_choice(
+            plus_mode, _COMPOUNDING, "CompoundingMode", path=args.calibration,
+            fix="use MEAN, MAXIMUM or LATEST, or pass --compounding")
     kw["compounding"] = mode
     if recon and mode == "mean":
         # Settings come from PLUS: reproduce PLUS's truncating running mean too, so the
@@ -81,7 +82,8 @@ def settings_from_config(recon: dict, args, notes: list) -> dict:
         fan["FanAnglesDeg"] = angles
         fan["FanOriginPixel"] = recon.get("FanOriginPixel") or recon.get("FanOrigin") or [0, 0]
         fan["FanRadiusStartPixel"] = recon.get("FanRadiusStartPixel", 0.0)
-        fan["FanRadiusStopPixel"] = recon.get("FanRadiusStopPixel") or recon.get("FanDepth") or 500.0
+        fan["FanRadiusStopPixel"] = (recon.get("FanRadiusStopPixel") or recon.get("FanDepth")
+                                     or DEFAULT_FAN_RADIUS_STOP_PX)
         kw["fan_geometry"] = fan
     if "clip_rectangle" in kw or fan:
         kw["use_sweep_fan_mask"] = False

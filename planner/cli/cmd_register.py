@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -28,10 +27,9 @@ from registration.spatial.atomic_io import atomic_write_text
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
 
-RESULT_VERSION = 1
-
 
 def add_parser(sub):
+    """The ``register`` sub-command and its options."""
     p = sub.add_parser("register", help="register the CT to a tracked ultrasound sweep (LC2 or MI)",
                        description=__doc__)
     p.add_argument("--ct", required=True, help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
@@ -61,6 +59,7 @@ def add_parser(sub):
 
 
 def _read_json(path, what: str):
+    """Parsed JSON of an input file; InputError naming ``what`` (the option) when unreadable."""
     try:
         with open(path, "r", encoding="utf-8") as f:
             return json.load(f)
@@ -72,6 +71,8 @@ def _read_json(path, what: str):
 
 
 def read_init(path) -> np.ndarray:
+    """The start ``reference_to_ct`` (4x4, Reference mm -> CT LPS mm) of an INIT.json; it must be
+    rigid: a mirror or a scaling cannot be a patient registration."""
     data = _read_json(path, "--init")
     if not isinstance(data, dict) or "reference_to_ct" not in data:
         raise InputError('no "reference_to_ct"', path=path, fix='write {"reference_to_ct": [[4 numbers] x 4]}')
@@ -92,6 +93,7 @@ def read_init(path) -> np.ndarray:
 
 
 def read_targets(path) -> dict:
+    """``--targets`` file -> ``{name: {"point": [x, y, z] CT LPS mm, "radius_mm": R or None}}``."""
     data = _read_json(path, "--targets")
     items = data.get("targets") if isinstance(data, dict) else data
     if not isinstance(items, list):
@@ -111,16 +113,9 @@ def read_targets(path) -> dict:
     return out
 
 
-def lesion_targets(labels_path, names_path, ct) -> dict:
-    from registration.io.labelmap_io import load_labels
-    from registration.spatial.lesions import lesion_table
-    labels = load_labels(labels_path, names_path, reference=ct)
-    return {row["name"]: {"point": [float(v) for v in row["centroid_lps"]],
-                          "radius_mm": float(row["equivalent_diameter_mm"]) / 2.0}
-            for row in lesion_table(labels)}
-
-
 class _Reporter:
+    """Progress on stderr: a line every 5 % (or every call as JSON lines); never cancels."""
+
     def __init__(self, json_lines: bool):
         self.json_lines = json_lines
         self.last = -1.0
@@ -142,9 +137,13 @@ class _Reporter:
 
 
 def run(args) -> int:
+    """Load, register, write RESULT.json (:func:`registration.align.result_document.result_document`)."""
     from registration.align.intensity_registration import register_sweep
     from registration.align.landmarks import register_landmarks_file
+    from registration.align.result_document import result_document
+    from registration.align.targets import targets_from_labels
     from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
     from registration.io.sequence_io import load_sweep
 
     out = os.fspath(args.out)
@@ -164,40 +163,33 @@ def run(args) -> int:
     rep.stage("loading CT")
     ct = load_ct(args.ct)
     if args.labels:
-        targets.update(lesion_targets(args.labels, args.label_names, ct))
+        targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
     elif args.label_names:
         raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
     rep.stage("loading sweep")
     sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage(f"registering ({args.method})")
-    t0 = time.perf_counter()
     res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
                          n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
                          breath_hold=args.breath_hold)
-    doc = {"version": RESULT_VERSION, "ct": os.fspath(args.ct), "sweep": os.fspath(args.sweep),
-           "calibration": args.calibration}
-    doc.update(res.to_dict())
-    doc["init"] = {"source": "landmarks" if landmark_result is not None else "init",
-                   "file": args.landmarks or args.init, "reference_to_ct": init.tolist()}
-    if landmark_result is not None:
-        lm = landmark_result.to_dict()
-        if targets:
-            pts = np.array([t["point"] for t in targets.values()])
-            lm["predicted_tre_mm"] = dict(zip(targets, map(float, landmark_result.predicted_tre(pts))))
-        doc["landmarks"] = lm
-    doc["targets"] = (res.uncertainty or {}).get("targets", [])
-    doc["verdict"] = (res.uncertainty or {}).get("verdict")
-    doc["wall_time_s"] = time.perf_counter() - t0
+    doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,
+                          init_source="landmarks" if landmark_result is not None else "init",
+                          init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-    u = res.uncertainty or {}
-    print(f"{res.method.upper()} {res.metric_initial:.3f} -> {res.metric_final:.3f} in {doc['wall_time_s']:.1f} s; "
-          f"verdict {u.get('verdict')}: {'; '.join(u.get('reasons', []))}")
-    for t in doc["targets"]:
-        hp = t.get("hit_probability")
-        print(f"  {t['name']}: registration TRE ~{_mm(t['tre_registration_mm'])}, total "
-              f"{_mm(t['tre_total_mm'])}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %"))
-    print(f"wrote {out}")
+    _print_summary(res, out)
     return 0
+
+
+def _print_summary(res, out: str) -> None:
+    """The verdict with its reasons and one line per target (stdout)."""
+    u = res.uncertainty
+    print(f"{res.method.upper()} {res.metric_initial:.3f} -> {res.metric_final:.3f} in {res.wall_time_s:.1f} s; "
+          f"verdict {u.verdict}: {'; '.join(u.reasons)}")
+    for t in u.targets:
+        hp = t.hit_probability
+        print(f"  {t.name}: registration TRE ~{_mm(t.tre_registration_mm)}, total "
+              f"{_mm(t.tre_total_mm)}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %"))
+    print(f"wrote {out}")
 
 
 def _mm(v) -> str:

@@ -16,83 +16,15 @@ import textwrap
 from typing import Dict, Optional
 
 import numpy as np
-from scipy import ndimage
 
-_W, _L = 400.0, 40.0   # soft-tissue window (HU)
-_COLORS = {"liver": "#d9a441", "bone": "#ffffff", "vessel": "#e8463c", "lung": "#66c2ff",
-           "gallbladder": "#57d957", "bowel": "#b57edc", "kidney": "#ff9f40"}
+from planner.paths.clearance import CAP_MM
 
-
-def _plane_kji(ct, centre, u, v, half_mm=70.0, px_mm=0.5):
-    """(3, n, n) continuous [k, j, i] indices of a square plane centred at ``centre``.
-
-    The plane spans ``2 * half_mm``; unit ``u`` points right and ``v`` down in the image.
-    """
-    n = int(round(2 * half_mm / px_mm)) + 1
-    a = np.linspace(-half_mm, half_mm, n)
-    m = ct.lps_to_ijk
-    c_ijk = m[:3, :3] @ centre + m[:3, 3]
-    du, dv = m[:3, :3] @ u, m[:3, :3] @ v      # index steps per mm along u and v
-    ijk = c_ijk[:, None, None] + du[:, None, None] * a[None, None, :] + dv[:, None, None] * a[None, :, None]
-    return ijk[::-1]
-
-
-def _sample(arr, kji, order, cval):
-    return ndimage.map_coordinates(arr, kji.reshape(3, -1), order=order, mode="constant",
-                                   cval=cval).reshape(kji.shape[1:])
-
-
-def _layers(anatomy, lesion_mask):
-    """uint8 volumes to contour, converted once per page (conversion dominates otherwise)."""
-    out = []
-    for cls, color in _COLORS.items():
-        m = anatomy.masks.get("vessel_large" if cls == "vessel" else cls)
-        if m is not None and m.any():
-            out.append((m.view(np.uint8), color, 0.7))
-    if lesion_mask is not None:
-        out.append((lesion_mask.view(np.uint8), "#ff3df5", 1.2))
-    return out
-
-
-def _to_uv(p, centre, u, v):
-    d = np.asarray(p, float) - centre
-    return float(d @ u), float(d @ v)
-
-
-def _draw_view(ax, ct, layers, centre, u, v, title, path=None, half_mm=70.0, probe=None,
-               labels=("", "", "", "")):
-    kji = _plane_kji(ct, centre, u, v, half_mm)
-    img = _sample(ct.array, kji, 1, -1000)
-    ext = (-half_mm, half_mm, half_mm, -half_mm)
-    ax.imshow(img, cmap="gray", vmin=_L - _W / 2, vmax=_L + _W / 2, extent=ext, interpolation="bilinear")
-    for arr, color, lw in layers:
-        sl = _sample(arr, kji, 0, 0)
-        if sl.any():
-            ax.contour(sl, levels=[0.5], colors=[color], linewidths=lw, extent=ext, origin="upper")
-    if path is not None:
-        (x0, y0), (x1, y1) = (_to_uv(path["entry_ct"], centre, u, v), _to_uv(path["target_ct"], centre, u, v))
-        ax.plot([x0, x1], [y0, y1], color="#00ff66" if path["guidance"] == "us" else "#ffaa00", lw=1.6)
-        ax.plot([x1], [y1], marker="+", color="#ff3df5", ms=10, mew=1.5)
-        ax.plot([x0], [y0], marker="o", color="#00ff66" if path["guidance"] == "us" else "#ffaa00", ms=4)
-    if probe is not None:
-        q = _to_uv(probe["probe_ct"], centre, u, v)
-        ax.plot([q[0]], [q[1]], marker="s", color="#33ccff", ms=6)
-        ax.annotate("probe", q, color="#33ccff", fontsize=6, xytext=(3, -3), textcoords="offset points")
-    ax.set_xlim(-half_mm, half_mm)
-    ax.set_ylim(half_mm, -half_mm)
-    ax.set_title(title, fontsize=7)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    left, right, top, bottom = labels
-    for text, xy, ha, va in ((left, (0.01, 0.5), "left", "center"), (right, (0.99, 0.5), "right", "center"),
-                             (top, (0.5, 0.99), "center", "top"), (bottom, (0.5, 0.01), "center", "bottom")):
-        if text:
-            ax.text(*xy, text, transform=ax.transAxes, color="yellow", fontsize=7, ha=ha, va=va)
-    ax.plot([half_mm - 25, half_mm - 5], [half_mm - 5, half_mm - 5], color="white", lw=2)
-    ax.text(half_mm - 15, half_mm - 8, "20 mm", color="white", fontsize=5, ha="center")
+from .report_views import draw_path_row, draw_us_overlay, layers_of
 
 
 def _text_block(fig, x, y, lines, size=7.0, width=120, dy=None):
+    """Write ``lines`` wrapped at ``width`` characters from figure position (x, y) down;
+    returns the y below the last line."""
     dy = dy or size * 0.0019
     for line in lines:
         for k, part in enumerate(textwrap.wrap(line, width) or [""]):
@@ -101,7 +33,45 @@ def _text_block(fig, x, y, lines, size=7.0, width=120, dy=None):
     return y
 
 
+def _constraints_text(c: dict) -> str:
+    """The plan's rules in one line: which are hard (a path breaking them is unsafe) and which soft."""
+    floor = c.get("vessel_floor_mm")
+    hard = (f"HARD: needle {c['needle_gauge']} of {c['max_length_mm']:g} mm; no bone, lung, gallbladder, bowel, "
+            "kidney, heart, spleen, pancreas; no vessel >= 3 mm crossed"
+            + (f" nor passed within {floor:g} mm" if floor else "") + "; one capsule crossing"
+            + (f", not grazing (> {c['grazing_angle_deg']:g} deg)" if "grazing_angle_deg" in c else ""))
+    soft = (f"SOFT (ranked, shown as cautions): >= {c['vessel_margin_mm']:g} mm from vessels >= 3 mm, >= "
+            f"{c['min_liver_mm']:g} mm normal liver, capsule angle <= {c['max_capsule_angle_deg']:g} deg")
+    tilt = f"; CT gantry tilt <= {c['max_gantry_tilt_deg']:g} deg (steeper: double oblique)" \
+        if "max_gantry_tilt_deg" in c else ""
+    return (f"Constraints - {hard}. {soft}. Checked every {c['step_mm']} mm at full label resolution; patient "
+            f"{c.get('patient_position', 'supine')}{tilt}")
+
+
+def _guidance_cell(rec: dict) -> str:
+    """The lesion table's guidance: conditional advice says its condition."""
+    g = rec["guidance"]
+    cond = rec.get("condition")
+    return f"{g} if TRE <= {cond['max_tre_rms_mm']:g} mm" if cond else g
+
+
+def _predicted_cell(pred: dict) -> str:
+    """Category and probability of the evidence model (or the score of a pre-1.2 plan)."""
+    p = pred.get("probability", pred.get("score"))
+    return pred["category"] + ("" if p is None else f" ({p:.2f})")
+
+
+def _paths_cell(paths: list) -> str:
+    """US/CT counts of safe paths, and the unsafe least-risk path if any."""
+    safe = [t for t in paths if t.get("safe", True) is not False]
+    text = f"{sum(t['guidance'] == 'us' for t in safe)}/{sum(t['guidance'] == 'ct' for t in safe)}"
+    unsafe = len(paths) - len(safe)
+    return text + (f" +{unsafe} UNSAFE" if unsafe else "")
+
+
 def _summary_page(fig, plan):
+    """Page 1: case and data, constraints, the case recommendation with its reasons and
+    advisories, and the lesion table ranked by accessibility."""
     rec = plan["recommendation"]
     fig.text(0.05, 0.97, "CT-guided / US-fusion liver biopsy plan", fontsize=14, weight="bold", va="top")
     fig.text(0.05, 0.945, f"{plan['created_utc']}   {plan['software']['name']} {plan['software']['version']}   "
@@ -114,11 +84,7 @@ def _summary_page(fig, plan):
              "Anatomy: " + "; ".join(f"{k} {v['volume_ml']} ml{' (derived from CT)' if v['derived'] else ''}"
                                      for k, v in plan["anatomy"].items())]
     lines += [f"Note: {n}" for n in plan.get("anatomy_notes", [])]
-    c = plan["constraints"]
-    lines.append(f"Constraints: needle {c['needle_gauge']}, length <= {c['max_length_mm']:g} mm, >= "
-                 f"{c['vessel_margin_mm']:g} mm from vessels >= 3 mm, >= {c['min_liver_mm']:g} mm normal liver, "
-                 f"capsule angle <= {c['max_capsule_angle_deg']:g} deg, checked every {c['step_mm']} mm; "
-                 f"patient {c.get('patient_position', 'supine')}")
+    lines.append(_constraints_text(plan["constraints"]))
     y = _text_block(fig, 0.05, 0.92, lines, 7)
     y -= 0.01
     fig.text(0.05, y, f"RECOMMENDATION: {rec['guidance'].upper()}"
@@ -140,11 +106,9 @@ def _summary_page(fig, plan):
                      "-" if l["diameter_mm"] is None else f"{l['diameter_mm']:.0f}",
                      vis["lesion_type"].replace("adenocarcinoma", "adeno"),
                      "none" if l["depth_mm"] is None else f"{l['depth_mm']:.0f}",
-                     f"{vis['predicted']['category']} ({vis['predicted']['score']:.2f})",
+                     _predicted_cell(vis["predicted"]),
                      "-" if meas.get("cnr") is None else f"{meas['cnr']:.2f} ({'seen' if meas['seen'] else 'not seen'})",
-                     f"{sum(t['guidance'] == 'us' for t in l['trajectories'])}/"
-                     f"{sum(t['guidance'] == 'ct' for t in l['trajectories'])}",
-                     l["recommendation"]["guidance"]])
+                     _paths_cell(l["trajectories"]), _guidance_cell(l["recommendation"])])
     h = min(0.04 + 0.022 * len(rows), max(0.08, y - 0.04))
     ax = fig.add_axes([0.05, y - h, 0.9, h])
     ax.axis("off")
@@ -155,7 +119,6 @@ def _summary_page(fig, plan):
         t.scale(1, 1.2)
 
 
-
 def _counts(d) -> str:
     """{'rib/bone': 299, 'lung': 40} -> 'rib/bone 299, lung 40' (dicts are not for readers)."""
     if not isinstance(d, dict):
@@ -164,6 +127,7 @@ def _counts(d) -> str:
 
 
 def _measured_text(m: dict) -> str:
+    """The conspicuity measured on the registered sweep, as a sentence."""
     if not m.get("frames_cutting_lesion"):
         return "no registered frame cuts the lesion"
     seen = "seen" if m.get("seen") else "not seen"
@@ -173,6 +137,7 @@ def _measured_text(m: dict) -> str:
 
 
 def _fusion_text(f: dict, diameter_mm) -> str:
+    """The fusion error and hit probability at a lesion, as a sentence (mm, %)."""
     def mm(v):
         return "unknown" if v is None else f"{float(v):.1f} mm"
     hp = f.get("hit_probability")
@@ -183,117 +148,105 @@ def _fusion_text(f: dict, diameter_mm) -> str:
     return text
 
 
+def _predicted_text(pred: dict) -> str:
+    """The evidence model's probability, category and every term with its source."""
+    if "terms" not in pred:      # a plan written before format 1.2
+        return f"{pred['category']} (score {pred.get('score')})"
+    terms = "; ".join(f"{t['name']} {t['value']:.2f} ({t['detail']}) [{t['source']}]" for t in pred["terms"])
+    return f"{pred['category']} (p = {pred['probability']:.2f}): {terms}"
+
+
+def _lesion_lines(l: dict) -> list:
+    """The text of a lesion page: target, window, conspicuity, fusion, reasons, advisories, candidates."""
+    vis = l["visibility"]
+    w = vis["window"]
+    lines = [f"Target (LPS mm): {l['target_ct']}; diameter {l['diameter_mm']} mm; type {vis['lesion_type']} "
+             f"({vis['type_evidence']})",
+             f"Acoustic window: best depth {w['depth_mm']} mm (limit {vis['depth_limit_mm']} mm at "
+             f"{vis['frequency_mhz']} MHz); {w['windows_clear']}/{w['windows_checked']} probe directions "
+             f"clear; blocked by {_counts(w['obstruction_by'])}",
+             "Predicted B-mode visibility: " + _predicted_text(vis["predicted"])]
+    if vis.get("fatty_liver"):
+        lines.append(f"Fatty liver: {vis['fatty_liver']['note']} [{vis['fatty_liver']['source']}]")
+    if vis.get("measured"):
+        lines.append("Measured on the registered sweep: " + _measured_text(vis["measured"]))
+    if vis.get("fusion_need"):
+        n = vis["fusion_need"]
+        lines.append(f"Fusion need: {n['explanation']}; without a registration compared with the "
+                     f"{n.get('expected_without_registration', 'clinical fusion error')}")
+    if vis.get("fusion"):
+        lines.append("Fusion: " + _fusion_text(vis["fusion"], l.get("diameter_mm")))
+    cond = l["recommendation"].get("condition")
+    if cond:
+        lines.append(f"CONDITIONAL: {cond['text']}")
+    lines += [f"- {r}" for r in l["recommendation"]["reasons"]]
+    lines += [f"! {a['text']} [evidence: {a['evidence']}]" for a in l["recommendation"]["advisories"]]
+    cand = l["candidates"]
+    lines.append(f"Candidates: {cand['checked']} checked, {cand['safe']} safe; rejected by "
+                 f"{_counts(cand['rejected_by'])}")
+    return lines
+
+
+def _path_caption(tr: dict) -> str:
+    """One trajectory's numbers (mm, deg), its probe pose or CT-guided description, and its
+    violations (an unsafe least-risk path) or cautions."""
+    if tr["guidance"] == "ct" or not tr.get("probe"):
+        desc = (tr.get("ct") or {}).get("text", "")
+    else:
+        desc = (f"probe at {tr['probe']['probe_ct']} (LPS), lesion depth {tr['probe']['depth_mm']} mm, "
+                f"needle {tr['probe']['needle_beam_angle_deg']} deg to the beam")
+    head = ("UNSAFE LEAST-RISK " if tr.get("safe", True) is False else "") + f"{tr['guidance'].upper()} path"
+    text = (f"{head}: {tr['length_mm']} mm, {tr['needle']['gauge']}, liver {tr['liver_traverse_mm']} mm, capsule "
+            f"{tr['capsule_angle_deg']} deg, clearance (mm, axis to voxel centres) "
+            + ", ".join(f"{k} {'>= ' if v >= CAP_MM else ''}{v:g}" for k, v in tr["clearance_mm"].items())
+            + f". {desc}")
+    if tr.get("violations"):
+        text += " VIOLATES: " + "; ".join(v["text"] for v in tr["violations"]) + "."
+    if tr.get("cautions"):
+        text += " Cautions: " + "; ".join(v["text"] for v in tr["cautions"]) + "."
+    return text
+
+
 def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, reference_to_ct=None):
+    """One page per lesion: its text, its best US and best CT path on CT planes, and (with a
+    registered sweep) the US frame that cuts it most."""
     ct = anatomy.ct
     for l in plan["lesions"]:
         chosen = []
         for g in ("us", "ct"):
-            paths = [t for t in l["trajectories"] if t["guidance"] == g]
+            paths = [t for t in l["trajectories"] if t["guidance"] == g and t.get("safe", True) is not False]
             chosen += paths[:1]
+        chosen += [t for t in l["trajectories"] if t.get("safe", True) is False][:1]
         fig = Figure(figsize=(8.27, 11.69))
-        fig.text(0.05, 0.97, f"{l['name']}: recommendation {l['recommendation']['guidance'].upper()}",
+        fig.text(0.05, 0.97, f"{l['name']}: recommendation {_guidance_cell(l['recommendation']).upper()}",
                  fontsize=12, weight="bold", va="top")
         vis = l["visibility"]
-        w = vis["window"]
-        lines = [f"Target (LPS mm): {l['target_ct']}; diameter {l['diameter_mm']} mm; type {vis['lesion_type']} "
-                 f"({vis['type_evidence']})",
-                 f"Acoustic window: best depth {w['depth_mm']} mm (limit {vis['depth_limit_mm']} mm at "
-                 f"{vis['frequency_mhz']} MHz); {w['windows_clear']}/{w['windows_checked']} probe directions "
-                 f"clear; blocked by {_counts(w['obstruction_by'])}",
-                 f"Predicted B-mode conspicuity: {vis['predicted']['category']} (score {vis['predicted']['score']}, "
-                 f"factors {_counts(vis['predicted']['factors'])}; {vis['predicted']['model']})"]
-        if vis.get("measured"):
-            lines.append("Measured on the registered sweep: " + _measured_text(vis["measured"]))
-        if vis.get("fusion"):
-            lines.append("Fusion: " + _fusion_text(vis["fusion"], l.get("diameter_mm")))
-        lines += [f"- {r}" for r in l["recommendation"]["reasons"]]
-        lines += [f"! {a['text']} [evidence: {a['evidence']}]" for a in l["recommendation"]["advisories"]]
-        cand = l["candidates"]
-        lines.append(f"Candidates: {cand['checked']} checked, {cand['safe']} safe; rejected by "
-                     f"{_counts(cand['rejected_by'])}")
-        y = _text_block(fig, 0.05, 0.94, lines, 6.5, width=150)
-        if not chosen:
-            _text_block(fig, 0.05, y - 0.02, ["NO SAFE PATH: no trajectory is drawn for this lesion."], 10)
+        y = _text_block(fig, 0.05, 0.94, _lesion_lines(l), 6.5, width=150)
+        if not any(t.get("safe", True) is not False for t in chosen):
+            _text_block(fig, 0.05, y - 0.02, ["NO SAFE PATH" + (": the least-risk path below is UNSAFE and is "
+                                                               "not a plan" if chosen else
+                                                               ": no trajectory is drawn for this lesion.")], 10)
             y -= 0.04
         mask = (lesion_masks or {}).get(l["name"])
         best = (vis.get("measured") or {}).get("best_frame")
         if sweep is not None and reference_to_ct is not None and best is not None and mask is not None:
             ax = fig.add_axes([0.55, 0.02, 0.4, 0.22])
-            _draw_us_overlay(ax, sweep, reference_to_ct, ct, mask, best, next(
-                (t for t in l["trajectories"] if t["guidance"] == "us"), None))
+            draw_us_overlay(ax, sweep, reference_to_ct, ct, mask, best, next(
+                (t for t in l["trajectories"] if t["guidance"] == "us" and t.get("safe", True) is not False), None))
             y = min(y, 0.97)
-        layers = _layers(anatomy, mask)
-        bottom = 0.26 if (sweep is not None and (vis.get("measured") or {}).get("best_frame") is not None) else 0.04
+        layers = layers_of(anatomy, mask)
+        bottom = 0.26 if (sweep is not None and best is not None) else 0.04
         row_h = min(0.26, (y - bottom) / max(1, len(chosen)))
         for n, tr in enumerate(chosen):
             top = y - 0.01 - n * row_h
-            t = np.asarray(tr["target_ct"], float)
-            e = np.asarray(tr["entry_ct"], float)
-            d = (t - e) / np.linalg.norm(t - e)          # entry -> target (down the image)
-            if tr["guidance"] == "us":
-                normal = np.asarray(tr["probe"]["plane_normal_ct"], float)
-                along_u = np.cross(d, normal)
-                along_title = "US image plane (probe in-plane)"
-            else:
-                along_u = np.array([1.0, 0.0, 0.0])     # gantry plane: L-R across the image
-                tau = np.radians(tr["ct"]["gantry_tilt_deg"])
-                d = np.array([0.0, np.cos(tau), np.sin(tau)])   # posterior in the tilted plane
-                along_title = f"CT gantry plane (tilt {tr['ct']['gantry_tilt_deg']:+.1f} deg)"
-            along_u -= d * (along_u @ d)
-            along_u /= np.linalg.norm(along_u)
-            mid = 0.5 * (t + e)
-            half = max(60.0, 0.5 * np.linalg.norm(t - e) + 25.0)
-            axes = [fig.add_axes([0.05 + k * 0.31, top - row_h + 0.015, 0.29, row_h - 0.065]) for k in range(3)]
-            ax_c = np.array([mid[0], mid[1], t[2]])   # axial plane through the target, path centred
-            _draw_view(axes[0], ct, layers, ax_c, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
-                       f"axial at target, z = {t[2]:.1f} mm", tr, half_mm=half, probe=tr.get("probe"),
-                       labels=("R", "L", "A", "P"))
-            _draw_view(axes[1], ct, layers, mid, along_u, d, along_title, tr, half_mm=half,
-                       probe=tr.get("probe"))
-            dd = (e - t) / np.linalg.norm(e - t)
-            cu = np.cross(dd, [0, 0, 1.0]) if abs(dd[2]) < 0.9 else np.cross(dd, [1.0, 0, 0])
-            cu /= np.linalg.norm(cu)
-            _draw_view(axes[2], ct, layers, t, cu, np.cross(dd, cu), "across the needle at the target",
-                       None, half_mm=40.0)
-            desc = (tr["ct"]["text"] if tr["guidance"] == "ct" else
-                    f"probe at {tr['probe']['probe_ct']} (LPS), lesion depth {tr['probe']['depth_mm']} mm, "
-                    f"needle {tr['probe']['needle_beam_angle_deg']} deg to the beam")
-            _text_block(fig, 0.05, top, [
-                f"{tr['guidance'].upper()} path: {tr['length_mm']} mm, {tr['needle']['gauge']}, liver "
-                f"{tr['liver_traverse_mm']} mm, capsule {tr['capsule_angle_deg']} deg, clearance (mm) "
-                + ", ".join(f"{k} {v:g}" for k, v in tr["clearance_mm"].items()) + f". {desc}"], 6, width=165)
+            below = _text_block(fig, 0.05, top, [_path_caption(tr)], 6, width=165)
+            draw_path_row(fig, ct, layers, tr, top, row_h, text_h=top - below + 0.02)
         pdf.savefig(fig)
 
 
-def _draw_us_overlay(ax, sweep, reference_to_ct, ct, lesion_mask, frame, path):
-    """The registered US frame that cuts the lesion most, with the lesion outline from the CT
-    labels and the needle path when it lies within 5 mm of the image plane."""
-    img = sweep.frames[frame]
-    image_to_ct = np.asarray(reference_to_ct, float) @ sweep.image_to_reference(frame)
-    rows, cols = img.shape
-    jj, ii = np.mgrid[0:rows:2, 0:cols:2]
-    pix = np.stack([ii.ravel(), jj.ravel(), np.zeros(ii.size), np.ones(ii.size)])
-    ijk = (ct.lps_to_ijk @ image_to_ct @ pix)[:3]
-    kji = np.rint(ijk[::-1]).astype(int)
-    ok = np.all((kji >= 0) & (kji < np.array(ct.array.shape)[:, None]), axis=0)
-    inside = np.zeros(ii.size, bool)
-    inside[ok] = lesion_mask[kji[0, ok], kji[1, ok], kji[2, ok]]
-    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-    if inside.any():
-        ax.contour(ii, jj, inside.reshape(ii.shape).astype(float), levels=[0.5], colors=["#ff3df5"],
-                   linewidths=1.0)
-    if path is not None:
-        ct_to_image = np.linalg.inv(image_to_ct)
-        z_mm = float(np.linalg.norm(image_to_ct[:3, 2]))
-        pts = [ct_to_image @ np.append(np.asarray(path[k], float), 1.0) for k in ("entry_ct", "target_ct")]
-        if all(abs(p[2]) * z_mm < 5.0 for p in pts):
-            ax.plot([pts[0][0], pts[1][0]], [pts[0][1], pts[1][1]], color="#00ff66", lw=1.2)
-    ax.set_title(f"registered US frame {frame} (lesion outline from CT)", fontsize=7)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
 
 def _registration_page(pdf, plan, Figure):
+    """Last page when registered: reference_to_ct, the registration's metrics and each lesion's fusion error."""
     reg = plan.get("registration")
     if not reg:
         return

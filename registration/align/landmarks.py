@@ -116,6 +116,7 @@ class LandmarkResult:
         return np.sqrt(tre2)
 
     def to_dict(self) -> dict:
+        """JSON form (the ``landmarks`` field of RESULT.json)."""
         return {
             "reference_to_ct": self.reference_to_ct.tolist(),
             "fre_mm": self.fre_mm,
@@ -209,6 +210,7 @@ def load_pairs(path) -> Dict[str, object]:
 
 
 def save_pairs(path, names: Sequence[str], ct_points, reference_points, fle_mm: Optional[float] = None) -> None:
+    """Write the pairs file :func:`load_pairs` reads (atomically); points in mm (CT in LPS)."""
     ct = _points(ct_points, "CT landmarks")
     ref = _points(reference_points, "reference landmarks")
     data = {"pairs": [{"name": str(n), "ct": c.tolist(), "reference": r.tolist()}
@@ -219,6 +221,7 @@ def save_pairs(path, names: Sequence[str], ct_points, reference_points, fle_mm: 
 
 
 def register_landmarks_file(path) -> LandmarkResult:
+    """:func:`register_landmarks` on a pairs file (``ctus register --landmarks``)."""
     d = load_pairs(path)
     return register_landmarks(d["ct"], d["reference"], fle_mm=d["fle_mm"], names=d["names"], path=path)
 
@@ -287,6 +290,7 @@ def detect_stylus_landmarks(stylus_tip_to_reference: np.ndarray, timestamps: np.
 
 
 def min_pairwise_distance(points) -> float:
+    """Smallest distance (mm) between two of ``points`` (N x 3): PLUS's landmark spacing parameter."""
     p = np.asarray(points, dtype=float)
     d = np.linalg.norm(p[:, None] - p[None], axis=-1)
     d[np.diag_indices(len(p))] = np.inf

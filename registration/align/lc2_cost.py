@@ -109,6 +109,7 @@ def select_frames(sweep: Sweep, max_frames: int, frames: Optional[Sequence[int]]
 
 
 def sweep_fan_mask(sweep: Sweep) -> np.ndarray:
+    """The sweep's fan mask [rows, cols] (bool), detected from the frames when it has none."""
     if sweep.fan_mask is not None:
         return sweep.fan_mask
     from registration.spatial.fan_mask import detect_fan_mask
@@ -121,6 +122,7 @@ class FrameSamples:
     u: np.ndarray              # float32 [n, rows, cols] (0 outside the fan)
     fan: np.ndarray            # bool [n, rows, cols]
     points_ref: np.ndarray     # [m, 3] Reference mm of the fan pixels (row-major over fan)
+    pixel_mm: float
 
     @property
     def points_ref_t(self) -> np.ndarray:
@@ -128,10 +130,11 @@ class FrameSamples:
         if getattr(self, "_pt", None) is None:
             self._pt = np.ascontiguousarray(self.points_ref.T)
         return self._pt
-    pixel_mm: float
 
 
 def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_normalise: bool = True) -> FrameSamples:
+    """Frames ``indices`` anti-aliased and resampled to ``pixel_mm`` pixels, with their fan pixels
+    carried to Reference mm (``image_to_reference``); ``depth_normalise``: per-row (depth) scale."""
     mats, _ = sweep.require_image_to_reference()
     mask = sweep_fan_mask(sweep)
     rows, cols = sweep.image_shape
@@ -176,7 +179,6 @@ class FrameLC2Cost:
         self.level = level
         self.samples = samples
         self.patch = (1, patch_px, patch_px)
-        self.n_evals = 0
         self._fixed = FixedUS(samples.u, samples.fan, self.patch)
         # (frames, fan samples) of the whole stack, then of its two halves (for map_fn).
         n = samples.u.shape[0]
@@ -196,6 +198,7 @@ class FrameLC2Cost:
         return p, g
 
     def overlap(self, reference_to_ct: np.ndarray) -> float:
+        """Fraction of the fan samples inside the CT under the pose."""
         p, _ = self.sample_features(reference_to_ct)
         return float(np.mean(np.isfinite(p)))
 
@@ -207,7 +210,6 @@ class FrameLC2Cost:
         in parallel (sampling, then the patch sums); the value does not depend on it.
         ``per_frame``: instead, per-frame ``(sum w*LC2, sum w)`` arrays; their totals' ratio
         is the LC2 (the weights ``w`` depend on the US alone)."""
-        self.n_evals += 1
         run = map_fn or (lambda f, xs: [f(x) for x in xs])
         chunks = self._halves if map_fn is not None else self._whole
         u = self.samples.u

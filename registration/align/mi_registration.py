@@ -8,9 +8,10 @@ so it is ``reference_to_ct`` itself (no inversion at this boundary).
 
 Same starts as LC2 (:func:`registration.align.multistart.start_perturbations`);
 the best final MI wins. Single resolution on the 2 mm reconstruction (ITK's
-shrink-2 level with the fixed mask drove the optimiser off the optimum on the
-synthetic case: measured 43 mm vs 2.7 mm final error from a 5 mm start), regular-step gradient descent with physical-shift scales, 10 % random sampling
-(seeded); the CT is clamped to [-200, 400] HU first.
+shrink-2 level with the fixed mask drove the optimiser off the optimum),
+regular-step gradient descent with physical-shift scales, 10 % random sampling
+(seeded); the CT is clamped to [-200, 400] HU first. Why each:
+docs/registration_tuning.md#mi-baseline.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def _matrix_from_euler(tx: sitk.Euler3DTransform) -> np.ndarray:
 
 def reconstruct_for_mi(sweep: Sweep, frames: Optional[Sequence[int]] = None,
                        spacing_mm: float = RECON_SPACING_MM):
+    """(reconstructed volume in the Reference frame, bool mask of the voxels that received
+    pixels, frame indices used): the MI baseline's fixed image (mean compounding, no hole filling)."""
     from registration.ultrasound.reconstruction import reconstruct
     _, valid = sweep.require_image_to_reference()
     idx = np.flatnonzero(valid) if frames is None else np.asarray(frames, int)[valid[np.asarray(frames, int)]]
@@ -101,8 +104,8 @@ def register_sweep_mi(ct: Volume, sweep: Sweep, init: np.ndarray, *, frames=None
         reg.SetMetricSamplingStrategy(reg.RANDOM)
         reg.SetMetricSamplingPercentage(sampling, seed_i + 1)  # seed 0 = wall clock in ITK
         reg.SetMetricFixedMask(mask_img)
-        # Central differences on the moving image instead of ITK's gradient filter: measured
-        # more stable here (final errors 3-15 mm vs 4-56 mm from the same starts).
+        # Central differences on the moving image instead of ITK's gradient filter: more
+        # stable here (docs/registration_tuning.md#mi-baseline).
         reg.SetMetricUseMovingImageGradientFilter(False)
         reg.SetInterpolator(sitk.sitkLinear)
         reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=0.01,

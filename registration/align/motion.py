@@ -4,8 +4,7 @@ The CT is a breath-hold; during a free-breathing sweep the liver moves, mostly
 cranio-caudally (the CT's S axis, LPS +z) by 10-25 mm, while the probe and the
 Reference marker stay put. Our demo sweeps are transverse, so that motion is
 mostly *out of* the image plane: a window of a few frames cannot measure it on
-its own (tried: per-window estimates at the true pose scattered up to 12 mm).
-All frames are therefore pooled through a breathing model.
+its own. All frames are therefore pooled through a breathing model.
 
 Given a registration ``M = reference_to_ct`` of the whole sweep (a compromise
 between the breathing phases), each frame f of a subset (``PROFILE_FRAMES``,
@@ -28,20 +27,13 @@ an inspiration breath-hold it is ``s = c + A``.
 Breathing is reported when ``A >= DETECT_AMPLITUDE_MM`` and the model explains
 the sweep better than one constant shift by ``DETECT_GAIN`` (LC2 units), with
 the period no longer than the sweep (a full cycle inside it: a slow trend, e.g.
-from a small rotation error along a tilting sweep, is not breathing). At the
-coarse 4 mm level a static sweep's profiles faked 14 mm of breathing; at 2.5 mm
-(these settings: 20 frames, 1.5 mm steps) the 7 static demo sweeps gave gains
-<= 0.0011 (amplitude <= 3 mm) and four 10 mm breathing sweeps 0.017-0.028
-(amplitude 10-11 mm, one 20 mm), all at the true pose. The frames within
-``GATE_TOLERANCE_MM`` of the CT's phase can then be registered again
-(:func:`registration.align.intensity_registration.register_sweep`, ``breathing="gate"``).
-
-Measured limits (benchmarks/registration.py, 2 x 6 trials on 10 mm breathing
-sweeps, analysed about the registered, not the true, pose): breathing detected
-in 3 of 6 (seed 1) and 2 of 6 (seed 2); of the 5 gated trials, gating helped 2
-(2.19 -> 1.09 mm, 10.4 -> 3.6 mm) and made 3 worse (3.7 -> 4.1, 3.0 -> 4.2,
-1.3 -> 3.6 mm), so it is not the default. An earlier variant of the fit gave an
-inverted trace on one sweep at the true pose.
+from a small rotation error along a tilting sweep, is not breathing). The
+profiles are measured at the 2.5 mm level, not the coarse one, where static
+sweeps fake breathing. The frames within ``GATE_TOLERANCE_MM`` of the CT's
+phase can then be registered again
+(:func:`registration.align.intensity_registration.register_sweep`,
+``breathing="gate"``; experimental: not better on average). The thresholds and
+the measured limits: docs/registration_tuning.md#breathing.
 
 Units: mm, seconds. No Qt/VTK here.
 """
@@ -66,7 +58,7 @@ PERIODS_S = np.arange(2.5, 6.0 + 1e-9, 0.25)
 N_PHASES = 24
 AMPLITUDES_MM = np.arange(0.0, 20.0 + 1e-9, 0.5)
 OFFSET_STEP_MM = 0.5
-#: Detection: amplitude (mm) and LC2 gain over the best constant shift.
+#: Detection: amplitude (mm) and LC2 gain over the best constant shift (docs/registration_tuning.md#breathing).
 DETECT_AMPLITUDE_MM = 4.0
 DETECT_GAIN = 0.005
 #: Frames whose modelled shift lies within this of the CT's phase are kept when gating.
@@ -77,6 +69,7 @@ MIN_GATED_FRAMES = 8
 
 @dataclass
 class BreathingReport:
+    """Breathing found in a sweep about a registration (mm, s); ``to_dict`` is its JSON form."""
     detected: bool = False
     amplitude_mm: float = 0.0
     period_s: Optional[float] = None

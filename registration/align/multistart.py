@@ -28,9 +28,8 @@ from .registration_result import ProgressFn
 PARAM_SCALE = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
 #: Search bounds around each start (deg, mm).
 BOUNDS = np.array([15.0, 15.0, 15.0, 30.0, 30.0, 30.0])
-#: Threads for independent work (translation-grid points, starts). scipy.ndimage releases
-#: the GIL in map_coordinates and uniform_filter: 2 threads ran 100 coarse evaluations
-#: 1.8x faster than 1 on the 2-core machine (0.23 vs 0.42 s, demo lesion sweep).
+#: Threads for independent work (translation-grid points, starts): scipy.ndimage releases
+#: the GIL in map_coordinates and uniform_filter. Speed-up: docs/registration_tuning.md#threads.
 N_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
@@ -75,6 +74,8 @@ def start_perturbations(n_starts: int, seed: int, rot_deg: float = 4.0, trans_mm
 
 
 class EvaluationProgress:
+    """Counts cost evaluations against an expected ``total`` and reports the fraction done."""
+
     def __init__(self, fn: Optional[ProgressFn], total: int):
         self.fn, self.total, self.count = fn, max(total, 1), 0
 
@@ -88,12 +89,11 @@ class EvaluationProgress:
 
 def optimise_nelder_mead(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray, maxfev: int, step: float,
               xatol: float, fatol: float = 1e-4):
-    """Bounded Nelder-Mead from ``x0`` with an initial simplex of ``step`` (scaled units).
+    """Bounded Nelder-Mead from ``x0`` with an initial simplex of ``step`` (scaled units);
+    returns the best scaled parameters. Bounds: ``BOUNDS`` (deg, mm) about ``x0``.
 
-    Measured on the synthetic test case (4 starts, 3 mm level): fewer evaluations than
-    bounded Powell (100-280 vs 200-400) and no worse accuracy; Powell's line searches
-    stalled on LC2's small-scale noise (one run ended 7 mm off where Nelder-Mead reached 0.3 mm).
-    """
+    Chosen over bounded Powell, whose line searches stall on LC2's small-scale noise
+    (docs/registration_tuning.md#optimiser)."""
     lo = x0 - BOUNDS / PARAM_SCALE
     hi = x0 + BOUNDS / PARAM_SCALE
     simplex = np.vstack([x0, x0 + np.eye(6) * step])

@@ -2,7 +2,8 @@
 
 ``reference_to_ct`` maps Reference mm to CT LPS mm; metrics are the method's own
 (higher = better); ``StartResult.start_params`` is the perturbation of the start
-(deg, mm) about the registration's centre.
+(deg, mm) about the registration's centre. ``to_dict`` gives the JSON form that
+RESULT.json carries (:mod:`registration.align.result_document`).
 """
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from .assessment import Assessment
+
+#: ``progress(fraction 0..1, message)``; returning False cancels the registration.
 ProgressFn = Callable[[float, str], Optional[bool]]
 
 
 @dataclass
 class StartResult:
+    """One start of the multi-start search, at the level where the starts are compared."""
     start_params: np.ndarray       # perturbation of the start (deg, mm) about the centre
-    reference_to_ct: np.ndarray
+    reference_to_ct: np.ndarray    # where this start ended (Reference mm -> CT LPS mm)
     metric_initial: float
     metric_final: float
     evaluations: int
@@ -25,7 +30,11 @@ class StartResult:
 
 @dataclass
 class RegistrationResult:
-    """Outcome of :func:`register_sweep`; metrics are the method's own (LC2 or MI, higher = better)."""
+    """Outcome of :func:`~registration.align.intensity_registration.register_sweep`.
+
+    Metrics are the method's own (LC2 or MI, higher = better); ``center_ct`` is the
+    rotation centre of the rigid updates (CT LPS mm); ``history`` holds ``(evaluation
+    number, level index, metric)`` per cost evaluation, in completion order."""
     reference_to_ct: np.ndarray
     method: str
     metric_initial: float
@@ -34,16 +43,15 @@ class RegistrationResult:
     wall_time_s: float
     center_ct: np.ndarray
     starts: List[StartResult] = field(default_factory=list)
-    history: List[Tuple[int, int, float]] = field(default_factory=list)   # (eval, level, metric)
+    history: List[Tuple[int, int, float]] = field(default_factory=list)
     frames_used: List[int] = field(default_factory=list)
     init_reference_to_ct: Optional[np.ndarray] = None
-    uncertainty: Optional[dict] = None
-    cost: Optional[Callable[[np.ndarray], float]] = None   # fine-level metric(reference_to_ct), for uncertainty
-    n_eff: Optional[float] = None          # independent patches at the fine level (Laplace scaling)
+    uncertainty: Optional[Assessment] = None
     timings_s: dict = field(default_factory=dict)   # wall time per stage (where the time goes)
     breathing: Optional[dict] = None       # registration.align.motion.BreathingReport.to_dict() (LC2)
 
     def to_dict(self) -> dict:
+        """JSON form (the registration fields of RESULT.json)."""
         return {
             "reference_to_ct": np.asarray(self.reference_to_ct).tolist(),
             "method": self.method,
@@ -57,7 +65,7 @@ class RegistrationResult:
                         "metric_final": s.metric_final, "evaluations": s.evaluations,
                         "reference_to_ct": s.reference_to_ct.tolist()} for s in self.starts],
             "history": [list(h) for h in self.history],
-            "uncertainty": self.uncertainty,
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "timings_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
             "breathing": self.breathing,
         }

@@ -18,6 +18,10 @@ import pydicom
 
 from registration.spatial.errors import InputError
 
+_MIN_DIRECTION_NORM = 0.5   # ImageOrientationPatient vectors shorter than this are damaged
+_ORTHOGONAL_TOL = 1e-3      # |row . column| above this: not orthogonal
+_UNKNOWN_DAY = _dt.datetime(2000, 1, 1)   # times without a (valid) date are put on one day
+
 
 def _text(ds, keyword: str) -> str:
     value = ds.get(keyword, None)
@@ -33,9 +37,9 @@ def _parse_when(ds) -> Optional[_dt.datetime]:
             continue
         d = _text(ds, dkw) or _text(ds, "StudyDate")
         try:
-            day = _dt.datetime.strptime(d, "%Y%m%d") if d else _dt.datetime(2000, 1, 1)
+            day = _dt.datetime.strptime(d, "%Y%m%d") if d else _UNKNOWN_DAY
         except ValueError:
-            day = _dt.datetime(2000, 1, 1)
+            day = _UNKNOWN_DAY
         return day + _dt.timedelta(seconds=seconds)
     return None
 
@@ -72,8 +76,8 @@ def _geometry(ds, path) -> Tuple[np.ndarray, np.ndarray, Tuple[float, float], Tu
     rows, cols = int(ds.Rows), int(ds.Columns)
     if (iop.shape != (6,) or ipp.shape != (3,) or len(ps) != 2 or min(ps) <= 0 or rows < 1
             or cols < 1 or not np.all(np.isfinite(np.concatenate([iop, ipp, ps])))
-            or min(np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])) < 0.5
-            or abs(iop[:3] @ iop[3:]) > 1e-3):
+            or min(np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])) < _MIN_DIRECTION_NORM
+            or abs(iop[:3] @ iop[3:]) > _ORTHOGONAL_TOL):
         raise InputError(f"invalid geometry (orientation {iop.tolist()}, position "
                          f"{ipp.tolist()}, spacing {ps}, {rows}x{cols})", path=path,
                          fix="export the series again from the scanner or PACS")

@@ -18,11 +18,16 @@ import numpy as np
 from registration.spatial.errors import InputError
 
 from .contrast_phase import _assign_phases
-from .ct_progress import ProgressFn, _report
+from .ct_progress import HEADERS_SHARE, ProgressFn, _report
 from .dicom_header import _read_header, _record
 from .series_info import SeriesInfo
 
 _FIX_FORMAT = "give a DICOM folder or a .nrrd/.nii/.nii.gz/.mha/.mhd file"
+_REPORT_EVERY_FILES = 20     # progress while scanning headers
+# Geometry keys of one part of a series: orientation rounded to 3 decimals, spacing to 4 (mm).
+_IOP_DECIMALS, _SPACING_DECIMALS = 3, 4
+_IOP_ATOL = 1e-4             # direction cosines of one series agree within this
+_SPACING_RTOL = 1e-4         # pixel spacings of one series agree within this fraction
 
 
 # --------------------------------------------------------------------------- scanning
@@ -41,8 +46,8 @@ def _scan(folder: str, progress: Optional[ProgressFn] = None):
     paths = list(_dicom_files(folder))
     for path in paths:
         n_files += 1
-        if n_files % 20 == 0:
-            _report(progress, 0.2 * n_files / len(paths), f"reading headers {n_files}/{len(paths)}")
+        if n_files % _REPORT_EVERY_FILES == 0:
+            _report(progress, HEADERS_SHARE * n_files / len(paths), f"reading headers {n_files}/{len(paths)}")
         ds = _read_header(path)
         try:
             is_image = ds is not None and "ImagePositionPatient" in ds and "Rows" in ds
@@ -61,7 +66,8 @@ def _split_by_geometry(uid: str, records):
     the series) -> the largest part keeps the UID, the others become ``<uid>#2``, ``#3``..."""
     parts = {}
     for r in records:
-        key = (r["shape"], tuple(np.round(r["iop"], 3)), tuple(np.round(r["ps"], 4)))
+        key = (r["shape"], tuple(np.round(r["iop"], _IOP_DECIMALS)),
+               tuple(np.round(r["ps"], _SPACING_DECIMALS)))
         parts.setdefault(key, []).append(r)
     ordered = sorted(parts.values(), key=len, reverse=True)
     return [(uid if n == 0 else f"{uid}#{n + 1}", part) for n, part in enumerate(ordered)]
@@ -75,8 +81,8 @@ def _series_info(uid: str, records) -> SeriesInfo:
     normal = np.cross(row / np.linalg.norm(row), col / np.linalg.norm(col))
     normal /= np.linalg.norm(normal)
     for r in records:
-        if (r["shape"] != r0["shape"] or not np.allclose(r["iop"], r0["iop"], atol=1e-4)
-                or not np.allclose(r["ps"], r0["ps"], rtol=1e-4)):
+        if (r["shape"] != r0["shape"] or not np.allclose(r["iop"], r0["iop"], atol=_IOP_ATOL)
+                or not np.allclose(r["ps"], r0["ps"], rtol=_SPACING_RTOL)):
             raise InputError(f"series {uid} mixes image sizes, orientations or pixel spacings "
                              f"({os.path.basename(r0['path'])} vs {os.path.basename(r['path'])})",
                              path=r["path"],
@@ -128,3 +134,23 @@ def list_dicom_series(folder, *, progress: Optional[ProgressFn] = None) -> List[
     far = _dt.datetime.max
     series.sort(key=lambda s: (s._when or far, s.series_number or 0, s.series_uid))
     return series
+
+
+def pick_series(series: List[SeriesInfo], folder: str, series_uid: Optional[str], *,
+                missing_fix: str = "pass one of the listed series UIDs",
+                several_fix: str = "choose one by its series UID (--series UID)",
+                what: str = "") -> SeriesInfo:
+    """The one series of a folder's listing to use: the one with ``series_uid``, or the only
+    one. InputError listing what the folder holds when the UID is absent or when several
+    series are found and none was chosen (``what`` names the wanted series in the message,
+    e.g. " (the plan's CT)"; the fixes say how to choose)."""
+    if series_uid is not None:
+        chosen = [s for s in series if s.series_uid == series_uid]
+        if not chosen:
+            raise InputError(f"series {series_uid}{what} is not in the folder; found: "
+                             + "; ".join(s.summary() for s in series), path=folder, fix=missing_fix)
+        return chosen[0]
+    if len(series) > 1:
+        raise InputError(f"{len(series)} series found: " + "; ".join(s.summary() for s in series),
+                         path=folder, fix=several_fix)
+    return series[0]

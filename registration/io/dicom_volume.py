@@ -18,21 +18,28 @@ import SimpleITK as sitk
 from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
 
-from .ct_progress import ProgressFn, _report
+from .ct_progress import DECODE_SHARE, DECODE_START, ProgressFn, _report
 from .dicom_header import _read_header, _text
 from .series_info import SeriesInfo
 
 _SPACING_RTOL = 0.01      # neighbouring-slice distances may differ by 1 % before we resample
 _MAX_GAP_STEPS = 3.0      # a gap wider than 3 usual steps means missing slices: refuse
 _TILT_TOL_DEG = 0.05      # slice step this far off the normal counts as gantry tilt
+_SAME_POSITION_MM = 1e-3  # slices closer than this along the normal are at the same position
+_OFF_LINE_FRACTION = 0.1  # slice positions may leave their line by this fraction of a voxel
+_FLOOR_EPS = 1e-6         # floor((a - b) / step + eps): an exact multiple is not lost to rounding
+AIR_HU = -1024.0          # value outside the data when a tilted series is resampled
+_REPORT_EVERY_SLICES = 10
+_INT16 = np.iinfo(np.int16)
 
 
 def _read_pixels(files: List[str], progress: Optional[ProgressFn] = None) -> np.ndarray:
     """Decode slices with GDCM (rescale applied) into one [k, j, i] array."""
     out = None
     for k, path in enumerate(files):
-        if k % 10 == 0:
-            _report(progress, 0.2 + 0.75 * k / len(files), f"decoding slice {k + 1}/{len(files)}")
+        if k % _REPORT_EVERY_SLICES == 0:
+            _report(progress, DECODE_START + DECODE_SHARE * k / len(files),
+                    f"decoding slice {k + 1}/{len(files)}")
         try:
             img = sitk.ReadImage(path)
         except RuntimeError as exc:
@@ -51,7 +58,7 @@ def _read_pixels(files: List[str], progress: Optional[ProgressFn] = None) -> np.
             raise InputError(f"slice is {a.shape}, others are {out.shape[1:]}", path=path,
                              fix="remove the odd file from the series folder")
         if out.dtype == np.int16 and (not np.issubdtype(a.dtype, np.integer)
-                                      or a.min() < -32768 or a.max() > 32767):
+                                      or a.min() < _INT16.min or a.max() > _INT16.max):
             out = out.astype(np.float32)
         out[k] = a
     return out
@@ -59,7 +66,7 @@ def _read_pixels(files: List[str], progress: Optional[ProgressFn] = None) -> np.
 
 def _uniform_along(array: np.ndarray, t: np.ndarray, step: float):
     """Resample slices at positions t (mm, ascending) onto t[0] + step * n by linear interpolation."""
-    n = int(np.floor((t[-1] - t[0]) / step + 1e-6)) + 1
+    n = int(np.floor((t[-1] - t[0]) / step + _FLOOR_EPS)) + 1
     targets = t[0] + step * np.arange(n)
     out = np.empty((n,) + array.shape[1:], np.float32)
     hi = np.clip(np.searchsorted(t, targets, side="left"), 1, len(t) - 1)
@@ -81,7 +88,7 @@ def _deshear(array: np.ndarray, ijk_to_lps: np.ndarray, default: float):
     local = (corners @ ijk_to_lps.T)[:, :3] @ d              # corner coordinates along d's axes
     spacing = np.array([sx, sy, abs(step @ n)])
     lo, hi = local.min(axis=0), local.max(axis=0)
-    size = np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1
+    size = np.floor((hi - lo) / spacing + _FLOOR_EPS).astype(int) + 1
     ref = sitk.Image([int(s) for s in size], sitk.sitkFloat32)
     ref.SetSpacing(tuple(spacing))
     ref.SetOrigin(tuple(d @ lo))
@@ -116,7 +123,7 @@ def _load_series(info: SeriesInfo, source: str, progress: Optional[ProgressFn] =
     else:
         t = (pos - pos[0]) @ normal
         steps = np.diff(t)
-        if np.any(steps < 1e-3):
+        if np.any(steps < _SAME_POSITION_MM):
             raise InputError(f"series {info.series_uid} has two slices at the same position",
                              path=source, fix="the folder mixes acquisitions: pick the series "
                              "explicitly or remove the duplicate slices")
@@ -124,7 +131,7 @@ def _load_series(info: SeriesInfo, source: str, progress: Optional[ProgressFn] =
         travel = pos[-1] - pos[0]
         travel /= np.linalg.norm(travel)
         off_line = np.linalg.norm((pos - pos[0]) - np.outer((pos - pos[0]) @ travel, travel), axis=1)
-        if off_line.max() > 0.1 * min(sx, sy, float(np.median(steps))):
+        if off_line.max() > _OFF_LINE_FRACTION * min(sx, sy, float(np.median(steps))):
             raise InputError(f"series {info.series_uid}: slice positions do not lie on a line "
                              f"({off_line.max():.2f} mm off)", path=source,
                              fix="re-export the series; it may mix two acquisitions")
@@ -146,7 +153,7 @@ def _load_series(info: SeriesInfo, source: str, progress: Optional[ProgressFn] =
     if tilt_deg > _TILT_TOL_DEG:
         m = np.eye(4)
         m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = row * sx, col * sy, step_vec, origin
-        array, origin, spacing, direction = _deshear(array, m, -1024.0)
+        array, origin, spacing, direction = _deshear(array, m, AIR_HU)
         warnings.append(f"gantry tilt {tilt_deg:.2f} deg: resampled onto an orthogonal grid "
                         "(linear interpolation, -1024 HU outside)")
     else:
@@ -177,6 +184,6 @@ def _integral_hu(array: np.ndarray) -> np.ndarray:
         return array
     a = np.asarray(array)
     if np.issubdtype(a.dtype, np.integer) or np.all(np.mod(a, 1) == 0):
-        if a.size and a.min() >= -32768 and a.max() <= 32767:
+        if a.size and a.min() >= _INT16.min and a.max() <= _INT16.max:
             return a.astype(np.int16)
     return a.astype(np.float32, copy=False)

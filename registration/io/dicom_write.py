@@ -1,7 +1,7 @@
 """Write a :class:`~registration.spatial.volume.Volume` as a DICOM CT image series.
 
-One file per slice ``k`` (pydicom directly: no SimpleITK round trip, so
-~250 slices of 512x512 take a few seconds). Geometry follows DICOM:
+One file per slice ``k``, written with pydicom directly (no SimpleITK round
+trip), one slice in memory at a time. Geometry follows DICOM:
 
 - ``ImageOrientationPatient`` = the +i axis (along a row, towards higher
   column index) then the +j axis (down the rows), both in LPS,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -30,17 +31,45 @@ from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+DEFAULT_RESCALE_INTERCEPT_HU = -1024.0   # stored 0 = -1024 HU: air and above fit unsigned 16 bit
 _TM = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
+_DA = re.compile(r"^\d{8}$")
+_DS_MAX_CHARS = 16        # DICOM decimal string (DS) length limit
+_UID_MAX_CHARS = 64       # DICOM UID length limit
+_BITS = 16                # BitsAllocated = BitsStored
+_WINDOW_CENTER_HU, _WINDOW_WIDTH_HU = 40, 400   # soft-tissue window for viewers
 
 FileNames = Union[None, Sequence[str], Callable[[int], str]]
 UidSource = Union[None, Sequence[str], Callable[[int], str]]
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
+@dataclass(frozen=True)
+class DicomSeriesOptions:
+    """What :func:`write_dicom_series` writes besides the volume (its keyword arguments)."""
+    series_description: str
+    contrast_agent: Optional[str] = None
+    acquisition_time: Optional[str] = None          # DICOM TM
+    series_uid: Optional[str] = None
+    study_uid: Optional[str] = None
+    frame_of_reference_uid: Optional[str] = None
+    patient_id: str = "ANON"
+    patient_name: str = "ANON"
+    series_number: int = 1
+    file_names: FileNames = None
+    rescale_slope: float = 1.0
+    rescale_intercept: float = DEFAULT_RESCALE_INTERCEPT_HU
+    sop_instance_uids: UidSource = None
+    study_date: Optional[str] = None                # DICOM DA
+    study_time: Optional[str] = None                # DICOM TM
+    contrast_start_time: Optional[str] = None       # DICOM TM
+    extra_tags: Optional[Mapping[str, object]] = None
+
+
 def _fmt(x: float) -> str:
     """DICOM decimal string (DS, at most 16 characters)."""
     s = f"{float(x):.10g}"
-    if len(s) > 16:
+    if len(s) > _DS_MAX_CHARS:
         s = f"{float(x):.6e}"
     return s
 
@@ -49,9 +78,9 @@ def _pixel_representation(array: np.ndarray, slope: float, intercept: float, fol
     """0 (unsigned) or 1 (signed) 16-bit storage for the whole series, from its HU range."""
     lo = float(np.rint((float(array.min()) - intercept) / slope))
     hi = float(np.rint((float(array.max()) - intercept) / slope))
-    if lo >= 0 and hi <= 65535:
+    if lo >= 0 and hi <= np.iinfo(np.uint16).max:
         return 0
-    if lo >= -32768 and hi <= 32767:
+    if lo >= np.iinfo(np.int16).min and hi <= np.iinfo(np.int16).max:
         return 1
     raise InputError(
         f"values {array.min()}..{array.max()} do not fit 16 bits with "
@@ -85,7 +114,8 @@ def _sop_uids(source: UidSource, n: int, folder) -> List[str]:
     if source is None:
         return [generate_uid() for _ in range(n)]
     uids = [str(source(k)) for k in range(n)] if callable(source) else [str(u) for u in source]
-    if len(uids) != n or len(set(uids)) != n or not all(_UID.match(u) and len(u) <= 64 for u in uids):
+    if (len(uids) != n or len(set(uids)) != n
+            or not all(_UID.match(u) and len(u) <= _UID_MAX_CHARS for u in uids)):
         raise InputError(f"sop_instance_uids must be {n} distinct valid UIDs", path=folder,
                          fix="give digits and dots, at most 64 characters, one per slice")
     return uids
@@ -120,7 +150,7 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
                        series_number: int = 1,
                        file_names: FileNames = None,
                        rescale_slope: float = 1.0,
-                       rescale_intercept: float = -1024.0,
+                       rescale_intercept: float = DEFAULT_RESCALE_INTERCEPT_HU,
                        sop_instance_uids: UidSource = None,
                        study_date: Optional[str] = None, study_time: Optional[str] = None,
                        contrast_start_time: Optional[str] = None,
@@ -142,89 +172,117 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
     ``extra_tags`` sets further attributes on every slice by DICOM keyword
     (e.g. ``{"PatientPosition": "HFS", "BodyPartExamined": "ABDOMEN"}``).
     """
+    options = DicomSeriesOptions(
+        series_description=series_description, contrast_agent=contrast_agent,
+        acquisition_time=acquisition_time, series_uid=series_uid, study_uid=study_uid,
+        frame_of_reference_uid=frame_of_reference_uid, patient_id=patient_id,
+        patient_name=patient_name, series_number=series_number, file_names=file_names,
+        rescale_slope=rescale_slope, rescale_intercept=rescale_intercept,
+        sop_instance_uids=sop_instance_uids, study_date=study_date, study_time=study_time,
+        contrast_start_time=contrast_start_time, extra_tags=extra_tags)
+    extra = _check_arguments(volume, folder, options)
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    pixel_representation = _pixel_representation(volume.array, options.rescale_slope,
+                                                 options.rescale_intercept, folder)
+    n_k = volume.array.shape[0]
+    study_uid = options.study_uid or generate_uid()
+    series_uid = options.series_uid or generate_uid()
+    frame_of_reference_uid = options.frame_of_reference_uid or generate_uid()
+    sop_uids = _sop_uids(options.sop_instance_uids, n_k, folder)
+    names = _names(options.file_names, n_k, sop_uids, folder)
+    base = _series_dataset(volume, options, (study_uid, series_uid, frame_of_reference_uid),
+                           pixel_representation)
+    for keyword, value in extra.items():
+        setattr(base, keyword, value)
+    return _write_slices(volume, folder, base, sop_uids, names, options, pixel_representation)
+
+
+def _check_arguments(volume, folder, options: DicomSeriesOptions) -> dict:
+    """InputError for a bad argument (before anything is written); the checked extra tags."""
     if not isinstance(volume, Volume):
         raise InputError(f"expected a Volume, got {type(volume).__name__}", path=folder,
                          fix="pass a registration.spatial.volume.Volume")
-    if rescale_slope is None or not np.isfinite(rescale_slope) or rescale_slope <= 0:
-        raise InputError(f"rescale_slope must be > 0, got {rescale_slope}", path=folder,
+    slope = options.rescale_slope
+    if slope is None or not np.isfinite(slope) or slope <= 0:
+        raise InputError(f"rescale_slope must be > 0, got {slope}", path=folder,
                          fix="use a positive slope such as 1")
-    for label, tm in (("acquisition_time", acquisition_time), ("study_time", study_time),
-                      ("contrast_start_time", contrast_start_time)):
+    for label, tm in (("acquisition_time", options.acquisition_time),
+                      ("study_time", options.study_time),
+                      ("contrast_start_time", options.contrast_start_time)):
         if tm is not None and not _TM.match(str(tm)):
             raise InputError(f"{label} {tm!r} is not DICOM TM", path=folder,
                              fix="give HHMMSS, e.g. '101530'")
-    if study_date is not None and not re.match(r"^\d{8}$", str(study_date)):
-        raise InputError(f"study_date {study_date!r} is not DICOM DA", path=folder,
+    if options.study_date is not None and not _DA.match(str(options.study_date)):
+        raise InputError(f"study_date {options.study_date!r} is not DICOM DA", path=folder,
                          fix="give YYYYMMDD, e.g. '20240131'")
-    extra = _check_extra(extra_tags, folder)
+    extra = _check_extra(options.extra_tags, folder)
     if not np.all(np.isfinite(volume.array)):
         raise InputError("the volume contains NaN or infinite values", path=folder,
                          fix="replace them (e.g. with -1024 HU) before writing")
-    folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
+    return extra
 
-    pixel_representation = _pixel_representation(volume.array, rescale_slope,
-                                                 rescale_intercept, folder)
-    n_k, rows, cols = volume.array.shape
-    study_uid = study_uid or generate_uid()
-    series_uid = series_uid or generate_uid()
-    frame_of_reference_uid = frame_of_reference_uid or generate_uid()
-    sop_uids = _sop_uids(sop_instance_uids, n_k, folder)
-    names = _names(file_names, n_k, sop_uids, folder)
+
+def _series_dataset(volume: Volume, options: DicomSeriesOptions, uids,
+                    pixel_representation: int) -> Dataset:
+    """The attributes every slice shares: patient, study, series, geometry, pixel format."""
+    study_uid, series_uid, frame_of_reference_uid = uids
     now = _dt.datetime.now()
-    date = str(study_date) if study_date else now.strftime("%Y%m%d")
-    series_time = acquisition_time or now.strftime("%H%M%S")
-
+    date = str(options.study_date) if options.study_date else now.strftime("%Y%m%d")
+    series_time = options.acquisition_time or now.strftime("%H%M%S")
+    _, rows, cols = volume.array.shape
     d = volume.direction
-    iop = [_fmt(v) for v in np.concatenate([d[:, 0], d[:, 1]])]
-    pixel_spacing = [_fmt(volume.spacing[1]), _fmt(volume.spacing[0])]
-    slice_normal = np.cross(d[:, 0], d[:, 1])
-
     base = Dataset()
     base.SOPClassUID = CT_IMAGE_STORAGE
     base.Modality = "CT"
     base.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]   # written by software, not a scanner
     base.Manufacturer = "ctus"
     base.PatientPosition = ""                              # type 2: unknown from a Volume
-    base.PatientID = str(patient_id)
-    base.PatientName = str(patient_name)
+    base.PatientID = str(options.patient_id)
+    base.PatientName = str(options.patient_name)
     base.StudyInstanceUID = study_uid
     base.SeriesInstanceUID = series_uid
     base.FrameOfReferenceUID = frame_of_reference_uid
     base.StudyDate = base.SeriesDate = base.AcquisitionDate = date
-    base.StudyTime = str(study_time) if study_time else series_time
+    base.StudyTime = str(options.study_time) if options.study_time else series_time
     base.SeriesTime = base.ContentTime = series_time
     base.ContentDate = date
-    if acquisition_time is not None:
-        base.AcquisitionTime = str(acquisition_time)
+    if options.acquisition_time is not None:
+        base.AcquisitionTime = str(options.acquisition_time)
     base.StudyID = "1"
-    base.SeriesNumber = int(series_number)
-    base.SeriesDescription = str(series_description)
-    if contrast_agent:
-        base.ContrastBolusAgent = str(contrast_agent)
-    if contrast_start_time:
-        base.ContrastBolusStartTime = str(contrast_start_time)
-    base.ImageOrientationPatient = iop
-    base.PixelSpacing = pixel_spacing
+    base.SeriesNumber = int(options.series_number)
+    base.SeriesDescription = str(options.series_description)
+    if options.contrast_agent:
+        base.ContrastBolusAgent = str(options.contrast_agent)
+    if options.contrast_start_time:
+        base.ContrastBolusStartTime = str(options.contrast_start_time)
+    base.ImageOrientationPatient = [_fmt(v) for v in np.concatenate([d[:, 0], d[:, 1]])]
+    base.PixelSpacing = [_fmt(volume.spacing[1]), _fmt(volume.spacing[0])]
     base.SliceThickness = _fmt(volume.spacing[2])
     base.SpacingBetweenSlices = _fmt(volume.spacing[2])
     base.Rows, base.Columns = rows, cols
     base.SamplesPerPixel = 1
     base.PhotometricInterpretation = "MONOCHROME2"
-    base.BitsAllocated = base.BitsStored = 16
-    base.HighBit = 15
+    base.BitsAllocated = base.BitsStored = _BITS
+    base.HighBit = _BITS - 1
     base.PixelRepresentation = pixel_representation
-    base.RescaleIntercept = _fmt(rescale_intercept)
-    base.RescaleSlope = _fmt(rescale_slope)
+    base.RescaleIntercept = _fmt(options.rescale_intercept)
+    base.RescaleSlope = _fmt(options.rescale_slope)
     base.RescaleType = "HU"
-    base.WindowCenter, base.WindowWidth = "40", "400"
+    base.WindowCenter, base.WindowWidth = str(_WINDOW_CENTER_HU), str(_WINDOW_WIDTH_HU)
     base.PositionReferenceIndicator = ""
-    for keyword, value in extra.items():
-        setattr(base, keyword, value)
+    return base
 
+
+def _write_slices(volume: Volume, folder: str, base: Dataset, sop_uids: List[str],
+                  names: List[str], options: DicomSeriesOptions,
+                  pixel_representation: int) -> List[str]:
+    """One file per slice k (temporary name, then renamed); on failure remove what was written."""
+    d = volume.direction
+    slice_normal = np.cross(d[:, 0], d[:, 1])
     written: List[str] = []
     try:
-        for k in range(n_k):
+        for k in range(volume.array.shape[0]):
             ds = Dataset()
             ds.update(base)
             meta = FileMetaDataset()
@@ -237,8 +295,8 @@ def write_dicom_series(volume: Volume, folder, *, series_description: str,
             pos = volume.origin + k * volume.spacing[2] * d[:, 2]
             ds.ImagePositionPatient = [_fmt(v) for v in pos]
             ds.SliceLocation = _fmt(float(pos @ slice_normal))
-            ds.PixelData = _stored_slice(volume.array[k], rescale_slope, rescale_intercept,
-                                         pixel_representation).tobytes()
+            ds.PixelData = _stored_slice(volume.array[k], options.rescale_slope,
+                                         options.rescale_intercept, pixel_representation).tobytes()
             path = os.path.join(folder, names[k])
             tmp = os.path.join(folder, f".{names[k]}.tmp")
             ds.save_as(tmp, enforce_file_format=True)

@@ -28,6 +28,7 @@ from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
 
 _FIX_NAMES = "pass --label-names NAMES.json mapping names to values, e.g. {\"liver\": 1}"
+_BINCOUNT_MAX_VALUE = 1 << 20   # below this a bincount table is small; above it np.unique
 
 
 # --------------------------------------------------------------------------- names files
@@ -79,12 +80,17 @@ def read_names_file(path) -> Tuple[Dict[str, int], bool]:
     return _check_names(raw, path), True
 
 
+def names_json_text(names: Mapping[str, int], path) -> str:
+    """{name: value} checked and as JSON text sorted by value (``path`` names the file in errors)."""
+    names = _check_names(dict(names), path)
+    ordered = dict(sorted(names.items(), key=lambda kv: kv[1]))
+    return json.dumps(ordered, indent=2) + "\n"
+
+
 def save_names_json(names: Mapping[str, int], path) -> None:
     """Write {name: value} as JSON, atomically (sorted by value)."""
     from registration.spatial.atomic_io import atomic_write_text
-    names = _check_names(dict(names), path)
-    ordered = dict(sorted(names.items(), key=lambda kv: kv[1]))
-    atomic_write_text(path, json.dumps(ordered, indent=2) + "\n")
+    atomic_write_text(path, names_json_text(names, path))
 
 
 def sidecar_names_path(path) -> str:
@@ -101,7 +107,7 @@ def _value_counts(arr: np.ndarray) -> Dict[int, int]:
     """{value: voxel count} of a non-negative integer array (bincount when values are small)."""
     if arr.size == 0:
         return {}
-    if np.can_cast(arr.dtype, np.intp) and int(arr.max()) < 1 << 20:
+    if np.can_cast(arr.dtype, np.intp) and int(arr.max()) < _BINCOUNT_MAX_VALUE:
         counts = np.bincount(arr.ravel())            # O(n), no sort, no copy for contiguous arrays
         return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
     values, counts = np.unique(arr, return_counts=True)

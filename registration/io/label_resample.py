@@ -14,6 +14,8 @@ from registration.spatial.volume import LabelMap, Volume
 
 from .label_names import _value_counts
 
+LOST_VOLUME_WARNING_FRACTION = 0.5   # warn when a structure keeps less than this of its volume
+
 
 def resample_labels_to(lm: LabelMap, reference: Volume) -> LabelMap:
     """``lm`` on ``reference``'s grid by physical position (nearest neighbour), never by index.
@@ -23,7 +25,8 @@ def resample_labels_to(lm: LabelMap, reference: Volume) -> LabelMap:
     if lm.same_grid(reference):
         return lm
     top = int(lm.array.max()) if lm.array.size else 0
-    src = sitk.GetImageFromArray(lm.array.astype(np.uint16 if top < 65536 else np.int64, copy=False))
+    src = sitk.GetImageFromArray(lm.array.astype(np.uint16 if top <= np.iinfo(np.uint16).max
+                                                 else np.int64, copy=False))
     src.SetSpacing(tuple(map(float, lm.spacing)))
     src.SetOrigin(tuple(map(float, lm.origin)))
     src.SetDirection(tuple(map(float, lm.direction.reshape(-1))))
@@ -39,7 +42,7 @@ def resample_labels_to(lm: LabelMap, reference: Volume) -> LabelMap:
         # compare physical volumes: voxel sizes differ between the grids
         vol_before = before.get(v, 0) * np.prod(lm.spacing)
         vol_after = after.get(v, 0) * np.prod(reference.spacing)
-        if vol_before > 0 and vol_after < 0.5 * vol_before:
+        if vol_before > 0 and vol_after < LOST_VOLUME_WARNING_FRACTION * vol_before:
             warnings.append(f"'{name}': {100 * (1 - vol_after / vol_before):.0f} % of its volume "
                             "lies outside the reference grid")
     md = dict(lm.metadata, warnings=warnings, resampled_to_reference=True)

@@ -6,12 +6,9 @@ All readers return a :class:`~registration.spatial.volume.LabelMap` (integer arr
 Names come from the file (``.seg.nrrd`` Segment<N>_Name/_LabelValue/_Layer,
 DICOM SEG SegmentSequence) or from a names file:
 
-- ``*.json``: ``{"liver": 5, "lesion_1": 7}`` (DESIGN section 6 names;
-  unknown names kept). Strict: every value must occur in the image.
-- ``*.txt`` (e.g. TotalSegmentator's ``label_names.txt``): lines
-  ``<value> <name>``. This is a model's whole dictionary, so names whose
-  value is absent from this image are left out (listed in
-  ``metadata['absent_names']``).
+- ``*.json`` or ``*.txt`` names files, with the rules of
+  :mod:`registration.io.label_names` (JSON strict; a ``.txt`` dictionary
+  keeps only the values present);
 - a dict, same rules as JSON; ``names={}`` explicitly means "no names":
   every present value is named ``label_<v>``.
 - ``None``: the sidecar ``<stem>.names.json`` written by :func:`write_labels`
@@ -35,13 +32,13 @@ from typing import Mapping, Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from registration.spatial.atomic_io import atomic_write_image
+from registration.spatial.atomic_io import atomic_write_files, bytes_writer, image_part
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap, Volume
 
 from .dicom_seg import _read_dicom_seg
 from .label_image_readers import _read_plain, _read_slicer_seg
-from .label_names import _FIX_NAMES, _apply_names, _check_names, read_names_file, save_names_json, sidecar_names_path
+from .label_names import _FIX_NAMES, _apply_names, _check_names, names_json_text, read_names_file, sidecar_names_path
 from .label_resample import resample_labels_to
 
 Names = Union[None, str, "os.PathLike[str]", Mapping[str, int]]
@@ -104,7 +101,9 @@ def load_labels(path, names: Names = None, reference: Optional[Volume] = None) -
 def write_labels(labelmap: LabelMap, path) -> str:
     """Write a label map (.nrrd, .nii, .nii.gz) and ``<stem>.names.json`` beside it, atomically.
 
-    Returns the names JSON path.
+    Both files are complete on disk before either is renamed into place, the image
+    first, so a failure never leaves a names file describing a missing (or an older)
+    image. Returns the names JSON path.
     """
     path = os.fspath(path)
     low = path.lower()
@@ -113,14 +112,16 @@ def write_labels(labelmap: LabelMap, path) -> str:
     if suffix is None:
         raise InputError("unsupported label map extension", path=path,
                          fix="write .nrrd, .nii or .nii.gz")
+    names_path = sidecar_names_path(path)
+    names_text = names_json_text(labelmap.names, names_path)     # bad names: nothing written
     arr = labelmap.array
     top = int(arr.max()) if arr.size else 0
-    dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32
+    dtype = np.uint8 if top <= np.iinfo(np.uint8).max else (
+        np.uint16 if top <= np.iinfo(np.uint16).max else np.int32)
     img = sitk.GetImageFromArray(arr.astype(dtype, copy=False))
     img.SetSpacing(tuple(map(float, labelmap.spacing)))
     img.SetOrigin(tuple(map(float, labelmap.origin)))
     img.SetDirection(tuple(map(float, labelmap.direction.reshape(-1))))
-    names_path = sidecar_names_path(path)
-    save_names_json(labelmap.names, names_path)
-    atomic_write_image(img, path)
+    atomic_write_files([image_part(img, path),
+                        (names_path, ".tmp", bytes_writer(names_text.encode("utf-8")))])
     return names_path

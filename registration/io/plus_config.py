@@ -21,7 +21,8 @@ from typing import Dict
 
 import numpy as np
 
-from registration.spatial.errors import InputError
+from registration.spatial.errors import InputError, check_choice
+from registration.spatial.frames import FrameGraph, split_transform_name
 from registration.spatial.transforms import parse_matrix_text
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -41,6 +42,9 @@ _RECON_TYPES = {
     "ReferenceCoordinateFrame": "name", "SkipInterval": "int",
     "PixelRejectionThreshold": "float",
 }
+# Spellings PLUS accepts for an "onoff" attribute (compared upper-case).
+_ON_OFF = {"ON": True, "TRUE": True, "1": True, "YES": True,
+           "OFF": False, "FALSE": False, "0": False, "NO": False}
 
 
 def _typed(name: str, text: str, path):
@@ -59,12 +63,8 @@ def _typed(name: str, text: str, path):
         raise InputError(f"VolumeReconstruction attribute {name}='{value[:60]}' is not numeric",
                          path=path, fix=f"write {name} as numbers separated by spaces") from None
     if kind == "onoff":
-        if value.upper() in ("ON", "TRUE", "1", "YES"):
-            return True
-        if value.upper() in ("OFF", "FALSE", "0", "NO"):
-            return False
-        raise InputError(f"VolumeReconstruction attribute {name}='{value[:60]}' is not ON or OFF",
-                         path=path, fix=f"set {name}=\"ON\" or \"OFF\"")
+        return check_choice(value.upper(), _ON_OFF, f"VolumeReconstruction attribute {name}",
+                            path=path, fix=f"set {name}=\"ON\" or \"OFF\"")
     if kind == "str":
         return value.upper()
     return value
@@ -127,10 +127,9 @@ def _chain(transforms: Dict[str, np.ndarray], recon: dict) -> list:
 
     Usually empty: the Probe->Reference part is tracked per frame in the sequence.
     """
-    from registration.spatial.frames import FrameGraph  # local: frames imports transforms only, no cycle
     g = FrameGraph()
     for name, m in transforms.items():
-        a, b = _split(name)
+        a, b = split_transform_name(name)
         if a != b:
             g.set(a, b, m)
     image = recon.get("ImageCoordinateFrame", "Image")
@@ -140,17 +139,12 @@ def _chain(transforms: Dict[str, np.ndarray], recon: dict) -> list:
     return []
 
 
-def _split(name: str):
-    from registration.spatial.sweep import split_transform_name
-    return split_transform_name(name)
-
-
 def require_transform(config: dict, name: str) -> np.ndarray:
     """The 4x4 ``name`` (e.g. 'ImageToProbe') from a parsed config, or an InputError that says so."""
     if name in config["transforms"]:
         return config["transforms"][name].copy()
     have = ", ".join(sorted(config["transforms"])) or "none"
-    a, b = _split(name)
+    a, b = split_transform_name(name)
     raise InputError(
         f"no {name} transform in CoordinateDefinitions (found: {have})", path=config.get("path"),
         fix=f"pass --calibration with the PLUS config that has <Transform From=\"{a}\" To=\"{b}\" "

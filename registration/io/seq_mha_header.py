@@ -17,11 +17,12 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from registration.spatial.errors import InputError
+from registration.spatial.errors import InputError, check_choice
 
 _EDF = re.compile(rb"(?m)^[ \t]*ElementDataFile[ \t]*=[ \t]*([^\r\n]*)(\r?\n|\Z)")
 _FRAME = re.compile(r"Seq_Frame(\d+)_(.+)")
 _FIX_HEADER = "check the header against the PLUS sequence metafile format or export the sequence again"
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}   # MetaImage spellings, lower-case
 
 
 # --------------------------------------------------------------------------- header
@@ -71,11 +72,7 @@ def _is_true(fields, key, path, default=False) -> bool:
     value = fields.get(key)
     if value is None:
         return default
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise InputError(f"{key} = '{value[:40]}' is not True or False", path=path, fix=_FIX_HEADER)
+    return check_choice(value.lower(), _BOOLEANS, key, path=path, fix=_FIX_HEADER)
 
 
 def _parse_matrices(values: Dict[int, str], n: int, name: str, path: str):

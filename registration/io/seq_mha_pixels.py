@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from registration.spatial.errors import InputError, read_bytes
+from registration.spatial.errors import InputError, check_choice, read_bytes
 
 from .seq_mha_header import _ints, _is_true
 
@@ -30,6 +30,18 @@ log = logging.getLogger("registration.io.sequence_io")
 _ORIENT = {"MF": (False, False, False), "UF": (False, False, True), "MN": (False, True, False),
            "UN": (False, True, True), "FM": (True, False, False), "FU": (True, False, True),
            "NM": (True, True, False), "NU": (True, True, True)}
+_ELEMENT_TYPES = ("MET_UCHAR",)     # 8-bit B-mode frames
+_CHANNELS = (1, 3)                  # grey, or RGB converted to grey
+# ITU-R BT.601 luma weights (R, G, B): the usual RGB -> grey conversion.
+LUMA_WEIGHTS_BT601 = (0.299, 0.587, 0.114)
+
+
+def rgb_to_grey(rgb: np.ndarray, notes) -> np.ndarray:
+    """uint8 grey ``[...]`` from uint8 RGB ``[..., 3]`` (BT.601 luma, rounded), with a note."""
+    grey = rgb.astype(np.float32) @ np.array(LUMA_WEIGHTS_BT601, np.float32)
+    r, g, b = LUMA_WEIGHTS_BT601
+    notes.append(f"RGB frames converted to grey ({r} R + {g} G + {b} B)")
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- pixels
@@ -45,7 +57,7 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
         blob = read_bytes(raw_path, f"cannot read the data file {data_file} named by ElementDataFile",
                           path=path, fix="keep the .raw file beside the .mhd header")
     if _is_true(fields, "CompressedData", path):
-        size = blob.__len__()
+        size = len(blob)
         if "CompressedDataSize" in fields:
             size = _ints(fields, "CompressedDataSize", 1, path)[0]
             if size > len(blob):
@@ -64,7 +76,7 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
                              "claims more frames than present)", path=path,
                              fix="copy or export the sequence again")
         return raw
-    if len(blob) > expected and data_file.upper() != "LOCAL" and not _is_true(fields, "CompressedData", path):
+    if len(blob) > expected and data_file.upper() != "LOCAL":   # (compressed data returned above)
         # A separate .raw may run past the frames its header lists: a live recording
         # (registration.live.live_recorder) appends pixels before it rewrites the header, so an
         # interrupted one has trailing bytes. ITK's MetaIO reads the prefix too.
@@ -82,25 +94,18 @@ def _pixel_bytes(data: bytes, offset: int, fields, data_file: str, path: str,
 def _frames(data, offset, fields, data_file, path, n, rows, cols, notes) -> np.ndarray:
     if rows * cols == 0:
         return np.zeros((n, rows, cols), np.uint8)
-    etype = fields.get("ElementType", "")
-    if etype != "MET_UCHAR":
-        raise InputError(f"ElementType = '{etype[:30]}' is not supported (ultrasound frames are "
-                         "MET_UCHAR)", path=path, fix="export 8-bit B-mode frames")
+    check_choice(fields.get("ElementType", ""), _ELEMENT_TYPES, "ElementType", path=path,
+                 fix="export 8-bit B-mode frames")
     if not _is_true(fields, "BinaryData", path, default=True):
         raise InputError("BinaryData = False (ASCII pixels) is not supported", path=path,
                          fix="save the sequence with binary pixel data")
     channels = _ints(fields, "ElementNumberOfChannels", 1, path, default=[1])[0]
-    if channels not in (1, 3):
-        raise InputError(f"ElementNumberOfChannels = {channels} is not supported (1 grey or 3 RGB)",
-                         path=path, fix="export grey or RGB frames")
+    check_choice(channels, _CHANNELS, "ElementNumberOfChannels", path=path, fix="export grey or RGB frames")
     expected = n * rows * cols * channels
     raw = _pixel_bytes(data, offset, fields, data_file, path, expected)
     pixels = np.frombuffer(raw, dtype=np.uint8)
     if channels == 3:
-        rgb = pixels.reshape(n, rows, cols, 3).astype(np.float32)
-        grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-        notes.append("RGB frames converted to grey (0.299 R + 0.587 G + 0.114 B)")
-        return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+        return rgb_to_grey(pixels.reshape(n, rows, cols, 3), notes)
     return pixels.reshape(n, rows, cols).copy()
 
 
@@ -117,9 +122,8 @@ def _orient(frames: np.ndarray, fields, path, notes) -> np.ndarray:
             if has_pixels:
                 notes.append(f"UltrasoundImageOrientation '{text or 'missing'}': assumed MF")
             return frames
-        raise InputError(f"UltrasoundImageOrientation = '{text[:20]}' is not one of MF, UF, MN, UN "
-                         "(or FM, FU, NM, NU)", path=path,
-                         fix="set the orientation PLUS recorded (usually MF)")
+        check_choice(text, _ORIENT, "UltrasoundImageOrientation", path=path,
+                     fix="set the orientation PLUS recorded (usually MF)")   # raises: not a choice
     transpose, flip_rows, flip_cols = _ORIENT[key]
     if transpose:
         frames = frames.transpose(0, 2, 1)

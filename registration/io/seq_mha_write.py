@@ -14,12 +14,14 @@ from typing import List, Optional
 
 import numpy as np
 
-from registration.spatial.atomic_io import atomic_write_bytes
+from registration.spatial.atomic_io import atomic_write_bytes, atomic_write_files, bytes_writer
 from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import format_matrix
 
 _STANDARD_FRAME_FIELDS = {"Timestamp", "ImageStatus"}
+ZLIB_LEVEL = 6         # zlib's own default trade-off of size and time
+_MIN_INDEX_DIGITS = 4  # Seq_Frame0000_: PLUS pads frame numbers to at least 4 digits
 
 
 def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[str]:
@@ -51,7 +53,7 @@ def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[st
     identity = format_matrix(np.eye(4))
     texts = {name: [format_matrix(m) if np.all(np.isfinite(m)) else identity for m in mats]
              for name, mats in sweep.transforms.items()}
-    width = max(4, len(str(max(n - 1, 0))))
+    width = max(_MIN_INDEX_DIGITS, len(str(max(n - 1, 0))))
     for i in range(n):
         prefix = f"Seq_Frame{i:0{width}d}_"
         for name in sorted(sweep.transforms):
@@ -68,9 +70,6 @@ def header_lines(sweep: Sweep, compressed_size: Optional[int] = None) -> List[st
         lines.append(f"{prefix}Timestamp = {float(sweep.timestamps[i])!r}")
         lines.append(f"{prefix}ImageStatus = {'OK' if image_ok[i] else 'INVALID'}")
     return lines
-
-
-_header_lines = header_lines  # used by registration.live.live_recorder
 
 
 def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
@@ -91,15 +90,17 @@ def write_sequence(sweep: Sweep, path, *, compress: bool = False) -> None:
     pixels = np.ascontiguousarray(frames).tobytes()
     compressed_size = None
     if compress:
-        pixels = zlib.compress(pixels, 6)
+        pixels = zlib.compress(pixels, ZLIB_LEVEL)
         compressed_size = len(pixels)
     lines = header_lines(sweep, compressed_size)
     lower = path.lower()
     if lower.endswith(".mhd"):
         raw_name = os.path.basename(path)[:-4] + (".zraw" if compress else ".raw")
         lines.append(f"ElementDataFile = {raw_name}")
-        atomic_write_bytes(os.path.join(os.path.dirname(os.path.abspath(path)), raw_name), pixels)
-        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("latin-1"))
+        # the data file first: a header is never left pointing at a missing or older .raw
+        atomic_write_files([
+            (os.path.join(os.path.dirname(os.path.abspath(path)), raw_name), ".tmp", bytes_writer(pixels)),
+            (path, ".tmp", bytes_writer(("\n".join(lines) + "\n").encode("latin-1")))])
     elif lower.endswith(".mha"):
         lines.append("ElementDataFile = LOCAL")
         atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("latin-1") + pixels)

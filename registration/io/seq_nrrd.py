@@ -34,33 +34,47 @@ import bz2
 import os
 import re
 import zlib
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 import numpy as np
 
-from registration.spatial.errors import InputError, read_bytes
-from registration.spatial.sweep import Sweep, split_transform_name
+from registration.spatial.errors import InputError, check_choice, read_bytes
+from registration.spatial.fan_mask import detect_fan_mask_of_images
+from registration.spatial.frames import is_transform_name
+from registration.spatial.sweep import Sweep
 
+from .seq_mha_pixels import rgb_to_grey
 from .seq_nrrd_header import _FIX, _header, _ijk_to_lps, _index_values, _need
 
 _ITEM = re.compile(r"axis (\d+) item (\d+) (.+)")
-_UCHAR = {"uchar", "unsigned char", "uint8", "uint8_t"}
+_UCHAR = ("uchar", "unsigned char", "uint8", "uint8_t")
+_ENCODINGS = ("raw", "gzip", "gz", "bzip2", "bz2")
+_COLOUR_KINDS = ("rgb-color", "vector", "3-vector")
+_CHANNELS = (1, 3)                 # grey, or RGB converted to grey
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's window setting for a gzip wrapper
+_SUFFIX = "Transform"
+
+
+class _Layout(NamedTuple):
+    """Which NRRD axis is what: sizes and kinds per axis (NRRD order, axis 0 fastest)."""
+    dim: int
+    sizes: List[int]
+    list_axis: int
+    space_axes: List[int]       # 2 or 3 spatial axes (i = column, j = row, [k of size 1])
+    colour_axes: List[int]      # [] or one axis of 3 components
+    channels: int
 
 
 def _decode(blob: bytes, encoding: str, path: str, expected: int) -> bytes:
+    encoding = check_choice(encoding, _ENCODINGS, "NRRD encoding", path=path, fix=_FIX)
     try:
         if encoding == "raw":
             raw = blob
         elif encoding in ("gzip", "gz"):
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            d = zlib.decompressobj(_GZIP_WBITS)
             raw = d.decompress(blob, expected + 1)
-        elif encoding in ("bzip2", "bz2"):
-            raw = bz2.decompress(blob)
         else:
-            raise InputError(f"NRRD encoding '{encoding}' is not supported (raw, gzip, bzip2)",
-                             path=path, fix=_FIX)
-    except InputError:
-        raise                      # our own message (an InputError is also a ValueError)
+            raw = bz2.decompress(blob)
     except (zlib.error, OSError, EOFError, ValueError) as exc:
         raise InputError(f"compressed data is corrupt ({exc})", path=path, fix=_FIX) from None
     if len(raw) != expected:
@@ -74,6 +88,34 @@ def read_seq_nrrd(path) -> Sweep:
     path = os.fspath(path)
     data = read_bytes(path, "cannot read the sequence file")
     fields, kv, offset = _header(data, path)
+    layout = _layout(fields, path)
+    n = layout.sizes[layout.list_axis]
+    raw = _decode(_data_blob(data, offset, fields, path), _need(fields, "encoding", path).lower(), path,
+                  int(np.prod(layout.sizes)))
+    notes: List[str] = []
+    frames = _frames(raw, layout, notes)
+    timestamps = _index_values(kv, fields, layout.list_axis, n, path, notes)
+    items, calib = _items_and_calibration(kv, layout.list_axis, n, path)
+    transforms, statuses = _per_item_transforms(items, layout.list_axis, n, path)
+    image_valid = np.ones(n, bool)
+    for i, v in items.pop("ImageStatus", {}).items():
+        image_valid[i] = v.strip().upper() == "OK"
+    metadata = {
+        "format": "slicer-seq-nrrd", "header": fields, "keyvalues": kv, "list_axis": layout.list_axis,
+        "ijk_to_lps": _ijk_to_lps(fields, layout.space_axes, path),
+        "frame_fields": {k: [v.get(i) for i in range(n)] for k, v in items.items()},
+        "notes": notes,
+    }
+    sweep = Sweep(frames, timestamps, transforms, statuses, calib, None, metadata, path,
+                  image_valid=image_valid,
+                  image_frame="CroppedImage" if "ImageToCroppedImage" in transforms else "Image")
+    fan_mask = detect_fan_mask_of_images(frames)
+    return sweep if fan_mask is None else sweep.with_fan_mask(fan_mask)
+
+
+def _layout(fields: Dict[str, str], path: str) -> _Layout:
+    """The axes of the file, checked: one list axis, 2 or 3 spatial axes (the third of size 1),
+    at most one colour axis of 1 or 3 components, 8-bit unsigned samples."""
     try:
         dim = int(_need(fields, "dimension", path))
         sizes = [int(v) for v in _need(fields, "sizes", path).split()]
@@ -89,11 +131,9 @@ def read_seq_nrrd(path) -> Sweep:
         raise InputError(f"kinds '{' '.join(kinds)}' must have exactly one 'list' axis (the frames)",
                          path=path, fix=_FIX)
     la = list_axes[0]
-    comp_axes = [a for a, k in enumerate(kinds) if k.lower() in ("rgb-color", "vector", "3-vector")]
+    comp_axes = [a for a, k in enumerate(kinds) if k.lower() in _COLOUR_KINDS]
     space_axes = [a for a in range(dim) if a != la and a not in comp_axes]
-    if _need(fields, "type", path).lower() not in _UCHAR:
-        raise InputError(f"type '{fields['type']}' is not supported (ultrasound frames are uchar)",
-                         path=path, fix="export 8-bit frames")
+    check_choice(_need(fields, "type", path).lower(), _UCHAR, "type", path=path, fix="export 8-bit frames")
     if len(space_axes) not in (2, 3) or len(comp_axes) > 1:
         raise InputError(f"kinds '{' '.join(kinds)}': expected 2 or 3 spatial axes, a list axis and at "
                          "most one colour axis", path=path, fix=_FIX)
@@ -101,38 +141,43 @@ def read_seq_nrrd(path) -> Sweep:
         raise InputError(f"frames are 3D ({sizes[space_axes[2]]} slices): only 2D frames are supported",
                          path=path, fix="save a sequence of 2D ultrasound frames")
     channels = sizes[comp_axes[0]] if comp_axes else 1
-    if channels not in (1, 3):
-        raise InputError(f"{channels} components per pixel are not supported (1 or 3)", path=path, fix=_FIX)
-    n = sizes[la]
-    expected = int(np.prod(sizes))
-    if "data file" in fields or "datafile" in fields:
-        name = fields.get("data file", fields.get("datafile"))
-        if name.upper().startswith("LIST") or "%" in name:
-            raise InputError("a list of data files is not supported", path=path, fix=_FIX)
-        blob = read_bytes(os.path.join(os.path.dirname(os.path.abspath(path)), name),
-                          f"cannot read the data file {name}", path=path, fix="keep the data file beside the header")
-    else:
-        blob = data[offset:]
-    raw = _decode(blob, _need(fields, "encoding", path).lower(), path, expected)
-    # NRRD: axis 0 is fastest -> numpy shape is sizes reversed.
-    arr = np.frombuffer(raw, np.uint8).reshape(sizes[::-1])
-    rev = lambda a: dim - 1 - a  # noqa: E731  (numpy axis of NRRD axis a)
-    order = [rev(la), rev(space_axes[1]), rev(space_axes[0])]
-    if len(space_axes) == 3:
-        order.append(rev(space_axes[2]))
-    if comp_axes:
-        order.append(rev(comp_axes[0]))
-    arr = np.transpose(arr, order)
-    if len(space_axes) == 3:
-        arr = arr[:, :, :, 0, ...]
-    notes: List[str] = []
-    if channels == 3:
-        grey = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        arr = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-        notes.append("RGB frames converted to grey (0.299 R + 0.587 G + 0.114 B)")
-    frames = np.ascontiguousarray(arr)
+    check_choice(channels, _CHANNELS, "number of components per pixel", path=path, fix=_FIX)
+    return _Layout(dim, sizes, la, space_axes, comp_axes, channels)
 
-    timestamps = _index_values(kv, fields, la, n, path, notes)
+
+def _data_blob(data: bytes, offset: int, fields: Dict[str, str], path: str) -> bytes:
+    """The (possibly compressed) data: attached after the header, or one detached data file."""
+    if "data file" not in fields and "datafile" not in fields:
+        return data[offset:]
+    name = fields.get("data file", fields.get("datafile"))
+    if name.upper().startswith("LIST") or "%" in name:
+        raise InputError("a list of data files is not supported", path=path, fix=_FIX)
+    return read_bytes(os.path.join(os.path.dirname(os.path.abspath(path)), name),
+                      f"cannot read the data file {name}", path=path, fix="keep the data file beside the header")
+
+
+def _frames(raw: bytes, layout: _Layout, notes: List[str]) -> np.ndarray:
+    """uint8 [n, rows, cols] (i = column, j = row) from the decoded samples; RGB -> grey."""
+    dim = layout.dim
+    # NRRD: axis 0 is fastest -> numpy shape is sizes reversed.
+    arr = np.frombuffer(raw, np.uint8).reshape(layout.sizes[::-1])
+    rev = lambda a: dim - 1 - a  # noqa: E731  (numpy axis of NRRD axis a)
+    space = layout.space_axes
+    order = [rev(layout.list_axis), rev(space[1]), rev(space[0])]
+    if len(space) == 3:
+        order.append(rev(space[2]))
+    if layout.colour_axes:
+        order.append(rev(layout.colour_axes[0]))
+    arr = np.transpose(arr, order)
+    if len(space) == 3:
+        arr = arr[:, :, :, 0, ...]
+    if layout.channels == 3:
+        arr = rgb_to_grey(arr, notes)
+    return np.ascontiguousarray(arr)
+
+
+def _items_and_calibration(kv: Dict[str, str], la: int, n: int, path: str):
+    """({name: {item: text}} of ``axis <la> item <i> <name>:=``, static {name: 4x4})."""
     items: Dict[str, Dict[int, str]] = {}
     calib: Dict[str, np.ndarray] = {}
     for key, value in kv.items():
@@ -142,10 +187,15 @@ def read_seq_nrrd(path) -> Sweep:
             if i >= n:
                 raise InputError(f"'{key}' refers to item {i} but there are {n} items", path=path, fix=_FIX)
             items.setdefault(m.group(3), {})[i] = value
-        elif key.endswith("Transform") and _is_transform_name(key):
-            calib[key[:-len("Transform")]] = _matrix(value, key, path)
+        elif key.endswith(_SUFFIX) and is_transform_name(key):
+            calib[key[:-len(_SUFFIX)]] = _matrix(value, key, path)
+    return items, calib
+
+
+def _per_item_transforms(items: Dict[str, Dict[int, str]], la: int, n: int, path: str):
+    """({name: [n, 4, 4] NaN where absent}, {name: bool [n]}); used items are removed."""
     transforms, statuses = {}, {}
-    for name in [k for k in items if k.endswith("Transform") and _is_transform_name(k)]:
+    for name in [k for k in items if k.endswith(_SUFFIX) and is_transform_name(k)]:
         mats = np.full((n, 4, 4), np.nan)
         present = np.zeros(n, bool)
         for i, v in items.pop(name).items():
@@ -154,32 +204,9 @@ def read_seq_nrrd(path) -> Sweep:
         st = present.copy()
         for i, v in items.pop(name + "Status", {}).items():
             st[i] = present[i] and v.strip().upper() == "OK"
-        transforms[name[:-len("Transform")]] = mats
-        statuses[name[:-len("Transform")]] = st
-    image_valid = np.ones(n, bool)
-    for i, v in items.pop("ImageStatus", {}).items():
-        image_valid[i] = v.strip().upper() == "OK"
-    metadata = {
-        "format": "slicer-seq-nrrd", "header": fields, "keyvalues": kv, "list_axis": la,
-        "ijk_to_lps": _ijk_to_lps(fields, space_axes, path),
-        "frame_fields": {k: [v.get(i) for i in range(n)] for k, v in items.items()},
-        "notes": notes,
-    }
-    sweep = Sweep(frames, timestamps, transforms, statuses, calib, None, metadata, path,
-                  image_valid=image_valid,
-                  image_frame="CroppedImage" if "ImageToCroppedImage" in transforms else "Image")
-    if sweep.has_images and frames.shape[1] > 1 and frames.shape[2] > 1:
-        from registration.spatial.fan_mask import detect_fan_mask
-        sweep.fan_mask = detect_fan_mask(frames)
-    return sweep
-
-
-def _is_transform_name(name: str) -> bool:
-    try:
-        split_transform_name(name)
-        return True
-    except InputError:
-        return False
+        transforms[name[:-len(_SUFFIX)]] = mats
+        statuses[name[:-len(_SUFFIX)]] = st
+    return transforms, statuses
 
 
 def _matrix(text: str, what: str, path: str) -> np.ndarray:

@@ -19,6 +19,8 @@ from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import format_matrix
 
+from .seq_mha_write import ZLIB_LEVEL
+
 
 def write_seq_nrrd(sweep: Sweep, path, *, compress: bool = True) -> None:
     """Write ``sweep`` as a Slicer ``.seq.nrrd`` (atomic), list axis last (current Slicer layout).
@@ -69,5 +71,5 @@ def write_seq_nrrd(sweep: Sweep, path, *, compress: bool = True) -> None:
                 lines.append(f"axis 3 item {i} {name}:={value}")
     pixels = np.ascontiguousarray(frames).tobytes()
     if compress:
-        pixels = gzip.compress(pixels, compresslevel=6)
+        pixels = gzip.compress(pixels, compresslevel=ZLIB_LEVEL)
     atomic_write_bytes(path, ("\n".join(lines) + "\n\n").encode("latin-1") + pixels)

@@ -34,9 +34,7 @@ def load_sweep(path, calibration=None) -> Sweep:
     if lower.endswith(".seq.nrrd") or lower.endswith(".nrrd"):
         from .seq_nrrd import read_seq_nrrd
         sweep = read_seq_nrrd(p)
-        if calibration is not None:
-            merge_calibration(sweep, calibration)
-        return sweep
+        return sweep if calibration is None else merge_calibration(sweep, calibration)
     if lower.endswith(".mha") or lower.endswith(".mhd"):
         return read_sequence(p, calibration=calibration)
     raise InputError("unknown sweep file type", path=p,
@@ -46,7 +44,7 @@ def load_sweep(path, calibration=None) -> Sweep:
 # --------------------------------------------------------------------------- summary
 def summary_row(sweep: Sweep) -> dict:
     """One line of facts about a sweep, for tables and logs."""
-    _, valid, chain = sweep._derive()
+    chain, valid = sweep.chain, sweep.valid
     invalid = {name: int((~st).sum()) for name, st in sorted(sweep.statuses.items())}
     image_bad = 0 if sweep.image_valid is None else int((~sweep.image_valid).sum())
     return {

@@ -56,6 +56,7 @@ class SeriesInfo:
                     time_from_injection_s=self.time_from_injection_s)
 
     def summary(self) -> str:
+        """One line for listings and error messages: UID, description, size, phase hint."""
         t = "" if self.time_from_first_s is None else f", t={self.time_from_first_s:+.0f} s"
         return (f"{self.series_uid} '{self.series_description}' {self.modality} "
                 f"{self.size[0]}x{self.size[1]}x{self.size[2]}, phase: {self.phase_hint}{t}")

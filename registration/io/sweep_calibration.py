@@ -10,41 +10,28 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
-from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 
+from .plus_config import read_plus_config
 
-def merge_calibration(sweep: Sweep, calibration) -> None:
-    """Add static transforms (config XML path or {name: 4x4}) to ``sweep.calibration``.
+_SUFFIX = "Transform"
 
-    Raises InputError naming the missing transform when the sweep has images
-    but still no chain from its pixels to Reference.
+
+def merge_calibration(sweep: Sweep, calibration) -> Sweep:
+    """A new Sweep with the static transforms of ``calibration`` (config XML path or
+    {name: 4x4}) added to its ``calibration``; ``sweep`` itself is unchanged.
+
+    Raises InputError naming the missing transform (and the config file) when the
+    sweep has images but still no chain from its pixels to Reference.
     """
     source = None
     if isinstance(calibration, dict):
         items = calibration
     else:
-        from .plus_config import read_plus_config
         source = os.fspath(calibration)
         items = read_plus_config(source)["transforms"]
-    for name, m in items.items():
-        base = name[:-len("Transform")] if name.endswith("Transform") else name
-        sweep.calibration[base] = np.asarray(m, dtype=float)
-        if base in sweep.transforms:
-            sweep.metadata.setdefault("notes", []).append(
-                f"{base} is both per frame in the file and in the calibration: the per-frame "
-                "values are used")
-    sweep.__post_init__()  # validate the new matrices, reset caches
-    if sweep.has_images:
-        _, _, chain = sweep._derive()
-        if not chain:
-            have = sorted(set(sweep.transforms) | set(sweep.calibration))
-            missing = "ImageToProbe" if "ImageToProbe" not in have else \
-                f"a chain from {sweep.image_frame} to {sweep.reference_frame}"
-            raise InputError(
-                f"no {missing} transform for the sequence {os.path.basename(sweep.source or '')} "
-                f"(transforms known: {', '.join(have)})", path=source or sweep.source,
-                fix="pass --calibration with the PLUS device-set config that defines "
-                    "<Transform From=\"Image\" To=\"Probe\" .../> for this probe")
+    merged = sweep.with_calibration(
+        {(name[:-len(_SUFFIX)] if name.endswith(_SUFFIX) else name): m for name, m in items.items()})
+    if merged.has_images and not merged.chain:
+        raise merged.no_chain_error(path=source or sweep.source)
+    return merged

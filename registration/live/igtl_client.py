@@ -13,6 +13,14 @@ for ``stale_after_s`` (default 0.2 s), *invalid* when the latest transform
 says ``TransformStatus`` INVALID or a STATUS message is not OK. The overlay
 must be off in both cases; :meth:`tracking` says why.
 
+Tracked tools (a needle: ``NeedleToReference``; static ones such as
+``NeedleTipToNeedle``): every TRANSFORM is kept per device
+(:mod:`.tool_transforms`), handed to ``on_transform`` as it arrives (the
+guidance's low-lag path) and attached to each image frame
+(``LiveFrame.transforms``, for the recorder) when within
+``pair_tolerance_s`` of it; ``tool_tracking(device)`` says whether a tool is
+usable (missing, INVALID, or stale after ``stale_after_s``).
+
 Latency is receipt time minus the sender's timestamp: meaningful on loopback
 or with synchronised clocks (PlusServer stamps with its system clock).
 
@@ -36,6 +44,7 @@ import numpy as np
 from pyigtl.messages import ImageMessage, TransformMessage
 
 from .igtl_protocol import ProtocolError, SkippedMessage, StatusMessage, StreamParser, transform_status
+from .tool_transforms import ToolTable, TransformSample
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,8 @@ class LiveClient:
                  pair_tolerance_s: float = 0.1, reconnect: bool = True,
                  max_backoff_s: float = 2.0, max_reconnect_attempts: Optional[int] = None,
                  connect_timeout_s: float = 1.0, max_backlog: int = 10000,
-                 on_frame: Optional[Callable[[LiveFrame], None]] = None):
+                 on_frame: Optional[Callable[[LiveFrame], None]] = None,
+                 on_transform: Optional[Callable[[TransformSample], None]] = None):
         if transform_device and image_to_probe is None:
             raise ValueError("pairing images with a TRANSFORM needs image_to_probe (the calibration)")
         self.host, self.port = host, int(port)
@@ -77,6 +87,8 @@ class LiveClient:
         self.max_reconnect_attempts = max_reconnect_attempts
         self.connect_timeout_s = connect_timeout_s
         self.on_frame = on_frame
+        self.on_transform = on_transform
+        self.tools = ToolTable(stale_after_s)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -157,6 +169,15 @@ class LiveClient:
             return False, f"tracking stale: no update for {age * 1e3:.0f} ms"
         return True, "tracking OK"
 
+    def latest_transform(self, device: str) -> Optional[TransformSample]:
+        return self.tools.latest(device)
+
+    def tool_tracking(self, device: str, now: Optional[float] = None) -> Tuple[bool, str]:
+        """(ok, reason) for a tracked tool's TRANSFORM right now: missing, INVALID or stale."""
+        if self.state != "connected":
+            return False, f"not connected ({self.state_text})"
+        return self.tools.status(device, time.time() if now is None else now)
+
     def stats(self) -> dict:
         with self._lock:
             lat = list(self._latencies)
@@ -236,8 +257,12 @@ class LiveClient:
                 self._last_status = m
             return
         if isinstance(m, TransformMessage):
+            ok = transform_status(m) and bool(np.all(np.isfinite(m.matrix)))
+            sample = TransformSample(m.device_name, np.asarray(m.matrix, float), ok, float(m.timestamp), now)
+            self.tools.add(sample)
+            if self.on_transform is not None:
+                self.on_transform(sample)
             if m.device_name == self.transform_device:
-                ok = transform_status(m) and bool(np.all(np.isfinite(m.matrix)))
                 with self._lock:
                     self._transforms.append((m.timestamp, now, np.asarray(m.matrix, float), ok))
                     self._last_tracking_ok = ok
@@ -281,8 +306,9 @@ class LiveClient:
             track_ok, why = self.tracking(now)
             if not track_ok:
                 ok, i2r, reason = False, None, why
+        tools = self.tools.near(m.timestamp, self.pair_tolerance_s, (self.transform_device, "ImageToReference"))
         with self._lock:
-            frame = LiveFrame(self.frames_received, frame_img, float(m.timestamp), now, i2r, ok, reason)
+            frame = LiveFrame(self.frames_received, frame_img, float(m.timestamp), now, i2r, ok, reason, tools)
             self.frames_received += 1
             self._latest = frame
             if len(self._backlog) == self._backlog.maxlen:

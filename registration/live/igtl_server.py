@@ -12,7 +12,12 @@ the caller. pyigtl still packs every message (see ``igtl_protocol``).
 Devices, like PlusServer with ``EmbeddedTransformToFrame="Reference"``:
 IMAGE ``Image_Reference`` (ijk_to_world = image_to_reference, pixels -> mm),
 TRANSFORM ``ProbeToReference`` (and ``ImageToReference``), each with
-``TransformStatus`` metadata (OK / INVALID), one STATUS per second.
+``TransformStatus`` metadata (OK / INVALID), one STATUS per second. Tracked
+tools of the sweep (a needle or stylus: ``NeedleToReference``, composed from
+``NeedleToTracker`` and ``ReferenceToTracker`` when needed) go out as
+TRANSFORM ``<Tool>ToReference`` with every frame, as do extra per-frame
+transforms (a simulated needle) and static ones (``NeedleTipToNeedle``, as a
+PlusServer configured to send its calibration does).
 """
 from __future__ import annotations
 
@@ -22,13 +27,14 @@ import select
 import socket
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import invert
+from registration.tracking.needle_tool import tool_to_reference, tracked_tools
 
 from .igtl_protocol import ProtocolError, SkippedMessage, StreamParser, image_message, status_message, transform_message
 
@@ -85,7 +91,10 @@ class IgtlServer:
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
-            r, _, _ = select.select([self._sock], [], [], 0.1)
+            try:
+                r, _, _ = select.select([self._sock], [], [], 0.1)
+            except (OSError, ValueError):  # closed by close() while waiting
+                return
             if not r:
                 continue
             try:
@@ -179,11 +188,18 @@ class SweepStreamer:
     ``fps`` sets a fixed rate; ``fps=None`` replays at the recorded timestamps.
     Message timestamps are the send time (``time.time()``) so receivers can
     measure latency, like a live PlusServer. Runs in its own thread.
+
+    ``extra_transforms`` {device: ([n, 4, 4], ok [n])} are sent with frame i
+    (before its image), after the sweep's own tracked tools
+    (``<Tool>ToReference``); ``static_transforms`` {device: 4x4} with every
+    frame. ``stop_tools`` stops only those (a needle leaving the tracker's view).
     """
 
     def __init__(self, sweep: Sweep, server: IgtlServer, *, fps: Optional[float] = 30.0,
                  loop: bool = False, image_device: str = "Image_Reference",
-                 probe_device: str = "ProbeToReference", clock: Callable[[], float] = time.monotonic):
+                 probe_device: str = "ProbeToReference", clock: Callable[[], float] = time.monotonic,
+                 extra_transforms: Optional[Dict[str, Tuple[np.ndarray, np.ndarray]]] = None,
+                 static_transforms: Optional[Dict[str, np.ndarray]] = None):
         if not sweep.has_images:
             raise InputError("the sweep has no images (tracker-only sequence)", path=sweep.source,
                              fix="replay a sequence that contains ultrasound frames")
@@ -197,8 +213,20 @@ class SweepStreamer:
         self.image_to_reference, self.valid = sweep.require_image_to_reference()
         itp = sweep.image_to_probe
         self.image_to_probe = itp
+        self.tools: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+        for tool in tracked_tools(sweep):
+            mats, ok = tool_to_reference(sweep, tool)
+            self.tools[f"{tool}To{sweep.reference_frame}"] = (np.where(ok[:, None, None], mats, np.eye(4)), ok)
+        for device, (mats, ok) in (extra_transforms or {}).items():
+            mats, ok = np.asarray(mats, float), np.asarray(ok, bool).reshape(-1)
+            if mats.shape != (len(sweep), 4, 4) or ok.shape != (len(sweep),):
+                raise InputError(f"{device}: {mats.shape[0] if mats.ndim == 3 else '?'} poses for "
+                                 f"{len(sweep)} frames", fix="give one pose per frame of the sweep")
+            self.tools[device] = (mats, ok)
+        self.static_transforms = {k: np.asarray(v, float) for k, v in (static_transforms or {}).items()}
         self.sent_frames = 0
         self.stop_transforms = threading.Event()  # tests: keep images, stop tracking
+        self.stop_tools = threading.Event()       # keep images and probe tracking, stop tools
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -232,6 +260,11 @@ class SweepStreamer:
                 p2r = i2r @ invert(self.image_to_probe) if ok else np.eye(4)
                 out.append(transform_message(p2r, now, self.probe_device, ok))
             out.append(transform_message(i2r, now, "ImageToReference", ok))
+            if not self.stop_tools.is_set():
+                for device, m in self.static_transforms.items():  # calibration before the poses
+                    out.append(transform_message(m, now, device, True))
+                for device, (mats, tool_ok) in self.tools.items():
+                    out.append(transform_message(mats[i], now, device, bool(tool_ok[i])))
         out.append(image_message(self.sweep.frames[i], i2r, now, self.image_device,
                                  ok and not self.stop_transforms.is_set()))
         return out

@@ -10,14 +10,16 @@ final header (and, with ``to_mha``, one self-contained ``.igs.mha``).
 
 Per frame we store ``ImageToReferenceTransform`` (pixels -> Reference mm,
 status OK/INVALID) and the sender's timestamp, so the recording replays and
-reconstructs like any PLUS file.
+reconstructs like any PLUS file, and the tracked tools that came with the
+frame (``NeedleToReference``, and ``NeedleTipToNeedle`` when the server sends
+it) with their status; a tool absent from a frame is INVALID there.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -45,6 +47,7 @@ class SequenceRecorder:
         self._timestamps: List[float] = []
         self._mats: List[np.ndarray] = []
         self._ok: List[bool] = []
+        self._tools: Dict[str, List[Optional[np.ndarray]]] = {}
         self._flushed = 0
         self._last_header = 0.0
         self._lock = threading.Lock()
@@ -54,7 +57,9 @@ class SequenceRecorder:
     def n_frames(self) -> int:
         return len(self._timestamps)
 
-    def add(self, image: np.ndarray, image_to_reference: Optional[np.ndarray], timestamp: float) -> None:
+    def add(self, image: np.ndarray, image_to_reference: Optional[np.ndarray], timestamp: float,
+            tools: Optional[Dict[str, Optional[np.ndarray]]] = None) -> None:
+        """Append a frame; ``tools`` {name like 'NeedleToReference': 4x4, or None if INVALID}."""
         img = np.ascontiguousarray(image, dtype=np.uint8)
         with self._lock:
             if self.closed:
@@ -69,6 +74,12 @@ class SequenceRecorder:
             ok = image_to_reference is not None
             self._mats.append(np.asarray(image_to_reference, float) if ok else np.eye(4))
             self._ok.append(ok)
+            n = len(self._timestamps)
+            for name, m in (tools or {}).items():
+                self._tools.setdefault(name, [None] * n)
+            for name, column in self._tools.items():
+                m = (tools or {}).get(name)
+                column.append(None if m is None else np.asarray(m, float))
             self._timestamps.append(float(timestamp))
             now = time.monotonic()
             if now - self._last_header >= self.header_every_s:
@@ -76,15 +87,20 @@ class SequenceRecorder:
                 self._last_header = now
 
     def add_frame(self, frame) -> None:
-        """Add a :class:`registration.live.igtl_client.LiveFrame`."""
-        self.add(frame.image, frame.image_to_reference, frame.timestamp)
+        """Add a :class:`registration.live.igtl_client.LiveFrame` with its tracked tools (not the probe)."""
+        tools = {name: (m if ok else None) for name, (m, ok) in frame.transforms.items()
+                 if not name.startswith(("Image", "Probe"))}
+        self.add(frame.image, frame.image_to_reference, frame.timestamp, tools)
 
     def _sweep(self, n: int) -> Sweep:
         rows, cols = self._shape if self._shape is not None else (0, 0)
         frames = np.broadcast_to(np.zeros((1, rows, cols), np.uint8), (n, rows, cols))
-        return Sweep(frames, np.array(self._timestamps[:n]),
-                     {"ImageToReference": np.array(self._mats[:n]).reshape(n, 4, 4)},
-                     {"ImageToReference": np.array(self._ok[:n], bool)}, dict(self.calibration),
+        transforms = {"ImageToReference": np.array(self._mats[:n]).reshape(n, 4, 4)}
+        statuses = {"ImageToReference": np.array(self._ok[:n], bool)}
+        for name, column in self._tools.items():
+            transforms[name] = np.array([np.eye(4) if m is None else m for m in column[:n]]).reshape(n, 4, 4)
+            statuses[name] = np.array([m is not None for m in column[:n]], bool)
+        return Sweep(frames, np.array(self._timestamps[:n]), transforms, statuses, dict(self.calibration),
                      source=self.path)
 
     def _write_header(self) -> None:

@@ -6,9 +6,11 @@ shows dialogs and only the CLI maps errors to exit codes (InputError -> 2).
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Collection, Mapping, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+SHOWN_VALUE_CHARS = 60   # a bad value is quoted up to this many characters (files can hold junk)
 
 
 class ProjectError(Exception):
@@ -55,3 +57,24 @@ def read_bytes(file_path, what: str, *, path=None, fix: str = "check the path") 
     except OSError as exc:
         raise InputError(f"{what} ({exc.strerror})", path=path if path is not None else file_path,
                          fix=fix) from None
+
+
+def check_choice(value: Any, choices: Union[Collection, Mapping], what: str, *,
+                 path: Optional[PathLike] = None, fix: Optional[str] = None) -> Any:
+    """``value`` if it is one of ``choices``, else InputError listing the allowed choices.
+
+    ``choices`` is a collection of allowed values or a mapping from allowed
+    values (e.g. aliases) to the value to use; for a mapping the mapped value
+    is returned. ``what`` names the setting ("compounding", "NRRD encoding",
+    ...); the message reads "<what> '<value>' is not supported (choices: a, b)".
+    Callers normalise case first when the setting is case-insensitive.
+    """
+    try:
+        allowed = value in choices
+    except TypeError:              # an unhashable value (a list, a dict) is never a choice
+        allowed = False
+    if allowed:
+        return choices[value] if isinstance(choices, Mapping) else value
+    listed = ", ".join(str(c) for c in choices)
+    shown = str(value)[:SHOWN_VALUE_CHARS]
+    raise InputError(f"{what} '{shown}' is not supported (choices: {listed})", path=path, fix=fix)

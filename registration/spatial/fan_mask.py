@@ -5,26 +5,44 @@ side, rows go away from the transducer; columns towards the marked side).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
 
 _MAX_STD_FRAMES = 32  # temporal std on an even subsample: enough to see speckle change
+# Detection settings, all in pixels or grey levels of uint8 frames (a heuristic tuned on the
+# PLUS sample sequences and the simulated sweeps; tests/test_fan_mask.py checks it on both).
+_ZERO_BACKGROUND_FRACTION = 0.05   # more exact zeros than this: scan-converted, clean outside
+_ZERO_BRIDGE_RADIUS_PX = 4         # closing that bridges dark water inside a clean fan
+_SCORE_SMOOTH_PX = 3               # box filter of the temporal maximum before thresholding
+_MIN_THRESHOLD_GREY = 0.5          # Otsu threshold floor: at least half a grey level
+_STD_SMOOTH_PX = 9                 # box filter of the temporal std
+_MOVING_STD_GREY = 0.05            # temporal std above this: the pixel changes over time
+_MOVING_SIGNAL_FRACTION = 0.8      # trust "static = overlay" only when this much signal moves
+_MIN_OPENING_RADIUS_PX = 2
+_OPENING_RADIUS_DIVISOR = 100      # opening radius = min(rows, cols) / this (>= the minimum)
+_CLOSING_RADIUS_DIVISOR = 60       # border smoothing radius = min(rows, cols) / this
+_KEEP_COMPONENT_FRACTION = 0.2     # keep blobs at least this fraction of the largest
+_OTSU_BINS = 256
 
 
 def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarray:
     """Region where any frame has ultrasound signal, ``bool [rows, cols]``.
 
     ``frames``: ``uint8 [n, rows, cols]`` (MF). Works for convex (sector) and
-    linear (rectangle) probes. Steps: temporal maximum smoothed over 9x9 px;
-    threshold (default: Otsu on log(1 + value), at least 0.5 grey levels, which
-    separates the exact-zero or low-noise outside of a scan-converted image
-    from even dark tissue or water inside the fan); static overlays are dropped
-    when most of the fan changes over time (temporal std); an opening detaches
-    thin text and markers; the largest component is kept; each column is
-    filled between its first and last fan pixel (a column crosses a sector or
-    a rectangle in one interval), holes are filled and a closing smooths the
+    linear (rectangle) probes. Steps: temporal maximum; when over 5 % of it is
+    exactly 0 (a clean scan-converted outside) every lit pixel is signal, closed
+    over 4 px; otherwise the maximum smoothed over 3x3 px is thresholded
+    (default: Otsu on log(1 + value), at least 0.5 grey levels, which separates
+    the low-noise outside of a scan-converted image from even dark tissue or
+    water inside the fan); static overlays are dropped when most of the fan
+    changes over time (temporal std over 9x9 px); an opening detaches thin text
+    and markers; components at least 20 % of the largest are kept; each column
+    is filled between its first and last fan pixel (a column crosses a sector
+    or a rectangle in one interval), holes are filled and a closing smooths the
     border. Empty input (no frames or no pixels) -> all True.
     """
     frames = np.asarray(frames)
@@ -34,25 +52,25 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
     if n == 0 or rows == 0 or cols == 0:
         return np.ones((rows, cols), bool)
     tmax = frames.max(axis=0)
-    if threshold is None and (tmax == 0).mean() > 0.05:
+    if threshold is None and (tmax == 0).mean() > _ZERO_BACKGROUND_FRACTION:
         # Clean scan-converted background (exact zeros outside the fan): every lit pixel
         # counts; a closing bridges dark water or shadow inside the fan without moving
         # the outer border (a smoothing + low threshold would dilate it).
-        signal = _closing(tmax > 0, 4, square=True)
+        signal = _closing(tmax > 0, _ZERO_BRIDGE_RADIUS_PX, square=True)
     else:
-        score = ndimage.uniform_filter(tmax.astype(np.float32), size=3)
+        score = ndimage.uniform_filter(tmax.astype(np.float32), size=_SCORE_SMOOTH_PX)
         if threshold is None:
-            threshold = max(0.5, float(np.expm1(_otsu(np.log1p(score)))))
+            threshold = max(_MIN_THRESHOLD_GREY, float(np.expm1(_otsu(np.log1p(score)))))
         signal = score > threshold
     if n >= 3 and signal.any():
         sub = frames[np.linspace(0, n - 1, min(n, _MAX_STD_FRAMES)).round().astype(int)]
-        tstd = ndimage.uniform_filter(sub.std(axis=0, dtype=np.float32), size=9)
-        moving = tstd > 0.05
+        tstd = ndimage.uniform_filter(sub.std(axis=0, dtype=np.float32), size=_STD_SMOOTH_PX)
+        moving = tstd > _MOVING_STD_GREY
         # Only trust "static = overlay" when most of the signal does change over time
         # (a probe held still gives a static fan too).
-        if moving[signal].mean() > 0.8:
+        if moving[signal].mean() > _MOVING_SIGNAL_FRACTION:
             signal &= moving
-    radius = max(2, min(rows, cols) // 100)
+    radius = max(_MIN_OPENING_RADIUS_PX, min(rows, cols) // _OPENING_RADIUS_DIVISOR)
     signal = _dilate(_erode(signal, radius), radius)  # opening with a disk
     labels, count = ndimage.label(signal)
     if count == 0:
@@ -60,7 +78,7 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
     sizes = np.bincount(labels.ravel())[1:]
     # The fan is the largest component; sparse images (wire phantoms in water) light up
     # as several blobs of similar size: keep every component at least 20 % of the largest.
-    keep = np.flatnonzero(sizes >= 0.2 * sizes.max()) + 1
+    keep = np.flatnonzero(sizes >= _KEEP_COMPONENT_FRACTION * sizes.max()) + 1
     mask = np.isin(labels, keep)
     # Column-interval fill: dark water or anechoic tissue between lit pixels of a column.
     any_col = mask.any(axis=0)
@@ -68,8 +86,19 @@ def detect_fan_mask(frames: np.ndarray, *, threshold: float = None) -> np.ndarra
     last = rows - 1 - np.argmax(mask[::-1], axis=0)
     r = np.arange(rows)[:, None]
     mask |= any_col[None, :] & (r >= first[None, :]) & (r <= last[None, :])
-    mask = _closing(mask, max(2, min(rows, cols) // 60))
+    mask = _closing(mask, max(_MIN_OPENING_RADIUS_PX, min(rows, cols) // _CLOSING_RADIUS_DIVISOR))
     return ndimage.binary_fill_holes(mask)
+
+
+def detect_fan_mask_of_images(frames: np.ndarray) -> Optional[np.ndarray]:
+    """:func:`detect_fan_mask` for frames of at least 2 x 2 pixels; None otherwise.
+
+    What the sweep readers store as ``Sweep.fan_mask``: tracker-only sequences
+    (0 x 0 frames) and single-row or single-column frames have no fan to detect.
+    """
+    if frames.shape[1] > 1 and frames.shape[2] > 1:
+        return detect_fan_mask(frames)
+    return None
 
 
 def _erode(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -95,11 +124,6 @@ def _closing(mask: np.ndarray, radius: int, square: bool = False) -> np.ndarray:
     else:
         padded = _erode(_dilate(padded, radius), radius)
     return padded[radius + 1:-radius - 1, radius + 1:-radius - 1]
-
-
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    return x * x + y * y <= radius * radius
 
 
 def convex_fan_mask(shape, apex_rc, r_min_px: float, r_max_px: float,
@@ -132,7 +156,7 @@ def linear_fan_mask(shape, first_col: int, last_col: int, first_row: int, last_r
     return mask
 
 
-def _otsu(values: np.ndarray, bins: int = 256) -> float:
+def _otsu(values: np.ndarray, bins: int = _OTSU_BINS) -> float:
     """Otsu threshold of a float array (maximum between-class variance)."""
     hist, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2

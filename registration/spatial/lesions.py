@@ -5,15 +5,25 @@ section 6), plus each connected component (26-connected) of a generic label
 named ``lesion`` or ``lesions``, numbered ``lesion_1, lesion_2, ...`` by
 decreasing volume (skipping numbers already taken by named lesions).
 
+:func:`measure_lesion` is the one home of a lesion's centroid and size: the
+lesion table here, the planner's targets, the GUI overlay and the demo
+phantom's truth all take their numbers from it.
+
 All positions are LPS mm (voxel centres); volumes in ml (1 ml = 1000 mm^3).
-``max_diameter_mm`` is the largest distance between centres of the lesion's
-surface voxels (convex hull, then pairwise over hull vertices), so it can
-under-estimate a caliper measurement by up to one voxel;
-``equivalent_diameter_mm`` is the diameter of the sphere of equal volume.
+Two diameters, because callers need both:
+
+- ``max_diameter_mm``: the maximum Feret diameter, the largest distance between
+  centres of the lesion's surface voxels (convex hull, then pairwise over hull
+  vertices), so it can under-estimate a caliper measurement by up to one
+  voxel; it is what a radiologist measures and what the report shows;
+- ``equivalent_diameter_mm``: the diameter of the sphere of equal volume; it
+  is what the planner, the hit probability and the overlay use as the lesion's
+  size, because it does not depend on one outlying voxel.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -69,6 +79,7 @@ def max_diameter_mm(mask: np.ndarray, ijk_to_lps: np.ndarray) -> float:
 
 
 def _hull_2d_or_all(pts: np.ndarray) -> np.ndarray:
+    """Candidate extreme points of a flat (coplanar) or collinear point set, where a 3D hull fails."""
     centred = pts - pts.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     rank = int(np.sum(s > 1e-9 * max(s[0], 1e-12)))
@@ -84,19 +95,82 @@ def _hull_2d_or_all(pts: np.ndarray) -> np.ndarray:
     return pts
 
 
-def _measure(mask: np.ndarray, offset_ijk: np.ndarray, labels: Volume,
-             ct: Optional[np.ndarray]) -> dict:
-    voxel_ml = float(np.prod(labels.spacing)) / 1000.0
+@dataclass(frozen=True)
+class LesionMeasure:
+    """Position and size of one lesion mask.
+
+    ``centroid_lps``: mean of the voxel centres, LPS mm; ``centroid_ijk``: the
+    same point as a continuous voxel index ``(i, j, k)`` of the grid;
+    ``equivalent_diameter_mm``: diameter of the sphere of equal volume;
+    ``max_diameter_mm``: maximum Feret diameter over surface-voxel centres
+    (see the module docstring for which caller uses which); ``volume_ml``:
+    voxel count times voxel volume; ``n_voxels``: voxel count.
+    """
+    centroid_lps: Tuple[float, float, float]
+    centroid_ijk: Tuple[float, float, float]
+    equivalent_diameter_mm: float
+    max_diameter_mm: float
+    volume_ml: float
+    n_voxels: int
+
+    @property
+    def equivalent_radius_mm(self) -> float:
+        """Radius (mm) of the sphere of equal volume."""
+        return 0.5 * self.equivalent_diameter_mm
+
+
+def equivalent_diameter_mm(volume_ml: float) -> float:
+    """Diameter (mm) of the sphere of ``volume_ml`` millilitres."""
+    return float((6.0 * volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0))
+
+
+def _tight_box(mask: np.ndarray) -> Tuple[slice, slice, slice]:
+    """[k, j, i] slices of the smallest box holding every True voxel (mask not empty)."""
+    out = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(out)
+
+
+def measure_lesion(mask: np.ndarray, grid: Volume, *, offset_ijk=(0, 0, 0)) -> LesionMeasure:
+    """Centroid and size of a bool mask ``[k, j, i]`` on ``grid`` (a Volume or LabelMap).
+
+    ``mask`` is the whole grid or a crop of it whose first voxel is grid voxel
+    ``offset_ijk`` ``(i, j, k)``; it is cropped to its own bounding box first,
+    so a full-size mask costs no more than a crop. Raises InputError for an
+    empty mask (a lesion needs at least one voxel).
+    """
+    if not mask.any():
+        raise InputError("the lesion mask is empty", fix="measure only labels that have voxels")
+    box = _tight_box(mask)
+    mask = mask[box]
+    offset = np.asarray(offset_ijk, dtype=float) + np.array([box[2].start, box[1].start, box[0].start],
+                                                            dtype=float)
     kji = np.argwhere(mask)
     n = len(kji)
-    centroid_ijk = kji[:, ::-1].mean(axis=0) + offset_ijk
-    volume_ml = n * voxel_ml
+    centroid_ijk = kji[:, ::-1].mean(axis=0) + offset
+    volume_ml = n * (float(np.prod(grid.spacing)) / 1000.0)
+    return LesionMeasure(
+        centroid_lps=tuple(float(c) for c in grid.index_to_lps(centroid_ijk)),
+        centroid_ijk=tuple(float(c) for c in centroid_ijk),
+        equivalent_diameter_mm=equivalent_diameter_mm(volume_ml),
+        max_diameter_mm=max_diameter_mm(mask, grid.ijk_to_lps),
+        volume_ml=volume_ml, n_voxels=int(n))
+
+
+def _measure(mask: np.ndarray, offset_ijk: np.ndarray, labels: Volume,
+             ct: Optional[np.ndarray]) -> dict:
+    """The measured part of a lesion_table row (``mask`` is the lesion's own box)."""
+    m = measure_lesion(mask, labels, offset_ijk=offset_ijk)
+    kji = np.argwhere(mask)
     row = dict(
-        centroid_lps=[float(c) for c in labels.index_to_lps(centroid_ijk)],
-        volume_ml=volume_ml,
-        equivalent_diameter_mm=float((6.0 * volume_ml * 1000.0 / np.pi) ** (1.0 / 3.0)),
-        max_diameter_mm=max_diameter_mm(mask, labels.ijk_to_lps),
-        n_voxels=int(n),
+        centroid_lps=list(m.centroid_lps),
+        volume_ml=m.volume_ml,
+        equivalent_diameter_mm=m.equivalent_diameter_mm,
+        max_diameter_mm=m.max_diameter_mm,
+        n_voxels=m.n_voxels,
         mean_hu=None, std_hu=None,
         # where the lesion is in the array: half-open [k, j, i] box and one of its voxels
         bbox_kji=[[int(o), int(o) + int(s)] for o, s in zip(offset_ijk[::-1], mask.shape)],

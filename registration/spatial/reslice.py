@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
+from .errors import InputError, check_choice
 from .volume import Volume
 
 _INTERPOLATORS = {
@@ -30,10 +30,13 @@ _INTERPOLATORS = {
     "nearest": sitk.sitkNearestNeighbor,
     "bspline": sitk.sitkBSpline,
 }
+_PARALLEL_TOL = 1e-9      # |y - (x.y) x| below this: the two plane axes are parallel
+_SHEAR_TOL = 1e-3         # |cos| between row and column axes above this: not orthogonal
 
 
 @dataclass(frozen=True)
 class PlaneImage:
+    """A resliced plane: the image and where its pixels lie in LPS mm."""
     image: np.ndarray          # float32 [rows, cols]
     pixel_to_lps: np.ndarray   # 4x4: (column, row, 0) -> LPS mm
 
@@ -64,7 +67,7 @@ def plane_pixel_to_lps(center_lps: Sequence[float], x_axis: Sequence[float],
     y = np.asarray(y_axis, float)
     y = y - x * (x @ y)
     ny = np.linalg.norm(y)
-    if ny < 1e-9:
+    if ny < _PARALLEL_TOL:
         raise InputError("plane axes are parallel; give two different directions")
     y = y / ny
     cols, rows = size
@@ -88,9 +91,8 @@ class Reslicer:
         self.set_interpolator(interpolator)
 
     def set_interpolator(self, name: str) -> None:
-        if name not in _INTERPOLATORS:
-            raise InputError(f"unknown interpolator '{name}' (use {', '.join(_INTERPOLATORS)})")
-        self._interp = _INTERPOLATORS[name]
+        """'linear', 'nearest' or 'bspline' (InputError otherwise)."""
+        self._interp = check_choice(name, _INTERPOLATORS, "interpolator")
 
     def reslice(self, pixel_to_lps: np.ndarray, shape: Tuple[int, int]) -> PlaneImage:
         """Sample the volume on the plane; ``shape`` = (rows, cols). Outside -> ``default``."""
@@ -103,7 +105,7 @@ class Reslicer:
         if sx <= 0 or sy <= 0 or not np.all(np.isfinite(m)):
             raise InputError("plane pixel_to_lps has a zero or non-finite axis")
         ux, uy = cx / sx, cy / sy
-        if abs(ux @ uy) > 1e-3:
+        if abs(ux @ uy) > _SHEAR_TOL:
             raise InputError("plane pixel_to_lps has sheared axes (row and column not orthogonal)")
         uz = np.cross(ux, uy)
         direction = np.column_stack([ux, uy, uz])

@@ -28,6 +28,9 @@ from .errors import InputError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 RAS_TO_LPS = LPS_TO_RAS  # its own inverse
+_AFFINE_ROW_TOL = 1e-6    # last row of an affine 4x4 must be 0 0 0 1 within this
+_ORTHONORMAL_TOL = 1e-9   # R^T R = I within this: invert by transposing (exact for rigid)
+RIGID_TOL = 1e-4          # default tolerance of is_rigid on R^T R = I
 
 
 def as_matrix(m, name: str = "matrix", path=None) -> np.ndarray:
@@ -47,7 +50,7 @@ def as_matrix(m, name: str = "matrix", path=None) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise InputError(f"{name} contains NaN or infinite values", path=path,
                          fix="re-export the transform")
-    if not np.allclose(a[3], [0, 0, 0, 1], atol=1e-6):
+    if not np.allclose(a[3], [0, 0, 0, 1], atol=_AFFINE_ROW_TOL):
         raise InputError(f"{name} is not affine (last row {a[3].tolist()})", path=path,
                          fix="the last row of a 4x4 transform must be 0 0 0 1")
     return a
@@ -66,7 +69,7 @@ def invert(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=float)
     r = m[:3, :3]
     out = np.eye(4)
-    if np.allclose(r.T @ r, np.eye(3), atol=1e-9):
+    if np.allclose(r.T @ r, np.eye(3), atol=_ORTHONORMAL_TOL):
         out[:3, :3] = r.T
     else:
         out[:3, :3] = np.linalg.inv(r)
@@ -110,7 +113,8 @@ def orthonormalize(r: np.ndarray) -> np.ndarray:
     return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
-def is_rigid(m: np.ndarray, tol: float = 1e-4) -> bool:
+def is_rigid(m: np.ndarray, tol: float = RIGID_TOL) -> bool:
+    """True when the 3x3 part of ``m`` is a rotation (orthonormal, det > 0) within ``tol``."""
     r = np.asarray(m, dtype=float)[:3, :3]
     return bool(np.allclose(r.T @ r, np.eye(3), atol=tol) and np.linalg.det(r) > 0)
 
@@ -134,6 +138,7 @@ def lps_to_ras(m_lps: np.ndarray) -> np.ndarray:
 
 
 def ras_to_lps(m_ras: np.ndarray) -> np.ndarray:
+    """A transform acting on RAS points -> the same transform on LPS points."""
     return LPS_TO_RAS @ np.asarray(m_ras, dtype=float) @ LPS_TO_RAS
 
 

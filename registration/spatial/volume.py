@@ -14,7 +14,8 @@ import SimpleITK as sitk
 
 from .errors import InputError
 
-_ORTHO_TOL = 1e-4
+_ORTHO_TOL = 1e-4      # direction^T direction = I within this
+SAME_GRID_TOL = 1e-3   # same_grid: mm for spacing and origin, unitless for the direction
 
 
 def _as_vec3(value, name: str) -> np.ndarray:
@@ -79,6 +80,7 @@ class Volume:
 
     @property
     def lps_to_ijk(self) -> np.ndarray:
+        """4x4: LPS mm -> continuous voxel index (i, j, k)."""
         m = np.eye(4)
         r = (self.direction * self.spacing[None, :])
         m[:3, :3] = np.linalg.inv(r)
@@ -102,7 +104,8 @@ class Volume:
         pts = self.index_to_lps(corners)
         return pts.min(axis=0), pts.max(axis=0)
 
-    def same_grid(self, other: "Volume", tol: float = 1e-3) -> bool:
+    def same_grid(self, other: "Volume", tol: float = SAME_GRID_TOL) -> bool:
+        """Same shape, and spacing, origin (mm) and direction equal within ``tol``."""
         return (self.array.shape == other.array.shape
                 and np.allclose(self.spacing, other.spacing, atol=tol)
                 and np.allclose(self.origin, other.origin, atol=tol)
@@ -118,6 +121,7 @@ class Volume:
 
     # SimpleITK bridge ----------------------------------------------------
     def to_sitk(self) -> sitk.Image:
+        """The array as a SimpleITK image with this geometry (LPS, like ITK)."""
         img = sitk.GetImageFromArray(self.array)
         img.SetSpacing(tuple(float(s) for s in self.spacing))
         img.SetOrigin(tuple(float(o) for o in self.origin))
@@ -126,6 +130,7 @@ class Volume:
 
     @classmethod
     def from_sitk(cls, image: sitk.Image, metadata: Optional[dict] = None) -> "Volume":
+        """A Volume from a 3D scalar SimpleITK image (InputError otherwise)."""
         if image.GetDimension() != 3:
             raise InputError(f"expected a 3D image, got {image.GetDimension()}D")
         if image.GetNumberOfComponentsPerPixel() != 1:
@@ -147,6 +152,7 @@ class Volume:
 
 
 def orientation_letters(direction) -> str:
+    """Three letters naming where the +i, +j, +k columns of ``direction`` point (e.g. 'LPS')."""
     direction = np.asarray(direction, dtype=float).reshape(3, 3)
     pos = ("L", "P", "S")
     neg = ("R", "A", "I")
@@ -193,6 +199,7 @@ class LabelMap(Volume):
         return cls.from_volume(Volume.from_sitk(image, metadata), names)
 
     def value_of(self, name: str) -> int:
+        """Label value of structure ``name`` (InputError listing the names if unknown)."""
         try:
             return self.names[name]
         except KeyError:
@@ -200,13 +207,16 @@ class LabelMap(Volume):
                              f"(names: {', '.join(sorted(self.names)) or 'none'})") from None
 
     def mask(self, name: str) -> np.ndarray:
+        """bool ``[k, j, i]`` of the voxels of structure ``name``."""
         return self.array == self.value_of(name)
 
     def present_values(self) -> np.ndarray:
+        """Sorted non-zero label values that occur in the array."""
         v = np.unique(self.array)
         return v[v != 0]
 
     def lesion_names(self) -> Iterable[str]:
+        """Names starting with 'lesion', sorted."""
         return sorted(n for n in self.names if n.startswith("lesion"))
 
     def with_array(self, array: np.ndarray, **metadata) -> "LabelMap":

@@ -14,6 +14,12 @@ from typing import Tuple
 
 import numpy as np
 
+# Stop radius when a config gives fan angles but neither FanRadiusStopPixel nor FanDepth:
+# deeper than the frames of the PLUS sample data, so the fan is then cut by its angles only.
+DEFAULT_FAN_RADIUS_STOP_PX = 500.0
+# PLUS keeps fan pixels one pixel inside each edge and radius.
+_FAN_MARGIN_PX = 1
+
 
 def clip_rectangle_mask(shape: Tuple[int, int], clip_rectangle) -> np.ndarray:
     """bool ``[rows, cols]`` for PLUS's ClipRectangleOrigin (x0, y0) + ClipRectangleSize (w, h), pixels."""
@@ -30,7 +36,7 @@ def clip_rectangle_mask(shape: Tuple[int, int], clip_rectangle) -> np.ndarray:
 
 
 def plus_fan_mask(shape: Tuple[int, int], origin_px, angles_deg, radius_start_px: float = 0.0,
-                  radius_stop_px: float = 500.0) -> np.ndarray:
+                  radius_stop_px: float = DEFAULT_FAN_RADIUS_STOP_PX) -> np.ndarray:
     """bool ``[rows, cols]``: PLUS's fan clipping for unit pixel spacing.
 
     Row y keeps columns x with ``ceil(tan(a0) * dy + ox + 1) <= x <=
@@ -42,11 +48,12 @@ def plus_fan_mask(shape: Tuple[int, int], origin_px, angles_deg, radius_start_px
     a0, a1 = (math.radians(float(a)) for a in angles_deg)
     y = np.arange(rows, dtype=float)[:, None] - oy
     x = np.arange(cols, dtype=float)[None, :]
-    m = (x >= np.ceil(math.tan(a0) * y + ox + 1)) & (x <= np.floor(math.tan(a1) * y + ox - 1))
+    e = _FAN_MARGIN_PX
+    m = (x >= np.ceil(math.tan(a0) * y + ox + e)) & (x <= np.floor(math.tan(a1) * y + ox - e))
     d_stop = radius_stop_px ** 2 - y * y
     half = np.sqrt(np.clip(d_stop, 0, None))
-    m &= (d_stop >= 0) & (x >= np.ceil(ox - half + 1)) & (x <= np.floor(ox + half - 1))
+    m &= (d_stop >= 0) & (x >= np.ceil(ox - half + e)) & (x <= np.floor(ox + half - e))
     d_start = radius_start_px ** 2 - y * y
     inner = np.sqrt(np.clip(d_start, 0, None))
-    m &= ~((d_start > 0) & (x >= np.ceil(ox - inner + 1)) & (x <= np.floor(ox + inner - 1)))
+    m &= ~((d_start > 0) & (x >= np.ceil(ox - inner + e)) & (x <= np.floor(ox + inner - e)))
     return m

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-COMPOUNDING = ("mean", "max", "latest")
 COMPOUNDING_ALIASES = {"mean": "mean", "max": "max", "maximum": "max", "latest": "latest"}
+# PLUS's MEAN of integer voxels: its accumulation buffer (256 per hit) saturates after
+# PLUS_MAX_HITS hits; from then on PLUS weights the new pixel 255/256 and the voxel 1/256.
+PLUS_MAX_HITS = 255
+_PLUS_SATURATED_PIXEL_WEIGHT = 255 / 256      # 0.99609375, exact in binary
+_PLUS_SATURATED_VOXEL_WEIGHT = 1 / 256        # 0.00390625
 
 
 def plus_running_mean_update(value: np.ndarray, hits: np.ndarray, flat: np.ndarray,
@@ -46,8 +50,9 @@ def plus_running_mean_update(value: np.ndarray, hits: np.ndarray, flat: np.ndarr
         vox, p = sf[idx], sv[idx]
         h = hits[vox].astype(np.int64)
         v = value[vox].astype(np.int64)
-        normal = h < 255
+        normal = h < PLUS_MAX_HITS
         new = np.where(normal, (p + v * h) // (h + 1),
-                       np.trunc(0.99609375 * p + 0.00390625 * v).astype(np.int64))
+                       np.trunc(_PLUS_SATURATED_PIXEL_WEIGHT * p
+                                + _PLUS_SATURATED_VOXEL_WEIGHT * v).astype(np.int64))
         value[vox] = new.astype(value.dtype)
         hits[vox] = h + normal

@@ -28,6 +28,10 @@ from registration.spatial.errors import CancelledError, InputError
 
 from .hole_filling_elements import DEFAULT_ELEMENTS, GaussianElement
 
+# Voxels per block edge (+ halo): ~4 MB float32 temporaries per block. Timings of other
+# edges: benchmarks/results/reconstruct.md (64-128 are within noise; smaller or larger are slower).
+BLOCK_VOXELS = 96
+
 
 def _gauss1d(element: GaussianElement) -> np.ndarray:
     r = (element.size - 1) // 2
@@ -101,13 +105,13 @@ def fill_holes(values: np.ndarray, known: np.ndarray,
     # and blocks with no data near them or no hole in them are skipped.
     r = max((e.size - 1) // 2 for e in elements)
     shape = known.shape
-    starts = [range(0, n, BLOCK) for n in shape]
+    starts = [range(0, n, BLOCK_VOXELS) for n in shape]
     blocks = [(a, b, c) for a in starts[0] for b in starts[1] for c in starts[2]]
     for n, (k0, j0, i0) in enumerate(blocks):
         if progress is not None and progress(n / len(blocks)) is False:
             raise CancelledError("hole filling cancelled")
-        core = (slice(k0, min(k0 + BLOCK, shape[0])), slice(j0, min(j0 + BLOCK, shape[1])),
-                slice(i0, min(i0 + BLOCK, shape[2])))
+        core = (slice(k0, min(k0 + BLOCK_VOXELS, shape[0])), slice(j0, min(j0 + BLOCK_VOXELS, shape[1])),
+                slice(i0, min(i0 + BLOCK_VOXELS, shape[2])))
         if known[core].all():
             continue
         halo = tuple(slice(max(c.start - r, 0), min(c.stop + r, m)) for c, m in zip(core, shape))
@@ -123,9 +127,6 @@ def fill_holes(values: np.ndarray, known: np.ndarray,
     if progress is not None and progress(1.0) is False:
         raise CancelledError("hole filling cancelled")
     return out, filled
-
-
-BLOCK = 96   # voxels per block edge (+ halo): ~4 MB float32 temporaries per block (fastest measured)
 
 
 def _fill_block(values: np.ndarray, known: np.ndarray, elements) -> Tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,12 @@ from typing import Iterable, List, Tuple
 
 from registration.spatial.errors import InputError
 
+# A STICK element without these settings uses the values of the PLUS SpinePhantom configs
+# (PLUS itself requires StickLengthLimit; its NumberOfSticksToUse defaults to 1).
+DEFAULT_STICK_LENGTH_LIMIT_VOXELS = 9
+DEFAULT_STICKS_TO_USE = 1
+MIN_GAUSSIAN_SIZE_VOXELS = 3             # the smallest odd window with a neighbour each side
+
 
 @dataclass(frozen=True)
 class GaussianElement:
@@ -25,7 +31,7 @@ class GaussianElement:
     min_ratio: float
 
     def __post_init__(self):
-        if self.size < 3 or self.size % 2 == 0:
+        if self.size < MIN_GAUSSIAN_SIZE_VOXELS or self.size % 2 == 0:
             raise InputError(f"hole-filling kernel size must be odd and >= 3, got {self.size}")
         if not self.stdev > 0:
             raise InputError(f"hole-filling kernel stdev must be > 0, got {self.stdev}")
@@ -36,8 +42,8 @@ class GaussianElement:
 @dataclass(frozen=True)
 class StickElement:
     """One PLUS ``HoleFillingElement Type="STICK"`` (see :func:`fill_holes_sticks`)."""
-    stick_length_limit: int = 9
-    sticks_to_use: int = 1
+    stick_length_limit: int = DEFAULT_STICK_LENGTH_LIMIT_VOXELS
+    sticks_to_use: int = DEFAULT_STICKS_TO_USE
 
 
 # Growing kernel, bounded to 3 passes, so a hole is filled only from data at most 3 voxels
@@ -74,8 +80,9 @@ def elements_from_plus(items: Iterable[dict]) -> Tuple[list, List[str]]:
                                  fix="give Size, Stdev and MinimumKnownVoxelsRatio") from None
         elif kind == "STICK":
             try:
-                out.append(StickElement(int(float(item.get("StickLengthLimit", 9))),
-                                        int(float(item.get("NumberOfSticksToUse", 1)))))
+                out.append(StickElement(
+                    int(float(item.get("StickLengthLimit", DEFAULT_STICK_LENGTH_LIMIT_VOXELS))),
+                    int(float(item.get("NumberOfSticksToUse", DEFAULT_STICKS_TO_USE)))))
             except ValueError:
                 raise InputError(f"HoleFillingElement {item} has a non-numeric stick setting",
                                  fix="give StickLengthLimit and NumberOfSticksToUse as integers") from None

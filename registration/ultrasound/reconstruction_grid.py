@@ -18,9 +18,28 @@ Flat voxel indices address a numpy ``[k, j, i]`` array; spacing is (i, j, k) mm.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import NamedTuple, Tuple
 
 import numpy as np
+
+NEAREST_VOXEL_OFFSET = 0.5   # floor(index + 0.5): the nearest voxel (PLUS's rounding)
+
+
+class OutputGrid(NamedTuple):
+    """The reconstruction's output grid, axis-aligned in the Reference frame."""
+    extent: Tuple[int, ...]          # PLUS OutputExtent i0 i1 j0 j1 k0 k1 (inclusive)
+    dims: Tuple[int, int, int]       # (ni, nj, nk) voxels
+    grid_origin: np.ndarray          # Reference mm of the centre of the first stored voxel
+    spacing: np.ndarray              # (i, j, k) mm
+
+    @property
+    def n_voxels(self) -> int:
+        return self.dims[0] * self.dims[1] * self.dims[2]
+
+    @property
+    def vshape(self) -> Tuple[int, int, int]:
+        """numpy shape ``[k, j, i]``."""
+        return self.dims[2], self.dims[1], self.dims[0]
 
 
 def extent_from_frames(image_to_reference: np.ndarray, valid: np.ndarray, image_shape,
@@ -78,7 +97,7 @@ def index_coefficients(image_to_reference: np.ndarray, origin, spacing) -> np.nd
     c = np.empty((3, 3))
     c[:, 0] = m[:3, 0] / spacing
     c[:, 1] = m[:3, 1] / spacing
-    c[:, 2] = (m[:3, 3] - origin) / spacing + 0.5
+    c[:, 2] = (m[:3, 3] - origin) / spacing + NEAREST_VOXEL_OFFSET
     return c
 
 

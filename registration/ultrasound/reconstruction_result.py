@@ -48,6 +48,7 @@ class ReconstructionResult:
         return float(np.count_nonzero(self.weights) + np.count_nonzero(self.filled)) / self.weights.size
 
     def summary(self) -> dict:
+        """Plain facts for the CLI and logs: frames, grid (mm), fractions, timings (s), notes."""
         v = self.volume
         return {
             "frames_used": self.n_frames_used, "frames_invalid": self.n_frames_invalid,

@@ -11,6 +11,7 @@ from typing import Tuple
 
 import numpy as np
 
+from registration.spatial.errors import check_choice
 from registration.spatial.sweep import Sweep
 
 from .compounding import COMPOUNDING_ALIASES
@@ -25,7 +26,8 @@ def reference_insert(sweep: Sweep, spacing_mm, output_origin, output_extent, com
     Returns (volume ``[k, j, i]`` uint8, hit counts ``[k, j, i]`` uint32). Slow: use on
     small frames only.
     """
-    mode = COMPOUNDING_ALIASES[str(compounding).lower()]
+    mode = check_choice(str(compounding).lower(), COMPOUNDING_ALIASES, "compounding",
+                        fix="use mean, max or latest")
     spacing = np.broadcast_to(np.asarray(spacing_mm, float).reshape(-1), (3,)).copy()
     ext = [int(v) for v in output_extent]
     ni, nj, nk = (ext[2 * a + 1] - ext[2 * a] + 1 for a in range(3))

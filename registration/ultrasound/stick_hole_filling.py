@@ -17,13 +17,32 @@ import numpy as np
 
 from registration.spatial.errors import CancelledError, InputError
 
+from .hole_filling_elements import DEFAULT_STICK_LENGTH_LIMIT_VOXELS, DEFAULT_STICKS_TO_USE
+
 # PLUS's 13 stick directions (i, j, k); each is searched both ways.
 _STICKS = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, -1, 0),
            (1, 0, -1), (0, 1, -1), (1, 1, 1), (-1, 1, 1), (1, -1, 1), (-1, -1, 1))
 
 
-def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit: int = 9,
-                      sticks_to_use: int = 1, integer_values: bool = False,
+class _Padded:
+    """``known`` and ``values`` padded by the stick length, read at shifted offsets."""
+
+    def __init__(self, known: np.ndarray, values: np.ndarray, pad: int):
+        self.known = np.pad(known, pad)
+        self.values = np.pad(values, pad)
+        self.pad = pad
+        self.shape = known.shape
+
+    def view(self, arr: np.ndarray, off) -> np.ndarray:
+        """``arr`` (padded) shifted by ``off`` = (dk, dj, di) voxels, cropped to the volume."""
+        p, shape = self.pad, self.shape
+        dk, dj, di = off
+        return arr[p + dk:p + dk + shape[0], p + dj:p + dj + shape[1], p + di:p + di + shape[2]]
+
+
+def fill_holes_sticks(values: np.ndarray, known: np.ndarray,
+                      stick_length_limit: int = DEFAULT_STICK_LENGTH_LIMIT_VOXELS,
+                      sticks_to_use: int = DEFAULT_STICKS_TO_USE, integer_values: bool = False,
                       progress: Optional[Callable[[float], Optional[bool]]] = None
                       ) -> Tuple[np.ndarray, np.ndarray]:
     """PLUS's ``STICK`` hole filling, vectorised.
@@ -47,65 +66,89 @@ def fill_holes_sticks(values: np.ndarray, known: np.ndarray, stick_length_limit:
     todo = ~known
     if L < 2 or not todo.any() or not known.any():
         return out, np.zeros(known.shape, bool)
-    pad = L
-    kp = np.pad(known, pad)
-    vp = np.pad(out, pad)
-    shape = known.shape
-    best_w = np.zeros(shape, np.float64)      # score of the best stick so far
-    best_sum = np.zeros(shape, np.float64)    # sum of value * score of sticks with that score
-    best_n = np.zeros(shape, np.float64)      # sum of their scores (PLUS's sumWeights)
-    # Weighted accumulation of the top `sticks_to_use` sticks is only needed for > 1.
-    scores, vals = ([], []) if sticks_to_use > 1 else (None, None)
-
-    def view(arr, off):
-        dk, dj, di = off
-        return arr[pad + dk:pad + dk + shape[0], pad + dj:pad + dj + shape[1],
-                   pad + di:pad + di + shape[2]]
-
-    for n, (di, dj, dk) in enumerate(_STICKS):
+    padded = _Padded(known, out, L)
+    pick = _BestStick(known.shape) if sticks_to_use <= 1 else _TopSticks(sticks_to_use)
+    for n, direction in enumerate(_STICKS):
         if progress is not None and progress(n / len(_STICKS)) is False:
             raise CancelledError("hole filling cancelled")
-        fwd = np.zeros(shape, np.int16)
-        vf = np.zeros(shape, np.float64)
-        for j in range(1, L):
-            hit = view(kp, (j * dk, j * dj, j * di)) & (fwd == 0) & todo
-            if hit.any():
-                fwd[hit] = j
-                vf[hit] = view(vp, (j * dk, j * dj, j * di))[hit]
-        rvs = np.zeros(shape, np.int16)
-        vr = np.zeros(shape, np.float64)
-        for j in range(1, L - 1):
-            hit = view(kp, (-j * dk, -j * dj, -j * di)) & (rvs == 0) & (fwd > 0) & (j + fwd + 1 <= L)
-            if hit.any():
-                rvs[hit] = j
-                vr[hit] = view(vp, (-j * dk, -j * dj, -j * di))[hit]
-        ok = rvs > 0
-        total = (fwd + rvs + 1).astype(np.float64)
-        w_fwd = (rvs + 1) / total
-        value = (1 - w_fwd) * vr + w_fwd * vf
-        if integer_values:
-            value = np.trunc(value)
-        score = np.where(ok, 1.0 / (total * np.sqrt(float(di * di + dj * dj + dk * dk))), 0.0)
-        if sticks_to_use > 1:
-            scores.append(score)
-            vals.append(np.where(ok, value, 0).astype(np.float64))
-            continue
-        better = score > best_w
-        same = ok & (score == best_w)
+        pick.add(*_stick(padded, todo, L, direction, integer_values))
+    filled, filled_values = pick.result(todo)
+    out[filled] = filled_values
+    return out, filled
+
+
+def _stick(padded: _Padded, todo: np.ndarray, L: int, direction, integer_values: bool):
+    """(score, ok, value) of the stick along ``direction`` (i, j, k) through every voxel:
+    ``ok`` where it has an inserted voxel on both sides within the length limit, score 0
+    elsewhere."""
+    di, dj, dk = direction
+    shape = padded.shape
+    fwd = np.zeros(shape, np.int16)
+    vf = np.zeros(shape, np.float64)
+    for j in range(1, L):
+        off = (j * dk, j * dj, j * di)
+        hit = padded.view(padded.known, off) & (fwd == 0) & todo
+        if hit.any():
+            fwd[hit] = j
+            vf[hit] = padded.view(padded.values, off)[hit]
+    rvs = np.zeros(shape, np.int16)
+    vr = np.zeros(shape, np.float64)
+    for j in range(1, L - 1):
+        off = (-j * dk, -j * dj, -j * di)
+        hit = padded.view(padded.known, off) & (rvs == 0) & (fwd > 0) & (j + fwd + 1 <= L)
+        if hit.any():
+            rvs[hit] = j
+            vr[hit] = padded.view(padded.values, off)[hit]
+    ok = rvs > 0
+    total = (fwd + rvs + 1).astype(np.float64)
+    w_fwd = (rvs + 1) / total
+    value = (1 - w_fwd) * vr + w_fwd * vf
+    if integer_values:
+        value = np.trunc(value)
+    score = np.where(ok, 1.0 / (total * np.sqrt(float(di * di + dj * dj + dk * dk))), 0.0)
+    return score, ok, value
+
+
+class _BestStick:
+    """PLUS with one stick per voxel: the best-scoring stick, ties averaged by score."""
+
+    def __init__(self, shape):
+        self.best_w = np.zeros(shape, np.float64)      # score of the best stick so far
+        self.best_sum = np.zeros(shape, np.float64)    # sum of value * score of sticks with that score
+        self.best_n = np.zeros(shape, np.float64)      # sum of their scores (PLUS's sumWeights)
+
+    def add(self, score, ok, value) -> None:
+        better = score > self.best_w
+        same = ok & (score == self.best_w)
         vs = value * score
-        best_sum = np.where(better, vs, np.where(same, best_sum + vs, best_sum))
-        best_n = np.where(better, score, np.where(same, best_n + score, best_n))
-        best_w = np.maximum(best_w, score)
-    if sticks_to_use > 1:
-        s = np.stack(scores)
-        v = np.stack(vals)
-        order = np.argsort(-s, axis=0)[:sticks_to_use]
+        self.best_sum = np.where(better, vs, np.where(same, self.best_sum + vs, self.best_sum))
+        self.best_n = np.where(better, score, np.where(same, self.best_n + score, self.best_n))
+        self.best_w = np.maximum(self.best_w, score)
+
+    def result(self, todo):
+        """(filled bool, values of the filled voxels)."""
+        filled = todo & (self.best_n > 0)
+        return filled, self.best_sum[filled] / self.best_n[filled]
+
+
+class _TopSticks:
+    """PLUS's NumberOfSticksToUse > 1: score-weighted mean of the ``n`` best sticks."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.scores, self.values = [], []
+
+    def add(self, score, ok, value) -> None:
+        self.scores.append(score)
+        self.values.append(np.where(ok, value, 0).astype(np.float64))
+
+    def result(self, todo):
+        """(filled bool, values of the filled voxels)."""
+        s = np.stack(self.scores)
+        v = np.stack(self.values)
+        order = np.argsort(-s, axis=0)[:self.n]
         ws = np.take_along_axis(s, order, 0)
         vs = np.take_along_axis(v, order, 0)
         wsum = ws.sum(axis=0)
         filled = todo & (wsum > 0)
-        out[filled] = ((ws * vs).sum(axis=0)[filled] / wsum[filled])
-    else:
-        filled = todo & (best_n > 0)
-        out[filled] = best_sum[filled] / best_n[filled]
-    return out, filled
+        return filled, (ws * vs).sum(axis=0)[filled] / wsum[filled]

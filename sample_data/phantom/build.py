@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 from scipy import ndimage
 
+from registration.spatial.lesions import measure_lesion
 from registration.spatial.volume import LabelMap, Volume
 
 from . import anatomy as A
@@ -282,23 +283,19 @@ def _box_coords(grid, sl):
 
 
 def _truth(seed, grid, labels: LabelMap, lesions, tree, tissue) -> dict:
-    vol = Volume(labels.array, grid.spacing, grid.origin)
     les_truth = []
-    voxel_ml = float(np.prod(grid.spacing)) / 1000.0
     for les in lesions:
         value = labels.names[les.name]
-        sub = labels.array[les.sl]
-        kk, jj, ii = np.nonzero(sub == value)
-        idx = np.stack([ii + les.sl[2].start, jj + les.sl[1].start, kk + les.sl[0].start], 1)
-        centroid = vol.index_to_lps(idx.mean(0))
-        v_ml = len(kk) * voxel_ml
+        # the lesion as labelled (not as painted): what every reader of labels.nrrd measures
+        m = measure_lesion(labels.array[les.sl] == value, labels,
+                           offset_ijk=(les.sl[2].start, les.sl[1].start, les.sl[0].start))
         acc = skin_access(grid, tissue, les.centre, BONE_CODES, [A.LUNG], [A.GUT_GAS], 2000)
         les_truth.append({
             "name": les.name, "label_value": value, "type": les.kind,
             "diameter_mm": les.diameter_mm,
-            "diameter_measured_mm": round(float((6 * v_ml * 1000 / np.pi) ** (1 / 3)), 2),
-            "volume_ml": round(v_ml, 4),
-            "centroid_lps": [round(float(v), 3) for v in centroid],
+            "diameter_measured_mm": round(m.equivalent_diameter_mm, 2),     # equivalent sphere
+            "volume_ml": round(m.volume_ml, 4),
+            "centroid_lps": [round(float(v), 3) for v in m.centroid_lps],
             "centre_nominal_lps": [round(float(v), 3) for v in les.centre],
             "segment": couinaud_segment(les.centre), "notes": list(les.notes),
             "hu": {"arterial": LESION_HU[les.name]["core"][0],

@@ -1,0 +1,165 @@
+"""RESULT.json: the one place that writes it (:func:`result_document`) and reads it back (:func:`parse_result`).
+
+The document (DESIGN section 6) holds ``reference_to_ct`` (4x4 row-major,
+Reference mm -> CT LPS mm), the registration's metrics, time and history, its
+uncertainty (``uncertainty``: :class:`~registration.align.assessment.Assessment`
+as a dict), the start (``init``), the landmark fit when the start came from
+landmarks, and, for readers that want only the verdict and the per-target rows,
+``verdict`` and ``targets`` copied from the uncertainty. ``ctus register`` and the
+GUI's Accept write the same fields; the GUI adds its own session keys.
+
+Reading (:func:`parse_result`, :func:`read_result_file`) accepts an INIT.json too
+(only ``reference_to_ct``, maybe a global ``tre_rms_mm``) and returns a
+:class:`ResultRecord`; anything unusable raises InputError naming the file and the field.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Mapping, Optional
+
+import numpy as np
+
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import as_matrix
+
+from .assessment import Assessment, TargetEstimate, optional_number, parse_verdict
+from .registration_result import RegistrationResult
+from .uncertainty import LOCAL_MM
+
+RESULT_VERSION = 1
+#: Keys of a single, global TRE (mm RMS) in hand-written INIT/RESULT files, in order of preference.
+GLOBAL_TRE_KEYS = ("tre_rms_mm", "tre_mm", "predicted_tre_mm")
+_FIX = "give a RESULT.json or INIT.json written by 'ctus register'"
+
+
+def result_document(result: RegistrationResult, *, ct_path, sweep_path, calibration_path,
+                    init_source: str, init_file, landmarks=None,
+                    targets: Optional[Mapping[str, dict]] = None) -> dict:
+    """The RESULT.json document of ``result`` (JSON-ready dict).
+
+    ``init_source``: "landmarks" or "init" (where ``result.init_reference_to_ct`` came from),
+    ``init_file`` its file (None when it was not a file); ``landmarks``: the
+    :class:`~registration.align.landmarks.LandmarkResult` of that start (its predicted TRE is
+    reported at each of ``targets``, the ``{name: {"point": ...}}`` given to the registration)."""
+    doc = {"version": RESULT_VERSION, "ct": _path(ct_path), "sweep": _path(sweep_path),
+           "calibration": _path(calibration_path)}
+    doc.update(result.to_dict())
+    init = result.init_reference_to_ct
+    doc["init"] = {"source": init_source, "file": _path(init_file),
+                   "reference_to_ct": None if init is None else np.asarray(init).tolist()}
+    if landmarks is not None:
+        lm = landmarks.to_dict()
+        if targets:
+            pts = np.array([t["point"] for t in targets.values()])
+            lm["predicted_tre_mm"] = dict(zip(targets, map(float, landmarks.predicted_tre(pts))))
+        doc["landmarks"] = lm
+    doc["targets"] = (doc.get("uncertainty") or {}).get("targets", [])
+    doc["verdict"] = (doc.get("uncertainty") or {}).get("verdict")
+    return doc
+
+
+@dataclass
+class ResultRecord:
+    """A RESULT.json / INIT.json read back: what the GUI and the planner use of it.
+
+    ``targets``: the per-target rows (empty for an INIT.json); ``tre_rms_mm``: a global TRE
+    given in the file (``GLOBAL_TRE_KEYS``), None if none; ``document``: the whole JSON."""
+    reference_to_ct: Optional[np.ndarray]
+    method: Optional[str] = None
+    verdict: Optional[str] = None
+    targets: List[TargetEstimate] = field(default_factory=list)
+    assessment: Optional[Assessment] = None
+    tre_rms_mm: Optional[float] = None
+    fre_mm: Optional[float] = None
+    source: Optional[str] = None
+    document: dict = field(default_factory=dict)
+
+    def target(self, name: str) -> Optional[TargetEstimate]:
+        """The row of target ``name`` (None if the file has none)."""
+        return next((t for t in self.targets if t.name == name), None)
+
+    def tre_at(self, name: str) -> Optional[float]:
+        """RMS registration TRE (mm) at target ``name``: its row, else the global value.
+
+        None when unknown, and when the verdict is "poor": a result the registration does
+        not trust gives no error estimate to plan with."""
+        if self.verdict == "poor":
+            return None
+        row = self.target(name)
+        return row.tre_registration_mm if row is not None else self.tre_rms_mm
+
+    def overall_tre_mm(self) -> Optional[float]:
+        """One TRE (mm) for the whole registration: the global value if the file gives one, else
+        the largest estimate over the targets near the sweep (those the verdict is about), else
+        over all targets; None for a "poor" result or when nothing is known."""
+        if self.tre_rms_mm is not None:
+            return self.tre_rms_mm
+        if self.verdict == "poor":
+            return None
+        rows = [r for r in self.targets if r.tre_registration_mm is not None]
+        near = [r for r in rows if (r.distance_to_sweep_mm or 0.0) <= LOCAL_MM]
+        return max((r.tre_registration_mm for r in (near or rows)), default=None)
+
+
+def parse_result(doc, path=None, *, need_matrix: bool = True) -> ResultRecord:
+    """A RESULT/INIT document (parsed JSON) -> :class:`ResultRecord`; InputError naming ``path``
+    and the field when it is unusable. ``need_matrix=False``: a table of target TREs without
+    ``reference_to_ct`` is accepted too (the planner's fusion estimate needs only that)."""
+    if not isinstance(doc, dict):
+        raise InputError("not a JSON object", path=path, fix=_FIX)
+    if need_matrix and "reference_to_ct" not in doc:
+        raise InputError("no 'reference_to_ct' (a 4x4 row-major nested list)", path=path, fix=_FIX)
+    m = doc.get("reference_to_ct")
+    matrix = None if m is None and not need_matrix else as_matrix(m, name="reference_to_ct", path=path)
+    unc = doc.get("uncertainty")
+    assessment = Assessment.from_dict(unc, path) if isinstance(unc, dict) and "targets" in unc else None
+    method = doc.get("method")
+    return ResultRecord(matrix, None if method is None else str(method),
+                        parse_verdict(doc.get("verdict"), path, "verdict"), _target_rows(doc.get("targets"), path),
+                        assessment, _global_tre(doc), optional_number(doc, "fre_mm", path, "RESULT"),
+                        None if doc.get("source") is None else str(doc["source"]), doc)
+
+
+def read_result_file(path) -> ResultRecord:
+    """RESULT.json / INIT.json -> :class:`ResultRecord` (InputError on anything unusable)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the file ({exc.__class__.__name__})", path=path,
+                         fix="choose a RESULT.json or INIT.json") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON (line {exc.lineno})", path=path, fix="choose a RESULT.json or INIT.json") from None
+    return parse_result(doc, path)
+
+
+def _target_rows(rows, path) -> List[TargetEstimate]:
+    """``targets`` as written (a list of rows) or hand-written as ``{name: row or TRE number}``."""
+    if rows is None:
+        return []
+    if isinstance(rows, dict):
+        return [TargetEstimate.from_dict(dict(row, name=str(name)) if isinstance(row, dict)
+                                         else {"name": str(name), "tre_registration_mm": row}, path, f"targets.{name}")
+                for name, row in rows.items()]
+    if not isinstance(rows, list):
+        raise InputError('"targets" is neither a list of rows nor an object', path=path, fix=_FIX)
+    return [TargetEstimate.from_dict(r, path, f"targets[{i}]") for i, r in enumerate(rows)]
+
+
+def _global_tre(doc: dict) -> Optional[float]:
+    """The first number among ``GLOBAL_TRE_KEYS``, at the top level, then in ``uncertainty``
+    (anything else there is ignored, as it always was: these keys are optional hints)."""
+    unc = doc.get("uncertainty")
+    for where in (doc, unc if isinstance(unc, dict) else {}):
+        for key in GLOBAL_TRE_KEYS:
+            v = where.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+    return None
+
+
+def _path(p) -> Optional[str]:
+    return None if p is None else os.fspath(p)
