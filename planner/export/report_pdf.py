@@ -17,6 +17,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from planner.anatomy.provenance import origin_text
 from planner.paths.clearance import CAP_MM
 
 from .report_views import draw_path_row, draw_us_overlay, layers_of
@@ -81,8 +82,9 @@ def _summary_page(fig, plan):
     lines = ["CASE AND DATA: " + ", ".join(f"{k}: {v}" for k, v in case.items() if k != "warnings"),
              f"CT: {plan['ct']['shape_ijk']} voxels, spacing {plan['ct']['spacing_mm']} mm, "
              f"{plan['ct']['orientation']}, phases {', '.join(plan['ct']['phases'])}",
-             "Anatomy: " + "; ".join(f"{k} {v['volume_ml']} ml{' (derived from CT)' if v['derived'] else ''}"
-                                     for k, v in plan["anatomy"].items())]
+             "A" + origin_text(plan["anatomy"])[1:] if "source" in plan["anatomy"] else "Anatomy: source not stated",
+             "Structures: " + "; ".join(f"{k} {v['volume_ml']} ml{' (derived from CT)' if v['derived'] else ''}"
+                                        for k, v in plan["anatomy"].items() if isinstance(v, dict))]
     lines += [f"Note: {n}" for n in plan.get("anatomy_notes", [])]
     lines.append(_constraints_text(plan["constraints"]))
     y = _text_block(fig, 0.05, 0.92, lines, 7)

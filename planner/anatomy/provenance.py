@@ -1,0 +1,56 @@
+"""Where a label map's anatomy came from and whether a person reviewed it: the plan states both.
+
+A label map carries its origin in ``labels.metadata["anatomy"]`` as
+``{"source": ..., "reviewed": ...}``: ``source`` is :data:`AUTOMATIC` for the
+automatic segmentation (``ctus segment``, the GUI's Segment, ``ctus plan``
+without ``--labels``), ``reviewed`` is False until a person marked it reviewed
+(the GUI's "Mark anatomy reviewed"). A label map read from a file without that
+entry is a ``"label map file"`` whose review is not known (``reviewed: None``).
+plan.json repeats the dict in its ``"anatomy"`` block and the PDF report prints
+:func:`origin_text` of it, so every export says whether the anatomy it was
+planned on is an unreviewed automatic result.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+#: ``source`` of an automatic segmentation (the same words in plan.json, the PDF and the GUI).
+AUTOMATIC = "automatic segmentation"
+LABEL_FILE = "label map file"
+#: what the automatic pipeline writes in ``LabelMap.metadata["source"]``
+_PIPELINE_SOURCE = "automatic anatomy segmentation"
+
+
+def mark_origin(labels, source: str, reviewed: Optional[bool]) -> None:
+    """Set ``labels.metadata["anatomy"]`` (the label map's origin and review state)."""
+    labels.metadata["anatomy"] = {"source": str(source), "reviewed": None if reviewed is None else bool(reviewed)}
+
+
+def anatomy_origin(labels) -> dict:
+    """``{"source", "reviewed"}`` of a label map (plus ``"file"``, the file name, for a label map
+    file): its own entry when set, an automatic segmentation when the pipeline made it, else a
+    label map file whose review is not known."""
+    md = getattr(labels, "metadata", None) or {}
+    entry = md.get("anatomy")
+    if isinstance(entry, dict) and entry.get("source"):
+        reviewed = entry.get("reviewed")
+        return {"source": str(entry["source"]), "reviewed": None if reviewed is None else bool(reviewed)}
+    if md.get("source") == _PIPELINE_SOURCE:
+        return {"source": AUTOMATIC, "reviewed": False}
+    out = {"source": LABEL_FILE, "reviewed": None}
+    if md.get("source"):
+        out["file"] = os.path.basename(str(md["source"]))
+    return out
+
+
+def origin_text(origin: dict) -> str:
+    """One line for a report: "anatomy: automatic segmentation, not reviewed", "anatomy:
+    automatic segmentation, reviewed by user", "anatomy: label map file labels.nrrd"."""
+    source = str(origin.get("source", "unknown"))
+    if origin.get("file"):
+        source += f" {origin['file']}"
+    reviewed = origin.get("reviewed")
+    if reviewed is None:
+        return f"anatomy: {source}"
+    return f"anatomy: {source}, {'reviewed by user' if reviewed else 'not reviewed'}"
