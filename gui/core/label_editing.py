@@ -55,6 +55,7 @@ class _Step:
     names: Dict[str, int]
     flat: Optional[List[np.ndarray]] = None
     old: Optional[List[np.ndarray]] = None
+    rows: Optional[Dict[str, dict]] = None
 
 
 class EditableLabels:
@@ -72,9 +73,11 @@ class EditableLabels:
         self.source: str = origin["source"]
         self.reviewed: Optional[bool] = origin["reviewed"]
         self.file: Optional[str] = labels.metadata.get("source")
+        self.label_file: Optional[str] = origin.get("file")     # a label map file's name, for the words
         self.lesion_rows: Dict[str, dict] = {}     # name -> measures of a lesion grown from a click
         self.undo_steps: List[_Step] = []
         self.version = 0                           # +1 per change (saving and redraws compare it)
+        self.last_reach_mm = 0.0                   # distance the last grow/shrink used (mm)
 
     # ------------------------------------------------------------ reading
     def to_labelmap(self) -> LabelMap:
@@ -111,7 +114,7 @@ class EditableLabels:
     # ------------------------------------------------------------ undo
     def _push(self, what: str, box: Optional[Box]) -> None:
         before = None if box is None else self.array[box].copy()
-        self.undo_steps.append(_Step(what, box, before, dict(self.names)))
+        self.undo_steps.append(_Step(what, box, before, dict(self.names), rows=dict(self.lesion_rows)))
         del self.undo_steps[:-MAX_UNDO]
 
     def _changed(self) -> None:
@@ -129,9 +132,8 @@ class EditableLabels:
             for idx, old in zip(reversed(step.flat), reversed(step.old)):
                 flat[idx] = old
         self.names = dict(step.names)
-        for name in list(self.lesion_rows):
-            if name not in self.names:
-                del self.lesion_rows[name]
+        if step.rows is not None:
+            self.lesion_rows = dict(step.rows)
         self._changed()
         return step.what
 
@@ -203,14 +205,18 @@ class EditableLabels:
 
     # ------------------------------------------------------------ grow / shrink
     def grow(self, name: str, distance_mm: float) -> int:
-        """Grow ``name`` by ``distance_mm`` (> 0) or shrink it (< 0); an undo step. Growing takes
-        background and the structure's container only; shrinking returns voxels to the container.
-        Returns the number of voxels changed."""
+        """Grow ``name`` by ``distance_mm`` (> 0) or shrink it (< 0), at least by the smallest voxel
+        spacing (``last_reach_mm`` says by how much); an undo step. Growing takes background and
+        the structure's container only; shrinking returns voxels to the container. Returns the
+        number of voxels changed."""
         value = self.value(name)
         mask = self.array == value
         if not mask.any():
             raise InputError(f"'{name}' has no voxels to grow or shrink", fix="paint it first")
-        margin = int(np.ceil(abs(distance_mm) / float(min(self.ct.spacing)))) + 1
+        # at least one voxel: 1 mm on 1.5 mm voxels would change nothing (Slicer's margin rounds too)
+        reach = max(abs(distance_mm), float(min(self.ct.spacing))) * 1.0001
+        self.last_reach_mm = reach
+        margin = int(np.ceil(reach / float(min(self.ct.spacing)))) + 1
         idx = np.argwhere(mask)
         box = tuple(slice(max(int(lo) - margin, 0), min(int(hi) + margin + 1, n))
                     for lo, hi, n in zip(idx.min(axis=0), idx.max(axis=0), self.array.shape))
@@ -221,10 +227,10 @@ class EditableLabels:
         container = container_of(name, self.names)
         if distance_mm > 0:
             free = (sub == 0) | (sub == container)
-            change = dilate_mm(m, spacing, distance_mm) & ~m & free
+            change = dilate_mm(m, spacing, reach) & ~m & free
             sub[change] = value
         else:
-            change = m & ~erode_mm(m, spacing, -distance_mm)
+            change = m & ~erode_mm(m, spacing, reach)
             sub[change] = container
         n = int(change.sum())
         if n == 0:

@@ -6,8 +6,9 @@
 * :func:`grow_at`: a lesion grown from a click (``grow_lesion``) inside the liver
   of the label map being edited (liver + its vessels + lesions), bone kept out.
 * :func:`save_segmentation` / :func:`load_segmentation`: the label map as a Slicer
-  ``.seg.nrrd`` with names and colours; the review state rides in Slicer's segment
-  status (``completed`` once reviewed, ``inprogress`` before) and comes back on reading.
+  ``.seg.nrrd`` with names and colours; the origin and review state are header fields
+  (``ctus_anatomy_source``, ``ctus_anatomy_reviewed``) and Slicer's segment status says the
+  same (``completed`` once reviewed, ``inprogress`` before); both come back on reading.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from .label_editing import EditableLabels
 
 #: Slicer's segment status of a reviewed segmentation (and of one still to be reviewed)
 REVIEWED_STATUS, UNREVIEWED_STATUS = "completed", "inprogress"
+#: header fields of our .seg.nrrd with the anatomy's origin (Slicer keeps unknown fields)
+SOURCE_KEY, REVIEWED_KEY = "ctus_anatomy_source", "ctus_anatomy_reviewed"
 
 
 def segment_ct(ct: Volume, progress=None):
@@ -69,33 +72,38 @@ def save_segmentation(edit: EditableLabels, path) -> str:
     """Write the edited label map as a Slicer ``.seg.nrrd`` (names, colours, review status)."""
     from registration.io.seg_nrrd_write import write_seg_nrrd
     status = REVIEWED_STATUS if edit.reviewed else UNREVIEWED_STATUS
-    return write_seg_nrrd(edit.to_labelmap(), str(path), status=status)
+    extra = {SOURCE_KEY: edit.source, REVIEWED_KEY: {True: "yes", False: "no", None: "unknown"}[edit.reviewed]}
+    return write_seg_nrrd(edit.to_labelmap(), str(path), status=status, extra=extra)
 
 
-def seg_status(path) -> Optional[str]:
-    """The common Slicer segment status of a ``.seg.nrrd`` (None when absent or mixed)."""
+def _header(path) -> dict:
     import SimpleITK as sitk
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
+    return {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+
+
+def seg_status(path) -> Optional[str]:
+    """The common Slicer segment status of a ``.seg.nrrd`` (None when absent or mixed)."""
+    header = _header(path)
     found = set()
-    for key in reader.GetMetaDataKeys():
+    for key, tags in header.items():
         if key.startswith("Segment") and key.endswith("_Tags"):
-            tags = reader.GetMetaData(key)
             found.add(next((t.split(":", 1)[1] for t in tags.split("|") if t.startswith("Segmentation.Status:")),
                            None))
     return found.pop() if len(found) == 1 else None
 
 
 def load_segmentation(path, reference: Volume, progress=None) -> LabelMap:
-    """A ``.seg.nrrd`` (or any label map the loaders read) on the CT grid. A ``.seg.nrrd`` whose
-    segments all have the status this module writes comes back as an automatic segmentation with
-    its review state (a Slicer file with the same statuses is taken for one too: the session file
-    keeps the exact origin)."""
+    """A ``.seg.nrrd`` (or any label map the loaders read) on the CT grid. A ``.seg.nrrd`` written
+    here comes back with the anatomy's origin and review state (its ``ctus_anatomy_*`` fields);
+    any other file is a label map file whose review is not known."""
     from .loaders import load_labels
     labels = load_labels(str(path), None, reference, progress=progress)
     if str(path).lower().endswith(".seg.nrrd"):
-        status = seg_status(path)
-        if status in (REVIEWED_STATUS, UNREVIEWED_STATUS):
-            mark_origin(labels, AUTOMATIC, status == REVIEWED_STATUS)
+        header = _header(path)
+        if header.get(SOURCE_KEY):
+            reviewed = {"yes": True, "no": False}.get(header.get(REVIEWED_KEY, "").strip())
+            mark_origin(labels, header[SOURCE_KEY].strip(), reviewed)
     return labels

@@ -131,6 +131,8 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         if e is None:
             return ""
         origin = {"source": e.source, "reviewed": e.reviewed}
+        if e.label_file:
+            origin["file"] = e.label_file
         return origin_text(origin)
 
     def say(self, text: str, refused: bool = False) -> None:
@@ -297,7 +299,7 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
             return
         with self.window.reporter.action("Grow / shrink"):
             n = edit.grow(name, distance_mm)
-            self.say(f"{name} {'grown' if distance_mm > 0 else 'shrunk'} by {abs(distance_mm):g} mm "
+            self.say(f"{name} {'grown' if distance_mm > 0 else 'shrunk'} by {edit.last_reach_mm:.1f} mm "
                      f"({n} voxels)" if n else f"{name}: nothing changed")
             if n:
                 self._commit(sync=True)

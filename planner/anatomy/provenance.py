@@ -35,11 +35,12 @@ def anatomy_origin(labels) -> dict:
     entry = md.get("anatomy")
     if isinstance(entry, dict) and entry.get("source"):
         reviewed = entry.get("reviewed")
-        return {"source": str(entry["source"]), "reviewed": None if reviewed is None else bool(reviewed)}
-    if md.get("source") == _PIPELINE_SOURCE:
-        return {"source": AUTOMATIC, "reviewed": False}
-    out = {"source": LABEL_FILE, "reviewed": None}
-    if md.get("source"):
+        out = {"source": str(entry["source"]), "reviewed": None if reviewed is None else bool(reviewed)}
+    elif md.get("source") == _PIPELINE_SOURCE:
+        out = {"source": AUTOMATIC, "reviewed": False}
+    else:
+        out = {"source": LABEL_FILE, "reviewed": None}
+    if out["source"] == LABEL_FILE and md.get("source"):
         out["file"] = os.path.basename(str(md["source"]))
     return out
 
