@@ -54,10 +54,18 @@ def _seg(w):
     return w.panel_docks["segmentation"].widget()
 
 
-def _shots(qtbot, w, artifacts_dir, stem):
+def _shots(qtbot, w, artifacts_dir, stem, centre=None, zoom=2.5):
+    """Screenshots at both sizes; ``centre`` (LPS): the crosshair there, the axial view zoomed on it."""
     for size in SIZES:
         w.resize(*size)
         qtbot.wait(150)
+        if centre is not None:
+            w.set_cursor(centre)
+            view = w.views["axial"]
+            view.zoom, view.pan = zoom, QPointF(0.0, 0.0)
+            view.pan = QPointF(view.width() / 2.0, view.height() / 2.0) - view.lps_to_widget(centre)
+            view.update()
+            qtbot.wait(50)
         w.grab().save(str(artifacts_dir / f"{stem}_{size[0]}x{size[1]}.png"))
 
 
@@ -108,7 +116,7 @@ def test_real_ct_segment_click_correct_review_target_and_plan(qtbot, artifacts_d
         assert view._outline is not None, view.view
     qtbot.waitUntil(lambda: {"liver", "bone"} <= set(w.view3d.surfaces), timeout=120000)
     assert "liver" in w.view3d.status.text()
-    _shots(qtbot, w, artifacts_dir, "gui_seg_crlm_segmented")
+    _shots(qtbot, w, artifacts_dir, "gui_seg_crlm_segmented", centre=HYPO_FOCUS, zoom=1.0)
     w.resize(*SIZES[0])
 
     # Lesion from click: lesion_1 in the table with its measures.
@@ -133,7 +141,11 @@ def test_real_ct_segment_click_correct_review_target_and_plan(qtbot, artifacts_d
     # The name is editable in the table.
     seg.lesions.item(0, 0).setText("lesion_posterior")
     assert "lesion_posterior" in w.labels.names and "lesion_1" not in w.labels.names
-    _shots(qtbot, w, artifacts_dir, "gui_seg_crlm_lesion")
+    assert raised_panel(w) == "segmentation"             # edits keep the panel in front
+    seg.lesions.clearSelection()
+    seg.lesions.selectRow(0)                             # selecting a lesion moves the crosshair to it
+    assert np.linalg.norm(np.asarray(w.session.cursor_lps) - HYPO_FOCUS) < 5.0
+    _shots(qtbot, w, artifacts_dir, "gui_seg_crlm_lesion", centre=HYPO_FOCUS)
     w.resize(*SIZES[0])
 
     # Brush: paint the liver in a 4 mm disc, erase it back, grow/shrink, undo several steps.
@@ -185,11 +197,12 @@ def test_real_ct_segment_click_correct_review_target_and_plan(qtbot, artifacts_d
     _wait(qtbot, w)
     assert not w.reporter.history, w.reporter.history
     names = [les["name"] for les in plan_panel.result.plan["lesions"]]
-    assert sorted(names) == ["lesion_2", "lesion_posterior"]
+    assert sorted(names) == ["lesion_1", "lesion_posterior"]       # lesion_1 was renamed: its name is free
     anatomy = plan_panel.result.plan["anatomy"]
     assert anatomy["source"] == "automatic segmentation" and anatomy["reviewed"] is True
     w.panel_docks["planning"].raise_()
-    _shots(qtbot, w, artifacts_dir, "gui_seg_crlm_target_plan")
+    plan_panel.select_lesion("lesion_1")
+    _shots(qtbot, w, artifacts_dir, "gui_seg_crlm_target_plan", centre=DENSE_FOCUS, zoom=1.5)
     w.resize(*SIZES[0])
 
     # No lesion at the crosshair (plain liver): a point target is planned, and said so.

@@ -18,6 +18,7 @@ resets it. No Qt here: the panels call it and redraw.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -72,7 +73,8 @@ class EditableLabels:
         origin = anatomy_origin(labels)
         self.source: str = origin["source"]
         self.reviewed: Optional[bool] = origin["reviewed"]
-        self.file: Optional[str] = labels.metadata.get("source")
+        src = labels.metadata.get("source")
+        self.file: Optional[str] = str(src) if src and os.path.exists(str(src)) else None   # its file, if any
         self.label_file: Optional[str] = origin.get("file")     # a label map file's name, for the words
         self.lesion_rows: Dict[str, dict] = {}     # name -> measures of a lesion grown from a click
         self.undo_steps: List[_Step] = []
@@ -82,9 +84,10 @@ class EditableLabels:
     # ------------------------------------------------------------ reading
     def to_labelmap(self) -> LabelMap:
         """A new LabelMap of the current state (a copy: later edits do not change it), its origin
-        and review state in its metadata."""
+        and review state in its metadata (``editor``: this object's id, so the panel knows a label
+        map it made from one opened meanwhile)."""
         lm = LabelMap(self.array.copy(), self.ct.spacing, self.ct.origin, self.ct.direction, self.names,
-                      {"source": self.file, "edit_version": self.version})
+                      {"source": self.file, "edit_version": self.version, "editor": id(self)})
         mark_origin(lm, self.source, self.reviewed)
         return lm
 

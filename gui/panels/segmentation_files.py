@@ -65,8 +65,8 @@ class SegmentationFilesMixin:
         """The anatomy's origin and review state. The labels themselves are the session's label
         file: a segmentation made or changed here is written (when it changed) as a ``.seg.nrrd``
         in ``segmentations/`` beside the autosave, and the session refers to it."""
-        edit = self.edit
-        if edit is None or self.window.labels is not self._committed:
+        edit = self._editable()
+        if edit is None:
             return {}
         if edit.version != self._saved_version or not edit.file:
             auto = getattr(self.window, "autosave_path", None)

@@ -20,10 +20,12 @@ from typing import Callable, Optional
 
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtGui import QColor, QIcon, QPixmap
 from PyQt5.QtWidgets import QDockWidget, QWidget
 
 from gui.core.label_editing import EditableLabels, new_automatic
 from gui.core.segment_tasks import grow_at, segment_ct
+from gui.views.qimage import structure_colour
 from planner.anatomy.provenance import origin_text
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
@@ -76,7 +78,8 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         if w.ct is None or w.labels is None:
             self.edit = self._committed = None
             return None
-        if self.edit is None or w.labels is not self._committed:
+        mine = self.edit is not None and w.labels.metadata.get("editor") == id(self.edit)
+        if self.edit is None or (w.labels is not self._committed and not mine):
             self.edit = EditableLabels(w.ct, w.labels)
             self._committed = w.labels
         return self.edit
@@ -107,7 +110,8 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         if names != [self.structure_box.itemText(i) for i in range(self.structure_box.count())]:
             self.structure_box.blockSignals(True)
             self.structure_box.clear()
-            self.structure_box.addItems(names)
+            for name in names:                  # the outline colour beside each name: the legend
+                self.structure_box.addItem(_swatch(structure_colour(name)), name)
             if current in names:
                 self.structure_box.setCurrentText(current)
             self.structure_box.blockSignals(False)
@@ -139,7 +143,7 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         """The panel's message (red when an action was refused) and the status bar."""
         self.last_message = text
         self.status.setText(f"<span style='{REFUSED}'>{escape(text)}</span>" if refused else escape(text))
-        self.window.statusBar().showMessage(text, 10000)
+        self.window.statusBar().showMessage(text.split(". ")[0].split("; ")[0], 10000)   # the gist; all in the log
         self.window.reporter.info(text)
 
     # ------------------------------------------------------------ segment
@@ -286,10 +290,10 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         otherwise take new labels for newly opened data and show the next step's panel)."""
         w = self.window
         self._committed = labels
-        w.set_labels(labels, on_grid, prepared)
         bar = getattr(w, "workflow", None)
         if bar is not None and hasattr(bar, "data_edited"):
-            bar.data_edited()
+            bar.data_edited(labels)
+        w.set_labels(labels, on_grid, prepared)
 
     # ------------------------------------------------------------ corrections
     def grow(self, distance_mm: float) -> None:
@@ -365,6 +369,12 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
                 planning.run_plan()
 
         self.lesion_at(lps, then=grown)
+
+
+def _swatch(rgb) -> QIcon:
+    pix = QPixmap(14, 14)
+    pix.fill(QColor(*rgb))
+    return QIcon(pix)
 
 
 def install(window) -> QDockWidget:

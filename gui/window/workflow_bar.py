@@ -115,12 +115,12 @@ class WorkflowBar(QToolBar):
             self._shown_for = loaded
             self.show_step(self.current)
 
-    def data_edited(self) -> None:
-        """The labels were edited in place (a correction, a clicked lesion), not newly opened: the
-        panel in front stays (the step buttons still follow)."""
+    def data_edited(self, labels) -> None:
+        """``labels`` (about to be shown) are an edit of the current ones (a correction, a clicked
+        lesion), not newly opened data: the panel in front stays (the step buttons still follow).
+        Call it before ``set_labels``."""
         w = self.window_
-        self._shown_for = (id(w.ct), id(w.labels), id(w.sweep), tuple(sorted(getattr(w, "panel_docks", {}) or {})))
-        self.refresh()
+        self._shown_for = (id(w.ct), id(labels), id(w.sweep), tuple(sorted(getattr(w, "panel_docks", {}) or {})))
 
     def show_step(self, key: str) -> None:
         """Bring the step's panel to the front (no dialog opens by itself)."""
