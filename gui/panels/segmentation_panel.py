@@ -5,7 +5,7 @@ The anatomy comes from :func:`gui.core.segment_tasks.segment_ct` (the engine's
 bar; lesions from :func:`gui.core.segment_tasks.grow_at` (``grow_lesion``). The
 label map under correction is a :class:`gui.core.label_editing.EditableLabels`;
 every change is shown at once in the slice views (the display's label array is
-refreshed, at most every ``FAST_REDRAW_MS`` while a brush stroke runs) and then
+refreshed, at most every ``segmentation_edits.FAST_REDRAW_MS`` while a brush stroke runs) and then
 handed to the window (``set_labels``: US overlay, 3D surfaces, planning) in a
 worker. Tools: Navigate (the views' own mouse), Lesion from click, Paint and
 Erase (brush radius in mm, optional HU range, in the plane of the view clicked).
@@ -30,15 +30,15 @@ from planner.anatomy.provenance import origin_text
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
 
+from .segmentation_edits import SegmentationEditsMixin
 from .segmentation_files import SegmentationFilesMixin
 from .segmentation_layout import SegmentationLayoutMixin
-from .segmentation_tools import BrushFilter, plane_of
+from .segmentation_tools import BrushFilter
 
-FAST_REDRAW_MS = 60
 REFUSED = "color:#c0221b"
 
 
-class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget):
+class SegmentationPanel(SegmentationLayoutMixin, SegmentationEditsMixin, SegmentationFilesMixin, QWidget):
     """The Segmentation dock's widget (see the module docstring)."""
 
     def __init__(self, window, parent=None):
@@ -220,39 +220,6 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         self.worker.finished.connect(self._worker_finished)
         self.refresh()
 
-    def stroke_started(self) -> None:
-        edit = self._editable()
-        if edit is not None:
-            edit.begin_stroke(f"{self.tool} {self.structure_box.currentText()}")
-
-    def dab(self, view, lps) -> None:
-        edit = self.edit
-        name = self.structure_box.currentText()
-        if edit is None or not name:
-            return
-        axis, half = plane_of(view)
-        if edit.brush(lps, self.brush_mm(), axis, half, name=name, erase=self.tool == "erase",
-                      hu_range=self.hu_range()) and not self._redraw.isActive():
-            self._redraw.start(FAST_REDRAW_MS)
-
-    def stroke_ended(self) -> None:
-        if self.edit is not None and self.edit.end_stroke():
-            self._redraw.stop()
-            self._fast_redraw()
-            self._commit()
-        self.refresh()
-
-    def _fast_redraw(self) -> None:
-        """Show the edited labels in the slice views now (the rest follows in :meth:`_commit`)."""
-        w, edit = self.window, self.edit
-        if edit is None or w.display is None:
-            return
-        lm = LabelMap(edit.array, w.ct.spacing, w.ct.origin, w.ct.direction, edit.names)
-        w.display.labels_array = w.display.labels_on_grid(lm)
-        w.display.label_names = dict(edit.names)
-        for view in w.views.values():
-            view.labels_changed()
-
     def _commit(self, sync: bool = False) -> None:
         """Hand the edited label map to the window: at once (``sync``), or prepared in a worker
         (display grid and US overlay), repeated if edits came in meanwhile."""
@@ -294,57 +261,6 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationFilesMixin, QWidget
         if bar is not None and hasattr(bar, "data_edited"):
             bar.data_edited(labels)
         w.set_labels(labels, on_grid, prepared)
-
-    # ------------------------------------------------------------ corrections
-    def grow(self, distance_mm: float) -> None:
-        edit = self._editable()
-        name = self.structure_box.currentText()
-        if edit is None or not name:
-            return
-        with self.window.reporter.action("Grow / shrink"):
-            n = edit.grow(name, distance_mm)
-            self.say(f"{name} {'grown' if distance_mm > 0 else 'shrunk'} by {edit.last_reach_mm:.1f} mm "
-                     f"({n} voxels)" if n else f"{name}: nothing changed")
-            if n:
-                self._commit(sync=True)
-
-    def undo(self) -> None:
-        edit = self._editable()
-        if edit is None:
-            return
-        what = edit.undo()
-        if what is None:
-            self.say("Nothing to undo.")
-            return
-        self._commit(sync=True)
-        self.say(f"Undone: {what}.")
-
-    def rename(self, old: str, new: str) -> None:
-        edit = self._editable()
-        try:
-            edit.rename(old, new)
-        except InputError as exc:
-            self.say(f"Not renamed: {exc}", refused=True)
-            self.refresh()
-            return
-        self._commit(sync=True)
-        self.say(f"{old} renamed {new.strip()}.")
-
-    def _lesion_selected(self, name: str) -> None:
-        row = (self.edit.lesion_rows.get(name) if self.edit is not None else None) or {}
-        if row.get("centroid_lps") is not None:
-            self.window.set_cursor(np.asarray(row["centroid_lps"], float))
-        if self.structure_box.findText(name) >= 0:
-            self.structure_box.setCurrentText(name)
-
-    def set_reviewed(self, reviewed: bool) -> None:
-        edit = self._editable()
-        if edit is None:
-            return
-        edit.set_reviewed(reviewed)
-        self._commit(sync=True)
-        self.say("Anatomy marked reviewed: the plan and the report will say so." if reviewed else
-                 "Anatomy marked not reviewed.")
 
     # ------------------------------------------------------------ target at the crosshair
     def target_at_crosshair(self) -> None:
