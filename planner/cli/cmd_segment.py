@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from registration.spatial.errors import CancelledError, InputError, ProjectError
+from registration.spatial.errors import InputError
 
 DOCUMENT_VERSION = 1
 
@@ -48,34 +48,36 @@ def add_parser(sub):
     return p
 
 
-class _Progress:
-    """``progress(fraction, message)``: a line 'ctus segment: [t] message' on stderr per new message."""
+class Progress:
+    """``progress(fraction, message)``: a line '<prefix>: [t] message' on stderr per new message."""
 
-    def __init__(self):
+    def __init__(self, prefix: str = "ctus segment"):
+        self.prefix = prefix
         self.last = None
         self.t0 = time.perf_counter()
 
     def __call__(self, *args) -> bool:
         message = str(args[-1]) if args else ""
         if message and message != self.last:
-            print(f"ctus segment: [{time.perf_counter() - self.t0:6.1f} s] {message}", file=sys.stderr,
+            print(f"{self.prefix}: [{time.perf_counter() - self.t0:6.1f} s] {message}", file=sys.stderr,
                   flush=True)
             self.last = message
         return True
 
 
-def _seeds(args) -> list:
+def read_seeds_args(seeds_path, clicks) -> list:
+    """The seeds of ``--lesions SEEDS.json`` then of every ``--lesion NAME=X,Y,Z``; names unique."""
     from planner.segmentation.lesion_seeds_file import duplicate_names, parse_lesion_arg, read_seeds
-    seeds = read_seeds(args.lesions) if args.lesions else []
-    seeds += [parse_lesion_arg(text) for text in args.lesion]
+    seeds = read_seeds(seeds_path) if seeds_path else []
+    seeds += [parse_lesion_arg(text) for text in clicks]
     duplicate = duplicate_names(seeds)
     if duplicate:
-        raise InputError(f"lesion name(s) {', '.join(duplicate)} given more than once", path=args.lesions,
+        raise InputError(f"lesion name(s) {', '.join(duplicate)} given more than once", path=seeds_path,
                          fix="give every lesion its own name")
     return seeds
 
 
-def _load_arterial(path, ct, progress):
+def load_arterial(path, ct, progress):
     """The arterial CT on the portal CT's grid (same exam, same scanner frame: resampled by
     physical position, linear, no registration)."""
     import SimpleITK as sitk
@@ -90,72 +92,14 @@ def _load_arterial(path, ct, progress):
     return arterial
 
 
-def _anatomy(ct, arterial, ts_path, progress, timings, warnings):
-    """(automatic AnatomySegmentation or None, imported TotalSegmentator LabelMap or None)."""
-    from planner.segmentation.pipeline import segment_anatomy
-    imported = None
-    if ts_path:
-        from planner.segmentation.totalsegmentator_names import to_standard_names
-        from registration.io.totalsegmentator import load_totalsegmentator
-        t = time.perf_counter()
-        progress(0.0, "reading the TotalSegmentator output")
-        imported, _ = to_standard_names(load_totalsegmentator(ts_path, reference=ct, progress=progress))
-        warnings += [f"TotalSegmentator: {w}" for w in imported.metadata.get("warnings", [])]
-        timings["totalsegmentator_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    try:
-        result = segment_anatomy(ct, arterial=arterial, progress=progress, path=ct.metadata.get("source"))
-    except CancelledError:
-        raise
-    except ProjectError as exc:               # InputError included: a CT the automatic method refuses
-        if imported is None:
-            raise
-        warnings.append(f"automatic anatomy not available ({exc}); the TotalSegmentator structures are used "
-                        "alone")
-        return None, imported
-    timings["anatomy_s"] = time.perf_counter() - t
-    prefix = "automatic anatomy: " if imported is not None else ""
-    warnings += [prefix + w for w in result.warnings]
-    return result, imported
-
-
-def _grow(ct, arterial, anatomy, imported, seeds, progress, warnings):
-    """Every seeded lesion, grown inside TotalSegmentator's liver when given, else inside the
-    automatic liver region (the liver with its vessels and lesions)."""
-    from planner.segmentation.lesion_grow import grow_lesion
-    liver = bone = None
-    if anatomy is not None:
-        liver = anatomy.liver_region
-        bone = anatomy.labels.array == anatomy.names["bone"] if "bone" in anatomy.names else None
-    if imported is not None:
-        if "liver" in imported.names:
-            liver = imported.array == imported.names["liver"]
-        if "bone" in imported.names:
-            bone = imported.array == imported.names["bone"]
-    if seeds and (liver is None or not liver.any()):
-        raise InputError("no liver was found, so no lesion can be grown", path=ct.metadata.get("source"),
-                         fix="check the CT covers the liver, or give --totalsegmentator with a liver")
-    lesions = []
-    for seed in seeds:
-        progress(0.0, f"growing {seed.name} from ({', '.join(f'{v:.1f}' for v in seed.point_lps)})")
-        if seed.warning():
-            warnings.append(seed.warning())
-        try:
-            lesions.append(grow_lesion(ct, seed.point_lps, liver, name=seed.name, arterial=arterial, bone=bone))
-        except InputError as exc:
-            raise InputError(str(exc), path=seed.path) from None
-        warnings += lesions[-1].warnings
-    return lesions
-
-
-def _document(args, ct, labels, sources, lesions, warnings, timings) -> dict:
+def _document(ct_path, arterial_path, ts_path, ct, labels, sources, lesions, warnings, timings) -> dict:
     from registration.spatial.lesions import structure_table
     rows = structure_table(labels)
     value = {name: v for name, v in labels.names.items()}
     return {
         "version": DOCUMENT_VERSION, "reviewed": False,
-        "ct": os.path.abspath(args.ct), "arterial": os.path.abspath(args.arterial) if args.arterial else None,
-        "totalsegmentator": os.path.abspath(args.totalsegmentator) if args.totalsegmentator else None,
+        "ct": os.path.abspath(ct_path), "arterial": os.path.abspath(arterial_path) if arterial_path else None,
+        "totalsegmentator": os.path.abspath(ts_path) if ts_path else None,
         "grid": {"size_ijk": list(ct.shape_ijk), "spacing_mm": [float(s) for s in ct.spacing],
                  "origin_lps": [float(o) for o in ct.origin]},
         "structures": [{"name": r["name"], "value": r["value"], "source": sources[r["name"]],
@@ -189,55 +133,72 @@ def _write_folder(out: str, force: bool, write) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def run(args) -> int:
-    from planner.segmentation.lesion_labels import compose_labels
-    from planner.segmentation.lesion_seeds_file import check_seeds_on_ct
-    from registration.io.ct_io import load_ct
+def write_segmentation(out: str, ct, case, *, ct_path, arterial_path=None, totalsegmentator=None,
+                       force: bool = False) -> dict:
+    """Write ``case`` (a :class:`~planner.segmentation.auto_labels.SegmentedCase`) as the folder
+    ``out`` (labels.nrrd, label_names.json, labels.seg.nrrd, segmentation.json), whole or not at
+    all; returns the segmentation.json document."""
     from registration.io.labelmap_io import write_labels
     from registration.io.label_names import save_names_json
     from registration.io.seg_nrrd_write import write_seg_nrrd
     from registration.spatial.atomic_io import atomic_write_text
 
-    out = os.path.abspath(args.out)
-    if os.path.exists(out) and not args.force:
-        raise InputError("already exists", path=out, fix="pass --force to replace it or choose another --out")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError("exists and is not a folder", path=out, fix="choose another --out")
-    for path, what in ((args.ct, "--ct"), (args.arterial, "--arterial")):
-        if path and not os.path.exists(path):
-            raise InputError("not found", path=path, fix=f"give {what} as a DICOM folder or an image file")
-    if args.totalsegmentator and not os.path.exists(args.totalsegmentator):
-        raise InputError("not found", path=args.totalsegmentator,
-                         fix="give TotalSegmentator's output folder or its multi-label .nii.gz")
-    seeds = _seeds(args)
-    progress, timings, warnings = _Progress(), {}, []
-    t = time.perf_counter()
-    progress(0.0, "loading the CT")
-    ct = load_ct(args.ct)
-    arterial = _load_arterial(args.arterial, ct, progress) if args.arterial else None
-    timings["load_s"] = time.perf_counter() - t
-    check_seeds_on_ct(ct, seeds)
-    anatomy, imported = _anatomy(ct, arterial, args.totalsegmentator, progress, timings, warnings)
-    t = time.perf_counter()
-    lesions = _grow(ct, arterial, anatomy, imported, seeds, progress, warnings)
-    timings["lesions_s"] = time.perf_counter() - t
-    labels, sources, overlap = compose_labels(None if anatomy is None else anatomy.labels, lesions,
-                                              imported=imported, grid=ct)
-    warnings += overlap
-    document = _document(args, ct, labels, sources, lesions, warnings, timings)
+    labels = case.labels
+    document = _document(ct_path, arterial_path, totalsegmentator, ct, labels, case.sources, case.lesions,
+                         case.warnings, case.timings_s)
 
     def write(folder):
         write_labels(labels, os.path.join(folder, "labels.nrrd"))
         save_names_json(labels.names, os.path.join(folder, "label_names.json"))
         write_seg_nrrd(labels, os.path.join(folder, "labels.seg.nrrd"))
         atomic_write_text(os.path.join(folder, "segmentation.json"), json.dumps(document, indent=2) + "\n")
-    progress(1.0, f"writing {out}")
-    _write_folder(out, args.force, write)
-    for row in document["lesions"]:
+    _write_folder(out, force, write)
+    return document
+
+
+def check_out_folder(out: str, force: bool) -> None:
+    """InputError when ``out`` exists (without ``force``) or is not a folder."""
+    if os.path.exists(out) and not force:
+        raise InputError("already exists", path=out, fix="pass --force to replace it or choose another --out")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError("exists and is not a folder", path=out, fix="choose another --out")
+
+
+def print_lesions(lesions) -> None:
+    """One line per grown lesion on stdout: kind, phase, size, mean HU and contrast."""
+    for les in lesions:
+        row = les.summary()
         print(f"{row['name']}: {row['kind']} ({row['phase']}), {row['diameter_mm']} mm, {row['volume_ml']} ml, "
               f"mean {row['mean_hu']} HU, contrast {row['contrast_hu']:+} HU")
-    for w in warnings:
+
+
+def run(args) -> int:
+    from planner.segmentation.auto_labels import segment_case
+    from registration.io.ct_io import load_ct
+
+    out = os.path.abspath(args.out)
+    check_out_folder(out, args.force)
+    for path, what in ((args.ct, "--ct"), (args.arterial, "--arterial")):
+        if path and not os.path.exists(path):
+            raise InputError("not found", path=path, fix=f"give {what} as a DICOM folder or an image file")
+    if args.totalsegmentator and not os.path.exists(args.totalsegmentator):
+        raise InputError("not found", path=args.totalsegmentator,
+                         fix="give TotalSegmentator's output folder or its multi-label .nii.gz")
+    seeds = read_seeds_args(args.lesions, args.lesion)
+    progress = Progress()
+    t = time.perf_counter()
+    progress(0.0, "loading the CT")
+    ct = load_ct(args.ct)
+    arterial = load_arterial(args.arterial, ct, progress) if args.arterial else None
+    load_s = time.perf_counter() - t
+    case = segment_case(ct, seeds, arterial=arterial, totalsegmentator=args.totalsegmentator, progress=progress)
+    case.timings_s = {"load_s": load_s, **case.timings_s}
+    progress(1.0, f"writing {out}")
+    write_segmentation(out, ct, case, ct_path=args.ct, arterial_path=args.arterial,
+                       totalsegmentator=args.totalsegmentator, force=args.force)
+    print_lesions(case.lesions)
+    for w in case.warnings:
         print(f"warning: {w}")
-    print(f"wrote {out} ({len(labels.names)} structures)")
+    print(f"wrote {out} ({len(case.labels.names)} structures)")
     sys.stdout.flush()
     return 0
