@@ -6,8 +6,9 @@
               [--patient-position supine] [--max-gantry-tilt-deg 15]
               --out DIR [--force] [--include-patient-id]
 
-Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf and, when registered,
-DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf, DIR/labels.nrrd (+ its
+names JSON: the label map on the CT grid the plan used, read by ctus guide and
+ctus pacs send) and, when registered, DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
 Prints the case recommendation and one line per lesion: its guidance (with
 its condition when the advice is conditional), the safe US/CT paths, the
 predicted B-mode visibility and the registration TRE fusion would need, and
@@ -101,7 +102,7 @@ def run(args) -> int:
                          fix="give both to measure visibility on the registered sweep, or neither")
     out = os.path.abspath(args.out)
     if not args.force:
-        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm"):
+        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm", "labels.nrrd"):
             if os.path.exists(os.path.join(out, name)):
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
@@ -132,7 +133,7 @@ def run(args) -> int:
                        labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
-                            sweep=sweep)
+                            sweep=sweep, labels=labels)
     rec = result.plan["recommendation"]
     print(f"recommendation: {rec['guidance']}" + (f", biopsy {rec['biopsy_first']} first" if rec["biopsy_first"] else ""))
     for r in rec["reasons"]:
