@@ -10,6 +10,7 @@ import pytest
 from gui.core.label_editing import EditableLabels, container_of
 from gui.core.segment_tasks import grow_at, load_segmentation, save_segmentation, seg_status
 from planner.anatomy.provenance import AUTOMATIC, anatomy_origin, mark_origin, origin_text
+from planner.export.report_pdf import anatomy_source_text
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
 from synthetic_case import lesion_centroids_ct, make_ct
@@ -134,7 +135,7 @@ def test_origin_words_and_seg_nrrd_round_trip(case, tmp_path):
     assert anatomy_origin(labels) == {"source": AUTOMATIC, "reviewed": False}
     assert origin_text(anatomy_origin(labels)) == "anatomy: automatic segmentation, not reviewed"
     plain = LabelMap(labels.array, ct.spacing, ct.origin, ct.direction, labels.names, {"source": "/x/labels.nrrd"})
-    assert origin_text(anatomy_origin(plain)) == "anatomy: label map file labels.nrrd"
+    assert origin_text(anatomy_origin(plain)) == "anatomy: label map labels.nrrd"
     e = _edit(case)
     e.add_lesion(grow_at(ct, e.array.copy(), dict(e.names), lesion_centroids_ct()[1], "lesion_1"))
     path = save_segmentation(e, tmp_path / "seg.seg.nrrd")
@@ -147,5 +148,10 @@ def test_origin_words_and_seg_nrrd_round_trip(case, tmp_path):
     back = load_segmentation(path, ct)
     assert seg_status(path) == "completed" and anatomy_origin(back)["reviewed"] is True
     assert origin_text(anatomy_origin(back)) == "anatomy: automatic segmentation, reviewed by user"
+    # the plan's anatomy_source as the PDF report states it
+    assert anatomy_source_text({"anatomy_source": anatomy_origin(back)}) == "ANATOMY: automatic segmentation, reviewed"
+    assert anatomy_source_text({"anatomy_source": anatomy_origin(labels)}).endswith("not reviewed: check the "
+                                                                                  "structures before use")
+    assert anatomy_source_text({"anatomy_source": anatomy_origin(plain)}) == "Anatomy source: label map (labels.nrrd)"
     header = open(path, "rb").read(6000)
     assert b"Segment4_Name:=lesion_1" in header and b"Segment4_Color:=" in header

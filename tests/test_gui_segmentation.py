@@ -198,7 +198,7 @@ def test_real_ct_segment_click_correct_review_target_and_plan(qtbot, artifacts_d
     assert not w.reporter.history, w.reporter.history
     names = [les["name"] for les in plan_panel.result.plan["lesions"]]
     assert sorted(names) == ["lesion_1", "lesion_posterior"]       # lesion_1 was renamed: its name is free
-    anatomy = plan_panel.result.plan["anatomy"]
+    anatomy = plan_panel.result.plan["anatomy_source"]
     assert anatomy["source"] == "automatic segmentation" and anatomy["reviewed"] is True
     w.panel_docks["planning"].raise_()
     plan_panel.select_lesion("lesion_1")
@@ -258,7 +258,7 @@ def test_plan_all_lesions_without_labels_segments_first(qtbot, demo_case):
     _wait(qtbot, w)
     assert not w.reporter.history, w.reporter.history
     assert [les["name"] for les in plan_panel.result.plan["lesions"]] == ["lesion_1"]
-    assert plan_panel.result.plan["anatomy"]["reviewed"] is False
+    assert plan_panel.result.plan["anatomy_source"] == {"source": "automatic segmentation", "reviewed": False}
     w.close()
 
 
@@ -279,7 +279,7 @@ def test_demo_labels_save_and_load_as_seg_nrrd_with_review_state(qtbot, demo_cas
     qtbot.waitUntil(lambda: bool(ready) or bool(w.reporter.history), timeout=300000)
     _wait(qtbot, w)
     names = dict(w.labels.names)
-    assert seg.origin_label.text() == "anatomy: label map file labels.nrrd"
+    assert seg.origin_label.text() == "anatomy: label map labels.nrrd"
     assert seg.lesions.rowCount() == sum(n.startswith("lesion") for n in names)
     qtbot.mouseClick(seg.review_button, Qt.LeftButton)
     path = seg.save(tmp_path / "demo")
@@ -290,5 +290,5 @@ def test_demo_labels_save_and_load_as_seg_nrrd_with_review_state(qtbot, demo_cas
     _wait(qtbot, w)
     assert w.labels.names == names and np.array_equal(w.labels.array, array)
     assert seg.review_button.isChecked()
-    assert seg.origin_label.text() == "anatomy: label map file demo.seg.nrrd, reviewed by user"
+    assert seg.origin_label.text() == "anatomy: label map demo.seg.nrrd, reviewed by user"
     w.close()

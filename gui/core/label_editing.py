@@ -72,10 +72,10 @@ class EditableLabels:
         self.names: Dict[str, int] = dict(labels.names)
         origin = anatomy_origin(labels)
         self.source: str = origin["source"]
-        self.reviewed: Optional[bool] = origin["reviewed"]
+        self.reviewed: Optional[bool] = origin.get("reviewed")
         src = labels.metadata.get("source")
         self.file: Optional[str] = str(src) if src and os.path.exists(str(src)) else None   # its file, if any
-        self.label_file: Optional[str] = origin.get("file")     # a label map file's name, for the words
+        self.label_path: Optional[str] = origin.get("path")     # a label map's file, for the words
         self.lesion_rows: Dict[str, dict] = {}     # name -> measures of a lesion grown from a click
         self.undo_steps: List[_Step] = []
         self.version = 0                           # +1 per change (saving and redraws compare it)

@@ -98,7 +98,7 @@ def seg_status(path) -> Optional[str]:
 def load_segmentation(path, reference: Volume, progress=None) -> LabelMap:
     """A ``.seg.nrrd`` (or any label map the loaders read) on the CT grid. A ``.seg.nrrd`` written
     here comes back with the anatomy's origin and review state (its ``ctus_anatomy_*`` fields);
-    any other file is a label map file whose review is not known."""
+    any other file is a label map whose review is not known."""
     from .loaders import load_labels
     labels = load_labels(str(path), None, reference, progress=progress)
     if str(path).lower().endswith(".seg.nrrd"):

@@ -135,8 +135,8 @@ class SegmentationPanel(SegmentationLayoutMixin, SegmentationEditsMixin, Segment
         if e is None:
             return ""
         origin = {"source": e.source, "reviewed": e.reviewed}
-        if e.label_file:
-            origin["file"] = e.label_file
+        if e.label_path:
+            origin["path"] = e.label_path
         return origin_text(origin)
 
     def say(self, text: str, refused: bool = False) -> None:

@@ -5,9 +5,10 @@ A label map carries its origin in ``labels.metadata["anatomy"]`` as
 automatic segmentation (``ctus segment``, the GUI's Segment, ``ctus plan``
 without ``--labels``), ``reviewed`` is False until a person marked it reviewed
 (the GUI's "Mark anatomy reviewed"). A label map read from a file without that
-entry is a ``"label map file"`` whose review is not known (``reviewed: None``).
-plan.json repeats the dict in its ``"anatomy"`` block and the PDF report prints
-:func:`origin_text` of it, so every export says whether the anatomy it was
+entry is a ``"label map"`` whose review is not known (``reviewed: None``).
+:func:`planner.case.case_plan.plan_case` writes :func:`anatomy_origin` as plan.json's
+``anatomy_source`` (the field ``ctus plan`` writes when it segments first) and
+the PDF report states it, so every export says whether the anatomy it was
 planned on is an unreviewed automatic result.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Optional
 
 #: ``source`` of an automatic segmentation (the same words in plan.json, the PDF and the GUI).
 AUTOMATIC = "automatic segmentation"
-LABEL_FILE = "label map file"
+LABEL_FILE = "label map"
 #: what the automatic pipeline writes in ``LabelMap.metadata["source"]``
 _PIPELINE_SOURCE = "automatic anatomy segmentation"
 
@@ -28,9 +29,9 @@ def mark_origin(labels, source: str, reviewed: Optional[bool]) -> None:
 
 
 def anatomy_origin(labels) -> dict:
-    """``{"source", "reviewed"}`` of a label map (plus ``"file"``, the file name, for a label map
-    file): its own entry when set, an automatic segmentation when the pipeline made it, else a
-    label map file whose review is not known."""
+    """plan.json's ``anatomy_source`` of a label map: ``{"source", "reviewed"}`` (``reviewed``
+    absent when not known; ``"path"``, the file, for a label map): its own entry when set, an
+    automatic segmentation when the pipeline made it, else a label map file."""
     md = getattr(labels, "metadata", None) or {}
     entry = md.get("anatomy")
     if isinstance(entry, dict) and entry.get("source"):
@@ -41,16 +42,18 @@ def anatomy_origin(labels) -> dict:
     else:
         out = {"source": LABEL_FILE, "reviewed": None}
     if out["source"] == LABEL_FILE and md.get("source"):
-        out["file"] = os.path.basename(str(md["source"]))
+        out["path"] = os.path.abspath(str(md["source"]))
+    if out["reviewed"] is None:
+        del out["reviewed"]                  # plan.json: a boolean when known, absent otherwise
     return out
 
 
 def origin_text(origin: dict) -> str:
-    """One line for a report: "anatomy: automatic segmentation, not reviewed", "anatomy:
-    automatic segmentation, reviewed by user", "anatomy: label map file labels.nrrd"."""
+    """One line for the GUI: "anatomy: automatic segmentation, not reviewed", "anatomy:
+    automatic segmentation, reviewed by user", "anatomy: label map labels.nrrd"."""
     source = str(origin.get("source", "unknown"))
-    if origin.get("file"):
-        source += f" {origin['file']}"
+    if origin.get("path"):
+        source += f" {os.path.basename(str(origin['path']))}"
     reviewed = origin.get("reviewed")
     if reviewed is None:
         return f"anatomy: {source}"

@@ -125,7 +125,7 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
                       resampled=coarse is not None, arterial=ct_arterial is not None,
                       reference_to_ct=reference_to_ct, registration=registration, lesions=lesions_out,
                       recommendation=recommendation, total_s=time.perf_counter() - t0, stats=stats)
-    plan["anatomy"].update(anatomy_origin(full_labels))     # source and review state beside the classes
+    plan["anatomy_source"] = anatomy_origin(full_labels)    # the CLI may replace it with a fuller one
     return PlanResult(plan=plan, anatomy=anatomy, lesion_masks={t.name: t.mask for t in targets})
 
 
