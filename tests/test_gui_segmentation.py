@@ -249,7 +249,7 @@ def test_plan_all_lesions_without_labels_segments_first(qtbot, demo_case):
     assert w.labels is not None and "liver" in w.labels.names and not w.reporter.history
     assert "No lesion in the label map yet" in plan_panel.status.text()
     lesion = _largest_lesion(truth)
-    _seg(w).lesion_at(np.asarray(lesion["centroid_ct"], float))
+    _seg(w).lesion_at(np.asarray(lesion["centroid_lps"], float))
     _wait(qtbot, w)
     assert "lesion_1" in w.labels.names, _seg(w).status.text()
     plan_panel.plan_options = dict(n_directions=600)
