@@ -70,11 +70,12 @@ def _extent(arr: np.ndarray, value: int) -> str:
 
 
 def write_seg_nrrd(labels: LabelMap, path, *, colors: Optional[Mapping[str, Sequence[float]]] = None,
-                   status: str = "inprogress") -> str:
+                   status: str = "inprogress", extra: Optional[Mapping[str, str]] = None) -> str:
     """Write ``labels`` as ``path`` (must end in ``.seg.nrrd``); returns the path.
 
     ``colors`` overrides colours by name (r, g, b in 0..1). ``status`` is Slicer's
-    segment status for every segment (one of :data:`STATUSES`).
+    segment status for every segment (one of :data:`STATUSES`). ``extra``: more header
+    fields (key -> text; Slicer keeps unknown keys), e.g. where the anatomy came from.
     """
     path = os.fspath(path)
     if not path.lower().endswith(".seg.nrrd"):
@@ -106,5 +107,7 @@ def write_seg_nrrd(labels: LabelMap, path, *, colors: Optional[Mapping[str, Sequ
     img.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
     img.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
     img.SetMetaData("Segmentation_ReferenceImageExtentOffset", "0 0 0")
+    for key, text in (extra or {}).items():
+        img.SetMetaData(str(key), str(text))
     atomic_write_image(img, path)
     return path
