@@ -4,7 +4,7 @@
                                                 [--methods lc2,mi,mi:12] [--breathing-trials 6]
                                                 [--breathing-methods lc2,lc2:gate] [--breathing-mm 10]
                                                 [--far-trials 12] [--deformed-runs 2]
-                                                [--json OUT.json] [--case DIR]
+                                                [--json OUT.json] [--case DIR] [--mr [--mr-focus liver]]
 
 Per trial: a random initial error about the liver centroid (|t| uniform 5-20 mm,
 angle uniform 0-10 deg about a random axis) applied to the true reference_to_ct;
@@ -20,8 +20,11 @@ demo case has none) are reported separately. Far starts (``--far-trials``: |t|
 20-30 mm, 10-15 deg, beyond the fixed capture range of old) are a set of their
 own, with the count of correct results (every target < 2 mm) called poor and of
 wrong ones (any target > 5 mm) called good. ``--deformed-runs N`` runs
-benchmarks/deformation.py (the case's deformed sweeps, N starts each) after them. Ratios are MI / LC2 from the same
-run. CPU timings are noisy: the machine is shared by several engineers, so the
+benchmarks/deformation.py (the case's deformed sweeps, N starts each) after them.
+Ratios are MI / LC2 from the same run. ``--mr`` adds the MR rows (issue 18): the
+demo MR registered to the same sweeps from starts drawn the same way
+(benchmarks/mri.py, which has the details and runs MR -> CT too). CPU timings are
+noisy: the machine is shared by several engineers, so the
 load average is printed with them.
 
 Results of dated runs (tables, per-stage timings, calibration checks):
@@ -149,6 +152,20 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
     return rows
 
 
+def mr_summary(args, n_trials, log) -> dict:
+    """The MR rows: benchmarks/mri.py's MR -> sweep trials, summarised in this table's form."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import mri
+    _, truth, _, _, mr, sweeps = mri.load_case(args.case)
+    rows = mri.run_us(None, mr, sweeps, truth, n_trials, args.seed, log, with_ct=False, focus=args.mr_focus)
+    s = mri.summarise(rows, "mr")
+    good = [x["success"] for x in rows if x["verdict"] == "good"]
+    return {"set": "static", "method": "mr" if args.mr_focus == "none" else "mr:liver", "trials": s["trials"],
+            "success_rate": s["success_rate"], "median_tre_mm": s["median_tre_mm"], "p90_tre_mm": s["p90_tre_mm"],
+            "median_time_s": s["median_time_s"], "verdicts": s["verdicts"],
+            "good_verdicts_that_succeeded": float(np.mean(good)) if good else None, "coverage_95": s["coverage_95"]}
+
+
 def summarise(rows, label, method):
     r = [x for x in rows if x["set"] == label and x["method"] == method]
     if not r:
@@ -180,6 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write all rows and summaries here")
     ap.add_argument("--case", help="use this case folder instead of the cached demo case")
+    ap.add_argument("--mr", action="store_true", help="add MR -> sweep rows (the demo MR, benchmarks/mri.py)")
+    ap.add_argument("--mr-focus", choices=["none", "liver"], default="none", help="with --mr: its focus")
     args = ap.parse_args(argv)
     n = 4 if args.quick else args.trials
     nb = 0 if args.quick else args.breathing_trials
@@ -207,6 +226,8 @@ def main(argv=None) -> int:
     all_methods = list(dict.fromkeys(methods + (args.breathing_methods.split(",") if args.breathing_methods else [])))
     summaries = [s for s in (summarise(rows, lab, m) for lab in ("static", "breathing", "far") for m in all_methods)
                  if s]
+    if args.mr:
+        summaries.append(mr_summary(args, n, log))
     log("\nset        method trials success  medianTRE  p90TRE  median_s  good/check/poor  good&ok  cover95")
     for s in summaries:
         v = s["verdicts"]

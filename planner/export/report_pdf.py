@@ -12,6 +12,7 @@ on the image left, anterior up for axial).
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from typing import Dict, Optional
 
@@ -69,6 +70,19 @@ def _paths_cell(paths: list) -> str:
     return text + (f" +{unsafe} UNSAFE" if unsafe else "")
 
 
+def anatomy_source_text(plan: dict) -> str:
+    """Where the plan's anatomy came from, for the report ('' when plan.json does not say):
+    an automatic segmentation is named with its review state, because its structures were
+    checked by nobody and every path is only as safe as they are."""
+    src = plan.get("anatomy_source") or {}
+    if src.get("source") == "automatic segmentation":
+        state = "reviewed" if src.get("reviewed") else "not reviewed: check the structures before use"
+        return f"ANATOMY: automatic segmentation, {state}"
+    if src.get("source"):
+        return f"Anatomy source: {src['source']}" + (f" ({os.path.basename(src['path'])})" if src.get("path") else "")
+    return ""
+
+
 def _summary_page(fig, plan):
     """Page 1: case and data, constraints, the case recommendation with its reasons and
     advisories, and the lesion table ranked by accessibility."""
@@ -85,6 +99,9 @@ def _summary_page(fig, plan):
                                      for k, v in plan["anatomy"].items())]
     lines += [f"Note: {n}" for n in plan.get("anatomy_notes", [])]
     lines.append(_constraints_text(plan["constraints"]))
+    source = anatomy_source_text(plan)
+    if source:
+        lines.insert(3, source)
     y = _text_block(fig, 0.05, 0.92, lines, 7)
     y -= 0.01
     fig.text(0.05, y, f"RECOMMENDATION: {rec['guidance'].upper()}"

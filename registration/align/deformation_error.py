@@ -3,7 +3,7 @@
 The Hessian and multi-start estimates (:mod:`.pose_uncertainty`) measure how well
 the rigid pose is determined; they are blind to a liver that deformed between the
 CT and the scan (breath-hold differences, probe pressure), which dominates clinical
-US-CT fusion errors (docs/clinical_evidence.md section 11). This module estimates it
+US-CT fusion errors (docs/clinical_evidence.md section 12). This module estimates it
 from the data and adds it to every target's error, growing with the target's
 distance from the imaged region:
 
@@ -20,7 +20,7 @@ distance from the imaged region:
   sweep disagree strongly while the rest agree with the compromise.
 * ``growth`` (mm per mm): how fast the unseen error grows away from the imaged
   region: the prior ``GROWTH_PRIOR`` (heuristic, from liver deformation over
-  ~5 cm, docs/clinical_evidence.md section 11) raised by the data when the patches
+  ~5 cm, docs/clinical_evidence.md section 12) raised by the data when the patches
   disagree (``local`` over the patches' spread, ``GROWTH_PER_LOCAL`` per mm of
   ``local``).
 * ``d`` (mm): the target's distance from the union of the frames' fans
