@@ -4,7 +4,7 @@
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
                   [--method lc2|mi] [--targets T.json] [--labels L [--label-names N]]
                   [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
-                  [--json-progress] [--force]
+                  [--feature-cache DIR] [--json-progress] [--force]
 
 RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
 -> CT LPS mm), the method, the metric before/after, evaluations, wall time, the
@@ -12,7 +12,11 @@ uncertainty (verdict good/check/poor with its reasons) and per-target TRE
 estimates and hit probabilities (targets from --targets and/or the lesions of
 --labels). With --landmarks the landmark fit (FRE, residuals, leave-one-out,
 predicted TRE) is the start and is reported too. Progress goes to stderr
-(``--json-progress``: one JSON object per line). Bad input exits 2 with one
+(``--json-progress``: one JSON object per line; stage lines carry the wall-clock
+``time`` in seconds since the epoch, so a caller can split the process's time into
+start-up, CT load, sweep load and registration). ``--feature-cache DIR`` keeps the
+CT's LC2 features there and reuses them when the same CT is registered again over
+the same region (:mod:`registration.align.lc2_features`). Bad input exits 2 with one
 line and writes nothing.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -53,6 +58,9 @@ def add_parser(sub):
                         "frames at the CT's breath-hold phase")
     p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
                    help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="keep the CT's LC2 features in DIR and reuse them when the same CT is registered "
+                        "again over the same region (saves their computation on a rerun)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p
@@ -131,7 +139,7 @@ class _Reporter:
 
     def stage(self, message: str):
         if self.json_lines:
-            print(json.dumps({"stage": message}), file=sys.stderr, flush=True)
+            print(json.dumps({"stage": message, "time": round(time.time(), 4)}), file=sys.stderr, flush=True)
         else:
             print(f"register: {message}", file=sys.stderr, flush=True)
 
@@ -140,10 +148,9 @@ def run(args) -> int:
     """Load, register, write RESULT.json (:func:`registration.align.result_document.result_document`)."""
     from registration.align.intensity_registration import register_sweep
     from registration.align.landmarks import register_landmarks_file
+    from registration.align.lc2_features import FEATURE_CACHE
     from registration.align.result_document import result_document
-    from registration.align.targets import targets_from_labels
     from registration.io.ct_io import load_ct
-    from registration.io.labelmap_io import load_labels
     from registration.io.sequence_io import load_sweep
 
     out = os.fspath(args.out)
@@ -163,18 +170,24 @@ def run(args) -> int:
     rep.stage("loading CT")
     ct = load_ct(args.ct)
     if args.labels:
+        from registration.align.targets import targets_from_labels   # label maps only: their readers
+        from registration.io.labelmap_io import load_labels           # cost start-up time
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
     elif args.label_names:
         raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
     rep.stage("loading sweep")
     sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage(f"registering ({args.method})")
-    res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
-                         n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
-                         breath_hold=args.breath_hold)
+    # One registration per process: nothing to keep in memory (hashing the CT would cost more)
+    # unless a second, gated pass may reuse it; on disk only when asked for.
+    with FEATURE_CACHE.settings(folder=args.feature_cache, max_entries=2 if args.breathing == "gate" else 0):
+        res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
+                             n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
+                             breath_hold=args.breath_hold)
     doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,
                           init_source="landmarks" if landmark_result is not None else "init",
                           init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets)
+    rep.stage("writing the result")
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     _print_summary(res, out)
     return 0
