@@ -8,7 +8,7 @@ an isotropic grid with the CT's direction (``lps_to_ijk`` maps LPS mm to
 ``reference_to_ct`` maps them into the CT, where ``p`` and ``g`` are sampled
 trilinearly (points outside the CT get flat features p = g = 0: their patches explain
 nothing and lower LC2). The metric is computed by the compiled kernels of
-:mod:`.lc2_kernels` (``engine="numba"``, the default when numba is installed) or by the
+:mod:`.lc2_kernels` (``engine="compiled"``, the default when they could be built) or by the
 numpy form it is tested against (``engine="numpy"``: ``map_coordinates`` and
 :class:`~registration.align.lc2.FixedUS`, float32).
 """
@@ -29,8 +29,8 @@ from . import lc2_kernels
 from .lc2 import FixedUS
 from .lc2_features import FeatureLevel, crop_to_points, ct_feature_level, ct_feature_levels  # noqa: F401 (re-exported)
 
-#: LC2 evaluation engine: "numba" (compiled kernels, :mod:`.lc2_kernels`) when installed, else "numpy".
-DEFAULT_ENGINE = "numba" if lc2_kernels.AVAILABLE else "numpy"
+#: LC2 evaluation engine: "compiled" (:mod:`.lc2_kernels`) when they could be built, else "numpy".
+DEFAULT_ENGINE = "compiled" if lc2_kernels.AVAILABLE else "numpy"
 
 
 # ---------------------------------------------------------------------------- frames
@@ -124,12 +124,12 @@ class FrameLC2Cost:
         self.samples = samples
         self.patch = (1, patch_px, patch_px)
         self.engine = engine or DEFAULT_ENGINE
-        if self.engine not in ("numba", "numpy") or (self.engine == "numba" and not lc2_kernels.AVAILABLE):
-            raise ValueError(f"LC2 engine {self.engine!r} is not available (numba installed: "
+        if self.engine not in ("compiled", "numpy") or (self.engine == "compiled" and not lc2_kernels.AVAILABLE):
+            raise ValueError(f"LC2 engine {self.engine!r} is not available (compiled kernels built: "
                              f"{lc2_kernels.AVAILABLE})")
         # The compiled form computes in float64 (its US side too); the numpy form in float32.
         self._fixed = FixedUS(samples.u, samples.fan, self.patch,
-                              dtype=np.float64 if self.engine == "numba" else np.float32)
+                              dtype=np.float64 if self.engine == "compiled" else np.float32)
         # (frames, fan samples) of the whole stack, then of its two halves (for map_fn).
         n = samples.u.shape[0]
         per_frame = np.concatenate([[0], np.cumsum(samples.fan.reshape(n, -1).sum(axis=1))])
@@ -138,7 +138,7 @@ class FrameLC2Cost:
         self._halves = self._whole if n < 2 else [
             (slice(0, half), slice(0, int(per_frame[half]))),
             (slice(half, n), slice(int(per_frame[half]), int(per_frame[n])))]
-        if self.engine == "numba":
+        if self.engine == "compiled":
             self._pix = np.flatnonzero(samples.fan)          # same order as points_ref (frame, row, col)
             self._cnt = lc2_kernels.patch_counts(samples.fan, patch_px)
             self._points = np.ascontiguousarray(samples.points_ref, dtype=np.float64)
@@ -153,7 +153,7 @@ class FrameLC2Cost:
 
     def overlap(self, reference_to_ct: np.ndarray) -> float:
         """Fraction of the fan samples inside the CT under the pose."""
-        if self.engine == "numba":
+        if self.engine == "compiled":
             m = np.ascontiguousarray((self.level.lps_to_ijk @ np.asarray(reference_to_ct, float))[2::-1])
             scratch = np.empty(self.samples.u.size)
             n_in = lc2_kernels.sample_features(self.level.pg, m, self._points, 0, len(self._points), self._pix,
@@ -172,7 +172,7 @@ class FrameLC2Cost:
         is the LC2 (the weights ``w`` depend on the US alone)."""
         run = map_fn or (lambda f, xs: [f(x) for x in xs])
         chunks = self._halves if map_fn is not None else self._whole
-        if self.engine == "numba":
+        if self.engine == "compiled":
             return self._metric_compiled(reference_to_ct, run, chunks, per_frame)
         u = self.samples.u
         stacks = run(lambda c: self._chunk_features(reference_to_ct, c), chunks)
