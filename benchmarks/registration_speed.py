@@ -130,6 +130,59 @@ def score(doc: dict, truth_m: np.ndarray, targets: dict) -> dict:
             "registration_s": doc.get("wall_time_s"), "timings_s": doc.get("timings_s", {})}
 
 
+#: What ``ctus register`` imports before it loads anything, per variant: the parser (the base
+#: version builds every sub-command's), and the modules its ``run`` imports.
+_IMPORTS = {"base": ("full", ["registration.align.intensity_registration", "registration.align.landmarks",
+                              "registration.align.result_document", "registration.align.targets",
+                              "registration.io.ct_io", "registration.io.labelmap_io", "registration.io.sequence_io"]),
+            "new": ("register", ["registration.align.intensity_registration", "registration.align.landmarks",
+                                 "registration.align.lc2_features", "registration.align.result_document",
+                                 "registration.io.ct_io", "registration.io.sequence_io"])}
+_PHASES = """
+import importlib, json, resource, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+out = {}
+t = time.perf_counter(); c = cpu()
+import planner.cli.main as M
+M.build_parser() if sys.argv[1] == "full" else M.build_parser([sys.argv[1]])
+for name in sys.argv[2].split(","):
+    importlib.import_module(name)
+out["imports"] = (time.perf_counter() - t, cpu() - c)
+from registration.io.ct_io import load_ct
+from registration.io.sequence_io import load_sweep
+for key, path in (("load_ct_dicom", sys.argv[3] + "/ct_dicom"), ("load_ct_nrrd", sys.argv[3] + "/ct.nrrd"),
+                  ("load_sweep", sys.argv[3] + "/sweep_survey.igs.mha")):
+    t = time.perf_counter(); c = cpu()
+    (load_sweep if key == "load_sweep" else load_ct)(path)
+    out[key] = (time.perf_counter() - t, cpu() - c)
+print(json.dumps(out))
+"""
+
+
+def phase_breakdown(trees: dict, case: Path, log, repeats: int = 3) -> dict:
+    """Median (wall, CPU) seconds of a new interpreter's imports, the CT load (DICOM, NRRD) and the
+    sweep load, per variant: the part of ``ctus register`` before the registration."""
+    result = {}
+    for v, tree in trees.items():
+        if v not in _IMPORTS:
+            continue
+        parser, modules = _IMPORTS[v]
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run = subprocess.run([sys.executable, "-c", _PHASES, parser, ",".join(modules), str(case)], cwd=str(tree),
+                                 env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True, text=True, check=True)
+            d = json.loads(run.stdout)
+            d["process"] = (time.perf_counter() - t0, float("nan"))
+            runs.append(d)
+        result[v] = {k: [float(np.median([r[k][i] for r in runs])) for i in (0, 1)] for k in runs[0]}
+        log(f"{v}: before the registration (median of {repeats}, wall / cpu s): " + ", ".join(
+            f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in result[v].items() if k != "process"))
+    return result
+
+
 def summarise(rows, variant):
     r = [x for x in rows if x["variant"] == variant]
     ok = [x for x in r if "error" not in x]
@@ -235,9 +288,10 @@ def main(argv=None) -> int:
         print_table(summaries, log)
         for v in variants:
             print_breakdown(rows, v, log)
+        phases = phase_breakdown({v: trees[v] for v in variants}, case, log)
         log(f"load average now {os.getloadavg()[0]:.1f}; total {time.perf_counter() - t_start:.0f} s")
         if args.json:
-            Path(args.json).write_text(json.dumps({"rows": rows, "summaries": summaries}, indent=1))
+            Path(args.json).write_text(json.dumps({"rows": rows, "summaries": summaries, "phases": phases}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -27,8 +27,8 @@ from .registration_result import ProgressFn
 PARAM_SCALE = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
 #: Search bounds around each start (deg, mm).
 BOUNDS = np.array([15.0, 15.0, 15.0, 30.0, 30.0, 30.0])
-#: Threads for independent work (translation-grid points, starts): scipy.ndimage releases
-#: the GIL in map_coordinates and uniform_filter. Speed-up: docs/registration_tuning.md#threads.
+#: Threads for independent work (translation-grid points, starts): the compiled LC2 kernels
+#: (ctypes) and scipy.ndimage release the GIL. Speed-up: docs/registration_tuning.md#threads.
 N_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
