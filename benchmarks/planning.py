@@ -1,6 +1,7 @@
 """Planning benchmark: candidate paths checked per second, and planning time per lesion.
 
     .venv/bin/python benchmarks/planning.py [--demo] [--directions 10000] [--grids 6000000,12000000]
+                                            [--compare-tree DIR [--repeats 2]]
 
 1. Vectorised candidate check (planner.paths.trajectories.evaluate) on the real
    20-slice CT in ../shared/data (point target in the liver) and on the
@@ -14,6 +15,10 @@
    sample_data.case.demo_case.ensure_demo_case), else on the synthetic torso;
    with --demo also one lesion planned at each planning-grid budget (--grids,
    voxels; planner.case.case_plan.DEFAULT_MAX_PLANNING_VOXELS is the default).
+4. With --demo --compare-tree DIR (a copy of an older commit, e.g. ``git archive
+   COMMIT | tar -x -C DIR``): plan_case on the same demo files by both code trees,
+   each in its own process, alternating ``--repeats`` times; prints both medians and
+   the ratio (the machine is shared: alternate, never compare runs of two sessions).
 No assertions: numbers and ratios only. Results: benchmarks/results/planning.md.
 """
 from __future__ import annotations
@@ -35,16 +40,18 @@ from planner.advice.probe_poses import inplane_probe_poses                 # noq
 from planner.advice.visibility import acoustic_block_map, depth_limit_mm    # noqa: E402
 from planner.anatomy.structures import build_anatomy                        # noqa: E402
 from planner.case.case_plan import plan_case                                # noqa: E402
-from planner.case.lesion_plan import US_POSE_CANDIDATE_SEPARATION_DEG, US_POSE_CANDIDATES  # noqa: E402
+from planner.case.lesion_paths import US_POSE_CANDIDATE_SEPARATION_DEG, US_POSE_CANDIDATES  # noqa: E402
 from planner.paths.constraints import Constraints                           # noqa: E402
 from planner.paths.planning_maps import build_maps                          # noqa: E402
 from planner.paths.trajectories import evaluate, fibonacci_sphere, select_diverse  # noqa: E402
 
 
 def loop_baseline(maps, target, dirs):
-    """One path at a time: the plain implementation the vectorised one replaces."""
+    """One path at a time: the plain implementation the vectorised one replaces (hard structures
+    and the vessel floor; point target, so no lesion)."""
     c = maps.constraints
     s = np.arange(0.0, c.max_length_mm + c.step_mm, c.step_mm)
+    thr = c.needle_radius_mm + maps.anatomy.half_voxel_diagonal_mm
     ok = np.zeros(len(dirs), bool)
     for n, d in enumerate(dirs):
         pts = target + s[:, None] * d
@@ -54,8 +61,11 @@ def loop_baseline(maps, target, dirs):
         if out.size == 0 or reg[out[0]] < 0:
             continue
         inside = kji[:, :out[0]]
-        clear = ndimage.map_coordinates(maps.hard_clearance_mm, inside, order=1, mode="constant", cval=1e4)
-        ok[n] = clear.min() > c.needle_radius_mm + maps.anatomy.half_voxel_diagonal_mm
+        organ = ndimage.map_coordinates(maps.organ_mm, inside, order=1, mode="constant", cval=1e4)
+        ok[n] = organ.min() > thr
+        if maps.vessel_mm is not None:
+            vessel = ndimage.map_coordinates(maps.vessel_mm, inside, order=1, mode="constant", cval=1e4)
+            ok[n] &= vessel.min() > thr + c.vessel_floor_mm
     return ok
 
 
@@ -115,12 +125,45 @@ def real_ct():
     return ct, lm, np.array([-90.0, -127.0, -786.0])
 
 
+_TIME_PLAN = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from registration.io.ct_io import load_ct
+from registration.io.labelmap_io import load_labels
+from planner.case.case_plan import plan_case
+d = sys.argv[2]
+ct = load_ct(d + '/ct_portal.nrrd'); art = load_ct(d + '/ct_arterial.nrrd')
+lm = load_labels(d + '/labels.nrrd', d + '/label_names.json', reference=ct)
+t = time.perf_counter()
+r = plan_case(ct, lm, ct_arterial=art, n_directions=3000)
+print(time.perf_counter() - t, ' '.join(l['recommendation']['guidance'] for l in r.plan['lesions']))
+"""
+
+
+def compare_trees(case_dir, other, repeats):
+    """plan_case on the demo files by this tree and by ``other``, alternating, each in a fresh process."""
+    import statistics
+    import subprocess
+    times = {"this": [], "other": []}
+    for _ in range(repeats):
+        for key, tree in (("other", str(other)), ("this", str(ROOT))):
+            out = subprocess.run([sys.executable, "-c", _TIME_PLAN, tree, str(case_dir)], capture_output=True,
+                                 text=True, check=True).stdout.split()
+            times[key].append(float(out[0]))
+            print(f"  {key:5s} ({tree}): {float(out[0]):.1f} s, guidance {' '.join(out[1:])}")
+    a, b = statistics.median(times["other"]), statistics.median(times["this"])
+    print(f"plan_case on the demo case, median of {repeats}: other tree {a:.1f} s, this tree {b:.1f} s, "
+          f"ratio this/other {b / a:.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--demo", action="store_true", help="time plan_case on the demo case")
     ap.add_argument("--directions", type=int, default=10000)
     ap.add_argument("--grids", default="6000000,12000000",
                     help="planning-grid budgets (voxels, comma separated) timed with --demo")
+    ap.add_argument("--compare-tree", metavar="DIR", help="with --demo: time an older code tree against this one")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating runs per tree with --compare-tree")
     args = ap.parse_args(argv)
     print(f"cores available: {len(os.sched_getaffinity(0))}")
     rc = real_ct()
@@ -155,6 +198,8 @@ def main(argv=None):
               f"{les['candidates']['safe']} safe, guidance {les['recommendation']['guidance']}")
     if args.demo:
         bench_grids(ct, lm, art, [int(b) for b in args.grids.split(",") if b])
+        if args.compare_tree:
+            compare_trees(d, args.compare_tree, args.repeats)
 
 
 if __name__ == "__main__":

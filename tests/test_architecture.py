@@ -51,3 +51,32 @@ def test_every_module_lives_in_a_wing():
             doc = ast.get_docstring(ast.parse(init.read_text()))
             assert doc and "import" in doc, f"{init}: the docstring must say what the wing may import"
 
+
+
+def test_no_long_functions_in_the_engine():
+    """No function in registration/ or planner/ over 80 lines, unless a comment on the
+    line before its ``def`` says why (``# long: <reason>``)."""
+    long = []
+    for pkg in ("registration", "planner"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            lines = path.read_text().splitlines()
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 80 and not lines[first - 2].strip().startswith("# long:"):
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "functions over 80 lines without a '# long:' reason: " + "; ".join(long)
+
+
+def test_tests_do_not_import_each_other():
+    """Shared test code lives in helper modules (tests/_helpers.py, _gui_helpers.py, ...) or
+    fixtures, never in another test module: a test file can be read, run and deleted alone."""
+    offenders = []
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name} imports {n}" for n in names
+                          if n.split(".")[-1].startswith("test_") or n.startswith("tests.test_")]
+    assert not offenders, offenders

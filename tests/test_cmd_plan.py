@@ -77,11 +77,29 @@ def test_no_possible_path_is_a_plan_not_a_failure(case_files, tmp_path, capsys):
     rc = main(_args(case_files, tmp_path, "--lesion", "lesion_deep", "--max-length-mm", "25", "--no-pdf"))
     assert rc == 0
     plan = json.loads((tmp_path / "plan.json").read_text())
-    assert plan["lesions"][0]["trajectories"] == []
+    # only the least-risk path, marked unsafe with its violations
+    assert [t["safe"] for t in plan["lesions"][0]["trajectories"]] == [False]
     assert plan["recommendation"]["guidance"] == "none"
     assert plan["recommendation"]["reason_codes"] == ["no_safe_path_any_target"]
-    # the CLI prints the case's reasons
-    assert plan["recommendation"]["reasons"][0] in capsys.readouterr().out
+    # the CLI prints the case's reasons and, per lesion, the unsafe path's violations
+    out = capsys.readouterr().out
+    assert plan["recommendation"]["reasons"][0] in out
+    assert "lesion_deep" in out and "NONE" in out and "least-risk path UNSAFE" in out and "0 US, 0 CT safe paths" in out
+    mk = json.loads((tmp_path / "plan.mrk.json").read_text())
+    line = next(m for m in mk["markups"] if m["type"] == "Line")
+    assert line["name"].endswith("_UNSAFE") and line["display"]["color"][0] > 0.8
+    assert line["controlPoints"][0]["description"].startswith("UNSAFE")
+
+
+def test_patient_position_and_gantry_tilt_are_settings(case_files, tmp_path):
+    rc = main(_args(case_files, tmp_path, "--lesion", "lesion_sub", "--guidance", "ct", "--no-pdf",
+                    "--max-gantry-tilt-deg", "30", "--patient-position", "supine"))
+    assert rc == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["constraints"]["max_gantry_tilt_deg"] == 30.0
+    for t in plan["lesions"][0]["trajectories"]:
+        assert t["ct"]["double_oblique"] or abs(t["ct"]["gantry_tilt_deg"]) <= 30.0
+    assert main(_args(case_files, tmp_path / "x", "--no-pdf", "--max-gantry-tilt-deg", "45")) == 2
 
 
 @pytest.mark.slow
@@ -104,8 +122,10 @@ def test_real_ct_point_target_respects_ribs_and_vessels(shared_data, tmp_path, a
     truth = lm.with_array(np.where(np.isin(lm.array, [lm.names[n] for n in ribs]), 1000, lm.array))
     truth.names = dict(lm.names, bone=1000)
     for t in paths:
+        assert t["safe"] is True
         v = independent_violations(truth, t["entry_ct"], t["target_ct"],
-                                   vessel_names=("aorta", "inferior_vena_cava", "portal_vein_and_splenic_vein"))
+                                   vessel_names=("aorta", "inferior_vena_cava", "portal_vein_and_splenic_vein"),
+                                   clearance={k: x for k, x in t["clearance_mm"].items() if k == "bone"})
         assert v == [], (t["guidance"], v)
         assert t["clearance_mm"]["bone"] > 0.635
     import shutil

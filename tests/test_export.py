@@ -88,8 +88,8 @@ def test_plan_json_matches_schema(exported):
     out, written, _ = exported
     plan = json.loads((out / "plan.json").read_text())
     assert validate(plan, load_schema()) == []
-    assert plan["version"] == "1.1"
-    assert validate(dict(plan, version="1.0"), load_schema()) == []       # 1.1 only adds optional codes
+    assert plan["version"] == "1.2"
+    assert validate(dict(plan, version="1.1"), load_schema()) == []       # the version tag is not the check
     bad = json.loads(json.dumps(plan))
     bad["lesions"][0]["recommendation"]["reason_codes"] = ["a_new_code"]
     assert validate(bad, load_schema())

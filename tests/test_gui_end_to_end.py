@@ -15,7 +15,7 @@ from gui.window.main_window import MainWindow
 from planner.export.plan_files import validate_plan
 from registration.spatial.transforms import apply, invert
 
-from test_gui_registration_panel import _pick  # the same true-position clicks as the panel test
+from _gui_helpers import pick as _pick  # the same true-position clicks as the panel test
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -54,8 +54,8 @@ def test_demo_case_end_to_end(qtbot, demo_case, tmp_path, artifacts_dir):
     frames = np.flatnonzero(valid)[np.linspace(0, valid.sum() - 1, 6).round().astype(int)]
     spots = [(0.35, 0.35), (0.65, 0.45), (0.5, 0.7), (0.4, 0.55), (0.6, 0.3), (0.45, 0.8)]
     for f, (a, b) in zip(frames, spots):
-        _pick(qtbot, w, reg_panel, int(f), cols * a, rows * b, true_r2c)
-    qtbot.mouseClick(reg_panel.pick_button, Qt.LeftButton)
+        _pick(qtbot, w, int(f), cols * a, rows * b, true_r2c)
+    assert not reg_panel.pick_button.isChecked()          # the sixth pair completed the set
     assert w.registration is not None and w.registration.method == "landmarks"
     landmark_err = _lesion_error_mm(w, truth, w.registration.reference_to_ct)
     assert landmark_err.max() < 1.5, landmark_err
@@ -68,7 +68,8 @@ def test_demo_case_end_to_end(qtbot, demo_case, tmp_path, artifacts_dir):
     assert not w.reporter.history, w.reporter.history
     res = reg_panel.candidate
     assert res is not None and reg_panel.plot.history
-    assert "hit probability" in reg_panel.verdict.text() and "TRE est." in reg_panel.verdict.text()
+    line = next(r for r in reg_panel.verdict.rows if r.name == "lesion_1")
+    assert "at lesion_1" in line.text and "hit probability" in line.details
     qtbot.mouseClick(reg_panel.accept_button, Qt.LeftButton)
     assert w.registration.method == "lc2"
     refined_err = _lesion_error_mm(w, truth, w.registration.reference_to_ct)

@@ -12,6 +12,7 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
+from _gui_helpers import activate
 from gui.window.window_menus import DISCLAIMER
 from gui.window.main_window import MainWindow
 from gui.core.session import RegistrationState
@@ -28,8 +29,7 @@ def window(qtbot):
     w.resize(1400, 900)
     w.show()
     qtbot.waitExposed(w)
-    w.activateWindow()
-    qtbot.waitActive(w)       # window shortcuts (Space, arrows, 1/2/3) need the active window
+    activate(qtbot, w)        # window shortcuts (Space, arrows, 1/2/3) need the active window
     yield w
     w.close()
 
@@ -154,7 +154,7 @@ def test_session_round_trip(window, qtbot, tmp_path, qapp):
     assert w2.reporter.history == []
     assert w2.ct is not None and w2.ct.shape_ijk == ct.shape_ijk
     assert np.allclose(w2.registration.reference_to_ct, reg.reference_to_ct)
-    assert w2.registration.tre_mm == 3.0 and "TRE est. 3.0 mm" in w2.registration_label.text()
+    assert w2.registration.tre_mm == 3.0 and "within ~5 mm" in w2.registration_label.text()   # 95 %: 1.61 x RMS
     assert (w2.views["axial"].window, w2.views["axial"].level) == (150, 60)
     assert np.allclose(w2.views["sagittal"].cursor_lps, [10, 5, 8])
     assert restored == [{"pairs": [[1, 2, 3]]}]          # a panel's edits came back
@@ -322,6 +322,7 @@ def test_a_ctus_register_result_shows_its_verdict_and_the_tre_near_the_sweep():
                      {"name": "lesion_2", "tre_registration_mm": 2.4, "distance_to_sweep_mm": 12.0},
                      {"name": "lesion_5", "tre_registration_mm": 7.5, "distance_to_sweep_mm": 90.0}]}
     s = RegistrationState.from_dict(d)
-    assert s.tre_mm == 2.4 and s.quality_text() == "lc2 (check): TRE est. 2.4 mm"
+    # One figure, at the target it is about, in plain words: the 95 % radius 1.61 x 2.4 = 3.9 mm.
+    assert s.tre_mm == 2.4 and s.quality_text() == "automatic (check), within ~4 mm at lesion_2"
     poor = RegistrationState.from_dict(dict(d, verdict="poor"))
-    assert poor.tre_mm is None and "(poor)" in poor.quality_text()
+    assert poor.tre_mm is None and poor.quality_text() == "automatic (do not use), error not estimated"

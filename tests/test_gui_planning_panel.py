@@ -6,6 +6,7 @@ dialog writing files that exist and validate. Screenshots go to tests/artifacts.
 from __future__ import annotations
 
 import json
+from html import escape
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PyQt5.QtCore import QPoint, Qt
 
 from gui.window.main_window import MainWindow
 from gui.panels import planning_panel
+from gui.panels.lesion_table import NONE_BG, guidance_text, path_text
 from gui.core.session import RegistrationState
 from planner.export.plan_files import validate_plan
 from registration.spatial.errors import InputError
@@ -62,7 +64,7 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     assert set(rows) == {l["name"] for l in plan["lesions"]} == {"lesion_sub", "lesion_deep", "lesion_rib"}
     for les in plan["lesions"]:
         r = rows[les["name"]]
-        assert r[2] == f"{les['diameter_mm']:.0f}" and r[1] == les["recommendation"]["guidance"].upper()
+        assert r[2] == f"{les['diameter_mm']:.0f}" and r[1] == guidance_text(les["recommendation"])
         assert les["visibility"]["predicted"]["category"] in r[5] and r[6] == "not measured"
 
     # A lesion with US paths: select the first US path -> drawn on the slice views at the target.
@@ -105,9 +107,20 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     qtbot.waitUntil(lambda: panel.worker is None, timeout=120000)
     assert panel.result is not first and panel.paths.count() > 0 and w.plan is panel.result.plan
     plan = panel.result.plan
-    # No path at all: the list says so instead of showing nothing.
+    # Behind the ribs: no US window; with 1000 directions either a double-oblique CT path (said in
+    # the list and the CT plan) or only the least-risk path (UNSAFE, nothing selected as a plan).
     panel.select_lesion("lesion_rib")
-    assert "no safe path" in panel.paths.item(0).text() and not panel.ct_box.isVisible()
+    t = panel.path()
+    rib = panel.lesion()
+    if rib["recommendation"]["guidance"] == "ct":
+        assert t is not None and t["guidance"] == "ct" and t["ct"]["double_oblique"]
+        assert "double oblique" in panel.paths.currentItem().text() and panel.ct_box.isVisible()
+        assert "DOUBLE OBLIQUE" in panel.ct_text.text() and "confirmation scans" in panel.ct_text.text()
+    else:
+        assert t is None and not panel.ct_box.isVisible()
+        assert panel.paths.item(0).text().startswith("UNSAFE least-risk")
+        assert "no safe path" in panel.paths.item(panel.paths.count() - 1).text()
+    panel.content.grab().save(str(artifacts_dir / "gui_planning_panel_behind_ribs.png"))
 
     # Edit the target of a path: re-checked by the planner's constraints (maps built in a worker).
     panel.select_lesion("lesion_sub")
@@ -196,6 +209,63 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     dlg.close()
 
 
+@pytest.mark.slow
+def test_least_risk_path_is_shown_unsafe_never_as_a_plan(qtbot, phantom, artifacts_dir):
+    """A 25 mm needle reaches nothing: the lesion is NONE (red), the list holds the least-risk path
+    marked UNSAFE with its violation in mm, nothing is selected as a plan; selected by hand it is
+    drawn in the unsafe colour and the panel says UNSAFE with every violation."""
+    from planner.paths.constraints import Constraints
+    ct, labels = phantom
+    w = MainWindow(enable_3d=False)
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    qtbot.waitExposed(w)
+    w.reporter.show_dialogs = False
+    w.set_ct(ct, labels)
+    dock = planning_panel.install(w)
+    w.resizeDocks([dock], [560], Qt.Horizontal)
+    panel = dock.widget()
+    panel.plan_options = dict(n_directions=600, lesion="lesion_deep", constraints=Constraints(max_length_mm=25.0))
+    qtbot.mouseClick(panel.plan_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=120000)
+    assert w.reporter.history == [], w.reporter.history
+    assert panel.table.item(0, 1).text() == "NONE" and panel.table.item(0, 1).background().color() == NONE_BG
+    les = panel.lesion()
+    assert [t["safe"] for t in les["trajectories"]] == [False]
+    item = panel.paths.item(0)
+    assert item.text().startswith("UNSAFE least-risk") and "mm" in item.text()
+    assert item.foreground().color().red() > 150 and "no safe path" in panel.paths.item(1).text()
+    assert panel.path() is None and all(o.path is None for o in panel.overlays)   # not shown as a plan
+    panel.paths.setCurrentRow(0)
+    assert panel.path() is les["trajectories"][0]
+    assert all(o.path is not None and o.path[3] is False for o in panel.overlays)
+    assert "UNSAFE" in panel.check_label.text()
+    assert escape(les["trajectories"][0]["violations"][0]["text"]) in panel.check_label.text()
+    # planner texts go into rich text escaped: "<= 2.7 mm" must not be swallowed as a tag
+    i = les["recommendation"]["reason_codes"].index("fusion_need")
+    assert escape(les["recommendation"]["reasons"][i]) in panel.reasons.text()
+    assert panel.ct_drawing.path is les["trajectories"][0]
+    assert "least-risk" in panel.reasons.text()
+    qtbot.wait(50)
+    panel.content.grab().save(str(artifacts_dir / "gui_planning_panel_unsafe_path.png"))
+    w.close()
+
+
+def test_guidance_and_path_texts_tell_the_states_apart():
+    assert guidance_text({"guidance": "us_fusion", "condition": {"max_tre_rms_mm": 15.3, "kind": "registration_tre",
+                                                                  "text": ""}}) == "US_FUSION if TRE <= 15.3 mm"
+    assert guidance_text({"guidance": "ct", "condition": None}) == "CT"
+    base = {"guidance": "ct", "length_mm": 137.5, "min_hard_clearance_mm": 3.1, "capsule_angle_deg": 40.0}
+    unsafe = dict(base, safe=False, violations=[{"text": "passes 3.1 mm from the hepatic_vein"}, {"text": "x"}])
+    assert path_text(unsafe, 1) == ("UNSAFE least-risk CT 1: 138 mm, clearance 3.1 mm, capsule 40 deg: passes "
+                                    "3.1 mm from the hepatic_vein (+1 more)")
+    oblique = dict(base, safe=True, cautions=[], ct={"double_oblique": True})
+    assert path_text(oblique, 2).endswith("double oblique")
+    caution = dict(base, safe=True, cautions=[{"text": "passes 4.0 mm from the portal_vein"}])
+    assert "caution: passes 4.0 mm" in path_text(caution, 1)
+
+
 def test_plan_without_labels_says_what_is_missing(qtbot):
     w = MainWindow(enable_3d=False)
     qtbot.addWidget(w)
@@ -250,5 +320,6 @@ def test_visibility_texts_cover_the_planner_outcomes():
                           "note": "no registered frame cuts the lesion"}) == "no registered frame cuts the lesion"
     assert measured_text({"frames_cutting_lesion": 4, "cnr": -1.73, "seen": True}) == "seen, CNR -1.7 (4 frames)"
     assert measured_text({"frames_cutting_lesion": 2, "cnr": 0.4, "seen": False}) == "not seen, CNR 0.4 (2 frames)"
-    assert predicted_text({"category": "unlikely", "score": 0.096}) == "unlikely (0.10)"
+    assert predicted_text({"category": "unlikely", "probability": 0.096}) == "unlikely (0.10)"
+    assert predicted_text({"category": "unlikely", "score": 0.096}) == "unlikely (0.10)"     # a plan before 1.2
     assert predicted_text({"category": "likely", "score": None}) == "likely"

@@ -1,6 +1,6 @@
 """Registration panel in the real window: landmarks clicked at the TRUE positions through the
 views, residuals, exclude/delete/undo, INVALID-frame refusal, LC2 refinement (cancel, complete,
-accept, revert) and a screenshot of the panel with residuals.
+accept, reject, undo accept) and a screenshot of the panel with residuals.
 
 The landmark test runs on the cached demo case when it exists (else the small synthetic case);
 the refinement runs on the synthetic case (tests/synthetic_case.py) so it stays fast.
@@ -8,13 +8,15 @@ the refinement runs on the synthetic case (tests/synthetic_case.py) so it stays 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PyQt5.QtCore import QPoint, QPointF, Qt
+from PyQt5.QtCore import Qt
 
-from gui.window.main_window import MainWindow
+from _gui_helpers import click_ct as _click_ct
+from _gui_helpers import make_window, open_demo, pick
+from _gui_helpers import synthetic_labels as _synthetic_labels
+from _gui_helpers import us_widget_pos as _us_widget_pos
 from gui.panels import registration_panel
 from gui.panels.landmark_list import FLE_FLOOR_MM, LandmarkList
 from gui.core.session import RegistrationState, Session
@@ -28,88 +30,23 @@ from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, m
 pytestmark = pytest.mark.gui
 
 
-def _demo_folder():
-    """The demo case (generated into the per-user cache on first use)."""
-    from sample_data.case.demo_case import ensure_demo_case
-    return Path(ensure_demo_case())
-
-
-def _synthetic_labels(ct):
-    """Two spherical lesions of the synthetic CT as a LabelMap on its grid."""
-    lab = np.zeros(ct.array.shape, np.int16)
-    kji = np.indices(ct.array.shape).reshape(3, -1).T
-    lps = ct.index_to_lps(kji[:, ::-1].astype(float))
-    for v, (c, r) in enumerate(zip(lesion_centroids_ct(), (9.0, 7.0)), start=1):
-        lab.reshape(-1)[np.linalg.norm(lps - c, axis=1) < r] = v
-    return LabelMap(lab, ct.spacing, ct.origin, names={"lesion_1": 1, "lesion_2": 2})
-
-
 def _window(qtbot):
-    w = MainWindow(enable_3d=False)
-    qtbot.addWidget(w)
-    w.resize(1500, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    w.reporter.show_dialogs = False
-    return w
+    return make_window(qtbot)
 
 
 @pytest.fixture
 def loaded(qtbot):
     """(window, true reference_to_ct, case name) on the demo case."""
     w = _window(qtbot)
-    folder = _demo_folder()
-    ready = []
-    w.open_demo(then=lambda: ready.append(True))
-    qtbot.waitUntil(lambda: bool(ready) or bool(w.reporter.history), timeout=180000)
-    assert ready and not w.reporter.history, w.reporter.history
-    truth = json.loads((folder / "truth.json").read_text())
-    name = w.sweep.source.split("/")[-1]
-    entry = next(s for s in truth["ultrasound"]["sweeps"] if s["file"] == name)
-    yield w, np.asarray(entry["reference_to_ct"], float), "demo"
+    true_r2c = open_demo(qtbot, w)
+    yield w, true_r2c, "demo"
     w.close()
 
 
-def _click_ct(qtbot, w, lps, view_name="axial"):
-    """Show ``lps`` zoomed in at the centre of a slice view and click it there."""
-    view = w.views[view_name]
-    w.set_cursor(lps)
-    view.zoom, view.pan = 3.0, QPointF(0.0, 0.0)
-    p = view.lps_to_widget(lps)
-    view.pan = QPointF(view.width() / 2.0, view.height() / 2.0) - p
-    pos = view.lps_to_widget(lps).toPoint()
-    qtbot.mouseClick(view, Qt.LeftButton, pos=pos)
-
-
-def _us_widget_pos(w, col, row):
-    return w.us_view.pixel_to_widget(col, row).toPoint()
-
-
-def _true_pair(w, panel, frame, col, row, true_r2c):
-    """Best integer US click near (col, row) on ``frame``: the one whose true CT point lies closest
-    to an axial slice centre (the CT click snaps to the slice plane). -> (US pos, CT point)."""
-    grid = w.display.grid
-    i2r = w.sweep.image_to_reference(frame)
-    best = None
-    base = _us_widget_pos(w, col, row)
-    for dx in range(-3, 4):
-        for dy in range(-3, 4):
-            pos = base + QPoint(dx, dy)
-            px = w.us_view.widget_to_pixel(pos)
-            ct = apply(true_r2c @ i2r, [px[0], px[1], 0.0])
-            z = grid.lps_to_index(ct)[2]
-            err = abs(z - np.rint(z)) * grid.spacing[2]
-            if best is None or err < best[0]:
-                best = (err, pos, ct)
-    return best[1], best[2]
-
-
 def _pick(qtbot, w, panel, frame, col, row, true_r2c, ct_offset=(0.0, 0.0, 0.0)):
-    w.player.seek(frame, force=True)
-    pos, ct = _true_pair(w, panel, frame, col, row, true_r2c)
-    _click_ct(qtbot, w, ct + np.asarray(ct_offset))
-    qtbot.mouseClick(w.us_view, Qt.LeftButton, pos=pos)
-    return ct
+    if not panel.pick_button.isChecked():
+        qtbot.mouseClick(panel.pick_button, Qt.LeftButton)     # picking stops after a full set
+    return pick(qtbot, w, frame, col, row, true_r2c, ct_offset)
 
 
 def _table_text(panel, row, col):
@@ -142,6 +79,8 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     truth_ct = [_pick(qtbot, w, panel, int(f), cols * a, rows * b, true_r2c) for f, (a, b) in zip(frames, spots)]
     lm = panel.landmarks
     assert len(lm.pairs) == 6 and lm.result is not None
+    # The sixth pair completed the set: picking stopped by itself and said why.
+    assert not panel.pick_button.isChecked() and "complete" in panel.instructions.text()
     # The picked points are marked where they were clicked: CT view (its slice) and US frame.
     for view in w.views.values():
         assert [label for _, label in view.markers] == [p.name for p in lm.pairs]
@@ -153,13 +92,14 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     assert lm.result.residuals_mm.max() < 0.5, lm.result.residuals_mm
     assert lm.result.fre_mm < 0.4
     assert not lm.result.outliers.any()
-    assert float(_table_text(panel, 0, 4)) < 0.5 and _table_text(panel, 0, 6) == "no"
+    assert float(_table_text(panel, 0, 3)) < 0.5 and _table_text(panel, 0, 5) == "no"
     # The window now uses the landmark registration, and it matches the truth within 1 mm.
     assert w.registration is not None and w.registration.method == "landmarks"
     check = np.vstack([truth_ct, [les.centroid_lps for les in w.us_view.engine.lesions]])
     err = np.linalg.norm(apply(w.registration.reference_to_ct, apply(invert(true_r2c), check)) - check, axis=1)
     assert err.max() < 1.0, err
-    assert "FRE" in panel.quality.text() and "predicted TRE" in panel.quality.text()
+    assert "Landmark estimate (6 pairs)" in panel.quality.text() and "mismatch" in panel.quality.text()
+    assert "FRE" in panel.quality.toolTip() and "predicted TRE" in panel.quality.toolTip()
     # An FRE of ~0 does not promise a TRE of 0: clicked points get an FLE floor.
     assert lm.result.fle_mm == pytest.approx(FLE_FLOOR_MM)
     assert w.registration.tre_mm >= FLE_FLOOR_MM / np.sqrt(6) - 1e-9
@@ -167,12 +107,13 @@ def test_landmarks_clicked_at_truth_give_the_true_registration(loaded, qtbot, ar
     # A wrong pairing (CT click 15 mm off) is flagged by its leave-one-out error.
     _pick(qtbot, w, panel, int(frames[2]), cols * 0.55, rows * 0.5, true_r2c, ct_offset=(15.0, 0.0, 0.0))
     assert len(lm.pairs) == 7 and lm.result.outliers[-1]
-    assert _table_text(panel, 6, 6) == "OUTLIER"
+    assert _table_text(panel, 6, 5) == "yes" and panel.table.item(6, 5).font().bold()
     fre_with = lm.result.fre_mm
     # Exclude it with the table's checkbox: not used, still listed, FRE back to ~0.
     panel.table.item(6, 0).setCheckState(Qt.Unchecked)
     assert not lm.pairs[6].included and lm.result.n == 6 and lm.result.fre_mm < 0.4 < fre_with
-    assert _table_text(panel, 6, 6) == "excluded" and float(_table_text(panel, 6, 4)) > 10.0
+    assert _table_text(panel, 6, 5) == "\u2013" and "excluded" in panel.table.item(6, 5).toolTip()
+    assert float(_table_text(panel, 6, 3)) > 10.0
     assert w.views["axial"].markers[6][1] == "L7 (excluded)"
     # Predicted TRE at a chosen lesion is shown.
     lesion = w.us_view.engine.lesions[0]
@@ -258,16 +199,18 @@ def _target_error(m):
 
 
 def test_the_panel_targets_are_the_label_maps_lesions_as_ctus_register_finds_them(synthetic):
-    """The TRE targets come from the window's labels through the engine (not from another
-    view): the same centroids and radii as `ctus register --labels`, plus the CT centre."""
+    """The error targets come from the window's labels through the engine (not from another
+    view): the same centroids and radii as `ctus register --labels`, plus the CT centre; the
+    first lesion is chosen by default."""
     w, panel = synthetic
     expected = targets_from_labels(w.labels)
     assert set(panel.targets) == {"CT centre"} | set(expected)
     for name, t in expected.items():
         assert panel.targets[name] == t
     assert np.allclose(panel.targets["lesion_1"]["point"], lesion_centroids_ct()[0], atol=0.5)
-    assert [panel.target_box.itemText(i) for i in range(panel.target_box.count())] == ["CT centre", "lesion_1",
-                                                                                       "lesion_2"]
+    assert [panel.target_box.itemText(i) for i in range(panel.target_box.count())] == ["lesion_1", "lesion_2",
+                                                                                       "CT centre"]
+    assert panel.target()[0] == "lesion_1"
     panel.select_target("lesion_2")
     name, point, radius = panel.target()
     assert name == "lesion_2" and np.allclose(point, expected["lesion_2"]["point"])
@@ -275,13 +218,16 @@ def test_the_panel_targets_are_the_label_maps_lesions_as_ctus_register_finds_the
     # New labels (one lesion): the targets follow the window's data.
     lab = w.labels
     w.set_labels(LabelMap((lab.array == 1).astype(np.int16), lab.spacing, lab.origin, names={"lesion_1": 1}))
-    assert set(panel.targets) == {"CT centre", "lesion_1"} and panel.target()[0] == "CT centre"
+    assert set(panel.targets) == {"CT centre", "lesion_1"} and panel.target()[0] == "lesion_1"
 
 
 def test_refinement_without_a_start_says_what_is_missing(qtbot):
     w = _window(qtbot)
     panel = registration_panel.install(w).widget()
+    assert not panel.refine_button.isEnabled() and "needs a CT" in panel.refine_button.toolTip()
     qtbot.mouseClick(panel.refine_button, Qt.LeftButton)
+    assert panel.worker is None
+    panel.refine()                      # called anyway (e.g. from a script): says what is missing
     assert "needs a CT" in panel.progress_text.text() and panel.worker is None
     w.close()
 
@@ -297,14 +243,14 @@ def test_cancel_a_running_refinement(synthetic, qtbot):
     qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30000)
     qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.worker is None, timeout=30000)
-    assert "cancelled" in panel.verdict.text()
+    assert "cancelled" in panel.verdict.plain_text()
     assert panel.candidate is None and not panel.accept_button.isEnabled()
     assert w.registration is start
     assert w.reporter.last_dialog is None          # a cancel is not an error dialog
 
 
 @pytest.mark.slow
-def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, qtbot, artifacts_dir):
+def test_refinement_runs_to_completion_is_rejected_accepted_and_undone(synthetic, qtbot, artifacts_dir):
     w, panel = synthetic
     start = RegistrationState(rigid_matrix([3, -2, 2, 5, -4, 3], center=lesion_centroids_ct().mean(0))
                               @ TRUE_REFERENCE_TO_CT, "test start")
@@ -318,30 +264,38 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     res = panel.candidate
     assert res is not None and res.metric_final > res.metric_initial
     assert panel.plot.history and len(panel.plot.history) == len(res.history)
-    text = panel.verdict.text()
+    text = panel.verdict.plain_text()
     verdict = res.uncertainty.verdict
-    assert f"Verdict: {verdict.upper()}" in text
-    # Never a bare verdict: the TRE estimate and the hit probability at the lesion are shown.
-    names = {r.name for r in res.uncertainty.targets}
-    assert names == {"CT centre", "lesion_1", "lesion_2"} and f"{len(names)} target(s) assessed" in text
+    assert text.startswith("Automatic result, waiting for Accept: ")
+    # One line per lesion, in plain words, one figure each (the 95 % radius), the lesion named.
     t = res.uncertainty.target("lesion_1")
-    assert f"at lesion_1: registration TRE est. {t.tre_registration_mm:.1f} mm" in text
-    assert f"hit probability {100 * t.hit_probability:.0f} %" in text
+    words = {"good": "good", "check": "check", "poor": "do not use"}[t.verdict]
+    line = next(r for r in panel.verdict.rows if r.name == "lesion_1")
+    assert [r.name for r in panel.verdict.rows] == ["lesion_1", "lesion_2"]       # no CT centre line
+    if t.tre_registration_95_mm is not None and t.verdict != "poor":
+        assert line.text.startswith(f"{words}: overlay within ~") and line.text.find("at lesion_1") > 0
+        assert line.within_mm == pytest.approx(t.tre_registration_95_mm)
+    assert f"hit probability {100 * t.hit_probability:.0f} %" in line.details        # numbers in the tooltip
+    for jargon in ("TRE", "LC2", "Hessian", "metric", "optimum", "FRE"):
+        assert jargon not in text, (jargon, text)
     assert w.registration is start          # only a candidate until accepted
-    # Another target: its row of the same assessment is shown (no new registration).
-    panel.select_target("CT centre")
-    centre = res.uncertainty.target("CT centre")
-    assert "at CT centre" in panel.verdict.text() and "hit probability" not in panel.verdict.text()
-    assert f"{centre.tre_registration_mm:.1f} mm" in panel.verdict.text()
-    panel.select_target("lesion_1")
     w.resizeDocks([panel.parentWidget()], [620], Qt.Horizontal)
     qtbot.wait(50)
     panel.grab().save(str(artifacts_dir / "gui_registration_panel_refined.png"))
+    # Reject, refine again, accept: the three actions are separate and say what they did.
+    qtbot.mouseClick(panel.reject_button, Qt.LeftButton)
+    assert panel.candidate is None and w.registration is start and "rejected" in panel.progress_text.text()
+    assert not panel.accept_button.isEnabled() and not panel.undo_accept_button.isEnabled()
+    qtbot.mouseClick(panel.refine_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=180000)
+    res = panel.candidate
+    t = res.uncertainty.target("lesion_1")
     qtbot.mouseClick(panel.accept_button, Qt.LeftButton)
     assert w.registration.method == "lc2"
     assert _target_error(w.registration.reference_to_ct) < 1.5
     assert w.registration.tre_mm == pytest.approx(t.tre_registration_mm)
-    assert "lc2" in w.registration_label.text()
+    assert "automatic" in w.registration_label.text() and "at lesion_1" in w.registration_label.text()
+    assert panel.verdict.plain_text().startswith("Accepted automatic result: ")
     # The accepted registration carries the RESULT document `ctus register` writes (same
     # function, same fields) plus the GUI's chosen target; it reads back as the same state.
     doc = result_document(res, **panel.candidate_context)
@@ -349,8 +303,12 @@ def test_refinement_runs_to_completion_and_is_accepted_then_reverted(synthetic, 
     assert doc["init"]["source"] == "init" and doc["verdict"] == verdict and doc["version"] == RESULT_VERSION
     again = RegistrationState.from_dict(w.registration.to_dict())
     assert again.verdict == verdict and again.tre_mm == pytest.approx(t.tre_registration_mm)
-    qtbot.mouseClick(panel.revert_button, Qt.LeftButton)
-    assert w.registration is start
+    # Another target: the accepted result's summary follows it (its row of the same assessment).
+    panel.select_target("lesion_2")
+    assert w.registration.tre_mm == pytest.approx(res.uncertainty.target("lesion_2").tre_registration_mm)
+    assert "at lesion_2" in w.registration_label.text()
+    qtbot.mouseClick(panel.undo_accept_button, Qt.LeftButton)
+    assert w.registration is start and "undone" in panel.progress_text.text()
 
 
 def test_convergence_plot_best_so_far_and_ticks(qtbot):

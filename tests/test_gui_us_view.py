@@ -92,7 +92,7 @@ def test_overlay_sits_on_the_lesion(window, qtbot, artifacts_dir):
     assert us.lesion_messages == ["lesion_1: in plane (0 mm from its centre)"]
     window.set_cursor([0.0, 0.0, 0.0])
     assert window.cursor_label.text().endswith("200 HU   lesion_1")
-    assert "TRE est. 2.5 mm" in window.registration_label.text()
+    assert "within ~4.5 mm" in window.registration_label.text()     # 95 % radius of the 2.5 mm RMS
     # On screen: the yellow lesion outline surrounds the widget position of the lesion centre.
     rgb = _grab(us)
     fr = us.frame_rect()
@@ -137,7 +137,7 @@ def test_invalid_tracking_hides_overlay_with_reason(window, artifacts_dir):
 def test_overlay_modes_and_quality_always_shown(window, qtbot):
     window.set_registration(RegistrationState(REFERENCE_TO_CT, "file"))
     us = _frame_at(window, 0.0)
-    assert us.overlay.quality == "file: TRE not estimated"
+    assert us.overlay.quality == "from file, error not estimated"
     window.set_overlay_mode("checker")
     assert us.overlay_visible and window.overlay_panel.mode_box.currentText() == "checker"
     alpha = np.frombuffer(us._ct_img.constBits().asstring(us._ct_img.byteCount()), np.uint8)[3::4]

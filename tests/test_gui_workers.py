@@ -80,7 +80,7 @@ def test_bad_registration_file(window, tmp_path):
     p.write_text(json.dumps({"reference_to_ct": np.eye(4).tolist(), "tre_rms_mm": 2.2}))
     window.open_registration(p)
     assert window.registration.tre_mm == 2.2
-    assert window.registration_label.text() == "registration file: TRE est. 2.2 mm"
+    assert window.registration_label.text() == "Registration: from file, within ~4 mm"     # 95 %: 1.61 x 2.2
 
 
 @pytest.mark.slow
@@ -97,4 +97,4 @@ def test_command_line_inputs_open_in_order(window, shared_data, tmp_path):
     assert window.ct.shape_ijk == (512, 512, 20) and "liver" in window.labels.names
     assert window.sweep.n_frames == 140 and window.registration.method == "file"
     # INIT.json has no error estimate: the overlay says so instead of hiding it.
-    assert window.us_view.overlay.quality == "file: TRE not estimated"
+    assert window.us_view.overlay.quality == "from file, error not estimated"

@@ -1,16 +1,21 @@
 """Guidance recommendation: the table of cases from DESIGN section 1, written before the rules.
 
-Each row: lesion facts (size, type, depth of the best window, US window with a
-safe in-plane path or not, CT-guided path or not, fusion error = TRE rms of the
-registration at the target, seen on the sweep or not) -> expected guidance.
-The literature (DESIGN section 1): trust the CT; do not repeat futile US; use
-fusion where accurate enough (hit probability >= 90 %); CEUS for NET
-metastases; otherwise CT-guided biopsy of the most accessible lesion.
+Each row: lesion facts (size, type, predicted B-mode visibility category, depth of
+the best window, US window with a safe in-plane path or not, CT-guided path or
+not, fusion error = TRE rms of the registration at the target, seen on the sweep
+or not) -> expected guidance. The literature (DESIGN section 1,
+docs/clinical_evidence.md): trust the CT; do not repeat futile US; use fusion
+where accurate enough (hit probability >= 90 %; without a registration only when
+the TRE the lesion needs is within what fusion reaches in patients, and then on
+that condition); CEUS for NET metastases (an option for others); otherwise
+CT-guided biopsy of the most accessible lesion.
 """
 import pytest
 
+from planner.advice.case_advice import next_best_reason, rank_lesions, recommend_case
+from planner.advice.fusion_need import CLINICAL_TRE_RMS_MM, required_registration_tre_mm
 from planner.advice.reasons import REASON_CODES
-from planner.advice.recommendation import LesionFacts, rank_lesions, recommend_case, recommend_lesion
+from planner.advice.recommendation import LesionFacts, recommend_lesion
 
 D = dict(name="lesion_x", depth_limit_mm=171.0, us_path=True, ct_path=True,
          hit_probability=None, fusion_tre_mm=None, seen_on_sweep=None, measured_cnr=None)
@@ -32,6 +37,14 @@ CASES = [
     ("seen on sweep but no safe US path", 20, "adenocarcinoma-like", "likely", 60, False, True, None, True, "ct"),
     ("no safe path at all", 20, "adenocarcinoma-like", "likely", 60, False, False, None, None, "none"),
     ("indeterminate small lesion not seen, not registered", 7, "indeterminate", "unlikely", 60, True, True, None, False, "ct"),
+    # without a registration: conditional advice from the evidence model and the fusion need
+    ("50 mm hypo lesion at 70 mm, likely, window", 50, "adenocarcinoma-like", "likely", 70, True, True, None, None, "us"),
+    ("8 mm adeno at 130 mm, unlikely", 8, "adenocarcinoma-like", "unlikely", 130, True, True, None, None, "ct"),
+    ("16 mm NET, likely", 16, "net-like", "likely", 70, True, True, None, None, "us"),
+    ("45 mm adeno deep, uncertain: fusion if TRE allows", 45, "adenocarcinoma-like", "uncertain", 150, True, True, None, None, "us_fusion"),
+    ("14 mm adeno uncertain: fusion beyond clinical reach", 14, "adenocarcinoma-like", "uncertain", 60, True, True, None, None, "ct"),
+    ("14 mm adeno uncertain, no CT path: CEUS", 14, "adenocarcinoma-like", "uncertain", 60, True, False, None, None, "ceus"),
+    ("8 mm adeno unlikely, no CT path: fusion the only route", 8, "adenocarcinoma-like", "unlikely", 60, True, False, None, None, "us_fusion"),
 ]
 
 
@@ -49,6 +62,13 @@ EXPECTED_CODES = {
     "seen on sweep but no safe US path": ["window_without_inplane_path", "seen_on_sweep",
                                           "no_us_route_ct_biopsy"],
     "no safe path at all": ["window_without_inplane_path", "no_safe_path"],
+    "50 mm hypo lesion at 70 mm, likely, window": ["us_route", "predicted_conspicuity", "fusion_need"],
+    "8 mm adeno at 130 mm, unlikely": ["predicted_conspicuity", "fusion_need", "not_visible_ct_biopsy"],
+    "45 mm adeno deep, uncertain: fusion if TRE allows": ["us_route", "predicted_conspicuity", "fusion_need",
+                                                          "fusion_conditional"],
+    "14 mm adeno uncertain: fusion beyond clinical reach": ["fusion_need", "not_visible_ct_biopsy"],
+    "14 mm adeno uncertain, no CT path: CEUS": ["fusion_need", "ceus_late_phase"],
+    "8 mm adeno unlikely, no CT path: fusion the only route": ["fusion_need", "fusion_only_route"],
 }
 
 
@@ -73,6 +93,65 @@ def test_recommendation_table(case):
     assert [c for c in rec["reason_codes"] if c in want] == want, rec["reason_codes"]
     # reasons quote numbers
     assert any(ch.isdigit() for r in rec["reasons"] for ch in r)
+    # only conditional fusion advice carries a condition, and it quotes the TRE the lesion needs
+    if "fusion_conditional" in rec["reason_codes"]:
+        need = required_registration_tre_mm(0.5 * size)
+        assert rec["condition"]["max_tre_rms_mm"] == pytest.approx(need, abs=0.05)
+        assert need >= CLINICAL_TRE_RMS_MM
+        assert f"{need:.1f} mm" in rec["condition"]["text"]
+    else:
+        assert rec["condition"] is None
+
+
+def test_conditional_fusion_threshold_follows_the_clinical_figure():
+    """Not registered, uncertain on B-mode: fusion is advised (on condition) exactly from the size
+    whose needed TRE reaches the clinical 7.1 mm rms (5.7 +/- 4.3 mm); below it, CT."""
+    def guidance(size):
+        f = LesionFacts(**{**D, "diameter_mm": size, "lesion_type": "adenocarcinoma-like", "predicted": "uncertain",
+                           "depth_mm": 150})
+        return recommend_lesion(f)
+    assert CLINICAL_TRE_RMS_MM == pytest.approx((5.7 ** 2 + 4.3 ** 2) ** 0.5)
+    sizes = [s / 2 for s in range(20, 100)]
+    first = next(s for s in sizes if guidance(s)["guidance"] == "us_fusion")
+    assert required_registration_tre_mm(first / 2) >= CLINICAL_TRE_RMS_MM > required_registration_tre_mm(first / 2 - 0.25)
+    assert all(guidance(s)["guidance"] == "ct" for s in sizes if s < first)
+    # the CT advice for a smaller lesion names CEUS as an option and what fusion would need
+    small = guidance(14)
+    assert "ceus_option" in [a["kind"] for a in small["advisories"]]
+    i = small["reason_codes"].index("fusion_need")
+    assert "beyond reach" in small["reasons"][i] and "7.1 mm" in small["reasons"][i]
+
+
+def test_a_poor_registration_leaves_the_advice_conditional():
+    f = LesionFacts(**{**D, "diameter_mm": 45, "lesion_type": "adenocarcinoma-like", "predicted": "uncertain",
+                       "depth_mm": 150, "registered": True})
+    rec = recommend_lesion(f)
+    assert rec["guidance"] == "us_fusion" and rec["condition"]["kind"] == "registration_tre"
+    assert "the registration gives no TRE" in rec["reasons"][rec["reason_codes"].index("fusion_need")]
+
+
+def test_double_oblique_ct_path_is_said():
+    f = LesionFacts(**{**D, "diameter_mm": 9, "lesion_type": "adenocarcinoma-like", "predicted": "unlikely",
+                       "depth_mm": None, "us_path": False, "ct_double_oblique": True})
+    rec = recommend_lesion(f)
+    assert rec["guidance"] == "ct" and "double_oblique_ct" in rec["reason_codes"]
+    assert "double_oblique" in [a["kind"] for a in rec["advisories"]]
+
+
+def test_least_risk_path_is_named_and_points_to_the_next_lesion():
+    f = LesionFacts(**{**D, "name": "lesion_4", "diameter_mm": 6, "lesion_type": "adenocarcinoma-like",
+                       "predicted": "unlikely", "depth_mm": 137, "us_path": False, "ct_path": False,
+                       "least_risk": "passes 3.1 mm from the hepatic_vein"})
+    rec = recommend_lesion(f)
+    assert rec["guidance"] == "none"
+    assert rec["reason_codes"][-2:] == ["no_safe_path", "least_risk_path"]
+    assert "UNSAFE" in rec["reasons"][-1] and "3.1 mm" in rec["reasons"][-1]
+    ok = LesionFacts(**{**D, "name": "lesion_1", "diameter_mm": 25, "lesion_type": "adenocarcinoma-like",
+                        "predicted": "likely", "depth_mm": 70, "best_path_cost": 0.8})
+    case = recommend_case([f, ok], has_pancreatic_mass=False)
+    why = next_best_reason("lesion_4", case["ranking"], {"lesion_4": "none", "lesion_1": "us"})
+    assert why.code == "next_best_lesion" and "lesion_1" in why.text and "us" in why.text
+    assert next_best_reason("lesion_4", ["lesion_4"], {"lesion_4": "none"}) is None
 
 
 def test_hit_probability_matches_design_rule():
@@ -135,4 +214,6 @@ def test_safe_but_unguidable_paths_are_named():
     rec = recommend_lesion(f)
     assert rec["guidance"] == "none"
     i = rec["reason_codes"].index("safe_but_unguidable")
-    assert "5" in rec["reasons"][i] and "15" in rec["reasons"][i]     # the count and the tilt limit are quoted
+    # the count is quoted; every safe straight path can be CT-guided (gantry plane or double oblique),
+    # so this happens only when CT guidance was not allowed (--guidance us)
+    assert "5 straight paths" in rec["reasons"][i] and "CT guidance was not allowed" in rec["reasons"][i]

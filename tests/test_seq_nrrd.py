@@ -13,7 +13,7 @@ from registration.io.seq_nrrd_write import write_seq_nrrd
 from registration.io.sequence_io import load_sweep
 from registration.io.seq_mha_read import read_sequence
 from registration.spatial.sweep import Sweep
-from test_sequence_io import assert_same, make_sweep
+from _helpers import assert_same, make_sweep
 
 
 @pytest.mark.parametrize("compress", [True, False])

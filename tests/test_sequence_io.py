@@ -14,7 +14,8 @@ from registration.io.sequence_io import load_sweep, main, summary_row
 from registration.io.seq_mha_read import read_sequence
 from registration.io.seq_mha_write import write_sequence
 from registration.spatial.sweep import Sweep
-from registration.spatial.transforms import rigid_matrix
+
+from _helpers import assert_same, make_sweep
 
 SPINE_CONFIG = "PlusDeviceSet_SpinePhantomFreehandReconstructionOnly.xml"
 
@@ -33,34 +34,6 @@ REAL = {
     "fCal_Test_Calibration_3NWires_fCal2.0.igs.mha": (190, 820, 616),
     "fCal_Test_Validation_3NWires_fCal2.0.igs.mha": (103, 820, 616),
 }
-
-
-def make_sweep(n=6, rows=20, cols=30, seed=0, **kw) -> Sweep:
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
-    probe = np.stack([rigid_matrix(rng.normal(0, [10, 10, 10, 20, 20, 20])) for _ in range(n)])
-    ref = np.stack([rigid_matrix(rng.normal(0, [5, 5, 5, 50, 50, 50])) for _ in range(n)])
-    st = np.ones(n, bool)
-    st[2] = False
-    cal = np.diag([0.2, 0.25, 1.0, 1.0])
-    cal[:3, 3] = [-30.0, 5.0, 1.5]
-    return Sweep(frames, 100.0 + np.arange(n) / 3.0,
-                 {"ProbeToTracker": probe, "ReferenceToTracker": ref},
-                 {"ProbeToTracker": st, "ReferenceToTracker": np.ones(n, bool)},
-                 {"ImageToProbe": cal}, **kw)
-
-
-def assert_same(a: Sweep, b: Sweep):
-    np.testing.assert_array_equal(a.frames, b.frames)
-    np.testing.assert_array_equal(a.timestamps, b.timestamps)
-    assert set(a.transforms) == set(b.transforms)
-    for name in a.transforms:
-        np.testing.assert_array_equal(a.statuses[name], b.statuses[name])
-        ok = a.statuses[name]
-        np.testing.assert_array_equal(a.transforms[name][ok], b.transforms[name][ok])
-    ia = a.image_valid if a.image_valid is not None else np.ones(len(a), bool)
-    ib = b.image_valid if b.image_valid is not None else np.ones(len(b), bool)
-    np.testing.assert_array_equal(ia, ib)
 
 
 # ----------------------------------------------------------------------------- real files

@@ -11,7 +11,7 @@ from registration.spatial.transforms import rotation_angle_deg
 from sample_data.sweeps.tracked_sweeps import CONFIG_NAME, frame_image_to_ct, make_sweeps
 from sample_data.sweeps.probe_placement import BodyGeometry
 from sample_data.simulator.us_simulator import UltrasoundSimulator
-from test_us_simulator import LESION_TYPES, LESIONS, NAMES, small_phantom
+from _helpers import LESION_TYPES, LESIONS, NAMES, small_phantom
 
 TRUTH = {"lesions": [{"name": n, "type": t, "centroid_lps": list(c), "diameter_mm": d}
                      for n, (t, c, d) in LESIONS.items()]}

@@ -1,4 +1,6 @@
-"""Visibility: depth limits (DESIGN section 1), lesion type from phases, predicted and measured conspicuity."""
+"""Visibility: depth limits (DESIGN section 1), lesion type from phases, fatty liver from the CT,
+measured conspicuity (the predicted one: tests/test_bmode_visibility.py, and in the plan:
+tests/test_judgement.py)."""
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -6,8 +8,9 @@ from scipy import ndimage
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import invert, rigid_matrix
 from registration.spatial.volume import Volume
-from planner.advice.visibility import (classify_type, depth_limit_mm, measured_conspicuity, predict_conspicuity,
-                                ring_masks, round_trip_attenuation_db)
+from planner.advice.fatty_liver import estimate_fatty_liver
+from planner.advice.visibility import (classify_type, depth_limit_mm, measured_conspicuity, ring_masks,
+                                       round_trip_attenuation_db)
 
 
 def test_depth_limits_match_design_table():
@@ -34,20 +37,34 @@ def test_lesion_type_from_phases(portal, arterial, expected):
     assert "HU" in why
 
 
-def test_predicted_conspicuity_monotonic_and_explained():
-    w = {"depth_mm": 60.0}
-    small = predict_conspicuity(6, "adenocarcinoma-like", -30, w, 171.4)
-    big = predict_conspicuity(30, "adenocarcinoma-like", -30, w, 171.4)
-    net = predict_conspicuity(12, "net-like", 40, w, 171.4)
-    adeno = predict_conspicuity(12, "adenocarcinoma-like", -40, w, 171.4)
-    deep = predict_conspicuity(30, "adenocarcinoma-like", -30, {"depth_mm": 160.0}, 171.4)
-    blocked = predict_conspicuity(30, "net-like", 60, {"depth_mm": None}, 171.4)
-    assert small["score"] < big["score"]
-    assert adeno["score"] < net["score"]
-    assert deep["score"] < big["score"]
-    assert blocked["score"] == 0 and blocked["category"] == "unlikely"
-    assert small["category"] == "unlikely"
-    assert set(big["factors"]) == {"type", "size", "ct_contrast", "depth"}
+@pytest.mark.parametrize("liver_hu,spleen_hu,expected", [
+    (80, 130, True),      # liver - spleen -50 HU <= -40: fatty (specific cut-off)
+    (115, 120, False),    # -5 HU >= -10: no moderate steatosis (sensitive cut-off)
+    (100, 125, None),     # -25 HU: between the cut-offs, unknown
+    (110, None, None),    # no spleen label: unknown, and said so
+])
+def test_fatty_liver_from_the_liver_spleen_difference(liver_hu, spleen_hu, expected):
+    rng = np.random.default_rng(4)
+    shape = (30, 40, 60)
+    liver = np.zeros(shape, bool)
+    liver[5:25, 5:35, 5:30] = True
+    spleen = None
+    ct = rng.normal(40, 8, shape)
+    ct[liver] = rng.normal(liver_hu, 8, liver.sum())
+    if spleen_hu is not None:
+        spleen = np.zeros(shape, bool)
+        spleen[5:25, 5:35, 35:55] = True
+        ct[spleen] = rng.normal(spleen_hu, 8, spleen.sum())
+    est = estimate_fatty_liver(ct, liver, spleen, (1.0, 1.0, 2.0))
+    assert est.fatty is expected
+    assert "unenhanced" in est.note and "not available" in est.note     # what a portal CT cannot say
+    if spleen_hu is None:
+        assert "no spleen label" in est.note and est.difference_hu is None
+    else:
+        assert est.difference_hu == pytest.approx(liver_hu - spleen_hu, abs=2.0)
+    d = est.as_dict()
+    assert d["fatty"] is expected and d["thresholds_hu"]["fatty_at_or_below"] == -40.0
+    assert estimate_fatty_liver(ct, liver, spleen, (1.0, 1.0, 2.0), phase="arterial").fatty is None
 
 
 def _ct_with_lesion():

@@ -16,11 +16,16 @@ from typing import Optional
 import numpy as np
 
 from registration.align.result_document import ResultRecord, parse_result, read_result_file
+from registration.align.uncertainty import RADIUS_95_PER_RMS
 from registration.spatial.atomic_io import atomic_write_text
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
 
+from .verdict_text import VERDICT_WORDS, mm_text
+
 SESSION_VERSION = 1
+#: How a registration's origin reads in the status bar and the data panel.
+METHOD_WORDS = {"landmarks": "landmarks", "lc2": "automatic", "mi": "automatic (MI)", "file": "from file"}
 
 
 @dataclass
@@ -41,10 +46,29 @@ class RegistrationState:
     def __post_init__(self):
         self.reference_to_ct = as_matrix(self.reference_to_ct, name="reference_to_ct", path=self.source)
 
+    @property
+    def target_name(self) -> Optional[str]:
+        """The target its ``tre_mm`` is about: the GUI's chosen lesion, else (a RESULT.json read
+        back) the row whose estimate it is; None when not known."""
+        raw = self.raw or {}
+        if raw.get("tre_target"):
+            return str(raw["tre_target"])
+        rows = raw.get("targets") if isinstance(raw.get("targets"), list) else []
+        return next((str(r["name"]) for r in rows if isinstance(r, dict) and r.get("name") is not None
+                     and r.get("tre_registration_mm") == self.tre_mm and self.tre_mm is not None), None)
+
     def quality_text(self) -> str:
-        tre = "TRE not estimated" if self.tre_mm is None else f"TRE est. {self.tre_mm:.1f} mm"
-        fre = "" if self.fre_mm is None else f", FRE {self.fre_mm:.1f} mm"
-        return f"{self.method}{'' if not self.verdict else f' ({self.verdict})'}: {tre}{fre}"
+        """One short line in plain words: where it came from, the verdict, and how far the overlay
+        may be off at its target (95 % radius of the RMS ``tre_mm``, rounded up to 0.5 mm), e.g.
+        "automatic (good), within ~2 mm at lesion_1", "landmarks, within ~1.5 mm at lesion_1
+        (estimate)", "from file, error not estimated"."""
+        source = METHOD_WORDS.get(self.method, self.method)
+        head = source if not self.verdict else f"{source} ({VERDICT_WORDS.get(self.verdict, self.verdict)})"
+        if self.tre_mm is None:
+            return f"{head}, error not estimated"
+        where = f" at {self.target_name}" if self.target_name else ""
+        text = f"{head}, within {mm_text(RADIUS_95_PER_RMS * self.tre_mm)}{where}"
+        return text + (" (estimate)" if self.method == "landmarks" else "")
 
     def to_dict(self) -> dict:
         d = dict(self.raw or {})

@@ -2,7 +2,9 @@
 
 Points are CT LPS mm; the slice is the display volume's axial slice through
 the target, drawn radiologically (patient right on the left) with its pixel
-spacing (mm) so that angles are true. Soft-tissue window (400/40 HU).
+spacing (mm) so that angles are true. Soft-tissue window (400/40 HU). A
+double-oblique path is drawn as its axial projection with its craniocaudal
+angle stated; an unsafe least-risk path in red, labelled UNSAFE.
 """
 from __future__ import annotations
 
@@ -62,7 +64,8 @@ class CTPlanDrawing(QWidget):
         p.setRenderHint(QPainter.Antialiasing)
         p.setPen(QPen(QColor(255, 255, 255, 160), 1, Qt.DashLine))
         p.drawLine(e, QPointF(e.x(), max(r.top(), e.y() - 0.5 * abs(t.y() - e.y()) - 20)))  # vertical (anterior)
-        p.setPen(QPen(PATH_COLOURS["ct"], 2.5))
+        unsafe = self.path.get("safe", True) is False
+        p.setPen(QPen(PATH_COLOURS["unsafe" if unsafe else "ct"], 2.5, Qt.DashDotLine if unsafe else Qt.SolidLine))
         p.drawLine(e, t)
         p.setPen(QPen(QColor(255, 60, 60), 2))
         p.drawEllipse(t, 4, 4)
@@ -75,10 +78,17 @@ class CTPlanDrawing(QWidget):
         p.drawText(4, 12, "R")
         p.drawText(self.width() - 12, 12, "L")
         ct = self.path.get("ct", {})
+        if unsafe:
+            p.setPen(PATH_COLOURS["unsafe"])
+            p.drawText(4, 26, "UNSAFE least-risk path: not a plan")
         p.setPen(QColor(235, 235, 235))
+        if ct.get("double_oblique"):
+            how = (f"double oblique: gantry untilted, {abs(ct.get('craniocaudal_angle_deg', 0)):.0f} deg craniocaudal "
+                   f"(axial projection)")
+        else:
+            how = f"tilt {ct.get('gantry_tilt_deg', 0):+.1f} deg" + (
+                "  (tilted: axial projection)" if abs(ct.get("gantry_tilt_deg", 0)) > 0.05 else "")
         p.drawText(QRectF(4, self.height() - 32, self.width() - 8, 30), Qt.AlignLeft | Qt.TextWordWrap,
-                   f"axial at z = {target[2]:.1f} mm, tilt {ct.get('gantry_tilt_deg', 0):+.1f} deg, "
-                   f"{abs(ct.get('angle_from_vertical_deg', 0)):.0f} deg from vertical, "
-                   f"depth {ct.get('depth_mm', self.path.get('length_mm', 0)):.0f} mm"
-                   + ("  (tilted: axial projection)" if abs(ct.get("gantry_tilt_deg", 0)) > 0.05 else ""))
+                   f"axial at z = {target[2]:.1f} mm, {abs(ct.get('angle_from_vertical_deg', 0)):.0f} deg from "
+                   f"vertical, depth {ct.get('depth_mm', self.path.get('length_mm', 0)):.0f} mm, {how}")
         p.end()

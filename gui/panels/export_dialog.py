@@ -7,6 +7,11 @@ user's kept paths); without one it plans first with
 "overwrite" is ticked (write_outputs refuses otherwise, naming the file).
 Afterwards the dialog lists the written files and opens the folder
 (QDesktopServices; switched off by ``open_folder_when_done = False``).
+
+The dialog always has a way out: *Cancel* (Escape) closes it without writing
+anything; while an export runs it stops the export (nothing is half-written: the
+planner's writes are atomic) and stays open to say so; after an export it reads
+*Close*. Every text wraps, so a long folder name never widens the dialog past the screen.
 """
 from __future__ import annotations
 
@@ -15,9 +20,23 @@ from typing import Dict, Optional
 
 from PyQt5.QtCore import QUrl
 from PyQt5.QtGui import QDesktopServices
-from PyQt5.QtWidgets import QCheckBox, QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+)
 
 from registration.spatial.errors import InputError
+
+#: Progress fraction at which the files are written (planning before it, if no plan exists).
+WRITING_FRACTION = 0.92
 
 
 class ExportDialog(QDialog):
@@ -42,17 +61,24 @@ class ExportDialog(QDialog):
         self.pdf = QCheckBox("PDF report (plan.pdf)")
         self.pdf.setObjectName("export_pdf")
         self.pdf.setChecked(True)
-        self.export_button = QPushButton("Export")
+        self.buttons = QDialogButtonBox(self)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.AcceptRole)
         self.export_button.setObjectName("export_run")
         self.export_button.setDefault(True)
-        self.export_button.clicked.connect(self.export)
-        self.open_button = QPushButton("Open folder")
+        self.open_button = self.buttons.addButton("Open folder", QDialogButtonBox.ActionRole)
         self.open_button.setObjectName("export_open")
         self.open_button.setEnabled(False)
         self.open_button.clicked.connect(self.open_folder)
+        self.cancel_button = self.buttons.addButton(QDialogButtonBox.Cancel)
+        self.cancel_button.setObjectName("export_cancel")
+        self.cancel_button.setToolTip("close without writing anything (Escape); during an export: stop it")
+        self.export_button.clicked.connect(self.export)
+        self.cancel_button.clicked.connect(self.cancel)
         self.status = QLabel(self._source_text())
         self.status.setObjectName("export_status")
         self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.status.setMinimumHeight(3 * self.fontMetrics().lineSpacing())
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
         row.addWidget(QLabel("Folder"))
@@ -63,12 +89,8 @@ class ExportDialog(QDialog):
         lay.addWidget(self.patient_id)
         lay.addWidget(self.pdf)
         lay.addWidget(self.status)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.export_button)
-        row.addWidget(self.open_button)
-        lay.addLayout(row)
-        self.resize(560, 200)
+        lay.addWidget(self.buttons)
+        self.resize(600, 230)
 
     def _source_text(self) -> str:
         if self.panel is not None and self.panel.result is not None:
@@ -113,21 +135,55 @@ class ExportDialog(QDialog):
                     res = plan_case(ct, labels, sweep=sweep, reference_to_ct=ref_to_ct,
                                     registration=None if reg is None else reg.to_dict(),
                                     labels_path=labels.metadata.get("source"), ct_path=ct.metadata.get("source"),
-                                    progress=lambda f, m: progress(0.9 * f, m))
-                progress(0.92, "writing plan.json, plan.mrk.json" + (", plan.pdf" if pdf else ""))
+                                    progress=lambda f, m: progress(0.9 * f, f"planning: {m}"))
+                if progress(WRITING_FRACTION, "writing plan.json, plan.mrk.json" + (", plan.pdf" if pdf else "")) \
+                        is False:
+                    from registration.spatial.errors import CancelledError
+                    raise CancelledError("export cancelled before writing")
                 return res, write_outputs(res, out, force=force, ct_metadata=ct.metadata,
                                           reference_to_ct=ref_to_ct, pdf=pdf, include_patient_id=phi)
 
-            self.status.setText(f"Exporting into {out} ...")
+            self.status.setText(f"Exporting into {out} ... (Cancel stops it)")
             self.planned_with = reg
             self.export_button.setEnabled(False)
             self.worker = w.run_worker("Export plan", work, self._done)
-            self.worker.failed.connect(lambda exc, tb: self.status.setText(f"Export failed: {exc}"))
+            self.worker.failed.connect(self._failed)
+            self.worker.progress.connect(self._progress)
             self.worker.finished.connect(self._finished)
 
     def _finished(self) -> None:
         self.worker = None
         self.export_button.setEnabled(True)
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Close" if self.written else "Cancel")
+        self.cancel_button.setToolTip("close the dialog" if self.written else
+                                      "close without writing anything (Escape)")
+
+    def cancel(self) -> None:
+        """Cancel (Escape): stop a running export and say so, else close without writing."""
+        if self.worker is not None:
+            if self.cancel_button.isEnabled():      # not while the files are being written
+                self.worker.cancel()
+                self.status.setText("Stopping the export...")
+            return
+        self.reject()
+
+    def reject(self) -> None:  # Escape and the window's close button come here too
+        if self.worker is not None:
+            self.cancel()
+            return
+        super().reject()
+
+    def _progress(self, fraction: float, message: str) -> None:
+        if fraction >= WRITING_FRACTION and self.worker is not None:
+            # Writing is short and atomic per file, but not cancellable: say so instead of pretending.
+            self.cancel_button.setEnabled(False)
+            self.status.setText(f"{message} ...")
+
+    def _failed(self, exc, tb) -> None:
+        from registration.spatial.errors import CancelledError
+        self.status.setText("Export stopped: nothing was written." if isinstance(exc, CancelledError)
+                            else f"Export failed: {exc}")
 
     def _done(self, r) -> None:
         result, written = r

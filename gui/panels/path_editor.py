@@ -9,6 +9,8 @@ verdict.
 """
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtWidgets import QDoubleSpinBox, QGridLayout, QGroupBox, QLabel, QPushButton
@@ -92,6 +94,7 @@ class PathEditorMixin:
         self.check_label = QLabel("")
         self.check_label.setObjectName("path_check")
         self.check_label.setWordWrap(True)
+        self.check_label.setTextFormat(Qt.RichText)     # planner texts are escaped into it
         grid.addWidget(self.check_label, 2, 0, 1, 4)
         self.add_path_button = QPushButton("Keep edited path")
         self.add_path_button.setObjectName("keep_path")
@@ -122,7 +125,7 @@ class PathEditorMixin:
         name = les["name"]
         entry, target = self.edited()
         for o in self.overlays:
-            o.set_path((entry, target, t["guidance"]))
+            o.set_path((entry, target, t["guidance"], self.check is None or self.check.ok))
         if name not in self.maps:
             self.check_label.setText("preparing the constraint maps of this lesion...")
             if self._maps_worker is None:
@@ -143,15 +146,19 @@ class PathEditorMixin:
                 self._maps_worker = self.window.run_worker(f"Prepare path check ({name})", build, done)
                 self._maps_worker.finished.connect(lambda: setattr(self, "_maps_worker", None))
             return
-        self.check = check_path(self.maps[name], entry, target, t["guidance"], self.result.lesion_masks.get(name))
+        self.check = check_path(self.maps[name], entry, target, t["guidance"], self.result.lesion_masks.get(name),
+                                lesion=name)
         rec = self.check.record
         if self.check.ok:
             self.check_label.setText(f"<span style='color:#1b7f2a'><b>OK</b></span>: {rec['length_mm']:.0f} mm to "
                                      f"the skin, clearance {rec['min_hard_clearance_mm']:.1f} mm, liver "
                                      f"{rec['liver_traverse_mm']:.0f} mm, capsule {rec['capsule_angle_deg']:.0f} deg")
         else:
-            self.check_label.setText("<span style='color:#c0221b'><b>Violates</b></span>: "
-                                     + ", ".join(self.check.texts))
+            numbers = [v["text"] for v in (rec or {}).get("violations", [])]
+            self.check_label.setText("<span style='color:#c0221b'><b>Violates</b></span>: " + escape(
+                ", ".join(self.check.texts) + (f" ({'; '.join(numbers)})" if numbers else "")))
+        for o in self.overlays:
+            o.set_path((entry, target, t["guidance"], self.check.ok))
         self.add_path_button.setEnabled(self.check.ok)
 
     def keep_edited_path(self) -> None:

@@ -4,7 +4,8 @@ Path points are CT LPS mm. On a slice view the path is projected onto the
 shown slice; on the US view it is mapped through the window's registration
 (``reference_to_ct``) and the frame's ``image_to_reference`` to frame pixels.
 Solid where it lies within ``NEAR_MM`` of the displayed plane, dashed (slice
-views only) elsewhere; target red, entry green.
+views only) elsewhere; target red, entry green. An unsafe least-risk path is
+drawn in its own colour (red), dash-dotted even in plane, labelled "UNSAFE".
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PyQt5.QtGui import QColor, QPainter, QPen
 from PyQt5.QtWidgets import QWidget
 
 NEAR_MM = 3.0          # a path point this close to the shown plane is "in plane"
-PATH_COLOURS = {"us": QColor(0, 220, 255), "ct": QColor(255, 120, 255)}
+PATH_COLOURS = {"us": QColor(0, 220, 255), "ct": QColor(255, 120, 255), "unsafe": QColor(255, 30, 30)}
 
 
 class _Follow(QObject):
@@ -36,7 +37,7 @@ class PathOverlay(QWidget):
         self.setAttribute(Qt.WA_TransparentForMouseEvents)
         self.setAttribute(Qt.WA_NoSystemBackground)
         self.view, self.window, self.kind = view, window, kind
-        self.path = None          # (entry, target, guidance)
+        self.path = None          # (entry, target, guidance[, safe])
         self.setGeometry(view.rect())
         self.show()
 
@@ -73,7 +74,8 @@ class PathOverlay(QWidget):
         """The path as 60 segments: solid where within NEAR_MM of the plane, dashed (slice views) elsewhere."""
         if self.path is None:
             return
-        entry, target, guidance = self.path
+        entry, target, guidance = self.path[:3]
+        safe = self.path[3] if len(self.path) > 3 else True
         pts = target + np.linspace(0.0, 1.0, 60)[:, None] * (entry - target)
         proj = self.project(pts)
         if proj is None:
@@ -88,15 +90,19 @@ class PathOverlay(QWidget):
             p.setClipRect(self.view.frame_rect())
         else:
             p.setClipRect(self.view.image_rect())
-        colour = PATH_COLOURS.get(guidance, QColor(0, 220, 255))
+        colour = PATH_COLOURS["unsafe"] if not safe else PATH_COLOURS.get(guidance, QColor(0, 220, 255))
         faint = QColor(colour)
         faint.setAlpha(110)
+        solid = Qt.SolidLine if safe else Qt.DashDotLine
         for i in range(1, len(pts)):
             on = near[i] and near[i - 1]
             if self.kind == "us" and not on:
                 continue
-            p.setPen(QPen(colour if on else faint, 2.5 if on else 1.2, Qt.SolidLine if on else Qt.DashLine))
+            p.setPen(QPen(colour if on else faint, 2.5 if on else 1.2, solid if on else Qt.DashLine))
             p.drawLine(QPointF(*xy[i - 1]), QPointF(*xy[i]))
+        if not safe and near.any():
+            p.setPen(colour)
+            p.drawText(QPointF(*xy[int(np.flatnonzero(near)[-1])]) + QPointF(6, -6), "UNSAFE")
         for k, (sym, c) in enumerate((("target", QColor(255, 60, 60)), ("entry", QColor(60, 255, 90)))):
             i = 0 if k == 0 else len(pts) - 1
             if near[i]:

@@ -12,6 +12,7 @@ The panel is handed the plan it shows (:meth:`set_result`, a
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -165,15 +166,17 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
                 s.setEnabled(t is not None)
                 s.blockSignals(False)
         path = None if t is None else (np.asarray(t["entry_ct"], float), np.asarray(t["target_ct"], float),
-                                       t["guidance"])
+                                       t["guidance"], t.get("safe", True) is not False)
         for o in self.overlays:
             o.set_path(path)
         w = self.window
         if t is not None:
             w.set_cursor(np.asarray(t["target_ct"], float))
         if w.view3d is not None:
-            # A lesion without a path must not keep showing the previous lesion's needle in 3D.
-            w.view3d.set_trajectories([] if t is None else [(t["entry_ct"], t["target_ct"])])
+            # A lesion without a path must not keep showing the previous lesion's needle in 3D, and
+            # the 3D view has one colour for needles: an unsafe least-risk path is not drawn there.
+            unsafe = t is not None and t.get("safe", True) is False
+            w.view3d.set_trajectories([] if t is None or unsafe else [(t["entry_ct"], t["target_ct"])])
         # The CT plan is shown for a CT path; a CT recommendation selects its best CT path.
         show_ct = t is not None and t["guidance"] == "ct"
         self.ct_box.setVisible(bool(show_ct))
@@ -183,7 +186,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
             self.ct_drawing.set_path(t)
             self.scroll.ensureWidgetVisible(self.ct_box)
         self.check = None
-        self.check_label.setText("" if t is None else "planner path: all constraints met")
+        self.check_label.setText(path_check_text(t))
         self.add_path_button.setEnabled(False)
 
     def _update_overlays(self) -> None:
@@ -197,6 +200,20 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self.export_dialog = ExportDialog(self.window, self)
         self.export_dialog.show()
         return self.export_dialog
+
+
+def path_check_text(t: Optional[dict]) -> str:
+    """What the planner says about a path it proposed: its hard rules met (and its cautions), or
+    UNSAFE with every violation (a least-risk path)."""
+    if t is None:
+        return ""
+    if t.get("safe", True) is False:
+        return ("<span style='color:#c0221b'><b>UNSAFE least-risk path</b> (not a plan): "
+                + escape("; ".join(v["text"] for v in t.get("violations", []))) + "</span>")
+    text = "planner path: all hard rules met"
+    if t.get("cautions"):
+        text += "; cautions: " + "; ".join(v["text"] for v in t["cautions"])
+    return escape(text)
 
 
 def install(window) -> QDockWidget:

@@ -1,28 +1,37 @@
-"""The automatic refinement part of the registration panel: LC2 run, progress, convergence, verdict.
+"""The automatic refinement part of the registration panel: run, staged progress, verdict, Accept / Reject / Undo.
 
 "Refine automatically" runs
 :func:`registration.align.intensity_registration.register_sweep` (LC2) in a worker
-from the window's registration (``reference_to_ct``: Reference mm -> CT LPS
-mm); its result is only a *candidate* until the user accepts it, shown with
-its verdict and numbers (never a bare "good"): the engine's TRE estimate
-(mm), its 95 % bound and the hit probability at the chosen target. Accepting
-it stores the same RESULT document ``ctus register`` writes
-(:func:`registration.align.result_document.result_document`).
+from the window's registration (``reference_to_ct``: Reference mm -> CT LPS mm). It is
+enabled only when a CT, a sweep and a start exist; its tooltip says what is missing.
+Progress shows the engine's stage ("stage 4 of 8: level 2 of 3 - 120 of 304
+evaluations"), the elapsed time and, once the fraction means something, the time
+left. The result is only a *candidate* until accepted, shown per lesion in plain
+words (:mod:`.verdict_list`). Three separate actions: *Accept result* stores the same
+RESULT document ``ctus register`` writes
+(:func:`registration.align.result_document.result_document`); *Reject result* drops
+a candidate (the registration is unchanged); *Undo accept* restores the registration
+an Accept replaced.
 """
 from __future__ import annotations
 
+import time
 from typing import Optional
 
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton
+from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy
 
 from gui.core.session import RegistrationState
+from gui.core.verdict_text import RunFacts
 from registration.align.assessment import Assessment
 from registration.align.result_document import result_document
+from registration.spatial.errors import InputError
 
 from .convergence_plot import ConvergencePlot
+from .verdict_list import VerdictList
 
-VERDICT_COLOURS = {"good": "#1b7f2a", "check": "#b36b00", "poor": "#c0221b"}
+#: The remaining time is shown once this share is done and this many seconds passed.
+ETA_MIN_FRACTION = 0.1
+ETA_MIN_ELAPSED_S = 3.0
 
 
 class RefinementMixin:
@@ -31,12 +40,13 @@ class RefinementMixin:
     ``previous``, ``worker``, ``refine_options``, ``target()`` and ``_update_buttons()``)."""
 
     def _build_refinement(self) -> None:
-        """Refine / Cancel, progress bar and text, convergence plot, verdict, Accept / Revert."""
-        self.refine_button = QPushButton("Refine automatically (LC2)")
+        """Refine / Cancel, progress bar and text, verdict lines, Accept / Reject / Undo, convergence plot."""
+        self.refine_button = QPushButton("Refine automatically")
         self.refine_button.setObjectName("refine_button")
         self.refine_button.clicked.connect(self.refine)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("refine_cancel")
+        self.cancel_button.setToolTip("stop the automatic refinement (the registration stays as it is)")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_refine)
         self.progress = QProgressBar()
@@ -45,28 +55,58 @@ class RefinementMixin:
         self.progress.setValue(0)
         self.progress_text = QLabel("")
         self.progress_text.setObjectName("refine_progress_text")
+        self.progress_text.setWordWrap(True)
+        self.progress_text.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.plot = ConvergencePlot()
-        self.verdict = QLabel("No automatic refinement yet.")
-        self.verdict.setObjectName("refine_verdict")
-        self.verdict.setWordWrap(True)
-        self.verdict.setTextFormat(Qt.RichText)
-        self.accept_button = QPushButton("Accept")
+        self.plot.hide()
+        self.plot_button = QPushButton("Show convergence")
+        self.plot_button.setObjectName("show_convergence")
+        self.plot_button.setCheckable(True)
+        self.plot_button.setToolTip("the matching score of every step of the automatic search")
+        self.plot_button.toggled.connect(self._toggle_plot)
+        self.verdict = VerdictList()
+        self.accept_button = QPushButton("Accept result")
         self.accept_button.setObjectName("refine_accept")
         self.accept_button.clicked.connect(self.accept)
-        self.revert_button = QPushButton("Revert")
-        self.revert_button.setObjectName("refine_revert")
-        self.revert_button.clicked.connect(self.revert)
+        self.reject_button = QPushButton("Reject result")
+        self.reject_button.setObjectName("refine_reject")
+        self.reject_button.clicked.connect(self.reject)
+        self.undo_accept_button = QPushButton("Undo accept")
+        self.undo_accept_button.setObjectName("refine_undo_accept")
+        self.undo_accept_button.clicked.connect(self.undo_accept)
+        self._started_at: Optional[float] = None
+
+    def _toggle_plot(self, on: bool) -> None:
+        self.plot.setVisible(on)
+        self.plot_button.setText("Hide convergence" if on else "Show convergence")
+
+    # ------------------------------------------------------------ what is possible, and why not
+    def refine_blocker(self) -> str:
+        """Why "Refine automatically" cannot run now ("" when it can)."""
+        w = self.window
+        if self.worker is not None:
+            return "the automatic refinement is running"
+        missing = [what for what, ok in (("a CT", w.ct is not None), ("a tracked sweep", w.sweep is not None))
+                   if not ok]
+        if missing:
+            return f"needs {' and '.join(missing)} (File > Open)"
+        if w.registration is None:
+            return ("needs a starting registration: pick at least 3 landmark pairs (P) or load one "
+                    "(File > Load registration)")
+        return ""
+
+    def has_automatic_result(self) -> bool:
+        """An automatic result exists: a candidate, or the window's registration is one."""
+        reg = self.window.registration
+        return self.candidate is not None or (reg is not None and reg.method not in ("landmarks",)
+                                              and (reg.raw or {}).get("uncertainty") is not None)
 
     # ------------------------------------------------------------ automatic refinement
     def refine(self) -> None:
         w = self.window
-        missing = [what for what, ok in (("a CT", w.ct is not None), ("a sweep", w.sweep is not None),
-                                         ("a starting registration (>= 3 landmarks or a loaded one)",
-                                          w.registration is not None)) if not ok]
-        if missing:
-            self.progress_text.setText("Refinement needs " + ", ".join(missing) + ".")
-            return
-        if self.worker is not None:
+        why = self.refine_blocker()
+        if why:
+            self.progress_text.setText(f"Refinement {why}.")
             return
         ct, sweep, start = w.ct, w.sweep, w.registration
         init = start.reference_to_ct.copy()
@@ -84,17 +124,24 @@ class RefinementMixin:
 
         self.candidate = None
         self.plot.set_history([], message="running...")
-        self.verdict.setText("Refinement running...")
+        self.verdict.show_message("Automatic refinement running: the verdict follows when it is done.")
         self.progress.setValue(0)
-        self.worker = w.run_worker("Refine registration (LC2)", work, self._refine_done)
+        self.progress.show()
+        self._started_at = time.monotonic()
+        self.progress_text.setText("starting...")
+        self.worker = w.run_worker("Refine registration", work, self._refine_done)
         self.worker.progress.connect(self._on_progress)
         self.worker.failed.connect(self._refine_failed)
         self.worker.finished.connect(self._worker_finished)
         self._update_buttons()
 
     def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(round(100 * fraction)))
-        self.progress_text.setText(message)
+        self.progress.setValue(int(100 * fraction))
+        elapsed = time.monotonic() - (self._started_at or time.monotonic())
+        timing = f"{elapsed:.0f} s"
+        if fraction >= ETA_MIN_FRACTION and elapsed >= ETA_MIN_ELAPSED_S and fraction < 1.0:
+            timing += f", about {elapsed * (1.0 - fraction) / fraction:.0f} s left"
+        self.progress_text.setText(f"{message} ({timing})")
 
     def cancel_refine(self) -> None:
         if self.worker is not None:
@@ -104,9 +151,10 @@ class RefinementMixin:
     def _refine_failed(self, exc, tb) -> None:
         from registration.spatial.errors import CancelledError
         if isinstance(exc, CancelledError):
-            self.verdict.setText("Refinement cancelled; the registration is unchanged.")
+            self.verdict.show_message("Refinement cancelled; the registration is unchanged.")
+            self.progress_text.setText("cancelled")
         else:
-            self.verdict.setText(f"Refinement failed: {exc}")
+            self.verdict.show_message(f"Refinement failed: {exc}")
         self.plot.set_history([], message="no result")
 
     def _worker_finished(self) -> None:
@@ -115,35 +163,41 @@ class RefinementMixin:
 
     def _refine_done(self, result) -> None:
         self.candidate = result
-        self.plot.set_history(result.history, result.method.upper(),
+        self.plot.set_history(result.history, "matching score",
                               f"finest level {result.metric_initial:.3f} -> {result.metric_final:.3f}")
         self.progress.setValue(100)
-        self.progress_text.setText(f"{result.iterations} evaluations in {result.wall_time_s:.1f} s")
-        self._show_verdict(result.uncertainty)
+        self.progress_text.setText(f"done in {result.wall_time_s:.0f} s: check the overlay at each lesion, "
+                                   "then Accept (Ctrl+Return) or Reject.")
+        self.show_verdict()
+        self._show_quality()
         self._update_buttons()
+        self.show_section("verify")
 
-    def _show_verdict(self, u: Assessment) -> None:
-        """The verdict, and the numbers at the chosen target (never a bare verdict)."""
+    def show_verdict(self) -> None:
+        """The candidate's verdict, else the window's accepted/loaded automatic one, else a hint."""
         name = self.target()[0]
-        t = u.target(name)
-        if t is None:
-            numbers = f"{name} was not assessed (it was not loaded when the refinement ran)"
-        else:
-            numbers = (f"registration TRE est. {_mm(t.tre_registration_mm)} "
-                       f"(95 %: {_mm(t.tre_registration_95_mm)}), total error {_mm(t.tre_total_mm)}")
-            if t.hit_probability is not None:
-                numbers += f", hit probability {100 * t.hit_probability:.0f} % (lesion radius {t.radius_mm:.1f} mm)"
-            if t.verdict and t.verdict != u.verdict:
-                own = VERDICT_COLOURS.get(t.verdict, "#c0221b")
-                numbers += (f"; this target's own verdict: <b style='color:{own}'>{t.verdict.upper()}</b> "
-                            f"({'; '.join(t.why)})")
-        colour = VERDICT_COLOURS.get(u.verdict, "#c0221b")
-        self.verdict.setText(f"<b style='color:{colour}'>Verdict: {u.verdict.upper()}</b> ({len(u.targets)} target(s) "
-                             f"assessed); at {name}: {numbers}.<br><small>{'; '.join(u.reasons)}</small>")
+        reg = self.window.registration
+        if self.candidate is not None:
+            self.verdict.show_assessment("Automatic result, waiting for Accept", self.candidate.uncertainty,
+                                         RunFacts.of_result(self.candidate), name)
+            return
+        unc = None if reg is None else (reg.raw or {}).get("uncertainty")
+        if isinstance(unc, dict) and reg.method != "landmarks":
+            try:
+                a = Assessment.from_dict(unc, reg.source)
+            except InputError as exc:
+                self.verdict.show_message(f"The registration's verdict cannot be read: {exc}")
+                return
+            title = "Accepted automatic result" if reg.method in ("lc2", "mi") and reg.source is None \
+                else "Loaded registration"
+            self.verdict.show_assessment(title, a, RunFacts.of_document(reg.raw or {}), name)
+            return
+        self.verdict.show_message("No automatic result yet." if reg is None or reg.method == "landmarks"
+                                  else "This registration has no verdict: refine automatically to get one.")
 
     def accept(self) -> None:
         """Make the candidate the window's registration, with the RESULT document ``ctus register``
-        writes (plus the chosen TRE target); the one it replaces can be restored with Revert."""
+        writes (plus the chosen TRE target); Undo accept restores the one it replaces."""
         if self.candidate is None:
             return
         r = self.candidate
@@ -152,23 +206,31 @@ class RefinementMixin:
         doc = result_document(r, **self.candidate_context)
         doc["tre_target"] = name
         self.previous.append(self.window.registration)
+        self.candidate = None
         self.window.set_registration(RegistrationState(r.reference_to_ct, "lc2", tre_mm=None if row is None
                                                        else row.tre_registration_mm, raw=doc,
                                                        verdict=r.uncertainty.verdict))
+        self.show_verdict()
+        self._show_quality()
+        self.progress_text.setText("Accepted: the overlay and the plan use this registration.")
+        self._update_buttons()
+
+    def reject(self) -> None:
+        """Drop the automatic result waiting for Accept; the registration is unchanged."""
+        if self.candidate is None:
+            return
         self.candidate = None
-        self.verdict.setText(self.verdict.text().replace("Verdict:", "Accepted, verdict:", 1))
+        self.show_verdict()
+        self._show_quality()
+        self.progress_text.setText("Automatic result rejected; the registration is unchanged.")
         self._update_buttons()
 
-    def revert(self) -> None:
-        """Drop a pending candidate, else go back to the registration before the last Accept."""
-        if self.candidate is not None:
-            self.candidate = None
-            self.verdict.setText("Refinement discarded; the registration is unchanged.")
-        elif self.previous:
-            self.window.set_registration(self.previous.pop())
-            self.verdict.setText("Reverted to the registration before the last Accept.")
+    def undo_accept(self) -> None:
+        """Go back to the registration before the last Accept."""
+        if not self.previous:
+            return
+        self.window.set_registration(self.previous.pop())
+        self.show_verdict()
+        self._show_quality()
+        self.progress_text.setText("Accept undone: the previous registration is back.")
         self._update_buttons()
-
-
-def _mm(v: Optional[float]) -> str:
-    return "unknown" if v is None else f"{v:.1f} mm"

@@ -249,21 +249,16 @@ class FileActionsMixin:
         if path:
             self.save_session(path)
 
-    def ask_export_plan(self) -> None:
+    def ask_export_plan(self):
+        """The export dialog (one for every way in: File > Export, Ctrl+E, the workflow bar, the
+        Planning panel): it exports the Planning panel's plan, or plans first when there is none."""
         planning = getattr(self, "panel_docks", {}).get("planning")
-        if planning is not None and planning.widget().result is not None:
-            planning.widget().open_export()  # exports the panel's plan, with the user's kept paths
-            return
-        path = QFileDialog.getExistingDirectory(self, "Export the plan into folder")
-        if not path:
-            return
-        force = False
-        if any((Path(path) / n).exists() for n in ("plan.json", "plan.mrk.json", "plan.pdf")):
-            force = QMessageBox.question(self, "Export plan", f"{path} already holds a plan. Overwrite it?") \
-                == QMessageBox.Yes
-            if not force:
-                return
-        self.export_plan(path, force=force)
+        if planning is not None:
+            return planning.widget().open_export()  # exports the panel's plan, with the user's kept paths
+        from gui.panels.export_dialog import ExportDialog
+        self.export_dialog = ExportDialog(self, None)
+        self.export_dialog.show()
+        return self.export_dialog
 
     def export_plan(self, out_dir, force: bool = False) -> None:
         """Plan every lesion (planner, in a worker) and write the planner's files into ``out_dir``:
@@ -300,7 +295,7 @@ class FileActionsMixin:
                                f"({'; '.join(map(str, rec.get('reasons', [])))})")
         if self.view3d is not None:
             self.view3d.set_trajectories([(t["entry_ct"], t["target_ct"]) for les in plan.get("lesions", [])
-                                          for t in les.get("trajectories", [])])
+                                          for t in les.get("trajectories", []) if t.get("safe", True) is not False])
         for name, path in written.items():
             self.reporter.info(f"wrote {path}")
         if "plan.pdf" in written:

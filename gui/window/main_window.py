@@ -40,6 +40,7 @@ from .window_menus import MenuActionsMixin
 from .window_status import StatusBarMixin
 from .window_view_state import ViewStateMixin
 from .window_workers import WorkerMixin
+from .workflow_bar import WorkflowBar
 
 
 class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBarMixin, ViewStateMixin,
@@ -83,6 +84,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
         self._build_docks(enable_3d)
         self._build_status_bar()
         self._build_actions()
+        self.workflow = WorkflowBar(self)   # Load -> Register -> Verify -> Plan -> Export
         self._connect()
         self.live = install_live(self)   # File > Connect to PlusServer, Record, Freeze
         self._update_status()
@@ -111,6 +113,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
                 self.panel_docks[name] = dock
                 self.docks.append(dock)
                 self.view_menu.addAction(dock.toggleViewAction())
+        self.update_workflow()      # the workflow bar shows the current step's panel
         return self.panel_docks
 
     # ------------------------------------------------------------ data in (synchronous, tested)

@@ -2,8 +2,10 @@
 progress and Cancel in the status bar, cancel them, and wait for them.
 
 A mixin of :class:`gui.window.main_window.MainWindow` (it uses the window's ``workers``
-list, ``progress`` bar, ``cancel_button`` and ``reporter``). Worker progress is a
-fraction 0..1 shown as 0..100 %; timeouts are in milliseconds. Results are
+list, ``show_stage``, ``progress`` bar, ``cancel_button``, ``reporter`` and
+``update_workflow``). Worker progress is a fraction 0..1 shown as 0..100 % with the
+engine's stage message beside it; timeouts are in milliseconds. When a worker ends the
+workflow bar is refreshed (a plan or an export may be done). Results are
 delivered on the GUI thread inside ``reporter.action(name)``, so a failure shows
 one dialog and is logged.
 """
@@ -26,11 +28,12 @@ class WorkerMixin:
         """Run ``fn`` off the GUI thread with progress + cancel; ``on_done(result)`` on success."""
         w = Worker(name, fn, *args, **kwargs)
         self.workers.append(w)
-        self.progress.setValue(0)
-        self.progress.setFormat(f"{name} %p%")
+        self.show_stage(name, 0.0, "starting")
         self.progress.show()
+        self.stage_label.show()
         self.cancel_button.show()
-        w.progress.connect(lambda f, m: self.progress.setValue(int(100 * f)))
+        self.cancel_button.setToolTip(f"stop: {name}")
+        w.progress.connect(lambda f, m: self.show_stage(name, f, m))
 
         def done(result):
             with self.reporter.action(name):
@@ -45,7 +48,9 @@ class WorkerMixin:
                 self.workers.remove(w)
             if not self.workers:
                 self.progress.hide()
+                self.stage_label.hide()
                 self.cancel_button.hide()
+            self.update_workflow()
 
         w.succeeded.connect(done)
         w.failed.connect(failed)

@@ -25,16 +25,22 @@ REASON_CODES: Dict[str, str] = {
     # visibility on B-mode
     "seen_on_sweep": "the lesion was seen on the registered sweep",
     "not_seen_on_sweep": "the lesion was not seen on the registered sweep",
-    "predicted_conspicuity": "no sweep: the predicted B-mode conspicuity decides",
+    "predicted_conspicuity": "no sweep: the predicted B-mode visibility (evidence model) decides",
     # fusion
     "fusion_hit_probability": "the hit probability of US-CT fusion at this lesion",
+    "fusion_need": "the registration TRE fusion would need at this lesion vs what fusion reaches in patients",
+    "fusion_conditional": "US with fusion, on condition that the registration reaches the stated TRE here",
     "ceus_for_net": "a NET-like lesion poorly seen on B-mode: contrast-enhanced US",
+    "ceus_late_phase": "poorly seen on B-mode, no CT route and fusion not accurate enough: CEUS (late-phase washout)",
     "fusion_only_route": "no CT-guided path: US with fusion is the only route",
     # CT guidance or nothing
     "not_visible_ct_biopsy": "not reliably visible on B-mode (and fusion cannot help): CT-guided biopsy",
     "no_us_route_ct_biopsy": "no usable US route: CT-guided biopsy",
+    "double_oblique_ct": "the CT path leaves the gantry plane (double oblique): confirm with stepwise scans",
     "safe_but_unguidable": "safe straight paths exist but none can be guided by US or CT",
     "no_safe_path": "no candidate path meets the hard constraints",
+    "least_risk_path": "no path meets the hard rules: the least-risk path is shown, marked unsafe, with its violations",
+    "next_best_lesion": "biopsy another lesion instead: the most accessible one with a safe path",
     # the case
     "biopsy_first": "which lesion to biopsy first, and how",
     "no_safe_path_any_target": "no target of the case has a safe percutaneous path",

@@ -1,4 +1,4 @@
-"""Ultrasound visibility per lesion: acoustic windows, predicted and measured conspicuity.
+"""Ultrasound visibility per lesion: acoustic windows, lesion type, measured conspicuity.
 
 Frames: CT LPS mm; arrays ``[k, j, i]``. Sound is blocked by bone, lung and
 gas (DESIGN section 7: full shadow behind bone and gas), so an *acoustic
@@ -6,12 +6,11 @@ window* is a skin point from which the straight ray to the target meets none
 of them. Depth limits follow DESIGN section 1: a 60 dB round-trip budget at
 0.5 dB/cm/MHz gives 60 / (2 * 0.5 * f) cm, ~17 cm at 3.5 MHz.
 
-The predicted conspicuity is a transparent heuristic (not a validated model):
-a product of factors in [0, 1] for lesion type, size, CT contrast, depth and
-window, each reported with its input; the factors are the ``*_FACTOR`` and
-``CONSPICUITY_*`` constants below. The measured conspicuity is the
-contrast-to-noise ratio of lesion pixels vs a surrounding liver ring on the
-registered sweep frames that cut the lesion.
+The predicted B-mode visibility is the evidence model of
+:mod:`.bmode_visibility` (fed with the window depth and lesion type found
+here). The measured conspicuity is the contrast-to-noise ratio of lesion
+pixels vs a surrounding liver ring on the registered sweep frames that cut the
+lesion.
 """
 from __future__ import annotations
 
@@ -35,15 +34,6 @@ WINDOW_RAY_STEP_MM = 1.0
 RING_INNER_MM, RING_OUTER_MM = 2.0, 8.0   # liver ring around a lesion: past its partial-volume edge
 LESION_TYPE_THRESHOLD_HU = 15.0  # lesion vs liver ring contrast that counts as hyper/hypo
 
-# Predicted conspicuity (heuristic, see the module docstring): one factor per input.
-TYPE_FACTOR = {"net-like": 0.9, "indeterminate": 0.6, "adenocarcinoma-like": 0.45}
-UNKNOWN_DIAMETER_MM = 10.0       # size assumed when the lesion has no outline
-SIZE_HALF_MM = 10.0              # size factor 50 % at 10 mm (CT misses many lesions < 10 mm)
-SIZE_SLOPE_MM = 3.0              # width of the size factor's logistic step
-CT_CONTRAST_FULL_HU = 40.0       # CT contrast at which the contrast factor reaches 1
-CONSPICUITY_LIKELY = 0.35        # score >= this: 'likely'; >= CONSPICUITY_UNCERTAIN: 'uncertain'
-CONSPICUITY_UNCERTAIN = 0.15
-
 #: Pixel size (mm) assumed when a sweep has no valid frame to take its spacing from.
 FALLBACK_PIXEL_MM = 0.3
 
@@ -55,9 +45,10 @@ def depth_limit_mm(frequency_mhz: float, attenuation_db_cm_mhz: float = ATTENUAT
     return 10.0 * dynamic_range_db / (2.0 * attenuation_db_cm_mhz * frequency_mhz)
 
 
-def round_trip_attenuation_db(depth_mm: float, frequency_mhz: float) -> float:
+def round_trip_attenuation_db(depth_mm: float, frequency_mhz: float,
+                              attenuation_db_cm_mhz: float = ATTENUATION_DB_CM_MHZ) -> float:
     """Attenuation (dB) of an echo from ``depth_mm`` and back, in liver."""
-    return 2.0 * ATTENUATION_DB_CM_MHZ * frequency_mhz * depth_mm / 10.0
+    return 2.0 * attenuation_db_cm_mhz * frequency_mhz * depth_mm / 10.0
 
 
 def acoustic_block_map(anatomy, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM) -> np.ndarray:
@@ -111,16 +102,14 @@ def best_window(maps, block: np.ndarray, target_lps, directions: np.ndarray, lim
     """Best acoustic window to a target: the shallowest clear ray to the skin.
 
     Uses the ``evaluate``-style march of :mod:`planner.paths.trajectories` for the
-    skin exit; posterior entries are excluded for a supine patient. Returns the
+    skin exit; entries on the table side (the patient lies on it) are excluded. Returns the
     counts of checked and clear directions, what blocked the others, and the
     best window's depth (mm), probe position and beam direction (CT LPS), or
     None when no direction within ``limit_mm`` is clear.
     """
     c = maps.constraints
     t = np.asarray(target_lps, float)
-    d = directions
-    if c.patient_position == "supine":
-        d = d[d[:, 1] <= c.max_posterior_component]
+    d = directions[directions @ c.table_side <= c.max_table_side_component]   # no probe under the patient
     s = np.arange(0.0, WINDOW_RAY_LIMIT_MM, WINDOW_RAY_STEP_MM)
     pts = t + s[None, :, None] * d[:, None, :]
     kji = maps.to_kji(pts)
@@ -184,29 +173,6 @@ def classify_type(portal: dict, arterial: Optional[dict], threshold_hu: float = 
     c = portal["contrast_hu"]
     return "indeterminate", (f"portal contrast {c:+.0f} HU within +/-{threshold_hu:.0f} HU"
                              if c is not None else "no liver ring to compare")
-
-
-def predict_conspicuity(diameter_mm: Optional[float], lesion_type: str, contrast_hu: Optional[float],
-                        window: dict, limit_mm: float) -> dict:
-    """Heuristic predicted B-mode conspicuity in [0, 1] with every factor and its input.
-
-    ``window`` is :func:`best_window`'s result (its ``depth_mm``), ``limit_mm``
-    the depth limit; the factors: lesion type, size (logistic around
-    ``SIZE_HALF_MM``), CT contrast and depth (square root of the depth margin).
-    """
-    type_f = TYPE_FACTOR[lesion_type]
-    d = diameter_mm if diameter_mm is not None else UNKNOWN_DIAMETER_MM
-    size_f = 1.0 / (1.0 + np.exp(-(d - SIZE_HALF_MM) / SIZE_SLOPE_MM))
-    ct_f = 0.5 + 0.5 * min(1.0, abs(contrast_hu) / CT_CONTRAST_FULL_HU) if contrast_hu is not None else 0.5
-    depth = window.get("depth_mm")
-    depth_f = 0.0 if depth is None else float(np.clip(1.0 - depth / limit_mm, 0.0, 1.0)) ** 0.5
-    score = float(type_f * size_f * ct_f * depth_f)
-    category = ("likely" if score >= CONSPICUITY_LIKELY
-                else ("uncertain" if score >= CONSPICUITY_UNCERTAIN else "unlikely"))
-    return {"score": round(score, 3), "category": category,
-            "factors": {"type": round(type_f, 2), "size": round(float(size_f), 2),
-                        "ct_contrast": round(float(ct_f), 2), "depth": round(depth_f, 2)},
-            "model": "heuristic product of factors; not a validated model"}
 
 
 def measured_conspicuity(sweep, reference_to_ct: np.ndarray, ct: Volume, lesion: np.ndarray,

@@ -56,7 +56,7 @@ _NAME_RULES = [
     (r"^body$", "body"),
     (r"^liver$", "liver"),
     (r"^lesion", "lesion"),
-    (r"^(portal_vein|hepatic_vein|artery|aorta|inferior_vena_cava|superior_vena_cava"
+    (r"^(portal_vein|hepatic_vein|artery|aorta|ivc|inferior_vena_cava|superior_vena_cava"
      r"|portal_vein_and_splenic_vein|pulmonary_vein|iliac_(artery|vena).*|.*_artery.*"
      r"|.*_vein.*|brachiocephalic_.*|vessel.*)$", VESSEL_CLASS),
     (r"^(bone|rib.*|vertebra.*|sternum|costal_cartilages?|scapula.*|clavicula.*|humerus.*"

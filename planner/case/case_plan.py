@@ -16,25 +16,30 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import numpy as np
 
 from planner.advice import visibility
-from planner.advice.recommendation import recommend_case
+from planner.advice.bmode_visibility import FATTY_LIVER_ATTENUATION, NORMAL_LIVER_ATTENUATION
+from planner.advice.case_advice import next_best_reason, recommend_case
+from planner.advice.fatty_liver import estimate_fatty_liver
 from planner.anatomy.lesion_targets import PlanTarget, lesions_to_plan, point_target
 from planner.anatomy.structures import HARD_CLASSES, Anatomy, build_anatomy
 from planner.paths import ct_guidance
-from planner.paths.constraints import Constraints
+from planner.paths.clearance import ClearanceOracle
+from planner.paths.constraints import REJECT_TEXT, SOFT_TEXT, Constraints
 from planner.paths.planning_grid import planning_grid
+from planner.paths.planning_maps import liver_sdf
 from planner.paths.trajectories import fibonacci_sphere
-from registration.spatial.errors import CancelledError, InputError
+from registration.spatial.errors import InputError
+from registration.spatial.progress import Stage, StagedProgress
 from registration.spatial.volume import LabelMap, Volume
 
 from .lesion_plan import CaseInputs, PlanStats, plan_lesion
 
-PLAN_VERSION = "1.1"                 # plan_schema.json: 1.1 adds reason codes
+PLAN_VERSION = "1.2"                 # plan_schema.json: 1.2 adds safe/violations, conditional advice
 SOFTWARE_VERSION = "0.1.0"
 GUIDANCE_CHOICES = ("us", "ct", "auto")
 MAX_LENGTH_LIMIT_MM = 200.0          # DESIGN section 7: length <= 150 mm, configurable to 200
@@ -45,6 +50,13 @@ DEFAULT_TOP_K = 3                    # paths kept per guidance and lesion
 #: CTs with more voxels are planned on a coarser grid (time per grid size:
 #: benchmarks/results/planning.md).
 DEFAULT_MAX_PLANNING_VOXELS = 12_000_000
+#: Expected seconds per planning stage, for the progress bar's shares (only their ratios matter;
+#: measured on the demo case: benchmarks/results/planning.md#progress-weights). Per lesion:
+#: LESION_STAGES, in plan_lesion's order.
+CASE_STAGE_S = {"grid": 6.0, "anatomy": 6.5, "inputs": 2.5, "ranking": 0.1}
+LESION_STAGES = (("maps", "safety margins", 3.2), ("paths", "needle paths", 0.2),
+                 ("visibility", "acoustic window", 0.1), ("us_paths", "probe positions", 0.65),
+                 ("ct_paths", "CT-guided paths", 0.05))
 
 
 @dataclass
@@ -65,26 +77,23 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     """Plan every lesion (or ``lesion``, or a point ``target_lps``) of a case.
 
     A CT with more than ``max_planning_voxels`` voxels is planned on a coarser
-    grid (see :func:`planning_grid`) with an extra clearance margin
-    of half the new voxel diagonal, so structures shrunk by the resampling
-    are still avoided; the plan records the grid. ``progress(fraction, stage)``
-    returning False cancels (CancelledError).
+    grid (see :func:`planning_grid`): candidates are found there, and every
+    path the plan proposes as safe is then checked against the labels at full
+    resolution (:mod:`planner.paths.clearance`, DESIGN section 7); the plan
+    records the grid. ``progress(fraction, stage)`` (the stages and their shares:
+    :func:`_case_progress`, per lesion ``LESION_STAGES``) returning False cancels
+    (CancelledError).
     """
     c = _checked_constraints(guidance, constraints)
     t0 = time.perf_counter()
-
-    def report(frac, msg):
-        if progress is not None and progress(frac, msg) is False:
-            raise CancelledError(msg)
-
-    report(0.0, "anatomy")
+    staged = _case_progress(progress, ct, labels, single=lesion is not None or target_lps is not None,
+                            max_planning_voxels=max_planning_voxels)
+    staged.begin("grid")
     _check_grids(ct, labels, ct_arterial, ct_path=ct_path, labels_path=labels_path)
     source_spacing = [round(float(x), 4) for x in ct.spacing]
-    ct, labels, ct_arterial, extra, coarse = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
-    if coarse is not None:
-        # nearest-neighbour resampling can shrink a structure by up to half a
-        # coarse voxel diagonal: add that to the clearance margin
-        c = replace(c, extra_margin_mm=c.extra_margin_mm + 0.5 * float(np.linalg.norm(coarse)))
+    full_labels = labels
+    ct, labels, ct_arterial, extra, coarse, big_full = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
+    staged.begin("anatomy")
     anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
     if target_lps is not None:
         targets = [point_target(target_lps, anatomy, ct_path)]
@@ -93,27 +102,44 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
         if not targets:
             raise InputError("the label map has no lesion (no 'lesion_*' label with voxels)",
                              path=labels_path, fix="add lesion labels or pass --target x,y,z")
+    staged.begin("inputs")
     case = _case_inputs(ct, ct_arterial, anatomy, c, targets, guidance=guidance, top_k=top_k,
                         frequency_mhz=frequency_mhz, n_directions=n_directions, sweep=sweep,
-                        reference_to_ct=reference_to_ct, registration=registration)
+                        reference_to_ct=reference_to_ct, registration=registration,
+                        oracle=ClearanceOracle(full_labels, anatomy, big_full))
     stats = PlanStats()
     lesions_out, facts = [], []
+    per_lesion = staged.nested("lesions", [
+        Stage(f"{n}:{key}", f"lesion {n + 1} of {len(targets)} ({t.name}): {label}", weight)
+        for n, t in enumerate(targets) for key, label, weight in LESION_STAGES], numbered=False)
     for n, target in enumerate(targets):
-        report(0.1 + 0.85 * n / len(targets), f"planning {target.name}")
-        f, lesion_out = plan_lesion(target, case, stats)
+        f, lesion_out = plan_lesion(target, case, stats, stage=lambda key, n=n: per_lesion.begin(f"{n}:{key}"))
         facts.append(f)
         lesions_out.append(lesion_out)
+    staged.begin("ranking")
     recommendation = recommend_case(facts, has_pancreatic_mass="pancreatic_mass" in labels.names)
-    for rank, name in enumerate(recommendation["ranking"], 1):
-        for lo in lesions_out:
-            if lo["name"] == name:
-                lo["accessibility_rank"] = rank
-    report(1.0, "done")
+    _rank_and_point(lesions_out, recommendation["ranking"])
+    staged.done(f"planned {len(targets)} target(s) in {time.perf_counter() - t0:.0f} s")
     plan = _plan_json(ct, anatomy, c, guidance=guidance, source_spacing=source_spacing,
                       resampled=coarse is not None, arterial=ct_arterial is not None,
                       reference_to_ct=reference_to_ct, registration=registration, lesions=lesions_out,
                       recommendation=recommendation, total_s=time.perf_counter() - t0, stats=stats)
     return PlanResult(plan=plan, anatomy=anatomy, lesion_masks={t.name: t.mask for t in targets})
+
+
+def _case_progress(progress, ct: Volume, labels: LabelMap, *, single: bool,
+                   max_planning_voxels: int) -> StagedProgress:
+    """The planning stages: grid, anatomy, shared inputs, the lesions (their own stages, once
+    found), ranking. The lesions' share is estimated from the ``lesion*`` label names."""
+    n_est = 1 if single else max(sum(str(k).startswith("lesion") for k in labels.names), 1)
+    lesion_s = n_est * sum(w for _, _, w in LESION_STAGES)
+    grid_s = CASE_STAGE_S["grid"] if ct.array.size > max_planning_voxels else 0.05
+    return StagedProgress(progress, [
+        Stage("grid", "preparing the planning grid", grid_s),
+        Stage("anatomy", "risk structures", CASE_STAGE_S["anatomy"]),
+        Stage("inputs", "acoustic windows and directions", CASE_STAGE_S["inputs"]),
+        Stage("lesions", "lesions", lesion_s),
+        Stage("ranking", "ranking", CASE_STAGE_S["ranking"])], name="planning", numbered=False)
 
 
 def _checked_constraints(guidance: str, constraints: Optional[Constraints]) -> Constraints:
@@ -137,22 +163,42 @@ def _check_grids(ct: Volume, labels: LabelMap, ct_arterial: Optional[Volume], *,
                          fix="load the labels with the CT as reference (resampled by physical position)")
 
 
+def _rank_and_point(lesions_out: List[dict], ranking: List[str]) -> None:
+    """Each lesion's accessibility rank; a lesion without a safe path points to the next-best one."""
+    guidance_of = {lo["name"]: lo["recommendation"]["guidance"] for lo in lesions_out}
+    for lo in lesions_out:
+        lo["accessibility_rank"] = ranking.index(lo["name"]) + 1
+        if guidance_of[lo["name"]] == "none":
+            why = next_best_reason(lo["name"], ranking, guidance_of)
+            if why is not None:
+                lo["recommendation"]["reasons"].append(why.text)
+                lo["recommendation"]["reason_codes"].append(why.code)
+
+
 def _case_inputs(ct: Volume, ct_arterial: Optional[Volume], anatomy: Anatomy, constraints: Constraints,
                  targets: List[PlanTarget], *, guidance: str, top_k: int, frequency_mhz: float,
-                 n_directions: int, sweep, reference_to_ct, registration) -> CaseInputs:
-    """What every lesion is planned with: the acoustic block map, the depth limit, the candidate
-    needle directions (sphere + gantry planes) and the window directions, computed once."""
+                 n_directions: int, sweep, reference_to_ct, registration, oracle: ClearanceOracle) -> CaseInputs:
+    """What every lesion is planned with: the fatty-liver estimate and the depth limit it implies,
+    the acoustic block map, the candidate needle directions (sphere + gantry planes) and the window
+    directions, computed once."""
     all_lesions = np.zeros(ct.array.shape, bool)
     for t in targets:
         if not t.point_target:
             all_lesions |= t.mask
+    sdf = liver_sdf(anatomy, all_lesions)
+    fatty = estimate_fatty_liver(ct.array, anatomy.masks["liver"], anatomy.masks.get("spleen"), ct.spacing,
+                                 liver_depth_mm=-sdf)
+    alpha = FATTY_LIVER_ATTENUATION if fatty.fatty else NORMAL_LIVER_ATTENUATION
     return CaseInputs(
         ct=ct, ct_arterial=ct_arterial, anatomy=anatomy, constraints=constraints, all_lesions=all_lesions,
-        block=visibility.acoustic_block_map(anatomy), depth_limit_mm=visibility.depth_limit_mm(frequency_mhz),
+        block=visibility.acoustic_block_map(anatomy),
+        depth_limit_mm=visibility.depth_limit_mm(frequency_mhz, attenuation_db_cm_mhz=alpha),
         frequency_mhz=frequency_mhz,
-        directions=np.concatenate([fibonacci_sphere(n_directions), ct_guidance.gantry_directions()]),
-        window_directions=fibonacci_sphere(WINDOW_DIRECTIONS), guidance=guidance, top_k=top_k,
-        sweep=sweep, reference_to_ct=reference_to_ct, registration=registration)
+        directions=np.concatenate([fibonacci_sphere(n_directions),
+                                   ct_guidance.gantry_directions(constraints.max_gantry_tilt_deg)]),
+        window_directions=fibonacci_sphere(WINDOW_DIRECTIONS), guidance=guidance, top_k=top_k, oracle=oracle,
+        fatty=fatty, attenuation_db_cm_mhz=alpha, liver_sdf_mm=sdf, sweep=sweep, reference_to_ct=reference_to_ct,
+        registration=registration)
 
 
 def _plan_json(ct: Volume, anatomy: Anatomy, c: Constraints, *, guidance: str, source_spacing, resampled: bool,
@@ -168,10 +214,12 @@ def _plan_json(ct: Volume, anatomy: Anatomy, c: Constraints, *, guidance: str, s
                "source_spacing_mm": source_spacing, "resampled_for_planning": resampled,
                "orientation": ct.orientation_letters(), "phases": ["portal"] + (["arterial"] if arterial else [])},
         "constraints": {"max_length_mm": c.max_length_mm, "vessel_margin_mm": c.vessel_margin_mm,
-                        "min_liver_mm": c.min_liver_mm, "max_capsule_angle_deg": c.max_capsule_angle_deg,
-                        "needle_gauge": c.needle_gauge, "step_mm": c.step_mm,
-                        "extra_margin_mm": round(c.extra_margin_mm, 2),
+                        "vessel_floor_mm": c.vessel_floor_mm, "min_liver_mm": c.min_liver_mm,
+                        "max_capsule_angle_deg": c.max_capsule_angle_deg, "grazing_angle_deg": c.grazing_angle_deg,
+                        "max_gantry_tilt_deg": c.max_gantry_tilt_deg, "needle_gauge": c.needle_gauge,
+                        "step_mm": c.step_mm, "extra_margin_mm": round(c.extra_margin_mm, 2),
                         "patient_position": c.patient_position, "guidance": guidance,
+                        "hard_rules": dict(REJECT_TEXT), "soft_rules": dict(SOFT_TEXT),
                         "hard_classes_checked": sorted(k for k in HARD_CLASSES if k in anatomy.masks)
                         + (["vessel_large"] if "vessel_large" in anatomy.masks else [])},
         "anatomy": anatomy.summary(), "anatomy_notes": list(anatomy.notes),

@@ -3,10 +3,15 @@
     ctus plan --ct CT --labels LABELS [--label-names NAMES.json] [--ct-arterial CT2]
               [--sweep SWEEP --registration RESULT.json] [--lesion NAME] [--target x,y,z]
               [--guidance us|ct|auto] [--max-length-mm 150] [--needle-gauge 18G]
+              [--patient-position supine] [--max-gantry-tilt-deg 15]
               --out DIR [--force] [--include-patient-id]
 
 Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf and, when registered,
 DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+Prints the case recommendation and one line per lesion: its guidance (with
+its condition when the advice is conditional), the safe US/CT paths, the
+predicted B-mode visibility and the registration TRE fusion would need, and
+for a lesion without a safe path the least-risk path's violations (UNSAFE).
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from planner.case.case_plan import (
     GUIDANCE_CHOICES,
     MAX_LENGTH_LIMIT_MM,
 )
-from planner.paths.constraints import GAUGE_OD_MM, Constraints
+from planner.paths.constraints import GAUGE_OD_MM, MAX_GANTRY_TILT_LIMIT_DEG, TABLE_SIDE, Constraints
 from registration.spatial.errors import InputError
 
 _DEFAULTS = Constraints()
@@ -42,7 +47,12 @@ def add_parser(sub):
     p.add_argument("--guidance", choices=GUIDANCE_CHOICES, default="auto",
                    help="which paths to propose (default: both, and recommend)")
     p.add_argument("--max-length-mm", type=float, default=_DEFAULTS.max_length_mm,
-                   help=f"longest needle path (<= {MAX_LENGTH_LIMIT_MM:g} mm)")
+                   help=f"usable needle length: longest path (150 or up to {MAX_LENGTH_LIMIT_MM:g} mm)")
+    p.add_argument("--patient-position", choices=sorted(TABLE_SIDE), default=_DEFAULTS.patient_position,
+                   help="the side the patient lies on cannot be entered (default supine)")
+    p.add_argument("--max-gantry-tilt-deg", type=float, default=_DEFAULTS.max_gantry_tilt_deg,
+                   help=f"CT gantry tilt the scanner reaches (<= {MAX_GANTRY_TILT_LIMIT_DEG:g}; steeper paths "
+                        "are planned double oblique)")
     p.add_argument("--needle-gauge", default=_DEFAULTS.needle_gauge, choices=sorted(GAUGE_OD_MM),
                    help=f"needle gauge (default {_DEFAULTS.needle_gauge})")
     p.add_argument("--directions", type=int, default=DEFAULT_DIRECTIONS, help="candidate directions per target")
@@ -114,7 +124,8 @@ def run(args) -> int:
         from registration.io.sequence_io import load_sweep
         reference_to_ct, registration = load_registration(args.registration)
         sweep = load_sweep(args.sweep)
-    constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge)
+    constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge,
+                              patient_position=args.patient_position, max_gantry_tilt_deg=args.max_gantry_tilt_deg)
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
                        registration=registration, lesion=args.lesion, target_lps=target,
                        guidance=args.guidance, constraints=constraints, n_directions=args.directions,
@@ -127,11 +138,44 @@ def run(args) -> int:
     for r in rec["reasons"]:
         print(f"  {r}")
     for les in result.plan["lesions"]:
-        n_us = sum(t["guidance"] == "us" for t in les["trajectories"])
-        n_ct = sum(t["guidance"] == "ct" for t in les["trajectories"])
-        print(f"{les['name']}: {les['recommendation']['guidance']} ({n_us} US, {n_ct} CT paths)"
-              + (f"; no US path: {les['no_us_path_reason']}" if les.get("no_us_path_reason") else ""))
+        print(lesion_summary(les))
     for name, path in written.items():
         print(f"wrote {path}")
     sys.stdout.flush()
     return 0
+
+
+def lesion_summary(les: dict) -> str:
+    """One line per lesion: guidance (and its condition), safe paths, B-mode visibility, fusion need,
+    and for a lesion without a safe path the least-risk path's violations and the next-best lesion."""
+    rec = les["recommendation"]
+    safe = [t for t in les["trajectories"] if t.get("safe", True) is not False]
+    unsafe = [t for t in les["trajectories"] if t.get("safe", True) is False]
+    g = rec["guidance"].upper()
+    cond = rec.get("condition")
+    if cond:
+        g += f" if registration TRE <= {cond['max_tre_rms_mm']:g} mm"
+    n_us = sum(t["guidance"] == "us" for t in safe)
+    n_ct = sum(t["guidance"] == "ct" for t in safe)
+    oblique = sum(bool((t.get("ct") or {}).get("double_oblique")) for t in safe)
+    vis = les["visibility"]
+    pred = vis["predicted"]
+    p = pred.get("probability", pred.get("score"))
+    size = "?" if les["diameter_mm"] is None else f"{les['diameter_mm']:.0f}"
+    depth = "no window" if les["depth_mm"] is None else f"{les['depth_mm']:.0f} mm deep"
+    parts = [f"{les['name']} ({size} mm, {vis['lesion_type']}, {depth}): {g}",
+             f"{n_us} US, {n_ct} CT safe paths" + (f" ({oblique} double oblique)" if oblique else ""),
+             f"B-mode {pred['category']}" + ("" if p is None else f" (p {p:.2f})")]
+    need = vis.get("fusion_need")
+    if need:
+        tre = need["registration_allowed_mm"]
+        parts.append("fusion cannot reach 90 %" if tre is None else f"fusion needs TRE <= {tre:.1f} mm")
+    line = "; ".join(parts)
+    if unsafe:
+        line += "\n    least-risk path UNSAFE: " + "; ".join(v["text"] for v in unsafe[0]["violations"])
+    nxt = [r for r, c in zip(rec["reasons"], rec.get("reason_codes", [])) if c == "next_best_lesion"]
+    if nxt:
+        line += f"\n    {nxt[0]}"
+    if les.get("no_us_path_reason"):
+        line += f"\n    no US path: {les['no_us_path_reason']}"
+    return line

@@ -1,8 +1,9 @@
-"""``ctus sample --out DIR [--seed N] [--breathing MM] [--force] [--no-sweeps]``
+"""``ctus sample --out DIR [--seed N] [--breathing MM] [--force] [--no-sweeps] [--no-deformed]``
 
 Writes the synthetic demo case (two-phase DICOM + NRRD CT, label map with
-names, tracked sweeps, truth.json; see sample_data/case/demo_case.py) and prints the
-time each stage took. Refuses a non-empty DIR unless --force.
+names, tracked sweeps, sweeps of the liver deformed between CT and scan, truth.json;
+see sample_data/case/demo_case.py) and prints the time each stage took. Refuses a
+non-empty DIR unless --force.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def add_parser(sub):
                    help="cranio-caudal liver motion during the sweeps, 0-15 mm (default 0)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.add_argument("--no-sweeps", action="store_true", help="only the CT part (faster)")
+    p.add_argument("--no-deformed", action="store_true",
+                   help="skip the sweeps of the deformed liver (sweep_*_deformed.igs.mha; faster)")
     return p
 
 
@@ -46,8 +49,9 @@ def run(args) -> int:
         print(f"  {stage:<10s} done at {time.perf_counter() - t0:6.1f} s ({fraction * 100:3.0f} %)",
               file=sys.stderr, flush=True)
 
+    kwargs = {"deformed": 0} if args.no_deformed else {}
     timings = write_case(out, seed=args.seed, breathing_mm=args.breathing, progress=progress,
-                         sweeps=not args.no_sweeps)
+                         sweeps=not args.no_sweeps, **kwargs)
     total = time.perf_counter() - t0
     print(f"demo case written to {out} in {total:.1f} s")
     for stage, seconds in timings.items():

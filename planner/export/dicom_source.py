@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from registration.io.dicom_series import list_dicom_series
+from registration.io.dicom_series import list_dicom_series, pick_series
 from registration.io.series_info import SeriesInfo
 from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
@@ -63,20 +63,6 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(ds.get(keyword, "") or "").strip()
 
 
-def _pick(series: List[SeriesInfo], folder: str, series_uid: Optional[str]) -> SeriesInfo:
-    if series_uid is not None:
-        chosen = [s for s in series if s.series_uid == series_uid]
-        if not chosen:
-            raise InputError(f"series {series_uid} (the plan's CT) is not in the folder; found: "
-                             + "; ".join(s.summary() for s in series), path=folder,
-                             fix="give --ct the folder of the CT the plan was made on")
-        return chosen[0]
-    if len(series) > 1:
-        raise InputError(f"{len(series)} series found: " + "; ".join(s.summary() for s in series),
-                         path=folder, fix="choose the plan's CT with --series UID")
-    return series[0]
-
-
 def load_ct_source(folder, series_uid: Optional[str] = None) -> CtSource:
     """Headers of one CT series in ``folder`` (all of the folder's series are listed first).
 
@@ -88,7 +74,9 @@ def load_ct_source(folder, series_uid: Optional[str] = None) -> CtSource:
     disagree on patient ID, study or frame of reference.
     """
     folder = os.fspath(folder)
-    info = _pick(list_dicom_series(folder), folder, series_uid)
+    info = pick_series(list_dicom_series(folder), folder, series_uid, what=" (the plan's CT)",
+                       missing_fix="give --ct the folder of the CT the plan was made on",
+                       several_fix="choose the plan's CT with --series UID")
     headers = []
     for path in info.files:
         ds = pydicom.dcmread(path, stop_before_pixels=True)

@@ -117,6 +117,14 @@ def case_summary(ct_metadata: dict, *, include_patient_id: bool) -> dict:
     return keep
 
 
+#: Line colours (RGB 0-1): US green, CT orange, an unsafe least-risk path red.
+LINE_COLOURS = {"us": [0.2, 0.8, 0.2], "ct": [1.0, 0.6, 0.0], "unsafe": [0.9, 0.05, 0.05]}
+
+
+def _line_colour(tr: dict) -> list:
+    return LINE_COLOURS["unsafe" if tr.get("safe", True) is False else ("us" if tr["guidance"] == "us" else "ct")]
+
+
 def markups(plan: dict) -> dict:
     """Slicer markups (schema v1.0.3, LPS mm): a Fiducial list of targets, one Line per trajectory."""
     targets = {"type": "Fiducial", "name": "targets", "coordinateSystem": "LPS", "coordinateUnits": "mm",
@@ -127,16 +135,19 @@ def markups(plan: dict) -> dict:
             "id": str(n), "label": lesion["name"], "description": lesion["recommendation"]["guidance"],
             "position": [float(v) for v in lesion["target_ct"]], "positionStatus": "defined"})
         for m, tr in enumerate(lesion["trajectories"], 1):
-            name = f"{lesion['name']}_{tr['guidance']}_{m}"
+            unsafe = tr.get("safe", True) is False
+            name = f"{lesion['name']}_{tr['guidance']}_{m}" + ("_UNSAFE" if unsafe else "")
             lines.append({
                 "type": "Line", "name": name, "coordinateSystem": "LPS", "coordinateUnits": "mm",
                 "locked": True, "fixedNumberOfControlPoints": True,
                 "controlPoints": [
                     {"id": "1", "label": f"{name}-entry", "position": [float(v) for v in tr["entry_ct"]],
+                     "description": ("UNSAFE least-risk path: " + "; ".join(v["text"] for v in tr["violations"])
+                                     if unsafe else f"{tr['guidance']} path, meets the plan's hard rules"),
                      "positionStatus": "defined"},
                     {"id": "2", "label": f"{name}-target", "position": [float(v) for v in tr["target_ct"]],
                      "positionStatus": "defined"}],
-                "display": {"color": [0.2, 0.8, 0.2] if tr["guidance"] == "us" else [1.0, 0.6, 0.0]}})
+                "display": {"color": _line_colour(tr)}})
     return {"@schema": MARKUPS_SCHEMA_URL, "markups": [targets] + lines}
 
 

@@ -17,6 +17,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from planner.paths.clearance import CAP_MM
+
 from .report_views import draw_path_row, draw_us_overlay, layers_of
 
 
@@ -29,6 +31,42 @@ def _text_block(fig, x, y, lines, size=7.0, width=120, dy=None):
             fig.text(x + (0.02 if k else 0.0), y, part, fontsize=size, va="top", family="DejaVu Sans")
             y -= dy
     return y
+
+
+def _constraints_text(c: dict) -> str:
+    """The plan's rules in one line: which are hard (a path breaking them is unsafe) and which soft."""
+    floor = c.get("vessel_floor_mm")
+    hard = (f"HARD: needle {c['needle_gauge']} of {c['max_length_mm']:g} mm; no bone, lung, gallbladder, bowel, "
+            "kidney, heart, spleen, pancreas; no vessel >= 3 mm crossed"
+            + (f" nor passed within {floor:g} mm" if floor else "") + "; one capsule crossing"
+            + (f", not grazing (> {c['grazing_angle_deg']:g} deg)" if "grazing_angle_deg" in c else ""))
+    soft = (f"SOFT (ranked, shown as cautions): >= {c['vessel_margin_mm']:g} mm from vessels >= 3 mm, >= "
+            f"{c['min_liver_mm']:g} mm normal liver, capsule angle <= {c['max_capsule_angle_deg']:g} deg")
+    tilt = f"; CT gantry tilt <= {c['max_gantry_tilt_deg']:g} deg (steeper: double oblique)" \
+        if "max_gantry_tilt_deg" in c else ""
+    return (f"Constraints - {hard}. {soft}. Checked every {c['step_mm']} mm at full label resolution; patient "
+            f"{c.get('patient_position', 'supine')}{tilt}")
+
+
+def _guidance_cell(rec: dict) -> str:
+    """The lesion table's guidance: conditional advice says its condition."""
+    g = rec["guidance"]
+    cond = rec.get("condition")
+    return f"{g} if TRE <= {cond['max_tre_rms_mm']:g} mm" if cond else g
+
+
+def _predicted_cell(pred: dict) -> str:
+    """Category and probability of the evidence model (or the score of a pre-1.2 plan)."""
+    p = pred.get("probability", pred.get("score"))
+    return pred["category"] + ("" if p is None else f" ({p:.2f})")
+
+
+def _paths_cell(paths: list) -> str:
+    """US/CT counts of safe paths, and the unsafe least-risk path if any."""
+    safe = [t for t in paths if t.get("safe", True) is not False]
+    text = f"{sum(t['guidance'] == 'us' for t in safe)}/{sum(t['guidance'] == 'ct' for t in safe)}"
+    unsafe = len(paths) - len(safe)
+    return text + (f" +{unsafe} UNSAFE" if unsafe else "")
 
 
 def _summary_page(fig, plan):
@@ -46,11 +84,7 @@ def _summary_page(fig, plan):
              "Anatomy: " + "; ".join(f"{k} {v['volume_ml']} ml{' (derived from CT)' if v['derived'] else ''}"
                                      for k, v in plan["anatomy"].items())]
     lines += [f"Note: {n}" for n in plan.get("anatomy_notes", [])]
-    c = plan["constraints"]
-    lines.append(f"Constraints: needle {c['needle_gauge']}, length <= {c['max_length_mm']:g} mm, >= "
-                 f"{c['vessel_margin_mm']:g} mm from vessels >= 3 mm, >= {c['min_liver_mm']:g} mm normal liver, "
-                 f"capsule angle <= {c['max_capsule_angle_deg']:g} deg, checked every {c['step_mm']} mm; "
-                 f"patient {c.get('patient_position', 'supine')}")
+    lines.append(_constraints_text(plan["constraints"]))
     y = _text_block(fig, 0.05, 0.92, lines, 7)
     y -= 0.01
     fig.text(0.05, y, f"RECOMMENDATION: {rec['guidance'].upper()}"
@@ -72,11 +106,9 @@ def _summary_page(fig, plan):
                      "-" if l["diameter_mm"] is None else f"{l['diameter_mm']:.0f}",
                      vis["lesion_type"].replace("adenocarcinoma", "adeno"),
                      "none" if l["depth_mm"] is None else f"{l['depth_mm']:.0f}",
-                     f"{vis['predicted']['category']} ({vis['predicted']['score']:.2f})",
+                     _predicted_cell(vis["predicted"]),
                      "-" if meas.get("cnr") is None else f"{meas['cnr']:.2f} ({'seen' if meas['seen'] else 'not seen'})",
-                     f"{sum(t['guidance'] == 'us' for t in l['trajectories'])}/"
-                     f"{sum(t['guidance'] == 'ct' for t in l['trajectories'])}",
-                     l["recommendation"]["guidance"]])
+                     _paths_cell(l["trajectories"]), _guidance_cell(l["recommendation"])])
     h = min(0.04 + 0.022 * len(rows), max(0.08, y - 0.04))
     ax = fig.add_axes([0.05, y - h, 0.9, h])
     ax.axis("off")
@@ -116,6 +148,14 @@ def _fusion_text(f: dict, diameter_mm) -> str:
     return text
 
 
+def _predicted_text(pred: dict) -> str:
+    """The evidence model's probability, category and every term with its source."""
+    if "terms" not in pred:      # a plan written before format 1.2
+        return f"{pred['category']} (score {pred.get('score')})"
+    terms = "; ".join(f"{t['name']} {t['value']:.2f} ({t['detail']}) [{t['source']}]" for t in pred["terms"])
+    return f"{pred['category']} (p = {pred['probability']:.2f}): {terms}"
+
+
 def _lesion_lines(l: dict) -> list:
     """The text of a lesion page: target, window, conspicuity, fusion, reasons, advisories, candidates."""
     vis = l["visibility"]
@@ -125,12 +165,20 @@ def _lesion_lines(l: dict) -> list:
              f"Acoustic window: best depth {w['depth_mm']} mm (limit {vis['depth_limit_mm']} mm at "
              f"{vis['frequency_mhz']} MHz); {w['windows_clear']}/{w['windows_checked']} probe directions "
              f"clear; blocked by {_counts(w['obstruction_by'])}",
-             f"Predicted B-mode conspicuity: {vis['predicted']['category']} (score {vis['predicted']['score']}, "
-             f"factors {_counts(vis['predicted']['factors'])}; {vis['predicted']['model']})"]
+             "Predicted B-mode visibility: " + _predicted_text(vis["predicted"])]
+    if vis.get("fatty_liver"):
+        lines.append(f"Fatty liver: {vis['fatty_liver']['note']} [{vis['fatty_liver']['source']}]")
     if vis.get("measured"):
         lines.append("Measured on the registered sweep: " + _measured_text(vis["measured"]))
+    if vis.get("fusion_need"):
+        n = vis["fusion_need"]
+        lines.append(f"Fusion need: {n['explanation']}; without a registration compared with the "
+                     f"{n.get('expected_without_registration', 'clinical fusion error')}")
     if vis.get("fusion"):
         lines.append("Fusion: " + _fusion_text(vis["fusion"], l.get("diameter_mm")))
+    cond = l["recommendation"].get("condition")
+    if cond:
+        lines.append(f"CONDITIONAL: {cond['text']}")
     lines += [f"- {r}" for r in l["recommendation"]["reasons"]]
     lines += [f"! {a['text']} [evidence: {a['evidence']}]" for a in l["recommendation"]["advisories"]]
     cand = l["candidates"]
@@ -140,13 +188,23 @@ def _lesion_lines(l: dict) -> list:
 
 
 def _path_caption(tr: dict) -> str:
-    """One trajectory's numbers (mm, deg) and its probe pose or CT-guided description."""
-    desc = (tr["ct"]["text"] if tr["guidance"] == "ct" else
-            f"probe at {tr['probe']['probe_ct']} (LPS), lesion depth {tr['probe']['depth_mm']} mm, "
-            f"needle {tr['probe']['needle_beam_angle_deg']} deg to the beam")
-    return (f"{tr['guidance'].upper()} path: {tr['length_mm']} mm, {tr['needle']['gauge']}, liver "
-            f"{tr['liver_traverse_mm']} mm, capsule {tr['capsule_angle_deg']} deg, clearance (mm) "
-            + ", ".join(f"{k} {v:g}" for k, v in tr["clearance_mm"].items()) + f". {desc}")
+    """One trajectory's numbers (mm, deg), its probe pose or CT-guided description, and its
+    violations (an unsafe least-risk path) or cautions."""
+    if tr["guidance"] == "ct" or not tr.get("probe"):
+        desc = (tr.get("ct") or {}).get("text", "")
+    else:
+        desc = (f"probe at {tr['probe']['probe_ct']} (LPS), lesion depth {tr['probe']['depth_mm']} mm, "
+                f"needle {tr['probe']['needle_beam_angle_deg']} deg to the beam")
+    head = ("UNSAFE LEAST-RISK " if tr.get("safe", True) is False else "") + f"{tr['guidance'].upper()} path"
+    text = (f"{head}: {tr['length_mm']} mm, {tr['needle']['gauge']}, liver {tr['liver_traverse_mm']} mm, capsule "
+            f"{tr['capsule_angle_deg']} deg, clearance (mm, axis to voxel centres) "
+            + ", ".join(f"{k} {'>= ' if v >= CAP_MM else ''}{v:g}" for k, v in tr["clearance_mm"].items())
+            + f". {desc}")
+    if tr.get("violations"):
+        text += " VIOLATES: " + "; ".join(v["text"] for v in tr["violations"]) + "."
+    if tr.get("cautions"):
+        text += " Cautions: " + "; ".join(v["text"] for v in tr["cautions"]) + "."
+    return text
 
 
 def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, reference_to_ct=None):
@@ -156,30 +214,33 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, referenc
     for l in plan["lesions"]:
         chosen = []
         for g in ("us", "ct"):
-            paths = [t for t in l["trajectories"] if t["guidance"] == g]
+            paths = [t for t in l["trajectories"] if t["guidance"] == g and t.get("safe", True) is not False]
             chosen += paths[:1]
+        chosen += [t for t in l["trajectories"] if t.get("safe", True) is False][:1]
         fig = Figure(figsize=(8.27, 11.69))
-        fig.text(0.05, 0.97, f"{l['name']}: recommendation {l['recommendation']['guidance'].upper()}",
+        fig.text(0.05, 0.97, f"{l['name']}: recommendation {_guidance_cell(l['recommendation']).upper()}",
                  fontsize=12, weight="bold", va="top")
         vis = l["visibility"]
         y = _text_block(fig, 0.05, 0.94, _lesion_lines(l), 6.5, width=150)
-        if not chosen:
-            _text_block(fig, 0.05, y - 0.02, ["NO SAFE PATH: no trajectory is drawn for this lesion."], 10)
+        if not any(t.get("safe", True) is not False for t in chosen):
+            _text_block(fig, 0.05, y - 0.02, ["NO SAFE PATH" + (": the least-risk path below is UNSAFE and is "
+                                                               "not a plan" if chosen else
+                                                               ": no trajectory is drawn for this lesion.")], 10)
             y -= 0.04
         mask = (lesion_masks or {}).get(l["name"])
         best = (vis.get("measured") or {}).get("best_frame")
         if sweep is not None and reference_to_ct is not None and best is not None and mask is not None:
             ax = fig.add_axes([0.55, 0.02, 0.4, 0.22])
             draw_us_overlay(ax, sweep, reference_to_ct, ct, mask, best, next(
-                (t for t in l["trajectories"] if t["guidance"] == "us"), None))
+                (t for t in l["trajectories"] if t["guidance"] == "us" and t.get("safe", True) is not False), None))
             y = min(y, 0.97)
         layers = layers_of(anatomy, mask)
         bottom = 0.26 if (sweep is not None and best is not None) else 0.04
         row_h = min(0.26, (y - bottom) / max(1, len(chosen)))
         for n, tr in enumerate(chosen):
             top = y - 0.01 - n * row_h
-            draw_path_row(fig, ct, layers, tr, top, row_h)
-            _text_block(fig, 0.05, top, [_path_caption(tr)], 6, width=165)
+            below = _text_block(fig, 0.05, top, [_path_caption(tr)], 6, width=165)
+            draw_path_row(fig, ct, layers, tr, top, row_h, text_h=top - below + 0.02)
         pdf.savefig(fig)
 
 

@@ -47,6 +47,17 @@ def layers_of(anatomy, lesion_mask):
     return out
 
 
+#: Path colours: US green, CT orange, an unsafe least-risk path red (also in plan.mrk.json and the GUI).
+PATH_COLOURS = {"us": "#00ff66", "ct": "#ffaa00", "unsafe": "#ff2020"}
+
+
+def path_colour(path: dict) -> str:
+    """The colour a trajectory is drawn in: red when it is an unsafe least-risk path."""
+    if path.get("safe", True) is False:
+        return PATH_COLOURS["unsafe"]
+    return PATH_COLOURS["us" if path["guidance"] == "us" else "ct"]
+
+
 def _to_uv(p, centre, u, v):
     d = np.asarray(p, float) - centre
     return float(d @ u), float(d @ v)
@@ -67,9 +78,14 @@ def draw_view(ax, ct, layers, centre, u, v, title, path=None, half_mm=70.0, prob
             ax.contour(sl, levels=[0.5], colors=[color], linewidths=lw, extent=ext, origin="upper")
     if path is not None:
         (x0, y0), (x1, y1) = (_to_uv(path["entry_ct"], centre, u, v), _to_uv(path["target_ct"], centre, u, v))
-        ax.plot([x0, x1], [y0, y1], color="#00ff66" if path["guidance"] == "us" else "#ffaa00", lw=1.6)
+        colour = path_colour(path)
+        unsafe = path.get("safe", True) is False
+        ax.plot([x0, x1], [y0, y1], color=colour, lw=1.6, ls="--" if unsafe else "-")
         ax.plot([x1], [y1], marker="+", color="#ff3df5", ms=10, mew=1.5)
-        ax.plot([x0], [y0], marker="o", color="#00ff66" if path["guidance"] == "us" else "#ffaa00", ms=4)
+        ax.plot([x0], [y0], marker="o", color=colour, ms=4)
+        if unsafe:
+            ax.text(0.5, 0.93, "UNSAFE", transform=ax.transAxes, color=colour, fontsize=9, weight="bold",
+                    ha="center", va="top")
     if probe is not None:
         q = _to_uv(probe["probe_ct"], centre, u, v)
         ax.plot([q[0]], [q[1]], marker="s", color="#33ccff", ms=6)
@@ -88,27 +104,36 @@ def draw_view(ax, ct, layers, centre, u, v, title, path=None, half_mm=70.0, prob
     ax.text(half_mm - 15, half_mm - 8, "20 mm", color="white", fontsize=5, ha="center")
 
 
-def draw_path_row(fig, ct, layers, tr: dict, top: float, row_h: float) -> None:
-    """One trajectory as three CT planes in a row of ``fig`` (figure fractions ``top``, ``row_h``):
+def draw_path_row(fig, ct, layers, tr: dict, top: float, row_h: float, text_h: float = 0.05) -> None:
+    """One trajectory as three CT planes in a row of ``fig`` (figure fractions ``top``, ``row_h``;
+    the top ``text_h`` is left for its caption):
     the axial slice at the target, the plane along the needle (the probe's image plane for a US
     path, the gantry plane for a CT path) and the plane across the needle at the target."""
     t = np.asarray(tr["target_ct"], float)
     e = np.asarray(tr["entry_ct"], float)
     d = (t - e) / np.linalg.norm(t - e)          # entry -> target (down the image)
-    if tr["guidance"] == "us":
+    ctd = tr.get("ct") or {}
+    if tr["guidance"] == "us" and tr.get("probe"):
         normal = np.asarray(tr["probe"]["plane_normal_ct"], float)
         along_u = np.cross(d, normal)
         along_title = "US image plane (probe in-plane)"
+    elif ctd.get("double_oblique"):
+        along_u = np.array([1.0, 0.0, 0.0])     # L-R across the image, the needle down it
+        along_title = (f"plane along the needle (double oblique: {abs(ctd['craniocaudal_angle_deg']):.0f} deg "
+                       f"craniocaudal, {abs(ctd['in_plane_angle_deg']):.0f} deg in plane)")
     else:
         along_u = np.array([1.0, 0.0, 0.0])     # gantry plane: L-R across the image
-        tau = np.radians(tr["ct"]["gantry_tilt_deg"])
+        tau = np.radians(ctd.get("gantry_tilt_deg", 0.0))
         d = np.array([0.0, np.cos(tau), np.sin(tau)])   # posterior in the tilted plane
-        along_title = f"CT gantry plane (tilt {tr['ct']['gantry_tilt_deg']:+.1f} deg)"
-    along_u -= d * (along_u @ d)
+        along_title = f"CT gantry plane (tilt {ctd.get('gantry_tilt_deg', 0.0):+.1f} deg)"
+    along_u = along_u - d * (along_u @ d)
+    if np.linalg.norm(along_u) < 1e-3:          # needle along L-R: anterior across the image instead
+        along_u = np.array([0.0, -1.0, 0.0]) - d * (-d[1])
     along_u /= np.linalg.norm(along_u)
     mid = 0.5 * (t + e)
     half = max(60.0, 0.5 * np.linalg.norm(t - e) + 25.0)
-    axes = [fig.add_axes([0.05 + k * 0.31, top - row_h + 0.015, 0.29, row_h - 0.065]) for k in range(3)]
+    h = max(0.05, row_h - 0.015 - text_h)
+    axes = [fig.add_axes([0.05 + k * 0.31, top - row_h + 0.015, 0.29, h]) for k in range(3)]
     ax_c = np.array([mid[0], mid[1], t[2]])   # axial plane through the target, path centred
     draw_view(axes[0], ct, layers, ax_c, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
               f"axial at target, z = {t[2]:.1f} mm", tr, half_mm=half, probe=tr.get("probe"),

@@ -17,9 +17,11 @@ import numpy as np
 from planner.anatomy.structures import Anatomy
 
 from . import ct_guidance
+from .clearance import MEASURED_CLASSES, ClearanceOracle
 from .constraints import REJECT_REASONS, REJECT_TEXT, Constraints
+from .path_records import PathVerifier
 from .planning_maps import PlanningMaps, build_maps
-from .trajectories import evaluate, path_record
+from .trajectories import evaluate
 
 #: An edited entry closer than this (mm) to the target gives no direction.
 MIN_EDITED_LENGTH_MM = 1.0
@@ -29,8 +31,9 @@ EDIT_TEXT = {
     "target_outside_lesion": "target outside the lesion",
 }
 #: The Constraints fields a plan's ``constraints`` block gives back.
-_PLAN_CONSTRAINT_KEYS = ("max_length_mm", "vessel_margin_mm", "min_liver_mm", "max_capsule_angle_deg",
-                         "needle_gauge", "step_mm", "patient_position")
+_PLAN_CONSTRAINT_KEYS = ("max_length_mm", "vessel_margin_mm", "vessel_floor_mm", "min_liver_mm",
+                         "max_capsule_angle_deg", "grazing_angle_deg", "max_gantry_tilt_deg", "needle_gauge",
+                         "step_mm", "patient_position")
 
 
 @dataclass
@@ -59,20 +62,29 @@ def constraints_from_plan(constraints: dict) -> Constraints:
 
 def lesion_maps(anatomy: Anatomy, lesion_masks: Dict[str, np.ndarray], name: str,
                 constraints: Constraints) -> PlanningMaps:
-    """Planning maps of lesion ``name`` of a plan, the plan's other lesions avoided (slow: seconds)."""
+    """Planning maps of lesion ``name`` of a plan, the plan's other lesions avoided, with the
+    clearance rule measured on the plan's labels ready (slow: seconds; run it off the GUI thread)."""
     others = None
     for n, m in lesion_masks.items():
         if n != name:
             others = m.copy() if others is None else (others | m)
-    return build_maps(anatomy, lesion_masks.get(name), constraints, others)
+    maps = build_maps(anatomy, lesion_masks.get(name), constraints, others)
+    maps.oracle = ClearanceOracle(anatomy.labels, anatomy)
+    for cls in MEASURED_CLASSES:
+        maps.oracle.sources(cls)        # build the distance trees now, not at the first edit
+    return maps
 
 
 def check_path(maps: PlanningMaps, entry, target, guidance: str,
-               lesion_mask: Optional[np.ndarray] = None) -> PathCheck:
+               lesion_mask: Optional[np.ndarray] = None, *, lesion: Optional[str] = None,
+               oracle: Optional[ClearanceOracle] = None) -> PathCheck:
     """The planner's constraints on the straight path target -> entry (LPS mm), continued to the skin.
 
     ``guidance`` ('us' or 'ct') goes into the record; with ``lesion_mask`` the
-    target must lie inside the lesion.
+    target must lie inside the lesion. The hard rules are checked on the planning
+    maps and then by the clearance rule (``oracle``; default: on the maps' own
+    labels), exactly as for the planner's own paths; the record carries
+    ``safe`` and its cautions or violations.
     """
     entry, target = np.asarray(entry, float), np.asarray(target, float)
     d = entry - target
@@ -86,9 +98,18 @@ def check_path(maps: PlanningMaps, entry, target, guidance: str,
         inside = np.all(kji >= 0) and np.all(kji < np.array(lesion_mask.shape))
         if not inside or not lesion_mask[tuple(kji)]:
             bad.insert(0, "target_outside_lesion")
-    record = path_record(maps, res, 0, target, guidance) if np.isfinite(res["length_mm"][0]) else None
-    if record is not None:
+    record = None
+    if np.isfinite(res["length_mm"][0]):
+        oracle = oracle or maps.oracle or ClearanceOracle(maps.anatomy.labels, maps.anatomy)
+        record = PathVerifier(oracle, maps, res, target, lesion).record(0, guidance)
         record["edited_by_user"] = True
-        if not bad and guidance == "ct":
-            record["ct"] = ct_guidance.describe(maps.anatomy, record)
+        for v in record.get("violations", []):
+            if v["rule"] in REJECT_TEXT and v["rule"] not in bad:
+                bad.append(v["rule"])
+        if bad:
+            record["safe"] = False
+            record.setdefault("violations", [])
+            record.pop("cautions", None)
+        elif guidance == "ct":
+            record["ct"] = ct_guidance.describe(maps.anatomy, record, maps.constraints.max_gantry_tilt_deg)
     return PathCheck(not bad, bad, record)

@@ -16,8 +16,9 @@ from registration.spatial.volume import LabelMap, Volume
 OUTSIDE_CT_HU = -1024.0      # CT value given to planning-grid voxels outside the original CT (air)
 
 
-def _fine_large_vessels(labels: LabelMap, ref_img) -> Optional[np.ndarray]:
-    """Large (>= 3 mm) vessels decided on the full-resolution labels, then put on the planning grid.
+def _fine_large_vessels(labels: LabelMap, ref_img):
+    """Large (>= 3 mm) vessels decided on the full-resolution labels: (full-resolution mask, the
+    same put on the planning grid), or (None, None) without vessel labels.
 
     On a coarse grid every vessel looks >= 3 mm wide; deciding at full
     resolution keeps small intrahepatic branches (which a needle may pass)
@@ -29,11 +30,11 @@ def _fine_large_vessels(labels: LabelMap, ref_img) -> Optional[np.ndarray]:
     from planner.anatomy.structures import VESSEL_CLASS, risk_class_of
     values = [v for n, v in labels.names.items() if risk_class_of(n) == VESSEL_CLASS]
     if not values:
-        return None
+        return None, None
     big = large_vessels(np.isin(labels.array, values), labels.spacing)
     img = sitk.Resample(labels.with_array(big.view(np.uint8)).to_sitk(), ref_img, sitk.Transform(),
                         sitk.sitkNearestNeighbor, 0)
-    return sitk.GetArrayFromImage(img).astype(bool)
+    return big, sitk.GetArrayFromImage(img).astype(bool)
 
 
 def planning_grid(ct: Volume, labels: LabelMap, arterial: Optional[Volume], max_voxels: int):
@@ -44,12 +45,14 @@ def planning_grid(ct: Volume, labels: LabelMap, arterial: Optional[Volume], max_
     a cube grid of ``max_voxels`` over the same extent (axes already coarser
     keep theirs). CT and arterial linear, labels nearest neighbour, large
     vessels decided at full resolution. Returns (ct, labels, arterial, extra
-    masks {class: bool} or None, spacing (i, j, k) mm or None when unchanged).
+    masks {class: bool} or None, spacing (i, j, k) mm or None when unchanged,
+    the full-resolution large-vessel mask or None: the clearance oracle of
+    :mod:`.clearance` measures chosen paths against it).
     Planning time per budget: benchmarks/results/planning.md.
     """
     n = ct.array.size
     if max_voxels <= 0 or n <= max_voxels:
-        return ct, labels, arterial, None, None
+        return ct, labels, arterial, None, None, None
     extent = np.array(ct.shape_ijk) * ct.spacing
     s = float((np.prod(extent) / max_voxels) ** (1.0 / 3.0))
     spacing = np.maximum(ct.spacing, s)
@@ -70,5 +73,5 @@ def planning_grid(ct: Volume, labels: LabelMap, arterial: Optional[Volume], max_
     lab = resample(labels, sitk.sitkNearestNeighbor, 0)
     lab2 = LabelMap(lab.array, lab.spacing, lab.origin, lab.direction, labels.names, labels.metadata)
     art2 = resample(arterial, sitk.sitkLinear, OUTSIDE_CT_HU) if arterial is not None else None
-    big = _fine_large_vessels(labels, ref)
-    return ct2, lab2, art2, (None if big is None else {"vessel_large": big}), spacing
+    big_full, big = _fine_large_vessels(labels, ref)
+    return ct2, lab2, art2, (None if big is None else {"vessel_large": big}), spacing, big_full

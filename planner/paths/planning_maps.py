@@ -30,19 +30,18 @@ class PlanningMaps:
 
     region int8: (-1 off the grid when sampled), 0 outside body, 1 body, 2 liver, 3 the target
     lesion, 4 another lesion, 5 vessel (>= 2 counts as inside the liver envelope).
-    hard_clearance_mm float32: min over hard classes of distance, and large-vessel
-    distance minus the vessel margin (mm; <= 0 means violation at the axis).
+    organ_mm float32: distance (mm) to the nearest voxel centre of any hard class (bone, lung,
+    gallbladder, bowel, kidney, heart, spleen, pancreas); the anatomy's map, not a copy.
+    vessel_mm float32 or None: distance (mm) to the nearest large-vessel (>= 3 mm) voxel centre.
     liver_sdf_mm float32: signed distance to the liver surface (+ outside).
-    plain_clearance_mm float32: like hard_clearance_mm without the vessel margin; used
-    inside the target lesion, where the margin cannot apply (the needle tip must reach
-    a lesion that may abut a vessel) but crossing a vessel is still forbidden.
     """
     anatomy: Anatomy
     region: np.ndarray
-    hard_clearance_mm: np.ndarray
+    organ_mm: np.ndarray
+    vessel_mm: Optional[np.ndarray]
     liver_sdf_mm: np.ndarray
     constraints: Constraints
-    plain_clearance_mm: Optional[np.ndarray] = None
+    oracle: Optional[object] = None       # the clearance rule at full resolution (planner.paths.clearance)
     lps_to_kji: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -88,9 +87,12 @@ def nearest_voxel(arr: np.ndarray, kji: np.ndarray, fill) -> np.ndarray:
 
 
 def build_maps(anatomy: Anatomy, lesion_mask: Optional[np.ndarray],
-               constraints: Constraints, other_lesions: Optional[np.ndarray] = None) -> PlanningMaps:
+               constraints: Constraints, other_lesions: Optional[np.ndarray] = None,
+               sdf_mm: Optional[np.ndarray] = None) -> PlanningMaps:
     """Maps for one target (its lesion mask may be None for a point target);
-    ``other_lesions`` are the other lesions' voxels (a path through one is not normal liver)."""
+    ``other_lesions`` are the other lesions' voxels (a path through one is not normal liver).
+    ``sdf_mm``: the liver signed distance when already computed (:func:`liver_sdf` of the liver
+    with every lesion: the same for all the lesions of a case, the slowest map to build)."""
     m = anatomy.masks
     region = np.zeros(m["body"].shape, np.int8)
     region[m["body"]] = BODY
@@ -103,13 +105,10 @@ def build_maps(anatomy: Anatomy, lesion_mask: Optional[np.ndarray],
         region[other_lesions] = OTHER_LESION
     if lesion_mask is not None:
         region[lesion_mask] = LESION
-    clear = anatomy.distance_mm["hard"].copy()
-    plain = None
-    if "vessel_large" in anatomy.distance_mm:
-        plain = np.minimum(clear, anatomy.distance_mm["vessel_large"])
-        np.minimum(clear, anatomy.distance_mm["vessel_large"] - constraints.vessel_margin_mm, out=clear)
-    return PlanningMaps(anatomy, region, clear, liver_sdf(anatomy, lesion_mask, other_lesions), constraints,
-                        plain if plain is not None else clear)
+    if sdf_mm is None:
+        sdf_mm = liver_sdf(anatomy, lesion_mask, other_lesions)
+    return PlanningMaps(anatomy, region, anatomy.distance_mm["hard"], anatomy.distance_mm.get("vessel_large"),
+                        sdf_mm, constraints)
 
 
 def liver_sdf(anatomy: Anatomy, lesion_mask=None, other_lesions=None,

@@ -112,7 +112,8 @@ def register_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options
     gate = options.breathing == "gate"
     with ThreadPoolExecutor(max_workers=max(options.n_threads - 1, 1)) as pool:
         first = run_lc2(ct, sweep, init, options, pool,
-                        _scaled(progress, 0.0, GATED_PROGRESS_SPLIT) if gate else progress, targets=targets)
+                        _scaled(progress, 0.0, GATED_PROGRESS_SPLIT, "whole sweep, ") if gate else progress,
+                        targets=targets)
         report = first.breathing or {}
         if not gate or not report.get("gated_frames"):
             return first
@@ -121,7 +122,8 @@ def register_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options
         gated_options = replace(options, frames=tuple(report["gated_frames"]), translation_search_mm=GATED_SEARCH_MM,
                                 search_step_mm=options.search_step_mm / 2)
         gated = run_lc2(ct, sweep, shift @ first.reference_to_ct, gated_options, pool,
-                        _scaled(progress, GATED_PROGRESS_SPLIT, 1.0), targets=targets, earlier_breathing=report,
+                        _scaled(progress, GATED_PROGRESS_SPLIT, 1.0, "breath-hold frames, "), targets=targets,
+                        earlier_breathing=report,
                         assess_from=init)
     gated.timings_s = {"whole_sweep": first.wall_time_s, **gated.timings_s}
     gated.wall_time_s += first.wall_time_s
@@ -130,8 +132,9 @@ def register_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options
     return gated
 
 
-def _scaled(progress: Optional[ProgressFn], lo: float, hi: float) -> Optional[ProgressFn]:
-    """``progress`` with its fraction mapped to [lo, hi] (two registrations in a row)."""
+def _scaled(progress: Optional[ProgressFn], lo: float, hi: float, prefix: str = "") -> Optional[ProgressFn]:
+    """``progress`` with its fraction mapped to [lo, hi] and ``prefix`` before its message
+    (two registrations in a row)."""
     if progress is None:
         return None
-    return lambda f, msg: progress(lo + (hi - lo) * f, msg)
+    return lambda f, msg: progress(lo + (hi - lo) * f, prefix + msg)

@@ -14,12 +14,12 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from registration.spatial.errors import CancelledError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply
 from registration.spatial.volume import Volume
 
 from .lc2_cost import select_frames
+from .lc2_progress import lc2_progress
 from .lc2_stages import (
     Evaluator,
     LC2Options,
@@ -69,23 +69,30 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
     Raises InputError when the sweep does not overlap the CT under ``init``, CancelledError
     when ``progress`` returns False."""
     clock = Stopwatch()
+    staged = lc2_progress(progress, options, breathing=earlier_breathing is None)
+    staged.begin("ct_features")
     levels = prepare_levels(ct, sweep, init, options)
     clock.lap("ct_features")
     overlap0 = check_overlap(levels, init, sweep)
     center = (np.asarray(options.roi_center_ct, float) if options.roi_center_ct is not None
               else roi_center(init, levels.fine.samples.points_ref))
-    ev = Evaluator(pool, options.n_threads, progress, options.evaluation_budget(), len(levels.costs), center, overlap0)
+    ev = Evaluator(pool, options.n_threads, staged, len(levels.costs), center, overlap0)
     initial_metric = levels.fine.metric(init, ev.eval_map)[0]
+    if options.n_starts > 1 and options.translation_search_mm > 0:
+        staged.begin("translation_grid")
     starts = search_starts(ev, levels, init, options)
     if len(starts) > 1 and options.translation_search_mm > 0:
         clock.lap("translation_grid")
+    staged.begin("coarse_starts")
     results = coarse_starts(ev, levels, init, starts, options)
     clock.lap("coarse_starts")
     first_fine = 1
     if len(levels.costs) > 1 and len(results) > 1:
+        staged.begin("middle_level")
         results = middle_level(ev, levels, results, options)
         clock.lap("middle_level")
         first_fine = 2
+    staged.begin("fine_level")
     best = max(results, key=lambda r: r.metric_final)
     current = polish(ev, levels, best.reference_to_ct, first_fine, options)
     final_metric = levels.fine.metric(current, ev.eval_map)[0]
@@ -94,8 +101,7 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
                                 center, results, ev.history, [int(i) for i in levels.frames[-1]], init)
     finish(result, sweep, levels, ev, options, clock, targets=targets, earlier_breathing=earlier_breathing,
            assess_from=init if assess_from is None else assess_from)
-    if progress is not None and progress(1.0, f"LC2 done: {final_metric:.4f}") is False:
-        raise CancelledError("registration cancelled")
+    staged.done(f"registration done in {result.wall_time_s:.0f} s")
     return result
 
 
@@ -107,15 +113,18 @@ def finish(result: RegistrationResult, sweep: Sweep, levels: LevelSet, ev: Evalu
     if earlier_breathing is not None:
         result.breathing = earlier_breathing
     elif options.breathing != "off":
+        ev.progress.begin("breathing")
         result.breathing = analyse_sweep_breathing(sweep, levels, result.reference_to_ct, ev, options)
         clock.lap("breathing")
     n_eff = fine.samples.fan.sum() / float(fine.patch[1] * fine.patch[2])   # independent fine patches
     hess = None
     if options.hessian:
+        ev.progress.begin("hessian")
         step = (HESSIAN_STEP_PIXELS * fine.level.spacing_mm,) * 6
-        hess = hessian_covariance(lambda m: fine.metric(m)[0], result.reference_to_ct, result.center_ct,
+        hess = hessian_covariance(lambda m: ev.counted(fine.metric(m)[0]), result.reference_to_ct, result.center_ct,
                                      n_eff, step=step, map_fn=lambda fn, xs: chunked_map(fn, xs, ev.run, ev.n_threads))
         clock.lap("hessian")
+    ev.progress.begin("assess")
     result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess,
                                 resolution_mm=fine.level.spacing_mm,
                                 sweep_points_ct=apply(result.reference_to_ct, _evenly(fine.samples.points_ref)),
@@ -143,7 +152,7 @@ def analyse_sweep_breathing(sweep: Sweep, levels: LevelSet, reference_to_ct: np.
     valid = np.unique(select_frames(sweep, len(sweep), options.frames))
     mid = levels.costs[min(1, len(levels.costs) - 1)]
     rep = analyse_breathing(sweep, mid.level, reference_to_ct, valid, breath_hold=options.breath_hold,
-                            patch_px=mid.patch[1], map_fn=ev.eval_map)
+                            patch_px=mid.patch[1], map_fn=lambda fn, xs: ev.counted(ev.eval_map(fn, xs)))
     if options.breathing != "gate" and rep.gated_frames is not None:
         rep.notes.append(f"not gated (breathing mode 'detect'): {len(rep.gated_frames)} frames were at "
                          "the CT's phase")

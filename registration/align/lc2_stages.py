@@ -24,6 +24,7 @@ from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from registration.spatial.errors import CancelledError, InputError
+from registration.spatial.progress import StagedProgress
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply
 from registration.spatial.volume import Volume
@@ -33,14 +34,13 @@ from .lc2_features import FEATURE_CACHE, crop_box
 from .multistart import (
     N_THREADS,
     PARAM_SCALE,
-    EvaluationProgress,
     optimise_nelder_mead,
     run_parallel,
     start_perturbations,
     translation_search_starts,
 )
 from .nelder_mead import rigid_update
-from .registration_result import ProgressFn, StartResult
+from .registration_result import StartResult
 
 
 class Level(NamedTuple):
@@ -89,7 +89,8 @@ class LC2Options:
             raise InputError(f"unknown breath-hold phase '{self.breath_hold}'", fix="use expiration or inspiration")
 
     def evaluation_budget(self) -> int:
-        """Expected cost evaluations (progress denominator): grid, coarse starts, polish."""
+        """Upper bound of the grid, coarse-start and polish evaluations (the progress stages and their
+        weights: :mod:`.lc2_progress`)."""
         side = int(round(2 * self.translation_search_mm / self.search_step_mm) + 1)
         n_grid = side ** 3 if self.translation_search_mm > 0 else 0
         return n_grid + max(self.n_starts, 1) * self.max_coarse_evals + self.max_evals_per_start
@@ -146,11 +147,11 @@ class Evaluator:
     Only the calling thread reports progress (GUI callbacks stay on their thread); a failure
     or cancel on it stops the workers at their next evaluation."""
 
-    def __init__(self, pool: Optional[ThreadPoolExecutor], n_threads: int, progress: Optional[ProgressFn],
-                 budget: int, n_levels: int, center_ct: np.ndarray, overlap0: float):
+    def __init__(self, pool: Optional[ThreadPoolExecutor], n_threads: int, progress: StagedProgress,
+                 n_levels: int, center_ct: np.ndarray, overlap0: float):
         self.pool, self.n_threads, self.n_levels = pool, n_threads, n_levels
         self.center_ct, self.overlap0 = center_ct, overlap0
-        self.progress = EvaluationProgress(progress, total=budget)
+        self.progress = progress      # staged (lc2_progress); each evaluation is one step
         self.history: List[Tuple[int, int, float]] = []
         self.cancel = threading.Event()
         self._counter = itertools.count(1)      # thread-safe in CPython (one C call)
@@ -164,6 +165,11 @@ class Evaluator:
         """One evaluation's halves on the threads (only where nothing else runs in parallel)."""
         return self.run([lambda x=x: fn(x) for x in items])
 
+    def counted(self, value):
+        """``value``, counting one progress step (work outside :meth:`cost`: breathing, Hessian)."""
+        self.progress.step(report=threading.current_thread() is self._caller)
+        return value
+
     def pose(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
         """``reference_to_ct`` of scaled parameters ``x`` applied to ``base``."""
         return rigid_update(x * PARAM_SCALE, self.center_ct) @ base
@@ -176,8 +182,7 @@ class Evaluator:
                 raise CancelledError("registration cancelled")
             value, inside = level.metric(m, map_fn)
             self.history.append((next(self._counter), level_id, value))
-            self.progress.step(f"LC2 level {level_id + 1}/{self.n_levels}: {value:.4f}",
-                               threading.current_thread() is self._caller)
+            self.progress.step(report=threading.current_thread() is self._caller)
             # Moving the fan out of the CT must not pay: penalise lost overlap.
             return -value + OVERLAP_PENALTY * max(0.0, 0.8 * self.overlap0 - inside)
         return f

@@ -117,7 +117,7 @@ def _load_ct(path, series_uid: Optional[str], progress: Optional[ProgressFn]) ->
     if os.path.isfile(path) and _suffix(path) in IMAGE_SUFFIXES:
         return _load_image_file(path)
     from .dicom_header import _read_header
-    from .dicom_series import list_dicom_series
+    from .dicom_series import list_dicom_series, pick_series
     from .dicom_volume import _load_series
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if os.path.isfile(path):
@@ -129,14 +129,4 @@ def _load_ct(path, series_uid: Optional[str], progress: Optional[ProgressFn]) ->
         if not series:
             raise InputError("this DICOM file is not an image slice", path=path,
                              fix="give the CT series folder")
-    if series_uid is not None:
-        chosen = [s for s in series if s.series_uid == series_uid]
-        if not chosen:
-            raise InputError(f"series {series_uid} is not in the folder; found: "
-                             + "; ".join(s.summary() for s in series), path=folder,
-                             fix="pass one of the listed series UIDs")
-        return _load_series(chosen[0], folder, progress, max_voxels=MAX_VOXELS)
-    if len(series) > 1:
-        raise InputError(f"{len(series)} series found: " + "; ".join(s.summary() for s in series),
-                         path=folder, fix="choose one by its series UID (--series UID)")
-    return _load_series(series[0], folder, progress, max_voxels=MAX_VOXELS)
+    return _load_series(pick_series(series, folder, series_uid), folder, progress, max_voxels=MAX_VOXELS)

@@ -134,3 +134,23 @@ def list_dicom_series(folder, *, progress: Optional[ProgressFn] = None) -> List[
     far = _dt.datetime.max
     series.sort(key=lambda s: (s._when or far, s.series_number or 0, s.series_uid))
     return series
+
+
+def pick_series(series: List[SeriesInfo], folder: str, series_uid: Optional[str], *,
+                missing_fix: str = "pass one of the listed series UIDs",
+                several_fix: str = "choose one by its series UID (--series UID)",
+                what: str = "") -> SeriesInfo:
+    """The one series of a folder's listing to use: the one with ``series_uid``, or the only
+    one. InputError listing what the folder holds when the UID is absent or when several
+    series are found and none was chosen (``what`` names the wanted series in the message,
+    e.g. " (the plan's CT)"; the fixes say how to choose)."""
+    if series_uid is not None:
+        chosen = [s for s in series if s.series_uid == series_uid]
+        if not chosen:
+            raise InputError(f"series {series_uid}{what} is not in the folder; found: "
+                             + "; ".join(s.summary() for s in series), path=folder, fix=missing_fix)
+        return chosen[0]
+    if len(series) > 1:
+        raise InputError(f"{len(series)} series found: " + "; ".join(s.summary() for s in series),
+                         path=folder, fix=several_fix)
+    return series[0]

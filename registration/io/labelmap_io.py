@@ -6,12 +6,9 @@ All readers return a :class:`~registration.spatial.volume.LabelMap` (integer arr
 Names come from the file (``.seg.nrrd`` Segment<N>_Name/_LabelValue/_Layer,
 DICOM SEG SegmentSequence) or from a names file:
 
-- ``*.json``: ``{"liver": 5, "lesion_1": 7}`` (DESIGN section 6 names;
-  unknown names kept). Strict: every value must occur in the image.
-- ``*.txt`` (e.g. TotalSegmentator's ``label_names.txt``): lines
-  ``<value> <name>``. This is a model's whole dictionary, so names whose
-  value is absent from this image are left out (listed in
-  ``metadata['absent_names']``).
+- ``*.json`` or ``*.txt`` names files, with the rules of
+  :mod:`registration.io.label_names` (JSON strict; a ``.txt`` dictionary
+  keeps only the values present);
 - a dict, same rules as JSON; ``names={}`` explicitly means "no names":
   every present value is named ``label_<v>``.
 - ``None``: the sidecar ``<stem>.names.json`` written by :func:`write_labels`

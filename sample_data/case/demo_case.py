@@ -9,7 +9,11 @@ Case folder layout (all geometry LPS mm; same seed -> byte-identical files):
 - ``labels.nrrd`` + ``label_names.json`` (and ``labels.names.json``, the
   sidecar the label reader finds by itself)
 - ``sweep_*.igs.mha`` + ``PlusDeviceSet_*.xml``: tracked sweeps (sample_data.sweeps.tracked_sweeps)
-- ``truth.json``: lesions, landmarks, and per sweep the true ``reference_to_ct``
+- ``sweep_*_deformed.igs.mha``: sweeps of the liver deformed between CT and scan
+  (sample_data.sweeps.deformed_sweeps; issue 19), after the static ones
+- ``truth.json``: lesions, landmarks, and per sweep the true ``reference_to_ct``; for the
+  deformed sweeps the organ field (``ultrasound.deformation``), the best rigid fits and
+  per-target displaced positions (``ultrasound.deformed_sweeps``)
 - ``README.txt``
 
 Everything is generated in a hidden temporary folder inside the target and
@@ -33,6 +37,8 @@ from registration.spatial.errors import CancelledError
 from sample_data.phantom import build as P
 
 CASE_VERSION = 1
+#: Deformed sweeps in a case (a survey and two lesion sweeps; 0 with ``ctus sample --no-deformed``).
+DEFORMED_SWEEPS = 3
 MARKER = "CTUS_CASE_COMPLETE.json"
 STUDY_DATE = "20250314"
 INJECTION = (10, 0, 0)
@@ -78,7 +84,7 @@ def _write_nrrd(vol, path: Path) -> None:
     atomic_write_image(vol.to_sitk(), path)
 
 
-def _readme(truth: dict, seed: int, breathing_mm: float, with_sweeps: bool) -> str:
+def _readme(truth: dict, seed: int, breathing_mm: float, with_sweeps: bool, deformed: int = 0) -> str:
     lines = [
         "ctus demo case: synthetic pancreatic-cancer patient with liver metastases",
         f"generator: sample_data (case version {CASE_VERSION}), seed {seed}, breathing {breathing_mm} mm",
@@ -95,6 +101,11 @@ def _readme(truth: dict, seed: int, breathing_mm: float, with_sweeps: bool) -> s
     if with_sweeps:
         lines.append("sweep_*.igs.mha          tracked ultrasound sweeps (PLUS sequence metafiles);"
                      " calibration in the PlusDeviceSet XML")
+        if deformed:
+            lines.append("sweep_*_deformed.igs.mha the liver deformed between CT and scan (smooth organ field of"
+                         " 5-10 mm plus probe")
+            lines.append("                         compression); truth.json: ultrasound.deformation and"
+                         " .deformed_sweeps (true displaced targets)")
     lines += ["", "Lesions:"]
     for les in truth["lesions"]:
         lines.append(f"  {les['name']}: {les['type']}, {les['diameter_mm']:.0f} mm, segment "
@@ -104,14 +115,15 @@ def _readme(truth: dict, seed: int, breathing_mm: float, with_sweeps: bool) -> s
 
 
 def write_case(out_dir, seed: int = 0, breathing_mm: float = 0.0, progress: Progress = None, *,
-               spacing=(0.8, 0.8, 1.5), sweeps: bool = True, sweep_kwargs: Optional[dict] = None
-               ) -> Dict[str, float]:
+               spacing=(0.8, 0.8, 1.5), sweeps: bool = True, sweep_kwargs: Optional[dict] = None,
+               deformed: int = DEFORMED_SWEEPS) -> Dict[str, float]:
     """Generate the demo case into ``out_dir`` (created if needed; files of a
     previous case there are replaced). Returns the timings per stage (s).
 
     ``progress(stage, fraction)`` is called between stages; returning False
     cancels (CancelledError, nothing written). ``sweeps=False`` writes only the
-    CT part (tests); ``sweep_kwargs`` go to ``sample_data.sweeps.tracked_sweeps.make_sweeps``.
+    CT part (tests); ``deformed``: how many deformed sweeps follow the static ones
+    (0: none); ``sweep_kwargs`` go to ``sample_data.sweeps.tracked_sweeps.make_sweeps``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,15 +159,17 @@ def write_case(out_dir, seed: int = 0, breathing_mm: float = 0.0, progress: Prog
         truth["breathing_mm"] = float(breathing_mm)
         if sweeps:
             from sample_data.sweeps.tracked_sweeps import make_sweeps
+            kwargs = dict({"deformed": int(deformed)}, **(sweep_kwargs or {}))
             us = make_sweeps(ph.ct_portal, ph.labels, truth, tmp, seed=seed,
-                             breathing_mm=breathing_mm, **(sweep_kwargs or {}))
+                             breathing_mm=breathing_mm, **kwargs)
             for s in us.get("sweeps", []):
                 s.setdefault("reference_to_ct", us["reference_to_ct"])
             truth["ultrasound"] = us
             truth["reference_to_ct"] = us["reference_to_ct"]
             stage("sweeps", 0.95)
         atomic_write_text(tmp / "truth.json", json.dumps(truth, indent=1, sort_keys=False) + "\n")
-        atomic_write_text(tmp / "README.txt", _readme(truth, seed, breathing_mm, sweeps))
+        n_deformed = len(truth.get("ultrasound", {}).get("deformed_sweeps", []))
+        atomic_write_text(tmp / "README.txt", _readme(truth, seed, breathing_mm, sweeps, n_deformed))
         new = set(os.listdir(tmp))
         # files of an older case here (e.g. more sweeps) would contradict the new truth
         for pattern in CASE_PATTERNS:

@@ -18,13 +18,17 @@ from . import anatomy as A
 
 EDGE_MM = 0.4
 
-# name, type, nominal diameter (mm), target centre (LPS mm), required note
+# name, type, nominal diameter (mm), target centre (LPS mm), required note.
+# The targets give the mix of a real patient (planned outcomes: README.md): lesion_3 sits in
+# segment VIII behind the ribs, where a CT-guided corridor between the hepatic-vein branches
+# exists (its first target, (-88, 5, 38), had none); lesion_5's target is where the seeded
+# search used to place it, so that it stays there.
 SPECS = [
     ("lesion_1", "adenocarcinoma", 25.0, (-92.0, 25.0, -30.0), None),
     ("lesion_2", "adenocarcinoma", 14.0, (20.0, -74.0, 22.0), "subcapsular"),
-    ("lesion_3", "adenocarcinoma", 9.0, (-88.0, 5.0, 38.0), "behind_rib"),
+    ("lesion_3", "adenocarcinoma", 9.0, (-77.3, -0.5, 26.6), "behind_rib"),
     ("lesion_4", "adenocarcinoma", 6.0, (-40.0, 24.0, 49.0), "deep"),
-    ("lesion_5", "net", 12.0, (-15.0, -35.0, 40.0), None),
+    ("lesion_5", "net", 12.0, (-14.534, -21.504, 21.063), None),
     ("lesion_6", "net", 18.0, (-85.0, -20.0, 20.0), None),
 ]
 DEEP_MM = 120.0

@@ -17,6 +17,10 @@ from registration.spatial.volume import LabelMap, Volume
 from .probe import ConvexProbe
 from .tissue_classes import CLASS, class_of_label_name
 
+#: A deformation (``source_of``) is evaluated every this many samples along a beam (1.2 mm
+#: at 0.3 mm sampling) and interpolated in between.
+SOURCE_STEP = 4
+
 
 class PolarSampler:
     """Nearest-voxel lookup of HU, label and LPS position for every polar sample.
@@ -65,7 +69,22 @@ class PolarSampler:
         px, py = self._polar_px, self._polar_py
         return np.stack([px * m[r, 0] + py * m[r, 1] + m[r, 3] for r in range(3)], axis=1)
 
-    def sample_polar(self, image_to_ct: np.ndarray, liver_shift_lps=None):
+    def _deformed(self, pts: np.ndarray, source_of) -> np.ndarray:
+        """``source_of`` at every ``SOURCE_STEP``-th sample of each beam (and its last),
+        its displacement interpolated linearly along the beam in between: [m, 3] float32."""
+        nb, ns = self.probe.n_beams, self.probe.n_samples
+        grid = pts.reshape(nb, ns, 3)
+        idx = np.arange(0, ns, SOURCE_STEP)
+        if idx[-1] != ns - 1:
+            idx = np.append(idx, ns - 1)
+        coarse = grid[:, idx].reshape(-1, 3)
+        disp = (np.asarray(source_of(coarse), np.float32) - coarse).reshape(nb, len(idx), 3)
+        pos = np.arange(ns)
+        j = np.clip(np.searchsorted(idx, pos, side="right") - 1, 0, len(idx) - 2)
+        t = ((pos - idx[j]) / (idx[j + 1] - idx[j])).astype(np.float32)[None, :, None]
+        return (grid + disp[:, j] * (1 - t) + disp[:, j + 1] * t).reshape(-1, 3)
+
+    def sample_polar(self, image_to_ct: np.ndarray, liver_shift_lps=None, source_of=None):
         """HU, label and LPS position of every polar sample, each [n_beams, n_samples].
 
         ``liver_shift_lps`` (3,) mm: the liver and its contents are displaced by
@@ -73,11 +92,25 @@ class PolarSampler:
         vessels and lesions), gallbladder or lung either before or after the
         move is the CT's tissue at p - shift (so the diaphragm and lung base
         follow the dome); everything else (abdominal wall, ribs) stays.
+
+        ``source_of``: a deformation, as a callable mapping sample positions x [m, 3]
+        (LPS mm, where the frame is) to the CT positions p [m, 3] of the tissue that is
+        at x (the inverse of the tissue's motion p -> x). The samples then show the CT
+        at p, and the returned positions are p (so speckle, fixed in the tissue, moves
+        with it). A tissue deformation is smooth over millimetres, so it is evaluated
+        every ``SOURCE_STEP`` samples along each beam and interpolated linearly between.
+        Breathing, if any, applies on top.
         """
         m = np.asarray(image_to_ct, dtype=float)
         pts = self._map(m)
-        ijk_m = self.ct.lps_to_ijk @ m
-        ijk = self._map(ijk_m)
+        if source_of is None:
+            ijk_m = self.ct.lps_to_ijk @ m
+            ijk = self._map(ijk_m)
+        else:
+            pts = self._deformed(pts, source_of)
+            a = self.ct.lps_to_ijk.astype(np.float32)
+            ijk = np.stack([pts[:, 0] * a[r, 0] + pts[:, 1] * a[r, 1] + pts[:, 2] * a[r, 2] + a[r, 3]
+                            for r in range(3)], axis=1)
         hu, lab = self._lookup(ijk)
         if liver_shift_lps is not None and np.any(np.asarray(liver_shift_lps) != 0):
             shift = np.asarray(liver_shift_lps, dtype=float)

@@ -104,7 +104,7 @@ class UltrasoundSimulator:
     def fan_mask(self) -> np.ndarray:
         return self._scan.fan_mask.copy()
 
-    def sample_polar(self, image_to_ct: np.ndarray, liver_shift_lps=None):
+    def sample_polar(self, image_to_ct: np.ndarray, liver_shift_lps=None, source_of=None):
         """HU, label and LPS position of every polar sample, each [n_beams, n_samples].
 
         ``liver_shift_lps`` (3,) mm: the liver and its contents are displaced by
@@ -112,8 +112,10 @@ class UltrasoundSimulator:
         vessels and lesions), gallbladder or lung either before or after the
         move is the CT's tissue at p - shift (so the diaphragm and lung base
         follow the dome); everything else (abdominal wall, ribs) stays.
+        ``source_of``: a tissue deformation (see
+        :meth:`sample_data.simulator.ct_sampling.PolarSampler.sample_polar`).
         """
-        return self._sampler.sample_polar(image_to_ct, liver_shift_lps)
+        return self._sampler.sample_polar(image_to_ct, liver_shift_lps, source_of)
 
     def tissue_class(self, hu: np.ndarray, lab: np.ndarray) -> np.ndarray:
         """Class index per sample: from the label name, else from HU."""
@@ -121,14 +123,16 @@ class UltrasoundSimulator:
 
     # ------------------------------------------------------------------ physics
     def simulate(self, image_to_ct: np.ndarray, rng: Optional[np.random.Generator] = None,
-                 liver_shift_lps=None) -> Tuple[np.ndarray, np.ndarray]:
+                 liver_shift_lps=None, source_of=None) -> Tuple[np.ndarray, np.ndarray]:
         """One frame at pose ``image_to_ct`` (4x4 Image pixels -> CT LPS mm).
 
-        Returns (frame uint8 [rows, cols], label_frame int32 [rows, cols]).
+        ``source_of``: the tissue deformation at this frame (x LPS [m, 3] -> CT
+        position of the tissue at x), or None. Returns (frame uint8 [rows, cols],
+        label_frame int32 [rows, cols]).
         """
         rng = self.rng if rng is None else rng
         p, st = self.probe, self.settings
-        hu, lab, pts = self.sample_polar(image_to_ct, liver_shift_lps)
+        hu, lab, pts = self.sample_polar(image_to_ct, liver_shift_lps, source_of)
         cls = self.tissue_class(hu, lab)
         env = self._envelope(hu, cls, pts, rng)
         grey = self._compress(env)

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from registration.io.seq_mha_write import write_sequence
 from registration.spatial.atomic_io import atomic_write_text
 from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
@@ -45,11 +44,11 @@ from registration.spatial.volume import LabelMap, Volume
 from sample_data.simulator.probe import ConvexProbe
 from sample_data.simulator.us_simulator import UltrasoundSimulator
 
-from .probe_placement import BodyGeometry, best_lateral, face_skin, find_window, probe_pose, skin_normal
-from .sweep_motion import _tracking_noise, random_reference_to_ct, sweep_poses, usable_tilt
+from .probe_placement import BodyGeometry
+from .sweep_motion import random_reference_to_ct
+from .sweep_recording import Plan, Session, record_sweep
 
 CONFIG_NAME = "PlusDeviceSet_ctus_convex.xml"
-BREATH_PERIOD_S = 4.0
 
 
 # --------------------------------------------------------------------------- truth input
@@ -115,24 +114,31 @@ def _right_lobe_target(labels: LabelMap) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- main entry
+# long: the case's random draws in their recorded order, then the sweeps one by one
 def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
                 breathing_mm: float = 0.0, frames_per_sweep: int = 100, fps: float = 25.0,
                 probe: Optional[ConvexProbe] = None, lesions: Optional[Sequence[str]] = None,
                 survey: bool = True, compress: bool = True, embed_calibration: bool = True,
-                progress=None) -> dict:
+                deformed: int = 0, progress=None) -> dict:
     """Simulate and write the tracked sweeps of a case; return their ground truth.
 
     ct / labels: the CT (HU) and label map on one grid (LPS mm); ``truth``: a
-    dict (or object) with ``lesions`` [{name, type, diameter_mm, centroid_lps}].
+    dict (or object) with ``lesions`` [{name, type, diameter_mm, centroid_lps}]
+    (and optionally ``landmarks`` {name: LPS}, targets of the deformed sweeps).
     Writes ``out_dir/sweep_survey.igs.mha``, ``out_dir/sweep_<lesion>.igs.mha``
     (PLUS sequence metafiles with ProbeToTracker, ReferenceToTracker, statuses,
     timestamps) and ``out_dir/PlusDeviceSet_ctus_convex.xml`` (ImageToProbe).
     ``lesions`` limits the lesion sweeps (default: all). Same seed, same files.
+    ``deformed``: how many sweeps of the liver deformed between CT and scan to add
+    after them (:mod:`sample_data.sweeps.deformed_sweeps`: a survey, then lesion sweeps;
+    ``sweep_*_deformed.igs.mha``), with their own random stream, so the other files do
+    not change with it.
 
     Returns {'reference_to_ct': 4x4 list, 'image_to_probe': 4x4 list, 'config': file
     name, 'breathing_mm', 'fps', 'probe': {...}, 'sweeps': [{'file', 'kind', 'target',
     'reference_to_ct', 'frames', 'invalid_frames', 'lesions_cut': {name: [frame indices]},
-    'target_in_plane_frame', 'liver_shift_mm' (per frame, along -S), 'poses': {...}}]}.
+    'target_in_plane_frame', 'liver_shift_mm' (per frame, along -S), 'poses': {...}}]}
+    and, with ``deformed``, 'deformation' (the organ field) and 'deformed_sweeps'.
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -153,10 +159,10 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
                      if les["name"] in labels.names}
     plans = []
     if survey:
-        plans.append(("survey", "survey", _right_lobe_target(labels), 28.0, 25.0, 10.0))
+        plans.append(Plan("survey", "survey", _right_lobe_target(labels), 28.0, 25.0, 10.0))
     for les in chosen:
-        plans.append((les["name"], "lesion", les["centroid_lps"], rng.uniform(12, 18),
-                      rng.uniform(3, 7), rng.uniform(2, 6)))
+        plans.append(Plan(les["name"], "lesion", les["centroid_lps"], rng.uniform(12, 18),
+                          rng.uniform(3, 7), rng.uniform(2, 6)))
     n = int(frames_per_sweep)
     t0 = rng.uniform(100.0, 1000.0)
     result = {"reference_to_ct": reference_to_ct.tolist(), "image_to_probe": probe.image_to_probe.tolist(),
@@ -165,69 +171,23 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
                         "frequency_mhz": probe.frequency_mhz, "cols": probe.cols, "rows": probe.rows,
                         "pixel_mm": probe.pixel_mm},
               "sweeps": []}
+    session = Session(sim, body, probe, reference_to_ct, ct_to_reference, reference_to_tracker,
+                      lesion_values, n, fps, float(breathing_mm), out_dir, compress, embed_calibration,
+                      progress)
     files = []
-    for k, (name, kind, target, tilt, slide, lateral) in enumerate(plans):
-        skin, beam, depth, obstructed = find_window(body, target, max_depth_mm=probe.depth_mm)
-        base_origin = skin + 0.5 * beam
-        lat = best_lateral(sim, base_origin, beam, target, rng)
-        base = face_skin(probe_pose(base_origin, beam, lat), skin_normal(body, skin))
-        tilt_range = usable_tilt(sim, base, depth, tilt)
-        poses = sweep_poses(body, base, n=n, fps=fps, tilt_deg=tilt_range, slide_mm=slide,
-                            lateral_mm=lateral, rng=rng)
-        ts = t0 + np.arange(n) / fps + rng.normal(0, 0.0015, n)
-        t0 = ts[-1] + rng.uniform(5.0, 20.0)
-        t_rel = np.arange(n) / fps
-        # Breathing: liver towards the feet (-S), 0 at the CT's phase, peak mid-cycle.
-        shift_mm = breathing_mm * 0.5 * (1 - np.cos(2 * np.pi * t_rel / BREATH_PERIOD_S))
-        frames = np.empty((n, probe.rows, probe.cols), np.uint8)
-        cut: Dict[str, List[int]] = {}
-        for i in range(n):
-            frames[i], lab = sim.simulate(poses[i] @ probe.image_to_probe,
-                                          liver_shift_lps=(0.0, 0.0, -shift_mm[i]))
-            present = np.bincount(lab.reshape(-1), minlength=1 + max(lesion_values.values(), default=0))
-            for lname, v in lesion_values.items():
-                if present[v] >= 10:
-                    cut.setdefault(lname, []).append(i)
-            if progress is not None:
-                progress(k, i)
-        probe_st = np.ones(n, bool)
-        ref_st = np.ones(n, bool)
-        mid = n // 2
-        if k == 0 or rng.random() < 0.5:
-            length = int(rng.integers(3, 6))
-            start = int(rng.choice([rng.integers(5, max(6, mid - 8)), rng.integers(mid + 6, max(mid + 7, n - 8))]))
-            probe_st[start:start + length] = False
-        if k == 0:
-            start = int(rng.integers(mid + 2, max(mid + 3, n - 5)))
-            ref_st[start:start + 3] = False
-        ref_rec = reference_to_tracker @ _tracking_noise(rng, n, 0.05, 0.02)
-        probe_true = np.einsum("ij,jk,nkl->nil", reference_to_tracker, ct_to_reference, poses)
-        probe_rec = probe_true @ _tracking_noise(rng, n)
-        probe_rec[~probe_st] = np.eye(4)
-        ref_rec[~ref_st] = np.eye(4)
-        fname = f"sweep_{name}.igs.mha"
-        sweep = Sweep(frames, ts, {"ProbeToTracker": probe_rec, "ReferenceToTracker": ref_rec},
-                      {"ProbeToTracker": probe_st, "ReferenceToTracker": ref_st},
-                      {"ImageToProbe": probe.image_to_probe} if embed_calibration else {},
-                      metadata={"frame_fields": {"FrameNumber": [str(i) for i in range(n)]}},
-                      source=os.path.join(out_dir, fname))
-        write_sequence(sweep, os.path.join(out_dir, fname), compress=compress)
-        files.append(fname)
-        invalid = np.nonzero(~(probe_st & ref_st))[0].tolist()
-        result["sweeps"].append({
-            "file": fname, "kind": kind, "target": name if kind == "lesion" else "right lobe",
-            "reference_to_ct": reference_to_ct.tolist(),
-            "target_lps": np.asarray(target).tolist(), "frames": n,
-            "invalid_frames": invalid, "lesions_cut": cut, "target_in_plane_frame": mid,
-            "breathing_mm": float(breathing_mm), "liver_shift_mm": np.round(shift_mm, 3).tolist(),
-            "poses": {"skin_point_lps": np.round(skin, 2).tolist(),
-                      "beam_direction_lps": np.round(beam, 4).tolist(),
-                      "target_depth_mm": round(depth, 1), "window_obstructed": bool(obstructed),
-                      "tilt_deg": [round(-tilt_range[0], 1), round(tilt_range[1], 1)],
-                      "slide_mm": round(float(slide), 1),
-                      "lateral_slide_mm": round(float(lateral), 1)},
-            "timestamps_s": [float(ts[0]), float(ts[-1])],
-        })
+    for k, plan in enumerate(plans):
+        entry, t0, _ = record_sweep(session, rng, k, plan, t0)
+        files.append(entry["file"])
+        result["sweeps"].append(entry)
+    if deformed > 0:
+        from .deformed_sweeps import add_deformed_sweeps
+        landmarks = truth.get("landmarks", {}) if isinstance(truth, dict) else getattr(truth, "landmarks", {})
+        deformation, entries = add_deformed_sweeps(
+            session, labels, all_lesions, dict(landmarks or {}), seed=seed, count=int(deformed),
+            first_index=len(plans), t0=t0, right_lobe=_right_lobe_target(labels))
+        result["deformation"] = deformation
+        result["deformed_sweeps"] = entries
+        files += [e["file"] for e in entries]
     write_plus_config(os.path.join(out_dir, CONFIG_NAME), probe, files)
     return result
 

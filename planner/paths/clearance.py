@@ -1,0 +1,260 @@
+"""The clearance rule of DESIGN section 7 at full label resolution: what "safe" means.
+
+The distance from a point to a structure is the Euclidean distance transform
+of the structure's label (distance to the nearest voxel centre of the
+structure, with the voxel spacing), interpolated trilinearly between voxel
+centres, sampled along the straight needle segment every 0.5 mm at full label
+resolution. A path is safe only if that minimum meets every margin, and the
+clearance the plan reports is never larger than that value.
+
+Planning itself may run on a coarser grid (:mod:`.planning_grid`); this module
+measures the few chosen paths on the label map as loaded. It needs no distance
+transform of the whole volume: the transform's value at a voxel centre is the
+distance to the nearest structure voxel centre, which a KD-tree of the
+structure's *boundary* voxels gives exactly (the nearest voxel of a set seen
+from outside it always has a neighbour outside it; inside, the value is 0), so
+the trilinear value at a point is built from its 8 corner voxels. Classes that
+were derived from the CT (bone, gas) exist only on the planning grid and are
+measured there.
+
+Points are CT LPS mm; masks are ``[k, j, i]``; distances in mm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from planner.anatomy.derived import bounding_box
+from planner.anatomy.structures import HARD_CLASSES, VESSEL_CLASS, Anatomy, risk_class_of
+from registration.spatial.volume import LabelMap
+
+#: Sampling step (mm) of the measured segment. Half of DESIGN's 0.5 mm, from both ends: the
+#: samples contain every 0.5 mm sampling that starts at the target or at the entry, so the
+#: minimum reported is never above the minimum of either.
+MEASURE_STEP_MM = 0.25
+#: Classes measured for every path: the hard classes, large vessels (>= 3 mm) and all vessels.
+MEASURED_CLASSES = tuple(HARD_CLASSES) + ("vessel_large", VESSEL_CLASS)
+#: Distances are measured up to this (mm); farther voxels count as this far, so a reported
+#: clearance of CAP_MM means "at least CAP_MM" and is still never above the true value.
+CAP_MM = 50.0
+
+
+_OFFS = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+
+
+class _Corners:
+    """The 8 voxel centres around each of n points on one grid, deduplicated: ``ijk`` (u, 3)
+    integer voxels, ``centres`` (u, 3) LPS, ``inv`` (n, 8) index into them, ``w`` (n, 8) weights."""
+
+    def __init__(self, pts: np.ndarray, lps_to_ijk: np.ndarray, ijk_to_lps: np.ndarray):
+        ijk = (np.c_[pts, np.ones(len(pts))] @ lps_to_ijk.T)[:, :3]
+        base = np.floor(ijk).astype(np.int64)
+        frac = ijk - base
+        corners = (base[:, None, :] + _OFFS[None, :, :]).reshape(-1, 3)
+        lo = corners.min(axis=0)
+        span = corners.max(axis=0) - lo + 1
+        key = ((corners[:, 2] - lo[2]) * span[1] + (corners[:, 1] - lo[1])) * span[0] + (corners[:, 0] - lo[0])
+        uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        self.ijk = corners[first]
+        self.centres = (np.c_[self.ijk.astype(float), np.ones(len(self.ijk))] @ ijk_to_lps.T)[:, :3]
+        self.inv = inv.reshape(len(pts), 8)
+        self.w = np.prod(np.where(_OFFS[None, :, :] == 1, frac[:, None, :], 1.0 - frac[:, None, :]), axis=2)
+
+
+class _Source:
+    """One structure mask on one grid, with a KD-tree of its boundary voxel centres (LPS)."""
+
+    def __init__(self, mask: np.ndarray, grid: str, ijk_to_lps: np.ndarray):
+        self.mask = mask
+        self.grid = grid
+        box = bounding_box(mask, (1, 1, 1))
+        sub = mask[box]
+        edge = sub & ~ndimage.binary_erosion(sub, border_value=0)
+        kji = np.argwhere(edge) + np.array([b.start for b in box])
+        ijk = np.c_[kji[:, ::-1].astype(float), np.ones(len(kji))]
+        self.tree = cKDTree((ijk @ ijk_to_lps.T)[:, :3]) if len(kji) else None
+
+    def trilinear_edt(self, cor: _Corners) -> np.ndarray:
+        """The structure's distance transform (mm) at the points of ``cor``, trilinear between centres.
+
+        At a voxel centre: 0 inside the mask, else the distance to the nearest boundary voxel
+        centre (voxels off the array too), at most CAP_MM."""
+        if self.tree is None:
+            return np.full(len(cor.w), CAP_MM)
+        shape = np.array(self.mask.shape[::-1])
+        q = cor.ijk
+        inside = np.all((q >= 0) & (q < shape), axis=1)
+        in_mask = np.zeros(len(q), bool)
+        qi = q[inside]
+        in_mask[inside] = self.mask[qi[:, 2], qi[:, 1], qi[:, 0]]
+        d = np.zeros(len(q))
+        out = ~in_mask
+        if out.any():
+            d[out] = np.minimum(self.tree.query(cor.centres[out], distance_upper_bound=CAP_MM)[0], CAP_MM)
+        return np.sum(cor.w * d[cor.inv], axis=1)
+
+
+@dataclass
+class PathClearance:
+    """Clearances (mm) of one straight path by the rule of DESIGN section 7.
+
+    ``by_class``: min over the whole segment per measured class; ``vessel_outside_mm`` /
+    ``vessel_inside_mm``: large vessels outside / inside the target lesion; ``by_label``: the
+    same per vessel label (``portal_vein``...) for naming what a path passes close to.
+    """
+    by_class: Dict[str, float]
+    vessel_outside_mm: float
+    vessel_inside_mm: float
+    by_label: Dict[str, float] = field(default_factory=dict)
+
+
+def floor_mm(v: float) -> float:
+    """Round down to 0.01 mm: a reported clearance never exceeds the measured one."""
+    return float(np.floor(v * 100.0) / 100.0)
+
+
+def segment_points(target, entry, step_mm: float = MEASURE_STEP_MM) -> np.ndarray:
+    """Samples (n, 3) of the segment every ``step_mm`` from the target and from the entry (LPS)."""
+    t, e = np.asarray(target, float), np.asarray(entry, float)
+    L = float(np.linalg.norm(e - t))
+    if L < 1e-9:
+        return t[None]
+    s = np.arange(0.0, L + 1e-9, step_mm)
+    s = np.unique(np.r_[s, L - s, L].clip(0.0, L))
+    return t + s[:, None] * ((e - t) / L)
+
+
+class ClearanceOracle:
+    """Measures chosen paths against the full-resolution labels (and the CT-derived classes).
+
+    ``labels``: the label map as loaded (full resolution); ``anatomy``: the planning
+    anatomy (its derived classes are used on its own grid); ``vessel_large``: the
+    full-resolution large-vessel mask (decided by :func:`planner.anatomy.derived.large_vessels`;
+    None: taken from ``anatomy`` when it is on the labels' grid). Trees are built per class
+    on first use.
+    """
+
+    def __init__(self, labels: LabelMap, anatomy: Anatomy, vessel_large: Optional[np.ndarray] = None):
+        self.labels = labels
+        self.anatomy = anatomy
+        self.same_grid = anatomy.ct.same_grid(labels)
+        if vessel_large is None and self.same_grid:
+            vessel_large = anatomy.masks.get("vessel_large")
+        self._vessel_large = vessel_large
+        self._sources: Dict[str, List[_Source]] = {}
+        self._label_sources: Dict[str, _Source] = {}
+        self._class_index: Optional[np.ndarray] = None
+        self.half_voxel_diagonal_mm = float(0.5 * np.linalg.norm(labels.spacing))
+
+    def _labelled(self, cls: str) -> Dict[str, int]:
+        return {n: v for n, v in self.labels.names.items() if risk_class_of(n) == cls}
+
+    def sources(self, cls: str) -> List[_Source]:
+        """The masks whose distance is the class's distance (full-resolution labels, derived part)."""
+        if cls in self._sources:
+            return self._sources[cls]
+        lab = self.labels
+        out: List[_Source] = []
+        if cls == "vessel_large":
+            if self._vessel_large is not None and self._vessel_large.any():
+                out.append(_Source(self._vessel_large, "labels", lab.ijk_to_lps))
+        else:
+            values = list(self._labelled(cls).values())
+            if values:
+                m = self._class_mask(cls)
+                if m.any():
+                    out.append(_Source(m, "labels", lab.ijk_to_lps))
+            derived = self._derived_part(cls, values)
+            if derived is not None:
+                out.append(_Source(derived, "planning", self.anatomy.ct.ijk_to_lps))
+        self._sources[cls] = out
+        return out
+
+    def _class_mask(self, cls: str) -> np.ndarray:
+        """Full-resolution mask of a labelled class (one look-up table pass over the labels, shared)."""
+        if self._class_index is None:
+            lab = self.labels
+            classes = list(MEASURED_CLASSES)
+            vmax = int(max(lab.names.values(), default=0))
+            lut = np.zeros(max(vmax, int(lab.array.max(initial=0))) + 1, np.uint8)
+            for n, v in lab.names.items():
+                c = risk_class_of(n)
+                if c in classes and v >= 0:
+                    lut[v] = classes.index(c) + 1
+            self._class_index = lut[np.clip(lab.array, 0, None)]
+        return self._class_index == MEASURED_CLASSES.index(cls) + 1
+
+    def _derived_part(self, cls: str, values) -> Optional[np.ndarray]:
+        """The planning-grid voxels of ``cls`` no label gives (derived from the CT), or None."""
+        m = self.anatomy.masks.get(cls)
+        if m is None:
+            return None
+        if values:
+            m = m & ~np.isin(self.anatomy.labels.array, values)
+        return m if m.any() else None
+
+    def corners(self, pts: np.ndarray) -> Dict[str, _Corners]:
+        """The corner voxels of LPS points on both grids (shared by every class of one measure)."""
+        lab, ct = self.labels, self.anatomy.ct
+        return {"labels": _Corners(pts, lab.lps_to_ijk, lab.ijk_to_lps),
+                "planning": _Corners(pts, ct.lps_to_ijk, ct.ijk_to_lps)}
+
+    def distance(self, cls: str, pts: np.ndarray, corners: Optional[Dict[str, _Corners]] = None
+                 ) -> Optional[np.ndarray]:
+        """DESIGN 7 distance (mm) of LPS points to class ``cls``; None when the case has none."""
+        srcs = self.sources(cls)
+        if not srcs:
+            return None
+        corners = corners or self.corners(pts)
+        return np.min([s.trilinear_edt(corners[s.grid]) for s in srcs], axis=0)
+
+    def label_distance(self, name: str, pts: np.ndarray, corners: Optional[Dict[str, _Corners]] = None
+                       ) -> np.ndarray:
+        """DESIGN 7 distance (mm) of LPS points to one named label of the full-resolution map."""
+        if name not in self._label_sources:
+            lab = self.labels
+            self._label_sources[name] = _Source(lab.array == lab.names[name], "labels", lab.ijk_to_lps)
+        corners = corners or self.corners(pts)
+        return self._label_sources[name].trilinear_edt(corners["labels"])
+
+    def vessel_label_distances(self, pts: np.ndarray, corners: Optional[Dict[str, _Corners]] = None
+                               ) -> Dict[str, float]:
+        """Min DESIGN 7 distance (mm) of the points to each vessel label (names what a path passes)."""
+        corners = corners or self.corners(pts)
+        return {name: float(self.label_distance(name, pts, corners).min()) for name in self._labelled(VESSEL_CLASS)}
+
+    def in_lesion(self, lesion: Optional[str], pts: np.ndarray) -> np.ndarray:
+        """Which points lie in the target lesion's label (nearest voxel); all False without one."""
+        lab = self.labels
+        if lesion is None or lesion not in lab.names:
+            return np.zeros(len(pts), bool)
+        ijk = np.rint((np.c_[pts, np.ones(len(pts))] @ lab.lps_to_ijk.T)[:, :3]).astype(int)
+        shape = np.array(lab.shape_ijk)
+        ok = np.all((ijk >= 0) & (ijk < shape), axis=1)
+        out = np.zeros(len(pts), bool)
+        q = ijk[ok]
+        out[ok] = lab.array[q[:, 2], q[:, 1], q[:, 0]] == lab.names[lesion]
+        return out
+
+    def measure(self, target, entry, lesion: Optional[str] = None, *, vessel_labels: bool = False) -> PathClearance:
+        """Clearances of the straight segment target -> entry (LPS mm) per class (and per vessel
+        label with ``vessel_labels``)."""
+        pts = segment_points(target, entry)
+        corners = self.corners(pts)
+        by_class: Dict[str, float] = {}
+        vessel_out = vessel_in = np.inf
+        inside = self.in_lesion(lesion, pts)
+        for cls in MEASURED_CLASSES:
+            d = self.distance(cls, pts, corners)
+            if d is None:
+                continue
+            by_class[cls] = float(d.min())
+            if cls == "vessel_large":
+                vessel_out = float(d[~inside].min()) if (~inside).any() else np.inf
+                vessel_in = float(d[inside].min()) if inside.any() else np.inf
+        by_label = self.vessel_label_distances(pts, corners) if vessel_labels else {}
+        return PathClearance(by_class, vessel_out, vessel_in, by_label)
