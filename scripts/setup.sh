@@ -52,4 +52,12 @@ try:
 except ImportError:
     sys.exit("setup: crcmod's C extension did not build (need gcc and python3-dev)")
 PYCHECK
+# The registration's compiled LC2 kernels (registration/align/lc2_kernels.c, ~20 kB, built once
+# per source version with the C compiler; without them registration falls back to numpy, slower).
+.venv/bin/python - <<'PYKERNELS'
+import sys
+from registration.align import lc2_kernels
+if not lc2_kernels.AVAILABLE:
+    sys.exit("setup: the LC2 kernels did not build: " + lc2_kernels.UNAVAILABLE_REASON)
+PYKERNELS
 echo "setup: ready (.venv)"
