@@ -47,10 +47,25 @@ FRAME_COLS, FRAME_ROWS = 400, 320
 FRAMES_PER_SWEEP = 120
 N_LESION_SWEEPS = 3
 CASE_VERSION = 1
+PLAN_CASE_VERSION = 1
+
+
+def _demo_stamp(demo: Path) -> str:
+    """The first 8 hex digits of the demo case's content hash (its completion marker): a case
+    built from an older demo (the demo is regenerated when sample_data changes) is not reused."""
+    marker = demo / "CTUS_CASE_COMPLETE.json"
+    try:
+        return str(json.loads(marker.read_text())["sha256"])[:8]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
 
 
 def _case_dir(demo: Path) -> Path:
-    return demo.parent / f"speed-case-v{CASE_VERSION}-{demo.name}"
+    return demo.parent / f"speed-case-v{CASE_VERSION}-{demo.name}-{_demo_stamp(demo)}"
+
+
+def _plan_case_dir(demo: Path) -> Path:
+    return demo.parent / f"plan-case-v{PLAN_CASE_VERSION}-{demo.name}-{_demo_stamp(demo)}"
 
 
 def resample_ct(ct, size=CT_SIZE, spacing_mm=CT_SPACING_MM):
@@ -119,5 +134,53 @@ def ensure_speed_case(progress=print) -> Path:
     return final
 
 
+def resample_labels(labels, like):
+    """``labels`` (LabelMap) resampled nearest-neighbour onto the grid of ``like`` (Volume), 0 outside."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from registration.spatial.volume import LabelMap, Volume
+
+    img = sitk.Resample(labels.to_sitk(), like.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    vol = Volume.from_sitk(img)
+    return LabelMap(vol.array.astype(np.uint8), vol.spacing, vol.origin, vol.direction, labels.names, {})
+
+
+def ensure_plan_case(progress=print) -> Path:
+    """Folder of the planning case of issue 16 (built once, cached): the demo's 6 lesions on the
+    issue's CT grid. ``ct_dicom/`` (portal phase, one file per slice) and ``ct.nrrd``, ``ct_arterial.nrrd``
+    (both phases resampled as :func:`resample_ct`), ``labels.nrrd`` (the demo labels resampled
+    nearest-neighbour onto that grid) and ``label_names.json``."""
+    from sample_data.case.demo_case import ensure_demo_case
+
+    demo = ensure_demo_case()
+    final = _plan_case_dir(demo)
+    if (final / "label_names.json").is_file():
+        return final
+    from registration.io.ct_io import load_ct
+    from registration.io.dicom_write import write_dicom_series
+    from registration.io.labelmap_io import load_labels
+    from registration.spatial.atomic_io import atomic_write_image
+
+    work = Path(tempfile.mkdtemp(prefix=".plan-case-", dir=demo.parent))
+    try:
+        progress("plan case: resampling the demo CTs and labels to 512x512x119 at 0.74x0.74x1.6 mm")
+        ct = load_ct(demo / "ct_portal.nrrd")
+        small = resample_ct(ct)
+        atomic_write_image(small.to_sitk(), work / "ct.nrrd")
+        write_dicom_series(small, work / "ct_dicom", series_description="plan case CT",
+                           file_names=lambda k: f"CT{k + 1:04d}.dcm")
+        atomic_write_image(resample_ct(load_ct(demo / "ct_arterial.nrrd")).to_sitk(), work / "ct_arterial.nrrd")
+        labels = load_labels(demo / "labels.nrrd", demo / "label_names.json", reference=ct)
+        atomic_write_image(resample_labels(labels, small).to_sitk(), work / "labels.nrrd")
+        shutil.copyfile(demo / "label_names.json", work / "label_names.json")
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
 if __name__ == "__main__":
-    print(ensure_speed_case())
+    print(ensure_plan_case() if sys.argv[1:] == ["plan"] else ensure_speed_case())

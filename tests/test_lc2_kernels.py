@@ -180,28 +180,3 @@ def test_registration_uses_the_cache_and_gives_the_same_result(ct, sweep):
         assert cache.hits == hits + 1
     assert np.array_equal(cold.reference_to_ct, warm.reference_to_ct)
 
-
-@pytest.mark.skipif(not lc2_kernels.compilers(), reason="no C compiler")
-def test_library_builds_into_the_first_writable_folder_once_keyed_by_the_source(tmp_path):
-    import shutil
-    src = tmp_path / "src" / "lc2_kernels.c"
-    src.parent.mkdir()
-    shutil.copyfile(lc2_kernels._SOURCE, src)
-    (tmp_path / "a_file").write_text("")
-    locked, cache = tmp_path / "a_file" / "cache", tmp_path / "cache"   # cannot be created, even by root
-    path, why = lc2_kernels.build_library(src, [locked, cache])
-    assert why == "" and path == cache / lc2_kernels.library_name(src)
-    assert [p.name for p in cache.iterdir()] == [path.name]            # no temporary file left
-    mtime = path.stat().st_mtime_ns
-    assert lc2_kernels.build_library(src, [locked, cache]) == (path, "")   # cached, not rebuilt
-    assert path.stat().st_mtime_ns == mtime
-    src.write_text(src.read_text() + "\n/* changed */\n")
-    assert lc2_kernels.library_name(src) != path.name                    # a changed source is rebuilt
-
-
-def test_without_a_compiler_there_is_no_library_and_the_reason_says_what_to_install(tmp_path):
-    path, why = lc2_kernels.build_library(lc2_kernels._SOURCE, [tmp_path], cc=[])
-    assert path is None and "no C compiler" in why and "gcc" in why
-    path, why = lc2_kernels.build_library(lc2_kernels._SOURCE, [tmp_path], cc=[str(tmp_path / "missing-cc")])
-    assert path is None and "missing-cc" in why
-    assert list(tmp_path.iterdir()) == []                                 # nothing half-built left

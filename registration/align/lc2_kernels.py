@@ -21,122 +21,32 @@ it (tests/test_lc2_kernels.py):
 
 Why C through ctypes rather than numba: the same speed, but no 200 MB dependency and
 no compiler start-up in every process (numba's import and the loading of its cached
-kernels cost 0.5-1 s of CPU per ``ctus register``). The library (~20 kB) is built once,
-in ~0.3 s of CPU, with the system C compiler (``$CC``, else Python's ``CC``, ``cc``,
-``gcc`` or ``clang``, the first found; gcc is already a set-up requirement):
-``scripts/setup.sh`` builds it, otherwise the first import does. It goes into the first
-writable of ``__pycache__`` beside this file and ``$CTUS_CACHE_DIR/lc2_kernels`` (default
-``~/.cache/ctus/lc2_kernels``; an installed, read-only source tree uses that one), named by
-a hash of the source, the flags and the machine type, so a changed source is rebuilt and
-never confused with an old build; the file appears by an atomic rename, so concurrent
-first imports are safe. It is loaded with ctypes, which releases the GIL during each
-call: the cost's worker threads run in parallel. Without a compiler (or when the build
-fails) :data:`AVAILABLE` is False, :data:`UNAVAILABLE_REASON` says why (a warning is
-logged once), and the cost uses its numpy form: the same quantities (within float32 rounding), each
+kernels cost 0.5-1 s of CPU per ``ctus register``). The library (~20 kB, ~0.3 s of CPU to
+compile) is built and cached by :mod:`registration.spatial.native_build` (``scripts/setup.sh``
+builds it, else the first import). Without a compiler (or when the build fails)
+:data:`AVAILABLE` is False, :data:`UNAVAILABLE_REASON` says why (a warning is logged once),
+and the cost uses its numpy form: the same quantities (within float32 rounding), each
 evaluation 5-6x slower (docs/registration_tuning.md).
 """
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import math
-import os
-import platform
-import shutil
-import subprocess
-import sysconfig
-import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from registration.spatial.native_build import load_library
 
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("lc2_kernels.c")
-#: IEEE arithmetic as numpy's: no fast-math, no fused multiply-add contraction.
-_FLAGS = ["-O3", "-fPIC", "-shared", "-fno-fast-math", "-ffp-contract=off", "-std=c99"]
 _I64, _DBL = ctypes.c_int64, ctypes.c_double
 _PTR = ctypes.c_void_p
 
 
-def compilers() -> List[str]:
-    """C compilers to try, in order: ``$CC``, Python's ``CC``, cc, gcc, clang (those on the PATH)."""
-    names = [os.environ.get("CC", ""), (sysconfig.get_config_var("CC") or "").split(" ")[0], "cc", "gcc", "clang"]
-    out: List[str] = []
-    for name in names:
-        found = shutil.which(name.split()[0]) if name.strip() else None
-        if found and found not in out:
-            out.append(found)
-    return out
-
-
-def cache_folders() -> List[Path]:
-    """Where the library may live, in order of preference (see the module docstring)."""
-    root = os.environ.get("CTUS_CACHE_DIR")
-    return [_SOURCE.with_name("__pycache__"), (Path(root) if root else Path.home() / ".cache" / "ctus") / "lc2_kernels"]
-
-
-def library_name(source: Path = _SOURCE) -> str:
-    """File name of the built library: keyed by the source, the flags and the machine type."""
-    tag = hashlib.sha256(source.read_bytes() + repr(_FLAGS).encode() + platform.machine().encode()).hexdigest()[:16]
-    return f"lc2_kernels-{tag}{sysconfig.get_config_var('SHLIB_SUFFIX') or '.so'}"
-
-
-def build_library(source: Path = _SOURCE, folders: Optional[Sequence[Path]] = None,
-                  cc: Optional[Sequence[str]] = None) -> Tuple[Optional[Path], str]:
-    """(path of the built library, "") when it is cached or could be compiled into one of ``folders``,
-    else (None, why not). ``cc``: compilers to try (default :func:`compilers`)."""
-    if not source.is_file():
-        return None, f"{source} is missing"
-    folders = cache_folders() if folders is None else list(folders)
-    name = library_name(source)
-    for folder in folders:
-        if (folder / name).is_file():
-            return folder / name, ""
-    cc = compilers() if cc is None else list(cc)
-    if not cc:
-        return None, "no C compiler found (install gcc, e.g. 'apt-get install gcc', or set CC)"
-    why = []
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=folder)
-            os.close(fd)
-        except OSError as exc:            # read-only: try the next folder
-            why.append(f"{folder} not writable ({exc.strerror or exc})")
-            continue
-        try:
-            for compiler in cc:
-                try:
-                    run = subprocess.run([compiler, *_FLAGS, "-o", tmp, str(source), "-lm"], capture_output=True,
-                                         text=True, timeout=120)
-                except (OSError, subprocess.TimeoutExpired) as exc:
-                    why.append(f"{compiler}: {exc}")
-                    continue
-                if run.returncode == 0:
-                    os.replace(tmp, folder / name)
-                    return folder / name, ""
-                why.append(f"{compiler} failed: {run.stderr.strip()[-300:]}")
-            return None, "; ".join(why)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return None, "; ".join(why) or "no folder to build in"
-
-
-def _load() -> Tuple[Optional[ctypes.CDLL], str]:
-    path, why = build_library()
-    if path is None:
-        return None, why
-    try:
-        return ctypes.CDLL(str(path)), ""
-    except OSError as exc:
-        return None, f"cannot load {path}: {exc}"
-
-
-_LIB, UNAVAILABLE_REASON = _load()
+_LIB, UNAVAILABLE_REASON = load_library(_SOURCE)
 #: True when the compiled kernels are loaded (else the cost uses its numpy form).
 AVAILABLE = _LIB is not None
 if AVAILABLE:
