@@ -132,7 +132,7 @@ def run(args) -> int:
                        labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
-                            sweep=sweep)
+                            sweep=sweep, pdf_workers=2)   # issue 16: PDF pages on two processes
     rec = result.plan["recommendation"]
     print(f"recommendation: {rec['guidance']}" + (f", biopsy {rec['biopsy_first']} first" if rec["biopsy_first"] else ""))
     for r in rec["reasons"]:

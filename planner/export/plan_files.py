@@ -157,10 +157,11 @@ def _existing(out_dir: Path, names) -> List[Path]:
 
 def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: bool = False,
                   ct_metadata: Optional[dict] = None, reference_to_ct: Optional[np.ndarray] = None,
-                  pdf: bool = True, sweep=None) -> Dict[str, str]:
+                  pdf: bool = True, sweep=None, pdf_workers: int = 1) -> Dict[str, str]:
     """Write plan.json, plan.mrk.json, reference_to_ct.tfm (when registered), plan.pdf.
 
-    Returns {name: path}. Raises InputError if an output exists and not ``force``.
+    ``pdf_workers`` 2 renders the PDF's pages in two processes (the command line; see
+    :mod:`.report_split`). Returns {name: path}. Raises InputError if an output exists and not ``force``.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -183,7 +184,7 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
     if pdf:
         from .report_pdf import render_pdf
         blobs["plan.pdf"] = render_pdf(plan, result.anatomy, result.lesion_masks, sweep=sweep,
-                                       reference_to_ct=reference_to_ct)
+                                       reference_to_ct=reference_to_ct, workers=pdf_workers)
     os.makedirs(out_dir, exist_ok=True)
     written = {}
     for name, data in blobs.items():
