@@ -90,7 +90,7 @@ def load_registration(path: str) -> tuple:
 def run(args) -> int:
     """Load the inputs, plan, write the outputs and print the recommendation; 0 when done."""
     from planner.case.case_plan import plan_case
-    from planner.export.plan_files import write_outputs
+    from planner.export.plan_files import prepare_pdf_in_background, write_outputs
     from registration.io.ct_io import load_ct
     from registration.io.labelmap_io import load_labels
 
@@ -106,6 +106,8 @@ def run(args) -> int:
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
     target = parse_target(args.target) if args.target else None
+    if not args.no_pdf:
+        prepare_pdf_in_background()     # issue 16: the PDF's imports and fonts load while we plan
     ct = load_ct(args.ct)
     labels = load_labels(args.labels, args.label_names, reference=ct)
     arterial = None

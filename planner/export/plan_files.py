@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -153,6 +154,22 @@ def markups(plan: dict) -> dict:
 
 def _existing(out_dir: Path, names) -> List[Path]:
     return [out_dir / n for n in names if (out_dir / n).exists()]
+
+
+def prepare_pdf_in_background() -> threading.Thread:
+    """Start importing the PDF report's modules and fonts in a daemon thread (they load while the
+    caller plans; :func:`write_outputs` then finds them ready). Returns the thread."""
+    from .report_pdf import prepare
+    thread = threading.Thread(target=_quietly, args=(prepare,), name="pdf-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:   # noqa: BLE001 - the PDF step imports the same modules and reports the error
+        pass
 
 
 def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: bool = False,

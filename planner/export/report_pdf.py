@@ -289,6 +289,17 @@ def _creator(plan: dict) -> str:
     return f"ctus {plan['software']['version']}"
 
 
+def prepare() -> None:
+    """Import the PDF backend and load the report's fonts now (~1 s of CPU once per process): the
+    command line calls it from a thread while it plans, and :mod:`.report_split` before forking,
+    so that the forked process inherits them."""
+    from matplotlib import font_manager
+    from matplotlib.backends import backend_pdf  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+    for weight in ("normal", "bold"):
+        font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight=weight)))
+
+
 def _render_part(plan, anatomy, lesion_masks, sweep, reference_to_ct, lesions, summary: bool,
                  registration: bool) -> bytes:
     """The summary page (``summary``), the pages of the lesions with indices ``lesions`` (None: all)

@@ -42,6 +42,8 @@ def render_in_two(part: Callable[..., bytes], plan: dict, *, title: str, creator
     mine, theirs = share_out(plan)
     if not theirs or not hasattr(os, "fork"):
         return part()
+    from .report_pdf import prepare
+    prepare()                                      # imports and fonts, inherited by the child
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                                   # child: render, send, leave without cleanup
