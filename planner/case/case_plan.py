@@ -100,6 +100,14 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     ct, labels, ct_arterial, extra, coarse, big_full = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
     staged.begin("anatomy")
     anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
+    # on the second core while the rest is prepared and the first lesions' paths are checked: the
+    # acoustic block map (lesions wait for it at their visibility stage) and the full-resolution
+    # trees every path check needs
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acoustic-block")
+    block = pool.submit(visibility.acoustic_block_map, anatomy)
+    pool.shutdown(wait=False)                     # its thread ends with this one task
+    oracle = ClearanceOracle(full_labels, anatomy, big_full)
+    threading.Thread(target=_prepare_quietly, args=(oracle,), name="clearance-trees", daemon=True).start()
     if target_lps is not None:
         targets = [point_target(target_lps, anatomy, ct_path)]
     else:
@@ -108,12 +116,9 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
             raise InputError("the label map has no lesion (no 'lesion_*' label with voxels)",
                              path=labels_path, fix="add lesion labels or pass --target x,y,z")
     staged.begin("inputs")
-    oracle = ClearanceOracle(full_labels, anatomy, big_full)
-    # the full-resolution trees every path check needs, built on the second core meanwhile
-    threading.Thread(target=_prepare_quietly, args=(oracle,), name="clearance-trees", daemon=True).start()
     case = _case_inputs(ct, ct_arterial, anatomy, c, targets, guidance=guidance, top_k=top_k,
                         frequency_mhz=frequency_mhz, n_directions=n_directions, sweep=sweep,
-                        reference_to_ct=reference_to_ct, registration=registration, oracle=oracle)
+                        reference_to_ct=reference_to_ct, registration=registration, oracle=oracle, block=block)
     per_lesion = staged.nested("lesions", [
         Stage(f"{n}:{key}", f"lesion {n + 1} of {len(targets)} ({t.name}): {label}", weight)
         for n, t in enumerate(targets) for key, label, weight in LESION_STAGES], numbered=False)
@@ -215,24 +220,22 @@ def _rank_and_point(lesions_out: List[dict], ranking: List[str]) -> None:
 
 def _case_inputs(ct: Volume, ct_arterial: Optional[Volume], anatomy: Anatomy, constraints: Constraints,
                  targets: List[PlanTarget], *, guidance: str, top_k: int, frequency_mhz: float,
-                 n_directions: int, sweep, reference_to_ct, registration, oracle: ClearanceOracle) -> CaseInputs:
+                 n_directions: int, sweep, reference_to_ct, registration, oracle: ClearanceOracle,
+                 block) -> CaseInputs:
     """What every lesion is planned with: the fatty-liver estimate and the depth limit it implies,
-    the acoustic block map (in a second thread while the liver distance is computed), the candidate
-    needle directions (sphere + gantry planes) and the window directions, computed once."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="acoustic-block") as pool:
-        block = pool.submit(visibility.acoustic_block_map, anatomy)     # meanwhile, on the other core:
-        all_lesions = np.zeros(ct.array.shape, bool)
-        for t in targets:
-            if not t.point_target:
-                all_lesions |= t.mask
-        sdf = liver_sdf(anatomy, all_lesions)
-        fatty = estimate_fatty_liver(ct.array, anatomy.masks["liver"], anatomy.masks.get("spleen"), ct.spacing,
-                                     liver_depth_mm=-sdf)
-        block = block.result()
+    the acoustic block map (``block``: an array or a Future of it), the candidate needle directions
+    (sphere + gantry planes) and the window directions, computed once."""
+    all_lesions = np.zeros(ct.array.shape, bool)
+    for t in targets:
+        if not t.point_target:
+            all_lesions |= t.mask
+    sdf = liver_sdf(anatomy, all_lesions)
+    fatty = estimate_fatty_liver(ct.array, anatomy.masks["liver"], anatomy.masks.get("spleen"), ct.spacing,
+                                 liver_depth_mm=-sdf)
     alpha = FATTY_LIVER_ATTENUATION if fatty.fatty else NORMAL_LIVER_ATTENUATION
     return CaseInputs(
         ct=ct, ct_arterial=ct_arterial, anatomy=anatomy, constraints=constraints, all_lesions=all_lesions,
-        block=block,
+        block_map=block,
         depth_limit_mm=visibility.depth_limit_mm(frequency_mhz, attenuation_db_cm_mhz=alpha),
         frequency_mhz=frequency_mhz,
         directions=np.concatenate([fibonacci_sphere(n_directions),
