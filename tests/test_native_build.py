@@ -24,6 +24,8 @@ def test_library_builds_into_the_first_writable_folder_once_keyed_by_the_source(
     assert path.stat().st_mtime_ns == mtime
     src.write_text(src.read_text() + "\n/* changed */\n")
     assert native_build.library_name(src) != path.name                   # a changed source is rebuilt
+    new, why = native_build.build_library(src, [locked, cache])
+    assert why == "" and new.name != path.name and [p.name for p in cache.iterdir()] == [new.name]
 
 
 def test_without_a_compiler_there_is_no_library_and_the_reason_says_what_to_install(tmp_path):

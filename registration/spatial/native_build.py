@@ -88,6 +88,7 @@ def build_library(source: Path, folders: Optional[Sequence[Path]] = None, cc: Op
                     continue
                 if run.returncode == 0:
                     os.replace(tmp, folder / name)
+                    _remove_older_builds(folder, source, name)
                     return folder / name, ""
                 why.append(f"{compiler} failed: {run.stderr.strip()[-300:]}")
             return None, "; ".join(why)
@@ -95,6 +96,17 @@ def build_library(source: Path, folders: Optional[Sequence[Path]] = None, cc: Op
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return None, "; ".join(why) or "no folder to build in"
+
+
+def _remove_older_builds(folder: Path, source: Path, keep: str) -> None:
+    """Delete this kernel's libraries of other source versions in ``folder`` (a process still using
+    one keeps its mapping; a tree of that version rebuilds it)."""
+    for old in folder.glob(f"{source.stem}-*{sysconfig.get_config_var('SHLIB_SUFFIX') or '.so'}"):
+        if old.name != keep:
+            try:
+                old.unlink()
+            except OSError:
+                pass
 
 
 def load_library(source: Path) -> Tuple[Optional[ctypes.CDLL], str]:
