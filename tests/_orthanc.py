@@ -11,8 +11,8 @@ ports and stops it afterwards. The configuration:
   has no bind-address option), no authentication, no plugins, no Lua, no WebDAV.
 - Storage and index in the temporary folder; jobs not saved.
 
-``orthanc_binary()`` returns the binary's path or None; fixtures skip with the reason
-when it is None.
+``orthanc_binary()`` returns the binary's path or None; the ``orthanc_server`` fixture
+(tests/conftest.py) skips with the reason when it is None.
 """
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ OUR_AET = "CTUS"
 
 
 def orthanc_binary() -> Optional[str]:
+    """The Orthanc binary: ``$CTUS_ORTHANC`` when set (a path; one that does not exist means
+    "not installed", which is how the skip is tested), else Orthanc on PATH or /usr/sbin/Orthanc."""
+    forced = os.environ.get("CTUS_ORTHANC")
+    if forced is not None:
+        return forced if os.path.isfile(forced) else None
     return shutil.which("Orthanc") or (("/usr/sbin/Orthanc") if os.path.exists("/usr/sbin/Orthanc") else None)
 
 

@@ -49,3 +49,15 @@ def free_port():
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
     return pick
+
+
+@pytest.fixture(scope="module")
+def orthanc_server(tmp_path_factory):
+    """A real PACS for one test module: Orthanc (tests/_orthanc.py) started on free loopback
+    ports with a temporary configuration and storage, stopped after the module. Every test
+    that uses it skips, with the reason printed (-ra), when the Orthanc binary is missing."""
+    from _orthanc import Orthanc, orthanc_binary
+    if orthanc_binary() is None:
+        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; scripts/setup.sh installs it as root)")
+    with Orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server

@@ -17,6 +17,10 @@ from planner.anatomy.structures import build_anatomy, distance_map_mm, risk_clas
     ("gallbladder", "gallbladder"), ("small_bowel", "bowel"), ("colon", "bowel"), ("stomach", "bowel"),
     ("kidney_right", "kidney"), ("heart", "heart"), ("spleen", "spleen"), ("pancreatic_mass", "pancreas"),
     ("body", "body"), ("thyroid_gland", None), ("ivc_filter_xyz", None),
+    # names ctus segment writes (issue 13) and TotalSegmentator's: a vessel or gas the automatic
+    # segmentation found must be a risk structure, not an unclassified label
+    ("liver_vessel", "vessel"), ("hepatic_vessel", "vessel"), ("ivc", "vessel"), ("bowel_gas", "bowel"),
+    ("spinal_canal", "bone"), ("spinal_cord", "bone"),
 ])
 def test_risk_class_of(name, cls):
     assert risk_class_of(name) == cls

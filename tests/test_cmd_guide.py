@@ -75,6 +75,26 @@ def test_guide_on_a_recorded_sequence(tmp_path, capsys):
     assert lines[-1]["t"] == pytest.approx(39 / 20.0)
 
 
+def test_guide_reads_the_plan_folders_own_labels(tmp_path, capsys):
+    """Without --labels, ctus guide uses PLAN_DIR/labels.nrrd (written by ctus plan); a plan folder
+    without it is a clear error saying what to pass."""
+    import shutil
+    path = tmp_path / "needle.igs.mha"
+    write_sequence(probe_sweep(n=5), path)
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(CASE["plan"], plan_dir)
+    args = ["guide", "--registration", CASE["registration"], "--plan", str(plan_dir), "--sweep", str(path),
+            "--calibration", CASE["config"], "--json"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds no label map" in err and "--labels" in err and "labels.nrrd" in err
+    shutil.copy(CASE["labels"], plan_dir / "labels.nrrd")
+    shutil.copy(CASE["names"], plan_dir / "labels.names.json")
+    assert main(args) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert len(lines) == 5 and lines[-1]["path_clearance_mm"]["portal_vein"] > 0
+
+
 def test_guide_readable_lines_and_pivot_recording(tmp_path, capsys, shared_data):
     """--pivot-recording: the needle calibrated from PLUS's real stylus pivoting recording (--tool Stylus)."""
     seq = shared_data("plus", "sequences", "EightLandmarkPointsTrackedForPhantomRegistration.igs.mha")
@@ -171,6 +191,9 @@ def test_demo_case_plan_replay_and_guide(tmp_path, demo_case, free_port):
     reg.write_text(json.dumps({"reference_to_ct": truth["reference_to_ct"]}))
     CASE.update(registration=str(reg), plan=str(plan_dir), labels=str(case / "labels.nrrd"),
                 names=str(case / "label_names.json"))
+    from registration.io.labelmap_io import load_labels
+    kept, given = load_labels(plan_dir / "labels.nrrd"), load_labels(case / "labels.nrrd", case / "label_names.json")
+    assert kept.names == given.names and np.array_equal(kept.array, given.array)   # the plan keeps its labels
     plan, _ = read_plan(plan_dir)
     target = np.array(planned_path(plan, "lesion_1").target_ct)
     sweep = case / "sweep_lesion_1.igs.mha"
@@ -183,7 +206,7 @@ def test_demo_case_plan_replay_and_guide(tmp_path, demo_case, free_port):
     assert len(valid) >= 90 and not any(x["breach"] for x in valid)
     assert np.linalg.norm(np.array(valid[-1]["tip_ct"]) - target) < 1.0
     lines, replay_err, _ = run_replay_and_guide(
-        sweep, common + ["--needle-deviation-mm", "6", "--labels", CASE["labels"], "--label-names", CASE["names"]],
+        sweep, common + ["--needle-deviation-mm", "6"],     # the plan folder's own labels.nrrd
         ["--lesion", "lesion_1"], free_port(), timeout=90)
     valid = [x for x in lines if x["valid"]]
     first = next(i for i, x in enumerate(valid) if x["breach"])

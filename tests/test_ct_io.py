@@ -143,6 +143,21 @@ def test_phase_hints_from_keywords_and_plain_scan(tmp_path):
                      ("Abdomen 5mm", "NONE"): "non-contrast"}
 
 
+def test_phase_hints_from_a_pacs_listing():
+    """What a C-FIND answer has (description, SeriesDate, SeriesTime) gives the same hints as a folder:
+    keywords first; an undescribed series acquired before the contrast series is the plain scan;
+    one acquired after them, or without a time, stays unknown (no ContrastBolusAgent in a listing)."""
+    from registration.io.contrast_phase import listed_phase_hints
+    hints = listed_phase_hints([("Abdomen 5mm", "20240102", "100000"),
+                                ("Pancreas late arterial", "20240102", "100130.5"),
+                                ("Portal venous 70s", "20240102", "100155"),
+                                ("Abdomen 5mm", "20240102", "101000"), ("", "", "")])
+    assert [h for h, _ in hints] == ["non-contrast", "arterial", "portal venous", "unknown", "unknown"]
+    assert hints[0][1] == "no ContrastBolusAgent, acquired before the contrast series"
+    assert hints[2][1] == "series description 'Portal venous 70s'"
+    assert listed_phase_hints([]) == []
+
+
 def _linear_hu(points):
     """An analytic CT: linear in LPS, so linear interpolation reproduces it exactly."""
     return 0.5 * points[..., 0] + 0.25 * points[..., 1] + 3.0 * points[..., 2]

@@ -1,7 +1,9 @@
-"""The overlay's packed CT+labels sampler equals the engine's nearest-neighbour reslicer."""
+"""The overlay's CT+labels sampler equals the engine's reslicer: CT nearest (the overlay's fast
+path) or linear (the fused CT view), labels always nearest."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gui.views.plane_sampler import OUTSIDE_HU, PlaneSampler
 from registration.spatial.reslice import Reslicer, plane_pixel_to_lps
@@ -18,20 +20,26 @@ def _case():
     return ct, labels
 
 
-def test_matches_engine_reslicer_on_oblique_planes():
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+def test_matches_engine_reslicer_on_oblique_planes(interpolation):
     ct, labels = _case()
     sampler = PlaneSampler(ct, labels)
-    ref_ct = Reslicer(ct, default=OUTSIDE_HU, interpolator="nearest")
+    ref_ct = Reslicer(ct, default=OUTSIDE_HU, interpolator=interpolation)
     ref_lab = Reslicer(labels, default=0, interpolator="nearest")
     centre = ct.index_to_lps(np.array(ct.shape_ijk) / 2.0)
     rng = np.random.default_rng(5)
     for _ in range(5):
         r = rigid_matrix(np.r_[rng.uniform(-60, 60, 3), 0, 0, 0])[:3, :3]
         m = plane_pixel_to_lps(centre + rng.uniform(-5, 5, 3), r[:, 0], r[:, 1], (70, 50), (0.7, 0.6))
-        hu, lab = sampler.sample(m, (50, 70))
+        hu, lab = sampler.sample(m, (50, 70)) if interpolation == "nearest" else \
+            (sampler.sample_ct(m, (50, 70), "linear"), sampler.sample_labels(m, (50, 70)))
         assert np.array_equal(hu, ref_ct.reslice(m, (50, 70)).image)
         assert np.array_equal(lab, ref_lab.reslice(m, (50, 70)).image.astype(np.int32))
         assert (hu == OUTSIDE_HU).any() and (hu > OUTSIDE_HU).any()   # the plane leaves the volume
+        inside = hu > OUTSIDE_HU
+        # Linear values lie between voxel values (not only the voxels' own); nearest are voxel values.
+        on_voxels = np.isin(hu[inside], ct.array)
+        assert on_voxels.all() if interpolation == "nearest" else not on_voxels.all()
 
 
 def test_labels_on_another_grid_are_placed_by_position():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from html import escape
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PyQt5.QtCore import QPoint, Qt
 
 from gui.window.main_window import MainWindow
 from gui.panels import planning_panel
-from gui.panels.lesion_table import NONE_BG, guidance_text, path_text
+from gui.panels.lesion_table import GUIDANCE_WORDS, NONE_BG, guidance_text, path_text
 from gui.core.session import RegistrationState
 from planner.export.plan_files import validate_plan
 from registration.spatial.errors import InputError
@@ -51,7 +52,7 @@ def planned(qtbot, phantom):
 
 
 def _rows(panel):
-    return {panel.table.item(r, 0).text(): [panel.table.item(r, c).text() for c in range(panel.table.columnCount())]
+    return {panel.table.item(r, 1).text(): [panel.table.item(r, c).text() for c in range(panel.table.columnCount())]
             for r in range(panel.table.rowCount())}
 
 
@@ -64,8 +65,8 @@ def test_lesions_paths_ct_plan_edit_and_export(planned, qtbot, tmp_path, artifac
     assert set(rows) == {l["name"] for l in plan["lesions"]} == {"lesion_sub", "lesion_deep", "lesion_rib"}
     for les in plan["lesions"]:
         r = rows[les["name"]]
-        assert r[2] == f"{les['diameter_mm']:.0f}" and r[1] == guidance_text(les["recommendation"])
-        assert les["visibility"]["predicted"]["category"] in r[5] and r[6] == "not measured"
+        assert r[3] == f"{les['diameter_mm']:.0f} mm" and r[2] == guidance_text(les["recommendation"])
+        assert r[0] == str(les["accessibility_rank"]) and r[5] == les["visibility"]["predicted"]["category"]
 
     # A lesion with US paths: select the first US path -> drawn on the slice views at the target.
     panel.select_lesion("lesion_sub")
@@ -230,7 +231,7 @@ def test_least_risk_path_is_shown_unsafe_never_as_a_plan(qtbot, phantom, artifac
     qtbot.mouseClick(panel.plan_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.worker is None, timeout=120000)
     assert w.reporter.history == [], w.reporter.history
-    assert panel.table.item(0, 1).text() == "NONE" and panel.table.item(0, 1).background().color() == NONE_BG
+    assert panel.table.item(0, 2).text() == "no safe path" and panel.table.item(0, 2).background().color() == NONE_BG
     les = panel.lesion()
     assert [t["safe"] for t in les["trajectories"]] == [False]
     item = panel.paths.item(0)
@@ -254,8 +255,13 @@ def test_least_risk_path_is_shown_unsafe_never_as_a_plan(qtbot, phantom, artifac
 
 def test_guidance_and_path_texts_tell_the_states_apart():
     assert guidance_text({"guidance": "us_fusion", "condition": {"max_tre_rms_mm": 15.3, "kind": "registration_tre",
-                                                                  "text": ""}}) == "US_FUSION if TRE <= 15.3 mm"
-    assert guidance_text({"guidance": "ct", "condition": None}) == "CT"
+                                                                  "text": ""}}) == "US with fusion if TRE \u2264 15.3 mm"
+    assert guidance_text({"guidance": "ct", "condition": None}) == "CT-guided"
+    # every guidance code of the plan schema has words (no raw code reaches the table)
+    schema = json.loads((Path(planning_panel.__file__).parents[2] / "planner/export/plan_schema.json").read_text())
+    codes = set(schema["$defs"]["guidance"]["enum"])
+    assert codes <= set(GUIDANCE_WORDS) and all(guidance_text({"guidance": c}) == GUIDANCE_WORDS[c] for c in codes)
+    assert all("_" not in w and not w.isupper() for w in GUIDANCE_WORDS.values())
     base = {"guidance": "ct", "length_mm": 137.5, "min_hard_clearance_mm": 3.1, "capsule_angle_deg": 40.0}
     unsafe = dict(base, safe=False, violations=[{"text": "passes 3.1 mm from the hepatic_vein"}, {"text": "x"}])
     assert path_text(unsafe, 1) == ("UNSAFE least-risk CT 1: 138 mm, clearance 3.1 mm, capsule 40 deg: passes "

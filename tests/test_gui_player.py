@@ -70,7 +70,7 @@ def test_step_seek_and_label(player, qtbot):
     tl = player.timeline
     with qtbot.waitSignal(player.frame_changed):
         qtbot.mouseClick(tl, Qt.LeftButton, pos=QPoint(int(tl.width() * 0.75), tl.height() // 2))
-    assert player.index == 45
+    assert abs(player.index - 45) <= 1           # ~3/4 of 60 frames (pixel rounding)
 
 
 def test_invalid_frames_are_red_on_the_timeline(player, artifacts_dir):

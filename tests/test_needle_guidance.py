@@ -200,3 +200,39 @@ def test_tip_outside_the_evaluated_region_says_so(risk, path):
     assert g["outside_region"] and "portal_vein" not in g["tip_clearance_mm"]
     assert g["path_clearance_mm"]["portal_vein"] == pytest.approx(7.0, abs=0.1)  # the path inside is evaluated
     assert g["tip_to_target_mm"] == pytest.approx(80.0, abs=0.1)
+
+
+def test_vessel_the_plan_accepted_closer_breaches_only_at_the_floor(path):
+    """The planned path passes 7 mm from portal_vein: with a 7 mm soft margin (8.07 mm with the needle
+    and voxel terms) the plan accepted it with a caution, so along the plan the state is caution, not
+    breach; the breach comes at the plan's 2 mm floor (3.07 mm); structures the plan kept clear of
+    keep the soft margin."""
+    risk = build_risk_field(needle_labels(), needle_radius_mm=RADIUS, vessel_margin_mm=7.0, vessel_floor_mm=2.0,
+                            planned_segment=[ENTRY, TARGET], roi_points=[ENTRY, TARGET], target_name="lesion_1")
+    by = {s.name: s for s in risk.structures}
+    assert by["portal_vein"].margin_mm == pytest.approx(2.0 + HARD_MARGIN)
+    assert by["portal_vein"].caution_mm == pytest.approx(7.0 + HARD_MARGIN)
+    assert by["bone"].margin_mm == pytest.approx(HARD_MARGIN) and by["bone"].caution_mm is None
+    assert any("portal_vein: the plan passes 7.0 mm" in n for n in risk.notes)
+    on_plan = compute_guidance(np.array([-5.0, 0.0, 20.0]), down(0), path, risk)
+    assert not on_plan.get("breach", False)
+    assert on_plan["caution"] and on_plan["caution_structure"] == "portal_vein"
+    assert on_plan["caution_distance_mm"] == pytest.approx(7.0, abs=0.1)
+    # tip 2.9 mm from the vessel's nearest voxel centre (x = 2): inside the floor margin
+    close = compute_guidance(np.array([-0.9, 0.0, 20.0]), down(0), path, risk)
+    assert close["breach"] and close["breach_where"] == "tip" and close["breach_structure"] == "portal_vein"
+    assert close["breach_margin_mm"] == pytest.approx(2.0 + HARD_MARGIN)
+    # without the floor (older plans) the soft margin breaches along the plan, as before
+    strict = build_risk_field(needle_labels(), needle_radius_mm=RADIUS, vessel_margin_mm=7.0,
+                              roi_points=[ENTRY, TARGET], target_name="lesion_1")
+    assert compute_guidance(np.array([-5.0, 0.0, 20.0]), down(0), path, strict)["breach"]
+
+
+def test_least_risk_path_is_never_guided_as_safe():
+    plan = plan_dict()
+    plan["lesions"][0]["trajectories"][0]["safe"] = False
+    guide = NeedleGuide(planned_path(plan, None), None, np.eye(4),
+                        NeedleCalibration(tip_mm=np.array([0.0, 0.0, 160.0]), axis=np.array([0.0, 0.0, 1.0])))
+    state = guide.update(needle_pose(np.array([-5.0, 0.0, 20.0]), down(0)), timestamp=1.0)
+    assert state.valid and not state.planned_path_safe
+    assert "PLANNED PATH UNSAFE" in state.line() and state.to_json()["planned_path_safe"] is False

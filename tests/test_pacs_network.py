@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from _orthanc import Orthanc, free_port, orthanc_binary
+from _orthanc import free_port
 from planner.cli.main import main
 from registration.io.ct_io import load_ct
 from registration.pacs.node import Pacs, PacsError
@@ -35,11 +35,8 @@ def _shared(*parts) -> Path:
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    if orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; scripts/setup.sh installs it as root)")
-    with Orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        yield server
+def orthanc(orthanc_server):
+    return orthanc_server
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +109,25 @@ def test_association_rejected(orthanc, capsys, server_part, calling, expect):
     assert main(["pacs", "find", "--server", server, "--calling-aet", calling]) == 2
     err = capsys.readouterr().err.strip()
     assert "association rejected" in err and expect in err and len(err.splitlines()) == 1
+
+
+def test_rejection_read_even_when_the_peer_closes_first(orthanc, capsys, monkeypatch):
+    """The race a busy CPU makes: the PACS rejects and closes the connection before pynetdicom's
+    requesting thread looks at the socket (forced here by waiting for exactly that); the message
+    is still the rejection with its reason, not "did not accept the association"."""
+    import time
+    from pynetdicom import acse
+    send_request = acse.ACSE.send_request
+
+    def send_then_let_the_peer_answer_and_close(self):
+        send_request(self)
+        deadline = time.monotonic() + 10
+        while (self.dul.to_user_queue.empty() or self.socket._is_connected) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    monkeypatch.setattr(acse.ACSE, "send_request", send_then_let_the_peer_answer_and_close)
+    assert main(["pacs", "find", "--server", f"WRONG_AET@127.0.0.1:{orthanc.dicom_port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "association rejected" in err and "Called AE title not recognised" in err, err
 
 
 def test_server_down(capsys):

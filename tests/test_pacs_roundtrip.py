@@ -16,7 +16,6 @@ import numpy as np
 import pydicom
 import pytest
 
-from _orthanc import Orthanc, orthanc_binary
 from planner.cli.main import main
 from registration.io.ct_io import load_ct
 from registration.io.labelmap_io import load_labels
@@ -31,13 +30,10 @@ SOP = {901: "1.2.840.10008.5.1.4.1.1.104.1", 902: "1.2.840.10008.5.1.4.1.1.7",
 
 
 @pytest.fixture(scope="module")
-def pacs(tmp_path_factory, demo_case):
+def pacs(orthanc_server, demo_case):
     """Orthanc holding the demo case's arterial and portal series."""
-    if orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; scripts/setup.sh installs it as root)")
-    with Orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        store(Pacs.parse(server.server), sorted((demo_case / "ct").glob("*/*.dcm")))
-        yield server
+    store(Pacs.parse(orthanc_server.server), sorted((demo_case / "ct").glob("*/*.dcm")))
+    return orthanc_server
 
 
 @pytest.fixture(scope="module")

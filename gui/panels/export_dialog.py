@@ -11,7 +11,9 @@ Afterwards the dialog lists the written files and opens the folder
 The dialog always has a way out: *Cancel* (Escape) closes it without writing
 anything; while an export runs it stops the export (nothing is half-written: the
 planner's writes are atomic) and stays open to say so; after an export it reads
-*Close*. Every text wraps, so a long folder name never widens the dialog past the screen.
+*Close*. *Send to PACS...* opens :class:`gui.panels.pacs_send.SendDialog` (enabled when
+a plan and a DICOM CT are there; it sends the exported files when they hold the plan
+shown). Every text wraps, so a long folder name never widens the dialog past the screen.
 """
 from __future__ import annotations
 
@@ -69,6 +71,10 @@ class ExportDialog(QDialog):
         self.open_button.setObjectName("export_open")
         self.open_button.setEnabled(False)
         self.open_button.clicked.connect(self.open_folder)
+        self.send_button = self.buttons.addButton("Send to PACS...", QDialogButtonBox.ActionRole)
+        self.send_button.setObjectName("export_send_pacs")
+        self.send_button.clicked.connect(lambda: window.ask_send_to_pacs())
+        self._update_send()
         self.cancel_button = self.buttons.addButton(QDialogButtonBox.Cancel)
         self.cancel_button.setObjectName("export_cancel")
         self.cancel_button.setToolTip("close without writing anything (Escape); during an export: stop it")
@@ -146,6 +152,7 @@ class ExportDialog(QDialog):
             self.status.setText(f"Exporting into {out} ... (Cancel stops it)")
             self.planned_with = reg
             self.export_button.setEnabled(False)
+            self.send_button.setEnabled(False)
             self.worker = w.run_worker("Export plan", work, self._done)
             self.worker.failed.connect(self._failed)
             self.worker.progress.connect(self._progress)
@@ -158,6 +165,15 @@ class ExportDialog(QDialog):
         self.cancel_button.setText("Close" if self.written else "Cancel")
         self.cancel_button.setToolTip("close the dialog" if self.written else
                                       "close without writing anything (Escape)")
+        self._update_send()
+
+    def _update_send(self) -> None:
+        """Send to PACS (pacs_send.SendDialog) is offered here too, enabled when it can act."""
+        from .pacs_send import unavailable
+        why = unavailable(self.window) if self.worker is None else "Send to PACS: wait for the export"
+        self.send_button.setEnabled(not why)
+        self.send_button.setToolTip(why or "store the plan's report, key views, segmentation and registration "
+                                           "in the CT's study on the PACS")
 
     def cancel(self) -> None:
         """Cancel (Escape): stop a running export and say so, else close without writing."""

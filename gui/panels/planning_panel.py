@@ -4,7 +4,9 @@ Everything comes from the planner (:func:`planner.case.case_plan.plan_case`, run
 worker); the panel shows it and never invents a number. All points are CT
 LPS mm. A selected path is drawn on the three slice views and on the US view
 (projected; solid where it lies within ``NEAR_MM`` of the displayed plane)
-by transparent overlay children, and sent to the 3D view. Entry and target
+by transparent overlay children, and sent to the 3D view. A lesion without a
+safe path gets the 'Why no safe path' box (:mod:`.no_path_box`) and its
+closest rejected paths drawn on the slice views. Entry and target
 are edited in spin boxes or by dragging their markers in a slice view; the
 edited path is re-checked by the planner (:mod:`planner.paths.path_check`).
 The panel is handed the plan it shows (:meth:`set_result`, a
@@ -31,6 +33,7 @@ from PyQt5.QtWidgets import (
 
 from .ct_plan_drawing import CTPlanDrawing
 from .lesion_table import LesionTableMixin
+from .no_path_box import NoPathBox
 from .path_editor import PathEditorMixin, _DragFilter
 from .path_overlay import PathOverlay, _Follow
 
@@ -78,8 +81,15 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self._build_lesion_table()
         self.paths = QListWidget()
         self.paths.setObjectName("trajectory_list")
+        # long path lines wrap instead of being cut off or scrolled sideways
+        self.paths.setWordWrap(True)
+        self.paths.setTextElideMode(Qt.ElideNone)
+        self.paths.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.paths.setResizeMode(QListWidget.Adjust)
         self.paths.currentRowChanged.connect(self._path_selected)
         edit = self._build_path_editor()
+        self.no_path = NoPathBox()
+        self.no_path.changed.connect(self._draw_rejected)
         self.ct_box = QGroupBox("CT-guided plan")
         self.ct_box.setObjectName("ct_plan_box")
         ct_lay = QVBoxLayout(self.ct_box)
@@ -90,7 +100,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         ct_lay.addWidget(self.ct_text)
         ct_lay.addWidget(self.ct_drawing, 1)
         self.ct_box.hide()
-        self.table.setMinimumHeight(130)
+        self.table.setMinimumHeight(80)
         self.paths.setMinimumHeight(90)
         self.ct_drawing.setMinimumHeight(230)
 
@@ -104,12 +114,14 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
         lay = QVBoxLayout(content)
+        lay.setContentsMargins(4, 4, 4, 4)     # the 440 px dock fits its widest row without scrolling
         row = QHBoxLayout()
         row.addWidget(self.plan_button, 1)
         row.addWidget(self.export_button)
         lay.addLayout(row)
         lay.addWidget(self.status)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(self.table)
+        lay.addWidget(self.no_path)      # right under the table: the answer to "why no path?"
         lay.addWidget(self.reasons)
         lay.addWidget(QLabel("Candidate paths (best first):"))
         lay.addWidget(self.paths, 1)
@@ -188,6 +200,16 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         self.check = None
         self.check_label.setText(path_check_text(t))
         self.add_path_button.setEnabled(False)
+
+    def _show_no_path(self, les: Optional[dict]) -> None:
+        """Explain ``les`` (a lesion without a safe path) in the 'Why no safe path' box, or hide it."""
+        max_length = float(((self.result.plan if self.result else {}).get("constraints") or {}).get(
+            "max_length_mm", 150.0))
+        self.no_path.set_lesion(les, max_length)
+
+    def _draw_rejected(self) -> None:
+        for o in self.overlays:
+            o.set_rejected(self.no_path.drawn())
 
     def _update_overlays(self) -> None:
         for o in self.overlays:

@@ -1,7 +1,10 @@
-"""What the user looks at: slice views, the ultrasound view, the 3D view, the player.
+"""What the user looks at: slice views, the ultrasound view, the fused CT view, the 3D view, the player.
 
-Owns display volumes and image conversion (display, qimage), oblique plane
-sampling and the CT-on-US overlay (plane_sampler, overlay), and the widgets
-(slice_view, us_view, view3d, player_widget). May import ``gui.core`` and the
-engine; never a panel or the window.
+Owns display volumes, slice display resampling and QImage conversion (display,
+slice_resample, qimage), oblique plane sampling and the CT-on-US overlay
+(plane_sampler, overlay), which outlines are drawn and how (structure_style),
+the probe's plane on the CT (probe_geometry), text on images (view_text), and
+the widgets with their painting (slice_view + slice_graphics, us_view +
+us_graphics, fused_view, view3d + view3d_scene, player_widget). May import
+``gui.core`` and the engine; never a panel or the window.
 """

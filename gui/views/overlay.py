@@ -2,7 +2,8 @@
 
 Pure numpy (no Qt): given the CT, labels, a registration and a frame's
 ``image_to_reference``, decide whether an overlay may be shown (and if not,
-why), reslice CT and labels on the frame plane, and describe lesions that are
+why), reslice CT and labels on the frame plane (nearest: the fast per-frame path; the
+fused CT view asks :meth:`OverlayEngine.ct_plane` for a linear reslice), and describe lesions that are
 not in the plane ("lesion_3: 8 mm out of plane, tilt towards the head").
 
 Frames: Image = US pixels (x = column towards the marked side, y = row away
@@ -100,13 +101,17 @@ class FrameOverlay:
     step: int = 1                               # reduction factor (frame px per overlay px)
     messages: List[str] = field(default_factory=list)
     quality: str = ""
+    image_to_ct: Optional[np.ndarray] = None    # frame pixels -> CT LPS mm (None: no registration/tracking)
+    grid_to_ct: Optional[np.ndarray] = None     # overlay pixels (ct/labels arrays) -> CT LPS mm
+    interpolation: str = "nearest"              # of ``ct``
 
 
 class OverlayEngine:
     """Holds the CT+labels plane sampler and the lesions; computes a :class:`FrameOverlay` per frame."""
 
-    def __init__(self, max_overlay_px: int = 400):
+    def __init__(self, max_overlay_px: int = 400, interpolation: str = "linear"):
         self.max_overlay_px = int(max_overlay_px)
+        self.interpolation = interpolation
         self.ct: Optional[Volume] = None
         self.labels: Optional[LabelMap] = None
         self._sampler: Optional[PlaneSampler] = None
@@ -125,6 +130,17 @@ class OverlayEngine:
         self.ct, self.labels = ct, labels
         self._sampler, self.lesions = sampler, lesions
 
+    def set_interpolation(self, interpolation: str) -> None:
+        """'linear' (default) or 'nearest' for :meth:`ct_plane` (the fused CT view)."""
+        self.interpolation = interpolation
+
+    def ct_plane(self, grid_to_ct: np.ndarray, shape: Tuple[int, int]) -> Optional[np.ndarray]:
+        """The CT (HU float32, OUTSIDE_HU outside) on ``grid_to_ct``'s pixels with
+        :attr:`interpolation`, or None without a CT."""
+        if self._sampler is None:
+            return None
+        return self._sampler.sample_ct(grid_to_ct, shape, self.interpolation)
+
     def overlay_step(self, image_to_ct: np.ndarray, shape: Tuple[int, int]) -> int:
         """Frame pixels per overlay pixel: no finer than the CT voxel (sampling finer adds no
         CT detail, only cost) and at most ``max_overlay_px`` overlay pixels across."""
@@ -134,8 +150,10 @@ class OverlayEngine:
         return max(1, by_ct, by_size)
 
     def compute(self, shape: Tuple[int, int], image_to_reference: Optional[np.ndarray],
-                registration) -> FrameOverlay:
-        """``registration`` has ``reference_to_ct`` and ``quality_text()`` (or is None)."""
+                registration, interpolation: str = "nearest") -> FrameOverlay:
+        """``registration`` has ``reference_to_ct`` and ``quality_text()`` (or is None).
+        ``interpolation`` of the CT plane: 'nearest' (fast) or 'linear' (when the fused CT
+        view shows it too: one reslice serves both)."""
         if self.ct is None:
             return FrameOverlay(False, "no CT loaded: overlay off")
         if registration is None:
@@ -143,6 +161,8 @@ class OverlayEngine:
         if image_to_reference is None:
             return FrameOverlay(False, "tracking INVALID on this frame: overlay off",
                                 quality=registration.quality_text())
+        if self._sampler is None:
+            return FrameOverlay(False, "CT still loading: overlay off")
         image_to_ct = registration.reference_to_ct @ image_to_reference
         rows, cols = shape
         step = self.overlay_step(image_to_ct, shape)
@@ -153,10 +173,12 @@ class OverlayEngine:
         coarse[:3, 3] += image_to_ct[:3, :2] @ np.full(2, (step - 1) / 2.0)
         coarse[:3, :2] *= step
         small = ((rows + step - 1) // step, (cols + step - 1) // step)
-        ct, lab = self._sampler.sample(coarse, small)
+        ct = self._sampler.sample_ct(coarse, small, interpolation)
+        lab = self._sampler.sample_labels(coarse, small)
         if not (ct > OUTSIDE_HU).any():
             # Nothing to overlay; saying so points at a wrong registration or the wrong CT.
             return FrameOverlay(False, "this frame lies outside the CT: overlay off (check the registration)",
-                                quality=registration.quality_text())
+                                quality=registration.quality_text(), image_to_ct=image_to_ct, grid_to_ct=coarse)
         msgs = guidance_messages(self.lesions, image_to_ct, shape)
-        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text())
+        return FrameOverlay(True, "", ct, lab, step, msgs, registration.quality_text(), image_to_ct, coarse,
+                            interpolation)

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from PyQt5.QtCore import QRectF, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QPainter
-from PyQt5.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from registration.ultrasound.player import SweepPlayer
 
@@ -118,14 +118,16 @@ class PlayerWidget(QWidget):
         self.timeline = TimelineBar()
         self.timeline.scrubbed.connect(self.seek)
 
-        row = QHBoxLayout()
+        # One row (controls, timeline, frame/time) so the player costs the views little height;
+        # the label is as wide as its longest text so it is never elided.
+        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance(
+            "frame 00000/00000   t = 0000.00 s   INVALID tracking") + 8)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 2, 4, 2)
         for wdg in (self.back_button, self.play_button, self.fwd_button, self.speed_box):
             row.addWidget(wdg)
-        row.addWidget(self.label, 1)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
-        lay.addLayout(row)
-        lay.addWidget(self.timeline)
+        row.addWidget(self.timeline, 1)
+        row.addWidget(self.label)
         self._set_enabled(False)
 
     # ------------------------------------------------------------ model

@@ -1,9 +1,18 @@
 """One CT slice view (axial, coronal or sagittal) drawn from numpy as a QImage.
 
 Mouse like Slicer: wheel = next/previous slice, left-drag = window/level,
-right-drag = zoom, middle-drag = pan, left click = move the crosshair.
-The crosshair position is an LPS point shared by the three views (the main
-window links them through :attr:`SliceView.cursor_moved`).
+right-drag = zoom, middle-drag = pan, right double-click = fit the slice again,
+left click = move the crosshair. A press
+and release less than ``CLICK_PX`` apart is a click (a hand's tremor must
+place a landmark, not change the window/level); a drag starts once the mouse
+has moved further. The crosshair position is an LPS point shared by the three
+views (the main window links them through :attr:`SliceView.cursor_moved`).
+
+The slice is resampled for display onto square pixels in physical mm,
+linearly by default (:mod:`gui.views.slice_resample`), so a CT with 5 mm
+slices is smooth in coronal and sagittal and shown at its true aspect; the
+label outlines are computed on the same grid (thin lines). The probe, when
+set (:meth:`set_probe`), is drawn by :mod:`gui.views.slice_graphics`.
 """
 from __future__ import annotations
 
@@ -11,23 +20,21 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QFont, QPainter, QPen
+from PyQt5.QtGui import QColor, QPainter, QPixmap
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from .display import DisplayVolume
-from .qimage import gray_to_qimage, label_lut, outline_rgba, rgba_to_qimage, window_level
+from . import slice_graphics as gfx
+from .display import NORMAL_AXIS, DisplayVolume
+from .probe_geometry import ProbeGeometry
+from .qimage import LESION_COLOUR, gray_to_qimage, outline_rgba, rgba_to_qimage, window_level
+from .slice_resample import INTERPOLATIONS, display_shape, resample
+from .structure_style import CT_ALPHA, label_anchors, outline_lut, target_values
 
-# Screen-edge letters: (left, right, top, bottom) of the radiological display.
-EDGE_LETTERS = {
-    "axial": ("R", "L", "A", "P"),
-    "coronal": ("R", "L", "S", "I"),
-    "sagittal": ("A", "P", "S", "I"),
-}
-_CLICK_PX = 3  # a press/release closer than this is a click, not a drag
+CLICK_PX = 8.0   # press-release distance (px) still counted as a click
 
 
 class SliceView(QWidget):
-    """Shows ``display.slice(view, index)`` with W/L, label outlines and the crosshair."""
+    """Shows ``display.slice(view, index)`` with W/L, label outlines, crosshair and probe."""
 
     cursor_moved = pyqtSignal(object)            # LPS (3,) ndarray
     window_level_changed = pyqtSignal(float, float)
@@ -44,33 +51,47 @@ class SliceView(QWidget):
         self.cursor_lps = np.zeros(3)
         self.window, self.level = 400.0, 40.0
         self.show_labels = True
+        self.interpolation = "linear"
+        self.outline_alpha = dict(CT_ALPHA)
         self.zoom = 1.0
         self.pan = QPointF(0.0, 0.0)
-        self._image = None
-        self._outline = None
-        self._lut = None
-        self._drag_button = None
-        self._drag_start = None
-        self._drag_last = None
-        self._dirty = True
+        self.probe: Optional[ProbeGeometry] = None
         self.markers: List[Tuple[np.ndarray, str]] = []   # (LPS mm, label), e.g. CT landmarks
+        self._image = self._outline = None
+        self._scaled = {}             # 'image' / 'outline' -> (QImage, size, scaled QPixmap)
+        self._text_layer = None       # (key, QPixmap, [(text, box)]) of the fixed texts
+        self._shown = None            # the display-resolution slice (float32 or raw) last drawn
+        self._anchors = {}
+        self._lut = None
+        self._press = self._drag_last = self._drag_button = None
+        self._dragging = False
+        self._wl_at_press = (self.window, self.level)
+        self._dirty = True
+        self.drawn_text = []
 
     # ------------------------------------------------------------ model
     def set_display(self, display: Optional[DisplayVolume]) -> None:
         self.display = display
-        self._lut = None
+        self._make_lut()
         if display is not None:
-            self._lut = label_lut(display.label_names, display.max_label)
             self.cursor_lps = display.center_lps()
         self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)
         self._dirty = True
         self.update()
 
+    def _make_lut(self) -> None:
+        d = self.display
+        self._lut = None if d is None else outline_lut(d.label_names, d.max_label, self.outline_alpha)
+
     def labels_changed(self) -> None:
-        if self.display is not None:
-            self._lut = label_lut(self.display.label_names, self.display.max_label)
+        self._make_lut()
         self._dirty = True
         self.update()
+
+    def set_outline_alpha(self, alpha: dict) -> None:
+        """Outline strength per structure kind (see :mod:`gui.views.structure_style`)."""
+        self.outline_alpha = dict(alpha)
+        self.labels_changed()
 
     def set_cursor(self, lps) -> None:
         lps = np.asarray(lps, float)
@@ -87,6 +108,26 @@ class SliceView(QWidget):
 
     def set_show_labels(self, on: bool) -> None:
         self.show_labels = bool(on)
+        self._dirty = True
+        self.update()
+
+    def set_interpolation(self, interpolation: str) -> None:
+        """'linear' (default: smooth, as a workstation) or 'nearest' (voxels as blocks)."""
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
+        self.interpolation = interpolation
+        self._dirty = True
+        self.update()
+
+    def set_probe(self, probe: Optional[ProbeGeometry]) -> None:
+        """The US frame plane to draw on this slice (None = none)."""
+        if probe is None and self.probe is None:
+            return
+        self.probe = probe
+        self.update()
+
+    def set_markers(self, markers) -> None:
+        self.markers = [(np.asarray(lps, float), str(label)) for lps, label in markers]
         self.update()
 
     @property
@@ -105,18 +146,45 @@ class SliceView(QWidget):
             return
         g = self.display.grid
         xyz = g.lps_to_index(self.cursor_lps)
-        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[self.view]
+        ax = NORMAL_AXIS[self.view]
         xyz[ax] = float(np.clip(np.rint(xyz[ax]) + delta, 0, g.size_xyz[ax] - 1))
         self.set_cursor(g.index_to_lps(xyz))
         self.cursor_moved.emit(self.cursor_lps.copy())
 
+    def fit(self) -> None:
+        """The whole slice in the view again (zoom 1, no pan)."""
+        self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)
+        self.update()
+
+    def mouseDoubleClickEvent(self, event):  # noqa: N802
+        """Double-click with the right button: fit the slice (undo zoom and pan)."""
+        if event.button() == Qt.RightButton:
+            self.fit()
+        else:
+            super().mouseDoubleClickEvent(event)       # Qt's default: a second press
+
+    def ensure_visible(self, lps, margin: float = 0.2) -> None:
+        """Pan (when zoomed in) so that ``lps`` is not within ``margin`` of the view's edge."""
+        if self.display is None or self.zoom <= 1.0:
+            return
+        c = self.lps_to_widget(lps)
+        w, h = self.width(), self.height()
+        if margin * w <= c.x() <= (1 - margin) * w and margin * h <= c.y() <= (1 - margin) * h:
+            return
+        self.pan += QPointF(w / 2.0 - c.x(), h / 2.0 - c.y())
+        self.update()
+
     # ------------------------------------------------------------ geometry
+    def _native_shape(self) -> Tuple[int, int]:
+        """(rows, cols) of this view's native slice (sizes of the display grid)."""
+        x, y, z = self.display.grid.size_xyz
+        return {"axial": (y, x), "coronal": (z, x), "sagittal": (z, y)}[self.view]
+
     def image_rect(self) -> QRectF:
         """Where the slice image is drawn, in widget pixels (aspect from the mm spacing)."""
         if self.display is None:
             return QRectF()
-        img = self.display.slice(self.view, 0)
-        rows, cols = img.shape
+        rows, cols = self._native_shape()
         sc, sr = self.display.pixel_spacing(self.view)
         w_mm, h_mm = cols * sc, rows * sr
         scale = min(self.width() / w_mm, self.height() / h_mm) * self.zoom
@@ -126,18 +194,15 @@ class SliceView(QWidget):
         return QRectF(x0, y0, w, h)
 
     def widget_to_pixel(self, pos) -> Tuple[float, float]:
-        """Widget point -> continuous (col, row) of the slice image (pixel centres at .5)."""
+        """Widget point -> continuous (col, row) of the native slice (pixel centres at integers)."""
         r = self.image_rect()
-        rows, cols = self.display.slice(self.view, 0).shape
-        col = (pos.x() - r.left()) / r.width() * cols - 0.5
-        row = (pos.y() - r.top()) / r.height() * rows - 0.5
-        return col, row
+        rows, cols = self._native_shape()
+        return ((pos.x() - r.left()) / r.width() * cols - 0.5, (pos.y() - r.top()) / r.height() * rows - 0.5)
 
     def pixel_to_widget(self, col: float, row: float) -> QPointF:
         r = self.image_rect()
-        rows, cols = self.display.slice(self.view, 0).shape
-        return QPointF(r.left() + (col + 0.5) / cols * r.width(),
-                       r.top() + (row + 0.5) / rows * r.height())
+        rows, cols = self._native_shape()
+        return QPointF(r.left() + (col + 0.5) / cols * r.width(), r.top() + (row + 0.5) / rows * r.height())
 
     def widget_to_lps(self, pos) -> np.ndarray:
         col, row = self.widget_to_pixel(pos)
@@ -148,18 +213,80 @@ class SliceView(QWidget):
         col, row = self.display.lps_to_pixel(self.view, lps)
         return self.pixel_to_widget(col, row)
 
+    def lps_to_widget_many(self, pts) -> np.ndarray:
+        """LPS points [n, 3] -> widget (x, y) [n, 2] (one rect computation for all: polylines)."""
+        pts = np.atleast_2d(np.asarray(pts, float))
+        xyz = self.display.grid.lps_to_index(pts)
+        nz = self.display.grid.shape_zyx[0]
+        col, row = {"axial": (xyz[:, 0], xyz[:, 1]), "coronal": (xyz[:, 0], nz - 1 - xyz[:, 2]),
+                    "sagittal": (xyz[:, 1], nz - 1 - xyz[:, 2])}[self.view]
+        r = self.image_rect()
+        rows, cols = self._native_shape()
+        return np.c_[r.left() + (col + 0.5) / cols * r.width(), r.top() + (row + 0.5) / rows * r.height()]
+
     # ------------------------------------------------------------ drawing
+    def displayed_slice(self) -> np.ndarray:
+        """The slice as drawn: on square display pixels, interpolated as set ([rows, cols])."""
+        if self._dirty or self._shown is None:
+            self._refresh_images()
+        return self._shown
+
     def _refresh_images(self) -> None:
         k = self.slice_index
         sl = self.display.slice(self.view, k)
-        self._image = gray_to_qimage(window_level(sl, self.window, self.level))
-        lab = self.display.slice(self.view, k, labels=True)
-        self._outline = None
+        shape = display_shape(sl.shape, self.display.pixel_spacing(self.view))
+        self._shown = resample(sl, shape, self.interpolation)
+        self._image = gray_to_qimage(window_level(self._shown, self.window, self.level))
+        lab = self.display.slice(self.view, k, labels=True) if self.show_labels else None
+        self._outline, self._anchors = None, {}
         if lab is not None and self._lut is not None and lab.any():
+            lab = resample(lab, shape, "nearest")
             self._outline = rgba_to_qimage(outline_rgba(lab, self._lut))
+            if self.outline_alpha.get("target", 0) > 0:
+                self._anchors = label_anchors(lab, target_values(self.display.label_names))
         self._dirty = False
 
+    def _draw_view_text(self, p: QPainter) -> list:
+        """Header, W/L and edge letters from a cached transparent layer (redrawn when their text
+        or the view's size changes): the boxes they take."""
+        key = gfx.view_text_key(self)
+        if self._text_layer is None or self._text_layer[0] != key:
+            pix = QPixmap(self.size())
+            pix.fill(Qt.transparent)
+            q = QPainter(pix)
+            q.setFont(self.font())
+            drawn = gfx.draw_view_text(q, self)
+            q.end()
+            self._text_layer = (key, pix, drawn)
+        _key, pix, drawn = self._text_layer
+        p.drawPixmap(0, 0, pix)
+        self.drawn_text.extend(drawn)
+        return [box for _text, box in drawn]
+
+    def _draw_scaled(self, p: QPainter, r: QRectF, key: str, image, smooth: bool) -> None:
+        """Draw ``image`` into ``r``, scaled once per (image, size) and then only blitted: while
+        the views follow a playing sweep the crosshair and probe move on every frame, the slice
+        image only when the slice changes (software scaling costs milliseconds per view)."""
+        size = (int(round(r.width())), int(round(r.height())))
+        if size[0] > 2 * self.width() + 64 or size[1] > 2 * self.height() + 64:    # zoomed far in
+            p.setRenderHint(QPainter.SmoothPixmapTransform, smooth)
+            p.drawImage(r, image)
+            p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+            return
+        cache = self._scaled.get(key)
+        if cache is None or cache[0] is not image or cache[1] != size:
+            mode = Qt.SmoothTransformation if smooth else Qt.FastTransformation
+            cache = (image, size, QPixmap.fromImage(image.scaled(size[0], size[1], Qt.IgnoreAspectRatio, mode)))
+            self._scaled[key] = cache
+        p.drawPixmap(QPointF(r.left(), r.top()), cache[2])
+
+    def _display_to_widget(self, col: float, row: float) -> QPointF:
+        r = self.image_rect()
+        rows, cols = self._shown.shape
+        return QPointF(r.left() + (col + 0.5) / cols * r.width(), r.top() + (row + 0.5) / rows * r.height())
+
     def paintEvent(self, event):  # noqa: N802 (Qt name)
+        self.drawn_text = []          # (text, box) of every text drawn (view_text fills it)
         p = QPainter(self)
         p.fillRect(self.rect(), Qt.black)
         if self.display is None:
@@ -170,60 +297,18 @@ class SliceView(QWidget):
         if self._dirty or self._image is None:
             self._refresh_images()
         r = self.image_rect()
-        # Nearest-neighbour scaling: a radiologist wants to see voxels, not a blur.
-        p.drawImage(r, self._image)
+        bounds = QRectF(self.rect()).adjusted(2, 2, -2, -2)
+        # Linear: Qt's bilinear filter does the last step to screen pixels; nearest shows blocks.
+        self._draw_scaled(p, r, "image", self._image, self.interpolation == "linear")
         if self.show_labels and self._outline is not None:
-            p.drawImage(r, self._outline)
-        self._draw_crosshair(p, r)
-        self._draw_markers(p)
-        self._draw_text(p)
+            self._draw_scaled(p, r, "outline", self._outline, False)
+        gfx.draw_crosshair(p, self, r)
+        gfx.draw_probe(p, self)
+        taken = self._draw_view_text(p)          # fixed text first; names and markers move off it
+        if self.show_labels and self._outline is not None:
+            gfx.draw_names(p, self._anchors, self._display_to_widget, bounds, QColor(*LESION_COLOUR), taken)
+        gfx.draw_markers(p, self, bounds, taken)
         p.end()
-
-    def _draw_crosshair(self, p: QPainter, r: QRectF) -> None:
-        c = self.lps_to_widget(self.cursor_lps)
-        p.setPen(QPen(QColor(255, 200, 0, 170), 1, Qt.DashLine))
-        p.drawLine(QPointF(r.left(), c.y()), QPointF(c.x() - 6, c.y()))
-        p.drawLine(QPointF(c.x() + 6, c.y()), QPointF(r.right(), c.y()))
-        p.drawLine(QPointF(c.x(), r.top()), QPointF(c.x(), c.y() - 6))
-        p.drawLine(QPointF(c.x(), c.y() + 6), QPointF(c.x(), r.bottom()))
-
-    def set_markers(self, markers) -> None:
-        self.markers = [(np.asarray(lps, float), str(label)) for lps, label in markers]
-        self.update()
-
-    def _draw_markers(self, p: QPainter) -> None:
-        """Markers within one slice of this plane: a cross and the label."""
-        if not self.markers:
-            return
-        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[self.view]
-        half = self.display.grid.spacing[ax] * 0.75
-        p.setPen(QPen(QColor(0, 255, 255), 2))
-        for lps, label in self.markers:
-            if abs(lps[ax] - self.cursor_lps[ax]) > half:
-                continue
-            c = self.lps_to_widget(lps)
-            p.drawLine(QPointF(c.x() - 5, c.y()), QPointF(c.x() + 5, c.y()))
-            p.drawLine(QPointF(c.x(), c.y() - 5), QPointF(c.x(), c.y() + 5))
-            p.drawText(QPointF(c.x() + 6, c.y() - 6), label)
-
-    def _draw_text(self, p: QPainter) -> None:
-        f = QFont(self.font())
-        f.setPointSize(9)
-        p.setFont(f)
-        p.setPen(QColor(230, 230, 230))
-        w, h = self.width(), self.height()
-        ax = {"axial": 2, "coronal": 1, "sagittal": 0}[self.view]
-        pos_mm = self.cursor_lps[ax]
-        letter = "SPL"[2 - ax] if pos_mm >= 0 else "IAR"[2 - ax]
-        p.drawText(6, 14, f"{self.view.capitalize()}  {self.slice_index + 1}/{self.n_slices}"
-                          f"  {abs(pos_mm):.1f} mm {letter}")
-        p.drawText(6, h - 6, f"W {self.window:.0f}  L {self.level:.0f}")
-        left, right, top, bottom = EDGE_LETTERS[self.view]
-        p.setPen(QColor(255, 220, 120))
-        p.drawText(4, h // 2, left)
-        p.drawText(w - 12, h // 2, right)
-        p.drawText(w // 2 - 4, 34, top)   # below the header line
-        p.drawText(w // 2 - 4, h - 20, bottom)
 
     # ------------------------------------------------------------ mouse
     def wheelEvent(self, event):  # noqa: N802
@@ -233,17 +318,26 @@ class SliceView(QWidget):
 
     def mousePressEvent(self, event):  # noqa: N802
         self._drag_button = event.button()
-        self._drag_start = self._drag_last = event.pos()
+        self._press = self._drag_last = event.pos()
+        self._dragging = False
+        self._wl_at_press = (self.window, self.level)
         event.accept()
 
     def mouseMoveEvent(self, event):  # noqa: N802
         if self._drag_button is None or self.display is None:
             return
+        if not self._dragging:
+            d = event.pos() - self._press
+            if (d.x() ** 2 + d.y() ** 2) ** 0.5 <= CLICK_PX:
+                return          # still a click
+            self._dragging = True
         d = event.pos() - self._drag_last
         self._drag_last = event.pos()
         if self._drag_button == Qt.LeftButton:
-            # Slicer: horizontal = window, vertical = level (drag down = brighter... we keep up = brighter).
-            self.set_window_level(self.window + 2.0 * d.x(), self.level - 1.0 * d.y())
+            # Slicer: horizontal = window, vertical = level (up = brighter), from the press point.
+            total = event.pos() - self._press
+            w0, l0 = self._wl_at_press
+            self.set_window_level(w0 + 2.0 * total.x(), l0 - 1.0 * total.y())
             self.window_level_changed.emit(self.window, self.level)
         elif self._drag_button == Qt.RightButton:
             self.zoom = float(np.clip(self.zoom * (1.0 - 0.01 * d.y()), 0.2, 20.0))
@@ -253,12 +347,11 @@ class SliceView(QWidget):
             self.update()
 
     def mouseReleaseEvent(self, event):  # noqa: N802
-        button, start = self._drag_button, self._drag_start
-        self._drag_button = None
-        if self.display is None or button != Qt.LeftButton or start is None:
+        button, dragged = self._drag_button, self._dragging
+        self._drag_button, self._dragging = None, False
+        if self.display is None or button != Qt.LeftButton or self._press is None or dragged:
             return
-        if (event.pos() - start).manhattanLength() <= _CLICK_PX:
-            lps = self.widget_to_lps(event.pos())
-            self.set_cursor(lps)
-            self.cursor_moved.emit(lps.copy())
-            self.point_clicked.emit(self.view, lps.copy())
+        lps = self.widget_to_lps(self._press)      # where the click started, not where it ended
+        self.set_cursor(lps)
+        self.cursor_moved.emit(lps.copy())
+        self.point_clicked.emit(self.view, lps.copy())

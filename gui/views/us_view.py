@@ -1,10 +1,15 @@
 """The ultrasound view: the current sweep frame with the CT overlay.
 
 The frame is drawn from numpy (QImage) with its true pixel aspect. The
-overlay (resliced CT, blended or as a checkerboard, plus label outlines) is
-shown only when a registration exists AND the frame's tracking is valid;
-otherwise the view states why. An overlay is never shown without its
-registration quality (top-right corner).
+overlay (resliced CT, blended or as a checkerboard, plus outlines) is shown
+only when a registration exists AND the frame's tracking is valid; otherwise
+the view states why. An overlay is never shown without its registration
+quality. What keeps the B-mode readable (issue: twenty unlabelled outlines at
+40 % buried it): the blend defaults to ``DEFAULT_OPACITY``, only targets
+(named beside their contour) and vessels are outlined by default
+(:mod:`gui.views.structure_style`), and :meth:`set_compare` (held key in the
+window) shows the plain ultrasound while it is held. Text wraps inside the
+view on translucent boxes (:mod:`gui.views.us_graphics`).
 """
 from __future__ import annotations
 
@@ -13,29 +18,43 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QFont, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
+from . import us_graphics as gfx
 from .overlay import FrameOverlay, OverlayEngine
 from .plane_sampler import OUTSIDE_HU
-from .qimage import gray_to_qimage, label_lut, outline_rgba, rgba_to_qimage, window_level
+from .qimage import gray_to_qimage, outline_rgba, rgba_to_qimage, window_level
+from .structure_style import US_ALPHA, label_anchors, outline_lut, target_values
 
 MODES = ("blend", "checker", "off")
+# Chosen on screenshots of the demo at 0, 0.15, 0.25, 0.35 and 0.4 (the old default): from
+# 0.25 up the uniform CT grey lifts the B-mode's blacks and the speckle, vessels and lesion
+# lose contrast; at 0.15 the B-mode reads as before and the CT still shows where bone, vessels
+# and organ borders are. The full CT is beside it, in the fused CT view.
+DEFAULT_OPACITY = 0.15
 
 
 class USView(QWidget):
     pixel_clicked = pyqtSignal(float, float)     # (col, row) of the frame pixel under a left click
+    hover_pixel = pyqtSignal(object)             # (col, row) under the mouse, or None when it left the frame
+    frame_updated = pyqtSignal()                 # a new frame (and its overlay) is shown
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("us_view")
         self.setMinimumSize(200, 160)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setMouseTracking(True)
         self.engine = OverlayEngine()
         self.registration = None
         self.mode = "blend"
-        self.opacity = 0.4
+        self.opacity = DEFAULT_OPACITY
         self.show_contours = True
+        self.outline_alpha = dict(US_ALPHA)
+        self.compare = False                 # True while the compare key is held: plain US
+        # CT plane interpolation: 'nearest' is the fast path; the window asks for linear when the
+        # fused CT view is shown, which then reuses this plane instead of reslicing again.
+        self.overlay_interpolation = "nearest"
         self.ct_window, self.ct_level = 400.0, 40.0
         self.checker_px = 48                 # checkerboard square, frame pixels
         self.pixel_spacing: Tuple[float, float] = (1.0, 1.0)   # (col, row) mm
@@ -45,9 +64,11 @@ class USView(QWidget):
         self.timestamp = 0.0
         self.tracking_ok = False
         self.overlay = FrameOverlay(False, "no sweep loaded")
-        self._frame_img = None
-        self._ct_img = None
-        self._outline_img = None
+        self.marks: List[Tuple[Tuple[float, float], str]] = []   # cursor marks, frame px
+        self._tracking_reason = ""
+        self._frame_img = self._ct_img = self._outline_img = None
+        self._anchors = {}
+        self._labels = None
         self._lut = None
         self._frame = None
         self._i2r = None
@@ -56,8 +77,20 @@ class USView(QWidget):
     def set_ct(self, ct, labels, prepared=None) -> None:
         """``prepared``: ``OverlayEngine.prepare(ct, labels)`` computed off the GUI thread."""
         self.engine.set_data(ct, labels, prepared)
-        self._lut = None if labels is None else label_lut(labels.names, int(labels.array.max()))
+        self._labels = labels
+        self._make_lut()
         self._recompute()
+
+    def _make_lut(self) -> None:
+        lab = self._labels
+        self._lut = None if lab is None else outline_lut(lab.names, int(lab.array.max()), self.outline_alpha)
+
+    def set_outline_alpha(self, alpha: dict) -> None:
+        """Outline strength per kind ('target', 'vessel', 'organ'; 0 = not drawn)."""
+        self.outline_alpha = dict(alpha)
+        self._make_lut()
+        self._build_overlay_images()
+        self.update()
 
     def set_registration(self, registration) -> None:
         self.registration = registration
@@ -85,6 +118,24 @@ class USView(QWidget):
         self._build_overlay_images()
         self.update()
 
+    def set_contours(self, on: bool) -> None:
+        self.show_contours = bool(on)
+        self._build_overlay_images()
+        self.update()
+
+    def set_compare(self, on: bool) -> None:
+        """While ``on``: the plain ultrasound, no CT, no outlines (the overlay state is kept)."""
+        if bool(on) != self.compare:
+            self.compare = bool(on)
+            self.update()
+
+    def set_marks(self, marks) -> None:
+        """Frame-pixel marks ``[((col, row), label)]`` (e.g. the point the CT views follow)."""
+        marks = list(marks)
+        if marks != self.marks:
+            self.marks = marks
+            self.update()
+
     def set_frame(self, frame: np.ndarray, index: int, n_frames: int, timestamp: float,
                   image_to_reference: Optional[np.ndarray], tracking_reason: str = "") -> None:
         """Show frame ``index`` (uint8 [rows, cols]); ``image_to_reference`` None = INVALID.
@@ -106,11 +157,20 @@ class USView(QWidget):
         self.overlay = FrameOverlay(False, "no sweep loaded")
         self._ct_img = self._outline_img = None
         self.update()
+        self.frame_updated.emit()
 
     # ------------------------------------------------------------ state for tests / status bar
     @property
+    def frame_shape(self) -> Optional[Tuple[int, int]]:
+        return None if self._frame is None else tuple(self._frame.shape)
+
+    @property
+    def image_to_reference(self) -> Optional[np.ndarray]:
+        return self._i2r
+
+    @property
     def overlay_visible(self) -> bool:
-        return bool(self.overlay.visible and self.mode != "off")
+        return bool(self.overlay.visible and self.mode != "off" and not self.compare)
 
     @property
     def reason_text(self) -> str:
@@ -127,16 +187,28 @@ class USView(QWidget):
         if self._frame is None:
             self.update()
             return
-        self.overlay = self.engine.compute(self._frame.shape, self._i2r, self.registration)
-        reason = getattr(self, "_tracking_reason", "")
-        if self._i2r is None and reason and not self.overlay.visible:
-            self.overlay = dataclasses.replace(self.overlay, reason=f"{reason}: overlay off")
+        self.overlay = self.engine.compute(self._frame.shape, self._i2r, self.registration,
+                                           self.overlay_interpolation)
+        if self._i2r is None and self._tracking_reason and not self.overlay.visible:
+            self.overlay = dataclasses.replace(self.overlay, reason=f"{self._tracking_reason}: overlay off")
         self._build_overlay_images()
         self.update()
+        self.frame_updated.emit()
+
+    def _fan_on_grid(self, shape, step: int) -> Optional[np.ndarray]:
+        """The fan mask sampled at the overlay pixel centres (the reslice's sampling)."""
+        if self.fan_mask is None:
+            return None
+        o = (step - 1) // 2
+        fan = np.zeros(shape, bool)
+        sub = self.fan_mask[o::step, o::step][:shape[0], :shape[1]]
+        fan[:sub.shape[0], :sub.shape[1]] = sub
+        return fan
 
     def _build_overlay_images(self) -> None:
         ov = self.overlay
         self._ct_img = self._outline_img = None
+        self._anchors = {}
         if not ov.visible or self.mode == "off":
             return
         gray = window_level(ov.ct, self.ct_window, self.ct_level)
@@ -146,14 +218,8 @@ class USView(QWidget):
         rgba[..., 1] = (gray * 0.85).astype(np.uint8)
         rgba[..., 2] = (gray * 0.6).astype(np.uint8)
         inside = ov.ct > OUTSIDE_HU         # outside the CT volume stays clear (air inside is drawn)
-        fan = None
-        if self.fan_mask is not None:
-            s = ov.step
-            # Sample the fan at the overlay pixel centres (same sampling as the reslice).
-            o = (s - 1) // 2
-            fan = np.zeros(gray.shape, bool)
-            sub = self.fan_mask[o::s, o::s][:gray.shape[0], :gray.shape[1]]
-            fan[:sub.shape[0], :sub.shape[1]] = sub
+        fan = self._fan_on_grid(gray.shape, ov.step)
+        if fan is not None:
             inside &= fan
         if self.mode == "blend":
             alpha = np.where(inside, int(round(255 * self.opacity)), 0)
@@ -162,11 +228,11 @@ class USView(QWidget):
         rgba[..., 3] = alpha.astype(np.uint8)
         self._ct_img = rgba_to_qimage(rgba)
         if self.show_contours and ov.labels is not None and self._lut is not None and ov.labels.any():
-            outline = outline_rgba(ov.labels, self._lut)
-            if self.fan_mask is not None:
-                # Outlines only where the ultrasound has data: outside the fan they only clutter.
-                outline[~fan] = 0
+            lab = ov.labels if fan is None else np.where(fan, ov.labels, 0)   # outlines only in the fan
+            outline = outline_rgba(lab, self._lut)
             self._outline_img = rgba_to_qimage(outline)
+            if self.outline_alpha.get("target", 0) > 0:
+                self._anchors = label_anchors(lab, target_values(self._labels.names))
 
     def _checker(self, shape, square: int) -> np.ndarray:
         """bool [rows, cols] checkerboard of ``square``-pixel squares (cached: same every frame)."""
@@ -177,19 +243,13 @@ class USView(QWidget):
             self._checker_key = key
         return self._checker_mask
 
-    # ------------------------------------------------------------ drawing
+    # ------------------------------------------------------------ geometry
     def frame_rect(self) -> QRectF:
-        """Where the frame is drawn (widget pixels), true aspect from the pixel spacing."""
+        """Where the frame is drawn (widget pixels), true aspect from the pixel spacing, above
+        the steering hints' reserved area."""
         if self._frame is None:
             return QRectF()
-        rows, cols = self._frame.shape
-        sc, sr = self.pixel_spacing
-        w_mm, h_mm = cols * sc, rows * sr
-        top = 40.0
-        avail_h = max(1.0, self.height() - top - 16.0 * (1 + min(len(self.overlay.messages), 4)))
-        scale = min(self.width() / w_mm, avail_h / h_mm)
-        w, h = w_mm * scale, h_mm * scale
-        return QRectF((self.width() - w) / 2.0, top, w, h)
+        return gfx.fit_frame(self, self._frame.shape, self.pixel_spacing, gfx.hint_area_height(self))
 
     def pixel_to_widget(self, col: float, row: float) -> QPointF:
         """Frame pixel (col, row) (centre of pixel = integer) -> widget point."""
@@ -202,69 +262,27 @@ class USView(QWidget):
         rows, cols = self._frame.shape
         return ((pos.x() - r.left()) / r.width() * cols - 0.5, (pos.y() - r.top()) / r.height() * rows - 0.5)
 
-    def mouseReleaseEvent(self, event):  # noqa: N802
-        if self._frame is None or event.button() != Qt.LeftButton:
-            return
-        col, row = self.widget_to_pixel(event.pos())
+    def _pixel_at(self, pos) -> Optional[Tuple[float, float]]:
+        if self._frame is None:
+            return None
+        col, row = self.widget_to_pixel(pos)
         rows, cols = self._frame.shape
-        if -0.5 <= col <= cols - 0.5 and -0.5 <= row <= rows - 0.5:
-            self.pixel_clicked.emit(col, row)
+        return (col, row) if -0.5 <= col <= cols - 0.5 and -0.5 <= row <= rows - 0.5 else None
 
-    def paintEvent(self, event):  # noqa: N802
-        p = QPainter(self)
-        p.fillRect(self.rect(), Qt.black)
-        f = QFont(self.font())
-        f.setPointSize(10)
-        p.setFont(f)
-        if self._frame_img is None:
-            p.setPen(QColor(200, 200, 200))
-            p.drawText(self.rect(), Qt.AlignCenter, "Ultrasound: no sweep loaded")
-            p.end()
+    # ------------------------------------------------------------ mouse
+    def mouseReleaseEvent(self, event):  # noqa: N802
+        if event.button() != Qt.LeftButton:
             return
-        r = self.frame_rect()
-        p.drawImage(r, self._frame_img)
-        ov = self.overlay
-        if self.overlay_visible and self._ct_img is not None:
-            rows, cols = self._frame.shape
-            s = ov.step
-            # The overlay grid may extend a little past the frame (rounding up); scale per frame px.
-            ov_rect = QRectF(r.left(), r.top(), r.width() * ov.ct.shape[1] * s / cols,
-                             r.height() * ov.ct.shape[0] * s / rows)
-            p.save()
-            p.setClipRect(r)
-            p.drawImage(ov_rect, self._ct_img)
-            if self._outline_img is not None:
-                p.drawImage(ov_rect, self._outline_img)
-            p.restore()
-        self._draw_text(p, r)
-        p.end()
+        px = self._pixel_at(event.pos())
+        if px is not None:
+            self.pixel_clicked.emit(*px)
 
-    def _draw_text(self, p: QPainter, r: QRectF) -> None:
-        track = "tracking OK" if self.tracking_ok else "tracking INVALID"
-        p.setPen(QColor(230, 230, 230) if self.tracking_ok else QColor(255, 90, 60))
-        p.drawText(6, 16, f"Frame {self.frame_index + 1}/{self.n_frames}   t = {self.timestamp:.2f} s   {track}")
-        ov = self.overlay
-        if self.overlay_visible:
-            p.setPen(QColor(120, 255, 120))
-            text = f"Overlay ({self.mode}) | {ov.quality}"
-        else:
-            p.setPen(QColor(255, 170, 40))
-            text = self.reason_text
-        p.drawText(6, 34, text)
-        if not self.overlay_visible:
-            big = QFont(p.font())
-            big.setPointSize(14)
-            big.setBold(True)
-            p.save()
-            p.setFont(big)
-            p.setPen(QColor(255, 170, 40))
-            p.drawText(QRectF(r.left(), r.top() + 10, r.width(), 30), Qt.AlignHCenter, self.reason_text)
-            p.restore()
-        y = r.bottom() + 16
-        p.setPen(QColor(255, 230, 0))
-        shown = ov.messages[:4] if len(ov.messages) <= 4 else ov.messages[:3]
-        for msg in shown:
-            p.drawText(6, int(y), msg)
-            y += 16
-        if len(ov.messages) > len(shown):
-            p.drawText(6, int(y), f"... and {len(ov.messages) - len(shown)} more lesions out of plane")
+    def mouseMoveEvent(self, event):  # noqa: N802
+        self.hover_pixel.emit(self._pixel_at(event.pos()))
+
+    def leaveEvent(self, event):  # noqa: N802
+        self.hover_pixel.emit(None)
+
+    # ------------------------------------------------------------ drawing
+    def paintEvent(self, event):  # noqa: N802
+        gfx.paint_us_view(self)

@@ -1,5 +1,6 @@
 """File actions of the main window: open CT / labels / sweep / registration / demo case,
-sessions (save, open, autosave), plan export, and the file dialogs in front of them.
+sessions (save, open, autosave), plan export, the PACS dialogs (open from, send to), and the
+file dialogs in front of them.
 
 A mixin of :class:`gui.window.main_window.MainWindow` (it uses the window's data
 setters, ``run_worker`` and ``reporter``). Loading runs in workers; each step
@@ -259,6 +260,26 @@ class FileActionsMixin:
         self.export_dialog = ExportDialog(self, None)
         self.export_dialog.show()
         return self.export_dialog
+
+    def ask_open_from_pacs(self):
+        """File > Open from PACS: find, pick and retrieve a CT series, then open it like a CT folder."""
+        from gui.panels.pacs_dialog import PacsDialog
+        return self._show_pacs_dialog("pacs_dialog", PacsDialog)
+
+    def ask_send_to_pacs(self):
+        """Export > Send to PACS: the plan's results into the CT's study."""
+        from gui.panels.pacs_send import SendDialog
+        return self._show_pacs_dialog("pacs_send_dialog", SendDialog)
+
+    def _show_pacs_dialog(self, attr: str, cls):
+        dlg = getattr(self, attr, None)
+        if dlg is None or not dlg.isVisible():    # one at a time; a running one is raised, not replaced
+            dlg = cls(self)
+            setattr(self, attr, dlg)
+        dlg.show()
+        dlg.raise_()
+        dlg.activateWindow()
+        return dlg
 
     def export_plan(self, out_dir, force: bool = False) -> None:
         """Plan every lesion (planner, in a worker) and write the planner's files into ``out_dir``:

@@ -7,10 +7,11 @@ The window holds the loaded data (``ct``, ``labels``, ``sweep``,
 logged, and leaves the previous state untouched.
 
 The window's other parts are mixins, one module each: file actions and sessions
-(:mod:`gui.window.file_actions`), central splitter and docks (:mod:`gui.window.window_layout`),
+(:mod:`gui.window.file_actions`), view grid (fusion / landmark layouts), layout bar and docks
+(:mod:`gui.window.window_layout`),
 menus, toolbar, shortcuts and About (:mod:`gui.window.window_menus`), status bar
-(:mod:`gui.window.window_status`), cursor, W/L, overlay mode and shown frame
-(:mod:`gui.window.window_view_state`), and background workers (:mod:`gui.window.window_workers`).
+(:mod:`gui.window.window_status`), cursor, W/L, overlay, shown frame and the slice views
+following the probe (:mod:`gui.window.window_view_state`), and background workers (:mod:`gui.window.window_workers`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from gui.core.workers import Worker
 from gui.panels.data_panel import DataPanel
 from gui.panels.overlay_panel import OverlayPanel
 from gui.views.display import DisplayVolume
+from gui.views.fused_view import FusedCTView
 from gui.views.player_widget import PlayerWidget
 from gui.views.slice_view import SliceView
 from gui.views.us_view import USView
@@ -76,10 +78,14 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
         self.reporter = ErrorReporter(self, self.log_panel)
         self.views = {v: SliceView(v) for v in ("axial", "coronal", "sagittal")}
         self.us_view = USView()
+        self.fused_view = FusedCTView(self.us_view)
         self.player = PlayerWidget()
         self.overlay_panel = OverlayPanel()
         self.data_panel = DataPanel()
         self.view3d = None
+        if enable_3d:
+            from gui.views.view3d import View3D
+            self.view3d = View3D()
         self._build_central()
         self._build_docks(enable_3d)
         self._build_status_bar()
@@ -113,6 +119,12 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
                 self.panel_docks[name] = dock
                 self.docks.append(dock)
                 self.view_menu.addAction(dock.toggleViewAction())
+        pick = getattr(self.panel_docks.get("registration") and self.panel_docks["registration"].widget(),
+                       "pick_button", None)
+        if pick is not None and not getattr(self, "_pick_hooked", False):
+            # Picking landmarks wants the large CT view: the landmark layout while it is on.
+            pick.toggled.connect(self._layout_for_picking)
+            self._pick_hooked = True
         self.update_workflow()      # the workflow bar shows the current step's panel
         return self.panel_docks
 
@@ -130,7 +142,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
             view.set_display(display)
         self.us_view.set_ct(ct, labels, prepared)
         if self.view3d is not None:
-            self.view3d.set_labels(labels)
+            self.view3d.set_labels(labels, ct=ct)
         self.set_cursor(display.center_lps())
         self.session.ct_path = ct.metadata.get("source")
         self._data_changed()
@@ -162,6 +174,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
 
     def set_registration(self, registration: Optional[RegistrationState]) -> None:
         self.registration = registration
+        self._layout_for_registration(registration)
         self.us_view.set_registration(registration)
         self.session.registration = None if registration is None else registration.to_dict()
         self._data_changed()

@@ -1,13 +1,14 @@
 """Menus, toolbar and keyboard shortcuts of the main window, the About box and Help > Shortcuts.
 
 A mixin of :class:`gui.window.main_window.MainWindow` (the actions call the window's
-file actions, view-state setters, player and panels). Menus: File, View (dock toggles,
-W/L presets on keys 1..n, overlay modes B/C/O and V to switch the overlay on/off,
-label outlines L), Play (Space, Left/Right, Home/End), Workflow (the frequent actions
-of each step: pick landmarks P, refine Ctrl+R, accept Ctrl+Return, reject, undo
-accept, plan Ctrl+P, export Ctrl+E), Help (Shortcuts F1, About). Every action is also
-added to the window itself so its shortcut works whichever dock has focus. An action
-is enabled only when it can act; its tooltip (shown in the menus) says why not.
+file actions, view-state setters, player and panels). Menus: File (open, also from a
+PACS; sessions; export), View (dock toggles, W/L presets on keys 1..n, overlay modes
+B/C/O and V to switch the overlay on/off, label outlines L), Play (Space, Left/Right,
+Home/End), Workflow (the frequent actions of each step: pick landmarks P, refine Ctrl+R,
+accept Ctrl+Return, reject, undo accept, plan Ctrl+P, export Ctrl+E), Export (the plan's
+files, Send to PACS), Help (Shortcuts F1, About). Every action is also added to the
+window itself so its shortcut works whichever dock has focus. An action is enabled only
+when it can act; its tooltip (shown in the menus) says why not.
 Help > Shortcuts lists the shortcuts of the actual actions, so the list cannot drift.
 W/L presets are in HU (window, level) from :data:`gui.views.qimage.WL_PRESETS`.
 """
@@ -59,6 +60,8 @@ class MenuActionsMixin:
                                                "Ctrl+O", "open_ct_folder")
         self.act_open_ct_file = self._action(f, "Open CT &file (NRRD, NIfTI, MHA)...", self.ask_open_ct_file,
                                              "Ctrl+Shift+O", "open_ct_file")
+        self.act_open_pacs = self._action(f, "Open from &PACS...", self.ask_open_from_pacs, None, "open_from_pacs")
+        self.act_open_pacs.setToolTip("find a study on a PACS, retrieve a CT series and open it")
         self.act_open_labels = self._action(f, "Open &labels...", self.ask_open_labels, "Ctrl+L", "open_labels")
         self.act_open_sweep = self._action(f, "Open &sweep...", self.ask_open_sweep, "Ctrl+U", "open_sweep")
         self.act_open_reg = self._action(f, "Load &registration (RESULT.json)...", self.ask_open_registration,
@@ -68,6 +71,7 @@ class MenuActionsMixin:
         self._action(f, "&Save session...", self.ask_save_session, "Ctrl+S", "save_session")
         self._action(f, "Restore autosaved session", self.restore_autosave, None, "restore_autosave")
         self.act_export = self._action(f, "&Export plan...", self.ask_export_plan, "Ctrl+E", "export_plan")
+        self.act_send_pacs = self._action(f, "Send to PA&CS...", self.ask_send_to_pacs, None, "send_to_pacs")
         f.addSeparator()
         self._action(f, "&Quit", self.close, "Ctrl+Q", "quit")
         f.setToolTipsVisible(True)
@@ -103,6 +107,10 @@ class MenuActionsMixin:
         self._action(p, "Last frame", lambda: self.player.seek(self.player.n_frames - 1), "End", "last_frame")
 
         self._build_workflow_menu(mb.addMenu("&Workflow"))
+        e = self.export_menu = mb.addMenu("&Export")
+        e.addAction(self.act_export)
+        e.addAction(self.act_send_pacs)
+        e.setToolTipsVisible(True)
 
         h = mb.addMenu("&Help")
         self.act_shortcuts = self._action(h, "Keyboard &shortcuts", self.show_shortcuts, "F1", "shortcuts")
@@ -202,6 +210,12 @@ class MenuActionsMixin:
             self.act_export.setToolTip("write plan.json, plan.mrk.json, reference_to_ct.tfm and plan.pdf "
                                        "(plans every lesion first when there is no plan)" if ok else
                                        "Export: needs the CT and its label map with lesions (File > Open)")
+        if hasattr(self, "act_send_pacs"):
+            from gui.panels.pacs_send import unavailable
+            why = unavailable(self)
+            self.act_send_pacs.setEnabled(not why)
+            self.act_send_pacs.setToolTip(why or "store the plan's report, key views, segmentation and "
+                                                 "registration in the CT's study on the PACS")
         bar = getattr(self, "workflow", None)
         if bar is not None:
             bar.refresh()

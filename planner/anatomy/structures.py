@@ -58,12 +58,13 @@ _NAME_RULES = [
     (r"^lesion", "lesion"),
     (r"^(portal_vein|hepatic_vein|artery|aorta|ivc|inferior_vena_cava|superior_vena_cava"
      r"|portal_vein_and_splenic_vein|pulmonary_vein|iliac_(artery|vena).*|.*_artery.*"
-     r"|.*_vein.*|brachiocephalic_.*|vessel.*)$", VESSEL_CLASS),
+     r"|.*_vein.*|brachiocephalic_.*|vessel.*|liver_vessel|hepatic_vessel)$", VESSEL_CLASS),
+    # the spinal canal and cord lie inside the spine: a needle never goes there (bone class: hard)
     (r"^(bone|rib.*|vertebra.*|sternum|costal_cartilages?|scapula.*|clavicula.*|humerus.*"
-     r"|sacrum|hip.*|femur.*|skull|spine)$", "bone"),
+     r"|sacrum|hip.*|femur.*|skull|spine|spinal_canal|spinal_cord)$", "bone"),
     (r"^(lung.*|trachea)$", "lung"),
     (r"^gallbladder$", "gallbladder"),
-    (r"^(bowel|small_bowel|colon|duodenum|stomach|esophagus)$", "bowel"),
+    (r"^(bowel|bowel_gas|small_bowel|colon|duodenum|stomach|esophagus)$", "bowel"),
     (r"^(kidney.*)$", "kidney"),
     (r"^(heart|atrial_appendage.*)$", "heart"),
     (r"^spleen$", "spleen"),

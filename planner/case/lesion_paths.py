@@ -1,5 +1,6 @@
 """The paths of one lesion: US-guided (in-plane probe pose), CT-guided (gantry plane or double
-oblique) and, when nothing is safe, the least-risk path marked unsafe.
+oblique) and, when nothing is safe, the least-risk path marked unsafe and the other rejected
+paths that came closest, each with the rules it breaks (:mod:`planner.paths.rejected`).
 
 Frames: CT LPS mm; directions are unit vectors from the target towards the
 skin. Every path proposed as safe has passed the full-resolution clearance
@@ -18,6 +19,7 @@ from planner.paths.constraints import REJECT_TEXT
 from planner.paths.least_risk import least_risk_candidates
 from planner.paths.path_records import PathVerifier
 from planner.paths.planning_maps import PlanningMaps
+from planner.paths.rejected import best_rejected
 from planner.paths.trajectories import describe_rejections, select_diverse
 
 # US paths: the cheapest safe candidates, spread this far apart, are searched for a probe pose
@@ -30,6 +32,8 @@ US_POSE_CANDIDATE_SEPARATION_DEG = 4.0
 CT_TILT_COST_PER_DEG = 0.02
 DOUBLE_OBLIQUE_COST = 0.5
 DOUBLE_OBLIQUE_COST_PER_DEG = 0.02
+#: Rejected paths listed for a target without a safe path (besides the least-risk path).
+REJECTED_COUNT = 4
 
 
 def us_paths(case, maps: PlanningMaps, res: dict, verifier: PathVerifier) -> Tuple[List[dict], bool]:
@@ -71,20 +75,27 @@ def ct_paths(case, maps: PlanningMaps, res: dict, verifier: PathVerifier) -> Lis
     return paths
 
 
-def least_risk_path(case, maps: PlanningMaps, lesion: Optional[str], target) -> Optional[dict]:
-    """The least-risk path (a CT-guided record) when no candidate is safe; None when none may be offered.
+def least_risk_and_rejected(case, maps: PlanningMaps, lesion: Optional[str], target,
+                            count: int = REJECTED_COUNT) -> Tuple[Optional[dict], List[dict]]:
+    """When no candidate is safe: (the least-risk path as a CT-guided record, or None when none
+    may be offered; the ``count`` other rejected paths that came closest, plan.json
+    ``rejected_candidates``), from one evaluation and one set of full-resolution checks.
 
     A candidate the planning grid rejected may meet every hard rule at full resolution (the grid
-    adds a resampling margin): it is then returned as a safe CT path, with ``"safe": true``.
+    adds a resampling margin): it is then returned as a safe CT path, with ``"safe": true``, and
+    nothing is explained.
     """
-    found = least_risk_candidates(maps, target, case.directions)
-    if found is None:
-        return None
-    res, order = found
+    res, order = least_risk_candidates(maps, target, case.directions)
     verifier = PathVerifier(case.oracle, maps, res, target, lesion)
-    rec = verifier.record(int(order[0]), "ct")
-    rec["ct"] = ct_guidance.describe(case.anatomy, rec, maps.constraints.max_gantry_tilt_deg)
-    return rec
+    lr = None
+    if order.size:
+        lr = verifier.record(int(order[0]), "ct")
+        lr["ct"] = ct_guidance.describe(case.anatomy, lr, maps.constraints.max_gantry_tilt_deg)
+        if lr["safe"]:
+            return lr, []
+    rejected = best_rejected(maps, res, verifier, count=count,
+                             exclude_directions=[] if lr is None else [lr["direction_ct"]])
+    return lr, [r.as_dict() for r in rejected]
 
 
 def why_no_us(window: dict, res: dict, n_candidates: int, limit_mm: float) -> Tuple[str, str]:

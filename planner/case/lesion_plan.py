@@ -33,7 +33,7 @@ from planner.paths.trajectories import describe_rejections, describe_soft, evalu
 from registration.align.uncertainty import hit_probability
 from registration.spatial.volume import Volume
 
-from .lesion_paths import ct_paths, least_risk_path, us_paths, why_no_us
+from .lesion_paths import ct_paths, least_risk_and_rejected, us_paths, why_no_us
 
 
 @dataclass
@@ -115,8 +115,9 @@ def plan_lesion(target: PlanTarget, case: CaseInputs, stats: PlanStats,
     if case.guidance in ("auto", "ct"):
         stage("ct_paths")
         paths += ct_paths(case, maps, res, verifier)
+    rejected: List[dict] = []
     if not paths and not res["ok"].any():
-        lr = least_risk_path(case, maps, None if point else target.name, target.target_lps)
+        lr, rejected = least_risk_and_rejected(case, maps, None if point else target.name, target.target_lps)
         if lr is not None and (lr["safe"] is False or case.guidance != "us"):
             paths.append(lr)
     diameter = None if point else target.measure.equivalent_diameter_mm
@@ -129,7 +130,7 @@ def plan_lesion(target: PlanTarget, case: CaseInputs, stats: PlanStats,
         # the specific cause replaces the generic window sentence
         rec.replace_reason("window_without_inplane_path", Reason("no_us_path", f"no US-guided path: {no_us[1]}"))
     _fusion_block(vis, diameter, tre, total, hp, case.registration is not None)
-    return f, _lesion_json(target, vis, rec.to_json(), paths, res, no_us, time.perf_counter() - t0)
+    return f, _lesion_json(target, vis, rec.to_json(), paths, rejected, res, no_us, time.perf_counter() - t0)
 
 
 def _fusion_block(vis: dict, diameter, tre, total, hp, registered: bool) -> None:
@@ -215,9 +216,10 @@ def _round(v, digits: int):
     return None if v is None else round(float(v), digits)
 
 
-def _lesion_json(target: PlanTarget, vis: dict, rec: dict, paths: List[dict], res: dict,
+def _lesion_json(target: PlanTarget, vis: dict, rec: dict, paths: List[dict], rejected: List[dict], res: dict,
                  no_us: Optional[Tuple[str, str]], planning_s: float) -> dict:
-    """The lesion's entry of ``plan['lesions']`` (plan_schema.json ``$defs/lesion``)."""
+    """The lesion's entry of ``plan['lesions']`` (plan_schema.json ``$defs/lesion``);
+    ``rejected_candidates`` is empty unless the lesion has no safe path."""
     m = target.measure
     return {
         "name": target.name, "point_target": target.point_target,
@@ -227,7 +229,7 @@ def _lesion_json(target: PlanTarget, vis: dict, rec: dict, paths: List[dict], re
         "max_diameter_mm": None if m is None else _round(m.max_diameter_mm, 1),
         "volume_ml": None if m is None else _round(m.volume_ml, 3),
         "depth_mm": vis["window"]["depth_mm"],
-        "visibility": vis, "recommendation": rec, "trajectories": paths,
+        "visibility": vis, "recommendation": rec, "trajectories": paths, "rejected_candidates": rejected,
         "candidates": {"checked": int(len(res["ok"])), "safe": int(res["ok"].sum()),
                        "rejected_by": describe_rejections(res), "soft_shortfalls": describe_soft(res)},
         "no_us_path_reason": None if no_us is None else no_us[1],

@@ -29,7 +29,8 @@ def add_parser(sub):
     src.add_argument("--sweep", help="recorded sequence with NeedleToReference (or NeedleToTracker) per frame")
     p.add_argument("--registration", required=True, metavar="RESULT", help="RESULT.json with reference_to_ct")
     p.add_argument("--plan", required=True, metavar="PLAN_DIR", help="folder written by ctus plan")
-    p.add_argument("--labels", required=True, help="the label map the plan was made with")
+    p.add_argument("--labels", help="the label map the plan was made with (default: PLAN_DIR/labels.nrrd, "
+                                    "written by ctus plan)")
     p.add_argument("--label-names", metavar="NAMES", help="names JSON {name: value} of the labels")
     p.add_argument("--lesion", metavar="NAME", help="lesion to guide to (default: the plan's biopsy-first)")
     p.add_argument("--trajectory", type=int, default=1, metavar="N", help="which of the lesion's paths (1 = best)")
@@ -86,7 +87,8 @@ def build_guide(args):
         raise InputError(f"--trajectory must be 1 or more, got {args.trajectory}")
     plan, plan_path = read_plan(args.plan)
     reference_to_ct, _ = load_registration(args.registration)
-    labels = load_labels(args.labels, args.label_names)
+    from planner.export.plan_files import plan_labels_path
+    labels = load_labels(plan_labels_path(args.plan, args.labels), args.label_names)
     guide = guide_for_plan(plan, labels, reference_to_ct, lesion=args.lesion, trajectory=args.trajectory,
                            plan_path=plan_path, missing_calibration_reason=(
                                f"no {args.tool} calibration yet (waiting for {args.tool}TipTo{args.tool} "

@@ -60,7 +60,8 @@ def add_parser(sub):
     s.add_argument("--ct", required=True, metavar="CT_DIR", help="the plan's CT as a DICOM folder")
     s.add_argument("--series", metavar="UID", help="the CT's series when the folder holds several "
                                                    "(default: the one recorded in plan.json)")
-    s.add_argument("--labels", required=True, help="the label map the plan used (sent as DICOM SEG)")
+    s.add_argument("--labels", help="the label map the plan used, sent as DICOM SEG "
+                                    "(default: PLAN_DIR/labels.nrrd, written by ctus plan)")
     s.add_argument("--label-names", metavar="NAMES", help="names JSON {name: value}")
     s.add_argument("--sweep", help="the registered sweep (adds the US key view)")
     s.add_argument("--lesion", metavar="NAME", help="key views of this lesion (default: biopsy first)")
@@ -134,7 +135,9 @@ def _send(args) -> int:
     pacs = _pacs(args)
     if args.dicom_out and os.path.isdir(args.dicom_out) and os.listdir(args.dicom_out):
         raise InputError("already exists and is not empty", path=args.dicom_out, fix="give a new --dicom-out folder")
-    results = build_plan_results(args.plan_dir, args.ct, args.labels, label_names=args.label_names,
+    from planner.export.plan_files import plan_labels_path
+    results = build_plan_results(args.plan_dir, args.ct, plan_labels_path(args.plan_dir, args.labels),
+                                 label_names=args.label_names,
                                  series_uid=args.series, sweep_path=args.sweep, lesion=args.lesion,
                                  progress=_StderrProgress("send"))
     print(f"study {results.study_uid}: {len(results.datasets)} objects to send")

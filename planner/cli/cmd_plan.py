@@ -6,12 +6,14 @@
               [--patient-position supine] [--max-gantry-tilt-deg 15]
               --out DIR [--force] [--include-patient-id]
 
-Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf and, when registered,
-DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf, DIR/labels.nrrd (+ its
+names JSON: the label map on the CT grid the plan used, read by ctus guide and
+ctus pacs send) and, when registered, DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
 Prints the case recommendation and one line per lesion: its guidance (with
 its condition when the advice is conditional), the safe US/CT paths, the
 predicted B-mode visibility and the registration TRE fusion would need, and
-for a lesion without a safe path the least-risk path's violations (UNSAFE).
+for a lesion without a safe path the least-risk path's violations (UNSAFE) and
+the other rejected paths that came closest, each with the rules it breaks.
 """
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ def run(args) -> int:
                          fix="give both to measure visibility on the registered sweep, or neither")
     out = os.path.abspath(args.out)
     if not args.force:
-        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm"):
+        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm", "labels.nrrd"):
             if os.path.exists(os.path.join(out, name)):
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
@@ -134,7 +136,7 @@ def run(args) -> int:
                        labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
-                            sweep=sweep, pdf_workers=2)   # issue 16: PDF pages on two processes
+                            sweep=sweep, labels=labels, pdf_workers=2)   # issue 16: PDF pages on two processes
     rec = result.plan["recommendation"]
     print(f"recommendation: {rec['guidance']}" + (f", biopsy {rec['biopsy_first']} first" if rec["biopsy_first"] else ""))
     for r in rec["reasons"]:
@@ -175,9 +177,24 @@ def lesion_summary(les: dict) -> str:
     line = "; ".join(parts)
     if unsafe:
         line += "\n    least-risk path UNSAFE: " + "; ".join(v["text"] for v in unsafe[0]["violations"])
+    line += rejected_lines(les.get("rejected_candidates") or [])
     nxt = [r for r, c in zip(rec["reasons"], rec.get("reason_codes", [])) if c == "next_best_lesion"]
     if nxt:
         line += f"\n    {nxt[0]}"
     if les.get("no_us_path_reason"):
         line += f"\n    no US path: {les['no_us_path_reason']}"
     return line
+
+
+def rejected_lines(rejected: list) -> str:
+    """The other rejected paths that came closest (plan.json ``rejected_candidates``), one line each
+    with every rule it breaks and its margin: why the lesion has no safe path, checkable by a person."""
+    from planner.paths.rejected import candidate_label, rule_text
+    if not rejected:
+        return ""
+    lines = ["\n    other rejected paths, closest first (none is a plan):"]
+    for n, r in enumerate(rejected):
+        e = r["entry_ct"]
+        lines.append(f"\n      {candidate_label(n)}: {r['length_mm']:.0f} mm from entry ({e[0]:.1f}, {e[1]:.1f}, "
+                     f"{e[2]:.1f}): " + "; ".join(rule_text(v) for v in r["violations"]))
+    return "".join(lines)

@@ -45,11 +45,13 @@ def add_parser(sub):
     needle.add_argument("--needle-path", metavar="PLAN_DIR[:LESION]",
                         help="stream a needle inserted along this plan's path (default lesion: biopsy-first)")
     needle.add_argument("--needle-deviation-mm", type=float, default=0.0, metavar="D",
-                        help="aim D mm beside the target, towards the nearest vessel (needs --labels)")
+                        help="aim D mm beside the target, towards the nearest vessel (of --labels, "
+                             "default the plan folder's labels.nrrd)")
     needle.add_argument("--trajectory", type=int, default=1, metavar="N", help="which of the lesion's paths")
     needle.add_argument("--registration", metavar="RESULT",
                         help="RESULT.json with reference_to_ct (default: the plan's registration)")
-    needle.add_argument("--labels", help="label map of the plan (to find the nearest vessel)")
+    needle.add_argument("--labels", help="label map of the plan (to find the nearest vessel; default "
+                                         "PLAN_DIR/labels.nrrd)")
     needle.add_argument("--label-names", metavar="NAMES", help="names JSON of the labels")
     needle.add_argument("--stop-needle-after", type=float, default=None, metavar="S",
                         help="stop sending the needle after S seconds (images go on): a stale needle")
@@ -82,13 +84,12 @@ def needle_transforms(args, sweep) -> tuple:
                              path=plan_path, fix="pass --registration RESULT.json")
     risk = None
     if args.needle_deviation_mm:
-        if not args.labels:
-            raise InputError("--needle-deviation-mm needs --labels to find the nearest vessel",
-                             fix="pass --labels (and --label-names) with the labels the plan was made with")
+        from planner.export.plan_files import plan_labels_path
         from planner.guidance.risk_field import build_risk_field
         from registration.io.labelmap_io import load_labels
         radius, margin = plan_needle(plan)
-        risk = build_risk_field(load_labels(args.labels, args.label_names), needle_radius_mm=radius,
+        labels_path = plan_labels_path(plan_dir, args.labels)    # the plan's own labels by default
+        risk = build_risk_field(load_labels(labels_path, args.label_names), needle_radius_mm=radius,
                                 vessel_margin_mm=margin, roi_points=[path.entry_ct, path.target_ct])
     sim = simulate_insertion(path, len(sweep), reference_to_ct, deviation_mm=args.needle_deviation_mm, risk=risk)
     text = f"needle along {path.lesion} path {path.index} ({path.length_mm:.0f} mm)"

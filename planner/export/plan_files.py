@@ -28,6 +28,21 @@ SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
 MARKUPS_SCHEMA_URL = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/"
                       "Markups/Resources/Schema/markups-schema-v1.0.3.json#")
 OUTPUT_NAMES = ("plan.json", "plan.mrk.json", "reference_to_ct.tfm", "plan.pdf")
+#: The label map the plan was made with, kept in the plan folder so guidance (``ctus guide``),
+#: PACS export (``ctus pacs send``) and a later review use exactly those labels.
+PLAN_LABELS = "labels.nrrd"
+
+
+def plan_labels_path(plan_dir, given=None) -> str:
+    """``given`` if set, else the plan folder's own label map; InputError when neither exists."""
+    if given:
+        return os.fspath(given)
+    path = Path(plan_dir) / PLAN_LABELS
+    if not path.is_file():
+        raise InputError("the plan folder holds no label map", path=path,
+                         fix="pass --labels (and --label-names) with the labels the plan was made with, "
+                             "or plan again with this version of ctus plan")
+    return str(path)
 _PHI_KEYS = ("patient_id", "patient_name", "patient_birth_date", "source", "study_date")
 
 
@@ -174,8 +189,9 @@ def _quietly(fn) -> None:
 
 def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: bool = False,
                   ct_metadata: Optional[dict] = None, reference_to_ct: Optional[np.ndarray] = None,
-                  pdf: bool = True, sweep=None, pdf_workers: int = 1) -> Dict[str, str]:
-    """Write plan.json, plan.mrk.json, reference_to_ct.tfm (when registered), plan.pdf.
+                  pdf: bool = True, sweep=None, labels=None, pdf_workers: int = 1) -> Dict[str, str]:
+    """Write plan.json, plan.mrk.json, reference_to_ct.tfm (when registered), plan.pdf, and the
+    label map the plan used (``labels.nrrd`` + ``labels.names.json``, when ``labels`` is given).
 
     ``pdf_workers`` 2 renders the PDF's pages in two processes (the command line; see
     :mod:`.report_split`). Returns {name: path}. Raises InputError if an output exists and not ``force``.
@@ -184,7 +200,7 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a folder", path=out_dir, fix="give --out a folder")
     names = ["plan.json", "plan.mrk.json"] + (["reference_to_ct.tfm"] if reference_to_ct is not None else []) \
-        + (["plan.pdf"] if pdf else [])
+        + (["plan.pdf"] if pdf else []) + ([PLAN_LABELS] if labels is not None else [])
     clash = _existing(out_dir, names)
     if clash and not force:
         raise InputError("already exists", path=clash[0],
@@ -210,7 +226,12 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
     if reference_to_ct is not None:
         write_tfm(out_dir / "reference_to_ct.tfm", np.asarray(reference_to_ct, float))
         written["reference_to_ct.tfm"] = str(out_dir / "reference_to_ct.tfm")
+    if labels is not None:
+        from registration.io.labelmap_io import write_labels
+        written["labels.names.json"] = write_labels(labels, out_dir / PLAN_LABELS)
+        written[PLAN_LABELS] = str(out_dir / PLAN_LABELS)
     return written
 
 
-__all__ = ["validate", "validate_plan", "load_schema", "markups", "write_outputs", "case_summary"]
+__all__ = ["validate", "validate_plan", "load_schema", "markups", "write_outputs", "case_summary",
+           "plan_labels_path", "PLAN_LABELS"]

@@ -21,7 +21,12 @@ Definitions (all CT LPS mm; ``docs/needle_guidance.md`` has the figures):
   the projected path entering one before the target ('path',
   ``breach_ahead_mm`` = how far ahead of the tip); ``breach_structure`` is the
   structure, ``breach_distance_mm`` its clearance (tip distance, or the
-  minimum along the path), ``breach_margin_mm`` the margin it broke.
+  minimum along the path), ``breach_margin_mm`` the margin it broke (the
+  plan's hard rule: what the planner would have rejected).
+- caution (only without a breach): the same within a soft margin (the vessel
+  margin the planner ranks by, 5 mm by default), ``caution_*`` fields.
+- ``planned_path_safe`` False when the path guided along is the plan's
+  least-risk path, not a safe one: every line and view says so.
 - ultrasound plane (when the frame's ``image_to_ct`` is known):
   ``plane_offset_mm`` signed distance of the tip from the image plane (along
   column x row), ``needle_plane_angle_deg`` between the shaft and the plane,
@@ -76,6 +81,12 @@ class GuidanceState:
     breach_distance_mm: Optional[float] = None
     breach_margin_mm: Optional[float] = None
     breach_ahead_mm: Optional[float] = None
+    caution: bool = False                      # within a soft margin (vessel margin), no breach
+    caution_structure: Optional[str] = None
+    caution_distance_mm: Optional[float] = None
+    caution_margin_mm: Optional[float] = None
+    caution_ahead_mm: Optional[float] = None
+    planned_path_safe: bool = True             # False: the plan's least-risk path, not a safe one
     outside_region: bool = False               # tip outside the region where clearances are evaluated
     clearance_cap_mm: Optional[float] = None   # clearances are exact up to this; larger ones read as it
     plane_offset_mm: Optional[float] = None
@@ -104,6 +115,9 @@ class GuidanceState:
             "depth_to_target_mm": _r(self.depth_to_target_mm),
             "lateral_mm": _r(self.lateral_mm), "breach_where": self.breach_where,
             "breach_margin_mm": _r(self.breach_margin_mm), "breach_ahead_mm": _r(self.breach_ahead_mm),
+            "caution": bool(self.caution), "caution_structure": self.caution_structure,
+            "caution_distance_mm": _r(self.caution_distance_mm), "caution_margin_mm": _r(self.caution_margin_mm),
+            "caution_ahead_mm": _r(self.caution_ahead_mm), "planned_path_safe": bool(self.planned_path_safe),
             "nearest_structure": self.nearest_structure, "nearest_distance_mm": _r(self.nearest_distance_mm),
             "tip_clearance_mm": {k: _r(v) for k, v in self.tip_clearance_mm.items()},
             "path_clearance_mm": {k: _r(v) for k, v in self.path_clearance_mm.items()},
@@ -123,10 +137,16 @@ class GuidanceState:
                 f"miss {self.miss_mm:5.1f} mm  angle {self.angle_deg:5.1f} deg")
         if self.plane_offset_mm is not None:
             text += f"  off-plane {self.plane_offset_mm:+5.1f} mm"
+        if not self.planned_path_safe:
+            text += "  PLANNED PATH UNSAFE (least-risk only)"
         if self.breach:
             where = "tip in margin" if self.breach_where == "tip" else f"path, {self.breach_ahead_mm:.0f} mm ahead"
             return text + (f"  BREACH {self.breach_structure} {self.breach_distance_mm:.1f} mm "
                            f"(margin {self.breach_margin_mm:.1f}; {where})")
+        if self.caution:
+            where = "tip" if self.caution_ahead_mm == 0 else f"path, {self.caution_ahead_mm:.0f} mm ahead"
+            text += (f"  caution {self.caution_structure} {self.caution_distance_mm:.1f} mm "
+                     f"(soft margin {self.caution_margin_mm:.1f}; {where})")
         if self.outside_region:
             text += "  clearances not evaluated (tip far from the planned path)"
         elif self.nearest_structure is not None:

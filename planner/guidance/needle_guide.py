@@ -21,7 +21,7 @@ import numpy as np
 from registration.tracking.needle_tool import NeedleCalibration
 
 from .guidance_state import GuidanceState, plane_numbers
-from .planned_path import PlannedPath, plan_needle, planned_path
+from .planned_path import PlannedPath, plan_needle, plan_vessel_floor, planned_path
 from .risk_field import RiskField, build_risk_field
 
 STALE_AFTER_S = 0.2
@@ -35,7 +35,8 @@ def _clearances(tip, d, depth, risk: RiskField, step_mm: float) -> dict:
         s = np.append(s, depth)
     pts = tip[None, :] + s[:, None] * d[None, :]
     dist = risk.distances(pts)                       # (S, m), NaN outside the region
-    marg = risk.margins(risk.in_target(pts))
+    inside = risk.in_target(pts)
+    marg = risk.margins(inside)
     names = risk.names
     out = {"tip_clearance_mm": {}, "path_clearance_mm": {}, "outside_region": bool(np.isnan(dist[:, 0]).any()),
            "clearance_cap_mm": risk.exact_within_mm}
@@ -60,6 +61,17 @@ def _clearances(tip, d, depth, risk: RiskField, step_mm: float) -> dict:
         out.update(breach=True, breach_where="tip" if col == 0 else "path", breach_structure=names[k],
                    breach_distance_mm=float(dist[k, 0]) if col == 0 else float(np.nanmin(dist[k])),
                    breach_margin_mm=float(marg[k, col]), breach_ahead_mm=float(s[col]))
+        return out
+    soft = risk.caution_margins(inside)
+    with np.errstate(invalid="ignore"):
+        near = dist <= soft
+    hit = np.nonzero(near.any(axis=0))[0]
+    if hit.size:
+        col = int(hit[0])
+        k = int(np.nanargmin(np.where(near[:, col], dist[:, col] - soft[:, col], np.inf)))
+        out.update(caution=True, caution_structure=names[k],
+                   caution_distance_mm=float(dist[k, 0]) if col == 0 else float(np.nanmin(dist[k])),
+                   caution_margin_mm=float(soft[k, col]), caution_ahead_mm=float(s[col]))
     return out
 
 
@@ -133,7 +145,8 @@ class NeedleGuide:
         if image_to_reference is not None and np.all(np.isfinite(image_to_reference)):
             nums.update(plane_numbers(tip, nums["direction_ct"], r @ np.asarray(image_to_reference, float),
                                       image_shape))
-        state = GuidanceState(frame.t, frame.timestamp, received, True, False, "", self.path.lesion, **nums)
+        state = GuidanceState(frame.t, frame.timestamp, received, True, False, "", self.path.lesion,
+                              planned_path_safe=self.path.safe, **nums)
         return self._keep(state.with_lag((time.time() - received) * 1e3))
 
     def missing(self, *, timestamp: float, received: Optional[float] = None, reason: str) -> GuidanceState:
@@ -171,5 +184,6 @@ def guide_for_plan(plan: dict, labels, reference_to_ct: np.ndarray, *, lesion: O
     path = planned_path(plan, lesion, trajectory, path=plan_path)
     radius, vessel_margin = plan_needle(plan)
     risk = build_risk_field(labels, needle_radius_mm=radius, vessel_margin_mm=vessel_margin,
+                            vessel_floor_mm=plan_vessel_floor(plan), planned_segment=[path.entry_ct, path.target_ct],
                             roi_points=[path.entry_ct, path.target_ct], target_name=path.lesion)
     return NeedleGuide(path, risk, reference_to_ct, calibration, **guide_options)

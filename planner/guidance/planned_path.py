@@ -96,6 +96,13 @@ def plan_needle(plan: dict) -> Tuple[float, float]:
     return radius, float(c.get("vessel_margin_mm", 5.0))
 
 
+def plan_vessel_floor(plan: dict) -> float:
+    """Hard vessel clearance (mm) of the plan: ``vessel_floor_mm``; plans without it treated the
+    vessel margin as hard, so it is the margin then."""
+    c = plan.get("constraints") or {}
+    return float(c.get("vessel_floor_mm", c.get("vessel_margin_mm", 5.0)))
+
+
 def plan_reference_to_ct(plan: dict, *, path=None) -> Optional[np.ndarray]:
     """The plan's registration ``reference_to_ct`` (4x4) or None when the plan was not registered."""
     reg = plan.get("registration") or {}

@@ -11,9 +11,15 @@ by its part of diameter >= 3 mm (``large_vessels``), as in the planner.
 Margins (breach when the distance is <= the margin), as the planner accepts a
 path (``planner.paths.trajectories``): needle radius + half the voxel
 diagonal for every structure (no voxel of it touches the needle), plus the
-vessel margin (5 mm by default) for vessels; inside the target lesion the
-vessel margin does not apply (the tip must reach a lesion that may abut a
-vessel) but touching the vessel still breaches.
+soft vessel margin (``vessel_margin_mm``, 5 mm by default) for vessels, the
+conservative warning of SlicerIGT's Breach Warning. One exception: a vessel the
+planned path itself passes closer than that (the planner accepted it, between
+its hard floor ``vessel_floor_mm`` and the soft margin, with a caution) breaches
+only at the floor, and the band between floor and soft margin reads as
+*caution*; otherwise the alarm would sound along the plan the radiologist
+accepted. Inside the target lesion the vessel margin does not apply (the tip
+must reach a lesion that may abut a vessel) but touching the vessel still
+breaches.
 
 Speed and memory: the maps are computed once, each in a crop: the
 structure's bounding box grown by ``exact_within_mm`` and cut to the region
@@ -45,6 +51,7 @@ class RiskStructure:
     in_target_margin_mm: float
     distance_mm: np.ndarray          # float32 crop [k, j, i]
     offset_kji: np.ndarray           # index of the crop's first voxel in the full grid
+    caution_mm: Optional[float] = None   # soft margin (>= margin_mm); None: same as margin_mm
 
 
 @dataclass
@@ -105,6 +112,13 @@ class RiskField:
         inside = np.array([s.in_target_margin_mm for s in self.structures])[:, None]
         return np.where(np.asarray(in_target, bool)[None, :], inside, outside)
 
+    def caution_margins(self, in_target: np.ndarray) -> np.ndarray:
+        """(n_structures, m) soft (caution) margins (mm); inside the target lesion the breach margins."""
+        outside = np.array([s.margin_mm if s.caution_mm is None else s.caution_mm
+                            for s in self.structures])[:, None]
+        inside = np.array([s.in_target_margin_mm for s in self.structures])[:, None]
+        return np.where(np.asarray(in_target, bool)[None, :], inside, outside)
+
     def gradient(self, index: int, point, h: float = 0.5) -> np.ndarray:
         """Unit direction (LPS) of increasing distance to structure ``index`` at ``point`` (central differences)."""
         p = np.asarray(point, float)
@@ -123,6 +137,7 @@ def _crop(lo, hi, shape) -> tuple:
 
 
 def build_risk_field(labels: LabelMap, *, needle_radius_mm: float, vessel_margin_mm: float = 5.0,
+                     vessel_floor_mm: Optional[float] = None, planned_segment: Optional[Sequence] = None,
                      roi_points: Optional[Sequence] = None, roi_margin_mm: float = 40.0,
                      exact_within_mm: float = 25.0, target_name: Optional[str] = None) -> RiskField:
     """Distance maps of every risk structure of ``labels`` (hard classes and large vessels).
@@ -130,7 +145,14 @@ def build_risk_field(labels: LabelMap, *, needle_radius_mm: float, vessel_margin
     ``roi_points`` (LPS mm, e.g. the planned entry and target) and
     ``roi_margin_mm`` bound the region where distances are evaluated (None:
     the whole grid). ``target_name`` is the lesion label the needle aims at.
+    ``vessel_margin_mm`` is the vessel breach margin; ``vessel_floor_mm`` (the plan's
+    hard floor) replaces it for a vessel the ``planned_segment`` (entry, target; LPS mm)
+    passes within the margin. None: no relaxation.
     """
+    floor = vessel_margin_mm if vessel_floor_mm is None else float(vessel_floor_mm)
+    if not 0.0 <= floor <= vessel_margin_mm:
+        raise InputError(f"vessel floor {floor:g} mm must lie in [0, {vessel_margin_mm:g}] mm",
+                         fix="check the plan's constraints")
     spacing = np.asarray(labels.spacing, float)
     shape = labels.array.shape
     half_diag = 0.5 * float(np.linalg.norm(spacing))
@@ -167,8 +189,9 @@ def build_risk_field(labels: LabelMap, *, needle_radius_mm: float, vessel_margin
                 continue
         box = bounding_box(mask, tuple(exact_vox))
         dist = distance_map_mm(mask[box], spacing).astype(np.float32)
-        margin = needle_radius_mm + half_diag + (vessel_margin_mm if cls == VESSEL_CLASS else 0.0)
-        structures.append(RiskStructure(name, cls, margin, needle_radius_mm + half_diag, dist,
+        base = needle_radius_mm + half_diag
+        margin = base + (vessel_margin_mm if cls == VESSEL_CLASS else 0.0)
+        structures.append(RiskStructure(name, cls, margin, base, dist,
                                         offset + np.array([b.start for b in box])))
     target_mask = target_offset = None
     if target_name is not None and target_name in labels.names:
@@ -179,5 +202,29 @@ def build_risk_field(labels: LabelMap, *, needle_radius_mm: float, vessel_margin
     missing = sorted({c for c in HARD_CLASSES} - {s.risk_class for s in structures})
     if missing:
         notes.append("not in the label map near the path (not checked): " + ", ".join(missing))
-    return RiskField(structures, lps_to_kji, shape, float(exact_within_mm), lo, hi, target_mask, target_offset,
-                     notes)
+    field_ = RiskField(structures, lps_to_kji, shape, float(exact_within_mm), lo, hi, target_mask, target_offset,
+                       notes)
+    if planned_segment is not None and floor < vessel_margin_mm:
+        _relax_to_floor(field_, planned_segment, floor - vessel_margin_mm)
+    return field_
+
+
+def _relax_to_floor(risk: RiskField, planned_segment, shift_mm: float, step_mm: float = 0.5) -> None:
+    """Vessels the planned path passes within their margin breach at the floor (``margin + shift_mm``)."""
+    entry, target = (np.asarray(p, float) for p in planned_segment)
+    length = float(np.linalg.norm(target - entry))
+    s = np.append(np.arange(0.0, length, step_mm), length)
+    pts = entry[None, :] + (s / max(length, 1e-9))[:, None] * (target - entry)[None, :]
+    outside = ~risk.in_target(pts)
+    if not outside.any():
+        return
+    dist = risk.distances(pts[outside])
+    for n, st in enumerate(risk.structures):
+        if st.risk_class != VESSEL_CLASS:
+            continue
+        closest = float(np.nanmin(dist[n])) if np.isfinite(dist[n]).any() else np.inf
+        if closest <= st.margin_mm:
+            st.caution_mm = st.margin_mm
+            st.margin_mm = st.margin_mm + shift_mm
+            risk.notes.append(f"{st.name}: the plan passes {closest:.1f} mm from it (accepted with a caution); "
+                              f"breach at {st.margin_mm:.1f} mm, caution within {st.caution_mm:.1f} mm")

@@ -16,7 +16,7 @@ plus a quarter of the path's soft cost.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -68,11 +68,11 @@ def risk_scores(maps: PlanningMaps, res: Dict[str, np.ndarray], target) -> np.nd
     return np.where(eligible & ~never, risk, np.inf)
 
 
-def least_risk_candidates(maps: PlanningMaps, target, directions: np.ndarray) -> Optional[tuple]:
-    """(res marched to LEAST_RISK_MARCH_MM, candidate indices by increasing risk) or None when
-    no candidate may be offered at all."""
+def least_risk_candidates(maps: PlanningMaps, target, directions: np.ndarray) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """(res marched to LEAST_RISK_MARCH_MM, the candidate indices that may be offered, by
+    increasing risk; empty when none may). ``res`` also serves the explanation of a target
+    without a safe path (:mod:`.rejected`), which lists candidates this module never offers."""
     res = evaluate(maps, target, directions, march_mm=max(LEAST_RISK_MARCH_MM, maps.constraints.max_length_mm))
     risk = risk_scores(maps, res, target)
     order = np.argsort(risk, kind="stable")
-    order = order[np.isfinite(risk[order])]
-    return (res, order) if order.size else None
+    return res, order[np.isfinite(risk[order])]

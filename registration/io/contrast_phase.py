@@ -9,7 +9,7 @@ hint is one of 'non-contrast', 'arterial', 'portal venous', 'delayed',
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 from .series_info import SeriesInfo
 
@@ -116,3 +116,23 @@ def _hint_from_relative_times(contrast: List[SeriesInfo], enhanced: List[SeriesI
         else:
             continue
         s.phase_reason += f"; {dt:.0f} s after the first contrast series"
+
+
+def listed_phase_hints(listing: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
+    """(phase hint, reason) per series of one study known only from a listing (a PACS's C-FIND
+    answer): ``(SeriesDescription, SeriesDate DA, SeriesTime TM)`` each, '' when unknown.
+
+    The same rules as for a folder (:func:`_assign_phases`), with what a listing has: the
+    description keywords, and a series acquired before every described contrast series is the
+    plain scan. Without ContrastBolusAgent the timing rules for enhanced series do not apply.
+    """
+    from .dicom_header import _parse_when
+    series = []
+    for n, (description, date, time) in enumerate(listing):
+        series.append(SeriesInfo(
+            series_uid=str(n), series_description=description or "", modality="", n_files=0,
+            size=(0, 0, 0), spacing=(0.0, 0.0, 0.0), contrast_agent=None, acquisition_time=time or "",
+            time_from_first_s=None, phase_hint="unknown", files=[],
+            _when=_parse_when({"SeriesTime": time or "", "SeriesDate": date or ""})))
+    _assign_phases(series)
+    return [(s.phase_hint, s.phase_reason) for s in series]

@@ -43,9 +43,27 @@ def _check_reachable(pacs: Pacs) -> None:
                         path=str(pacs), fix="check the address and the network") from None
 
 
-def _why_not(assoc, pacs: Pacs) -> PacsError:
+def _rejection(assoc):
+    """The peer's A-ASSOCIATE rejection, or None when it sent none.
+
+    pynetdicom (3.0) can miss a rejection: when the peer answers and closes the
+    connection before the requesting thread has checked that the socket is
+    connected (a busy CPU is enough), it aborts without reading the answer. The
+    answer is then still in the DUL's queue to the user, so it is looked up there.
+    """
     rsp = assoc.acceptor.primitive
     if assoc.is_rejected and rsp is not None:
+        return rsp
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+    for primitive in list(getattr(getattr(assoc.dul, "to_user_queue", None), "queue", ())):
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            return primitive
+    return None
+
+
+def _why_not(assoc, pacs: Pacs) -> PacsError:
+    rsp = _rejection(assoc)
+    if rsp is not None:
         reason = str(getattr(rsp, "reason_str", "") or "no reason given")
         if "Called AE" in reason:
             fix = f"check the PACS AE title (the part before @ in --server; '{pacs.called_aet}' is not it)"
