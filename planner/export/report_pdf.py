@@ -278,7 +278,7 @@ def render_pdf(plan: dict, anatomy, lesion_masks: Optional[Dict[str, np.ndarray]
         return _render_part(plan, anatomy, lesion_masks, sweep, reference_to_ct, lesions, summary, registration)
     if workers > 1 and len(plan["lesions"]) > 1:
         from .report_split import render_in_two
-        return render_in_two(part, plan, title=_TITLE, creator=_creator(plan))
+        return render_in_two(part, plan, title=_TITLE, creator=_creator(plan), prepare=prepare)
     return part()
 
 

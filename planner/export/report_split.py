@@ -36,14 +36,15 @@ def share_out(plan: dict) -> Tuple[List[int], List[int]]:
     return sorted(mine), sorted(theirs)
 
 
-def render_in_two(part: Callable[..., bytes], plan: dict, *, title: str, creator: str) -> bytes:
+def render_in_two(part: Callable[..., bytes], plan: dict, *, title: str, creator: str,
+                  prepare: Callable[[], None] = lambda: None) -> bytes:
     """The report of ``part(lesions, summary, registration) -> PDF bytes`` rendered by this process
-    and a forked one, joined: summary, the lesion pages in plan order, registration page."""
+    and a forked one, joined: summary, the lesion pages in plan order, registration page.
+    ``prepare()`` runs before the fork (imports and fonts the child then inherits)."""
     mine, theirs = share_out(plan)
     if not theirs or not hasattr(os, "fork"):
         return part()
-    from .report_pdf import prepare
-    prepare()                                      # imports and fonts, inherited by the child
+    prepare()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                                   # child: render, send, leave without cleanup
