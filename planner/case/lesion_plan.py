@@ -10,6 +10,7 @@ the inputs shared by all lesions once (:class:`CaseInputs`).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -40,7 +41,8 @@ class CaseInputs:
     """What every lesion of a case is planned with, computed once per case.
 
     ``all_lesions``: bool mask of every lesion (the others are avoided);
-    ``block``: acoustic block map (:func:`planner.advice.visibility.acoustic_block_map`);
+    ``block_map``: acoustic block map (:func:`planner.advice.visibility.acoustic_block_map`), or a
+    Future of it while a thread computes it (read it as ``block``);
     ``depth_limit_mm``: B-mode depth limit at ``frequency_mhz`` and the liver's
     ``attenuation_db_cm_mhz``; ``fatty``: the fatty-liver estimate; ``directions``:
     candidate needle directions, ``window_directions``: probe directions tried
@@ -55,7 +57,7 @@ class CaseInputs:
     anatomy: Anatomy
     constraints: Constraints
     all_lesions: np.ndarray
-    block: np.ndarray
+    block_map: object                 # the acoustic block map, or a Future of it (see ``block``)
     depth_limit_mm: float
     frequency_mhz: float
     directions: np.ndarray
@@ -69,6 +71,11 @@ class CaseInputs:
     sweep: object = None
     reference_to_ct: Optional[np.ndarray] = None
     registration: Optional[dict] = None
+
+    @property
+    def block(self) -> np.ndarray:
+        """The acoustic block map (computed beside the planning: waits for it if still running)."""
+        return self.block_map.result() if isinstance(self.block_map, Future) else self.block_map
 
 
 @dataclass

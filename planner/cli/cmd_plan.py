@@ -137,7 +137,7 @@ def run(args) -> int:
     """Load the inputs, plan, write the outputs and print the recommendation; 0 when done."""
     from planner.case.case_plan import plan_case
     from planner.cli.cmd_segment import load_arterial, read_seeds_args, write_segmentation
-    from planner.export.plan_files import write_outputs
+    from planner.export.plan_files import prepare_pdf_in_background, write_outputs
     from registration.io.ct_io import load_ct
     from registration.io.labelmap_io import load_labels
 
@@ -153,6 +153,8 @@ def run(args) -> int:
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
     target = parse_target(args.target) if args.target else None
+    if not args.no_pdf:
+        prepare_pdf_in_background()     # issue 16: the PDF's imports and fonts load while we plan
     ct = load_ct(args.ct)
     # Both phases come from one exam in one scanner frame: resampled by physical position.
     arterial = load_arterial(args.ct_arterial, ct, lambda *a: True) if args.ct_arterial else None
@@ -182,7 +184,7 @@ def run(args) -> int:
     result.plan["anatomy_source"] = provenance
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
-                            sweep=sweep, labels=labels)
+                            sweep=sweep, labels=labels, pdf_workers=2)   # issue 16: PDF pages on two processes
     if case is not None:
         write_segmentation(seg_folder, ct, case, ct_path=args.ct, arterial_path=args.ct_arterial, force=args.force)
         written["segmentation"] = seg_folder

@@ -5,7 +5,8 @@
                   [--method lc2|mi] [--targets T.json]
                   [--labels L [--label-names N] | --lesions SEEDS.json | --lesion NAME=X,Y,Z ...]
                   [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
-                  [--focus NAME|X,Y,Z [--focus-radius MM]] [--json-progress] [--force]
+                  [--focus NAME|X,Y,Z [--focus-radius MM]] [--feature-cache DIR]
+                  [--json-progress] [--force]
 
 RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
 -> CT LPS mm), the method, the metric before/after, evaluations, wall time, the
@@ -18,7 +19,11 @@ of one target (a target name, or a CT LPS point) and RESULT.json is that focused
 result: its ``focus`` field names the target and gives the whole-sweep estimate
 there, its one target row the focused error (the planner uses it for that
 lesion). Progress goes to stderr
-(``--json-progress``: one JSON object per line). Bad input exits 2 with one
+(``--json-progress``: one JSON object per line; stage lines carry the wall-clock
+``time`` in seconds since the epoch, so a caller can split the process's time into
+start-up, CT load, sweep load and registration). ``--feature-cache DIR`` keeps the
+CT's LC2 features there and reuses them when the same CT is registered again over
+the same region (:mod:`registration.align.lc2_features`). Bad input exits 2 with one
 line and writes nothing.
 
 Without ``--labels``, clicked lesions (``--lesions SEEDS.json``, ``--lesion
@@ -32,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -83,6 +89,9 @@ def add_parser(sub):
     p.add_argument("--n4", action="store_true", help="with --mr: N4 bias-field correction first")
     p.add_argument("--mr-focus", choices=["none", "liver"], default="none",
                    help="with --mr: 'liver' explains the US by the liver's features only (hepatobiliary phase)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="keep the CT's LC2 features in DIR and reuse them when the same CT is registered "
+                        "again over the same region (saves their computation on a rerun)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p
@@ -161,7 +170,7 @@ class _Reporter:
 
     def stage(self, message: str):
         if self.json_lines:
-            print(json.dumps({"stage": message}), file=sys.stderr, flush=True)
+            print(json.dumps({"stage": message, "time": round(time.time(), 4)}), file=sys.stderr, flush=True)
         else:
             print(f"register: {message}", file=sys.stderr, flush=True)
 
@@ -170,10 +179,9 @@ def run(args) -> int:
     """Load, register, write RESULT.json (:func:`registration.align.result_document.result_document`)."""
     from registration.align.intensity_registration import register_sweep
     from registration.align.landmarks import register_landmarks_file
+    from registration.align.lc2_features import FEATURE_CACHE
     from registration.align.result_document import result_document
-    from registration.align.targets import targets_from_labels
     from registration.io.ct_io import load_ct
-    from registration.io.labelmap_io import load_labels
     from registration.io.sequence_io import load_sweep
 
     out = os.fspath(args.out)
@@ -206,6 +214,8 @@ def run(args) -> int:
     refuse_mr_as_ct(ct, args.ct)
     anatomy_source = None
     if args.labels:
+        from registration.align.targets import targets_from_labels   # label maps only: their readers
+        from registration.io.labelmap_io import load_labels           # cost start-up time
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
         anatomy_source = {"source": "label map", "path": os.path.abspath(args.labels)}
     elif seeds:
@@ -220,16 +230,20 @@ def run(args) -> int:
     rep.stage("loading sweep")
     sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage(f"registering ({args.method})")
-    res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
-                         n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
-                         breath_hold=args.breath_hold)
-    if focus is not None:
-        res = _focus(ct, sweep, res, focus, targets, args, rep)
+    # One registration per process: nothing to keep in memory (hashing the CT would cost more)
+    # unless a second, gated pass may reuse it; on disk only when asked for.
+    with FEATURE_CACHE.settings(folder=args.feature_cache, max_entries=2 if args.breathing == "gate" else 0):
+        res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
+                             n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
+                             breath_hold=args.breath_hold)
+        if focus is not None:
+            res = _focus(ct, sweep, res, focus, targets, args, rep)
     doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,
                           init_source="landmarks" if landmark_result is not None else "init",
                           init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets)
     if anatomy_source is not None:
         doc["anatomy_source"] = anatomy_source
+    rep.stage("writing the result")
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     _print_summary(res, out)
     return 0
