@@ -237,7 +237,16 @@ def install(window) -> QDockWidget:
     dock = QDockWidget("MR", window)
     dock.setObjectName("dock_mr")
     dock.setWidget(panel)
-    window.addDockWidget(Qt.RightDockWidgetArea, dock)
+    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
     dock.show()
+    # A tab beside the other panels (Registration, Planning, Segmentation), not a column of its own:
+    # its MR view needs ~500 px of width, which beside the others would not fit a 1366x768 screen.
+    panels = getattr(window, "panel_docks", {}) or {}
+    for other in list(panels.values()) + window.findChildren(QDockWidget):
+        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea \
+                and other.objectName() in ("dock_planning", "dock_registration", "dock_segmentation"):
+            window.tabifyDockWidget(other, dock)
+            other.raise_()
+            break
     window.mr_panel = panel
     return dock

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
-from scipy import optimize
 
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply
@@ -163,6 +162,7 @@ def local_offsets(sweep: Sweep, level: FeatureLevel, reference_to_ct: np.ndarray
             m[:3, 3] += axes @ t
             return -cost.metric(m)[0]
         f0 = f(np.zeros(k))
+        from scipy import optimize    # here, not at import: ctus register starts without scipy.optimize (0.8 s)
         res = optimize.minimize(f, np.zeros(k), method="Nelder-Mead", bounds=[(-MAX_SHIFT_MM, MAX_SHIFT_MM)] * k,
                                 options={"initial_simplex": np.vstack([np.zeros(k), 1.5 * np.eye(k)]),
                                          "xatol": 0.1, "fatol": 1e-5, "maxfev": MAX_EVALS})
