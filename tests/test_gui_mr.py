@@ -87,6 +87,7 @@ def test_mr_dock_on_the_demo(qtbot, tmp_path, artifacts_dir):
     assert w.us_view.engine.ct.metadata.get("modality") == "MR"
     w.set_cursor(np.asarray(only["centroid_ct"], float))
     panel.view.set_cursor(les.centroid_mr)
+    w.panel_docks["mr"].raise_()
     qtbot.wait(200)
     w.grab().save(str(artifacts_dir / "gui_mr_window.png"))
     w.panel_docks["mr"].grab().save(str(artifacts_dir / "gui_mr_dock.png"))

@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
-from PyQt5.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPushButton,
+from PyQt5.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QGridLayout, QHeaderView, QLabel, QPushButton,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.views.display import DisplayVolume
@@ -60,20 +60,20 @@ class MRPanel(QWidget):
         self.mr_import = None
         self.mr_result = None       # RegistrationResult of the last MR -> sweep registration
         self.view = MRSliceView("axial")
-        self.view.setMinimumSize(260, 260)
+        self.view.setMinimumSize(200, 200)
         self.info = QLabel("no MR loaded")
         self.info.setObjectName("mr_info")
         self.info.setWordWrap(True)
         self.verdict = QLabel("")
         self.verdict.setObjectName("mr_verdict")
         self.verdict.setWordWrap(True)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()      # 2 x 2: the dock shares the left column with the other panels
         self.open_button = QPushButton("Open MR...")
         self.align_button = QPushButton("Open MR->CT...")
         self.lesions_button = QPushButton("Open MR lesions...")
         self.register_button = QPushButton("Register MR to sweep")
-        for b in (self.open_button, self.align_button, self.lesions_button, self.register_button):
-            buttons.addWidget(b)
+        for n, b in enumerate((self.open_button, self.align_button, self.lesions_button, self.register_button)):
+            buttons.addWidget(b, n // 2, n % 2)
         mr_files = "MR (*.nii *.nii.gz *.nrrd *.mha *.mhd *.dcm);;all (*)"
         self.open_button.clicked.connect(lambda: self._ask(self.open_mr, "Open MR", mr_files))
         self.align_button.clicked.connect(lambda: self._ask(self.open_mr_to_ct, "Open MR_TO_CT.json", "JSON (*.json)"))
@@ -87,6 +87,7 @@ class MRPanel(QWidget):
         self.table.setObjectName("mr_lesion_table")
         self.table.setHorizontalHeaderLabels(list(_COLUMNS))
         self.table.setMaximumHeight(120)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         lay = QVBoxLayout(self)
         lay.addLayout(buttons)
         lay.addWidget(self.info)
@@ -239,14 +240,11 @@ def install(window) -> QDockWidget:
     dock.setWidget(panel)
     window.addDockWidget(Qt.LeftDockWidgetArea, dock)
     dock.show()
-    # A tab beside the other panels (Registration, Planning, Segmentation), not a column of its own:
-    # its MR view needs ~500 px of width, which beside the others would not fit a 1366x768 screen.
-    panels = getattr(window, "panel_docks", {}) or {}
-    for other in list(panels.values()) + window.findChildren(QDockWidget):
-        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea \
-                and other.objectName() in ("dock_planning", "dock_registration", "dock_segmentation"):
+    # A tab beside the other panels (not raised: the workflow bar chooses which one shows), so
+    # the MR dock adds no width to the window (1366 px screens).
+    for other in window.findChildren(QDockWidget):
+        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea and not other.isFloating():
             window.tabifyDockWidget(other, dock)
-            other.raise_()
             break
     window.mr_panel = panel
     return dock
