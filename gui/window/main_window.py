@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-from PyQt5.QtCore import QTimer, pyqtSignal
-from PyQt5.QtWidgets import QMainWindow
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtWidgets import QDockWidget, QMainWindow
 
 from gui.core import loaders
 from gui.core.errors import ErrorReporter, LogPanel
@@ -120,6 +120,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
                 self.panel_docks[name] = dock
                 self.docks.append(dock)
                 self.view_menu.addAction(dock.toggleViewAction())
+        self._panels_in_left_column()
         pick = getattr(self.panel_docks.get("registration") and self.panel_docks["registration"].widget(),
                        "pick_button", None)
         if pick is not None and not getattr(self, "_pick_hooked", False):
@@ -128,6 +129,17 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
             self._pick_hooked = True
         self.update_workflow()      # the workflow bar shows the current step's panel
         return self.panel_docks
+
+    def _panels_in_left_column(self) -> None:
+        """Every panel dock a tab of the ONE left column (see gui/window/window_layout.py): a
+        second column on the right (the MR dock, 504 px) made the window at least 1567 px wide,
+        wider than a 1366x768 screen. The user can still drag a panel out."""
+        left = [d for d in self.findChildren(QDockWidget)
+                if self.dockWidgetArea(d) == Qt.LeftDockWidgetArea and not d.isFloating()]
+        for dock in self.panel_docks.values():
+            if self.dockWidgetArea(dock) != Qt.LeftDockWidgetArea and not dock.isFloating() and left:
+                self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+                self.tabifyDockWidget(left[0], dock)
 
     # ------------------------------------------------------------ data in (synchronous, tested)
     def set_ct(self, ct, labels=None, display: Optional[DisplayVolume] = None, prepared=None) -> None:
