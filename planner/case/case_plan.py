@@ -29,6 +29,7 @@ from planner.advice.bmode_visibility import FATTY_LIVER_ATTENUATION, NORMAL_LIVE
 from planner.advice.case_advice import next_best_reason, recommend_case
 from planner.advice.fatty_liver import estimate_fatty_liver
 from planner.anatomy.lesion_targets import PlanTarget, lesions_to_plan, point_target
+from planner.anatomy.provenance import anatomy_origin
 from planner.anatomy.structures import HARD_CLASSES, Anatomy, build_anatomy
 from planner.paths import ct_guidance
 from planner.paths.clearance import ClearanceOracle
@@ -131,6 +132,7 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
                       resampled=coarse is not None, arterial=ct_arterial is not None,
                       reference_to_ct=reference_to_ct, registration=registration, lesions=lesions_out,
                       recommendation=recommendation, total_s=time.perf_counter() - t0, stats=stats)
+    plan["anatomy_source"] = anatomy_origin(full_labels)    # the CLI may replace it with a fuller one
     return PlanResult(plan=plan, anatomy=anatomy, lesion_masks={t.name: t.mask for t in targets})
 
 

@@ -15,7 +15,7 @@ from typing import List, Optional
 from registration.spatial.errors import CancelledError, InputError, ProjectError
 
 # Order = order in --help. Every name here must have a planner/cli/cmd_<name>.py.
-COMMANDS = ["info", "register", "replay", "reconstruct", "plan", "guide", "sample", "pacs"]
+COMMANDS = ["info", "register", "align", "replay", "reconstruct", "segment", "plan", "guide", "sample", "pacs"]
 
 log = logging.getLogger("ctus")
 

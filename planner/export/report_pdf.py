@@ -12,6 +12,7 @@ on the image left, anterior up for axial).
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from typing import Dict, Optional
 
@@ -69,6 +70,19 @@ def _paths_cell(paths: list) -> str:
     return text + (f" +{unsafe} UNSAFE" if unsafe else "")
 
 
+def anatomy_source_text(plan: dict) -> str:
+    """Where the plan's anatomy came from, for the report ('' when plan.json does not say):
+    an automatic segmentation is named with its review state, because its structures were
+    checked by nobody and every path is only as safe as they are."""
+    src = plan.get("anatomy_source") or {}
+    if src.get("source") == "automatic segmentation":
+        state = "reviewed" if src.get("reviewed") else "not reviewed: check the structures before use"
+        return f"ANATOMY: automatic segmentation, {state}"
+    if src.get("source"):
+        return f"Anatomy source: {src['source']}" + (f" ({os.path.basename(src['path'])})" if src.get("path") else "")
+    return ""
+
+
 def _summary_page(fig, plan):
     """Page 1: case and data, constraints, the case recommendation with its reasons and
     advisories, and the lesion table ranked by accessibility."""
@@ -85,6 +99,9 @@ def _summary_page(fig, plan):
                                      for k, v in plan["anatomy"].items())]
     lines += [f"Note: {n}" for n in plan.get("anatomy_notes", [])]
     lines.append(_constraints_text(plan["constraints"]))
+    source = anatomy_source_text(plan)
+    if source:
+        lines.insert(3, source)
     y = _text_block(fig, 0.05, 0.92, lines, 7)
     y -= 0.01
     fig.text(0.05, y, f"RECOMMENDATION: {rec['guidance'].upper()}"
@@ -145,6 +162,10 @@ def _fusion_text(f: dict, diameter_mm) -> str:
             f"rms ({f.get('note', 'registration, tracking, needle and breathing errors in quadrature')})")
     if hp is not None:
         text += f"; hit probability {100 * float(hp):.0f} %" + (f" for a {diameter_mm} mm lesion" if diameter_mm else "")
+    if f.get("extrapolated"):
+        d = f.get("distance_to_imaged_region_mm")
+        text += ("; EXTRAPOLATED" + ("" if d is None else f" ({float(d):.0f} mm from the imaged region)")
+                 + ": the error there is the model's inflated estimate, not measured; sweep over the lesion")
     return text
 
 
@@ -260,7 +281,7 @@ def _registration_page(pdf, plan, Figure):
     lines += [f"{k}: {v}" for k, v in reg.get("metrics", {}).items()]
     for l in plan["lesions"]:
         if l["visibility"].get("fusion"):
-            lines.append(f"{l['name']}: {l['visibility']['fusion']}")
+            lines.append(f"{l['name']}: " + _fusion_text(l["visibility"]["fusion"], l.get("diameter_mm")))
     _text_block(fig, 0.05, 0.93, lines, 8)
     pdf.savefig(fig)
 

@@ -102,6 +102,9 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_norm
         u[n][fan] = ndimage.map_coordinates(sm, [fy, fx], order=1)
         pts.append(apply(mats[f], img_pts))
     fans = np.broadcast_to(fan, u.shape).copy()
+    if sweep.metadata.get("zero_is_outside"):   # issue 18: a 3D volume's slices, 0 = not imaged there
+        from .volume_sweep import drop_unimaged
+        u, fans, pts = drop_unimaged(sweep, indices, fan, fy, fx, u, fans, pts)
     if depth_normalise:
         # Per-row (depth) scale over all frames, like a TGC: LC2's weights (local std of u)
         # otherwise favour the bright near field over the darker, attenuated liver.
