@@ -43,7 +43,7 @@ def test_live_window_overlay_record_and_stale(qtbot, demo_case, artifacts_dir, t
                             stderr=subprocess.PIPE, text=True)
     try:
         w.live.connect_host("127.0.0.1", port, "Image_Reference", "ProbeToReference")
-        qtbot.waitUntil(lambda: w.live.frames_shown > 10 and w.us_view.overlay_visible, timeout=8000)
+        qtbot.waitUntil(lambda: w.live.frames_shown > 10 and w.us_view.overlay_visible, timeout=30000)
         assert "LIVE 127.0.0.1" in w.tracking_label.text() and "tracking OK" in w.tracking_label.text()
         assert "fps" in w.tracking_label.text() and "latency" in w.tracking_label.text()
         w.grab().save(str(artifacts_dir / "gui_live_overlay.png"))
