@@ -108,10 +108,11 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
 
     # ------------------------------------------------------------ panels
     def install_panels(self) -> dict:
-        """Add the Registration and Planning panels (gui/panels/*: each module's
+        """Add the Registration, Planning and Guidance panels (gui/panels/*: each module's
         ``install(window) -> QDockWidget``) and list them in the View menu."""
-        from gui.panels import planning_panel, registration_panel
-        for name, module in (("registration", registration_panel), ("planning", planning_panel)):
+        from gui.panels import guidance_panel, planning_panel, registration_panel
+        for name, module in (("registration", registration_panel), ("planning", planning_panel),
+                             ("guidance", guidance_panel)):
             if name in self.panel_docks:
                 continue
             with self.reporter.action(f"Add the {name} panel"):
