@@ -135,3 +135,31 @@ def plan_folder_with_labels(case: dict) -> str:
     shutil.copy(case["labels"], plan / "labels.nrrd")
     shutil.copy(case["names"], plan / "labels.names.json")
     return str(plan)
+
+
+def demo_needle_plan(demo_case: Path, out: Path) -> dict:
+    """``ctus plan`` of the demo case's lesion_1 into ``out`` (it keeps labels.nrrd) and the case's
+    true registration as RESULT-like JSON: {'plan', 'registration', 'reference_to_ct', 'sweep', 'config'}."""
+    from planner.cli.main import main
+    demo_case, out = Path(demo_case), Path(out)
+    plan_dir = out / "plan"
+    assert main(["plan", "--ct", str(demo_case / "ct_portal.nrrd"), "--labels", str(demo_case / "labels.nrrd"),
+                 "--label-names", str(demo_case / "label_names.json"), "--lesion", "lesion_1", "--no-pdf",
+                 "--out", str(plan_dir)]) == 0
+    truth = json.loads((demo_case / "truth.json").read_text())
+    reg = out / "truth_registration.json"
+    reg.write_text(json.dumps({"reference_to_ct": truth["reference_to_ct"]}))
+    return {"plan": str(plan_dir), "registration": str(reg), "reference_to_ct": np.asarray(truth["reference_to_ct"]),
+            "sweep": str(demo_case / "sweep_lesion_1.igs.mha"),
+            "config": str(demo_case / truth["ultrasound"]["config"])}
+
+
+def start_replay(plan: dict, port: int, *extra: str):
+    """A real ``ctus replay`` of the demo lesion sweep with a simulated needle along ``plan``'s
+    lesion_1 path on 127.0.0.1:``port`` (starts when a client connects); ``extra``: more options."""
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "planner.cli.main", "replay", "--sweep", plan["sweep"], "--calibration",
+           plan["config"], "--port", str(port), "--fps", "30", "--wait-for-client", "60",
+           "--needle-path", plan["plan"] + ":lesion_1", "--registration", plan["registration"], *extra]
+    return subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)

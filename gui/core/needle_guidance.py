@@ -13,13 +13,16 @@ player's frame. :attr:`NeedleGuidance.state_changed` carries the state to
 show; a hidden state (needle missing, INVALID, stale > 200 ms, no
 calibration) carries no numbers, only why, so nothing old is shown as current.
 
-``lags_ms``: for each live state, our clock from the transform's arrival to
-the moment every ``state_changed`` slot (the guidance panel) has run.
+``lags_ms``: for each live state shown, our clock from the transform's arrival
+to the moment every ``state_changed`` slot (the guidance panel) has run. When
+the GUI thread is behind, the newest state is shown and older ones are
+dropped (``skipped``), so the lag cannot grow into a backlog.
 """
 from __future__ import annotations
 
 import collections
 import os
+import threading
 import time
 from typing import Deque, List, Optional
 
@@ -67,6 +70,11 @@ class NeedleGuidance(QObject):
         self.frame_index = -1
         self._worker: Optional[Worker] = None
         self._states_worker: Optional[Worker] = None
+        self._lock = threading.Lock()
+        self._pending: Optional[GuidanceState] = None
+        self._wake_sent = False
+        self._described_calibration = None
+        self.skipped = 0                      # live states superseded before the GUI thread showed them
         self._incoming.connect(self._on_incoming)
         self._timer = QTimer(self)
         self._timer.setInterval(stale_poll_ms)
@@ -158,6 +166,7 @@ class NeedleGuidance(QObject):
         return text
 
     def _publish_setup(self, text: Optional[str] = None) -> None:
+        self._described_calibration = None if self.guide is None else self.guide.calibration
         self.setup_text = text if text is not None else self.describe()
         self.setup_changed.emit(self.setup_text)
 
@@ -176,7 +185,19 @@ class NeedleGuidance(QObject):
         if self.guide is None or client is None:
             self.feed = None
             return
-        self.feed = GuidanceFeed(self.guide, self._incoming.emit, client.tool_tracking, tool=self.tool)
+        self.feed = GuidanceFeed(self.guide, self._put, client.tool_tracking, tool=self.tool)
+
+    def _put(self, state: GuidanceState) -> None:      # receiver thread
+        """Keep the newest state; wake the GUI thread once. When it is behind (painting frames),
+        it shows the newest state, not a backlog of older ones (``skipped`` counts those)."""
+        with self._lock:
+            if self._pending is not None:
+                self.skipped += 1
+            self._pending = state
+            wake = not self._wake_sent
+            self._wake_sent = True
+        if wake:
+            self._incoming.emit(None)
 
     def live_started(self) -> None:
         self._new_feed()
@@ -197,9 +218,13 @@ class NeedleGuidance(QObject):
         if feed is not None:
             feed.on_frame(frame)
 
-    def _on_incoming(self, state: GuidanceState) -> None:
+    def _on_incoming(self, _none=None) -> None:
+        with self._lock:
+            state, self._pending, self._wake_sent = self._pending, None, False
         if not self.live_active or self.feed is None or state is None:
             return
+        if self.guide is not None and self.guide.calibration is not self._described_calibration:
+            self._publish_setup()            # the server sent the calibration (NeedleTipToNeedle)
         self._show(state)
         if state.valid:
             self.lags_ms.append((time.time() - state.received) * 1e3)
@@ -264,6 +289,15 @@ class NeedleGuidance(QObject):
         for w in (self._worker, self._states_worker):
             if w is not None:
                 w.wait(timeout_ms)
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Window closing: stop the poll and let running set-ups end (a QThread must not outlive it)."""
+        self._timer.stop()
+        self.feed = None
+        for w in (self._worker, self._states_worker):
+            if w is not None:
+                w.cancel()
+        self.wait(timeout_ms)
 
     def show_frame(self, index: int) -> None:
         """The player shows frame ``index`` of the sweep: its recorded needle (not while live)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QGridLayout, QGroupBox,
                              QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
@@ -183,7 +183,8 @@ class GuidancePanel(QWidget):
             self.plan_label.setText(f"Plan: {text}: no lesion has a path to guide along")
 
     def select_path(self, lesion: str, trajectory: int = 1) -> None:
-        i = self.path_box.findData((lesion, trajectory))
+        i = next((k for k in range(self.path_box.count())
+                  if tuple(self.path_box.itemData(k)) == (lesion, trajectory)), -1)
         if i < 0:
             raise InputError(f"no path {trajectory} of {lesion} in the plan", fix="choose one of the list")
         self.path_box.setCurrentIndex(i)
@@ -257,12 +258,27 @@ class GuidancePanel(QWidget):
             self.needle3d.set_state(state, level)
 
 
+class _OnClose(QObject):
+    """Ends the guidance's workers when the window closes."""
+
+    def __init__(self, window, guidance):
+        super().__init__(window)
+        self.guidance = guidance
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        if ev.type() == QEvent.Close:
+            self.guidance.shutdown()
+        return False
+
+
 def install(window) -> QDockWidget:
     """The Guidance dock on ``window`` (a MainWindow): the panel, the needle on every view, the
     live link and the player wired to the guidance."""
     guidance = NeedleGuidance(window)
     window.guidance = guidance
     panel = GuidancePanel(window, guidance)
+    panel.on_close = _OnClose(window, guidance)
     if getattr(window, "live", None) is not None:
         guidance.attach_live(window.live)
     window.player.frame_changed.connect(guidance.show_frame)

@@ -28,12 +28,12 @@ from typing import Optional
 
 import numpy as np
 from PyQt5.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
-from PyQt5.QtGui import QColor, QFont, QPainter, QPen
+from PyQt5.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PyQt5.QtWidgets import QWidget
 
 from gui.core.guidance_text import UNSAFE_PATH_TEXT, alert, hidden_text
 from gui.views.needle_geometry import IN_PLANE_MM, needle_line, plane_crossing, runs, segment, to_image
-from gui.views.view_text import draw_wrapped, wrapped_height
+from gui.views.view_text import PAD_X, PAD_Y, draw_label, keep_units
 
 NEEDLE_COLOUR = QColor(255, 60, 200)      # apart from the lesion (yellow), vessels (blue), probe (green), plan (cyan)
 PLAN_COLOUR = QColor(0, 220, 255)
@@ -195,10 +195,15 @@ class NeedleOverlay(QWidget):
 
     def _paint_crossing(self, p: QPainter, line, some_in_plane: bool, tip_near: bool, tip_xy: QPointF,
                         tip_offset_mm: float) -> None:
-        """Out of plane: a ringed cross where the needle line crosses the image, and the tip's offset."""
+        """Out of plane: a ringed cross where the needle line crosses the image, and the tip's offset
+        (labels on boxes, off the view's own texts)."""
+        p.save()
+        p.setClipping(False)          # the labels may reach past the image, not past the view
         f = QFont(self.font())
         f.setPointSize(9)
         p.setFont(f)
+        bounds = QRectF(self.rect()).adjusted(2, 2, -2, -2)
+        taken = [box for _t, box in getattr(self.view, "drawn_text", [])]
         m = self._image_to_ct()
         cross = None if m is None else plane_crossing(line, m)
         if cross is not None and not (some_in_plane and abs(cross[1]) < 1.0):
@@ -208,11 +213,12 @@ class NeedleOverlay(QWidget):
             p.drawEllipse(c, 8, 8)
             p.drawLine(c + QPointF(-5, -5), c + QPointF(5, 5))
             p.drawLine(c + QPointF(-5, 5), c + QPointF(5, -5))
-            text = "needle crosses" if cross[1] <= 0 else f"path crosses, {cross[1]:.0f} mm ahead"
-            p.drawText(c + QPointF(11, -6), text)
+            text = "needle crosses here" if cross[1] <= 0 else f"path crosses here, {cross[1]:.0f} mm ahead"
+            draw_label(p, c + QPointF(11, 4), text, colour, bounds, avoid=taken)
         if not tip_near:
-            p.setPen(NEEDLE_COLOUR)
-            p.drawText(tip_xy + QPointF(8, 14), f"tip {tip_offset_mm:+.1f} mm off-plane")
+            draw_label(p, tip_xy + QPointF(8, 6), f"tip {tip_offset_mm:+.1f} mm off-plane", NEEDLE_COLOUR, bounds,
+                       avoid=taken)
+        p.restore()
 
     def _paint_border_and_text(self, p: QPainter, state) -> None:
         r = QRectF(self.rect())
@@ -223,22 +229,44 @@ class NeedleOverlay(QWidget):
             p.drawRect(r.adjusted(w / 2, w / 2, -w / 2, -w / 2))
         if self.kind == "slice":
             return
-        bounds = r.adjusted(8, 8, -8, -8)
         f = QFont(self.font())
         f.setPointSize(12)
         f.setBold(True)
         p.setFont(f)
         lines = []
         if self.guidance.guide is not None and not self.guidance.guide.path.safe:
-            lines.append((UNSAFE_PATH_TEXT, BREACH_COLOUR))
+            lines.append((UNSAFE_PATH_TEXT, BREACH_COLOUR, QColor(Qt.white)))
         if self.message:
-            lines.append((self.message, LEVEL_COLOUR[self.level]))
+            lines.append((self.message, LEVEL_COLOUR[self.level], QColor(Qt.white if self.level == "breach"
+                                                                          else Qt.black)))
         elif state is not None and not state.valid:
-            lines.append((hidden_text(state), HIDDEN_COLOUR))
-        y = bounds.bottom() - 4
-        for text, colour in reversed(lines):
-            # bottom-up, each wrapped to the view's width on its dark box
-            h = wrapped_height(p, bounds.width(), text)
-            box = draw_wrapped(p, QRectF(bounds.left(), y - h, bounds.width(), 0), text, colour, bounds,
-                               align=Qt.AlignHCenter)
-            y = box.top() - 4
+            lines.append((hidden_text(state), QColor(0, 0, 0, 200), HIDDEN_COLOUR))
+        # Bottom of the image, above the view's steering hints: on solid plates of the warning colour.
+        frame = self._image_rect()
+        bottom = min(frame.bottom(), r.bottom()) - 6 if not frame.isEmpty() else r.bottom() - 6
+        bounds = r.adjusted(8, 8, -8, -8)
+        for text, background, colour in reversed(lines):
+            bottom = _plate(p, text, background, colour, bounds, bottom) - 4
+
+
+def _plate(p: QPainter, text: str, background: QColor, colour: QColor, bounds: QRectF, bottom: float) -> float:
+    """``text`` wrapped to ``bounds``' width, centred, on a solid rounded plate whose bottom is at
+    ``bottom`` (kept inside ``bounds``); logged in the device's ``drawn_text``. Returns its top."""
+    shown = keep_units(text)
+    fm = QFontMetricsF(p.font())
+    inner = max(bounds.width() - 2 * PAD_X - 8, 10.0)
+    t = fm.boundingRect(QRectF(0, 0, inner, 1e6), int(Qt.TextWordWrap | Qt.AlignHCenter), shown)
+    w, h = min(t.width(), inner) + 2 * PAD_X + 8, t.height() + 2 * PAD_Y + 4
+    box = QRectF(bounds.center().x() - w / 2, max(bounds.top(), bottom - h), w, h)
+    p.save()
+    p.setPen(Qt.NoPen)
+    p.setBrush(background)
+    p.drawRoundedRect(box, 4, 4)
+    p.setPen(colour)
+    p.drawText(box.adjusted(PAD_X + 4, PAD_Y + 2, -PAD_X - 4, -PAD_Y - 2), int(Qt.TextWordWrap | Qt.AlignHCenter),
+               shown)
+    p.restore()
+    log = getattr(p.device(), "drawn_text", None)
+    if log is not None:
+        log.append((text, QRectF(box)))
+    return box.top()

@@ -52,7 +52,8 @@ class Needle3D(QObject):
     def set_state(self, state, level: Optional[str]) -> None:
         self._pending, self._has_pending = (state, level), True
         key = (state is not None and state.valid, level)
-        wait = self.urgent_ms if key != self.shown else self.interval_ms
+        # while the window slows the US plane's 3D updates (playing, live) the needle follows suit
+        wait = self.urgent_ms if key != self.shown else max(self.interval_ms, self.view3d.plane_interval_ms)
         if not self._timer.isActive() or self._timer.remainingTime() > wait:
             self._timer.start(wait)
 
