@@ -16,6 +16,7 @@ from gui.window.main_window import MainWindow
 from planner.anatomy.structures import risk_class_of
 from registration.io.ct_io import load_ct
 from registration.io.labelmap_io import load_labels
+from registration.io.seq_mha_read import read_sequence
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -42,6 +43,9 @@ def guided(qtbot, plan, ct_and_labels, size, enable_3d=False):
     else:
         w = make_window(qtbot, size=size, panels=True)
     w.set_ct(*ct_and_labels)
+    if enable_3d:
+        w.view3d.wait_for_surfaces(120000)
+        qtbot.waitUntil(lambda: bool(w.view3d.surfaces), timeout=10000)
     w.set_registration(RegistrationState(plan["reference_to_ct"], method="truth (demo)", tre_mm=0.0))
     panel = w.panel_docks["guidance"].widget()
     panel.open_plan_folder(plan["plan"])
@@ -125,15 +129,19 @@ def test_breach_warning_appears_names_the_vessel_and_clears_then_stale(qtbot, pl
     assert breaches and clear
 
 
-def test_along_the_plan_no_warning(qtbot, plan, ct_and_labels, free_port, artifacts_dir):
+def test_along_the_plan_no_warning_and_the_recording_replays_the_needle(qtbot, plan, ct_and_labels, free_port,
+                                                                         artifacts_dir, tmp_path):
     w, panel = guided(qtbot, plan, ct_and_labels, (1920, 1080), enable_3d=True)
     seen = Seen(w, panel)
     port = free_port()
-    proc = start_replay(plan, port, "--duration", "30")
+    proc = start_replay(plan, port, "--loop", "--duration", "40")      # one insertion every 3.3 s
+    rec = tmp_path / "guided.igs.mhd"
+    w.ask_record_path = lambda: str(rec)
     try:
         w.live.connect_host("127.0.0.1", port)
+        w.live.actions["record"].trigger()
         qtbot.waitUntil(lambda: w.guidance.state is not None and w.guidance.state.valid
-                        and w.guidance.state.tip_to_target_mm < 25, timeout=30000)
+                        and w.guidance.state.tip_to_target_mm < 25, timeout=40000)
         w.panel_docks["guidance"].raise_()
         panel.needle3d.flush()
         assert panel.needle3d.shown == (True, None) and "needle_shaft" in panel.needle3d.actors
@@ -143,20 +151,38 @@ def test_along_the_plan_no_warning(qtbot, plan, ct_and_labels, free_port, artifa
         w.resize(1366, 768)
         qtbot.wait(200)
         w.grab().save(str(artifacts_dir / "gui_guidance_plan_1366x768.png"))
-        qtbot.waitUntil(lambda: proc.poll() is not None, timeout=30000)
+        qtbot.wait(4000)                                   # at least one whole insertion recorded
+        w.live.actions["record"].trigger()
     finally:
         w.live.disconnect_all()
         proc.terminate()
         proc.communicate(timeout=20)
+    assert not w.reporter.history, w.reporter.history
+    # The GUI shows the newest state when it is behind (3D renders take it 0.1-1 s here): none
+    # of the states it showed had a warning, and they were not hidden while the needle was sent.
     valid = [s for s, *_ in seen.rows if s.valid]
-    # the GUI shows the newest state when it is behind (the 3D renders take it 100-300 ms): the
-    # states shown span the insertion from outside the body to the target, none with a warning
-    target = w.guidance.guide.path.target_ct
-    assert len(valid) >= 5 and np.linalg.norm(valid[0].tip_ct - target) > 40
-    assert not any(s.breach or s.caution for s in valid)
+    assert len(valid) >= 5 and not any(s.breach or s.caution for s in valid)
     assert all(level is None for _s, _t, level, _sl, _v in seen.rows)
-    assert np.linalg.norm(valid[-1].tip_ct - w.guidance.guide.path.target_ct) < 1.0
-    assert panel.needle3d.shown == (False, None)          # the stream ended: hidden in 3D too
+    qtbot.waitUntil(lambda: panel.needle3d.shown[0] is False, timeout=5000)   # disconnected: gone in 3D too
+    assert all(v.text() == "--" for v in panel.values.values())
+    # The recording keeps the needle (and its calibration) with the frames, and the player replays
+    # it: every recorded frame guided, none with a warning, the tip reaching the target.
+    recorded = read_sequence(rec)
+    assert "NeedleToReference" in recorded.transforms and "NeedleTipToNeedle" in recorded.transforms
+    w.set_sweep(recorded)
+    qtbot.waitUntil(lambda: w.guidance.recorded is not None, timeout=30000)
+    states = w.guidance.recorded
+    ok = recorded.statuses["NeedleToReference"]
+    assert ok.sum() >= 90 and all(s.valid for s, k in zip(states, ok) if k)
+    assert not any(s.breach or s.caution for s in states if s.valid)
+    target = w.guidance.guide.path.target_ct
+    best = int(np.argmin([np.linalg.norm(s.tip_ct - target) if s.valid else np.inf for s in states]))
+    assert np.linalg.norm(states[best].tip_ct - target) < 1.0
+    w.player.seek(best)
+    assert w.guidance.state is states[best]
+    assert panel.values["to_target"].text() == f"{states[best].tip_to_target_mm:.1f} mm"
+    assert "BREACH" not in panel.alert_label.text()
     lags = np.array(w.guidance.lags_ms)
-    print(f"\nalong the plan: {len(valid)} guided states shown ({w.guidance.skipped} superseded); lag transform arrival -> panel updated: median "
-          f"{np.median(lags):.1f} ms, p95 {np.percentile(lags, 95):.1f} ms")
+    print(f"\nalong the plan: {len(valid)} guided states shown ({w.guidance.skipped} superseded), "
+          f"{int(ok.sum())} recorded; lag transform arrival -> panel updated: median {np.median(lags):.1f} ms, "
+          f"p95 {np.percentile(lags, 95):.1f} ms")

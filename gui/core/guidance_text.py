@@ -54,13 +54,16 @@ def _mm(v: Optional[float], signed: bool = False) -> str:
     return f"{v:+.1f} mm" if signed else f"{v:.1f} mm"
 
 
-def numbers(state: Optional[GuidanceState]) -> Dict[str, str]:
-    """{'to_target', 'miss', 'angle', 'off_plane'}: the big numbers as text ('--' when hidden)."""
+def numbers(state: Optional[GuidanceState], plane_offset_mm: Optional[float] = None) -> Dict[str, str]:
+    """{'to_target', 'miss', 'angle', 'off_plane'}: the big numbers as text ('--' when hidden).
+    ``plane_offset_mm``: the tip's offset from the image shown (the view's frame), when known;
+    else the state's own (the frame that arrived with the transform)."""
     if state is None or not state.valid:
         return {k: NO_VALUE for k in ("to_target", "miss", "angle", "off_plane")}
+    offset = state.plane_offset_mm if plane_offset_mm is None else plane_offset_mm
     return {"to_target": _mm(state.tip_to_target_mm), "miss": _mm(state.miss_mm),
             "angle": NO_VALUE if state.angle_deg is None else f"{state.angle_deg:.1f}\u00b0",
-            "off_plane": _mm(state.plane_offset_mm, signed=True)}
+            "off_plane": _mm(offset, signed=True)}
 
 
 def details(state: Optional[GuidanceState]) -> str:

@@ -17,18 +17,17 @@ INVALID, stale or uncalibrated. The needle on the views:
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QFont
-from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog, QGridLayout, QGroupBox,
+from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QGridLayout, QGroupBox,
                              QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
 
 from gui.core.guidance_text import UNSAFE_PATH_TEXT, alert, details, hidden_text, numbers
 from gui.core.needle_guidance import NeedleGuidance
-from registration.spatial.errors import InputError
 
+from .guidance_setup import GuidanceSetupMixin
 from .needle_overlay import NeedleOverlay
 
 NUMBERS = (("to_target", "Tip to target"), ("miss", "Miss (projected path)"), ("angle", "Angle to plan"),
@@ -37,7 +36,7 @@ STYLE = {"breach": "background:#c0221b; color:white;", "caution": "background:#e
          "hidden": "background:#444; color:#ffcf70;", "ok": "background:#1d5e24; color:white;"}
 
 
-class GuidancePanel(QWidget):
+class GuidancePanel(GuidanceSetupMixin, QWidget):
     def __init__(self, window, guidance: NeedleGuidance, parent=None):
         super().__init__(parent)
         self.setObjectName("guidance_panel")
@@ -48,6 +47,7 @@ class GuidancePanel(QWidget):
         self.overlays = []
         self.needle3d = None
         self._beeped = False
+        self._guide_shown = None
         self._build()
         guidance.state_changed.connect(self.show_state)
         guidance.setup_changed.connect(self._setup_changed)
@@ -140,97 +140,39 @@ class GuidancePanel(QWidget):
         self.setup_label.setText(text)
         self.show_state(self.guidance.state)     # the UNSAFE line and the views follow the new guide
 
-    # ------------------------------------------------------------ plan
-    def _ask_plan_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Plan folder (ctus plan --out, or Export)")
-        if path:
-            self.open_plan_folder(path)
-
-    def open_plan_folder(self, folder) -> None:
-        """A plan folder: plan.json and the label map it keeps (``labels.nrrd``)."""
-        from planner.export.plan_files import plan_labels_path
-        from planner.guidance.planned_path import read_plan
-        with self.window.reporter.action("Open plan for guidance"):
-            plan, path = read_plan(folder)
-            labels = plan_labels_path(os.path.dirname(path))
-            self._set_plan(plan, path, labels, f"{path} (labels: {os.path.basename(labels)})")
-
-    def use_current_plan(self) -> None:
-        """The plan shown in the Planning panel (or the last exported one) with the window's labels."""
-        with self.window.reporter.action("Use the current plan for guidance"):
-            dock = getattr(self.window, "panel_docks", {}).get("planning")
-            result = getattr(dock.widget(), "result", None) if dock is not None else None
-            plan = result.plan if result is not None else self.window.plan
-            if plan is None or self.window.labels is None:
-                raise InputError("there is no plan in the window", fix="plan in the Planning panel, or open a "
-                                                                        "plan folder")
-            self._set_plan(plan, None, self.window.labels, "the plan in the window")
-
-    def _set_plan(self, plan: dict, path, labels, text: str) -> None:
-        self.plan, self.plan_path, self.labels = plan, path, labels
-        self.plan_label.setText(f"Plan: {text}")
-        self.path_box.clear()
-        first = (plan.get("recommendation") or {}).get("biopsy_first")
-        for les in plan.get("lesions", []):
-            for i, t in enumerate(les.get("trajectories") or [], start=1):
-                unsafe = "  UNSAFE (least-risk only)" if t.get("safe", True) is False else ""
-                self.path_box.addItem(f"{les['name']} path {i} ({t.get('guidance', '')}, "
-                                      f"{float(t.get('length_mm', 0)):.0f} mm){unsafe}", (les["name"], i))
-                if les["name"] == first and i == 1:
-                    self.path_box.setCurrentIndex(self.path_box.count() - 1)
-        self.start_button.setEnabled(self.path_box.count() > 0)
-        if not self.path_box.count():
-            self.plan_label.setText(f"Plan: {text}: no lesion has a path to guide along")
-
-    def select_path(self, lesion: str, trajectory: int = 1) -> None:
-        i = next((k for k in range(self.path_box.count())
-                  if tuple(self.path_box.itemData(k)) == (lesion, trajectory)), -1)
-        if i < 0:
-            raise InputError(f"no path {trajectory} of {lesion} in the plan", fix="choose one of the list")
-        self.path_box.setCurrentIndex(i)
-
-    def start(self) -> None:
-        """Set up guidance along the selected path (off the GUI thread)."""
-        from planner.guidance.planned_path import plan_reference_to_ct
-        with self.window.reporter.action("Start needle guidance"):
-            if self.plan is None or self.path_box.currentData() is None:
-                raise InputError("no plan path selected", fix="open a plan folder or use the current plan")
-            lesion, trajectory = self.path_box.currentData()
-            reg = self.window.registration
-            r2c = reg.reference_to_ct if reg is not None else plan_reference_to_ct(self.plan, path=self.plan_path)
-            self.guidance.start_setup(self.plan, self.labels, r2c, lesion=lesion, trajectory=trajectory,
-                                      plan_path=self.plan_path, on_error=lambda e, tb: self.window.reporter.report(
-                                          "Set up needle guidance", e, tb))
-            dock = self.parentWidget()
-            if isinstance(dock, QDockWidget):
-                dock.raise_()
-
-    # ------------------------------------------------------------ calibration
-    def _ask_calibration(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Needle calibration", "",
-                                              "PLUS config or pivot recording (*.xml *.mha *.mhd)")
-        if path:
-            self.load_calibration(path)
-
-    def load_calibration(self, path) -> None:
-        """A PLUS config (``NeedleTip`` -> ``Needle``) at once; a pivot recording in a worker."""
-        from registration.tracking.needle_tool import calibration_from_config, calibration_from_pivot_recording
-        tool = self.guidance.tool
-        with self.window.reporter.action("Needle calibration"):
-            if str(path).lower().endswith(".xml"):
-                self.guidance.set_calibration(calibration_from_config(path, tool=tool))
-                return
-            self.window.run_worker("Pivot calibration of the needle",
-                                   lambda progress: calibration_from_pivot_recording(path, tool=tool)[0],
-                                   self.guidance.set_calibration)
-
     # ------------------------------------------------------------ per state
+    def shown_plane_offset(self, state) -> Optional[float]:
+        """The tip's offset (mm) from the US image the view shows now (the engine's
+        ``plane_numbers``), so the number matches the drawing; None without a tracked frame."""
+        from planner.guidance.guidance_state import plane_numbers
+        us, guide = self.window.us_view, self.guidance.guide
+        if state is None or not state.valid or guide is None or us.image_to_reference is None:
+            return None
+        return plane_numbers(state.tip_ct, state.direction_ct, guide.reference_to_ct @ us.image_to_reference,
+                             us.frame_shape)["plane_offset_mm"]
+
+    def frame_shown(self) -> None:
+        """A new US frame: its offset from the needle tip (the drawing follows by itself)."""
+        state = self.guidance.state
+        if state is not None and state.valid:
+            self.values["off_plane"].setText(numbers(state, self.shown_plane_offset(state))["off_plane"])
+
+    def _path_to_3d(self, path) -> None:
+        """The guided path in the 3D view (camera along it), as the Planning panel shows a path;
+        an unsafe least-risk path is not drawn there (one colour for paths in 3D)."""
+        v3 = self.window.view3d
+        if v3 is not None:
+            v3.set_trajectories([(path.entry_ct, path.target_ct)] if path.safe else [])
+
     def show_state(self, state) -> None:
         """Panel, view overlays and 3D needle for ``state`` (GuidanceState or None), together."""
         a = alert(state)
-        for key, text in numbers(state).items():
+        for key, text in numbers(state, self.shown_plane_offset(state)).items():
             self.values[key].setText(text)
         guide = self.guidance.guide
+        if guide is not None and guide is not self._guide_shown:
+            self._guide_shown = guide
+            self._path_to_3d(guide.path)
         self.unsafe_label.setVisible(guide is not None and not guide.path.safe)
         if a is not None:
             self.alert_label.setText(a.text)
@@ -282,6 +224,7 @@ def install(window) -> QDockWidget:
     if getattr(window, "live", None) is not None:
         guidance.attach_live(window.live)
     window.player.frame_changed.connect(guidance.show_frame)
+    window.us_view.frame_updated.connect(panel.frame_shown)
     window.data_changed.connect(lambda: guidance.set_sweep(window.sweep) if window.sweep is not guidance.sweep
                                 else None)
     window.registration_changed.connect(lambda reg: guidance.set_reference_to_ct(reg.reference_to_ct)
