@@ -122,3 +122,35 @@ def test_least_risk_path_is_guided_as_unsafe(qtbot, case):
     us = next(o for o in panel.overlays if o.kind == "us")
     us.repaint()
     assert any("PLANNED PATH UNSAFE" in t for t, _box in us.drawn_text)
+
+
+def test_caution_is_amber_and_a_breach_then_clears_on_every_view(qtbot, case):
+    """States straight from the engine's type: caution -> amber border and message; breach -> red on
+    every view with the structure and distance; a clear state removes both in the same slot."""
+    from planner.guidance.guidance_state import GuidanceState
+    w, panel = guided_window(qtbot, case, size=(1366, 768))
+    base = dict(t=1.0, timestamp=1.0, received=1.0, valid=True, lesion="lesion_1", tip_ct=np.array([-5.0, 0, 10]),
+                direction_ct=np.array([0, 0, -1.0]), projected_end_ct=np.array([-5.0, 0, 0]),
+                tip_to_target_mm=10.0, miss_mm=0.0, angle_deg=0.0)
+    caution = GuidanceState(**base, caution=True, caution_structure="portal_vein", caution_distance_mm=4.2,
+                            caution_margin_mm=5.0, caution_ahead_mm=3.0)
+    breach = GuidanceState(**base, breach=True, breach_where="tip", breach_structure="portal_vein",
+                           breach_distance_mm=1.3, breach_margin_mm=1.1)
+    clear = GuidanceState(**base)
+    for state, level, word in ((caution, "caution", "CAUTION: portal_vein 4.2 mm"),
+                               (breach, "breach", "BREACH: portal_vein 1.3 mm"), (clear, None, None)):
+        w.guidance._show(state)
+        assert all(o.level == level for o in panel.overlays)
+        if word:
+            assert word in panel.alert_label.text() and all(word in o.message for o in panel.overlays)
+        else:
+            assert "no breach" in panel.alert_label.text() and not any(o.message for o in panel.overlays)
+        us = next(o for o in panel.overlays if o.kind == "us")
+        us.repaint()
+        img = us.grab().toImage()
+        c = img.pixelColor(2, us.height() // 2)          # the border
+        if level == "breach":
+            assert c.red() > 200 and c.green() < 80
+        elif level == "caution":
+            assert c.red() > 200 and 120 < c.green() < 200 and c.blue() < 60
+        assert panel.values["to_target"].text() == "10.0 mm"
