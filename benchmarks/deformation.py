@@ -10,7 +10,11 @@ deformed sweeps simulated from a real CT) holds sweeps of a liver deformed betwe
 and the scan (``truth.ultrasound.deformed_sweeps``, see sample_data/sweeps/deformed_sweeps.py).
 Per deformed sweep and run: a random start (|t| uniform 5-20 mm, angle 0-10 deg about a random
 axis through the liver centroid, seeded) applied to the true (rigid-part) reference_to_ct;
-``ctus register --init --targets`` runs on it (in this process) and its RESULT.json is read.
+the registration runs on it as ``ctus register --init --targets`` does (engine calls in this
+process, RESULT.json document from ``result_document``). Then the focused refinement
+(``ctus register --focus``, :func:`registration.align.focus.refine_near_target`) on the sweep's
+lesion (a lesion sweep's target; for a survey the lesion it cuts in most frames): the focus
+table compares the whole-sweep and the focused true error there.
 Targets: the sweep's truth targets (lesion centroids, vessel branch points, liver points at
 increasing distance from the sweep).
 
@@ -29,21 +33,18 @@ benchmarks/results/deformation.md (``--markdown``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.cli.main import main as ctus  # noqa: E402
 from registration.align.multistart import random_rigid_perturbation  # noqa: E402
 from registration.io.sequence_io import load_sweep  # noqa: E402
 from registration.spatial.fan_mask import detect_fan_mask  # noqa: E402
@@ -94,21 +95,40 @@ def sweep_fan(case: dict, entry: dict):
     return mats[valid], mask
 
 
-def register(case: dict, entry: dict, targets: list, init: np.ndarray, seed: int, starts: int, work: Path) -> dict:
-    """``ctus register --init --targets`` in this process; returns RESULT.json (or {'error': ...})."""
-    init_p, tgt_p, out_p = work / "init.json", work / "targets.json", work / "result.json"
-    init_p.write_text(json.dumps({"reference_to_ct": init.tolist()}))
-    tgt_p.write_text(json.dumps({"targets": [{"name": t["name"], "point": t["point_ct"], "radius_mm": t.get("radius_mm")}
-                                             for t in targets]}))
-    argv = ["register", "--ct", str(case["ct"]), "--sweep", str(case["dir"] / entry["file"]),
-            "--calibration", str(case["config"]), "--init", str(init_p), "--targets", str(tgt_p),
-            "--out", str(out_p), "--seed", str(seed), "--starts", str(starts), "--force"]
-    log = io.StringIO()
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        code = ctus(argv)
-    if code != 0:
-        return {"error": f"exit {code}: {log.getvalue().strip().splitlines()[-1:]}"}
-    return json.loads(out_p.read_text())
+def focus_target(entry: dict, targets: list) -> Optional[str]:
+    """The lesion a focused refinement is about: a lesion sweep's target, else the lesion the
+    sweep cuts in most frames (None if none)."""
+    names = {t["name"] for t in targets}
+    if entry.get("target") in names:
+        return entry["target"]
+    cut = {k: len(v) for k, v in (entry.get("lesions_cut") or {}).items() if k in names}
+    return max(cut, key=cut.get) if cut else None
+
+
+def register(case: dict, entry: dict, targets: list, init: np.ndarray, seed: int, starts: int,
+             focus: Optional[str] = None) -> dict:
+    """What ``ctus register --init --targets`` writes (RESULT.json document), and with ``focus`` also
+    the focused RESULT (``ctus register --focus``) as ``["focused"]``; or {'error': ...}."""
+    from registration.align.focus import refine_near_target
+    from registration.align.intensity_registration import register_sweep
+    from registration.align.result_document import result_document
+    from registration.io.ct_io import load_ct
+    if "ct_volume" not in case:
+        case["ct_volume"] = load_ct(case["ct"])
+    tg = {t["name"]: {"point": t["point_ct"], "radius_mm": t.get("radius_mm")} for t in targets}
+    try:
+        sweep = load_sweep(case["dir"] / entry["file"], calibration=case["config"])
+        res = register_sweep(case["ct_volume"], sweep, init, seed=seed, n_starts=starts, targets=tg)
+        kw = dict(ct_path=case["ct"], sweep_path=case["dir"] / entry["file"], calibration_path=case["config"],
+                  init_source="init", init_file=None, targets=tg)
+        doc = result_document(res, **kw)
+        if focus is not None:
+            f = refine_near_target(case["ct_volume"], sweep, res, focus, tg[focus]["point"], seed=seed,
+                                   radius_target_mm=tg[focus]["radius_mm"], targets=tg)
+            doc["focused"] = result_document(f, **kw)
+    except Exception as exc:  # a failed run is a result, not a crash of the benchmark
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
+    return doc
 
 
 def measure(case: dict, entry: dict, targets: list, result: dict, fan) -> list:
@@ -128,7 +148,8 @@ def measure(case: dict, entry: dict, targets: list, result: dict, fan) -> list:
         rows.append({"name": t["name"], "kind": t["kind"], "true_mm": float(e), "distance_mm": float(dd),
                      "predicted_mm": c.get("tre_registration_mm"), "radius95_mm": r95,
                      "covered": None if r95 is None else bool(e <= r95), "verdict": c.get("verdict"),
-                     "product_distance_mm": c.get("distance_to_sweep_mm"),
+                     "product_distance_mm": c.get("distance_to_sweep_mm"), "extrapolated": c.get("extrapolated"),
+                     "deformation_mm": c.get("tre_deformation_mm"),
                      "rigid_floor_mm": t.get("rigid_residual_mm") if entry.get("deformed") else 0.0})
     return rows
 
@@ -142,6 +163,7 @@ def summarise(rows: list) -> dict:
                 "coverage_95": float(np.mean([r["covered"] for r in est])) if est else None,
                 "good": sum(r["verdict"] == "good" for r in rs),
                 "good_true_over_5mm": sum(r["verdict"] == "good" and r["true_mm"] > BAD_MM for r in rs),
+                "extrapolated": sum(bool(r.get("extrapolated")) for r in rs),
                 "check": sum(r["verdict"] == "check" for r in rs), "poor": sum(r["verdict"] == "poor" for r in rs),
                 "mean_true_mm": float(true.mean()) if len(true) else None,
                 "median_true_mm": float(np.median(true)) if len(true) else None,
@@ -156,7 +178,22 @@ def _fmt(v, spec="5.2f"):
     return "  -  " if v is None else format(v, spec)
 
 
-def run_set(case, label, entries, targets_of, runs, seed, starts, work, log) -> list:
+def focus_row(case: dict, entry: dict, res: dict, rows: list, name: str) -> dict:
+    """Whole-sweep vs focused true error (and claims) at the focus lesion ``name``."""
+    foc = res["focused"]
+    field = case["field"] if entry.get("deformed") else OrganDeformation.zero()
+    row = next(r for r in rows if r["name"] == name)
+    claim = next((t for t in foc.get("targets", []) if t["name"] == name), {})
+    true_f = float(true_target_error_mm(case["truth"], entry["file"], np.asarray(foc["reference_to_ct"], float),
+                                        np.asarray(claim.get("point_ct"), float), field=field))
+    return {"lesion": name, "global_true_mm": row["true_mm"], "global_pred_mm": row["predicted_mm"],
+            "global_verdict": row["verdict"], "focused_true_mm": true_f,
+            "focused_pred_mm": claim.get("tre_registration_mm"), "focused_r95_mm": claim.get("tre_registration_95_mm"),
+            "focused_verdict": claim.get("verdict"), "frames": len((foc.get("focus") or {}).get("frames", [])),
+            "time_s": foc.get("wall_time_s")}
+
+
+def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bool = False) -> list:
     out = []
     for si, entry in enumerate(entries):
         targets = targets_of(entry)
@@ -166,14 +203,26 @@ def run_set(case, label, entries, targets_of, runs, seed, starts, work, log) -> 
             rng = np.random.default_rng([seed, si, r])
             init = random_rigid_perturbation(rng, (5.0, 20.0), (0.0, 10.0), center=case["center"]) @ true_m
             t0 = time.perf_counter()
-            res = register(case, entry, targets, init, seed=r, starts=starts, work=work)
+            res = register(case, entry, targets, init, seed=r, starts=starts,
+                           focus=focus_target(entry, targets) if focus else None)
             if "error" in res:
                 log(f"{label} {entry['file']} run {r}: FAILED {res['error']}")
                 out.append({"set": label, "sweep": entry["file"], "run": r, "error": res["error"], "targets": []})
                 continue
             rows = measure(case, entry, targets, res, fan)
             out.append({"set": label, "sweep": entry["file"], "run": r, "verdict": res.get("verdict"),
-                        "time_s": time.perf_counter() - t0, "targets": rows})
+                        "time_s": time.perf_counter() - t0, "targets": rows,
+                        "register_s": res.get("wall_time_s"), "timings_s": res.get("timings_s"),
+                        "init": init.tolist(), "reference_to_ct": res.get("reference_to_ct"),
+                        "focused_reference_to_ct": (res.get("focused") or {}).get("reference_to_ct"),
+                        "deformation": {k: v for k, v in ((res.get("uncertainty") or {}).get("deformation")
+                                                          or {}).items() if k != "local_fits"},
+                        "capture": (res.get("uncertainty") or {}).get("capture")})
+            if "focused" in res:
+                out[-1]["focus"] = f = focus_row(case, entry, res, rows, res["focused"]["focus"]["name"])
+                log(f"  focus {f['lesion']}: whole-sweep true {f['global_true_mm']:.2f} mm -> focused "
+                    f"{f['focused_true_mm']:.2f} mm (claimed {_fmt(f['focused_pred_mm'])}, {f['focused_verdict']}, "
+                    f"{f['frames']} frames, {f['time_s']:.1f} s)")
             s = summarise(rows)
             log(f"\n{label} {entry['file']} run {r}: overall verdict {res.get('verdict')}, "
                 f"{time.perf_counter() - t0:.0f} s; mean true {s['mean_true_mm']:.2f} mm, covered "
@@ -214,13 +263,14 @@ def markdown(path: Path, case: dict, args, sets: dict, summaries: dict, seconds:
              + json.dumps(case["truth"]["ultrasound"]["deformation"]["rigid_residual_liver_mm"]) + " mm.", "",
              "## Summary (all runs, all targets)", "",
              "| set | distance band | targets | 95 % radius covers | good | good & true > 5 mm | check | poor "
-             "| true error mean / median / max (mm) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| extrapolated | true error mean / median / max (mm) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, s in summaries.items():
         for name, b in [("all", s)] + list(s["bands"].items()):
             if b["targets"]:
                 lines.append(f"| {label} | {name} | {b['targets']} | {_fmt(b['coverage_95'], '.2f')} | {b['good']} | "
-                             f"{b['good_true_over_5mm']} | {b['check']} | {b['poor']} | {b['mean_true_mm']:.2f} / "
-                             f"{b['median_true_mm']:.2f} / {b['max_true_mm']:.2f} |")
+                             f"{b['good_true_over_5mm']} | {b['check']} | {b['poor']} | {b['extrapolated']} | "
+                             f"{b['mean_true_mm']:.2f} / {b['median_true_mm']:.2f} / {b['max_true_mm']:.2f} |")
+    lines += _focus_and_cost_tables(sets)
     lines += ["", "## Per run and target", "",
               "true: true error (Reference mm); pred / r95: RESULT.json tre_registration_mm and its 95 % radius; "
               "dist: distance of the target's true position from the imaged region (mm); floor: residual of the "
@@ -231,14 +281,38 @@ def markdown(path: Path, case: dict, args, sets: dict, summaries: dict, seconds:
             if "error" in r:
                 lines += ["", f"failed: {r['error']}", ""]
                 continue
-            lines += ["", "| target | kind | true | pred | r95 | covered | verdict | dist | floor |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += ["", "| target | kind | true | pred | r95 | covered | verdict | extrapolated | dist | floor |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for t in r["targets"]:
                 lines.append(f"| {t['name']} | {t['kind']} | {t['true_mm']:.2f} | {_fmt(t['predicted_mm'], '.2f')} | "
                              f"{_fmt(t['radius95_mm'], '.2f')} | {t['covered']} | {t['verdict']} | "
-                             f"{t['distance_mm']:.1f} | {_fmt(t['rigid_floor_mm'], '.2f')} |")
+                             f"{t.get('extrapolated')} | {t['distance_mm']:.1f} | {_fmt(t['rigid_floor_mm'], '.2f')} |")
             lines.append("")
     path.write_text("\n".join(lines) + "\n")
+
+
+def _focus_and_cost_tables(sets: dict) -> list:
+    """Markdown: whole-sweep vs focused error per lesion and run; the deformation estimate and its cost."""
+    lines = ["", "## Focused refinement at the sweep's lesion (`ctus register --focus`)", "",
+             "| sweep | run | lesion | whole-sweep true / claimed / verdict | focused true / claimed / r95 / verdict "
+             "| frames | time (s) |", "|---|---|---|---|---|---|---|"]
+    for r in (r for runs in sets.values() for r in runs if r.get("focus")):
+        f = r["focus"]
+        lines.append(f"| {r['sweep']} | {r['run']} | {f['lesion']} | {f['global_true_mm']:.2f} / "
+                     f"{_fmt(f['global_pred_mm'], '.2f')} / {f['global_verdict']} | {f['focused_true_mm']:.2f} / "
+                     f"{_fmt(f['focused_pred_mm'], '.2f')} / {_fmt(f['focused_r95_mm'], '.2f')} / "
+                     f"{f['focused_verdict']} | {f['frames']} | {_fmt(f['time_s'], '.1f')} |")
+    lines += ["", "## Residual-deformation estimate per run", "",
+              "| set | sweep | run | local (mm) | growth (mm/mm) | RMS local-fit shift (mm) | its time (s) "
+              "| registration (s) |", "|---|---|---|---|---|---|---|---|"]
+    for label, runs in sets.items():
+        for r in runs:
+            d = r.get("deformation") or {}
+            lines.append(f"| {label} | {r['sweep']} | {r['run']} | {_fmt(d.get('local_mm'), '.2f')} | "
+                         f"{_fmt(d.get('growth_mm_per_mm'), '.3f')} | {_fmt(d.get('local_fit_shift_rms_mm'), '.2f')} "
+                         f"| {_fmt((r.get('timings_s') or {}).get('deformation'), '.1f')} | "
+                         f"{_fmt(r.get('register_s'), '.1f')} |")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -250,6 +324,7 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", type=int, default=4, help="ctus register --starts (default 4)")
     ap.add_argument("--sweeps", help="comma-separated deformed sweep files (default: all)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the static survey sweep")
+    ap.add_argument("--no-focus", action="store_true", help="skip the focused refinements")
     ap.add_argument("--json", help="write every row and the summaries here")
     ap.add_argument("--markdown", help="write the report here (e.g. benchmarks/results/deformation.md)")
     args = ap.parse_args(argv)
@@ -262,15 +337,14 @@ def main(argv=None) -> int:
 
     def log(s):
         print(s, flush=True)
-    with tempfile.TemporaryDirectory(prefix="ctus-deformation-") as tmp:
-        sets = {"deformed": run_set(case, "deformed", deformed, lambda e: e["targets"], args.runs, args.seed,
-                                    args.starts, Path(tmp), log)}
-        survey = next((s for s in us.get("sweeps", []) if s["kind"] == "survey"), None)
-        if survey is not None and not args.no_baseline:
-            # the deformed survey's targets (same points and starts) on the static survey sweep
-            base = next((s for s in us["deformed_sweeps"] if s["kind"] == "survey"), us["deformed_sweeps"][0])
-            sets["static"] = run_set(case, "static", [survey], lambda e: base["targets"], args.runs, args.seed,
-                                     args.starts, Path(tmp), log)
+    sets = {"deformed": run_set(case, "deformed", deformed, lambda e: e["targets"], args.runs, args.seed,
+                                args.starts, log, focus=not args.no_focus)}
+    survey = next((s for s in us.get("sweeps", []) if s["kind"] == "survey"), None)
+    if survey is not None and not args.no_baseline:
+        # the deformed survey's targets (same points and starts) on the static survey sweep
+        base = next((s for s in us["deformed_sweeps"] if s["kind"] == "survey"), us["deformed_sweeps"][0])
+        sets["static"] = run_set(case, "static", [survey], lambda e: base["targets"], args.runs, args.seed,
+                                 args.starts, log)
     summaries = report(sets, log)
     seconds = time.perf_counter() - t0
     log(f"total {seconds:.0f} s; load average now {os.getloadavg()[0]:.1f}")

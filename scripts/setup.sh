@@ -52,4 +52,16 @@ try:
 except ImportError:
     sys.exit("setup: crcmod's C extension did not build (need gcc and python3-dev)")
 PYCHECK
+# The compiled kernels (registration/align/lc2_kernels.c, registration/spatial/distance_map.c,
+# ~20 kB each, built once per source version with the C compiler by
+# registration/spatial/native_build.py; without them registration and planning fall back to
+# numpy/scipy, slower).
+.venv/bin/python - <<'PYKERNELS'
+import sys
+from registration.align import lc2_kernels
+from registration.spatial import distance_map
+for name, mod in (("LC2 kernels", lc2_kernels), ("distance transform", distance_map)):
+    if not mod.AVAILABLE:
+        sys.exit(f"setup: the {name} did not build: {mod.UNAVAILABLE_REASON}")
+PYKERNELS
 echo "setup: ready (.venv)"

@@ -150,3 +150,35 @@ def test_lesions_of_a_label_map_become_targets(case, tmp_path):
     assert np.allclose(rows["lesion_1"]["point_ct"], lesion_centroids_ct()[0], atol=1.0)
     assert rows["lesion_1"]["radius_mm"] == pytest.approx(9.0, abs=1.0)
     assert 0 <= rows["lesion_2"]["hit_probability"] <= 1
+
+
+def test_register_starts_without_the_planner_pydicom_or_scipy_optimize():
+    """`ctus register` imports only its own command and what a NRRD registration needs (start-up time)."""
+    import subprocess
+    import sys
+    code = ("import sys; from planner.cli.main import _command_of, build_parser; "
+            "build_parser([_command_of(['register', '--ct', 'ct.nrrd'])]); "
+            "from registration.io.ct_io import load_ct; from registration.io.sequence_io import load_sweep; "
+            "from registration.align.intensity_registration import register_sweep; "
+            "import registration.align.motion, registration.align.result_document; "
+            "bad = [m for m in ('planner.case.case_plan', 'pydicom', 'scipy.optimize', 'scipy.spatial', 'numba') "
+            "if m in sys.modules]; assert not bad, bad")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.slow
+def test_feature_cache_folder_is_reused_with_the_same_result(case, tmp_path):
+    cache = tmp_path / "features"
+    docs, stamps = [], []
+    for k in range(2):
+        out = tmp_path / f"r{k}.json"
+        assert main(["register", "--ct", str(case / "ct.nrrd"), "--sweep", str(case / "sweep.igs.mha"),
+                     "--init", str(case / "init.json"), "--out", str(out), "--feature-cache", str(cache),
+                     "--breathing", "off", "--starts", "1"]) == 0
+        docs.append(json.loads(out.read_text()))
+        files = list(cache.glob("lc2-features-*.npz"))
+        assert len(files) == 1
+        stamps.append(files[0].stat().st_mtime_ns)
+    assert stamps[0] == stamps[1]                      # the second run read the features, did not redo them
+    assert docs[0]["reference_to_ct"] == docs[1]["reference_to_ct"]

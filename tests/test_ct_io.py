@@ -468,3 +468,33 @@ def test_listing_spacing_with_slightly_non_unit_orientation_vectors(tmp_path):
     (info,) = list_dicom_series(folder)
     assert info.spacing[2] == pytest.approx(2.5, abs=1e-6)
     assert load_ct(folder).spacing[2] == pytest.approx(2.5, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- plain-pixel reader
+@pytest.mark.parametrize("slope,intercept,hu_range,signed", [(1.0, -1024.0, (-1024, 3000), False),
+                                                             (1.0, -1024.0, (-3000, 3000), True),
+                                                             (0.5, -1000.25, (-1000, 2000), False)])
+def test_plain_pixel_reader_decodes_as_gdcm(tmp_path, slope, intercept, hu_range, signed):
+    """Uncompressed series are read from their pixel bytes with the rescale applied exactly as
+    GDCM applies it (whole HU -> int16, fractional -> float32)."""
+    from registration.io import dicom_volume
+    rng = np.random.default_rng(9)
+    vol = _oblique_volume(rng, shape=(5, 13, 17), hu_range=hu_range)
+    if slope != 1.0:   # values the slope can represent: stored = (hu - intercept) / slope
+        vol = vol.with_array((np.round((vol.array - intercept) / slope) * slope + intercept).astype(np.float32))
+    files = write_dicom_series(vol, tmp_path, series_description="plain", rescale_slope=slope,
+                               rescale_intercept=intercept)
+    assert pydicom.dcmread(files[0]).PixelRepresentation == int(signed)
+    ordered = list_dicom_series(tmp_path)[0].files
+    plain = dicom_volume._read_plain_pixels(ordered)
+    gdcm = dicom_volume._read_pixels_gdcm(ordered)
+    assert plain is not None and plain.dtype == gdcm.dtype and np.array_equal(plain, gdcm)
+    assert plain.dtype == (np.int16 if slope == 1.0 else np.float32)
+
+
+def test_compressed_series_is_left_to_gdcm(shared_data):
+    """JPEG 2000 pixels (the real abdomen CT): the plain reader declines, GDCM decodes."""
+    from registration.io import dicom_volume
+    files = list_dicom_series(shared_data("ct", "abdomen-20slice", "dicom"))[0].files
+    assert dicom_volume._read_plain_pixels(files) is None
+    assert dicom_volume._read_pixels(files).shape == (20, 512, 512)

@@ -69,13 +69,13 @@ def test_registration_stage_shares_follow_the_options():
         total = sum(s.weight for s in stages)
         keys = [s.key for s in stages]
         assert keys == ["ct_features", "translation_grid", "coarse_starts", "middle_level", "fine_level",
-                        "breathing", "hessian", "assess"]
+                        "breathing", "hessian", "deformation", "assess"]
         start_fine = sum(s.weight for s in stages[:keys.index("fine_level")]) / total
         assert 0.3 < start_fine < 0.8, start_fine
         assert stages[keys.index("fine_level")].label == "level 3 of 3"
     keys = [s.key for s in lc2_stages(LC2Options(translation_search_mm=0, breathing="off", hessian=False),
                                       breathing=True)]
-    assert keys == ["ct_features", "coarse_starts", "middle_level", "fine_level", "assess"]
+    assert keys == ["ct_features", "coarse_starts", "middle_level", "fine_level", "deformation", "assess"]
 
 
 @pytest.mark.gui
@@ -91,9 +91,16 @@ def test_registration_progress_in_the_window(qtbot, artifacts_dir):
     w.set_registration(start)
     panel.refine_options = dict(n_starts=2, max_evals_per_start=120, seed=1)
     seen, texts = [], []
+    show_stage = w.show_stage
+
+    def record(name, f, m):
+        """Every progress message the window shows (hooked before the worker starts: none is missed)."""
+        show_stage(name, f, m)
+        if m != "starting":
+            seen.append((f, m))
+            texts.append((panel.progress_text.text(), w.stage_label.toolTip()))
+    w.show_stage = record
     qtbot.mouseClick(panel.refine_button, Qt.LeftButton)
-    panel.worker.progress.connect(lambda f, m: (seen.append((f, m)), texts.append((panel.progress_text.text(),
-                                                                                 w.stage_label.toolTip()))))
     qtbot.waitUntil(lambda: any("level 3 of 3" in m for _, m in seen), timeout=120000)
     w.grab().save(str(artifacts_dir / "gui_flow_refine_progress_1366x768.png"))
     qtbot.waitUntil(lambda: panel.worker is None, timeout=180000)

@@ -41,7 +41,7 @@ def test_the_steps_follow_the_facts():
     def cur(**kw):
         return current_step(steps(WorkflowFacts(**kw)))
     assert cur() == "load"
-    assert cur(has_ct=True) == "load"                                   # labels missing
+    assert cur(has_ct=True) == "segment"                                # no labels: segment the CT
     assert cur(has_ct=True, has_labels=True, n_lesions=2) == "plan"      # no sweep: CT-guided planning
     loaded = dict(has_ct=True, has_labels=True, n_lesions=2, has_sweep=True)
     assert cur(**loaded) == "register"
@@ -54,7 +54,7 @@ def test_the_steps_follow_the_facts():
     no_lesion = steps(WorkflowFacts(has_ct=True, has_labels=True, n_lesions=0))
     s = {x.key: x for x in no_lesion}
     assert not s["plan"].enabled and "no lesion" in s["plan"].why_not
-    assert current_step(no_lesion) == "register"        # blocked (no sweep): the first step not done
+    assert current_step(no_lesion) == "segment"         # labels without a lesion: click one
     s = {x.key: x for x in steps(WorkflowFacts())}
     assert not s["register"].enabled and "a CT and a tracked sweep" in s["register"].why_not
 
@@ -67,7 +67,7 @@ def test_the_bar_and_the_panels_follow_what_is_loaded(window, qtbot, case, artif
     # Nothing open: Load is the step; the others are blocked, each saying what is missing.
     assert bar.current == "load" and "Load" in bar.hint.text()
     for key, words in (("register", "needs a CT and a tracked sweep"), ("verify", "needs a registration"),
-                       ("plan", "needs a CT and a label map"), ("export", "needs a plan")):
+                       ("plan", "needs a CT"), ("segment", "needs a CT"), ("export", "needs a plan")):
         b = bar.buttons[key]
         assert not b.isEnabled() and words in b.toolTip(), (key, b.toolTip())
     # Actions are enabled only when their inputs exist, with the reason in the tooltip.

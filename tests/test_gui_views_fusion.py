@@ -49,6 +49,13 @@ def demo_window(qapp, demo_case):
     w.set_registration(RegistrationState(w.true_r2c, "ground truth (test)", tre_mm=0.0))
     yield w
     w.close()
+    # Destroy it now, not whenever Python's cycle collector gets to it in a later test module
+    # (a window with a VTK render window collected mid-way through another window's set-up).
+    import gc
+    w.deleteLater()
+    qapp.processEvents()
+    del w
+    gc.collect()
 
 
 def _frame_on_lesion(w):

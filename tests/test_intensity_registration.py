@@ -232,5 +232,6 @@ def test_the_pipeline_is_options_and_stages_of_plain_data(ct, sweep):
                               max_evals_per_start=30, hessian=False, breathing="off",
                               levels=((4.0, 5, 6), (2.5, 7, 6)))
     np.testing.assert_array_equal(staged.reference_to_ct, keywords.reference_to_ct)
-    assert set(staged.timings_s) == {"ct_features", "coarse_starts", "middle_level", "fine_level", "assess"}
+    assert set(staged.timings_s) == {"ct_features", "coarse_starts", "middle_level", "fine_level", "deformation",
+                                   "assess"}
     assert staged.uncertainty.hessian_positive_definite is None and staged.breathing is None

@@ -177,7 +177,7 @@ def test_hit_probability_is_the_chi_distribution_and_defined_at_the_edges():
 
 
 def test_the_assessment_is_typed_and_its_json_form_is_the_result_format():
-    """assess returns dataclasses; to_dict gives RESULT.json's 10 keys and rows of 16 keys (13
+    """assess returns dataclasses; to_dict gives RESULT.json's 13 keys and rows of 19 keys (16
     without a radius), and from_dict reads them back to the same document."""
     from registration.align.assessment import Assessment, TargetEstimate
     good = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.5, 0, 0]), 0.395)])
@@ -187,12 +187,14 @@ def test_the_assessment_is_typed_and_its_json_form_is_the_result_format():
     assert isinstance(a, Assessment) and all(isinstance(t, TargetEstimate) for t in a.targets)
     d = a.to_dict()
     assert list(d) == ["verdict", "reasons", "targets", "error_terms_mm", "resolution_floor_mm", "n_eff",
-                       "hessian_positive_definite", "covariance_deg_mm", "moved_from_start", "breathing"]
+                       "hessian_positive_definite", "covariance_deg_mm", "moved_from_start", "breathing",
+                       "deformation", "capture", "focus"]
     lesion, landmark = d["targets"]
     assert list(lesion) == ["name", "point_ct", "tre_hessian_mm", "tre_multistart_mm", "tre_uncalibrated_mm",
                             "starts_agreeing", "starts_comparable", "tre_registration_mm", "tre_total_mm",
                             "tre_registration_95_mm", "distance_to_sweep_mm", "radius_mm", "hit_probability",
-                            "hit_probability_registration_only", "verdict", "why"]
+                            "hit_probability_registration_only", "verdict", "why", "tre_deformation_mm",
+                            "distance_to_imaged_region_mm", "extrapolated"]
     assert set(lesion) - set(landmark) == {"radius_mm", "hit_probability", "hit_probability_registration_only"}
     assert lesion["hit_probability"] == pytest.approx(hit_probability(6.0, lesion["tre_total_mm"]))
     assert d["error_terms_mm"] == {"tracking": 1.0, "needle": 1.5, "breathing": 2.5,

@@ -9,7 +9,8 @@ lesion_3: the CT and the ultrasound do not match". The number is the radius hold
 radius of its predicted TRE), rounded up to half a millimetre: how far the CT overlay
 may sit from the truth, the figure a person checks against the lesion's size. The
 needle's total error and the hit probability stay in the details (tooltip) and in the
-plan. The verdict is always the engine's; the words come from the same typed numbers
+plan. A target beyond the distance the error model was validated to is marked
+"extrapolated: N mm from the imaged area" on its line (never "good"). The verdict is always the engine's; the words come from the same typed numbers
 and thresholds (:mod:`registration.align.uncertainty`), and an engine reason not
 recognised here is shown as written.
 """
@@ -29,6 +30,7 @@ from registration.align.uncertainty import (
     POOR_METRIC,
     POOR_TRE_MM,
     RADIUS_95_PER_RMS,
+    VALIDATED_MM,
 )
 
 #: The engine's verdicts as a person reads them.
@@ -95,7 +97,16 @@ def target_verdict(a: Assessment, t: TargetEstimate, run: RunFacts) -> TargetVer
         text = f"{VERDICT_WORDS[verdict]}: overlay within {mm_text(within)} at {t.name}"
         if reasons:
             text += f" ({reasons[0]})"
+    if t.extrapolated and "extrapolated" not in text:
+        text += f"; {extrapolated_text(t)}"
     return TargetVerdict(t.name, verdict, within, text, reasons, target_details(t))
+
+
+def extrapolated_text(t: TargetEstimate) -> str:
+    """"extrapolated: 35 mm from the imaged area": a target beyond the distance the error model was
+    validated to (``TargetEstimate.extrapolated``), whose figure is a model's guess, not a measurement."""
+    d = t.distance_to_imaged_region_mm if t.distance_to_imaged_region_mm is not None else t.distance_to_sweep_mm
+    return "extrapolated" + ("" if d is None else f": {d:.0f} mm from the imaged area")
 
 
 def target_details(t: TargetEstimate) -> str:
@@ -105,9 +116,13 @@ def target_details(t: TargetEstimate) -> str:
     lines = [f"registration error at {t.name}: RMS {mm(t.tre_registration_mm)}, 95 % within "
              f"{mm(t.tre_registration_95_mm)}",
              f"needle targeting error (registration + tracking + needle + breathing): RMS {mm(t.tre_total_mm)}"]
+    if t.tre_deformation_mm is not None:
+        lines.append(f"of which organ deformation (what a rigid fit cannot follow): RMS {mm(t.tre_deformation_mm)}")
     if t.hit_probability is not None and t.radius_mm is not None:
         lines.append(f"hit probability {100 * t.hit_probability:.0f} % (lesion radius {t.radius_mm:.1f} mm)")
-    if t.distance_to_sweep_mm is not None:
+    if t.extrapolated:
+        lines.append(f"{extrapolated_text(t)}, beyond the {VALIDATED_MM:.0f} mm the error model is validated to")
+    elif t.distance_to_sweep_mm is not None:
         lines.append(f"distance to the swept region {t.distance_to_sweep_mm:.0f} mm")
     if t.starts_agreeing is not None and t.starts_comparable:
         lines.append(f"{100 * t.starts_agreeing:.0f} % of {t.starts_comparable} comparable starts agree")
@@ -131,8 +146,12 @@ def plain_reasons(a: Assessment, t: TargetEstimate, run: RunFacts) -> List[str]:
     moved = a.moved_from_start
     if moved is not None and (moved.rotation_deg > CAPTURE_ROTATION_DEG
                               or moved.translation_mm > CAPTURE_TRANSLATION_MM):
-        poor.append(f"the result moved {moved.translation_mm:.0f} mm from its start, too far to trust: "
-                    "place landmarks closer and re-run")
+        if (a.capture or {}).get("confirmed"):
+            check.append(f"the result moved {moved.translation_mm:.0f} mm from its start; independent searches "
+                         "confirm it: compare the overlay")
+        else:
+            poor.append(f"the result moved {moved.translation_mm:.0f} mm from its start, too far to trust: "
+                        "place landmarks closer and re-run")
     br = a.breathing or {}
     if br.get("detected"):
         amp = float(br.get("amplitude_mm") or 0.0)
@@ -153,7 +172,9 @@ def plain_reasons(a: Assessment, t: TargetEstimate, run: RunFacts) -> List[str]:
         check.append("some automatic searches ended elsewhere")
     if t.starts_comparable is not None and t.starts_comparable < 2 and run.n_starts > 1:
         check.append("only one automatic search reached this fit: not confirmed")
-    if t.distance_to_sweep_mm is not None and t.distance_to_sweep_mm > LOCAL_MM:
+    if t.extrapolated:
+        check.insert(0, f"{extrapolated_text(t)}: sweep over {t.name}")
+    elif t.extrapolated is None and t.distance_to_sweep_mm is not None and t.distance_to_sweep_mm > LOCAL_MM:
         check.append(f"{t.name} is {t.distance_to_sweep_mm:.0f} mm from the swept area: sweep over it")
     out = poor + check
     verdict = t.verdict or a.verdict

@@ -1,16 +1,20 @@
-"""The order of the work: Load -> Register -> Verify -> Plan -> Export, and where the user is (no Qt).
+"""The order of the work: Load -> Segment -> Register -> Verify -> Plan -> Export, and where the user is (no Qt).
 
 Each step is *done*, *available* or *blocked* (with the reason and what to do), from
 plain facts about what is open (:class:`WorkflowFacts`). The current step is the
 first available step not yet done, so the app opens where the loaded data leaves
 off (a CT with labels and a sweep: Register; with an accepted registration: Plan).
 
-* Load: done with the CT and its label map (a sweep is needed only to register).
+* Load: done with the CT (a label map is optional: Segment makes one; a sweep is needed only
+  to register).
+* Segment: needs the CT; done once a label map with lesions exists (segmented here, clicked,
+  or opened). A CT alone, or labels without a lesion, make it the current step.
 * Register: needs the CT and a tracked sweep; done once a registration exists (landmarks,
   automatic, or loaded).
 * Verify: needs a registration or an automatic result waiting; done when an assessed
   registration (it has a verdict) was accepted or loaded and no new result waits.
-* Plan: needs the CT and labels with lesions; done when a plan exists.
+* Plan: needs the CT (without labels it segments first) and, with labels, a lesion in them;
+  done when a plan exists.
 * Export: needs the CT and labels (without a plan it plans first); done once written.
 """
 from __future__ import annotations
@@ -18,8 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional
 
-STEPS = ("load", "register", "verify", "plan", "export")
-TITLES = {"load": "Load", "register": "Register", "verify": "Verify", "plan": "Plan", "export": "Export"}
+STEPS = ("load", "segment", "register", "verify", "plan", "export")
+TITLES = {"load": "Load", "segment": "Segment", "register": "Register", "verify": "Verify", "plan": "Plan",
+          "export": "Export"}
 
 
 @dataclass
@@ -67,8 +72,13 @@ def steps(f: WorkflowFacts) -> List[StepState]:
                    {"landmarks": "landmarks"}.get(f.registration_method, f.registration_method))
     need_plan = [w for w, ok in (("a CT", f.has_ct), ("a label map", f.has_labels)) if not ok]
     no_lesions = f.has_labels and f.n_lesions == 0
+    seg_summary = ("no label map: segment the CT" if not f.has_labels else
+                   "no lesion yet: click one (Lesion from click)" if no_lesions else
+                   f"{f.n_lesions} lesion{'s' if f.n_lesions != 1 else ''}")
     out = [
-        StepState("load", TITLES["load"], f.has_ct and f.has_labels, True, "", load_summary),
+        StepState("load", TITLES["load"], f.has_ct, True, "", load_summary),
+        StepState("segment", TITLES["segment"], f.has_labels and not no_lesions, f.has_ct,
+                  "" if f.has_ct else "needs a CT: File > Open CT", seg_summary),
         StepState("register", TITLES["register"], registered, not need_ct_sweep,
                   "" if not need_ct_sweep else f"needs {' and '.join(need_ct_sweep)}: File > Open "
                   + ("CT" if not f.has_ct else "sweep"), reg_summary),
@@ -78,9 +88,10 @@ def steps(f: WorkflowFacts) -> List[StepState]:
                   (f"accepted ({f.registration_verdict})" if verified else
                    "landmarks only: refine automatically to check" if f.registration_method == "landmarks" else
                    "not checked" if registered else "nothing to check")),
-        StepState("plan", TITLES["plan"], f.has_plan and not f.plan_stale, not need_plan and not no_lesions,
-                  (f"needs {' and '.join(need_plan)}: File > Open" if need_plan else
-                   "the label map has no lesion (lesion_* labels)" if no_lesions else ""),
+        StepState("plan", TITLES["plan"], f.has_plan and not f.plan_stale, f.has_ct and not no_lesions,
+                  ("needs a CT: File > Open CT (a label map is segmented from it)" if not f.has_ct else
+                   "the label map has no lesion (lesion_* labels): click one in the Segmentation panel"
+                   if no_lesions else ""),
                   "outdated: the registration changed" if f.plan_stale else
                   "planned" if f.has_plan else "not yet"),
         StepState("export", TITLES["export"], f.exported, not need_plan and not no_lesions,

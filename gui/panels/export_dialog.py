@@ -153,10 +153,11 @@ class ExportDialog(QDialog):
             self.planned_with = reg
             self.export_button.setEnabled(False)
             self.send_button.setEnabled(False)
-            self.worker = w.run_worker("Export plan", work, self._done)
-            self.worker.failed.connect(self._failed)
-            self.worker.progress.connect(self._progress)
-            self.worker.finished.connect(self._finished)
+            def connect(worker):
+                worker.failed.connect(self._failed)
+                worker.progress.connect(self._progress)
+                worker.finished.connect(self._finished)
+            self.worker = w.run_worker("Export plan", work, self._done, before_start=connect)
 
     def _finished(self) -> None:
         self.worker = None

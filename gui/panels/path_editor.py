@@ -143,8 +143,9 @@ class PathEditorMixin:
                     constraints = constraints_from_plan(result.plan["constraints"])
                     return lesion_maps(result.anatomy, result.lesion_masks, name, constraints)
 
-                self._maps_worker = self.window.run_worker(f"Prepare path check ({name})", build, done)
-                self._maps_worker.finished.connect(lambda: setattr(self, "_maps_worker", None))
+                self._maps_worker = self.window.run_worker(
+                    f"Prepare path check ({name})", build, done,
+                    before_start=lambda wk: wk.finished.connect(lambda: setattr(self, "_maps_worker", None)))
             return
         self.check = check_path(self.maps[name], entry, target, t["guidance"], self.result.lesion_masks.get(name),
                                 lesion=name)

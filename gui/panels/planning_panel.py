@@ -70,7 +70,7 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         """Buttons, status, lesion table, reasons, path list, path editor and CT plan, in a scroll area."""
         self.plan_button = QPushButton("Plan all lesions")
         self.plan_button.setObjectName("plan_button")
-        self.plan_button.clicked.connect(self.run_plan)
+        self.plan_button.clicked.connect(lambda: self.run_plan())
         self.export_button = QPushButton("Export...")
         self.export_button.setObjectName("export_button")
         self.export_button.clicked.connect(self.open_export)
@@ -129,13 +129,24 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
         lay.addWidget(self.ct_box, 3)
 
     # ------------------------------------------------------------ planning
-    def run_plan(self) -> None:
-        """Plan the window's CT and labels (with its registration and sweep) in a worker."""
+    def run_plan(self, target_lps=None) -> None:
+        """Plan the window's CT and labels (with its registration and sweep) in a worker: every
+        lesion, or a point target ``target_lps`` (LPS mm). A CT without labels is segmented first
+        (Segmentation panel), then planned."""
         w = self.window
+        seg = w._panel("segmentation") if hasattr(w, "_panel") else None
+        if w.ct is not None and w.labels is None and seg is not None:
+            self.status.setText("No label map: segmenting the anatomy first, then planning.")
+            seg.segment(then=lambda: self.run_plan(target_lps))
+            return
         if w.ct is None or w.labels is None:
             self.status.setText("Planning needs the CT and its label map with lesions (File > Open).")
             return
         if self.worker is not None:
+            return
+        if target_lps is None and not any(str(n).startswith("lesion") for n in w.labels.names):
+            self.status.setText("No lesion in the label map yet: click one with 'Lesion from click' or use "
+                                "'Target at crosshair' (Segmentation panel).")
             return
         from planner.case.case_plan import plan_case
         ct, labels, reg = w.ct, w.labels, w.registration
@@ -144,18 +155,19 @@ class PlanningPanel(LesionTableMixin, PathEditorMixin, QWidget):
                       registration=None if reg is None else reg.to_dict(),
                       labels_path=labels.metadata.get("source"), ct_path=ct.metadata.get("source"))
         kwargs.update(self.plan_options)
+        if target_lps is not None:
+            kwargs["target_lps"] = np.asarray(target_lps, float)
         self.status.setText("Planning...")
         self.plan_button.setEnabled(False)
-        self.worker = w.run_worker("Plan lesions", lambda progress: plan_case(ct, labels, progress=progress,
-                                                                               **kwargs),
-                                   lambda result: self.set_result(result, reg))
-
         def finished():
             self.worker = None
             self.plan_button.setEnabled(True)
             if self.result is None:
                 self.status.setText("Planning did not finish (see the log).")
-        self.worker.finished.connect(finished)
+        self.worker = w.run_worker("Plan lesions", lambda progress: plan_case(ct, labels, progress=progress,
+                                                                               **kwargs),
+                                   lambda result: self.set_result(result, reg),
+                                   before_start=lambda wk: wk.finished.connect(finished))
 
     # ------------------------------------------------------------ selected path
     def path(self) -> Optional[dict]:

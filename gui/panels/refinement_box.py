@@ -129,10 +129,11 @@ class RefinementMixin:
         self.progress.show()
         self._started_at = time.monotonic()
         self.progress_text.setText("starting...")
-        self.worker = w.run_worker("Refine registration", work, self._refine_done)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.failed.connect(self._refine_failed)
-        self.worker.finished.connect(self._worker_finished)
+        def connect(worker):
+            worker.progress.connect(self._on_progress)
+            worker.failed.connect(self._refine_failed)
+            worker.finished.connect(self._worker_finished)
+        self.worker = w.run_worker("Refine registration", work, self._refine_done, before_start=connect)
         self._update_buttons()
 
     def _on_progress(self, fraction: float, message: str) -> None:

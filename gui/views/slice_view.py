@@ -1,12 +1,10 @@
 """One CT slice view (axial, coronal or sagittal) drawn from numpy as a QImage.
 
-Mouse like Slicer: wheel = next/previous slice, left-drag = window/level,
-right-drag = zoom, middle-drag = pan, right double-click = fit the slice again,
-left click = move the crosshair. A press
-and release less than ``CLICK_PX`` apart is a click (a hand's tremor must
-place a landmark, not change the window/level); a drag starts once the mouse
-has moved further. The crosshair position is an LPS point shared by the three
-views (the main window links them through :attr:`SliceView.cursor_moved`).
+Mouse like Slicer (:mod:`gui.views.slice_mouse`): wheel = slice, left-drag = window/level,
+right-drag = zoom, middle-drag = pan, right double-click = fit, left click = crosshair; a
+shaky click (less than ``CLICK_PX`` of motion) is still a click. The crosshair position is
+an LPS point shared by the three views (the main window links them through
+:attr:`SliceView.cursor_moved`).
 
 The slice is resampled for display onto square pixels in physical mm,
 linearly by default (:mod:`gui.views.slice_resample`), so a CT with 5 mm
@@ -27,13 +25,12 @@ from . import slice_graphics as gfx
 from .display import NORMAL_AXIS, DisplayVolume
 from .probe_geometry import ProbeGeometry
 from .qimage import LESION_COLOUR, gray_to_qimage, outline_rgba, rgba_to_qimage, window_level
+from .slice_mouse import CLICK_PX, SliceMouseMixin  # noqa: F401 (CLICK_PX: part of this module's API)
 from .slice_resample import INTERPOLATIONS, display_shape, resample
 from .structure_style import CT_ALPHA, label_anchors, outline_lut, target_values
 
-CLICK_PX = 8.0   # press-release distance (px) still counted as a click
 
-
-class SliceView(QWidget):
+class SliceView(SliceMouseMixin, QWidget):
     """Shows ``display.slice(view, index)`` with W/L, label outlines, crosshair and probe."""
 
     cursor_moved = pyqtSignal(object)            # LPS (3,) ndarray
@@ -63,9 +60,7 @@ class SliceView(QWidget):
         self._shown = None            # the display-resolution slice (float32 or raw) last drawn
         self._anchors = {}
         self._lut = None
-        self._press = self._drag_last = self._drag_button = None
-        self._dragging = False
-        self._wl_at_press = (self.window, self.level)
+        self._init_mouse()
         self._dirty = True
         self.drawn_text = []
 
@@ -150,18 +145,6 @@ class SliceView(QWidget):
         xyz[ax] = float(np.clip(np.rint(xyz[ax]) + delta, 0, g.size_xyz[ax] - 1))
         self.set_cursor(g.index_to_lps(xyz))
         self.cursor_moved.emit(self.cursor_lps.copy())
-
-    def fit(self) -> None:
-        """The whole slice in the view again (zoom 1, no pan)."""
-        self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)
-        self.update()
-
-    def mouseDoubleClickEvent(self, event):  # noqa: N802
-        """Double-click with the right button: fit the slice (undo zoom and pan)."""
-        if event.button() == Qt.RightButton:
-            self.fit()
-        else:
-            super().mouseDoubleClickEvent(event)       # Qt's default: a second press
 
     def ensure_visible(self, lps, margin: float = 0.2) -> None:
         """Pan (when zoomed in) so that ``lps`` is not within ``margin`` of the view's edge."""
@@ -309,49 +292,3 @@ class SliceView(QWidget):
             gfx.draw_names(p, self._anchors, self._display_to_widget, bounds, QColor(*LESION_COLOUR), taken)
         gfx.draw_markers(p, self, bounds, taken)
         p.end()
-
-    # ------------------------------------------------------------ mouse
-    def wheelEvent(self, event):  # noqa: N802
-        steps = event.angleDelta().y() // 120 or (1 if event.angleDelta().y() > 0 else -1)
-        self.step_slice(int(steps))
-        event.accept()
-
-    def mousePressEvent(self, event):  # noqa: N802
-        self._drag_button = event.button()
-        self._press = self._drag_last = event.pos()
-        self._dragging = False
-        self._wl_at_press = (self.window, self.level)
-        event.accept()
-
-    def mouseMoveEvent(self, event):  # noqa: N802
-        if self._drag_button is None or self.display is None:
-            return
-        if not self._dragging:
-            d = event.pos() - self._press
-            if (d.x() ** 2 + d.y() ** 2) ** 0.5 <= CLICK_PX:
-                return          # still a click
-            self._dragging = True
-        d = event.pos() - self._drag_last
-        self._drag_last = event.pos()
-        if self._drag_button == Qt.LeftButton:
-            # Slicer: horizontal = window, vertical = level (up = brighter), from the press point.
-            total = event.pos() - self._press
-            w0, l0 = self._wl_at_press
-            self.set_window_level(w0 + 2.0 * total.x(), l0 - 1.0 * total.y())
-            self.window_level_changed.emit(self.window, self.level)
-        elif self._drag_button == Qt.RightButton:
-            self.zoom = float(np.clip(self.zoom * (1.0 - 0.01 * d.y()), 0.2, 20.0))
-            self.update()
-        elif self._drag_button == Qt.MiddleButton:
-            self.pan += QPointF(d.x(), d.y())
-            self.update()
-
-    def mouseReleaseEvent(self, event):  # noqa: N802
-        button, dragged = self._drag_button, self._dragging
-        self._drag_button, self._dragging = None, False
-        if self.display is None or button != Qt.LeftButton or self._press is None or dragged:
-            return
-        lps = self.widget_to_lps(self._press)      # where the click started, not where it ended
-        self.set_cursor(lps)
-        self.cursor_moved.emit(lps.copy())
-        self.point_clicked.emit(self.view, lps.copy())

@@ -149,19 +149,39 @@ class MenuActionsMixin:
                                             lambda: self._panel_click("registration", "undo_accept_button"),
                                             None, "undo_accept_action")
         m.addSeparator()
+        self._build_segmentation_actions(m)
+        m.addSeparator()
         self.act_plan = self._action(m, "P&lan all lesions", lambda: self._panel_click("planning", "plan_button"),
                                      "Ctrl+P", "plan_action")
         m.addAction(self.act_export)
+
+    def _build_segmentation_actions(self, m) -> None:
+        """Segment, the lesion tool, target at the crosshair, undo an edit, mark reviewed (they act
+        on the Segmentation panel, like its buttons)."""
+        self.act_segment = self._action(m, "&Segment the CT", lambda: self._panel_click("segmentation",
+                                                                                         "segment_button"),
+                                        "Ctrl+G", "segment_action")
+        self.act_lesion_tool = self._action(m, "Lesion from &click", lambda: self._panel_click(
+            "segmentation", "tool_buttons", "lesion"), "K", "lesion_tool_action")
+        self.act_target = self._action(m, "&Target at crosshair", lambda: self._panel_click(
+            "segmentation", "target_button"), "T", "target_action")
+        self.act_undo_edit = self._action(m, "Undo label edit", lambda: self._panel_click(
+            "segmentation", "undo_edit_button"), "Ctrl+Z", "undo_edit_action")
+        self.act_reviewed = self._action(m, "Mark anatomy reviewed", lambda: self._panel_click(
+            "segmentation", "review_button"), None, "reviewed_action")
 
     # ------------------------------------------------------------ actions on panels
     def _panel(self, name: str):
         dock = (getattr(self, "panel_docks", {}) or {}).get(name)
         return None if dock is None else dock.widget()
 
-    def _panel_click(self, panel: str, button: str) -> None:
-        """Press a panel's button (so shortcut and button do exactly the same), showing the panel."""
+    def _panel_click(self, panel: str, button: str, key: str = None) -> None:
+        """Press a panel's button (so shortcut and button do exactly the same), showing the panel;
+        ``key`` picks one of a dict of buttons (the Segmentation panel's tools)."""
         p = self._panel(panel)
         b = None if p is None else getattr(p, button, None)
+        if isinstance(b, dict):
+            b = b.get(key)
         if b is None or not b.isEnabled():
             self.statusBar().showMessage(self._why_not(panel, button), 8000)
             return
@@ -175,6 +195,7 @@ class MenuActionsMixin:
         if p is None:
             return f"the {panel} panel is not open (View menu)"
         b = getattr(p, button, None)
+        b = None if isinstance(b, dict) else b
         return (b.toolTip() if b is not None else "") or f"{panel}: not possible now"
 
     def toggle_overlay(self) -> None:
@@ -193,15 +214,19 @@ class MenuActionsMixin:
                                       (getattr(self, "act_accept", None), "registration", "accept_button"),
                                       (getattr(self, "act_reject", None), "registration", "reject_button"),
                                       (getattr(self, "act_undo_accept", None), "registration", "undo_accept_button"),
-                                      (getattr(self, "act_plan", None), "planning", "plan_button")):
+                                      (getattr(self, "act_plan", None), "planning", "plan_button"),
+                                      (getattr(self, "act_segment", None), "segmentation", "segment_button"),
+                                      (getattr(self, "act_target", None), "segmentation", "target_button"),
+                                      (getattr(self, "act_undo_edit", None), "segmentation", "undo_edit_button"),
+                                      (getattr(self, "act_reviewed", None), "segmentation", "review_button")):
             if action is None:
                 continue
             p = self._panel(panel)
             b = None if p is None else getattr(p, button, None)
             ok = b is not None and b.isEnabled()
             why = "" if ok else self._why_not(panel, button)
-            if ok and panel == "planning" and (self.ct is None or self.labels is None):
-                ok, why = False, "Plan: needs the CT and its label map with lesions (File > Open)"
+            if ok and panel == "planning" and self.ct is None:
+                ok, why = False, "Plan: needs a CT (File > Open CT; a label map is segmented from it)"
             action.setEnabled(ok)
             action.setToolTip(b.toolTip() if ok else why)
         if hasattr(self, "act_export"):

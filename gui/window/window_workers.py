@@ -12,7 +12,7 @@ one dialog and is logged.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from PyQt5.QtCore import QEventLoop
 from PyQt5.QtWidgets import QApplication
@@ -24,8 +24,13 @@ class WorkerMixin:
     """run_worker / cancel_work / wait_for_workers; mixed into MainWindow."""
 
     # ------------------------------------------------------------ workers
-    def run_worker(self, name: str, fn, on_done: Callable, *args, **kwargs) -> Worker:
-        """Run ``fn`` off the GUI thread with progress + cancel; ``on_done(result)`` on success."""
+    def run_worker(self, name: str, fn, on_done: Callable, *args, before_start: Optional[Callable] = None,
+                   **kwargs) -> Worker:
+        """Run ``fn`` off the GUI thread with progress + cancel; ``on_done(result)`` on success.
+
+        ``before_start(worker)`` connects the caller's own slots before the thread starts: a
+        signal emitted before a connection exists is lost (the first progress message, or a
+        failure of a worker that fails at once)."""
         w = Worker(name, fn, *args, **kwargs)
         self.workers.append(w)
         self.show_stage(name, 0.0, "starting")
@@ -56,6 +61,8 @@ class WorkerMixin:
         w.failed.connect(failed)
         w.finished.connect(finished)
         self.reporter.info(f"{name}...")
+        if before_start is not None:
+            before_start(w)
         w.start()
         return w
 

@@ -1,4 +1,4 @@
-"""The workflow bar: Load -> Register -> Verify -> Plan -> Export, what is done and where the user is.
+"""The workflow bar: Load -> Segment -> Register -> Verify -> Plan -> Export, what is done and where the user is.
 
 A toolbar row under the menu: one button per step (:mod:`gui.core.workflow` decides
 done / available / blocked from what the window holds), the current step
@@ -21,6 +21,7 @@ from gui.core.workflow import STEPS, StepState, WorkflowFacts, current_step, ste
 #: What to do at each step (shown beside the bar when it is the current one).
 HINTS = {
     "load": "Open the CT, its labels and the sweep (File menu or click Load).",
+    "segment": "Segment the CT (Ctrl+G), click each lesion (K), correct and mark the anatomy reviewed.",
     "register": "Pick 3-6 landmark pairs (P), then Refine automatically (Ctrl+R).",
     "verify": "Check the overlay and the verdict at each lesion, then Accept (Ctrl+Return) or Reject.",
     "plan": "Plan all lesions (Ctrl+P) and review the paths.",
@@ -114,10 +115,18 @@ class WorkflowBar(QToolBar):
             self._shown_for = loaded
             self.show_step(self.current)
 
+    def data_edited(self, labels) -> None:
+        """``labels`` (about to be shown) are an edit of the current ones (a correction, a clicked
+        lesion), not newly opened data: the panel in front stays (the step buttons still follow).
+        Call it before ``set_labels``."""
+        w = self.window_
+        self._shown_for = (id(w.ct), id(labels), id(w.sweep), tuple(sorted(getattr(w, "panel_docks", {}) or {})))
+
     def show_step(self, key: str) -> None:
         """Bring the step's panel to the front (no dialog opens by itself)."""
         docks = getattr(self.window_, "panel_docks", {}) or {}
-        dock = docks.get("planning" if key in ("plan", "export") else "registration")
+        dock = docks.get("planning" if key in ("plan", "export") else
+                         "segmentation" if key == "segment" else "registration")
         if dock is None:
             return
         dock.show()

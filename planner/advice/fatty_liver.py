@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage
 
 from planner.anatomy.derived import bounding_box
+from registration.spatial.distance_map import distance_transform_edt
 
 FATTY_BELOW_HU = -40.0
 NOT_FATTY_ABOVE_HU = -10.0
@@ -70,7 +70,7 @@ def _core_median(ct_array: np.ndarray, mask: np.ndarray, spacing_kji,
         values = ct_array[core]
     else:
         box = bounding_box(mask, (1, 1, 1))
-        depth = ndimage.distance_transform_edt(mask[box], sampling=spacing_kji)
+        depth = distance_transform_edt(mask[box], sampling=spacing_kji)
         values = ct_array[box][depth >= ERODE_MM]
     if values.size < MIN_VOXELS:
         return None

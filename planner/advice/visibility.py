@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from planner.anatomy.derived import GAS_HU, bounding_box
 from planner.paths.planning_maps import OFF_GRID, OUTSIDE
+from registration.spatial.distance_map import distance_transform_edt
 from registration.spatial.volume import Volume
 
 ATTENUATION_DB_CM_MHZ = 0.5      # liver (DESIGN section 1)
@@ -142,7 +143,7 @@ def ring_masks(lesion: np.ndarray, liver: np.ndarray, spacing_ijk, inner_mm: flo
     """Liver ring around a lesion: liver voxels at inner..outer mm from it (``[k, j, i]``)."""
     margin = tuple(int(np.ceil(outer_mm / sp)) + 1 for sp in np.asarray(spacing_ijk, float)[::-1])
     box = bounding_box(lesion, margin)      # the ring lies within outer_mm of the lesion
-    dist = ndimage.distance_transform_edt(~lesion[box], sampling=np.asarray(spacing_ijk, float)[::-1])
+    dist = distance_transform_edt(~lesion[box], sampling=np.asarray(spacing_ijk, float)[::-1])
     out = np.zeros_like(lesion)
     out[box] = liver[box] & ~lesion[box] & (dist >= inner_mm) & (dist <= outer_mm)
     return out

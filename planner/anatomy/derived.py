@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from registration.spatial.distance_map import distance_transform_edt
 from registration.spatial.volume import Volume
 
 BODY_HU = -500.0               # air/skin boundary
@@ -115,7 +116,7 @@ def _large_vessels_crop(vessel, spacing_ijk, min_diameter_mm):
     least ``r`` deep (``r`` = half the diameter), i.e. the union of the balls that fit."""
     samp = np.asarray(spacing_ijk, float)[::-1]
     r = 0.5 * min_diameter_mm
-    depth = ndimage.distance_transform_edt(vessel, sampling=samp)
+    depth = distance_transform_edt(vessel, sampling=samp)
     # EDT to the nearest background centre overestimates the radius by up to
     # a voxel; we keep the overestimate on purpose (conservative: a vessel is
     # called small only when even the overestimate is below r). At 2 mm voxels
@@ -123,5 +124,5 @@ def _large_vessels_crop(vessel, spacing_ijk, min_diameter_mm):
     centres = depth >= r
     if not centres.any():
         return np.zeros_like(vessel)
-    to_centre = ndimage.distance_transform_edt(~centres, sampling=samp)
+    to_centre = distance_transform_edt(~centres, sampling=samp)
     return vessel & (to_centre <= r + 0.5 * float(np.max(spacing_ijk)))

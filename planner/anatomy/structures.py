@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
-from scipy import ndimage
 
+from registration.spatial.distance_map import distance_transform_edt
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap, Volume
 
@@ -141,7 +141,7 @@ def distance_map_mm(mask: np.ndarray, spacing_ijk, *, box=None, missing_mm: floa
     if not mask.any():
         return out
     box = box or (slice(None),) * 3
-    out[box] = ndimage.distance_transform_edt(~mask[box], sampling=np.asarray(spacing_ijk, float)[::-1])
+    out[box] = distance_transform_edt(~mask[box], sampling=np.asarray(spacing_ijk, float)[::-1])
     return out
 
 

@@ -15,7 +15,10 @@ CTs), :mod:`.lesion_plan` (one lesion), :mod:`planner.advice.fusion_error`
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -26,6 +29,7 @@ from planner.advice.bmode_visibility import FATTY_LIVER_ATTENUATION, NORMAL_LIVE
 from planner.advice.case_advice import next_best_reason, recommend_case
 from planner.advice.fatty_liver import estimate_fatty_liver
 from planner.anatomy.lesion_targets import PlanTarget, lesions_to_plan, point_target
+from planner.anatomy.provenance import anatomy_origin
 from planner.anatomy.structures import HARD_CLASSES, Anatomy, build_anatomy
 from planner.paths import ct_guidance
 from planner.paths.clearance import ClearanceOracle
@@ -54,6 +58,8 @@ DEFAULT_MAX_PLANNING_VOXELS = 12_000_000
 #: measured on the demo case: benchmarks/results/planning.md#progress-weights). Per lesion:
 #: LESION_STAGES, in plan_lesion's order.
 CASE_STAGE_S = {"grid": 6.0, "anatomy": 6.5, "inputs": 2.5, "ranking": 0.1}
+#: Lesions planned at once by threads (numpy, scipy and the KD-trees release the GIL); 1: one by one.
+PLAN_THREADS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 LESION_STAGES = (("maps", "safety margins", 3.2), ("paths", "needle paths", 0.2),
                  ("visibility", "acoustic window", 0.1), ("us_paths", "probe positions", 0.65),
                  ("ct_paths", "CT-guided paths", 0.05))
@@ -95,6 +101,14 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     ct, labels, ct_arterial, extra, coarse, big_full = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
     staged.begin("anatomy")
     anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
+    # on the second core while the rest is prepared and the first lesions' paths are checked: the
+    # acoustic block map (lesions wait for it at their visibility stage) and the full-resolution
+    # trees every path check needs
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acoustic-block")
+    block = pool.submit(visibility.acoustic_block_map, anatomy)
+    pool.shutdown(wait=False)                     # its thread ends with this one task
+    oracle = ClearanceOracle(full_labels, anatomy, big_full)
+    threading.Thread(target=_prepare_quietly, args=(oracle,), name="clearance-trees", daemon=True).start()
     if target_lps is not None:
         targets = [point_target(target_lps, anatomy, ct_path)]
     else:
@@ -105,17 +119,11 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     staged.begin("inputs")
     case = _case_inputs(ct, ct_arterial, anatomy, c, targets, guidance=guidance, top_k=top_k,
                         frequency_mhz=frequency_mhz, n_directions=n_directions, sweep=sweep,
-                        reference_to_ct=reference_to_ct, registration=registration,
-                        oracle=ClearanceOracle(full_labels, anatomy, big_full))
-    stats = PlanStats()
-    lesions_out, facts = [], []
+                        reference_to_ct=reference_to_ct, registration=registration, oracle=oracle, block=block)
     per_lesion = staged.nested("lesions", [
         Stage(f"{n}:{key}", f"lesion {n + 1} of {len(targets)} ({t.name}): {label}", weight)
         for n, t in enumerate(targets) for key, label, weight in LESION_STAGES], numbered=False)
-    for n, target in enumerate(targets):
-        f, lesion_out = plan_lesion(target, case, stats, stage=lambda key, n=n: per_lesion.begin(f"{n}:{key}"))
-        facts.append(f)
-        lesions_out.append(lesion_out)
+    facts, lesions_out, stats = _plan_lesions(targets, case, per_lesion)
     staged.begin("ranking")
     recommendation = recommend_case(facts, has_pancreatic_mass="pancreatic_mass" in labels.names)
     _rank_and_point(lesions_out, recommendation["ranking"])
@@ -124,7 +132,44 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
                       resampled=coarse is not None, arterial=ct_arterial is not None,
                       reference_to_ct=reference_to_ct, registration=registration, lesions=lesions_out,
                       recommendation=recommendation, total_s=time.perf_counter() - t0, stats=stats)
+    plan["anatomy_source"] = anatomy_origin(full_labels)    # the CLI may replace it with a fuller one
     return PlanResult(plan=plan, anatomy=anatomy, lesion_masks={t.name: t.mask for t in targets})
+
+
+def _plan_lesions(targets: List[PlanTarget], case: CaseInputs, per_lesion: StagedProgress):
+    """(facts, plan entries, stats) of every target, in order. With ``PLAN_THREADS`` > 1 the lesions
+    are planned by that many threads (the same results: each lesion's plan depends only on the case
+    inputs), and this thread reports each lesion's stages as that lesion is reached and done."""
+    stats = [PlanStats() for _ in targets]
+    if PLAN_THREADS < 2 or len(targets) < 2:
+        out = [plan_lesion(t, case, s, stage=lambda key, n=n: per_lesion.begin(f"{n}:{key}"))
+               for n, (t, s) in enumerate(zip(targets, stats))]
+    else:
+        begun = [[] for _ in targets]       # stages each worker began, reported here in order
+        pool = ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="plan-lesion")
+        try:
+            futures = [pool.submit(plan_lesion, t, case, s, stage=begun[n].append)
+                       for n, (t, s) in enumerate(zip(targets, stats))]
+            out = []
+            for n, fut in enumerate(futures):
+                per_lesion.begin(f"{n}:{LESION_STAGES[0][0]}")
+                out.append(fut.result())
+                for key in begun[n]:
+                    if key != LESION_STAGES[0][0]:
+                        per_lesion.begin(f"{n}:{key}")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    total = PlanStats(sum(s.candidates_checked for s in stats), sum(s.evaluate_s for s in stats))
+    return [f for f, _ in out], [lo for _, lo in out], total
+
+
+def _prepare_quietly(oracle: ClearanceOracle) -> None:
+    """``oracle.prepare()`` for a background thread: a failure there is left to the planning, which
+    builds what it needs on demand and reports the error in its own thread."""
+    try:
+        oracle.prepare()
+    except Exception:   # noqa: BLE001 - re-raised where the planning builds the same tree
+        pass
 
 
 def _case_progress(progress, ct: Volume, labels: LabelMap, *, single: bool,
@@ -177,10 +222,11 @@ def _rank_and_point(lesions_out: List[dict], ranking: List[str]) -> None:
 
 def _case_inputs(ct: Volume, ct_arterial: Optional[Volume], anatomy: Anatomy, constraints: Constraints,
                  targets: List[PlanTarget], *, guidance: str, top_k: int, frequency_mhz: float,
-                 n_directions: int, sweep, reference_to_ct, registration, oracle: ClearanceOracle) -> CaseInputs:
+                 n_directions: int, sweep, reference_to_ct, registration, oracle: ClearanceOracle,
+                 block) -> CaseInputs:
     """What every lesion is planned with: the fatty-liver estimate and the depth limit it implies,
-    the acoustic block map, the candidate needle directions (sphere + gantry planes) and the window
-    directions, computed once."""
+    the acoustic block map (``block``: an array or a Future of it), the candidate needle directions
+    (sphere + gantry planes) and the window directions, computed once."""
     all_lesions = np.zeros(ct.array.shape, bool)
     for t in targets:
         if not t.point_target:
@@ -191,7 +237,7 @@ def _case_inputs(ct: Volume, ct_arterial: Optional[Volume], anatomy: Anatomy, co
     alpha = FATTY_LIVER_ATTENUATION if fatty.fatty else NORMAL_LIVER_ATTENUATION
     return CaseInputs(
         ct=ct, ct_arterial=ct_arterial, anatomy=anatomy, constraints=constraints, all_lesions=all_lesions,
-        block=visibility.acoustic_block_map(anatomy),
+        block_map=block,
         depth_limit_mm=visibility.depth_limit_mm(frequency_mhz, attenuation_db_cm_mhz=alpha),
         frequency_mhz=frequency_mhz,
         directions=np.concatenate([fibonacci_sphere(n_directions),

@@ -10,6 +10,7 @@ the inputs shared by all lesions once (:class:`CaseInputs`).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -18,7 +19,7 @@ import numpy as np
 from planner.advice import visibility
 from planner.advice.bmode_visibility import SOURCES, predict_bmode_visibility
 from planner.advice.fatty_liver import FattyLiver
-from planner.advice.fusion_error import _total_error_mm, registration_tre_mm
+from planner.advice.fusion_error import _total_error_mm, registration_extrapolation_mm, registration_tre_mm
 from planner.advice.fusion_need import EXPECTED_TRE_SOURCE, fusion_need
 from planner.advice.reasons import Reason
 from planner.advice.recommendation import LesionFacts, lesion_recommendation
@@ -40,7 +41,8 @@ class CaseInputs:
     """What every lesion of a case is planned with, computed once per case.
 
     ``all_lesions``: bool mask of every lesion (the others are avoided);
-    ``block``: acoustic block map (:func:`planner.advice.visibility.acoustic_block_map`);
+    ``block_map``: acoustic block map (:func:`planner.advice.visibility.acoustic_block_map`), or a
+    Future of it while a thread computes it (read it as ``block``);
     ``depth_limit_mm``: B-mode depth limit at ``frequency_mhz`` and the liver's
     ``attenuation_db_cm_mhz``; ``fatty``: the fatty-liver estimate; ``directions``:
     candidate needle directions, ``window_directions``: probe directions tried
@@ -55,7 +57,7 @@ class CaseInputs:
     anatomy: Anatomy
     constraints: Constraints
     all_lesions: np.ndarray
-    block: np.ndarray
+    block_map: object                 # the acoustic block map, or a Future of it (see ``block``)
     depth_limit_mm: float
     frequency_mhz: float
     directions: np.ndarray
@@ -69,6 +71,11 @@ class CaseInputs:
     sweep: object = None
     reference_to_ct: Optional[np.ndarray] = None
     registration: Optional[dict] = None
+
+    @property
+    def block(self) -> np.ndarray:
+        """The acoustic block map (computed beside the planning: waits for it if still running)."""
+        return self.block_map.result() if isinstance(self.block_map, Future) else self.block_map
 
 
 @dataclass
@@ -122,12 +129,15 @@ def plan_lesion(target: PlanTarget, case: CaseInputs, stats: PlanStats,
     if no_us is not None:
         # the specific cause replaces the generic window sentence
         rec.replace_reason("window_without_inplane_path", Reason("no_us_path", f"no US-guided path: {no_us[1]}"))
-    _fusion_block(vis, diameter, tre, total, hp, case.registration is not None)
+    _fusion_block(vis, diameter, tre, total, hp, case.registration is not None,
+                  registration_extrapolation_mm(case.registration, target.name))
     return f, _lesion_json(target, vis, rec.to_json(), paths, rejected, res, no_us, time.perf_counter() - t0)
 
 
-def _fusion_block(vis: dict, diameter, tre, total, hp, registered: bool) -> None:
-    """The lesion's ``visibility.fusion_need`` (always, with a size) and ``visibility.fusion`` (registered)."""
+def _fusion_block(vis: dict, diameter, tre, total, hp, registered: bool, extrapolated_mm=None) -> None:
+    """The lesion's ``visibility.fusion_need`` (always, with a size) and ``visibility.fusion`` (registered);
+    ``extrapolated_mm``: the lesion's distance from the imaged region when the RESULT marks it
+    extrapolated (its TRE, and so ``hp``, is the inflated one)."""
     if diameter:
         need = fusion_need(0.5 * diameter).as_dict()
         need["expected_without_registration"] = EXPECTED_TRE_SOURCE
@@ -136,6 +146,10 @@ def _fusion_block(vis: dict, diameter, tre, total, hp, registered: bool) -> None
         vis["fusion"] = {"tre_rms_mm": round(float(tre), 2), "total_error_mm": round(total, 2),
                          "hit_probability": None if hp is None else round(hp, 3),
                          "note": "total = registration, tracking, needle and breathing errors in quadrature"}
+        if extrapolated_mm is not None:
+            vis["fusion"]["extrapolated"] = True
+            vis["fusion"]["distance_to_imaged_region_mm"] = (None if extrapolated_mm != extrapolated_mm
+                                                             else round(float(extrapolated_mm), 1))
     elif registered:
         vis["fusion"] = {"tre_rms_mm": None, "total_error_mm": None, "hit_probability": None,
                          "note": "the registration gives no TRE at this lesion (its verdict is poor or the "

@@ -1,6 +1,7 @@
 """``ctus plan``: per-lesion visibility, safe trajectories, guidance recommendation, plan export.
 
-    ctus plan --ct CT --labels LABELS [--label-names NAMES.json] [--ct-arterial CT2]
+    ctus plan --ct CT (--labels LABELS [--label-names NAMES.json] | [--lesions SEEDS.json]
+              [--lesion NAME=X,Y,Z ...]) [--ct-arterial CT2]
               [--sweep SWEEP --registration RESULT.json] [--lesion NAME] [--target x,y,z]
               [--guidance us|ct|auto] [--max-length-mm 150] [--needle-gauge 18G]
               [--patient-position supine] [--max-gantry-tilt-deg 15]
@@ -8,7 +9,16 @@
 
 Writes DIR/plan.json, DIR/plan.mrk.json, DIR/plan.pdf, DIR/labels.nrrd (+ its
 names JSON: the label map on the CT grid the plan used, read by ctus guide and
-ctus pacs send) and, when registered, DIR/reference_to_ct.tfm. ``--target`` is a point in CT LPS mm inside the liver.
+ctus pacs send) and, when registered, DIR/reference_to_ct.tfm. ``--target`` is a
+point in CT LPS mm inside the liver.
+
+Without ``--labels`` the CT is segmented first, by the same code as ``ctus
+segment`` (automatic anatomy, every clicked lesion of ``--lesions SEEDS.json``
+and ``--lesion NAME=X,Y,Z`` grown from its click); the label map goes to
+DIR/segmentation/ (as ``ctus segment`` writes it, for review and for planning
+again with ``--labels``), and stderr, stdout, plan.json (``anatomy_source``)
+and the PDF say that the anatomy is an automatic segmentation, not reviewed.
+``--lesion NAME`` without ``=`` still selects the one lesion to plan.
 Prints the case recommendation and one line per lesion: its guidance (with
 its condition when the advice is conditional), the safe US/CT paths, the
 predicted B-mode visibility and the registration TRE fusion would need, and
@@ -39,12 +49,18 @@ def add_parser(sub):
     p = sub.add_parser("plan", help="plan a liver biopsy: visibility, safe paths, US/fusion/CEUS/CT guidance",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--ct", required=True, help="portal-venous CT: DICOM folder or image file")
-    p.add_argument("--labels", required=True, help="label map (NRRD, NIfTI, .seg.nrrd, DICOM SEG)")
+    p.add_argument("--labels", help="label map (NRRD, NIfTI, .seg.nrrd, DICOM SEG); without it the CT is "
+                                    "segmented first (automatic anatomy + the clicked lesions)")
     p.add_argument("--label-names", metavar="NAMES", help="names JSON {name: value} (or '<value> <name>' .txt)")
     p.add_argument("--ct-arterial", metavar="CT2", help="arterial-phase CT on the same grid (lesion type)")
     p.add_argument("--sweep", help="tracked US sweep (.igs.mha/.mhd/.seq.nrrd) for measured visibility")
     p.add_argument("--registration", metavar="RESULT", help="RESULT.json with reference_to_ct (with --sweep)")
-    p.add_argument("--lesion", metavar="NAME", help="plan only this lesion (e.g. lesion_2)")
+    p.add_argument("--lesions", metavar="SEEDS.json",
+                   help='without --labels: clicked lesions {"lesions": [{"name": "lesion_1", "point": [x, y, z]}]} '
+                        "(CT LPS mm), segmented from their clicks")
+    p.add_argument("--lesion", metavar="NAME | NAME=X,Y,Z", action="append", default=[],
+                   help="NAME: plan only this lesion (e.g. lesion_2); NAME=X,Y,Z (without --labels): a clicked "
+                        "lesion in CT LPS mm, repeat for more")
     p.add_argument("--target", metavar="X,Y,Z", help="plan to a point (LPS mm) inside the liver instead; write --target=X,Y,Z when X is negative")
     p.add_argument("--guidance", choices=GUIDANCE_CHOICES, default="auto",
                    help="which paths to propose (default: both, and recommend)")
@@ -65,6 +81,8 @@ def add_parser(sub):
     p.add_argument("--include-patient-id", action="store_true",
                    help="keep the patient id in the report (de-identified by default)")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF report")
+    from . import plan_mr  # issue 18: lesions seen on an MR
+    plan_mr.add_options(p)
     return p
 
 
@@ -89,53 +107,90 @@ def load_registration(path: str) -> tuple:
     return record.reference_to_ct, record.document
 
 
-def run(args) -> int:
-    """Load the inputs, plan, write the outputs and print the recommendation; 0 when done."""
-    from planner.case.case_plan import plan_case
-    from planner.export.plan_files import write_outputs
-    from registration.io.ct_io import load_ct
-    from registration.io.labelmap_io import load_labels
-
-    if args.target and args.lesion:
+def _check_args(args) -> tuple:
+    """(clicked lesions ``NAME=X,Y,Z``, the one lesion to plan or None) of the command line;
+    InputError for options that exclude each other or leave nothing to plan."""
+    clicks = [t for t in args.lesion if "=" in t]
+    only = [t for t in args.lesion if "=" not in t]
+    if len(only) > 1:
+        raise InputError(f"--lesion {only[0]} and --lesion {only[1]}: only one lesion can be selected",
+                         fix="give one --lesion NAME, or none to plan every lesion")
+    only = only[0] if only else None
+    if args.target and only:
         raise InputError("--target and --lesion exclude each other", fix="give one of them")
+    if args.labels and (args.lesions or clicks):
+        raise InputError("--lesions / --lesion NAME=X,Y,Z are clicks to segment, and --labels is already "
+                         "segmented", fix="give the lesions in the label map, or drop --labels to segment")
+    if not args.labels and args.label_names:
+        raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+    if not args.labels and not (args.lesions or clicks or args.target):
+        raise InputError("nothing to plan: no --labels, no clicked lesion and no --target",
+                         fix="give --labels LABELS, or --lesions SEEDS.json / --lesion NAME=X,Y,Z "
+                             "(the CT is then segmented first), or --target X,Y,Z")
     if (args.sweep is None) != (args.registration is None):
         raise InputError("--sweep and --registration go together",
                          fix="give both to measure visibility on the registered sweep, or neither")
+    return clicks, only
+
+
+def run(args) -> int:
+    """Load the inputs, plan, write the outputs and print the recommendation; 0 when done."""
+    from planner.case.case_plan import plan_case
+    from planner.cli.cmd_segment import load_arterial, read_seeds_args, write_segmentation
+    from planner.export.plan_files import prepare_pdf_in_background, write_outputs
+    from registration.io.ct_io import load_ct
+    from registration.io.labelmap_io import load_labels
+
+    clicks, only = _check_args(args)
     out = os.path.abspath(args.out)
+    seeds = None
+    if not args.labels:
+        seeds = read_seeds_args(args.lesions, clicks)
     if not args.force:
-        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm", "labels.nrrd"):
+        for name in ("plan.json", "plan.mrk.json", "plan.pdf", "reference_to_ct.tfm", "labels.nrrd",
+                     *(["segmentation"] if seeds is not None else [])):
             if os.path.exists(os.path.join(out, name)):
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
     target = parse_target(args.target) if args.target else None
+    if not args.no_pdf:
+        prepare_pdf_in_background()     # issue 16: the PDF's imports and fonts load while we plan
     ct = load_ct(args.ct)
-    labels = load_labels(args.labels, args.label_names, reference=ct)
-    arterial = None
-    if args.ct_arterial:
-        arterial = load_ct(args.ct_arterial)
-        if not arterial.same_grid(ct):
-            # Both phases come from one exam in one scanner frame: resample by
-            # physical position (linear), no registration.
-            import SimpleITK as sitk
-
-            from registration.spatial.volume import Volume
-            img = sitk.Resample(arterial.to_sitk(), ct.to_sitk(), sitk.Transform(), sitk.sitkLinear, -1000.0)
-            arterial = Volume.from_sitk(img, arterial.metadata)
+    # Both phases come from one exam in one scanner frame: resampled by physical position.
+    arterial = load_arterial(args.ct_arterial, ct, lambda *a: True) if args.ct_arterial else None
+    seg_folder = os.path.join(out, "segmentation")
+    if seeds is None:
+        labels = load_labels(args.labels, args.label_names, reference=ct)
+        provenance, labels_path, case = {"source": "label map", "path": os.path.abspath(args.labels)}, \
+            args.labels, None
+    else:
+        case = segment_first(ct, arterial, seeds)
+        labels, labels_path = case.labels, os.path.join(seg_folder, "labels.nrrd")
+        provenance = dict(case.provenance(), folder=seg_folder)
     sweep = reference_to_ct = registration = None
     if args.sweep:
         from registration.io.sequence_io import load_sweep
         reference_to_ct, registration = load_registration(args.registration)
         sweep = load_sweep(args.sweep)
+    from . import plan_mr  # issue 18: MR lesions on the CT grid, their MR -> CT error in the registration rows
+    labels, registration, mr_import = plan_mr.prepare(args, ct, labels, registration)
     constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge,
                               patient_position=args.patient_position, max_gantry_tilt_deg=args.max_gantry_tilt_deg)
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
-                       registration=registration, lesion=args.lesion, target_lps=target,
+                       registration=registration, lesion=only, target_lps=target,
                        guidance=args.guidance, constraints=constraints, n_directions=args.directions,
-                       labels_path=args.labels, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
+                       labels_path=labels_path, ct_path=args.ct, max_planning_voxels=args.max_planning_voxels)
+    plan_mr.finish(result, mr_import)
+    result.plan["anatomy_source"] = provenance
     written = write_outputs(result, out, force=args.force, include_patient_id=args.include_patient_id,
                             ct_metadata=ct.metadata, reference_to_ct=reference_to_ct, pdf=not args.no_pdf,
-                            sweep=sweep, labels=labels)
+                            sweep=sweep, labels=labels, pdf_workers=2)   # issue 16: PDF pages on two processes
+    if case is not None:
+        write_segmentation(seg_folder, ct, case, ct_path=args.ct, arterial_path=args.ct_arterial, force=args.force)
+        written["segmentation"] = seg_folder
     rec = result.plan["recommendation"]
+    if case is not None:
+        print(f"anatomy: {AUTOMATIC_NOTE} ({os.path.join(out, 'segmentation')})")
     print(f"recommendation: {rec['guidance']}" + (f", biopsy {rec['biopsy_first']} first" if rec["biopsy_first"] else ""))
     for r in rec["reasons"]:
         print(f"  {r}")
@@ -145,6 +200,25 @@ def run(args) -> int:
         print(f"wrote {path}")
     sys.stdout.flush()
     return 0
+
+
+#: How the plan's outputs name anatomy made by :func:`segment_first`.
+AUTOMATIC_NOTE = "automatic segmentation, not reviewed"
+
+
+def segment_first(ct, arterial, seeds, command: str = "ctus plan"):
+    """The :class:`~planner.segmentation.auto_labels.SegmentedCase` of a CT given without labels
+    (:func:`~planner.segmentation.auto_labels.segment_case`, as ``ctus segment``), said on stderr
+    with its warnings; its lesions on stdout."""
+    from planner.cli.cmd_segment import Progress, print_lesions
+    from planner.segmentation.auto_labels import segment_case
+    print(f"{command}: no --labels: segmenting the CT first ({AUTOMATIC_NOTE}; "
+          f"{len(seeds)} clicked lesion(s))", file=sys.stderr, flush=True)
+    case = segment_case(ct, seeds, arterial=arterial, progress=Progress(command))
+    for w in case.warnings:
+        print(f"{command}: segmentation warning: {w}", file=sys.stderr)
+    print_lesions(case.lesions)
+    return case
 
 
 def lesion_summary(les: dict) -> str:

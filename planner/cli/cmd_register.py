@@ -2,8 +2,10 @@
 
     ctus register --ct CT --sweep SWEEP [--calibration PLUS_CONFIG.xml]
                   (--init INIT.json | --landmarks PAIRS.json) --out RESULT.json
-                  [--method lc2|mi] [--targets T.json] [--labels L [--label-names N]]
+                  [--method lc2|mi] [--targets T.json]
+                  [--labels L [--label-names N] | --lesions SEEDS.json | --lesion NAME=X,Y,Z ...]
                   [--breathing gate|detect|off] [--breath-hold expiration|inspiration]
+                  [--focus NAME|X,Y,Z [--focus-radius MM]] [--feature-cache DIR]
                   [--json-progress] [--force]
 
 RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
@@ -11,15 +13,31 @@ RESULT.json holds ``reference_to_ct`` (4x4 row-major nested list, Reference mm
 uncertainty (verdict good/check/poor with its reasons) and per-target TRE
 estimates and hit probabilities (targets from --targets and/or the lesions of
 --labels). With --landmarks the landmark fit (FRE, residuals, leave-one-out,
-predicted TRE) is the start and is reported too. Progress goes to stderr
-(``--json-progress``: one JSON object per line). Bad input exits 2 with one
+predicted TRE) is the start and is reported too. With --focus the whole-sweep
+result is refined on the part of the sweep within --focus-radius (default 30 mm)
+of one target (a target name, or a CT LPS point) and RESULT.json is that focused
+result: its ``focus`` field names the target and gives the whole-sweep estimate
+there, its one target row the focused error (the planner uses it for that
+lesion). Progress goes to stderr
+(``--json-progress``: one JSON object per line; stage lines carry the wall-clock
+``time`` in seconds since the epoch, so a caller can split the process's time into
+start-up, CT load, sweep load and registration). ``--feature-cache DIR`` keeps the
+CT's LC2 features there and reuses them when the same CT is registered again over
+the same region (:mod:`registration.align.lc2_features`). Bad input exits 2 with one
 line and writes nothing.
+
+Without ``--labels``, clicked lesions (``--lesions SEEDS.json``, ``--lesion
+NAME=X,Y,Z``, CT LPS mm) are segmented first by the same code as ``ctus
+segment`` (automatic anatomy, each lesion grown from its click) and become
+targets; stderr and RESULT.json (``anatomy_source``: automatic segmentation,
+not reviewed, with the grown lesions) say so.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -32,7 +50,10 @@ def add_parser(sub):
     """The ``register`` sub-command and its options."""
     p = sub.add_parser("register", help="register the CT to a tracked ultrasound sweep (LC2 or MI)",
                        description=__doc__)
-    p.add_argument("--ct", required=True, help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
+    fixed = p.add_mutually_exclusive_group(required=True)
+    fixed.add_argument("--ct", help="CT: DICOM folder or image file (.nrrd, .nii.gz, .mha)")
+    fixed.add_argument("--mr", help="MR instead of a CT (docs/mri.md): DICOM folder or 3D image file; "
+                                    "RESULT.json then holds reference_to_mr")
     p.add_argument("--sweep", required=True, help="tracked sweep (.igs.mha, .mha, .mhd, .seq.nrrd)")
     p.add_argument("--calibration", metavar="PLUS_CONFIG.xml", help="PLUS device-set config with ImageToProbe")
     start = p.add_mutually_exclusive_group(required=True)
@@ -45,6 +66,10 @@ def add_parser(sub):
                    help='{"targets": [{"name", "point": [x,y,z] CT LPS mm, "radius_mm"}]}')
     p.add_argument("--labels", help="label map: its lesion_* labels become targets")
     p.add_argument("--label-names", metavar="N", help="names JSON {name: value} for --labels")
+    p.add_argument("--lesions", metavar="SEEDS.json",
+                   help="without --labels: clicked lesions, segmented from their clicks, become targets")
+    p.add_argument("--lesion", metavar="NAME=X,Y,Z", action="append", default=[],
+                   help="without --labels: one clicked lesion (CT LPS mm); repeat for more")
     p.add_argument("--seed", type=int, default=0, help="seed of the multi-start perturbations")
     p.add_argument("--starts", type=int, default=4, help="number of starts (default 4)")
     p.add_argument("--breathing", choices=["detect", "gate", "off"], default="detect",
@@ -53,6 +78,20 @@ def add_parser(sub):
                         "frames at the CT's breath-hold phase")
     p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
                    help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
+    p.add_argument("--focus", metavar="NAME|X,Y,Z",
+                   help="refine on the region around one target (a --targets / --labels name, or a CT LPS point "
+                        "in mm) and report the focused error there: under organ deformation a locally rigid "
+                        "fit holds where the whole-sweep one does not")
+    p.add_argument("--focus-radius", type=float, default=None, metavar="MM",
+                   help="radius of the focused region (mm, default 30)")
+    p.add_argument("--mr-series", metavar="UID", help="with --mr: the series of a DICOM folder to use")
+    p.add_argument("--mr-to-ct", metavar="MR_TO_CT.json", help="with --mr: 'ctus align' result; adds reference_to_ct")
+    p.add_argument("--n4", action="store_true", help="with --mr: N4 bias-field correction first")
+    p.add_argument("--mr-focus", choices=["none", "liver"], default="none",
+                   help="with --mr: 'liver' explains the US by the liver's features only (hepatobiliary phase)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="keep the CT's LC2 features in DIR and reuse them when the same CT is registered "
+                        "again over the same region (saves their computation on a rerun)")
     p.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     return p
@@ -131,7 +170,7 @@ class _Reporter:
 
     def stage(self, message: str):
         if self.json_lines:
-            print(json.dumps({"stage": message}), file=sys.stderr, flush=True)
+            print(json.dumps({"stage": message, "time": round(time.time(), 4)}), file=sys.stderr, flush=True)
         else:
             print(f"register: {message}", file=sys.stderr, flush=True)
 
@@ -140,10 +179,9 @@ def run(args) -> int:
     """Load, register, write RESULT.json (:func:`registration.align.result_document.result_document`)."""
     from registration.align.intensity_registration import register_sweep
     from registration.align.landmarks import register_landmarks_file
+    from registration.align.lc2_features import FEATURE_CACHE
     from registration.align.result_document import result_document
-    from registration.align.targets import targets_from_labels
     from registration.io.ct_io import load_ct
-    from registration.io.labelmap_io import load_labels
     from registration.io.sequence_io import load_sweep
 
     out = os.fspath(args.out)
@@ -152,6 +190,11 @@ def run(args) -> int:
     if os.path.isdir(out):
         raise InputError("is a folder", path=out, fix="give a file name such as result.json")
     rep = _Reporter(args.json_progress)
+    if args.mr:  # issue 18: the MR instead of the CT
+        if args.focus:
+            raise InputError("--focus refines a CT registration; it does not work with --mr", fix="drop --focus")
+        from .register_mr import run_mr
+        return run_mr(args, rep, read_targets=read_targets, print_summary=_print_summary)
     # Cheap inputs first, so a bad file fails before seconds of loading.
     landmark_result = None
     if args.landmarks:
@@ -160,24 +203,74 @@ def run(args) -> int:
     else:
         init = read_init(args.init)
     targets = read_targets(args.targets) if args.targets else {}
+    if args.focus_radius is not None and (not args.focus or not np.isfinite(args.focus_radius)
+                                          or args.focus_radius <= 0):
+        raise InputError(f"--focus-radius {args.focus_radius} needs --focus and a positive radius (mm)",
+                         fix="pass --focus NAME|X,Y,Z with --focus-radius 20..60")
+    seeds = _clicked_lesions(args)
     rep.stage("loading CT")
     ct = load_ct(args.ct)
+    from .register_mr import refuse_mr_as_ct
+    refuse_mr_as_ct(ct, args.ct)
+    anatomy_source = None
     if args.labels:
+        from registration.align.targets import targets_from_labels   # label maps only: their readers
+        from registration.io.labelmap_io import load_labels           # cost start-up time
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
-    elif args.label_names:
-        raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+        anatomy_source = {"source": "label map", "path": os.path.abspath(args.labels)}
+    elif seeds:
+        from planner.cli.cmd_plan import segment_first
+        case = segment_first(ct, None, seeds, command="ctus register")
+        targets.update(targets_from_labels(case.labels))
+        anatomy_source = case.provenance()
+    focus = None
+    if args.focus:
+        from registration.align.focus import parse_focus
+        focus = parse_focus(args.focus, targets)
     rep.stage("loading sweep")
     sweep = load_sweep(args.sweep, calibration=args.calibration)
     rep.stage(f"registering ({args.method})")
-    res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
-                         n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
-                         breath_hold=args.breath_hold)
+    # One registration per process: nothing to keep in memory (hashing the CT would cost more)
+    # unless a second, gated pass may reuse it; on disk only when asked for.
+    with FEATURE_CACHE.settings(folder=args.feature_cache, max_entries=2 if args.breathing == "gate" else 0):
+        res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
+                             n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
+                             breath_hold=args.breath_hold)
+        if focus is not None:
+            res = _focus(ct, sweep, res, focus, targets, args, rep)
     doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,
                           init_source="landmarks" if landmark_result is not None else "init",
                           init_file=args.landmarks or args.init, landmarks=landmark_result, targets=targets)
+    if anatomy_source is not None:
+        doc["anatomy_source"] = anatomy_source
+    rep.stage("writing the result")
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     _print_summary(res, out)
     return 0
+
+
+def _focus(ct, sweep, res, focus, targets, args, rep):
+    """The whole-sweep ``res`` refined around the ``focus`` (name, point) target."""
+    from registration.align.focus import FOCUS_RADIUS_MM, refine_near_target
+    name, point = focus
+    rep.stage(f"refining near {name}")
+    return refine_near_target(ct, sweep, res, name, point, seed=args.seed, progress=rep,
+                              radius_mm=args.focus_radius or FOCUS_RADIUS_MM,
+                              radius_target_mm=(targets.get(name) or {}).get("radius_mm"), targets=targets)
+
+
+def _clicked_lesions(args) -> list:
+    """The seeds of ``--lesions`` / ``--lesion NAME=X,Y,Z`` (read before the CT: a bad file fails
+    fast); InputError beside ``--labels`` or for ``--label-names`` without ``--labels``."""
+    if args.labels and (args.lesions or args.lesion):
+        raise InputError("--lesions / --lesion are clicks to segment, and --labels is already segmented",
+                         fix="give the lesions in the label map, or drop --labels to segment")
+    if args.label_names and not args.labels:
+        raise InputError("--label-names needs --labels", fix="pass the label map with --labels")
+    if not (args.lesions or args.lesion):
+        return []
+    from planner.cli.cmd_segment import read_seeds_args
+    return read_seeds_args(args.lesions, args.lesion)
 
 
 def _print_summary(res, out: str) -> None:
@@ -185,10 +278,15 @@ def _print_summary(res, out: str) -> None:
     u = res.uncertainty
     print(f"{res.method.upper()} {res.metric_initial:.3f} -> {res.metric_final:.3f} in {res.wall_time_s:.1f} s; "
           f"verdict {u.verdict}: {'; '.join(u.reasons)}")
+    if u.focus:
+        print(f"focused on {u.focus['name']} (radius {u.focus['radius_mm']:.0f} mm, {len(u.focus['frames'])} "
+              f"frames); whole-sweep estimate there {_mm(u.focus.get('whole_sweep_tre_mm'))}")
     for t in u.targets:
         hp = t.hit_probability
         print(f"  {t.name}: registration TRE ~{_mm(t.tre_registration_mm)}, total "
-              f"{_mm(t.tre_total_mm)}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %"))
+              f"{_mm(t.tre_total_mm)}" + ("" if hp is None else f", hit probability {100 * hp:.0f} %")
+              + (f", extrapolated ({t.distance_to_imaged_region_mm:.0f} mm from the imaged region)"
+                 if t.extrapolated else "") + f", {t.verdict}")
     print(f"wrote {out}")
 
 

@@ -1,7 +1,8 @@
-"""``ctus sample --out DIR [--seed N] [--breathing MM] [--force] [--no-sweeps] [--no-deformed]``
+"""``ctus sample --out DIR [--seed N] [--breathing MM] [--force] [--no-sweeps] [--no-deformed] [--no-mr]``
 
 Writes the synthetic demo case (two-phase DICOM + NRRD CT, label map with
-names, tracked sweeps, sweeps of the liver deformed between CT and scan, truth.json;
+names, tracked sweeps, sweeps of the liver deformed between CT and scan, a liver
+MR (NIfTI + DICOM) with a metastasis only it shows, truth.json;
 see sample_data/case/demo_case.py) and prints the time each stage took. Refuses a
 non-empty DIR unless --force.
 """
@@ -26,6 +27,7 @@ def add_parser(sub):
     p.add_argument("--no-sweeps", action="store_true", help="only the CT part (faster)")
     p.add_argument("--no-deformed", action="store_true",
                    help="skip the sweeps of the deformed liver (sweep_*_deformed.igs.mha; faster)")
+    p.add_argument("--no-mr", action="store_true", help="skip the liver MR (mr_hbp.nii.gz, mr/hbp; faster)")
     return p
 
 
@@ -50,6 +52,8 @@ def run(args) -> int:
               file=sys.stderr, flush=True)
 
     kwargs = {"deformed": 0} if args.no_deformed else {}
+    if args.no_mr:
+        kwargs["mr"] = False
     timings = write_case(out, seed=args.seed, breathing_mm=args.breathing, progress=progress,
                          sweeps=not args.no_sweeps, **kwargs)
     total = time.perf_counter() - t0
@@ -62,4 +66,8 @@ def run(args) -> int:
         c = ", ".join(f"{v:.1f}" for v in les["centroid_lps"])
         print(f"  {les['name']:<9s} {les['type']:<15s} {les['diameter_mm']:4.0f} mm  segment "
               f"{les['segment']:<4s} LPS ({c})  {' '.join(les['notes'])}")
+    if "mr" in truth:
+        only = truth["mr"]["mr_only_lesion"]
+        c = ", ".join(f"{v:.1f}" for v in only["centroid_mr"])
+        print(f"  {only['name']:<9s} {only['type']:<15s} {only['diameter_mm']:4.0f} mm  MR only, MR LPS ({c})")
     return 0

@@ -15,7 +15,7 @@ from typing import List, Optional
 from registration.spatial.errors import CancelledError, InputError, ProjectError
 
 # Order = order in --help. Every name here must have a planner/cli/cmd_<name>.py.
-COMMANDS = ["info", "register", "replay", "reconstruct", "plan", "guide", "sample", "pacs"]
+COMMANDS = ["info", "register", "align", "replay", "reconstruct", "segment", "plan", "guide", "sample", "pacs"]
 
 log = logging.getLogger("ctus")
 
@@ -26,20 +26,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ctus: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    """The ``ctus`` parser with the sub-commands ``commands`` (default: all of them).
+
+    Each sub-command's module is imported here: :func:`main` asks only for the one on its
+    command line, so ``ctus register`` does not pay for importing the planner."""
     parser = _Parser(prog="ctus", description="CT-ultrasound fusion planner for liver biopsy")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMANDS:
+    for name in COMMANDS if commands is None else commands:
         module = importlib.import_module(f"planner.cli.cmd_{name}")
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser
 
 
+def _command_of(argv: List[str]) -> Optional[str]:
+    """The sub-command named on the command line (the first word that is not an option), if known."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    # Only the named command's module is imported (process start); help and errors list them all.
+    parser = build_parser(None if command is None else [command])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -170,13 +171,30 @@ def _existing(out_dir: Path, names) -> List[Path]:
     return [out_dir / n for n in names if (out_dir / n).exists()]
 
 
+def prepare_pdf_in_background() -> threading.Thread:
+    """Start importing the PDF report's modules and fonts in a daemon thread (they load while the
+    caller plans; :func:`write_outputs` then finds them ready). Returns the thread."""
+    from .report_pdf import prepare
+    thread = threading.Thread(target=_quietly, args=(prepare,), name="pdf-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:   # noqa: BLE001 - the PDF step imports the same modules and reports the error
+        pass
+
+
 def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: bool = False,
                   ct_metadata: Optional[dict] = None, reference_to_ct: Optional[np.ndarray] = None,
-                  pdf: bool = True, sweep=None, labels=None) -> Dict[str, str]:
+                  pdf: bool = True, sweep=None, labels=None, pdf_workers: int = 1) -> Dict[str, str]:
     """Write plan.json, plan.mrk.json, reference_to_ct.tfm (when registered), plan.pdf, and the
     label map the plan used (``labels.nrrd`` + ``labels.names.json``, when ``labels`` is given).
 
-    Returns {name: path}. Raises InputError if an output exists and not ``force``.
+    ``pdf_workers`` 2 renders the PDF's pages in two processes (the command line; see
+    :mod:`.report_split`). Returns {name: path}. Raises InputError if an output exists and not ``force``.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -199,7 +217,7 @@ def write_outputs(result, out_dir, *, force: bool = False, include_patient_id: b
     if pdf:
         from .report_pdf import render_pdf
         blobs["plan.pdf"] = render_pdf(plan, result.anatomy, result.lesion_masks, sweep=sweep,
-                                       reference_to_ct=reference_to_ct)
+                                       reference_to_ct=reference_to_ct, workers=pdf_workers)
     os.makedirs(out_dir, exist_ok=True)
     written = {}
     for name, data in blobs.items():

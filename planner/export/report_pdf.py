@@ -12,6 +12,7 @@ on the image left, anterior up for axial).
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from typing import Dict, Optional
 
@@ -69,6 +70,19 @@ def _paths_cell(paths: list) -> str:
     return text + (f" +{unsafe} UNSAFE" if unsafe else "")
 
 
+def anatomy_source_text(plan: dict) -> str:
+    """Where the plan's anatomy came from, for the report ('' when plan.json does not say):
+    an automatic segmentation is named with its review state, because its structures were
+    checked by nobody and every path is only as safe as they are."""
+    src = plan.get("anatomy_source") or {}
+    if src.get("source") == "automatic segmentation":
+        state = "reviewed" if src.get("reviewed") else "not reviewed: check the structures before use"
+        return f"ANATOMY: automatic segmentation, {state}"
+    if src.get("source"):
+        return f"Anatomy source: {src['source']}" + (f" ({os.path.basename(src['path'])})" if src.get("path") else "")
+    return ""
+
+
 def _summary_page(fig, plan):
     """Page 1: case and data, constraints, the case recommendation with its reasons and
     advisories, and the lesion table ranked by accessibility."""
@@ -85,6 +99,9 @@ def _summary_page(fig, plan):
                                      for k, v in plan["anatomy"].items())]
     lines += [f"Note: {n}" for n in plan.get("anatomy_notes", [])]
     lines.append(_constraints_text(plan["constraints"]))
+    source = anatomy_source_text(plan)
+    if source:
+        lines.insert(3, source)
     y = _text_block(fig, 0.05, 0.92, lines, 7)
     y -= 0.01
     fig.text(0.05, y, f"RECOMMENDATION: {rec['guidance'].upper()}"
@@ -145,6 +162,10 @@ def _fusion_text(f: dict, diameter_mm) -> str:
             f"rms ({f.get('note', 'registration, tracking, needle and breathing errors in quadrature')})")
     if hp is not None:
         text += f"; hit probability {100 * float(hp):.0f} %" + (f" for a {diameter_mm} mm lesion" if diameter_mm else "")
+    if f.get("extrapolated"):
+        d = f.get("distance_to_imaged_region_mm")
+        text += ("; EXTRAPOLATED" + ("" if d is None else f" ({float(d):.0f} mm from the imaged region)")
+                 + ": the error there is the model's inflated estimate, not measured; sweep over the lesion")
     return text
 
 
@@ -207,11 +228,13 @@ def _path_caption(tr: dict) -> str:
     return text
 
 
-def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, reference_to_ct=None):
-    """One page per lesion: its text, its best US and best CT path on CT planes, and (with a
-    registered sweep) the US frame that cuts it most."""
+def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, reference_to_ct=None, only=None):
+    """One page per lesion (``only``: these indices of ``plan['lesions']``): its text, its best US
+    and best CT path on CT planes, and (with a registered sweep) the US frame that cuts it most."""
     ct = anatomy.ct
-    for l in plan["lesions"]:
+    for n, l in enumerate(plan["lesions"]):
+        if only is not None and n not in only:
+            continue
         chosen = []
         for g in ("us", "ct"):
             paths = [t for t in l["trajectories"] if t["guidance"] == g and t.get("safe", True) is not False]
@@ -258,25 +281,60 @@ def _registration_page(pdf, plan, Figure):
     lines += [f"{k}: {v}" for k, v in reg.get("metrics", {}).items()]
     for l in plan["lesions"]:
         if l["visibility"].get("fusion"):
-            lines.append(f"{l['name']}: {l['visibility']['fusion']}")
+            lines.append(f"{l['name']}: " + _fusion_text(l["visibility"]["fusion"], l.get("diameter_mm")))
     _text_block(fig, 0.05, 0.93, lines, 8)
     pdf.savefig(fig)
 
 
 def render_pdf(plan: dict, anatomy, lesion_masks: Optional[Dict[str, np.ndarray]] = None,
-               sweep=None, reference_to_ct=None) -> bytes:
+               sweep=None, reference_to_ct=None, *, workers: int = 1) -> bytes:
     """The report as PDF bytes (the caller writes them atomically).
 
     With a registered ``sweep`` the lesion pages add the US frame that cuts the
-    lesion most, with the CT lesion outline and the US path drawn on it.
+    lesion most, with the CT lesion outline and the US path drawn on it. ``workers`` 2:
+    the lesion pages are shared with a forked process and the pages joined
+    (:mod:`.report_split`; only where forking is safe: the command line, not the GUI).
     """
+    def part(lesions=None, summary=True, registration=True) -> bytes:
+        return _render_part(plan, anatomy, lesion_masks, sweep, reference_to_ct, lesions, summary, registration)
+    if workers > 1 and len(plan["lesions"]) > 1:
+        from .report_split import render_in_two
+        return render_in_two(part, plan, title=_TITLE, creator=_creator(plan), prepare=prepare)
+    return part()
+
+
+_TITLE = "CT-US biopsy plan"
+
+
+def _creator(plan: dict) -> str:
+    return f"ctus {plan['software']['version']}"
+
+
+def prepare() -> None:
+    """Import the PDF backend and load the report's fonts now (~1 s of CPU once per process): the
+    command line calls it from a thread while it plans, and :mod:`.report_split` before forking,
+    so that the forked process inherits them."""
+    from matplotlib import font_manager
+    from matplotlib.backends import backend_pdf  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+    for weight in ("normal", "bold"):
+        font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight=weight)))
+
+
+def _render_part(plan, anatomy, lesion_masks, sweep, reference_to_ct, lesions, summary: bool,
+                 registration: bool) -> bytes:
+    """The summary page (``summary``), the pages of the lesions with indices ``lesions`` (None: all)
+    and the registration page (``registration``, when registered), as one PDF."""
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
     buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Title": "CT-US biopsy plan", "Creator": f"ctus {plan['software']['version']}"}) as pdf:
-        fig = Figure(figsize=(8.27, 11.69))
-        _summary_page(fig, plan)
-        pdf.savefig(fig)
-        _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep, reference_to_ct)
-        _registration_page(pdf, plan, Figure)
+    with PdfPages(buf, metadata={"Title": _TITLE, "Creator": _creator(plan)}) as pdf:
+        if summary:
+            fig = Figure(figsize=(8.27, 11.69))
+            _summary_page(fig, plan)
+            pdf.savefig(fig)
+        _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep, reference_to_ct,
+                      only=None if lesions is None else set(lesions))
+        if registration:
+            _registration_page(pdf, plan, Figure)
     return buf.getvalue()

@@ -21,6 +21,7 @@ Points are CT LPS mm; masks are ``[k, j, i]``; distances in mm.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -135,7 +136,8 @@ class ClearanceOracle:
     anatomy (its derived classes are used on its own grid); ``vessel_large``: the
     full-resolution large-vessel mask (decided by :func:`planner.anatomy.derived.large_vessels`;
     None: taken from ``anatomy`` when it is on the labels' grid). Trees are built per class
-    on first use.
+    on first use, or all at once by :meth:`prepare` (a background thread may run it while the
+    planning goes on: the trees' work releases the GIL; a lock makes each tree be built once).
     """
 
     def __init__(self, labels: LabelMap, anatomy: Anatomy, vessel_large: Optional[np.ndarray] = None):
@@ -148,15 +150,25 @@ class ClearanceOracle:
         self._sources: Dict[str, List[_Source]] = {}
         self._label_sources: Dict[str, _Source] = {}
         self._class_index: Optional[np.ndarray] = None
+        self._lock = threading.RLock()
         self.half_voxel_diagonal_mm = float(0.5 * np.linalg.norm(labels.spacing))
 
     def _labelled(self, cls: str) -> Dict[str, int]:
         return {n: v for n, v in self.labels.names.items() if risk_class_of(n) == cls}
 
+    def prepare(self) -> None:
+        """Build the sources of every measured class and vessel label now (what measuring paths needs)."""
+        for cls in MEASURED_CLASSES:
+            self.sources(cls)
+        for name in self._labelled(VESSEL_CLASS):
+            self._label_source(name)
+
     def sources(self, cls: str) -> List[_Source]:
         """The masks whose distance is the class's distance (full-resolution labels, derived part)."""
-        if cls in self._sources:
-            return self._sources[cls]
+        with self._lock:
+            return self._sources[cls] if cls in self._sources else self._build_sources(cls)
+
+    def _build_sources(self, cls: str) -> List[_Source]:
         lab = self.labels
         out: List[_Source] = []
         if cls == "vessel_large":
@@ -215,11 +227,15 @@ class ClearanceOracle:
     def label_distance(self, name: str, pts: np.ndarray, corners: Optional[Dict[str, _Corners]] = None
                        ) -> np.ndarray:
         """DESIGN 7 distance (mm) of LPS points to one named label of the full-resolution map."""
-        if name not in self._label_sources:
-            lab = self.labels
-            self._label_sources[name] = _Source(lab.array == lab.names[name], "labels", lab.ijk_to_lps)
         corners = corners or self.corners(pts)
-        return self._label_sources[name].trilinear_edt(corners["labels"])
+        return self._label_source(name).trilinear_edt(corners["labels"])
+
+    def _label_source(self, name: str) -> _Source:
+        with self._lock:
+            if name not in self._label_sources:
+                lab = self.labels
+                self._label_sources[name] = _Source(lab.array == lab.names[name], "labels", lab.ijk_to_lps)
+            return self._label_sources[name]
 
     def vessel_label_distances(self, pts: np.ndarray, corners: Optional[Dict[str, _Corners]] = None
                                ) -> Dict[str, float]:

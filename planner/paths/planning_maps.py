@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from planner.anatomy.derived import bounding_box
 from planner.anatomy.structures import Anatomy
+from registration.spatial.distance_map import distance_transform_edt
 
 from .constraints import Constraints
 
@@ -124,6 +125,5 @@ def liver_sdf(anatomy: Anatomy, lesion_mask=None, other_lesions=None,
     samp = anatomy.spacing_kji
     sdf = np.full(liver.shape, margin_mm, np.float32)
     sub = liver[box]
-    sdf[box] = (ndimage.distance_transform_edt(~sub, sampling=samp)
-                - ndimage.distance_transform_edt(sub, sampling=samp))
+    sdf[box] = distance_transform_edt(~sub, sampling=samp) - distance_transform_edt(sub, sampling=samp)
     return sdf

@@ -25,7 +25,10 @@ class TargetEstimate:
     ``tre_*_mm`` are RMS errors (mm); None where unknown (no Hessian, a result not trusted).
     ``starts_agreeing`` is the fraction (0-1) of the comparable starts within AGREE_MM of the
     best one at this target, ``starts_comparable`` their number. ``radius_mm`` and the hit
-    probabilities (0-1) exist only for targets given with a radius."""
+    probabilities (0-1) exist only for targets given with a radius. ``tre_deformation_mm``: the
+    residual-deformation term inside ``tre_registration_mm`` (:mod:`.deformation_error`);
+    ``extrapolated``: the target lies further than the validated distance from the imaged
+    region (``distance_to_imaged_region_mm``), so its verdict is never "good"."""
     name: str
     point_ct: Optional[List[float]] = None
     tre_hessian_mm: Optional[float] = None          # Laplace (Hessian) estimate, uncalibrated
@@ -36,12 +39,15 @@ class TargetEstimate:
     tre_registration_mm: Optional[float] = None     # calibrated, with resolution floor and breathing
     tre_total_mm: Optional[float] = None            # + tracking, needle, breathing in quadrature
     tre_registration_95_mm: Optional[float] = None  # radius holding 95 % of the registration error
-    distance_to_sweep_mm: Optional[float] = None    # to the nearest fan sample under the result
+    distance_to_sweep_mm: Optional[float] = None    # to the imaged region (else the nearest fan sample)
     radius_mm: Optional[float] = None
     hit_probability: Optional[float] = None                     # with the total error
     hit_probability_registration_only: Optional[float] = None   # with the registration error alone
     verdict: Optional[str] = None
     why: List[str] = field(default_factory=list)
+    tre_deformation_mm: Optional[float] = None      # residual deformation term (in tre_registration_mm)
+    distance_to_imaged_region_mm: Optional[float] = None   # to the union of the frames' fans
+    extrapolated: Optional[bool] = None             # beyond the validated distance: never "good"
 
     def to_dict(self) -> dict:
         """The RESULT.json row (radius and hit probabilities only for a target with a radius)."""
@@ -54,7 +60,8 @@ class TargetEstimate:
         if self.radius_mm is not None:
             d.update(radius_mm=self.radius_mm, hit_probability=self.hit_probability,
                      hit_probability_registration_only=self.hit_probability_registration_only)
-        d.update(verdict=self.verdict, why=list(self.why))
+        d.update(verdict=self.verdict, why=list(self.why), tre_deformation_mm=self.tre_deformation_mm,
+                 distance_to_imaged_region_mm=self.distance_to_imaged_region_mm, extrapolated=self.extrapolated)
         return d
 
     @classmethod
@@ -72,7 +79,11 @@ class TargetEstimate:
         if point is not None:
             point = [float(v) for v in _vector(point, path, f"{where}.point_ct")]
         comparable = optional_number(row, "starts_comparable", path, where)
-        return cls(row["name"], point, tre_registration_mm=tre,
+        extrapolated = row.get("extrapolated")
+        if extrapolated is not None and not isinstance(extrapolated, bool):
+            raise InputError(f'{where}: "extrapolated" is not true, false or null', path=path,
+                             fix="write the RESULT of 'ctus register'")
+        return cls(row["name"], point, tre_registration_mm=tre, extrapolated=extrapolated,
                    starts_comparable=None if comparable is None else int(comparable),
                    verdict=parse_verdict(row.get("verdict"), path, f"{where}.verdict"),
                    why=_strings(row, "why", path, where), **nums)
@@ -80,7 +91,8 @@ class TargetEstimate:
 
 _NUMBER_FIELDS = ("tre_hessian_mm", "tre_multistart_mm", "tre_uncalibrated_mm", "starts_agreeing",
                   "tre_registration_mm", "tre_total_mm", "tre_registration_95_mm", "distance_to_sweep_mm",
-                  "radius_mm", "hit_probability", "hit_probability_registration_only")
+                  "radius_mm", "hit_probability", "hit_probability_registration_only", "tre_deformation_mm",
+                  "distance_to_imaged_region_mm")
 
 
 @dataclass
@@ -121,6 +133,9 @@ class Assessment:
     covariance_deg_mm: Optional[np.ndarray] = None
     moved_from_start: Optional[MovedFromStart] = None
     breathing: Optional[dict] = None
+    deformation: Optional[dict] = None      # ResidualDeformation.to_dict() (.deformation_error)
+    capture: Optional[dict] = None          # evidence for a result far from its start (.capture_range)
+    focus: Optional[dict] = None            # the target a focused refinement was about (.focus)
 
     def target(self, name: str) -> Optional[TargetEstimate]:
         """The estimate at the target called ``name`` (None if it was not assessed)."""
@@ -138,7 +153,8 @@ class Assessment:
                 else np.asarray(self.covariance_deg_mm).tolist(),
                 "moved_from_start": None if moved is None else {"rotation_deg": moved.rotation_deg,
                                                                 "translation_mm": moved.translation_mm},
-                "breathing": self.breathing}
+                "breathing": self.breathing, "deformation": self.deformation, "capture": self.capture,
+                "focus": self.focus}
 
     @classmethod
     def from_dict(cls, d, path=None, where: str = "uncertainty") -> "Assessment":
@@ -169,7 +185,8 @@ class Assessment:
                    None if moved is None else MovedFromStart(
                        *(_required_number(moved, k, path, f"{where}.moved_from_start")
                          for k in ("rotation_deg", "translation_mm"))),
-                   _object(d, "breathing", path, where))
+                   _object(d, "breathing", path, where), _object(d, "deformation", path, where),
+                   _object(d, "capture", path, where), _object(d, "focus", path, where))
 
 
 def _object(d: dict, key: str, path, where: str) -> Optional[dict]:

@@ -1,12 +1,16 @@
-"""LC2 cost on tracked frames: CT feature levels, frame resampling, the metric under a pose.
+"""LC2 cost on tracked frames: frame resampling and the metric under a pose.
 
-Used by :mod:`registration.align.intensity_registration`. Geometry: CT features live on
+Used by :mod:`registration.align.intensity_registration`; the CT feature levels are in
+:mod:`.lc2_features` (re-exported here). Geometry: CT features live on
 an isotropic grid with the CT's direction (``lps_to_ijk`` maps LPS mm to
 ``(i, j, k)``); frame samples are fan pixels of the US frames resampled to
 ``pixel_mm`` and carried to Reference mm with ``image_to_reference``; a pose
 ``reference_to_ct`` maps them into the CT, where ``p`` and ``g`` are sampled
 trilinearly (points outside the CT get flat features p = g = 0: their patches explain
-nothing and lower LC2).
+nothing and lower LC2). The metric is computed by the compiled kernels of
+:mod:`.lc2_kernels` (``engine="compiled"``, the default when they could be built) or by the
+numpy form it is tested against (``engine="numpy"``: ``map_coordinates`` and
+:class:`~registration.align.lc2.FixedUS`, float32).
 """
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np
-import SimpleITK as sitk
 from scipy import ndimage
 
 from registration.spatial.errors import InputError
@@ -22,71 +25,12 @@ from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply
 from registration.spatial.volume import Volume
 
-from .lc2 import FixedUS, ct_feature_arrays
+from . import lc2_kernels
+from .lc2 import FixedUS
+from .lc2_features import FeatureLevel, crop_to_points, ct_feature_level, ct_feature_levels  # noqa: F401 (re-exported)
 
-
-# ---------------------------------------------------------------------------- CT levels
-@dataclass
-class FeatureLevel:
-    """CT features resampled on an isotropic grid (same direction as the CT)."""
-    p: np.ndarray             # float32 [k, j, i]
-    g: np.ndarray             # float32 [k, j, i]
-    lps_to_ijk: np.ndarray    # 4x4
-    spacing_mm: float
-
-
-def _smoothed_resampled(img: sitk.Image, spacing_mm: float) -> sitk.Image:
-    """Gaussian (sigma^2 = (s/2)^2 - (s_in/2)^2 per axis) then linear resampling to ``spacing_mm``."""
-    sp_in = np.asarray(img.GetSpacing(), float)
-    # Integer block averaging first (cheap), so the Gaussian runs on a smaller image.
-    shrink = np.maximum(np.floor(spacing_mm / sp_in + 1e-6).astype(int), 1)
-    if np.any(shrink > 1):
-        img = sitk.BinShrink(img, [int(v) for v in shrink])
-        sp_in = np.asarray(img.GetSpacing(), float)
-    sigma = np.sqrt(np.maximum((spacing_mm / 2.0) ** 2 - (sp_in / 2.0) ** 2, 0.0))
-    if np.any(sigma > 0):
-        img = sitk.SmoothingRecursiveGaussian(img, [float(max(s, 1e-3)) for s in sigma])
-    size_out = np.maximum(np.round(np.asarray(img.GetSize()) * sp_in / spacing_mm).astype(int), 1)
-    res = sitk.ResampleImageFilter()
-    res.SetOutputSpacing([float(spacing_mm)] * 3)
-    res.SetSize([int(v) for v in size_out])
-    res.SetOutputOrigin(img.GetOrigin())
-    res.SetOutputDirection(img.GetDirection())
-    res.SetInterpolator(sitk.sitkLinear)
-    res.SetDefaultPixelValue(-1000.0)
-    return res.Execute(img)
-
-
-def ct_feature_level(ct: Volume, spacing_mm: float) -> FeatureLevel:
-    """Smooth (sigma = spacing/2), resample to ``spacing_mm`` and compute (p, g)."""
-    return ct_feature_levels(ct, [spacing_mm])[0]
-
-
-def ct_feature_levels(ct: Volume, spacings_mm: Sequence[float]) -> List[FeatureLevel]:
-    """Feature levels, computed fine to coarse, each from the previous (smoothed) one:
-    the expensive smoothing of the full-resolution CT happens once."""
-    order = np.argsort(spacings_mm)
-    img = sitk.Cast(ct.to_sitk(), sitk.sitkFloat32)
-    out: List[Optional[FeatureLevel]] = [None] * len(spacings_mm)
-    for k in order:
-        sp = float(spacings_mm[k])
-        img = _smoothed_resampled(img, sp)
-        vol = Volume.from_sitk(img)
-        p, g = ct_feature_arrays(vol.array, (sp,) * 3, smooth_mm=0.0)
-        out[k] = FeatureLevel(p, g, vol.lps_to_ijk, sp)
-    return out  # type: ignore[return-value]
-
-
-def crop_to_points(ct: Volume, points_ct: np.ndarray, margin_mm: float) -> Volume:
-    """The CT restricted to the bounding box of ``points_ct`` (LPS mm) plus ``margin_mm``."""
-    ijk = ct.lps_to_index(points_ct)
-    m = margin_mm / np.asarray(ct.spacing, float)
-    lo = np.maximum(np.floor(ijk.min(axis=0) - m).astype(int), 0)
-    hi = np.minimum(np.ceil(ijk.max(axis=0) + m).astype(int) + 1, np.asarray(ct.shape_ijk))
-    if np.any(hi - lo < 2):
-        return ct
-    arr = ct.array[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
-    return Volume(arr, ct.spacing, ct.index_to_lps(lo.astype(float)), ct.direction, dict(ct.metadata))
+#: LC2 evaluation engine: "compiled" (:mod:`.lc2_kernels`) when they could be built, else "numpy".
+DEFAULT_ENGINE = "compiled" if lc2_kernels.AVAILABLE else "numpy"
 
 
 # ---------------------------------------------------------------------------- frames
@@ -158,6 +102,9 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_norm
         u[n][fan] = ndimage.map_coordinates(sm, [fy, fx], order=1)
         pts.append(apply(mats[f], img_pts))
     fans = np.broadcast_to(fan, u.shape).copy()
+    if sweep.metadata.get("zero_is_outside"):   # issue 18: a 3D volume's slices, 0 = not imaged there
+        from .volume_sweep import drop_unimaged
+        u, fans, pts = drop_unimaged(sweep, indices, fan, fy, fx, u, fans, pts)
     if depth_normalise:
         # Per-row (depth) scale over all frames, like a TGC: LC2's weights (local std of u)
         # otherwise favour the bright near field over the darker, attenuated liver.
@@ -175,11 +122,17 @@ class FrameLC2Cost:
     the sum over the halves is the same LC2.
     """
 
-    def __init__(self, level: FeatureLevel, samples: FrameSamples, patch_px: int):
+    def __init__(self, level: FeatureLevel, samples: FrameSamples, patch_px: int, engine: Optional[str] = None):
         self.level = level
         self.samples = samples
         self.patch = (1, patch_px, patch_px)
-        self._fixed = FixedUS(samples.u, samples.fan, self.patch)
+        self.engine = engine or DEFAULT_ENGINE
+        if self.engine not in ("compiled", "numpy") or (self.engine == "compiled" and not lc2_kernels.AVAILABLE):
+            raise ValueError(f"LC2 engine {self.engine!r} is not available (compiled kernels built: "
+                             f"{lc2_kernels.AVAILABLE})")
+        # The compiled form computes in float64 (its US side too); the numpy form in float32.
+        self._fixed = FixedUS(samples.u, samples.fan, self.patch,
+                              dtype=np.float64 if self.engine == "compiled" else np.float32)
         # (frames, fan samples) of the whole stack, then of its two halves (for map_fn).
         n = samples.u.shape[0]
         per_frame = np.concatenate([[0], np.cumsum(samples.fan.reshape(n, -1).sum(axis=1))])
@@ -188,6 +141,10 @@ class FrameLC2Cost:
         self._halves = self._whole if n < 2 else [
             (slice(0, half), slice(0, int(per_frame[half]))),
             (slice(half, n), slice(int(per_frame[half]), int(per_frame[n])))]
+        if self.engine == "compiled":
+            self._pix = np.flatnonzero(samples.fan)          # same order as points_ref (frame, row, col)
+            self._cnt = lc2_kernels.patch_counts(samples.fan, patch_px)
+            self._points = np.ascontiguousarray(samples.points_ref, dtype=np.float64)
 
     def sample_features(self, reference_to_ct: np.ndarray, points: slice = slice(None)):
         """p and g (NaN outside the CT) at the fan samples ``points`` under the pose."""
@@ -199,6 +156,12 @@ class FrameLC2Cost:
 
     def overlap(self, reference_to_ct: np.ndarray) -> float:
         """Fraction of the fan samples inside the CT under the pose."""
+        if self.engine == "compiled":
+            m = np.ascontiguousarray((self.level.lps_to_ijk @ np.asarray(reference_to_ct, float))[2::-1])
+            scratch = np.empty(self.samples.u.size)
+            n_in = lc2_kernels.sample_features(self.level.pg, m, self._points, 0, len(self._points), self._pix,
+                                               scratch, scratch)[0]
+            return float(n_in / max(len(self._points), 1))
         p, _ = self.sample_features(reference_to_ct)
         return float(np.mean(np.isfinite(p)))
 
@@ -212,6 +175,8 @@ class FrameLC2Cost:
         is the LC2 (the weights ``w`` depend on the US alone)."""
         run = map_fn or (lambda f, xs: [f(x) for x in xs])
         chunks = self._halves if map_fn is not None else self._whole
+        if self.engine == "compiled":
+            return self._metric_compiled(reference_to_ct, run, chunks, per_frame)
         u = self.samples.u
         stacks = run(lambda c: self._chunk_features(reference_to_ct, c), chunks)
         # Global standardisation over the fan (as lc2_maps): moments combined over chunks.
@@ -239,6 +204,30 @@ class FrameLC2Cost:
             return np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
         num, den = sum(x[0] for x in parts), sum(x[1] for x in parts)
         return (num / den if den > 0 else 0.0), float(n_in / max(n_all, 1))
+
+    def _metric_compiled(self, reference_to_ct, run, chunks, per_frame: bool):
+        """:meth:`metric` by the compiled kernels (:mod:`.lc2_kernels`): the same quantities in float64."""
+        m = np.ascontiguousarray((self.level.lps_to_ijk @ np.asarray(reference_to_ct, float))[2::-1])
+        pg = self.level.pg
+        shape = self.samples.u.shape
+        pv, gv = np.empty(shape), np.empty(shape)
+        flat_p, flat_g = pv.reshape(-1), gv.reshape(-1)
+        stats = run(lambda c: lc2_kernels.sample_features(pg, m, self._points, c[1].start, c[1].stop, self._pix,
+                                                          flat_p, flat_g), chunks)
+        n_all = self._points.shape[0]
+        n_in = sum(st[0] for st in stats)
+        eps = self._fixed.eps
+        mean_p, inv_p = lc2_kernels.standardisation(n_all, sum(st[1] for st in stats), sum(st[2] for st in stats), eps)
+        mean_g, inv_g = lc2_kernels.standardisation(n_all, sum(st[3] for st in stats), sum(st[4] for st in stats), eps)
+        fx = self._fixed
+        num, den = np.zeros(shape[0]), np.zeros(shape[0])
+        run(lambda c: lc2_kernels.lc2_frame_sums(pv, gv, fx.mask, fx.u, fx.mu, fx.inv_vu, fx.w, self._cnt,
+                                                 self.patch[1] // 2, mean_p, inv_p, mean_g, inv_g, eps, 1e-3,
+                                                 c[0].start, c[0].stop, num, den), chunks)
+        if per_frame:
+            return num, den
+        tot = float(den.sum())
+        return (float(num.sum()) / tot if tot > 0 else 0.0), float(n_in / max(n_all, 1))
 
     def _chunk_features(self, reference_to_ct, chunk):
         p, g = self.sample_features(reference_to_ct, chunk[1])

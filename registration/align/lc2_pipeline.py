@@ -18,6 +18,7 @@ from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply
 from registration.spatial.volume import Volume
 
+from .deformation_error import estimate_residual_deformation
 from .lc2_cost import select_frames
 from .lc2_progress import lc2_progress
 from .lc2_stages import (
@@ -35,7 +36,7 @@ from .lc2_stages import (
 from .multistart import chunked_map
 from .pose_uncertainty import hessian_covariance
 from .registration_result import ProgressFn, RegistrationResult
-from .uncertainty import assess
+from .uncertainty import MAX_SWEEP_POINTS, assess
 
 #: Finite-difference step of the Laplace covariance, in fine pixels (as mm, and as degrees).
 #: Why two: docs/registration_tuning.md#hessian-step.
@@ -124,14 +125,27 @@ def finish(result: RegistrationResult, sweep: Sweep, levels: LevelSet, ev: Evalu
         hess = hessian_covariance(lambda m: ev.counted(fine.metric(m)[0]), result.reference_to_ct, result.center_ct,
                                      n_eff, step=step, map_fn=lambda fn, xs: chunked_map(fn, xs, ev.run, ev.n_threads))
         clock.lap("hessian")
+    # Residual deformation (issue 19): the sweep's parts fitted alone at the middle level.
+    ev.progress.begin("deformation")
+    deformation = estimate_residual_deformation(sweep, levels.costs[min(1, len(levels.costs) - 1)],
+                                                result.reference_to_ct, options.frames, run=ev.run)
+    clock.lap("deformation")
     ev.progress.begin("assess")
-    result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess,
+    result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess, deformation=deformation,
                                 resolution_mm=fine.level.spacing_mm,
-                                sweep_points_ct=apply(result.reference_to_ct, fine.samples.points_ref),
+                                sweep_points_ct=apply(result.reference_to_ct, _evenly(fine.samples.points_ref)),
                                 breathing=result.breathing, start_reference_to_ct=assess_from)
     clock.lap("assess")
     result.timings_s = clock.timings
     result.wall_time_s = clock.elapsed()
+
+
+def _evenly(points: np.ndarray) -> np.ndarray:
+    """The fan samples :func:`~registration.align.uncertainty.assess` keeps (``MAX_SWEEP_POINTS``,
+    evenly), picked before they are mapped: the same points at a fraction of the cost."""
+    if len(points) <= MAX_SWEEP_POINTS:
+        return points
+    return points[np.linspace(0, len(points) - 1, MAX_SWEEP_POINTS).astype(int)]
 
 
 def analyse_sweep_breathing(sweep: Sweep, levels: LevelSet, reference_to_ct: np.ndarray, ev: Evaluator,

@@ -2,9 +2,9 @@
 
 :func:`lc2_progress` builds a :class:`~registration.spatial.progress.StagedProgress` whose
 stages are the keys of ``RegistrationResult.timings_s`` (CT features, translation grid,
-coarse starts, level 2, finest level, breathing, error estimate, verdict). A stage's
-weight is its expected time: fixed seconds for the stages that do not evaluate the cost,
-and for the others the expected number of cost evaluations times the time of one
+coarse starts, level 2, finest level, breathing, error estimate, deformation check,
+verdict). A stage's weight is its expected time: fixed seconds for the stages that do not
+evaluate the cost, and for the others the expected number of cost evaluations times the time of one
 evaluation at that level, modelled as proportional to the level's samples (frames /
 pixel size squared). The constants are fitted to the stage timings of the GUI's default
 registration on the demo case (benchmarks/results/registration.md#progress-weights): only
@@ -30,6 +30,9 @@ BREATHING_FRAMES = 20
 BREATHING_SHIFTS = 21
 #: Evaluations of the Laplace covariance (pose_uncertainty.hessian_covariance).
 HESSIAN_EVALUATIONS = 28
+#: Local fits of the residual-deformation estimate (local_fits): frame groups (x 2 depth
+#: halves), frames per group, evaluations per patch (fit budget + its curvature).
+DEFORMATION_GROUPS, DEFORMATION_FRAMES, DEFORMATION_EVALS = 3, 8, 66
 
 
 def _eval_s(options: LC2Options, level_id: int, frames: Optional[int] = None) -> float:
@@ -69,6 +72,11 @@ def lc2_stages(options: LC2Options, *, breathing: bool) -> List[Stage]:
     if options.hessian:
         out.append(Stage("hessian", "error estimate", HESSIAN_EVALUATIONS * _eval_s(options, n - 1),
                          HESSIAN_EVALUATIONS))
+    # Residual deformation (deformation_error): every patch of the sweep fitted alone at the
+    # middle level, about half a group's frames' samples per evaluation.
+    patches = 2 * DEFORMATION_GROUPS
+    out.append(Stage("deformation", "deformation check", patches * DEFORMATION_EVALS
+                     * _eval_s(options, min(1, n - 1), DEFORMATION_FRAMES) / 2))
     out.append(Stage("assess", "verdict", FIXED_S["assess"]))
     return out
 

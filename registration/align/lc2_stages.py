@@ -26,10 +26,11 @@ import numpy as np
 from registration.spatial.errors import CancelledError, InputError
 from registration.spatial.progress import StagedProgress
 from registration.spatial.sweep import Sweep
-from registration.spatial.transforms import apply, rigid_matrix
+from registration.spatial.transforms import apply
 from registration.spatial.volume import Volume
 
-from .lc2_cost import FrameLC2Cost, crop_to_points, ct_feature_levels, frame_samples, select_frames
+from .lc2_cost import FrameLC2Cost, frame_samples, select_frames
+from .lc2_features import FEATURE_CACHE, crop_box
 from .multistart import (
     N_THREADS,
     PARAM_SCALE,
@@ -38,6 +39,7 @@ from .multistart import (
     start_perturbations,
     translation_search_starts,
 )
+from .nelder_mead import rigid_update
 from .registration_result import StartResult
 
 
@@ -118,11 +120,13 @@ def roi_center(init_reference_to_ct: np.ndarray, points_ref: np.ndarray) -> np.n
 def prepare_levels(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options) -> LevelSet:
     """Resample the selected frames and compute the CT features of every level.
 
-    Only the CT around the fine level's fan under ``init`` (plus ``CROP_MARGIN_MM``) is used."""
+    Only the CT around the fine level's fan under ``init`` (plus ``CROP_MARGIN_MM``, on the
+    lattice of :func:`~registration.align.lc2_features.crop_box`) is used; its features come
+    from :data:`~registration.align.lc2_features.FEATURE_CACHE` when that holds them."""
     frames = [select_frames(sweep, lev.max_frames, options.frames) for lev in _levels(options)]
     samples = [frame_samples(sweep, idx, lev.pixel_mm) for idx, lev in zip(frames, _levels(options))]
-    roi_ct = crop_to_points(ct, apply(init, samples[-1].points_ref), CROP_MARGIN_MM)
-    feats = ct_feature_levels(roi_ct, [lev.pixel_mm for lev in _levels(options)])
+    box = crop_box(ct, apply(init, samples[-1].points_ref), CROP_MARGIN_MM)
+    feats = FEATURE_CACHE.levels(ct, box, [lev.pixel_mm for lev in _levels(options)])
     costs = [FrameLC2Cost(feat, smp, lev.patch_px) for lev, smp, feat in zip(_levels(options), samples, feats)]
     return LevelSet(costs, frames)
 
@@ -168,7 +172,7 @@ class Evaluator:
 
     def pose(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
         """``reference_to_ct`` of scaled parameters ``x`` applied to ``base``."""
-        return rigid_matrix(x * PARAM_SCALE, self.center_ct) @ base
+        return rigid_update(x * PARAM_SCALE, self.center_ct) @ base
 
     def cost(self, level: FrameLC2Cost, level_id: int, base: np.ndarray, map_fn=None) -> Callable[[np.ndarray], float]:
         """Cost to minimise over scaled parameters about ``base``: -LC2 plus the overlap penalty."""

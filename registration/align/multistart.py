@@ -17,19 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from scipy import optimize
-from scipy.spatial.transform import Rotation
 
 from registration.spatial.errors import CancelledError
 
+from .nelder_mead import minimize_bounded, rotation_matrix_deg
 from .registration_result import ProgressFn
 
 #: Parameter scaling for the optimiser: 1 unit = this many deg / mm.
 PARAM_SCALE = np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
 #: Search bounds around each start (deg, mm).
 BOUNDS = np.array([15.0, 15.0, 15.0, 30.0, 30.0, 30.0])
-#: Threads for independent work (translation-grid points, starts): scipy.ndimage releases
-#: the GIL in map_coordinates and uniform_filter. Speed-up: docs/registration_tuning.md#threads.
+#: Threads for independent work (translation-grid points, starts): the compiled LC2 kernels
+#: (ctypes) and scipy.ndimage release the GIL. Speed-up: docs/registration_tuning.md#threads.
 N_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
@@ -93,14 +92,12 @@ def optimise_nelder_mead(cost_fn: Callable[[np.ndarray], float], x0: np.ndarray,
     returns the best scaled parameters. Bounds: ``BOUNDS`` (deg, mm) about ``x0``.
 
     Chosen over bounded Powell, whose line searches stall on LC2's small-scale noise
-    (docs/registration_tuning.md#optimiser)."""
+    (docs/registration_tuning.md#optimiser). SciPy's algorithm, step for step
+    (:func:`registration.align.nelder_mead.minimize_bounded`)."""
     lo = x0 - BOUNDS / PARAM_SCALE
     hi = x0 + BOUNDS / PARAM_SCALE
     simplex = np.vstack([x0, x0 + np.eye(6) * step])
-    res = optimize.minimize(cost_fn, x0, method="Nelder-Mead", bounds=list(zip(lo, hi)),
-                            options={"initial_simplex": simplex, "xatol": xatol, "fatol": fatol,
-                                     "maxfev": maxfev})
-    return res.x
+    return minimize_bounded(cost_fn, x0, lo, hi, simplex, xatol=xatol, fatol=fatol, maxfev=maxfev)
 
 
 def chunked_map(fn, xs: Sequence, run, n_chunks: int) -> list:
@@ -141,7 +138,7 @@ def random_rigid_perturbation(rng: np.random.Generator, trans_range=(5.0, 20.0),
     ang = rng.uniform(*rot_range)
     t = d * rng.uniform(*trans_range)
     m = np.eye(4)
-    m[:3, :3] = Rotation.from_rotvec(np.deg2rad(ang) * axis).as_matrix()
+    m[:3, :3] = rotation_matrix_deg(ang * axis)
     c = np.asarray(center, float)
     m[:3, 3] = c - m[:3, :3] @ c + t
     return m

@@ -23,7 +23,9 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from registration.spatial.transforms import apply, invert, rigid_matrix, rotation_angle_deg
+from registration.spatial.transforms import apply, invert, rotation_angle_deg
+
+from .nelder_mead import rigid_update
 
 #: Starts "agree" within this distance (mm) at a target. Tuning: docs/registration_tuning.md#agree_mm.
 AGREE_MM = 5.0
@@ -71,7 +73,7 @@ def hessian_covariance(metric: Callable[[np.ndarray], float], reference_to_ct: n
     base = np.asarray(reference_to_ct, float)
 
     def f(x):
-        lc = float(metric(rigid_matrix(x, center) @ base))
+        lc = float(metric(rigid_update(x, center) @ base))
         return math.log(max(1.0 - lc, 1e-6))
 
     eye = np.diag(h)

@@ -5,7 +5,8 @@ Reference mm -> CT LPS mm), the registration's metrics, time and history, its
 uncertainty (``uncertainty``: :class:`~registration.align.assessment.Assessment`
 as a dict), the start (``init``), the landmark fit when the start came from
 landmarks, and, for readers that want only the verdict and the per-target rows,
-``verdict`` and ``targets`` copied from the uncertainty. ``ctus register`` and the
+``verdict``, ``targets`` and ``focus`` (the target a focused refinement was about, or
+null: :mod:`.focus`) copied from the uncertainty. ``ctus register`` and the
 GUI's Accept write the same fields; the GUI adds its own session keys.
 
 Reading (:func:`parse_result`, :func:`read_result_file`) accepts an INIT.json too
@@ -58,6 +59,7 @@ def result_document(result: RegistrationResult, *, ct_path, sweep_path, calibrat
         doc["landmarks"] = lm
     doc["targets"] = (doc.get("uncertainty") or {}).get("targets", [])
     doc["verdict"] = (doc.get("uncertainty") or {}).get("verdict")
+    doc["focus"] = (doc.get("uncertainty") or {}).get("focus")
     return doc
 
 
@@ -76,6 +78,12 @@ class ResultRecord:
     fre_mm: Optional[float] = None
     source: Optional[str] = None
     document: dict = field(default_factory=dict)
+
+    @property
+    def focus(self) -> Optional[dict]:
+        """The focus of a focused refinement (``name``, ``point_ct``, ``radius_mm``, ...), else None."""
+        f = self.document.get("focus")
+        return f if isinstance(f, dict) else None
 
     def target(self, name: str) -> Optional[TargetEstimate]:
         """The row of target ``name`` (None if the file has none)."""

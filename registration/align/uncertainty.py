@@ -14,8 +14,14 @@ half the amplitude of any breathing the registration could not gate away.
 
 The overall verdict is over the targets near the sweep (``LOCAL_MM``): a lesion
 on the far side of the liver is extrapolated and gets its own, usually worse,
-row. A result further from its start than the validated capture range is poor
-whatever its numbers say (all starts can agree on a wrong optimum).
+row. A result further from its start than the validated capture range is judged
+by the evidence for it (:mod:`.capture_range`: agreeing starts, metric level,
+consistency of the sweep's parts): poor without it, at best check with it.
+
+Residual deformation (:mod:`.deformation_error`, when the pipeline passes an
+estimate): its term is added in quadrature to every target's registration TRE,
+growing with the target's distance from the imaged region; a target beyond the
+validated distance is "extrapolated" and never "good".
 
 Hit probability (DESIGN section 7): errors isotropic Gaussian with
 ``sigma = TRE_rms / sqrt(3)``; for a lesion of radius R,
@@ -26,12 +32,14 @@ How each constant below was chosen: docs/registration_tuning.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from .assessment import Assessment, ErrorTerms, MovedFromStart, TargetEstimate
+from .capture_range import judge_far_result
+from .deformation_error import VALIDATED_MM, ResidualDeformation, target_terms
 from .pose_uncertainty import AGREE_MM, LaplaceCovariance, moved_from_start, multistart_spread, \
     target_tre_from_covariance
 
@@ -49,8 +57,9 @@ GOOD_TRE_MM = 3.0
 POOR_TRE_MM = 6.0
 GOOD_METRIC = {"lc2": 0.20, "mi": 0.25}
 POOR_METRIC = {"lc2": 0.12, "mi": 0.08}
-#: The overall verdict is over the targets within this distance (mm) of the swept region.
-LOCAL_MM = 30.0
+#: The overall verdict is over the targets within this distance (mm) of the imaged region: the
+#: distance the residual-deformation model is validated to (beyond it a target is extrapolated).
+LOCAL_MM = VALIDATED_MM
 #: Capture range a result may lie from its start (mm at the rotation centre / deg); further
 #: is not trusted. Validation: docs/registration_tuning.md#capture-range.
 CAPTURE_TRANSLATION_MM = 35.0
@@ -93,13 +102,16 @@ class _Findings:
     check: List[str]
     info: List[str]
     moved: Optional[MovedFromStart]
+    capture: Optional[dict] = None
+    extra_starts: list = field(default_factory=list)    # verification restarts of a far result
 
 
 def assess(result, targets: Dict[str, dict], *, n_eff: Optional[float] = None,
            hessian: Optional[LaplaceCovariance] = None, tracking_mm: float = TRACKING_MM,
            needle_mm: float = NEEDLE_MM, breathing_mm: float = BREATHING_MM, resolution_mm: float = 0.0,
            sweep_points_ct: Optional[np.ndarray] = None, breathing: Optional[dict] = None,
-           start_reference_to_ct: Optional[np.ndarray] = None) -> Assessment:
+           start_reference_to_ct: Optional[np.ndarray] = None,
+           deformation: Optional[ResidualDeformation] = None) -> Assessment:
     """Uncertainty and verdict of a :class:`~registration.align.registration_result.RegistrationResult`.
 
     ``targets``: ``{name: {"point": [x,y,z] CT LPS mm, "radius_mm": R (optional)}}``; when
@@ -109,6 +121,8 @@ def assess(result, targets: Dict[str, dict], *, n_eff: Optional[float] = None,
     ``breathing``: a :class:`~registration.align.motion.BreathingReport` dict (motion found in
     the sweep). ``start_reference_to_ct``: the start the capture-range check measures from
     (default ``result.init_reference_to_ct``). ``resolution_mm``: the finest pixel size.
+    ``deformation``: the residual-deformation estimate (its term is added at every target,
+    the distance is then to the imaged region, and it is evidence for a far result).
     """
     targets = dict(targets) or {"roi_center": {"point": list(map(float, result.center_ct))}}
     # Breathing the registration could not gate away adds to the registration error.
@@ -116,41 +130,48 @@ def assess(result, targets: Dict[str, dict], *, n_eff: Optional[float] = None,
     if breathing and breathing.get("detected") and not breathing.get("gated_frames"):
         moving_mm = 0.5 * float(breathing.get("amplitude_mm") or 0.0)
     start = result.init_reference_to_ct if start_reference_to_ct is None else start_reference_to_ct
-    found = _global_findings(result, hessian, breathing, moving_mm, start)
+    found = _global_findings(result, hessian, breathing, moving_mm, start, deformation)
     pts = None if sweep_points_ct is None or len(sweep_points_ct) == 0 else np.asarray(sweep_points_ct, float)
     if pts is not None and len(pts) > MAX_SWEEP_POINTS:
         pts = pts[np.linspace(0, len(pts) - 1, MAX_SWEEP_POINTS).astype(int)]
     terms = ErrorTerms(tracking_mm, needle_mm, breathing_mm, moving_mm)
     floor_mm = RESOLUTION_FLOOR_FACTOR * float(resolution_mm)
-    rows = [_estimate(name, t, result, hessian, pts, floor_mm, terms, found) for name, t in targets.items()]
+    rows = [_estimate(name, t, result, hessian, pts, floor_mm, terms, found, deformation)
+            for name, t in targets.items()]
     local = [r for r in rows if r.distance_to_sweep_mm is None or r.distance_to_sweep_mm <= LOCAL_MM]
     return Assessment(_worst(local or rows).verdict, _reasons(result, rows, local, found), rows, terms, floor_mm,
                       n_eff, None if hessian is None else hessian.positive_definite,
-                      None if hessian is None else hessian.covariance_deg_mm, found.moved, breathing)
+                      None if hessian is None else hessian.covariance_deg_mm, found.moved, breathing,
+                      None if deformation is None else deformation.to_dict(), found.capture)
 
 
 def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovariance], pts: Optional[np.ndarray],
-              floor_mm: float, terms: ErrorTerms, found: _Findings) -> TargetEstimate:
+              floor_mm: float, terms: ErrorTerms, found: _Findings,
+              deformation: Optional[ResidualDeformation] = None) -> TargetEstimate:
     """The error estimate and verdict at one target."""
     p = np.asarray(target["point"], float)
     tre_h = (target_tre_from_covariance(hessian.covariance_deg_mm, result.center_ct, p) if hessian is not None
              else float("nan"))
-    start_m = [s.reference_to_ct for s in result.starts]
-    start_v = [s.metric_final for s in result.starts]
+    starts = list(result.starts) + found.extra_starts
+    start_m = [s.reference_to_ct for s in starts]
+    start_v = [s.metric_final for s in starts]
     # Starts are compared with the best start at the same (coarse) level, so the
     # coarse-to-fine refinement is not mistaken for disagreement.
     spread, agree, nc = (multistart_spread(start_m, start_v, start_m[int(np.argmax(start_v))], p) if start_m
                          else (float("nan"), 1.0, 0))
     raw = float(np.nanmax([tre_h, spread])) if not (np.isnan(tre_h) and np.isnan(spread)) else float("nan")
     tre = CALIBRATION.get(result.method, 1.0) * raw
-    tre = float(np.sqrt(tre ** 2 + floor_mm ** 2 + terms.unresolved_breathing_mm ** 2)) if np.isfinite(tre) else tre
+    tre_def, dist_imaged, extrapolated = target_terms(deformation, p)
+    tre = float(np.sqrt(tre ** 2 + floor_mm ** 2 + terms.unresolved_breathing_mm ** 2 + tre_def ** 2)) \
+        if np.isfinite(tre) else tre
     if found.poor:
         # The result itself is not trusted (no match, or outside the capture range): an
         # error estimate about it would look precise and mean nothing.
         tre = float("nan")
     total = total_error_mm(tre, tracking_mm=terms.tracking_mm, needle_mm=terms.needle_mm,
                            breathing_mm=terms.breathing_mm)
-    dist = None if pts is None else float(np.sqrt(np.min(np.sum((pts - p) ** 2, axis=1))))
+    dist = dist_imaged if dist_imaged is not None else (
+        None if pts is None else float(np.sqrt(np.min(np.sum((pts - p) ** 2, axis=1)))))
     row = TargetEstimate(name, p.tolist(), _num(tre_h), _num(spread), _num(raw), agree, nc, _num(tre), _num(total),
                          _num(RADIUS_95_PER_RMS * tre), _num(dist) if dist is not None else None)
     if target.get("radius_mm") is not None:
@@ -158,7 +179,10 @@ def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovarian
         if np.isfinite(tre):
             row.hit_probability = hit_probability(row.radius_mm, total)
             row.hit_probability_registration_only = hit_probability(row.radius_mm, tre)
-    row.verdict, row.why = _target_verdict(tre, agree, nc, len(start_m), found)
+    if deformation is not None:
+        row.tre_deformation_mm, row.distance_to_imaged_region_mm = _num(tre_def), _num(dist_imaged)
+        row.extrapolated = extrapolated
+    row.verdict, row.why = _target_verdict(tre, agree, nc, len(start_m), found, dist if extrapolated else None)
     return row
 
 
@@ -193,7 +217,7 @@ def _num(v: Optional[float]) -> Optional[float]:
 
 
 def _global_findings(result, hessian: Optional[LaplaceCovariance], breathing: Optional[dict], moving_mm: float,
-                     start: Optional[np.ndarray]) -> _Findings:
+                     start: Optional[np.ndarray], deformation: Optional[ResidualDeformation] = None) -> _Findings:
     """Findings that hold for every target: metric level, capture range, breathing."""
     m0, m1 = result.metric_initial, result.metric_final
     good_m, poor_m = GOOD_METRIC.get(result.method, 0.25), POOR_METRIC.get(result.method, 0.1)
@@ -209,9 +233,11 @@ def _global_findings(result, hessian: Optional[LaplaceCovariance], breathing: Op
         found.moved = MovedFromStart(round(rot, 2), round(disp, 2))
         found.info.append(f"moved {disp:.1f} mm / {rot:.1f} deg from the start")
         if rot > CAPTURE_ROTATION_DEG or disp > CAPTURE_TRANSLATION_MM:
-            found.poor.append(f"the result lies outside the validated capture range ({CAPTURE_TRANSLATION_MM:.0f} "
-                              f"mm / {CAPTURE_ROTATION_DEG:.0f} deg from the start): start closer (landmarks) and "
-                              "run again")
+            # Far from the start: the data must vouch for the result (.capture_range).
+            poor, check, found.capture, found.extra_starts = judge_far_result(result, rot, disp, deformation, good_m,
+                                                          CAPTURE_TRANSLATION_MM, CAPTURE_ROTATION_DEG)
+            found.poor += poor
+            found.check += check
     if hessian is not None and not hessian.positive_definite:
         found.info.append("the cost is flat along some direction (its uncertainty is in the TRE estimate)")
     if breathing and breathing.get("detected"):
@@ -233,9 +259,14 @@ def _breathing_findings(breathing: dict, moving_mm: float, found: _Findings) -> 
         (found.poor if moving_mm > POOR_TRE_MM else found.check).append(msg)
 
 
-def _target_verdict(tre: float, agree: float, n_comparable: int, n_starts: int, found: _Findings) -> tuple:
-    """(verdict, reasons) for one target: its own TRE estimate and the global findings."""
+def _target_verdict(tre: float, agree: float, n_comparable: int, n_starts: int, found: _Findings,
+                    extrapolated_mm: Optional[float] = None) -> tuple:
+    """(verdict, reasons) for one target: its own TRE estimate and the global findings;
+    ``extrapolated_mm``: the target's distance from the imaged region when beyond the validated one."""
     poor, check = list(found.poor), list(found.check)
+    if extrapolated_mm is not None:
+        check.append(f"extrapolated: {extrapolated_mm:.0f} mm from the imaged region (validated to "
+                     f"{VALIDATED_MM:.0f} mm): sweep over the target")
     if not np.isfinite(tre) or tre > POOR_TRE_MM:
         poor.append(f"estimated error above {POOR_TRE_MM:.0f} mm")
     elif tre > GOOD_TRE_MM:

@@ -32,9 +32,10 @@ from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
 
 from .ct_progress import ProgressFn, _report
-from .dicom_header import _read_header
-from .dicom_series import _FIX_FORMAT, list_dicom_series, pick_series
-from .dicom_volume import _integral_hu, _load_series
+from .dicom_volume import _integral_hu
+
+# The DICOM listing (pydicom: ~0.2 s to import) is imported when a DICOM path is loaded.
+_FIX_FORMAT = "give a DICOM folder or a .nrrd/.nii/.nii.gz/.mha/.mhd file"   # as dicom_series._FIX_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,9 @@ def _load_ct(path, series_uid: Optional[str], progress: Optional[ProgressFn]) ->
         raise InputError("path not found", path=path, fix=_FIX_FORMAT)
     if os.path.isfile(path) and _suffix(path) in IMAGE_SUFFIXES:
         return _load_image_file(path)
+    from .dicom_header import _read_header
+    from .dicom_series import list_dicom_series, pick_series
+    from .dicom_volume import _load_series
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if os.path.isfile(path):
         if _read_header(path) is None:

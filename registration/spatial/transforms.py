@@ -21,7 +21,6 @@ import os
 from typing import Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from .atomic_io import atomic_write_text
 from .errors import InputError
@@ -88,6 +87,7 @@ def rigid_matrix(params: Sequence[float], center=(0.0, 0.0, 0.0)) -> np.ndarray:
 
     The rotation is about ``center`` (mm): p' = R (p - c) + c + t.
     """
+    from scipy.spatial.transform import Rotation   # here: importing scipy.spatial costs ~0.1 s at start-up
     p = np.asarray(params, dtype=float).reshape(6)
     r = Rotation.from_rotvec(np.deg2rad(p[:3])).as_matrix()
     c = np.asarray(center, dtype=float)
@@ -99,6 +99,7 @@ def rigid_matrix(params: Sequence[float], center=(0.0, 0.0, 0.0)) -> np.ndarray:
 
 def rigid_params(m: np.ndarray, center=(0.0, 0.0, 0.0)) -> np.ndarray:
     """Inverse of :func:`rigid_matrix` for a rigid 4x4."""
+    from scipy.spatial.transform import Rotation
     m = np.asarray(m, dtype=float)
     rv = np.rad2deg(Rotation.from_matrix(orthonormalize(m[:3, :3])).as_rotvec())
     c = np.asarray(center, dtype=float)

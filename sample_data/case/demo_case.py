@@ -13,7 +13,11 @@ Case folder layout (all geometry LPS mm; same seed -> byte-identical files):
   (sample_data.sweeps.deformed_sweeps; issue 19), after the static ones
 - ``truth.json``: lesions, landmarks, and per sweep the true ``reference_to_ct``; for the
   deformed sweeps the organ field (``ultrasound.deformation``), the best rigid fits and
-  per-target displaced positions (``ultrasound.deformed_sweeps``)
+  per-target displaced positions (``ultrasound.deformed_sweeps``); the MR's truth under
+  ``mr`` (written last, so every other key is as before)
+- ``mr_hbp.nii.gz`` and ``mr/hbp/``: a liver MR of the same patient (hepatobiliary-phase T1,
+  another breath-hold, one metastasis the CT does not show; sample_data.phantom.mr), NIfTI
+  and DICOM MR series (issue 18); ``ctus sample --no-mr`` leaves it out
 - ``README.txt``
 
 Everything is generated in a hidden temporary folder inside the target and
@@ -47,7 +51,7 @@ CONTRAST_AGENT = "Iohexol 350 mgI/ml, 100 ml IV at 4 ml/s"
 Progress = Optional[Callable[[str, float], object]]
 # what a case folder holds: replaced as a whole by write_case
 CASE_PATTERNS = ("sweep_*.igs.mha", "PlusDeviceSet_*.xml", "ct_*.nrrd", "labels.nrrd",
-                 "label_names.json", "labels.names.json", "truth.json", "README.txt")
+                 "label_names.json", "labels.names.json", "truth.json", "README.txt", "mr_*.nii.gz")
 
 
 def _tm(delay_s: int) -> str:
@@ -110,20 +114,25 @@ def _readme(truth: dict, seed: int, breathing_mm: float, with_sweeps: bool, defo
     for les in truth["lesions"]:
         lines.append(f"  {les['name']}: {les['type']}, {les['diameter_mm']:.0f} mm, segment "
                      f"{les['segment']}, centroid {les['centroid_lps']} {' '.join(les['notes'])}")
+    if "mr" in truth:
+        from sample_data.case.demo_mr import readme_lines
+        lines += readme_lines(truth["mr"])
     lines += ["", "Synthetic data: not a real patient. Do not use for clinical decisions.", ""]
     return "\n".join(lines)
 
 
 def write_case(out_dir, seed: int = 0, breathing_mm: float = 0.0, progress: Progress = None, *,
                spacing=(0.8, 0.8, 1.5), sweeps: bool = True, sweep_kwargs: Optional[dict] = None,
-               deformed: int = DEFORMED_SWEEPS) -> Dict[str, float]:
+               deformed: int = DEFORMED_SWEEPS, mr: bool = True) -> Dict[str, float]:
     """Generate the demo case into ``out_dir`` (created if needed; files of a
     previous case there are replaced). Returns the timings per stage (s).
 
     ``progress(stage, fraction)`` is called between stages; returning False
     cancels (CancelledError, nothing written). ``sweeps=False`` writes only the
     CT part (tests); ``deformed``: how many deformed sweeps follow the static ones
-    (0: none); ``sweep_kwargs`` go to ``sample_data.sweeps.tracked_sweeps.make_sweeps``.
+    (0: none); ``sweep_kwargs`` go to ``sample_data.sweeps.tracked_sweeps.make_sweeps``;
+    ``mr``: also the liver MR (:mod:`sample_data.case.demo_mr`; after everything else, from its
+    own random stream, so the other files are the same with or without it).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +176,10 @@ def write_case(out_dir, seed: int = 0, breathing_mm: float = 0.0, progress: Prog
             truth["ultrasound"] = us
             truth["reference_to_ct"] = us["reference_to_ct"]
             stage("sweeps", 0.95)
+        if mr:
+            from sample_data.case.demo_mr import write_mr
+            truth["mr"] = write_mr(ph, truth, tmp, seed)
+            stage("mr", 0.98)
         atomic_write_text(tmp / "truth.json", json.dumps(truth, indent=1, sort_keys=False) + "\n")
         n_deformed = len(truth.get("ultrasound", {}).get("deformed_sweeps", []))
         atomic_write_text(tmp / "README.txt", _readme(truth, seed, breathing_mm, sweeps, n_deformed))

@@ -1,0 +1,79 @@
+"""Costal cartilage: the rib's soft continuation in the front of the chest wall, labelled bone.
+
+Non-calcified costal cartilage reads about 80-150 HU: below any bone threshold
+(:mod:`.bone` grows ribs into > 150 HU only) and close to the liver's own HU in
+the portal phase, so it is missed as bone and it is not liver. A needle cannot
+pass it, and the costal margin is exactly where subcostal and low intercostal
+paths to the liver enter, so a plan from labels without it can cross it.
+
+What tells it apart (heuristic, from anatomy): it lies in the body wall (at
+most :data:`WALL_DEPTH_MM` under the skin), is denser than skeletal muscle by
+:data:`ABOVE_MUSCLE_HU` (muscle barely enhances; cartilage matrix is denser),
+is thin (no ball of radius :data:`MAX_RADIUS_MM` fits in it: organs that touch
+a rib, the spleen, kidney or heart, are thick and are left out with a
+one-voxel rim) and is attached to a rib: only candidate components within
+:data:`RIB_CONTACT_MM` of bone are kept, or the ones in the front of the wall
+within :data:`MIDLINE_MM` of the midline (the xiphoid process, cartilage
+into middle age, hangs from the sternum's lower end and may touch no rib;
+there the sternum itself is taken too, whatever its HU: a thick
+homogeneous sternum can pass for a contrast lumen in :mod:`.bone`). Found on the working grid (block
+means: noise is low), redrawn on the CT grid at the same threshold on the
+voxel's own HU smoothed by the block.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .morphology import dilate_mm, label_components, open_mm
+
+WALL_DEPTH_MM = 45.0
+ABOVE_MUSCLE_HU = 35.0
+MAX_RADIUS_MM = 7.0
+RIB_CONTACT_MM = 3.0
+CORTEX_HU = 450.0
+MIDLINE_MM = 20.0
+
+
+def costal_cartilage(hu_w: np.ndarray, skin_depth_w: np.ndarray, bone_w: np.ndarray, excluded_w: np.ndarray,
+                     muscle_hu: float, spacing_w) -> np.ndarray:
+    """Working-grid mask of cartilage attached to the ribs (bool, same shape as ``hu_w``).
+
+    ``skin_depth_w``: mm under the skin (0 outside the body); ``bone_w``: bone found so far;
+    ``excluded_w``: what it cannot be (liver region, lungs, gas, aorta, IVC, the vertebrae).
+    """
+    threshold = float(muscle_hu) + ABOVE_MUSCLE_HU
+    midline = anterior_midline(skin_depth_w > 0, spacing_w)
+    cand = (hu_w >= threshold) & ((hu_w < CORTEX_HU) | midline) & (skin_depth_w > 0) & \
+        (skin_depth_w <= WALL_DEPTH_MM) & ~excluded_w & ~bone_w
+    if not cand.any():
+        return cand
+    # the opening keeps the thick organs' own shape: one voxel more takes their partial-volume rim,
+    # not a cartilage lying against them (the xiphoid against the heart)
+    thick = dilate_mm(open_mm(cand, spacing_w, MAX_RADIUS_MM), spacing_w, max(spacing_w))
+    thin = cand & ~thick
+    lab, sizes = label_components(thin, full_connectivity=True)
+    if sizes.size == 0:
+        return thin
+    touching = np.unique(lab[(dilate_mm(bone_w, spacing_w, RIB_CONTACT_MM) | midline) & thin])
+    touching = touching[touching > 0]
+    return np.isin(lab, touching)
+
+
+def anterior_midline(body: np.ndarray, spacing_w) -> np.ndarray:
+    """Voxels in front of each slice's body centre and within :data:`MIDLINE_MM` of its
+    left-right centre (canonical order: +i to the patient's left, +j posterior)."""
+    out = np.zeros(body.shape, bool)
+    half = int(round(MIDLINE_MM / float(spacing_w[0])))
+    for k in range(body.shape[0]):
+        jj, ii = np.nonzero(body[k])
+        if jj.size == 0:
+            continue
+        ci, cj = int(round(ii.mean())), int(round(jj.mean()))
+        out[k, :cj, max(0, ci - half):ci + half + 1] = True
+    return out
+
+
+def cartilage_on_ct(zone: np.ndarray, hs: np.ndarray, excluded: np.ndarray, muscle_hu: float) -> np.ndarray:
+    """The CT-grid cartilage inside ``zone`` (the working-grid result, one block wider): voxels
+    whose smoothed HU ``hs`` passes the same threshold, outside ``excluded``."""
+    return zone & (hs >= float(muscle_hu) + ABOVE_MUSCLE_HU) & ~excluded

@@ -1,0 +1,157 @@
+"""Where a lesion's edge lies: its radial HU profile and a one- or two-step fit.
+
+A first mask of the lesion (its *core*, from a threshold) gives every voxel a
+signed distance to the core's surface (mm, negative inside; voxel-centre
+distances with the voxel spacing). The profile is the median HU in 0.5 mm
+bins of that distance, from 6 mm inside to 10 mm outside, over the voxels of
+a region (the liver). Medians, because a vessel crossing a shell is a
+minority of its voxels.
+
+Two models of the profile, fitted by least squares with every bin weighted
+alike (the model's misfit, not the medians' noise, dominates: weighting by
+voxel count lets the many outer liver bins decide the fit), with ``Phi`` the
+normal CDF and ``s`` (mm) the blur:
+
+- one step:  ``p(d) = L + (a - L) Phi(-(d - d1) / s)`` (lesion ``a``, liver ``L``);
+- two steps: ``p(d) = L + (b - L) Phi(-(d - d2) / s) + (a - b) Phi(-(d - d1) / s)``,
+  a core ``a`` inside ``d1`` and a rim ``b`` between ``d1`` and ``d2``.
+
+The edge is the half-level of the outermost step, as on a blurred edge a
+caliper reads the full width at half maximum: ``d1`` of the one-step model,
+or ``d2`` when a rim is found. Peripheral (rim) enhancement is common in
+colorectal liver metastases, and the rim belongs to the tumour. A two-step
+fit also describes a plain blurred edge (an intermediate level ``b`` near the
+midpoint), so a rim is accepted only when (heuristic, tuned on the demo
+phantom's 2.5 mm rims and its plain lesions): the two-step fit leaves at
+least 5 % less squared residual than the one-step fit (it nearly always fits
+a blurred edge better, by 10-75 %: the residual alone does not tell a rim);
+the core's
+equivalent radius is at least 4 mm (the blur of a smaller core looks like a
+rim); the rim is at least 1.5 mm wide; ``b`` differs from
+the liver by at least 5 HU and 10 % of the lesion contrast; and ``b`` lies on
+the other side of the liver from the core (a bright rim round a dark lesion)
+or within 40 % of the contrast from the liver (a midpoint level is blur).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+from scipy import optimize, special
+
+from .morphology import depth_mm, distance_to_mm
+
+PROFILE_RANGE_MM = (-6.0, 10.0)
+BIN_MM = 0.5
+MIN_BIN_VOXELS = 8
+RIM_MIN_WIDTH_MM = 1.5
+RIM_MIN_CORE_RADIUS_MM = 4.0
+RIM_MIN_HU = 5.0
+RIM_MIN_FRACTION = 0.10
+RIM_MAX_FRACTION = 0.40
+RIM_MIN_RSS_GAIN = 0.05
+EDGE_LIMITS_MM = (-3.0, 6.0)
+
+
+@dataclass(frozen=True)
+class EdgeFit:
+    """The fitted edge: ``edge_mm`` is the signed distance (mm) from the core's surface at
+    which the lesion boundary lies; ``rim`` says whether a rim step was accepted."""
+    edge_mm: float
+    rim: bool
+    core_hu: float
+    rim_hu: float
+    liver_hu: float
+    blur_mm: float
+    n_bins: int
+
+
+def signed_distance_mm(core: np.ndarray, spacing) -> np.ndarray:
+    """float32 ``[k, j, i]``: mm to the core surface, positive outside, negative inside.
+
+    Outside: distance to the nearest core voxel centre; inside: minus the distance to
+    the nearest outside voxel centre (so the surface itself sits near 0).
+    """
+    return distance_to_mm(core, spacing) - depth_mm(core, spacing)
+
+
+def radial_profile(hu: np.ndarray, signed_mm: np.ndarray, region: np.ndarray
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bin centres mm, median HU, voxels per bin) over ``region``; bins with fewer than
+    ``MIN_BIN_VOXELS`` voxels are left out."""
+    lo, hi = PROFILE_RANGE_MM
+    sel = region & (signed_mm >= lo) & (signed_mm < hi)
+    bins = np.floor((signed_mm[sel] - lo) / BIN_MM).astype(np.int64)
+    values = hu[sel].astype(np.float64)
+    order = np.argsort(bins, kind="stable")
+    bins, values = bins[order], values[order]
+    n_bins = int(round((hi - lo) / BIN_MM))
+    starts = np.searchsorted(bins, np.arange(n_bins + 1))
+    d, p, n = [], [], []
+    for b in range(n_bins):
+        chunk = values[starts[b]:starts[b + 1]]
+        if len(chunk) >= MIN_BIN_VOXELS:
+            d.append(lo + (b + 0.5) * BIN_MM)
+            p.append(float(np.median(chunk)))
+            n.append(len(chunk))
+    return np.array(d), np.array(p), np.array(n, float)
+
+
+def _phi(x):
+    return 0.5 * special.erfc(-x / np.sqrt(2.0))
+
+
+def _one_step(params, d):
+    a, liver, d1, s = params
+    return liver + (a - liver) * _phi(-(d - d1) / s)
+
+
+def _two_steps(params, d):
+    a, b, liver, d1, width, s = params
+    return liver + (b - liver) * _phi(-(d - d1 - width) / s) + (a - b) * _phi(-(d - d1) / s)
+
+
+def fit_edge(d: np.ndarray, p: np.ndarray, n: np.ndarray, core_hu: float, liver_hu: float, *,
+             core_radius_mm: float = np.inf) -> EdgeFit:
+    """Fit both models to a profile and place the edge (see the module docstring).
+
+    ``core_hu`` and ``liver_hu`` are the starting levels (the seed's and the liver's
+    HU); the rim level is bounded to one contrast beyond either. ``core_radius_mm`` is the
+    radius of the sphere of the core's volume: no rim is sought round a core smaller than
+    4 mm, whose own blur looks like one. With fewer than 8 bins nothing is fitted: the edge stays on the core (0 mm).
+    """
+    if len(d) < 8:
+        return EdgeFit(0.0, False, core_hu, core_hu, liver_hu, 0.0, len(d))
+    lo, hi = PROFILE_RANGE_MM
+    span = 4.0 * max(abs(core_hu - liver_hu), 50.0)
+    hu_lo, hu_hi = min(core_hu, liver_hu) - span, max(core_hu, liver_hu) + span
+    one = optimize.least_squares(lambda q: _one_step(q, d) - p, [core_hu, liver_hu, 0.0, 0.8],
+                                 bounds=([hu_lo, hu_lo, lo, 0.3], [hu_hi, hu_hi, hi, 3.0]))
+    contrast0 = abs(core_hu - liver_hu)
+    b_lo, b_hi = min(core_hu, liver_hu) - contrast0, max(core_hu, liver_hu) + contrast0
+    two = None
+    for width0 in (1.0, 2.0, 3.0, 4.0):
+        for rim0 in (0.2, 0.5, -0.2):
+            start = [core_hu, liver_hu + rim0 * (core_hu - liver_hu), liver_hu, -0.5, width0, 0.8]
+            fit = optimize.least_squares(lambda q: _two_steps(q, d) - p, start,
+                                         bounds=([hu_lo, b_lo, hu_lo, lo, 0.0, 0.3],
+                                                 [hu_hi, b_hi, hu_hi, hi, hi - lo, 3.0]))
+            if two is None or fit.cost < two.cost:
+                two = fit
+    a, b, liver, d1, width, s = two.x
+    contrast = abs(a - liver)
+    rim_dev = b - liver
+    rim = bool(
+        core_radius_mm >= RIM_MIN_CORE_RADIUS_MM
+        and two.cost < (1.0 - RIM_MIN_RSS_GAIN) * one.cost
+        and width >= RIM_MIN_WIDTH_MM
+        and abs(rim_dev) >= max(RIM_MIN_HU, RIM_MIN_FRACTION * contrast)
+        and (rim_dev * (a - liver) < 0 or abs(rim_dev) <= RIM_MAX_FRACTION * contrast))
+    if rim:
+        edge = d1 + width
+        return EdgeFit(float(np.clip(edge, *EDGE_LIMITS_MM)), True, float(a), float(b), float(liver),
+                       float(s), len(d))
+    a1, liver1, edge, s1 = one.x
+    return EdgeFit(float(np.clip(edge, *EDGE_LIMITS_MM)), False, float(a1), float(a1), float(liver1),
+                   float(s1), len(d))

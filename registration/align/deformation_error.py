@@ -1,0 +1,139 @@
+"""Residual deformation: the part of the registration error a rigid transform cannot explain.
+
+The Hessian and multi-start estimates (:mod:`.pose_uncertainty`) measure how well
+the rigid pose is determined; they are blind to a liver that deformed between the
+CT and the scan (breath-hold differences, probe pressure), which dominates clinical
+US-CT fusion errors (docs/clinical_evidence.md section 12). This module estimates it
+from the data and adds it to every target's error, growing with the target's
+distance from the imaged region:
+
+    tre_deformation(d) = sqrt(local^2 + (growth * d)^2)
+
+* ``local`` (mm): what the rigid pose leaves inside the imaged region. Measured by
+  :func:`registration.align.local_fits.local_offsets`: every patch of the sweep
+  (frame groups x near / far half of the fan) is fitted alone (in-plane
+  translation) from the registered pose; on a rigid patient the shifts they ask for
+  are noise, under deformation they sample the error field. ``local =
+  LOCAL_FACTOR * sqrt(max(0, RMS|shift|^2 - NOISE_MM^2))``: the noise level of
+  these fits on rigid sweeps is subtracted, so a rigid patient gets (almost)
+  nothing added. The RMS, not the median: under deformation a few parts of the
+  sweep disagree strongly while the rest agree with the compromise.
+* ``growth`` (mm per mm): how fast the unseen error grows away from the imaged
+  region: the prior ``GROWTH_PRIOR`` (heuristic, from liver deformation over
+  ~5 cm, docs/clinical_evidence.md section 12) raised by the data when the patches
+  disagree (``local`` over the patches' spread, ``GROWTH_PER_LOCAL`` per mm of
+  ``local``).
+* ``d`` (mm): the target's distance from the union of the frames' fans
+  (:class:`~registration.align.imaged_region.ImagedRegion`). Beyond
+  ``VALIDATED_MM`` a target is **extrapolated**: the error model was validated
+  only that far from what the sweep saw, so its verdict is never "good".
+
+Constants were fitted on the demo case (seed 0) and checked on seed 1
+(docs/registration_tuning.md#residual-deformation). Units: mm; points CT LPS.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from registration.spatial.sweep import Sweep
+
+from .imaged_region import ImagedRegion
+from .lc2_cost import FrameLC2Cost
+from .local_fits import LocalFit, local_offsets
+
+#: Targets further than this (mm) from the imaged region are extrapolated: never "good".
+VALIDATED_MM = 20.0
+#: Prior growth (mm of error per mm from the imaged region) of the unseen deformation. Heuristic.
+GROWTH_PRIOR = 0.04
+#: Data growth: per mm of measured local residual, this much growth (1 / mm). Heuristic.
+GROWTH_PER_LOCAL = 0.02
+#: RMS shift (mm) of the local fits on rigid sweeps (their noise), and the factor from the
+#: measured residual to the target error (the fits start from the compromise pose, which already
+#: leans towards every patch: they see less than the targets suffer). Heuristic, fitted:
+#: docs/registration_tuning.md#residual-deformation.
+NOISE_MM = 1.6
+LOCAL_FACTOR = 1.25
+
+
+@dataclass
+class ResidualDeformation:
+    """The deformation term of the error model for one registered pose (see the module docstring).
+
+    ``local_mm``: the residual inside the imaged region; ``growth_mm_per_mm``: its growth with
+    the distance from it; ``fits``: the local fits it came from; ``region``: the imaged region
+    (Reference) and ``reference_to_ct`` the pose it is placed by; ``level``: the registration
+    level the fits ran at (the capture-range check restarts from the result on it)."""
+    local_mm: float
+    growth_mm_per_mm: float
+    fits: List[LocalFit] = field(default_factory=list)
+    region: Optional[ImagedRegion] = None
+    reference_to_ct: Optional[np.ndarray] = None
+    time_s: float = 0.0
+    level: Optional[FrameLC2Cost] = None
+    run: Optional[Callable[[list], list]] = None
+    ball: Optional[tuple] = None            # (centre CT mm, radius mm): a focused fit's region
+
+
+    def distance_mm(self, point_ct) -> Optional[float]:
+        """Distance (mm) of a CT point from the imaged region (None without a region)."""
+        if self.region is None or self.reference_to_ct is None:
+            return None
+        p = np.asarray(point_ct, float)
+        d = float(self.region.distance_mm(p[None], self.reference_to_ct)[0])
+        if self.ball is not None:
+            # a focused fit saw only the fans inside its ball
+            d = max(d, float(np.linalg.norm(p - np.asarray(self.ball[0], float))) - self.ball[1])
+        return d
+
+    def error_mm(self, distance_mm: Optional[float]) -> float:
+        """RMS deformation error (mm) at ``distance_mm`` from the imaged region."""
+        d = 0.0 if distance_mm is None else max(float(distance_mm), 0.0)
+        return float(math.hypot(self.local_mm, self.growth_mm_per_mm * d))
+
+    def to_dict(self) -> dict:
+        """The ``uncertainty.deformation`` field of RESULT.json."""
+        shifts = [float(np.linalg.norm(f.offset_mm)) for f in self.fits]
+        return {"local_mm": round(self.local_mm, 3), "growth_mm_per_mm": round(self.growth_mm_per_mm, 4),
+                "validated_distance_mm": VALIDATED_MM, "local_fit_shift_rms_mm":
+                    round(float(np.sqrt(np.mean(np.square(shifts)))), 3) if shifts else None,
+                "local_fits": [f.to_dict() for f in self.fits], "time_s": round(self.time_s, 3)}
+
+
+def from_fits(fits: Sequence[LocalFit], region: Optional[ImagedRegion] = None,
+              reference_to_ct: Optional[np.ndarray] = None, time_s: float = 0.0) -> ResidualDeformation:
+    """The deformation term from local fits (noise subtracted, scaled; see the module docstring)."""
+    shifts = np.array([np.linalg.norm(f.offset_mm) for f in fits]) if len(fits) else np.zeros(0)
+    ms = float(np.mean(shifts ** 2)) if shifts.size else 0.0
+    local = LOCAL_FACTOR * math.sqrt(max(0.0, ms - NOISE_MM ** 2))
+    growth = GROWTH_PRIOR + GROWTH_PER_LOCAL * local
+    return ResidualDeformation(local, growth, list(fits), region, reference_to_ct, time_s)
+
+
+def estimate_residual_deformation(sweep: Sweep, level: FrameLC2Cost, reference_to_ct: np.ndarray,
+                                  frames: Optional[Sequence[int]] = None, *,
+                                  run: Optional[Callable[[list], list]] = None) -> ResidualDeformation:
+    """Local fits of the sweep's patches about ``reference_to_ct`` at ``level`` (a registration
+    level: its CT features) and the deformation term they give. ``frames``: the frames the
+    registration used (None: every valid frame); ``run(tasks)`` may run the fits in parallel."""
+    t0 = time.perf_counter()
+    _, valid = sweep.require_image_to_reference()
+    idx = np.flatnonzero(valid) if frames is None else np.intersect1d(np.flatnonzero(valid), np.asarray(frames, int))
+    fits = local_offsets(sweep, level.level, reference_to_ct, idx, run=run)
+    out = from_fits(fits, ImagedRegion.of_sweep(sweep, idx), np.asarray(reference_to_ct, float),
+                    time.perf_counter() - t0)
+    out.level, out.run = level, run
+    return out
+
+
+def target_terms(deformation: Optional[ResidualDeformation], point_ct) -> tuple:
+    """(deformation error mm, distance to the imaged region mm, extrapolated) at one target;
+    (0, None, False) without an estimate."""
+    if deformation is None:
+        return 0.0, None, False
+    d = deformation.distance_mm(point_ct)
+    return deformation.error_mm(d), d, bool(d is not None and d > VALIDATED_MM)

@@ -1,0 +1,190 @@
+"""Target-focused refinement: register on the part of the sweep around one target.
+
+When the liver has deformed, no rigid pose fits the whole sweep, but one fits a
+small region well (a smooth deformation is locally a translation plus a small
+rotation). :func:`refine_near_target` starts from a whole-sweep result and
+registers again on the fan samples within ``radius_mm`` of the target (under that
+result), from the frames that pass there, about the target as rotation centre
+(its rotations then do not move the target). It reports the error at that
+target with the same model as the whole-sweep result (calibrated Hessian and
+multi-start estimates, the residual deformation measured around the target, the
+distance to what the focused frames imaged); the assessment records the focus
+(``Assessment.focus``: name, point, radius, frames, and the whole-sweep estimate
+at that target). ``ctus register --focus`` and the GUI ("refine near this
+lesion") call it; the planner uses the focused TRE for that lesion.
+
+Stages: CT features on a crop around the target at the middle and fine levels;
+Nelder-Mead at the middle level from the whole-sweep pose and ``N_STARTS - 1``
+seeded perturbations (in parallel), the best polished at the fine level, the
+Laplace covariance there, local fits around the target, the assessment.
+Units: mm, degrees; points CT LPS.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+import numpy as np
+
+from registration.spatial.errors import CancelledError, InputError
+from registration.spatial.sweep import Sweep
+from registration.spatial.transforms import apply, rigid_matrix
+from registration.spatial.volume import Volume
+
+from .deformation_error import from_fits
+from .imaged_region import ImagedRegion
+from .lc2_cost import FrameLC2Cost, crop_to_points, ct_feature_levels, frame_samples
+from .local_fits import local_offsets, subset_samples
+from .multistart import BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations
+from .pose_uncertainty import hessian_covariance
+from .registration_result import ProgressFn, RegistrationResult, StartResult
+from .uncertainty import assess
+
+#: Default radius (mm) of the region around the target that the refinement registers on.
+FOCUS_RADIUS_MM = 30.0
+#: Levels (pixel mm, patch px) of the refinement, and frames used at most.
+LEVELS = ((2.5, 7), (1.6, 9))
+MAX_FRAMES = 12
+#: Starts (the whole-sweep pose first) and their perturbation (deg, mm); evaluations per start.
+N_STARTS = 3
+START_ROT_DEG, START_TRANS_MM = 2.0, 3.0
+MAX_EVALS = 120
+#: The region must hold this many fan samples at the fine level.
+MIN_SAMPLES = 800
+#: Refine rotation too (else translation only: about the target a rotation does not move it,
+#: and in a small region it is poorly determined). Measurements: docs/registration_tuning.md#focus.
+ROTATION = False
+
+
+def parse_focus(text: str, targets: dict) -> tuple:
+    """``--focus NAME|X,Y,Z`` -> (name, [x, y, z] CT LPS mm); InputError naming the option."""
+    text = str(text).strip()
+    if text in targets:
+        return text, [float(v) for v in targets[text]["point"]]
+    parts = text.split(",")
+    if len(parts) == 3:
+        try:
+            p = [float(v) for v in parts]
+        except ValueError:
+            p = None
+        if p is not None and np.all(np.isfinite(p)):
+            return "focus", p
+    raise InputError(f"--focus {text!r} is neither a target name nor X,Y,Z", fix="give the name of a target "
+                     f"({', '.join(list(targets)[:6]) or 'none given'}) or a CT LPS point such as -60,-40,-30")
+
+
+def focused_frames(sweep: Sweep, reference_to_ct: np.ndarray, point_ct, radius_mm: float) -> np.ndarray:
+    """Valid frames whose fan passes within ``radius_mm`` of ``point_ct`` under ``reference_to_ct``."""
+    region = ImagedRegion.of_sweep(sweep)
+    if region is None:
+        return np.zeros(0, int)
+    mats, valid = sweep.image_to_reference_all()
+    idx = np.flatnonzero(valid)
+    d = np.array([ImagedRegion(mats[i][None], region.fan_mask).distance_mm(np.asarray(point_ct, float)[None],
+                                                                          reference_to_ct)[0] for i in idx])
+    return idx[d <= radius_mm]
+
+
+# long: the stages of one focused pass in order, each a few lines (see the module docstring)
+def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, name: str, point_ct, *,
+                       radius_mm: float = FOCUS_RADIUS_MM, radius_target_mm: Optional[float] = None,
+                       targets: Optional[dict] = None, seed: int = 0, progress: Optional[ProgressFn] = None,
+                       n_threads: int = N_THREADS, rotation: Optional[bool] = None) -> RegistrationResult:
+    """Refine the whole-sweep ``result`` on the region within ``radius_mm`` of ``point_ct``
+    (target ``name``, lesion radius ``radius_target_mm`` for its hit probability).
+
+    Returns a new RegistrationResult with ``uncertainty.focus`` set; its rows are the focus
+    target and the other ``targets`` ({name: {"point", "radius_mm"}}) under the focused pose
+    (their distance is to the focused region, so away from it they are extrapolated).
+    InputError when too little of the sweep passes near the target."""
+    t0 = time.perf_counter()
+    p = np.asarray(point_ct, float).reshape(3)
+    base = np.asarray(result.reference_to_ct, float)
+    frames = focused_frames(sweep, base, p, radius_mm)
+    if frames.size > MAX_FRAMES:
+        frames = frames[np.round(np.linspace(0, frames.size - 1, MAX_FRAMES)).astype(int)]
+    costs = []
+    for level_mm, patch in LEVELS:
+        s = frame_samples(sweep, frames, level_mm) if frames.size else None
+        keep = None if s is None else np.linalg.norm(apply(base, s.points_ref) - p, axis=1) <= radius_mm
+        costs.append((s, keep, level_mm, patch))
+    s_fine, keep_fine = costs[-1][0], costs[-1][1]
+    if s_fine is None or int(keep_fine.sum()) < MIN_SAMPLES:
+        raise InputError(f"the sweep passes too little within {radius_mm:.0f} mm of {name} "
+                         f"({0 if keep_fine is None else int(keep_fine.sum())} fan samples)", path=sweep.source,
+                         fix="sweep over the target, or give a larger --focus-radius")
+    roi = crop_to_points(ct, p[None], radius_mm + 40.0)
+    feats = ct_feature_levels(roi, [lv for lv, _ in LEVELS])
+    levels = [FrameLC2Cost(f, subset_samples(s, k), patch) for f, (s, k, _, patch) in zip(feats, costs)]
+    history = []
+
+    def cost(level_id, around):
+        lev = levels[level_id]
+
+        def f(x):
+            if progress is not None and progress(min(0.95, len(history) / (N_STARTS * MAX_EVALS * 1.5)),
+                                                 f"focused LC2 near {name}") is False:
+                raise CancelledError("registration cancelled")
+            v = lev.metric(rigid_matrix(x * PARAM_SCALE, p) @ around)[0]
+            history.append((len(history) + 1, level_id, v))
+            return -v
+        return f
+    rotation = ROTATION if rotation is None else bool(rotation)
+    starts = start_perturbations(N_STARTS, seed, rot_deg=START_ROT_DEG if rotation else 0.0, trans_mm=START_TRANS_MM)
+
+    def one(s):
+        f = cost(0, base)
+        x0 = s / PARAM_SCALE
+        m0 = -f(x0)
+        x = _optimise(f, x0, MAX_EVALS, 0.5, rotation)
+        return StartResult(s, rigid_matrix(x * PARAM_SCALE, p) @ base, m0, -f(x), 0)
+    with ThreadPoolExecutor(max_workers=max(n_threads - 1, 1)) as pool:
+        import threading
+        run = (lambda tasks: run_parallel(tasks, n_threads, threading.Event(), pool))
+        mid = run([lambda s=s: one(s) for s in starts])
+        best = max(mid, key=lambda r: r.metric_final)
+        f = cost(1, best.reference_to_ct)
+        x = _optimise(f, np.zeros(6), MAX_EVALS // 2, 0.25, rotation)
+        current = rigid_matrix(x * PARAM_SCALE, p) @ best.reference_to_ct
+        fine = levels[-1]
+        m_init, m_final = fine.metric(base)[0], fine.metric(current)[0]
+        n_eff = fine.samples.fan.sum() / float(fine.patch[1] * fine.patch[2])
+        hess = hessian_covariance(lambda m: fine.metric(m)[0], current, p, float(n_eff), step=(2 * LEVELS[-1][0],) * 6,
+                                  map_fn=lambda fn, xs: [v for part in run(
+                                      [lambda idx=idx: [fn(xs[k]) for k in idx]
+                                       for idx in np.array_split(np.arange(len(xs)), n_threads)]) for v in part])
+        fits = local_offsets(sweep, feats[0], current, frames, run=run, near=p, radius_mm=radius_mm, n_groups=2)
+    deformation = from_fits(fits, ImagedRegion.of_sweep(sweep, frames), current)
+    deformation.ball = (p, float(radius_mm))
+    out = RegistrationResult(current, "lc2", float(m_init), float(m_final), len(history), 0.0, p, mid, history,
+                             [int(i) for i in frames], base, breathing=result.breathing)
+    rows = {name: {"point": p.tolist(), "radius_mm": radius_target_mm}}
+    rows.update({k: v for k, v in (targets or {}).items() if k != name})
+    out.uncertainty = assess(out, rows, n_eff=float(n_eff), hessian=hess, resolution_mm=LEVELS[-1][0],
+                             breathing=result.breathing, start_reference_to_ct=base, deformation=deformation)
+    whole = result.uncertainty.target(name) if result.uncertainty is not None else None
+    moved = apply(current, apply(np.linalg.inv(base), p)) - p
+    out.uncertainty.focus = {"name": name, "point_ct": p.tolist(), "radius_mm": float(radius_mm),
+                             "frames": [int(i) for i in frames],
+                             "whole_sweep_tre_mm": None if whole is None else whole.tre_registration_mm,
+                             "whole_sweep_verdict": None if whole is None else whole.verdict,
+                             "moved_at_target_mm": round(float(np.linalg.norm(moved)), 3)}
+    out.wall_time_s = time.perf_counter() - t0
+    out.timings_s = {"focus": out.wall_time_s}
+    return out
+
+
+def _optimise(f, x0: np.ndarray, maxfev: int, step: float, rotation: bool) -> np.ndarray:
+    """Bounded Nelder-Mead over the 6 scaled parameters, or over the 3 translations only."""
+    if rotation:
+        return optimise_nelder_mead(f, x0, maxfev, step=step, xatol=0.05)
+    from scipy import optimize
+
+    def g(t):
+        return f(np.concatenate([x0[:3], t]))
+    lo, hi = x0[3:] - BOUNDS[3:] / PARAM_SCALE[3:], x0[3:] + BOUNDS[3:] / PARAM_SCALE[3:]
+    res = optimize.minimize(g, x0[3:], method="Nelder-Mead", bounds=list(zip(lo, hi)),
+                            options={"initial_simplex": np.vstack([x0[3:], x0[3:] + np.eye(3) * step]),
+                                     "xatol": 0.05, "fatol": 1e-4, "maxfev": maxfev})
+    return np.concatenate([x0[:3], res.x])

@@ -1,0 +1,147 @@
+"""Residual deformation in the error model (issue 19): the imaged region, the local fits, the
+deformation term, extrapolated targets and the capture-range evidence."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registration.align.assessment import Assessment
+from registration.align.deformation_error import (GROWTH_PRIOR, VALIDATED_MM, ResidualDeformation,
+                                                  estimate_residual_deformation, from_fits)
+from registration.align.imaged_region import ImagedRegion
+from registration.align.lc2_cost import FrameLC2Cost, ct_feature_levels, frame_samples, select_frames
+from registration.align.local_fits import LocalFit, frame_groups, local_offsets
+from registration.align.pose_uncertainty import LaplaceCovariance
+from registration.align.registration_result import RegistrationResult, StartResult
+from registration.align.uncertainty import GOOD_TRE_MM, RADIUS_95_PER_RMS, assess, hit_probability
+from registration.spatial.transforms import rigid_matrix
+
+from synthetic_case import TRUE_REFERENCE_TO_CT, make_ct, make_sweep
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return make_ct()
+
+
+@pytest.fixture(scope="module")
+def sweep(ct):
+    return make_sweep(ct, n_frames=16, invalid=(3, 4))
+
+
+def _plane_region(n=3, gap_mm=2.0):
+    """Fans of 40 x 30 mm (0.5 mm pixels) in planes z = 0, 2, 4 mm (Reference = CT)."""
+    mats = []
+    for k in range(n):
+        m = np.diag([0.5, 0.5, 1.0, 1.0])
+        m[2, 3] = k * gap_mm
+        mats.append(m)
+    return ImagedRegion(np.array(mats), np.ones((60, 80), bool))
+
+
+def test_distance_to_the_imaged_region_is_to_the_union_of_the_fans():
+    r = _plane_region()
+    d = r.distance_mm([[10, 10, 0], [10, 10, 3], [10, 10, 10], [60, 10, 2], [10, 10, -4]], np.eye(4))
+    assert d == pytest.approx([0.0, 1.0, 6.0, 20.25, 4.0], abs=0.3)
+    # carried by the pose: a CT shift of the pose moves the region with it
+    shifted = rigid_matrix([0, 0, 0, 0, 0, 10.0])
+    assert r.distance_mm([[10, 10, 10]], shifted)[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def _fit(shift_mm, center=(0.0, 0.0, 0.0)):
+    return LocalFit(np.asarray(center, float), np.array([shift_mm, 0.0, 0.0]), 0.3, 0.31, [0, 1], "near")
+
+
+def test_noise_level_shifts_add_nothing_and_larger_ones_grow_with_distance():
+    quiet = from_fits([_fit(s) for s in (0.5, 1.0, 1.5, 2.0)])      # RMS 1.37 mm: noise
+    assert quiet.local_mm == 0.0 and quiet.growth_mm_per_mm == pytest.approx(GROWTH_PRIOR)
+    loud = from_fits([_fit(s) for s in (3.0, 4.0, 6.0, 0.5)])
+    assert loud.local_mm > 3.0 and loud.growth_mm_per_mm > GROWTH_PRIOR
+    errs = [loud.error_mm(d) for d in (0.0, 10.0, 40.0, 80.0)]
+    assert errs[0] == pytest.approx(loud.local_mm) and np.all(np.diff(errs) > 0)
+    assert loud.error_mm(None) == pytest.approx(loud.local_mm)
+    d = loud.to_dict()
+    assert d["validated_distance_mm"] == VALIDATED_MM and len(d["local_fits"]) == 4
+
+
+def test_frame_groups_are_contiguous_runs_spread_over_the_sweep():
+    groups = frame_groups(list(range(0, 100)) + [200], n_groups=3, per_group=4)
+    assert len(groups) == 3 and all(len(g) == 4 for g in groups)
+    assert groups[0][0] == 0 and groups[-1][-1] == 200
+    assert all(a[-1] < b[0] for a, b in zip(groups, groups[1:]))
+
+
+@pytest.mark.slow
+def test_local_fits_are_quiet_at_the_true_pose_and_find_a_shift_of_the_ct(ct, sweep):
+    feat = ct_feature_levels(ct, [2.5])[0]
+    idx = select_frames(sweep, 10)
+    level = FrameLC2Cost(feat, frame_samples(sweep, idx, 2.5), 7)
+    at_truth = estimate_residual_deformation(sweep, level, TRUE_REFERENCE_TO_CT)
+    shifts = [np.linalg.norm(f.offset_mm) for f in at_truth.fits]
+    assert len(shifts) >= 3 and np.median(shifts) < 1.5
+    assert at_truth.local_mm == 0.0 and at_truth.region is not None
+    # the pose 4 mm off along x: every patch asks for about +4 mm back
+    off = rigid_matrix([0, 0, 0, -4.0, 0, 0]) @ TRUE_REFERENCE_TO_CT
+    fits = local_offsets(sweep, feat, off, np.flatnonzero(sweep.valid))
+    xs = np.array([f.offset_mm[0] for f in fits])
+    assert np.median(xs) == pytest.approx(4.0, abs=1.5)
+
+
+def _fake(metric0, metric1, starts, moved=np.eye(4)):
+    res = RegistrationResult(np.eye(4), "lc2", metric0, metric1, 10, 0.1, np.zeros(3),
+                             [StartResult(np.zeros(6), m, metric0, v, 5) for m, v in starts])
+    res.init_reference_to_ct = moved
+    return res
+
+
+def test_deformation_inflates_every_target_and_extrapolated_targets_are_never_good():
+    """With a measured residual the estimate grows with the distance from the imaged region; a
+    target beyond the validated distance is extrapolated (check at best), its hit probability
+    uses the inflated error, and the rows carry the new fields through RESULT.json and back."""
+    region = _plane_region()
+    res = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.2, 0, 0]), 0.395)])
+    hess = LaplaceCovariance(np.eye(6) * 0.01, True)
+    targets = {"near": {"point": [10, 10, 2], "radius_mm": 8.0}, "far": {"point": [10, 10, 40], "radius_mm": 8.0}}
+    rigid = assess(res, targets, hessian=hess)
+    quiet = ResidualDeformation(0.0, GROWTH_PRIOR, [], region, np.eye(4))
+    loud = ResidualDeformation(3.0, 0.1, [], region, np.eye(4))
+    a_quiet, a_loud = assess(res, targets, hessian=hess, deformation=quiet), assess(res, targets, hessian=hess,
+                                                                                   deformation=loud)
+    near_q, far_q = a_quiet.target("near"), a_quiet.target("far")
+    assert near_q.verdict == "good" and near_q.extrapolated is False
+    assert near_q.tre_registration_mm == pytest.approx(rigid.target("near").tre_registration_mm, abs=1e-6)
+    assert far_q.extrapolated is True and far_q.verdict == "check"
+    assert far_q.distance_to_imaged_region_mm == pytest.approx(36.0, abs=0.5)
+    assert any("extrapolated" in w for w in far_q.why)
+    near_l, far_l = a_loud.target("near"), a_loud.target("far")
+    assert near_l.tre_registration_mm > GOOD_TRE_MM and near_l.verdict == "check"
+    assert far_l.tre_registration_mm > near_l.tre_registration_mm > near_q.tre_registration_mm
+    assert far_l.tre_registration_95_mm == pytest.approx(RADIUS_95_PER_RMS * far_l.tre_registration_mm)
+    assert far_l.hit_probability == pytest.approx(hit_probability(8.0, far_l.tre_total_mm))
+    assert far_l.hit_probability < near_l.hit_probability < near_q.hit_probability
+    d = a_loud.to_dict()
+    assert d["deformation"]["local_mm"] == 3.0 and d["targets"][1]["extrapolated"] is True
+    assert Assessment.from_dict(d).to_dict() == d
+
+
+def test_a_far_result_is_judged_by_its_evidence_not_by_a_fixed_cut():
+    """Beyond the fixed capture range: with agreeing starts, a good metric and agreeing parts the
+    result is 'check' (with an error estimate); without agreeing starts it stays poor."""
+    from registration.align.uncertainty import CAPTURE_TRANSLATION_MM
+    far_start = rigid_matrix([0, 0, 0, CAPTURE_TRANSLATION_MM + 10, 0, 0])
+    hess = LaplaceCovariance(np.eye(6) * 0.01, True)
+    quiet = ResidualDeformation(0.0, GROWTH_PRIOR, [], _plane_region(), np.eye(4))
+    agreeing = _fake(0.1, 0.35, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.3, 0, 0]), 0.399),
+                                 (rigid_matrix([0, 0, 0, 0, 0.3, 0]), 0.398)], moved=far_start)
+    a = assess(agreeing, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet)
+    assert a.verdict == "check" and a.capture["confirmed"] and a.target("t").tre_registration_mm is not None
+    assert any("capture range" in r and "confirmed" in r for r in a.reasons)
+    lonely = _fake(0.1, 0.35, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 20, 0, 0]), 0.30),
+                               (rigid_matrix([0, 0, 0, 0, 20, 0]), 0.31)], moved=far_start)
+    b = assess(lonely, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet)
+    assert b.verdict == "poor" and not b.capture["confirmed"] and b.target("t").tre_registration_mm is None
+    low = _fake(0.1, 0.15, [(np.eye(4), 0.40), (np.eye(4), 0.40), (np.eye(4), 0.40)], moved=far_start)
+    assert assess(low, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet).verdict == "poor"
+    # parts that disagree are no confirmation either
+    loud = ResidualDeformation(5.0, 0.1, [], _plane_region(), np.eye(4))
+    assert assess(agreeing, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=loud).verdict == "poor"

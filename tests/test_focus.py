@@ -1,0 +1,110 @@
+"""Target-focused refinement (issue 19): the engine function, `ctus register --focus`, the RESULT
+field and the planner's use of the focused TRE."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from planner.advice.fusion_error import focused_lesion, registration_tre_mm
+from planner.cli.main import main
+from registration.align.focus import focused_frames, parse_focus, refine_near_target
+from registration.align.registration_result import RegistrationResult
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.errors import InputError
+from registration.spatial.transforms import apply, invert, rigid_matrix
+
+from synthetic_case import TRUE_REFERENCE_TO_CT, lesion_centroids_ct, make_ct, make_sweep
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return make_ct()
+
+
+@pytest.fixture(scope="module")
+def sweep(ct):
+    return make_sweep(ct, n_frames=16)
+
+
+def _err(m, p):
+    return float(np.linalg.norm(apply(m, apply(invert(TRUE_REFERENCE_TO_CT), p)) - p))
+
+
+def test_focus_is_a_target_name_or_a_point():
+    targets = {"lesion_1": {"point": [1.0, 2.0, 3.0]}}
+    assert parse_focus("lesion_1", targets) == ("lesion_1", [1.0, 2.0, 3.0])
+    assert parse_focus(" -60.5,-40,-30 ", targets) == ("focus", [-60.5, -40.0, -30.0])
+    for bad in ("lesion_9", "1,2", "a,b,c", "1,2,nan"):
+        with pytest.raises(InputError, match="--focus"):
+            parse_focus(bad, targets)
+
+
+def test_focused_frames_are_those_passing_near_the_target(sweep):
+    p = lesion_centroids_ct()[0]
+    near = focused_frames(sweep, TRUE_REFERENCE_TO_CT, p, 30.0)
+    assert 0 < len(near) <= len(sweep)
+    far = focused_frames(sweep, TRUE_REFERENCE_TO_CT, p + np.array([0, 0, 400.0]), 30.0)
+    assert len(far) == 0
+
+
+@pytest.mark.slow
+def test_refinement_near_a_lesion_corrects_a_local_error_and_records_the_focus(ct, sweep):
+    p = lesion_centroids_ct()[0]
+    # a whole-sweep result 3 mm / 1.5 deg off at the lesion
+    off = rigid_matrix([1.5, 0, 0, 2.0, -2.0, 1.0], center=p) @ TRUE_REFERENCE_TO_CT
+    whole = RegistrationResult(off, "lc2", 0.2, 0.3, 1, 1.0, p, init_reference_to_ct=off)
+    assert _err(off, p) > 2.5
+    res = refine_near_target(ct, sweep, whole, "lesion_1", p, radius_target_mm=8.0,
+                             targets={"lesion_2": {"point": lesion_centroids_ct()[1].tolist(), "radius_mm": 8.0}})
+    assert _err(res.reference_to_ct, p) < 1.0
+    u = res.uncertainty
+    assert u.focus["name"] == "lesion_1" and u.focus["radius_mm"] == 30.0 and u.focus["frames"]
+    assert u.focus["moved_at_target_mm"] > 2.0
+    row = u.target("lesion_1")
+    assert row.tre_registration_mm is not None and row.hit_probability is not None
+    assert row.distance_to_imaged_region_mm < 5.0 and row.extrapolated is False
+    assert u.target("lesion_2") is not None
+    assert res.init_reference_to_ct is off and np.allclose(res.center_ct, p)
+
+
+@pytest.mark.slow
+def test_cli_focus_writes_the_focused_result_and_the_planner_uses_it(ct, sweep, tmp_path, capsys):
+    import SimpleITK as sitk
+    sitk.WriteImage(ct.to_sitk(), str(tmp_path / "ct.nrrd"))
+    write_sequence(sweep, tmp_path / "sweep.igs.mha")
+    p = lesion_centroids_ct()
+    init = rigid_matrix([2.0, -3.0, 2.0, 4.0, -5.0, 3.0], center=p.mean(0)) @ TRUE_REFERENCE_TO_CT
+    (tmp_path / "init.json").write_text(json.dumps({"reference_to_ct": init.tolist()}))
+    (tmp_path / "t.json").write_text(json.dumps({"targets": [
+        {"name": f"lesion_{i + 1}", "point": q.tolist(), "radius_mm": 8.0} for i, q in enumerate(p)]}))
+    base = ["register", "--ct", str(tmp_path / "ct.nrrd"), "--sweep", str(tmp_path / "sweep.igs.mha"),
+            "--init", str(tmp_path / "init.json"), "--targets", str(tmp_path / "t.json"), "--starts", "2"]
+    out = tmp_path / "focused.json"
+    assert main(base + ["--out", str(out), "--focus", "lesion_1", "--focus-radius", "25"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["focus"]["name"] == "lesion_1" and doc["focus"]["radius_mm"] == 25.0
+    assert doc["uncertainty"]["focus"] == doc["focus"]
+    assert _err(np.array(doc["reference_to_ct"]), p[0]) < 1.5
+    rows = {t["name"]: t for t in doc["targets"]}
+    assert set(rows) == {"lesion_1", "lesion_2"} and rows["lesion_1"]["extrapolated"] is False
+    assert "focused on lesion_1" in capsys.readouterr().out
+    # the planner: that lesion's TRE is the focused row
+    assert focused_lesion(doc) == "lesion_1"
+    if doc["verdict"] != "poor":
+        assert registration_tre_mm(doc, "lesion_1") == pytest.approx(rows["lesion_1"]["tre_registration_mm"])
+    # bad focus options: exit 2, nothing written
+    assert main(base + ["--out", str(tmp_path / "x.json"), "--focus", "nowhere"]) == 2
+    assert main(base + ["--out", str(tmp_path / "x.json"), "--focus-radius", "20"]) == 2
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_planner_reads_a_focused_result_without_registering():
+    row = {"name": "lesion_1", "tre_registration_mm": 1.4, "verdict": "good"}
+    other = {"name": "lesion_2", "tre_registration_mm": 5.5, "verdict": "check", "extrapolated": True,
+             "distance_to_imaged_region_mm": 48.0}
+    doc = {"verdict": "good", "targets": [row, other], "focus": {"name": "lesion_1", "radius_mm": 30.0}}
+    assert focused_lesion(doc) == "lesion_1" and focused_lesion({"verdict": "good", "targets": []}) is None
+    assert registration_tre_mm(doc, "lesion_1") == 1.4 and registration_tre_mm(doc, "lesion_2") == 5.5
+    assert registration_tre_mm(dict(doc, verdict="poor"), "lesion_1") is None

@@ -1,0 +1,54 @@
+"""A 3D ultrasound volume as a sweep (issue 18): slice geometry, detection, per-slice imaged region."""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from _helpers import make_sweep
+from registration.align.lc2_cost import frame_samples
+from registration.align.volume_sweep import is_volume_stack, mark_unimaged
+from registration.io.us_volume import is_volume_file, load_us_volume_as_sweep, sweep_from_volume
+from registration.io.seq_mha_write import write_sequence
+from registration.spatial.transforms import apply, rigid_matrix
+from registration.spatial.volume import Volume
+
+
+def _cone_volume() -> Volume:
+    """A cone of speckle (imaged) in zeros (not imaged), oblique geometry."""
+    rng = np.random.default_rng(0)
+    k, j, i = np.meshgrid(np.arange(30), np.arange(40), np.arange(50), indexing="ij")
+    inside = np.hypot(i - 25, k - 15) < 3 + 0.45 * j
+    a = np.where(inside, rng.integers(20, 250, inside.shape), 0).astype(np.float32)
+    d = rigid_matrix([10.0, -20.0, 5.0, 0, 0, 0])[:3, :3]
+    return Volume(a, (0.5, 0.6, 0.7), (12.0, -30.0, 7.0), d)
+
+
+def test_slices_map_to_their_voxels_and_the_stack_is_detected(tmp_path):
+    vol = _cone_volume()
+    sitk.WriteImage(vol.to_sitk(), str(tmp_path / "us.nii.gz"))
+    assert is_volume_file(tmp_path / "us.nii.gz")
+    sweep = load_us_volume_as_sweep(tmp_path / "us.nii.gz")
+    assert sweep.frames.shape == (30, 40, 50)
+    mats, valid = sweep.require_image_to_reference()
+    assert valid.all()
+    for k, (i, j) in ((0, (3, 4)), (17, (40, 33))):
+        np.testing.assert_allclose(apply(mats[k], [i, j, 0.0]), vol.index_to_lps([i, j, k]), atol=1e-6)
+    assert np.array_equal(sweep.frames > 0, vol.array > 0)
+    assert is_volume_stack(sweep)
+    assert not is_volume_stack(make_sweep(n=8))                  # a freehand sweep
+    write_sequence(make_sweep(n=4), tmp_path / "s.igs.mha")
+    assert not is_volume_file(tmp_path / "s.igs.mha")
+
+
+def test_each_slice_keeps_its_own_imaged_region():
+    vol = _cone_volume()
+    sweep = sweep_from_volume(vol)
+    idx = np.arange(0, 30, 5)
+    plain = frame_samples(sweep, idx, 1.0)
+    marked = frame_samples(mark_unimaged(sweep), idx, 1.0)
+    assert marked.fan.sum() < 0.8 * plain.fan.sum()
+    assert len(marked.points_ref) == int(marked.fan.sum())
+    # every kept sample lies in the imaged cone (its nearest voxel is nonzero)
+    ijk = np.rint(vol.lps_to_index(marked.points_ref)).astype(int)
+    assert np.all(vol.array[ijk[:, 2], ijk[:, 1], ijk[:, 0]] > 0)
+    assert np.all(marked.u[~marked.fan] == 0)

@@ -1,0 +1,184 @@
+"""Automatic anatomy, part by part, on small synthetic volumes with a known answer.
+
+Each step is checked against a plain reference (scipy's exact EDT for the
+morphology in mm, an explicit permutation for the reorientation) or against
+the physics it encodes (a homogeneous bright tube is a lumen, a ring of
+cortex is bone; aerated lung is not pure gas).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from planner.anatomy.structures import risk_class_of
+from planner.segmentation.bone import cortex_seeds, segment_bone
+from planner.segmentation.gas import air_components
+from planner.segmentation.great_vessels import track_tube
+from planner.segmentation.grid import make_work_grid
+from planner.segmentation.labelling import FIRST_LESION_VALUE, LABEL_VALUES
+from planner.segmentation.lungs import lung_labels
+from planner.segmentation.morphology import (close_mm, depth_mm, dilate_mm, distance_to_mm, erode_mm,
+                                             fill_holes_2d, fill_small_holes_2d, open_mm)
+from planner.segmentation.orient import canonical
+from registration.spatial.volume import Volume
+
+SPACING = (0.7, 0.9, 2.5)          # (i, j, k) mm: anisotropic on purpose
+
+
+def _ball(shape, centre_kji, radius_mm, spacing=SPACING):
+    kk, jj, ii = np.indices(shape)
+    s = np.asarray(spacing, float)[::-1]
+    d = np.sqrt(((kk - centre_kji[0]) * s[0]) ** 2 + ((jj - centre_kji[1]) * s[1]) ** 2 +
+                ((ii - centre_kji[2]) * s[2]) ** 2)
+    return d <= radius_mm
+
+
+def test_distances_in_mm_match_scipy_exact_edt():
+    rng = np.random.default_rng(3)
+    samp = np.asarray(SPACING)[::-1]
+    mask = rng.random((12, 30, 28)) > 0.97
+    assert np.allclose(distance_to_mm(mask, SPACING), ndimage.distance_transform_edt(~mask, sampling=samp),
+                       atol=1e-3)
+    inside = rng.random(mask.shape) > 0.2
+    assert np.allclose(depth_mm(inside, SPACING), ndimage.distance_transform_edt(inside, sampling=samp),
+                       atol=1e-3)
+
+
+def test_morphology_radius_is_millimetres_not_voxels():
+    ball = _ball((21, 61, 61), (10, 30, 30), 12.0)
+    samp = np.asarray(SPACING)[::-1]
+    assert np.array_equal(dilate_mm(ball, SPACING, 5.0),
+                          ndimage.distance_transform_edt(~ball, sampling=samp) <= 5.0)
+    assert np.array_equal(erode_mm(ball, SPACING, 5.0, pad=False),
+                          ndimage.distance_transform_edt(ball, sampling=samp) > 5.0)
+    # a 5 mm dilation of a 12 mm ball reaches 17 mm from the centre along every axis
+    grown = dilate_mm(ball, SPACING, 5.0)
+    assert grown[10, 30, 30 + int(16.9 / SPACING[0])] and not grown[10, 30, 30 + int(17.6 / SPACING[0]) + 1]
+    # an opening of 4 mm cuts a thin bridge between two balls; a closing keeps them apart
+    two = _ball((21, 61, 101), (10, 30, 25), 9.0) | _ball((21, 61, 101), (10, 30, 75), 9.0)
+    bridged = two.copy()
+    bridged[10, 30:32, 25:76] = True
+    assert ndimage.label(bridged)[1] == 1 and ndimage.label(open_mm(bridged, SPACING, 4.0))[1] == 2
+    assert ndimage.label(close_mm(two, SPACING, 4.0))[1] == 2
+    # beyond the image is not background: a slab cut by the volume's top is not eroded there
+    slab = np.zeros((10, 20, 20), bool)
+    slab[5:] = True
+    eroded = erode_mm(slab, SPACING, 4.0)
+    assert eroded[-1, 10, 10] and eroded[6:].all() and not eroded[5].any()
+
+
+def test_hole_filling_per_slice_and_small_holes_only():
+    ring = np.zeros((3, 40, 40), bool)
+    ring[:, 5:35, 5:35] = True
+    ring[:, 10:30, 10:30] = False                     # a 20 x 20 voxel hole
+    ring[:, 7:9, 20:22] = False                       # a 2 x 2 voxel hole in the wall
+    assert fill_holes_2d(ring)[:, 20, 20].all()
+    small = fill_small_holes_2d(ring, 10.0, (1.0, 1.0, 1.0))
+    assert small[:, 7, 20].all() and not small[:, 20, 20].any()
+
+
+def test_reorientation_is_an_exact_round_trip_and_keeps_physical_positions():
+    rng = np.random.default_rng(5)
+    arr = rng.integers(-1000, 1000, (6, 7, 8)).astype(np.int16)
+    direction = np.array([[0, 0, -1], [-1, 0, 0], [0, -1, 0]], float)    # i -> A, j -> I, k -> R
+    vol = Volume(arr, (0.5, 0.7, 2.0), (10.0, -20.0, 30.0), direction)
+    can, reo = canonical(vol)
+    assert can.orientation_letters() == "LPS"
+    assert np.array_equal(reo.array_from_canonical(can.array), arr)
+    for kji in [(0, 0, 0), (5, 6, 7), (2, 3, 4)]:
+        p = vol.index_to_lps(np.array(kji[::-1], float))
+        i, j, k = np.rint(can.lps_to_index(p)).astype(int)
+        assert can.array[k, j, i] == arr[kji]
+
+
+def test_working_grid_block_means_and_masks_round_trip():
+    rng = np.random.default_rng(4)
+    arr = rng.integers(-100, 100, (12, 42, 42)).astype(np.int16)
+    vol = Volume(arr, (0.8, 0.8, 1.0), (0, 0, 0))
+    grid = make_work_grid(vol)
+    assert grid.factors == (2, 3, 3) and np.allclose(grid.spacing, (2.4, 2.4, 2.0))
+    assert np.isclose(grid.hu[1, 2, 3], arr[2:4, 6:9, 9:12].mean())          # a block average
+    # a block's position is the mean of its voxels' centres
+    assert np.allclose(grid.origin, vol.index_to_lps(np.array([1.0, 1.0, 0.5])))
+    square = np.zeros(arr.shape, bool)
+    square[:, 9:33, 9:33] = True
+    back = grid.mask_to_ct(grid.mask_from_ct(square))
+    assert (back ^ square).sum() <= 4 * arr.shape[0]           # linear interpolation rounds the 4 corners
+    assert np.array_equal(grid.zone_to_ct(grid.mask_from_ct(square)), square)
+
+
+def test_lumen_is_not_bone_but_a_cortical_ring_is():
+    """A homogeneous 300 HU tube 20 mm wide (contrast in the aorta or bowel) against a
+    vertebra-like ring of 900 HU cortex with 200 HU marrow: only the ring is bone."""
+    shape = (30, 90, 140)
+    sp = (0.8, 0.8, 1.5)
+    hu = np.full(shape, 40, np.int16)
+    rng = np.random.default_rng(1)
+    hu += rng.normal(0, 12, shape).astype(np.int16)
+    kk, jj, ii = np.indices(shape)
+    tube = np.hypot((jj - 45) * 0.8, (ii - 35) * 0.8) <= 10.0
+    hu[tube] = 300 + rng.normal(0, 12, tube.sum()).astype(np.int16) + 160     # arterial-phase 460 HU
+    r = np.hypot((jj - 45) * 0.8, (ii - 100) * 0.8)
+    hu[r <= 16.0] = 200
+    hu[(r > 14.0) & (r <= 16.0)] = 900
+    patient = np.ones(shape, bool)
+    seeds, lumen = cortex_seeds(hu, patient, sp)
+    assert lumen[tube].mean() > 0.5 and not seeds[tube].any()
+    bone = segment_bone(hu, patient, seeds, np.zeros(shape, bool), lumen, sp)
+    assert not bone[tube].any()
+    assert bone[r <= 14.0].mean() > 0.95          # marrow inside the ring filled
+
+
+def test_lung_is_aerated_tissue_and_bowel_gas_is_pure_gas():
+    shape = (20, 100, 100)
+    sp = (1.0, 1.0, 2.0)
+    rng = np.random.default_rng(2)
+    hu = np.full(shape, 40.0) + rng.normal(0, 10, shape)
+    trunk = np.zeros(shape, bool)
+    trunk[:, 5:95, 5:95] = True
+    hu[~trunk] = -1000
+    lung = _ball(shape, (19, 75, 30), 30.0, sp) & trunk
+    hu[lung] = -850 + rng.normal(0, 30, lung.sum())              # parenchyma
+    gas = _ball(shape, (6, 30, 60), 12.0, sp)
+    hu[gas] = -1000 + rng.normal(0, 10, gas.sum())               # bowel gas
+    lab, comps = air_components(hu, trunk, np.zeros(shape, bool), sp)
+    ids = lung_labels(lab, comps, sp)
+    assert len(comps) == 2 and len(ids) == 1
+    called = np.isin(lab, list(ids))
+    assert (called & lung).sum() > 0.9 * (lab > 0)[lung].sum() and not (called & gas).any()
+
+
+def test_tube_tracker_follows_a_disk_and_ignores_an_organ():
+    """A 10 mm radius tube running head to foot beside a 'spine' axis, next to a big organ
+    of the same brightness: the track is the tube on every slice, not the organ."""
+    shape = (30, 120, 120)
+    sp = (1.0, 1.0, 2.0)
+    bright = np.zeros(shape, bool)
+    jj, ii = np.mgrid[0:120, 0:120]
+    for k in range(30):
+        bright[k] |= np.hypot(jj - 70, ii - (70 + k * 0.3)) <= 10.0
+    bright[:, 20:60, 20:70] |= True                               # an organ, 40 x 50 mm
+    axis = np.tile([60.0, 90.0], (30, 1))                         # centre i, vertebra front j
+    window = ((-10.0, 50.0), (-50.0, 25.0))
+    tube = track_tube(bright, axis, window, sp)
+    truth = np.zeros(shape, bool)
+    for k in range(30):
+        truth[k] = np.hypot(jj - 70, ii - (70 + k * 0.3)) <= 10.0
+    assert (tube & truth).sum() / truth.sum() > 0.9
+    assert not tube[:, 20:60, 20:70].any()
+
+
+def test_label_values_leave_lesions_free_and_names_are_risk_structures():
+    assert max(LABEL_VALUES.values()) < FIRST_LESION_VALUE == 21
+    assert len(set(LABEL_VALUES.values())) == len(LABEL_VALUES)
+    expected = {"body": "body", "liver": "liver", "lung": "lung", "bone": "bone",
+                "portal_vein": "vessel", "hepatic_vein": "vessel", "aorta": "vessel"}
+    for name, cls in expected.items():
+        assert risk_class_of(name) == cls, name
+
+
+def test_every_automatic_name_has_its_risk_class():
+    assert risk_class_of("ivc") == "vessel"
+    assert risk_class_of("liver_vessel") == "vessel"
+    assert risk_class_of("bowel_gas") == "bowel"
