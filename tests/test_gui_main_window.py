@@ -306,10 +306,11 @@ def test_folder_with_two_series_asks_which(window, qtbot, monkeypatch, tmp_path)
 def test_panels_are_installed_once_and_listed_in_the_view_menu(qtbot):
     w = MainWindow(enable_3d=False, panels=True)
     qtbot.addWidget(w)
-    assert set(w.panel_docks) == {"registration", "planning", "segmentation"} and w.reporter.history == []
-    assert w.install_panels() is w.panel_docks and len(w.panel_docks) == 3     # idempotent
+    assert set(w.panel_docks) == {"registration", "planning", "segmentation", "mr", "guidance"}
+    assert w.reporter.history == []
+    assert w.install_panels() is w.panel_docks and len(w.panel_docks) == 5     # idempotent
     titles = [a.text() for a in w.view_menu.actions()]
-    assert "Registration" in titles and "Planning" in titles and "Segmentation" in titles
+    assert "Registration" in titles and "Planning" in titles and "Segmentation" in titles and "Guidance" in titles
     w.close()
 
 
