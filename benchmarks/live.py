@@ -16,7 +16,14 @@ print the lag from the transform's arrival to its line (target <= 50 ms
 median), beside the stream's own send -> receive latency measured in the
 same run.
 
-Run: .venv/bin/python benchmarks/live.py [--seconds 5] [--fps 30]
+GUI (``--gui``, needs a display: run under ``xvfb-run -a``): the real main window
+(1366x768, Guidance panel, needle overlays on the US, fused and slice views) connected
+to the same needle stream; we print the lag from a transform's arrival to the guidance
+panel showing its state (target <= 50 ms median), how many states the GUI showed and
+how many it skipped for a newer one (it shows the newest when it is behind), beside the
+engine's own arrival -> state time for the same states (the baseline, same run).
+
+Run: .venv/bin/python benchmarks/live.py [--seconds 5] [--fps 30] [--gui]
 """
 from __future__ import annotations
 
@@ -130,10 +137,70 @@ def guidance_lag(seconds, fps):
     return len(lags), float(np.median(lags)), float(np.percentile(lags, 95)), image_lat
 
 
+def gui_guidance_lag(seconds, fps, with_guidance=True):
+    """The real window on the needle stream: (shown, superseded, median and p95 lag arrival -> panel
+    updated ms, median engine arrival -> state ms, US frames shown per s). Without guidance: the
+    same window and stream, no guidance set up (the baseline of the frame rate)."""
+    from PyQt5.QtWidgets import QApplication
+    from gui.core.session import RegistrationState
+    from gui.window.main_window import MainWindow
+    from planner.guidance.needle_simulation import SIMULATED_NEEDLE, simulate_insertion
+    from planner.guidance.risk_field import build_risk_field
+    from registration.spatial.volume import Volume
+    app = QApplication.instance() or QApplication([])
+    labels, path = guidance_geometry()
+    hu = np.where(labels.array == 6, 700.0, np.where(labels.array == 3, 180.0, 60.0)).astype(np.float32)
+    w = MainWindow(enable_3d=False, panels=True)
+    w.reporter.show_dialogs = False
+    w.resize(1366, 768)
+    w.show()
+    w.set_ct(Volume(hu, labels.spacing, labels.origin), labels)
+    w.set_registration(RegistrationState(np.eye(4), method="benchmark"))
+    plan = {"lesions": [{"name": "lesion_1", "trajectories": [
+        {"guidance": "us", "entry_ct": path.entry_ct.tolist(), "target_ct": path.target_ct.tolist(), "length_mm": 28.0}]}],
+        "constraints": {"needle_gauge": "18G", "vessel_margin_mm": 5.0}}
+    if with_guidance:
+        w.guidance.start_setup(plan, labels, np.eye(4), lesion="lesion_1")
+    while with_guidance and w.guidance.guide is None:
+        app.processEvents()
+        time.sleep(0.01)
+    w.panel_docks["guidance"].raise_()
+    engine = []
+    put = w.guidance._put
+    w.guidance._put = lambda state: (engine.append(state.lag_ms) if state.valid else None, put(state))
+    risk = build_risk_field(labels, needle_radius_mm=0.635, roi_points=[path.entry_ct, path.target_ct],
+                            target_name="lesion_1")
+    sweep = make_sweep(480, 640, n=90)
+    sim = simulate_insertion(path, len(sweep), np.eye(4), deviation_mm=3.0, risk=risk)
+    server = IgtlServer(port=0)
+    w.live.connect_host("127.0.0.1", server.port)
+    t = time.monotonic()
+    while server.n_clients == 0 and time.monotonic() - t < 3:
+        app.processEvents()
+        time.sleep(0.01)
+    streamer = SweepStreamer(sweep, server, fps=fps, loop=True,
+                             extra_transforms={"NeedleToReference": (sim.needle_to_reference, np.ones(len(sweep), bool))},
+                             static_transforms={"NeedleTipToNeedle": SIMULATED_NEEDLE.tip_to_tool()}).start()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        app.processEvents()
+        time.sleep(0.002)
+    streamer.stop()
+    frames_shown = w.live.frames_shown
+    w.live.disconnect_all()
+    server.close()
+    lags = np.array(w.guidance.lags_ms) if w.guidance.lags_ms else np.array([np.nan])
+    shown, skipped = len(w.guidance.lags_ms), w.guidance.skipped
+    w.close()
+    return shown, skipped, float(np.median(lags)), float(np.percentile(lags, 95)), \
+        float(np.median([x for x in engine if x is not None])) if engine else float("nan"), frames_shown / seconds
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--gui", action="store_true", help="also the real window (needs a display: xvfb-run -a)")
     args = ap.parse_args(argv)
     import crcmod
     c_crc = pm.CRC64
@@ -168,6 +235,15 @@ def main(argv=None):
     print(f"needle guidance, 640x480 + NeedleToReference @ {args.fps:g} frames/s: {n} guidance lines; "
           f"lag transform arrival -> line median {med:.2f} ms, p95 {p95:.2f} ms (target <= 50 ms median: "
           f"{med / 50.0:.2f} of it); the stream's own send -> receive latency in this run {image_lat:.1f} ms")
+    if args.gui:
+        base_fps = gui_guidance_lag(args.seconds, args.fps, with_guidance=False)[-1]
+        shown, skipped, gmed, gp95, emed, us_fps = gui_guidance_lag(args.seconds, args.fps)
+        print(f"GUI window 1366x768 on the same stream: US frames shown {us_fps:.1f}/s with guidance, "
+              f"{base_fps:.1f}/s without (ratio {us_fps / max(base_fps, 1e-6):.2f}); {shown} guidance states "
+              f"shown, {skipped} superseded by a newer one; "
+              f"lag transform arrival -> guidance panel updated median {gmed:.1f} ms, p95 {gp95:.1f} ms (target "
+              f"<= 50 ms median: {gmed / 50.0:.2f} of it); engine arrival -> state median {emed:.2f} ms "
+              f"(GUI / engine {gmed / max(emed, 1e-6):.0f}x)")
 
 
 if __name__ == "__main__":

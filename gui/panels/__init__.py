@@ -1,4 +1,5 @@
-"""Docked panels: data, overlay, landmark registration, refinement, planning, export.
+"""Docked panels: data, overlay, landmark registration, refinement, planning, export, needle guidance
+(with the needle drawn over the views).
 
 Each panel is handed the window's models and calls the engine; it holds
 widgets and their wiring, not domain rules. May import ``gui.views``,

@@ -74,6 +74,9 @@ class LiveController(QObject):
         self.frames_shown = 0
         self.status_text = "not connected"
         self.last_tracking = (False, "not connected")
+        # Objects with on_transform(sample) / on_frame(frame) (called on the client's receiver
+        # thread, as they arrive) and live_started() / live_stopped(): the needle guidance.
+        self.listeners: list = []
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -92,7 +95,11 @@ class LiveController(QObject):
         self.disconnect()
         self.last_tracking = (False, "connecting")
         self.client = LiveClient(host, port, image_device=image_device, transform_device=transform_device,
-                                 image_to_probe=image_to_probe).start()
+                                 image_to_probe=image_to_probe, on_transform=self._on_transform,
+                                 on_frame=self._on_frame)
+        for listener in self.listeners:
+            listener.live_started()
+        self.client.start()
         self.last_index = -1
         self._timer.start()
         self._publish_status(force=True)
@@ -103,9 +110,19 @@ class LiveController(QObject):
         if self.client is not None:
             self.client.stop()
             self.client = None
+            for listener in self.listeners:
+                listener.live_stopped()
         self.status_text = "not connected"
         self.status_changed.emit(self.status_text)
         return path
+
+    def _on_transform(self, sample) -> None:      # receiver thread
+        for listener in self.listeners:
+            listener.on_transform(sample)
+
+    def _on_frame(self, frame) -> None:            # receiver thread
+        for listener in self.listeners:
+            listener.on_frame(frame)
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze the view on the current frame (to place landmarks); recording goes on."""

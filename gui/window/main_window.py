@@ -108,11 +108,11 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
 
     # ------------------------------------------------------------ panels
     def install_panels(self) -> dict:
-        """Add the Registration, Planning, Segmentation and MR panels (gui/panels/*: each module's
-        ``install(window) -> QDockWidget``) and list them in the View menu."""
-        from gui.panels import mr_panel, planning_panel, registration_panel, segmentation_panel
+        """Add the Registration, Planning, Segmentation, MR and Guidance panels (gui/panels/*: each
+        module's ``install(window) -> QDockWidget``) and list them in the View menu."""
+        from gui.panels import guidance_panel, mr_panel, planning_panel, registration_panel, segmentation_panel
         for name, module in (("registration", registration_panel), ("planning", planning_panel),
-                             ("segmentation", segmentation_panel), ("mr", mr_panel)):
+                             ("segmentation", segmentation_panel), ("mr", mr_panel), ("guidance", guidance_panel)):
             if name in self.panel_docks:
                 continue
             with self.reporter.action(f"Add the {name} panel"):

@@ -55,8 +55,8 @@ def parse_host_port(text: str):
 
 def load_calibration(args, sweep=None):
     """The needle calibration from --calibration, --pivot-recording, or the recorded sequence; None if absent."""
-    from registration.tracking.needle_tool import NeedleCalibration, calibration_from_config, \
-        calibration_from_pivot_recording
+    from registration.tracking.needle_tool import calibration_from_config, calibration_from_pivot_recording, \
+        calibration_in_sweep
     if args.calibration:
         return calibration_from_config(args.calibration, tool=args.tool, axis=args.needle_axis)
     if args.pivot_recording:
@@ -65,15 +65,8 @@ def load_calibration(args, sweep=None):
               f"RMS {result.rms_mm:.2f} mm over {result.n_poses} poses, {len(result.segments)} pivot(s)",
               file=sys.stderr)
         return cal
-    name = f"{args.tool}TipTo{args.tool}"
     if sweep is not None:
-        if name in sweep.calibration:
-            return NeedleCalibration.from_tip_to_tool(sweep.calibration[name], axis=args.needle_axis,
-                                                      tool=args.tool, source=f"{name} in {args.sweep}")
-        if name in sweep.transforms and sweep.statuses[name].any():
-            m = sweep.transforms[name][sweep.statuses[name].argmax()]
-            return NeedleCalibration.from_tip_to_tool(m, axis=args.needle_axis, tool=args.tool,
-                                                      source=f"{name} recorded in {args.sweep}")
+        return calibration_in_sweep(sweep, tool=args.tool, axis=args.needle_axis, name_of_file=args.sweep)
     return None
 
 

@@ -1,6 +1,7 @@
 """Guidance states from a live OpenIGTLink stream or a recorded sequence, one per tracked frame.
 
-Live (:class:`LiveGuidance`): a ``LiveClient`` hands every TRANSFORM to us
+Live (:class:`GuidanceFeed`, used by :class:`LiveGuidance` here and by the GUI's
+own client): a ``LiveClient`` hands every TRANSFORM to the feed
 on its receiver thread as it arrives; a ``<Tool>ToReference`` sample is
 turned into a state at once (no polling: the lag from arrival to state is
 the compute time) and queued; an image frame while the needle is missing or
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import queue
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -52,6 +53,57 @@ def write_state(state: GuidanceState, out, *, as_json: bool, live: bool = True) 
     return lag
 
 
+class GuidanceFeed:
+    """Turns a live link's TRANSFORMs and image frames into :class:`GuidanceState` objects, handed to ``put``.
+
+    No socket of its own: ``on_transform`` and ``on_frame`` are a ``LiveClient``'s
+    callbacks (its receiver thread), so ``ctus guide`` (:class:`LiveGuidance`) and the
+    GUI (which already has a client for the images) share one rule. ``tool_tracking``
+    is the client's ``tool_tracking(device, now)`` (why a tool is missing or stale).
+    """
+
+    def __init__(self, guide: NeedleGuide, put: Callable[[GuidanceState], None],
+                 tool_tracking: Callable[[str, float], tuple], *, tool: str = "Needle",
+                 reference: str = "Reference", needle_axis: str = "auto", calibration_wait_s: float = 2.0):
+        self.guide = guide
+        self.put = put
+        self.tool_tracking = tool_tracking
+        self.tool = tool
+        self.device = f"{tool}To{reference}"
+        self.calibration_device = f"{tool}TipTo{tool}"
+        self.needle_axis = needle_axis
+        self.calibration_wait_s = calibration_wait_s
+        self._frame: Optional[LiveFrame] = None
+        self._first_needle: Optional[float] = None
+        self._last_needle: Optional[float] = None
+        self.calibration_error: Optional[InputError] = None
+
+    def on_transform(self, s: TransformSample) -> None:
+        if s.device == self.calibration_device and s.ok and self.guide.calibration is None:
+            self.guide.calibration = NeedleCalibration.from_tip_to_tool(
+                s.matrix, axis=self.needle_axis, tool=self.tool, source=f"{self.calibration_device} from the server")
+            return
+        if s.device != self.device:
+            return
+        self._first_needle = s.received if self._first_needle is None else self._first_needle
+        self._last_needle = s.received
+        if self.guide.calibration is None and s.received - self._first_needle > self.calibration_wait_s:
+            self.calibration_error = missing_calibration_error(self.tool)
+        frame = self._frame
+        i2r = shape = None
+        if frame is not None and frame.image_to_reference is not None \
+                and abs(frame.timestamp - s.timestamp) <= self.guide.stale_after_s:
+            i2r, shape = frame.image_to_reference, frame.image.shape
+        self.put(self.guide.update(s.matrix, ok=s.ok, timestamp=s.timestamp, received=s.received,
+                                   image_to_reference=i2r, image_shape=shape, device=self.device))
+
+    def on_frame(self, frame: LiveFrame) -> None:
+        self._frame = frame
+        if self._last_needle is None or frame.received - self._last_needle > self.guide.stale_after_s:
+            ok, why = self.tool_tracking(self.device, frame.received)
+            self.put(self.guide.missing(timestamp=frame.timestamp, received=frame.received, reason=why))
+
+
 class LiveGuidance:
     """Needle guidance on a live stream: ``states()`` yields one :class:`GuidanceState` per tracked frame."""
 
@@ -59,19 +111,18 @@ class LiveGuidance:
                  reference: str = "Reference", needle_axis: str = "auto", calibration_wait_s: float = 2.0,
                  **client_options):
         self.guide = guide
-        self.tool = tool
-        self.device = f"{tool}To{reference}"
-        self.calibration_device = f"{tool}TipTo{tool}"
-        self.needle_axis = needle_axis
-        self.calibration_wait_s = calibration_wait_s
         self._queue: "queue.Queue[GuidanceState]" = queue.Queue(maxsize=1000)
-        self._frame: Optional[LiveFrame] = None
-        self._first_needle: Optional[float] = None
-        self._last_needle: Optional[float] = None
-        self.calibration_error: Optional[InputError] = None
         self._ever_connected = False
-        self.client = LiveClient(host, port, on_transform=self._on_transform, on_frame=self._on_frame,
+        self.feed = GuidanceFeed(guide, self._put, lambda device, now: self.client.tool_tracking(device, now),
+                                 tool=tool, reference=reference, needle_axis=needle_axis,
+                                 calibration_wait_s=calibration_wait_s)
+        self.device = self.feed.device
+        self.client = LiveClient(host, port, on_transform=self._on_transform, on_frame=self.feed.on_frame,
                                  stale_after_s=guide.stale_after_s, **client_options)
+
+    @property
+    def calibration_error(self) -> Optional[InputError]:
+        return self.feed.calibration_error
 
     def start(self) -> "LiveGuidance":
         self.client.start()
@@ -92,29 +143,7 @@ class LiveGuidance:
 
     def _on_transform(self, s: TransformSample) -> None:
         self._ever_connected = True
-        if s.device == self.calibration_device and s.ok and self.guide.calibration is None:
-            self.guide.calibration = NeedleCalibration.from_tip_to_tool(
-                s.matrix, axis=self.needle_axis, tool=self.tool, source=f"{self.calibration_device} from the server")
-            return
-        if s.device != self.device:
-            return
-        self._first_needle = s.received if self._first_needle is None else self._first_needle
-        self._last_needle = s.received
-        if self.guide.calibration is None and s.received - self._first_needle > self.calibration_wait_s:
-            self.calibration_error = missing_calibration_error(self.tool)
-        frame = self._frame
-        i2r = shape = None
-        if frame is not None and frame.image_to_reference is not None \
-                and abs(frame.timestamp - s.timestamp) <= self.guide.stale_after_s:
-            i2r, shape = frame.image_to_reference, frame.image.shape
-        self._put(self.guide.update(s.matrix, ok=s.ok, timestamp=s.timestamp, received=s.received,
-                                    image_to_reference=i2r, image_shape=shape, device=self.device))
-
-    def _on_frame(self, frame: LiveFrame) -> None:
-        self._frame = frame
-        if self._last_needle is None or frame.received - self._last_needle > self.guide.stale_after_s:
-            ok, why = self.client.tool_tracking(self.device, frame.received)
-            self._put(self.guide.missing(timestamp=frame.timestamp, received=frame.received, reason=why))
+        self.feed.on_transform(s)
 
     def states(self, *, duration_s: Optional[float] = None, exit_on_disconnect: bool = False,
                idle_s: float = 1.0) -> Iterator[GuidanceState]:

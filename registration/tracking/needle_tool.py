@@ -116,6 +116,22 @@ def calibration_from_config(path, *, tool: str = "Needle", axis: str = "auto") -
                                               error_mm=float(err) if isinstance(err, (int, float)) else None)
 
 
+def calibration_in_sweep(sweep: Sweep, *, tool: str = "Needle", axis: str = "auto",
+                         name_of_file: str = "") -> Optional[NeedleCalibration]:
+    """The ``<Tool>TipTo<Tool>`` a recorded sequence carries (its calibration fields, or the first
+    OK frame of a recorded transform: ``ctus replay --needle-path`` streams it and the recorder
+    keeps it) as a NeedleCalibration; None when it has none."""
+    name = f"{tool}TipTo{tool}"
+    where = name_of_file or sweep.source or "the sequence"
+    if name in sweep.calibration:
+        return NeedleCalibration.from_tip_to_tool(sweep.calibration[name], axis=axis, tool=tool,
+                                                  source=f"{name} in {where}")
+    if name in sweep.transforms and sweep.statuses[name].any():
+        m = sweep.transforms[name][int(sweep.statuses[name].argmax())]
+        return NeedleCalibration.from_tip_to_tool(m, axis=axis, tool=tool, source=f"{name} recorded in {where}")
+    return None
+
+
 def _split_or_none(name: str) -> Tuple[Optional[str], Optional[str]]:
     try:
         return split_transform_name(name)
