@@ -255,7 +255,8 @@ def test_autosave_and_restore(qtbot, tmp_path):
     w.open_ct(ct_path)
     w.wait_for_workers()
     w._on_window_level(1500, 400)
-    qtbot.waitUntil(auto.exists, timeout=3000)    # the timer saved it
+    qtbot.waitUntil(lambda: auto.exists() and json.loads(auto.read_text()).get("window") == 1500,
+                    timeout=5000)                 # the timer saved it (after the W/L change)
     assert json.loads(auto.read_text())["window"] == 1500
     assert not w.autosave()                       # unchanged: not written again
     w.close()
