@@ -213,8 +213,9 @@ def run(args) -> int:
     from .register_mr import refuse_mr_as_ct
     refuse_mr_as_ct(ct, args.ct)
     anatomy_source = None
-    if args.labels:
+    if args.labels or seeds:
         from registration.align.targets import targets_from_labels   # label maps only: their readers
+    if args.labels:
         from registration.io.labelmap_io import load_labels           # cost start-up time
         targets.update(targets_from_labels(load_labels(args.labels, args.label_names, reference=ct)))
         anatomy_source = {"source": "label map", "path": os.path.abspath(args.labels)}
