@@ -87,7 +87,7 @@ def run(args) -> int:
     from registration.spatial.transforms import as_matrix, write_tfm
 
     from .cmd_register import read_targets
-    from .register_mr import _read_json, refuse_mr_as_ct
+    from .register_mr import read_json_input, refuse_mr_as_ct
 
     out = os.fspath(args.out)
     if os.path.exists(out) and not args.force:
@@ -99,7 +99,7 @@ def run(args) -> int:
     tfm = _tfm_path(args, out)
     init = args.init
     if args.init_matrix:
-        data = _read_json(args.init_matrix, "--init-matrix")
+        data = read_json_input(args.init_matrix, "--init-matrix")
         if not isinstance(data, dict) or "mr_to_ct" not in data:
             raise InputError('no "mr_to_ct"', path=args.init_matrix, fix='write {"mr_to_ct": [[4 numbers] x 4]}')
         init = as_matrix(data["mr_to_ct"], name='"mr_to_ct"', path=args.init_matrix)

@@ -45,6 +45,8 @@ from registration.spatial.atomic_io import atomic_write_text
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import as_matrix
 
+from .register_mr import read_json_input
+
 
 def add_parser(sub):
     """The ``register`` sub-command and its options."""
@@ -97,22 +99,10 @@ def add_parser(sub):
     return p
 
 
-def _read_json(path, what: str):
-    """Parsed JSON of an input file; InputError naming ``what`` (the option) when unreadable."""
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError("file not found", path=path, fix=f"check the {what} path") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc.__class__.__name__}: {exc})", path=path,
-                         fix=f"write the {what} as JSON") from None
-
-
 def read_init(path) -> np.ndarray:
     """The start ``reference_to_ct`` (4x4, Reference mm -> CT LPS mm) of an INIT.json; it must be
     rigid: a mirror or a scaling cannot be a patient registration."""
-    data = _read_json(path, "--init")
+    data = read_json_input(path, "--init")
     if not isinstance(data, dict) or "reference_to_ct" not in data:
         raise InputError('no "reference_to_ct"', path=path, fix='write {"reference_to_ct": [[4 numbers] x 4]}')
     try:
@@ -133,7 +123,7 @@ def read_init(path) -> np.ndarray:
 
 def read_targets(path) -> dict:
     """``--targets`` file -> ``{name: {"point": [x, y, z] CT LPS mm, "radius_mm": R or None}}``."""
-    data = _read_json(path, "--targets")
+    data = read_json_input(path, "--targets")
     items = data.get("targets") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError('no "targets" list', path=path,

@@ -27,20 +27,22 @@ from registration.spatial.transforms import as_matrix
 _FIX_INIT = 'write {"reference_to_mr": [[4 numbers] x 4]} (Reference mm -> MR LPS mm)'
 
 
-def _read_json(path, what: str):
+def read_json_input(path, what: str):
+    """Parsed JSON of an input file; InputError naming ``what`` (the option) when unreadable.
+    The one JSON input reader of ``ctus register`` (CT and MR) and ``ctus align``."""
     try:
         with open(path, "r", encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         raise InputError("file not found", path=path, fix=f"check the {what} path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc.__class__.__name__})", path=path,
+        raise InputError(f"not valid JSON ({exc.__class__.__name__}: {exc})", path=path,
                          fix=f"write the {what} as JSON") from None
 
 
 def read_init_mr(path) -> np.ndarray:
     """The start ``reference_to_mr`` of an INIT.json (rigid); ``reference_to_ct`` is accepted too."""
-    data = _read_json(path, "--init")
+    data = read_json_input(path, "--init")
     key = next((k for k in ("reference_to_mr", "reference_to_ct") if isinstance(data, dict) and k in data), None)
     if key is None:
         raise InputError('no "reference_to_mr"', path=path, fix=_FIX_INIT)
@@ -56,7 +58,7 @@ def landmarks_mr(path):
     """Landmark fit of MR points to Reference points: pairs ``{"name", "mr" (or "ct"), "reference"}``."""
     from registration.align.landmarks import register_landmarks
 
-    data = _read_json(path, "--landmarks")
+    data = read_json_input(path, "--landmarks")
     pairs = data.get("pairs") if isinstance(data, dict) else None
     if not isinstance(pairs, list) or not pairs:
         raise InputError('no "pairs" list', path=path,
@@ -79,7 +81,7 @@ def landmarks_mr(path):
 
 def read_mr_to_ct(path) -> dict:
     """``MR_TO_CT.json`` of ``ctus align`` -> ``{"matrix", "file", "tre_mm", "verdict"}``."""
-    data = _read_json(path, "--mr-to-ct")
+    data = read_json_input(path, "--mr-to-ct")
     if not isinstance(data, dict) or "mr_to_ct" not in data:
         raise InputError('no "mr_to_ct"', path=path, fix="give the MR_TO_CT.json written by 'ctus align'")
     return {"matrix": as_matrix(data["mr_to_ct"], name='"mr_to_ct"', path=path), "file": os.fspath(path),
