@@ -21,12 +21,30 @@ from typing import Optional
 
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QFont
-from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDockWidget, QGridLayout, QGroupBox,
-                             QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from gui.core.guidance_text import UNSAFE_PATH_TEXT, alert, details, hidden_text, numbers
+from gui.core.guidance_text import (
+    UNSAFE_PATH_TEXT,
+    alert,
+    details,
+    hidden_text,
+    numbers,
+)
 from gui.core.needle_guidance import NeedleGuidance
 
+from .docking import add_left_dock
 from .guidance_setup import GuidanceSetupMixin
 from .needle_overlay import NeedleOverlay
 
@@ -235,11 +253,4 @@ def install(window) -> QDockWidget:
     if window.view3d is not None:
         from gui.views.view3d_needle import Needle3D
         panel.needle3d = Needle3D(window.view3d)
-    dock = QDockWidget("Guidance", window)
-    dock.setObjectName("dock_guidance")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
-    dock.show()
-    from .planning_panel import _tabify_left
-    _tabify_left(window, dock)
-    return dock
+    return add_left_dock(window, panel, "Guidance", "dock_guidance", raise_dock=True)

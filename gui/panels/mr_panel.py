@@ -26,15 +26,32 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
-from PyQt5.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QGridLayout, QHeaderView, QLabel, QPushButton,
-                             QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QDockWidget,
+    QFileDialog,
+    QGridLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui.views.display import DisplayVolume
-from gui.views.mr_view import MR_ONLY_COLOUR, MRSliceView, mr_on_ct_grid, mr_window_level
+from gui.views.mr_view import (
+    MR_ONLY_COLOUR,
+    MRSliceView,
+    mr_on_ct_grid,
+    mr_window_level,
+)
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import apply, invert
+
+from .docking import add_left_dock
 
 _COLUMNS = ("lesion", "seen on", "size mm", "MR->CT mm")
 
@@ -235,16 +252,7 @@ class MRPanel(QWidget):
 def install(window) -> QDockWidget:
     """Create the MR dock on ``window`` (a gui.window.main_window.MainWindow) and return it."""
     panel = MRPanel(window)
-    dock = QDockWidget("MR", window)
-    dock.setObjectName("dock_mr")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
-    dock.show()
-    # A tab beside the other panels (not raised: the workflow bar chooses which one shows), so
-    # the MR dock adds no width to the window (1366 px screens).
-    for other in window.findChildren(QDockWidget):
-        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea and not other.isFloating():
-            window.tabifyDockWidget(other, dock)
-            break
+    # not raised: the workflow bar chooses which tab shows
+    dock = add_left_dock(window, panel, "MR", "dock_mr", raise_dock=False)
     window.mr_panel = panel
     return dock

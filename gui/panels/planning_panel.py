@@ -32,6 +32,7 @@ from PyQt5.QtWidgets import (
 )
 
 from .ct_plan_drawing import CTPlanDrawing
+from .docking import add_left_dock
 from .lesion_table import LesionTableMixin
 from .no_path_box import NoPathBox
 from .path_editor import PathEditorMixin, _DragFilter
@@ -256,19 +257,4 @@ def install(window) -> QDockWidget:
     if hasattr(window, "registration_changed"):
         # the stale-plan warning appears as soon as the registration changes
         window.registration_changed.connect(lambda _reg: panel._lesion_selected() if panel.result is not None else None)
-    dock = QDockWidget("Planning", window)
-    dock.setObjectName("dock_planning")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
-    dock.show()     # a dock added to an already visible window is not always shown by Qt
-    _tabify_left(window, dock)
-    return dock
-
-
-def _tabify_left(window, dock: QDockWidget) -> None:
-    """Share the left area as tabs (Registration / Planning) instead of halving its height."""
-    for other in window.findChildren(QDockWidget):
-        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea:
-            window.tabifyDockWidget(other, dock)
-            dock.raise_()
-            return
+    return add_left_dock(window, panel, "Planning", "dock_planning", raise_dock=True)

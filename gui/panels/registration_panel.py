@@ -38,6 +38,7 @@ from gui.core.session import RegistrationState
 from registration.align.targets import targets_from_labels
 from registration.spatial.errors import InputError
 
+from .docking import add_left_dock
 from .landmark_editor import VISIBLE_PAIRS, LandmarkEditorMixin
 from .landmark_list import LandmarkList
 from .landmark_overlay import LandmarkOverlay
@@ -293,15 +294,4 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
 def install(window) -> QDockWidget:
     """Create the Registration dock on ``window`` (a gui.window.main_window.MainWindow) and return it."""
     panel = RegistrationPanel(window)
-    dock = QDockWidget("Registration", window)
-    dock.setObjectName("dock_registration")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
-    dock.show()     # a dock added to an already visible window is not always shown by Qt
-    # Share the left area as tabs with a panel already there (Planning) instead of halving it.
-    for other in window.findChildren(QDockWidget):
-        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea:
-            window.tabifyDockWidget(other, dock)
-            dock.raise_()
-            break
-    return dock
+    return add_left_dock(window, panel, "Registration", "dock_registration", raise_dock=True)

@@ -19,7 +19,7 @@ from html import escape
 from typing import Callable, Optional
 
 import numpy as np
-from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtCore import QTimer
 from PyQt5.QtGui import QColor, QIcon, QPixmap
 from PyQt5.QtWidgets import QDockWidget, QWidget
 
@@ -30,6 +30,7 @@ from planner.anatomy.provenance import origin_text
 from registration.spatial.errors import InputError
 from registration.spatial.volume import LabelMap
 
+from .docking import add_left_dock
 from .segmentation_edits import SegmentationEditsMixin
 from .segmentation_files import SegmentationFilesMixin
 from .segmentation_layout import SegmentationLayoutMixin
@@ -296,13 +297,4 @@ def _swatch(rgb) -> QIcon:
 def install(window) -> QDockWidget:
     """Create the Segmentation dock on ``window`` (left, tabbed with the other panels)."""
     panel = SegmentationPanel(window)
-    dock = QDockWidget("Segmentation", window)
-    dock.setObjectName("dock_segmentation")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
-    dock.show()
-    for other in window.findChildren(QDockWidget):
-        if other is not dock and window.dockWidgetArea(other) == Qt.LeftDockWidgetArea:
-            window.tabifyDockWidget(other, dock)
-            break
-    return dock
+    return add_left_dock(window, panel, "Segmentation", "dock_segmentation", raise_dock=False)
