@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from registration.align.assessment import Assessment
+from registration.align.capture_range import CONSISTENT_MM
 from registration.align.deformation_error import (GROWTH_PRIOR, VALIDATED_MM, ResidualDeformation,
                                                   estimate_residual_deformation, from_fits)
 from registration.align.imaged_region import ImagedRegion
@@ -48,13 +49,19 @@ def test_distance_to_the_imaged_region_is_to_the_union_of_the_fans():
     assert r.distance_mm([[10, 10, 10]], shifted)[0] == pytest.approx(0.0, abs=1e-6)
 
 
-def _fit(shift_mm, center=(0.0, 0.0, 0.0)):
-    return LocalFit(np.asarray(center, float), np.array([shift_mm, 0.0, 0.0]), 0.3, 0.31, [0, 1], "near")
+def _fit(shift_mm, noise_mm=0.5, center=(0.0, 0.0, 0.0)):
+    return LocalFit(np.asarray(center, float), np.array([shift_mm, 0.0, 0.0]), 0.3, 0.31, [0, 1], "far", noise_mm)
 
 
 def test_noise_level_shifts_add_nothing_and_larger_ones_grow_with_distance():
-    quiet = from_fits([_fit(s) for s in (0.5, 1.0, 1.5, 2.0)])      # RMS 1.37 mm: noise
+    # shifts no larger than each fit's own noise (its repeat fits disagree as much): nothing
+    quiet = from_fits([_fit(s, noise_mm=n) for s, n in ((0.5, 0.6), (1.0, 1.2), (6.0, 6.5), (2.0, 2.0))])
     assert quiet.local_mm == 0.0 and quiet.growth_mm_per_mm == pytest.approx(GROWTH_PRIOR)
+    # one fit whose repeats jumped apart does not cancel what the others measured
+    one_wild = from_fits([_fit(3.0, 0.3), _fit(3.0, 0.3), _fit(0.5, 6.0)])
+    assert one_wild.local_mm > 2.0
+    # without a measured noise a fit counts against the fallback noise
+    assert from_fits([_fit(1.0, None)]).local_mm == 0.0
     loud = from_fits([_fit(s) for s in (3.0, 4.0, 6.0, 0.5)])
     assert loud.local_mm > 3.0 and loud.growth_mm_per_mm > GROWTH_PRIOR
     errs = [loud.error_mm(d) for d in (0.0, 10.0, 40.0, 80.0)]
@@ -79,7 +86,8 @@ def test_local_fits_are_quiet_at_the_true_pose_and_find_a_shift_of_the_ct(ct, sw
     at_truth = estimate_residual_deformation(sweep, level, TRUE_REFERENCE_TO_CT)
     shifts = [np.linalg.norm(f.offset_mm) for f in at_truth.fits]
     assert len(shifts) >= 3 and np.median(shifts) < 1.5
-    assert at_truth.local_mm == 0.0 and at_truth.region is not None
+    assert at_truth.local_mm < 0.5 and at_truth.region is not None          # rigid: (almost) nothing
+    assert all(f.depth == "far" and f.noise_mm is not None for f in at_truth.fits)
     # the pose 4 mm off along x: every patch asks for about +4 mm back
     off = rigid_matrix([0, 0, 0, -4.0, 0, 0]) @ TRUE_REFERENCE_TO_CT
     fits = local_offsets(sweep, feat, off, np.flatnonzero(sweep.valid))
@@ -143,5 +151,5 @@ def test_a_far_result_is_judged_by_its_evidence_not_by_a_fixed_cut():
     low = _fake(0.1, 0.15, [(np.eye(4), 0.40), (np.eye(4), 0.40), (np.eye(4), 0.40)], moved=far_start)
     assert assess(low, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet).verdict == "poor"
     # parts that disagree are no confirmation either
-    loud = ResidualDeformation(5.0, 0.1, [], _plane_region(), np.eye(4))
+    loud = ResidualDeformation(CONSISTENT_MM + 1.0, 0.1, [], _plane_region(), np.eye(4))
     assert assess(agreeing, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=loud).verdict == "poor"

@@ -10,14 +10,15 @@ distance from the imaged region:
     tre_deformation(d) = sqrt(local^2 + (growth * d)^2)
 
 * ``local`` (mm): what the rigid pose leaves inside the imaged region. Measured by
-  :func:`registration.align.local_fits.local_offsets`: every patch of the sweep
-  (frame groups x near / far half of the fan) is fitted alone (in-plane
-  translation) from the registered pose; on a rigid patient the shifts they ask for
-  are noise, under deformation they sample the error field. ``local =
-  LOCAL_FACTOR * sqrt(max(0, RMS|shift|^2 - NOISE_MM^2))``: the noise level of
-  these fits on rigid sweeps is subtracted, so a rigid patient gets (almost)
-  nothing added. The RMS, not the median: under deformation a few parts of the
-  sweep disagree strongly while the rest agree with the compromise.
+  :func:`registration.align.local_fits.local_offsets`: every far-half patch of the
+  sweep (frame groups; the near half follows probe compression and near-field
+  artefacts, not the organ) is fitted alone (in-plane translation) from the
+  registered pose, and again on its even and its odd frames to measure that fit's
+  own noise. ``local = LOCAL_FACTOR * sqrt(mean max(0, |shift|^2 - noise^2))``:
+  each patch's own noise is subtracted (a patch that wanders on a rigid patient
+  because its cost is flat or has two optima adds ~0), so a rigid patient gets
+  (almost) nothing added. The mean square, not the median: under deformation a few
+  parts of the sweep disagree strongly while the rest agree with the compromise.
 * ``growth`` (mm per mm): how fast the unseen error grows away from the imaged
   region: the prior ``GROWTH_PRIOR`` (heuristic, from liver deformation over
   ~5 cm, docs/clinical_evidence.md section 12) raised by the data when the patches
@@ -52,12 +53,13 @@ VALIDATED_MM = 20.0
 GROWTH_PRIOR = 0.04
 #: Data growth: per mm of measured local residual, this much growth (1 / mm). Heuristic.
 GROWTH_PER_LOCAL = 0.02
-#: RMS shift (mm) of the local fits on rigid sweeps (their noise), and the factor from the
-#: measured residual to the target error (the fits start from the compromise pose, which already
-#: leans towards every patch: they see less than the targets suffer). Heuristic, fitted:
-#: docs/registration_tuning.md#residual-deformation.
-NOISE_MM = 1.6
-LOCAL_FACTOR = 1.25
+#: Factor from the measured residual to the target error: the fits start from the compromise
+#: pose, which already leans towards every patch, and see only in-plane shifts at a few places:
+#: they see less than the targets suffer. Heuristic, fitted: docs/registration_tuning.md#residual-deformation.
+LOCAL_FACTOR = 1.5
+#: Noise (mm) assumed for a fit whose repeat fits could not run (too few frames or samples): the
+#: RMS shift of the (near and far) local fits on the demo's static survey. Heuristic.
+FALLBACK_NOISE_MM = 1.6
 
 
 @dataclass
@@ -76,6 +78,8 @@ class ResidualDeformation:
     time_s: float = 0.0
     level: Optional[FrameLC2Cost] = None
     run: Optional[Callable[[list], list]] = None
+    sweep: Optional[Sweep] = None           # the sweep and frames the fits ran on (more parts on demand)
+    frames: Optional[np.ndarray] = None
     ball: Optional[tuple] = None            # (centre CT mm, radius mm): a focused fit's region
 
 
@@ -98,18 +102,24 @@ class ResidualDeformation:
     def to_dict(self) -> dict:
         """The ``uncertainty.deformation`` field of RESULT.json."""
         shifts = [float(np.linalg.norm(f.offset_mm)) for f in self.fits]
+        noise = [f.noise_mm for f in self.fits if f.noise_mm is not None]
         return {"local_mm": round(self.local_mm, 3), "growth_mm_per_mm": round(self.growth_mm_per_mm, 4),
                 "validated_distance_mm": VALIDATED_MM, "local_fit_shift_rms_mm":
                     round(float(np.sqrt(np.mean(np.square(shifts)))), 3) if shifts else None,
+                "local_fit_noise_rms_mm": round(float(np.sqrt(np.mean(np.square(noise)))), 3) if noise else None,
                 "local_fits": [f.to_dict() for f in self.fits], "time_s": round(self.time_s, 3)}
 
 
 def from_fits(fits: Sequence[LocalFit], region: Optional[ImagedRegion] = None,
               reference_to_ct: Optional[np.ndarray] = None, time_s: float = 0.0) -> ResidualDeformation:
-    """The deformation term from local fits (noise subtracted, scaled; see the module docstring)."""
+    """The deformation term from local fits (their own noise subtracted, scaled; see the module
+    docstring)."""
     shifts = np.array([np.linalg.norm(f.offset_mm) for f in fits]) if len(fits) else np.zeros(0)
-    ms = float(np.mean(shifts ** 2)) if shifts.size else 0.0
-    local = LOCAL_FACTOR * math.sqrt(max(0.0, ms - NOISE_MM ** 2))
+    noise = np.array([FALLBACK_NOISE_MM if f.noise_mm is None else f.noise_mm for f in fits])
+    # per patch: one patch whose repeat fits jumped apart (a noise estimate is noisy too) must not
+    # cancel what the other patches measured
+    ms = float(np.mean(np.maximum(0.0, shifts ** 2 - noise ** 2))) if shifts.size else 0.0
+    local = LOCAL_FACTOR * math.sqrt(max(0.0, ms))
     growth = GROWTH_PRIOR + GROWTH_PER_LOCAL * local
     return ResidualDeformation(local, growth, list(fits), region, reference_to_ct, time_s)
 
@@ -126,7 +136,7 @@ def estimate_residual_deformation(sweep: Sweep, level: FrameLC2Cost, reference_t
     fits = local_offsets(sweep, level.level, reference_to_ct, idx, run=run)
     out = from_fits(fits, ImagedRegion.of_sweep(sweep, idx), np.asarray(reference_to_ct, float),
                     time.perf_counter() - t0)
-    out.level, out.run = level, run
+    out.level, out.run, out.sweep, out.frames = level, run, sweep, idx
     return out
 
 

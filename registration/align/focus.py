@@ -154,7 +154,8 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                                   map_fn=lambda fn, xs: [v for part in run(
                                       [lambda idx=idx: [fn(xs[k]) for k in idx]
                                        for idx in np.array_split(np.arange(len(xs)), n_threads)]) for v in part])
-        fits = local_offsets(sweep, feats[0], current, frames, run=run, near=p, radius_mm=radius_mm, n_groups=2)
+        fits = local_offsets(sweep, feats[0], current, frames, run=run, near=p, radius_mm=radius_mm, n_groups=2,
+                             depths=("near", "far"))
     deformation = from_fits(fits, ImagedRegion.of_sweep(sweep, frames), current)
     deformation.ball = (p, float(radius_mm))
     out = RegistrationResult(current, "lc2", float(m_init), float(m_final), len(history), 0.0, p, mid, history,

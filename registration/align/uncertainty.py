@@ -16,7 +16,8 @@ The overall verdict is over the targets near the sweep (``LOCAL_MM``): a lesion
 on the far side of the liver is extrapolated and gets its own, usually worse,
 row. A result further from its start than the validated capture range is judged
 by the evidence for it (:mod:`.capture_range`: agreeing starts, metric level,
-consistency of the sweep's parts): poor without it, at best check with it.
+consistency of the sweep's parts): poor without it, at best check with it; a
+result only its best start reached is confirmed by restarts from it (at best check).
 
 Residual deformation (:mod:`.deformation_error`, when the pipeline passes an
 estimate): its term is added in quadrature to every target's registration TRE,
@@ -38,7 +39,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .assessment import Assessment, ErrorTerms, MovedFromStart, TargetEstimate
-from .capture_range import judge_far_result
+from .capture_range import confirm_lone_optimum, judge_far_result, lone_optimum
 from .deformation_error import VALIDATED_MM, ResidualDeformation, target_terms
 from .pose_uncertainty import AGREE_MM, LaplaceCovariance, moved_from_start, multistart_spread, \
     target_tre_from_covariance
@@ -237,6 +238,10 @@ def _global_findings(result, hessian: Optional[LaplaceCovariance], breathing: Op
             poor, check, found.capture, found.extra_starts = judge_far_result(result, rot, disp, deformation, good_m,
                                                           CAPTURE_TRANSLATION_MM, CAPTURE_ROTATION_DEG)
             found.poor += poor
+            found.check += check
+        elif lone_optimum(result):
+            # only its best start reached it: restarts from it must vouch for it (.capture_range)
+            check, found.capture, found.extra_starts = confirm_lone_optimum(result, deformation, good_m)
             found.check += check
     if hessian is not None and not hessian.positive_definite:
         found.info.append("the cost is flat along some direction (its uncertainty is in the TRE estimate)")
