@@ -14,9 +14,12 @@ at that target). ``ctus register --focus`` and the GUI ("refine near this
 lesion") call it; the planner uses the focused TRE for that lesion.
 
 Stages: CT features on a crop around the target at the middle and fine levels;
-Nelder-Mead at the middle level from the whole-sweep pose and ``N_STARTS - 1``
-seeded perturbations (in parallel), the best polished at the fine level, the
-Laplace covariance there, local fits around the target, the assessment.
+a translation grid at the middle level around the whole-sweep pose (that pose may
+be 10 mm off at the target), Nelder-Mead from the whole-sweep pose and the best
+``N_STARTS - 1`` grid points (in parallel), the best polished at the fine level,
+the Laplace covariance there, local fits around the target, the assessment.
+Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
+a 30 mm region holds little structure (docs/registration_tuning.md#focus).
 Units: mm, degrees; points CT LPS.
 """
 from __future__ import annotations
@@ -36,7 +39,8 @@ from .deformation_error import from_fits
 from .imaged_region import ImagedRegion
 from .lc2_cost import FrameLC2Cost, crop_to_points, ct_feature_levels, frame_samples
 from .local_fits import local_offsets, subset_samples
-from .multistart import BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations
+from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations,
+                         translation_search_starts)
 from .pose_uncertainty import hessian_covariance
 from .registration_result import ProgressFn, RegistrationResult, StartResult
 from .uncertainty import assess
@@ -44,11 +48,14 @@ from .uncertainty import assess
 #: Default radius (mm) of the region around the target that the refinement registers on.
 FOCUS_RADIUS_MM = 30.0
 #: Levels (pixel mm, patch px) of the refinement, and frames used at most.
-LEVELS = ((2.5, 7), (1.6, 9))
-MAX_FRAMES = 12
-#: Starts (the whole-sweep pose first) and their perturbation (deg, mm); evaluations per start.
+LEVELS = ((2.5, 11), (1.6, 15))
+MAX_FRAMES = 30
+#: Starts (the whole-sweep pose first, then the best points of a translation grid +-``GRID_MM``,
+#: ``GRID_STEP_MM`` apart, at the first level; seeded perturbations of ``START_ROT_DEG`` /
+#: ``START_TRANS_MM`` without a grid); evaluations per start.
 N_STARTS = 3
 START_ROT_DEG, START_TRANS_MM = 2.0, 3.0
+GRID_MM, GRID_STEP_MM = 9.0, 4.5
 MAX_EVALS = 120
 #: The region must hold this many fan samples at the fine level.
 MIN_SAMPLES = 800
@@ -132,6 +139,9 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         return f
     rotation = ROTATION if rotation is None else bool(rotation)
     starts = start_perturbations(N_STARTS, seed, rot_deg=START_ROT_DEG if rotation else 0.0, trans_mm=START_TRANS_MM)
+    if GRID_MM > 0:
+        # the whole-sweep pose may be 10 mm off here: the best distinct points of a translation grid
+        starts = translation_search_starts(cost(0, base), N_STARTS, GRID_MM, GRID_STEP_MM, starts)
 
     def one(s):
         f = cost(0, base)
