@@ -108,3 +108,27 @@ def test_planner_reads_a_focused_result_without_registering():
     assert focused_lesion(doc) == "lesion_1" and focused_lesion({"verdict": "good", "targets": []}) is None
     assert registration_tre_mm(doc, "lesion_1") == 1.4 and registration_tre_mm(doc, "lesion_2") == 5.5
     assert registration_tre_mm(dict(doc, verdict="poor"), "lesion_1") is None
+
+
+def test_a_whole_sweep_result_keeps_focused_lesions_and_the_planner_uses_them():
+    """The GUI's "refine near this lesion" keeps the focused row in the whole-sweep RESULT
+    (``focused_targets``): that lesion's TRE (and extrapolation) is the focused one, the others
+    keep theirs; a poor focused row is ignored, a malformed one names the field."""
+    from planner.advice.fusion_error import registration_extrapolation_mm
+    whole = [{"name": "lesion_1", "tre_registration_mm": 4.2, "verdict": "check", "extrapolated": True,
+              "distance_to_imaged_region_mm": 25.0},
+             {"name": "lesion_2", "tre_registration_mm": 3.5, "verdict": "check"}]
+    focused = {"name": "lesion_1", "tre_registration_mm": 1.3, "verdict": "check", "extrapolated": False}
+    doc = {"verdict": "check", "targets": whole,
+           "focused_targets": {"lesion_1": {"target": focused, "verdict": "check", "focus": {"name": "lesion_1"}}}}
+    assert registration_tre_mm(doc, "lesion_1") == 1.3 and registration_tre_mm(doc, "lesion_2") == 3.5
+    assert registration_extrapolation_mm(doc, "lesion_1") is None
+    assert registration_extrapolation_mm(dict(doc, focused_targets={}), "lesion_1") == 25.0
+    poor = dict(focused, verdict="poor")
+    assert registration_tre_mm(dict(doc, focused_targets={"lesion_1": {"target": poor}}), "lesion_1") == 4.2
+    # the whole-sweep verdict poor: the focused lesion still has its own estimate
+    assert registration_tre_mm(dict(doc, verdict="poor"), "lesion_1") == 1.3
+    assert registration_tre_mm(dict(doc, verdict="poor"), "lesion_2") is None
+    with pytest.raises(InputError, match="focused_targets.lesion_1"):
+        registration_tre_mm(dict(doc, focused_targets={"lesion_1": {"target": {"name": "lesion_1",
+                                                                              "verdict": "great"}}}), "lesion_1")

@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy
 from gui.core.session import RegistrationState
 from gui.core.verdict_text import RunFacts
 from registration.align.assessment import Assessment
-from registration.align.result_document import result_document
+from registration.align.result_document import focused_entry, result_document
 from registration.spatial.errors import InputError
 
 from .convergence_plot import ConvergencePlot
@@ -123,6 +123,7 @@ class RefinementMixin:
             return register_sweep(ct, sweep, init, method="lc2", progress=progress, targets=targets, **options)
 
         self.candidate = None
+        self.candidate_focus = {}
         self.plot.set_history([], message="running...")
         self.verdict.show_message("Automatic refinement running: the verdict follows when it is done.")
         self.progress.setValue(0)
@@ -175,7 +176,14 @@ class RefinementMixin:
         self.show_section("verify")
 
     def show_verdict(self) -> None:
-        """The candidate's verdict, else the window's accepted/loaded automatic one, else a hint."""
+        """The candidate's verdict, else the window's accepted/loaded automatic one, else a hint; then
+        the chosen lesion's focused line (:mod:`.focus_box`)."""
+        self._show_verdict()
+        show_focus = getattr(self, "show_focus", None)
+        if callable(show_focus):
+            show_focus()
+
+    def _show_verdict(self) -> None:
         name = self.target()[0]
         reg = self.window.registration
         if self.candidate is not None:
@@ -206,6 +214,9 @@ class RefinementMixin:
         row = r.uncertainty.target(name)
         doc = result_document(r, **self.candidate_context)
         doc["tre_target"] = name
+        if self.candidate_focus:       # "refine near this lesion" run on this candidate (.focus_box)
+            doc["focused_targets"] = {n: focused_entry(f) for n, f in self.candidate_focus.items()}
+            self.candidate_focus = {}
         self.previous.append(self.window.registration)
         self.candidate = None
         self.window.set_registration(RegistrationState(r.reference_to_ct, "lc2", tre_mm=None if row is None
@@ -221,6 +232,7 @@ class RefinementMixin:
         if self.candidate is None:
             return
         self.candidate = None
+        self.candidate_focus = {}
         self.show_verdict()
         self._show_quality()
         self.progress_text.setText("Automatic result rejected; the registration is unchanged.")

@@ -39,6 +39,7 @@ from registration.align.targets import targets_from_labels
 from registration.spatial.errors import InputError
 
 from .docking import add_left_dock
+from .focus_box import FocusRefineMixin
 from .landmark_editor import VISIBLE_PAIRS, LandmarkEditorMixin
 from .landmark_list import LandmarkList
 from .landmark_overlay import LandmarkOverlay
@@ -55,9 +56,10 @@ def _section(title: str) -> QLabel:
     return lab
 
 
-class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
+class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, FocusRefineMixin, QWidget):
     """Landmarks (:mod:`.landmark_editor`) and automatic refinement (:mod:`.refinement_box`)
-    around one chosen error target (a lesion, or the CT centre when there is none)."""
+    around one chosen error target (a lesion, or the CT centre when there is none), and the
+    refinement near that lesion (:mod:`.focus_box`)."""
 
     def __init__(self, window, parent=None):
         super().__init__(parent)
@@ -105,6 +107,7 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
         self.quality.setWordWrap(True)
         self.quality.setTextFormat(Qt.RichText)
         self._build_refinement()
+        self._build_focus()
         for lab in (self.instructions, self.quality):
             lab.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.table.setFixedHeight(self.table_height_for(VISIBLE_PAIRS))
@@ -150,6 +153,8 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
             row.addWidget(b)
         lay.addLayout(row)
         lay.addWidget(self.verdict)
+        lay.addWidget(self.focus_button)
+        lay.addWidget(self.focus_text)
         lay.addWidget(self.plot_button)
         lay.addWidget(self.plot)
         lay.addStretch(1)
@@ -286,6 +291,7 @@ class RegistrationPanel(LandmarkEditorMixin, RefinementMixin, QWidget):
         self.pick_button.setToolTip(f"Pick landmarks: {pick_why}" if pick_why else
                                     "Pick landmark pairs (P): click a point in a CT view, then the same "
                                     "point in the ultrasound view")
+        self._update_focus_button()
         update = getattr(self.window, "update_workflow", None)
         if callable(update):
             update()

@@ -8,7 +8,9 @@ breathing errors in quadrature (the registration package owns that budget).
 A RESULT of a focused refinement (``ctus register --focus``, RESULT ``focus``)
 was registered on the region around one lesion: that lesion gets the focused
 TRE (its row), every other lesion its row under the focused pose, which counts
-its distance from the focused region (usually extrapolated, so larger). The
+its distance from the focused region (usually extrapolated, so larger). A
+whole-sweep RESULT may keep focused refinements of some lesions (``focused_targets``,
+the GUI's "refine near this lesion"): those lesions get their focused row. The
 rows already include the residual deformation the registration measured.
 """
 from __future__ import annotations
@@ -56,7 +58,8 @@ def registration_extrapolation_mm(registration: Union[None, dict, ResultRecord],
     model's inflated guess, never "good"); None when it is not, or not known."""
     if not registration:
         return None
-    row = _record(registration).target(name)
+    rec = _record(registration)
+    row = rec.focused_target(name) or rec.target(name)
     if row is None or not row.extrapolated:
         return None
     d = row.distance_to_imaged_region_mm if row.distance_to_imaged_region_mm is not None else row.distance_to_sweep_mm

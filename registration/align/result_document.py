@@ -7,7 +7,9 @@ as a dict), the start (``init``), the landmark fit when the start came from
 landmarks, and, for readers that want only the verdict and the per-target rows,
 ``verdict``, ``targets`` and ``focus`` (the target a focused refinement was about, or
 null: :mod:`.focus`) copied from the uncertainty. ``ctus register`` and the
-GUI's Accept write the same fields; the GUI adds its own session keys.
+GUI's Accept write the same fields; the GUI adds its own session keys, and
+``focused_targets`` (``{lesion: focused_entry(...)}``: "refine near this lesion" run
+on this whole-sweep result): the planner uses that lesion's focused row.
 
 Reading (:func:`parse_result`, :func:`read_result_file`) accepts an INIT.json too
 (only ``reference_to_ct``, maybe a global ``tre_rms_mm``) and returns a
@@ -63,6 +65,19 @@ def result_document(result: RegistrationResult, *, ct_path, sweep_path, calibrat
     return doc
 
 
+def focused_entry(focused: RegistrationResult) -> dict:
+    """What a whole-sweep RESULT keeps of a focused refinement (:func:`.focus.refine_near_target`)
+    of one of its lesions (``focused_targets[name]``): the focused pose, the focus, and the focus
+    target's row and verdict."""
+    focus = (focused.uncertainty.focus or {}) if focused.uncertainty is not None else {}
+    name = focus.get("name")
+    row = focused.uncertainty.target(name) if focused.uncertainty is not None and name else None
+    return {"reference_to_ct": np.asarray(focused.reference_to_ct).tolist(), "focus": focus,
+            "target": None if row is None else row.to_dict(), "verdict": focused.uncertainty.verdict,
+            "uncertainty": focused.uncertainty.to_dict() if focused.uncertainty is not None else None,
+            "wall_time_s": round(float(focused.wall_time_s), 3)}
+
+
 @dataclass
 class ResultRecord:
     """A RESULT.json / INIT.json read back: what the GUI and the planner use of it.
@@ -89,11 +104,25 @@ class ResultRecord:
         """The row of target ``name`` (None if the file has none)."""
         return next((t for t in self.targets if t.name == name), None)
 
+    def focused_target(self, name: str) -> Optional[TargetEstimate]:
+        """The row of a focused refinement near ``name`` kept in this RESULT (``focused_targets``),
+        when its verdict is not "poor" and it has an estimate; else None."""
+        entries = self.document.get("focused_targets")
+        entry = entries.get(name) if isinstance(entries, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("target"), dict):
+            return None
+        row = TargetEstimate.from_dict(entry["target"], self.source, f"focused_targets.{name}.target")
+        return row if row.verdict != "poor" and row.tre_registration_mm is not None else None
+
     def tre_at(self, name: str) -> Optional[float]:
-        """RMS registration TRE (mm) at target ``name``: its row, else the global value.
+        """RMS registration TRE (mm) at target ``name``: a focused refinement's row near it
+        (:meth:`focused_target`), else its row, else the global value.
 
         None when unknown, and when the verdict is "poor": a result the registration does
         not trust gives no error estimate to plan with."""
+        focused = self.focused_target(name)
+        if focused is not None:
+            return focused.tre_registration_mm
         if self.verdict == "poor":
             return None
         row = self.target(name)
