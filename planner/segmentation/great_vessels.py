@@ -2,9 +2,10 @@
 
 Anatomy gives the search windows, relative to the vertebral body found on
 each axial slice (:mod:`planner.segmentation.spine`): the aorta lies anterior and to the left of
-the vertebral body, the IVC anterior and to the right (:data:`AORTA_WINDOW_MM`,
-:data:`IVC_WINDOW_MM`, as (left-right from the spine's centre, antero-posterior
-from its anterior edge) ranges in mm, positive = patient left / posterior).
+the vertebral body (its centre at most 5 mm right of the body's centre: the IVC's, 12-25 mm
+right of it on the project's CTs, must not fit), the IVC anterior and to the right
+(:data:`AORTA_WINDOW_MM`, :data:`IVC_WINDOW_MM`, as (left-right from the spine's centre,
+antero-posterior from its anterior edge) ranges in mm, positive = patient left / posterior).
 Physics gives the lumen: the aorta is surrounded by fat and contrast blood is
 at least about as bright as the liver (:data:`AORTA_BELOW_LIVER_HU`, never
 below :data:`AORTA_MIN_HU`, which unenhanced blood at ~40 HU does not reach);
@@ -29,8 +30,8 @@ from scipy import ndimage
 
 from .morphology import fill_small_holes_2d
 
-AORTA_WINDOW_MM = ((-10.0, 50.0), (-50.0, 25.0))
-IVC_WINDOW_MM = ((-45.0, 0.0), (-40.0, 5.0))
+AORTA_WINDOW_MM = ((-5.0, 50.0), (-50.0, 25.0))
+IVC_WINDOW_MM = ((-45.0, 0.0), (-50.0, 5.0))
 ENHANCED_ABOVE_LIVER_HU = 20.0       # the IVC: only an enhanced one can be told from the liver
 AORTA_BELOW_LIVER_HU = 10.0          # the aorta, surrounded by fat, only needs to be blood-bright:
 AORTA_MIN_HU = 100.0                 # portal-phase aortas reach only ~130 HU; unenhanced blood is ~40
