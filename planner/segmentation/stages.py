@@ -212,7 +212,8 @@ def vessel_step(st: State, arterial: Optional[Volume]) -> None:
     blocked = m["bone"][box] | m["aorta"][box] | m["lung"][box] | m["bowel_gas"][box] | m["heart"][box]
     ves = np.zeros(st.ct.array.shape, bool)
     ves[box] = liver_vessels(hs, liver_c, zone, mean, inten.sd_hu, blocked, sp)
-    ves &= ~dilate_mm(m["ivc"], sp, 1.0) if m["ivc"].any() else ~m["ivc"]
+    if m["ivc"][box].any():                  # the vessels lie in the box: no full-grid distance map
+        ves[box] &= ~dilate_mm(m["ivc"][box], sp, 1.0)
     # nothing above the liver's highest slice is a liver vessel (the hepatic veins join the IVC
     # below the dome; above it lie the IVC's end and the heart)
     ves[int(np.nonzero(st.liver_region.any(axis=(1, 2)))[0][-1]) + 1:] = False
@@ -241,7 +242,11 @@ def vessel_step(st: State, arterial: Optional[Volume]) -> None:
         m[name] = full
     # outside the liver, followed from the hilum in front of the spine: the portal system
     m["portal_vein"] |= outside
-    if m["liver_vessel"].any():
+    if m["liver_vessel"].any() and (split.portal.any() or split.hepatic.any()):
+        share = 100.0 * float(split.undetermined.sum()) / float(max(1, ves[box].sum()))
+        st.warnings.append(f"{share:.0f} % of the liver's vessels reached from neither root "
+                           f"({split.method}): labelled liver_vessel")
+    elif m["liver_vessel"].any():
         st.warnings.append(f"portal and hepatic veins not told apart ({split.method}): "
                            "labelled liver_vessel")
 
