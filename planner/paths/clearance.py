@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from planner.anatomy.derived import bounding_box
