@@ -59,9 +59,17 @@ def acoustic_block_map(anatomy, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM) ->
     a gap between ribs narrower than the beam is no window); each grown voxel
     keeps the class of its nearest blocker.
     """
-    m = anatomy.masks
+    return block_map_from_masks(anatomy.ct.array, anatomy.masks, anatomy.spacing_kji, beam_halfwidth_mm)
+
+
+def block_map_from_masks(ct_hu: np.ndarray, masks, spacing_kji, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM
+                         ) -> np.ndarray:
+    """:func:`acoustic_block_map` from the CT (HU, ``[k, j, i]``) and the ``body``, ``lung`` and
+    ``bone`` masks alone (spacing in mm, k-j-i order): the planning starts it as soon as those
+    masks exist, before the rest of the anatomy (its distance maps) is built."""
+    m = masks
     block = np.zeros(m["body"].shape, np.int8)
-    block[(anatomy.ct.array < GAS_HU) & m["body"]] = BLOCK_GAS
+    block[(ct_hu < GAS_HU) & m["body"]] = BLOCK_GAS
     if "lung" in m:
         block[m["lung"]] = BLOCK_LUNG
     if "bone" in m:
@@ -70,8 +78,7 @@ def acoustic_block_map(anatomy, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM) ->
         return block
     box = bounding_box(m["body"], (1, 1, 1))
     sub = block[box]
-    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=anatomy.spacing_kji,
-                                               return_indices=True)
+    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing_kji, return_indices=True)
     grown = sub[idx[0], idx[1], idx[2]]
     out = np.zeros_like(block)
     out[box] = np.where(dist <= beam_halfwidth_mm, grown, 0)

@@ -100,13 +100,18 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     full_labels = labels
     ct, labels, ct_arterial, extra, coarse, big_full = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
     staged.begin("anatomy")
-    anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
     # on the second core while the rest is prepared and the first lesions' paths are checked: the
-    # acoustic block map (lesions wait for it at their visibility stage) and the full-resolution
-    # trees every path check needs
+    # acoustic block map (lesions wait for it at their visibility stage), started as soon as the
+    # body, bone, lung and gas masks exist, and the full-resolution trees every path check needs
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acoustic-block")
-    block = pool.submit(visibility.acoustic_block_map, anatomy)
-    pool.shutdown(wait=False)                     # its thread ends with this one task
+    started = []
+    grid_ct = ct
+    try:
+        anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra, masks_ready=lambda m: (
+            started.append(pool.submit(visibility.block_map_from_masks, grid_ct.array, m, grid_ct.spacing[::-1]))))
+        block = started[0] if started else pool.submit(visibility.acoustic_block_map, anatomy)
+    finally:
+        pool.shutdown(wait=False)                 # its thread ends with its one task
     oracle = ClearanceOracle(full_labels, anatomy, big_full)
     threading.Thread(target=_prepare_quietly, args=(oracle,), name="clearance-trees", daemon=True).start()
     if target_lps is not None:
