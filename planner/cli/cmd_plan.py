@@ -261,12 +261,8 @@ def lesion_summary(les: dict) -> str:
 def rejected_lines(rejected: list) -> str:
     """The other rejected paths that came closest (plan.json ``rejected_candidates``), one line each
     with every rule it breaks and its margin: why the lesion has no safe path, checkable by a person."""
-    from planner.paths.rejected import candidate_label, rule_text
+    from planner.paths.rejected import rejected_path_lines
     if not rejected:
         return ""
-    lines = ["\n    other rejected paths, closest first (none is a plan):"]
-    for n, r in enumerate(rejected):
-        e = r["entry_ct"]
-        lines.append(f"\n      {candidate_label(n)}: {r['length_mm']:.0f} mm from entry ({e[0]:.1f}, {e[1]:.1f}, "
-                     f"{e[2]:.1f}): " + "; ".join(rule_text(v) for v in r["violations"]))
-    return "".join(lines)
+    return "\n    other rejected paths, closest first (none is a plan):" + "".join(
+        f"\n      {line}" for line in rejected_path_lines(rejected))

@@ -22,6 +22,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from planner.paths.clearance import CAP_MM
+from planner.paths.rejected import rejected_path_lines
 
 from .report_views import draw_path_row, draw_us_overlay, layers_of
 
@@ -253,6 +254,10 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, referenc
                                                                "not a plan" if chosen else
                                                                ": no trajectory is drawn for this lesion.")], 10)
             y -= 0.04
+        rejected = l.get("rejected_candidates") or []
+        if rejected:
+            y = _text_block(fig, 0.05, y - 0.01, ["Other rejected paths, closest first (none is a plan):"]
+                            + ["  " + line for line in rejected_path_lines(rejected)], 6, width=165)
         mask = (lesion_masks or {}).get(l["name"])
         best = (vis.get("measured") or {}).get("best_frame")
         if sweep is not None and reference_to_ct is not None and best is not None and mask is not None:

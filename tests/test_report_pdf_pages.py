@@ -1,5 +1,6 @@
-"""The PDF report's fonts (standard Helvetica for Windows-1252 text, embedded DejaVu otherwise) and
-its outlines drawn where the mask is (issue 16 made both cheaper; neither may change what is shown)."""
+"""The PDF report's pages: its fonts (standard Helvetica for Windows-1252 text, embedded DejaVu otherwise),
+its outlines drawn where the mask is (issue 16 made both cheaper; neither may change what is shown) and
+the rejected paths of a lesion without a safe path."""
 from __future__ import annotations
 
 import io
@@ -65,3 +66,20 @@ def test_outline_lies_half_way_between_inside_and_outside_samples():
     # samples at -20 + 0.5 c mm: inside from c = 40 (0 mm) to 60 (10 mm), the edge half a sample out
     assert x.min() == pytest.approx(-0.25) and x.max() == pytest.approx(10.25)
     assert y.min() == pytest.approx(-10.25) and y.max() == pytest.approx(0.25)
+
+
+def test_lesion_page_lists_the_rejected_paths_with_their_violations(planned):
+    """A lesion without a safe path: its page says which other paths came closest and what each
+    breaks (plan.json ``rejected_candidates``), as ``ctus plan`` prints them."""
+    plan = dict(planned.plan)
+    first = dict(plan["lesions"][0])
+    first["rejected_candidates"] = [{
+        "entry_ct": [16.55, -114.6, 21.15], "target_ct": [-5.11, 22.07, 15.18], "direction_ct": [0.156, -0.987, 0.043],
+        "length_mm": 138.5, "safe": False, "score": 1.47, "cautions": [], "texts": [],
+        "violations": [{"rule": "vessel", "structure": "hepatic_vein", "value_mm": 3.01, "limit_mm": 3.86,
+                        "value": 3.01, "limit": 3.86, "unit": "mm", "text": "passes 3.0 mm from the hepatic_vein"}]}]
+    plan["lesions"] = [first] + plan["lesions"][1:]
+    pdf = render_pdf(plan, planned.anatomy, planned.lesion_masks)
+    page = PdfReader(io.BytesIO(pdf)).pages[1].extract_text()
+    assert "Other rejected paths" in page and "138 mm from entry (16.6, -114.6, 21.1)" in page.replace("\n", " ")
+    assert "hepatic vein" in page
