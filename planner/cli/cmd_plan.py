@@ -153,8 +153,6 @@ def run(args) -> int:
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
     target = parse_target(args.target) if args.target else None
-    if not args.no_pdf:
-        prepare_pdf_in_background()     # issue 16: the PDF's imports and fonts load while we plan
     ct = load_ct(args.ct)
     # Both phases come from one exam in one scanner frame: resampled by physical position.
     arterial = load_arterial(args.ct_arterial, ct, lambda *a: True) if args.ct_arterial else None
@@ -174,6 +172,10 @@ def run(args) -> int:
         sweep = load_sweep(args.sweep)
     from . import plan_mr  # issue 18: MR lesions on the CT grid, their MR -> CT error in the registration rows
     labels, registration, mr_import = plan_mr.prepare(args, ct, labels, registration)
+    if not args.no_pdf:
+        # issue 16: the PDF's imports and fonts load while we plan (not before: imports hold the GIL,
+        # and the loading above is Python too; the planning's grids are numpy and C, which release it)
+        prepare_pdf_in_background()
     constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge,
                               patient_position=args.patient_position, max_gantry_tilt_deg=args.max_gantry_tilt_deg)
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
