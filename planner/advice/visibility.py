@@ -78,11 +78,34 @@ def block_map_from_masks(ct_hu: np.ndarray, masks, spacing_kji, beam_halfwidth_m
         return block
     box = bounding_box(m["body"], (1, 1, 1))
     sub = block[box]
-    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing_kji, return_indices=True)
-    grown = sub[idx[0], idx[1], idx[2]]
+    grown = sub.copy()
+    nearest = np.full(sub.shape, np.inf)
+    spacing = np.asarray(spacing_kji, float)
+    pad = np.ceil(beam_halfwidth_mm / spacing).astype(int) + 1
+    for cls in (BLOCK_BONE, BLOCK_LUNG, BLOCK_GAS):      # on a tie the first class named here wins
+        mc = sub == cls
+        if not mc.any():
+            continue
+        # only voxels within the beam's half-width of this class matter: its box grown by that much
+        crop = tuple(slice(max(int(a) - int(p), 0), min(int(b) + int(p) + 1, n))
+                     for a, b, p, n in zip(*_extent(mc), pad, sub.shape))
+        d = distance_transform_edt(~mc[crop], sampling=spacing)      # C kernel: releases the GIL
+        here = (d <= beam_halfwidth_mm) & (sub[crop] == 0) & (d < nearest[crop])
+        nearest[crop][here] = d[here]
+        grown[crop][here] = cls
     out = np.zeros_like(block)
-    out[box] = np.where(dist <= beam_halfwidth_mm, grown, 0)
+    out[box] = grown
     return out
+
+
+def _extent(mask: np.ndarray):
+    """(first, last) index per axis of a non-empty mask's voxels."""
+    first, last = [], []
+    for ax in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        first.append(idx[0])
+        last.append(idx[-1])
+    return first, last
 
 
 def cast_rays(maps, block: np.ndarray, origins: np.ndarray, ends: np.ndarray,
