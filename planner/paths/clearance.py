@@ -30,6 +30,7 @@ from scipy.spatial import cKDTree
 
 from planner.anatomy.derived import bounding_box
 from planner.anatomy.structures import HARD_CLASSES, VESSEL_CLASS, Anatomy, risk_class_of
+from registration.spatial.lesions import label_mask
 from registration.spatial.volume import LabelMap
 
 #: Sampling step (mm) of the measured segment. Half of DESIGN's 0.5 mm, from both ends: the
@@ -218,7 +219,7 @@ class ClearanceOracle:
         if m is None:
             return None
         if values:
-            m = m & ~np.isin(self.anatomy.labels.array, values)
+            m = m & ~label_mask(self.anatomy.labels.array, values)
         return m if m.any() else None
 
     def corners(self, pts: np.ndarray) -> Dict[str, _Corners]:
