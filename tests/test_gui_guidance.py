@@ -154,3 +154,30 @@ def test_caution_is_amber_and_a_breach_then_clears_on_every_view(qtbot, case):
         elif level == "caution":
             assert c.red() > 200 and 120 < c.green() < 200 and c.blue() < 60
         assert panel.values["to_target"].text() == "10.0 mm"
+
+
+def test_beep_once_per_breach_only_when_asked(qtbot, case, monkeypatch):
+    """The optional sound: off by default; when ticked, one beep as a breach begins (not on every
+    frame of it), none on a caution, and again for the next breach after a clear frame."""
+    from PyQt5.QtWidgets import QApplication
+
+    from planner.guidance.guidance_state import GuidanceState
+    w, panel = guided_window(qtbot, case, size=(1366, 768))
+    beeps = []
+    monkeypatch.setattr(QApplication, "beep", staticmethod(lambda: beeps.append(1)))
+    base = dict(t=1.0, timestamp=1.0, received=1.0, valid=True, lesion="lesion_1", tip_ct=np.array([-5.0, 0, 10]),
+                direction_ct=np.array([0, 0, -1.0]), projected_end_ct=np.array([-5.0, 0, 0]),
+                tip_to_target_mm=10.0, miss_mm=0.0, angle_deg=0.0)
+    breach = GuidanceState(**base, breach=True, breach_where="tip", breach_structure="portal_vein",
+                           breach_distance_mm=1.3, breach_margin_mm=1.1)
+    caution = GuidanceState(**base, caution=True, caution_structure="portal_vein", caution_distance_mm=4.2,
+                            caution_margin_mm=5.0, caution_ahead_mm=3.0)
+    clear = GuidanceState(**base)
+    assert not panel.sound_box.isChecked()
+    w.guidance._show(breach)
+    assert beeps == []                                   # off by default
+    w.guidance._show(clear)
+    panel.sound_box.setChecked(True)
+    for state in (breach, breach, breach, caution, clear, breach):
+        w.guidance._show(state)
+    assert len(beeps) == 2
