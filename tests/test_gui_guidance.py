@@ -181,3 +181,29 @@ def test_beep_once_per_breach_only_when_asked(qtbot, case, monkeypatch):
     for state in (breach, breach, breach, caution, clear, breach):
         w.guidance._show(state)
     assert len(beeps) == 2
+
+
+def test_slices_follow_the_needle_tip_and_the_probe_waits(qtbot, case):
+    """With "slices follow the needle tip" ticked (the default) a valid needle state puts the
+    crosshair of every slice view on the tip and probe following pauses; unticked, or the needle
+    lost, the crosshair stays and the probe may lead again."""
+    import time as _time
+
+    from planner.guidance.guidance_state import GuidanceState
+    from gui.views.probe_geometry import FOLLOW_INTERVAL_MS
+    w, panel = guided_window(qtbot, case, size=(1366, 768))
+    base = dict(t=1.0, timestamp=1.0, received=1.0, lesion="lesion_1", direction_ct=np.array([0, 0, -1.0]),
+                projected_end_ct=np.array([-5.0, 0, 0]), tip_to_target_mm=10.0, miss_mm=0.0, angle_deg=0.0)
+    assert panel.follow_tip_box.isChecked()
+    tip = np.array([-12.5, 31.0, 8.0])
+    w.guidance._show(GuidanceState(**base, valid=True, tip_ct=tip))
+    assert np.allclose(w.session.cursor_lps, tip)
+    assert all(np.allclose(v.cursor_lps, tip) for v in w.views.values())
+    assert w.needle_follow and not w.following()
+    _time.sleep(FOLLOW_INTERVAL_MS / 1000 + 0.01)
+    w.guidance._show(GuidanceState(**base, valid=False, tip_ct=tip + 20))       # lost: stays put
+    assert np.allclose(w.session.cursor_lps, tip) and not w.needle_follow
+    panel.follow_tip_box.setChecked(False)
+    _time.sleep(FOLLOW_INTERVAL_MS / 1000 + 0.01)
+    w.guidance._show(GuidanceState(**base, valid=True, tip_ct=tip + 20))
+    assert np.allclose(w.session.cursor_lps, tip) and not w.needle_follow
