@@ -20,6 +20,10 @@ this module holds the widgets and their wiring:
   and the TRE at each MR lesion are shown.
 * **MR on US**: the ultrasound view overlays the MR (on the CT grid through
   ``mr_to_ct``) instead of the CT.
+* **CT / MR beside the US**: what the fused view next to the ultrasound shows in the
+  probe's plane (:meth:`gui.views.fused_view.FusedCTView.show_image`).
+* A DICOM study with several series is listed and one chosen
+  (:mod:`.mr_series_dialog`: sequence, TR/TE, weighting, contrast phase).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import numpy as np
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QGridLayout,
@@ -56,10 +61,10 @@ from .docking import add_left_dock
 _COLUMNS = ("lesion", "seen on", "size mm", "MR->CT mm")
 
 
-def _load_mr_for_display(path, progress=None):
+def _load_mr_for_display(path, series_uid=None, progress=None):
     """(MR Volume, DisplayVolume, (window, level)): everything off the GUI thread."""
     from registration.io.mr_io import load_mr
-    mr = load_mr(path, progress=progress)
+    mr = load_mr(path, series_uid, progress=progress)
     mr.metadata.setdefault("source", str(path))
     return mr, DisplayVolume(mr), mr_window_level(mr)
 
@@ -100,6 +105,11 @@ class MRPanel(QWidget):
         self.overlay_box = QCheckBox("MR on US (instead of the CT)")
         self.overlay_box.setObjectName("mr_on_us")
         self.overlay_box.toggled.connect(lambda on: self._act("MR on US", self.set_mr_on_us, on))
+        self.fused_choice = QComboBox()
+        self.fused_choice.setObjectName("mr_fused_choice")
+        self.fused_choice.addItems(["CT beside the US", "MR beside the US"])
+        self.fused_choice.currentIndexChanged.connect(
+            lambda i: self._act("Image beside the US", self.show_beside_us, "MR" if i == 1 else "CT"))
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setObjectName("mr_lesion_table")
         self.table.setHorizontalHeaderLabels(list(_COLUMNS))
@@ -110,6 +120,7 @@ class MRPanel(QWidget):
         lay.addWidget(self.info)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.overlay_box)
+        lay.addWidget(self.fused_choice)
         lay.addWidget(self.table)
         lay.addWidget(self.verdict)
         for v in window.views.values():
@@ -127,9 +138,29 @@ class MRPanel(QWidget):
         if path:
             self._act(title, fn, path)
 
-    def open_mr(self, path) -> None:
-        """Load the MR in a worker and show it."""
-        self.window.run_worker("Open MR", _load_mr_for_display, self._mr_loaded, path)
+    def open_mr(self, path, series_uid: Optional[str] = None) -> None:
+        """Load the MR in a worker and show it. A DICOM study with several series is listed
+        first (a worker, headers only) and the user chooses one (:class:`MRSeriesDialog`)."""
+        import os
+
+        from registration.io.mr_io import is_image_file
+        path = os.fspath(path)
+        if series_uid is None and not is_image_file(path):
+            from registration.io.mr_series import list_mr_series
+            folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+            self.window.run_worker("List MR series", list_mr_series, lambda series: self._series_listed(
+                path, folder, series), folder)
+            return
+        self.window.run_worker("Open MR", _load_mr_for_display, self._mr_loaded, path, series_uid)
+
+    def _series_listed(self, path, folder, series) -> None:
+        if len(series) <= 1:
+            self.window.run_worker("Open MR", _load_mr_for_display, self._mr_loaded, path, None)
+            return
+        from .mr_series_dialog import MRSeriesDialog
+        self.series_dialog = dlg = MRSeriesDialog(series, folder, self)
+        dlg.accepted.connect(lambda: self._act("Open MR", self.open_mr, folder, dlg.chosen_uid()))
+        dlg.open()
 
     def _mr_loaded(self, result) -> None:
         mr, display, (w, level) = result
@@ -237,6 +268,25 @@ class MRPanel(QWidget):
         vol = mr_on_ct_grid(self.mr, w.ct, self.mr_to_ct, w.us_view.ct_window, w.us_view.ct_level)
         w.us_view.set_ct(vol, w.labels)
 
+    def show_beside_us(self, name: str) -> None:
+        """The fused view beside the US shows the CT or the MR (resampled on the CT grid, a worker)."""
+        w = self.window
+        if name == "CT":
+            w.fused_view.show_image("CT")
+            return
+        if self.mr is None or self.mr_to_ct is None or w.ct is None:
+            self.fused_choice.blockSignals(True)
+            self.fused_choice.setCurrentIndex(0)
+            self.fused_choice.blockSignals(False)
+            raise InputError("the MR beside the US needs the CT, the MR and MR->CT", fix="open them first")
+        w.run_worker("MR beside the US", mr_on_ct_grid, self._mr_beside_ready, self.mr, w.ct, self.mr_to_ct,
+                     1.0, 0.5, pass_progress=False)
+
+    def _mr_beside_ready(self, vol) -> None:
+        fv = self.window.fused_view
+        fv.set_second_image(vol, "MR")
+        fv.show_image("MR" if self.fused_choice.currentIndex() == 1 else "CT")
+
     # ------------------------------------------------------------ state
     def _follow_ct_cursor(self, lps_ct) -> None:
         if self.mr is not None and self.mr_to_ct is not None:
@@ -247,6 +297,7 @@ class MRPanel(QWidget):
         self.lesions_button.setEnabled(self.mr is not None and self.mr_to_ct is not None)
         self.register_button.setEnabled(self.mr is not None and self.mr_to_ct is not None)
         self.overlay_box.setEnabled(self.mr is not None and self.mr_to_ct is not None)
+        self.fused_choice.setEnabled(self.mr is not None and self.mr_to_ct is not None)
 
 
 def install(window) -> QDockWidget:
