@@ -99,7 +99,8 @@ def _row(res, ref_pts, fixed_pts, names, e0, label, k, sweep_name, t_s, near):
     return {"set": label, "trial": k, "sweep": sweep_name, "init_tre_rms_mm": float(np.sqrt(np.mean(e0 ** 2))),
             "tre_rms_mm": float(np.sqrt(np.mean(e ** 2))), "tre_max_mm": float(e.max()),
             "success": bool(e[near].max() < 5.0), "success_all": bool(e.max() < 5.0),
-            "tre_near_max_mm": float(e[near].max()), "n_near": int(near.sum()), "time_s": t_s, "verdict": u.verdict, "covered": float(np.mean(covered)),
+            "tre_near_max_mm": float(e[near].max()), "n_near": int(near.sum()), "time_s": t_s,
+            "verdict": u.verdict, "covered": float(np.mean(covered)),
             "metric": [res.metric_initial, res.metric_final],
             "per_target_true_mm": dict(zip(names, map(float, e))),
             "per_target_est95_mm": {n: (None if u.target(n) is None else u.target(n).tre_registration_95_mm)
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--focus", choices=["none", "liver"], default="none", help="MR -> sweep focus (docs/mri.md)")
     ap.add_argument("--plan", action="store_true", help="also the CLI chain align -> register -> plan")
     ap.add_argument("--shadows", choices=["drop", "keep"], default="drop",
-                    help="MR -> sweep: leave acoustic shadows out of LC2 (default) or keep them (before issue 18's fix)")
+                    help="MR -> sweep: leave acoustic shadows out of LC2 (default) or keep them (as before)")
     args = ap.parse_args(argv)
 
     def log(s):
@@ -269,7 +270,8 @@ def main(argv=None) -> int:
         for s in sums:
             v = s["verdicts"]
             g = "-" if s["good_verdicts_within_3mm"] is None else f"{s['good_verdicts_within_3mm']:.2f}"
-            log(f"{s['set']:4s} {s['trials']:6d} {100 * s['success_rate']:6.0f} % ({100 * s['success_all_rate']:3.0f} %)"
+            log(f"{s['set']:4s} {s['trials']:6d} {100 * s['success_rate']:6.0f} % "
+                f"({100 * s['success_all_rate']:3.0f} %)"
                 f"        {s['median_tre_mm']:8.2f}   "
                 f"{s['p90_tre_mm']:6.2f}  {s['median_time_s']:7.1f}   {v['good']:4d}/{v['check']}/{v['poor']:<4d}"
                 f"    {g:5s}    {s['coverage_95']:.2f}")

@@ -104,8 +104,31 @@ def test_the_mr_beside_the_ultrasound_on_the_demo(qtbot, tmp_path, artifacts_dir
     assert inside.sum() > 50
     assert np.corrcoef(got[inside], expect[inside])[0, 1] > 0.9
     assert np.median(np.abs(got[inside] - np.clip(expect[inside], 0, 1.5))) < 0.08
+    w.panel_docks["mr"].raise_()
     fv.grab()
     qtbot.wait(200)
     w.grab().save(str(artifacts_dir / "gui_mr_beside_us_1366x768.png"))
     panel.fused_choice.setCurrentIndex(0)                           # back to the CT
     assert fv.shown == "CT" and np.array_equal(fv.ct_plane, ct_plane)
+
+    # MR landmarks: with the Registration panel picking, a click on the MR view is the pair's
+    # first point (on the CT through mr_to_ct); without picking it only moves the MR cursor.
+    from PyQt5.QtCore import QPointF, Qt
+    reg = w.panel_docks["registration"].widget()
+    mv = panel.view
+    w.panel_docks["mr"].raise_()
+    qtbot.waitUntil(mv.isVisible, timeout=5000)
+    p_mr = np.asarray(mr_truth["mr_only_lesion"]["centroid_mr"], float)
+
+    def click_mr():
+        mv.set_cursor(p_mr)
+        mv.pan = QPointF(0.0, 0.0)
+        mv.pan = QPointF(mv.width() / 2.0, mv.height() / 2.0) - mv.lps_to_widget(p_mr)
+        qtbot.mouseClick(mv, Qt.LeftButton, pos=mv.lps_to_widget(p_mr).toPoint())
+    click_mr()
+    assert reg.pending_ct is None                                   # not picking: no landmark
+    reg.pick_button.setChecked(True)
+    click_mr()
+    assert reg.pending_ct is not None and "MR view" in reg.instructions.text()
+    assert np.linalg.norm(reg.pending_ct - apply(mr_to_ct, p_mr)) < 2.0
+    reg.pick_button.setChecked(False)

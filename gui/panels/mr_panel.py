@@ -22,6 +22,9 @@ this module holds the widgets and their wiring:
   ``mr_to_ct``) instead of the CT.
 * **CT / MR beside the US**: what the fused view next to the ultrasound shows in the
   probe's plane (:meth:`gui.views.fused_view.FusedCTView.show_image`).
+* **MR landmarks**: while the Registration panel picks landmarks, a click on the MR
+  view gives the pair's first point (carried onto the CT through ``mr_to_ct``); the
+  landmark fit then starts "Register MR to sweep" through ``inv(mr_to_ct)``.
 * A DICOM study with several series is listed and one chosen
   (:mod:`.mr_series_dialog`: sequence, TR/TE, weighting, contrast phase).
 """
@@ -50,13 +53,13 @@ from gui.views.display import DisplayVolume
 from gui.views.mr_view import (
     MR_ONLY_COLOUR,
     MRSliceView,
-    mr_on_ct_grid,
     mr_window_level,
 )
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import apply, invert
 
 from .docking import add_left_dock
+from .mr_links import MRLinks
 
 _COLUMNS = ("lesion", "seen on", "size mm", "MR->CT mm")
 
@@ -69,7 +72,7 @@ def _load_mr_for_display(path, series_uid=None, progress=None):
     return mr, DisplayVolume(mr), mr_window_level(mr)
 
 
-class MRPanel(QWidget):
+class MRPanel(MRLinks, QWidget):
     """Widgets of the MR dock; ``window`` is the MainWindow (ct, labels, sweep, registration)."""
 
     def __init__(self, window, parent=None):
@@ -125,6 +128,7 @@ class MRPanel(QWidget):
         lay.addWidget(self.verdict)
         for v in window.views.values():
             v.cursor_moved.connect(self._follow_ct_cursor)
+        self.view.point_clicked.connect(self._mr_clicked)
         self._update_buttons()
 
     # ------------------------------------------------------------ actions
@@ -252,40 +256,6 @@ class MRPanel(QWidget):
                 parts.append(f"{les.name}{' (MR only)' if les.seen_on == ['MR'] else ''}: "
                              f"TRE {t.tre_registration_mm:.1f} mm rms")
         self.verdict.setText("; ".join(parts))
-
-    def set_mr_on_us(self, on: bool) -> None:
-        """Overlay the MR (on the CT grid through mr_to_ct) on the US instead of the CT."""
-        w = self.window
-        if not on:
-            if w.ct is not None:
-                w.us_view.set_ct(w.ct, w.labels)
-            return
-        if self.mr is None or self.mr_to_ct is None or w.ct is None:
-            self.overlay_box.blockSignals(True)
-            self.overlay_box.setChecked(False)
-            self.overlay_box.blockSignals(False)
-            raise InputError("the MR overlay needs the CT, the MR and MR->CT", fix="open them first")
-        vol = mr_on_ct_grid(self.mr, w.ct, self.mr_to_ct, w.us_view.ct_window, w.us_view.ct_level)
-        w.us_view.set_ct(vol, w.labels)
-
-    def show_beside_us(self, name: str) -> None:
-        """The fused view beside the US shows the CT or the MR (resampled on the CT grid, a worker)."""
-        w = self.window
-        if name == "CT":
-            w.fused_view.show_image("CT")
-            return
-        if self.mr is None or self.mr_to_ct is None or w.ct is None:
-            self.fused_choice.blockSignals(True)
-            self.fused_choice.setCurrentIndex(0)
-            self.fused_choice.blockSignals(False)
-            raise InputError("the MR beside the US needs the CT, the MR and MR->CT", fix="open them first")
-        w.run_worker("MR beside the US", mr_on_ct_grid, self._mr_beside_ready, self.mr, w.ct, self.mr_to_ct,
-                     1.0, 0.5, pass_progress=False)
-
-    def _mr_beside_ready(self, vol) -> None:
-        fv = self.window.fused_view
-        fv.set_second_image(vol, "MR")
-        fv.show_image("MR" if self.fused_choice.currentIndex() == 1 else "CT")
 
     # ------------------------------------------------------------ state
     def _follow_ct_cursor(self, lps_ct) -> None:

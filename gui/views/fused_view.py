@@ -86,7 +86,8 @@ class FusedCTView(QWidget):
     def show_image(self, name: str) -> None:
         """Show the CT ("CT") or the second image (its name) in the US plane."""
         if name != "CT" and name != self.second_name:
-            raise ValueError(f"no image '{name}' to show (have CT{', ' + self.second_name if self.second_name else ''})")
+            have = "CT" + (f", {self.second_name}" if self.second_name else "")
+            raise ValueError(f"no image '{name}' to show (have {have})")
         self.shown = name
         self.refresh()
 

@@ -64,7 +64,8 @@ _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "poi
 
 def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progress: Optional[ProgressFn] = None,
                       targets: Optional[dict] = None, seed: int = 0, n_starts: int = 4,
-                      breathing: str = "detect", breath_hold: str = "expiration", focus: str = "none", shadows: str = "drop",
+                      breathing: str = "detect", breath_hold: str = "expiration", focus: str = "none",
+                      shadows: str = "drop",
                       **options) -> RegistrationResult:
     """Refine ``init_reference_to_mr`` (4x4, Reference mm -> MR LPS mm) by LC2 on the MR's features.
 

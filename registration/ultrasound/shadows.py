@@ -204,7 +204,8 @@ def finder_of(sweep, fan_mask: np.ndarray) -> ShadowFinder:
 
 
 def drop_shadows(sweep, fan_mask: np.ndarray, indices, fan: np.ndarray, fy: np.ndarray, fx: np.ndarray,
-                 u: np.ndarray, fans: np.ndarray, pts: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]:
+                 u: np.ndarray, fans: np.ndarray,
+                 pts: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]:
     """Per frame, drop the resampled pixels that lie in a shadow or its reflector. ``fan``: the
     resampled common fan, ``fy``, ``fx``: its pixels' original coordinates (in order); ``u``,
     ``fans`` [n, rows, cols] and ``pts`` (per frame, the Reference points of ``fans[n]``'s pixels
