@@ -151,3 +151,28 @@ def test_register_mr_sweep_refuses_an_unknown_shadows_option(bad, demo_case):
     mr = Volume(np.ones((8, 8, 8), np.float32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     with pytest.raises(InputError, match="shadows"):
         register_mr_sweep(mr, None, np.eye(4), shadows=bad)
+
+
+def test_the_finder_cache_lets_a_sweep_go():
+    """The per-sweep finder is cached by a weak reference to the frames: a dropped sweep is freed."""
+    import gc
+    import weakref
+
+    from registration.ultrasound import shadows
+    fan, ang, rad = _convex()
+    frames = _frames(fan, ang, rad, n=3)
+
+    class _S:
+        def __init__(self, f):
+            self.frames = f
+
+        def require_image_to_reference(self):
+            m = np.eye(4)
+            m[0, 0] = m[1, 1] = PX_MM
+            return np.stack([m] * len(self.frames)), np.ones(len(self.frames), bool)
+    s = _S(frames)
+    assert shadows.finder_of(s, fan) is shadows.finder_of(s, fan)     # built once
+    ref = weakref.ref(frames)
+    del s, frames
+    gc.collect()
+    assert ref() is None

@@ -13,17 +13,17 @@ much of the beam's energy reaches a pixel; here the measure is plain:
 
 * scan lines: rays from the fan's apex (a convex probe; found from the fan
   mask's two side edges, :func:`fan_apex`) or image columns (a linear probe);
-* per ray and depth ``r``, the echo of the rest of the ray (``r`` to its end)
-  above the noise floor, over that of a typical ray (per depth, over all
+* per ray and depth ``r``, the echo above the noise floor over the next
+  ``WINDOW_MM`` of the ray, against a typical ray's there (per depth, over all
   frames and rays: the floor is the ``FLOOR_PERCENTILE``, typical tissue the
-  ``TYPICAL_PERCENTILE``; depths where the two meet, deep and attenuated,
-  count for nothing): below ``SHADOW_RATIO`` the rest of the ray is a shadow
-  (a heuristic level: a full shadow is at the floor; an anechoic vessel or
-  cyst is followed by tissue again, so the rest of its ray is not dark);
-* a shadow does not recover (everything deeper is dark, or the tail where a
-  typical ray has less than ``TAIL_SHARE`` of its contrast left) and is at
-  least ``MIN_SHADOW_MM`` long (an anechoic vessel or cyst is followed by
-  tissue, often brighter: posterior enhancement);
+  ``TYPICAL_PERCENTILE``): below ``SHADOW_RATIO`` the ray is dark there (a
+  heuristic level: a full shadow is at the floor);
+* a shadow does not recover: from its start every deeper depth is dark, or in
+  the tail where a typical ray has less than ``TAIL_SHARE`` of its best contrast
+  (deep, attenuated: the noise floor raised by the TGC, no evidence either way);
+  and it is at least ``MIN_SHADOW_MM`` long. An anechoic vessel or cyst is
+  followed by tissue (often brighter: posterior enhancement), so it is not one;
+  a large anechoic region that reaches the tail is (a limit: it is left out too);
 * the reflector band (``REFLECTOR_MM`` above the start) goes with the shadow.
 
 Units: pixels and mm of the stored frame (x = column, y = row).
@@ -37,7 +37,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-#: Rest-of-ray mean echo below this fraction of a typical ray's = shadow (heuristic).
+#: Echo (above the floor) over the window ahead below this fraction of a typical ray's = dark (heuristic).
 SHADOW_RATIO = 0.3
 #: Per-depth percentile over all rays and frames that stands for tissue (shadows can cover half a sweep).
 TYPICAL_PERCENTILE = 75.0
@@ -90,7 +90,7 @@ class ShadowFinder:
 
     def __init__(self, frames: np.ndarray, fan_mask: np.ndarray, spacing_mm: Tuple[float, float],
                  sample_frames: Optional[Sequence[int]] = None):
-        self.frames = frames
+        # (the frames are not kept: the cache below holds the finder by a weak reference to them)
         self.fan = np.asarray(fan_mask, bool)
         self.sx, self.sy = (float(v) for v in spacing_mm)
         self.step_mm = max(min(self.sx, self.sy), RAY_STEP_MM)
