@@ -10,9 +10,9 @@ import pytest
 from scipy import ndimage
 
 from _gui_helpers import demo_folder, grab_screen, make_window, open_demo
+from _mri_helpers import _study
 from gui.core.session import RegistrationState
 from registration.spatial.transforms import apply, invert
-from test_mri_io import _study
 
 pytestmark = [pytest.mark.gui]
 
