@@ -8,7 +8,8 @@ so LC2 explains the US by the normalised MR intensity and its gradient
 (docs/mri.md). A sweep made of a 3D ultrasound volume's slices is registered on
 each slice's imaged region only (:mod:`.volume_sweep`). Acoustic shadows (behind
 ribs, the lung, bowel gas) and their reflectors are left out of LC2
-(``shadows="drop"``, :mod:`registration.ultrasound.shadows`): between the MR's
+(``shadows="drop"``, :mod:`registration.ultrasound.shadows`; not for a volume's
+slices, which are not beams): between the MR's
 session and the sweep the liver moves against the ribs and the lung, so the rib
 echoes and shadow edges pulled the pose off the liver (benchmarks/results/mri.md,
 2026-12-03). The RegistrationResult it returns names its matrix
@@ -86,14 +87,21 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
     elif focus != "none":
         raise InputError(f"unknown focus '{focus}'", fix="use none or liver")
     init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
-    if is_volume_stack(sweep):      # the slices of a 3D US volume: each frame's own imaged region
-        sweep = mark_unimaged(sweep)
-    if shadows == "drop":           # rib and lung shadows move with the wall, not with the organ
-        sweep = mark_shadows(sweep)
+    sweep = prepare_sweep(sweep, shadows)
     res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
                          targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
     cap_mr_verdict(res.uncertainty)
     return res
+
+
+def prepare_sweep(sweep: Sweep, shadows: str = "drop") -> Sweep:
+    """The sweep as LC2 reads it for an MR: a 3D US volume's slices keep their own imaged region
+    (:mod:`.volume_sweep`); a freehand sweep's acoustic shadows are left out (``shadows="drop"``:
+    rib and lung shadows move with the wall, not with the organ). A volume's slices are not beams
+    (no scan line to follow, zeros where not imaged): shadows are not looked for there."""
+    if is_volume_stack(sweep):
+        return mark_unimaged(sweep)
+    return mark_shadows(sweep) if shadows == "drop" else sweep
 
 
 def cap_mr_verdict(assessment) -> None:
