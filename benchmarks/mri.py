@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/mri.py [--trials 20] [--quick] [--seed 1] [--case DIR] [--json OUT.json]
                                        [--skip-us] [--skip-ct] [--no-ct-baseline] [--focus none|liver] [--plan]
+                                       [--shadows drop|keep]
 
 MR -> sweep: per trial a random start about the liver centroid (|t| uniform
 5-20 mm, angle 0-10 deg about a random axis, as benchmarks/registration.py)
@@ -10,7 +11,10 @@ in turn. The error is measured per point (lesion centroids incl. the MR-only
 lesion, vessel landmarks): ``|reference_to_mr @ inv(reference_to_ct) @ p_ct -
 p_mr|`` with both positions from the truth (the MR-CT mapping is not rigid, so
 no rigid result is exact: the truth's rigid fit leaves ~0.1-0.4 mm). Reported
-as benchmarks/registration.py does: success (every target within 5 mm), median
+as benchmarks/registration.py does: success (every target within ``NEAR_MM`` =
+30 mm of the sweep's imaged region under the truth within 5 mm: farther ones are
+extrapolated from a lesion sweep, their error is in each result's own rows; the
+rate over every target is printed beside it), median
 and p90 TRE (RMS over the targets), median time, verdicts, "good" verdicts
 that succeeded, and the fraction of targets inside the predicted 95 % radius.
 The CT with the same starts runs beside it as the baseline (ratios in the same
@@ -80,8 +84,13 @@ def point_truth(truth):
     return {k: (np.asarray(a, float), np.asarray(b, float), r) for k, (a, b, r) in pts.items()}
 
 
-def _row(res, ref_pts, fixed_pts, names, e0, label, k, sweep_name, t_s):
+#: Targets this close to the sweep's imaged region (mm) judge a trial's success (farther ones are extrapolated).
+NEAR_MM = 30.0
+
+
+def _row(res, ref_pts, fixed_pts, names, e0, label, k, sweep_name, t_s, near):
     e = np.linalg.norm(apply(res.reference_to_ct, ref_pts) - fixed_pts, axis=1)
+    near = np.asarray(near, bool) if np.any(near) else np.ones(len(e), bool)
     u = res.uncertainty
     covered = []
     for n, err in zip(names, e):
@@ -89,14 +98,16 @@ def _row(res, ref_pts, fixed_pts, names, e0, label, k, sweep_name, t_s):
         covered.append(r is not None and r.tre_registration_95_mm is not None and err <= r.tre_registration_95_mm)
     return {"set": label, "trial": k, "sweep": sweep_name, "init_tre_rms_mm": float(np.sqrt(np.mean(e0 ** 2))),
             "tre_rms_mm": float(np.sqrt(np.mean(e ** 2))), "tre_max_mm": float(e.max()),
-            "success": bool(e.max() < 5.0), "time_s": t_s, "verdict": u.verdict, "covered": float(np.mean(covered)),
+            "success": bool(e[near].max() < 5.0), "success_all": bool(e.max() < 5.0),
+            "tre_near_max_mm": float(e[near].max()), "n_near": int(near.sum()), "time_s": t_s,
+            "verdict": u.verdict, "covered": float(np.mean(covered)),
             "metric": [res.metric_initial, res.metric_final],
             "per_target_true_mm": dict(zip(names, map(float, e))),
             "per_target_est95_mm": {n: (None if u.target(n) is None else u.target(n).tre_registration_95_mm)
                                     for n in names}}
 
 
-def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none"):
+def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none", shadows="drop"):
     pts = point_truth(truth)
     names = list(pts)
     p_ct = np.array([pts[n][0] for n in names])
@@ -110,17 +121,21 @@ def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none
     ct_targets = {n: {"point": pts[n][0].tolist(), "radius_mm": pts[n][2]} for n in names}
     rng = np.random.default_rng(seed)
     rows = []
+    from registration.align.imaged_region import ImagedRegion
+    near_of = {name: ImagedRegion.of_sweep(sw).distance_mm(p_mr, ref_to_mr) <= NEAR_MM for name, sw in sweeps}
     for k in range(n_trials):
         sweep_name, sweep = sweeps[k % len(sweeps)]
+        near = near_of[sweep_name]
         pert = random_rigid_perturbation(rng, (5.0, 20.0), (0.0, 10.0), center=centre_mr)
         init = pert @ ref_to_mr
         e0 = np.linalg.norm(apply(init, ref_pts) - p_mr, axis=1)
         t0 = time.perf_counter()
-        res = register_mr_sweep(mr, sweep, init, targets=mr_targets, seed=k, focus=focus)
-        rows.append(_row(res, ref_pts, p_mr, names, e0, "mr", k, sweep_name, time.perf_counter() - t0))
+        res = register_mr_sweep(mr, sweep, init, targets=mr_targets, seed=k, focus=focus, shadows=shadows)
+        rows.append(_row(res, ref_pts, p_mr, names, e0, "mr", k, sweep_name, time.perf_counter() - t0, near))
         r = rows[-1]
         log(f"mr {k:2d} {sweep_name:24s} init {r['init_tre_rms_mm']:5.1f} -> TRE {r['tre_rms_mm']:5.2f} "
-            f"(max {r['tre_max_mm']:5.2f}) mm {r['time_s']:5.1f} s {r['verdict']:5s} covered {r['covered']:.2f} "
+            f"(max {r['tre_max_mm']:5.2f}, near {r['tre_near_max_mm']:5.2f}) mm {r['time_s']:5.1f} s "
+            f"{r['verdict']:5s} covered {r['covered']:.2f} "
             f"LC2 {r['metric'][0]:.3f}->{r['metric'][1]:.3f}")
         if with_ct:
             # The same start, carried to the CT: pert about the MR centre is a CT-space perturbation of
@@ -130,7 +145,7 @@ def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none
             e0c = np.linalg.norm(apply(init_ct, ref_pts) - p_ct, axis=1)
             t0 = time.perf_counter()
             res = register_sweep(ct, sweep, init_ct, targets=ct_targets, seed=k)
-            rows.append(_row(res, ref_pts, p_ct, names, e0c, "ct", k, sweep_name, time.perf_counter() - t0))
+            rows.append(_row(res, ref_pts, p_ct, names, e0c, "ct", k, sweep_name, time.perf_counter() - t0, near))
             r = rows[-1]
             log(f"ct {k:2d} {sweep_name:24s} init {r['init_tre_rms_mm']:5.1f} -> TRE {r['tre_rms_mm']:5.2f} "
                 f"(max {r['tre_max_mm']:5.2f}) mm {r['time_s']:5.1f} s {r['verdict']:5s} covered {r['covered']:.2f}")
@@ -143,8 +158,9 @@ def summarise(rows, label):
     if not r:
         return None
     tre = np.array([x["tre_rms_mm"] for x in r])
-    good = [x["success"] and x["tre_max_mm"] <= 3.0 for x in r if x["verdict"] == "good"]
+    good = [x["success"] and x["tre_near_max_mm"] <= 3.0 for x in r if x["verdict"] == "good"]
     return {"set": label, "trials": len(r), "success_rate": float(np.mean([x["success"] for x in r])),
+            "success_all_rate": float(np.mean([x["success_all"] for x in r])),
             "median_tre_mm": float(np.median(tre)), "p90_tre_mm": float(np.percentile(tre, 90)),
             "median_time_s": float(np.median([x["time_s"] for x in r])),
             "verdicts": {v: sum(1 for x in r if x["verdict"] == v) for v in ("good", "check", "poor")},
@@ -236,6 +252,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ct-baseline", action="store_true", help="MR -> sweep only (no CT run beside it)")
     ap.add_argument("--focus", choices=["none", "liver"], default="none", help="MR -> sweep focus (docs/mri.md)")
     ap.add_argument("--plan", action="store_true", help="also the CLI chain align -> register -> plan")
+    ap.add_argument("--shadows", choices=["drop", "keep"], default="drop",
+                    help="MR -> sweep: leave acoustic shadows out of LC2 (default) or keep them (as before)")
     args = ap.parse_args(argv)
 
     def log(s):
@@ -246,13 +264,15 @@ def main(argv=None) -> int:
     result = {}
     if not args.skip_us:
         rows = run_us(ct, mr, sweeps, truth, 4 if args.quick else args.trials, args.seed, log,
-                      with_ct=not args.no_ct_baseline, focus=args.focus)
+                      with_ct=not args.no_ct_baseline, focus=args.focus, shadows=args.shadows)
         sums = [s for s in (summarise(rows, "mr"), summarise(rows, "ct")) if s]
-        log("\nset  trials success  medianTRE  p90TRE  median_s  good/check/poor  good<=3mm  cover95")
+        log("\nset  trials success (all targets)  medianTRE  p90TRE  median_s  good/check/poor  good<=3mm  cover95")
         for s in sums:
             v = s["verdicts"]
             g = "-" if s["good_verdicts_within_3mm"] is None else f"{s['good_verdicts_within_3mm']:.2f}"
-            log(f"{s['set']:4s} {s['trials']:6d} {100 * s['success_rate']:6.0f} % {s['median_tre_mm']:8.2f}   "
+            log(f"{s['set']:4s} {s['trials']:6d} {100 * s['success_rate']:6.0f} % "
+                f"({100 * s['success_all_rate']:3.0f} %)"
+                f"        {s['median_tre_mm']:8.2f}   "
                 f"{s['p90_tre_mm']:6.2f}  {s['median_time_s']:7.1f}   {v['good']:4d}/{v['check']}/{v['poor']:<4d}"
                 f"    {g:5s}    {s['coverage_95']:.2f}")
         if len(sums) == 2:

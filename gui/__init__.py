@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def _version() -> str:
     try:
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import version
         return version("ctus")
     except Exception:  # not installed (running from the source tree): read setup.cfg
         import configparser

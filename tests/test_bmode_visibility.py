@@ -158,3 +158,43 @@ def test_bad_input_raises(kw):
     args.update(kw)
     with pytest.raises(ValueError):
         predict_bmode_visibility(**args)
+
+
+def test_block_map_grows_each_blocker_by_the_beam_half_width_with_its_own_class():
+    """Issue 16: the block map by the compiled distance transform per class gives the blocked
+    voxels scipy's nearest-feature transform gave, each with the class of its nearest blocker
+    (a tie between two classes at the same distance goes to bone, then lung)."""
+    from types import SimpleNamespace
+
+    from scipy import ndimage
+
+    from planner.advice.visibility import BLOCK_BONE, BLOCK_GAS, BLOCK_LUNG, acoustic_block_map
+    from planner.anatomy.derived import bounding_box
+    from registration.spatial.volume import Volume
+    shape = (20, 40, 50)
+    body = np.zeros(shape, bool)
+    body[2:18, 3:37, 3:47] = True
+    hu = np.where(body, 40.0, -1000.0)
+    hu[8:12, 10:14, 20:24] = -900.0                      # bowel gas
+    bone = np.zeros(shape, bool)
+    bone[5:15, 25:28, 5:45] = True                       # a rib-like bar
+    lung = np.zeros(shape, bool)
+    lung[2:6, 4:12, 30:45] = True
+    spacing_ijk = (0.8, 0.9, 1.5)
+    anatomy = SimpleNamespace(ct=Volume(hu, spacing_ijk, (0.0, 0.0, 0.0)),
+                              masks={"body": body, "bone": bone, "lung": lung},
+                              spacing_kji=np.array(spacing_ijk[::-1]))
+    got = acoustic_block_map(anatomy, beam_halfwidth_mm=3.0)
+    seed = np.zeros(shape, np.int8)
+    seed[(hu < -500) & body] = BLOCK_GAS
+    seed[lung] = BLOCK_LUNG
+    seed[bone] = BLOCK_BONE
+    inside = np.zeros(shape, bool)
+    inside[bounding_box(body, (1, 1, 1))] = True          # the map is made over the body's box
+    dist, idx = ndimage.distance_transform_edt(seed == 0, sampling=anatomy.spacing_kji, return_indices=True)
+    want = np.where((dist <= 3.0) & inside, seed[tuple(idx)], 0)
+    assert np.array_equal(got > 0, want > 0)
+    assert (got > 0).sum() > 1.5 * (seed > 0).sum()                        # grown, not just the seeds
+    d = {c: ndimage.distance_transform_edt(seed != c, sampling=anatomy.spacing_kji) for c in (1, 2, 3)}
+    unique = np.sum([d[c] == dist for c in (1, 2, 3)], axis=0) == 1          # one nearest class
+    assert np.array_equal(got[unique & (got > 0)], want[unique & (got > 0)])

@@ -263,3 +263,19 @@ def test_totalsegmentator_alone_when_the_automatic_anatomy_refuses_the_ct(tmp_pa
     doc = json.loads((tmp_path / "b" / "segmentation.json").read_text())
     assert {r["source"] for r in doc["structures"]} == {"imported"}
     assert any("TotalSegmentator structures are used alone" in w for w in doc["warnings"])
+
+
+@pytest.mark.slow
+def test_real_ct_clicks_in_lung_or_bone_exit_2_and_write_nothing(tmp_path, capsys, shared_data):
+    """crlm-1004 (real CT): a click in the right lung and one in a vertebral body (cancellous
+    bone, 190 HU: below any bone HU threshold, in the bone label): one line each, naming the
+    clicks' file and the lesion, exit 2, no output folder."""
+    ct = shared_data("ct", "crlm-1004", "dicom")
+    for point, message in (((-102.6, -4.8, -185.0), "is in air, lung or bowel gas"),
+                           ((-3.7, 27.1, -275.0), "is in bone")):
+        seeds = tmp_path / "seeds.json"
+        seeds.write_text(json.dumps({"lesions": [{"name": "lesion_9", "point": point}]}))
+        code, _, err = _run(["--ct", ct, "--lesions", seeds, "--out", tmp_path / "seg"], capsys)
+        line = _error_line(err)
+        assert code == 2 and message in line and "seeds.json" in line and "lesion_9" in line, line
+        assert not (tmp_path / "seg").exists()

@@ -154,3 +154,56 @@ def test_caution_is_amber_and_a_breach_then_clears_on_every_view(qtbot, case):
         elif level == "caution":
             assert c.red() > 200 and 120 < c.green() < 200 and c.blue() < 60
         assert panel.values["to_target"].text() == "10.0 mm"
+
+
+def test_beep_once_per_breach_only_when_asked(qtbot, case, monkeypatch):
+    """The optional sound: off by default; when ticked, one beep as a breach begins (not on every
+    frame of it), none on a caution, and again for the next breach after a clear frame."""
+    from PyQt5.QtWidgets import QApplication
+
+    from planner.guidance.guidance_state import GuidanceState
+    w, panel = guided_window(qtbot, case, size=(1366, 768))
+    beeps = []
+    monkeypatch.setattr(QApplication, "beep", staticmethod(lambda: beeps.append(1)))
+    base = dict(t=1.0, timestamp=1.0, received=1.0, valid=True, lesion="lesion_1", tip_ct=np.array([-5.0, 0, 10]),
+                direction_ct=np.array([0, 0, -1.0]), projected_end_ct=np.array([-5.0, 0, 0]),
+                tip_to_target_mm=10.0, miss_mm=0.0, angle_deg=0.0)
+    breach = GuidanceState(**base, breach=True, breach_where="tip", breach_structure="portal_vein",
+                           breach_distance_mm=1.3, breach_margin_mm=1.1)
+    caution = GuidanceState(**base, caution=True, caution_structure="portal_vein", caution_distance_mm=4.2,
+                            caution_margin_mm=5.0, caution_ahead_mm=3.0)
+    clear = GuidanceState(**base)
+    assert not panel.sound_box.isChecked()
+    w.guidance._show(breach)
+    assert beeps == []                                   # off by default
+    w.guidance._show(clear)
+    panel.sound_box.setChecked(True)
+    for state in (breach, breach, breach, caution, clear, breach):
+        w.guidance._show(state)
+    assert len(beeps) == 2
+
+
+def test_slices_follow_the_needle_tip_and_the_probe_waits(qtbot, case):
+    """With "slices follow the needle tip" ticked (the default) a valid needle state puts the
+    crosshair of every slice view on the tip and probe following pauses; unticked, or the needle
+    lost, the crosshair stays and the probe may lead again."""
+    import time as _time
+
+    from planner.guidance.guidance_state import GuidanceState
+    from gui.views.probe_geometry import FOLLOW_INTERVAL_MS
+    w, panel = guided_window(qtbot, case, size=(1366, 768))
+    base = dict(t=1.0, timestamp=1.0, received=1.0, lesion="lesion_1", direction_ct=np.array([0, 0, -1.0]),
+                projected_end_ct=np.array([-5.0, 0, 0]), tip_to_target_mm=10.0, miss_mm=0.0, angle_deg=0.0)
+    assert panel.follow_tip_box.isChecked()
+    tip = np.array([-12.5, 31.0, 8.0])
+    w.guidance._show(GuidanceState(**base, valid=True, tip_ct=tip))
+    assert np.allclose(w.session.cursor_lps, tip)
+    assert all(np.allclose(v.cursor_lps, tip) for v in w.views.values())
+    assert w.needle_follow and not w.following()
+    _time.sleep(FOLLOW_INTERVAL_MS / 1000 + 0.01)
+    w.guidance._show(GuidanceState(**base, valid=False, tip_ct=tip + 20))       # lost: stays put
+    assert np.allclose(w.session.cursor_lps, tip) and not w.needle_follow
+    panel.follow_tip_box.setChecked(False)
+    _time.sleep(FOLLOW_INTERVAL_MS / 1000 + 0.01)
+    w.guidance._show(GuidanceState(**base, valid=True, tip_ct=tip + 20))
+    assert np.allclose(w.session.cursor_lps, tip) and not w.needle_follow

@@ -12,11 +12,11 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
-from _gui_helpers import activate
+from _gui_helpers import activate, small_planning_case
 from gui.window.window_menus import DISCLAIMER
 from gui.window.main_window import MainWindow
 from gui.core.session import RegistrationState
-from registration.spatial.volume import LabelMap, Volume
+from registration.spatial.volume import Volume
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,31 +173,13 @@ def test_about_shows_version_and_disclaimer(window):
     assert __version__ in text and DISCLAIMER in text and "Decision support" in text
 
 
-def _planning_case():
-    """Body box, liver box, an 8 mm-radius lesion at the origin (1 mm voxels, LPS)."""
-    shape, origin = (61, 81, 101), (-50.0, -40.0, -30.0)
-    kji = np.indices(shape).astype(float)
-    lps = np.stack([kji[2] + origin[0], kji[1] + origin[1], kji[0] + origin[2]], -1)
-    r = np.linalg.norm(lps, axis=-1)
-    body = (np.abs(lps[..., 0]) < 45) & (np.abs(lps[..., 1]) < 35) & (np.abs(lps[..., 2]) < 28)
-    liver = (np.abs(lps[..., 0]) < 35) & (lps[..., 1] > -25) & (lps[..., 1] < 30) & (np.abs(lps[..., 2]) < 25)
-    ct = np.where(body, 40, -1000)
-    ct = np.where(liver, 60, ct)
-    ct = np.where(r <= 8, 20, ct).astype(np.int16)
-    lab = np.where(body, 1, 0)
-    lab = np.where(liver, 2, lab)
-    lab = np.where(r <= 8, 3, lab).astype(np.uint8)
-    return (Volume(ct, (1, 1, 1), origin),
-            LabelMap(lab, (1, 1, 1), origin, names={"body": 1, "liver": 2, "lesion_1": 3}))
-
-
 @pytest.mark.slow
 def test_export_plan_writes_the_planner_files(window, qtbot, tmp_path):
     w = window
     w.export_plan(tmp_path / "nothing")
     assert "label map" in w.reporter.history[-1][1]           # refused: no CT/labels yet
     assert not (tmp_path / "nothing").exists()
-    ct, labels = _planning_case()
+    ct, labels = small_planning_case()
     w.set_ct(ct, labels)
     reg = RegistrationState(np.eye(4), "landmarks", tre_mm=2.0)
     w.set_registration(reg)

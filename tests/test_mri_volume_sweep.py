@@ -52,3 +52,12 @@ def test_each_slice_keeps_its_own_imaged_region():
     ijk = np.rint(vol.lps_to_index(marked.points_ref)).astype(int)
     assert np.all(vol.array[ijk[:, 2], ijk[:, 1], ijk[:, 0]] > 0)
     assert np.all(marked.u[~marked.fan] == 0)
+
+
+def test_an_mr_registration_looks_for_shadows_on_a_freehand_sweep_only():
+    from registration.align.mr_us import prepare_sweep
+    vol_sweep = prepare_sweep(sweep_from_volume(_cone_volume()))
+    assert vol_sweep.metadata.get("zero_is_outside") and not vol_sweep.metadata.get("drop_shadows")
+    free = make_sweep(n=8)
+    assert prepare_sweep(free).metadata.get("drop_shadows")
+    assert not prepare_sweep(free, "keep").metadata.get("drop_shadows")

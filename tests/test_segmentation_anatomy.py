@@ -83,21 +83,44 @@ def test_abdomen_20slice_against_totalsegmentator(abdomen):
     bone = _mask(result, ["bone"])
     skeleton = np.isin(ts.array, [v for k, v in n.items() if k.startswith(("rib_", "vertebrae_"))])
     bone_recall = float((bone & skeleton).sum()) / float(skeleton.sum())
-    vessels = _mask(result, VESSEL_NAMES)
-    # vessel voxels at least 1.5 mm inside the reference's vessel (its wall is a judgement call)
-    core = {name: depth_mm(ts.array == n[name], ct.spacing) >= 1.5
-            for name in ("portal_vein_and_splenic_vein", "inferior_vena_cava")}
-    cover = {name: float((vessels & c).sum()) / float(c.sum()) for name, c in core.items()}
+    cover = _vessel_cover(ct, ts, result)
     print(f"\nliver Dice {liver_dice:.3f}, bone recall {bone_recall:.3f}, vessel cover {cover}, "
           f"measures {result.measures}, warnings {result.warnings}")
     assert liver_dice >= 0.90
     assert bone_recall >= 0.95
     assert cover["portal_vein_and_splenic_vein"] >= 0.85
-    # This CT's IVC has the liver's own HU (TotalSegmentator: median 94 HU, liver 93 HU): no
-    # edge to find. The method must say so rather than claim it.
+    # This CT's IVC has the liver's own HU (TotalSegmentator: median 94 HU, liver 93 HU) and the
+    # liver around it on two thirds of its rim: nothing in the image to find. The method must
+    # say so rather than claim it (and not take the caudate lobe beside it for it).
     assert cover["inferior_vena_cava"] < 0.85 and "ivc" not in result.names
     assert any("IVC not found" in w for w in result.warnings)
     assert any("reaches the highest slice" in w for w in result.warnings)
+
+
+def _vessel_cover(ct, ts, result) -> dict:
+    """Share of the reference's vessel voxels lying >= 1.5 mm inside it (its wall is a judgement
+    call) that our vessel labels cover: per vessel and for the portal/splenic vein and IVC together."""
+    n = ts.names
+    vessels = _mask(result, VESSEL_NAMES)
+    core = {name: depth_mm(ts.array == n[name], ct.spacing) >= 1.5
+            for name in ("portal_vein_and_splenic_vein", "inferior_vena_cava")}
+    cover = {name: float((vessels & c).sum()) / float(c.sum()) for name, c in core.items()}
+    both = core["portal_vein_and_splenic_vein"] | core["inferior_vena_cava"]
+    cover["portal_splenic_and_ivc"] = float((vessels & both).sum()) / float(both.sum())
+    return cover
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 13 figure not met on abdomen-20slice: the IVC has the liver's "
+                                       "HU and no fat around it over these 40 mm, so it is not found and "
+                                       "the portal/splenic + IVC coverage is 0.32 (docs/segmentation.md)")
+def test_abdomen_20slice_portal_splenic_and_ivc_coverage(abdomen):
+    """The issue's figure: our vessels cover >= 85 % of the TotalSegmentator portal/splenic vein
+    AND IVC voxels lying >= 1.5 mm inside them."""
+    ct, ts, result = abdomen
+    cover = _vessel_cover(ct, ts, result)
+    print(f"\nportal/splenic + IVC coverage {cover['portal_splenic_and_ivc']:.3f} ({cover})")
+    assert cover["portal_splenic_and_ivc"] >= 0.85
 
 
 @pytest.mark.slow
@@ -127,9 +150,16 @@ def test_demo_case_liver_and_vessels(demo):
     liver_dice = _dice(result.liver_region, liver_truth)
     big = large_vessels(veins, ct.spacing)                        # >= 3 mm wide (local thickness)
     recall = float((_mask(result, VESSEL_NAMES) & big).sum()) / float(big.sum())
-    print(f"\ndemo: liver Dice {liver_dice:.3f}, veins >= 3 mm recalled {recall:.3f}, {result.warnings}")
+    heart_dice = _dice(_mask(result, ["heart"]), t == truth.names["heart"])
+    ivc_dice = _dice(_mask(result, ["ivc"]), t == truth.names["ivc"])
+    print(f"\ndemo: liver Dice {liver_dice:.3f}, veins >= 3 mm recalled {recall:.3f}, heart Dice "
+          f"{heart_dice:.3f}, IVC Dice {ivc_dice:.3f}, {result.warnings}")
     assert liver_dice >= 0.93
     assert recall >= 0.90
+    assert heart_dice >= 0.85                   # a hard structure of the planner
+    assert ivc_dice >= 0.75
+    # the liver keeps out of the heart
+    assert (result.liver_region & (t == truth.names["heart"])).sum() <= 0.005 * result.liver_region.sum()
     # bone may take a partial-volume rim where a rib touches the liver, no more
     assert (_mask(result, ["bone"]) & liver_truth).sum() <= 0.01 * liver_truth.sum()
 
@@ -151,6 +181,12 @@ def test_demo_arterial_phase_tells_portal_from_hepatic(demo):
 #: gallbladder under it (tests/test_segmentation_lesion.py uses the same clicks).
 CRLM_FOCI = [(-107.4, 35.1, -270.0), (-89.0, -4.0, -215.0)]
 CRLM_GALLBLADDER = (-52.4, -48.6, -315.0)
+#: The IVC's centre, read on the slices: below the liver, fat around it (slices 6, 14); inside
+#: the liver, a few HU brighter than it (slices 26, 31; its course there is interpolated).
+CRLM_IVC = [(-13.3, -17.5, -345.0), (-14.9, -12.8, -305.0), (-24.5, -2.4, -245.0), (-26.1, -1.6, -220.0)]
+#: The heart's chambers on the slices of the liver's dome and above it (right ventricle on slice
+#: 34, left ventricle on 37 and 38): the liver, and liver vessels, were found there before.
+CRLM_HEART = [(24.9, -44.6, -205.0), (56.8, -28.7, -190.0), (56.8, -28.7, -185.0), (9.0, -52.6, -185.0)]
 
 
 @pytest.mark.slow
@@ -172,6 +208,16 @@ def test_real_contrast_ct_with_liver_foci(crlm, artifacts_dir):
         assert region[k, j, i], f"focus {p} outside the liver region"
     i, j, k = np.rint(ct.lps_to_index(CRLM_GALLBLADDER)).astype(int)
     assert not region[k, j, i], "the gallbladder was taken into the liver"
+    lab = result.labels.array
+    for name, points in (("ivc", CRLM_IVC), ("heart", CRLM_HEART)):
+        for p in points:
+            i, j, k = np.rint(ct.lps_to_index(p)).astype(int)
+            assert name in result.names and lab[k, j, i] == result.names[name], f"{p} is not {name}"
+            assert not region[k, j, i], f"{name} at {p} inside the liver region"
+    assert any("IVC: its course" in w and "interpolated" in w for w in result.warnings)
+    # no liver vessel above the liver's top (the IVC entering the heart was one)
+    top = int(np.nonzero(region.any(axis=(1, 2)))[0][-1])
+    assert not _mask(result, ("portal_vein", "hepatic_vein", "liver_vessel"))[top + 1:].any()
     _pictures(ct, result, artifacts_dir / "segmentation_crlm_1004.png")
 
 
@@ -184,7 +230,8 @@ def _pictures(ct, result, out: Path) -> None:
     ks = np.linspace(2, lab.shape[0] - 3, 8).astype(int)
     fig, axes = plt.subplots(2, 4, figsize=(16, 8))
     colours = {"liver": "yellow", "portal_vein": "red", "hepatic_vein": "blue", "liver_vessel": "red",
-               "aorta": "magenta", "ivc": "cyan", "bone": "white", "lung": "green", "bowel_gas": "orange"}
+               "aorta": "magenta", "ivc": "cyan", "bone": "white", "lung": "green", "bowel_gas": "orange",
+               "heart": "pink"}
     for ax, k in zip(axes.ravel(), ks):
         ax.imshow(ct.array[k], cmap="gray", vmin=-150, vmax=250)
         for name, colour in colours.items():

@@ -7,6 +7,7 @@ DICOM series, values saved without the -1024 intercept.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -59,11 +60,20 @@ def test_non_contrast_ct_is_refused_with_the_measured_hu(crlm):
 
 
 @pytest.mark.slow
-def test_chest_only_ct_has_no_liver(crlm):
-    chest = crlm.with_array(crlm.array[31:].copy())        # heart and lungs, the dome's tip
-    with pytest.raises(InputError, match="does not seem to cover the upper abdomen") as e:
-        segment_anatomy(chest)
-    assert "lung" in str(e.value)
+def test_chest_only_ct_says_only_the_dome_is_in_view(crlm):
+    """crlm slices 31-40: heart and lungs, with the liver's real dome on the lowest four slices.
+    The dome is segmented (it is liver, kept out of the heart) and the result says that only a
+    part of the liver is in view; nothing of the heart is taken for liver."""
+    chest = crlm.with_array(crlm.array[31:].copy())
+    result = segment_anatomy(chest)
+    per_slice = result.liver_region.sum(axis=(1, 2))
+    ml = result.liver_region.sum() * np.prod(chest.spacing) / 1000.0
+    assert 0.0 < ml < 500.0 and not per_slice[5:].any()           # the dome only, below the heart
+    assert any(re.match(r"only \d+ ml of liver in view", w) and "a chest CT shows its dome" in w
+               for w in result.warnings), result.warnings
+    assert any("reaches the lowest slice" in w for w in result.warnings)
+    assert "heart" in result.names
+    assert not (result.liver_region & (result.labels.array == result.names["heart"])).any()
 
 
 @pytest.mark.slow

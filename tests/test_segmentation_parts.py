@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from planner.anatomy.structures import risk_class_of
+from planner.anatomy.structures import HARD_CLASSES, risk_class_of
 from planner.segmentation.bone import cortex_seeds, segment_bone
+from planner.segmentation.cartilage import costal_cartilage
 from planner.segmentation.gas import air_components
-from planner.segmentation.great_vessels import track_tube
+from planner.segmentation.great_vessels import (BRIDGED, MAX_RIM_FRACTION, SEEN_BRIGHT, SEEN_FAT_BOUNDED,
+                                                 _rim_fraction, track_tube)
 from planner.segmentation.grid import make_work_grid
 from planner.segmentation.labelling import FIRST_LESION_VALUE, LABEL_VALUES
 from planner.segmentation.lungs import lung_labels
@@ -169,6 +171,68 @@ def test_tube_tracker_follows_a_disk_and_ignores_an_organ():
     assert not tube[:, 20:60, 20:70].any()
 
 
+def test_ivc_of_the_liver_hu_is_found_where_fat_bounds_it_and_bridged_through_the_liver():
+    """A vein of the liver's HU: a lumen only where fat surrounds it (slices 0-9), no edge
+    inside the liver (10-19: the vein mask is the whole organ there), brighter than the liver
+    near the heart (20-29). The track holds all three, the middle interpolated and said so."""
+    shape = (30, 120, 120)
+    sp = (1.0, 1.0, 2.0)
+    jj, ii = np.mgrid[0:120, 0:120]
+    centre = [(75.0, 60.0 + 0.2 * k) for k in range(30)]
+    tube = np.stack([np.hypot(jj - cj, ii - ci) <= 9.0 for cj, ci in centre])
+    vein = tube.copy()
+    vein[10:20, 40:110, 20:100] = True                       # the liver around it: no edge
+    bright = np.zeros(shape, bool)
+    bright[20:] = tube[20:]
+    axis = np.tile([80.0, 90.0], (30, 1))                     # centre i, vertebra front j
+    kinds = np.zeros(30, int)
+    out = track_tube(bright, axis, ((-45.0, 0.0), (-40.0, 5.0)), sp, min_radius_mm=6.0,
+                     fat_bounded=vein, bridge_mm=40.0, kinds=kinds)
+    assert kinds.tolist() == [SEEN_FAT_BOUNDED] * 10 + [BRIDGED] * 10 + [SEEN_BRIGHT] * 10
+    for part in (slice(0, 10), slice(10, 20), slice(20, 30)):
+        assert (out[part] & tube[part]).sum() >= 0.85 * tube[part].sum()
+        assert (out[part] & ~tube[part]).sum() <= 0.25 * tube[part].sum()
+    # without the bridge the gap stays empty; with the fat-bounded mask alone nothing is seen
+    # inside the organ
+    no_bridge = track_tube(bright, axis, ((-45.0, 0.0), (-40.0, 5.0)), sp, min_radius_mm=6.0,
+                           fat_bounded=vein)
+    assert not no_bridge[10:20].any() and no_bridge[:10].any()
+
+
+def test_a_lobe_of_the_liver_hu_is_not_a_vein():
+    """The rim test: a disk surrounded by fat vs the same disk as a lobe of an organ."""
+    sp = (1.0, 1.0, 2.0)
+    jj, ii = np.mgrid[0:80, 0:80]
+    disk = np.hypot(jj - 40, ii - 40) <= 9.0
+    assert _rim_fraction(disk, (40, 40, 9.0), sp) == 0.0
+    lobe = disk | (ii <= 40)                                 # half of its ring is organ
+    assert _rim_fraction(lobe, (40, 40, 9.0), sp) > MAX_RIM_FRACTION
+
+
+def test_cartilage_plate_found_and_the_heart_front_in_the_wall_is_not():
+    """Working grid of 2.4 mm blocks: a 12 mm cartilage plate hanging from a rib (the demo's
+    xiphoid is this thick) is cartilage; the front of a 60 mm thick organ that reaches into the
+    wall and touches a rib there (the heart on crlm-1004) is not, though its part within the
+    wall's depth is only 10 mm thick."""
+    sp = (2.4, 2.4, 1.5)
+    shape = (60, 100, 100)
+    kk, jj, ii = np.mgrid[0:shape[0], 0:shape[1], 0:shape[2]]
+    skin = np.where(jj >= 5, (jj - 5) * sp[1], 0.0)         # the body's front at j = 5 (+j posterior)
+    hu = np.where(skin > 0, 50.0, -1000.0)                  # muscle-like body
+    bone = np.zeros(shape, bool)
+    bone[10:50, 9:11, 10:26] = True                          # a rib 10-15 mm under the skin
+    plate = (kk >= 15) & (kk < 45) & (jj >= 8) & (jj < 13) & (ii >= 26) & (ii < 45)
+    hu[plate] = 130.0
+    ball = np.hypot(np.hypot((kk - 30) * sp[2], (jj - 5 - 65 / sp[1]) * sp[1]), (ii - 75) * sp[0]) <= 30.0
+    hu[ball] = 130.0                                         # its front 35 mm under the skin
+    bone[20:40, 18:20, 65:85] = True                         # a rib on it
+    hu[bone] = 800.0
+    cart = costal_cartilage(hu, skin, bone, np.zeros(shape, bool), 50.0, sp)
+    assert (cart & plate).sum() >= 0.8 * plate.sum()
+    front = ball & (skin <= 45.0)
+    assert (cart & ball).sum() <= 0.05 * front.sum()
+
+
 def test_label_values_leave_lesions_free_and_names_are_risk_structures():
     assert max(LABEL_VALUES.values()) < FIRST_LESION_VALUE == 21
     assert len(set(LABEL_VALUES.values())) == len(LABEL_VALUES)
@@ -180,5 +244,7 @@ def test_label_values_leave_lesions_free_and_names_are_risk_structures():
 
 def test_every_automatic_name_has_its_risk_class():
     assert risk_class_of("ivc") == "vessel"
+    assert risk_class_of("heart") == "heart" and "heart" in HARD_CLASSES
+    assert all(risk_class_of(name) is not None for name in LABEL_VALUES)
     assert risk_class_of("liver_vessel") == "vessel"
     assert risk_class_of("bowel_gas") == "bowel"

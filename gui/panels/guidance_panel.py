@@ -17,7 +17,10 @@ INVALID, stale or uncalibrated. The needle on the views:
 """
 from __future__ import annotations
 
+import time
 from typing import Optional
+
+import numpy as np
 
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QFont
@@ -43,6 +46,7 @@ from gui.core.guidance_text import (
     numbers,
 )
 from gui.core.needle_guidance import NeedleGuidance
+from gui.views.probe_geometry import FOLLOW_INTERVAL_MS
 
 from .docking import add_left_dock
 from .guidance_setup import GuidanceSetupMixin
@@ -66,6 +70,7 @@ class GuidancePanel(GuidanceSetupMixin, QWidget):
         self.needle3d = None
         self._beeped = False
         self._guide_shown = None
+        self._last_tip_follow = 0.0
         self._build()
         guidance.state_changed.connect(self.show_state)
         guidance.setup_changed.connect(self._setup_changed)
@@ -103,8 +108,15 @@ class GuidancePanel(GuidanceSetupMixin, QWidget):
         self.sound_box = QCheckBox("beep on breach")
         self.sound_box.setObjectName("guidance_sound")
         self.sound_box.setChecked(False)
+        self.follow_tip_box = QCheckBox("slices follow the needle tip")
+        self.follow_tip_box.setObjectName("guidance_follow_tip")
+        self.follow_tip_box.setToolTip("while the needle is tracked the three CT slices go through its tip "
+                                       "(instead of following the probe)")
+        self.follow_tip_box.setChecked(True)
+        self.follow_tip_box.toggled.connect(lambda on: self._follow_tip(self.guidance.state if on else None))
         row2.addWidget(self.calibration_button)
         row2.addWidget(self.sound_box)
+        row2.addWidget(self.follow_tip_box)
         for w in (self.plan_label,):
             grid.addWidget(w)
         grid.addLayout(row)
@@ -182,6 +194,23 @@ class GuidancePanel(GuidanceSetupMixin, QWidget):
         if v3 is not None:
             v3.set_trajectories([(path.entry_ct, path.target_ct)] if path.safe else [])
 
+    def _follow_tip(self, state) -> None:
+        """The slice views through the tracked needle tip (at most every ``FOLLOW_INTERVAL_MS``),
+        while "slices follow the needle tip" is ticked and the state is valid; the window's
+        probe following pauses meanwhile (the two would fight over the crosshair)."""
+        on = state is not None and state.valid and self.follow_tip_box.isChecked()
+        self.window.needle_follow = on
+        if not on:
+            return
+        now = time.perf_counter()
+        if (now - self._last_tip_follow) * 1000 < FOLLOW_INTERVAL_MS:
+            return
+        self._last_tip_follow = now
+        tip = np.asarray(state.tip_ct, float)
+        self.window.set_cursor(tip)
+        for view in self.window.views.values():
+            view.ensure_visible(tip)
+
     def show_state(self, state) -> None:
         """Panel, view overlays and 3D needle for ``state`` (GuidanceState or None), together."""
         a = alert(state)
@@ -211,6 +240,7 @@ class GuidancePanel(GuidanceSetupMixin, QWidget):
         if breach and not self._beeped and self.sound_box.isChecked():
             QApplication.beep()
         self._beeped = breach
+        self._follow_tip(state)
         level = None if a is None else a.level
         for o in self.overlays:
             o.set_state(state)

@@ -20,6 +20,13 @@ this module holds the widgets and their wiring:
   and the TRE at each MR lesion are shown.
 * **MR on US**: the ultrasound view overlays the MR (on the CT grid through
   ``mr_to_ct``) instead of the CT.
+* **CT / MR beside the US**: what the fused view next to the ultrasound shows in the
+  probe's plane (:meth:`gui.views.fused_view.FusedCTView.show_image`).
+* **MR landmarks**: while the Registration panel picks landmarks, a click on the MR
+  view gives the pair's first point (carried onto the CT through ``mr_to_ct``); the
+  landmark fit then starts "Register MR to sweep" through ``inv(mr_to_ct)``.
+* A DICOM study with several series is listed and one chosen
+  (:mod:`.mr_series_dialog`: sequence, TR/TE, weighting, contrast phase).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ import numpy as np
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QGridLayout,
@@ -45,26 +53,26 @@ from gui.views.display import DisplayVolume
 from gui.views.mr_view import (
     MR_ONLY_COLOUR,
     MRSliceView,
-    mr_on_ct_grid,
     mr_window_level,
 )
 from registration.spatial.errors import InputError
 from registration.spatial.transforms import apply, invert
 
 from .docking import add_left_dock
+from .mr_links import MRLinks
 
 _COLUMNS = ("lesion", "seen on", "size mm", "MR->CT mm")
 
 
-def _load_mr_for_display(path, progress=None):
+def _load_mr_for_display(path, series_uid=None, progress=None):
     """(MR Volume, DisplayVolume, (window, level)): everything off the GUI thread."""
     from registration.io.mr_io import load_mr
-    mr = load_mr(path, progress=progress)
+    mr = load_mr(path, series_uid, progress=progress)
     mr.metadata.setdefault("source", str(path))
     return mr, DisplayVolume(mr), mr_window_level(mr)
 
 
-class MRPanel(QWidget):
+class MRPanel(MRLinks, QWidget):
     """Widgets of the MR dock; ``window`` is the MainWindow (ct, labels, sweep, registration)."""
 
     def __init__(self, window, parent=None):
@@ -100,6 +108,11 @@ class MRPanel(QWidget):
         self.overlay_box = QCheckBox("MR on US (instead of the CT)")
         self.overlay_box.setObjectName("mr_on_us")
         self.overlay_box.toggled.connect(lambda on: self._act("MR on US", self.set_mr_on_us, on))
+        self.fused_choice = QComboBox()
+        self.fused_choice.setObjectName("mr_fused_choice")
+        self.fused_choice.addItems(["CT beside the US", "MR beside the US"])
+        self.fused_choice.currentIndexChanged.connect(
+            lambda i: self._act("Image beside the US", self.show_beside_us, "MR" if i == 1 else "CT"))
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setObjectName("mr_lesion_table")
         self.table.setHorizontalHeaderLabels(list(_COLUMNS))
@@ -110,10 +123,12 @@ class MRPanel(QWidget):
         lay.addWidget(self.info)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.overlay_box)
+        lay.addWidget(self.fused_choice)
         lay.addWidget(self.table)
         lay.addWidget(self.verdict)
         for v in window.views.values():
             v.cursor_moved.connect(self._follow_ct_cursor)
+        self.view.point_clicked.connect(self._mr_clicked)
         self._update_buttons()
 
     # ------------------------------------------------------------ actions
@@ -127,9 +142,29 @@ class MRPanel(QWidget):
         if path:
             self._act(title, fn, path)
 
-    def open_mr(self, path) -> None:
-        """Load the MR in a worker and show it."""
-        self.window.run_worker("Open MR", _load_mr_for_display, self._mr_loaded, path)
+    def open_mr(self, path, series_uid: Optional[str] = None) -> None:
+        """Load the MR in a worker and show it. A DICOM study with several series is listed
+        first (a worker, headers only) and the user chooses one (:class:`MRSeriesDialog`)."""
+        import os
+
+        from registration.io.mr_io import is_image_file
+        path = os.fspath(path)
+        if series_uid is None and not is_image_file(path):
+            from registration.io.mr_series import list_mr_series
+            folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+            self.window.run_worker("List MR series", list_mr_series, lambda series: self._series_listed(
+                path, folder, series), folder)
+            return
+        self.window.run_worker("Open MR", _load_mr_for_display, self._mr_loaded, path, series_uid)
+
+    def _series_listed(self, path, folder, series) -> None:
+        if len(series) <= 1:
+            self.window.run_worker("Open MR", _load_mr_for_display, self._mr_loaded, path, None)
+            return
+        from .mr_series_dialog import MRSeriesDialog
+        self.series_dialog = dlg = MRSeriesDialog(series, folder, self)
+        dlg.accepted.connect(lambda: self._act("Open MR", self.open_mr, folder, dlg.chosen_uid()))
+        dlg.open()
 
     def _mr_loaded(self, result) -> None:
         mr, display, (w, level) = result
@@ -222,21 +257,6 @@ class MRPanel(QWidget):
                              f"TRE {t.tre_registration_mm:.1f} mm rms")
         self.verdict.setText("; ".join(parts))
 
-    def set_mr_on_us(self, on: bool) -> None:
-        """Overlay the MR (on the CT grid through mr_to_ct) on the US instead of the CT."""
-        w = self.window
-        if not on:
-            if w.ct is not None:
-                w.us_view.set_ct(w.ct, w.labels)
-            return
-        if self.mr is None or self.mr_to_ct is None or w.ct is None:
-            self.overlay_box.blockSignals(True)
-            self.overlay_box.setChecked(False)
-            self.overlay_box.blockSignals(False)
-            raise InputError("the MR overlay needs the CT, the MR and MR->CT", fix="open them first")
-        vol = mr_on_ct_grid(self.mr, w.ct, self.mr_to_ct, w.us_view.ct_window, w.us_view.ct_level)
-        w.us_view.set_ct(vol, w.labels)
-
     # ------------------------------------------------------------ state
     def _follow_ct_cursor(self, lps_ct) -> None:
         if self.mr is not None and self.mr_to_ct is not None:
@@ -247,6 +267,7 @@ class MRPanel(QWidget):
         self.lesions_button.setEnabled(self.mr is not None and self.mr_to_ct is not None)
         self.register_button.setEnabled(self.mr is not None and self.mr_to_ct is not None)
         self.overlay_box.setEnabled(self.mr is not None and self.mr_to_ct is not None)
+        self.fused_choice.setEnabled(self.mr is not None and self.mr_to_ct is not None)
 
 
 def install(window) -> QDockWidget:

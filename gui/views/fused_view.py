@@ -12,6 +12,11 @@ registration or valid tracking it says why, as the US view does.
 
 ``ct_plane`` (float32 HU ``[rows, cols]`` on the overlay grid) and
 ``grid_to_ct`` (4x4, overlay pixels -> CT LPS mm) are what is shown.
+
+A second image on the CT's grid (the MR through ``mr_to_ct``, issue 18) can be
+shown instead (:meth:`FusedCTView.set_second_image`, :meth:`FusedCTView.show_image`,
+chosen in the MR dock): it is resliced on the same overlay grid, shown with its own
+window (its normalised 0..1 range), and the title says which image it is.
 """
 from __future__ import annotations
 
@@ -50,6 +55,9 @@ class FusedCTView(QWidget):
         self._img = self._outline = None
         self._anchors = {}
         self._fan: Optional[FanShape] = None
+        self.second_name: Optional[str] = None      # e.g. "MR": a second image on the CT grid
+        self._second = None                         # its OverlayEngine (own plane sampler)
+        self.shown = "CT"                           # "CT" or second_name
         source.frame_updated.connect(self.refresh)
 
     # ------------------------------------------------------------ model
@@ -64,6 +72,29 @@ class FusedCTView(QWidget):
             self.marks = marks
             self.update()
 
+    def set_second_image(self, volume, name: str) -> None:
+        """A second image on the CT's grid (values 0..1: black..white), e.g. the MR; None removes it."""
+        from .overlay import OverlayEngine
+        if volume is None:
+            self.second_name, self._second, self.shown = None, None, "CT"
+        else:
+            self._second = OverlayEngine(interpolation="linear")
+            self._second.set_data(volume, None)
+            self.second_name = str(name)
+        self.refresh()
+
+    def show_image(self, name: str) -> None:
+        """Show the CT ("CT") or the second image (its name) in the US plane."""
+        if name != "CT" and name != self.second_name:
+            have = "CT" + (f", {self.second_name}" if self.second_name else "")
+            raise ValueError(f"no image '{name}' to show (have {have})")
+        self.shown = name
+        self.refresh()
+
+    @property
+    def showing_second(self) -> bool:
+        return self.shown != "CT" and self._second is not None
+
     def refresh(self) -> None:
         """Reslice the CT in the source's current frame plane (called on every shown frame;
         skipped while this view is hidden, redone when it is shown)."""
@@ -76,8 +107,11 @@ class FusedCTView(QWidget):
             self.grid_to_ct = ov.grid_to_ct
             engine = self.source.engine
             # The overlay's own plane when it was resliced as this view wants it (one reslice a frame).
-            self.ct_plane = ov.ct if ov.interpolation == engine.interpolation else \
-                engine.ct_plane(ov.grid_to_ct, ov.ct.shape)
+            if self.showing_second:
+                self.ct_plane = self._second.ct_plane(ov.grid_to_ct, ov.ct.shape)
+            else:
+                self.ct_plane = ov.ct if ov.interpolation == engine.interpolation else \
+                    engine.ct_plane(ov.grid_to_ct, ov.ct.shape)
         else:
             self.ct_plane = self.grid_to_ct = None
         shape = self.source.frame_shape
@@ -93,7 +127,10 @@ class FusedCTView(QWidget):
         self._anchors = {}
         if self.ct_plane is None:
             return
-        gray = window_level(self.ct_plane, self.window, self.level)
+        if self.showing_second:
+            gray = window_level(self.ct_plane, 1.0, 0.5)       # the second image's 0..1 range
+        else:
+            gray = window_level(self.ct_plane, self.window, self.level)
         gray[self.ct_plane <= OUTSIDE_HU] = 0
         self._img = gray_to_qimage(gray)
         src = self.source
@@ -102,6 +139,10 @@ class FusedCTView(QWidget):
             self._outline = rgba_to_qimage(outline_rgba(lab, src._lut))
             if src.outline_alpha.get("target", 0) > 0:
                 self._anchors = label_anchors(lab, target_values(src._labels.names))
+
+    @property
+    def shown_name(self) -> str:
+        return self.second_name if self.showing_second else "CT"
 
     def showEvent(self, event):  # noqa: N802
         if getattr(self, "_stale", True):
@@ -171,17 +212,17 @@ class FusedCTView(QWidget):
             self._draw_fan(p)
             self._draw_names(p, bounds)
             us_graphics._draw_marks(p, self)
-            draw_wrapped(p, QRectF(bounds.left(), bounds.top(), bounds.width() / 2 - 2, 0), "CT in US plane",
-                         QColor(235, 235, 235), bounds)
-            draw_label(p, bounds.bottomLeft(), f"W {self.window:.0f}  L {self.level:.0f}", QColor(235, 235, 235),
-                       bounds, align=Qt.AlignLeft | Qt.AlignBottom)
+            draw_wrapped(p, QRectF(bounds.left(), bounds.top(), bounds.width() / 2 - 2, 0),
+                         f"{self.shown_name} in US plane", QColor(235, 235, 235), bounds)
+            wl = "1-99.5 % range" if self.showing_second else f"W {self.window:.0f}  L {self.level:.0f}"
+            draw_label(p, bounds.bottomLeft(), wl, QColor(235, 235, 235), bounds, align=Qt.AlignLeft | Qt.AlignBottom)
             draw_wrapped(p, QRectF(bounds.center().x() + 2, bounds.top(), bounds.width() / 2 - 2, 0),
                          src.overlay.quality, us_graphics.OK_COLOUR, bounds, align=Qt.AlignRight)
         else:
             reason = src.reason_text if src.frame_shape is not None else "no sweep loaded"
             if reason in ("", "overlay switched off"):
                 reason = "no CT plane for this frame"
-            text = f"CT in the US plane: {reason.replace(': overlay off', '')}"
+            text = f"{self.shown_name} in the US plane: {reason.replace(': overlay off', '')}"
             draw_wrapped(p, QRectF(bounds.left(), bounds.top() + 0.3 * bounds.height(), bounds.width(), 0), text,
                          us_graphics.WARN_COLOUR, bounds, align=Qt.AlignHCenter)
         p.end()

@@ -18,6 +18,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+#: The slice views follow the probe (and a tracked needle tip) at up to ~7 updates per second:
+#: three slice repaints per US frame would halve its frame rate.
+FOLLOW_INTERVAL_MS = 150
+
 _MAX_OUTLINE_POINTS = 80
 _FACE_SLOPE = 1.0        # |d row / d col| below this on the fan's top edge = the transducer face
 

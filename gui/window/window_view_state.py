@@ -24,13 +24,12 @@ import numpy as np
 from PyQt5.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt5.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
-from gui.views.probe_geometry import FanShape, ProbeGeometry
+from gui.views.probe_geometry import FOLLOW_INTERVAL_MS, FanShape, ProbeGeometry
 from gui.views.qimage import WL_PRESETS
 from gui.views.structure_style import US_ALPHA
 from gui.views.us_graphics import COMPARE_KEY
 
 _ORGAN_ALPHA_ON = 150    # "other organs" ticked on the US: drawn, but fainter than targets and vessels
-FOLLOW_INTERVAL_MS = 150  # slice views follow frames at up to ~7 updates per second
 
 
 class _CompareKey(QObject):
@@ -180,7 +179,10 @@ class ViewStateMixin:
         self._follow()
 
     def following(self) -> bool:
-        return self.follow_probe and self.probe is not None and not self._picking()
+        """The slice views follow the probe: ticked, a probe on the CT, no landmark picking, and
+        not following a tracked needle tip instead (the guidance panel sets ``needle_follow``)."""
+        return self.follow_probe and self.probe is not None and not self._picking() \
+            and not getattr(self, "needle_follow", False)
 
     def _frame_fan(self, shape) -> FanShape:
         mask = self.us_view.fan_mask

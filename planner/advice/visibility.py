@@ -59,9 +59,17 @@ def acoustic_block_map(anatomy, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM) ->
     a gap between ribs narrower than the beam is no window); each grown voxel
     keeps the class of its nearest blocker.
     """
-    m = anatomy.masks
+    return block_map_from_masks(anatomy.ct.array, anatomy.masks, anatomy.spacing_kji, beam_halfwidth_mm)
+
+
+def block_map_from_masks(ct_hu: np.ndarray, masks, spacing_kji, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM
+                         ) -> np.ndarray:
+    """:func:`acoustic_block_map` from the CT (HU, ``[k, j, i]``) and the ``body``, ``lung`` and
+    ``bone`` masks alone (spacing in mm, k-j-i order): the planning starts it as soon as those
+    masks exist, before the rest of the anatomy (its distance maps) is built."""
+    m = masks
     block = np.zeros(m["body"].shape, np.int8)
-    block[(anatomy.ct.array < GAS_HU) & m["body"]] = BLOCK_GAS
+    block[(ct_hu < GAS_HU) & m["body"]] = BLOCK_GAS
     if "lung" in m:
         block[m["lung"]] = BLOCK_LUNG
     if "bone" in m:
@@ -70,12 +78,34 @@ def acoustic_block_map(anatomy, beam_halfwidth_mm: float = BEAM_HALFWIDTH_MM) ->
         return block
     box = bounding_box(m["body"], (1, 1, 1))
     sub = block[box]
-    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=anatomy.spacing_kji,
-                                               return_indices=True)
-    grown = sub[idx[0], idx[1], idx[2]]
+    grown = sub.copy()
+    nearest = np.full(sub.shape, np.inf)
+    spacing = np.asarray(spacing_kji, float)
+    pad = np.ceil(beam_halfwidth_mm / spacing).astype(int) + 1
+    for cls in (BLOCK_BONE, BLOCK_LUNG, BLOCK_GAS):      # on a tie the first class named here wins
+        mc = sub == cls
+        if not mc.any():
+            continue
+        # only voxels within the beam's half-width of this class matter: its box grown by that much
+        crop = tuple(slice(max(int(a) - int(p), 0), min(int(b) + int(p) + 1, n))
+                     for a, b, p, n in zip(*_extent(mc), pad, sub.shape))
+        d = distance_transform_edt(~mc[crop], sampling=spacing)      # C kernel: releases the GIL
+        here = (d <= beam_halfwidth_mm) & (sub[crop] == 0) & (d < nearest[crop])
+        nearest[crop][here] = d[here]
+        grown[crop][here] = cls
     out = np.zeros_like(block)
-    out[box] = np.where(dist <= beam_halfwidth_mm, grown, 0)
+    out[box] = grown
     return out
+
+
+def _extent(mask: np.ndarray):
+    """(first, last) index per axis of a non-empty mask's voxels."""
+    first, last = [], []
+    for ax in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        first.append(idx[0])
+        last.append(idx[-1])
+    return first, last
 
 
 def cast_rays(maps, block: np.ndarray, origins: np.ndarray, ends: np.ndarray,

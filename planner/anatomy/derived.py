@@ -37,8 +37,9 @@ LARGE_VESSEL_DIAMETER_MM = 3.0  # DESIGN section 7: keep 5 mm from vessels >= 3 
 
 def bounding_box(mask: np.ndarray, margin_vox=(0, 0, 0)) -> tuple:
     """Slices ``[k, j, i]`` around the True voxels, grown by ``margin_vox`` (k, j, i)."""
-    idx = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0], \
-        np.nonzero(mask.any(axis=(0, 1)))[0]
+    k = np.flatnonzero(mask.any(axis=(1, 2)))
+    rows = mask[k[0]:k[-1] + 1].any(axis=0)          # [j, i]: one pass over the slices that hold voxels
+    idx = k, np.flatnonzero(rows.any(axis=1)), np.flatnonzero(rows.any(axis=0))
     return tuple(slice(max(0, int(a[0]) - m), min(n, int(a[-1]) + 1 + m))
                  for a, m, n in zip(idx, margin_vox, mask.shape))
 
@@ -91,7 +92,7 @@ def split_gas(gas: np.ndarray, spacing_ijk) -> tuple:
     lung = np.zeros_like(gas)
     if n == 0:
         return lung, gas.copy()
-    sizes = ndimage.sum_labels(gas, lab, index=np.arange(1, n + 1)) * vox_ml
+    sizes = np.bincount(lab[gas], minlength=n + 1)[1:] * vox_ml     # voxels per component
     edge = set(np.unique(lab[0])) | set(np.unique(lab[-1]))
     is_lung = np.zeros(n + 1, bool)
     for c in range(1, n + 1):

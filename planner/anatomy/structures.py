@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -160,15 +160,18 @@ class _Classes:
 
 def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
                   bone_hu: float = BONE_HU, gas_hu: float = GAS_HU,
-                  labels_path=None, extra_masks: Optional[Dict[str, np.ndarray]] = None) -> Anatomy:
+                  labels_path=None, extra_masks: Optional[Dict[str, np.ndarray]] = None,
+                  masks_ready: Optional[Callable[[Dict[str, np.ndarray]], None]] = None) -> Anatomy:
     """Masks per risk class + distance maps (mm) for a CT and a label map on its grid.
 
     ``derive``: add bone, lung and bowel gas from CT intensities (HU thresholds
     ``bone_hu``, ``gas_hu``). ``extra_masks`` ({class: bool array on the grid})
     are OR-ed into the classes; an extra ``vessel_large`` replaces the
     local-thickness estimate (used when planning on a resampled grid, see
-    :func:`planner.paths.planning_grid.planning_grid`). Raises InputError when
-    the grids differ or there is no liver label.
+    :func:`planner.paths.planning_grid.planning_grid`). ``masks_ready(masks)`` is
+    called once body, bone, lung and gas are final (before the large vessels and the
+    distance maps: the planning starts the acoustic block map there). Raises InputError
+    when the grids differ or there is no liver label.
     """
     if not ct.same_grid(labels):
         raise InputError("the label map is not on the CT grid "
@@ -182,6 +185,8 @@ def build_anatomy(ct: Volume, labels: LabelMap, *, derive: bool = True,
     if derive:
         _derive_bone(ct, body, classes, bone_hu)
         _derive_gas(ct, body, classes, gas_hu)
+    if masks_ready is not None:
+        masks_ready(dict(classes.masks))
     notes = _add_large_vessels(classes, ct.spacing, extra_masks, body)
     notes += [f"no {cls} in the label map or CT: not checked" for cls in HARD_CLASSES if cls not in classes.masks]
     return Anatomy(ct=ct, labels=labels, masks=classes.masks, distance_mm=_distance_maps(classes.masks, ct.spacing),

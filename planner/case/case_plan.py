@@ -18,9 +18,9 @@ import datetime as _dt
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -57,12 +57,12 @@ DEFAULT_MAX_PLANNING_VOXELS = 12_000_000
 #: Expected seconds per planning stage, for the progress bar's shares (only their ratios matter;
 #: measured on the demo case: benchmarks/results/planning.md#progress-weights). Per lesion:
 #: LESION_STAGES, in plan_lesion's order.
-CASE_STAGE_S = {"grid": 6.0, "anatomy": 6.5, "inputs": 2.5, "ranking": 0.1}
+CASE_STAGE_S = {"grid": 1.6, "anatomy": 4.0, "inputs": 2.8, "ranking": 0.02}
 #: Lesions planned at once by threads (numpy, scipy and the KD-trees release the GIL); 1: one by one.
 PLAN_THREADS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
-LESION_STAGES = (("maps", "safety margins", 3.2), ("paths", "needle paths", 0.2),
-                 ("visibility", "acoustic window", 0.1), ("us_paths", "probe positions", 0.65),
-                 ("ct_paths", "CT-guided paths", 0.05))
+LESION_STAGES = (("maps", "safety margins", 0.06), ("paths", "needle paths", 0.44),
+                 ("visibility", "acoustic window", 0.06), ("us_paths", "probe positions", 0.44),
+                 ("ct_paths", "CT-guided paths", 0.42))
 
 
 @dataclass
@@ -100,13 +100,18 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     full_labels = labels
     ct, labels, ct_arterial, extra, coarse, big_full = planning_grid(ct, labels, ct_arterial, max_planning_voxels)
     staged.begin("anatomy")
-    anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra)
     # on the second core while the rest is prepared and the first lesions' paths are checked: the
-    # acoustic block map (lesions wait for it at their visibility stage) and the full-resolution
-    # trees every path check needs
+    # acoustic block map (lesions wait for it at their visibility stage), started as soon as the
+    # body, bone, lung and gas masks exist, and the full-resolution trees every path check needs
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acoustic-block")
-    block = pool.submit(visibility.acoustic_block_map, anatomy)
-    pool.shutdown(wait=False)                     # its thread ends with this one task
+    started = []
+    grid_ct = ct
+    try:
+        anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra, masks_ready=lambda m: (
+            started.append(pool.submit(visibility.block_map_from_masks, grid_ct.array, m, grid_ct.spacing[::-1]))))
+        block = started[0] if started else pool.submit(visibility.acoustic_block_map, anatomy)
+    finally:
+        pool.shutdown(wait=False)                 # its thread ends with its one task
     oracle = ClearanceOracle(full_labels, anatomy, big_full)
     threading.Thread(target=_prepare_quietly, args=(oracle,), name="clearance-trees", daemon=True).start()
     if target_lps is not None:
@@ -139,28 +144,63 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
 def _plan_lesions(targets: List[PlanTarget], case: CaseInputs, per_lesion: StagedProgress):
     """(facts, plan entries, stats) of every target, in order. With ``PLAN_THREADS`` > 1 the lesions
     are planned by that many threads (the same results: each lesion's plan depends only on the case
-    inputs), and this thread reports each lesion's stages as that lesion is reached and done."""
+    inputs), and this thread reports every stage a worker begins, as it begins, at the share of the
+    lesions' work done by then (:func:`_lesion_work_done`): lesions run side by side, so reporting
+    them one after the other held the bar on the slowest first lesion and then jumped."""
     stats = [PlanStats() for _ in targets]
     if PLAN_THREADS < 2 or len(targets) < 2:
         out = [plan_lesion(t, case, s, stage=lambda key, n=n: per_lesion.begin(f"{n}:{key}"))
                for n, (t, s) in enumerate(zip(targets, stats))]
     else:
-        begun = [[] for _ in targets]       # stages each worker began, reported here in order
+        events: List[Tuple[int, str]] = []      # (lesion, stage key) in the order the workers began them
+        lock = threading.Lock()
+
+        def began(n: int, key: str) -> None:
+            with lock:
+                events.append((n, key))
         pool = ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="plan-lesion")
         try:
-            futures = [pool.submit(plan_lesion, t, case, s, stage=begun[n].append)
+            futures = [pool.submit(plan_lesion, t, case, s, stage=lambda key, n=n: began(n, key))
                        for n, (t, s) in enumerate(zip(targets, stats))]
-            out = []
-            for n, fut in enumerate(futures):
-                per_lesion.begin(f"{n}:{LESION_STAGES[0][0]}")
-                out.append(fut.result())
-                for key in begun[n]:
-                    if key != LESION_STAGES[0][0]:
-                        per_lesion.begin(f"{n}:{key}")
+            shown, pending = 0, set(futures)
+            while True:
+                with lock:
+                    new = events[shown:]
+                shown += len(new)
+                finished = [f.done() for f in futures]
+                for k, (n, key) in enumerate(new):
+                    with lock:
+                        so_far = events[:shown - len(new) + k + 1]
+                    per_lesion.report_fraction(_lesion_work_done(so_far, finished, len(targets)),
+                                               per_lesion.stages[_stage_index(n, key)].label)
+                if not pending:
+                    break
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for f in done:
+                    f.result()                          # a lesion's error stops the case now
+            out = [f.result() for f in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     total = PlanStats(sum(s.candidates_checked for s in stats), sum(s.evaluate_s for s in stats))
     return [f for f, _ in out], [lo for _, lo in out], total
+
+
+def _stage_index(n: int, key: str) -> int:
+    """Index of lesion ``n``'s stage ``key`` in the flattened per-lesion stages."""
+    return n * len(LESION_STAGES) + [k for k, _, _ in LESION_STAGES].index(key)
+
+
+def _lesion_work_done(events: List[Tuple[int, str]], finished: List[bool], n_lesions: int) -> float:
+    """Share (0-1) of all lesions' expected work done: per lesion, the weights of the stages it has
+    left (every stage before the last one begun; all of them once it is finished)."""
+    weights = {k: w for k, _, w in LESION_STAGES}
+    order = [k for k, _, _ in LESION_STAGES]
+    last = {}
+    for n, key in events:
+        last[n] = max(last.get(n, 0), order.index(key))
+    done = sum(sum(weights.values()) if finished[n] else sum(weights[k] for k in order[:i])
+               for n, i in last.items())
+    return done / (n_lesions * sum(weights.values()))
 
 
 def _prepare_quietly(oracle: ClearanceOracle) -> None:

@@ -153,8 +153,6 @@ def run(args) -> int:
                 raise InputError("already exists", path=os.path.join(out, name),
                                  fix="pass --force to overwrite or choose another --out folder")
     target = parse_target(args.target) if args.target else None
-    if not args.no_pdf:
-        prepare_pdf_in_background()     # issue 16: the PDF's imports and fonts load while we plan
     ct = load_ct(args.ct)
     # Both phases come from one exam in one scanner frame: resampled by physical position.
     arterial = load_arterial(args.ct_arterial, ct, lambda *a: True) if args.ct_arterial else None
@@ -174,6 +172,10 @@ def run(args) -> int:
         sweep = load_sweep(args.sweep)
     from . import plan_mr  # issue 18: MR lesions on the CT grid, their MR -> CT error in the registration rows
     labels, registration, mr_import = plan_mr.prepare(args, ct, labels, registration)
+    if not args.no_pdf:
+        # issue 16: the PDF's imports and fonts load while we plan (not before: imports hold the GIL,
+        # and the loading above is Python too; the planning's grids are numpy and C, which release it)
+        prepare_pdf_in_background()
     constraints = Constraints(max_length_mm=args.max_length_mm, needle_gauge=args.needle_gauge,
                               patient_position=args.patient_position, max_gantry_tilt_deg=args.max_gantry_tilt_deg)
     result = plan_case(ct, labels, ct_arterial=arterial, sweep=sweep, reference_to_ct=reference_to_ct,
@@ -261,12 +263,8 @@ def lesion_summary(les: dict) -> str:
 def rejected_lines(rejected: list) -> str:
     """The other rejected paths that came closest (plan.json ``rejected_candidates``), one line each
     with every rule it breaks and its margin: why the lesion has no safe path, checkable by a person."""
-    from planner.paths.rejected import candidate_label, rule_text
+    from planner.paths.rejected import rejected_path_lines
     if not rejected:
         return ""
-    lines = ["\n    other rejected paths, closest first (none is a plan):"]
-    for n, r in enumerate(rejected):
-        e = r["entry_ct"]
-        lines.append(f"\n      {candidate_label(n)}: {r['length_mm']:.0f} mm from entry ({e[0]:.1f}, {e[1]:.1f}, "
-                     f"{e[2]:.1f}): " + "; ".join(rule_text(v) for v in r["violations"]))
-    return "".join(lines)
+    return "\n    other rejected paths, closest first (none is a plan):" + "".join(
+        f"\n      {line}" for line in rejected_path_lines(rejected))

@@ -11,7 +11,10 @@ on the image left, anterior up for axial).
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import logging
 import os
 import textwrap
 from typing import Dict, Optional
@@ -19,6 +22,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from planner.paths.clearance import CAP_MM
+from planner.paths.rejected import rejected_path_lines
 
 from .report_views import draw_path_row, draw_us_overlay, layers_of
 
@@ -29,7 +33,7 @@ def _text_block(fig, x, y, lines, size=7.0, width=120, dy=None):
     dy = dy or size * 0.0019
     for line in lines:
         for k, part in enumerate(textwrap.wrap(line, width) or [""]):
-            fig.text(x + (0.02 if k else 0.0), y, part, fontsize=size, va="top", family="DejaVu Sans")
+            fig.text(x + (0.02 if k else 0.0), y, part, fontsize=size, va="top")
             y -= dy
     return y
 
@@ -250,6 +254,10 @@ def _lesion_pages(pdf, plan, anatomy, lesion_masks, Figure, sweep=None, referenc
                                                                "not a plan" if chosen else
                                                                ": no trajectory is drawn for this lesion.")], 10)
             y -= 0.04
+        rejected = l.get("rejected_candidates") or []
+        if rejected:
+            y = _text_block(fig, 0.05, y - 0.01, ["Other rejected paths, closest first (none is a plan):"]
+                            + ["  " + line for line in rejected_path_lines(rejected)], 6, width=165)
         mask = (lesion_masks or {}).get(l["name"])
         best = (vis.get("measured") or {}).get("best_frame")
         if sweep is not None and reference_to_ct is not None and best is not None and mask is not None:
@@ -304,6 +312,22 @@ def render_pdf(plan: dict, anatomy, lesion_masks: Optional[Dict[str, np.ndarray]
 
 
 _TITLE = "CT-US biopsy plan"
+#: The PDF's fonts: the standard Helvetica every PDF reader has (not embedded), so text is laid
+#: out from its metrics and written as strings instead of glyph by glyph (issue 16: text was a
+#: third of the report's time). It only has the Windows-1252 characters: a plan with any other
+#: (a lesion named in another script) is drawn with the embedded DejaVu Sans (:func:`pdf_rc`).
+_PDF_RC = {"pdf.use14corefonts": True, "font.family": "sans-serif", "font.sans-serif": ["Helvetica"]}
+_EMBEDDED_RC = {"pdf.use14corefonts": False, "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"]}
+
+
+def pdf_rc(plan: dict) -> dict:
+    """The matplotlib settings the report of ``plan`` is drawn with: the standard Helvetica when
+    every string of the plan is in Windows-1252 (what it can show), else the embedded DejaVu Sans."""
+    try:
+        json.dumps(plan, ensure_ascii=False).encode("cp1252")
+    except UnicodeEncodeError:
+        return _EMBEDDED_RC
+    return _PDF_RC
 
 
 def _creator(plan: dict) -> str:
@@ -311,24 +335,41 @@ def _creator(plan: dict) -> str:
 
 
 def prepare() -> None:
-    """Import the PDF backend and load the report's fonts now (~1 s of CPU once per process): the
-    command line calls it from a thread while it plans, and :mod:`.report_split` before forking,
-    so that the forked process inherits them."""
+    """Import the PDF backend and look up the report's fonts now (once per process): the command
+    line calls it from a thread while it plans, and :mod:`.report_split` before forking, so that
+    the forked process inherits them."""
+    import matplotlib
     from matplotlib import font_manager
     from matplotlib.backends import backend_pdf  # noqa: F401
     from matplotlib.figure import Figure  # noqa: F401
-    for weight in ("normal", "bold"):
-        font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight=weight)))
+    with matplotlib.rc_context(_PDF_RC), _quiet_font_lookup():
+        for weight in ("normal", "bold"):
+            font_manager.findfont(font_manager.FontProperties(weight=weight), fontext="afm")
+
+
+@contextlib.contextmanager
+def _quiet_font_lookup():
+    """Silence matplotlib's font-manager warnings while the report is drawn: the standard
+    Helvetica's metrics file calls its weight "Medium", so every lookup of the "normal" weight
+    logs a fallback to it (the right font; nothing to tell the user)."""
+    log = logging.getLogger("matplotlib.font_manager")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _render_part(plan, anatomy, lesion_masks, sweep, reference_to_ct, lesions, summary: bool,
                  registration: bool) -> bytes:
     """The summary page (``summary``), the pages of the lesions with indices ``lesions`` (None: all)
     and the registration page (``registration``, when registered), as one PDF."""
+    import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
     buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Title": _TITLE, "Creator": _creator(plan)}) as pdf:
+    with matplotlib.rc_context(pdf_rc(plan)), _quiet_font_lookup(), PdfPages(buf, metadata={"Title": _TITLE, "Creator": _creator(plan)}) as pdf:
         if summary:
             fig = Figure(figsize=(8.27, 11.69))
             _summary_page(fig, plan)

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from planner.anatomy.derived import bounding_box
 from planner.anatomy.structures import HARD_CLASSES, VESSEL_CLASS, Anatomy, risk_class_of
+from registration.spatial.lesions import label_mask
 from registration.spatial.volume import LabelMap
 
 #: Sampling step (mm) of the measured segment. Half of DESIGN's 0.5 mm, from both ends: the
@@ -66,6 +66,20 @@ class _Corners:
         self.w = np.prod(np.where(_OFFS[None, :, :] == 1, frac[:, None, :], 1.0 - frac[:, None, :]), axis=2)
 
 
+def _face_boundary(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` with a face neighbour outside it (beyond the array counts as outside):
+    ``mask & ~binary_erosion(mask, border_value=0)`` by six shifted ANDs, several times faster
+    than scipy's erosion on the large structures (issue 16)."""
+    p = np.pad(mask, 1)
+    inner = mask.copy()
+    for ax in range(3):
+        for lo, hi in ((0, -2), (2, None)):
+            sl = [slice(1, -1)] * 3
+            sl[ax] = slice(lo, hi)
+            inner &= p[tuple(sl)]
+    return mask & ~inner
+
+
 class _Source:
     """One structure mask on one grid, with a KD-tree of its boundary voxel centres (LPS)."""
 
@@ -74,8 +88,7 @@ class _Source:
         self.grid = grid
         box = bounding_box(mask, (1, 1, 1))
         sub = mask[box]
-        edge = sub & ~ndimage.binary_erosion(sub, border_value=0)
-        kji = np.argwhere(edge) + np.array([b.start for b in box])
+        kji = np.stack(np.nonzero(_face_boundary(sub)), axis=1) + np.array([b.start for b in box])
         ijk = np.c_[kji[:, ::-1].astype(float), np.ones(len(kji))]
         self.tree = cKDTree((ijk @ ijk_to_lps.T)[:, :3]) if len(kji) else None
 
@@ -206,7 +219,7 @@ class ClearanceOracle:
         if m is None:
             return None
         if values:
-            m = m & ~np.isin(self.anatomy.labels.array, values)
+            m = m & ~label_mask(self.anatomy.labels.array, values)
         return m if m.any() else None
 
     def corners(self, pts: np.ndarray) -> Dict[str, _Corners]:

@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from registration.spatial.lesions import label_mask
 from registration.spatial.volume import LabelMap, Volume
 
 OUTSIDE_CT_HU = -1024.0      # CT value given to planning-grid voxels outside the original CT (air)
@@ -31,7 +32,7 @@ def _fine_large_vessels(labels: LabelMap, ref_img):
     values = [v for n, v in labels.names.items() if risk_class_of(n) == VESSEL_CLASS]
     if not values:
         return None, None
-    big = large_vessels(np.isin(labels.array, values), labels.spacing)
+    big = large_vessels(label_mask(labels.array, values), labels.spacing)
     img = sitk.Resample(labels.with_array(big.view(np.uint8)).to_sitk(), ref_img, sitk.Transform(),
                         sitk.sitkNearestNeighbor, 0)
     return big, sitk.GetArrayFromImage(img).astype(bool)

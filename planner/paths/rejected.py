@@ -154,6 +154,18 @@ def candidate_label(n: int) -> str:
     return chr(ord("A") + n) if n < 26 else str(n + 1)
 
 
+def rejected_path_lines(rejected: List[dict]) -> List[str]:
+    """One line per rejected path of plan.json ``rejected_candidates`` (closest first): its label,
+    length, entry (CT LPS mm) and every rule it breaks with its margin, for the ``ctus plan``
+    text and the PDF: why the lesion has no safe path, checkable by a person."""
+    out = []
+    for n, r in enumerate(rejected):
+        e = r["entry_ct"]
+        out.append(f"{candidate_label(n)}: {r['length_mm']:.0f} mm from entry ({e[0]:.1f}, {e[1]:.1f}, "
+                   f"{e[2]:.1f}): " + "; ".join(rule_text(v) for v in r["violations"]))
+    return out
+
+
 def structure_words(name: str) -> str:
     """A label or class name as words: "hepatic_vein" -> "hepatic vein"."""
     return str(name).replace("_", " ")

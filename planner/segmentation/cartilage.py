@@ -9,9 +9,11 @@ paths to the liver enter, so a plan from labels without it can cross it.
 What tells it apart (heuristic, from anatomy): it lies in the body wall (at
 most :data:`WALL_DEPTH_MM` under the skin), is denser than skeletal muscle by
 :data:`ABOVE_MUSCLE_HU` (muscle barely enhances; cartilage matrix is denser),
-is thin (no ball of radius :data:`MAX_RADIUS_MM` fits in it: organs that touch
-a rib, the spleen, kidney or heart, are thick and are left out with a
-one-voxel rim) and is attached to a rib: only candidate components within
+is thin (no ball of radius :data:`MAX_RADIUS_MM` fits in it, measured from
+the candidate's surface, not from voxel centres, and over the whole dense
+region, not only its part in the wall: organs that touch a rib, the spleen,
+kidney or heart, are thick and are left out with a one-voxel rim)
+and is attached to a rib: only candidate components within
 :data:`RIB_CONTACT_MM` of bone are kept, or the ones in the front of the wall
 within :data:`MIDLINE_MM` of the midline (the xiphoid process, cartilage
 into middle age, hangs from the sternum's lower end and may touch no rib;
@@ -43,13 +45,20 @@ def costal_cartilage(hu_w: np.ndarray, skin_depth_w: np.ndarray, bone_w: np.ndar
     """
     threshold = float(muscle_hu) + ABOVE_MUSCLE_HU
     midline = anterior_midline(skin_depth_w > 0, spacing_w)
-    cand = (hu_w >= threshold) & ((hu_w < CORTEX_HU) | midline) & (skin_depth_w > 0) & \
-        (skin_depth_w <= WALL_DEPTH_MM) & ~excluded_w & ~bone_w
+    dense = (hu_w >= threshold) & ((hu_w < CORTEX_HU) | midline) & (skin_depth_w > 0) & ~excluded_w & ~bone_w
+    cand = dense & (skin_depth_w <= WALL_DEPTH_MM)
     if not cand.any():
         return cand
     # the opening keeps the thick organs' own shape: one voxel more takes their partial-volume rim,
-    # not a cartilage lying against them (the xiphoid against the heart)
-    thick = dilate_mm(open_mm(cand, spacing_w, MAX_RADIUS_MM), spacing_w, max(spacing_w))
+    # not a cartilage lying against them. Distances run between voxel centres, so a block
+    # surviving an erosion by r lies r + half a block inside the candidate's surface: the ball
+    # is widened by half an in-plane block (the wall's structures are thin across the wall,
+    # which runs along the slices; else a 10 mm xiphoid on 2.4 mm blocks, whose middle block
+    # is 7.2 mm from the outside, passed for a thick organ)
+    # Thickness is judged on the whole dense region, not on its part within the wall: the
+    # heart cut at the wall's depth is a thin shell, not cartilage.
+    radius = MAX_RADIUS_MM + 0.5 * float(max(spacing_w[:2]))
+    thick = dilate_mm(open_mm(dense, spacing_w, radius), spacing_w, max(spacing_w))
     thin = cand & ~thick
     lab, sizes = label_components(thin, full_connectivity=True)
     if sizes.size == 0:

@@ -12,7 +12,8 @@ vessels cannot be segmented, and planning without them would call paths safe
 that are not checked against vessels. The liver must have a plausible volume
 and lie in the body's right half, below the chest: a chest-only or head CT
 is refused with what was seen instead. A liver cut by the scan's top or bottom
-is accepted with a warning. Thresholds are heuristics (docs/segmentation.md).
+is accepted with a warning, one more when less than :data:`PARTIAL_LIVER_ML` of
+it is in view (an adult liver holds 1-2 l; a chest CT shows its dome). Thresholds are heuristics (docs/segmentation.md).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ MIN_LIVER_ML = 100.0
 MIN_RIGHT_FRACTION = 0.55      # share of the liver on the body's right half
 MAX_THORACIC_FRACTION = 0.5    # share of the liver on slices that are mostly lung
 FOV_CUT_FRACTION = 0.1
+PARTIAL_LIVER_ML = 500.0       # a liver cut by the scan and smaller than this: only a part in view
 
 _FIX_SERIES = "load the portal-venous series of an abdominal CT (in a folder with several series: --series UID)"
 
@@ -106,4 +108,9 @@ def check_liver(liver: Optional[np.ndarray], trunk: np.ndarray, lung: np.ndarray
         warnings.append("the liver reaches the lowest slice: it continues below the scan")
     if per_slice[-1] > 0:
         warnings.append("the liver reaches the highest slice: its dome is above the scan")
+    ml = float(liver.sum()) * vox_ml
+    if warnings and ml < PARTIAL_LIVER_ML:
+        warnings.append(f"only {ml:.0f} ml of liver in view ({what}): the CT shows only a part of it "
+                        "(a chest CT shows its dome); the rest of the liver and its lesions are not "
+                        "segmented")
     return warnings

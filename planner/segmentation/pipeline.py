@@ -13,6 +13,7 @@ Order and why (each step in its own module):
 5. liver on the working grid (kept out of bone, air and the heart
    (:mod:`.heart`)), checked (:mod:`.checks`), redrawn at full resolution
    (:mod:`.liver_refine`);
+   costal cartilage (:mod:`.cartilage`), the heart as a structure (:mod:`.heart`);
 6. vessels of the liver and its hilum at full resolution, the portal system
    followed outside the liver on the working grid, portal/hepatic split
    (:mod:`.vessel_split`);
@@ -84,7 +85,7 @@ class _Clock:
 def segment_anatomy(ct: Volume, *, arterial: Optional[Volume] = None, liver_seed_lps=None,
                     progress: Optional[ProgressFn] = None, cancel=None,
                     path=None) -> AnatomySegmentation:
-    """Body, lungs, bowel gas, bone, liver, liver vessels, aorta and IVC of a contrast CT.
+    """Body, lungs, bowel gas, bone, liver, liver vessels, aorta, IVC and heart of a contrast CT.
 
     ``arterial`` (optional, any grid; resampled by physical position) lets the
     portal and hepatic veins be told apart by their enhancement;
@@ -110,6 +111,8 @@ def segment_anatomy(ct: Volume, *, arterial: Optional[Volume] = None, liver_seed
     clock.step("liver", 0.7)
     stages.cartilage_step(st)
     clock.step("costal cartilage", 0.75)
+    stages.heart_step(st)
+    clock.step("heart", 0.8)
     stages.vessel_step(st, arterial)
     clock.step("liver vessels", 0.9)
     labels, names = paint_labels(st)

@@ -21,9 +21,9 @@ from .bone import ABOVE_VESSEL_HU, CORTEX_HU, HULL_INSET_MM, LOW_CORTEX_HU, cort
 from .spine import spine_outline
 from .checks import check_enhancement, check_field_of_view, check_liver
 from .gas import RIB_NEAR_MM, air_components, bowel_gas
-from .great_vessels import great_vessels
+from .great_vessels import BRIDGED, SEEN_BRIGHT, great_vessels
 from .grid import WorkGrid
-from .heart import heart_block
+from .heart import heart_block, heart_blood, heart_outline
 from .liver import drop_paraspinal_islands, find_liver, liver_region, local_mean, tissue_intensities
 from .liver_refine import refine_liver, smooth_hu
 from .lungs import lung_labels, lung_region
@@ -81,7 +81,7 @@ def intensities_and_great_vessels(st: State) -> None:
     if inten is None:
         check_liver(None, m["trunk_w"], np.zeros_like(m["trunk_w"]), g.spacing, st.path)
     st.inten = inten
-    aorta_w, ivc_w, aorta_hu = great_vessels(g.hu, m["cortex_w"], m["hull_w"], st.spine_axis,
+    aorta_w, ivc_w, aorta_hu, ivc_kinds = great_vessels(g.hu, m["cortex_w"], m["hull_w"], st.spine_axis,
                                              m["trunk_w"], inten.mode_hu, g.spacing)
     st.measures.update(liver_hu=float(inten.mode_hu), liver_sd_hu=round(float(inten.sd_hu), 1),
                        muscle_hu=float(inten.muscle_hu))
@@ -89,13 +89,31 @@ def intensities_and_great_vessels(st: State) -> None:
         st.measures["aorta_hu"] = round(float(aorta_hu), 1)
     check_enhancement(inten.mode_hu, inten.muscle_hu, aorta_hu, st.path)
     m["aorta"] = refine_tube(g, aorta_w, inten.mode_hu, None)
-    m["ivc"] = refine_tube(g, ivc_w, inten.mode_hu, None, exclude=m["aorta"])
+    m["ivc"] = _ivc_on_ct(g, ivc_w, ivc_kinds, inten.mode_hu, m["aorta"])
     m["aorta_w"], m["ivc_w"] = aorta_w, ivc_w
     if not m["aorta"].any():
         st.warnings.append("aorta not found (no enhanced round tube beside the spine)")
     if not m["ivc"].any():
-        st.warnings.append("IVC not found: it is not brighter than the liver in this phase "
-                           "(or not in view); it may lie inside the liver label")
+        st.warnings.append("IVC not found: it is neither brighter than the liver in this phase nor "
+                           "surrounded by fat (or not in view); it may lie inside the liver label")
+    elif (ivc_kinds == BRIDGED).any():
+        mm = float((ivc_kinds == BRIDGED).sum()) * float(g.spacing[2])
+        st.warnings.append(f"IVC: its course over {mm:.0f} mm where nothing separates it from the liver "
+                           "is interpolated between where it is seen: check it")
+
+
+def _ivc_on_ct(g: WorkGrid, ivc_w: np.ndarray, kinds: np.ndarray, liver_hu: float,
+               aorta: np.ndarray) -> np.ndarray:
+    """The IVC on the CT grid: redrawn at its half-maximum edge on the slices where it is
+    brighter than the liver, the working-grid lumen (fat-bounded or interpolated) elsewhere."""
+    bright_k = (kinds == SEEN_BRIGHT)[:, None, None]
+    out = refine_tube(g, ivc_w & bright_k, liver_hu, None, exclude=aorta) \
+        if (ivc_w & bright_k).any() else np.zeros(g.ct.array.shape, bool)
+    rest = ivc_w & ~bright_k
+    box = g.ct_box(rest, max(g.spacing))
+    if box is not None:
+        out[box] |= g.mask_to_ct(rest, box) & ~aorta[box]
+    return out
 
 
 def bone_and_air(st: State) -> None:
@@ -128,7 +146,8 @@ def liver_step(st: State) -> None:
     g, m, inten = st.grid, st.masks, st.inten
     sp = g.spacing
     blocked = dilate_mm(m["bone_w"] | m["air_w"], sp, AWAY_FROM_MM) | m["aorta_w"]
-    blocked |= heart_block(g.hu, m["trunk_w"], m["lung_w"], inten.mode_hu, sp)
+    m["heart_blood_w"] = heart_blood(g.hu, m["trunk_w"], m["lung_w"], inten.mode_hu, sp)
+    blocked |= heart_block(m["heart_blood_w"], sp)
     allowed = (m["skin_depth_w"] > SKIN_AWAY_MM) & ~blocked
     seed_kji = None if st.seed_lps is None else tuple(g.lps_to_kji(st.seed_lps))
     par = find_liver(g.hu, inten, allowed, m["trunk_w"], sp, seed_kji)
@@ -166,6 +185,22 @@ def cartilage_step(st: State) -> None:
     st.measures["cartilage_ml"] = round(float(cart.sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
 
 
+def heart_step(st: State) -> None:
+    """The heart (:mod:`.heart`) as a structure of its own, around the chambers the liver
+    step kept the liver away from; drawn on the working grid, kept off the other structures."""
+    g, m = st.grid, st.masks
+    m["heart"] = np.zeros(st.ct.array.shape, bool)
+    allowed_w = ~(m["liver_w"] | m["air_w"] | m["lung_w"] | m["bone_w"] | m["aorta_w"] | m["hull_w"])
+    heart_w = heart_outline(m["heart_blood_w"], g.hu, m["trunk_w"], allowed_w, g.spacing)
+    m["heart_w"] = heart_w
+    box = g.ct_box(heart_w, max(g.spacing))
+    if box is None:
+        return
+    taken = st.liver_region | m["lung"] | m["bone"] | m["bowel_gas"] | m["aorta"] | ~m["trunk"]
+    m["heart"][box] = g.mask_to_ct(heart_w, box) & ~taken[box]
+    st.measures["heart_ml"] = round(float(m["heart"].sum()) * float(np.prod(st.spacing)) / 1000.0, 1)
+
+
 def vessel_step(st: State, arterial: Optional[Volume]) -> None:
     g, m, inten = st.grid, st.masks, st.inten
     sp = st.spacing
@@ -174,15 +209,24 @@ def vessel_step(st: State, arterial: Optional[Volume]) -> None:
                                    inten.mode_hu), inten.mode_hu, box)
     liver_c = st.liver_region[box]
     zone = g.zone_to_ct(m["zone_w"])[box]
-    blocked = m["bone"][box] | m["aorta"][box] | m["lung"][box] | m["bowel_gas"][box]
+    blocked = m["bone"][box] | m["aorta"][box] | m["lung"][box] | m["bowel_gas"][box] | m["heart"][box]
     ves = np.zeros(st.ct.array.shape, bool)
     ves[box] = liver_vessels(hs, liver_c, zone, mean, inten.sd_hu, blocked, sp)
-    ves &= ~dilate_mm(m["ivc"], sp, 1.0) if m["ivc"].any() else ~m["ivc"]
+    if m["ivc"][box].any():                  # the vessels lie in the box: no full-grid distance map
+        ves[box] &= ~dilate_mm(m["ivc"][box], sp, 1.0)
+    # nothing above the liver's highest slice is a liver vessel (the hepatic veins join the IVC
+    # below the dome; above it lie the IVC's end and the heart)
+    ves[int(np.nonzero(st.liver_region.any(axis=(1, 2)))[0][-1]) + 1:] = False
     # the portal system outside the liver, on the working grid
     thr_out = inten.mode_hu + max(2.5 * inten.sd_hu, 25.0)
     start_w = g.mask_from_ct(ves & ~st.liver_region, fraction=0.3)
-    block_w = dilate_mm(m["bone_w"] | m["aorta_w"] | m["ivc_w"] | m["air_w"], g.spacing, 2.0) | \
+    block_w = dilate_mm(m["bone_w"] | m["aorta_w"] | m["ivc_w"] | m["air_w"] | m["heart_w"], g.spacing, 2.0) | \
         erode_mm(m["liver_w"], g.spacing, 2.0) | ~_in_front_of_spine(st)
+    # the portal system runs below the liver's dome: what continues above it is the IVC
+    # entering the heart, not a portal vein
+    top = np.nonzero(m["liver_w"].any(axis=(1, 2)))[0]
+    if top.size:
+        block_w[top[-1]:] = True
     outside_w = follow_portal_system(g.hu, start_w, thr_out, block_w, g.spacing) & ~m["liver_w"]
     outside = refine_tube(g, outside_w, inten.mode_hu, None,
                           exclude=m["bone"] | m["aorta"] | m["ivc"] | st.liver_region)
@@ -198,7 +242,11 @@ def vessel_step(st: State, arterial: Optional[Volume]) -> None:
         m[name] = full
     # outside the liver, followed from the hilum in front of the spine: the portal system
     m["portal_vein"] |= outside
-    if m["liver_vessel"].any():
+    if m["liver_vessel"].any() and (split.portal.any() or split.hepatic.any()):
+        share = 100.0 * float(split.undetermined.sum()) / float(max(1, ves[box].sum()))
+        st.warnings.append(f"{share:.0f} % of the liver's vessels reached from neither root "
+                           f"({split.method}): labelled liver_vessel")
+    elif m["liver_vessel"].any():
         st.warnings.append(f"portal and hepatic veins not told apart ({split.method}): "
                            "labelled liver_vessel")
 

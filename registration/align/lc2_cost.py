@@ -105,6 +105,9 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_norm
     if sweep.metadata.get("zero_is_outside"):   # issue 18: a 3D volume's slices, 0 = not imaged there
         from .volume_sweep import drop_unimaged
         u, fans, pts = drop_unimaged(sweep, indices, fan, fy, fx, u, fans, pts)
+    if sweep.metadata.get("drop_shadows"):      # issue 18: MR -> US, shadows move with the ribs and lung
+        from registration.ultrasound.shadows import drop_shadows
+        u, fans, pts = drop_shadows(sweep, mask, indices, fan, fy, fx, u, fans, pts)
     if depth_normalise:
         # Per-row (depth) scale over all frames, like a TGC: LC2's weights (local std of u)
         # otherwise favour the bright near field over the darker, attenuated liver.

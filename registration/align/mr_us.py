@@ -6,7 +6,13 @@ Result: ``reference_to_mr`` (Reference mm -> MR LPS mm). The pipeline is
 the MR through :func:`registration.align.image_features.lc2_intensity_volume`,
 so LC2 explains the US by the normalised MR intensity and its gradient
 (docs/mri.md). A sweep made of a 3D ultrasound volume's slices is registered on
-each slice's imaged region only (:mod:`.volume_sweep`). The RegistrationResult it returns names its matrix
+each slice's imaged region only (:mod:`.volume_sweep`). Acoustic shadows (behind
+ribs, the lung, bowel gas) and their reflectors are left out of LC2
+(``shadows="drop"``, :mod:`registration.ultrasound.shadows`; not for a volume's
+slices, which are not beams): between the MR's
+session and the sweep the liver moves against the ribs and the lung, so the rib
+echoes and shadow edges pulled the pose off the liver (benchmarks/results/mri.md,
+2026-12-03). The RegistrationResult it returns names its matrix
 ``reference_to_ct`` (the fixed image's frame): here that frame is the MR's, and
 :func:`mr_result_document` writes the RESULT.json with MR names
 (``reference_to_mr``, ``center_mr``, ``point_mr``, ``"fixed_modality": "MR"``)
@@ -38,6 +44,8 @@ from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import as_matrix
 from registration.spatial.volume import Volume
 
+from registration.ultrasound.shadows import mark_shadows
+
 from .image_features import focus_features, lc2_intensity_volume, liver_focus_mask
 from .registration_result import ProgressFn, RegistrationResult
 from .result_document import result_document
@@ -58,29 +66,42 @@ _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "poi
 def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progress: Optional[ProgressFn] = None,
                       targets: Optional[dict] = None, seed: int = 0, n_starts: int = 4,
                       breathing: str = "detect", breath_hold: str = "expiration", focus: str = "none",
+                      shadows: str = "drop",
                       **options) -> RegistrationResult:
     """Refine ``init_reference_to_mr`` (4x4, Reference mm -> MR LPS mm) by LC2 on the MR's features.
 
     ``targets``: ``{name: {"point": MR LPS mm, "radius_mm": R}}`` for the error report. ``focus``:
     "none", or "liver" (a hepatobiliary-phase MR: LC2 explains the US by the liver's features only,
-    :func:`~registration.align.image_features.liver_focus_mask`). Other
+    :func:`~registration.align.image_features.liver_focus_mask`). ``shadows``: "drop" (default)
+    leaves the sweep's acoustic shadows out, "keep" uses every fan pixel (as for a CT). Other
     keyword ``options`` go to :func:`~registration.align.intensity_registration.register_sweep`.
     The returned result's ``reference_to_ct`` is Reference -> MR. Raises InputError when the
     sweep does not overlap the MR under the start, CancelledError when ``progress`` says so."""
     from .intensity_registration import register_sweep
 
+    if shadows not in ("drop", "keep"):
+        raise InputError(f"unknown shadows option '{shadows}'", fix="use drop or keep")
     fixed = lc2_intensity_volume(mr, "MR")
     if focus == "liver":
         fixed = focus_features(fixed, liver_focus_mask(mr))
     elif focus != "none":
         raise InputError(f"unknown focus '{focus}'", fix="use none or liver")
     init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
-    if is_volume_stack(sweep):      # the slices of a 3D US volume: each frame's own imaged region
-        sweep = mark_unimaged(sweep)
+    sweep = prepare_sweep(sweep, shadows)
     res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
                          targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
     cap_mr_verdict(res.uncertainty)
     return res
+
+
+def prepare_sweep(sweep: Sweep, shadows: str = "drop") -> Sweep:
+    """The sweep as LC2 reads it for an MR: a 3D US volume's slices keep their own imaged region
+    (:mod:`.volume_sweep`); a freehand sweep's acoustic shadows are left out (``shadows="drop"``:
+    rib and lung shadows move with the wall, not with the organ). A volume's slices are not beams
+    (no scan line to follow, zeros where not imaged): shadows are not looked for there."""
+    if is_volume_stack(sweep):
+        return mark_unimaged(sweep)
+    return mark_shadows(sweep) if shadows == "drop" else sweep
 
 
 def cap_mr_verdict(assessment) -> None:

@@ -277,7 +277,17 @@ def _series_dataset(volume: Volume, options: DicomSeriesOptions, uids,
 def _write_slices(volume: Volume, folder: str, base: Dataset, sop_uids: List[str],
                   names: List[str], options: DicomSeriesOptions,
                   pixel_representation: int) -> List[str]:
-    """One file per slice k (temporary name, then renamed); on failure remove what was written."""
+    """The CT series' slice files (:func:`write_slice_files` with CT Image Storage and HU stored
+    by the rescale of ``options``)."""
+    return write_slice_files(volume, folder, base, sop_uids, names, CT_IMAGE_STORAGE, lambda k: _stored_slice(
+        volume.array[k], options.rescale_slope, options.rescale_intercept, pixel_representation).tobytes())
+
+
+def write_slice_files(volume: Volume, folder: str, base: Dataset, sop_uids: List[str], names: List[str],
+                      sop_class_uid: str, pixel_bytes: Callable[[int], bytes]) -> List[str]:
+    """One file per slice k of ``volume`` (``base``'s attributes, its own UID, instance number,
+    position along the slice axis and ``pixel_bytes(k)``), each written under a temporary name
+    then renamed; on any failure every file already written is removed (no half series)."""
     d = volume.direction
     slice_normal = np.cross(d[:, 0], d[:, 1])
     written: List[str] = []
@@ -286,7 +296,7 @@ def _write_slices(volume: Volume, folder: str, base: Dataset, sop_uids: List[str
             ds = Dataset()
             ds.update(base)
             meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+            meta.MediaStorageSOPClassUID = sop_class_uid
             meta.MediaStorageSOPInstanceUID = sop_uids[k]
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds.file_meta = meta
@@ -295,8 +305,7 @@ def _write_slices(volume: Volume, folder: str, base: Dataset, sop_uids: List[str
             pos = volume.origin + k * volume.spacing[2] * d[:, 2]
             ds.ImagePositionPatient = [_fmt(v) for v in pos]
             ds.SliceLocation = _fmt(float(pos @ slice_normal))
-            ds.PixelData = _stored_slice(volume.array[k], options.rescale_slope,
-                                         options.rescale_intercept, pixel_representation).tobytes()
+            ds.PixelData = pixel_bytes(k)
             path = os.path.join(folder, names[k])
             tmp = os.path.join(folder, f".{names[k]}.tmp")
             ds.save_as(tmp, enforce_file_format=True)

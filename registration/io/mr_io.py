@@ -39,6 +39,12 @@ MIN_SLICES = 3
 _FIX_FORMAT = "give an MR DICOM folder or a 3D .nii/.nii.gz/.nrrd/.mha/.mhd file"
 
 
+def is_image_file(path) -> bool:
+    """True for a NIfTI / NRRD / MetaImage file (one volume), False for DICOM (a file or a folder)."""
+    path = os.fspath(path)
+    return os.path.isfile(path) and _suffix(path) in IMAGE_SUFFIXES
+
+
 def load_mr(path, series_uid: Optional[str] = None, *, allow_ct: bool = False,
             progress: Optional[ProgressFn] = None) -> Volume:
     """Load a 3D MR (float32, LPS mm) from a DICOM folder, one of its files, or an image file.
@@ -49,7 +55,7 @@ def load_mr(path, series_uid: Optional[str] = None, *, allow_ct: bool = False,
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError("path not found", path=path, fix=_FIX_FORMAT)
-    if os.path.isfile(path) and _suffix(path) in IMAGE_SUFFIXES:
+    if is_image_file(path):
         vol = _load_mr_file(path)
     else:
         vol = _load_mr_dicom(path, series_uid, progress)

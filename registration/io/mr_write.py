@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from registration.spatial.errors import InputError
 from registration.spatial.volume import Volume
 
-from .dicom_write import _check_extra, _fmt, _names, _sop_uids
+from .dicom_write import _check_extra, _fmt, _names, _sop_uids, write_slice_files
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -121,34 +121,6 @@ def _base(volume: Volume, description: str, seq: MRSequence, agent, acq_time, st
 
 
 def _write(volume: Volume, folder: str, base: Dataset, sop_uids: List[str], names: List[str]) -> List[str]:
-    d = volume.direction
-    normal = np.cross(d[:, 0], d[:, 1])
-    written: List[str] = []
-    try:
-        for k in range(volume.array.shape[0]):
-            ds = Dataset()
-            ds.update(base)
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-            meta.MediaStorageSOPInstanceUID = sop_uids[k]
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.file_meta = meta
-            ds.SOPInstanceUID = sop_uids[k]
-            ds.InstanceNumber = k + 1
-            pos = volume.origin + k * volume.spacing[2] * d[:, 2]
-            ds.ImagePositionPatient = [_fmt(v) for v in pos]
-            ds.SliceLocation = _fmt(float(pos @ normal))
-            ds.PixelData = np.clip(np.rint(volume.array[k].astype(np.float64)), 0, 65535).astype(np.uint16).tobytes()
-            path = os.path.join(folder, names[k])
-            tmp = os.path.join(folder, f".{names[k]}.tmp")
-            ds.save_as(tmp, enforce_file_format=True)
-            os.replace(tmp, path)
-            written.append(path)
-    except BaseException:
-        for p in written + [os.path.join(folder, f".{x}.tmp") for x in names]:
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
-        raise
-    return written
+    """The MR series' slice files: MR Image Storage, intensities rounded into unsigned 16 bits."""
+    return write_slice_files(volume, folder, base, sop_uids, names, MR_IMAGE_STORAGE, lambda k: np.clip(
+        np.rint(volume.array[k].astype(np.float64)), 0, 65535).astype(np.uint16).tobytes())

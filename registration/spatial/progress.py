@@ -101,6 +101,12 @@ class StagedProgress:
         text = detail or (f"{count} of {expected} {self.unit}" if expected else "")
         self._report(self._start[self.index] + self._share[self.index] * inside, text)
 
+    def report_fraction(self, fraction: float, message: str) -> None:
+        """Report ``fraction`` (0-1) of this progress with ``message`` as it is, unthrottled: for
+        stages that run side by side (lesions planned by two threads), where the caller knows
+        the share of the work done better than the order of the stages does."""
+        self._report(fraction, message, force=True, raw=True)
+
     def done(self, message: str = "done") -> None:
         self.index = len(self.stages)
         self._report(1.0, message, force=True, raw=True)
