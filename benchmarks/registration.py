@@ -254,7 +254,7 @@ def main(argv=None) -> int:
                 log(f"{lab} {m}: true / predicted TRE over {len(t)} targets: median {np.median(ratio):.2f}, "
                     f"p95 {np.percentile(ratio, 95):.2f} (95 % radius = 1.614 x predicted covers "
                     f"{100 * np.mean(ratio <= 1.614):.0f} %)")
-    # Noise of the residual-deformation estimate on rigid sweeps (its NOISE_MM, issue 19).
+    # The residual-deformation estimate on rigid sweeps (should be ~0; each patch's own noise is subtracted).
     for lab in ("static", "far"):
         rms = [r["deformation"]["local_fit_shift_rms_mm"] for r in rows if r["set"] == lab
                and (r.get("deformation") or {}).get("local_fit_shift_rms_mm") is not None]
