@@ -81,14 +81,12 @@ def block_map_from_masks(ct_hu: np.ndarray, masks, spacing_kji, beam_halfwidth_m
     grown = sub.copy()
     nearest = np.full(sub.shape, np.inf)
     spacing = np.asarray(spacing_kji, float)
-    pad = np.ceil(beam_halfwidth_mm / spacing).astype(int) + 1
+    pad = [int(p) for p in np.ceil(beam_halfwidth_mm / spacing) + 1]
     for cls in (BLOCK_BONE, BLOCK_LUNG, BLOCK_GAS):      # on a tie the first class named here wins
         mc = sub == cls
         if not mc.any():
             continue
-        # only voxels within the beam's half-width of this class matter: its box grown by that much
-        crop = tuple(slice(max(int(a) - int(p), 0), min(int(b) + int(p) + 1, n))
-                     for a, b, p, n in zip(*_extent(mc), pad, sub.shape))
+        crop = bounding_box(mc, pad)      # only voxels within the half-width of this class matter
         d = distance_transform_edt(~mc[crop], sampling=spacing)      # C kernel: releases the GIL
         here = (d <= beam_halfwidth_mm) & (sub[crop] == 0) & (d < nearest[crop])
         nearest[crop][here] = d[here]
@@ -96,16 +94,6 @@ def block_map_from_masks(ct_hu: np.ndarray, masks, spacing_kji, beam_halfwidth_m
     out = np.zeros_like(block)
     out[box] = grown
     return out
-
-
-def _extent(mask: np.ndarray):
-    """(first, last) index per axis of a non-empty mask's voxels."""
-    first, last = [], []
-    for ax in range(mask.ndim):
-        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
-        first.append(idx[0])
-        last.append(idx[-1])
-    return first, last
 
 
 def cast_rays(maps, block: np.ndarray, origins: np.ndarray, ends: np.ndarray,

@@ -105,10 +105,11 @@ def plan_case(ct: Volume, labels: LabelMap, *, ct_arterial: Optional[Volume] = N
     # body, bone, lung and gas masks exist, and the full-resolution trees every path check needs
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acoustic-block")
     started = []
-    grid_ct = ct
+
+    def start_block_map(masks) -> None:
+        started.append(pool.submit(visibility.block_map_from_masks, ct.array, masks, ct.spacing[::-1]))
     try:
-        anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra, masks_ready=lambda m: (
-            started.append(pool.submit(visibility.block_map_from_masks, grid_ct.array, m, grid_ct.spacing[::-1]))))
+        anatomy = build_anatomy(ct, labels, labels_path=labels_path, extra_masks=extra, masks_ready=start_block_map)
         block = started[0] if started else pool.submit(visibility.acoustic_block_map, anatomy)
     finally:
         pool.shutdown(wait=False)                 # its thread ends with its one task
@@ -165,14 +166,13 @@ def _plan_lesions(targets: List[PlanTarget], case: CaseInputs, per_lesion: Stage
             shown, pending = 0, set(futures)
             while True:
                 with lock:
-                    new = events[shown:]
-                shown += len(new)
+                    seen = list(events)
                 finished = [f.done() for f in futures]
-                for k, (n, key) in enumerate(new):
-                    with lock:
-                        so_far = events[:shown - len(new) + k + 1]
-                    per_lesion.report_fraction(_lesion_work_done(so_far, finished, len(targets)),
+                for k in range(shown, len(seen)):
+                    n, key = seen[k]
+                    per_lesion.report_fraction(_lesion_work_done(seen[:k + 1], finished, len(targets)),
                                                per_lesion.stages[_stage_index(n, key)].label)
+                shown = len(seen)
                 if not pending:
                     break
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)

@@ -369,7 +369,8 @@ def _render_part(plan, anatomy, lesion_masks, sweep, reference_to_ct, lesions, s
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
     buf = io.BytesIO()
-    with matplotlib.rc_context(pdf_rc(plan)), _quiet_font_lookup(), PdfPages(buf, metadata={"Title": _TITLE, "Creator": _creator(plan)}) as pdf:
+    with matplotlib.rc_context(pdf_rc(plan)), _quiet_font_lookup(), \
+            PdfPages(buf, metadata={"Title": _TITLE, "Creator": _creator(plan)}) as pdf:
         if summary:
             fig = Figure(figsize=(8.27, 11.69))
             _summary_page(fig, plan)
