@@ -2,7 +2,8 @@
 
 Values are fixed so files from different CTs read alike; 21 and up are left
 to lesions (:data:`FIRST_LESION_VALUE`). Overlaps are resolved by painting
-in order of what must win: the body first, then air, liver, heart, bone, and the
+in order of what must win: the body first, then air, liver, the gallbladder (which may
+lie in the liver region's fossa), kidney, spleen, bowel, heart, bone, and the
 vessels last (a vessel is a vessel even inside the liver or where its lumen
 touches a vertebra). ``names`` lists only the structures present.
 """
@@ -15,9 +16,10 @@ import numpy as np
 LABEL_VALUES: Dict[str, int] = {
     "body": 1, "liver": 2, "portal_vein": 3, "hepatic_vein": 4, "aorta": 5, "bone": 6,
     "lung": 7, "bowel_gas": 8, "ivc": 9, "liver_vessel": 10, "heart": 11,
+    "gallbladder": 12, "kidney": 13, "spleen": 14, "bowel": 15,
 }
 FIRST_LESION_VALUE = 21
-PAINT_ORDER = ("body", "lung", "bowel_gas", "liver", "heart", "bone", "liver_vessel", "hepatic_vein",
+PAINT_ORDER = ("body", "lung", "bowel_gas", "liver", "gallbladder", "kidney", "spleen", "bowel", "heart", "bone", "liver_vessel", "hepatic_vein",
                "portal_vein", "ivc", "aorta")
 
 

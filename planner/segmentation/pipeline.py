@@ -17,7 +17,9 @@ Order and why (each step in its own module):
 6. vessels of the liver and its hilum at full resolution, the portal system
    followed outside the liver on the working grid, portal/hepatic split
    (:mod:`.vessel_split`);
-7. one label map on the CT's own grid (:mod:`.labelling`).
+7. gallbladder, kidneys, spleen and the bowel around its gas (:mod:`.viscera`):
+   hard structures of the planner the steps above do not find;
+8. one label map on the CT's own grid (:mod:`.labelling`).
 
 Every step is timed (``timings_s``); ``progress(fraction, message)`` is called
 between steps and returning False, or ``cancel()`` returning True (a
@@ -39,6 +41,7 @@ from .checks import check_ct
 from .grid import make_work_grid
 from .labelling import paint_labels
 from .orient import canonical
+from .viscera import viscera_step
 
 ProgressFn = Callable[[float, str], Optional[bool]]
 
@@ -85,7 +88,8 @@ class _Clock:
 def segment_anatomy(ct: Volume, *, arterial: Optional[Volume] = None, liver_seed_lps=None,
                     progress: Optional[ProgressFn] = None, cancel=None,
                     path=None) -> AnatomySegmentation:
-    """Body, lungs, bowel gas, bone, liver, liver vessels, aorta, IVC and heart of a contrast CT.
+    """Body, lungs, bowel gas, bone, liver, liver vessels, aorta, IVC, heart, gallbladder,
+    kidneys, spleen and bowel of a contrast CT.
 
     ``arterial`` (optional, any grid; resampled by physical position) lets the
     portal and hepatic veins be told apart by their enhancement;
@@ -114,7 +118,9 @@ def segment_anatomy(ct: Volume, *, arterial: Optional[Volume] = None, liver_seed
     stages.heart_step(st)
     clock.step("heart", 0.8)
     stages.vessel_step(st, arterial)
-    clock.step("liver vessels", 0.9)
+    clock.step("liver vessels", 0.88)
+    viscera_step(st)
+    clock.step("gallbladder, kidneys, spleen, bowel", 0.95)
     labels, names = paint_labels(st)
     out = reo.array_from_canonical(labels)
     lm = LabelMap(out, ct.spacing, ct.origin, ct.direction, names,

@@ -1,0 +1,249 @@
+"""Organs a needle must not cross that the liver pipeline does not find: gallbladder, kidneys,
+spleen and bowel (heuristics, classical and deterministic, on the ~2 mm working grid).
+
+The planner treats gallbladder, bowel, kidney, spleen and pancreas as hard
+constraints (DESIGN section 7); a plan made from automatic labels that lack
+them could propose a path through them. Each organ here is found by what
+tells it apart on a contrast-enhanced CT, in the canonical index order of
+:mod:`.orient` (+i patient left, +j posterior, +k superior), on a smoothed
+copy of the working grid (Gaussian, :data:`SMOOTH_MM`):
+
+- ``kidney``: the renal cortex enhances above the liver in the portal and
+  nephrographic phases (about 150-200 HU against a liver of 100-120):
+  voxels :data:`KIDNEY_ABOVE_LIVER_HU` brighter than the liver, below bone,
+  opened by :data:`KIDNEY_OPEN_MM` (the parenchyma is 10-15 mm thick; thin
+  enhanced vessels go), in components of at least :data:`KIDNEY_MIN_ML`
+  whose centre lies beside the spine (:data:`KIDNEY_LATERAL_MM` from its
+  axis, within :data:`KIDNEY_AP_MM` of its front), then the renal sinus and
+  medulla inside filled per slice and a :data:`KIDNEY_GROW_MM` rim of
+  non-fat tissue added;
+- ``spleen``: the left upper quadrant organ enhancing like the liver: tissue
+  between the liver's floor (muscle + half the liver-muscle gap) and
+  :data:`SPLEEN_ABOVE_LIVER_HU` above the liver, not the liver, opened by
+  :data:`SPLEEN_OPEN_MM`, in a component of at least :data:`SPLEEN_MIN_ML`
+  whose centre lies left of the spine by :data:`SPLEEN_LEFT_MM` and in the
+  posterior half of the body;
+- ``gallbladder``: bile, a fluid of :data:`FLUID_HU` (-20..35 HU), in a blob
+  of :data:`GB_ML` (2..200 ml) below muscle HU, touching the liver, right of
+  the spine's left edge, at least :data:`GB_MEDIAL_MM` medial to the liver's
+  lateral edge and :data:`DEEP_MM` under the skin (the visceral surface, not
+  the body wall), not mostly inside the liver (a cyst or a lesion is), plus
+  its wall (:data:`GB_WALL_MM`);
+- ``bowel``: fluid (:data:`FLUID_HU`) in contact with the bowel gas
+  (air-fluid levels of the stomach, colon and small bowel) and the soft-tissue
+  wall (:data:`BOWEL_WALL_MM`, denser than fat) around gas and fluid.
+
+Every organ keeps out of the liver's region (the gallbladder may take the
+liver region's fossa where the region's hole filling enclosed it), the
+vessels, bone, lungs, heart and the spine. What this module does not find
+(a collapsed bowel loop without gas, the pancreas) stays unlabelled: stated in
+docs/clinical_evidence.md. Thresholds are heuristics (not from a source),
+measured on the project's CTs (benchmarks/results/viscera.md).
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import SimpleITK as sitk
+
+from .morphology import dilate_mm, erode_mm, fill_holes_2d, label_components
+
+SMOOTH_MM = 1.5
+KIDNEY_ABOVE_LIVER_HU = 30.0
+KIDNEY_MAX_HU = 450.0
+KIDNEY_OPEN_MM = 4.0
+KIDNEY_MIN_ML = 15.0
+KIDNEY_LATERAL_MM = (25.0, 130.0)
+KIDNEY_AP_MM = 60.0
+KIDNEY_GROW_MM = 3.0
+SPLEEN_ABOVE_LIVER_HU = 60.0
+SPLEEN_OPEN_MM = 5.0
+SPLEEN_FLOOR_FRACTION = 0.3
+SPLEEN_MIN_ML = 20.0
+SPLEEN_LEFT_MM = 40.0
+FLUID_HU = (-20.0, 35.0)
+FLUID_BELOW_MUSCLE_HU = 12.0
+DEEP_MM = 20.0                 # organ contents lie deeper than the body wall's muscles
+GB_ML = (2.0, 200.0)
+GB_OPEN_MM = 2.5
+GB_TOUCH_MM = 4.0
+GB_OUTSIDE_FRACTION = 0.25
+GB_WALL_MM = 3.0
+GB_MEDIAL_MM = 30.0
+BOWEL_WALL_MM = 5.0
+TISSUE_MIN_HU = -30.0          # denser than fat: wall, parenchyma
+SKIN_AWAY_MM = 6.0             # organs lie inside the body wall
+
+NAMES = ("gallbladder", "kidney", "spleen", "bowel")
+
+
+def _smooth(hu: np.ndarray, spacing) -> np.ndarray:
+    img = sitk.GetImageFromArray(hu.astype(np.float32))
+    img.SetSpacing(tuple(float(s) for s in spacing))
+    return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, SMOOTH_MM))
+
+
+def _centroids(lab: np.ndarray, n: int) -> np.ndarray:
+    """[n, 3] mean (k, j, i) of components 1..n."""
+    idx = np.nonzero(lab)
+    vals = lab[idx]
+    counts = np.bincount(vals, minlength=n + 1)[1:].astype(float)
+    out = np.zeros((n, 3))
+    for a in range(3):
+        out[:, a] = np.bincount(vals, weights=idx[a].astype(float), minlength=n + 1)[1:] / np.maximum(counts, 1)
+    return out
+
+
+def _keep(lab: np.ndarray, ids) -> np.ndarray:
+    table = np.zeros(int(lab.max()) + 1, bool)
+    table[[int(i) for i in ids]] = True
+    return table[lab]
+
+
+def _spine_at(spine_axis, k: np.ndarray, shape) -> tuple:
+    """(i centre, j front) of the spine at slices ``k`` (the body's centre when unknown)."""
+    k = np.clip(np.rint(k).astype(int), 0, shape[0] - 1)
+    if spine_axis is None:
+        return np.full(k.shape, shape[2] / 2.0), np.full(k.shape, shape[1] / 2.0)
+    return spine_axis[k, 0], spine_axis[k, 1]
+
+
+def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.ndarray,
+                 liver: np.ndarray, taken: np.ndarray, gas: np.ndarray, spine_axis,
+                 liver_hu: float, muscle_hu: float) -> Dict[str, np.ndarray]:
+    """{name: bool working-grid mask} for :data:`NAMES` (empty masks where nothing was found).
+
+    ``hu`` working-grid HU ``[k, j, i]`` (canonical order), ``spacing`` (i, j, k) mm;
+    ``trunk`` the body; ``skin_depth`` mm under the skin; ``liver`` the liver's region;
+    ``taken`` what is already another structure (bone, lung, vessels, heart, spine);
+    ``gas`` the bowel gas; ``spine_axis`` [k, (i centre, j front)] or None;
+    ``liver_hu`` / ``muscle_hu`` this scan's modes.
+    """
+    sp = np.asarray(spacing, float)
+    vox_ml = float(np.prod(sp)) / 1000.0
+    hs = _smooth(hu, sp)
+    inside = trunk & (skin_depth > SKIN_AWAY_MM) & ~taken & ~gas
+    free = inside & ~liver
+    rows = trunk.any(axis=2)
+    first = np.argmax(rows, axis=1).astype(float)
+    last = (rows.shape[1] - 1 - np.argmax(rows[:, ::-1], axis=1)).astype(float)
+    out = {n: np.zeros(hu.shape, bool) for n in NAMES}
+
+    # kidneys: enhanced cortex beside the spine
+    bright = free & (hs >= liver_hu + KIDNEY_ABOVE_LIVER_HU) & (hs <= KIDNEY_MAX_HU)
+    lab, sizes = label_components(erode_mm(bright, sp, KIDNEY_OPEN_MM))
+    if sizes.size:
+        c = _centroids(lab, sizes.size)
+        ci, cj = _spine_at(spine_axis, c[:, 0], hu.shape)
+        lateral = np.abs(c[:, 2] - ci) * sp[0]
+        ap = np.abs(c[:, 1] - cj) * sp[1]
+        ok = (sizes * vox_ml >= KIDNEY_MIN_ML * 0.3) & (lateral >= KIDNEY_LATERAL_MM[0]) & \
+             (lateral <= KIDNEY_LATERAL_MM[1]) & (ap <= KIDNEY_AP_MM)
+        core = _keep(lab, np.nonzero(ok)[0] + 1)
+        kid = dilate_mm(core, sp, KIDNEY_OPEN_MM + 1.0) & bright
+        lab2, sizes2 = label_components(kid)
+        kid = _keep(lab2, np.nonzero(sizes2 * vox_ml >= KIDNEY_MIN_ML)[0] + 1)
+        kid = fill_holes_2d(kid) & free
+        out["kidney"] = kid | (dilate_mm(kid, sp, KIDNEY_GROW_MM) & free & (hs >= TISSUE_MIN_HU))
+
+    # spleen: liver-like tissue in the left upper quadrant, not the liver
+    lo = muscle_hu + SPLEEN_FLOOR_FRACTION * max(0.0, liver_hu - muscle_hu)
+    tissue = free & ~out["kidney"] & (hs >= lo) & (hs <= liver_hu + SPLEEN_ABOVE_LIVER_HU)
+    lab, sizes = label_components(erode_mm(tissue, sp, SPLEEN_OPEN_MM))
+    if sizes.size:
+        c = _centroids(lab, sizes.size)
+        ci, _ = _spine_at(spine_axis, c[:, 0], hu.shape)
+        k = np.clip(np.rint(c[:, 0]).astype(int), 0, hu.shape[0] - 1)
+        post = (c[:, 1] - first[k]) / np.maximum(last[k] - first[k], 1.0)
+        ok = (sizes * vox_ml >= SPLEEN_MIN_ML * 0.3) & ((c[:, 2] - ci) * sp[0] >= SPLEEN_LEFT_MM) & (post >= 0.4)
+        if ok.any():
+            pick = int(np.argmax(np.where(ok, sizes, 0))) + 1
+            core = lab == pick
+            spl = dilate_mm(core, sp, SPLEEN_OPEN_MM + 1.0) & tissue
+            lab2, sizes2 = label_components(spl)
+            if sizes2.size and sizes2[0] * vox_ml >= SPLEEN_MIN_ML:
+                out["spleen"] = fill_holes_2d(lab2 == 1) & free
+
+    # fluid blobs: the gallbladder (bile against the liver's visceral surface, no gas) or, deeper
+    # than the wall and outside the liver, a fluid-filled bowel loop (or ascites): both hard
+    fluid_hi = min(FLUID_HU[1], muscle_hu - FLUID_BELOW_MUSCLE_HU)
+    fluid = inside & (hs >= FLUID_HU[0]) & (hs <= fluid_hi) & ~out["kidney"] & ~out["spleen"]
+    near_gas = dilate_mm(gas, sp, 1.01 * float(min(sp))) if gas.any() else np.zeros(hu.shape, bool)
+    core = erode_mm(fluid, sp, GB_OPEN_MM)
+    lab, sizes = label_components((dilate_mm(core, sp, GB_OPEN_MM + 1.0) & fluid) if core.any() else core)
+    fluid_bowel = np.zeros(hu.shape, bool)
+    if sizes.size:
+        n = sizes.size
+        c = _centroids(lab, n)
+        ml = sizes * vox_ml
+
+        def count(where):
+            return np.bincount(lab[where].ravel(), minlength=n + 1)[1:]
+        touch = count(dilate_mm(liver, sp, GB_TOUCH_MM)) > 0
+        with_gas = count(near_gas) > 0
+        in_core = count(erode_mm(liver, sp, 2.0 * GB_TOUCH_MM)) / sizes
+        in_liver = count(liver) / sizes
+        depth = np.bincount(lab.ravel(), weights=skin_depth.ravel(), minlength=n + 1)[1:] / sizes
+        ci, _ = _spine_at(spine_axis, c[:, 0], hu.shape)
+        right = c[:, 2] <= ci + 0.5 * SPLEEN_LEFT_MM / sp[0]
+        k = np.clip(np.rint(c[:, 0]).astype(int), 0, hu.shape[0] - 1)
+        # against the visceral surface: medial to the liver's lateral (right) edge on its slice
+        has = liver.any(axis=1)                                             # [k, i]
+        right_edge = np.where(has.any(axis=1), np.argmax(has, axis=1), 0)
+        medial = (c[:, 2] - right_edge[k]) * sp[0] >= GB_MEDIAL_MM
+        is_gb = touch & ~with_gas & right & medial & (in_core <= 1.0 - GB_OUTSIDE_FRACTION) & \
+            (depth >= DEEP_MM) & (ml >= GB_ML[0]) & (ml <= GB_ML[1])
+        is_bowel = ~is_gb & (in_liver <= GB_OUTSIDE_FRACTION) & (ml >= GB_ML[0]) & \
+            ((depth >= DEEP_MM) | with_gas)
+        gb = _keep(lab, np.nonzero(is_gb)[0] + 1)
+        fluid_bowel = _keep(lab, np.nonzero(is_bowel)[0] + 1)
+        if gb.any():
+            gb = fill_holes_2d(gb)
+            out["gallbladder"] = gb | (dilate_mm(gb, sp, GB_WALL_MM) & inside & ~liver & (hs >= TISSUE_MIN_HU))
+
+    # bowel: fluid loops, fluid in contact with the gas (air-fluid levels), the wall around them
+    organs = out["kidney"] | out["spleen"] | out["gallbladder"]
+    filled = gas | (fluid_bowel & free & ~organs)
+    if gas.any():
+        fl = free & ~organs & (hs >= FLUID_HU[0]) & (hs <= fluid_hi) & (skin_depth > DEEP_MM)
+        lab, _ = label_components(fl)
+        ids = np.unique(lab[near_gas])
+        filled |= _keep(lab, ids[ids > 0])
+    if filled.any():
+        wall = dilate_mm(filled, sp, BOWEL_WALL_MM) & free & ~organs & (hs >= TISSUE_MIN_HU)
+        out["bowel"] = (filled | wall) & ~gas
+    return out
+
+
+def viscera_step(st) -> None:
+    """Add the masks of :data:`NAMES` to a :class:`planner.segmentation.stages.State` (CT grid,
+    canonical order), after the liver, heart and vessels: drawn on the working grid, brought to
+    the CT grid smoothly and kept off every structure found before (the gallbladder may lie in
+    the liver region's fossa)."""
+    g, m = st.grid, st.masks
+    vessels = np.zeros(st.ct.array.shape, bool)
+    for name in ("portal_vein", "hepatic_vein", "liver_vessel", "aorta", "ivc"):
+        if name in m:
+            vessels |= m[name]
+    taken_w = m["bone_w"] | m["lung_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"] | \
+        m.get("heart_w", np.zeros_like(m["bone_w"])) | g.mask_from_ct(vessels, fraction=0.5)
+    found = find_viscera(g.hu, g.spacing, trunk=m["trunk_w"], skin_depth=m["skin_depth_w"],
+                         liver=g.mask_from_ct(st.liver_region, fraction=0.5), taken=taken_w,
+                         gas=g.mask_from_ct(m["bowel_gas"], fraction=0.3), spine_axis=st.spine_axis,
+                         liver_hu=float(st.inten.mode_hu), muscle_hu=float(st.inten.muscle_hu))
+    other = m["bone"] | m["lung"] | m["bowel_gas"] | vessels | m.get("heart", np.zeros_like(m["bone"])) | \
+        ~m["trunk"]
+    vox_ml = float(np.prod(st.spacing)) / 1000.0
+    claimed = np.zeros(st.ct.array.shape, bool)
+    for name in NAMES:
+        full = np.zeros(st.ct.array.shape, bool)
+        box = g.ct_box(found[name], max(g.spacing))
+        if box is not None:
+            blocked = other[box] | claimed[box]
+            if name != "gallbladder":
+                blocked = blocked | st.liver_region[box]
+            full[box] = g.mask_to_ct(found[name], box) & ~blocked
+        m[name] = full
+        claimed |= full
+        st.measures[f"{name}_ml"] = round(float(full.sum()) * vox_ml, 1)
