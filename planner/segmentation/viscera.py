@@ -202,14 +202,9 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
             gb = fill_holes_2d(gb)
             out["gallbladder"] = gb | (dilate_mm(gb, sp, GB_WALL_MM) & inside & ~liver & (hs >= TISSUE_MIN_HU))
 
-    # bowel: fluid loops, fluid in contact with the gas (air-fluid levels), the wall around them
+    # bowel: the gas, the fluid loops (those against the gas: air-fluid levels) and their wall
     organs = out["kidney"] | out["spleen"] | out["gallbladder"]
     filled = gas | (fluid_bowel & free & ~organs)
-    if gas.any():
-        fl = free & ~organs & (hs >= FLUID_HU[0]) & (hs <= fluid_hi) & (skin_depth > DEEP_MM)
-        lab, _ = label_components(fl)
-        ids = np.unique(lab[near_gas])
-        filled |= _keep(lab, ids[ids > 0])
     if filled.any():
         wall = dilate_mm(filled, sp, BOWEL_WALL_MM) & free & ~organs & (hs >= TISSUE_MIN_HU)
         out["bowel"] = (filled | wall) & ~gas
