@@ -15,7 +15,8 @@ CT planes are resampled (linear for HU, nearest for labels) by
 ``size`` pixels; grey values use a soft-tissue window (W 400, L 40 HU).
 Outlines are one-pixel mask borders thickened to two; colours: target
 lesion magenta, other lesions pink, liver orange, vessels red, bone white,
-lung light blue, gallbladder green, bowel violet, kidney orange-red; the
+lung light blue, gallbladder green, bowel violet, kidney orange-red, spleen
+purple, pancreas light orange, heart brick red; the
 needle green (US path) or amber (CT path), its entry a dot, the target a
 cross, the probe a cyan square. Nothing is written on the pixels; each view's
 title and orientation travel as DICOM attributes.
@@ -36,7 +37,8 @@ from registration.spatial.volume import LabelMap, Volume
 _WINDOW = (40.0 - 200.0, 40.0 + 200.0)      # HU shown black .. white
 _COLOURS = {"liver": (217, 164, 65), "vessel": (232, 70, 60), "bone": (255, 255, 255),
             "lung": (102, 194, 255), "gallbladder": (87, 217, 87), "bowel": (181, 126, 220),
-            "kidney": (255, 120, 64), "lesion": (255, 150, 230)}
+            "kidney": (255, 120, 64), "spleen": (157, 108, 162), "pancreas": (249, 180, 111),
+            "heart": (206, 110, 84), "lesion": (255, 150, 230)}
 _TARGET = (255, 61, 245)
 _PATH = {"us": (0, 255, 102), "ct": (255, 170, 0)}
 _PROBE = (51, 204, 255)

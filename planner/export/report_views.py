@@ -12,7 +12,8 @@ from scipy import ndimage
 
 _W, _L = 400.0, 40.0   # soft-tissue window (HU)
 _COLORS = {"liver": "#d9a441", "bone": "#ffffff", "vessel": "#e8463c", "lung": "#66c2ff",
-           "gallbladder": "#57d957", "bowel": "#b57edc", "kidney": "#ff9f40"}
+           "gallbladder": "#57d957", "bowel": "#b57edc", "kidney": "#ff9f40", "spleen": "#9d6ca2",
+           "pancreas": "#f9b46f", "heart": "#ce6e54"}
 
 
 def _plane_kji(ct, centre, u, v, half_mm=70.0, px_mm=0.5):
