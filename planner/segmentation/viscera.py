@@ -72,6 +72,7 @@ GB_OUTSIDE_FRACTION = 0.25
 GB_WALL_MM = 3.0
 GB_MEDIAL_MM = 30.0
 BOWEL_WALL_MM = 5.0
+BOWEL_BEHIND_SPINE_MM = 20.0
 TISSUE_MIN_HU = -30.0          # denser than fat: wall, parenchyma
 SKIN_AWAY_MM = 6.0             # organs lie inside the body wall
 
@@ -99,6 +100,17 @@ def _keep(lab: np.ndarray, ids) -> np.ndarray:
     table = np.zeros(int(lab.max()) + 1, bool)
     table[[int(i) for i in ids]] = True
     return table[lab]
+
+
+def _in_front(mask: np.ndarray, spine_axis, sp) -> np.ndarray:
+    """The components of ``mask`` centred less than :data:`BOWEL_BEHIND_SPINE_MM` behind the
+    front of the vertebral body on their slice (gas behind that is a lung recess)."""
+    lab, sizes = label_components(mask)
+    if not sizes.size:
+        return mask.copy()
+    c = _centroids(lab, sizes.size)
+    _, cj = _spine_at(spine_axis, c[:, 0], mask.shape)
+    return _keep(lab, np.nonzero(c[:, 1] <= cj + BOWEL_BEHIND_SPINE_MM / sp[1])[0] + 1)
 
 
 def _spine_at(spine_axis, k: np.ndarray, shape) -> tuple:
@@ -185,16 +197,19 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
         in_core = count(erode_mm(liver, sp, 2.0 * GB_TOUCH_MM)) / sizes
         in_liver = count(liver) / sizes
         depth = np.bincount(lab.ravel(), weights=skin_depth.ravel(), minlength=n + 1)[1:] / sizes
-        ci, _ = _spine_at(spine_axis, c[:, 0], hu.shape)
+        ci, cj = _spine_at(spine_axis, c[:, 0], hu.shape)
         right = c[:, 2] <= ci + 0.5 * SPLEEN_LEFT_MM / sp[0]
+        # the bowel and the gallbladder lie in front of the spine's back (the kidneys' level at
+        # most); behind it lie the lungs' posterior recesses, pleural fluid and the back muscles
+        front = c[:, 1] <= cj + BOWEL_BEHIND_SPINE_MM / sp[1]
         k = np.clip(np.rint(c[:, 0]).astype(int), 0, hu.shape[0] - 1)
         # against the visceral surface: medial to the liver's lateral (right) edge on its slice
         has = liver.any(axis=1)                                             # [k, i]
         right_edge = np.where(has.any(axis=1), np.argmax(has, axis=1), 0)
         medial = (c[:, 2] - right_edge[k]) * sp[0] >= GB_MEDIAL_MM
-        is_gb = touch & ~with_gas & right & medial & (in_core <= 1.0 - GB_OUTSIDE_FRACTION) & \
+        is_gb = touch & ~with_gas & right & medial & (c[:, 1] <= cj) & (in_core <= 1.0 - GB_OUTSIDE_FRACTION) & \
             (depth >= DEEP_MM) & (ml >= GB_ML[0]) & (ml <= GB_ML[1])
-        is_bowel = ~is_gb & (in_liver <= GB_OUTSIDE_FRACTION) & (ml >= GB_ML[0]) & \
+        is_bowel = ~is_gb & front & (in_liver <= GB_OUTSIDE_FRACTION) & (ml >= GB_ML[0]) & \
             ((depth >= DEEP_MM) | with_gas)
         gb = _keep(lab, np.nonzero(is_gb)[0] + 1)
         fluid_bowel = _keep(lab, np.nonzero(is_bowel)[0] + 1)
@@ -204,7 +219,7 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
 
     # bowel: the gas, the fluid loops (those against the gas: air-fluid levels) and their wall
     organs = out["kidney"] | out["spleen"] | out["gallbladder"]
-    filled = gas | (fluid_bowel & free & ~organs)
+    filled = _in_front(gas, spine_axis, sp) | (fluid_bowel & free & ~organs)
     if filled.any():
         wall = dilate_mm(filled, sp, BOWEL_WALL_MM) & free & ~organs & (hs >= TISSUE_MIN_HU)
         out["bowel"] = (filled | wall) & ~gas
