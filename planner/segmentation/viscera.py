@@ -24,7 +24,7 @@ copy of the working grid (Gaussian, :data:`SMOOTH_MM`):
   whose centre lies left of the spine by :data:`SPLEEN_LEFT_MM` and in the
   posterior half of the body;
 - ``gallbladder``: bile, a fluid of :data:`FLUID_HU` (-20..35 HU), in a blob
-  of :data:`GB_ML` (2..200 ml) below muscle HU, touching the liver, right of
+  (:data:`GB_CORE_ML` of it 2.5 mm inside) below muscle HU, touching the liver, right of
   the spine's left edge, at least :data:`GB_MEDIAL_MM` medial to the liver's
   lateral edge and :data:`DEEP_MM` under the skin (the visceral surface, not
   the body wall), not mostly inside the liver (a cyst or a lesion is), plus
@@ -47,7 +47,9 @@ from typing import Dict
 import numpy as np
 import SimpleITK as sitk
 
-from .morphology import dilate_mm, erode_mm, fill_holes_2d, label_components
+from scipy import ndimage
+
+from .morphology import bbox, dilate_mm, erode_mm, fill_holes_2d, label_components
 
 SMOOTH_MM = 1.5
 KIDNEY_ABOVE_LIVER_HU = 30.0
@@ -65,7 +67,7 @@ SPLEEN_LEFT_MM = 40.0
 FLUID_HU = (-20.0, 35.0)
 FLUID_BELOW_MUSCLE_HU = 12.0
 DEEP_MM = 20.0                 # organ contents lie deeper than the body wall's muscles
-GB_ML = (2.0, 200.0)
+GB_CORE_ML = (0.5, 150.0)   # of the opened blob
 GB_OPEN_MM = 2.5
 GB_TOUCH_MM = 4.0
 GB_OUTSIDE_FRACTION = 0.25
@@ -77,6 +79,7 @@ TISSUE_MIN_HU = -30.0          # denser than fat: wall, parenchyma
 SKIN_AWAY_MM = 6.0             # organs lie inside the body wall
 
 NAMES = ("gallbladder", "kidney", "spleen", "bowel")
+_FACES = ndimage.generate_binary_structure(3, 1)
 
 
 def _smooth(hu: np.ndarray, spacing) -> np.ndarray:
@@ -181,10 +184,12 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
     # than the wall and outside the liver, a fluid-filled bowel loop (or ascites): both hard
     fluid_hi = min(FLUID_HU[1], muscle_hu - FLUID_BELOW_MUSCLE_HU)
     fluid = inside & (hs >= FLUID_HU[0]) & (hs <= fluid_hi) & ~out["kidney"] & ~out["spleen"]
-    near_gas = dilate_mm(gas, sp, 1.01 * float(min(sp))) if gas.any() else np.zeros(hu.shape, bool)
+    # blobs are told apart by their cores (the fluid opened by GB_OPEN_MM): a gallbladder and a
+    # fluid loop beside it, joined through the partial volume of their thin walls, part there
     core = erode_mm(fluid, sp, GB_OPEN_MM)
-    lab, sizes = label_components((dilate_mm(core, sp, GB_OPEN_MM + 1.0) & fluid) if core.any() else core)
+    lab, sizes = label_components(core)
     fluid_bowel = np.zeros(hu.shape, bool)
+    reach = GB_OPEN_MM + 1.0
     if sizes.size:
         n = sizes.size
         c = _centroids(lab, n)
@@ -192,8 +197,8 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
 
         def count(where):
             return np.bincount(lab[where].ravel(), minlength=n + 1)[1:]
-        touch = count(dilate_mm(liver, sp, GB_TOUCH_MM)) > 0
-        with_gas = count(near_gas) > 0
+        touch = count(dilate_mm(liver, sp, GB_TOUCH_MM + reach)) > 0
+        with_gas = count(dilate_mm(gas, sp, reach + 1.0)) > 0 if gas.any() else np.zeros(n, bool)
         in_core = count(erode_mm(liver, sp, 2.0 * GB_TOUCH_MM)) / sizes
         in_liver = count(liver) / sizes
         depth = np.bincount(lab.ravel(), weights=skin_depth.ravel(), minlength=n + 1)[1:] / sizes
@@ -208,52 +213,71 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
         right_edge = np.where(has.any(axis=1), np.argmax(has, axis=1), 0)
         medial = (c[:, 2] - right_edge[k]) * sp[0] >= GB_MEDIAL_MM
         is_gb = touch & ~with_gas & right & medial & (c[:, 1] <= cj) & (in_core <= 1.0 - GB_OUTSIDE_FRACTION) & \
-            (depth >= DEEP_MM) & (ml >= GB_ML[0]) & (ml <= GB_ML[1])
-        is_bowel = ~is_gb & front & (in_liver <= GB_OUTSIDE_FRACTION) & (ml >= GB_ML[0]) & \
+            (depth >= DEEP_MM) & (ml >= GB_CORE_ML[0]) & (ml <= GB_CORE_ML[1])
+        is_bowel = ~is_gb & front & (in_liver <= GB_OUTSIDE_FRACTION) & (ml >= GB_CORE_ML[0]) & \
             ((depth >= DEEP_MM) | with_gas)
-        gb = _keep(lab, np.nonzero(is_gb)[0] + 1)
-        fluid_bowel = _keep(lab, np.nonzero(is_bowel)[0] + 1)
+        gb = dilate_mm(_keep(lab, np.nonzero(is_gb)[0] + 1), sp, reach) & fluid
+        fluid_bowel = dilate_mm(_keep(lab, np.nonzero(is_bowel)[0] + 1), sp, reach) & fluid & ~gb
         if gb.any():
             gb = fill_holes_2d(gb)
             out["gallbladder"] = gb | (dilate_mm(gb, sp, GB_WALL_MM) & inside & ~liver & (hs >= TISSUE_MIN_HU))
 
     # bowel: the gas, the fluid loops (those against the gas: air-fluid levels) and their wall
     organs = out["kidney"] | out["spleen"] | out["gallbladder"]
-    filled = _in_front(gas, spine_axis, sp) | (fluid_bowel & free & ~organs)
+    # a fluid blob mostly outside the liver keeps the part of it the liver region's hole filling took
+    filled = _in_front(gas, spine_axis, sp) | (fluid_bowel & inside & ~organs)
     if filled.any():
         wall = dilate_mm(filled, sp, BOWEL_WALL_MM) & free & ~organs & (hs >= TISSUE_MIN_HU)
         out["bowel"] = (filled | wall) & ~gas
+        out["bowel_in_liver"] = out["bowel"] & liver
     return out
 
 
 def viscera_step(st) -> None:
     """Add the masks of :data:`NAMES` to a :class:`planner.segmentation.stages.State` (CT grid,
-    canonical order), after the liver, heart and vessels: drawn on the working grid, brought to
+    canonical order), after the liver, heart and vessels: drawn on the working grid (cropped to
+    the trunk below the liver's top slice: no abdominal organ lies above the dome), brought to
     the CT grid smoothly and kept off every structure found before (the gallbladder may lie in
     the liver region's fossa)."""
     g, m = st.grid, st.masks
-    vessels = np.zeros(st.ct.array.shape, bool)
-    for name in ("portal_vein", "hepatic_vein", "liver_vessel", "aorta", "ivc"):
-        if name in m:
-            vessels |= m[name]
-    taken_w = m["bone_w"] | m["lung_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"] | \
-        m.get("heart_w", np.zeros_like(m["bone_w"])) | g.mask_from_ct(vessels, fraction=0.5)
-    found = find_viscera(g.hu, g.spacing, trunk=m["trunk_w"], skin_depth=m["skin_depth_w"],
-                         liver=g.mask_from_ct(st.liver_region, fraction=0.5), taken=taken_w,
-                         gas=g.mask_from_ct(m["bowel_gas"], fraction=0.3), spine_axis=st.spine_axis,
-                         liver_hu=float(st.inten.mode_hu), muscle_hu=float(st.inten.muscle_hu))
-    other = m["bone"] | m["lung"] | m["bowel_gas"] | vessels | m.get("heart", np.zeros_like(m["bone"])) | \
-        ~m["trunk"]
     vox_ml = float(np.prod(st.spacing)) / 1000.0
+    vessel_names = [n for n in ("portal_vein", "hepatic_vein", "liver_vessel", "aorta", "ivc") if n in m]
+    liver_w = g.mask_from_ct(st.liver_region, fraction=0.5)
+    zone = m["trunk_w"].copy()
+    ks = np.nonzero(liver_w.any(axis=(1, 2)))[0]
+    if ks.size:
+        zone[ks[-1] + 1:] = False
+    box = bbox(zone, (0, 1, 1))
+    found = {n: np.zeros(g.hu.shape, bool) for n in NAMES + ("bowel_in_liver",)}
+    if box is not None:
+        vessels_w = np.zeros(g.hu.shape, bool)
+        for name in vessel_names:
+            vessels_w |= g.mask_from_ct(m[name], fraction=0.5)
+        taken_w = m["bone_w"] | m["lung_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"] | vessels_w
+        if "heart_w" in m:
+            taken_w |= m["heart_w"]
+        axis = None if st.spine_axis is None else \
+            np.asarray(st.spine_axis, float)[box[0]] - np.array([box[2].start, box[1].start], float)
+        part = find_viscera(g.hu[box], g.spacing, trunk=m["trunk_w"][box], skin_depth=m["skin_depth_w"][box],
+                            liver=liver_w[box], taken=taken_w[box],
+                            gas=g.mask_from_ct(m["bowel_gas"], fraction=0.3)[box], spine_axis=axis,
+                            liver_hu=float(st.inten.mode_hu), muscle_hu=float(st.inten.muscle_hu))
+        for name in part:
+            found[name][box] = part[name]
     claimed = np.zeros(st.ct.array.shape, bool)
     for name in NAMES:
         full = np.zeros(st.ct.array.shape, bool)
-        box = g.ct_box(found[name], max(g.spacing))
-        if box is not None:
-            blocked = other[box] | claimed[box]
-            if name != "gallbladder":
-                blocked = blocked | st.liver_region[box]
-            full[box] = g.mask_to_ct(found[name], box) & ~blocked
+        cbox = g.ct_box(found[name], max(g.spacing))
+        if cbox is not None:
+            blocked = m["bone"][cbox] | m["lung"][cbox] | m["bowel_gas"][cbox] | ~m["trunk"][cbox] | claimed[cbox]
+            for other in vessel_names + (["heart"] if "heart" in m else []):
+                blocked |= m[other][cbox]
+            ct_mask = g.mask_to_ct(found[name], cbox)
+            if name == "bowel" and found["bowel_in_liver"].any():   # its fluid may lie in the liver region
+                blocked |= st.liver_region[cbox] & ~g.mask_to_ct(found["bowel_in_liver"], cbox)
+            elif name != "gallbladder":
+                blocked |= st.liver_region[cbox]
+            full[cbox] = ct_mask & ~blocked
         m[name] = full
         claimed |= full
         st.measures[f"{name}_ml"] = round(float(full.sum()) * vox_ml, 1)
