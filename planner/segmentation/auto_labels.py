@@ -73,6 +73,9 @@ def segment_case(ct: Volume, seeds: Sequence, *, arterial: Optional[Volume] = No
     t = time.perf_counter()
     lesions = _grow(ct, arterial, anatomy, imported, seeds, progress, warnings)
     timings["lesions_s"] = time.perf_counter() - t
+    if anatomy is not None:
+        from .viscera import release_lesions
+        warnings += release_lesions(anatomy, lesions)
     labels, sources, overlap = compose_labels(None if anatomy is None else anatomy.labels, lesions,
                                               imported=imported, grid=ct)
     warnings += overlap

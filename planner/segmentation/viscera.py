@@ -42,11 +42,8 @@ measured on the project's CTs (benchmarks/results/viscera.md).
 """
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 import SimpleITK as sitk
-
 from scipy import ndimage
 
 from .morphology import bbox, dilate_mm, erode_mm, fill_holes_2d, label_components
@@ -126,7 +123,7 @@ def _spine_at(spine_axis, k: np.ndarray, shape) -> tuple:
 
 def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.ndarray,
                  liver: np.ndarray, taken: np.ndarray, gas: np.ndarray, spine_axis,
-                 liver_hu: float, muscle_hu: float) -> Dict[str, np.ndarray]:
+                 liver_hu: float, muscle_hu: float) -> dict[str, np.ndarray]:
     """{name: bool working-grid mask} for :data:`NAMES` (empty masks where nothing was found).
 
     ``hu`` working-grid HU ``[k, j, i]`` (canonical order), ``spacing`` (i, j, k) mm;
@@ -281,3 +278,38 @@ def viscera_step(st) -> None:
         m[name] = full
         claimed |= full
         st.measures[f"{name}_ml"] = round(float(full.sum()) * vox_ml, 1)
+
+
+def release_lesions(anatomy, lesions) -> list[str]:
+    """Give back to the liver the fluid labels (gallbladder, bowel) that a clicked lesion touches.
+
+    A hypodense lesion of fluid HU at the liver's surface can pass for a fluid blob; once the
+    user has clicked it, the blob's voxels inside the liver region that are connected to the grown
+    lesion are relabelled ``liver`` (the lesion wins its own voxels when the labels are composed),
+    so that the lesion is not walled in by a structure it is part of. What lies outside the liver
+    region keeps its label. Changes ``anatomy.labels`` in place; returns warnings (sentences).
+    """
+    from scipy import ndimage as ndi
+    lab, names = anatomy.labels.array, anatomy.names
+    out: list[str] = []
+    if "liver" not in names or not lesions:
+        return out
+    for name in ("gallbladder", "bowel"):
+        if name not in names:
+            continue
+        mask = lab == names[name]
+        comps, n = ndi.label(mask)
+        if n == 0:
+            continue
+        for les in lesions:
+            touched = np.unique(comps[ndi.binary_dilation(les.mask) & mask])
+            touched = touched[touched > 0]
+            if not touched.size:
+                continue
+            give = np.isin(comps, touched) & anatomy.liver_region
+            if give.any():
+                lab[give] = names["liver"]
+                vox_ml = float(np.prod(anatomy.labels.spacing)) / 1000.0
+                out.append(f"{name} voxels touching {les.name} inside the liver region ({give.sum() * vox_ml:.1f} ml) "
+                           f"relabelled liver: taken for part of the lesion, check them")
+    return out
