@@ -72,6 +72,7 @@ GB_WALL_MM = 3.0
 GB_MEDIAL_MM = 30.0
 BOWEL_WALL_MM = 5.0
 BOWEL_BEHIND_SPINE_MM = 20.0
+BOWEL_BLOB_ML = 2.0
 TISSUE_MIN_HU = -30.0          # denser than fat: wall, parenchyma
 SKIN_AWAY_MM = 6.0             # organs lie inside the body wall
 
@@ -197,13 +198,9 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
         touch = count(dilate_mm(liver, sp, GB_TOUCH_MM + reach)) > 0
         with_gas = count(dilate_mm(gas, sp, reach + 1.0)) > 0 if gas.any() else np.zeros(n, bool)
         in_core = count(erode_mm(liver, sp, 2.0 * GB_TOUCH_MM)) / sizes
-        in_liver = count(liver) / sizes
         depth = np.bincount(lab.ravel(), weights=skin_depth.ravel(), minlength=n + 1)[1:] / sizes
         ci, cj = _spine_at(spine_axis, c[:, 0], hu.shape)
         right = c[:, 2] <= ci + 0.5 * SPLEEN_LEFT_MM / sp[0]
-        # the bowel and the gallbladder lie in front of the spine's back (the kidneys' level at
-        # most); behind it lie the lungs' posterior recesses, pleural fluid and the back muscles
-        front = c[:, 1] <= cj + BOWEL_BEHIND_SPINE_MM / sp[1]
         k = np.clip(np.rint(c[:, 0]).astype(int), 0, hu.shape[0] - 1)
         # against the visceral surface: medial to the liver's lateral (right) edge on its slice
         has = liver.any(axis=1)                                             # [k, i]
@@ -211,10 +208,12 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
         medial = (c[:, 2] - right_edge[k]) * sp[0] >= GB_MEDIAL_MM
         is_gb = touch & ~with_gas & right & medial & (c[:, 1] <= cj) & (in_core <= 1.0 - GB_OUTSIDE_FRACTION) & \
             (depth >= DEEP_MM) & (ml >= GB_CORE_ML[0]) & (ml <= GB_CORE_ML[1])
-        is_bowel = ~is_gb & front & (in_liver <= GB_OUTSIDE_FRACTION) & (ml >= GB_CORE_ML[0]) & \
-            ((depth >= DEEP_MM) | with_gas)
         gb = dilate_mm(_keep(lab, np.nonzero(is_gb)[0] + 1), sp, reach) & fluid
-        fluid_bowel = dilate_mm(_keep(lab, np.nonzero(is_bowel)[0] + 1), sp, reach) & fluid & ~gb
+        # the bowel's fluid: the blobs grown back from every core, joined where their fluid
+        # joins (a stomach's or a loop's contents are one blob), outside the gallbladder
+        blobs, bsizes = label_components(dilate_mm(core, sp, reach) & fluid & ~gb)
+        if bsizes.size:
+            fluid_bowel = _fluid_loops(blobs, bsizes, liver, gas, skin_depth, spine_axis, sp)
         if gb.any():
             gb = fill_holes_2d(gb)
             out["gallbladder"] = gb | (dilate_mm(gb, sp, GB_WALL_MM) & inside & ~liver & (hs >= TISSUE_MIN_HU))
@@ -228,6 +227,25 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
         out["bowel"] = (filled | wall) & ~gas
         out["bowel_in_liver"] = out["bowel"] & liver
     return out
+
+
+def _fluid_loops(blobs, sizes, liver, gas, skin_depth, spine_axis, sp) -> np.ndarray:
+    """The fluid blobs that are bowel (or ascites): >= :data:`BOWEL_BLOB_ML`, <= 25 % inside the
+    liver, centred in front of the spine's back, and deeper than the body wall or against gas."""
+    n = sizes.size
+    c = _centroids(blobs, n)
+    _, cj = _spine_at(spine_axis, c[:, 0], blobs.shape)
+    # in front of the spine's back (the kidneys' level at most); behind it lie the lungs'
+    # posterior recesses, pleural fluid and the back muscles
+    front = c[:, 1] <= cj + BOWEL_BEHIND_SPINE_MM / sp[1]
+    in_liver = np.bincount(blobs[liver].ravel(), minlength=n + 1)[1:] / sizes
+    depth = np.bincount(blobs.ravel(), weights=skin_depth.ravel(), minlength=n + 1)[1:] / sizes
+    with_gas = np.zeros(n, bool)
+    if gas.any():
+        with_gas = np.bincount(blobs[ndimage.binary_dilation(gas, _FACES)].ravel(), minlength=n + 1)[1:] > 0
+    ok = front & (in_liver <= GB_OUTSIDE_FRACTION) & (sizes * float(np.prod(sp)) / 1000.0 >= BOWEL_BLOB_ML) & \
+        ((depth >= DEEP_MM) | with_gas)
+    return _keep(blobs, np.nonzero(ok)[0] + 1)
 
 
 def viscera_step(st) -> None:
