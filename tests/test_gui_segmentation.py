@@ -108,6 +108,9 @@ def test_real_ct_segment_click_correct_review_target_and_plan(qtbot, artifacts_d
     assert len(set(stages)) >= 6 and any("liver" in m for m in stages)
     assert [f for f, _m in seen] == sorted(f for f, _m in seen)
     assert {"body", "liver", "bone", "lung", "aorta"} <= set(w.labels.names)
+    # the organs a needle must not cross are listed in the panel (outline colour beside each name)
+    listed = {seg.structure_box.itemText(i) for i in range(seg.structure_box.count())}
+    assert {"gallbladder", "kidney", "spleen", "bowel"} <= set(w.labels.names) <= listed | {"body"}, listed
     assert seg.origin_label.text() == "anatomy: automatic segmentation, not reviewed"
     # Outlines in the slice views where the liver is.
     w.set_cursor(HYPO_FOCUS)
