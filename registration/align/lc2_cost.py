@@ -108,9 +108,6 @@ def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_norm
     if sweep.metadata.get("drop_shadows"):      # issue 18: MR -> US, shadows move with the ribs and lung
         from registration.ultrasound.shadows import drop_shadows
         u, fans, pts = drop_shadows(sweep, mask, indices, fan, fy, fx, u, fans, pts)
-    if sweep.metadata.get("skip_near_mm"):      # issue 18 experiment: the body wall under the probe
-        from registration.ultrasound.near_field import drop_near_field
-        u, fans, pts = drop_near_field(sweep, mask, fan, fy, fx, u, fans, pts)
     if depth_normalise:
         # Per-row (depth) scale over all frames, like a TGC: LC2's weights (local std of u)
         # otherwise favour the bright near field over the darker, attenuated liver.
