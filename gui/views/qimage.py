@@ -129,10 +129,11 @@ def outline_rgba(labels: np.ndarray, lut: np.ndarray, dotted=()) -> np.ndarray:
     out = np.zeros(lab.shape + (4,), np.uint8)
     edge = boundary_mask(lab)
     if dotted:
-        # Dotted: two pixels on, two off along both axes, so the outline reads differently from
-        # a solid one even where the colours are hard to tell apart (colour-blind users, print).
+        # Dotted: in 2-pixel blocks, three on and one off along the diagonals, so the outline reads
+        # differently from a solid one even where the colours are hard to tell apart (colour-blind
+        # users, print) and a small lesion's few outline pixels still show (half off hid them).
         rr, cc = np.indices(lab.shape)
-        off = ((rr // 2 + cc // 2) % 2 == 1) & np.isin(lab, list(dotted))
+        off = ((rr // 2 + cc // 2) % 4 == 3) & np.isin(lab, list(dotted))
         edge &= ~off
     out[edge] = lut[idx[edge]]
     return out
