@@ -59,6 +59,12 @@ MR_VERDICT_REASON = ("MR and ultrasound come from different sessions: the organ 
                      "this estimate (a rigid result can align the surroundings and miss the target); check the "
                      "overlay at the target")
 
+#: LC2 levels (pixel mm, patch px, frames) for a 3D volume's slices: the CT's 4 mm coarse level left
+#: out. On volumes reconstructed from the demo sweeps the coarse level led the starts away from an
+#: optimum the finer levels prefer (survey volume from an 8 mm start: 6.2 mm, its fine LC2 0.276
+#: against 0.297 at the truth polished); without it 1.2 mm (benchmarks/results/mri.md).
+VOLUME_LEVELS = ((2.5, 7, 12), (1.6, 9, 12))
+
 #: RESULT.json keys renamed for an MR result (the fixed image's frame is the MR's).
 _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "point_ct": "point_mr",
             "ct": "mr"}
@@ -92,6 +98,7 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
         # A 3D volume's slices were not recorded over time: there is no breathing to find in them
         # (the analysis would fit slice-to-slice anatomy as motion and cost 1-3 s).
         breathing = "off"
+        options.setdefault("levels", VOLUME_LEVELS)
     sweep = prepare_sweep(sweep, shadows)
     res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
                          targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
