@@ -185,6 +185,17 @@ def summarise(rows, label, method):
             "coverage_95": float(np.mean([x.get("covered", 0.0) for x in r]))}
 
 
+def print_summaries(summaries, log) -> None:
+    """The results table: one row per :func:`summarise` dict."""
+    log("\nset        method trials success  medianTRE  p90TRE  median_s  good/check/poor  good&ok  cover95")
+    for s in summaries:
+        v = s["verdicts"]
+        gk = "-" if s["good_verdicts_that_succeeded"] is None else f"{s['good_verdicts_that_succeeded']:.2f}"
+        log(f"{s['set']:10s} {s['method']:6s} {s['trials']:6d} {100 * s['success_rate']:6.0f} % "
+            f"{s['median_tre_mm']:8.2f}   {s['p90_tre_mm']:6.2f}  {s['median_time_s']:7.1f}   "
+            f"{v['good']:4d}/{v['check']}/{v['poor']:<4d}     {gk:5s}  {s['coverage_95']:.2f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=20)
@@ -232,13 +243,7 @@ def main(argv=None) -> int:
                  if s]
     if args.mr:
         summaries.append(mr_summary(args, n, log))
-    log("\nset        method trials success  medianTRE  p90TRE  median_s  good/check/poor  good&ok  cover95")
-    for s in summaries:
-        v = s["verdicts"]
-        gk = "-" if s["good_verdicts_that_succeeded"] is None else f"{s['good_verdicts_that_succeeded']:.2f}"
-        log(f"{s['set']:10s} {s['method']:6s} {s['trials']:6d} {100 * s['success_rate']:6.0f} % "
-            f"{s['median_tre_mm']:8.2f}   {s['p90_tre_mm']:6.2f}  {s['median_time_s']:7.1f}   "
-            f"{v['good']:4d}/{v['check']}/{v['poor']:<4d}     {gk:5s}  {s['coverage_95']:.2f}")
+    print_summaries(summaries, log)
     for s in summaries:
         if "success_near_rate" in s:
             log(f"{s['method']}: success {100 * s['success_rate']:.0f} % over every target (as the CT rows), "

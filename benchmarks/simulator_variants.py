@@ -38,7 +38,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.registration import load_demo, liver_centroid, run_trials, summarise, targets_of  # noqa: E402
+from benchmarks.registration import (  # noqa: E402
+    load_demo,
+    liver_centroid,
+    print_summaries,
+    run_trials,
+    summarise,
+    targets_of,
+)
 from registration.io.sequence_io import load_sweep  # noqa: E402
 
 
@@ -98,13 +105,7 @@ def main(argv=None) -> int:
         log(f"{variant}: {len(sweeps)} sweeps simulated in {time.perf_counter() - t0:.0f} s ({root / variant})")
         rows += run_trials(ct, sweeps, truth_m, targets, center, args.trials, args.seed, ["lc2"], variant, log)
         summaries.append(summarise(rows, variant, "lc2"))
-    log("\nvariant    trials success  medianTRE  p90TRE  median_s  good/check/poor  good&ok  cover95")
-    for s in summaries:
-        v = s["verdicts"]
-        gok = "-" if s["good_verdicts_that_succeeded"] is None else f"{s['good_verdicts_that_succeeded']:.2f}"
-        log(f"{s['set']:10s} {s['trials']:6d} {100 * s['success_rate']:6.0f} %  {s['median_tre_mm']:8.2f} "
-            f"{s['p90_tre_mm']:7.2f} {s['median_time_s']:8.1f}  {v['good']:>4d}/{v['check']}/{v['poor']:<6d} "
-            f"{gok:>7s} {s['coverage_95']:7.2f}")
+    print_summaries(summaries, log)              # "set" = the variant
     bad_good = [(r["set"], r["trial"], round(r["tre_rms_mm"], 2)) for r in rows
                 if r.get("verdict") == "good" and not r["success"]]
     log(f"'good' verdicts on failed registrations: {bad_good or 'none'}")
