@@ -41,6 +41,18 @@ def test_slices_map_to_their_voxels_and_the_stack_is_detected(tmp_path):
     assert not is_volume_file(tmp_path / "s.igs.mha")
 
 
+def test_an_8_bit_volume_is_used_as_it_is_and_others_are_scaled(tmp_path):
+    vol = _cone_volume()
+    v8 = vol.with_array(vol.array.astype(np.uint8))
+    sitk.WriteImage(v8.to_sitk(), str(tmp_path / "us8.nii.gz"))
+    sweep = load_us_volume_as_sweep(tmp_path / "us8.nii.gz")
+    assert sweep.frames.dtype == np.uint8 and np.array_equal(sweep.frames, v8.array)
+    # float values: the imaged 99.9th percentile goes to 254, 0 stays 0, imaged stays nonzero
+    f = sweep_from_volume(vol.with_array(vol.array * 0.01)).frames
+    assert f.dtype == np.uint8 and np.array_equal(f > 0, vol.array > 0)
+    assert np.percentile(f[f > 0], 99.9) == pytest.approx(254, abs=1)
+
+
 def test_each_slice_keeps_its_own_imaged_region():
     vol = _cone_volume()
     sweep = sweep_from_volume(vol)
