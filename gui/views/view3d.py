@@ -27,7 +27,8 @@ from gui.core.workers import Worker
 
 from .qimage import rgb_to_qimage
 from .view3d_scene import (ENTRY_COLOUR, GROUPS, MR_ONLY_GROUP, PATH_COLOUR, TARGET_COLOUR,  # noqa: F401
-                           bone_from_ct, build_surfaces, drag_camera, group_of, orientation_cube, path_camera, path_meshes, plane_corners)
+                           bone_from_ct, build_surfaces, drag_camera, group_of, orientation_cube, path_camera,
+                           path_meshes, plane_corners)
 
 _INTERACTIVE_MS = 60      # render interval while the user drags the camera
 FRONT_VIEW = (-0.25, -1.0, 0.4)   # camera direction (LPS) of the default view: anterior, a little right and above
