@@ -265,10 +265,11 @@ def viscera_step(st) -> None:
     box = bbox(zone, (0, 1, 1))
     found = {n: np.zeros(g.hu.shape, bool) for n in NAMES + ("bowel_in_liver",)}
     if box is not None:
-        vessels_w = np.zeros(g.hu.shape, bool)
+        vessels = np.zeros(st.ct.array.shape, bool)
         for name in vessel_names:
-            vessels_w |= g.mask_from_ct(m[name], fraction=0.5)
-        taken_w = m["bone_w"] | m["lung_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"] | vessels_w
+            vessels |= m[name]
+        taken_w = m["bone_w"] | m["lung_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"] | \
+            g.mask_from_ct(vessels, fraction=0.5)
         if "heart_w" in m:
             taken_w |= m["heart_w"]
         axis = None if st.spine_axis is None else \
