@@ -37,8 +37,6 @@ without its seen lumen it lands within a few mm of the IVC on most slices
 """
 from __future__ import annotations
 
-from typing import List, Optional
-
 import numpy as np
 from scipy import ndimage
 
@@ -65,7 +63,7 @@ def _ring(r_mm: float, spacing_ji) -> tuple:
 
 
 def groove_candidates(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, aorta: np.ndarray,
-                      window_mm, spacing) -> List[list]:
+                      window_mm, spacing) -> list[list]:
     """Per slice, at most one disk ``[(j, i, radius mm, 2)]`` where the IVC's groove is.
 
     ``tissue``: blood-or-liver voxels (bool, canonical ``[k, j, i]``); ``axis``
@@ -81,7 +79,7 @@ def groove_candidates(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, a
     grown = ((x0 - pad, x1 + pad), (y0 - pad, y1 + pad))
     radii = np.arange(MIN_RADIUS_MM, MAX_RADIUS_MM + 1e-6, RADII_STEP_MM)
     kernels = [_ring(r, sp_ji) for r in radii]
-    out: List[list] = []
+    out: list[list] = []
     for k in range(tissue.shape[0]):
         wj, wi = _window(tissue.shape[1:], axis[k], window_mm, spacing)
         oj, oi = _window(tissue.shape[1:], axis[k], grown, spacing)
@@ -101,7 +99,7 @@ def groove_candidates(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, a
         dist = np.hypot((jj - anchor[0]) * sp_ji[0], (ii - anchor[1]) * sp_ji[1])
         inside = np.zeros(t.shape, bool)
         inside[wj.start - oj.start:wj.stop - oj.start, wi.start - oi.start:wi.stop - oi.start] = True
-        best: Optional[tuple] = None
+        best: tuple | None = None
         for r, (ring, dj_mm, di_mm) in zip(radii, kernels):
             # the disk of radius r fits (depth >= r), and for the largest r that fits
             fits = inside & (depth >= r) & ((depth < r + RADII_STEP_MM) | (r >= radii[-1]))
