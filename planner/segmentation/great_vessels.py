@@ -28,6 +28,8 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
+from .ivc_groove import groove_candidates
+from .ivc_groove import window_slices as _window
 from .morphology import fill_small_holes_2d
 
 AORTA_WINDOW_MM = ((-5.0, 50.0), (-50.0, 25.0))
@@ -50,15 +52,6 @@ RING_MM = 3.0        # the IVC's course through the liver, interpolated between 
 MAX_CANDIDATES = 4
 SKIP_COST = 6.0
 NOISE_HOLE_MM2 = 25.0
-
-
-def _window(shape_ji, axis_row, window_mm, spacing) -> Tuple[slice, slice]:
-    (x0, x1), (y0, y1) = window_mm
-    ci, cj = axis_row
-    i0, i1 = int(ci + x0 / spacing[0]), int(ci + x1 / spacing[0]) + 1
-    j0, j1 = int(cj + y0 / spacing[1]), int(cj + y1 / spacing[1]) + 1
-    return (slice(max(0, j0), max(0, min(shape_ji[0], j1))),
-            slice(max(0, i0), max(0, min(shape_ji[1], i1))))
 
 
 def _candidates(sub: np.ndarray, inner: Tuple[slice, slice], samp, min_radius_mm: float) -> list:
@@ -234,7 +227,6 @@ def track_groove(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, aorta:
     """The IVC placed in the liver's posterior-medial groove (:mod:`.ivc_groove`) where no
     lumen is seen: the per-slice disks, kept continuous by :func:`_best_track`, each drawn
     within ``tissue``; ``kinds`` gets :data:`PLACED_IN_GROOVE` (or :data:`BRIDGED`)."""
-    from .ivc_groove import groove_candidates
     t = tissue if exclude is None else tissue & ~exclude
     cands = groove_candidates(t, trunk, axis, aorta, IVC_WINDOW_MM, spacing)
     nk = tissue.shape[0]

@@ -51,6 +51,17 @@ SPINE_OFFSET_MM = (-20.0, -14.0)  # (left-right, antero-posterior) from the vert
 RADII_STEP_MM = 1.0
 
 
+def window_slices(shape_ji, axis_row, window_mm, spacing) -> tuple[slice, slice]:
+    """Row and column slices of a search window given in mm from the vertebral front centre
+    ``axis_row`` = (centre i, front j), clipped to the slice ``shape_ji``."""
+    (x0, x1), (y0, y1) = window_mm
+    ci, cj = axis_row
+    i0, i1 = int(ci + x0 / spacing[0]), int(ci + x1 / spacing[0]) + 1
+    j0, j1 = int(cj + y0 / spacing[1]), int(cj + y1 / spacing[1]) + 1
+    return (slice(max(0, j0), max(0, min(shape_ji[0], j1))),
+            slice(max(0, i0), max(0, min(shape_ji[1], i1))))
+
+
 def _ring(r_mm: float, spacing_ji) -> tuple:
     """Ring kernel (r + RIM, r + RIM + RING] with its row and column offsets in mm."""
     reach = r_mm + RIM_MM + RING_MM
@@ -72,7 +83,6 @@ def groove_candidates(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, a
     ranges in mm from the vertebral front centre). +i is the patient's left
     (medial for the IVC), +j posterior.
     """
-    from .great_vessels import _window
     sp_ji = (float(spacing[1]), float(spacing[0]))
     (x0, x1), (y0, y1) = window_mm
     pad = MAX_RADIUS_MM + RIM_MM + RING_MM
@@ -81,8 +91,8 @@ def groove_candidates(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, a
     kernels = [_ring(r, sp_ji) for r in radii]
     out: list[list] = []
     for k in range(tissue.shape[0]):
-        wj, wi = _window(tissue.shape[1:], axis[k], window_mm, spacing)
-        oj, oi = _window(tissue.shape[1:], axis[k], grown, spacing)
+        wj, wi = window_slices(tissue.shape[1:], axis[k], window_mm, spacing)
+        oj, oi = window_slices(tissue.shape[1:], axis[k], grown, spacing)
         t = tissue[k, oj, oi]
         if not t[wj.start - oj.start:wj.stop - oj.start, wi.start - oi.start:wi.stop - oi.start].any():
             out.append([])
