@@ -6,9 +6,11 @@ rotation). :func:`refine_near_target` starts from a whole-sweep result and
 registers again on the fan samples within ``radius_mm`` of the target (under that
 result), from the frames that pass there, about the target as rotation centre
 (its rotations then do not move the target). It reports the error at that
-target with the same model as the whole-sweep result (calibrated Hessian and
-multi-start estimates, the residual deformation measured around the target, the
-distance to what the focused frames imaged); the assessment records the focus
+target with the focused model (:func:`_focused_estimate`: the scatter of fits on
+separate frames, a locally-rigid term, any disagreement with the whole-sweep
+estimate); the other targets keep the whole-sweep model about the focused pose
+(the residual deformation measured around the target, the distance to what the
+focused frames imaged); the assessment records the focus
 (``Assessment.focus``: name, point, radius, frames, and the whole-sweep estimate
 at that target). ``ctus register --focus`` and the GUI ("refine near this
 lesion") call it; the planner uses the focused TRE for that lesion.
@@ -16,8 +18,13 @@ lesion") call it; the planner uses the focused TRE for that lesion.
 Stages: CT features on a crop around the target at the middle and fine levels;
 a translation grid at the middle level around the whole-sweep pose (that pose may
 be 10 mm off at the target), Nelder-Mead from the whole-sweep pose and the best
-``N_STARTS - 1`` grid points (in parallel), the best polished at the fine level,
-the Laplace covariance there, local fits around the target, the assessment.
+``N_STARTS - 1`` grid points (in parallel); the fine level as an **ensemble**: every
+frame passing near the target, split into interleaved subsets (one per
+``ENSEMBLE_FRAMES``), each fitted from the best and the runner-up optimum of the
+middle level and keeping its own best; the focused pose is their mean translation at
+the target and their scatter is measured noise of it (one region's optimum moved
+1-3 mm with the frames chosen); the Laplace covariance, local fits around the
+target, the assessment.
 Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
 a 30 mm region holds little structure (docs/registration_tuning.md#focus).
 Units: mm, degrees; points CT LPS.
