@@ -20,8 +20,8 @@ a translation grid at the middle level around the whole-sweep pose (that pose ma
 be 10 mm off at the target), Nelder-Mead from the whole-sweep pose and the best
 ``N_STARTS - 1`` grid points (in parallel); the fine level as an **ensemble**: every
 frame passing near the target, split into interleaved subsets (one per
-``ENSEMBLE_FRAMES``), each fitted from the best and the runner-up optimum of the
-middle level and keeping its own best; the focused pose is their mean translation at
+``ENSEMBLE_FRAMES``), each fitted from the best optimum of the middle level; the
+focused pose is their mean translation at
 the target and their scatter is measured noise of it (one region's optimum moved
 1-3 mm with the frames chosen); the Laplace covariance, local fits around the
 target, the assessment.
@@ -181,20 +181,12 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         fine_costs = run([lambda sub=sub: _fine_cost(feats[-1], sweep, sub, base, p, radius_mm) for sub in subsets])
         fine_costs = [c for c in fine_costs if c is not None] or [levels[-1]]
 
-        # every subset from the best mid-level optimum and from the best other one more than
-        # AGREE_MM / 2 away at the target, keeping its own best: subsets that prefer different
-        # optima show the region's ambiguity in the ensemble's spread
-        ranked = sorted(mid, key=lambda r: -r.metric_final)
-        tops = [ranked[0].reference_to_ct] + [r.reference_to_ct for r in ranked[1:2] if np.linalg.norm(
-            apply(r.reference_to_ct, apply(np.linalg.inv(ranked[0].reference_to_ct), p)) - p) > AGREE_MM / 2]
-
-        def fine_fit(lev, start):
+        def fine_fit(lev):
             def f(x):
-                return -lev.metric(rigid_matrix(x * PARAM_SCALE, p) @ start)[0]
+                return -lev.metric(rigid_matrix(x * PARAM_SCALE, p) @ best.reference_to_ct)[0]
             x = _optimise(f, np.zeros(6), MAX_EVALS // 2, 0.25, rotation)
-            return rigid_matrix(x * PARAM_SCALE, p) @ start, -f(x)
-        done = run([lambda lev=lev, st=st: fine_fit(lev, st) for lev in fine_costs for st in tops])
-        ens = [max(done[i:i + len(tops)], key=lambda d: d[1])[0] for i in range(0, len(done), len(tops))]
+            return rigid_matrix(x * PARAM_SCALE, p) @ best.reference_to_ct
+        ens = run([lambda lev=lev: fine_fit(lev) for lev in fine_costs])
         at_target = np.array([apply(m, apply(np.linalg.inv(base), p)) for m in ens])
         current = base.copy()
         current[:3, 3] += at_target.mean(axis=0) - p if not rotation else 0.0
