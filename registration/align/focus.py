@@ -46,12 +46,11 @@ from .deformation_error import from_fits
 from .imaged_region import ImagedRegion
 from .lc2_cost import FrameLC2Cost, crop_to_points, ct_feature_levels, frame_samples
 from .local_fits import local_offsets, subset_samples
-from .pose_uncertainty import AGREE_MM
 from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations,
                          translation_search_starts)
-from .pose_uncertainty import hessian_covariance
+from .pose_uncertainty import AGREE_MM, hessian_covariance, multistart_spread
 from .registration_result import ProgressFn, RegistrationResult, StartResult
-from .uncertainty import assess
+from .uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS, assess, hit_probability, total_error_mm
 
 #: Default radius (mm) of the region around the target that the refinement registers on.
 FOCUS_RADIUS_MM = 30.0
@@ -228,9 +227,9 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                        f"error estimate ({'unknown' if w_tre is None else f'{w_tre:.1f} mm'}): check the overlay")
     # the focused result is about its target: its verdict is the target's (the other rows keep theirs)
     out.uncertainty.verdict = row.verdict
-    out.uncertainty.reasons = [f"focused on {name}: registration error {row.tre_registration_mm:.1f} mm RMS "
-                               f"(95 % within {row.tre_registration_95_mm:.1f} mm; {len(ens)} fits on separate "
-                               f"frames scatter {ensemble_sd:.1f} mm)"] + row.why
+    out.uncertainty.reasons = [(f"focused on {name}: registration error {row.tre_registration_mm:.1f} mm RMS "
+                                f"(95 % within {row.tre_registration_95_mm:.1f} mm; {len(ens)} fits on separate "
+                                f"frames scatter {ensemble_sd:.1f} mm)")] + row.why
     out.uncertainty.focus = {"name": name, "point_ct": p.tolist(), "radius_mm": float(radius_mm),
                              "frames": [int(i) for i in frames],
                              "whole_sweep_tre_mm": None if whole is None else whole.tre_registration_mm,
@@ -260,8 +259,6 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     result is not trusted; check when above ``GOOD_TRE_MM``, when the ensemble disagrees
     (spread above ``AGREE_MM`` / 2), when the translation grid found another optimum with a
     comparable metric more than ``AGREE_MM`` away, or for breathing left in the sweep."""
-    from .pose_uncertainty import multistart_spread
-    from .uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS, hit_probability, total_error_mm
     terms = assessment.error_terms
     tre = float(np.sqrt(spread_mm ** 2 + assessment.resolution_floor_mm ** 2 + FOCUS_LOCAL_MM ** 2
                         + terms.unresolved_breathing_mm ** 2 + disagreement_mm ** 2))
