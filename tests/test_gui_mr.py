@@ -67,6 +67,10 @@ def test_mr_dock_on_the_demo(qtbot, tmp_path, artifacts_dir):
     row = next(r for r in w.registration.raw["targets"] if r["name"] == les.name)
     assert row["tre_registration_mm"] == pytest.approx(np.hypot(1.0, les.mr_ct_error_mm), abs=1e-6)
     assert panel.view.lesions and panel.view.lesions[0][3] is True   # drawn as MR only
+    assert w.display.mr_only == {les.name}                            # ... and so in the CT views
+    w.set_cursor(np.asarray(only["centroid_ct"], float))
+    w.views["axial"].grab()
+    assert any("seen on MR only" in t for t, _b in w.views["axial"].drawn_text)
 
     # MR -> sweep from the registration chained through inv(mr_to_ct): progress, verdict
     stages = []

@@ -88,6 +88,7 @@ def test_the_mr_beside_the_ultrasound_on_the_demo(qtbot, tmp_path, artifacts_dir
     w.wait_for_workers()
     assert not w.reporter.history, w.reporter.history
     assert fv.showing_second and fv.shown_name == "MR"
+    assert w.layout_buttons["fusion"].text() == "Fusion: US | MR in US plane"    # names what is shown
     plane = fv.ct_plane
     assert plane.shape == ct_plane.shape and not np.array_equal(plane, ct_plane)
     # What is shown is the MR (normalised 0..1) at the plane's points carried through inv(mr_to_ct)
@@ -110,6 +111,7 @@ def test_the_mr_beside_the_ultrasound_on_the_demo(qtbot, tmp_path, artifacts_dir
     w.grab().save(str(artifacts_dir / "gui_mr_beside_us_1366x768.png"))
     panel.fused_choice.setCurrentIndex(0)                           # back to the CT
     assert fv.shown == "CT" and np.array_equal(fv.ct_plane, ct_plane)
+    assert w.layout_buttons["fusion"].text() == "Fusion: US | CT in US plane"
 
     # MR landmarks: with the Registration panel picking, a click on the MR view is the pair's
     # first point (on the CT through mr_to_ct); without picking it only moves the MR cursor.

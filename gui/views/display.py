@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from planner.anatomy.mr_lesions import mr_only_lesions
 from registration.spatial.volume import LabelMap, Volume
 
 VIEWS = ("axial", "coronal", "sagittal")
@@ -109,6 +110,7 @@ class DisplayVolume:
         self.array, self.grid = to_display(ct, default=default)
         self.labels_array: Optional[np.ndarray] = None
         self.label_names: dict = {}
+        self.mr_only: frozenset = frozenset()      # lesion names seen on the MR only (drawn apart)
         if labels is not None:
             self.set_labels(labels)
 
@@ -124,10 +126,11 @@ class DisplayVolume:
     def set_labels(self, labels: Optional[LabelMap], array: Optional[np.ndarray] = None) -> None:
         """Show ``labels``; ``array`` = a precomputed :meth:`labels_on_grid` result."""
         if labels is None:
-            self.labels_array, self.label_names = None, {}
+            self.labels_array, self.label_names, self.mr_only = None, {}, frozenset()
             return
         self.labels_array = self.labels_on_grid(labels) if array is None else array
         self.label_names = dict(labels.names)
+        self.mr_only = mr_only_lesions(labels)
 
     @property
     def max_label(self) -> int:

@@ -40,6 +40,7 @@ class FusedCTView(QWidget):
 
     pixel_clicked = pyqtSignal(float, float)
     hover_pixel = pyqtSignal(object)
+    image_changed = pyqtSignal(str)         # the name of the image now shown ("CT", "MR")
 
     def __init__(self, source, parent=None):
         super().__init__(parent)
@@ -82,6 +83,7 @@ class FusedCTView(QWidget):
             self._second.set_data(volume, None)
             self.second_name = str(name)
         self.refresh()
+        self.image_changed.emit(self.shown_name)
 
     def show_image(self, name: str) -> None:
         """Show the CT ("CT") or the second image (its name) in the US plane."""
@@ -90,6 +92,7 @@ class FusedCTView(QWidget):
             raise ValueError(f"no image '{name}' to show (have {have})")
         self.shown = name
         self.refresh()
+        self.image_changed.emit(self.shown_name)
 
     @property
     def showing_second(self) -> bool:
@@ -136,7 +139,7 @@ class FusedCTView(QWidget):
         src = self.source
         lab = src.overlay.labels
         if src.show_contours and lab is not None and src._lut is not None and lab.any():
-            self._outline = rgba_to_qimage(outline_rgba(lab, src._lut))
+            self._outline = rgba_to_qimage(outline_rgba(lab, src._lut, getattr(src, "_dotted", ())))
             if src.outline_alpha.get("target", 0) > 0:
                 self._anchors = label_anchors(lab, target_values(src._labels.names))
 

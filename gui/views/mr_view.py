@@ -25,10 +25,11 @@ from PyQt5.QtGui import QColor, QPainter, QPen
 from registration.spatial.transforms import invert
 from registration.spatial.volume import Volume
 
+from .qimage import MR_ONLY_COLOUR  # noqa: F401 (re-exported for the MR panel)
 from .slice_view import SliceView
 
-#: Ring colours (RGB): a lesion only the MR shows; one the CT shows too.
-MR_ONLY_COLOUR = (255, 0, 255)
+#: Ring colours (RGB): a lesion only the MR shows (MR_ONLY_COLOUR, the same in every view); one the CT
+#: shows too.
 BOTH_COLOUR = (0, 220, 0)
 
 

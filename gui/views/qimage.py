@@ -41,6 +41,8 @@ STRUCTURE_COLOURS: Dict[str, Tuple[int, int, int]] = {
     "heart": (206, 110, 84),
 }
 LESION_COLOUR = (255, 230, 0)
+#: Lesions seen on the MR only (issue 18): magenta, drawn with a dotted outline, in every view.
+MR_ONLY_COLOUR = (255, 0, 255)
 
 
 def structure_colour(name: str) -> Tuple[int, int, int]:
@@ -119,11 +121,19 @@ def boundary_mask(labels: np.ndarray, close_at_border: bool = False) -> np.ndarr
     return edge & (lab != 0)
 
 
-def outline_rgba(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """uint8 [rows, cols, 4]: coloured outlines of every label (transparent elsewhere)."""
+def outline_rgba(labels: np.ndarray, lut: np.ndarray, dotted=()) -> np.ndarray:
+    """uint8 [rows, cols, 4]: coloured outlines of every label (transparent elsewhere); the label
+    values in ``dotted`` get a dotted outline (lesions seen on the MR only)."""
     lab = np.asarray(labels)
     idx = np.clip(lab.astype(np.int64), 0, lut.shape[0] - 1)
     out = np.zeros(lab.shape + (4,), np.uint8)
     edge = boundary_mask(lab)
+    if dotted:
+        # Dotted: in 2-pixel blocks, three on and one off along the diagonals, so the outline reads
+        # differently from a solid one even where the colours are hard to tell apart (colour-blind
+        # users, print) and a small lesion's few outline pixels still show (half off hid them).
+        rr, cc = np.indices(lab.shape)
+        off = ((rr // 2 + cc // 2) % 4 == 3) & np.isin(lab, list(dotted))
+        edge &= ~off
     out[edge] = lut[idx[edge]]
     return out

@@ -99,11 +99,15 @@ def draw_markers(p: QPainter, view, bounds: QRectF, taken) -> None:
                    align=Qt.AlignLeft | Qt.AlignBottom, avoid=taken)
 
 
-def draw_names(p: QPainter, anchors, to_widget, bounds: QRectF, colour: QColor, taken=None) -> None:
+def draw_names(p: QPainter, anchors, to_widget, bounds: QRectF, colour: QColor, taken=None,
+               colour_of=None) -> None:
     """Target names beside their contours: ``anchors`` {name: (col_right, row, col_left)} in
     display pixels, ``to_widget(col, row)`` -> QPointF; right of the contour, or left of it
-    when the right edge is near; off the ``taken`` boxes."""
+    when the right edge is near; off the ``taken`` boxes. ``colour_of(name)``: a QColor for
+    that name instead of ``colour`` (None: ``colour``), e.g. lesions seen on the MR only."""
+    default = colour
     for name, (c_right, row, c_left) in anchors.items():
+        colour = (colour_of(name) if colour_of is not None else None) or default
         right = to_widget(c_right + 0.5, row)
         if right.x() + text_size(p, name).width() + 6 < bounds.right():
             draw_label(p, QPointF(right.x() + 4, right.y()), name, colour, bounds,
@@ -112,6 +116,26 @@ def draw_names(p: QPainter, anchors, to_widget, bounds: QRectF, colour: QColor, 
             left = to_widget(c_left - 0.5, row)
             draw_label(p, QPointF(left.x() - 4, left.y()), name, colour, bounds,
                        align=Qt.AlignRight | Qt.AlignVCenter, avoid=taken)
+
+
+def draw_legend(p: QPainter, bounds: QRectF, entries, taken=None) -> None:
+    """A legend in the bottom-right corner: per entry ``(text, RGB, dotted)`` a short line sample
+    (solid or dotted, as the outlines are drawn) and the text in that colour, stacked upwards
+    and kept off the ``taken`` boxes (to which they are added)."""
+    y = bounds.bottom()
+    sample = 18.0
+    pad = " " * 7                               # room for the line sample inside the text's box
+    for text, rgb, dotted in reversed(list(entries)):
+        colour = QColor(*rgb)
+        box = draw_label(p, QPointF(bounds.right(), y), pad + text, colour, bounds,
+                         align=Qt.AlignRight | Qt.AlignBottom, avoid=taken)
+        pen = QPen(colour)
+        pen.setWidthF(2.0)
+        pen.setStyle(Qt.DotLine if dotted else Qt.SolidLine)
+        p.setPen(pen)
+        mid = box.center().y()
+        p.drawLine(QPointF(box.left() + 4, mid), QPointF(box.left() + 4 + sample, mid))
+        y = box.top()
 
 
 def view_text_key(view) -> tuple:

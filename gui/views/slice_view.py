@@ -24,10 +24,10 @@ from PyQt5.QtWidgets import QSizePolicy, QWidget
 from . import slice_graphics as gfx
 from .display import NORMAL_AXIS, DisplayVolume
 from .probe_geometry import ProbeGeometry
-from .qimage import LESION_COLOUR, gray_to_qimage, outline_rgba, rgba_to_qimage, window_level
+from .qimage import LESION_COLOUR, MR_ONLY_COLOUR, gray_to_qimage, outline_rgba, rgba_to_qimage, window_level
 from .slice_mouse import CLICK_PX, SliceMouseMixin  # noqa: F401 (CLICK_PX: part of this module's API)
 from .slice_resample import INTERPOLATIONS, display_shape, resample
-from .structure_style import CT_ALPHA, label_anchors, outline_lut, target_values
+from .structure_style import CT_ALPHA, LESION_LEGEND, label_anchors, mr_only_values, outline_lut, target_values
 
 
 class SliceView(SliceMouseMixin, QWidget):
@@ -60,6 +60,7 @@ class SliceView(SliceMouseMixin, QWidget):
         self._shown = None            # the display-resolution slice (float32 or raw) last drawn
         self._anchors = {}
         self._lut = None
+        self._dotted = ()             # label values drawn with a dotted outline (seen on MR only)
         self._init_mouse()
         self._dirty = True
         self.drawn_text = []
@@ -76,7 +77,8 @@ class SliceView(SliceMouseMixin, QWidget):
 
     def _make_lut(self) -> None:
         d = self.display
-        self._lut = None if d is None else outline_lut(d.label_names, d.max_label, self.outline_alpha)
+        self._lut = None if d is None else outline_lut(d.label_names, d.max_label, self.outline_alpha, d.mr_only)
+        self._dotted = () if d is None else mr_only_values(d.label_names, d.mr_only)
 
     def labels_changed(self) -> None:
         self._make_lut()
@@ -224,7 +226,7 @@ class SliceView(SliceMouseMixin, QWidget):
         self._outline, self._anchors = None, {}
         if lab is not None and self._lut is not None and lab.any():
             lab = resample(lab, shape, "nearest")
-            self._outline = rgba_to_qimage(outline_rgba(lab, self._lut))
+            self._outline = rgba_to_qimage(outline_rgba(lab, self._lut, self._dotted))
             if self.outline_alpha.get("target", 0) > 0:
                 self._anchors = label_anchors(lab, target_values(self.display.label_names))
         self._dirty = False
@@ -289,6 +291,10 @@ class SliceView(SliceMouseMixin, QWidget):
         gfx.draw_probe(p, self)
         taken = self._draw_view_text(p)          # fixed text first; names and markers move off it
         if self.show_labels and self._outline is not None:
-            gfx.draw_names(p, self._anchors, self._display_to_widget, bounds, QColor(*LESION_COLOUR), taken)
+            mr_only = self.display.mr_only
+            gfx.draw_names(p, self._anchors, self._display_to_widget, bounds, QColor(*LESION_COLOUR), taken,
+                           colour_of=lambda name: QColor(*MR_ONLY_COLOUR) if name in mr_only else None)
+            if mr_only:
+                gfx.draw_legend(p, bounds, LESION_LEGEND, taken)
         gfx.draw_markers(p, self, bounds, taken)
         p.end()

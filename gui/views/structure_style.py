@@ -16,11 +16,11 @@ outline drawing uses (alpha 0 = not drawn).
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Tuple
+from typing import Collection, Dict, Mapping, Tuple
 
 import numpy as np
 
-from .qimage import structure_colour
+from .qimage import LESION_COLOUR, MR_ONLY_COLOUR, structure_colour
 
 KINDS = ("target", "vessel", "organ")
 _VESSEL_WORDS = ("vein", "artery", "arteries", "aorta", "vena", "ivc", "vessel")
@@ -40,20 +40,31 @@ def structure_kind(name: str) -> str:
     return "organ"
 
 
-def outline_lut(names: Mapping[str, int], max_value: int, alpha: Mapping[str, int]) -> np.ndarray:
+def outline_lut(names: Mapping[str, int], max_value: int, alpha: Mapping[str, int],
+                mr_only: Collection[str] = ()) -> np.ndarray:
     """uint8 [max_value + 1, 4]: the structure colour with the alpha of its kind.
 
     Value 0 is transparent. A non-zero value without a name is an ``organ``
     (shown as strongly as the organs are), so nothing named is silently dropped
-    and nothing unnamed is drawn as a target.
+    and nothing unnamed is drawn as a target. Names in ``mr_only`` (lesions seen
+    on the MR only) get :data:`~gui.views.qimage.MR_ONLY_COLOUR`.
     """
     lut = np.zeros((max(int(max_value), 0) + 1, 4), np.uint8)
     named = {int(v): n for n, v in names.items()}
     for v in range(1, lut.shape[0]):
         name = named.get(v, f"label_{v}")
-        lut[v, :3] = structure_colour(name)
+        lut[v, :3] = MR_ONLY_COLOUR if name in mr_only else structure_colour(name)
         lut[v, 3] = int(alpha.get(structure_kind(name) if v in named else "organ", 0))
     return lut
+
+
+#: Legend entries (text, RGB, dotted) of the lesion outlines, shown when a lesion seen on the MR only is present.
+LESION_LEGEND = (("lesion", LESION_COLOUR, False), ("seen on MR only", MR_ONLY_COLOUR, True))
+
+
+def mr_only_values(names: Mapping[str, int], mr_only: Collection[str]) -> Tuple[int, ...]:
+    """The label values of the ``mr_only`` names (drawn dotted)."""
+    return tuple(int(v) for n, v in names.items() if n in mr_only)
 
 
 _TARGETS_CACHE: Dict[tuple, Dict[int, str]] = {}

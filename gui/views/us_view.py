@@ -20,11 +20,13 @@ import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
+from planner.anatomy.mr_lesions import mr_only_lesions
+
 from . import us_graphics as gfx
 from .overlay import FrameOverlay, OverlayEngine
 from .plane_sampler import OUTSIDE_HU
 from .qimage import gray_to_qimage, outline_rgba, rgba_to_qimage, window_level
-from .structure_style import US_ALPHA, label_anchors, outline_lut, target_values
+from .structure_style import US_ALPHA, label_anchors, mr_only_values, outline_lut, target_values
 
 MODES = ("blend", "checker", "off")
 # Chosen on screenshots of the demo at 0, 0.15, 0.25, 0.35 and 0.4 (the old default): from
@@ -70,6 +72,7 @@ class USView(QWidget):
         self._anchors = {}
         self._labels = None
         self._lut = None
+        self._dotted = ()             # label values drawn dotted (lesions seen on the MR only)
         self._frame = None
         self._i2r = None
 
@@ -83,7 +86,9 @@ class USView(QWidget):
 
     def _make_lut(self) -> None:
         lab = self._labels
-        self._lut = None if lab is None else outline_lut(lab.names, int(lab.array.max()), self.outline_alpha)
+        mr_only = mr_only_lesions(lab)
+        self._lut = None if lab is None else outline_lut(lab.names, int(lab.array.max()), self.outline_alpha, mr_only)
+        self._dotted = () if lab is None else mr_only_values(lab.names, mr_only)
 
     def set_outline_alpha(self, alpha: dict) -> None:
         """Outline strength per kind ('target', 'vessel', 'organ'; 0 = not drawn)."""
@@ -229,7 +234,7 @@ class USView(QWidget):
         self._ct_img = rgba_to_qimage(rgba)
         if self.show_contours and ov.labels is not None and self._lut is not None and ov.labels.any():
             lab = ov.labels if fan is None else np.where(fan, ov.labels, 0)   # outlines only in the fan
-            outline = outline_rgba(lab, self._lut)
+            outline = outline_rgba(lab, self._lut, self._dotted)
             self._outline_img = rgba_to_qimage(outline)
             if self.outline_alpha.get("target", 0) > 0:
                 self._anchors = label_anchors(lab, target_values(self._labels.names))

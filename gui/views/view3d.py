@@ -26,8 +26,9 @@ from PyQt5.QtWidgets import QLabel, QSizePolicy, QWidget
 from gui.core.workers import Worker
 
 from .qimage import rgb_to_qimage
-from .view3d_scene import (ENTRY_COLOUR, GROUPS, PATH_COLOUR, TARGET_COLOUR, bone_from_ct, build_surfaces,  # noqa: F401
-                           drag_camera, group_of, orientation_cube, path_camera, path_meshes, plane_corners)
+from .view3d_scene import (ENTRY_COLOUR, GROUPS, MR_ONLY_GROUP, PATH_COLOUR, TARGET_COLOUR,  # noqa: F401
+                           bone_from_ct, build_surfaces, drag_camera, group_of, orientation_cube, path_camera,
+                           path_meshes, plane_corners)
 
 _INTERACTIVE_MS = 60      # render interval while the user drags the camera
 FRONT_VIEW = (-0.25, -1.0, 0.4)   # camera direction (LPS) of the default view: anterior, a little right and above
@@ -141,7 +142,8 @@ class View3D(QWidget):
         if getattr(self, "_from_ct", False):
             text = "3D: bone from the CT (no label map)" if surfaces else "3D: no bone found in the CT"
         else:
-            text = "3D: " + (", ".join(sorted(surfaces)) if surfaces else "no liver/vessels/lesions/bone labels")
+            names = [f"{g} (magenta)" if g == MR_ONLY_GROUP else g for g in sorted(surfaces)]
+            text = "3D: " + (", ".join(names) if surfaces else "no liver/vessels/lesions/bone labels")
         self._set_status(text)
         if self._path_view is None:
             self._set_anterior_view()
@@ -155,7 +157,7 @@ class View3D(QWidget):
         # right is then about +L, patient right on screen left, as in the coronal slice view.
         self.plotter.view_vector(FRONT_VIEW, viewup=(0, 0, 1))
         # Fit the liver (and lesions), not the whole rib cage: that is where the work is.
-        parts = [self.surfaces[g] for g in ("liver", "lesions") if g in self.surfaces]
+        parts = [self.surfaces[g] for g in ("liver", "lesions", MR_ONLY_GROUP) if g in self.surfaces]
         if parts:
             b = np.array([s.bounds for s in parts])
             self.plotter.reset_camera(bounds=(b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max(),

@@ -18,7 +18,13 @@ from scipy.ndimage import gaussian_filter
 
 from registration.spatial.errors import CancelledError
 
-from .qimage import LESION_COLOUR, STRUCTURE_COLOURS
+from planner.anatomy.mr_lesions import mr_only_lesions
+
+from .qimage import LESION_COLOUR, MR_ONLY_COLOUR, STRUCTURE_COLOURS
+
+#: The 3D group of the lesions seen on the MR only (LabelMap metadata, planner.anatomy.mr_lesions):
+#: magenta, named so in the view's status line (its legend).
+MR_ONLY_GROUP = "MR-only lesions"
 
 # group -> (colour RGB, opacity). Only the liver is translucent: several translucent
 # surfaces need depth peeling to sort correctly (too slow on software GL), and without it
@@ -27,6 +33,7 @@ GROUPS = {
     "liver": (STRUCTURE_COLOURS["liver"], 0.25),
     "vessels": ((40, 120, 230), 1.0),
     "lesions": (LESION_COLOUR, 1.0),
+    MR_ONLY_GROUP: (MR_ONLY_COLOUR, 1.0),
     "bone": (STRUCTURE_COLOURS["bone"], 1.0),
 }
 PATH_COLOUR = (0.15, 0.95, 1.0)
@@ -78,11 +85,13 @@ def _upsample(a: np.ndarray, axis: int, factor: int) -> np.ndarray:
 
 
 def build_surfaces(labels, progress=None, max_dim: int = 200) -> Dict[str, "object"]:
-    """LabelMap -> {group: pyvista.PolyData in LPS mm}. Pure data work, safe off the GUI thread."""
+    """LabelMap -> {group: pyvista.PolyData in LPS mm}. Pure data work, safe off the GUI thread.
+    Lesions seen on the MR only are a group of their own (:data:`MR_ONLY_GROUP`, drawn magenta)."""
     import pyvista as pv
     groups: Dict[str, List[int]] = {}
+    mr_only = mr_only_lesions(labels)
     for name, value in labels.names.items():
-        g = group_of(name)
+        g = MR_ONLY_GROUP if name in mr_only else group_of(name)
         if g is not None:
             groups.setdefault(g, []).append(int(value))
     out = {}

@@ -87,6 +87,7 @@ class MainWindow(FileActionsMixin, WindowLayoutMixin, MenuActionsMixin, StatusBa
             from gui.views.view3d import View3D
             self.view3d = View3D()
         self._build_central()
+        self.fused_view.image_changed.connect(self.name_fused_image)
         self._build_docks(enable_3d)
         self._build_status_bar()
         self._build_actions()

@@ -35,6 +35,11 @@ from gui.views.us_graphics import COMPARE_KEY
 LAYOUTS: Dict[str, str] = {"fusion": "Fusion: US | CT in US plane", "ct_us": "Landmarks: CT | US"}
 
 
+def fusion_button_text(image: str) -> str:
+    """The fusion layout button names the image the fused view shows ("CT", "MR")."""
+    return f"Fusion: US | {image} in US plane"
+
+
 class WindowLayoutMixin:
     """Central view grid, layout bar and docks; mixed into MainWindow (needs its widgets)."""
 
@@ -90,6 +95,11 @@ class WindowLayoutMixin:
         hint.setObjectName("compare_hint")
         row.addWidget(hint)
         return bar
+
+    def name_fused_image(self, image: str) -> None:
+        """Say on the fusion layout button which image the fused view shows (connected to
+        ``fused_view.image_changed``: the MR dock can put the MR there instead of the CT)."""
+        self.layout_buttons["fusion"].setText(fusion_button_text(image))
 
     def _layout_panes(self, name: str) -> List[List[QWidget]]:
         three_d = [self.view3d] if self.view3d is not None else []

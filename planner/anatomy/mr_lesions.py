@@ -40,6 +40,15 @@ from registration.spatial.volume import LabelMap, Volume
 SAME_LESION_FRACTION = 0.5
 #: A row of MR_TO_CT.json within this distance (mm) of a lesion gives its error (when no local estimate).
 NEAR_ROW_MM = 15.0
+#: LabelMap.metadata key: the label names of the lesions seen on the MR only (views draw them apart).
+MR_ONLY_KEY = "mr_only_lesions"
+
+
+def mr_only_lesions(labels) -> frozenset:
+    """The label names of ``labels`` (a LabelMap or None) that are lesions seen on the MR only."""
+    if labels is None:
+        return frozenset()
+    return frozenset(n for n in labels.metadata.get(MR_ONLY_KEY, ()) if n in labels.names)
 
 
 @dataclass
@@ -182,8 +191,10 @@ def import_mr_lesions(mr: Volume, mr_to_ct, ct: Volume, ct_labels: LabelMap, *,
             arr[on_ct & writable] = value
             lesion.name, lesion.label_value = label_name, value
         lesions.append(lesion)
-    labels = LabelMap(arr, ct_labels.spacing, ct_labels.origin, ct_labels.direction, names,
-                      metadata=dict(ct_labels.metadata))
+    metadata = dict(ct_labels.metadata)
+    metadata[MR_ONLY_KEY] = sorted(set(metadata.get(MR_ONLY_KEY, ()))
+                                   | {les.name for les in lesions if les.seen_on == ["MR"]})
+    labels = LabelMap(arr, ct_labels.spacing, ct_labels.origin, ct_labels.direction, names, metadata=metadata)
     out = MRLesionImport(labels, lesions, m, None if mr_to_ct_doc is None else mr_to_ct_doc.get("verdict"))
     _error_terms(out, ct, mr, ct_labels, mr_to_ct_doc, local_error)
     return out

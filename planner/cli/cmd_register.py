@@ -78,6 +78,9 @@ def add_parser(sub):
                    help="LC2: find breathing in the sweep; 'detect' (default) reports it and adds half its "
                         "amplitude to the registration error; 'gate' (experimental) registers again on the "
                         "frames at the CT's breath-hold phase")
+    p.add_argument("--shadows", choices=["drop", "keep"], default="drop",
+                   help="LC2 on a freehand sweep: leave the acoustic shadows behind ribs and gas out of the "
+                        "metric (default drop) or use every fan pixel (keep)")
     p.add_argument("--breath-hold", choices=["expiration", "inspiration"], default="expiration",
                    help="the CT's breath-hold phase (default expiration: liver at its most cranial)")
     p.add_argument("--focus", metavar="NAME|X,Y,Z",
@@ -226,7 +229,7 @@ def run(args) -> int:
     with FEATURE_CACHE.settings(folder=args.feature_cache, max_entries=2 if args.breathing == "gate" else 0):
         res = register_sweep(ct, sweep, init, method=args.method, progress=rep, seed=args.seed,
                              n_starts=max(1, int(args.starts)), targets=targets, breathing=args.breathing,
-                             breath_hold=args.breath_hold)
+                             breath_hold=args.breath_hold, shadows=args.shadows)
         if focus is not None:
             res = _focus(ct, sweep, res, focus, targets, args, rep)
     doc = result_document(res, ct_path=args.ct, sweep_path=args.sweep, calibration_path=args.calibration,

@@ -54,9 +54,16 @@ from .volume_sweep import is_volume_stack, mark_unimaged
 
 #: The best verdict an MR -> ultrasound registration gets (heuristic, docs/clinical_evidence.md 11).
 MR_BEST_VERDICT = "check"
-MR_VERDICT_REASON = ("MR and ultrasound come from different sessions: a shift of the liver against the body wall "
-                     "between them is not in this estimate (a rigid result can align the wall and miss the liver); "
-                     "check the overlay at the lesion")
+MR_VERDICT_REASON = ("MR and ultrasound come from different sessions: the organ may have moved against its "
+                     "surroundings between them (another breath-hold or position, brain shift), which is not in "
+                     "this estimate (a rigid result can align the surroundings and miss the target); check the "
+                     "overlay at the target")
+
+#: LC2 levels (pixel mm, patch px, frames) for a 3D volume's slices: the CT's 4 mm coarse level left
+#: out. On volumes reconstructed from the demo sweeps the coarse level led the starts away from an
+#: optimum the finer levels prefer (survey volume from an 8 mm start: 6.2 mm, its fine LC2 0.276
+#: against 0.297 at the truth polished); without it 1.2 mm (benchmarks/results/mri.md).
+VOLUME_LEVELS = ((2.5, 7, 12), (1.6, 9, 12))
 
 #: RESULT.json keys renamed for an MR result (the fixed image's frame is the MR's).
 _MR_KEYS = {"reference_to_ct": "reference_to_mr", "center_ct": "center_mr", "point_ct": "point_mr",
@@ -87,9 +94,14 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
     elif focus != "none":
         raise InputError(f"unknown focus '{focus}'", fix="use none or liver")
     init = as_matrix(init_reference_to_mr, name="initial reference_to_mr")
+    if is_volume_stack(sweep):
+        # A 3D volume's slices were not recorded over time: there is no breathing to find in them
+        # (the analysis would fit slice-to-slice anatomy as motion and cost 1-3 s).
+        breathing = "off"
+        options.setdefault("levels", VOLUME_LEVELS)
     sweep = prepare_sweep(sweep, shadows)
     res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
-                         targets=targets, breathing=breathing, breath_hold=breath_hold, **options)
+                         targets=targets, breathing=breathing, breath_hold=breath_hold, shadows="keep", **options)
     cap_mr_verdict(res.uncertainty)
     return res
 

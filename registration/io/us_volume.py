@@ -47,11 +47,24 @@ def is_volume_file(path) -> bool:
 
 
 def sweep_from_volume(volume: Volume, source=None) -> Sweep:
-    """The slices k of ``volume`` as frames [k, rows=j, cols=i] with their ImageToReference."""
-    a = np.asarray(volume.array, np.float32)
-    hi = float(np.percentile(a[a > 0], 99.9)) if np.any(a > 0) else 1.0
-    frames = np.clip(np.rint(a * (254.0 / max(hi, 1e-6))), 0, 255).astype(np.uint8)
-    frames[(a > 0) & (frames == 0)] = 1          # imaged stays nonzero
+    """The slices k of ``volume`` as frames [k, rows=j, cols=i] with their ImageToReference.
+
+    An 8-bit volume (most ultrasound volumes) is used as it is; other values are scaled so the
+    99.9th percentile of the imaged voxels is 254 (LC2 ignores the scale; 0 stays 0, imaged stays
+    nonzero). Done in place in float32: a 0.3 mm iUS volume has ~20 M voxels."""
+    a = volume.array
+    if a.dtype == np.uint8:
+        frames = np.ascontiguousarray(a)
+    else:
+        a = np.asarray(a, np.float32)
+        imaged = a > 0
+        hi = float(np.percentile(a[imaged], 99.9)) if imaged.any() else 1.0
+        f = np.multiply(a, np.float32(254.0 / max(hi, 1e-6)), dtype=np.float32)
+        np.rint(f, out=f)
+        np.clip(f, 0, 255, out=f)
+        frames = f.astype(np.uint8)
+        del f
+        frames[imaged & (frames == 0)] = 1       # imaged stays nonzero
     ijk_to_lps = volume.ijk_to_lps
     n = frames.shape[0]
     mats = np.repeat(ijk_to_lps[None], n, axis=0)
@@ -67,7 +80,10 @@ def load_us_volume_as_sweep(path) -> Sweep:
     """Read a 3D ultrasound volume file and return :func:`sweep_from_volume` of it."""
     p = os.fspath(path)
     try:
-        vol = Volume.from_sitk(sitk.Cast(sitk.ReadImage(p), sitk.sitkFloat32))
+        img = sitk.ReadImage(p)
+        if img.GetPixelID() != sitk.sitkUInt8:      # 8-bit volumes are kept as they are (no float copy)
+            img = sitk.Cast(img, sitk.sitkFloat32)
+        vol = Volume.from_sitk(img)
     except (RuntimeError, InputError) as exc:
         raise InputError(f"cannot read the ultrasound volume ({str(exc).strip()[:160]})", path=p,
                          fix="give a 3D scalar ultrasound volume or a tracked sweep") from None

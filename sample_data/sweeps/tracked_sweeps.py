@@ -119,7 +119,7 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
                 breathing_mm: float = 0.0, frames_per_sweep: int = 100, fps: float = 25.0,
                 probe: Optional[ConvexProbe] = None, lesions: Optional[Sequence[str]] = None,
                 survey: bool = True, compress: bool = True, embed_calibration: bool = True,
-                deformed: int = 0, progress=None) -> dict:
+                deformed: int = 0, progress=None, simulator=None) -> dict:
     """Simulate and write the tracked sweeps of a case; return their ground truth.
 
     ct / labels: the CT (HU) and label map on one grid (LPS mm); ``truth``: a
@@ -129,6 +129,9 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
     (PLUS sequence metafiles with ProbeToTracker, ReferenceToTracker, statuses,
     timestamps) and ``out_dir/PlusDeviceSet_ctus_convex.xml`` (ImageToProbe).
     ``lesions`` limits the lesion sweeps (default: all). Same seed, same files.
+    ``simulator``: a factory ``(ct, labels, probe=, seed=, lesion_types=) -> simulator`` used
+    instead of :class:`UltrasoundSimulator` (e.g. a variant of its settings, or
+    :class:`sample_data.simulator.plain_physics.PlainPhysicsSimulator`: robustness tests).
     ``deformed``: how many sweeps of the liver deformed between CT and scan to add
     after them (:mod:`sample_data.sweeps.deformed_sweeps`: a survey, then lesion sweeps;
     ``sweep_*_deformed.igs.mha``), with their own random stream, so the other files do
@@ -146,8 +149,8 @@ def make_sweeps(ct: Volume, labels: LabelMap, truth, out_dir, *, seed: int = 0,
     all_lesions = lesion_list(truth)
     chosen = [les for les in all_lesions if lesions is None or les["name"] in lesions]
     probe = probe or ConvexProbe()
-    sim = UltrasoundSimulator(ct, labels, probe=probe, seed=seed,
-                              lesion_types={les["name"]: les["type"] for les in all_lesions})
+    sim = (simulator or UltrasoundSimulator)(ct, labels, probe=probe, seed=seed,
+                                             lesion_types={les["name"]: les["type"] for les in all_lesions})
     body = BodyGeometry(ct, labels)
     reference_to_ct = random_reference_to_ct(rng, ct)
     ct_to_reference = invert(reference_to_ct)
