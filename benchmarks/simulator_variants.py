@@ -15,6 +15,8 @@ Variants:
 - ``settings``: the same model with other knobs: 5 MHz, 50 dB dynamic range, no haze,
   a third of the specular gain, TGC over-compensating (0.55 dB/cm/MHz), coarser speckle,
   darker liver grey;
+- ``knobs:name=value,...``: the demo simulator with those SimulatorSettings fields (and
+  ``frequency_mhz``) changed, one knob at a time to find which one a failure comes from;
 - ``plain``: sample_data/simulator/plain_physics.py: Wein 2008's intensity model from HU
   alone (no labels, no impedance table), fresh speckle per frame, no PSF, enhanced vessels
   brighter than liver instead of anechoic.
@@ -65,6 +67,15 @@ def simulator_of(variant: str):
             return UltrasoundSimulator(ct, labels, frequency_mhz=5.0, probe=p5, seed=seed,
                                        lesion_types=lesion_types, settings=st)
         return make
+    if variant.startswith("knobs:"):                     # e.g. knobs:frequency_mhz=5,tgc_alpha=0.55
+        kv = dict(item.split("=") for item in variant[len("knobs:"):].split(","))
+        f = float(kv.pop("frequency_mhz", 3.5))
+        st = SimulatorSettings(**{k: float(v) for k, v in kv.items()})
+
+        def make_knobs(ct, labels, *, probe, seed, lesion_types):
+            return UltrasoundSimulator(ct, labels, frequency_mhz=f, probe=dataclasses.replace(probe, frequency_mhz=f),
+                                       seed=seed, lesion_types=lesion_types, settings=st)
+        return make_knobs
     if variant == "plain":
         return functools.partial(PlainPhysicsSimulator)
     raise SystemExit(f"unknown variant {variant!r}")
@@ -84,7 +95,8 @@ def variant_sweeps(ct, labels, truth, variant: str, seed: int, out: Path):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=8, help="registrations per variant")
-    ap.add_argument("--variants", default="default,settings,plain")
+    ap.add_argument("--variants", default="default,settings,plain", help="comma-separated; a knobs: variant's "
+                    "own settings are separated by '+' (knobs:frequency_mhz=5+tgc_alpha=0.55)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sweep-seed", type=int, default=3, help="seed of the simulated sweeps (poses, speckle)")
     ap.add_argument("--keep", help="write the sweeps here (default: a temporary folder)")
@@ -100,6 +112,7 @@ def main(argv=None) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ctus-simvariants-"))
     rows, summaries = [], []
     for variant in args.variants.split(","):
+        variant = variant.replace("+", ",")
         t0 = time.perf_counter()
         truth_m, sweeps = variant_sweeps(ct, labels, truth, variant, args.sweep_seed, root / variant)
         log(f"{variant}: {len(sweeps)} sweeps simulated in {time.perf_counter() - t0:.0f} s ({root / variant})")

@@ -132,3 +132,35 @@ def test_a_whole_sweep_result_keeps_focused_lesions_and_the_planner_uses_them():
     with pytest.raises(InputError, match="focused_targets.lesion_1"):
         registration_tre_mm(dict(doc, focused_targets={"lesion_1": {"target": {"name": "lesion_1",
                                                                               "verdict": "great"}}}), "lesion_1")
+
+
+def _focus_row(spread_mm, *, m_init=0.10, m_final=0.12, starts=(), breathing_mm=0.0, disagreement_mm=0.0):
+    from registration.align.assessment import Assessment, ErrorTerms, TargetEstimate
+    from registration.align.focus import _focused_estimate
+    row = TargetEstimate("lesion_1", [0.0, 0.0, 0.0], radius_mm=10.0, verdict="poor",
+                         why=["final metric below 0.12: the images do not match"])
+    a = Assessment("poor", [], [row], ErrorTerms(1.0, 1.5, 2.5, breathing_mm), 0.96)
+    _focused_estimate(row, spread_mm, 3, list(starts), np.zeros(3), m_init, m_final, a, disagreement_mm)
+    return row
+
+
+def test_focused_error_comes_from_the_ensemble_spread_not_the_whole_sweep_metric_levels():
+    # a tight ensemble: the region's low LC2 (15 px patches) does not make it poor
+    tight = _focus_row(0.3)
+    assert tight.verdict == "good" and tight.why == []
+    assert 2.9 < tight.tre_registration_mm < 3.0                 # sqrt(0.3^2 + 0.96^2 + 2.8^2)
+    assert tight.tre_registration_95_mm == pytest.approx(1.614 * tight.tre_registration_mm)
+    assert 0.0 < tight.hit_probability < tight.hit_probability_registration_only <= 1.0
+    # fits on separate frames that scatter: check, with a larger error
+    loose = _focus_row(2.8)
+    assert loose.verdict == "check" and 3.0 < loose.tre_registration_mm < 6.0
+    assert any("scatter 2.8 mm" in w for w in loose.why)
+    # a focused pose that moved the target beyond the whole sweep's 95 % radius: the excess counts
+    assert _focus_row(0.3, disagreement_mm=6.0).verdict == "poor"
+    # the region's metric fell from the whole-sweep pose: the focused fit lost the match
+    assert _focus_row(0.3, m_init=0.15, m_final=0.10).verdict == "poor"
+    # another optimum of the region, > 5 mm away at the target with a comparable metric: check
+    from registration.align.registration_result import StartResult
+    far = rigid_matrix([0, 0, 0, 8.0, 0, 0])
+    starts = [StartResult(np.zeros(6), np.eye(4), 0.1, 0.120, 0), StartResult(np.zeros(6), far, 0.1, 0.119, 0)]
+    assert _focus_row(0.3, starts=starts).verdict == "check"

@@ -90,10 +90,12 @@ def test_abdomen_20slice_against_totalsegmentator(abdomen):
     assert bone_recall >= 0.95
     assert cover["portal_vein_and_splenic_vein"] >= 0.85
     # This CT's IVC has the liver's own HU (TotalSegmentator: median 94 HU, liver 93 HU) and the
-    # liver around it on two thirds of its rim: nothing in the image to find. The method must
-    # say so rather than claim it (and not take the caudate lobe beside it for it).
-    assert cover["inferior_vena_cava"] < 0.85 and "ivc" not in result.names
-    assert any("IVC not found" in w for w in result.warnings)
+    # liver around it on two thirds of its rim: no lumen to see. It is placed from anatomy in the
+    # liver's posterior-medial groove (measured: 0.69 of its core covered), and the method says so.
+    assert cover["inferior_vena_cava"] >= 0.6 and "ivc" in result.names
+    assert any("IVC not seen" in w and "placed from anatomy" in w for w in result.warnings)
+    ivc = _mask(result, ["ivc"])
+    assert (ivc & (ts.array == n["inferior_vena_cava"])).sum() >= 0.3 * ivc.sum()
     assert any("reaches the highest slice" in w for w in result.warnings)
 
 
@@ -112,8 +114,9 @@ def _vessel_cover(ct, ts, result) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 13 figure not met on abdomen-20slice: the IVC has the liver's "
-                                       "HU and no fat around it over these 40 mm, so it is not found and "
-                                       "the portal/splenic + IVC coverage is 0.32 (docs/segmentation.md)")
+                                       "HU and no fat around it over these 40 mm; placed from anatomy in "
+                                       "the liver's groove it covers 0.69 of its core, portal/splenic + IVC "
+                                       "0.76 (docs/segmentation.md)")
 def test_abdomen_20slice_portal_splenic_and_ivc_coverage(abdomen):
     """The issue's figure: our vessels cover >= 85 % of the TotalSegmentator portal/splenic vein
     AND IVC voxels lying >= 1.5 mm inside them."""

@@ -248,3 +248,29 @@ def test_every_automatic_name_has_its_risk_class():
     assert all(risk_class_of(name) is not None for name in LABEL_VALUES)
     assert risk_class_of("liver_vessel") == "vessel"
     assert risk_class_of("bowel_gas") == "bowel"
+
+
+def test_ivc_placed_in_the_livers_posterior_medial_groove_when_no_lumen_is_seen():
+    """An IVC of the liver's HU wrapped by the liver in front and on its lateral side, the
+    dark crus behind and medial of it, the aorta further medial: nothing separates it from the
+    liver, so the tracker sees no lumen; the groove placement puts the IVC's disk there (within
+    5 mm of its centre) on every slice, and never on the far side of the liver."""
+    from planner.segmentation.great_vessels import PLACED_IN_GROOVE, track_groove
+    shape = (12, 140, 140)
+    sp = (1.0, 1.0, 2.0)
+    jj, ii = np.mgrid[0:140, 0:140]
+    trunk = np.ones(shape, bool)
+    tissue = np.zeros(shape, bool)
+    tissue[:, 20:100, 0:75] = True            # liver, its posterior-medial corner at (100, 75)
+    ivc_centre = (90.0, 65.0)                  # the IVC in that corner, radius 10 mm
+    aorta = np.zeros(shape, bool)
+    aorta[:] = np.hypot(jj - 92, ii - 103) <= 11.0
+    axis = np.tile([95.0, 104.0], (12, 1))     # vertebral body: centre i 95, front j 104
+    kinds = np.zeros(12, int)
+    out = track_groove(tissue, trunk, axis, aorta, sp, kinds=kinds)
+    assert (kinds == PLACED_IN_GROOVE).all()
+    for k in range(12):
+        cj, ci = [float(np.mean(x)) for x in np.nonzero(out[k])]
+        assert np.hypot(cj - ivc_centre[0], ci - ivc_centre[1]) <= 5.0
+    assert not out[:, :60].any()               # not at the liver's anterior edge
+    assert not (out & ~tissue).any()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .morphology import dilate_mm, label_components, open_mm
+from .morphology import close_mm, dilate_mm, label_components, open_mm
 
 WALL_DEPTH_MM = 45.0
 ABOVE_MUSCLE_HU = 35.0
@@ -34,6 +34,7 @@ MAX_RADIUS_MM = 7.0
 RIB_CONTACT_MM = 3.0
 CORTEX_HU = 450.0
 MIDLINE_MM = 20.0
+HOLE_CLOSE_BLOCKS = 1.0
 
 
 def costal_cartilage(hu_w: np.ndarray, skin_depth_w: np.ndarray, bone_w: np.ndarray, excluded_w: np.ndarray,
@@ -57,8 +58,13 @@ def costal_cartilage(hu_w: np.ndarray, skin_depth_w: np.ndarray, bone_w: np.ndar
     # is 7.2 mm from the outside, passed for a thick organ)
     # Thickness is judged on the whole dense region, not on its part within the wall: the
     # heart cut at the wall's depth is a thin shell, not cartilage.
+    # An organ near the threshold (a spleen 10 HU above it) is a sieve of noise holes whose
+    # solid parts are all thin: its holes of a block or two are closed before its thickness
+    # is judged (a cartilage is solid and keeps its shape)
     radius = MAX_RADIUS_MM + 0.5 * float(max(spacing_w[:2]))
-    thick = dilate_mm(open_mm(dense, spacing_w, radius), spacing_w, max(spacing_w))
+    solid = close_mm(dense, spacing_w, HOLE_CLOSE_BLOCKS * float(max(spacing_w[:2]))) & (hu_w >= muscle_hu) \
+        & (skin_depth_w > 0) & ~excluded_w & ~bone_w
+    thick = dilate_mm(open_mm(solid | dense, spacing_w, radius), spacing_w, max(spacing_w))
     thin = cand & ~thick
     lab, sizes = label_components(thin, full_connectivity=True)
     if sizes.size == 0:

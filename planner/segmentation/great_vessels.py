@@ -28,6 +28,8 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
+from .ivc_groove import groove_candidates
+from .ivc_groove import window_slices as _window
 from .morphology import fill_small_holes_2d
 
 AORTA_WINDOW_MM = ((-5.0, 50.0), (-50.0, 25.0))
@@ -44,21 +46,12 @@ MAX_JUMP_MM = 8.0
 RIM_MM = 2.5
 MIN_TRACK_FRACTION = 0.3     # a tube seen on fewer slices than this is not trusted
 IVC_BRIDGE_MM = 100.0
-SEEN_BRIGHT, SEEN_FAT_BOUNDED, BRIDGED = 1, 2, 3
+SEEN_BRIGHT, SEEN_FAT_BOUNDED, BRIDGED, PLACED_IN_GROOVE = 1, 2, 3, 4
 MAX_RIM_FRACTION = 1.0 / 3.0  # a lumen of the liver's HU: two thirds of its rim darker (fat, crus)
 RING_MM = 3.0        # the IVC's course through the liver, interpolated between where it is seen
 MAX_CANDIDATES = 4
 SKIP_COST = 6.0
 NOISE_HOLE_MM2 = 25.0
-
-
-def _window(shape_ji, axis_row, window_mm, spacing) -> Tuple[slice, slice]:
-    (x0, x1), (y0, y1) = window_mm
-    ci, cj = axis_row
-    i0, i1 = int(ci + x0 / spacing[0]), int(ci + x1 / spacing[0]) + 1
-    j0, j1 = int(cj + y0 / spacing[1]), int(cj + y1 / spacing[1]) + 1
-    return (slice(max(0, j0), max(0, min(shape_ji[0], j1))),
-            slice(max(0, i0), max(0, min(shape_ji[1], i1))))
 
 
 def _candidates(sub: np.ndarray, inner: Tuple[slice, slice], samp, min_radius_mm: float) -> list:
@@ -209,6 +202,14 @@ def track_tube(bright: np.ndarray, axis: np.ndarray, window_mm, spacing,
         lab, _ = ndimage.label(masks[tag][k] & disk)
         out[k] = lab == lab[j, i]
         kinds[k] = SEEN_BRIGHT if tag == 0 else SEEN_FAT_BOUNDED
+    _bridge(out, path, kept, kinds, spacing, bridge_mm, exclude)
+    return out
+
+
+def _bridge(out: np.ndarray, path: list, kept: list, kinds: np.ndarray, spacing, bridge_mm: float,
+            exclude: Optional[np.ndarray]) -> None:
+    """Slices between two kept centres at most ``bridge_mm`` apart get the interpolated disk."""
+    jj, ii = np.mgrid[0:out.shape[1], 0:out.shape[2]]
     for a, b in zip(kept[:-1], kept[1:]):
         if b - a < 2 or (b - a) * spacing[2] > bridge_mm:
             continue
@@ -218,12 +219,36 @@ def track_tube(bright: np.ndarray, axis: np.ndarray, window_mm, spacing,
             disk = np.hypot((jj - j) * spacing[1], (ii - i) * spacing[0]) <= r
             out[k] = disk if exclude is None else disk & ~exclude[k]
             kinds[k] = BRIDGED
+
+
+def track_groove(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, aorta: np.ndarray, spacing,
+                 exclude: Optional[np.ndarray] = None, bridge_mm: float = 0.0,
+                 kinds: Optional[np.ndarray] = None) -> np.ndarray:
+    """The IVC placed in the liver's posterior-medial groove (:mod:`.ivc_groove`) where no
+    lumen is seen: the per-slice disks, kept continuous by :func:`_best_track`, each drawn
+    within ``tissue``; ``kinds`` gets :data:`PLACED_IN_GROOVE` (or :data:`BRIDGED`)."""
+    t = tissue if exclude is None else tissue & ~exclude
+    cands = groove_candidates(t, trunk, axis, aorta, IVC_WINDOW_MM, spacing)
+    nk = tissue.shape[0]
+    path = _best_track(cands, spacing)
+    kept = [k for k in range(nk) if path[k] is not None]
+    out = np.zeros(tissue.shape, bool)
+    if len(kept) < max(2, MIN_TRACK_FRACTION * nk):
+        return out
+    kinds = np.zeros(nk, int) if kinds is None else kinds
+    jj, ii = np.mgrid[0:tissue.shape[1], 0:tissue.shape[2]]
+    for k in kept:
+        j, i, r, _ = path[k]
+        out[k] = (np.hypot((jj - j) * spacing[1], (ii - i) * spacing[0]) <= r) & t[k]
+        kinds[k] = PLACED_IN_GROOVE
+    _bridge(out, path, kept, kinds, spacing, bridge_mm, exclude)
     return out
 
 
 def great_vessels(hu: np.ndarray, cortex: np.ndarray, outline: np.ndarray, axis: Optional[np.ndarray],
                   trunk: np.ndarray, liver_hu: float,
-                  spacing) -> Tuple[np.ndarray, np.ndarray, Optional[float], np.ndarray]:
+                  spacing, muscle_hu: Optional[float] = None
+                  ) -> Tuple[np.ndarray, np.ndarray, Optional[float], np.ndarray]:
     """(aorta, ivc, aorta median HU or None, how the IVC was found on each slice: the
     ``kinds`` of :func:`track_tube`) on the grid of ``hu`` (canonical order).
 
@@ -251,4 +276,11 @@ def great_vessels(hu: np.ndarray, cortex: np.ndarray, outline: np.ndarray, axis:
     ivc = track_tube(bright, axis, IVC_WINDOW_MM, spacing, exclude=grown,
                      min_radius_mm=IVC_MIN_RADIUS_MM, fat_bounded=vein, bridge_mm=IVC_BRIDGE_MM,
                      kinds=kinds)
+    if not ivc.any() and muscle_hu is not None and muscle_hu < liver_hu:
+        # no lumen seen on any slice: place it in the liver's groove (anatomy, not image)
+        kinds[:] = 0
+        tissue = (hu >= 0.5 * (muscle_hu + liver_hu)) & (hu <= MAX_LUMEN_HU) & trunk
+        tissue = ndimage.binary_opening(tissue, ndimage.generate_binary_structure(3, 1))
+        ivc = track_groove(tissue & ~ndimage.binary_dilation(bone) & ~grown, trunk, axis, aorta, spacing,
+                           bridge_mm=IVC_BRIDGE_MM, kinds=kinds)
     return aorta, ivc, aorta_hu, kinds

@@ -21,7 +21,7 @@ from .bone import ABOVE_VESSEL_HU, CORTEX_HU, HULL_INSET_MM, LOW_CORTEX_HU, cort
 from .spine import spine_outline
 from .checks import check_enhancement, check_field_of_view, check_liver
 from .gas import RIB_NEAR_MM, air_components, bowel_gas
-from .great_vessels import BRIDGED, SEEN_BRIGHT, great_vessels
+from .great_vessels import BRIDGED, PLACED_IN_GROOVE, SEEN_BRIGHT, great_vessels
 from .grid import WorkGrid
 from .heart import heart_block, heart_blood, heart_outline
 from .liver import drop_paraspinal_islands, find_liver, liver_region, local_mean, tissue_intensities
@@ -82,7 +82,7 @@ def intensities_and_great_vessels(st: State) -> None:
         check_liver(None, m["trunk_w"], np.zeros_like(m["trunk_w"]), g.spacing, st.path)
     st.inten = inten
     aorta_w, ivc_w, aorta_hu, ivc_kinds = great_vessels(g.hu, m["cortex_w"], m["hull_w"], st.spine_axis,
-                                             m["trunk_w"], inten.mode_hu, g.spacing)
+                                             m["trunk_w"], inten.mode_hu, g.spacing, inten.muscle_hu)
     st.measures.update(liver_hu=float(inten.mode_hu), liver_sd_hu=round(float(inten.sd_hu), 1),
                        muscle_hu=float(inten.muscle_hu))
     if aorta_hu is not None:
@@ -96,6 +96,10 @@ def intensities_and_great_vessels(st: State) -> None:
     if not m["ivc"].any():
         st.warnings.append("IVC not found: it is neither brighter than the liver in this phase nor "
                            "surrounded by fat (or not in view); it may lie inside the liver label")
+    elif (ivc_kinds == PLACED_IN_GROOVE).any():
+        mm = float((ivc_kinds > 0).sum()) * float(g.spacing[2])
+        st.warnings.append(f"IVC not seen (the liver's HU, no fat around it): placed from anatomy in the "
+                           f"groove behind the liver over {mm:.0f} mm, not drawn from its wall: check it")
     elif (ivc_kinds == BRIDGED).any():
         mm = float((ivc_kinds == BRIDGED).sum()) * float(g.spacing[2])
         st.warnings.append(f"IVC: its course over {mm:.0f} mm where nothing separates it from the liver "
