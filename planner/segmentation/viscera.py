@@ -122,6 +122,55 @@ def _spine_at(spine_axis, k: np.ndarray, shape) -> tuple:
     return spine_axis[k, 0], spine_axis[k, 1]
 
 
+def _kidneys(hs: np.ndarray, sp: np.ndarray, free: np.ndarray, spine_axis, liver_hu: float) -> np.ndarray:
+    """Kidneys: enhanced cortex (``hs``, smoothed HU) beside the spine, in ``free`` voxels."""
+    vox_ml = float(np.prod(sp)) / 1000.0
+    bright = free & (hs >= liver_hu + KIDNEY_ABOVE_LIVER_HU) & (hs <= KIDNEY_MAX_HU)
+    lab, sizes = label_components(erode_mm(bright, sp, KIDNEY_OPEN_MM))
+    if not sizes.size:
+        return np.zeros(hs.shape, bool)
+    c = _centroids(lab, sizes.size)
+    ci, cj = _spine_at(spine_axis, c[:, 0], hs.shape)
+    lateral = np.abs(c[:, 2] - ci) * sp[0]
+    ap = np.abs(c[:, 1] - cj) * sp[1]
+    ok = (sizes * vox_ml >= KIDNEY_MIN_ML * 0.3) & (lateral >= KIDNEY_LATERAL_MM[0]) & \
+         (lateral <= KIDNEY_LATERAL_MM[1]) & (ap <= KIDNEY_AP_MM)
+    core = _keep(lab, np.nonzero(ok)[0] + 1)
+    kid = dilate_mm(core, sp, KIDNEY_OPEN_MM + 1.0) & bright
+    lab2, sizes2 = label_components(kid)
+    kid = _keep(lab2, np.nonzero(sizes2 * vox_ml >= KIDNEY_MIN_ML)[0] + 1)
+    kid = fill_holes_2d(kid) & free
+    return kid | (dilate_mm(kid, sp, KIDNEY_GROW_MM) & free & (hs >= TISSUE_MIN_HU))
+
+
+def _spleen(hs: np.ndarray, sp: np.ndarray, candidates: np.ndarray, free: np.ndarray, trunk: np.ndarray,
+            spine_axis, liver_hu: float, muscle_hu: float) -> np.ndarray:
+    """Spleen: liver-like tissue among ``candidates`` in the left, posterior upper abdomen (the
+    largest such blob), kept within ``free``."""
+    vox_ml = float(np.prod(sp)) / 1000.0
+    rows = trunk.any(axis=2)
+    first = np.argmax(rows, axis=1).astype(float)
+    last = (rows.shape[1] - 1 - np.argmax(rows[:, ::-1], axis=1)).astype(float)
+    lo = muscle_hu + SPLEEN_FLOOR_FRACTION * max(0.0, liver_hu - muscle_hu)
+    tissue = candidates & (hs >= lo) & (hs <= liver_hu + SPLEEN_ABOVE_LIVER_HU)
+    lab, sizes = label_components(erode_mm(tissue, sp, SPLEEN_OPEN_MM))
+    if not sizes.size:
+        return np.zeros(hs.shape, bool)
+    c = _centroids(lab, sizes.size)
+    ci, _ = _spine_at(spine_axis, c[:, 0], hs.shape)
+    k = np.clip(np.rint(c[:, 0]).astype(int), 0, hs.shape[0] - 1)
+    post = (c[:, 1] - first[k]) / np.maximum(last[k] - first[k], 1.0)
+    ok = (sizes * vox_ml >= SPLEEN_MIN_ML * 0.3) & ((c[:, 2] - ci) * sp[0] >= SPLEEN_LEFT_MM) & (post >= 0.4)
+    if not ok.any():
+        return np.zeros(hs.shape, bool)
+    core = lab == int(np.argmax(np.where(ok, sizes, 0))) + 1
+    spl = dilate_mm(core, sp, SPLEEN_OPEN_MM + 1.0) & tissue
+    lab2, sizes2 = label_components(spl)
+    if sizes2.size and sizes2[0] * vox_ml >= SPLEEN_MIN_ML:
+        return fill_holes_2d(lab2 == 1) & free
+    return np.zeros(hs.shape, bool)
+
+
 def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.ndarray,
                  liver: np.ndarray, taken: np.ndarray, gas: np.ndarray, spine_axis,
                  liver_hu: float, muscle_hu: float) -> dict[str, np.ndarray]:
@@ -138,45 +187,10 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
     hs = _smooth(hu, sp)
     inside = trunk & (skin_depth > SKIN_AWAY_MM) & ~taken & ~gas
     free = inside & ~liver
-    rows = trunk.any(axis=2)
-    first = np.argmax(rows, axis=1).astype(float)
-    last = (rows.shape[1] - 1 - np.argmax(rows[:, ::-1], axis=1)).astype(float)
     out = {n: np.zeros(hu.shape, bool) for n in NAMES}
 
-    # kidneys: enhanced cortex beside the spine
-    bright = free & (hs >= liver_hu + KIDNEY_ABOVE_LIVER_HU) & (hs <= KIDNEY_MAX_HU)
-    lab, sizes = label_components(erode_mm(bright, sp, KIDNEY_OPEN_MM))
-    if sizes.size:
-        c = _centroids(lab, sizes.size)
-        ci, cj = _spine_at(spine_axis, c[:, 0], hu.shape)
-        lateral = np.abs(c[:, 2] - ci) * sp[0]
-        ap = np.abs(c[:, 1] - cj) * sp[1]
-        ok = (sizes * vox_ml >= KIDNEY_MIN_ML * 0.3) & (lateral >= KIDNEY_LATERAL_MM[0]) & \
-             (lateral <= KIDNEY_LATERAL_MM[1]) & (ap <= KIDNEY_AP_MM)
-        core = _keep(lab, np.nonzero(ok)[0] + 1)
-        kid = dilate_mm(core, sp, KIDNEY_OPEN_MM + 1.0) & bright
-        lab2, sizes2 = label_components(kid)
-        kid = _keep(lab2, np.nonzero(sizes2 * vox_ml >= KIDNEY_MIN_ML)[0] + 1)
-        kid = fill_holes_2d(kid) & free
-        out["kidney"] = kid | (dilate_mm(kid, sp, KIDNEY_GROW_MM) & free & (hs >= TISSUE_MIN_HU))
-
-    # spleen: liver-like tissue in the left upper quadrant, not the liver
-    lo = muscle_hu + SPLEEN_FLOOR_FRACTION * max(0.0, liver_hu - muscle_hu)
-    tissue = free & ~out["kidney"] & (hs >= lo) & (hs <= liver_hu + SPLEEN_ABOVE_LIVER_HU)
-    lab, sizes = label_components(erode_mm(tissue, sp, SPLEEN_OPEN_MM))
-    if sizes.size:
-        c = _centroids(lab, sizes.size)
-        ci, _ = _spine_at(spine_axis, c[:, 0], hu.shape)
-        k = np.clip(np.rint(c[:, 0]).astype(int), 0, hu.shape[0] - 1)
-        post = (c[:, 1] - first[k]) / np.maximum(last[k] - first[k], 1.0)
-        ok = (sizes * vox_ml >= SPLEEN_MIN_ML * 0.3) & ((c[:, 2] - ci) * sp[0] >= SPLEEN_LEFT_MM) & (post >= 0.4)
-        if ok.any():
-            pick = int(np.argmax(np.where(ok, sizes, 0))) + 1
-            core = lab == pick
-            spl = dilate_mm(core, sp, SPLEEN_OPEN_MM + 1.0) & tissue
-            lab2, sizes2 = label_components(spl)
-            if sizes2.size and sizes2[0] * vox_ml >= SPLEEN_MIN_ML:
-                out["spleen"] = fill_holes_2d(lab2 == 1) & free
+    out["kidney"] = _kidneys(hs, sp, free, spine_axis, liver_hu)
+    out["spleen"] = _spleen(hs, sp, free & ~out["kidney"], free, trunk, spine_axis, liver_hu, muscle_hu)
 
     # fluid blobs: the gallbladder (bile against the liver's visceral surface, no gas) or, deeper
     # than the wall and outside the liver, a fluid-filled bowel loop (or ascites): both hard
