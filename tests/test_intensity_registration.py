@@ -195,16 +195,23 @@ def test_threads_do_not_change_the_result_and_progress_stays_on_the_callers_thre
     assert threads == {threading.current_thread()}
 
 
-def test_cancel_during_the_parallel_starts_stops_the_worker_threads(ct, sweep):
+def test_cancel_during_the_parallel_starts_stops_the_worker_threads(ct, sweep, monkeypatch):
+    """Cancelled at an evaluation count of the coarse level (the starts run on the worker
+    threads): CancelledError, and no thread is left. Reports are time-throttled, so a count of
+    calls does not say where the work is (a fast machine reports less): every step reports here."""
     import threading
+
+    from registration.spatial import progress as staged
+    monkeypatch.setattr(staged, "MIN_REPORT_INTERVAL_S", 0.0)
     before = threading.active_count()
     calls = []
 
     def progress(fraction, message):
-        calls.append(fraction)
-        return len(calls) < 12          # past the 343-point grid: inside the parallel starts
+        calls.append(message)
+        return not ("level 1 of 3" in message and "evaluations" in message)
     with pytest.raises(CancelledError):
         register_sweep(ct, sweep, TRUE_REFERENCE_TO_CT, progress=progress, n_starts=4, n_threads=2)
+    assert "evaluations" in calls[-1] and "level 1 of 3" in calls[-1], calls[-3:]
     assert threading.active_count() == before
 
 
