@@ -189,10 +189,9 @@ def track_tube(bright: np.ndarray, axis: np.ndarray, window_mm, spacing,
                            for a in cands[k]):
                     cands[k].append(c)
     nk = bright.shape[0]
-    path = _best_track(cands, spacing)
-    kept = [k for k in range(nk) if path[k] is not None]
+    path, kept = _continuous_track(cands, spacing)
     out = np.zeros(bright.shape, bool)
-    if len(kept) < max(2, MIN_TRACK_FRACTION * nk):
+    if kept is None:
         return out
     jj, ii = np.mgrid[0:bright.shape[1], 0:bright.shape[2]]
     kinds = np.zeros(nk, int) if kinds is None else kinds
@@ -204,6 +203,14 @@ def track_tube(bright: np.ndarray, axis: np.ndarray, window_mm, spacing,
         kinds[k] = SEEN_BRIGHT if tag == 0 else SEEN_FAT_BOUNDED
     _bridge(out, path, kept, kinds, spacing, bridge_mm, exclude)
     return out
+
+
+def _continuous_track(cands: list, spacing) -> tuple:
+    """(path, kept slices) of :func:`_best_track` over the per-slice candidates ``cands``, or
+    (path, None) when it holds fewer than 2 slices or :data:`MIN_TRACK_FRACTION` of them."""
+    path = _best_track(cands, spacing)
+    kept = [k for k in range(len(cands)) if path[k] is not None]
+    return path, (kept if len(kept) >= max(2, MIN_TRACK_FRACTION * len(cands)) else None)
 
 
 def _bridge(out: np.ndarray, path: list, kept: list, kinds: np.ndarray, spacing, bridge_mm: float,
@@ -230,10 +237,9 @@ def track_groove(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, aorta:
     t = tissue if exclude is None else tissue & ~exclude
     cands = groove_candidates(t, trunk, axis, aorta, IVC_WINDOW_MM, spacing)
     nk = tissue.shape[0]
-    path = _best_track(cands, spacing)
-    kept = [k for k in range(nk) if path[k] is not None]
+    path, kept = _continuous_track(cands, spacing)
     out = np.zeros(tissue.shape, bool)
-    if len(kept) < max(2, MIN_TRACK_FRACTION * nk):
+    if kept is None:
         return out
     kinds = np.zeros(nk, int) if kinds is None else kinds
     jj, ii = np.mgrid[0:tissue.shape[1], 0:tissue.shape[2]]
