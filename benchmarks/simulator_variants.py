@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import os
 import sys
@@ -51,6 +50,11 @@ from benchmarks.registration import (  # noqa: E402
 from registration.io.sequence_io import load_sweep  # noqa: E402
 
 
+#: The ``settings`` variant: the demo simulator with these knobs (a ``knobs:`` variant).
+SETTINGS_KNOBS = ("frequency_mhz=5,dynamic_range_db=50,clutter_db=-120,specular_gain=10,tgc_alpha=0.55,"
+                  "speckle_cell_mm=0.5,liver_grey=48")
+
+
 def simulator_of(variant: str):
     """Factory for make_sweeps(simulator=...) of a variant (None: the demo simulator)."""
     from sample_data.simulator.plain_physics import PlainPhysicsSimulator
@@ -58,27 +62,20 @@ def simulator_of(variant: str):
     from sample_data.simulator.us_simulator import UltrasoundSimulator
     if variant == "default":
         return None
-    if variant == "settings":
-        st = SimulatorSettings(dynamic_range_db=50.0, clutter_db=-120.0, specular_gain=10.0, tgc_alpha=0.55,
-                               speckle_cell_mm=0.5, liver_grey=48.0)
-
-        def make(ct, labels, *, probe, seed, lesion_types):
-            p5 = dataclasses.replace(probe, frequency_mhz=5.0)
-            return UltrasoundSimulator(ct, labels, frequency_mhz=5.0, probe=p5, seed=seed,
-                                       lesion_types=lesion_types, settings=st)
-        return make
-    if variant.startswith("knobs:"):                     # e.g. knobs:frequency_mhz=5,tgc_alpha=0.55
-        kv = dict(item.split("=") for item in variant[len("knobs:"):].split(","))
-        f = float(kv.pop("frequency_mhz", 3.5))
-        st = SimulatorSettings(**{k: float(v) for k, v in kv.items()})
-
-        def make_knobs(ct, labels, *, probe, seed, lesion_types):
-            return UltrasoundSimulator(ct, labels, frequency_mhz=f, probe=dataclasses.replace(probe, frequency_mhz=f),
-                                       seed=seed, lesion_types=lesion_types, settings=st)
-        return make_knobs
     if variant == "plain":
-        return functools.partial(PlainPhysicsSimulator)
-    raise SystemExit(f"unknown variant {variant!r}")
+        return PlainPhysicsSimulator
+    if variant == "settings":
+        variant = "knobs:" + SETTINGS_KNOBS
+    if not variant.startswith("knobs:"):                 # e.g. knobs:frequency_mhz=5,tgc_alpha=0.55
+        raise SystemExit(f"unknown variant {variant!r}")
+    kv = dict(item.split("=") for item in variant[len("knobs:"):].split(","))
+    f = float(kv.pop("frequency_mhz", 3.5))
+    st = SimulatorSettings(**{k: float(v) for k, v in kv.items()})
+
+    def make(ct, labels, *, probe, seed, lesion_types):
+        return UltrasoundSimulator(ct, labels, frequency_mhz=f, probe=dataclasses.replace(probe, frequency_mhz=f),
+                                   seed=seed, lesion_types=lesion_types, settings=st)
+    return make
 
 
 def variant_sweeps(ct, labels, truth, variant: str, seed: int, out: Path):
