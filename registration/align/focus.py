@@ -66,9 +66,11 @@ MAX_FRAMES = 30
 ENSEMBLE = 5
 ENSEMBLE_FRAMES = 18
 #: RMS error (mm) a locally rigid fit leaves at the centre of its region under liver deformation
-#: (not seen by the ensemble's spread: every subset sees the same deformed region). Heuristic: on
-#: the demo's deformed sweeps focused results whose fits agreed within 1 mm were still 1.4-3.4 mm
-#: off (seed 0 and seed 1 cases, docs/registration_tuning.md#focus).
+#: (not seen by the ensemble's spread: every subset sees the same deformed region). Heuristic,
+#: **tuned on the data it is checked on**: raised from 1.5 to 2.8 after seeing the seed-1 demo case
+#: (focused results whose fits agreed within 1 mm were still 1.4-3.4 mm off, seeds 0 and 1). Re-checked
+#: 2026-12-03 with shadows dropped (not re-tuned): the 18 focused results of seeds 0 and 1 were
+#: 1.4-4.2 mm off, RMS 2.5 mm, every one inside its 95 % radius (docs/registration_tuning.md#focus).
 FOCUS_LOCAL_MM = 2.8
 #: Starts (the whole-sweep pose first, then the best points of a translation grid +-``GRID_MM``,
 #: ``GRID_STEP_MM`` apart, at the first level; seeded perturbations of ``START_ROT_DEG`` /
