@@ -308,6 +308,10 @@ def viscera_step(st) -> None:
             elif name != "gallbladder":
                 blocked |= st.liver_region[cbox]
             full[cbox] = ct_mask & ~blocked
+        if name == "bowel" and "dense_content" in m:     # oral contrast taken out of the bone
+            full |= m["dense_content"] & ~(claimed | st.liver_region | m["bone"] | m["lung"])
+            for other in vessel_names + (["heart"] if "heart" in m else []):
+                full &= ~m[other]
         m[name] = full
         claimed |= full
         st.measures[f"{name}_ml"] = round(float(full.sum()) * vox_ml, 1)
