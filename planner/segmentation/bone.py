@@ -222,18 +222,30 @@ def segment_bone(hu: np.ndarray, patient: np.ndarray, seeds: np.ndarray, hull: n
     return bone
 
 
-def drop_filled(bone: np.ndarray, hu: np.ndarray, spine_zone: np.ndarray, spacing) -> tuple:
-    """(bone, filled): the bone's 3D components away from ``spine_zone`` whose dense part
-    (above :data:`SUPPORT_HU`) is denser inside than at its surface (:func:`_is_filled`) are
-    contrast in a lumen (oral contrast in the bowel), not ribs or pelvis: removed from the bone
-    and returned. The vertebrae (``spine_zone``) are exempt: their marrow can be as dense as
-    their blurred cortex."""
+def skeleton_only(bone: np.ndarray, hu: np.ndarray, spine_zone: np.ndarray, outer: np.ndarray,
+                  spacing) -> tuple:
+    """(bone, filled): only the skeleton's 3D components stay bone.
+
+    Away from ``spine_zone`` (the vertebrae and what articulates with them), a component
+
+    - whose dense part (above :data:`SUPPORT_HU`) is denser inside than at its surface
+      (:func:`_is_filled`) is contrast in a lumen (oral contrast in the bowel, mixed with its
+      content): removed and returned as ``filled``;
+    - that never reaches ``outer`` (the outer half of the body's depth on its slices) is not a
+      rib, cartilage or pelvis, which lie in the body wall or reach it: a calcified or
+      contrast-dense vessel deep in the abdomen; removed.
+
+    The vertebrae are exempt: their marrow can be as dense as their blurred cortex.
+    """
     filled = np.zeros(bone.shape, bool)
     lab, n = ndimage.label(bone, np.ones((3, 3, 3), bool))
     if n == 0:
         return bone, filled
     near_spine = np.zeros(n + 1, bool)
     near_spine[np.unique(lab[spine_zone & bone])] = True
+    in_wall = np.zeros(n + 1, bool)
+    in_wall[np.unique(lab[outer & bone])] = True
+    deep = np.zeros(n + 1, bool)
     for c, sl in enumerate(ndimage.find_objects(lab), start=1):
         if near_spine[c]:
             continue
@@ -241,4 +253,6 @@ def drop_filled(bone: np.ndarray, hu: np.ndarray, spine_zone: np.ndarray, spacin
         dense = comp & (hu[sl] >= SUPPORT_HU)
         if dense.any() and _is_filled(hu[sl], dense, spacing):
             filled[sl] |= comp
-    return bone & ~filled, filled
+        elif not in_wall[c]:
+            deep[c] = True
+    return bone & ~filled & ~deep[lab], filled
