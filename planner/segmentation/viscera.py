@@ -203,6 +203,7 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
     core = erode_mm(fluid, sp, GB_OPEN_MM)
     lab, sizes = _split_at_necks(core, sp)
     fluid_bowel = np.zeros(hu.shape, bool)
+    proved = np.zeros(hu.shape, bool)         # fluid loops against gas: certainly bowel
     reach = GB_OPEN_MM + 1.0
     if sizes.size:
         n = sizes.size
@@ -234,7 +235,7 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
         # joins (a stomach's or a loop's contents are one blob), outside the gallbladder
         blobs, bsizes = label_components(dilate_mm(core, sp, reach) & fluid & ~gb)
         if bsizes.size:
-            fluid_bowel = _fluid_loops(blobs, bsizes, liver, gas, skin_depth, spine_axis, sp)
+            fluid_bowel, proved = _fluid_loops(blobs, bsizes, liver, gas, skin_depth, spine_axis, sp)
         if gb.any():
             gb = fill_holes_2d(gb)
             out["gallbladder"] = gb | (dilate_mm(gb, sp, GB_WALL_MM) & inside & ~liver & (hs >= TISSUE_MIN_HU))
@@ -246,7 +247,9 @@ def find_viscera(hu: np.ndarray, spacing, *, trunk: np.ndarray, skin_depth: np.n
     if filled.any():
         wall = dilate_mm(filled, sp, BOWEL_WALL_MM) & free & ~organs & (hs >= TISSUE_MIN_HU)
         out["bowel"] = (filled | wall) & ~gas
-        out["bowel_in_liver"] = out["bowel"] & liver
+        # only bowel proved by its gas keeps what the liver region's hole filling took: a fluid
+        # blob without gas at the hilum or in a fissure may be fat and liver partial-volumed
+        out["bowel_in_liver"] = out["bowel"] & liver & dilate_mm(proved | gas, sp, BOWEL_WALL_MM)
     return out
 
 
@@ -285,9 +288,10 @@ def _below_gas(gas: np.ndarray, sp: np.ndarray, reach_mm: float) -> np.ndarray:
     return out
 
 
-def _fluid_loops(blobs, sizes, liver, gas, skin_depth, spine_axis, sp) -> np.ndarray:
+def _fluid_loops(blobs, sizes, liver, gas, skin_depth, spine_axis, sp) -> tuple:
     """The fluid blobs that are bowel (or ascites): >= :data:`BOWEL_BLOB_ML`, <= 25 % inside the
-    liver, centred in front of the spine's back, and deeper than the body wall or against gas."""
+    liver, centred in front of the spine's back, and deeper than the body wall or against gas;
+    and, second, those of them against gas."""
     n = sizes.size
     c = _centroids(blobs, n)
     _, cj = _spine_at(spine_axis, c[:, 0], blobs.shape)
@@ -301,7 +305,7 @@ def _fluid_loops(blobs, sizes, liver, gas, skin_depth, spine_axis, sp) -> np.nda
         with_gas = np.bincount(blobs[ndimage.binary_dilation(gas, _FACES)].ravel(), minlength=n + 1)[1:] > 0
     ok = front & (in_liver <= GB_OUTSIDE_FRACTION) & (sizes * float(np.prod(sp)) / 1000.0 >= BOWEL_BLOB_ML) & \
         ((depth >= DEEP_MM) | with_gas)
-    return _keep(blobs, np.nonzero(ok)[0] + 1)
+    return _keep(blobs, np.nonzero(ok)[0] + 1), _keep(blobs, np.nonzero(ok & with_gas)[0] + 1)
 
 
 def viscera_step(st) -> None:
