@@ -8,7 +8,6 @@ cortex is bone; aerated lung is not pure gas).
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
 from planner.anatomy.structures import HARD_CLASSES, risk_class_of
