@@ -69,6 +69,27 @@ def test_a_rib_shadow_is_found_and_an_anechoic_vessel_is_not():
     assert sh[(a > 0) | (a < -30)].mean() < 0.03                # elsewhere: almost nothing
 
 
+def test_a_shadow_is_found_under_noise_that_an_over_compensating_tgc_brightens_with_depth():
+    """TGC amplifies the electronic noise with depth: deep in the fan, shadows and tissue alike
+    are bright noise. The shadow must still run to the ray's end (the noisy tail tells nothing
+    either way); before 2026-12-03 that tail counted as tissue and no shadow was found."""
+    fan, ang, rad = _convex()
+    rng = np.random.default_rng(3)
+    noise_sigma = 1.0 * np.exp((rad - 70.0) / 45.0)               # ~130 at the bottom: over-compensated
+    frames = []
+    for clean in _frames(fan, ang, rad, shadow=(-25.0, -10.0, 110.0)).astype(float):
+        img = np.where(fan, clean + rng.rayleigh(1.0, fan.shape) * noise_sigma, 0.0)
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    frames = np.stack(frames)
+    finder = ShadowFinder(frames, fan, (PX_MM, PX_MM))
+    ys, xs = np.nonzero(fan)
+    sh = finder.shadow(frames[0], ys, xs)
+    a, r = ang[ys, xs], rad[ys, xs]
+    assert sh[(a > -23) & (a < -12) & (r > 120) & (r < 200)].mean() > 0.9      # the shadow under the rib
+    assert sh[(a > 0) | (a < -30)].mean() < 0.03                                 # not the noisy tissue
+    assert not finder.informative[-1] and finder.informative[len(finder.radii) // 4]
+
+
 def test_a_linear_probe_reads_its_columns():
     rect = np.zeros((ROWS, COLS), bool)
     rect[10:230, 30:290] = True

@@ -20,7 +20,9 @@ much of the beam's energy reaches a pixel; here the measure is plain:
   heuristic level: a full shadow is at the floor);
 * a shadow does not recover: from its start every deeper depth is dark, or in
   the tail where a typical ray has less than ``TAIL_SHARE`` of its best contrast
-  (deep, attenuated: the noise floor raised by the TGC, no evidence either way);
+  (deep, attenuated: the noise floor raised by the TGC, no evidence either way), or where the
+  darkest rays have risen above their lowest level by more than typical tissue stands above
+  them (noise amplified by an over-compensating TGC: :meth:`ShadowFinder._informative`);
   and it is at least ``MIN_SHADOW_MM`` long. An anechoic vessel or cyst is
   followed by tissue (often brighter: posterior enhancement), so it is not one;
   a large anechoic region that reaches the tail is (a limit: it is left out too);
@@ -126,6 +128,27 @@ class ShadowFinder:
         #: What a depth can tell (typical echo above the floor): deep, attenuated depths where tissue is at
         #: the noise floor (raised by the TGC) tell nothing and do not dilute the rest-of-ray mean.
         self.contrast = np.maximum(typical - floor, 0.0)
+        self.informative = self._informative(inside.any(axis=0))
+
+    def _informative(self, has_rays: np.ndarray) -> np.ndarray:
+        """bool per depth: typical tissue there stands clear of the noise floor (else the ray's tail).
+
+        Two conditions. (1) Its contrast (typical echo above the floor) is at least ``TAIL_SHARE``
+        of the best depth's. (2) It is at least the noise floor's rise above its lowest level: a TGC
+        amplifies the electronic noise with depth, so once the frame's darkest rays (shadows,
+        anechoic vessels: the noise) brighten with depth, tissue must stand above them by more than
+        they have risen. The noise at a depth is bounded by the floor at every deeper depth (it only
+        rises), which keeps a bright near field (fat and muscle without shadows, a high 5th
+        percentile) informative. Without (2) an over-compensating TGC (bright noise in the deep
+        field) made every depth "informative", so no shadow ran to the ray's end and none was
+        found (benchmarks/results/simulator_variants.md, 2026-12-03)."""
+        share = self.contrast >= TAIL_SHARE * self.contrast.max()
+        if not has_rays.any():
+            return share
+        floor = np.where(has_rays, self.floor, np.inf)
+        noise = np.minimum.accumulate(floor[::-1])[::-1]
+        rise = np.where(has_rays, noise - floor[has_rays].min(), 0.0)
+        return share & (self.contrast >= rise)
 
     def _ray_coords(self, ang, rad):
         if self.apex is None:
@@ -147,7 +170,7 @@ class ShadowFinder:
         ahead_c = ndimage.uniform_filter1d(c, n_win, axis=1, origin=-(n_win // 2), mode="constant")
         # The tail: depths where a typical ray is within TAIL_SHARE of its best contrast from the floor
         # (deep, attenuated: the noise floor raised by the TGC): no evidence either way.
-        informative = self.contrast >= TAIL_SHARE * self.contrast.max()
+        informative = self.informative
         dark = (ahead_v < SHADOW_RATIO * ahead_c) & informative[None, :] & self.ray_inside
         # A full shadow does not recover: from its start, every deeper depth is dark or tail.
         ok = dark | ~informative[None, :] | ~self.ray_inside
