@@ -199,3 +199,21 @@ def test_bad_truth_and_labels_are_refused(tmp_path):
     with pytest.raises(InputError, match="'liver' is not in the label map"):
         make_sweeps(ct, no_liver, TRUTH, tmp_path, frames_per_sweep=4, lesions=[])
     assert not list(tmp_path.glob("*.mha"))
+
+
+def test_the_skin_is_the_first_long_exit_not_the_ct_table_behind_the_back():
+    """A body slab, 40 mm of air, then a table (-300 HU: "inside" by HU). Walking out of the body
+    the skin is the body's surface, not the table's far side (on crlm-1004 the probe of a
+    posterior target had been put on the table, 50 mm from the skin); a 10 mm unlabelled gas
+    pocket inside the body is walked through."""
+    from registration.spatial.volume import LabelMap, Volume
+    from sample_data.sweeps.probe_placement import BodyGeometry
+    hu = np.full((20, 20, 200), -1000, np.int16)          # [k, j, i], 1 mm voxels; walk along +i
+    hu[:, :, 0:100] = 40                                    # the body: i < 100 mm
+    hu[:, :, 50:60] = -900                                  # a gas pocket inside it
+    hu[:, :, 140:150] = -300                                # the table, after 40 mm of air
+    ct = Volume(hu, (1.0, 1.0, 1.0))
+    labels = LabelMap(np.zeros(hu.shape, np.uint8), (1.0, 1.0, 1.0), names={})
+    body = BodyGeometry(ct, labels)
+    skin, depth = body.skin_exit(np.array([10.0, 10.0, 10.0]), np.array([1.0, 0.0, 0.0]))
+    assert skin[0] == pytest.approx(99.5, abs=1.0) and depth == pytest.approx(89.5, abs=1.0)

@@ -16,6 +16,11 @@ from sample_data.simulator.tissue_classes import CLASS
 from sample_data.simulator.us_simulator import UltrasoundSimulator
 
 
+#: A walk out of the body has left it at the first stretch this long outside (mm): longer than a
+#: gas pocket in a bowel loop, shorter than the air between the back and the CT table.
+OUTSIDE_RUN_MM = 15.0
+
+
 class BodyGeometry:
     """Inside-body lookups on the CT grid for placing the probe on the skin."""
 
@@ -51,18 +56,34 @@ class BodyGeometry:
         return ok & obst
 
     def skin_exit(self, start, direction_out, max_mm: float = 400.0, step: float = 0.5):
-        """Last inside point when walking from ``start`` along ``direction_out`` (unit).
+        """The skin point when walking from ``start`` along ``direction_out`` (unit): the last inside
+        point before the first stretch of at least ``OUTSIDE_RUN_MM`` outside the body.
 
-        Returns the skin point (LPS mm) or None if the walk never leaves the body.
+        Returns (skin point LPS mm, distance mm) or None if the walk never leaves the body. The
+        first long exit, not the last inside point: on a real CT the ray goes on through the air
+        to the table (above -400 HU, "inside" by HU), and the probe was put on the table, 50 mm
+        from the skin (crlm-1004, a posterior target). A short gap (unlabelled gas in a bowel
+        loop, on a CT with organ labels only) is walked through.
         """
         d = np.asarray(direction_out, float)
         t = np.arange(0.0, max_mm, step)
         pts = np.asarray(start, float) + t[:, None] * d
         in_grid, _ = self._idx(pts)
         inside = self.is_inside(pts)
-        if inside[-1] or not inside.any():
+        if not inside.any():
             return None
-        last = int(np.nonzero(inside)[0][-1])
+        run = max(int(round(OUTSIDE_RUN_MM / step)), 1)
+        # outside_ahead[k]: samples k+1 .. k+run are all outside (or past the end of the walk).
+        out = np.concatenate([~inside, np.ones(run, bool)])
+        csum = np.concatenate([[0], np.cumsum(out)])
+        k = np.arange(len(t))
+        outside_ahead = (csum[k + 1 + run] - csum[k + 1]) == run
+        exits = np.flatnonzero(inside & outside_ahead)
+        if exits.size == 0:
+            return None
+        last = int(exits[0])
+        if last + 1 >= len(t):                     # still inside at the end of the walk
+            return None
         # Leaving through a face of the CT box is not skin (the body is cut there).
         if not in_grid[last + 1]:
             return None
