@@ -128,7 +128,7 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
                           for (n, r), err in zip(rows_by_name.items(), e)]
             br = res.breathing or {}
             rows.append({"set": label, "trial": k, "sweep": name, "method": method,
-                         "breathing": {key: br.get(key) for key in ("detected", "amplitude_mm", "period_s",
+                         "breathing": {key: br.get(key) for key in ("detected", "amplitude_mm", "period_s", "gain", "held_out_gain",
                                                                     "gated_frames", "notes")},
                          "moved_from_start": u.to_dict()["moved_from_start"],
                          "timings_s": res.timings_s,

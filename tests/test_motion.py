@@ -30,6 +30,23 @@ def test_fit_recovers_amplitude_period_and_the_ct_phase():
     assert still["c_constant"] == pytest.approx(1.5, abs=0.5)
 
 
+def test_held_out_frames_tell_breathing_from_frames_that_each_prefer_their_own_shift():
+    """Breathing is one smooth motion: a model fitted on half the frames predicts the other half.
+    Frames that each prefer a scattered shift (a static sweep with noisy profiles) let the
+    exhaustive fit pass DETECT_GAIN in-sample, but not on the held-out frames."""
+    t = np.linspace(0.0, 12.0, 20)
+    num, den = _profiles(t, -2.0 + 10.0 * motion.raised_cosine(t, 4.0, 0.7), noise=0.002)
+    fit = motion.fit_breathing(t, num, den, max_period_s=12.0)
+    held = motion.held_out_gain(t, num, den, max_period_s=12.0)
+    assert held > motion.DETECT_HELD_OUT_GAIN
+    assert held > 0.5 * (fit["score"] - fit["score_constant"])
+    scattered = np.random.default_rng(4).uniform(-8.0, 8.0, t.size)        # no motion model behind it
+    num, den = _profiles(t, scattered, noise=0.002)
+    fit = motion.fit_breathing(t, num, den, max_period_s=12.0)
+    assert fit["score"] - fit["score_constant"] > motion.DETECT_GAIN        # the in-sample fit is fooled
+    assert motion.held_out_gain(t, num, den, max_period_s=12.0) < motion.DETECT_HELD_OUT_GAIN
+
+
 @pytest.mark.slow
 def test_breathing_sweep_is_detected_and_counted_in_the_error_a_still_one_is_not(demo_case, tmp_path):
     """Demo CT, lesion_2's sweep simulated still and with 10 mm breathing (4 s cycle): at the true

@@ -91,7 +91,7 @@ def test_abdomen_20slice_against_totalsegmentator(abdomen):
     assert cover["portal_vein_and_splenic_vein"] >= 0.85
     # This CT's IVC has the liver's own HU (TotalSegmentator: median 94 HU, liver 93 HU) and the
     # liver around it on two thirds of its rim: no lumen to see. It is placed from anatomy in the
-    # liver's posterior-medial groove (measured: 0.69 of its core covered), and the method says so.
+    # liver's posterior-medial groove (measured: 0.73 of its core covered), and the method says so.
     assert cover["inferior_vena_cava"] >= 0.6 and "ivc" in result.names
     assert any("IVC not seen" in w and "placed from anatomy" in w for w in result.warnings)
     ivc = _mask(result, ["ivc"])
@@ -115,8 +115,8 @@ def _vessel_cover(ct, ts, result) -> dict:
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 13 figure not met on abdomen-20slice: the IVC has the liver's "
                                        "HU and no fat around it over these 40 mm; placed from anatomy in "
-                                       "the liver's groove it covers 0.69 of its core, portal/splenic + IVC "
-                                       "0.76 (docs/segmentation.md)")
+                                       "the liver's groove (an oval) it covers 0.73 of its core, "
+                                       "portal/splenic + IVC 0.79 (docs/segmentation.md)")
 def test_abdomen_20slice_portal_splenic_and_ivc_coverage(abdomen):
     """The issue's figure: our vessels cover >= 85 % of the TotalSegmentator portal/splenic vein
     AND IVC voxels lying >= 1.5 mm inside them."""
@@ -184,6 +184,8 @@ def test_demo_arterial_phase_tells_portal_from_hepatic(demo):
 #: gallbladder under it (tests/test_segmentation_lesion.py uses the same clicks).
 CRLM_FOCI = [(-107.4, 35.1, -270.0), (-89.0, -4.0, -215.0)]
 CRLM_GALLBLADDER = (-52.4, -48.6, -315.0)
+#: Oral contrast in the ascending colon (541 HU, slice 2), labelled bone until 2026-12-03.
+CRLM_ORAL_CONTRAST = (-70.7, -35.1, -365.0)
 #: The IVC's centre, read on the slices: below the liver, fat around it (slices 6, 14); inside
 #: the liver, a few HU brighter than it (slices 26, 31; its course there is interpolated).
 CRLM_IVC = [(-13.3, -17.5, -345.0), (-14.9, -12.8, -305.0), (-24.5, -2.4, -245.0), (-26.1, -1.6, -220.0)]
@@ -277,8 +279,10 @@ def _organ_report(ct, truth_map, groups, result, liver_truth) -> dict:
 
 @pytest.mark.slow
 def test_demo_viscera_against_the_truth(demo):
-    """Kidneys and spleen found as themselves; the gallbladder and the bowel covered by hard labels;
-    none of the new labels eats into the liver (the needle must still reach it)."""
+    """Kidneys, spleen and gallbladder found as themselves (the gallbladder, joined to a fluid loop
+    on the working grid and beside a gas-filled one, was labelled bowel until 2026-12-03: 0.83
+    measured); the bowel covered by hard labels; none of the new labels eats into the liver
+    (the needle must still reach it)."""
     _, ct, truth, result = demo
     groups = {n: [n] for n in ("gallbladder", "kidney", "spleen", "bowel", "pancreas")}
     r = _organ_report(ct, truth, groups, result, truth.array == truth.names["liver"])
@@ -286,6 +290,7 @@ def test_demo_viscera_against_the_truth(demo):
     assert r["kidney"]["own"] >= 0.8 and r["kidney"]["dice"] >= 0.8
     assert r["spleen"]["own"] >= 0.9 and r["spleen"]["dice"] >= 0.85
     assert r["gallbladder"]["hard"] >= 0.8
+    assert r["gallbladder"]["own"] >= 0.75 and r["gallbladder"]["dice"] >= 0.75
     assert r["bowel"]["hard"] >= 0.5                 # collapsed loops and faeces without gas are not found
     for name in ("gallbladder", "kidney", "spleen", "bowel"):
         assert r[f"{name}_in_liver"] <= 0.01, name
@@ -315,6 +320,8 @@ def test_crlm_viscera_where_a_reader_sees_them(crlm, artifacts_dir):
     lab = result.labels.array
     i, j, k = np.rint(ct.lps_to_index(CRLM_GALLBLADDER)).astype(int)
     assert lab[k, j, i] == result.names.get("gallbladder"), "the gallbladder is not labelled"
+    i, j, k = np.rint(ct.lps_to_index(CRLM_ORAL_CONTRAST)).astype(int)
+    assert lab[k, j, i] == result.names.get("bowel"), "oral contrast in the colon is not bowel"
     kidney = _mask(result, ["kidney"])
     x = ct.index_to_lps(np.c_[np.nonzero(kidney)[::-1]].astype(float))[:, 0]
     vox_ml = float(np.prod(ct.spacing)) / 1000.0

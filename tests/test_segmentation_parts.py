@@ -8,7 +8,6 @@ cortex is bone; aerated lung is not pure gas).
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
 from planner.anatomy.structures import HARD_CLASSES, risk_class_of
@@ -274,3 +273,32 @@ def test_ivc_placed_in_the_livers_posterior_medial_groove_when_no_lumen_is_seen(
         assert np.hypot(cj - ivc_centre[0], ci - ivc_centre[1]) <= 5.0
     assert not out[:, :60].any()               # not at the liver's anterior edge
     assert not (out & ~tissue).any()
+
+
+def test_only_the_skeleton_stays_bone():
+    """A rib (dense cortex, lighter marrow) in the body wall stays bone; a blob of oral contrast
+    (densest in its middle) goes to the filled lumens; a small dense focus deep in the abdomen
+    that never reaches the body wall is dropped; anything touching the spine's zone stays."""
+    from planner.segmentation.bone import skeleton_only
+    sp = (1.0, 1.0, 2.0)
+    shape = (10, 120, 120)
+    kk, jj, ii = np.mgrid[0:10, 0:120, 0:120]
+    hu = np.full(shape, 40.0)
+    outer = np.zeros(shape, bool)
+    outer[:, :20] = True                                     # the body wall's outer half
+    rib_d = np.hypot(jj - 12, ii - 30)
+    rib = rib_d <= 6
+    hu[rib] = np.where(rib_d[rib] >= 4.5, 800.0, 180.0)     # cortex ring, marrow below 200 HU
+    blob_d = np.sqrt((jj - 60.0) ** 2 + (ii - 60.0) ** 2 + ((kk - 5.0) * 2.0) ** 2)
+    blob = blob_d <= 8
+    hu[blob] = 700.0 - 40.0 * blob_d[blob]                  # contrast: densest inside
+    focus = np.hypot(jj - 60, ii - 100) <= 2
+    hu[focus] = 600.0
+    vertebra = np.hypot(jj - 100, ii - 60) <= 10
+    hu[vertebra] = 450.0 - 10.0 * np.hypot(jj - 100, ii - 60)[vertebra]   # dense marrow: exempt
+    spine_zone = np.hypot(jj - 100, ii - 60) <= 12
+    bone = rib | blob | focus | vertebra
+    kept, filled = skeleton_only(bone, hu, spine_zone, outer, sp)
+    assert (kept & rib).sum() == rib.sum() and (kept & vertebra).sum() == vertebra.sum()
+    assert not (kept & blob).any() and (filled & blob).sum() == blob.sum()
+    assert not (kept & focus).any() and not (filled & focus).any()

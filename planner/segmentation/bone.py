@@ -61,6 +61,10 @@ MIN_BONE_ML = 0.05
 LUMEN_MIN_RADIUS_MM = 5.0
 LUMEN_MAX_SPREAD_HU = 80.0
 SUPPORT_HU = 200.0
+FILLED_CORE_MM = 3.0         # core and shell of a support region (heuristics: a rib's cortex is
+FILLED_SHELL_MM = 1.5        # ~1-2 mm, its marrow below the support threshold in most adults)
+FILLED_MIN_CORE_ML = 0.1
+FILLED_ABOVE_SHELL_HU = 50.0
 
 
 def _is_lumen(hu_box: np.ndarray, comp: np.ndarray, spacing) -> bool:
@@ -72,6 +76,19 @@ def _is_lumen(hu_box: np.ndarray, comp: np.ndarray, spacing) -> bool:
         return False                      # heterogeneous: cortex and marrow
     depth = depth_mm(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
     return bool(depth.max() >= LUMEN_MIN_RADIUS_MM)
+
+
+def _is_filled(hu_box: np.ndarray, comp: np.ndarray, spacing) -> bool:
+    """Denser inside than at its surface: contrast filling a lumen (oral contrast in the bowel,
+    mixed with its content, is heterogeneous and escapes :func:`_is_lumen`), not bone, whose
+    cortex is its densest part. Needs a core :data:`FILLED_CORE_MM` deep (thin structures: no
+    verdict, bone)."""
+    depth = depth_mm(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
+    core = depth >= FILLED_CORE_MM
+    if core.sum() * float(np.prod(spacing)) < FILLED_MIN_CORE_ML * 1000.0:
+        return False
+    shell = comp & (depth <= FILLED_SHELL_MM)
+    return bool(np.median(hu_box[core]) >= np.median(hu_box[shell]) + FILLED_ABOVE_SHELL_HU)
 
 
 def cortex_seeds(hu: np.ndarray, patient: np.ndarray, spacing, threshold_hu: float = CORTEX_HU) -> tuple:
@@ -203,3 +220,39 @@ def segment_bone(hu: np.ndarray, patient: np.ndarray, seeds: np.ndarray, hull: n
     ok[0] = False
     bone[box] = ok[lab]
     return bone
+
+
+def skeleton_only(bone: np.ndarray, hu: np.ndarray, spine_zone: np.ndarray, outer: np.ndarray,
+                  spacing) -> tuple:
+    """(bone, filled): only the skeleton's 3D components stay bone.
+
+    Away from ``spine_zone`` (the vertebrae and what articulates with them), a component
+
+    - whose dense part (above :data:`SUPPORT_HU`) is denser inside than at its surface
+      (:func:`_is_filled`) is contrast in a lumen (oral contrast in the bowel, mixed with its
+      content): removed and returned as ``filled``;
+    - that never reaches ``outer`` (the outer half of the body's depth on its slices) is not a
+      rib, cartilage or pelvis, which lie in the body wall or reach it: a calcified or
+      contrast-dense vessel deep in the abdomen; removed.
+
+    The vertebrae are exempt: their marrow can be as dense as their blurred cortex.
+    """
+    filled = np.zeros(bone.shape, bool)
+    lab, n = ndimage.label(bone, np.ones((3, 3, 3), bool))
+    if n == 0:
+        return bone, filled
+    near_spine = np.zeros(n + 1, bool)
+    near_spine[np.unique(lab[spine_zone & bone])] = True
+    in_wall = np.zeros(n + 1, bool)
+    in_wall[np.unique(lab[outer & bone])] = True
+    deep = np.zeros(n + 1, bool)
+    for c, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if near_spine[c]:
+            continue
+        comp = lab[sl] == c
+        dense = comp & (hu[sl] >= SUPPORT_HU)
+        if dense.any() and _is_filled(hu[sl], dense, spacing):
+            filled[sl] |= comp
+        elif not in_wall[c]:
+            deep[c] = True
+    return bone & ~filled & ~deep[lab], filled

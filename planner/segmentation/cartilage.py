@@ -35,14 +35,18 @@ RIB_CONTACT_MM = 3.0
 CORTEX_HU = 450.0
 MIDLINE_MM = 20.0
 HOLE_CLOSE_BLOCKS = 1.0
+GAS_CONTACT_MM = 3.0
 
 
 def costal_cartilage(hu_w: np.ndarray, skin_depth_w: np.ndarray, bone_w: np.ndarray, excluded_w: np.ndarray,
-                     muscle_hu: float, spacing_w) -> np.ndarray:
+                     muscle_hu: float, spacing_w, gas_w: np.ndarray | None = None) -> np.ndarray:
     """Working-grid mask of cartilage attached to the ribs (bool, same shape as ``hu_w``).
 
     ``skin_depth_w``: mm under the skin (0 outside the body); ``bone_w``: bone found so far;
     ``excluded_w``: what it cannot be (liver region, lungs, gas, aorta, IVC, the vertebrae).
+    ``gas_w`` (optional): the bowel gas; a component touching it (within
+    :data:`GAS_CONTACT_MM`) is bowel content (oral contrast layering under the gas), not
+    cartilage: the wall's muscles lie between a cartilage and the bowel.
     """
     threshold = float(muscle_hu) + ABOVE_MUSCLE_HU
     midline = anterior_midline(skin_depth_w > 0, spacing_w)
@@ -71,6 +75,9 @@ def costal_cartilage(hu_w: np.ndarray, skin_depth_w: np.ndarray, bone_w: np.ndar
         return thin
     touching = np.unique(lab[(dilate_mm(bone_w, spacing_w, RIB_CONTACT_MM) | midline) & thin])
     touching = touching[touching > 0]
+    if gas_w is not None and gas_w.any():
+        in_bowel = np.unique(lab[dilate_mm(gas_w, spacing_w, GAS_CONTACT_MM) & thin])
+        touching = np.setdiff1d(touching, in_bowel)
     return np.isin(lab, touching)
 
 

@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from .ivc_groove import groove_candidates
+from .ivc_groove import AP_TO_LR, groove_candidates
 from .ivc_groove import window_slices as _window
 from .morphology import fill_small_holes_2d
 
@@ -214,8 +214,9 @@ def _continuous_track(cands: list, spacing) -> tuple:
 
 
 def _bridge(out: np.ndarray, path: list, kept: list, kinds: np.ndarray, spacing, bridge_mm: float,
-            exclude: Optional[np.ndarray]) -> None:
-    """Slices between two kept centres at most ``bridge_mm`` apart get the interpolated disk."""
+            exclude: Optional[np.ndarray], ap_to_lr: float = 1.0) -> None:
+    """Slices between two kept centres at most ``bridge_mm`` apart get the interpolated disk
+    (an oval ``ap_to_lr`` times as deep as wide for a placed IVC)."""
     jj, ii = np.mgrid[0:out.shape[1], 0:out.shape[2]]
     for a, b in zip(kept[:-1], kept[1:]):
         if b - a < 2 or (b - a) * spacing[2] > bridge_mm:
@@ -223,7 +224,7 @@ def _bridge(out: np.ndarray, path: list, kept: list, kinds: np.ndarray, spacing,
         for k in range(a + 1, b):
             t = (k - a) / float(b - a)
             j, i, r = ((1 - t) * np.asarray(path[a][:3]) + t * np.asarray(path[b][:3])).tolist()
-            disk = np.hypot((jj - j) * spacing[1], (ii - i) * spacing[0]) <= r
+            disk = np.hypot((jj - j) * spacing[1] / ap_to_lr, (ii - i) * spacing[0]) <= r
             out[k] = disk if exclude is None else disk & ~exclude[k]
             kinds[k] = BRIDGED
 
@@ -245,9 +246,9 @@ def track_groove(tissue: np.ndarray, trunk: np.ndarray, axis: np.ndarray, aorta:
     jj, ii = np.mgrid[0:tissue.shape[1], 0:tissue.shape[2]]
     for k in kept:
         j, i, r, _ = path[k]
-        out[k] = (np.hypot((jj - j) * spacing[1], (ii - i) * spacing[0]) <= r) & t[k]
+        out[k] = (np.hypot((jj - j) * spacing[1] / AP_TO_LR, (ii - i) * spacing[0]) <= r) & t[k]
         kinds[k] = PLACED_IN_GROOVE
-    _bridge(out, path, kept, kinds, spacing, bridge_mm, exclude)
+    _bridge(out, path, kept, kinds, spacing, bridge_mm, exclude, AP_TO_LR)
     return out
 
 

@@ -19,8 +19,8 @@ LABEL_VALUES: Dict[str, int] = {
     "gallbladder": 12, "kidney": 13, "spleen": 14, "bowel": 15,
 }
 FIRST_LESION_VALUE = 21
-PAINT_ORDER = ("body", "lung", "bowel_gas", "liver", "gallbladder", "kidney", "spleen", "bowel", "heart", "bone", "liver_vessel", "hepatic_vein",
-               "portal_vein", "ivc", "aorta")
+PAINT_ORDER = ("body", "lung", "bowel_gas", "liver", "gallbladder", "kidney", "spleen", "bowel", "heart", "bone",
+               "liver_vessel", "hepatic_vein", "portal_vein", "ivc", "aorta")
 
 
 def paint_labels(st) -> Tuple[np.ndarray, Dict[str, int]]:

@@ -17,7 +17,7 @@ from registration.spatial.volume import Volume
 
 from .body import segment_body
 from .cartilage import cartilage_on_ct, costal_cartilage
-from .bone import ABOVE_VESSEL_HU, CORTEX_HU, HULL_INSET_MM, LOW_CORTEX_HU, cortex_seeds, segment_bone
+from .bone import ABOVE_VESSEL_HU, CORTEX_HU, HULL_INSET_MM, LOW_CORTEX_HU, cortex_seeds, segment_bone, skeleton_only
 from .spine import spine_outline
 from .checks import check_enhancement, check_field_of_view, check_liver
 from .gas import RIB_NEAR_MM, air_components, bowel_gas
@@ -36,6 +36,7 @@ AWAY_FROM_MM = 2.0       # ... and off bone and air
 PORTAL_FRONT_MM = 5.0
 BONE_RIM_LIVER_SD = 1.0
 SPINE_ZONE_MM = 15.0
+OUTER_DEPTH_FRACTION = 0.5   # the body's outer half (of its deepest point's depth per slice): ribs reach it
 PREVERTEBRAL_MM = (45.0, 30.0)
 
 
@@ -136,6 +137,10 @@ def bone_and_air(st: State) -> None:
     m["bone"] = segment_bone(st.ct.array, m["patient"], seeds, hull, vessels, st.spacing, hull_core=hull_core,
                              organ_band=(st.inten.mode_hu - BONE_RIM_LIVER_SD * st.inten.sd_hu,
                                          st.inten.mode_hu + BONE_RIM_LIVER_SD * st.inten.sd_hu))
+    spine_zone = g.zone_to_ct(_grow_in_plane(m["hull_w"], g.spacing, SPINE_ZONE_MM))
+    depth_w = m["skin_depth_w"]
+    outer = g.zone_to_ct((depth_w > 0) & (depth_w <= OUTER_DEPTH_FRACTION * depth_w.max(axis=(1, 2), keepdims=True)))
+    m["bone"], m["dense_content"] = skeleton_only(m["bone"], st.ct.array, spine_zone, outer, st.spacing)
     m["bone_w"] = g.mask_from_ct(m["bone"], fraction=0.3)
     near_bone = g.zone_to_ct(dilate_mm(m["bone_w"], g.spacing, RIB_NEAR_MM))
     lab, comps = air_components(st.ct.array, m["trunk"], near_bone, st.spacing)
@@ -175,7 +180,8 @@ def cartilage_step(st: State) -> None:
     """Costal cartilage (:mod:`.cartilage`) added to the bone, once the liver is known."""
     g, m = st.grid, st.masks
     excluded_w = m["liver_w"] | m["air_w"] | m["aorta_w"] | m["ivc_w"] | m["hull_w"]
-    cart_w = costal_cartilage(g.hu, m["skin_depth_w"], m["bone_w"], excluded_w, st.inten.muscle_hu, g.spacing)
+    cart_w = costal_cartilage(g.hu, m["skin_depth_w"], m["bone_w"], excluded_w, st.inten.muscle_hu, g.spacing,
+                              gas_w=g.mask_from_ct(m["bowel_gas"], fraction=0.3))
     if not cart_w.any():
         return
     zone = g.zone_to_ct(dilate_mm(cart_w, g.spacing, max(g.spacing)))

@@ -25,7 +25,8 @@ i.e. the smallest ``s``: after an expiration breath-hold CT (``breath_hold =
 an inspiration breath-hold it is ``s = c + A``.
 
 Breathing is reported when ``A >= DETECT_AMPLITUDE_MM`` and the model explains
-the sweep better than one constant shift by ``DETECT_GAIN`` (LC2 units), with
+the sweep better than one constant shift by ``DETECT_GAIN`` (LC2 units), also on
+frames it was not fitted to (``DETECT_HELD_OUT_GAIN``, :func:`held_out_gain`), with
 the period no longer than the sweep (a full cycle inside it: a slow trend, e.g.
 from a small rotation error along a tilting sweep, is not breathing). The
 profiles are measured at the 2.5 mm level, not the coarse one, where static
@@ -61,6 +62,11 @@ OFFSET_STEP_MM = 0.5
 #: Detection: amplitude (mm) and LC2 gain over the best constant shift (docs/registration_tuning.md#breathing).
 DETECT_AMPLITUDE_MM = 4.0
 DETECT_GAIN = 0.005
+#: ... and the model fitted on half the profile frames must gain this much on the other half
+#: (:func:`held_out_gain`; a heuristic level: true 10 mm breathing 0.004-0.035, static sweeps of
+#: other simulators that passed DETECT_GAIN -0.010 to -0.003, and two at 0.008-0.009; see
+#: docs/registration_tuning.md#breathing).
+DETECT_HELD_OUT_GAIN = 0.0025
 #: Frames whose modelled shift lies within this of the CT's phase are kept when gating.
 GATE_TOLERANCE_MM = 2.5
 #: Fewest frames a gated registration may use.
@@ -76,6 +82,7 @@ class BreathingReport:
     phase_s: Optional[float] = None
     offset_mm: float = 0.0                    # c: shift at the b = 0 extreme (CT mm along S)
     gain: float = 0.0                         # LC2 explained by the model beyond a constant shift
+    held_out_gain: Optional[float] = None     # the same on held-out frames (held_out_gain; None: not needed)
     ct_phase_shift_mm: float = 0.0            # shift (along S) of the CT's phase relative to M
     breath_hold: str = "expiration"
     gated_frames: Optional[List[int]] = None  # frames at the CT's phase (None: no gating)
@@ -88,6 +95,7 @@ class BreathingReport:
         r = (lambda v: None if v is None else round(float(v), 3))
         return {"detected": self.detected, "amplitude_mm": r(self.amplitude_mm), "period_s": r(self.period_s),
                 "phase_s": r(self.phase_s), "offset_mm": r(self.offset_mm), "gain": r(self.gain),
+                "held_out_gain": r(self.held_out_gain),
                 "ct_phase_shift_mm": r(self.ct_phase_shift_mm), "breath_hold": self.breath_hold,
                 "gated_frames": self.gated_frames, "residual_mm": r(self.residual_mm),
                 "profile_frames": self.profile_frames,
@@ -114,6 +122,19 @@ def shift_profiles(sweep: Sweep, level: FeatureLevel, reference_to_ct: np.ndarra
     return num, den
 
 
+def _profile_score(num: np.ndarray, den_total: float, s: np.ndarray, shifts_mm: np.ndarray) -> np.ndarray:
+    """LC2 of shifts ``s`` [..., n_frames] (mm): the per-frame profiles ``num`` [n_frames, n_shifts]
+    interpolated linearly (clipped to the measured shifts), summed over frames, / ``den_total``."""
+    lo, step = float(shifts_mm[0]), float(shifts_mm[1] - shifts_mm[0])
+    n_s = len(shifts_mm)
+    rows = np.arange(num.shape[0])
+    x = np.clip((s - lo) / step, 0.0, n_s - 1.0)
+    i0 = np.minimum(np.floor(x).astype(int), n_s - 2)
+    fr = x - i0
+    v = num[rows, i0] * (1 - fr) + num[rows, i0 + 1] * fr
+    return v.sum(axis=-1) / den_total
+
+
 def fit_breathing(times_s: np.ndarray, num: np.ndarray, den: np.ndarray,
                   shifts_mm: np.ndarray = SHIFTS_MM, max_period_s: Optional[float] = None) -> dict:
     """Exhaustive fit of ``s(t) = c + A b(t)`` to the profiles; also the best constant shift.
@@ -122,16 +143,9 @@ def fit_breathing(times_s: np.ndarray, num: np.ndarray, den: np.ndarray,
     LC2 units (sum over frames of the interpolated profile / sum of weights)."""
     t = np.asarray(times_s, float)
     total = float(den.sum()) or 1.0
-    lo, step = float(shifts_mm[0]), float(shifts_mm[1] - shifts_mm[0])
-    n_s = len(shifts_mm)
-    rows = np.arange(len(t))
 
-    def score(s):  # s [..., n_frames] -> [...]: linear interpolation in the profiles, clipped
-        x = np.clip((s - lo) / step, 0.0, n_s - 1.0)
-        i0 = np.minimum(np.floor(x).astype(int), n_s - 2)
-        fr = x - i0
-        v = num[rows, i0] * (1 - fr) + num[rows, i0 + 1] * fr
-        return v.sum(axis=-1) / total
+    def score(s):
+        return _profile_score(num, total, s, shifts_mm)
 
     offsets = np.arange(shifts_mm[0], shifts_mm[-1] + 1e-9, OFFSET_STEP_MM)
     const = score(offsets[:, None] + np.zeros(len(t)))
@@ -150,6 +164,27 @@ def fit_breathing(times_s: np.ndarray, num: np.ndarray, den: np.ndarray,
                         "T": float(period), "t0": float(t0)}
     best.update(score_constant=float(const[kc]), c_constant=float(offsets[kc]))
     return best
+
+
+def held_out_gain(times_s: np.ndarray, num: np.ndarray, den: np.ndarray, shifts_mm: np.ndarray = SHIFTS_MM,
+                  max_period_s: Optional[float] = None) -> float:
+    """Two-fold cross-validated model gain (LC2 units): the model fitted on the even profile frames
+    scored on the odd ones against their own best constant shift, and the other way round; the mean.
+
+    Breathing is one smooth motion through the sweep, so a model fitted on half the frames
+    predicts the other half. A model fitted to frame-to-frame noise of the profiles (a static
+    sweep whose frames prefer scattered shifts, e.g. noisy deep fields) does not: its held-out
+    gain is near zero or negative while its in-sample gain can pass ``DETECT_GAIN``."""
+    t = np.asarray(times_s, float)
+    gains = []
+    for fit_idx, test_idx in ((slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(0, None, 2))):
+        fit = fit_breathing(t[fit_idx], num[fit_idx], den[fit_idx], shifts_mm, max_period_s)
+        tn, td = num[test_idx], float(den[test_idx].sum()) or 1.0
+        model = fit["c"] + fit["A"] * raised_cosine(t[test_idx], fit["T"], fit["t0"])
+        offsets = np.arange(shifts_mm[0], shifts_mm[-1] + 1e-9, OFFSET_STEP_MM)
+        const = _profile_score(tn, td, offsets[:, None] + np.zeros(len(model)), shifts_mm).max()
+        gains.append(float(_profile_score(tn, td, model, shifts_mm)) - float(const))
+    return float(np.mean(gains))
 
 
 def analyse_breathing(sweep: Sweep, level: FeatureLevel, reference_to_ct: np.ndarray, frames: Sequence[int], *,
@@ -176,6 +211,13 @@ def analyse_breathing(sweep: Sweep, level: FeatureLevel, reference_to_ct: np.nda
     rep.gain = fit["score"] - fit["score_constant"]
     rep.profile_shift_mm = list(fit["c"] + fit["A"] * raised_cosine(t_pick, fit["T"], fit["t0"]))
     rep.detected = bool(rep.amplitude_mm >= DETECT_AMPLITUDE_MM and rep.gain >= DETECT_GAIN)
+    if rep.detected:
+        rep.held_out_gain = held_out_gain(t_pick, num, den, max_period_s=float(ts[-1]))
+        if rep.held_out_gain < DETECT_HELD_OUT_GAIN:
+            rep.detected = False
+            rep.notes.append(f"a {rep.amplitude_mm:.1f} mm breathing model fitted these frames (gain "
+                             f"{rep.gain:.3f} LC2) but did not predict held-out frames (gain {rep.held_out_gain:.3f}): "
+                             "not breathing")
     if not rep.detected:
         rep.ct_phase_shift_mm = fit["c_constant"]
         return rep

@@ -18,13 +18,15 @@ simulators do:
 * uniform attenuation 0.5 dB/cm/MHz exactly compensated (no depth fall-off), a 55 dB log
   compression with liver near grey 100.
 
-Labels are not used at all. Numbers here are choices for a stress test, not measurements.
+Labels are not used at all (only the geometric rule that the air under the probe face is
+coupling gel). Numbers here are choices for a stress test, not measurements.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .simulator_settings import SimulatorSettings
+from .tissue_classes import CLASS
 from .us_simulator import UltrasoundSimulator
 
 #: Reflection scale (grey of a strong soft-tissue interface relative to liver speckle).
@@ -52,6 +54,9 @@ class PlainPhysicsSimulator(UltrasoundSimulator):
 
     def _envelope(self, hu, cls, pts, rng) -> np.ndarray:
         ds = self.probe.sample_mm
+        # The air gap under the curved face is coupling gel (water), as on a patient: without it the
+        # rays that start beside the skin were blocked and the fan narrowed to a wedge.
+        hu = np.where(cls == CLASS["gel"], np.float32(0.0), hu)
         mu = np.clip(hu.astype(np.float32), -1000.0, 3000.0) + np.float32(1000.0)
         dmu = np.zeros_like(mu)
         dmu[:, 1:] = (mu[:, 1:] - mu[:, :-1]) / np.float32(ds)
