@@ -55,6 +55,13 @@ RIM_MIN_FRACTION = 0.10
 RIM_MAX_FRACTION = 0.40
 RIM_MIN_RSS_GAIN = 0.05
 EDGE_LIMITS_MM = (-3.0, 6.0)
+#: a plain edge moves inward by at most this fraction of the core's equivalent radius, and the
+#: fitted lesion level lies at most this factor of the click's contrast from the liver: on a
+#: 6-8 mm lesion cut by one 5 mm slice the core has two or three inner bins, and the one-step
+#: model extrapolated them to twice the contrast and put the edge 1.7 mm inside a 3.4 mm core
+#: (heuristics of this project, found on the insertion benchmark on real CT)
+EDGE_MAX_INWARD_FRACTION = 0.25
+MAX_LEVEL_GAIN = 1.5
 
 
 @dataclass(frozen=True)
@@ -175,5 +182,8 @@ def fit_edge(d: np.ndarray, p: np.ndarray, n: np.ndarray, core_hu: float, liver_
         return EdgeFit(float(np.clip(edge, *EDGE_LIMITS_MM)), True, float(a), float(b), float(liver),
                        float(s), len(d))
     a1, liver1, edge, s1 = one.x
-    return EdgeFit(float(np.clip(edge, *EDGE_LIMITS_MM)), False, float(a1), float(a1), float(liver1),
+    if abs(a1 - liver1) > MAX_LEVEL_GAIN * contrast0:      # extrapolated from two or three inner bins
+        a1 = liver1 + MAX_LEVEL_GAIN * contrast0 * np.sign(a1 - liver1)
+    inward = max(EDGE_LIMITS_MM[0], -EDGE_MAX_INWARD_FRACTION * core_radius_mm)
+    return EdgeFit(float(np.clip(edge, inward, EDGE_LIMITS_MM[1])), False, float(a1), float(a1), float(liver1),
                    float(s1), len(d))
