@@ -209,9 +209,10 @@ def _refined(mask: np.ndarray, hu: np.ndarray, from_edge_mm: np.ndarray, edge, s
     A caliper-like edge at one distance from the core takes or leaves a whole ring of voxels,
     and the core's 1 mm smoothing pulls the half-level contour inward at a convex edge; each
     voxel's own partial-volume value says whether more than half of it is lesion. Skipped when
-    the outer step is under ``REFINE_MIN_STEP_HU``."""
+    the outer step is under ``REFINE_MIN_STEP_HU`` and for a rim, whose fitted level (a narrow
+    step) overshoots the measured one: its half-level cut the rim away (insertion benchmark)."""
     step = edge.rim_hu - edge.liver_hu
-    if abs(step) < REFINE_MIN_STEP_HU:
+    if edge.rim or abs(step) < REFINE_MIN_STEP_HU:
         return mask
     sp = np.asarray(spacing, float)
     band = np.abs(from_edge_mm) <= float(max(sp[0], sp[1]))
