@@ -2,7 +2,7 @@
 at each target of a deformed sweep against the true error.
 
     .venv/bin/python benchmarks/deformation.py [--case DIR] [--runs 3] [--seed 0] [--starts 4]
-                                               [--sweeps NAME,...] [--no-baseline]
+                                               [--sweeps NAME,...] [--no-baseline] [--focus-shadows drop|keep]
                                                [--json OUT.json] [--markdown OUT.md]
 
 The case (default: the cached demo case; any folder with the same truth.json works, e.g.
@@ -106,7 +106,7 @@ def focus_target(entry: dict, targets: list) -> Optional[str]:
 
 
 def register(case: dict, entry: dict, targets: list, init: np.ndarray, seed: int, starts: int,
-             focus: Optional[str] = None) -> dict:
+             focus: Optional[str] = None, focus_shadows: str = "drop") -> dict:
     """What ``ctus register --init --targets`` writes (RESULT.json document), and with ``focus`` also
     the focused RESULT (``ctus register --focus``) as ``["focused"]``; or {'error': ...}."""
     from registration.align.focus import refine_near_target
@@ -124,7 +124,7 @@ def register(case: dict, entry: dict, targets: list, init: np.ndarray, seed: int
         doc = result_document(res, **kw)
         if focus is not None:
             f = refine_near_target(case["ct_volume"], sweep, res, focus, tg[focus]["point"], seed=seed,
-                                   radius_target_mm=tg[focus]["radius_mm"], targets=tg)
+                                   radius_target_mm=tg[focus]["radius_mm"], targets=tg, shadows=focus_shadows)
             doc["focused"] = result_document(f, **kw)
     except Exception as exc:  # a failed run is a result, not a crash of the benchmark
         return {"error": f"{exc.__class__.__name__}: {exc}"}
@@ -193,7 +193,8 @@ def focus_row(case: dict, entry: dict, res: dict, rows: list, name: str) -> dict
             "time_s": foc.get("wall_time_s")}
 
 
-def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bool = False) -> list:
+def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bool = False,
+            focus_shadows: str = "drop") -> list:
     out = []
     for si, entry in enumerate(entries):
         targets = targets_of(entry)
@@ -204,7 +205,7 @@ def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bo
             init = random_rigid_perturbation(rng, (5.0, 20.0), (0.0, 10.0), center=case["center"]) @ true_m
             t0 = time.perf_counter()
             res = register(case, entry, targets, init, seed=r, starts=starts,
-                           focus=focus_target(entry, targets) if focus else None)
+                           focus=focus_target(entry, targets) if focus else None, focus_shadows=focus_shadows)
             if "error" in res:
                 log(f"{label} {entry['file']} run {r}: FAILED {res['error']}")
                 out.append({"set": label, "sweep": entry["file"], "run": r, "error": res["error"], "targets": []})
@@ -325,6 +326,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweeps", help="comma-separated deformed sweep files (default: all)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the static survey sweep")
     ap.add_argument("--no-focus", action="store_true", help="skip the focused refinements")
+    ap.add_argument("--focus-shadows", choices=["drop", "keep"], default="drop",
+                    help="acoustic shadows in the focused refinement (refine_near_target's shadows; default drop)")
     ap.add_argument("--json", help="write every row and the summaries here")
     ap.add_argument("--markdown", help="write the report here (e.g. benchmarks/results/deformation.md)")
     args = ap.parse_args(argv)
@@ -338,7 +341,7 @@ def main(argv=None) -> int:
     def log(s):
         print(s, flush=True)
     sets = {"deformed": run_set(case, "deformed", deformed, lambda e: e["targets"], args.runs, args.seed,
-                                args.starts, log, focus=not args.no_focus)}
+                                args.starts, log, focus=not args.no_focus, focus_shadows=args.focus_shadows)}
     survey = next((s for s in us.get("sweeps", []) if s["kind"] == "survey"), None)
     if survey is not None and not args.no_baseline:
         # the deformed survey's targets (same points and starts) on the static survey sweep

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/mri.py [--trials 20] [--quick] [--seed 1] [--case DIR] [--json OUT.json]
                                        [--skip-us] [--skip-ct] [--no-ct-baseline] [--focus none|liver] [--plan]
-                                       [--shadows drop|keep]
+                                       [--shadows drop|keep] [--levels "PX,PATCH,FRAMES;..."]
 
 MR -> sweep: per trial a random start about the liver centroid (|t| uniform
 5-20 mm, angle 0-10 deg about a random axis, as benchmarks/registration.py)
@@ -110,7 +110,7 @@ def _row(res, ref_pts, fixed_pts, names, e0, label, k, sweep_name, t_s, near):
                                     for n in names}}
 
 
-def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none", shadows="drop"):
+def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none", shadows="drop", levels=None):
     pts = point_truth(truth)
     names = list(pts)
     p_ct = np.array([pts[n][0] for n in names])
@@ -133,7 +133,8 @@ def run_us(ct, mr, sweeps, truth, n_trials, seed, log, with_ct=True, focus="none
         init = pert @ ref_to_mr
         e0 = np.linalg.norm(apply(init, ref_pts) - p_mr, axis=1)
         t0 = time.perf_counter()
-        res = register_mr_sweep(mr, sweep, init, targets=mr_targets, seed=k, focus=focus, shadows=shadows)
+        extra = {} if levels is None else {"levels": levels}
+        res = register_mr_sweep(mr, sweep, init, targets=mr_targets, seed=k, focus=focus, shadows=shadows, **extra)
         rows.append(_row(res, ref_pts, p_mr, names, e0, "mr", k, sweep_name, time.perf_counter() - t0, near))
         r = rows[-1]
         log(f"mr {k:2d} {sweep_name:24s} init {r['init_tre_rms_mm']:5.1f} -> TRE {r['tre_rms_mm']:5.2f} "
@@ -171,7 +172,7 @@ def summarise(rows, label):
             "coverage_95": float(np.mean([x["covered"] for x in r]))}
 
 
-def run_head(n_trials, seed, log) -> dict:
+def run_head(n_trials, seed, log, levels=None) -> dict:
     """MR -> a 3D US volume on the synthetic head (sample_data.phantom.brain_us; not liver, the form of
     public MR/iUS datasets such as RESECT): ``n_trials`` starts 5-9 mm / 0-5 deg about the landmarks
     in the cone (the hidden real pair's start range), each the CLI's path (the volume's slices as a
@@ -196,7 +197,8 @@ def run_head(n_trials, seed, log) -> dict:
         init = random_rigid_perturbation(rng, (5.0, 9.0), (0.0, 5.0), center=p_mr.mean(0)) @ reference_to_mr
         e0 = np.linalg.norm(apply(init, p_ref) - p_mr, axis=1)
         t0 = time.perf_counter()
-        res = register_mr_sweep(mr, sweep, init, targets=targets, seed=k)
+        extra = {} if levels is None else {"levels": levels}
+        res = register_mr_sweep(mr, sweep, init, targets=targets, seed=k, **extra)
         t = time.perf_counter() - t0
         e = np.linalg.norm(apply(res.reference_to_ct, p_ref) - p_mr, axis=1)
         u = res.uncertainty
@@ -290,6 +292,13 @@ def run_plan(d, truth, log) -> dict:
     return out
 
 
+def parse_levels(text):
+    """``"4,5,10;2.5,7,10"`` -> ((4.0, 5, 10), (2.5, 7, 10)); None -> None (the product's levels)."""
+    if not text:
+        return None
+    return tuple((float(a), int(b), int(c)) for a, b, c in (part.split(",") for part in text.split(";")))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=20)
@@ -304,6 +313,9 @@ def main(argv=None) -> int:
     ap.add_argument("--plan", action="store_true", help="also the CLI chain align -> register -> plan")
     ap.add_argument("--head", type=int, default=0, metavar="N",
                     help="also N trials MR -> 3D US volume on the synthetic head (not liver; run_head)")
+    ap.add_argument("--levels", help="MR -> sweep LC2 levels 'pixel_mm,patch_px,frames;...' coarse to fine "
+                    "(default: the product's, registration.align.mr_us)")
+    ap.add_argument("--volume-levels", help="the same for --head (a 3D volume's slices; default mr_us.VOLUME_LEVELS)")
     ap.add_argument("--shadows", choices=["drop", "keep"], default="drop",
                     help="MR -> sweep: leave acoustic shadows out of LC2 (default) or keep them (as before)")
     args = ap.parse_args(argv)
@@ -316,7 +328,8 @@ def main(argv=None) -> int:
     result = {}
     if not args.skip_us:
         rows = run_us(ct, mr, sweeps, truth, 4 if args.quick else args.trials, args.seed, log,
-                      with_ct=not args.no_ct_baseline, focus=args.focus, shadows=args.shadows)
+                      with_ct=not args.no_ct_baseline, focus=args.focus, shadows=args.shadows,
+                      levels=parse_levels(args.levels))
         sums = [s for s in (summarise(rows, "mr"), summarise(rows, "ct")) if s]
         log("\nset  trials success (all targets)  medianTRE  p90TRE  median_s  good/check/poor  good<=3mm  cover95")
         for s in sums:
@@ -336,7 +349,7 @@ def main(argv=None) -> int:
     if args.plan:
         result["plan"] = run_plan(d, truth, log)
     if args.head:
-        result["head"] = run_head(args.head, args.seed, log)
+        result["head"] = run_head(args.head, args.seed, log, levels=parse_levels(args.volume_levels))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))
     return 0

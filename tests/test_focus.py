@@ -164,3 +164,28 @@ def test_focused_error_comes_from_the_ensemble_spread_not_the_whole_sweep_metric
     far = rigid_matrix([0, 0, 0, 8.0, 0, 0])
     starts = [StartResult(np.zeros(6), np.eye(4), 0.1, 0.120, 0), StartResult(np.zeros(6), far, 0.1, 0.119, 0)]
     assert _focus_row(0.3, starts=starts).verdict == "check"
+
+
+def test_the_focus_leaves_shadows_out_by_default_and_keeps_them_when_asked(ct, sweep, monkeypatch):
+    """The region's LC2 samples come from a sweep marked to drop acoustic shadows (as the whole-sweep
+    registration's): kept shadows moved the focused optimum 2.2-6.7 mm off the lesion on the demo's
+    seed-1 static sweeps started at the truth (benchmarks/results/deformation.md, 2026-12-03)."""
+    import registration.align.focus as focus_mod
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(sw, *args, **kwargs):
+        seen.append(bool(sw.metadata.get("drop_shadows")))
+        raise Stop
+    monkeypatch.setattr(focus_mod, "frame_samples", spy)
+    p = lesion_centroids_ct()[0]
+    whole = RegistrationResult(TRUE_REFERENCE_TO_CT, "lc2", 0.2, 0.3, 1, 1.0, p)
+    for option, dropped in (("drop", True), ("keep", False)):
+        with pytest.raises(Stop):
+            refine_near_target(ct, sweep, whole, "lesion_1", p, shadows=option)
+        assert seen[-1] is dropped
+    assert not sweep.metadata.get("drop_shadows")          # the caller's sweep is not changed
+    with pytest.raises(InputError, match="shadows"):
+        refine_near_target(ct, sweep, whole, "lesion_1", p, shadows="maybe")

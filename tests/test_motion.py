@@ -86,6 +86,7 @@ def test_breathing_sweep_is_detected_and_counted_in_the_error_a_still_one_is_not
     u = res.uncertainty
     assert res.breathing["detected"] and u.verdict != "good"
     assert u.error_terms.unresolved_breathing_mm == pytest.approx(0.5 * res.breathing["amplitude_mm"])
-    assert u.to_dict()["error_terms_mm"]["unresolved_breathing_in_registration"] == u.error_terms.unresolved_breathing_mm
+    terms = u.to_dict()["error_terms_mm"]
+    assert terms["unresolved_breathing_in_registration"] == u.error_terms.unresolved_breathing_mm
     assert u.targets[0].tre_registration_mm >= 0.5 * res.breathing["amplitude_mm"]
     assert any("breathing" in r for r in u.reasons)

@@ -275,6 +275,31 @@ def test_ivc_placed_in_the_livers_posterior_medial_groove_when_no_lumen_is_seen(
     assert not (out & ~tissue).any()
 
 
+def test_placed_ivc_rests_its_back_wall_on_the_dark_tissue_whatever_the_anchor():
+    """The liver of the IVC's HU in front and lateral of it, the crus medial (i >= 72) and the
+    retrocaval fat behind it (j >= 98, i >= 45), the liver's bare area further lateral reaching
+    further back. With the aorta (the anchor) level with the IVC or 12 mm in front of it, and
+    7 mm further medial or lateral, the oval's back wall lies on the fat (the image's evidence),
+    not where the anchor pulls it (before the back-wall score: 10 mm in front of the fat)."""
+    from planner.segmentation.great_vessels import track_groove
+    shape = (8, 140, 140)
+    sp = (1.0, 1.0, 2.0)
+    jj, ii = np.mgrid[0:140, 0:140]
+    trunk = np.ones(shape, bool)
+    tissue = np.zeros(shape, bool)
+    tissue[:, 20:115, 0:72] = True
+    tissue[:, 98:, 45:] = False
+    axis = np.tile([95.0, 112.0], (8, 1))     # vertebral body: centre i 95, front j 112
+    for aorta_j, aorta_i in [(92, 103), (80, 96), (80, 103), (80, 110)]:
+        aorta = np.zeros(shape, bool)
+        aorta[:] = np.hypot(jj - aorta_j, ii - aorta_i) <= 11.0
+        out = track_groove(tissue, trunk, axis, aorta, sp)
+        for k in range(8):
+            j, i = np.nonzero(out[k])
+            assert 95 <= j.max() <= 97, (aorta_j, aorta_i, k, j.max())     # on the fat's edge
+            assert i.min() >= 45 and i.max() <= 71
+
+
 def test_only_the_skeleton_stays_bone():
     """A rib (dense cortex, lighter marrow) in the body wall stays bone; a blob of oral contrast
     (densest in its middle) goes to the filled lumens; a small dense focus deep in the abdomen

@@ -203,3 +203,33 @@ def test_the_assessment_is_typed_and_its_json_form_is_the_result_format():
     assert d["resolution_floor_mm"] == pytest.approx(0.96)
     assert Assessment.from_dict(d).to_dict() == d
     assert a.target("landmark").radius_mm is None and a.target("nowhere") is None
+
+
+def test_far_result_confirmed_by_restarts_that_beat_the_first_search_counts_itself():
+    """The restarts come back to the result with a higher metric than the first search's starts
+    (whose best stopped short, 8 mm off, at the middle level): the result itself stands for that
+    start, on the restarts' level, so result + 2 restarts agree (was 2 of 6: a correct 1.24 mm far
+    result called poor). A wrong optimum the restarts leave stays unconfirmed."""
+    from registration.align.capture_range import MIN_AGREEING, agreeing_starts
+    c = np.array([10.0, 20.0, 30.0])
+    res_m = TRUE_REFERENCE_TO_CT
+
+    def at(mm, metric):
+        return StartResult(np.zeros(6), rigid_matrix([0, 0, 0, mm, 0, 0]) @ res_m, 0.3, metric, 10)
+
+    class Level:
+        def __init__(self, m):
+            self.m = m
+
+        def metric(self, mat):
+            return (self.m, 1.0)
+    result = RegistrationResult(res_m, "lc2", 0.13, 0.345, 100, 1.0, c)
+    result.starts = [at(7.8, 0.369), at(23.7, 0.287), at(42.0, 0.261), at(40.7, 0.236)]
+    extra = [at(1.2, 0.394), at(1.3, 0.411)]
+    assert agreeing_starts(result, extra)[0] == 2 < MIN_AGREEING                # as before: never confirmed
+    n, n_all = agreeing_starts(result, extra, Level(0.400))
+    assert n == 3 >= MIN_AGREEING and n_all == 6                                 # the best start replaced
+    # the result far below the restarts' optimum on their level: they found another one
+    assert agreeing_starts(result, extra, Level(0.300))[0] == 2
+    # restarts that went elsewhere do not confirm it
+    assert agreeing_starts(result, [at(9.0, 0.394), at(12.0, 0.411)], Level(0.400))[0] < MIN_AGREEING

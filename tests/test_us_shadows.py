@@ -111,7 +111,7 @@ def test_a_linear_probe_reads_its_columns():
 
 
 def test_marked_sweeps_leave_shadows_out_of_the_lc2_frames(demo_case):
-    from registration.align.lc2_cost import frame_samples, select_frames, sweep_fan_mask
+    from registration.align.lc2_cost import frame_samples, select_frames
     from registration.io.sequence_io import load_sweep
     truth = json.loads((demo_case / "truth.json").read_text())
     sweep = load_sweep(demo_case / "sweep_lesion_3.igs.mha", calibration=demo_case / truth["ultrasound"]["config"])

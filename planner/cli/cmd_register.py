@@ -250,7 +250,8 @@ def _focus(ct, sweep, res, focus, targets, args, rep):
     rep.stage(f"refining near {name}")
     return refine_near_target(ct, sweep, res, name, point, seed=args.seed, progress=rep,
                               radius_mm=args.focus_radius or FOCUS_RADIUS_MM,
-                              radius_target_mm=(targets.get(name) or {}).get("radius_mm"), targets=targets)
+                              radius_target_mm=(targets.get(name) or {}).get("radius_mm"), targets=targets,
+                              shadows=getattr(args, "shadows", "drop"))
 
 
 def _clicked_lesions(args) -> list:

@@ -14,10 +14,12 @@ distance from the imaged region:
   sweep (frame groups; the near half follows probe compression and near-field
   artefacts, not the organ) is fitted alone (in-plane translation) from the
   registered pose, and again on its even and its odd frames to measure that fit's
-  own noise. ``local = LOCAL_FACTOR * sqrt(mean max(0, |shift|^2 - noise^2))``:
+  own noise. ``local = LOCAL_FACTOR * sqrt(mean max(0, |shift|^2 - noise^2) + unresolved)``:
   each patch's own noise is subtracted (a patch that wanders on a rigid patient
   because its cost is flat or has two optima adds ~0), so a rigid patient gets
-  (almost) nothing added. The mean square, not the median: under deformation a few
+  little added; ``unresolved`` (:func:`unresolved_ms`) is what that subtraction cannot
+  exclude (one standard error: noisy patches cannot vouch for a liver that did not
+  deform). The mean square, not the median: under deformation a few
   parts of the sweep disagree strongly while the rest agree with the compromise.
 * ``growth`` (mm per mm): how fast the unseen error grows away from the imaged
   region: the prior ``GROWTH_PRIOR`` (heuristic, from liver deformation over
@@ -60,6 +62,24 @@ LOCAL_FACTOR = 1.5
 #: Noise (mm) assumed for a fit whose repeat fits could not run (too few frames or samples): the
 #: RMS shift of the (near and far) local fits on the demo's static survey. Heuristic.
 FALLBACK_NOISE_MM = 1.6
+
+
+#: Standard errors of the noise-subtracted mean square added to it: a deformation the patches'
+#: own noise hides is not absent. Each patch's ``shift^2 - noise^2`` scatters by about ``noise^2``,
+#: so the mean over n patches is known to ``median(noise^2) / sqrt(n)`` (the median: one patch whose
+#: repeats jumped apart neither cancels nor inflates the rest). Without it, deformed sweeps whose
+#: patches were noisy (repeat fits 2.2-2.8 mm apart) got a deformation term near 0 and targets
+#: within 1 mm of the sweep were called good at true errors of 3.3-4.6 mm (demo seeds 0 and 1,
+#: benchmarks/results/deformation.md, 2026-12-03); on the rigid sweeps the noise is 0.3-1.0 mm.
+#: Heuristic (one standard error).
+UNRESOLVED_SE = 1.0
+
+
+def unresolved_ms(noise_mm) -> float:
+    """Mean square (mm^2) of a deformation the fits' noise ``noise_mm`` (one per patch) could hide:
+    ``UNRESOLVED_SE * median(noise^2) / sqrt(n)``; 0 without fits."""
+    n2 = np.square(np.asarray(noise_mm, float))
+    return float(UNRESOLVED_SE * np.median(n2) / math.sqrt(n2.size)) if n2.size else 0.0
 
 
 @dataclass
@@ -119,6 +139,8 @@ def from_fits(fits: Sequence[LocalFit], region: Optional[ImagedRegion] = None,
     # per patch: one patch whose repeat fits jumped apart (a noise estimate is noisy too) must not
     # cancel what the other patches measured
     ms = float(np.mean(np.maximum(0.0, shifts ** 2 - noise ** 2))) if shifts.size else 0.0
+    # what the noisy fits cannot exclude: one standard error of that mean (see UNRESOLVED_SE)
+    ms += unresolved_ms(noise)
     local = LOCAL_FACTOR * math.sqrt(max(0.0, ms))
     growth = GROWTH_PRIOR + GROWTH_PER_LOCAL * local
     return ResidualDeformation(local, growth, list(fits), region, reference_to_ct, time_s)

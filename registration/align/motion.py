@@ -92,7 +92,8 @@ class BreathingReport:
     notes: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        r = (lambda v: None if v is None else round(float(v), 3))
+        def r(v):
+            return None if v is None else round(float(v), 3)
         return {"detected": self.detected, "amplitude_mm": r(self.amplitude_mm), "period_s": r(self.period_s),
                 "phase_s": r(self.phase_s), "offset_mm": r(self.offset_mm), "gain": r(self.gain),
                 "held_out_gain": r(self.held_out_gain),

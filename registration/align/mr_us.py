@@ -5,7 +5,9 @@ Result: ``reference_to_mr`` (Reference mm -> MR LPS mm). The pipeline is
 (frames, multi-resolution, multi-start, Laplace covariance, verdicts), given
 the MR through :func:`registration.align.image_features.lc2_intensity_volume`,
 so LC2 explains the US by the normalised MR intensity and its gradient
-(docs/mri.md). A sweep made of a 3D ultrasound volume's slices is registered on
+(docs/mri.md), on smaller patches than the CT's (:data:`SWEEP_LEVELS`: the
+organ moves against its surroundings between the MR and the sweep, and large
+patches let the surroundings decide the pose). A sweep made of a 3D ultrasound volume's slices is registered on
 each slice's imaged region only (:mod:`.volume_sweep`). Acoustic shadows (behind
 ribs, the lung, bowel gas) and their reflectors are left out of LC2
 (``shadows="drop"``, :mod:`registration.ultrasound.shadows`; not for a volume's
@@ -59,6 +61,15 @@ MR_VERDICT_REASON = ("MR and ultrasound come from different sessions: the organ 
                      "this estimate (a rigid result can align the surroundings and miss the target); check the "
                      "overlay at the target")
 
+#: LC2 levels (pixel mm, patch px, frames) for a freehand sweep: patches of 12.5 and 11.2 mm instead of
+#: the CT's 20 / 17.5 / 14.4 mm (``lc2_stages.DEFAULT_LEVELS``). Between the MR's session and the sweep
+#: the organ moves against its surroundings (the liver slides under the wall and ribs; brain shift), so
+#: no rigid pose fits both: a large patch spans the organ's edge and the wall's layers and is explained
+#: best by aligning the wall, a small one by what lies inside it. On the demo's dome sweeps (lesion_3,
+#: lesion_6) the truth has the lower LC2 with 14.4-20 mm patches and the higher with 8-12.5 mm ones;
+#: 20 starts of 5-20 mm: 75 % -> 100 % success (benchmarks/results/mri.md, 2026-12-03).
+SWEEP_LEVELS = ((2.5, 5, 10), (1.6, 7, 12))
+
 #: LC2 levels (pixel mm, patch px, frames) for a 3D volume's slices: the CT's 4 mm coarse level left
 #: out. On volumes reconstructed from the demo sweeps the coarse level led the starts away from an
 #: optimum the finer levels prefer (survey volume from an 8 mm start: 6.2 mm, its fine LC2 0.276
@@ -99,6 +110,7 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
         # (the analysis would fit slice-to-slice anatomy as motion and cost 1-3 s).
         breathing = "off"
         options.setdefault("levels", VOLUME_LEVELS)
+    options.setdefault("levels", SWEEP_LEVELS)
     sweep = prepare_sweep(sweep, shadows)
     res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
                          targets=targets, breathing=breathing, breath_hold=breath_hold, shadows=shadows, **options)
