@@ -77,7 +77,10 @@ def test_profile_fit_on_exact_profiles():
     d = np.arange(-5.75, 10.0, 0.5)
     n = np.full(d.shape, 200.0)
     from scipy.special import erfc
-    step = lambda x, e: 0.5 * erfc((x - e) / (0.8 * np.sqrt(2)))      # 1 inside, 0 outside
+
+    def step(x, e):                                                    # 1 inside, 0 outside
+        return 0.5 * erfc((x - e) / (0.8 * np.sqrt(2)))
+
     plain = 115 + (55 - 115) * step(d, 1.0)
     fit = fit_edge(d, plain, n, 55.0, 115.0)
     assert not fit.rim and abs(fit.edge_mm - 1.0) < 0.2

@@ -63,6 +63,10 @@ FAR_SIDE_MIN_HU = 15.0
 SURROUND_MM = (3.0, 10.0)
 BORDER_FRACTION = 0.25
 BORDER_MIN_HU = 30.0
+THICK_SLICE_RATIO = 2.0
+REFINE_SMOOTHING_MM = 0.6
+REFINE_MIN_STEP_HU = 10.0
+THICK_SLICE_DISTANCE_MM = 1000.0
 _FULL = np.ones((3, 3, 3), bool)
 
 
@@ -132,11 +136,12 @@ def grow_lesion(ct: Volume, seed_lps: Sequence[float], liver: np.ndarray, *, nam
                          f"level ({best.liver_hu + 0.5 * best.contrast_hu:.0f} HU, {best.phase})",
                          fix="click in the middle of the lesion")
     core = _cut_leaks(core, box)
-    signed = signed_distance_mm(core, sp)
+    signed = signed_distance_mm(core, edge_spacing(sp))
     core_radius_mm = float((3.0 * core.sum() * np.prod(sp) / (4.0 * np.pi)) ** (1.0 / 3.0))
     edge = fit_edge(*radial_profile(hu, signed, hull), best.seed_hu, best.liver_hu,
                     core_radius_mm=core_radius_mm)
-    final = (signed <= edge.edge_mm) & dilate_mm(hull, sp, max(LIVER_MARGIN_MM, outside_mm + 1.0)) & limit
+    zone = dilate_mm(hull, sp, max(LIVER_MARGIN_MM, outside_mm + 1.0)) & limit
+    final = _refined((signed <= edge.edge_mm) & zone, hu, signed - edge.edge_mm, edge, sp) & zone
     final = _seed_component(fill_holes_3d(final), box, reach_mm=2.0)
     if final is None:                       # the edge moved inward past the click: keep the core
         final = core
@@ -152,6 +157,21 @@ def grow_lesion(ct: Volume, seed_lps: Sequence[float], liver: np.ndarray, *, nam
                                "gas, vessel or bone): it may be the partial-volume edge of a neighbouring "
                                "structure rather than a lesion; check it")
     return result
+
+
+def edge_spacing(spacing) -> np.ndarray:
+    """The spacing (i, j, k) mm with which the edge is placed: the CT's own, except on thick
+    slices (slice spacing over twice the pixel size, e.g. 5 mm slices of 0.8 mm pixels), where
+    the slice axis is given ``THICK_SLICE_DISTANCE_MM``: the radial profile and the edge then
+    work within each slice, and the lesion's extent across slices is the core's (the half-way
+    threshold: a slice cutting the lesion is taken where more than half of it lies inside,
+    which is where its partial-volume value passes the half-way level). Across a 5 mm slice
+    the profile would mix a 5 mm partial-volume step with the in-plane edge and read it as
+    a rim or a blur several mm wide."""
+    sp = np.asarray(spacing, float).copy()
+    if sp[2] > THICK_SLICE_RATIO * max(sp[0], sp[1]):
+        sp[2] = THICK_SLICE_DISTANCE_MM
+    return sp
 
 
 def _check_inputs(ct, liver, arterial, bone, max_diameter_mm, name) -> None:
@@ -179,6 +199,28 @@ def _core(hu: np.ndarray, best, box: SeedBox, zone: np.ndarray) -> Optional[np.n
     else:
         cand = (smooth > level) & (smooth < far)
     return _seed_component(cand & zone, box, reach_mm=2.0)
+
+
+def _refined(mask: np.ndarray, hu: np.ndarray, from_edge_mm: np.ndarray, edge, spacing) -> np.ndarray:
+    """The mask with the voxels within one pixel of the fitted edge decided one by one: in when
+    their own value (smoothed by ``REFINE_SMOOTHING_MM`` within the slice) is on the lesion's
+    side of the half-level of the outermost step (fitted outer level and liver).
+
+    A caliper-like edge at one distance from the core takes or leaves a whole ring of voxels,
+    and the core's 1 mm smoothing pulls the half-level contour inward at a convex edge; each
+    voxel's own partial-volume value says whether more than half of it is lesion. Skipped when
+    the outer step is under ``REFINE_MIN_STEP_HU`` and for a rim, whose fitted level (a narrow
+    step) overshoots the measured one: its half-level cut the rim away (insertion benchmark)."""
+    step = edge.rim_hu - edge.liver_hu
+    if edge.rim or abs(step) < REFINE_MIN_STEP_HU:
+        return mask
+    sp = np.asarray(spacing, float)
+    band = np.abs(from_edge_mm) <= float(max(sp[0], sp[1]))
+    sigma = REFINE_SMOOTHING_MM / sp[::-1]
+    sigma[0] = 0.0
+    value = ndimage.gaussian_filter(hu, sigma)
+    lesion_side = (value - (edge.liver_hu + 0.5 * step)) * np.sign(step) > 0
+    return (mask & ~band) | (band & lesion_side)
 
 
 def _beyond_fraction(final: np.ndarray, hu: np.ndarray, lesion: "LesionSegmentation") -> float:
