@@ -19,7 +19,6 @@ Variants: those of benchmarks/simulator_variants.py (``default``, ``plain``, ``s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.registration import print_summaries, run_trials, summarise  # noqa: E402
-from benchmarks.simulator_variants import simulator_of  # noqa: E402
+from benchmarks.registration import run_trials, summarise  # noqa: E402
+from benchmarks.simulator_variants import report, simulator_of  # noqa: E402
 from registration.io.ct_io import load_ct  # noqa: E402
 from registration.io.sequence_io import load_sweep  # noqa: E402
 
@@ -98,12 +97,7 @@ def main(argv=None) -> int:
         truth_m, sweeps = variant_sweeps(ct, labels, variant, args.sweep_seed, root / variant.replace(":", "_"))
         rows += run_trials(ct, sweeps, truth_m, targets, centre, args.trials, args.seed, ["lc2"], variant, log)
         summaries.append(summarise(rows, variant, "lc2"))
-    print_summaries(summaries, log)
-    bad_good = [(r["set"], r["trial"], round(r["tre_rms_mm"], 2)) for r in rows
-                if r.get("verdict") == "good" and not r["success"]]
-    log(f"'good' verdicts on failed registrations: {bad_good or 'none'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "summaries": summaries}, indent=1, default=float))
+    report(rows, summaries, args.json, log)
     return 0
 
 

@@ -115,13 +115,19 @@ def main(argv=None) -> int:
         log(f"{variant}: {len(sweeps)} sweeps simulated in {time.perf_counter() - t0:.0f} s ({root / variant})")
         rows += run_trials(ct, sweeps, truth_m, targets, center, args.trials, args.seed, ["lc2"], variant, log)
         summaries.append(summarise(rows, variant, "lc2"))
-    print_summaries(summaries, log)              # "set" = the variant
+    report(rows, summaries, args.json, log)
+    return 0
+
+
+def report(rows, summaries, json_path, log) -> None:
+    """The table (one row per variant: its "set"), the "good" verdicts on failed registrations,
+    and (``json_path``) every row and summary as JSON."""
+    print_summaries(summaries, log)
     bad_good = [(r["set"], r["trial"], round(r["tre_rms_mm"], 2)) for r in rows
                 if r.get("verdict") == "good" and not r["success"]]
     log(f"'good' verdicts on failed registrations: {bad_good or 'none'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "summaries": summaries}, indent=1, default=float))
-    return 0
+    if json_path:
+        Path(json_path).write_text(json.dumps({"rows": rows, "summaries": summaries}, indent=1, default=float))
 
 
 if __name__ == "__main__":
