@@ -226,12 +226,6 @@ def test_totalsegmentator_as_anatomy(tmp_path, capsys, shared_data):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "since h/les4 (2026-12-03) the demo's subcapsular lesion_2 (14 mm, an intermediate-level rim "
-    "89-103 HU between core 54 and liver 115 HU) grows to its core only (Dice 0.50, was 0.85): on its "
-    "smooth ramp the two-step fit puts the rim at the liver's level over 7.7 mm and the rim is "
-    "rejected; the same grower gained 40 -> 46 of 54 on lesions inserted into real CTs "
-    "(benchmarks/results/lesion_insertion.md). Open: issue 13"))
 def test_demo_end_to_end_with_the_automatic_anatomy(tmp_path, capsys, demo_case, truth):
     """The real pipeline: automatic anatomy, then every demo lesion from a click at its centre,
     grown inside the automatic liver region."""
