@@ -41,7 +41,6 @@ from registration.spatial.errors import CancelledError, InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply, rigid_matrix
 from registration.spatial.volume import Volume
-from registration.ultrasound.shadows import mark_shadows
 
 from .deformation_error import from_fits
 from .imaged_region import ImagedRegion
@@ -52,7 +51,7 @@ from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, r
 from .pose_uncertainty import AGREE_MM, hessian_covariance, multistart_spread
 from .registration_result import ProgressFn, RegistrationResult, StartResult
 from .uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS, assess, hit_probability, total_error_mm
-from .volume_sweep import is_volume_stack
+from .volume_sweep import with_shadows_marked
 
 #: Default radius (mm) of the region around the target that the refinement registers on.
 FOCUS_RADIUS_MM = 30.0
@@ -135,10 +134,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     (their distance is to the focused region, so away from it they are extrapolated).
     InputError when too little of the sweep passes near the target."""
     t0 = time.perf_counter()
-    if shadows not in ("drop", "keep"):
-        raise InputError(f"unknown shadows option '{shadows}'", fix="use drop or keep")
-    if shadows == "drop" and not is_volume_stack(sweep):
-        sweep = mark_shadows(sweep)
+    sweep = with_shadows_marked(sweep, shadows)
     p = np.asarray(point_ct, float).reshape(3)
     base = np.asarray(result.reference_to_ct, float)
     all_frames = focused_frames(sweep, base, p, radius_mm)

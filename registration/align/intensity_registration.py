@@ -40,13 +40,12 @@ from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import as_matrix
 from registration.spatial.volume import Volume
-from registration.ultrasound.shadows import mark_shadows
 
 from .lc2_pipeline import run_lc2
 from .lc2_stages import DEFAULT_LEVELS, N_REFINE, LC2Options, Level
 from .multistart import N_THREADS
 from .registration_result import ProgressFn, RegistrationResult
-from .volume_sweep import is_volume_stack
+from .volume_sweep import check_shadows_option, with_shadows_marked
 
 #: Translation search (mm) of the gated pass: it starts at the CT's phase already.
 GATED_SEARCH_MM = 7.5
@@ -93,8 +92,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     the optimum 4.7-6.3 mm away, dropped 0.7 mm (benchmarks/results/simulator_variants.md).
     """
     method = str(method).lower()
-    if shadows not in ("drop", "keep"):
-        raise InputError(f"unknown shadows option '{shadows}'", fix="use drop or keep")
+    check_shadows_option(shadows)
     options = LC2Options(
         levels=tuple(Level(*lev) for lev in levels), n_starts=n_starts, seed=seed,
         max_evals_per_start=max_evals_per_start, max_coarse_evals=max_coarse_evals,
@@ -109,9 +107,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                                  progress=progress, seed=seed, n_starts=n_starts, targets=targets)
     if method != "lc2":
         raise InputError(f"unknown registration method '{method}'", fix="use lc2 or mi")
-    if shadows == "drop" and not is_volume_stack(sweep):
-        sweep = mark_shadows(sweep)
-    return register_lc2(ct, sweep, init, options, targets=targets, progress=progress)
+    return register_lc2(ct, with_shadows_marked(sweep, shadows), init, options, targets=targets, progress=progress)
 
 
 def register_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, *,

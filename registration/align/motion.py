@@ -136,6 +136,12 @@ def _profile_score(num: np.ndarray, den_total: float, s: np.ndarray, shifts_mm: 
     return v.sum(axis=-1) / den_total
 
 
+def _constant_scores(num: np.ndarray, den_total: float, shifts_mm: np.ndarray) -> tuple:
+    """(offsets, LC2 of each): one shift for every frame, on the grid ``OFFSET_STEP_MM`` apart."""
+    offsets = np.arange(shifts_mm[0], shifts_mm[-1] + 1e-9, OFFSET_STEP_MM)
+    return offsets, _profile_score(num, den_total, offsets[:, None] + np.zeros(num.shape[0]), shifts_mm)
+
+
 def fit_breathing(times_s: np.ndarray, num: np.ndarray, den: np.ndarray,
                   shifts_mm: np.ndarray = SHIFTS_MM, max_period_s: Optional[float] = None) -> dict:
     """Exhaustive fit of ``s(t) = c + A b(t)`` to the profiles; also the best constant shift.
@@ -148,8 +154,7 @@ def fit_breathing(times_s: np.ndarray, num: np.ndarray, den: np.ndarray,
     def score(s):
         return _profile_score(num, total, s, shifts_mm)
 
-    offsets = np.arange(shifts_mm[0], shifts_mm[-1] + 1e-9, OFFSET_STEP_MM)
-    const = score(offsets[:, None] + np.zeros(len(t)))
+    offsets, const = _constant_scores(num, total, shifts_mm)
     kc = int(np.argmax(const))
     best = {"score": -np.inf}
     amps = AMPLITUDES_MM[AMPLITUDES_MM > 0]
@@ -182,8 +187,7 @@ def held_out_gain(times_s: np.ndarray, num: np.ndarray, den: np.ndarray, shifts_
         fit = fit_breathing(t[fit_idx], num[fit_idx], den[fit_idx], shifts_mm, max_period_s)
         tn, td = num[test_idx], float(den[test_idx].sum()) or 1.0
         model = fit["c"] + fit["A"] * raised_cosine(t[test_idx], fit["T"], fit["t0"])
-        offsets = np.arange(shifts_mm[0], shifts_mm[-1] + 1e-9, OFFSET_STEP_MM)
-        const = _profile_score(tn, td, offsets[:, None] + np.zeros(len(model)), shifts_mm).max()
+        const = _constant_scores(tn, td, shifts_mm)[1].max()
         gains.append(float(_profile_score(tn, td, model, shifts_mm)) - float(const))
     return float(np.mean(gains))
 

@@ -46,13 +46,11 @@ from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import as_matrix
 from registration.spatial.volume import Volume
 
-from registration.ultrasound.shadows import mark_shadows
-
 from .image_features import focus_features, lc2_intensity_volume, liver_focus_mask
 from .registration_result import ProgressFn, RegistrationResult
 from .result_document import result_document
 from .uncertainty import RADIUS_95_PER_RMS, hit_probability, total_error_mm
-from .volume_sweep import is_volume_stack, mark_unimaged
+from .volume_sweep import check_shadows_option, is_volume_stack, mark_unimaged, with_shadows_marked
 
 #: The best verdict an MR -> ultrasound registration gets (heuristic, docs/clinical_evidence.md 11).
 MR_BEST_VERDICT = "check"
@@ -97,8 +95,7 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
     sweep does not overlap the MR under the start, CancelledError when ``progress`` says so."""
     from .intensity_registration import register_sweep
 
-    if shadows not in ("drop", "keep"):
-        raise InputError(f"unknown shadows option '{shadows}'", fix="use drop or keep")
+    check_shadows_option(shadows)
     fixed = lc2_intensity_volume(mr, "MR")
     if focus == "liver":
         fixed = focus_features(fixed, liver_focus_mask(mr))
@@ -125,7 +122,7 @@ def prepare_sweep(sweep: Sweep, shadows: str = "drop") -> Sweep:
     (no scan line to follow, zeros where not imaged): shadows are not looked for there."""
     if is_volume_stack(sweep):
         return mark_unimaged(sweep)
-    return mark_shadows(sweep) if shadows == "drop" else sweep
+    return with_shadows_marked(sweep, shadows)
 
 
 def cap_mr_verdict(assessment) -> None:

@@ -13,7 +13,10 @@ for such a sweep every frame keeps only its own imaged pixels:
 * :func:`drop_unimaged`: called by :func:`registration.align.lc2_cost.frame_samples`
   for a marked sweep: a resampled pixel counts only where the frame's nonzero
   region covers it fully (0.99 of its linear interpolation), and its Reference
-  point is dropped with it.
+  point is dropped with it;
+* :func:`with_shadows_marked`: a freehand sweep (not a volume's slices, which are not beams)
+  marked for LC2 to leave its acoustic shadows out (:mod:`registration.ultrasound.shadows`),
+  the one place the ``shadows`` option ("drop" / "keep") of the registrations is checked.
 """
 from __future__ import annotations
 
@@ -23,11 +26,15 @@ from typing import List, Tuple
 import numpy as np
 from scipy import ndimage
 
+from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
+from registration.ultrasound.shadows import mark_shadows
 
 PARALLEL_DEG = 0.5
 STEP_RTOL = 0.02
 MIN_FRAMES = 3
+#: The registrations' ``shadows`` option: leave the frames' acoustic shadows out of LC2, or keep them.
+SHADOW_OPTIONS = ("drop", "keep")
 
 
 def is_volume_stack(sweep: Sweep) -> bool:
@@ -50,6 +57,20 @@ def is_volume_stack(sweep: Sweep) -> bool:
     if np.any(np.abs(steps) < 1e-6):
         return False
     return bool(np.all(np.abs(steps - np.median(steps)) <= STEP_RTOL * abs(np.median(steps))))
+
+
+def check_shadows_option(shadows: str) -> None:
+    """InputError unless ``shadows`` is one of :data:`SHADOW_OPTIONS`."""
+    if shadows not in SHADOW_OPTIONS:
+        raise InputError(f"unknown shadows option '{shadows}'", fix="use drop or keep")
+
+
+def with_shadows_marked(sweep: Sweep, shadows: str) -> Sweep:
+    """``sweep`` marked for LC2 to leave its acoustic shadows out when ``shadows == "drop"`` and it
+    is a freehand sweep (a volume's slices are not beams: unchanged, as with "keep").
+    InputError for an unknown option (:func:`check_shadows_option`)."""
+    check_shadows_option(shadows)
+    return mark_shadows(sweep) if shadows == "drop" and not is_volume_stack(sweep) else sweep
 
 
 def mark_unimaged(sweep: Sweep) -> Sweep:
