@@ -139,7 +139,8 @@ def grow_lesion(ct: Volume, seed_lps: Sequence[float], liver: np.ndarray, *, nam
                          f"level ({best.liver_hu + 0.5 * best.contrast_hu:.0f} HU, {best.phase})",
                          fix="click in the middle of the lesion")
     core = _cut_leaks(core, box)
-    signed = signed_distance_mm(core, edge_spacing(sp))
+    esp = edge_spacing(sp)                  # thick slices: the edge within each slice
+    signed = signed_distance_mm(core, esp)
     core_radius_mm = float((3.0 * core.sum() * np.prod(sp) / (4.0 * np.pi)) ** (1.0 / 3.0))
     edge = fit_edge(*radial_profile(hu, signed, hull), best.seed_hu, best.liver_hu,
                     core_radius_mm=core_radius_mm, all_round=_all_round(hu, signed, hull, core, sp))
@@ -148,7 +149,7 @@ def grow_lesion(ct: Volume, seed_lps: Sequence[float], liver: np.ndarray, *, nam
     final = _seed_component(fill_holes_3d(final), box, reach_mm=2.0)
     if final is None:                       # the edge moved inward past the click: keep the core
         final = core
-    elif edge.rim and edge_spacing(sp)[2] == THICK_SLICE_DISTANCE_MM:
+    elif edge.rim and esp[2] != sp[2]:     # a rim on thick slices: the end slices from its size
         final = _rim_end_slices(final, zone, sp)
     if np.any(final & (box.seed_mm > max_diameter_mm / 2.0 - 1.5 * sp.max())):
         warnings.append(f"{name}: the region reached the {max_diameter_mm:.0f} mm size limit; it has "
