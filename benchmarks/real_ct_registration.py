@@ -15,6 +15,12 @@ Targets (exact: the sweeps come from this CT): the two foci and the centroids of
 eight octants that hold at least 1000 voxels. Success = every target within 5 mm, as elsewhere.
 Variants: those of benchmarks/simulator_variants.py (``default``, ``plain``, ``settings``,
 ``knobs:...``). Results: benchmarks/results/real_ct_registration.md.
+
+``--deformed-case DIR`` instead writes a case of this CT with the liver deformed between the CT and
+the scan (issue 19: the demo case's organ field and probe compression, sample_data.sweeps.deformed_sweeps,
+on our own segmentation's liver; a survey and a sweep over each focus, then the deformed survey and
+deformed focus sweeps) and its truth.json in the demo case's layout, for
+``benchmarks/deformation.py --case DIR`` (the honest-error measures on a real CT).
 """
 from __future__ import annotations
 
@@ -66,6 +72,34 @@ def variant_sweeps(ct, labels, variant: str, seed: int, out: Path):
                                              for s in us["sweeps"]]
 
 
+def deformed_case(ct, labels, folder: Path, seed: int, out: Path) -> Path:
+    """A case folder ``out`` for benchmarks/deformation.py: this CT's static and deformed sweeps (the
+    default simulator), their truth (``ultrasound``) and the CT and label files it names."""
+    import json
+
+    from registration.io.labelmap_io import write_labels
+    from registration.spatial.atomic_io import atomic_write_text
+    from sample_data.sweeps.tracked_sweeps import make_sweeps
+    from planner.segmentation.lesion_grow import grow_lesion
+    from planner.segmentation.lesion_labels import compose_labels
+    from planner.segmentation.pipeline import segment_anatomy
+    out.mkdir(parents=True, exist_ok=True)
+    # the foci grown from their clicks (the product's lesion tool): the deformed sweeps go over
+    # the lesions of the label map
+    anatomy = segment_anatomy(ct, path=folder)
+    bone = anatomy.labels.array == anatomy.names["bone"]
+    grown = [grow_lesion(ct, p, anatomy.liver_region, name=n, bone=bone) for n, p in FOCI.items()]
+    labels = compose_labels(labels, grown)[0]
+    truth = {"lesions": [{"name": g.name, "type": "adenocarcinoma", "diameter_mm": float(g.diameter_mm),
+                          "centroid_lps": list(FOCI[g.name])} for g in grown], "landmarks": {}}
+    us = make_sweeps(ct, labels, truth, out, seed=seed, frames_per_sweep=100, deformed=3)
+    write_labels(labels, out / "labels.nrrd")
+    doc = {"case": "crlm-1004 (real CT), own segmentation", "ultrasound": us,
+           "files": {"ct": {"portal": str(folder.resolve())}, "labels": "labels.nrrd"}}
+    atomic_write_text(out / "truth.json", json.dumps(doc, indent=1, default=float))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default="default,plain", help="comma-separated (a knobs: variant's own "
@@ -75,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-seed", type=int, default=3, help="seed of the simulated sweeps")
     ap.add_argument("--keep", help="write the sweeps here (default: a temporary folder)")
     ap.add_argument("--json", help="write all rows and summaries here")
+    ap.add_argument("--deformed-case", help="only write a deformed case of this CT here (for deformation.py)")
     args = ap.parse_args(argv)
     folder = DATA / "ct" / "crlm-1004" / "dicom"
     if not folder.exists():
@@ -90,6 +125,10 @@ def main(argv=None) -> int:
     targets, centre = liver_targets(labels)
     log(f"crlm-1004 {ct}: segmented in {time.perf_counter() - t0:.0f} s; {len(targets)} targets; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+    if args.deformed_case:
+        out = deformed_case(ct, labels, folder, args.sweep_seed, Path(args.deformed_case))
+        log(f"deformed case written: {out} (run benchmarks/deformation.py --case {out})")
+        return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ctus-realct-"))
     rows, summaries = [], []
     for variant in args.variants.split(","):

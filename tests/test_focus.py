@@ -155,7 +155,7 @@ def test_focused_error_comes_from_the_ensemble_spread_not_the_whole_sweep_metric
     loose = _focus_row(2.8)
     assert loose.verdict == "check" and 3.0 < loose.tre_registration_mm < 6.0
     assert any("scatter 2.8 mm" in w for w in loose.why)
-    # a focused pose that moved the target beyond the whole sweep's 95 % radius: the excess counts
+    # a focused pose that moved the target beyond the whole sweep's 95 % radius: the move counts
     assert _focus_row(0.3, disagreement_mm=6.0).verdict == "poor"
     # the region's metric fell from the whole-sweep pose: the focused fit lost the match
     assert _focus_row(0.3, m_init=0.15, m_final=0.10).verdict == "poor"
@@ -189,3 +189,14 @@ def test_the_focus_leaves_shadows_out_by_default_and_keeps_them_when_asked(ct, s
     assert not sweep.metadata.get("drop_shadows")          # the caller's sweep is not changed
     with pytest.raises(InputError, match="shadows"):
         refine_near_target(ct, sweep, whole, "lesion_1", p, shadows="maybe")
+
+
+def test_a_focused_move_beyond_the_whole_sweep_radius_counts_whole():
+    """Within the whole-sweep 95 % radius the focused fit's move is a correction (no term); beyond
+    it, one of the two results is wrong: the whole move (not its excess over the radius) is the
+    error's scale, so an 8.5 mm move against a 5.7 mm radius reads poor, not check."""
+    from registration.align.focus import disagreement_mm
+    assert disagreement_mm(3.0, 5.7) == 0.0 and disagreement_mm(3.0, None) == 0.0
+    assert disagreement_mm(8.5, 5.7) == 8.5
+    assert _focus_row(0.3, disagreement_mm=disagreement_mm(8.5, 5.7)).verdict == "poor"
+    assert _focus_row(0.3, disagreement_mm=8.5 - 5.7).verdict != "poor"       # the old excess rule

@@ -228,11 +228,8 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     w_tre = None if whole is None else whole.tre_registration_mm
     w_95 = None if whole is None else whole.tre_registration_95_mm
     moved_mm = float(np.linalg.norm(moved))
-    # the focused pose moved the target further than the whole sweep's 95 % radius: one of the two
-    # is wrong (a 30 mm region can prefer another optimum), which one is not known: the excess
-    # counts in the focused error
-    excess = 0.0 if w_95 is None else max(0.0, moved_mm - w_95)
-    _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty, excess)
+    _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty,
+                      disagreement_mm(moved_mm, w_95))
     if row.verdict == "good" and (w_tre is None or moved_mm > w_tre):
         # ... and beyond the whole sweep's RMS estimate: at best check
         row.verdict = "check"
@@ -267,7 +264,8 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     ``spread`` the RMS scatter of the ensemble's fits at the target (measured noise of the
     region's optimum), ``floor`` the resolution floor, ``FOCUS_LOCAL_MM`` what a locally rigid
     fit leaves at the centre of a deformed region (heuristic, docs/registration_tuning.md#focus),
-    ``disagreement_mm`` how far the focused pose moved the target beyond the whole-sweep 95 % radius.
+    ``disagreement_mm`` how far the focused pose moved the target when that is beyond the whole-sweep
+    95 % radius (0 within it).
     Verdict: poor when the estimate exceeds ``POOR_TRE_MM``, the region's metric fell or the
     result is not trusted; check when above ``GOOD_TRE_MM``, when the ensemble disagrees
     (spread above ``AGREE_MM`` / 2), when the translation grid found another optimum with a
@@ -302,6 +300,18 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
         row.hit_probability = hit_probability(row.radius_mm, row.tre_total_mm)
         row.hit_probability_registration_only = hit_probability(row.radius_mm, tre)
     row.verdict, row.why = ("poor", poor) if poor else (("check", check) if check else ("good", []))
+
+
+def disagreement_mm(moved_mm: float, whole_95_mm: Optional[float]) -> float:
+    """The focused error's disagreement term (mm): the whole move of the target by the focused fit
+    when it is beyond the whole-sweep 95 % radius ``whole_95_mm``, else 0. Beyond it one of the two
+    results is wrong (a 30 mm region can prefer another optimum) and which is not known, so the move
+    itself is the error's scale; counting only its excess over the radius, a focused fit that moved the
+    target 8.5 mm the wrong way on a deformed real-CT sweep claimed 5.4 mm at a true 13.0 mm
+    (benchmarks/results/deformation.md, 2026-12-03, sixth session)."""
+    if whole_95_mm is None or moved_mm <= whole_95_mm:
+        return 0.0
+    return float(moved_mm)
 
 
 def _spread(frames: np.ndarray, n: int) -> np.ndarray:
