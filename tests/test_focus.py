@@ -193,10 +193,13 @@ def test_the_focus_leaves_shadows_out_by_default_and_keeps_them_when_asked(ct, s
 
 def test_a_focused_move_beyond_the_whole_sweep_radius_counts_whole():
     """Within the whole-sweep 95 % radius the focused fit's move is a correction (no term); beyond
-    it, one of the two results is wrong: the whole move (not its excess over the radius) is the
-    error's scale, so an 8.5 mm move against a 5.7 mm radius reads poor, not check."""
+    it (a poor whole-sweep row has radius 0), one of the two results is wrong: the whole move (not
+    its excess over the radius) is the error's scale, so an 8.5 mm move against a 5.7 mm radius
+    reads poor, not check."""
     from registration.align.focus import disagreement_mm
-    assert disagreement_mm(3.0, 5.7) == 0.0 and disagreement_mm(3.0, None) == 0.0
+    assert disagreement_mm(3.0, 5.7) == 0.0
     assert disagreement_mm(8.5, 5.7) == 8.5
+    # no whole-sweep row for the point: no term; a row without an estimate (poor) has radius 0
+    assert disagreement_mm(20.0, None) == 0.0 and disagreement_mm(20.0, 0.0) == 20.0
     assert _focus_row(0.3, disagreement_mm=disagreement_mm(8.5, 5.7)).verdict == "poor"
     assert _focus_row(0.3, disagreement_mm=8.5 - 5.7).verdict != "poor"       # the old excess rule

@@ -226,7 +226,8 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     whole = result.uncertainty.target(name) if result.uncertainty is not None else None
     moved = apply(current, apply(np.linalg.inv(base), p)) - p
     w_tre = None if whole is None else whole.tre_registration_mm
-    w_95 = None if whole is None else whole.tre_registration_95_mm
+    # a whole-sweep row without an estimate (poor): radius 0 (nothing vouches for a move)
+    w_95 = None if whole is None else (whole.tre_registration_95_mm or 0.0)
     moved_mm = float(np.linalg.norm(moved))
     _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty,
                       disagreement_mm(moved_mm, w_95))
@@ -304,11 +305,14 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
 
 def disagreement_mm(moved_mm: float, whole_95_mm: Optional[float]) -> float:
     """The focused error's disagreement term (mm): the whole move of the target by the focused fit
-    when it is beyond the whole-sweep 95 % radius ``whole_95_mm``, else 0. Beyond it one of the two
-    results is wrong (a 30 mm region can prefer another optimum) and which is not known, so the move
-    itself is the error's scale; counting only its excess over the radius, a focused fit that moved the
-    target 8.5 mm the wrong way on a deformed real-CT sweep claimed 5.4 mm at a true 13.0 mm
-    (benchmarks/results/deformation.md, 2026-12-03, sixth session)."""
+    when it is beyond the whole-sweep 95 % radius ``whole_95_mm``, else 0 (and 0 without a whole-sweep
+    row for the point: None). A whole-sweep row without an estimate (a poor result) has radius 0: nothing
+    vouches for any move. Beyond the radius one of the two results is wrong (a 30 mm region can prefer
+    another optimum) and which is not known, so the move itself is the error's scale. Counting only the
+    excess over the radius, and nothing without one, a focused fit that moved the target 8.5 mm the
+    wrong way on a deformed real-CT sweep claimed 5.4 mm at 13.0 mm true, and one that moved it 20 mm
+    from a poor whole-sweep result claimed 3.1 mm at 31 mm (benchmarks/results/deformation.md,
+    2026-12-03, sixth session)."""
     if whole_95_mm is None or moved_mm <= whole_95_mm:
         return 0.0
     return float(moved_mm)
