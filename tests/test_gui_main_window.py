@@ -304,7 +304,7 @@ def test_a_ctus_register_result_shows_its_verdict_and_the_tre_near_the_sweep():
     from gui.core.session import RegistrationState
     d = {"reference_to_ct": np.eye(4).tolist(), "method": "lc2", "verdict": "check",
          "targets": [{"name": "lesion_1", "tre_registration_mm": 1.8, "distance_to_sweep_mm": 2.0},
-                     {"name": "lesion_2", "tre_registration_mm": 2.4, "distance_to_sweep_mm": 12.0},
+                     {"name": "lesion_2", "tre_registration_mm": 2.4, "distance_to_sweep_mm": 8.0},
                      {"name": "lesion_5", "tre_registration_mm": 7.5, "distance_to_sweep_mm": 90.0}]}
     s = RegistrationState.from_dict(d)
     # One figure, at the target it is about, in plain words: the 95 % radius 1.61 x 2.4 = 3.9 mm.

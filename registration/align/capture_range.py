@@ -154,7 +154,8 @@ def parts_residual_mm(deformation) -> Optional[float]:
         return float(deformation.local_mm)
     near = local_offsets(deformation.sweep, deformation.level.level, deformation.reference_to_ct,
                          deformation.frames, run=deformation.run, depths=("near",))
-    return float(from_fits(list(deformation.fits) + near).local_mm)
+    far = [f for f in deformation.fits if f.depth == "far"]
+    return float(from_fits(far + near).local_mm)
 
 
 def restarts(result, deformation) -> List[StartResult]:

@@ -11,8 +11,8 @@ distance from the imaged region:
 
 * ``local`` (mm): what the rigid pose leaves inside the imaged region. Measured by
   :func:`registration.align.local_fits.local_offsets`: every far-half patch of the
-  sweep (frame groups; the near half follows probe compression and near-field
-  artefacts, not the organ) is fitted alone (in-plane translation) from the
+  sweep and every near-half patch below the body wall (frame groups; the first 35 mm
+  follow probe compression and near-field artefacts, not the organ) is fitted alone (in-plane translation) from the
   registered pose, and again on its even and its odd frames to measure that fit's
   own noise. ``local = LOCAL_FACTOR * sqrt(mean max(0, |shift|^2 - noise^2) + unresolved)``:
   each patch's own noise is subtracted (a patch that wanders on a rigid patient

@@ -4,18 +4,20 @@ A rigid registration is a compromise when the liver has deformed between the CT
 and the scan: every part of the sweep would move the CT somewhat differently.
 :func:`local_offsets` measures that. The sweep's valid frames are cut into
 ``N_GROUPS`` contiguous groups (along the sweep), each group's fan into a near and
-a far half (depth); for each patch an in-plane translation LC2 fit starts at the
+a far half (depth; "mid": the near half below the wall); for each patch an in-plane translation LC2 fit starts at the
 registered pose and finds the shift (mm, CT axes, in the plane of the group's
 middle frame) that patch prefers. Under deformation these shifts sample the error
 field of the rigid result inside the imaged region.
 
-Only the **far half** is used by the error model (``DEPTHS``): the near half holds
-the body wall and the tissue the probe presses, and its shifts follow probe
+The error model (``DEPTHS``) uses the **far half** and the near half **below the body wall**
+("mid": deeper than ``WALL_MM`` under the top of the fan), not the first ``WALL_MM``: that
+holds the body wall and the tissue the probe presses, and its shifts follow probe
 compression and near-field artefacts (reverberation, rib shadows, bright streaks),
-not the organ the targets are in: on the demo's deformed sweeps near patches asked
+not the organ the targets are in: on the demo's deformed sweeps whole near halves asked
 for 5.9-8.4 mm where the organ field there was 0.8-1.1 mm, and on rigid lesion
 sweeps one near patch asked for 5-6.5 mm with the same evidence (LC2 gain) as a
-real shift (docs/registration_tuning.md#residual-deformation).
+real shift. The far half alone missed a shallow lesion under the dome of a deformed real
+CT 57-120 mm from every far patch (called good at 5.85 mm; docs/registration_tuning.md#residual-deformation).
 
 **Each fit measures its own noise** (``repeat=True``): the patch is fitted again on
 its even and on its odd frames alone; the two shifts differ by noise only (the
@@ -51,8 +53,13 @@ from .lc2_cost import FeatureLevel, FrameLC2Cost, FrameSamples, frame_samples
 #: Contiguous frame groups along the sweep, and frames used per group.
 N_GROUPS = 3
 FRAMES_PER_GROUP = 8
-#: Depth halves of the fan fitted for the error model (see the module docstring).
-DEPTHS: Tuple[str, ...] = ("far",)
+#: Depth bands of the fan fitted for the error model (see the module docstring): the far half, and
+#: the near half below ``WALL_MM`` ("mid").
+DEPTHS: Tuple[str, ...] = ("mid", "far")
+#: Depth (mm below the top of the fan) of the body wall and the tissue the probe presses: the "mid"
+#: band starts here. Probe compression is confined to the first ~35 mm below the skin (Pheiffer et
+#: al., docs/clinical_evidence.md section 12; the simulated compression's DEPTH_MM).
+WALL_MM = 35.0
 #: LC2 patch (pixels a side) of the local fits, and their evaluation budget.
 PATCH_PX = 7
 MAX_EVALS = 60
@@ -156,7 +163,8 @@ def patches(sweep: Sweep, frames: Sequence[int], pixel_mm: float, reference_to_c
             n_groups: int = N_GROUPS, near: Optional[np.ndarray] = None,
             radius_mm: Optional[float] = None, per_group: int = FRAMES_PER_GROUP,
             depths: Sequence[str] = ("near", "far")) -> List[tuple]:
-    """(samples, frames, depth) per patch: frame groups x depth halves (those in ``depths``).
+    """(samples, frames, depth) per patch: frame groups x depth bands (those in ``depths``: "near"
+    and "far" the halves of the fan at its median row, "mid" the near half below ``WALL_MM``).
     ``near``/``radius_mm`` (CT mm): keep only fan samples within that radius of ``near`` under
     ``reference_to_ct``."""
     out = []
@@ -170,7 +178,8 @@ def patches(sweep: Sweep, frames: Sequence[int], pixel_mm: float, reference_to_c
         if not keep_all.any():
             continue
         mid = np.median(rows[keep_all])
-        for depth, sel in (("near", rows <= mid), ("far", rows > mid)):
+        below_wall = (rows - rows.min()) * pixel_mm >= WALL_MM
+        for depth, sel in (("near", rows <= mid), ("mid", (rows <= mid) & below_wall), ("far", rows > mid)):
             keep = keep_all & sel
             if depth in depths and keep.sum() >= MIN_SAMPLES:
                 out.append((subset_samples(s, keep), [int(f) for f in grp], depth))
