@@ -61,20 +61,25 @@ def liver_targets(labels) -> tuple:
     return targets, centre
 
 
+def foci_truth(diameters_mm=None) -> dict:
+    """The simulator's truth of the foci (``lesions``; diameter 6 mm unless ``diameters_mm`` {name: mm})."""
+    return {"lesions": [{"name": n, "type": "adenocarcinoma", "diameter_mm": float((diameters_mm or {}).get(n, 6.0)),
+                         "centroid_lps": list(p)} for n, p in FOCI.items()], "landmarks": {}}
+
+
 def variant_sweeps(ct, labels, variant: str, seed: int, out: Path):
     """(reference_to_ct, [(file, Sweep)]): survey + one sweep per focus, written under ``out``."""
     from sample_data.sweeps.tracked_sweeps import make_sweeps
-    truth = {"lesions": [{"name": n, "type": "adenocarcinoma", "diameter_mm": 6.0, "centroid_lps": list(p)}
-                         for n, p in FOCI.items()], "landmarks": {}}
-    us = make_sweeps(ct, labels, truth, out, seed=seed, frames_per_sweep=100, simulator=simulator_of(variant))
+    us = make_sweeps(ct, labels, foci_truth(), out, seed=seed, frames_per_sweep=100, simulator=simulator_of(variant))
     cfg = out / us["config"]
     return np.array(us["reference_to_ct"]), [(s["file"], load_sweep(out / s["file"], calibration=cfg))
                                              for s in us["sweeps"]]
 
 
-def deformed_case(ct, labels, folder: Path, seed: int, out: Path) -> Path:
+def deformed_case(ct, anatomy, folder: Path, seed: int, out: Path) -> Path:
     """A case folder ``out`` for benchmarks/deformation.py: this CT's static and deformed sweeps (the
-    default simulator), their truth (``ultrasound``) and the CT and label files it names."""
+    default simulator), their truth (``ultrasound``) and the CT and label files it names. ``anatomy``:
+    the CT's automatic segmentation (planner.segmentation.pipeline.segment_anatomy)."""
     import json
 
     from registration.io.labelmap_io import write_labels
@@ -82,16 +87,13 @@ def deformed_case(ct, labels, folder: Path, seed: int, out: Path) -> Path:
     from sample_data.sweeps.tracked_sweeps import make_sweeps
     from planner.segmentation.lesion_grow import grow_lesion
     from planner.segmentation.lesion_labels import compose_labels
-    from planner.segmentation.pipeline import segment_anatomy
     out.mkdir(parents=True, exist_ok=True)
     # the foci grown from their clicks (the product's lesion tool): the deformed sweeps go over
     # the lesions of the label map
-    anatomy = segment_anatomy(ct, path=folder)
     bone = anatomy.labels.array == anatomy.names["bone"]
     grown = [grow_lesion(ct, p, anatomy.liver_region, name=n, bone=bone) for n, p in FOCI.items()]
-    labels = compose_labels(labels, grown)[0]
-    truth = {"lesions": [{"name": g.name, "type": "adenocarcinoma", "diameter_mm": float(g.diameter_mm),
-                          "centroid_lps": list(FOCI[g.name])} for g in grown], "landmarks": {}}
+    labels = compose_labels(anatomy.labels, grown)[0]
+    truth = foci_truth({g.name: g.diameter_mm for g in grown})
     us = make_sweeps(ct, labels, truth, out, seed=seed, frames_per_sweep=100, deformed=3)
     write_labels(labels, out / "labels.nrrd")
     doc = {"case": "crlm-1004 (real CT), own segmentation", "ultrasound": us,
@@ -121,12 +123,13 @@ def main(argv=None) -> int:
     from planner.segmentation.pipeline import segment_anatomy
     t0 = time.perf_counter()
     ct = load_ct(folder)
-    labels = segment_anatomy(ct, path=folder).labels
+    anatomy = segment_anatomy(ct, path=folder)
+    labels = anatomy.labels
     targets, centre = liver_targets(labels)
     log(f"crlm-1004 {ct}: segmented in {time.perf_counter() - t0:.0f} s; {len(targets)} targets; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     if args.deformed_case:
-        out = deformed_case(ct, labels, folder, args.sweep_seed, Path(args.deformed_case))
+        out = deformed_case(ct, anatomy, folder, args.sweep_seed, Path(args.deformed_case))
         log(f"deformed case written: {out} (run benchmarks/deformation.py --case {out})")
         return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ctus-realct-"))

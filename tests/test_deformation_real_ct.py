@@ -19,8 +19,7 @@ def test_no_target_of_a_deformed_real_ct_sweep_is_good_beyond_5_mm(tmp_path, sha
     from registration.io.ct_io import load_ct
     folder = shared_data("ct", "crlm-1004") / "dicom"
     ct = load_ct(folder)
-    labels = segment_anatomy(ct, path=folder).labels
-    case = load_case(deformed_case(ct, labels, folder, 4, tmp_path / "case"))
+    case = load_case(deformed_case(ct, segment_anatomy(ct, path=folder), folder, 4, tmp_path / "case"))
     entry = next(e for e in case["truth"]["ultrasound"]["deformed_sweeps"] if "hypo_focus" in e["file"])
     targets = entry["targets"]
     init = np.asarray(entry["reference_to_ct"], float)
