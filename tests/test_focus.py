@@ -134,13 +134,14 @@ def test_a_whole_sweep_result_keeps_focused_lesions_and_the_planner_uses_them():
                                                                               "verdict": "great"}}}), "lesion_1")
 
 
-def _focus_row(spread_mm, *, m_init=0.10, m_final=0.12, starts=(), breathing_mm=0.0, disagreement_mm=0.0):
+def _focus_row(spread_mm, *, m_init=0.10, m_final=0.12, starts=(), breathing_mm=0.0, disagreement_mm=0.0,
+               at_edge=False):
     from registration.align.assessment import Assessment, ErrorTerms, TargetEstimate
     from registration.align.focus import _focused_estimate
     row = TargetEstimate("lesion_1", [0.0, 0.0, 0.0], radius_mm=10.0, verdict="poor",
                          why=["final metric below 0.12: the images do not match"])
     a = Assessment("poor", [], [row], ErrorTerms(1.0, 1.5, 2.5, breathing_mm), 0.96)
-    _focused_estimate(row, spread_mm, 3, list(starts), np.zeros(3), m_init, m_final, a, disagreement_mm)
+    _focused_estimate(row, spread_mm, 3, list(starts), np.zeros(3), m_init, m_final, a, disagreement_mm, at_edge)
     return row
 
 
@@ -203,3 +204,42 @@ def test_a_focused_move_beyond_the_whole_sweep_radius_counts_whole():
     assert disagreement_mm(20.0, None) == 0.0 and disagreement_mm(20.0, 0.0) == 20.0
     assert _focus_row(0.3, disagreement_mm=disagreement_mm(8.5, 5.7)).verdict == "poor"
     assert _focus_row(0.3, disagreement_mm=8.5 - 5.7).verdict != "poor"       # the old excess rule
+
+
+def test_the_focused_search_is_bounded_and_an_optimum_at_its_edge_is_poor():
+    """The focused fit moves the target at most MAX_MOVE_MM per axis from the whole-sweep result: on
+    deformed sweeps of the real CT the region's LC2 pulled it up to 35 mm away, always wrongly
+    (benchmarks/results/deformation.md, 2026-12-03, seventh session). A fit held at the edge found no
+    optimum of the region near the target: poor."""
+    from registration.align.focus import EDGE_MM, MAX_MOVE_MM, _optimise
+    from registration.align.multistart import PARAM_SCALE
+    goal = np.array([30.0, -5.0, 0.0])                      # the cost's minimum, mm from the start
+
+    def f(x):
+        return float(np.sum((x[3:] * PARAM_SCALE[3:] - goal) ** 2))
+    t = _optimise(f, np.zeros(6), 400, 0.5, False, np.zeros(3))[3:] * PARAM_SCALE[3:]
+    assert t[0] == pytest.approx(MAX_MOVE_MM, abs=EDGE_MM) and t[1] == pytest.approx(-5.0, abs=0.3)
+    # about another centre (the fine level starts from a middle-level optimum): the same box
+    t2 = _optimise(f, np.zeros(6), 400, 0.5, False, -np.array([4.0, 0, 0]) / PARAM_SCALE[3:])[3:] * PARAM_SCALE[3:]
+    assert t2[0] == pytest.approx(MAX_MOVE_MM - 4.0, abs=EDGE_MM)
+    # without a centre: the optimiser's own bounds (30 mm about the start) reach the minimum
+    t3 = _optimise(f, np.zeros(6), 400, 0.5, False)[3:] * PARAM_SCALE[3:]
+    assert t3[0] > MAX_MOVE_MM + 5.0
+    row = _focus_row(0.3, at_edge=True)
+    assert row.verdict == "poor" and any("edge of the focused search" in w for w in row.why)
+    assert _focus_row(0.3).verdict == "good"
+
+
+@pytest.mark.slow
+def test_a_focused_fit_pulled_beyond_the_bound_stops_at_it_and_reads_poor(ct, sweep):
+    """A whole-sweep result 20 mm off at the lesion: the region's optimum lies beyond the focused
+    search; the fit stops at its edge, moves the target at most MAX_MOVE_MM per axis and is poor."""
+    from registration.align.focus import MAX_MOVE_MM
+    p = lesion_centroids_ct()[0]
+    off = rigid_matrix([0, 0, 0, 20.0, 0.0, 0.0], center=p) @ TRUE_REFERENCE_TO_CT
+    whole = RegistrationResult(off, "lc2", 0.2, 0.3, 1, 1.0, p, init_reference_to_ct=off)
+    res = refine_near_target(ct, sweep, whole, "lesion_1", p, radius_target_mm=8.0)
+    moved = apply(res.reference_to_ct, apply(invert(off), p)) - p
+    assert np.all(np.abs(moved) <= MAX_MOVE_MM + 1e-6) and abs(moved[0]) > MAX_MOVE_MM - 1.0
+    row = res.uncertainty.target("lesion_1")
+    assert row.verdict == "poor" and any("edge of the focused search" in w for w in row.why)

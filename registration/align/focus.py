@@ -24,7 +24,8 @@ frame passing near the target, split into interleaved subsets (one per
 focused pose is their mean translation at
 the target and their scatter is measured noise of it (one region's optimum moved
 1-3 mm with the frames chosen); the Laplace covariance, local fits around the
-target, the assessment.
+target, the assessment. Every fit keeps the target within ``MAX_MOVE_MM`` per axis
+of where the whole-sweep pose put it; a fit held at that edge makes the result poor.
 Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
 a 30 mm region holds little structure (docs/registration_tuning.md#focus).
 Units: mm, degrees; points CT LPS.
@@ -78,6 +79,12 @@ N_STARTS = 3
 START_ROT_DEG, START_TRANS_MM = 2.0, 3.0
 GRID_MM, GRID_STEP_MM = 9.0, 4.5
 MAX_EVALS = 120
+#: The focused fit moves the target at most this far (mm, per axis) from the whole-sweep result; an
+#: optimum at that edge is not a local optimum of the region and the result is poor. Local liver
+#: deformation left by a rigid fit is rarely beyond 10 mm (docs/clinical_evidence.md section 12).
+MAX_MOVE_MM = 12.0
+#: A fit whose move lies within this distance (mm) of ``MAX_MOVE_MM`` on an axis is "at the edge".
+EDGE_MM = 0.5
 #: The region must hold this many fan samples at the fine level.
 MIN_SAMPLES = 800
 #: Refine rotation too (else translation only: about the target a rotation does not move it,
@@ -175,7 +182,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         f = cost(0, base)
         x0 = s / PARAM_SCALE
         m0 = -f(x0)
-        x = _optimise(f, x0, MAX_EVALS, 0.5, rotation)
+        x = _optimise(f, x0, MAX_EVALS, 0.5, rotation, np.zeros(3))
         return StartResult(s, rigid_matrix(x * PARAM_SCALE, p) @ base, m0, -f(x), 0)
     with ThreadPoolExecutor(max_workers=max(n_threads - 1, 1)) as pool:
         import threading
@@ -193,10 +200,12 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         fine_costs = run([lambda sub=sub: _fine_cost(feats[-1], sweep, sub, base, p, radius_mm) for sub in subsets])
         fine_costs = [c for c in fine_costs if c is not None] or [levels[-1]]
 
+        offset = (apply(best.reference_to_ct, apply(np.linalg.inv(base), p)) - p) / PARAM_SCALE[3:]
+
         def fine_fit(lev):
             def f(x):
                 return -lev.metric(rigid_matrix(x * PARAM_SCALE, p) @ best.reference_to_ct)[0]
-            x = _optimise(f, np.zeros(6), MAX_EVALS // 2, 0.25, rotation)
+            x = _optimise(f, np.zeros(6), MAX_EVALS // 2, 0.25, rotation, -offset)
             return rigid_matrix(x * PARAM_SCALE, p) @ best.reference_to_ct
         ens = run([lambda lev=lev: fine_fit(lev) for lev in fine_costs])
         at_target = np.array([apply(m, apply(np.linalg.inv(base), p)) for m in ens])
@@ -205,6 +214,9 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         if rotation:
             current = ens[int(np.argmin(np.linalg.norm(at_target - at_target.mean(axis=0), axis=1)))]
         ensemble_sd = float(np.sqrt(np.mean(np.sum((at_target - at_target.mean(axis=0)) ** 2, axis=1))))
+        # a fit held at the edge of the search box found no optimum of the region within reach
+        at_edge = MAX_MOVE_MM is not None and not rotation and bool(
+            np.any(np.abs(at_target - p) >= MAX_MOVE_MM - EDGE_MM))
         fine = levels[-1]
         m_init, m_final = fine.metric(base)[0], fine.metric(current)[0]
         n_eff = fine.samples.fan.sum() / float(fine.patch[1] * fine.patch[2])
@@ -230,7 +242,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     w_95 = None if whole is None else (whole.tre_registration_95_mm or 0.0)
     moved_mm = float(np.linalg.norm(moved))
     _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty,
-                      disagreement_mm(moved_mm, w_95))
+                      disagreement_mm(moved_mm, w_95), at_edge)
     if row.verdict == "good" and (w_tre is None or moved_mm > w_tre):
         # ... and beyond the whole sweep's RMS estimate: at best check
         row.verdict = "check"
@@ -253,7 +265,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
 
 
 def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray, m_init: float, m_final: float,
-                      assessment, disagreement_mm: float = 0.0) -> None:
+                      assessment, disagreement_mm: float = 0.0, at_edge: bool = False) -> None:
     """The focus target's error and verdict (``row`` updated in place), by the focused model.
 
     The whole-sweep model does not fit a 30 mm region: its LC2 levels (0.12 / 0.20) are those of
@@ -279,6 +291,9 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     check = [] if poor else breathing
     if m_final < m_init - 0.005:
         poor.append(f"the region's LC2 fell ({m_init:.3f} -> {m_final:.3f}): the focused fit lost the match")
+    if at_edge:
+        poor.append(f"the region's best match lies at the edge of the focused search ({MAX_MOVE_MM:.0f} mm from "
+                    "the whole-sweep result): no local optimum near the target")
     if tre > POOR_TRE_MM:
         poor.append(f"estimated error above {POOR_TRE_MM:.0f} mm")
     elif tre > GOOD_TRE_MM:
@@ -336,15 +351,22 @@ def _fine_cost(feature, sweep: Sweep, frames: np.ndarray, base: np.ndarray, p: n
     return FrameLC2Cost(feature, subset_samples(s, keep), LEVELS[-1][1])
 
 
-def _optimise(f, x0: np.ndarray, maxfev: int, step: float, rotation: bool) -> np.ndarray:
-    """Bounded Nelder-Mead over the 6 scaled parameters, or over the 3 translations only."""
+def _optimise(f, x0: np.ndarray, maxfev: int, step: float, rotation: bool,
+              centre: Optional[np.ndarray] = None) -> np.ndarray:
+    """Bounded Nelder-Mead over the 6 scaled parameters, or over the 3 translations only. Translations
+    stay within ``MAX_MOVE_MM`` per axis of ``centre`` (scaled translation of the whole-sweep pose in
+    ``f``'s parameters; None: ``BOUNDS`` about ``x0``)."""
     if rotation:
         return optimise_nelder_mead(f, x0, maxfev, step=step, xatol=0.05)
     from scipy import optimize
 
     def g(t):
         return f(np.concatenate([x0[:3], t]))
-    lo, hi = x0[3:] - BOUNDS[3:] / PARAM_SCALE[3:], x0[3:] + BOUNDS[3:] / PARAM_SCALE[3:]
+    if centre is None or MAX_MOVE_MM is None:
+        lo, hi = x0[3:] - BOUNDS[3:] / PARAM_SCALE[3:], x0[3:] + BOUNDS[3:] / PARAM_SCALE[3:]
+    else:
+        lo, hi = centre - MAX_MOVE_MM / PARAM_SCALE[3:], centre + MAX_MOVE_MM / PARAM_SCALE[3:]
+        x0 = np.concatenate([x0[:3], np.clip(x0[3:], lo, hi)])
     res = optimize.minimize(g, x0[3:], method="Nelder-Mead", bounds=list(zip(lo, hi)),
                             options={"initial_simplex": np.vstack([x0[3:], x0[3:] + np.eye(3) * step]),
                                      "xatol": 0.05, "fatol": 1e-4, "maxfev": maxfev})
