@@ -47,8 +47,10 @@ from .registration_result import StartResult
 
 #: Starts (incl. the best) that must reach the best metric and agree at the centre.
 MIN_AGREEING = 3
-#: Verification restarts from the result: how many, how far (mm, deg), evaluations, seed.
-RESTARTS = 2
+#: Verification restarts from the result: how many, how far (mm, deg), evaluations, seed. 3 (was 2): a
+#: correct 0.56 mm far-start result of the demo (seed 1) was poor with 2 of 6 starts agreeing
+#: (docs/registration_tuning.md#capture-range).
+RESTARTS = 3
 RESTART_TRANS_MM, RESTART_ROT_DEG = 8.0, 4.0
 RESTART_EVALS = 75
 RESTART_SEED = 1919
