@@ -218,6 +218,7 @@ def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bo
                         "focused_reference_to_ct": (res.get("focused") or {}).get("reference_to_ct"),
                         "deformation": {k: v for k, v in ((res.get("uncertainty") or {}).get("deformation")
                                                           or {}).items() if k != "local_fits"},
+                        "local_fits": ((res.get("uncertainty") or {}).get("deformation") or {}).get("local_fits"),
                         "capture": (res.get("uncertainty") or {}).get("capture")})
             if "focused" in res:
                 out[-1]["focus"] = f = focus_row(case, entry, res, rows, res["focused"]["focus"]["name"])

@@ -1,7 +1,8 @@
 """CT -> ultrasound registration on sweeps simulated from a REAL CT (crlm-1004).
 
     .venv/bin/python benchmarks/real_ct_registration.py [--variants default,plain] [--sweep-seed 3]
-                                                        [--trials 6] [--seed 1] [--json OUT.json]
+                                                        [--trials 6] [--seed 1] [--far-trials 12]
+                                                        [--json OUT.json]
 
 Every other registration benchmark simulates its sweeps from the demo case's synthetic CT; the
 product is judged on sweeps simulated from other, real CTs. This one takes the real
@@ -14,7 +15,9 @@ to them from random starts (5-20 mm, 0-10 deg about the liver, as benchmarks/reg
 Targets (exact: the sweeps come from this CT): the two foci and the centroids of the liver's
 eight octants that hold at least 1000 voxels. Success = every target within 5 mm, as elsewhere.
 Variants: those of benchmarks/simulator_variants.py (``default``, ``plain``, ``settings``,
-``knobs:...``). Results: benchmarks/results/real_ct_registration.md.
+``knobs:...``). ``--far-trials N`` adds, per variant, N starts 20-30 mm / 10-15 deg off (issue 19's far
+starts, set ``far:<variant>``) and the count of correct results called poor and wrong ones called
+good. Results: benchmarks/results/real_ct_registration.md.
 
 ``--deformed-case DIR`` instead writes a case of this CT with the liver deformed between the CT and
 the scan (issue 19: the demo case's organ field and probe compression, sample_data.sweeps.deformed_sweeps,
@@ -36,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.registration import run_trials, summarise  # noqa: E402
+from benchmarks.registration import far_start_verdicts, run_trials, summarise  # noqa: E402
 from benchmarks.simulator_variants import report, simulator_of  # noqa: E402
 from registration.io.ct_io import load_ct  # noqa: E402
 from registration.io.sequence_io import load_sweep  # noqa: E402
@@ -112,6 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", help="write the sweeps here (default: a temporary folder)")
     ap.add_argument("--json", help="write all rows and summaries here")
     ap.add_argument("--deformed-case", help="only write a deformed case of this CT here (for deformation.py)")
+    ap.add_argument("--far-trials", type=int, default=0, help="also this many trials per variant from far starts "
+                    "(20-30 mm, 10-15 deg, issue 19): correct results called poor, wrong ones called good")
     args = ap.parse_args(argv)
     folder = DATA / "ct" / "crlm-1004" / "dicom"
     if not folder.exists():
@@ -139,7 +144,13 @@ def main(argv=None) -> int:
         truth_m, sweeps = variant_sweeps(ct, labels, variant, args.sweep_seed, root / variant.replace(":", "_"))
         rows += run_trials(ct, sweeps, truth_m, targets, centre, args.trials, args.seed, ["lc2"], variant, log)
         summaries.append(summarise(rows, variant, "lc2"))
+        if args.far_trials:
+            rows += run_trials(ct, sweeps, truth_m, targets, centre, args.far_trials, args.seed + 200, ["lc2"],
+                               f"far:{variant}", log, trans_range=(20.0, 30.0), rot_range=(10.0, 15.0))
+            summaries.append(summarise(rows, f"far:{variant}", "lc2"))
     report(rows, summaries, args.json, log)
+    for variant in args.variants.split(",") if args.far_trials else []:
+        log(far_start_verdicts(rows, f"far:{variant.replace('+', ',')}"))
     return 0
 
 

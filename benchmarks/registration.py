@@ -82,15 +82,34 @@ def liver_centroid(labels) -> np.ndarray:
 
 
 def breathing_sweeps(ct, labels, truth, n: int, breathing_mm: float, seed: int, n_lesions: int = 3):
-    """Lesion sweeps with the liver moving by up to ``breathing_mm`` (written to a temp dir)."""
+    """Lesion sweeps with the liver moving by up to ``breathing_mm`` (written to a temp dir, loaded,
+    and the dir removed)."""
+    import shutil
     from sample_data.sweeps.tracked_sweeps import make_sweeps
     out = Path(tempfile.mkdtemp(prefix="ctus-breathing-"))
-    names = [les["name"] for les in truth["lesions"]][:n_lesions]
-    us = make_sweeps(ct, labels, truth, out, seed=seed, breathing_mm=breathing_mm, frames_per_sweep=n,
-                     lesions=names, survey=False)
-    cfg = out / us["config"]
-    sw = [(s["file"], load_sweep(out / s["file"], calibration=cfg)) for s in us["sweeps"]]
+    try:
+        names = [les["name"] for les in truth["lesions"]][:n_lesions]
+        us = make_sweeps(ct, labels, truth, out, seed=seed, breathing_mm=breathing_mm, frames_per_sweep=n,
+                         lesions=names, survey=False)
+        cfg = out / us["config"]
+        sw = [(s["file"], load_sweep(out / s["file"], calibration=cfg)) for s in us["sweeps"]]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     return np.array(us["reference_to_ct"]), sw
+
+
+def far_start_verdicts(rows: list, label: str) -> str:
+    """Issue 19's far-start line for the rows of set ``label``: correct results (every target < 2 mm)
+    called poor, wrong ones (a target > 5 mm) called good; "" without such rows."""
+    far = [r for r in rows if r["set"] == label and "error" not in r]
+    if not far:
+        return ""
+    right = [r for r in far if r["tre_max_mm"] < 2.0]
+    wrong = [r for r in far if r["tre_max_mm"] > 5.0]
+    return (f"{label} starts: {len(right)} correct (every target < 2 mm), "
+            f"{sum(r['verdict'] == 'poor' for r in right)} of them called poor; {len(wrong)} wrong (a target > 5 mm), "
+            f"{sum(r['verdict'] == 'good' for r in wrong)} of them called good; verdicts of the rest: "
+            f"{[r['verdict'] for r in far if r not in right + wrong]}")
 
 
 def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, label, log,
@@ -275,13 +294,9 @@ def main(argv=None) -> int:
             loc = [r["deformation"]["local_mm"] for r in rows if r["set"] == lab and r.get("deformation")]
             log(f"{lab}: local-fit RMS shift over {len(rms)} runs: median {np.median(rms):.2f}, max {max(rms):.2f} mm; "
                 f"deformation term local > 0 in {sum(v > 0 for v in loc)} (max {max(loc):.2f} mm)")
-    far = [r for r in rows if r["set"] == "far" and "error" not in r]
-    if far:
-        right = [r for r in far if r["tre_max_mm"] < 2.0]
-        wrong = [r for r in far if r["tre_max_mm"] > 5.0]
-        log(f"far starts: {len(right)} correct (every target < 2 mm), {sum(r['verdict'] == 'poor' for r in right)} "
-            f"of them called poor; {len(wrong)} wrong (a target > 5 mm), {sum(r['verdict'] == 'good' for r in wrong)} "
-            f"of them called good; verdicts of the rest: {[r['verdict'] for r in far if r not in right + wrong]}")
+    line = far_start_verdicts(rows, "far")
+    if line:
+        log(line)
     if args.deformed_runs:
         import deformation
         deformation.main(["--runs", str(args.deformed_runs)] + (["--case", args.case] if args.case else []))
