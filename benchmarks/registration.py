@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from registration.io.ct_io import load_ct  # noqa: E402
-from registration.align.multistart import random_rigid_perturbation
-from registration.align.intensity_registration import register_sweep
+from registration.align.multistart import random_rigid_perturbation  # noqa: E402
+from registration.align.intensity_registration import register_sweep  # noqa: E402
 from registration.io.labelmap_io import load_labels  # noqa: E402
 from registration.io.sequence_io import load_sweep  # noqa: E402
 from registration.spatial.transforms import apply, invert  # noqa: E402
@@ -147,7 +147,8 @@ def run_trials(ct, sweeps, truth_m, targets, center, n_trials, seed, methods, la
                           for (n, r), err in zip(rows_by_name.items(), e)]
             br = res.breathing or {}
             rows.append({"set": label, "trial": k, "sweep": name, "method": method,
-                         "breathing": {key: br.get(key) for key in ("detected", "amplitude_mm", "period_s", "gain", "held_out_gain",
+                         "breathing": {key: br.get(key) for key in ("detected", "amplitude_mm", "period_s", "gain",
+                                                                    "held_out_gain",
                                                                     "gated_frames", "notes")},
                          "moved_from_start": u.to_dict()["moved_from_start"],
                          "timings_s": res.timings_s,
@@ -273,7 +274,8 @@ def main(argv=None) -> int:
         for m in all_methods:
             b = by.get((lab, m))
             if a and b and m != "lc2":
-                log(f"{lab}: {m.upper()} / LC2 ratios: median TRE {b['median_tre_mm'] / max(a['median_tre_mm'], 1e-9):.2f}, "
+                ratio = b['median_tre_mm'] / max(a['median_tre_mm'], 1e-9)
+                log(f"{lab}: {m.upper()} / LC2 ratios: median TRE {ratio:.2f}, "
                     f"median time {b['median_time_s'] / max(a['median_time_s'], 1e-9):.2f}; "
                     f"success {100 * b['success_rate']:.0f} % vs {100 * a['success_rate']:.0f} %")
     # Calibration of the predicted TRE: true error / predicted RMS over every target of every trial.

@@ -243,3 +243,30 @@ def test_a_focused_fit_pulled_beyond_the_bound_stops_at_it_and_reads_poor(ct, sw
     assert np.all(np.abs(moved) <= MAX_MOVE_MM + 1e-6) and abs(moved[0]) > MAX_MOVE_MM - 1.0
     row = res.uncertainty.target("lesion_1")
     assert row.verdict == "poor" and any("edge of the focused search" in w for w in row.why)
+    assert res.uncertainty.focus["disputes_whole_mm"] > MAX_MOVE_MM - 1.0
+
+
+def test_a_focused_fit_that_disputes_the_whole_sweep_raises_its_error_at_that_lesion():
+    """A poor focused row that moved the target beyond the whole-sweep 95 % radius (or stopped at the
+    search's edge: ``focus.disputes_whole_mm``) is not used, but one of the two results is wrong: the
+    whole-sweep error there is raised until its 95 % radius covers the move (a lesion called good at
+    2.4-2.5 mm was 5.0-5.5 mm off on a deformed real-CT survey while its focused fit moved it 5-13 mm).
+    A poor focused row that did not dispute it (the region's LC2 fell) changes nothing."""
+    from registration.align.result_document import parse_result
+    whole = [{"name": "lesion_1", "tre_registration_mm": 2.4, "verdict": "good"},
+             {"name": "lesion_2", "tre_registration_mm": 3.5, "verdict": "check"}]
+    poor = {"name": "lesion_1", "tre_registration_mm": 9.0, "verdict": "poor"}
+
+    def doc(disputes, target=poor):
+        return {"verdict": "good", "targets": whole, "focused_targets": {"lesion_1": {
+            "target": target, "verdict": target["verdict"],
+            "focus": {"name": "lesion_1", "disputes_whole_mm": disputes}}}}
+    assert registration_tre_mm(doc(8.0), "lesion_1") == pytest.approx(8.0 / 1.614)
+    assert registration_tre_mm(doc(3.0), "lesion_1") == 2.4          # already covered: 1.614 x 2.4 > 3
+    assert registration_tre_mm(doc(0.0), "lesion_1") == 2.4
+    assert registration_tre_mm(doc(8.0), "lesion_2") == 3.5          # the other lesions keep theirs
+    # a focused row that is not poor is used as it is
+    assert registration_tre_mm(doc(8.0, dict(poor, verdict="check", tre_registration_mm=4.0)), "lesion_1") == 4.0
+    assert parse_result(doc(8.0), None, need_matrix=False).disputed_mm("lesion_1") == 8.0
+    with pytest.raises(InputError, match="focused_targets.lesion_1.focus"):
+        registration_tre_mm(doc("far"), "lesion_1")

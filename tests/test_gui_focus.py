@@ -77,14 +77,36 @@ def test_refine_near_a_lesion_on_a_deformed_sweep(qtbot, artifacts_dir):
     assert np.allclose(w.registration.reference_to_ct, whole.reference_to_ct)       # the overlay: whole sweep
     kept = doc["focused_targets"]["lesion_1"]
     assert kept["target"]["tre_registration_mm"] == row.tre_registration_mm
-    expected = row.tre_registration_mm if row.verdict != "poor" else whole.uncertainty.target("lesion_1").tre_registration_mm
+    whole_tre = whole.uncertainty.target("lesion_1").tre_registration_mm
+    expected = row.tre_registration_mm if row.verdict != "poor" else whole_tre
+    if row.verdict == "poor" and kept["focus"]["disputes_whole_mm"]:
+        expected = max(expected, kept["focus"]["disputes_whole_mm"] / 1.614)    # ResultRecord.tre_at
     if whole.uncertainty.verdict == "poor" and row.verdict == "poor":
         expected = None
-    assert registration_tre_mm(doc, "lesion_1") == expected
+    assert registration_tre_mm(doc, "lesion_1") == pytest.approx(expected)
     other = whole.uncertainty.target("lesion_2")
     assert registration_tre_mm(doc, "lesion_2") == (None if whole.uncertainty.verdict == "poor"
                                                     else other.tre_registration_mm)
     assert "Refined near lesion_1" in panel.focus_text.text()       # still shown for the accepted result
+    # a focused refinement that disagreed with the whole sweep (poor, moved 9 mm): the line says the plan
+    # raises the whole-sweep error at the lesion to cover the move, and the planner does
+    disputed = dict(kept, target=dict(kept["target"], verdict="poor", why=["estimated error above 6 mm"]),
+                    focus=dict(kept["focus"], disputes_whole_mm=9.0, whole_sweep_tre_mm=2.0))
+    disputed["uncertainty"] = dict(kept["uncertainty"], targets=[
+        dict(t, verdict="poor", why=["estimated error above 6 mm"]) if t["name"] == "lesion_1" else t
+        for t in kept["uncertainty"]["targets"]])
+    raw = dict(w.registration.raw, focused_targets={"lesion_1": disputed})
+    w.set_registration(RegistrationState(w.registration.reference_to_ct, w.registration.method, w.registration.tre_mm,
+                                         w.registration.fre_mm, w.registration.source, raw, w.registration.verdict))
+    panel.select_target("lesion_1")
+    panel.show_focus()
+    text = panel.focus_text.text()
+    assert "moved lesion_1 ~9 mm" in text and "one of the two is wrong" in text, text
+    if whole.uncertainty.verdict != "poor":
+        assert registration_tre_mm(w.registration.to_dict(), "lesion_1") == pytest.approx(
+            max(whole.uncertainty.target("lesion_1").tre_registration_mm, 9.0 / 1.614))
+    qtbot.wait(100)
+    panel.grab().save(str(artifacts_dir / "gui_registration_focus_disputed.png"))
     panel.select_target("lesion_2")
     assert panel.focus_text.text() == "" and panel.focus_button.text() == "Refine near lesion_2"
     w.close()

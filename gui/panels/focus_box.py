@@ -16,7 +16,7 @@ next to the whole-sweep one.
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 from PyQt5.QtCore import Qt
@@ -158,6 +158,13 @@ class FocusRefineMixin:
         colour = VERDICT_COLOURS.get(line.verdict, "#c0221b")
         body = line.text.replace(line.words, f"<b style='color:{colour}'>{line.words}</b>", 1)
         uses = "" if line.verdict == "poor" else f" The plan uses this figure for {name}."
+        disputed = (entry.get("focus") or {}).get("disputes_whole_mm") or 0.0
+        if line.verdict == "poor" and disputed and whole is not None:
+            # ResultRecord.tre_at: the whole-sweep error there is raised to cover the disagreement
+            raised = max(float(whole), float(disputed) / RADIUS_95_PER_RMS)
+            uses = (f" It moved {name} {mm_text(disputed)} from the whole-sweep result: one of the two is "
+                    f"wrong, so the plan uses a whole-sweep error of {mm_text(raised)} RMS there "
+                    f"(95 % within {mm_text(RADIUS_95_PER_RMS * raised)}).")
         self.focus_text.setText(f"Refined near {name}: {body}{was}.{uses}")
         self.focus_text.setToolTip(line.details)
         self._update_focus_button()

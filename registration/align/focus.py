@@ -241,8 +241,9 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     # a whole-sweep row without an estimate (poor): radius 0 (nothing vouches for a move)
     w_95 = None if whole is None else (whole.tre_registration_95_mm or 0.0)
     moved_mm = float(np.linalg.norm(moved))
+    disagreement = disagreement_mm(moved_mm, w_95)
     _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty,
-                      disagreement_mm(moved_mm, w_95), at_edge)
+                      disagreement, at_edge)
     if row.verdict == "good" and (w_tre is None or moved_mm > w_tre):
         # ... and beyond the whole sweep's RMS estimate: at best check
         row.verdict = "check"
@@ -258,6 +259,9 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                              "whole_sweep_tre_mm": None if whole is None else whole.tre_registration_mm,
                              "whole_sweep_verdict": None if whole is None else whole.verdict,
                              "moved_at_target_mm": round(float(np.linalg.norm(moved)), 3),
+                             # the two results disagree (the move is beyond the whole-sweep 95 % radius, or
+                             # the fit stopped at the search's edge): one of them is wrong, which is unknown
+                             "disputes_whole_mm": round(moved_mm, 3) if disagreement > 0 or at_edge else 0.0,
                              "ensemble_fits": len(ens), "ensemble_spread_mm": round(ensemble_sd, 3)}
     out.wall_time_s = time.perf_counter() - t0
     out.timings_s = {"focus": out.wall_time_s}

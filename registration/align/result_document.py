@@ -30,7 +30,7 @@ from registration.spatial.transforms import as_matrix
 
 from .assessment import Assessment, TargetEstimate, optional_number, parse_verdict
 from .registration_result import RegistrationResult
-from .uncertainty import LOCAL_MM
+from .uncertainty import LOCAL_MM, RADIUS_95_PER_RMS
 
 RESULT_VERSION = 1
 #: Keys of a single, global TRE (mm RMS) in hand-written INIT/RESULT files, in order of preference.
@@ -126,7 +126,29 @@ class ResultRecord:
         if self.verdict == "poor":
             return None
         row = self.target(name)
-        return row.tre_registration_mm if row is not None else self.tre_rms_mm
+        tre = row.tre_registration_mm if row is not None else self.tre_rms_mm
+        disputed = self.disputed_mm(name)
+        if tre is not None and disputed > 0:
+            # a focused refinement near the target disagreed: the 95 % radius must cover its move
+            tre = max(tre, disputed / RADIUS_95_PER_RMS)
+        return tre
+
+    def disputed_mm(self, name: str) -> float:
+        """How far (mm) a focused refinement near ``name`` kept in this RESULT moved the target
+        when it disagreed with this result (``focus.disputes_whole_mm``: beyond the whole-sweep 95 %
+        radius, or stopped at the edge of its search; such a focused row is poor); 0 otherwise.
+        One of the two results is wrong and which is unknown, so :meth:`tre_at` raises this
+        result's error there until its 95 % radius covers the move: on a deformed real-CT survey a
+        lesion called good at 2.4-2.5 mm was 5.0-5.5 mm off while its focused fit moved it 5-13 mm
+        (benchmarks/results/deformation.md, 2026-12-03, seventh session)."""
+        entries = self.document.get("focused_targets")
+        entry = entries.get(name) if isinstance(entries, dict) else None
+        focus = entry.get("focus") if isinstance(entry, dict) else None
+        value = optional_number(focus, "disputes_whole_mm", self.source,
+                                f"focused_targets.{name}.focus") if isinstance(focus, dict) else None
+        if not value or self.focused_target(name) is not None:
+            return 0.0
+        return float(value)
 
     def overall_tre_mm(self) -> Optional[float]:
         """One TRE (mm) for the whole registration: the global value if the file gives one, else
