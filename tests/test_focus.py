@@ -270,3 +270,11 @@ def test_a_focused_fit_that_disputes_the_whole_sweep_raises_its_error_at_that_le
     assert parse_result(doc(8.0), None, need_matrix=False).disputed_mm("lesion_1") == 8.0
     with pytest.raises(InputError, match="focused_targets.lesion_1.focus"):
         registration_tre_mm(doc("far"), "lesion_1")
+
+
+def test_a_focused_fit_disputes_the_whole_sweep_only_when_its_region_does_not_prefer_the_whole_pose():
+    from registration.align.focus import dispute_mm
+    assert dispute_mm(8.0, 8.0, False, False) == 8.0            # beyond the whole-sweep 95 % radius
+    assert dispute_mm(12.5, 0.0, True, False) == 12.5           # stopped at the search's edge
+    assert dispute_mm(3.0, 0.0, False, False) == 0.0            # a correction within the radius
+    assert dispute_mm(8.1, 8.1, False, True) == 0.0             # the region's LC2 fell: no evidence against it
