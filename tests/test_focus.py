@@ -278,3 +278,25 @@ def test_a_focused_fit_disputes_the_whole_sweep_only_when_its_region_does_not_pr
     assert dispute_mm(12.5, 0.0, True, False) == 12.5           # stopped at the search's edge
     assert dispute_mm(3.0, 0.0, False, False) == 0.0            # a correction within the radius
     assert dispute_mm(8.1, 8.1, False, True) == 0.0             # the region's LC2 fell: no evidence against it
+
+
+def test_the_verdict_shown_for_a_disputed_lesion_follows_the_raised_error():
+    """with_focus_disputes: the GUI's lesion line and the plan show the same raised figure; the row is
+    at best check, its hit probability recomputed; the input assessment is not changed."""
+    from registration.align.assessment import Assessment, ErrorTerms, TargetEstimate
+    from registration.align.result_document import with_focus_disputes
+    rows = [TargetEstimate("lesion_1", [0.0, 0.0, 0.0], tre_registration_mm=2.4, tre_registration_95_mm=3.9,
+                           tre_total_mm=3.5, radius_mm=8.0, hit_probability=0.9, verdict="good"),
+            TargetEstimate("lesion_2", [9.0, 0.0, 0.0], tre_registration_mm=2.0, verdict="good")]
+    a = Assessment("good", [], rows, ErrorTerms(1.0, 1.5, 2.5), 0.96)
+    entry = {"target": {"name": "lesion_1", "verdict": "poor"}, "focus": {"disputes_whole_mm": 8.0}}
+    b = with_focus_disputes(a, {"lesion_1": entry})
+    r = b.target("lesion_1")
+    assert r.tre_registration_mm == pytest.approx(8.0 / 1.614) and r.verdict == "check"
+    assert r.tre_registration_95_mm == pytest.approx(8.0) and r.hit_probability < 0.9
+    assert "moved it 8.0 mm" in r.why[-1]
+    assert b.target("lesion_2") is a.target("lesion_2") and a.target("lesion_1").tre_registration_mm == 2.4
+    assert with_focus_disputes(a, {"lesion_1": dict(entry, focus={"disputes_whole_mm": 11.0})}).target(
+        "lesion_1").verdict == "poor"                                  # 6.8 mm RMS: above 6
+    assert with_focus_disputes(a, {"lesion_1": dict(entry, target={"verdict": "check"})}) is a
+    assert with_focus_disputes(a, None) is a and with_focus_disputes(a, {"lesion_1": {"focus": {}}}) is a

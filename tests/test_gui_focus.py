@@ -99,9 +99,14 @@ def test_refine_near_a_lesion_on_a_deformed_sweep(qtbot, artifacts_dir):
     w.set_registration(RegistrationState(w.registration.reference_to_ct, w.registration.method, w.registration.tre_mm,
                                          w.registration.fre_mm, w.registration.source, raw, w.registration.verdict))
     panel.select_target("lesion_1")
-    panel.show_focus()
+    panel.show_verdict()
     text = panel.focus_text.text()
     assert "moved lesion_1 ~9 mm" in text and "one of the two is wrong" in text, text
+    # the lesion's own line follows: the raised figure, at best "check", with the reason in its details
+    line = next(r for r in panel.verdict.rows if r.name == "lesion_1")
+    if whole.uncertainty.verdict != "poor":
+        assert line.verdict in ("check", "poor") and "~9 mm" in line.text, line.text
+        assert "focused refinement near it moved it 9.0 mm" in line.details
     if whole.uncertainty.verdict != "poor":
         assert registration_tre_mm(w.registration.to_dict(), "lesion_1") == pytest.approx(
             max(whole.uncertainty.target("lesion_1").tre_registration_mm, 9.0 / 1.614))

@@ -25,7 +25,7 @@ from PyQt5.QtWidgets import QLabel, QPushButton, QSizePolicy
 from gui.core.session import RegistrationState
 from gui.core.verdict_text import VERDICT_COLOURS, RunFacts, mm_text, target_verdict
 from registration.align.assessment import Assessment, TargetEstimate
-from registration.align.result_document import focused_entry
+from registration.align.result_document import focused_entry, raised_tre_mm
 from registration.align.uncertainty import RADIUS_95_PER_RMS
 from registration.spatial.errors import InputError
 
@@ -161,7 +161,7 @@ class FocusRefineMixin:
         disputed = (entry.get("focus") or {}).get("disputes_whole_mm") or 0.0
         if line.verdict == "poor" and disputed and whole is not None:
             # ResultRecord.tre_at: the whole-sweep error there is raised to cover the disagreement
-            raised = max(float(whole), float(disputed) / RADIUS_95_PER_RMS)
+            raised = raised_tre_mm(whole, disputed)
             uses = (f" It moved {name} {mm_text(disputed)} from the whole-sweep result: one of the two is "
                     f"wrong, so the plan uses a whole-sweep error of {mm_text(raised)} RMS there "
                     f"(95 % within {mm_text(RADIUS_95_PER_RMS * raised)}).")

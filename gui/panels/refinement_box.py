@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy
 from gui.core.session import RegistrationState
 from gui.core.verdict_text import RunFacts
 from registration.align.assessment import Assessment
-from registration.align.result_document import focused_entry, result_document
+from registration.align.result_document import focused_entry, result_document, with_focus_disputes
 from registration.spatial.errors import InputError
 
 from .convergence_plot import ConvergencePlot
@@ -186,14 +186,19 @@ class RefinementMixin:
     def _show_verdict(self) -> None:
         name = self.target()[0]
         reg = self.window.registration
+        entries = getattr(self, "focused_entries", None)      # the focused refinements kept (.focus_box)
         if self.candidate is not None:
-            self.verdict.show_assessment("Automatic result, waiting for Accept", self.candidate.uncertainty,
+            a = self.candidate.uncertainty
+            if a is not None and callable(entries):
+                a = with_focus_disputes(a, entries())       # rows a focused refinement disputed, raised
+            self.verdict.show_assessment("Automatic result, waiting for Accept", a,
                                          RunFacts.of_result(self.candidate), name)
             return
         unc = None if reg is None else (reg.raw or {}).get("uncertainty")
         if isinstance(unc, dict) and reg.method != "landmarks":
             try:
-                a = Assessment.from_dict(unc, reg.source)
+                a = with_focus_disputes(Assessment.from_dict(unc, reg.source), (reg.raw or {}).get("focused_targets"),
+                                        reg.source)
             except InputError as exc:
                 self.verdict.show_message(f"The registration's verdict cannot be read: {exc}")
                 return

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Mapping, Optional
 
@@ -30,7 +30,7 @@ from registration.spatial.transforms import as_matrix
 
 from .assessment import Assessment, TargetEstimate, optional_number, parse_verdict
 from .registration_result import RegistrationResult
-from .uncertainty import LOCAL_MM, RADIUS_95_PER_RMS
+from .uncertainty import GOOD_TRE_MM, LOCAL_MM, POOR_TRE_MM, RADIUS_95_PER_RMS, hit_probability, total_error_mm
 
 RESULT_VERSION = 1
 #: Keys of a single, global TRE (mm RMS) in hand-written INIT/RESULT files, in order of preference.
@@ -76,6 +76,58 @@ def focused_entry(focused: RegistrationResult) -> dict:
             "target": None if row is None else row.to_dict(), "verdict": focused.uncertainty.verdict,
             "uncertainty": focused.uncertainty.to_dict() if focused.uncertainty is not None else None,
             "wall_time_s": round(float(focused.wall_time_s), 3)}
+
+
+def raised_tre_mm(tre_mm: float, disputes_mm: float) -> float:
+    """A whole-sweep RMS error (mm) at a target whose focused refinement disputed it by moving the
+    target ``disputes_mm``: raised until its 95 % radius covers that move (one of the two results is
+    wrong, which is unknown; :func:`registration.align.focus.dispute_mm`)."""
+    return max(float(tre_mm), float(disputes_mm) / RADIUS_95_PER_RMS) if disputes_mm else float(tre_mm)
+
+
+def entry_dispute_mm(entry, path, where: str) -> float:
+    """``focused_targets[name]``'s dispute of the whole-sweep result (mm): its ``focus.disputes_whole_mm``
+    when its row is poor (a usable focused row replaces the whole-sweep one instead), else 0.
+    InputError naming ``where`` for a value that is not a number."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("focus"), dict):
+        return 0.0
+    value = optional_number(entry["focus"], "disputes_whole_mm", path, f"{where}.focus")
+    row = entry.get("target")
+    if not value or (isinstance(row, dict) and row.get("verdict") != "poor"):
+        return 0.0
+    return float(value)
+
+
+def with_focus_disputes(assessment: Assessment, focused_targets, path=None) -> Assessment:
+    """``assessment`` (a whole-sweep one) with the rows its kept focused refinements
+    (``focused_targets``: {name: :func:`focused_entry`}) dispute raised (:func:`raised_tre_mm`),
+    their hit probabilities recomputed and their verdict at best "check" (poor above
+    ``POOR_TRE_MM``), with the reason: what the GUI shows and the plan uses for those lesions.
+    The input is not changed; without disputes it is returned as it is."""
+    if not isinstance(focused_targets, dict) or not focused_targets:
+        return assessment
+    rows, changed = [], False
+    terms = assessment.error_terms
+    for row in assessment.targets:
+        d = entry_dispute_mm(focused_targets.get(row.name), path, f"focused_targets.{row.name}")
+        tre = row.tre_registration_mm
+        if not d or tre is None or raised_tre_mm(tre, d) <= tre:
+            rows.append(row)
+            continue
+        new = raised_tre_mm(tre, d)
+        total = total_error_mm(new, tracking_mm=terms.tracking_mm, needle_mm=terms.needle_mm,
+                               breathing_mm=terms.breathing_mm)
+        verdict = "poor" if new > POOR_TRE_MM else ("check" if row.verdict == "good" or new > GOOD_TRE_MM
+                                                   else row.verdict)
+        why = list(row.why) + [f"a focused refinement near it moved it {d:.1f} mm from this result: one of the "
+                               f"two is wrong, so its error here is raised to {new:.1f} mm RMS"]
+        rows.append(replace(row, tre_registration_mm=new, tre_registration_95_mm=RADIUS_95_PER_RMS * new,
+                            tre_total_mm=total, verdict=verdict, why=why,
+                            hit_probability=None if row.radius_mm is None else hit_probability(row.radius_mm, total),
+                            hit_probability_registration_only=None if row.radius_mm is None
+                            else hit_probability(row.radius_mm, new)))
+        changed = True
+    return replace(assessment, targets=rows) if changed else assessment
 
 
 @dataclass
@@ -127,28 +179,21 @@ class ResultRecord:
             return None
         row = self.target(name)
         tre = row.tre_registration_mm if row is not None else self.tre_rms_mm
-        disputed = self.disputed_mm(name)
-        if tre is not None and disputed > 0:
-            # a focused refinement near the target disagreed: the 95 % radius must cover its move
-            tre = max(tre, disputed / RADIUS_95_PER_RMS)
-        return tre
+        # a focused refinement near the target disputed this result: its 95 % radius must cover the move
+        return None if tre is None else raised_tre_mm(tre, self.disputed_mm(name))
 
     def disputed_mm(self, name: str) -> float:
         """How far (mm) a focused refinement near ``name`` kept in this RESULT moved the target
-        when it disagreed with this result (``focus.disputes_whole_mm``: beyond the whole-sweep 95 %
-        radius, or stopped at the edge of its search; such a focused row is poor); 0 otherwise.
-        One of the two results is wrong and which is unknown, so :meth:`tre_at` raises this
-        result's error there until its 95 % radius covers the move: on a deformed real-CT survey a
-        lesion called good at 2.4-2.5 mm was 5.0-5.5 mm off while its focused fit moved it 5-13 mm
-        (benchmarks/results/deformation.md, 2026-12-03, seventh session)."""
+        when it disputed this result (:func:`entry_dispute_mm`; such a focused row is poor); 0
+        otherwise. One of the two results is wrong and which is unknown, so :meth:`tre_at` raises
+        this result's error there until its 95 % radius covers the move: on a deformed real-CT
+        survey a lesion called good at 2.4-2.5 mm was 5.0-5.5 mm off while its focused fit moved it
+        8.5-16 mm (benchmarks/results/deformation.md, 2026-12-03, seventh session)."""
         entries = self.document.get("focused_targets")
         entry = entries.get(name) if isinstance(entries, dict) else None
-        focus = entry.get("focus") if isinstance(entry, dict) else None
-        value = optional_number(focus, "disputes_whole_mm", self.source,
-                                f"focused_targets.{name}.focus") if isinstance(focus, dict) else None
-        if not value or self.focused_target(name) is not None:
+        if self.focused_target(name) is not None:
             return 0.0
-        return float(value)
+        return entry_dispute_mm(entry, self.source, f"focused_targets.{name}")
 
     def overall_tre_mm(self) -> Optional[float]:
         """One TRE (mm) for the whole registration: the global value if the file gives one, else
