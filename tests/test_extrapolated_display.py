@@ -152,3 +152,20 @@ def test_a_local_fit_keeps_only_the_shift_its_cost_determines():
         return (t[0] - 4.0) ** 2 + (t[1] - 1.5) ** 2
     assert constrained_part(bowl, t, bowl(t)) == pytest.approx(t, abs=1e-6)
     assert constrained_part(lambda x: 0.0, t, 0.0) == pytest.approx([0.0, 0.0])
+
+
+def test_an_unconfirmed_breathing_fit_and_a_disputing_focus_are_said_in_plain_words():
+    """The GUI's verdict line names why a target is "check" when the sweep may hold breathing the data
+    do not confirm, and when a focused refinement near it disputed the whole-sweep result."""
+    from gui.core.verdict_text import RunFacts, plain_reasons
+    from registration.align.assessment import ErrorTerms, TargetEstimate
+    t = TargetEstimate("lesion_1", tre_registration_mm=2.0, verdict="check",
+                       why=["a focused refinement near it moved it 9.0 mm from this result: one of the two is "
+                            "wrong, so its error here is raised to 5.6 mm RMS"])
+    a = Assessment("check", [], [t], ErrorTerms(1.0, 1.5, 2.5), 0.9, breathing={"detected": False, "amplitude_mm": 7.0})
+    words = plain_reasons(a, t, RunFacts())
+    assert any("may have moved ~7 mm with breathing" in w for w in words)
+    assert "refining near it moved it 9.0 mm from this result: one of the two fits is wrong" in words
+    quiet = Assessment("good", [], [TargetEstimate("lesion_1", tre_registration_mm=2.0, verdict="good")],
+                       ErrorTerms(1.0, 1.5, 2.5), 0.9, breathing={"detected": False, "amplitude_mm": 2.0})
+    assert plain_reasons(quiet, quiet.targets[0], RunFacts()) == []

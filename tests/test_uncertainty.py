@@ -233,3 +233,20 @@ def test_far_result_confirmed_by_restarts_that_beat_the_first_search_counts_itse
     assert agreeing_starts(result, extra, Level(0.300))[0] == 2
     # restarts that went elsewhere do not confirm it
     assert agreeing_starts(result, [at(9.0, 0.394), at(12.0, 0.411)], Level(0.400))[0] < MIN_AGREEING
+
+
+def test_a_large_breathing_fit_the_data_do_not_confirm_still_caps_the_verdict_at_check():
+    """The detector's best breathing fit of 7 mm with too small a gain (not "detected") adds no error
+    term but the result is at best check (a demo breathing sweep had targets called good at 5.8-13 mm
+    true error so); small unconfirmed fits (static sweeps: 0.5-2.5 mm) change nothing."""
+    from registration.align.uncertainty import UNCONFIRMED_BREATHING_MM
+    hess = LaplaceCovariance(np.eye(6) * 0.01, True)
+    ok = _fake(0.2, 0.4, [(np.eye(4), 0.40), (np.eye(4), 0.40)])
+    t = {"t": {"point": [0, 0, 0], "radius_mm": 5}}
+    base = assess(ok, t, hessian=hess)
+    maybe = assess(ok, t, hessian=hess, breathing={"detected": False, "amplitude_mm": 7.0, "gain": 0.002})
+    small = assess(ok, t, hessian=hess, breathing={"detected": False, "amplitude_mm": UNCONFIRMED_BREATHING_MM - 0.5})
+    assert base.verdict == "good" and small.verdict == "good"
+    assert maybe.verdict == "check" and maybe.targets[0].verdict == "check"
+    assert any("may hold breathing of about 7.0 mm" in r for r in maybe.targets[0].why)
+    assert maybe.targets[0].tre_registration_mm == pytest.approx(base.targets[0].tre_registration_mm)

@@ -10,9 +10,10 @@ radius of its predicted TRE), rounded up to half a millimetre: how far the CT ov
 may sit from the truth, the figure a person checks against the lesion's size. The
 needle's total error and the hit probability stay in the details (tooltip) and in the
 plan. A target beyond the distance the error model was validated to is marked
-"extrapolated: N mm from the imaged area" on its line (never "good"). The verdict is always the engine's; the words come from the same typed numbers
-and thresholds (:mod:`registration.align.uncertainty`), and an engine reason not
-recognised here is shown as written.
+"extrapolated: N mm from the imaged area" on its line (never "good"). The verdict is
+always the engine's; the words come from the same typed numbers and thresholds
+(:mod:`registration.align.uncertainty`), and an engine reason not recognised here is
+shown as written.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from registration.align.uncertainty import (
     POOR_METRIC,
     POOR_TRE_MM,
     RADIUS_95_PER_RMS,
+    UNCONFIRMED_BREATHING_MM,
     VALIDATED_MM,
 )
 
@@ -160,6 +162,13 @@ def plain_reasons(a: Assessment, t: TargetEstimate, run: RunFacts) -> List[str]:
         else:
             (poor if a.error_terms.unresolved_breathing_mm > POOR_TRE_MM else check).append(
                 f"the liver moved ~{amp:.0f} mm with breathing during the sweep: record it in breath-hold")
+    elif float(br.get("amplitude_mm") or 0.0) >= UNCONFIRMED_BREATHING_MM:
+        check.append(f"the liver may have moved ~{float(br['amplitude_mm']):.0f} mm with breathing during the sweep "
+                     "(not confirmed): compare the overlay, or record in breath-hold")
+    disputed = [w for w in t.why if w.startswith("a focused refinement near it moved it")]
+    if disputed:
+        check.append(disputed[0].replace("a focused refinement near it", "refining near it").split(":")[0]
+                     + ": one of the two fits is wrong")
     tre = t.tre_registration_mm
     if tre is None or tre > POOR_TRE_MM:
         if not poor:

@@ -48,6 +48,13 @@ from .pose_uncertainty import AGREE_MM, LaplaceCovariance, moved_from_start, mul
 TRACKING_MM = 1.0      # optical tracking of probe and reference, incl. calibration
 NEEDLE_MM = 1.5        # needle deflection and placement
 BREATHING_MM = 2.5     # residual breathing motion with breath-hold instructions
+#: A breathing fit of at least this amplitude (mm) that the detector does not confirm (its gain too
+#: small) still makes a result at best "check". Heuristic: on the demo the unconfirmed fits of static
+#: and deformed sweeps reach 0.5-4.5 mm (real-CT deformed: 0.5-4.0, one 7.5 on a poor result), those of
+#: 10 mm breathing sweeps 6.0-7.0 mm (and of a far-start result 2.6 mm off, 6.5 mm), and one such
+#: breathing sweep (seed 1) had six targets in its fans called good at 5.8-13 mm true error
+#: (docs/registration_tuning.md#breathing, 2026-12-03 seventh session).
+UNCONFIRMED_BREATHING_MM = 5.0
 
 #: Verdict thresholds, per target. ``good`` needs all of: TRE_est <= GOOD_TRE_MM, metric >=
 #: GOOD_METRIC, metric not worse than at the start, >= 75 % of the comparable starts agreeing,
@@ -253,6 +260,9 @@ def _global_findings(result, hessian: Optional[LaplaceCovariance], breathing: Op
         found.info.append("the cost is flat along some direction (its uncertainty is in the TRE estimate)")
     if breathing and breathing.get("detected"):
         _breathing_findings(breathing, moving_mm, found)
+    elif breathing and float(breathing.get("amplitude_mm") or 0.0) >= UNCONFIRMED_BREATHING_MM:
+        found.check.append(f"the sweep may hold breathing of about {float(breathing['amplitude_mm']):.1f} mm (the best "
+                           "breathing fit, which the data do not confirm): check the overlay, or record in breath-hold")
     return found
 
 
