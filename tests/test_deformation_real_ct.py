@@ -37,3 +37,17 @@ def test_no_target_of_a_deformed_real_ct_sweep_is_good_beyond_5_mm(tmp_path, sha
     # a target further from the fans than the error model is validated to is extrapolated
     far = [r for r in rows if (r["product_distance_mm"] or 0.0) > 12.0]
     assert far and all(r["extrapolated"] and r["verdict"] != "good" for r in far)
+    # the offline replay of the deformation term (benchmarks/deformation_replay.py) reproduces the
+    # claims from the run's own local fits, and a larger growth prior widens only the radii away
+    # from the fans
+    from benchmarks.deformation_replay import replay_run
+    run = {"targets": rows, "local_fits": doc["uncertainty"]["deformation"]["local_fits"]}
+    same = replay_run(run, {})        # RESULT rounds the fits' shifts to 0.01 mm
+    assert [v for _, _, v in same] == [r["verdict"] for r in rows]
+    assert [r95 for _, r95, _ in same if r95 is not None] == pytest.approx(
+        [r["radius95_mm"] for r in rows if r["radius95_mm"] is not None], abs=0.02)
+    wider = replay_run(run, {"GROWTH_PRIOR": 0.3})
+    for r, (_, r95, _) in zip(rows, wider):
+        if r["radius95_mm"] is not None and (r["product_distance_mm"] or 0.0) > 5.0:
+            assert r95 > r["radius95_mm"] + 0.1
+

@@ -1,0 +1,105 @@
+"""Replay the residual-deformation term of ``benchmarks/deformation.py`` runs with other constants,
+in seconds, without registering again.
+
+    .venv/bin/python benchmarks/deformation_replay.py RUN.json [RUN.json ...] [--growth-prior 0.15]
+                                                      [--local-factor 1.5] [--case DIR]
+
+Each RUN.json is a ``deformation.py --json`` output (it keeps every run's local fits). Per run the
+deformation term is rebuilt from those fits by the product's own
+:func:`registration.align.deformation_error.from_fits` with the constants given (module constants
+patched for the call), and every target row's registration TRE is recomputed as
+``sqrt(TRE^2 - old_deformation^2 + new_deformation^2)`` at the target's distance from the imaged
+region (RESULT's ``distance_to_imaged_region_mm``); its verdict is moved the way
+:func:`registration.align.uncertainty.assess` would for that number (a "good" above
+``GOOD_TRE_MM`` becomes "check", anything above ``POOR_TRE_MM`` "poor"; other reasons stay).
+With the constants unchanged it reproduces the benchmark's summaries (checked on eight cases,
+2026-12-03): a quick screen for a constant, to be confirmed by ``deformation.py`` itself.
+Prints the summary per file and set (coverage of the 95 % radius, good, good with a true error
+above 5 mm, poor).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from registration.align import deformation_error  # noqa: E402
+from registration.align.local_fits import LocalFit  # noqa: E402
+from registration.align.uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS  # noqa: E402
+
+BAD_MM = 5.0
+
+
+def fits_of(run: dict) -> list:
+    """The run's local fits (RESULT ``uncertainty.deformation.local_fits``) as LocalFit objects."""
+    return [LocalFit(np.asarray(f["center_ct"], float), np.asarray(f["offset_mm"], float), f["lc2_before"],
+                     f["lc2_after"], f["frames"], f["depth"], f.get("noise_mm")) for f in run.get("local_fits") or []]
+
+
+def replay_run(run: dict, constants: dict) -> list:
+    """[(true_mm, radius95_mm or None, verdict)] per target of one run under ``constants``
+    ({module constant of deformation_error: value})."""
+    fits = fits_of(run)
+    if not fits:
+        return [(t["true_mm"], t["radius95_mm"], t["verdict"]) for t in run["targets"]]
+    saved = {k: getattr(deformation_error, k) for k in constants}
+    try:
+        for k, v in constants.items():
+            setattr(deformation_error, k, v)
+        term = deformation_error.from_fits(fits)
+    finally:
+        for k, v in saved.items():
+            setattr(deformation_error, k, v)
+    out = []
+    for t in run["targets"]:
+        pred = t["predicted_mm"]
+        if pred is None:
+            out.append((t["true_mm"], None, t["verdict"]))
+            continue
+        new_def = term.error_mm(t.get("product_distance_mm") or 0.0)
+        rest = max(0.0, pred ** 2 - (t.get("deformation_mm") or 0.0) ** 2)
+        tre = math.sqrt(rest + new_def ** 2)
+        verdict = t["verdict"]
+        if verdict in ("good", "check") and tre > POOR_TRE_MM:
+            verdict = "poor"
+        elif verdict == "good" and tre > GOOD_TRE_MM:
+            verdict = "check"
+        out.append((t["true_mm"], RADIUS_95_PER_RMS * tre, verdict))
+    return out
+
+
+def summary(rows: list) -> str:
+    est = [r for r in rows if r[1] is not None]
+    cov = np.mean([r[0] <= r[1] for r in est]) if est else float("nan")
+    return (f"covered {cov:.2f}, good {sum(r[2] == 'good' for r in rows)}, good & > {BAD_MM:.0f} mm "
+            f"{sum(r[2] == 'good' and r[0] > BAD_MM for r in rows)}, poor {sum(r[2] == 'poor' for r in rows)} "
+            f"({len(rows)} targets)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="deformation.py --json outputs")
+    ap.add_argument("--growth-prior", type=float, default=deformation_error.GROWTH_PRIOR)
+    ap.add_argument("--growth-per-local", type=float, default=deformation_error.GROWTH_PER_LOCAL)
+    ap.add_argument("--local-factor", type=float, default=deformation_error.LOCAL_FACTOR)
+    args = ap.parse_args(argv)
+    constants = {"GROWTH_PRIOR": args.growth_prior, "GROWTH_PER_LOCAL": args.growth_per_local,
+                 "LOCAL_FACTOR": args.local_factor}
+    print("constants:", constants)
+    for path in args.runs:
+        doc = json.loads(Path(path).read_text())
+        for name, runs in doc["sets"].items():
+            rows = [r for run in runs for r in replay_run(run, constants)]
+            print(f"{path} {name}: {summary(rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
