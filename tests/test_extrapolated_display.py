@@ -169,3 +169,16 @@ def test_an_unconfirmed_breathing_fit_and_a_disputing_focus_are_said_in_plain_wo
     quiet = Assessment("good", [], [TargetEstimate("lesion_1", tre_registration_mm=2.0, verdict="good")],
                        ErrorTerms(1.0, 1.5, 2.5), 0.9, breathing={"detected": False, "amplitude_mm": 2.0})
     assert plain_reasons(quiet, quiet.targets[0], RunFacts()) == []
+
+
+def test_per_frame_distances_are_each_frames_own_and_their_minimum_is_the_sweeps():
+    """ImagedRegion.frame_distances_mm (one distance transform for every frame; the focused
+    refinement picks its frames with it) gives what a region of each single frame gives."""
+    region = _region()
+    pts = np.array([[10.0, 10.0, 1.0], [50.0, 10.0, 30.0], [-20.0, 5.0, 4.0]])
+    m = rigid_matrix([5.0, 0, 0, 1.0, -2.0, 0.5])
+    per = region.frame_distances_mm(pts, m)
+    single = np.array([ImagedRegion(region.image_to_reference[k][None], region.fan_mask).distance_mm(pts, m)
+                       for k in range(len(region.image_to_reference))])
+    assert per.shape == (3, 3) and np.allclose(per, single)
+    assert np.allclose(region.distance_mm(pts, m), single.min(axis=0))

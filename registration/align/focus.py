@@ -118,8 +118,8 @@ def focused_frames(sweep: Sweep, reference_to_ct: np.ndarray, point_ct, radius_m
         return np.zeros(0, int)
     mats, valid = sweep.image_to_reference_all()
     idx = np.flatnonzero(valid)
-    d = np.array([ImagedRegion(mats[i][None], region.fan_mask).distance_mm(np.asarray(point_ct, float)[None],
-                                                                          reference_to_ct)[0] for i in idx])
+    d = ImagedRegion(np.asarray(mats[idx], float), region.fan_mask).frame_distances_mm(
+        np.asarray(point_ct, float)[None], reference_to_ct)[:, 0]
     return idx[d <= radius_mm]
 
 
