@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from registration.align.assessment import Assessment, TargetEstimate
+from registration.align.result_document import DISPUTED_WHY
 from registration.align.uncertainty import (
     CAPTURE_ROTATION_DEG,
     CAPTURE_TRANSLATION_MM,
@@ -165,9 +166,9 @@ def plain_reasons(a: Assessment, t: TargetEstimate, run: RunFacts) -> List[str]:
     elif float(br.get("amplitude_mm") or 0.0) >= UNCONFIRMED_BREATHING_MM:
         check.append(f"the liver may have moved ~{float(br['amplitude_mm']):.0f} mm with breathing during the sweep "
                      "(not confirmed): compare the overlay, or record in breath-hold")
-    disputed = [w for w in t.why if w.startswith("a focused refinement near it moved it")]
+    disputed = [w for w in t.why if w.startswith(DISPUTED_WHY)]
     if disputed:
-        check.append(disputed[0].replace("a focused refinement near it", "refining near it").split(":")[0]
+        check.append("refining near it moved it" + disputed[0][len(DISPUTED_WHY):].split(":")[0]
                      + ": one of the two fits is wrong")
     tre = t.tre_registration_mm
     if tre is None or tre > POOR_TRE_MM:

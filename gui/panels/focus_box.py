@@ -25,7 +25,7 @@ from PyQt5.QtWidgets import QLabel, QPushButton, QSizePolicy
 from gui.core.session import RegistrationState
 from gui.core.verdict_text import VERDICT_COLOURS, RunFacts, mm_text, target_verdict
 from registration.align.assessment import Assessment, TargetEstimate
-from registration.align.result_document import focused_entry, raised_tre_mm
+from registration.align.result_document import entry_dispute_mm, focused_entry, raised_tre_mm
 from registration.align.uncertainty import RADIUS_95_PER_RMS
 from registration.spatial.errors import InputError
 
@@ -148,6 +148,7 @@ class FocusRefineMixin:
             return
         try:
             a = Assessment.from_dict(entry["uncertainty"])
+            disputed = entry_dispute_mm(entry, None, f"focused_targets.{name}")   # as ResultRecord.tre_at
         except InputError as exc:
             self.focus_text.setText(f"The focused result near {name} cannot be read: {exc}")
             return
@@ -158,9 +159,8 @@ class FocusRefineMixin:
         colour = VERDICT_COLOURS.get(line.verdict, "#c0221b")
         body = line.text.replace(line.words, f"<b style='color:{colour}'>{line.words}</b>", 1)
         uses = "" if line.verdict == "poor" else f" The plan uses this figure for {name}."
-        disputed = (entry.get("focus") or {}).get("disputes_whole_mm") or 0.0
-        if line.verdict == "poor" and disputed and whole is not None:
-            # ResultRecord.tre_at: the whole-sweep error there is raised to cover the disagreement
+        if disputed and whole is not None:
+            # the whole-sweep error there is raised to cover the disagreement
             raised = raised_tre_mm(whole, disputed)
             uses = (f" It moved {name} {mm_text(disputed)} from the whole-sweep result: one of the two is "
                     f"wrong, so the plan uses a whole-sweep error of {mm_text(raised)} RMS there "

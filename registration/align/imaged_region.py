@@ -57,29 +57,35 @@ class ImagedRegion:
 
     def distance_mm(self, points_ct, reference_to_ct: np.ndarray) -> np.ndarray:
         """[m] distance (mm) of CT points [m, 3] from the fans placed by ``reference_to_ct``."""
-        per_frame = self.frame_distances_mm(points_ct, reference_to_ct)
-        if not per_frame.size:
-            return np.full(per_frame.shape[1], np.inf)
-        return per_frame.min(axis=0)
+        out = np.full(len(np.asarray(points_ct, float).reshape(-1, 3)), np.inf)
+        for d in self._frame_distances(points_ct, reference_to_ct):
+            np.minimum(out, d, out=out)
+        return out
 
     def frame_distances_mm(self, points_ct, reference_to_ct: np.ndarray) -> np.ndarray:
         """[n_frames, m] distance (mm) of CT points [m, 3] from each frame's fan placed by
         ``reference_to_ct`` (inf without a fan). One distance transform of the mask serves every
         frame (a region per frame recomputed it: 4.6 of a focused refinement's 7.4 s)."""
+        n = len(np.asarray(points_ct, float).reshape(-1, 3))
+        out = np.full((len(self.image_to_reference), n), np.inf)
+        for k, d in enumerate(self._frame_distances(points_ct, reference_to_ct)):
+            out[k] = d
+        return out
+
+    def _frame_distances(self, points_ct, reference_to_ct: np.ndarray):
+        """Per frame, the [m] distances (mm) of the points from its fan (nothing without a fan)."""
         pts = np.asarray(points_ct, float).reshape(-1, 3)
         mats = np.asarray(reference_to_ct, float) @ self.image_to_reference
-        out = np.full((len(mats), len(pts)), np.inf)
         if not len(mats) or not len(pts) or not self.fan_mask.any():
-            return out
+            return
         edt, pad = self._edt()
         rows, cols = edt.shape
         sx, sy = float(np.linalg.norm(mats[0, :3, 0])), float(np.linalg.norm(mats[0, :3, 1]))
         sz = float(np.linalg.norm(mats[0, :3, 2])) or 1.0
-        for k, inv in enumerate(np.linalg.inv(mats)):
+        for inv in np.linalg.inv(mats):
             c, r, z = (pts @ inv[:3, :3].T + inv[:3, 3]).T
             c, r = c + pad, r + pad
             cc, rc = np.clip(c, 0, cols - 1), np.clip(r, 0, rows - 1)
             border = np.hypot((c - cc) * sx, (r - rc) * sy)
             d_in = edt[np.rint(rc).astype(np.intp), np.rint(cc).astype(np.intp)] + border
-            out[k] = np.hypot(z * sz, d_in)
-        return out
+            yield np.hypot(z * sz, d_in)

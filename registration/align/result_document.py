@@ -78,6 +78,10 @@ def focused_entry(focused: RegistrationResult) -> dict:
             "wall_time_s": round(float(focused.wall_time_s), 3)}
 
 
+#: How a row's reason list says that a focused refinement disputed it (:func:`with_focus_disputes`).
+DISPUTED_WHY = "a focused refinement near it moved it"
+
+
 def raised_tre_mm(tre_mm: float, disputes_mm: float) -> float:
     """A whole-sweep RMS error (mm) at a target whose focused refinement disputed it by moving the
     target ``disputes_mm``: raised until its 95 % radius covers that move (one of the two results is
@@ -111,16 +115,16 @@ def with_focus_disputes(assessment: Assessment, focused_targets, path=None) -> A
     for row in assessment.targets:
         d = entry_dispute_mm(focused_targets.get(row.name), path, f"focused_targets.{row.name}")
         tre = row.tre_registration_mm
-        if not d or tre is None or raised_tre_mm(tre, d) <= tre:
+        new = None if tre is None else raised_tre_mm(tre, d)
+        if new is None or new <= tre:
             rows.append(row)
             continue
-        new = raised_tre_mm(tre, d)
         total = total_error_mm(new, tracking_mm=terms.tracking_mm, needle_mm=terms.needle_mm,
                                breathing_mm=terms.breathing_mm)
         verdict = "poor" if new > POOR_TRE_MM else ("check" if row.verdict == "good" or new > GOOD_TRE_MM
                                                    else row.verdict)
-        why = list(row.why) + [f"a focused refinement near it moved it {d:.1f} mm from this result: one of the "
-                               f"two is wrong, so its error here is raised to {new:.1f} mm RMS"]
+        why = list(row.why) + [f"{DISPUTED_WHY} {d:.1f} mm from this result: one of the two is wrong, so its "
+                               f"error here is raised to {new:.1f} mm RMS"]
         rows.append(replace(row, tre_registration_mm=new, tre_registration_95_mm=RADIUS_95_PER_RMS * new,
                             tre_total_mm=total, verdict=verdict, why=why,
                             hit_probability=None if row.radius_mm is None else hit_probability(row.radius_mm, total),
