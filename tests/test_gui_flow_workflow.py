@@ -5,7 +5,6 @@ Shortcuts, and no long text widens a dock. Screenshots of the bar at two steps, 
 1920x1080, go to tests/artifacts."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QTableWidget

@@ -88,7 +88,7 @@ def test_retrieve_is_voxel_identical(orthanc, crlm_series, tmp_path, capsys, how
     extra = ["--move-port", str(orthanc.move_port), "--move-bind", "127.0.0.1"] if how == "move" else []
     assert main(["pacs", "get", "--server", orthanc.server, "--series", series_uid, "--out", str(out), *extra]) == 0
     captured = capsys.readouterr()
-    assert f"retrieved 41 instances" in captured.out and ("C-MOVE" if how == "move" else "C-GET") in captured.out
+    assert "retrieved 41 instances" in captured.out and ("C-MOVE" if how == "move" else "C-GET") in captured.out
     assert "100 %" in captured.err                                   # progress on stderr
     a, b = load_ct(folder), load_ct(out)
     assert a.array.dtype == b.array.dtype and np.array_equal(a.array, b.array)

@@ -15,7 +15,7 @@ numpy form it is tested against (``engine="numpy"``: ``map_coordinates`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -23,7 +23,6 @@ from scipy import ndimage
 from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import apply
-from registration.spatial.volume import Volume
 
 from . import lc2_kernels
 from .lc2 import FixedUS
