@@ -242,3 +242,39 @@ def test_the_pipeline_is_options_and_stages_of_plain_data(ct, sweep):
     assert set(staged.timings_s) == {"ct_features", "coarse_starts", "middle_level", "fine_level", "deformation",
                                    "assess"}
     assert staged.uncertainty.hessian_positive_definite is None and staged.breathing is None
+
+
+def test_the_small_patch_search_is_kept_only_where_the_fine_level_prefers_it(ct, sweep, monkeypatch):
+    """After the levels, a second search with small patches runs from the result (default levels only);
+    its pose replaces the pipeline's only when the pipeline's own fine level scores it higher."""
+    from dataclasses import replace as dc_replace
+
+    from registration.align import lc2_pipeline
+    from registration.align.lc2_stages import LC2Options, Level, prepare_levels, small_patches_apply
+    opts = LC2Options(hessian=False, breathing="off")
+    levels = prepare_levels(ct, sweep, TRUE_REFERENCE_TO_CT, opts)
+    assert small_patches_apply(levels, opts) and not small_patches_apply(levels, dc_replace(opts, small_patches=False))
+    two = dc_replace(opts, levels=(Level(2.5, 5, 6), Level(1.6, 7, 6)))
+    assert not small_patches_apply(prepare_levels(ct, sweep, TRUE_REFERENCE_TO_CT, two), two)
+    init = rigid_matrix([1.0, 0, 0, 3.0, -2.0, 1.0], center=lesion_centroids_ct().mean(0)) @ TRUE_REFERENCE_TO_CT
+    off = rigid_matrix([0, 0, 0, 6.0, 0, 0], center=lesion_centroids_ct().mean(0)) @ TRUE_REFERENCE_TO_CT
+    calls = []
+
+    def fake(pose):
+        def search(ev, lv, current, options):
+            calls.append(current)
+            return pose
+        return search
+    monkeypatch.setattr(lc2_pipeline, "small_patch_search", fake(off))
+    kept = register_sweep(ct, sweep, init, hessian=False, breathing="off")
+    assert len(calls) == 1 and np.abs(_target_errors(kept.reference_to_ct)).max() < 2.0
+    assert "small_patches" in kept.timings_s
+    # a pipeline stopped early (a few evaluations) is worse than the truth at the fine level: replaced
+    monkeypatch.setattr(lc2_pipeline, "small_patch_search", fake(TRUE_REFERENCE_TO_CT))
+    short = register_sweep(ct, sweep, init, hessian=False, breathing="off", max_coarse_evals=3,
+                           max_evals_per_start=4, translation_search_mm=0.0)
+    np.testing.assert_array_equal(short.reference_to_ct, TRUE_REFERENCE_TO_CT)
+    calls.clear()
+    register_sweep(ct, sweep, init, hessian=False, breathing="off", small_patches=False, max_coarse_evals=3,
+                   max_evals_per_start=4, translation_search_mm=0.0)
+    assert not calls

@@ -250,3 +250,40 @@ def test_a_large_breathing_fit_the_data_do_not_confirm_still_caps_the_verdict_at
     assert maybe.verdict == "check" and maybe.targets[0].verdict == "check"
     assert any("may hold breathing of about 7.0 mm" in r for r in maybe.targets[0].why)
     assert maybe.targets[0].tre_registration_mm == pytest.approx(base.targets[0].tre_registration_mm)
+
+
+def test_starts_that_disagree_are_resolved_only_by_a_second_search_the_fine_level_prefers():
+    """Disagreeing starts make a result poor, unless the second search with small patches replaced the
+    levels' result and the fine level prefers it by SECOND_SEARCH_GAIN or more: then at best check, with
+    the reason (on a real CT's dome sweep the levels' starts split between the truth and a pull 5-13 mm
+    away; the second search chose the truth, 0.8 mm, fine LC2 +0.011-0.015)."""
+    from registration.align.uncertainty import SECOND_SEARCH_GAIN, SECOND_SEARCH_WHY
+    hess = LaplaceCovariance(np.eye(6) * 0.1, True)
+
+    def disagree(second):
+        r = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 7, 0, 0]), 0.399),
+                             (rigid_matrix([0, 0, 0, -7, 0, 0]), 0.398)])
+        r.second_search = second
+        return assess(r, {"t": {"point": [0.0, 0.0, 0.0]}}, hessian=hess)
+    assert disagree(None).verdict == "poor"
+    chosen = {"chosen": True, "fine_lc2": [0.265, 0.265 + SECOND_SEARCH_GAIN + 0.006], "apart_mm": 6.0}
+    a = disagree(chosen)
+    assert a.verdict == "check" and any(SECOND_SEARCH_WHY in w and "0.265 -> 0.276" in w for w in a.targets[0].why)
+    assert disagree(dict(chosen, chosen=False)).verdict == "poor"
+    assert disagree(dict(chosen, fine_lc2=[0.265, 0.265 + SECOND_SEARCH_GAIN / 2])).verdict == "poor"
+
+
+def test_the_plain_words_of_resolved_disagreeing_starts_are_check_words():
+    """The GUI's verdict line for a row whose disagreeing starts the second search resolved: check
+    words ("a finer search chose this one"), not the poor ones."""
+    from gui.core.verdict_text import RunFacts, plain_reasons
+    from registration.align.assessment import TargetEstimate
+    from registration.align.uncertainty import SECOND_SEARCH_WHY
+    a = assess(_fake(0.2, 0.4, [(np.eye(4), 0.40)]), {"t": {"point": [0.0, 0.0, 0.0]}})
+    row = TargetEstimate("t", [0.0, 0.0, 0.0], starts_agreeing=0.33, starts_comparable=3, tre_registration_mm=2.5,
+                         verdict="check", why=[f"the starts disagree; {SECOND_SEARCH_WHY} (6 mm ...): check"])
+    words = plain_reasons(a, row, RunFacts("lc2", 0.2, 0.4, 4))
+    assert any("a finer search chose this one" in w for w in words)
+    row.why = ["the starts disagree: the optimum is not unique"]
+    row.verdict = "poor"
+    assert "the automatic searches found different fits" in plain_reasons(a, row, RunFacts("lc2", 0.2, 0.4, 4))

@@ -32,6 +32,7 @@ from registration.align.uncertainty import (
     POOR_METRIC,
     POOR_TRE_MM,
     RADIUS_95_PER_RMS,
+    SECOND_SEARCH_WHY,
     UNCONFIRMED_BREATHING_MM,
     VALIDATED_MM,
 )
@@ -176,7 +177,9 @@ def plain_reasons(a: Assessment, t: TargetEstimate, run: RunFacts) -> List[str]:
             poor.append(f"the error may exceed {POOR_TRE_MM:.0f} mm")
     elif tre > GOOD_TRE_MM:
         check.append(f"the error may exceed {GOOD_TRE_MM:.0f} mm")
-    if t.starts_agreeing is not None and t.starts_agreeing < 0.5:
+    if t.starts_agreeing is not None and t.starts_agreeing < 0.5 and any(SECOND_SEARCH_WHY in w for w in t.why):
+        check.append("the automatic searches found different fits; a finer search chose this one")
+    elif t.starts_agreeing is not None and t.starts_agreeing < 0.5:
         poor.append("the automatic searches found different fits")
     elif t.starts_agreeing is not None and t.starts_agreeing < 0.75:
         check.append("some automatic searches ended elsewhere")

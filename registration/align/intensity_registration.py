@@ -64,7 +64,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                    translation_search_mm: float = 15.0, search_step_mm: float = 7.5,
                    n_refine: Optional[int] = N_REFINE, n_threads: int = N_THREADS,
                    breathing: str = "detect", breath_hold: str = "expiration",
-                   shadows: str = "drop") -> RegistrationResult:
+                   shadows: str = "drop", small_patches: bool = True) -> RegistrationResult:
     """Refine ``init_reference_to_ct`` by maximising LC2 (or MI) between the CT and the sweep.
 
     ``progress(fraction, message)`` is called during the work; returning False cancels
@@ -90,6 +90,9 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     edges move with the ribs, not with the CT's anatomy under the pose being tried: on sweeps
     simulated with other seeds than the demo's, starting at the true pose, kept shadows pulled
     the optimum 4.7-6.3 mm away, dropped 0.7 mm (benchmarks/results/simulator_variants.md).
+    ``small_patches`` (LC2, default levels): after the levels, a second search from the result with
+    smaller patches and without the coarse level, kept where the fine level prefers it
+    (:func:`~registration.align.lc2_stages.small_patch_search`).
     """
     method = str(method).lower()
     check_shadows_option(shadows)
@@ -99,7 +102,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
         translation_search_mm=translation_search_mm, search_step_mm=search_step_mm, n_refine=n_refine,
         n_threads=n_threads, hessian=hessian, frames=None if frames is None else tuple(int(f) for f in frames),
         roi_center_ct=None if roi_center_ct is None else tuple(float(v) for v in np.ravel(roi_center_ct)),
-        breathing=breathing, breath_hold=breath_hold)
+        breathing=breathing, breath_hold=breath_hold, small_patches=small_patches)
     init = as_matrix(init_reference_to_ct, name="initial reference_to_ct")
     if method == "mi":
         from .mi_registration import register_sweep_mi

@@ -32,6 +32,8 @@ from .lc2_stages import (
     prepare_levels,
     roi_center,
     search_starts,
+    small_patch_search,
+    small_patches_apply,
 )
 from .multistart import chunked_map
 from .pose_uncertainty import hessian_covariance
@@ -98,8 +100,21 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
     current = polish(ev, levels, best.reference_to_ct, first_fine, options)
     final_metric = levels.fine.metric(current, ev.eval_map)[0]
     clock.lap("fine_level")
+    second = None
+    if small_patches_apply(levels, options):
+        # a second search with smaller patches from the result: kept where the fine level prefers it
+        staged.begin("small_patches")
+        other = small_patch_search(ev, levels, current, options)
+        other_metric = levels.fine.metric(other, ev.eval_map)[0]
+        second = {"chosen": bool(other_metric > final_metric), "fine_lc2": [float(final_metric), float(other_metric)],
+                  "apart_mm": round(float(np.linalg.norm(apply(other, apply(np.linalg.inv(current), center))
+                                                         - center)), 3)}
+        if second["chosen"]:
+            current, final_metric = other, other_metric
+        clock.lap("small_patches")
     result = RegistrationResult(current, "lc2", float(initial_metric), float(final_metric), len(ev.history), 0.0,
-                                center, results, ev.history, [int(i) for i in levels.frames[-1]], init)
+                                center, results, ev.history, [int(i) for i in levels.frames[-1]], init,
+                                second_search=second)
     finish(result, sweep, levels, ev, options, clock, targets=targets, earlier_breathing=earlier_breathing,
            assess_from=init if assess_from is None else assess_from)
     staged.done(f"registration done in {result.wall_time_s:.0f} s")

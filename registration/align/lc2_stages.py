@@ -60,6 +60,12 @@ MIN_OVERLAP = 0.2
 N_REFINE: Optional[int] = None
 #: Penalty (LC2 units per unit of overlap fraction) for moving the fan out of the CT.
 OVERLAP_PENALTY = 2.0
+#: The second search from the result (:func:`small_patch_search`): LC2 patches (px a side) at the
+#: middle and fine levels' pixel sizes (the whole-sweep levels use 7 and 9), its translation grid
+#: (+- mm, step mm) and starts. Why: docs/registration_tuning.md#levels (small-patch search).
+SMALL_PATCH_PX = (5, 7)
+SMALL_SEARCH_MM, SMALL_STEP_MM = 6.0, 3.0
+SMALL_STARTS = 2
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class LC2Options:
     roi_center_ct: Optional[Tuple[float, float, float]] = None
     breathing: str = "detect"              # "off" | "detect" | "gate"
     breath_hold: str = "expiration"        # the CT's phase: "expiration" | "inspiration"
+    small_patches: bool = True             # the second search with smaller patches (small_patch_search)
 
     def __post_init__(self):
         if self.breathing not in ("off", "detect", "gate"):
@@ -238,6 +245,48 @@ def polish(ev: Evaluator, levels: LevelSet, start: np.ndarray, first_level: int,
                                  else options.max_evals_per_start, step=0.25 if last else 0.5, xatol=0.05)
         current = ev.pose(x, current)
     return current
+
+
+def small_patches_apply(levels: "LevelSet", options: LC2Options) -> bool:
+    """Whether :func:`small_patch_search` runs: asked for, and three or more levels whose middle and
+    fine patches are larger than ``SMALL_PATCH_PX`` (the default levels)."""
+    return bool(options.small_patches) and len(levels.costs) >= 3 and \
+        levels.costs[1].patch[1] > SMALL_PATCH_PX[0] and levels.fine.patch[1] > SMALL_PATCH_PX[1]
+
+
+def small_patch_search(ev: Evaluator, levels: LevelSet, start: np.ndarray, options: LC2Options) -> np.ndarray:
+    """A second search from ``start`` (the pipeline's result) without the coarse level and with
+    smaller patches (``SMALL_PATCH_PX``, on the middle and fine levels' frames and CT features): a
+    translation grid (+-``SMALL_SEARCH_MM``) at the middle pixel size, Nelder-Mead from its best
+    ``SMALL_STARTS`` points, then the fine pixel size from each; returns the pose with the best
+    small-patch fine metric. The caller keeps it only where the pipeline's own fine level prefers it.
+
+    Why: on sweeps simulated from a real CT (crlm-1004) the 4 mm level and the 14-20 mm patches pull
+    an intercostal sweep under the liver dome to an optimum 5-13 mm off that the fine level does not
+    prefer (its LC2 is higher at the truth), and the pipeline never leaves it; the small-patch levels
+    alone reach the truth from there but lose the 4 mm level's capture range on far starts
+    (docs/registration_tuning.md#levels)."""
+    mid = FrameLC2Cost(levels.costs[1].level, levels.costs[1].samples, SMALL_PATCH_PX[0])
+    fine = FrameLC2Cost(levels.fine.level, levels.fine.samples, SMALL_PATCH_PX[1])
+    fallback = start_perturbations(SMALL_STARTS, options.seed)
+    starts = translation_search_starts(ev.cost(mid, 1, start), SMALL_STARTS, SMALL_SEARCH_MM, SMALL_STEP_MM,
+                                       fallback, run=ev.run)
+
+    def one(s):
+        f = ev.cost(mid, 1, start)
+        x = optimise_nelder_mead(f, s / PARAM_SCALE, options.max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
+        m = ev.pose(x, start)
+        g = ev.cost(fine, len(levels.costs) - 1, m)
+        y = optimise_nelder_mead(g, np.zeros(6), options.max_evals_per_start // 2, step=0.5, xatol=0.05)
+        return ev.pose(y, m), -g(y)
+    found = ev.run([lambda s=s: one(s) for s in starts])
+    return max(found, key=lambda r: r[1])[0]
+
+
+def small_patch_evaluations(options: LC2Options) -> int:
+    """Cost evaluations of :func:`small_patch_search` at most (its progress stage)."""
+    side = int(round(2 * SMALL_SEARCH_MM / SMALL_STEP_MM) + 1)
+    return side ** 3 + SMALL_STARTS * (options.max_coarse_evals + options.max_evals_per_start // 2 + 2)
 
 
 def _levels(options: LC2Options) -> List[Level]:

@@ -49,6 +49,10 @@ class RegistrationResult:
     uncertainty: Optional[Assessment] = None
     timings_s: dict = field(default_factory=dict)   # wall time per stage (where the time goes)
     breathing: Optional[dict] = None       # registration.align.motion.BreathingReport.to_dict() (LC2)
+    #: the second search with small patches (LC2, lc2_stages.small_patch_search): "chosen" (its pose
+    #: replaced the levels' result), the fine level's LC2 of both ("fine_lc2": [levels', second's]),
+    #: how far apart they are ("apart_mm", at the rotation centre); None when it did not run
+    second_search: Optional[dict] = None
 
     def to_dict(self) -> dict:
         """JSON form (the registration fields of RESULT.json)."""
@@ -68,4 +72,5 @@ class RegistrationResult:
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "timings_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
             "breathing": self.breathing,
+            "second_search": self.second_search,
         }

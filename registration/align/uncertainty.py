@@ -56,6 +56,13 @@ BREATHING_MM = 2.5     # residual breathing motion with breath-hold instructions
 #: (docs/registration_tuning.md#breathing, 2026-12-03 seventh session).
 UNCONFIRMED_BREATHING_MM = 5.0
 
+#: The fine level's LC2 gain of the second search with small patches over the levels' result at which
+#: it resolves disagreeing starts (poor -> at best check). Heuristic: the gain of the measured
+#: dome-sweep cases of a real CT was 0.011-0.015 (benchmarks/results/real_ct_registration.md,
+#: 2026-12-03 eighth session); 0.005 is the fall the verdict already reads as "metric lower".
+SECOND_SEARCH_GAIN = 0.005
+#: How a row's reasons say that the second search resolved disagreeing starts (the GUI reads it).
+SECOND_SEARCH_WHY = "a second search with smaller patches chose this optimum"
 #: Verdict thresholds, per target. ``good`` needs all of: TRE_est <= GOOD_TRE_MM, metric >=
 #: GOOD_METRIC, metric not worse than at the start, >= 75 % of the comparable starts agreeing,
 #: no breathing left in the error. ``poor`` when any of: TRE_est > POOR_TRE_MM, metric <
@@ -196,8 +203,21 @@ def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovarian
     if deformation is not None:
         row.tre_deformation_mm, row.distance_to_imaged_region_mm = _num(tre_def), _num(dist_imaged)
         row.extrapolated = extrapolated
-    row.verdict, row.why = _target_verdict(tre, agree, nc, len(start_m), found, dist if extrapolated else None)
+    row.verdict, row.why = _target_verdict(tre, agree, nc, len(start_m), found, dist if extrapolated else None,
+                                           _second_search_chose(result))
     return row
+
+
+def _second_search_chose(result) -> Optional[str]:
+    """Why the starts' disagreement is resolved, when the second search with small patches
+    (:func:`~registration.align.lc2_stages.small_patch_search`) replaced the levels' result and the
+    fine level prefers it by at least ``SECOND_SEARCH_GAIN``; else None."""
+    s = getattr(result, "second_search", None) or {}
+    a, b = (s.get("fine_lc2") or [0.0, 0.0])[:2]
+    if not s.get("chosen") or b - a < SECOND_SEARCH_GAIN:
+        return None
+    return (f"{SECOND_SEARCH_WHY} ({s.get('apart_mm', 0.0):.0f} mm from the levels' one; fine-level LC2 "
+            f"{a:.3f} -> {b:.3f})")
 
 
 def _worst(judged: List[TargetEstimate]) -> TargetEstimate:
@@ -281,9 +301,11 @@ def _breathing_findings(breathing: dict, moving_mm: float, found: _Findings) -> 
 
 
 def _target_verdict(tre: float, agree: float, n_comparable: int, n_starts: int, found: _Findings,
-                    extrapolated_mm: Optional[float] = None) -> tuple:
+                    extrapolated_mm: Optional[float] = None, resolved: Optional[str] = None) -> tuple:
     """(verdict, reasons) for one target: its own TRE estimate and the global findings;
-    ``extrapolated_mm``: the target's distance from the imaged region when beyond the validated one."""
+    ``extrapolated_mm``: the target's distance from the imaged region when beyond the validated one;
+    ``resolved``: why starts that disagree do not make it poor (:func:`_second_search_chose`: the
+    finest level chose between their optima), at best check."""
     poor, check = list(found.poor), list(found.check)
     if extrapolated_mm is not None:
         check.append(f"extrapolated: {extrapolated_mm:.0f} mm from the imaged region (validated to "
@@ -292,7 +314,9 @@ def _target_verdict(tre: float, agree: float, n_comparable: int, n_starts: int, 
         poor.append(f"estimated error above {POOR_TRE_MM:.0f} mm")
     elif tre > GOOD_TRE_MM:
         check.append(f"estimated error above {GOOD_TRE_MM:.0f} mm")
-    if agree < 0.5:
+    if agree < 0.5 and resolved:
+        check.append(f"the starts disagree; {resolved}: check the overlay")
+    elif agree < 0.5:
         poor.append("the starts disagree: the optimum is not unique")
     elif agree < 0.75:
         check.append("some starts disagree")
