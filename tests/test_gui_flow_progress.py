@@ -116,10 +116,11 @@ def test_registration_progress_in_the_window(qtbot, artifacts_dir):
         if not stages or stages[-1][0] != name:
             stages.append((name, f))
     names = [n for n, _ in stages]
-    assert names[:6] == ["stage 1 of 9: preparing the CT", "stage 2 of 9: searching positions",
-                         "stage 3 of 9: level 1 of 3 (2 starts)", "stage 4 of 9: level 2 of 3",
-                         "stage 5 of 9: level 3 of 3", "stage 6 of 9: breathing check"], names
-    level3 = dict(stages)["stage 5 of 9: level 3 of 3"]
+    assert names[:7] == ["stage 1 of 10: preparing the CT", "stage 2 of 10: searching positions",
+                         "stage 3 of 10: level 1 of 3 (2 starts)", "stage 4 of 10: level 2 of 3",
+                         "stage 5 of 10: level 3 of 3", "stage 6 of 10: second search, small patches",
+                         "stage 7 of 10: breathing check"], names
+    level3 = dict(stages)["stage 5 of 10: level 3 of 3"]
     assert level3 <= 0.9, stages               # never "99 %" with level 3 still to run
     assert sum(f >= 0.99 for f, _ in seen) <= 2    # only the end is at 99-100 %
     # What a person sees: the stage in the panel (with the time) and in the status bar.

@@ -250,12 +250,11 @@ def test_the_small_patch_search_is_kept_only_where_the_fine_level_prefers_it(ct,
     from dataclasses import replace as dc_replace
 
     from registration.align import lc2_pipeline
-    from registration.align.lc2_stages import LC2Options, Level, prepare_levels, small_patches_apply
+    from registration.align.lc2_stages import LC2Options, Level, small_patches_apply
     opts = LC2Options(hessian=False, breathing="off")
-    levels = prepare_levels(ct, sweep, TRUE_REFERENCE_TO_CT, opts)
-    assert small_patches_apply(levels, opts) and not small_patches_apply(levels, dc_replace(opts, small_patches=False))
-    two = dc_replace(opts, levels=(Level(2.5, 5, 6), Level(1.6, 7, 6)))
-    assert not small_patches_apply(prepare_levels(ct, sweep, TRUE_REFERENCE_TO_CT, two), two)
+    assert small_patches_apply(opts) and not small_patches_apply(dc_replace(opts, small_patches=False))
+    assert not small_patches_apply(dc_replace(opts, levels=(Level(2.5, 5, 6), Level(1.6, 7, 6))))
+    assert not small_patches_apply(dc_replace(opts, levels=(Level(4.0, 5, 6), Level(2.5, 5, 6), Level(1.6, 7, 6))))
     init = rigid_matrix([1.0, 0, 0, 3.0, -2.0, 1.0], center=lesion_centroids_ct().mean(0)) @ TRUE_REFERENCE_TO_CT
     off = rigid_matrix([0, 0, 0, 6.0, 0, 0], center=lesion_centroids_ct().mean(0)) @ TRUE_REFERENCE_TO_CT
     calls = []

@@ -1,7 +1,8 @@
 """One LC2 registration pass: the stages of :mod:`.lc2_stages` in order, then the assessment.
 
 :func:`run_lc2` chains levels -> overlap check -> translation grid -> coarse
-starts -> middle level -> polish, then (:func:`finish`) the breathing analysis,
+starts -> middle level -> polish -> a second search with small patches (kept where the fine
+level prefers it), then (:func:`finish`) the breathing analysis,
 the Laplace covariance and the uncertainty report, and returns a
 :class:`~registration.align.registration_result.RegistrationResult` with the
 wall time of every stage in ``timings_s``.
@@ -101,7 +102,7 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
     final_metric = levels.fine.metric(current, ev.eval_map)[0]
     clock.lap("fine_level")
     second = None
-    if small_patches_apply(levels, options):
+    if small_patches_apply(options):
         # a second search with smaller patches from the result: kept where the fine level prefers it
         staged.begin("small_patches")
         other = small_patch_search(ev, levels, current, options)

@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from registration.spatial.progress import ProgressFn, Stage, StagedProgress
 
-from .lc2_stages import SMALL_PATCH_PX, LC2Options, small_patch_evaluations
+from .lc2_stages import LC2Options, small_patch_evaluations, small_patches_apply
 
 #: Seconds of one cost evaluation per unit of ``max_frames / pixel_mm**2`` (wall time with the
 #: default threads; fitted on the demo case, see the module docstring).
@@ -66,7 +66,7 @@ def lc2_stages(options: LC2Options, *, breathing: bool) -> List[Stage]:
         fine_s += k * _eval_s(options, level_id)
     label = f"level {n} of {n}" if first_fine >= n - 1 else f"levels {first_fine + 1}-{n} of {n}"
     out.append(Stage("fine_level", label, fine_s, fine_evals))
-    if options.small_patches and n >= 3 and options.levels[1][1] > SMALL_PATCH_PX[0]:
+    if small_patches_apply(options):
         k = small_patch_evaluations(options)
         out.append(Stage("small_patches", "second search, small patches", k * _eval_s(options, 1), k))
     if breathing and options.breathing != "off":

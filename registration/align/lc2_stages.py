@@ -247,11 +247,12 @@ def polish(ev: Evaluator, levels: LevelSet, start: np.ndarray, first_level: int,
     return current
 
 
-def small_patches_apply(levels: "LevelSet", options: LC2Options) -> bool:
+def small_patches_apply(options: LC2Options) -> bool:
     """Whether :func:`small_patch_search` runs: asked for, and three or more levels whose middle and
     fine patches are larger than ``SMALL_PATCH_PX`` (the default levels)."""
-    return bool(options.small_patches) and len(levels.costs) >= 3 and \
-        levels.costs[1].patch[1] > SMALL_PATCH_PX[0] and levels.fine.patch[1] > SMALL_PATCH_PX[1]
+    levels = _levels(options)
+    return bool(options.small_patches) and len(levels) >= 3 and \
+        levels[1].patch_px > SMALL_PATCH_PX[0] and levels[-1].patch_px > SMALL_PATCH_PX[1]
 
 
 def small_patch_search(ev: Evaluator, levels: LevelSet, start: np.ndarray, options: LC2Options) -> np.ndarray:
