@@ -182,3 +182,23 @@ def test_feature_cache_folder_is_reused_with_the_same_result(case, tmp_path):
         stamps.append(files[0].stat().st_mtime_ns)
     assert stamps[0] == stamps[1]                      # the second run read the features, did not redo them
     assert docs[0]["reference_to_ct"] == docs[1]["reference_to_ct"]
+
+
+def test_the_summary_says_when_the_second_search_moved_the_result(capsys):
+    """ctus register's summary names a second search with small patches that replaced the levels'
+    result (how far, the fine level's LC2 of both); nothing when it kept the levels' result."""
+    import numpy as np
+
+    from planner.cli.cmd_register import _print_summary
+    from registration.align.registration_result import RegistrationResult, StartResult
+    from registration.align.uncertainty import assess
+    res = RegistrationResult(np.eye(4), "lc2", 0.2, 0.3, 10, 1.0, np.zeros(3),
+                             [StartResult(np.zeros(6), np.eye(4), 0.1, 0.3, 5)])
+    res.uncertainty = assess(res, {})
+    res.second_search = {"chosen": True, "fine_lc2": [0.265, 0.281], "apart_mm": 6.4}
+    _print_summary(res, "RESULT.json")
+    assert "a second search with small patches moved the result 6.4 mm (fine-level LC2 0.265 -> 0.281)" in \
+        capsys.readouterr().out
+    res.second_search = dict(res.second_search, chosen=False)
+    _print_summary(res, "RESULT.json")
+    assert "second search" not in capsys.readouterr().out

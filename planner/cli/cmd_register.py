@@ -276,6 +276,11 @@ def _print_summary(res, out: str) -> None:
     if u.focus:
         print(f"focused on {u.focus['name']} (radius {u.focus['radius_mm']:.0f} mm, {len(u.focus['frames'])} "
               f"frames); whole-sweep estimate there {_mm(u.focus.get('whole_sweep_tre_mm'))}")
+    second = getattr(res, "second_search", None) or {}
+    if second.get("chosen"):
+        a, b = second["fine_lc2"][:2]
+        print(f"a second search with small patches moved the result {second['apart_mm']:.1f} mm (fine-level LC2 "
+              f"{a:.3f} -> {b:.3f})")
     for t in u.targets:
         hp = t.hit_probability
         print(f"  {t.name}: registration TRE ~{_mm(t.tre_registration_mm)}, total "
