@@ -318,6 +318,16 @@ def test_convergence_plot_best_so_far_and_ticks(qtbot):
     plot.set_history([(1, 0, 0.20), (2, 0, 0.15), (3, 0, 0.30), (4, 1, 0.28), (5, 1, float("nan")), (6, 1, 0.31)])
     assert len(plot.history) == 5                                 # NaN evaluations are dropped
     assert np.allclose(plot.best_so_far(), [0.20, 0.20, 0.30, 0.28, 0.31])   # restarts at level 2
+    # the second search's two pixel sizes interleave (its starts run side by side): each keeps its own
+    # maximum, apart from the levels', and the legend names them
+    from gui.panels.convergence_plot import level_name
+    from registration.align.lc2_stages import SECOND_SEARCH_LEVEL_IDS as ids
+    plot.set_history([(1, 2, 0.30), (2, ids[0], 0.25), (3, ids[1], 0.28), (4, ids[0], 0.27), (5, ids[1], 0.26)])
+    assert np.allclose(plot.best_so_far(), [0.30, 0.25, 0.28, 0.27, 0.28])
+    assert [level_name(v) for v in (0, 2, ids[0], ids[1])] == ["level 1", "level 3", "2nd search 1", "2nd search 2"]
+    plot.resize(300, 160)
+    assert not plot.grab().isNull()
+    plot.set_history([(1, 0, 0.20), (2, 0, 0.15), (3, 0, 0.30), (4, 1, 0.28), (5, 1, 0.31)])
     assert nice_ticks(0.12, 0.41) == pytest.approx([0.2, 0.3, 0.4])
     assert nice_ticks(0.12, 0.41, 8) == pytest.approx([0.15, 0.2, 0.25, 0.3, 0.35, 0.4])
     assert nice_ticks(0, 350, 5) == pytest.approx([0, 100, 200, 300])

@@ -17,7 +17,25 @@ from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QFont, QPainter, QPen
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
+from registration.align.lc2_stages import SECOND_SEARCH_LEVEL_IDS
+
 LEVEL_COLOURS = [QColor(70, 140, 230), QColor(230, 120, 40), QColor(60, 170, 80), QColor(180, 70, 180)]
+#: The registration's second search with small patches (its two pixel sizes): own colours and names.
+SECOND_SEARCH_COLOURS = dict(zip(SECOND_SEARCH_LEVEL_IDS, (QColor(120, 120, 120), QColor(30, 30, 30))))
+
+
+def level_colour(level: int) -> QColor:
+    """The colour of a level's evaluations."""
+    if level in SECOND_SEARCH_COLOURS:
+        return SECOND_SEARCH_COLOURS[level]
+    return LEVEL_COLOURS[level % len(LEVEL_COLOURS)]
+
+
+def level_name(level: int) -> str:
+    """The legend's name of a level id (``RegistrationResult.history``)."""
+    if level in SECOND_SEARCH_LEVEL_IDS:
+        return f"2nd search {SECOND_SEARCH_LEVEL_IDS.index(level) + 1}"
+    return f"level {level + 1}"
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> List[float]:
@@ -54,13 +72,14 @@ class ConvergencePlot(QWidget):
     def best_so_far(self) -> np.ndarray:
         """Running maximum of the metric within each resolution level (what the optimiser has
         achieved by each evaluation). Levels sample the images differently, so their metric
-        values are not comparable: the maximum restarts at every level change."""
+        values are not comparable: each level (id) keeps its own maximum, also where two levels'
+        evaluations interleave (the second search's starts run side by side)."""
         m = np.array([h[2] for h in self.history], float)
         lv = np.array([h[1] for h in self.history], int)
         out = m.copy()
-        for i in range(1, m.size):
-            if lv[i] == lv[i - 1]:
-                out[i] = max(out[i - 1], m[i])
+        best = {}
+        for i in range(m.size):
+            out[i] = best[lv[i]] = max(best.get(lv[i], -np.inf), m[i])
         return out
 
     def paintEvent(self, event):  # noqa: N802 (Qt name)
@@ -107,21 +126,23 @@ class ConvergencePlot(QWidget):
                    "cost evaluation" + (f"   ({self.message})" if self.message else ""))
         p.drawText(QRectF(plot.left(), 2, plot.width(), 14), Qt.AlignLeft, f"{self.metric_name} (higher = better)")
         for i in range(len(ev)):
-            c = LEVEL_COLOURS[lv[i] % len(LEVEL_COLOURS)]
-            p.setPen(QPen(c, 2.5))
+            p.setPen(QPen(level_colour(int(lv[i])), 2.5))
             p.drawPoint(to_px(ev[i], m[i]))
         best = self.best_so_far()
         p.setPen(QPen(QColor(20, 20, 20), 1.5))
-        for i in range(1, len(ev)):
-            if lv[i] == lv[i - 1]:
-                p.drawLine(to_px(ev[i - 1], best[i - 1]), to_px(ev[i], best[i]))
+        last = {}
+        for i in range(len(ev)):
+            j = last.get(lv[i])
+            if j is not None and j == i - 1:
+                p.drawLine(to_px(ev[j], best[j]), to_px(ev[i], best[i]))
+            last[lv[i]] = i
         # Legend: one entry per level present + the best-so-far line.
         x = plot.right() - 4
         for level in sorted(set(lv.tolist()), reverse=True):
-            text = f"level {level + 1}"
+            text = level_name(level)
             w = p.fontMetrics().width(text) + 14
             x -= w
-            p.setPen(QPen(LEVEL_COLOURS[level % len(LEVEL_COLOURS)], 6))
+            p.setPen(QPen(level_colour(level), 6))
             p.drawPoint(QPointF(x + 4, 10))
             p.setPen(QColor(60, 60, 60))
             p.drawText(QPointF(x + 10, 14), text)

@@ -66,6 +66,9 @@ OVERLAP_PENALTY = 2.0
 SMALL_PATCH_PX = (5, 7)
 SMALL_SEARCH_MM, SMALL_STEP_MM = 6.0, 3.0
 SMALL_STARTS = 2
+#: The level ids its evaluations carry in ``RegistrationResult.history`` (middle, fine pixel size):
+#: apart from the levels' 0, 1, 2 (other patches, other metric values; the convergence plot names them).
+SECOND_SEARCH_LEVEL_IDS = (10, 11)
 
 
 @dataclass(frozen=True)
@@ -270,14 +273,15 @@ def small_patch_search(ev: Evaluator, levels: LevelSet, start: np.ndarray, optio
     mid = FrameLC2Cost(levels.costs[1].level, levels.costs[1].samples, SMALL_PATCH_PX[0])
     fine = FrameLC2Cost(levels.fine.level, levels.fine.samples, SMALL_PATCH_PX[1])
     fallback = start_perturbations(SMALL_STARTS, options.seed)
-    starts = translation_search_starts(ev.cost(mid, 1, start), SMALL_STARTS, SMALL_SEARCH_MM, SMALL_STEP_MM,
+    ids = SECOND_SEARCH_LEVEL_IDS
+    starts = translation_search_starts(ev.cost(mid, ids[0], start), SMALL_STARTS, SMALL_SEARCH_MM, SMALL_STEP_MM,
                                        fallback, run=ev.run)
 
     def one(s):
-        f = ev.cost(mid, 1, start)
+        f = ev.cost(mid, ids[0], start)
         x = optimise_nelder_mead(f, s / PARAM_SCALE, options.max_coarse_evals, step=2.0, xatol=0.1, fatol=1e-4)
         m = ev.pose(x, start)
-        g = ev.cost(fine, len(levels.costs) - 1, m)
+        g = ev.cost(fine, ids[1], m)
         y = optimise_nelder_mead(g, np.zeros(6), options.max_evals_per_start // 2, step=0.5, xatol=0.05)
         return ev.pose(y, m), -g(y)
     found = ev.run([lambda s=s: one(s) for s in starts])
