@@ -37,7 +37,7 @@ from .lc2_stages import (
     small_patches_apply,
 )
 from .multistart import chunked_map
-from .pose_uncertainty import hessian_covariance
+from .pose_uncertainty import hessian_covariance, moved_from_start
 from .registration_result import ProgressFn, RegistrationResult
 from .uncertainty import MAX_SWEEP_POINTS, assess
 
@@ -108,8 +108,7 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
         other = small_patch_search(ev, levels, current, options)
         other_metric = levels.fine.metric(other, ev.eval_map)[0]
         second = {"chosen": bool(other_metric > final_metric), "fine_lc2": [float(final_metric), float(other_metric)],
-                  "apart_mm": round(float(np.linalg.norm(apply(other, apply(np.linalg.inv(current), center))
-                                                         - center)), 3)}
+                  "apart_mm": round(moved_from_start(current, other, center)[1], 3)}
         if second["chosen"]:
             current, final_metric = other, other_metric
         clock.lap("small_patches")

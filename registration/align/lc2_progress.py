@@ -18,6 +18,7 @@ from typing import List, Optional
 from registration.spatial.progress import ProgressFn, Stage, StagedProgress
 
 from .lc2_stages import LC2Options, small_patch_evaluations, small_patches_apply
+from .multistart import translation_grid_size
 
 #: Seconds of one cost evaluation per unit of ``max_frames / pixel_mm**2`` (wall time with the
 #: default threads; fitted on the demo case, see the module docstring).
@@ -48,8 +49,8 @@ def lc2_stages(options: LC2Options, *, breathing: bool) -> List[Stage]:
     starts = max(options.n_starts, 1)
     out = [Stage("ct_features", "preparing the CT", FIXED_S["ct_features"])]
     if options.translation_search_mm > 0 and starts > 1:
-        side = int(round(2 * options.translation_search_mm / options.search_step_mm) + 1)
-        out.append(Stage("translation_grid", "searching positions", side ** 3 * _eval_s(options, 0), side ** 3))
+        k = translation_grid_size(options.translation_search_mm, options.search_step_mm)
+        out.append(Stage("translation_grid", "searching positions", k * _eval_s(options, 0), k))
     coarse = starts * (options.max_coarse_evals + 2)       # + the start's and the result's metric
     out.append(Stage("coarse_starts", f"level 1 of {n} ({starts} start{'s' if starts > 1 else ''})",
                      coarse * _eval_s(options, 0), coarse))

@@ -37,6 +37,7 @@ from .multistart import (
     optimise_nelder_mead,
     run_parallel,
     start_perturbations,
+    translation_grid_size,
     translation_search_starts,
 )
 from .nelder_mead import rigid_update
@@ -101,8 +102,8 @@ class LC2Options:
     def evaluation_budget(self) -> int:
         """Upper bound of the grid, coarse-start and polish evaluations (the progress stages and their
         weights: :mod:`.lc2_progress`)."""
-        side = int(round(2 * self.translation_search_mm / self.search_step_mm) + 1)
-        n_grid = side ** 3 if self.translation_search_mm > 0 else 0
+        n_grid = translation_grid_size(self.translation_search_mm, self.search_step_mm) \
+            if self.translation_search_mm > 0 else 0
         return n_grid + max(self.n_starts, 1) * self.max_coarse_evals + self.max_evals_per_start
 
 
@@ -290,8 +291,8 @@ def small_patch_search(ev: Evaluator, levels: LevelSet, start: np.ndarray, optio
 
 def small_patch_evaluations(options: LC2Options) -> int:
     """Cost evaluations of :func:`small_patch_search` at most (its progress stage)."""
-    side = int(round(2 * SMALL_SEARCH_MM / SMALL_STEP_MM) + 1)
-    return side ** 3 + SMALL_STARTS * (options.max_coarse_evals + options.max_evals_per_start // 2 + 2)
+    return translation_grid_size(SMALL_SEARCH_MM, SMALL_STEP_MM) + \
+        SMALL_STARTS * (options.max_coarse_evals + options.max_evals_per_start // 2 + 2)
 
 
 def _levels(options: LC2Options) -> List[Level]:

@@ -106,6 +106,12 @@ def chunked_map(fn, xs: Sequence, run, n_chunks: int) -> list:
     return [v for part in run([lambda idx=idx: [fn(xs[k]) for k in idx] for idx in parts]) for v in part]
 
 
+def translation_grid_size(range_mm: float, step_mm: float) -> int:
+    """Points of :func:`translation_search_starts`' grid (+-``range_mm``, ``step_mm`` apart, per axis
+    cubed): the cost evaluations it spends, for evaluation budgets and progress stages."""
+    return int(round(2 * range_mm / step_mm) + 1) ** 3
+
+
 def translation_search_starts(cost_fn, n_starts: int, range_mm: float, step_mm: float,
                                fallback: np.ndarray, run=None) -> np.ndarray:
     """[n_starts, 6]: zero first, then the best translation-grid points at least 1.5 steps apart.
