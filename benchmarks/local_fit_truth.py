@@ -81,8 +81,9 @@ def summary(rows: list) -> str:
     rms = lambda a: float(np.sqrt(np.mean(np.sum(np.square(a), axis=-1)))) if len(a) else float("nan")  # noqa: E731
     tt = float(np.sum(t * t))
     slope = float(np.sum(m * t)) / tt if tt > 1e-9 else float("nan")
+    noise_rms = float(np.sqrt(np.mean(noise ** 2))) if len(noise) else float("nan")
     return (f"{len(rows):3d} patches: measured {rms(m):4.2f}, true {rms(t):4.2f}, measured - true {rms(m - t):4.2f} "
-            f"RMS mm; slope {slope:5.2f}; noise {float(np.sqrt(np.mean(noise ** 2))) if len(noise) else float('nan'):4.2f}")
+            f"RMS mm; slope {slope:5.2f}; noise {noise_rms:4.2f}")
 
 
 def main(argv=None) -> int:
@@ -90,7 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--case", help="case folder (default: the cached demo case)")
     ap.add_argument("--sets", default="static,deformed", help="static and/or deformed (default both)")
     ap.add_argument("--json", help="write every patch row here")
-    ap.add_argument("--level", type=int, default=1, help="LC2 level of the fits (0 coarse .. 2 fine; default 1, the product's)")
+    ap.add_argument("--level", type=int, default=1,
+                    help="LC2 level of the fits (0 coarse .. 2 fine; default 1, the product's)")
     ap.add_argument("--wall-mm", type=float, default=local_fits.WALL_MM, help="local_fits.WALL_MM for this run")
     ap.add_argument("--patch-px", type=int, default=local_fits.PATCH_PX, help="local_fits.PATCH_PX for this run")
     args = ap.parse_args(argv)

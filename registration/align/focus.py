@@ -244,7 +244,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     w_95 = None if whole is None else (whole.tre_registration_95_mm or 0.0)
     moved_mm = float(np.linalg.norm(moved))
     disagreement = disagreement_mm(moved_mm, w_95)
-    lc2_fell = m_final < m_init - LC2_FALL
+    lc2_fell = region_lc2_fell(float(m_init), float(m_final))
     _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty,
                       disagreement, at_edge)
     if row.verdict == "good" and (w_tre is None or moved_mm > w_tre):
@@ -294,7 +294,7 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     breathing = [w for w in row.why if "breathing" in w]
     poor = breathing if terms.unresolved_breathing_mm > POOR_TRE_MM else []
     check = [] if poor else breathing
-    if m_final < m_init - LC2_FALL:
+    if region_lc2_fell(m_init, m_final):
         poor.append(f"the region's LC2 fell ({m_init:.3f} -> {m_final:.3f}): the focused fit lost the match")
     if at_edge:
         poor.append(f"the region's best match lies at the edge of the focused search ({MAX_MOVE_MM:.0f} mm from "
@@ -336,6 +336,12 @@ def disagreement_mm(moved_mm: float, whole_95_mm: Optional[float]) -> float:
     if whole_95_mm is None or moved_mm <= whole_95_mm:
         return 0.0
     return float(moved_mm)
+
+
+def region_lc2_fell(m_init: float, m_final: float) -> bool:
+    """The region's fine-level LC2 fell by more than ``LC2_FALL`` from the whole-sweep pose to the
+    focused one: the focused fit lost the match (its verdict is poor, its move no dispute)."""
+    return m_final < m_init - LC2_FALL
 
 
 def dispute_mm(moved_mm: float, disagreement: float, at_edge: bool, lc2_fell: bool) -> float:

@@ -212,7 +212,7 @@ def _second_search_chose(result) -> Optional[str]:
     """Why the starts' disagreement is resolved, when the second search with small patches
     (:func:`~registration.align.lc2_stages.small_patch_search`) replaced the levels' result and the
     fine level prefers it by at least ``SECOND_SEARCH_GAIN``; else None."""
-    s = getattr(result, "second_search", None) or {}
+    s = result.second_search or {}
     a, b = (s.get("fine_lc2") or [0.0, 0.0])[:2]
     if not s.get("chosen") or b - a < SECOND_SEARCH_GAIN:
         return None
