@@ -67,7 +67,8 @@ def patch_rows(case: dict, entry: dict, ct, deformed: bool, level_index: int = 1
         rows.append({"sweep": entry["file"], "depth": f.depth, "measured_mm": [float(v) for v in f.offset_mm],
                      "true_mm": [float(v) for v in true_shift], "noise_mm": f.noise_mm,
                      "measured_lateral_beam_mm": [float(v) for v in axes.T @ f.offset_mm],
-                     "true_lateral_beam_mm": [float(v) for v in axes.T @ true_shift]})
+                     "true_lateral_beam_mm": [float(v) for v in axes.T @ true_shift],
+                     "lc2_before": float(f.lc2_before), "lc2_after": float(f.lc2_after)})
     return rows
 
 
