@@ -1,6 +1,7 @@
 """What the residual-deformation local fits measure, patch by patch, against the truth.
 
     .venv/bin/python benchmarks/local_fit_truth.py [--case DIR] [--sets static,deformed] [--json OUT.json]
+                                                   [--level 1] [--wall-mm 35] [--patch-px 7]
 
 The deformation term of the error model (registration/align/deformation_error.py) is built
 from :func:`registration.align.local_fits.local_offsets`: every patch of the sweep (frame
@@ -72,6 +73,11 @@ def patch_rows(case: dict, entry: dict, ct, deformed: bool, level_index: int = 1
     return rows
 
 
+def rms(a: np.ndarray) -> float:
+    """RMS length (mm) of the vectors ``a`` [n, 3]; nan for none."""
+    return float(np.sqrt(np.mean(np.sum(np.square(a), axis=-1)))) if len(a) else float("nan")
+
+
 def summary(rows: list) -> str:
     """RMS measured / true / difference, slope of measured on true, RMS noise (mm)."""
     if not rows:
@@ -79,7 +85,6 @@ def summary(rows: list) -> str:
     m = np.array([r["measured_mm"] for r in rows])
     t = np.array([r["true_mm"] for r in rows])
     noise = np.array([r["noise_mm"] for r in rows if r["noise_mm"] is not None])
-    rms = lambda a: float(np.sqrt(np.mean(np.sum(np.square(a), axis=-1)))) if len(a) else float("nan")  # noqa: E731
     tt = float(np.sum(t * t))
     slope = float(np.sum(m * t)) / tt if tt > 1e-9 else float("nan")
     noise_rms = float(np.sqrt(np.mean(noise ** 2))) if len(noise) else float("nan")
