@@ -40,6 +40,7 @@ from registration.spatial.errors import InputError
 from registration.spatial.sweep import Sweep
 from registration.spatial.transforms import as_matrix
 from registration.spatial.volume import Volume
+from registration.ultrasound.shadows import EDGE_MM as SHADOW_EDGE_MM
 
 from .lc2_pipeline import run_lc2
 from .lc2_stages import DEFAULT_LEVELS, N_REFINE, LC2Options, Level
@@ -89,7 +90,9 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     every fan pixel. After the depth normalisation a shadow's noise weighs like tissue, and its
     edges move with the ribs, not with the CT's anatomy under the pose being tried: on sweeps
     simulated with other seeds than the demo's, starting at the true pose, kept shadows pulled
-    the optimum 4.7-6.3 mm away, dropped 0.7 mm (benchmarks/results/simulator_variants.md).
+    the optimum 4.7-6.3 mm away, dropped 0.7 mm (benchmarks/results/simulator_variants.md). Each
+    shadow goes with a sideways margin (``shadows.EDGE_MM``): beside a rib the shadow's edge is
+    what LC2 patches fitted (benchmarks/results/deformation.md, ninth session of 2026-12-03).
     ``small_patches`` (LC2, default levels): after the levels, a second search from the result with
     smaller patches and without the coarse level, kept where the fine level prefers it
     (:func:`~registration.align.lc2_stages.small_patch_search`).
@@ -110,7 +113,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                                  progress=progress, seed=seed, n_starts=n_starts, targets=targets)
     if method != "lc2":
         raise InputError(f"unknown registration method '{method}'", fix="use lc2 or mi")
-    return register_lc2(ct, with_shadows_marked(sweep, shadows), init, options, targets=targets, progress=progress)
+    marked = with_shadows_marked(sweep, shadows, edge_mm=SHADOW_EDGE_MM)
+    return register_lc2(ct, marked, init, options, targets=targets, progress=progress)
 
 
 def register_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, *,

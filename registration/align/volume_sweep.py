@@ -65,12 +65,13 @@ def check_shadows_option(shadows: str) -> None:
         raise InputError(f"unknown shadows option '{shadows}'", fix="use drop or keep")
 
 
-def with_shadows_marked(sweep: Sweep, shadows: str) -> Sweep:
+def with_shadows_marked(sweep: Sweep, shadows: str, edge_mm: float = 0.0) -> Sweep:
     """``sweep`` marked for LC2 to leave its acoustic shadows out when ``shadows == "drop"`` and it
-    is a freehand sweep (a volume's slices are not beams: unchanged, as with "keep").
-    InputError for an unknown option (:func:`check_shadows_option`)."""
+    is a freehand sweep (a volume's slices are not beams: unchanged, as with "keep"), each shadow
+    widened sideways by ``edge_mm`` (:data:`registration.ultrasound.shadows.EDGE_MM` for a whole-sweep
+    CT registration). InputError for an unknown option (:func:`check_shadows_option`)."""
     check_shadows_option(shadows)
-    return mark_shadows(sweep) if shadows == "drop" and not is_volume_stack(sweep) else sweep
+    return mark_shadows(sweep, edge_mm) if shadows == "drop" and not is_volume_stack(sweep) else sweep
 
 
 def mark_unimaged(sweep: Sweep) -> Sweep:
