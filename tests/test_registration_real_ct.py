@@ -36,9 +36,11 @@ def test_posterior_focus_sweep_of_a_real_ct_registers(tmp_path, shared_data):
 @pytest.mark.slow
 def test_the_dome_sweep_of_a_real_ct_is_not_left_where_the_coarse_levels_pull_it(tmp_path, shared_data):
     """The intercostal sweep under the liver dome (sweep seed 4): the 4 mm level and the large patches
-    pull it to an optimum several mm off that the fine level does not prefer (before 2026-12-03,
-    eighth session: 4.9 and 6.6 mm from the benchmark's starts); the second search with small patches
-    from that result finds the truth's basin and the fine level keeps it."""
+    pulled it to an optimum several mm off that the fine level does not prefer (before 2026-12-03,
+    eighth session: 4.9 and 6.6 mm from the benchmark's starts; 8.1 mm from this start); the second
+    search with small patches from that result finds the truth's basin and the fine level keeps it.
+    Since the ninth session the rib shadows' sides are left out too (shadows.EDGE_MM): the levels
+    alone end 3.2 mm off here, the second search closer still."""
     from benchmarks.real_ct_registration import liver_targets, variant_sweeps
     from planner.segmentation.pipeline import segment_anatomy
     from registration.align.intensity_registration import register_sweep
@@ -60,5 +62,5 @@ def test_the_dome_sweep_of_a_real_ct_is_not_left_where_the_coarse_levels_pull_it
     after = register_sweep(ct, sweep, start, seed=0, hessian=False)
     print(f"\ndense_focus: worst target {worst(before.reference_to_ct):.2f} mm without the small-patch search, "
           f"{worst(after.reference_to_ct):.2f} mm with it")
-    assert worst(before.reference_to_ct) > 4.0
     assert worst(after.reference_to_ct) < 2.5
+    assert worst(after.reference_to_ct) < worst(before.reference_to_ct)

@@ -143,9 +143,10 @@ def test_drop_shadows_follows_frames_that_already_lost_pixels():
     fan, ang, rad = _convex()
     frames = _frames(fan, ang, rad, n=4, shadow=(-25.0, -10.0, 110.0))
 
-    class _S:                                               # the two things drop_shadows reads
+    class _S:                                               # the three things drop_shadows reads
         def __init__(self):
             self.frames = frames
+            self.metadata = {}
 
         def require_image_to_reference(self):
             m = np.eye(4)
@@ -197,3 +198,60 @@ def test_the_finder_cache_lets_a_sweep_go():
     del s, frames
     gc.collect()
     assert ref() is None
+
+
+def test_a_shadow_widened_by_its_edge_margin_leaves_the_tissue_beside_it_out_and_nothing_far_away():
+    """``edge_mm`` (``EDGE_MM`` for a whole-sweep CT registration): the shadow grows sideways by that
+    much at the deepest depth; the tissue just beside the rib shadow is then left out, the rest of the
+    fan is not, and the plain shadow (edge 0) is unchanged by a widened look-up of the same frame."""
+    fan, ang, rad = _convex()
+    frames = _frames(fan, ang, rad, shadow=(-25.0, -10.0, 110.0))
+    finder = ShadowFinder(frames, fan, (PX_MM, PX_MM))
+    ys, xs = np.nonzero(fan)
+    a, r = ang[ys, xs], rad[ys, xs]
+    plain = finder.shadow(frames[0], ys, xs, key=0)
+    wide = finder.shadow(frames[0], ys, xs, key=0, edge_mm=3.0)
+    assert np.array_equal(plain, finder.shadow(frames[0], ys, xs, key=0))
+    assert np.all(wide[plain])                                   # a superset
+    # at the deepest radius (290 px = 116 mm from the apex) 3 mm is ~1.5 deg: tissue 0.4-1.0 deg beside
+    # the shadow's side is out with the margin, in without it
+    beside = (a > -10.0 + 0.4) & (a < -10.0 + 1.0) & (r > 250)
+    assert plain[beside].mean() < 0.2 and wide[beside].mean() > 0.8
+    assert wide[(a > 5.0) | (a < -32.0)].mean() < 0.03
+
+
+def test_whole_sweep_registrations_widen_the_shadows_and_the_focus_does_not(demo_case):
+    """register_sweep marks the sweep with ``EDGE_MM`` (its LC2 frames lose the shadows' sides too);
+    the focused refinement marks it again with none, whatever it was given."""
+    from registration.align.lc2_cost import frame_samples
+    from registration.align.volume_sweep import with_shadows_marked
+    from registration.io.sequence_io import load_sweep
+    from registration.ultrasound.shadows import EDGE_MM
+    truth = json.loads((demo_case / "truth.json").read_text())
+    sweep = load_sweep(demo_case / "sweep_lesion_3.igs.mha", calibration=demo_case / truth["ultrasound"]["config"])
+    assert EDGE_MM > 0
+    whole = with_shadows_marked(sweep, "drop", edge_mm=EDGE_MM)
+    focus = with_shadows_marked(whole, "drop")
+    assert whole.metadata["shadow_edge_mm"] == EDGE_MM and focus.metadata["shadow_edge_mm"] == 0.0
+    idx = np.flatnonzero(sweep.valid)[:8]
+    wide, plain = frame_samples(whole, idx, 2.5), frame_samples(focus, idx, 2.5)
+    assert np.all(wide.fan <= plain.fan) and wide.fan.sum() < plain.fan.sum() < frame_samples(sweep, idx, 2.5).fan.sum()
+
+
+def test_register_sweep_hands_the_engine_a_sweep_marked_with_the_edge_margin(demo_case, monkeypatch):
+    from registration.align import intensity_registration
+    from registration.io.ct_io import load_ct
+    from registration.io.sequence_io import load_sweep
+    from registration.ultrasound.shadows import EDGE_MM
+    truth = json.loads((demo_case / "truth.json").read_text())
+    sweep = load_sweep(demo_case / "sweep_lesion_3.igs.mha", calibration=demo_case / truth["ultrasound"]["config"])
+    seen = {}
+
+    def engine(ct, marked, init, options, **kw):
+        seen.update(marked.metadata)
+        raise RuntimeError("stop")
+    monkeypatch.setattr(intensity_registration, "register_lc2", engine)
+    with pytest.raises(RuntimeError, match="stop"):
+        intensity_registration.register_sweep(load_ct(demo_case / "ct_portal.nrrd"), sweep,
+                                              np.asarray(truth["ultrasound"]["reference_to_ct"], float))
+    assert seen["drop_shadows"] and seen["shadow_edge_mm"] == EDGE_MM

@@ -206,8 +206,8 @@ class ShadowFinder:
             if key is not None:
                 self._cache[key] = ray
         n_edge = int(round(edge_mm / self.ray_spacing_mm)) if edge_mm > 0 and self.ray_spacing_mm > 0 else 0
-        if n_edge > 0:
-            ray = ndimage.maximum_filter1d(ray, 2 * n_edge + 1, axis=0, mode="constant")
+        if n_edge > 0:            # the rays within edge_mm of a shadow's side (inside the fan) go with it
+            ray = ndimage.maximum_filter1d(ray, 2 * n_edge + 1, axis=0, mode="constant") * self.ray_inside
         if self.apex is None:
             a, r = xs, ys
             ai = np.interp(a, self.angles, np.arange(len(self.angles)))
