@@ -105,8 +105,11 @@ def test_refine_near_a_lesion_on_a_deformed_sweep(qtbot, artifacts_dir):
     # the lesion's own line follows: the raised figure, at best "check", with the reason in its details
     line = next(r for r in panel.verdict.rows if r.name == "lesion_1")
     if whole.uncertainty.verdict != "poor":
-        assert line.verdict in ("check", "poor") and "~9 mm" in line.text, line.text
-        assert "focused refinement near it moved it 9.0 mm" in line.details
+        # raised to cover the 9 mm move (or the whole sweep's own 95 % radius, if that is larger)
+        assert line.verdict in ("check", "poor") and line.within_mm >= 9.0 - 1e-6, line.text
+        if 1.614 * whole.uncertainty.target("lesion_1").tre_registration_mm < 9.0:
+            # the move raised the figure: its reason is in the details
+            assert "focused refinement near it moved it 9.0 mm" in line.details
     if whole.uncertainty.verdict != "poor":
         assert registration_tre_mm(w.registration.to_dict(), "lesion_1") == pytest.approx(
             max(whole.uncertainty.target("lesion_1").tre_registration_mm, 9.0 / 1.614))

@@ -65,7 +65,8 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                    translation_search_mm: float = 15.0, search_step_mm: float = 7.5,
                    n_refine: Optional[int] = N_REFINE, n_threads: int = N_THREADS,
                    breathing: str = "detect", breath_hold: str = "expiration",
-                   shadows: str = "drop", small_patches: bool = True) -> RegistrationResult:
+                   shadows: str = "drop", small_patches: bool = True,
+                   shadow_edge_mm: float = SHADOW_EDGE_MM) -> RegistrationResult:
     """Refine ``init_reference_to_ct`` by maximising LC2 (or MI) between the CT and the sweep.
 
     ``progress(fraction, message)`` is called during the work; returning False cancels
@@ -92,7 +93,9 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
     simulated with other seeds than the demo's, starting at the true pose, kept shadows pulled
     the optimum 4.7-6.3 mm away, dropped 0.7 mm (benchmarks/results/simulator_variants.md). Each
     shadow goes with a sideways margin (``shadows.EDGE_MM``): beside a rib the shadow's edge is
-    what LC2 patches fitted (benchmarks/results/deformation.md, ninth session of 2026-12-03).
+    what LC2 patches fitted (benchmarks/results/deformation.md, ninth session of 2026-12-03);
+    ``shadow_edge_mm`` sets it (MR -> US passes 0: with it a dome sweep of the demo's MR ended
+    9.8 mm off at a lesion, tests/test_mri_sweep_levels.py).
     ``small_patches`` (LC2, default levels): after the levels, a second search from the result with
     smaller patches and without the coarse level, kept where the fine level prefers it
     (:func:`~registration.align.lc2_stages.small_patch_search`).
@@ -113,7 +116,7 @@ def register_sweep(ct: Volume, sweep: Sweep, init_reference_to_ct, *, method: st
                                  progress=progress, seed=seed, n_starts=n_starts, targets=targets)
     if method != "lc2":
         raise InputError(f"unknown registration method '{method}'", fix="use lc2 or mi")
-    marked = with_shadows_marked(sweep, shadows, edge_mm=SHADOW_EDGE_MM)
+    marked = with_shadows_marked(sweep, shadows, edge_mm=shadow_edge_mm)
     return register_lc2(ct, marked, init, options, targets=targets, progress=progress)
 
 

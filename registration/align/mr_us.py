@@ -110,7 +110,8 @@ def register_mr_sweep(mr: Volume, sweep: Sweep, init_reference_to_mr, *, progres
     options.setdefault("levels", SWEEP_LEVELS)
     sweep = prepare_sweep(sweep, shadows)
     res = register_sweep(fixed, sweep, init, method="lc2", progress=progress, seed=seed, n_starts=n_starts,
-                         targets=targets, breathing=breathing, breath_hold=breath_hold, shadows=shadows, **options)
+                         targets=targets, breathing=breathing, breath_hold=breath_hold, shadows=shadows,
+                         shadow_edge_mm=0.0, **options)
     cap_mr_verdict(res.uncertainty)
     return res
 
