@@ -69,7 +69,7 @@ PARALLEL_SLOPE = 0.02
 #: the deformed registrations of seven held-out cases were 0.7 mm more accurate on average (3.45 ->
 #: 2.72 mm; benchmarks/results/deformation.md, ninth session of 2026-12-03). Not for the focused
 #: refinement (its 30 mm region lost too much: lesion_6 of the demo 1.5 -> 16 mm) nor for MR -> US
-#: (not measured). Heuristic.
+#: (with it a dome sweep of the demo's MR ended 9.8 mm off at a lesion). Heuristic.
 EDGE_MM = 3.0
 
 
