@@ -230,6 +230,33 @@ def test_the_focused_search_is_bounded_and_an_optimum_at_its_edge_is_poor():
     assert _focus_row(0.3).verdict == "good"
 
 
+def test_the_focus_goes_on_from_the_best_start_inside_the_search_box_not_one_held_at_its_edge():
+    """The middle level's starts: one that stopped at the box's edge is no local optimum of the region
+    and is not preferred over an interior one by a sliver of LC2 (the demo's deformed lesion_6 sweep:
+    the whole-sweep start 1.7 mm from the truth at 0.1700, a grid start at the edge, 18 mm off, at
+    0.1720), unless its LC2 is far below the edge's; with every start at the edge the best of them (then
+    the result is poor); with rotations (no box) the best."""
+    from registration.align.focus import EDGE_MM, MAX_MOVE_MM, _best_inside
+    from registration.align.registration_result import StartResult
+    p = np.array([10.0, -20.0, 30.0])
+    base = rigid_matrix([5.0, 0, 0, 3.0, 0, 0], center=np.zeros(3))
+
+    def start(move, metric):
+        m = rigid_matrix([0, 0, 0, *move], center=p) @ base      # moves the target by ``move``
+        return StartResult(np.zeros(6), m, 0.1, metric, 10)
+    inner = start([-0.8, -0.2, -2.6], 0.1700)
+    edge = start([-MAX_MOVE_MM, -6.3, 8.0], 0.1720)
+    near_edge = start([MAX_MOVE_MM - EDGE_MM / 2, 0.0, 0.0], 0.1800)
+    worse_inner = start([2.0, 2.0, 2.0], 0.1650)
+    assert _best_inside([edge, inner, worse_inner], base, p, False) is inner
+    assert _best_inside([near_edge, worse_inner], base, p, False) is worse_inner
+    assert _best_inside([edge, near_edge], base, p, False) is near_edge
+    assert _best_inside([edge, inner], base, p, True) is edge
+    # an interior stop far below the edge's LC2 (a real CT's dome: 0.38 against 0.76) is no rival
+    strong_edge = start([-MAX_MOVE_MM, -2.8, 11.6], 0.7571)
+    assert _best_inside([strong_edge, start([-1.2, -6.6, 2.7], 0.3827)], base, p, False) is strong_edge
+
+
 @pytest.mark.slow
 def test_a_focused_fit_pulled_beyond_the_bound_stops_at_it_and_reads_poor(ct, sweep):
     """A whole-sweep result 20 mm off at the lesion: the region's optimum lies beyond the focused

@@ -29,6 +29,8 @@ from .nelder_mead import rigid_update
 
 #: Starts "agree" within this distance (mm) at a target. Tuning: docs/registration_tuning.md#agree_mm.
 AGREE_MM = 5.0
+#: Starts whose metric lies within this of the best start's are "comparable" (LC2 / MI units).
+COMPARABLE_LC2 = 0.02
 #: Cap (mm or deg) of a positive direction's standard deviation: the optimiser's search range.
 MAX_SD = 30.0
 
@@ -95,7 +97,8 @@ def hessian_covariance(metric: Callable[[np.ndarray], float], reference_to_ct: n
 
 
 def multistart_spread(start_matrices: Sequence[np.ndarray], start_metrics: Sequence[float],
-                      best: np.ndarray, target_ct, *, metric_tolerance: float = 0.02) -> Tuple[float, float, int]:
+                      best: np.ndarray, target_ct, *,
+                      metric_tolerance: float = COMPARABLE_LC2) -> Tuple[float, float, int]:
     """Spread of the multi-start results at a target.
 
     Starts whose metric is within ``metric_tolerance`` of the best start are
