@@ -69,7 +69,7 @@ def test_registration_stage_shares_follow_the_options():
         total = sum(s.weight for s in stages)
         keys = [s.key for s in stages]
         assert keys == ["ct_features", "translation_grid", "coarse_starts", "middle_level", "fine_level",
-                        "small_patches", "breathing", "hessian", "deformation", "assess"]
+                        "small_patches", "confirm_starts", "breathing", "hessian", "deformation", "assess"]
         start_fine = sum(s.weight for s in stages[:keys.index("fine_level")]) / total
         # the second search with small patches follows the fine level and weighs about as much as
         # the three levels together (0.56 s against 0.49 s, demo benchmark, 2026-12-03)
@@ -79,7 +79,10 @@ def test_registration_stage_shares_follow_the_options():
         assert stages[keys.index("fine_level")].label == "level 3 of 3"
     keys = [s.key for s in lc2_stages(LC2Options(translation_search_mm=0, breathing="off", hessian=False,
                                                  small_patches=False), breathing=True)]
-    assert keys == ["ct_features", "coarse_starts", "middle_level", "fine_level", "deformation", "assess"]
+    assert keys == ["ct_features", "coarse_starts", "middle_level", "fine_level", "confirm_starts", "deformation",
+                    "assess"]
+    keys = [s.key for s in lc2_stages(LC2Options(n_starts=1), breathing=False)]
+    assert "confirm_starts" not in keys and "middle_level" not in keys
 
 
 @pytest.mark.gui

@@ -28,6 +28,7 @@ from .lc2_stages import (
     LevelSet,
     check_overlap,
     coarse_starts,
+    confirm_starts,
     middle_level,
     polish,
     prepare_levels,
@@ -112,9 +113,16 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
         if second["chosen"]:
             current, final_metric = other, other_metric
         clock.lap("small_patches")
+    # comparable starts that the middle level left apart: polished too, so the verdict can ask the finest level
+    points = [center] + [np.asarray(t["point"], float) for t in (targets or {}).values()]
+    fine_starts = []
+    if options.n_starts > 1:
+        staged.begin("confirm_starts")
+        fine_starts = confirm_starts(ev, levels, results, best, first_fine, options, np.array(points))
+        clock.lap("confirm_starts")
     result = RegistrationResult(current, "lc2", float(initial_metric), float(final_metric), len(ev.history), 0.0,
                                 center, results, ev.history, [int(i) for i in levels.frames[-1]], init,
-                                second_search=second)
+                                second_search=second, fine_starts=fine_starts)
     finish(result, sweep, levels, ev, options, clock, targets=targets, earlier_breathing=earlier_breathing,
            assess_from=init if assess_from is None else assess_from)
     staged.done(f"registration done in {result.wall_time_s:.0f} s")

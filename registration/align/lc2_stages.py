@@ -41,6 +41,7 @@ from .multistart import (
     translation_search_starts,
 )
 from .nelder_mead import rigid_update
+from .pose_uncertainty import AGREE_MM, COMPARABLE_LC2
 from .registration_result import StartResult
 
 
@@ -249,6 +250,30 @@ def polish(ev: Evaluator, levels: LevelSet, start: np.ndarray, first_level: int,
                                  else options.max_evals_per_start, step=0.25 if last else 0.5, xatol=0.05)
         current = ev.pose(x, current)
     return current
+
+
+def confirm_starts(ev: Evaluator, levels: LevelSet, results: List[StartResult], best: StartResult,
+                   first_fine: int, options: LC2Options, points_ct: np.ndarray) -> List[np.ndarray]:
+    """The comparable starts (middle-level metric within ``COMPARABLE_LC2`` of the best) that end
+    more than ``AGREE_MM`` from ``best`` at any of ``points_ct`` (CT LPS mm; the targets and the
+    rotation centre), each polished through the fine levels as the best one was; [] when none
+    disagree. The verdict then asks whether they agree at the finest level
+    (:func:`~registration.align.uncertainty.fine_agreement`).
+
+    Why: the starts are compared where the middle level leaves them; in a cost valley that is flat
+    at 2.5 mm pixels comparable starts stop 5-9 mm apart and the verdict called the optimum "not
+    unique" (poor) though the fine level is peaked there: on the demo's static survey a result
+    0.45 mm off at every target was poor for it (benchmarks/results/deformation.md, tenth session
+    of 2026-12-03). Sequential (each polish spreads its evaluations over the threads)."""
+    inv_best = np.linalg.inv(best.reference_to_ct)
+    pts = np.asarray(points_ct, float).reshape(-1, 3)
+    ref_pts = apply(inv_best, pts)                 # the Reference points that best maps onto them
+    top = best.metric_final
+    todo = [r for r in results if r is not best and r.metric_final >= top - COMPARABLE_LC2
+            and np.max(np.linalg.norm(apply(r.reference_to_ct, ref_pts) - pts, axis=1)) > AGREE_MM]
+    if not todo:
+        return []
+    return [polish(ev, levels, r.reference_to_ct, first_fine, options) for r in todo]
 
 
 def small_patches_apply(options: LC2Options) -> bool:

@@ -53,6 +53,9 @@ class RegistrationResult:
     #: replaced the levels' result), the fine level's LC2 of both ("fine_lc2": [levels', second's]),
     #: how far apart they are ("apart_mm", at the rotation centre); None when it did not run
     second_search: Optional[dict] = None
+    #: the comparable starts the middle level left more than AGREE_MM apart, each polished through the
+    #: fine levels (lc2_stages.confirm_starts; [] when none were): whether they agree at the finest level
+    fine_starts: List[np.ndarray] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON form (the registration fields of RESULT.json)."""
@@ -73,4 +76,5 @@ class RegistrationResult:
             "timings_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
             "breathing": self.breathing,
             "second_search": self.second_search,
+            "fine_starts": [np.asarray(m).tolist() for m in self.fine_starts],
         }

@@ -38,6 +38,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from registration.spatial.transforms import apply
+
 from .assessment import Assessment, ErrorTerms, MovedFromStart, TargetEstimate
 from .capture_range import confirm_lone_optimum, judge_far_result, lone_optimum
 from .deformation_error import VALIDATED_MM, ResidualDeformation, target_terms
@@ -180,6 +182,9 @@ def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovarian
     # coarse-to-fine refinement is not mistaken for disagreement.
     spread, agree, nc = (multistart_spread(start_m, start_v, start_m[int(np.argmax(start_v))], p) if start_m
                          else (float("nan"), 1.0, 0))
+    if agree < 0.75 and result.fine_starts and not found.extra_starts:
+        # the disagreeing starts polished at the finest level: do they reach the result there?
+        agree = max(agree, fine_agreement(result, p, nc))
     raw = float(np.nanmax([tre_h, spread])) if not (np.isnan(tre_h) and np.isnan(spread)) else float("nan")
     tre = CALIBRATION.get(result.method, 1.0) * raw
     tre_def, dist_imaged, extrapolated = target_terms(deformation, p)
@@ -206,6 +211,20 @@ def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovarian
     row.verdict, row.why = _target_verdict(tre, agree, nc, len(start_m), found, dist if extrapolated else None,
                                            _second_search_chose(result))
     return row
+
+
+def fine_agreement(result, point_ct, n_comparable: int) -> float:
+    """Fraction of the comparable starts that agree (within ``AGREE_MM`` at ``point_ct``) with the
+    result once the disagreeing ones were polished at the finest level
+    (:func:`~registration.align.lc2_stages.confirm_starts`): the result itself and every start that
+    already agreed count as agreeing, each polished start by where it ended. The spread of the middle
+    level stays in the error estimate (its calibration); this answers only "is the optimum unique?"."""
+    p = np.asarray(point_ct, float)
+    ref = apply(np.linalg.inv(result.reference_to_ct), p)
+    polished = [float(np.linalg.norm(apply(m, ref) - p)) for m in result.fine_starts]
+    n = max(int(n_comparable), 1 + len(polished))
+    disagree = sum(d > AGREE_MM for d in polished)
+    return float((n - disagree) / n)
 
 
 def _second_search_chose(result) -> Optional[str]:
