@@ -322,22 +322,26 @@ def test_only_comparable_starts_that_disagree_somewhere_are_polished_at_the_fine
     """lc2_stages.confirm_starts polishes the comparable starts (metric within COMPARABLE_LC2 of the
     best) that end more than AGREE_MM from the best at any given point (a rotation can split them far
     from the centre only), each from where it ended; none when all agree (no cost then)."""
+    from types import SimpleNamespace
+
     from registration.align import lc2_stages
     from registration.align.pose_uncertainty import COMPARABLE_LC2
-    polished = []
+    polished, added = [], []
     monkeypatch.setattr(lc2_stages, "polish", lambda ev, levels, m, first, options: polished.append(m) or m)
+    ev = SimpleNamespace(progress=SimpleNamespace(add_steps=added.append))
+    levels, options = SimpleNamespace(costs=[0, 0, 0]), SimpleNamespace(max_evals_per_start=150)
     best = StartResult(np.zeros(6), np.eye(4), 0.1, 0.40, 10)
     near = StartResult(np.zeros(6), rigid_matrix([0, 0, 0, 1.0, 0, 0]), 0.1, 0.399, 10)
     apart = StartResult(np.zeros(6), rigid_matrix([0, 0, 0, 8.0, 0, 0]), 0.1, 0.40 - COMPARABLE_LC2 / 2, 10)
     failed = StartResult(np.zeros(6), rigid_matrix([0, 0, 0, 30.0, 0, 0]), 0.1, 0.40 - 2 * COMPARABLE_LC2, 10)
     turned = StartResult(np.zeros(6), rigid_matrix([0, 0, 6.0, 0, 0, 0]), 0.1, 0.395, 10)   # 6 deg about 0
     centre, far_point = np.zeros((1, 3)), np.array([[0.0, 0.0, 0.0], [80.0, 0.0, 0.0]])
-    out = lc2_stages.confirm_starts(None, None, [best, near, apart, failed, turned], best, 2, None,
-                                    centre)
+    out = lc2_stages.confirm_starts(ev, levels, [best, near, apart, failed, turned], best, 2, options, centre)
     assert len(out) == 1 and np.allclose(polished[0], apart.reference_to_ct)
+    assert added == [75]                  # the fine level's polish (half the evaluations) per start
     polished.clear()
-    out = lc2_stages.confirm_starts(None, None, [best, near, apart, failed, turned], best, 2, None,
+    out = lc2_stages.confirm_starts(ev, levels, [best, near, apart, failed, turned], best, 2, options,
                                     far_point)
     assert len(out) == 2 and np.allclose(polished[1], turned.reference_to_ct)     # 8.4 mm at 80 mm
     polished.clear()
-    assert lc2_stages.confirm_starts(None, None, [best, near], best, 2, None, centre) == [] == polished
+    assert lc2_stages.confirm_starts(ev, levels, [best, near], best, 2, options, centre) == [] == polished

@@ -102,6 +102,11 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
     current = polish(ev, levels, best.reference_to_ct, first_fine, options)
     final_metric = levels.fine.metric(current, ev.eval_map)[0]
     clock.lap("fine_level")
+    # comparable starts that the middle level left apart: polished too, so the verdict can ask the finest level
+    points = [center] + [np.asarray(t["point"], float) for t in (targets or {}).values()]
+    fine_starts = confirm_starts(ev, levels, results, best, first_fine, options, np.array(points))
+    if fine_starts:
+        clock.lap("confirm_starts")
     second = None
     if small_patches_apply(options):
         # a second search with smaller patches from the result: kept where the fine level prefers it
@@ -113,13 +118,6 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
         if second["chosen"]:
             current, final_metric = other, other_metric
         clock.lap("small_patches")
-    # comparable starts that the middle level left apart: polished too, so the verdict can ask the finest level
-    points = [center] + [np.asarray(t["point"], float) for t in (targets or {}).values()]
-    fine_starts = []
-    if options.n_starts > 1:
-        staged.begin("confirm_starts")
-        fine_starts = confirm_starts(ev, levels, results, best, first_fine, options, np.array(points))
-        clock.lap("confirm_starts")
     result = RegistrationResult(current, "lc2", float(initial_metric), float(final_metric), len(ev.history), 0.0,
                                 center, results, ev.history, [int(i) for i in levels.frames[-1]], init,
                                 second_search=second, fine_starts=fine_starts)

@@ -70,10 +70,6 @@ def lc2_stages(options: LC2Options, *, breathing: bool) -> List[Stage]:
     if small_patches_apply(options):
         k = small_patch_evaluations(options)
         out.append(Stage("small_patches", "second search, small patches", k * _eval_s(options, 1), k))
-    if max(options.n_starts, 1) > 1:
-        # comparable starts left apart by the middle level, polished at the fine level (often none)
-        k = options.max_evals_per_start // 2
-        out.append(Stage("confirm_starts", "confirming the optimum", k * _eval_s(options, n - 1), k))
     if breathing and options.breathing != "off":
         out.append(Stage("breathing", "breathing check",
                          BREATHING_SHIFTS * _eval_s(options, min(1, n - 1), BREATHING_FRAMES), BREATHING_SHIFTS))

@@ -264,7 +264,8 @@ def confirm_starts(ev: Evaluator, levels: LevelSet, results: List[StartResult], 
     at 2.5 mm pixels comparable starts stop 5-9 mm apart and the verdict called the optimum "not
     unique" (poor) though the fine level is peaked there: on the demo's static survey a result
     0.45 mm off at every target was poor for it (benchmarks/results/deformation.md, tenth session
-    of 2026-12-03). Sequential (each polish spreads its evaluations over the threads)."""
+    of 2026-12-03). Sequential (each polish spreads its evaluations over the threads); its
+    evaluations count in the current progress stage (the fine level's), which expects them now."""
     inv_best = np.linalg.inv(best.reference_to_ct)
     pts = np.asarray(points_ct, float).reshape(-1, 3)
     ref_pts = apply(inv_best, pts)                 # the Reference points that best maps onto them
@@ -273,6 +274,10 @@ def confirm_starts(ev: Evaluator, levels: LevelSet, results: List[StartResult], 
             and np.max(np.linalg.norm(apply(r.reference_to_ct, ref_pts) - pts, axis=1)) > AGREE_MM]
     if not todo:
         return []
+    n = len(levels.costs)
+    per = sum(options.max_evals_per_start // 2 if (k == n - 1 and n > 2) else options.max_evals_per_start
+              for k in range(first_fine, n))
+    ev.progress.add_steps(per * len(todo))          # counted in the fine level's stage, which runs it
     return [polish(ev, levels, r.reference_to_ct, first_fine, options) for r in todo]
 
 

@@ -101,6 +101,12 @@ class StagedProgress:
         text = detail or (f"{count} of {expected} {self.unit}" if expected else "")
         self._report(self._start[self.index] + self._share[self.index] * inside, text)
 
+    def add_steps(self, n: int) -> None:
+        """The current stage expects ``n`` more steps than it was begun with (work found needed
+        inside it); the reported fraction never goes back (``_report`` keeps the maximum)."""
+        with self._lock:
+            self.expected += max(int(n), 0)
+
     def report_fraction(self, fraction: float, message: str) -> None:
         """Report ``fraction`` (0-1) of this progress with ``message`` as it is, unthrottled: for
         stages that run side by side (lesions planned by two threads), where the caller knows
