@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from registration.align.multistart import random_rigid_perturbation  # noqa: E402
 from registration.io.sequence_io import load_sweep  # noqa: E402
+from registration.spatial.errors import InputError  # noqa: E402
 from registration.spatial.fan_mask import detect_fan_mask  # noqa: E402
 from registration.spatial.transforms import apply, invert  # noqa: E402
 from sample_data.sweeps.deformation import OrganDeformation, organ_deformation, true_target_error_mm  # noqa: E402
@@ -122,12 +123,15 @@ def register(case: dict, entry: dict, targets: list, init: np.ndarray, seed: int
         kw = dict(ct_path=case["ct"], sweep_path=case["dir"] / entry["file"], calibration_path=case["config"],
                   init_source="init", init_file=None, targets=tg)
         doc = result_document(res, **kw)
-        if focus is not None:
+    except Exception as exc:  # a failed run is a result, not a crash of the benchmark
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
+    if focus is not None:
+        try:
             f = refine_near_target(case["ct_volume"], sweep, res, focus, tg[focus]["point"], seed=seed,
                                    radius_target_mm=tg[focus]["radius_mm"], targets=tg, shadows=focus_shadows)
             doc["focused"] = result_document(f, **kw)
-    except Exception as exc:  # a failed run is a result, not a crash of the benchmark
-        return {"error": f"{exc.__class__.__name__}: {exc}"}
+        except InputError as exc:   # the focus refused (ctus register --focus exits 2): the whole sweep stands
+            doc["focus_refused"] = {"lesion": focus, "why": str(exc)}
     return doc
 
 
@@ -220,6 +224,9 @@ def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bo
                                                           or {}).items() if k != "local_fits"},
                         "local_fits": ((res.get("uncertainty") or {}).get("deformation") or {}).get("local_fits"),
                         "capture": (res.get("uncertainty") or {}).get("capture")})
+            if "focus_refused" in res:
+                out[-1]["focus_refused"] = res["focus_refused"]
+                log(f"  focus {res['focus_refused']['lesion']}: refused ({res['focus_refused']['why']})")
             if "focused" in res:
                 out[-1]["focus"] = f = focus_row(case, entry, res, rows, res["focused"]["focus"]["name"])
                 log(f"  focus {f['lesion']}: whole-sweep true {f['global_true_mm']:.2f} mm -> focused "
@@ -304,6 +311,9 @@ def _focus_and_cost_tables(sets: dict) -> list:
                      f"{_fmt(f['global_pred_mm'], '.2f')} / {f['global_verdict']} | {f['focused_true_mm']:.2f} / "
                      f"{_fmt(f['focused_pred_mm'], '.2f')} / {_fmt(f['focused_r95_mm'], '.2f')} / "
                      f"{f['focused_verdict']} | {f['frames']} | {_fmt(f['time_s'], '.1f')} |")
+    for r in (r for runs in sets.values() for r in runs if r.get("focus_refused")):
+        lines.append(f"| {r['sweep']} | {r['run']} | {r['focus_refused']['lesion']} | - | refused: "
+                     f"{r['focus_refused']['why']} | - | - |")
     lines += ["", "## Residual-deformation estimate per run", "",
               "| set | sweep | run | local (mm) | growth (mm/mm) | RMS local-fit shift (mm) | its time (s) "
               "| registration (s) |", "|---|---|---|---|---|---|---|---|"]

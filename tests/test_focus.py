@@ -230,6 +230,32 @@ def test_the_focused_search_is_bounded_and_an_optimum_at_its_edge_is_poor():
     assert _focus_row(0.3).verdict == "good"
 
 
+def test_a_region_the_sweep_shows_only_to_one_side_of_the_target_is_refused(ct, sweep, monkeypatch):
+    """The fit's samples (shadows left out) must be centred on the target within a third of the radius:
+    on the real CT's dome sweeps a rib's shadow covered most of the region and the lit sliver beside it
+    (centred 10-20 mm from the lesion) was fitted to the lung, 5.6-18 mm off. lit_offset_mm is ~0 for
+    samples around the target and the sliver's offset for samples to one side; the refusal names the
+    sweep, the distance and what to do (here forced on the synthetic lesion by a tiny fraction)."""
+    from types import SimpleNamespace
+
+    from registration.align import focus
+    p = np.array([10.0, -20.0, 30.0])
+    ring = np.array([[30 * np.cos(a), 30 * np.sin(a), 0.0] for a in np.linspace(0, 2 * np.pi, 24, endpoint=False)])
+    around = SimpleNamespace(points_ref=ring + p)
+    side = SimpleNamespace(points_ref=np.array([[15.0, y, 0.0] for y in np.linspace(-20, 20, 9)]) + p)
+    assert focus.lit_offset_mm(around, np.ones(24, bool), np.eye(4), p) < 1e-9
+    assert focus.lit_offset_mm(side, np.ones(9, bool), np.eye(4), p) == pytest.approx(15.0)
+    shifted = rigid_matrix([0, 0, 0, 0.0, 0.0, 15.0])     # under the pose the samples move, the target does not
+    assert focus.lit_offset_mm(around, np.ones(24, bool), shifted, p) == pytest.approx(15.0)
+    lesion = lesion_centroids_ct()[0]
+    whole = RegistrationResult(TRUE_REFERENCE_TO_CT, "lc2", 0.2, 0.3, 1, 1.0, lesion,
+                               init_reference_to_ct=TRUE_REFERENCE_TO_CT)
+    monkeypatch.setattr(focus, "LIT_OFFSET_FRACTION", 1e-6)
+    with pytest.raises(InputError, match="mostly to one side of it") as err:
+        refine_near_target(ct, sweep, whole, "lesion_1", lesion, radius_target_mm=8.0)
+    assert "another window" in str(err.value)
+
+
 def test_the_focus_goes_on_from_the_best_start_inside_the_search_box_not_one_held_at_its_edge():
     """The middle level's starts: one that stopped at the box's edge is no local optimum of the region
     and is not preferred over an interior one by a sliver of LC2 (the demo's deformed lesion_6 sweep:

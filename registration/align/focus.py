@@ -90,6 +90,13 @@ EDGE_MM = 0.5
 LC2_FALL = 0.005
 #: The region must hold this many fan samples at the fine level.
 MIN_SAMPLES = 800
+#: The fan samples the fit uses (acoustic shadows left out) must be centred on the target within this
+#: fraction of the radius; beyond it the sweep shows the region mostly to one side of the target (the
+#: rest in shadow) and the fit aligns that tissue, not the target: refused. Measured at the true pose,
+#: radius 30 mm (docs/registration_tuning.md#focus): 0.8-6.3 mm on the lesion and survey sweeps of the
+#: demo and the real-CT cases, 10.2-19.6 mm on the real CT's dome sweeps, whose focused fits all ended
+#: poor 5.6-18 mm off (a lit sliver beside a rib's shadow, fitted to the lung). Heuristic: a third.
+LIT_OFFSET_FRACTION = 1.0 / 3.0
 #: Refine rotation too (else translation only: about the target a rotation does not move it,
 #: and in a small region it is poorly determined). Measurements: docs/registration_tuning.md#focus.
 ROTATION = False
@@ -159,6 +166,13 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         raise InputError(f"the sweep passes too little within {radius_mm:.0f} mm of {name} "
                          f"({0 if keep_fine is None else int(keep_fine.sum())} fan samples)", path=sweep.source,
                          fix="sweep over the target, or give a larger --focus-radius")
+    lit_offset = lit_offset_mm(s_fine, keep_fine, base, p)
+    if lit_offset > LIT_OFFSET_FRACTION * radius_mm:
+        raise InputError(f"the sweep shows the tissue within {radius_mm:.0f} mm of {name} mostly to one side of it "
+                         f"(what is not in acoustic shadow there is centred {lit_offset:.0f} mm from it): a focused "
+                         "fit would align that tissue, not the target", path=sweep.source,
+                         fix="sweep over the target through another window (between the ribs or below them), "
+                             "or rely on the whole-sweep result")
     roi = crop_to_points(ct, p[None], radius_mm + 40.0)
     feats = ct_feature_levels(roi, [lv for lv, _ in LEVELS])
     levels = [FrameLC2Cost(f, subset_samples(s, k), patch) for f, (s, k, _, patch) in zip(feats, costs)]
@@ -354,6 +368,13 @@ def dispute_mm(moved_mm: float, disagreement: float, at_edge: bool, lc2_fell: bo
     1.7 mm result). One of two disputing results is wrong and which is unknown:
     :meth:`registration.align.result_document.ResultRecord.tre_at` raises the whole-sweep error there."""
     return float(moved_mm) if (disagreement > 0 or at_edge) and not lc2_fell else 0.0
+
+
+def lit_offset_mm(samples, keep: np.ndarray, base: np.ndarray, p: np.ndarray) -> float:
+    """Distance (mm) from the target ``p`` (CT LPS) to the centroid of the fan samples ``keep`` of
+    ``samples`` under the whole-sweep pose ``base``: the region's samples as the fit uses them (with
+    shadows dropped, the part of the region the sweep shows). Small when they surround the target."""
+    return float(np.linalg.norm(apply(base, samples.points_ref[keep]).mean(axis=0) - p))
 
 
 def _best_inside(starts, base: np.ndarray, p: np.ndarray, rotation: bool):
