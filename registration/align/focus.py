@@ -232,8 +232,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
             current = ens[int(np.argmin(np.linalg.norm(at_target - at_target.mean(axis=0), axis=1)))]
         ensemble_sd = float(np.sqrt(np.mean(np.sum((at_target - at_target.mean(axis=0)) ** 2, axis=1))))
         # a fit held at the edge of the search box found no optimum of the region within reach
-        at_edge = MAX_MOVE_MM is not None and not rotation and bool(
-            np.any(np.abs(at_target - p) >= MAX_MOVE_MM - EDGE_MM))
+        at_edge = not rotation and any(_held_at_edge(m - p) for m in at_target)
         fine = levels[-1]
         m_init, m_final = fine.metric(base)[0], fine.metric(current)[0]
         n_eff = fine.samples.fan.sum() / float(fine.patch[1] * fine.patch[2])
@@ -389,13 +388,19 @@ def _best_inside(starts, base: np.ndarray, p: np.ndarray, rotation: bool):
     real CT's dome sweep (0.38 against 0.76) going on from it claimed 3.4-4.0 mm at 6-10 mm true
     (benchmarks/results/deformation.md, 2026-12-03 tenth session). The edge start still counts as a
     comparable optimum elsewhere (check)."""
-    top = max(r.metric_final for r in starts)
     if rotation or MAX_MOVE_MM is None:
         return max(starts, key=lambda r: r.metric_final)
-    inv = np.linalg.inv(base)
+    top = max(r.metric_final for r in starts)
+    ref = apply(np.linalg.inv(base), p)
     inside = [r for r in starts if r.metric_final >= top - COMPARABLE_LC2
-              and np.all(np.abs(apply(r.reference_to_ct, apply(inv, p)) - p) < MAX_MOVE_MM - EDGE_MM)]
+              and not _held_at_edge(apply(r.reference_to_ct, ref) - p)]
     return max(inside or starts, key=lambda r: r.metric_final)
+
+
+def _held_at_edge(move_mm: np.ndarray) -> bool:
+    """A fit's move of the target (mm, per axis, from the whole-sweep pose) lies within ``EDGE_MM`` of
+    the search box's ``MAX_MOVE_MM`` on some axis: the box stopped it (no box: never)."""
+    return MAX_MOVE_MM is not None and bool(np.any(np.abs(move_mm) >= MAX_MOVE_MM - EDGE_MM))
 
 
 def _spread(frames: np.ndarray, n: int) -> np.ndarray:

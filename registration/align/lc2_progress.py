@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from registration.spatial.progress import ProgressFn, Stage, StagedProgress
 
-from .lc2_stages import LC2Options, small_patch_evaluations, small_patches_apply
+from .lc2_stages import LC2Options, polish_evaluations, small_patch_evaluations, small_patches_apply
 from .multistart import translation_grid_size
 
 #: Seconds of one cost evaluation per unit of ``max_frames / pixel_mm**2`` (wall time with the
@@ -62,7 +62,7 @@ def lc2_stages(options: LC2Options, *, breathing: bool) -> List[Stage]:
         first_fine = 2
     fine_evals, fine_s = 1, _eval_s(options, n - 1)      # + the final metric
     for level_id in range(first_fine, n):
-        k = options.max_evals_per_start // 2 if (level_id == n - 1 and n > 2) else options.max_evals_per_start
+        k = polish_evaluations(level_id, n, options)
         fine_evals += k
         fine_s += k * _eval_s(options, level_id)
     label = f"level {n} of {n}" if first_fine >= n - 1 else f"levels {first_fine + 1}-{n} of {n}"

@@ -246,10 +246,17 @@ def polish(ev: Evaluator, levels: LevelSet, start: np.ndarray, first_level: int,
     for level_id in range(first_level, n):
         f = ev.cost(levels.costs[level_id], level_id, current, ev.eval_map)
         last = level_id == n - 1 and n > 2
-        x = optimise_nelder_mead(f, np.zeros(6), options.max_evals_per_start // 2 if last
-                                 else options.max_evals_per_start, step=0.25 if last else 0.5, xatol=0.05)
+        x = optimise_nelder_mead(f, np.zeros(6), polish_evaluations(level_id, n, options),
+                                 step=0.25 if last else 0.5, xatol=0.05)
         current = ev.pose(x, current)
     return current
+
+
+def polish_evaluations(level_id: int, n_levels: int, options: LC2Options) -> int:
+    """Evaluations :func:`polish` allows at ``level_id`` of ``n_levels``: half the budget on the
+    finest of three or more levels (it only polishes), the whole budget otherwise."""
+    last = level_id == n_levels - 1 and n_levels > 2
+    return options.max_evals_per_start // 2 if last else options.max_evals_per_start
 
 
 def confirm_starts(ev: Evaluator, levels: LevelSet, results: List[StartResult], best: StartResult,
@@ -275,8 +282,7 @@ def confirm_starts(ev: Evaluator, levels: LevelSet, results: List[StartResult], 
     if not todo:
         return []
     n = len(levels.costs)
-    per = sum(options.max_evals_per_start // 2 if (k == n - 1 and n > 2) else options.max_evals_per_start
-              for k in range(first_fine, n))
+    per = sum(polish_evaluations(k, n, options) for k in range(first_fine, n))
     ev.progress.add_steps(per * len(todo))          # counted in the fine level's stage, which runs it
     return [polish(ev, levels, r.reference_to_ct, first_fine, options) for r in todo]
 
