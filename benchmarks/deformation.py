@@ -153,7 +153,9 @@ def measure(case: dict, entry: dict, targets: list, result: dict, fan) -> list:
                      "predicted_mm": c.get("tre_registration_mm"), "radius95_mm": r95,
                      "covered": None if r95 is None else bool(e <= r95), "verdict": c.get("verdict"),
                      "product_distance_mm": c.get("distance_to_sweep_mm"), "extrapolated": c.get("extrapolated"),
-                     "deformation_mm": c.get("tre_deformation_mm"),
+                     "deformation_mm": c.get("tre_deformation_mm"), "hessian_mm": c.get("tre_hessian_mm"),
+                     "multistart_mm": c.get("tre_multistart_mm"), "agreeing": c.get("starts_agreeing"),
+                     "depth_below_probe_mm": c.get("depth_below_probe_mm"),
                      "rigid_floor_mm": t.get("rigid_residual_mm") if entry.get("deformed") else 0.0})
     return rows
 
@@ -223,7 +225,8 @@ def run_set(case, label, entries, targets_of, runs, seed, starts, log, focus: bo
                         "deformation": {k: v for k, v in ((res.get("uncertainty") or {}).get("deformation")
                                                           or {}).items() if k != "local_fits"},
                         "local_fits": ((res.get("uncertainty") or {}).get("deformation") or {}).get("local_fits"),
-                        "capture": (res.get("uncertainty") or {}).get("capture")})
+                        "capture": (res.get("uncertainty") or {}).get("capture"),
+                        "resolution_floor_mm": (res.get("uncertainty") or {}).get("resolution_floor_mm")})
             if "focus_refused" in res:
                 out[-1]["focus_refused"] = res["focus_refused"]
                 log(f"  focus {res['focus_refused']['lesion']}: refused ({res['focus_refused']['why']})")

@@ -2,18 +2,26 @@
 in seconds, without registering again.
 
     .venv/bin/python benchmarks/deformation_replay.py RUN.json [RUN.json ...] [--growth-prior 0.15]
-                                                      [--local-factor 1.5] [--case DIR]
+                                                      [--local-factor 1.5] [--pose-calibration 0.5]
+                                                      [--local-floor 2.0]
 
 Each RUN.json is a ``deformation.py --json`` output (it keeps every run's local fits). Per run the
 deformation term is rebuilt from those fits by the product's own
 :func:`registration.align.deformation_error.from_fits` with the constants given (module constants
 patched for the call), and every target row's registration TRE is recomputed as
 ``sqrt(TRE^2 - old_deformation^2 + new_deformation^2)`` at the target's distance from the imaged
-region (RESULT's ``distance_to_imaged_region_mm``); its verdict is moved the way
+region (RESULT's ``distance_to_imaged_region_mm``) and depth below the probe face
+(``depth_below_probe_mm``, the near-probe prior; runs made before it was recorded have none); its
+verdict is moved the way
 :func:`registration.align.uncertainty.assess` would for that number (a "good" above
 ``GOOD_TRE_MM`` becomes "check", anything above ``POOR_TRE_MM`` "poor"; other reasons stay).
-With the constants unchanged it reproduces the benchmark's summaries (checked on eight cases,
-2026-12-03): a quick screen for a constant, to be confirmed by ``deformation.py`` itself.
+``--local-floor MM`` adds a stated deformation prior: the term's ``local`` becomes
+``hypot(local, MM)`` (the product decision of docs/registration_tuning.md#residual-deformation).
+``--pose-calibration K`` also replaces the pose term's factor (``uncertainty.CALIBRATION["lc2"]``
+on the larger of the Hessian and multi-start estimates; rows of runs made before those two were
+recorded keep their pose term). With the constants unchanged it reproduces the benchmark's
+summaries (checked on eight cases, 2026-12-03): a quick screen for a constant, to be confirmed by
+``deformation.py`` itself.
 Prints the summary per file and set (coverage of the 95 % radius, good, good with a true error
 above 5 mm, poor).
 """
@@ -24,6 +32,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -32,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from registration.align import deformation_error  # noqa: E402
 from registration.align.local_fits import LocalFit  # noqa: E402
-from registration.align.uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS  # noqa: E402
+from registration.align.uncertainty import CALIBRATION, GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS  # noqa: E402
 
 BAD_MM = 5.0
 
@@ -43,28 +52,42 @@ def fits_of(run: dict) -> list:
                      f["lc2_after"], f["frames"], f["depth"], f.get("noise_mm")) for f in run.get("local_fits") or []]
 
 
-def replay_run(run: dict, constants: dict) -> list:
+def pose_term_mm(target: dict, calibration: float) -> float:
+    """The pose term of a target row (mm): ``calibration`` x the larger of its Hessian and
+    multi-start estimates (0 when the row does not record them)."""
+    raw = [v for v in (target.get("hessian_mm"), target.get("multistart_mm")) if v is not None]
+    return calibration * max(raw) if raw else 0.0
+
+
+def replay_run(run: dict, constants: dict, pose_calibration: Optional[float] = None,
+               local_floor_mm: float = 0.0) -> list:
     """[(true_mm, radius95_mm or None, verdict)] per target of one run under ``constants``
-    ({module constant of deformation_error: value})."""
+    ({module constant of deformation_error: value}) and, if given, the pose term's factor
+    ``pose_calibration``; ``local_floor_mm``: a prior added in quadrature to the term's local part."""
     fits = fits_of(run)
-    if not fits:
+    if not fits and pose_calibration is None and not local_floor_mm:
         return [(t["true_mm"], t["radius95_mm"], t["verdict"]) for t in run["targets"]]
     saved = {k: getattr(deformation_error, k) for k in constants}
     try:
         for k, v in constants.items():
             setattr(deformation_error, k, v)
-        term = deformation_error.from_fits(fits)
+        term = deformation_error.from_fits(fits) if fits else None
     finally:
         for k, v in saved.items():
             setattr(deformation_error, k, v)
+    if term is not None and local_floor_mm:
+        term.local_mm = math.hypot(term.local_mm, local_floor_mm)
     out = []
     for t in run["targets"]:
         pred = t["predicted_mm"]
         if pred is None:
             out.append((t["true_mm"], None, t["verdict"]))
             continue
-        new_def = term.error_mm(t.get("product_distance_mm") or 0.0)
+        new_def = (t.get("deformation_mm") or 0.0) if term is None else \
+            term.error_mm(t.get("product_distance_mm") or 0.0, t.get("depth_below_probe_mm"))
         rest = max(0.0, pred ** 2 - (t.get("deformation_mm") or 0.0) ** 2)
+        if pose_calibration is not None:
+            rest = max(0.0, rest - pose_term_mm(t, CALIBRATION["lc2"]) ** 2) + pose_term_mm(t, pose_calibration) ** 2
         tre = math.sqrt(rest + new_def ** 2)
         verdict = t["verdict"]
         if verdict in ("good", "check") and tre > POOR_TRE_MM:
@@ -89,14 +112,19 @@ def main(argv=None) -> int:
     ap.add_argument("--growth-prior", type=float, default=deformation_error.GROWTH_PRIOR)
     ap.add_argument("--growth-per-local", type=float, default=deformation_error.GROWTH_PER_LOCAL)
     ap.add_argument("--local-factor", type=float, default=deformation_error.LOCAL_FACTOR)
+    ap.add_argument("--local-floor", type=float, default=0.0,
+                    help="a deformation prior (mm) added in quadrature to the term's local part")
+    ap.add_argument("--pose-calibration", type=float, default=None,
+                    help="factor of the pose term (uncertainty.CALIBRATION['lc2']; default: unchanged)")
     args = ap.parse_args(argv)
     constants = {"GROWTH_PRIOR": args.growth_prior, "GROWTH_PER_LOCAL": args.growth_per_local,
                  "LOCAL_FACTOR": args.local_factor}
-    print("constants:", constants)
+    print("constants:", constants, "pose calibration:", args.pose_calibration or "unchanged",
+          "local floor (mm):", args.local_floor)
     for path in args.runs:
         doc = json.loads(Path(path).read_text())
         for name, runs in doc["sets"].items():
-            rows = [r for run in runs for r in replay_run(run, constants)]
+            rows = [r for run in runs for r in replay_run(run, constants, args.pose_calibration, args.local_floor)]
             print(f"{path} {name}: {summary(rows)}")
     return 0
 

@@ -9,8 +9,10 @@ import pytest
 
 from registration.align.assessment import Assessment
 from registration.align.capture_range import CONSISTENT_MM
-from registration.align.deformation_error import (GROWTH_PRIOR, LOCAL_FACTOR, VALIDATED_MM, ResidualDeformation,
-                                                  estimate_residual_deformation, from_fits, unresolved_ms)
+from registration.align.deformation_error import (GROWTH_PRIOR, LOCAL_FACTOR, NEAR_PROBE_DEPTH_MM, NEAR_PROBE_MM,
+                                                  VALIDATED_MM, ResidualDeformation,
+                                                  estimate_residual_deformation, from_fits, near_probe_mm,
+                                                  unresolved_ms)
 from registration.align.imaged_region import ImagedRegion
 from registration.align.lc2_cost import FrameLC2Cost, ct_feature_levels, frame_samples, select_frames
 from registration.align.local_fits import LocalFit, frame_groups, local_offsets
@@ -33,13 +35,14 @@ def sweep(ct):
 
 
 def _plane_region(n=3, gap_mm=2.0):
-    """Fans of 40 x 30 mm (0.5 mm pixels) in planes z = 0, 2, 4 mm (Reference = CT)."""
+    """Fans of 40 x 120 mm (0.5 mm pixels) in planes z = 0, 2, 4 mm (Reference = CT); a point at
+    y = 100 mm lies deeper than the near-probe prior reaches."""
     mats = []
     for k in range(n):
         m = np.diag([0.5, 0.5, 1.0, 1.0])
         m[2, 3] = k * gap_mm
         mats.append(m)
-    return ImagedRegion(np.array(mats), np.ones((60, 80), bool))
+    return ImagedRegion(np.array(mats), np.ones((240, 80), bool))
 
 
 def test_distance_to_the_imaged_region_is_to_the_union_of_the_fans():
@@ -49,6 +52,38 @@ def test_distance_to_the_imaged_region_is_to_the_union_of_the_fans():
     # carried by the pose: a CT shift of the pose moves the region with it
     shifted = rigid_matrix([0, 0, 0, 0, 0, 10.0])
     assert r.distance_mm([[10, 10, 10]], shifted)[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_depth_below_the_probe_face_is_from_the_fans_top_in_the_nearest_frame():
+    """A convex-like fan (its top row deeper at the sides): the depth of a point is its row minus
+    the first fan row of its column, in the frame nearest to it, times the row spacing (0.5 mm)."""
+    mask = np.zeros((200, 80), bool)
+    for c in range(80):
+        mask[10 + abs(c - 40) // 2:, c] = True           # top row 10 at the centre, 30 at the sides
+    mats = []
+    for k in range(3):
+        m = np.diag([0.5, 0.5, 1.0, 1.0])
+        m[2, 3] = 10.0 * k                               # planes z = 0, 10, 20 mm
+        mats.append(m)
+    r = ImagedRegion(np.array(mats), mask)
+    pts = [[20.0, 45.0, 0.0],     # column 40 (top row 10), row 90: 40 mm
+           [0.0, 45.0, 10.0],     # column 0 (top row 30), row 90: 30 mm, frame 1
+           [20.0, 2.0, 19.0],     # above the fan's top: 0 (the tissue at the face)
+           [60.0, 45.0, 20.0]]    # beyond the fan's side: the nearest fan column (79, top row 29)
+    assert r.depth_mm(pts, np.eye(4)) == pytest.approx([40.0, 30.0, 0.0, 30.5], abs=0.01)
+    # carried by the pose like the distance
+    assert r.depth_mm([[20.0, 55.0, 0.0]], rigid_matrix([0, 0, 0, 0, 10.0, 0]))[0] == pytest.approx(40.0, abs=0.01)
+
+
+def test_the_near_probe_prior_falls_with_depth():
+    z = [-3.0, 0.0, 0.5 * NEAR_PROBE_DEPTH_MM, NEAR_PROBE_DEPTH_MM, 2 * NEAR_PROBE_DEPTH_MM]
+    assert [near_probe_mm(v) for v in z] == pytest.approx([NEAR_PROBE_MM, NEAR_PROBE_MM, NEAR_PROBE_MM / 2, 0.0, 0.0])
+    assert near_probe_mm(None) == 0.0 and near_probe_mm(float("nan")) == 0.0
+    term = ResidualDeformation(1.0, 0.1, [])
+    p10 = near_probe_mm(10.0)
+    assert p10 > 0 and term.error_mm(5.0, 10.0) == pytest.approx(math.sqrt(1.0 + p10 ** 2 + 0.25))
+    assert term.error_mm(5.0, 2 * NEAR_PROBE_DEPTH_MM) == pytest.approx(math.hypot(1.0, 0.5)) == term.error_mm(5.0)
+    assert term.to_dict()["near_probe_mm"] == NEAR_PROBE_MM
 
 
 def _fit(shift_mm, noise_mm=0.5, center=(0.0, 0.0, 0.0)):
@@ -120,7 +155,7 @@ def test_deformation_inflates_every_target_and_extrapolated_targets_are_never_go
     region = _plane_region()
     res = _fake(0.2, 0.4, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.2, 0, 0]), 0.395)])
     hess = LaplaceCovariance(np.eye(6) * 0.01, True)
-    targets = {"near": {"point": [10, 10, 2], "radius_mm": 8.0}, "far": {"point": [10, 10, 40], "radius_mm": 8.0}}
+    targets = {"near": {"point": [10, 100, 2], "radius_mm": 8.0}, "far": {"point": [10, 100, 40], "radius_mm": 8.0}}
     rigid = assess(res, targets, hessian=hess)
     quiet = ResidualDeformation(0.0, GROWTH_PRIOR, [], region, np.eye(4))
     loud = ResidualDeformation(3.0, 0.1, [], region, np.eye(4))
@@ -128,7 +163,14 @@ def test_deformation_inflates_every_target_and_extrapolated_targets_are_never_go
                                                                                    deformation=loud)
     near_q, far_q = a_quiet.target("near"), a_quiet.target("far")
     assert near_q.verdict == "good" and near_q.extrapolated is False
+    assert near_q.depth_below_probe_mm == pytest.approx(100.0, abs=0.3)
     assert near_q.tre_registration_mm == pytest.approx(rigid.target("near").tre_registration_mm, abs=1e-6)
+    # the same target 10 mm below the probe face: the near-probe prior is added there
+    at = {"near": {"point": [10, 10, 2]}}
+    shallow = assess(res, at, hessian=hess, deformation=quiet).target("near")
+    assert shallow.depth_below_probe_mm == pytest.approx(10.0, abs=0.3)
+    assert shallow.tre_registration_mm == pytest.approx(math.hypot(
+        assess(res, at, hessian=hess).target("near").tre_registration_mm, near_probe_mm(shallow.depth_below_probe_mm)))
     assert far_q.extrapolated is True and far_q.verdict == "check"
     assert far_q.distance_to_imaged_region_mm == pytest.approx(36.0, abs=0.5)
     assert any("extrapolated" in w for w in far_q.why)
@@ -152,18 +194,18 @@ def test_a_far_result_is_judged_by_its_evidence_not_by_a_fixed_cut():
     quiet = ResidualDeformation(0.0, GROWTH_PRIOR, [], _plane_region(), np.eye(4))
     agreeing = _fake(0.1, 0.35, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 0.3, 0, 0]), 0.399),
                                  (rigid_matrix([0, 0, 0, 0, 0.3, 0]), 0.398)], moved=far_start)
-    a = assess(agreeing, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet)
+    a = assess(agreeing, {"t": {"point": [10, 100, 2]}}, hessian=hess, deformation=quiet)
     assert a.verdict == "check" and a.capture["confirmed"] and a.target("t").tre_registration_mm is not None
     assert any("capture range" in r and "confirmed" in r for r in a.reasons)
     lonely = _fake(0.1, 0.35, [(np.eye(4), 0.40), (rigid_matrix([0, 0, 0, 20, 0, 0]), 0.30),
                                (rigid_matrix([0, 0, 0, 0, 20, 0]), 0.31)], moved=far_start)
-    b = assess(lonely, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet)
+    b = assess(lonely, {"t": {"point": [10, 100, 2]}}, hessian=hess, deformation=quiet)
     assert b.verdict == "poor" and not b.capture["confirmed"] and b.target("t").tre_registration_mm is None
     low = _fake(0.1, 0.15, [(np.eye(4), 0.40), (np.eye(4), 0.40), (np.eye(4), 0.40)], moved=far_start)
-    assert assess(low, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=quiet).verdict == "poor"
+    assert assess(low, {"t": {"point": [10, 100, 2]}}, hessian=hess, deformation=quiet).verdict == "poor"
     # parts that disagree are no confirmation either
     loud = ResidualDeformation(CONSISTENT_MM + 1.0, 0.1, [], _plane_region(), np.eye(4))
-    assert assess(agreeing, {"t": {"point": [10, 10, 2]}}, hessian=hess, deformation=loud).verdict == "poor"
+    assert assess(agreeing, {"t": {"point": [10, 100, 2]}}, hessian=hess, deformation=loud).verdict == "poor"
 
 
 def test_the_mid_band_is_the_near_half_below_the_wall(sweep):

@@ -51,3 +51,11 @@ def test_no_target_of_a_deformed_real_ct_sweep_is_good_beyond_5_mm(tmp_path, sha
         if r["radius95_mm"] is not None and (r["product_distance_mm"] or 0.0) > 5.0:
             assert r95 > r["radius95_mm"] + 0.1
 
+    # the pose term's factor (--pose-calibration): the product's own reproduces the claims, a smaller
+    # one shrinks every radius whose row records a pose term
+    from registration.align.uncertainty import CALIBRATION
+    assert [r95 for _, r95, _ in replay_run(run, {}, CALIBRATION["lc2"]) if r95 is not None] == pytest.approx(
+        [r["radius95_mm"] for r in rows if r["radius95_mm"] is not None], abs=0.02)
+    assert all(r["hessian_mm"] is not None for r in rows if r["radius95_mm"] is not None)
+    smaller = replay_run(run, {}, 0.25)
+    assert all(r95 < r["radius95_mm"] - 0.05 for r, (_, r95, _) in zip(rows, smaller) if r["radius95_mm"] is not None)

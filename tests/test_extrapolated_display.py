@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from registration.align.assessment import Assessment
-from registration.align.deformation_error import GROWTH_PRIOR, VALIDATED_MM, ResidualDeformation
+from registration.align.deformation_error import GROWTH_PRIOR, VALIDATED_MM, ResidualDeformation, near_probe_mm
 from registration.align.imaged_region import ImagedRegion
 from registration.align.local_fits import constrained_part
 from registration.align.pose_uncertainty import LaplaceCovariance
@@ -18,13 +18,13 @@ from registration.spatial.transforms import rigid_matrix
 
 
 def _region():
-    """Fans of 40 x 30 mm (0.5 mm pixels) in the planes z = 0, 2, 4 mm (Reference = CT)."""
+    """Fans of 40 x 120 mm (0.5 mm pixels) in the planes z = 0, 2, 4 mm (Reference = CT)."""
     mats = []
     for k in range(3):
         m = np.diag([0.5, 0.5, 1.0, 1.0])
         m[2, 3] = 2.0 * k
         mats.append(m)
-    return ImagedRegion(np.array(mats), np.ones((60, 80), bool))
+    return ImagedRegion(np.array(mats), np.ones((240, 80), bool))
 
 
 def _result(moved=np.eye(4)):
@@ -36,8 +36,8 @@ def _result(moved=np.eye(4)):
     return res
 
 
-TARGETS = {"lesion_near": {"point": [10, 10, 2], "radius_mm": 8.0},
-           "lesion_far": {"point": [10, 10, 48], "radius_mm": 8.0}}
+TARGETS = {"lesion_near": {"point": [10, 100, 2], "radius_mm": 8.0},
+           "lesion_far": {"point": [10, 100, 48], "radius_mm": 8.0}}
 
 
 def _assessment(local_mm=0.0, moved=np.eye(4)) -> Assessment:
@@ -53,6 +53,7 @@ def test_extrapolated_row_uses_the_inflated_error_for_its_hit_probability():
     assert near.extrapolated is False
     rigid = assess(_result(), TARGETS, hessian=LaplaceCovariance(np.eye(6) * 0.01, True)).target("lesion_far")
     assert far.tre_registration_mm > rigid.tre_registration_mm
+    assert far.depth_below_probe_mm == pytest.approx(100.0, abs=0.3) and near_probe_mm(100.0) == 0.0
     assert far.tre_deformation_mm == pytest.approx(np.hypot(1.0, GROWTH_PRIOR * far.distance_to_imaged_region_mm))
     assert far.hit_probability == pytest.approx(hit_probability(8.0, total_error_mm(far.tre_registration_mm)))
     assert far.hit_probability < rigid.hit_probability
@@ -65,7 +66,14 @@ def test_verdict_words_mark_the_extrapolated_target_and_a_confirmed_far_result()
     far = target_verdict(a, a.target("lesion_far"), run)
     d = a.target("lesion_far").distance_to_imaged_region_mm
     assert far.verdict == "check" and f"extrapolated: {d:.0f} mm from the imaged area" in far.text
-    assert "extrapolated" in far.details and "organ deformation" in far.details
+    assert "extrapolated" in far.details and "organ deformation" in far.details and "probe" not in far.details
+    # a target just below the probe face: its tooltip says how much of its error is the probe's
+    shallow = {"shallow": {"point": [10, 10, 2], "radius_mm": 8.0}}
+    c = assess(_result(), shallow, hessian=LaplaceCovariance(np.eye(6) * 0.01, True),
+               deformation=ResidualDeformation(0.0, GROWTH_PRIOR, [], _region(), np.eye(4)))
+    line = target_verdict(c, c.target("shallow"), run)
+    assert f"including {near_probe_mm(10.0):.1f} mm for tissue pressed by the probe (10 mm below its face)" \
+        in line.details
     near = target_verdict(a, a.target("lesion_near"), run)
     assert near.verdict == "good" and "extrapolated" not in near.text
     # a result far from its start that its evidence confirms: check, with its reason, not "do not use"

@@ -48,6 +48,7 @@ class TargetEstimate:
     tre_deformation_mm: Optional[float] = None      # residual deformation term (in tre_registration_mm)
     distance_to_imaged_region_mm: Optional[float] = None   # to the union of the frames' fans
     extrapolated: Optional[bool] = None             # beyond the validated distance: never "good"
+    depth_below_probe_mm: Optional[float] = None    # in the nearest frame (the near-probe prior's depth)
 
     def to_dict(self) -> dict:
         """The RESULT.json row (radius and hit probabilities only for a target with a radius)."""
@@ -61,7 +62,8 @@ class TargetEstimate:
             d.update(radius_mm=self.radius_mm, hit_probability=self.hit_probability,
                      hit_probability_registration_only=self.hit_probability_registration_only)
         d.update(verdict=self.verdict, why=list(self.why), tre_deformation_mm=self.tre_deformation_mm,
-                 distance_to_imaged_region_mm=self.distance_to_imaged_region_mm, extrapolated=self.extrapolated)
+                 distance_to_imaged_region_mm=self.distance_to_imaged_region_mm, extrapolated=self.extrapolated,
+                 depth_below_probe_mm=self.depth_below_probe_mm)
         return d
 
     @classmethod
@@ -92,7 +94,7 @@ class TargetEstimate:
 _NUMBER_FIELDS = ("tre_hessian_mm", "tre_multistart_mm", "tre_uncalibrated_mm", "starts_agreeing",
                   "tre_registration_mm", "tre_total_mm", "tre_registration_95_mm", "distance_to_sweep_mm",
                   "radius_mm", "hit_probability", "hit_probability_registration_only", "tre_deformation_mm",
-                  "distance_to_imaged_region_mm")
+                  "distance_to_imaged_region_mm", "depth_below_probe_mm")
 
 
 @dataclass

@@ -72,6 +72,30 @@ class ImagedRegion:
             out[k] = d
         return out
 
+    def depth_mm(self, points_ct, reference_to_ct: np.ndarray) -> np.ndarray:
+        """[m] depth (mm) of CT points [m, 3] below the probe face, in the frame whose fan lies
+        nearest each point (placed by ``reference_to_ct``): the point's row in that frame's image
+        minus the first fan row of its column (the nearest column holding fan pixels), times the
+        row spacing; 0 above the fan's top. NaN without fans."""
+        pts = np.asarray(points_ct, float).reshape(-1, 3)
+        out = np.full(len(pts), np.nan)
+        if not len(pts) or not len(self.image_to_reference) or not self.fan_mask.any():
+            return out
+        nearest = np.argmin(self.frame_distances_mm(pts, reference_to_ct), axis=0)
+        mats = np.asarray(reference_to_ct, float) @ self.image_to_reference
+        sy = float(np.linalg.norm(mats[0, :3, 1]))
+        cols = np.flatnonzero(self.fan_mask.any(axis=0))
+        top = np.argmax(self.fan_mask[:, cols], axis=0)          # first fan row of every fan column
+        for k in np.unique(nearest):
+            sel = nearest == k
+            inv = np.linalg.inv(mats[k])
+            c, r, _ = (pts[sel] @ inv[:3, :3].T + inv[:3, 3]).T
+            j = np.clip(np.searchsorted(cols, c), 1, len(cols) - 1) if len(cols) > 1 else np.zeros(len(c), int)
+            if len(cols) > 1:
+                j = np.where(np.abs(cols[j - 1] - c) <= np.abs(cols[j] - c), j - 1, j)
+            out[sel] = np.maximum(r - top[j], 0.0) * sy
+        return out
+
     def _frame_distances(self, points_ct, reference_to_ct: np.ndarray):
         """Per frame, the [m] distances (mm) of the points from its fan (nothing without a fan)."""
         pts = np.asarray(points_ct, float).reshape(-1, 3)
