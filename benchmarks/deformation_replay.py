@@ -11,7 +11,8 @@ deformation term is rebuilt from those fits by the product's own
 patched for the call), and every target row's registration TRE is recomputed as
 ``sqrt(TRE^2 - old_deformation^2 + new_deformation^2)`` at the target's distance from the imaged
 region (RESULT's ``distance_to_imaged_region_mm``) and depth below the probe face
-(``depth_below_probe_mm``, the near-probe prior; runs made before it was recorded have none); its
+(``depth_below_probe_mm``, the near-probe prior, scaled by the run's ``probe_indentation_mm``; runs
+made before those were recorded have none: no prior, resp. the prior in full); its
 verdict is moved the way
 :func:`registration.align.uncertainty.assess` would for that number (a "good" above
 ``GOOD_TRE_MM`` becomes "check", anything above ``POOR_TRE_MM`` "poor"; other reasons stay).
@@ -75,8 +76,12 @@ def replay_run(run: dict, constants: dict, pose_calibration: Optional[float] = N
     finally:
         for k, v in saved.items():
             setattr(deformation_error, k, v)
-    if term is not None and local_floor_mm:
-        term.local_mm = math.hypot(term.local_mm, local_floor_mm)
+    if term is not None:
+        # the near-probe prior applies as far as the probe pressed (runs made before the
+        # indentation was recorded: None, the prior in full)
+        term.indentation_mm = (run.get("deformation") or {}).get("probe_indentation_mm")
+        if local_floor_mm:
+            term.local_mm = math.hypot(term.local_mm, local_floor_mm)
     out = []
     for t in run["targets"]:
         pred = t["predicted_mm"]

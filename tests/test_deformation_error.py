@@ -10,9 +10,9 @@ import pytest
 from registration.align.assessment import Assessment
 from registration.align.capture_range import CONSISTENT_MM
 from registration.align.deformation_error import (GROWTH_PRIOR, LOCAL_FACTOR, NEAR_PROBE_DEPTH_MM, NEAR_PROBE_MM,
-                                                  VALIDATED_MM, ResidualDeformation,
+                                                  NOT_PRESSED_MM, PRESSED_MM, VALIDATED_MM, ResidualDeformation,
                                                   estimate_residual_deformation, from_fits, near_probe_mm,
-                                                  unresolved_ms)
+                                                  pressed_fraction, unresolved_ms)
 from registration.align.imaged_region import ImagedRegion
 from registration.align.lc2_cost import FrameLC2Cost, ct_feature_levels, frame_samples, select_frames
 from registration.align.local_fits import LocalFit, frame_groups, local_offsets
@@ -83,7 +83,22 @@ def test_the_near_probe_prior_falls_with_depth():
     p10 = near_probe_mm(10.0)
     assert p10 > 0 and term.error_mm(5.0, 10.0) == pytest.approx(math.sqrt(1.0 + p10 ** 2 + 0.25))
     assert term.error_mm(5.0, 2 * NEAR_PROBE_DEPTH_MM) == pytest.approx(math.hypot(1.0, 0.5)) == term.error_mm(5.0)
-    assert term.to_dict()["near_probe_mm"] == NEAR_PROBE_MM
+    assert term.to_dict()["near_probe_mm"] == NEAR_PROBE_MM and term.to_dict()["probe_indentation_mm"] is None
+
+
+def test_the_near_probe_prior_needs_a_pressed_probe():
+    """A face on the CT's body outline (indentation <= NOT_PRESSED_MM) has pressed nothing: no prior;
+    pressed PRESSED_MM or more: all of it; unknown (None, NaN): all of it (a real probe presses)."""
+    full = near_probe_mm(20.0)
+    assert near_probe_mm(20.0, None) == full == near_probe_mm(20.0, float("nan")) == near_probe_mm(20.0, 5.0)
+    assert near_probe_mm(20.0, NOT_PRESSED_MM) == 0.0 == near_probe_mm(20.0, -3.0)
+    mid = 0.5 * (NOT_PRESSED_MM + PRESSED_MM)
+    assert near_probe_mm(20.0, mid) == pytest.approx(full / 2) and pressed_fraction(PRESSED_MM) == 1.0
+    resting = ResidualDeformation(1.0, 0.1, [], indentation_mm=0.3)
+    assert resting.error_mm(5.0, 10.0) == pytest.approx(math.hypot(1.0, 0.5)) == resting.error_mm(5.0)
+    assert resting.to_dict()["near_probe_mm"] == 0.0 and resting.to_dict()["probe_indentation_mm"] == 0.3
+    pressed = ResidualDeformation(1.0, 0.1, [], indentation_mm=3.0)
+    assert pressed.error_mm(5.0, 10.0) == pytest.approx(math.sqrt(1.0 + near_probe_mm(10.0) ** 2 + 0.25))
 
 
 def _fit(shift_mm, noise_mm=0.5, center=(0.0, 0.0, 0.0)):
@@ -171,6 +186,8 @@ def test_deformation_inflates_every_target_and_extrapolated_targets_are_never_go
     assert shallow.depth_below_probe_mm == pytest.approx(10.0, abs=0.3)
     assert shallow.tre_registration_mm == pytest.approx(math.hypot(
         assess(res, at, hessian=hess).target("near").tre_registration_mm, near_probe_mm(shallow.depth_below_probe_mm)))
+    assert shallow.tre_near_probe_mm == pytest.approx(near_probe_mm(shallow.depth_below_probe_mm))
+    assert near_q.tre_near_probe_mm == 0.0
     assert far_q.extrapolated is True and far_q.verdict == "check"
     assert far_q.distance_to_imaged_region_mm == pytest.approx(36.0, abs=0.5)
     assert any("extrapolated" in w for w in far_q.why)

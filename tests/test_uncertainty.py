@@ -194,7 +194,8 @@ def test_the_assessment_is_typed_and_its_json_form_is_the_result_format():
                             "starts_agreeing", "starts_comparable", "tre_registration_mm", "tre_total_mm",
                             "tre_registration_95_mm", "distance_to_sweep_mm", "radius_mm", "hit_probability",
                             "hit_probability_registration_only", "verdict", "why", "tre_deformation_mm",
-                            "distance_to_imaged_region_mm", "extrapolated", "depth_below_probe_mm"]
+                            "distance_to_imaged_region_mm", "extrapolated", "depth_below_probe_mm",
+                            "tre_near_probe_mm"]
     assert set(lesion) - set(landmark) == {"radius_mm", "hit_probability", "hit_probability_registration_only"}
     assert lesion["hit_probability"] == pytest.approx(hit_probability(6.0, lesion["tre_total_mm"]))
     assert d["error_terms_mm"] == {"tracking": 1.0, "needle": 1.5, "breathing": 2.5,

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from registration.align.assessment import Assessment, TargetEstimate
-from registration.align.deformation_error import near_probe_mm
 from registration.align.result_document import DISPUTED_WHY
 from registration.align.uncertainty import (
     CAPTURE_ROTATION_DEG,
@@ -123,8 +122,8 @@ def target_details(t: TargetEstimate) -> str:
              f"needle targeting error (registration + tracking + needle + breathing): RMS {mm(t.tre_total_mm)}"]
     if t.tre_deformation_mm is not None:
         lines.append(f"of which organ deformation (what a rigid fit cannot follow): RMS {mm(t.tre_deformation_mm)}")
-        prior = near_probe_mm(t.depth_below_probe_mm)
-        if prior > 0:
+        prior = t.tre_near_probe_mm
+        if prior:
             lines.append(f"  including {mm(prior)} for tissue pressed by the probe ({t.depth_below_probe_mm:.0f} mm "
                          "below its face)")
     if t.hit_probability is not None and t.radius_mm is not None:

@@ -49,6 +49,7 @@ class TargetEstimate:
     distance_to_imaged_region_mm: Optional[float] = None   # to the union of the frames' fans
     extrapolated: Optional[bool] = None             # beyond the validated distance: never "good"
     depth_below_probe_mm: Optional[float] = None    # in the nearest frame (the near-probe prior's depth)
+    tre_near_probe_mm: Optional[float] = None       # the near-probe prior's part of tre_deformation_mm
 
     def to_dict(self) -> dict:
         """The RESULT.json row (radius and hit probabilities only for a target with a radius)."""
@@ -63,7 +64,7 @@ class TargetEstimate:
                      hit_probability_registration_only=self.hit_probability_registration_only)
         d.update(verdict=self.verdict, why=list(self.why), tre_deformation_mm=self.tre_deformation_mm,
                  distance_to_imaged_region_mm=self.distance_to_imaged_region_mm, extrapolated=self.extrapolated,
-                 depth_below_probe_mm=self.depth_below_probe_mm)
+                 depth_below_probe_mm=self.depth_below_probe_mm, tre_near_probe_mm=self.tre_near_probe_mm)
         return d
 
     @classmethod
@@ -94,7 +95,7 @@ class TargetEstimate:
 _NUMBER_FIELDS = ("tre_hessian_mm", "tre_multistart_mm", "tre_uncalibrated_mm", "starts_agreeing",
                   "tre_registration_mm", "tre_total_mm", "tre_registration_95_mm", "distance_to_sweep_mm",
                   "radius_mm", "hit_probability", "hit_probability_registration_only", "tre_deformation_mm",
-                  "distance_to_imaged_region_mm", "depth_below_probe_mm")
+                  "distance_to_imaged_region_mm", "depth_below_probe_mm", "tre_near_probe_mm")
 
 
 @dataclass

@@ -28,7 +28,10 @@ distance from the imaged region:
   ``local``).
 * ``near_probe(z)`` (mm): a prior for the tissue the probe presses, by the target's depth ``z``
   below the probe face (:meth:`ImagedRegion.depth_mm`): ``NEAR_PROBE_MM`` at the face, falling
-  linearly to 0 at ``NEAR_PROBE_DEPTH_MM``. Probe pressure moves the tissue under the face by
+  linearly to 0 at ``NEAR_PROBE_DEPTH_MM``, times the sweep's :func:`pressed_fraction`: a probe
+  whose face lies on the CT's body outline at the registered pose (not pressed in,
+  :mod:`registration.align.probe_contact`) has not moved the tissue under it, one 1.5 mm or more
+  inside it has. Probe pressure moves the tissue under the face by
   several mm (docs/clinical_evidence.md section 12), and on the deformed real-CT cases the organ
   field's own rigid floor was highest near the probe; the local fits do not see it (their patches
   lie 30-145 mm from the targets, and fits centred on a target do not follow the field either).
@@ -55,10 +58,12 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from registration.spatial.sweep import Sweep
+from registration.spatial.volume import Volume
 
 from .imaged_region import ImagedRegion
 from .lc2_cost import FrameLC2Cost
 from .local_fits import LocalFit, local_offsets
+from .probe_contact import indentation_mm
 
 #: Targets further than this (mm) from the imaged region are extrapolated: never "good". Was 20 mm:
 #: on sweeps simulated from a real CT (crlm-1004) with the liver deformed, liver points 18.8 and
@@ -90,18 +95,37 @@ FALLBACK_NOISE_MM = 1.6
 #: magnitude is the probe compression of issue 19's own trial (4 mm near the face) and Pheiffer et
 #: al. 2014's "several mm" (docs/clinical_evidence.md section 12); the profile was chosen by replay on
 #: the deformed real-CT cases of sweep seeds 3-15 and measured there and on held-out seeds 16-21:
-#: targets called good at more than 5 mm true error 12 -> 2 and 8 -> 3, at the cost of 19 of 157
-#: static real-CT goods (all within 0.7 mm of the truth) and of the demo's static run verdicts
-#: (6/6/0 -> 1/11/0: its lesions lie just under the probe) (docs/registration_tuning.md#residual-deformation).
+#: targets called good at more than 5 mm true error 12 -> 2 and 8 -> 3. Applied to every sweep it
+#: cost 19 of 157 static real-CT goods (all within 0.7 mm of the truth) and the demo's static run
+#: verdicts (6/6/0 -> 1/11/0); applied as far as the probe presses (:func:`pressed_fraction`) it costs
+#: neither (docs/registration_tuning.md#residual-deformation).
 NEAR_PROBE_MM = 4.0
 NEAR_PROBE_DEPTH_MM = 80.0
 
+#: Probe indentation (mm, :func:`registration.align.probe_contact.indentation_mm`) up to which the
+#: probe is taken to rest on the skin (prior off), and from which it presses (prior full); linear
+#: between. Heuristic: 0.5 mm is the skin voxel and the registration's error along the beam (a face
+#: placed on the skin measured 0.25-0.5 mm at the registered pose on every static sweep of the demo
+#: and of crlm-1004 seeds 3-21); sweeps pressed 3-4.5 mm measured 1.5-8 mm (median 3.25 mm, 180 runs).
+NOT_PRESSED_MM = 0.5
+PRESSED_MM = 1.5
 
-def near_probe_mm(depth_mm: Optional[float]) -> float:
-    """The near-probe prior (mm RMS) at ``depth_mm`` below the probe face (0 when unknown)."""
+
+def pressed_fraction(indentation_mm: Optional[float]) -> float:
+    """How much of the near-probe prior applies (0-1) for a probe face ``indentation_mm`` inside the
+    CT's body outline; 1 when it could not be measured (a real probe always presses)."""
+    if indentation_mm is None or not np.isfinite(indentation_mm):
+        return 1.0
+    return float(np.clip((float(indentation_mm) - NOT_PRESSED_MM) / (PRESSED_MM - NOT_PRESSED_MM), 0.0, 1.0))
+
+
+def near_probe_mm(depth_mm: Optional[float], indentation_mm: Optional[float] = None) -> float:
+    """The near-probe prior (mm RMS) at ``depth_mm`` below the probe face (0 when the depth is unknown)
+    for a probe pressed ``indentation_mm`` into the body (:func:`pressed_fraction`)."""
     if depth_mm is None or not np.isfinite(depth_mm):
         return 0.0
-    return NEAR_PROBE_MM * max(0.0, 1.0 - max(float(depth_mm), 0.0) / NEAR_PROBE_DEPTH_MM)
+    return NEAR_PROBE_MM * pressed_fraction(indentation_mm) * max(0.0, 1.0 - max(float(depth_mm), 0.0)
+                                                                   / NEAR_PROBE_DEPTH_MM)
 
 
 #: Standard errors of the noise-subtracted mean square added to it: a deformation the patches'
@@ -141,6 +165,7 @@ class ResidualDeformation:
     sweep: Optional[Sweep] = None           # the sweep and frames the fits ran on (more parts on demand)
     frames: Optional[np.ndarray] = None
     ball: Optional[tuple] = None            # (centre CT mm, radius mm): a focused fit's region
+    indentation_mm: Optional[float] = None  # the probe face's depth inside the CT body (None: unknown)
 
 
     def distance_mm(self, point_ct) -> Optional[float]:
@@ -165,15 +190,22 @@ class ResidualDeformation:
         """RMS deformation error (mm) at ``distance_mm`` from the imaged region and ``depth_mm``
         below the probe face (the near-probe prior; none when the depth is not given)."""
         d = 0.0 if distance_mm is None else max(float(distance_mm), 0.0)
-        return float(math.sqrt(self.local_mm ** 2 + near_probe_mm(depth_mm) ** 2 + (self.growth_mm_per_mm * d) ** 2))
+        return float(math.sqrt(self.local_mm ** 2 + self.near_probe_mm(depth_mm) ** 2
+                               + (self.growth_mm_per_mm * d) ** 2))
+
+    def near_probe_mm(self, depth_mm: Optional[float]) -> float:
+        """The near-probe prior (mm RMS) at ``depth_mm`` below the face, for this sweep's indentation."""
+        return near_probe_mm(depth_mm, self.indentation_mm)
 
     def to_dict(self) -> dict:
         """The ``uncertainty.deformation`` field of RESULT.json."""
         shifts = [float(np.linalg.norm(f.offset_mm)) for f in self.fits]
         noise = [f.noise_mm for f in self.fits if f.noise_mm is not None]
         return {"local_mm": round(self.local_mm, 3), "growth_mm_per_mm": round(self.growth_mm_per_mm, 4),
-                "validated_distance_mm": VALIDATED_MM, "near_probe_mm": NEAR_PROBE_MM,
-                "near_probe_depth_mm": NEAR_PROBE_DEPTH_MM, "local_fit_shift_rms_mm":
+                "validated_distance_mm": VALIDATED_MM,
+                "near_probe_mm": round(NEAR_PROBE_MM * pressed_fraction(self.indentation_mm), 3),
+                "near_probe_depth_mm": NEAR_PROBE_DEPTH_MM, "probe_indentation_mm":
+                    None if self.indentation_mm is None else round(self.indentation_mm, 2), "local_fit_shift_rms_mm":
                     round(float(np.sqrt(np.mean(np.square(shifts)))), 3) if shifts else None,
                 "local_fit_noise_rms_mm": round(float(np.sqrt(np.mean(np.square(noise)))), 3) if noise else None,
                 "local_fits": [f.to_dict() for f in self.fits], "time_s": round(self.time_s, 3)}
@@ -197,10 +229,13 @@ def from_fits(fits: Sequence[LocalFit], region: Optional[ImagedRegion] = None,
 
 def estimate_residual_deformation(sweep: Sweep, level: FrameLC2Cost, reference_to_ct: np.ndarray,
                                   frames: Optional[Sequence[int]] = None, *,
-                                  run: Optional[Callable[[list], list]] = None) -> ResidualDeformation:
+                                  run: Optional[Callable[[list], list]] = None,
+                                  ct: Optional[Volume] = None) -> ResidualDeformation:
     """Local fits of the sweep's patches about ``reference_to_ct`` at ``level`` (a registration
     level: its CT features) and the deformation term they give. ``frames``: the frames the
-    registration used (None: every valid frame); ``run(tasks)`` may run the fits in parallel."""
+    registration used (None: every valid frame); ``run(tasks)`` may run the fits in parallel;
+    ``ct``: the CT (HU) the probe's indentation is measured in (None: not measured, the near-probe
+    prior applies in full)."""
     t0 = time.perf_counter()
     _, valid = sweep.require_image_to_reference()
     idx = np.flatnonzero(valid) if frames is None else np.intersect1d(np.flatnonzero(valid), np.asarray(frames, int))
@@ -208,14 +243,15 @@ def estimate_residual_deformation(sweep: Sweep, level: FrameLC2Cost, reference_t
     out = from_fits(fits, ImagedRegion.of_sweep(sweep, idx), np.asarray(reference_to_ct, float),
                     time.perf_counter() - t0)
     out.level, out.run, out.sweep, out.frames = level, run, sweep, idx
+    out.indentation_mm = indentation_mm(ct, out.region, out.reference_to_ct)
     return out
 
 
 def target_terms(deformation: Optional[ResidualDeformation], point_ct) -> tuple:
     """(deformation error mm, distance to the imaged region mm, extrapolated, depth below the probe
-    face mm) at one target; (0, None, False, None) without an estimate."""
+    face mm, near-probe prior mm) at one target; (0, None, False, None, 0) without an estimate."""
     if deformation is None:
-        return 0.0, None, False, None
+        return 0.0, None, False, None, 0.0
     d = deformation.distance_mm(point_ct)
     z = deformation.depth_mm(point_ct)
-    return deformation.error_mm(d, z), d, bool(d is not None and d > VALIDATED_MM), z
+    return deformation.error_mm(d, z), d, bool(d is not None and d > VALIDATED_MM), z, deformation.near_probe_mm(z)

@@ -51,6 +51,7 @@ from .local_fits import local_offsets, subset_samples
 from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations,
                          translation_search_starts)
 from .pose_uncertainty import AGREE_MM, COMPARABLE_LC2, hessian_covariance, multistart_spread
+from .probe_contact import indentation_mm
 from .registration_result import ProgressFn, RegistrationResult, StartResult
 from .uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS, assess, hit_probability, total_error_mm
 from .volume_sweep import with_shadows_marked
@@ -244,6 +245,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                              depths=("near", "far"))
     deformation = from_fits(fits, ImagedRegion.of_sweep(sweep, frames), current)
     deformation.ball = (p, float(radius_mm))
+    deformation.indentation_mm = indentation_mm(ct, deformation.region, current)   # the near-probe prior
     out = RegistrationResult(current, "lc2", float(m_init), float(m_final), len(history), 0.0, p, mid, history,
                              [int(i) for i in frames], base, breathing=result.breathing)
     rows = {name: {"point": p.tolist(), "radius_mm": radius_target_mm}}

@@ -122,15 +122,16 @@ def run_lc2(ct: Volume, sweep: Sweep, init: np.ndarray, options: LC2Options, poo
                                 center, results, ev.history, [int(i) for i in levels.frames[-1]], init,
                                 second_search=second, fine_starts=fine_starts)
     finish(result, sweep, levels, ev, options, clock, targets=targets, earlier_breathing=earlier_breathing,
-           assess_from=init if assess_from is None else assess_from)
+           assess_from=init if assess_from is None else assess_from, ct=ct)
     staged.done(f"registration done in {result.wall_time_s:.0f} s")
     return result
 
 
 def finish(result: RegistrationResult, sweep: Sweep, levels: LevelSet, ev: Evaluator, options: LC2Options,
            clock: Stopwatch, *, targets: Optional[dict], earlier_breathing: Optional[dict],
-           assess_from: np.ndarray) -> None:
-    """Breathing analysis, Laplace covariance and uncertainty report of ``result`` (in place)."""
+           assess_from: np.ndarray, ct: Optional[Volume] = None) -> None:
+    """Breathing analysis, Laplace covariance and uncertainty report of ``result`` (in place);
+    ``ct`` (HU) for the probe's indentation (the near-probe deformation prior)."""
     fine = levels.fine
     if earlier_breathing is not None:
         result.breathing = earlier_breathing
@@ -149,7 +150,7 @@ def finish(result: RegistrationResult, sweep: Sweep, levels: LevelSet, ev: Evalu
     # Residual deformation (issue 19): the sweep's parts fitted alone at the middle level.
     ev.progress.begin("deformation")
     deformation = estimate_residual_deformation(sweep, levels.costs[min(1, len(levels.costs) - 1)],
-                                                result.reference_to_ct, options.frames, run=ev.run)
+                                                result.reference_to_ct, options.frames, run=ev.run, ct=ct)
     clock.lap("deformation")
     ev.progress.begin("assess")
     result.uncertainty = assess(result, targets or {}, n_eff=float(n_eff), hessian=hess, deformation=deformation,

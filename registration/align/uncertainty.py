@@ -187,7 +187,7 @@ def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovarian
         agree = max(agree, fine_agreement(result, p, nc))
     raw = float(np.nanmax([tre_h, spread])) if not (np.isnan(tre_h) and np.isnan(spread)) else float("nan")
     tre = CALIBRATION.get(result.method, 1.0) * raw
-    tre_def, dist_imaged, extrapolated, depth = target_terms(deformation, p)
+    tre_def, dist_imaged, extrapolated, depth, near_probe = target_terms(deformation, p)
     tre = float(np.sqrt(tre ** 2 + floor_mm ** 2 + terms.unresolved_breathing_mm ** 2 + tre_def ** 2)) \
         if np.isfinite(tre) else tre
     if found.poor:
@@ -208,6 +208,7 @@ def _estimate(name: str, target: dict, result, hessian: Optional[LaplaceCovarian
     if deformation is not None:
         row.tre_deformation_mm, row.distance_to_imaged_region_mm = _num(tre_def), _num(dist_imaged)
         row.depth_below_probe_mm = _num(depth) if depth is not None else None
+        row.tre_near_probe_mm = _num(near_probe) if depth is not None else None
         row.extrapolated = extrapolated
     row.verdict, row.why = _target_verdict(tre, agree, nc, len(start_m), found, dist if extrapolated else None,
                                            _second_search_chose(result))

@@ -1,0 +1,92 @@
+"""Probe indentation: how far the registered probe face lies inside the CT's body surface (mm).
+
+A sonographer presses the probe into the abdomen; the CT was taken without it. The skin and the
+tissue under the face are pushed in by about the depth the face went in, less and less with depth
+(probe pressure moves the tissue near the probe by several mm: docs/clinical_evidence.md section 12).
+At a registered pose that depth is visible in the CT: the face centre lies inside the CT's body
+outline by the indentation. A probe that rests on the skin without pressing leaves the face on the
+outline (0 mm, within the skin voxel and the registration's error along the beam).
+
+:func:`indentation_mm` measures it per frame, from the face centre (the fan's middle column, its
+first fan row: the convex array's apex row, a linear array's top row) along the beam axis outwards
+to the first CT sample below ``BODY_HU`` (air); when the face lies outside the body, inwards to the
+first sample at or above it (negative). The sweep's indentation is the median over its frames.
+The residual-deformation term uses it to decide whether the tissue the probe presses was pressed
+(:func:`registration.align.deformation_error.pressed_fraction`).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from registration.spatial.volume import Volume
+
+from .imaged_region import ImagedRegion
+
+#: CT value (HU) between air (-1000) and the skin and fat (-150 to +50): the body outline.
+BODY_HU = -400.0
+#: Sampling step (mm) along the beam, and how far to look (mm) either way before giving up.
+STEP_MM = 0.25
+SEARCH_MM = 40.0
+
+
+def face_points(region: ImagedRegion, reference_to_ct: np.ndarray) -> tuple:
+    """(face centres [n, 3] CT LPS mm, unit beam directions [n, 3]) of the region's frames placed by
+    ``reference_to_ct``; the beam is the image's +row axis (into the body)."""
+    mask = np.asarray(region.fan_mask, bool)
+    cols = np.flatnonzero(mask.any(axis=0))
+    if cols.size == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    c = 0.5 * (cols[0] + cols[-1])
+    j = cols[np.argmin(np.abs(cols - c))]                    # the fan column nearest the middle
+    r = float(np.argmax(mask[:, j]))
+    mats = np.asarray(reference_to_ct, float) @ np.asarray(region.image_to_reference, float)
+    pts = (mats @ np.array([float(j), r, 0.0, 1.0]))[:, :3]
+    beam = mats[:, :3, 1] / np.linalg.norm(mats[:, :3, 1], axis=1)[:, None]
+    return pts, beam
+
+
+def _hu_along(ct: Volume, start: np.ndarray, direction: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """CT values (HU, linear) at ``start + s * direction``; NaN outside the volume (a CT cut there
+    shows no outline: leaving through the box's face is not the skin)."""
+    ijk = ct.lps_to_index(start[None] + s[:, None] * direction[None])
+    return ndimage.map_coordinates(ct.array, ijk[:, ::-1].T, order=1, cval=np.nan, output=np.float64)
+
+
+def _first_crossing(values: np.ndarray, s: np.ndarray, below: bool) -> float:
+    """The first ``s`` where ``values`` fall below (or reach) ``BODY_HU``; NaN when the walk leaves
+    the volume first or never crosses."""
+    crossed = values < BODY_HU if below else values >= BODY_HU
+    stop = np.flatnonzero(crossed | np.isnan(values))
+    return float(s[stop[0]]) if stop.size and not np.isnan(values[stop[0]]) else float("nan")
+
+
+def frame_indentations_mm(ct: Volume, region: ImagedRegion, reference_to_ct: np.ndarray) -> np.ndarray:
+    """[n] indentation (mm) of each frame's face centre into the CT body (negative: outside it;
+    NaN: no body outline within ``SEARCH_MM`` either way, e.g. the CT cut there)."""
+    pts, beam = face_points(region, reference_to_ct)
+    s = np.arange(0.0, SEARCH_MM + STEP_MM / 2, STEP_MM)
+    out = np.full(len(pts), np.nan)
+    for k, (p, b) in enumerate(zip(pts, beam)):
+        outward = _hu_along(ct, p, -b, s)
+        if np.isnan(outward[0]):                              # face outside the CT's box
+            continue
+        if outward[0] >= BODY_HU:                             # face inside the body: walk out to air
+            out[k] = _first_crossing(outward, s, below=True)
+        else:                                                 # face in air: walk in to the skin
+            out[k] = -_first_crossing(_hu_along(ct, p, b, s), s, below=False)
+    return out
+
+
+def indentation_mm(ct: Optional[Volume], region: Optional[ImagedRegion],
+                   reference_to_ct: np.ndarray) -> Optional[float]:
+    """Median indentation (mm) of the region's probe faces into the CT body at ``reference_to_ct``;
+    None when it cannot be measured (no CT or frames, or no outline near most faces)."""
+    if ct is None or region is None or not len(region.image_to_reference):
+        return None
+    d = frame_indentations_mm(ct, region, reference_to_ct)
+    if np.count_nonzero(np.isfinite(d)) * 2 <= len(d):      # most faces without an outline: unknown
+        return None
+    return float(np.nanmedian(d))

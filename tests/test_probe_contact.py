@@ -1,0 +1,79 @@
+"""Probe indentation into the CT's body outline (the near-probe deformation prior's switch):
+known geometry, a face pressed in, resting on the skin, lifted off, and no outline to measure."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registration.align.deformation_error import ResidualDeformation, near_probe_mm
+from registration.align.imaged_region import ImagedRegion
+from registration.align.probe_contact import BODY_HU, face_points, frame_indentations_mm, indentation_mm
+from registration.spatial.transforms import rigid_matrix
+from registration.spatial.volume import Volume
+
+SKIN_Y_MM = 30.0   # the body (0 HU) fills y >= 30 mm (LPS: posterior of the skin), air in front
+
+
+def _ct(skin_y=SKIN_Y_MM, air=-1000.0):
+    """A 1 mm CT, 100 mm cube: soft tissue behind the skin plane y = skin_y, air in front."""
+    a = np.full((100, 100, 100), air, np.float32)
+    a[:, int(skin_y):, :] = 0.0
+    return Volume(a, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+
+
+def _region(face_y):
+    """Three frames (0.5 mm pixels, 80 x 240) whose beam (image +row) is +y, face row 0 at y = face_y,
+    the fan a trapezoid whose top row is row 10 (so the face is the fan's top, not the image's)."""
+    mask = np.zeros((240, 80), bool)
+    for r in range(10, 240):
+        half = 10 + (r - 10) * 30 // 230
+        mask[r, 40 - half:40 + half] = True
+    mats = []
+    for k in range(3):
+        m = np.diag([0.5, 0.5, 1.0, 1.0])
+        m[:3, 3] = [30.0, face_y - 5.0, 40.0 + 2.0 * k]   # row 10 (5 mm) is the face
+        mats.append(m)
+    return ImagedRegion(np.array(mats), mask)
+
+
+def test_face_points_are_the_fan_tops_middle_and_the_beam_points_into_the_body():
+    pts, beam = face_points(_region(32.0), np.eye(4))
+    assert pts[:, 1] == pytest.approx(32.0) and pts[:, 0] == pytest.approx(50.0, abs=0.5)
+    assert beam == pytest.approx(np.tile([0.0, 1.0, 0.0], (3, 1)))
+
+
+@pytest.mark.parametrize("face_y, expected", [(34.0, 4.0), (31.5, 1.5), (SKIN_Y_MM, 0.0), (27.0, -3.0)])
+def test_indentation_is_the_faces_depth_inside_the_body_outline(face_y, expected):
+    # the outline (-400 HU, linear between voxel centres) lies 0.6 mm in front of the first body voxel
+    outline = SKIN_Y_MM - 1.0 + (-400.0 + 1000.0) / 1000.0
+    got = indentation_mm(_ct(), _region(face_y), np.eye(4))
+    assert got == pytest.approx(face_y - outline, abs=0.3)
+    assert got == pytest.approx(expected, abs=0.75)
+
+
+def test_the_pose_carries_the_faces():
+    """A registration 2 mm deeper along the beam reads 2 mm more indentation."""
+    base = indentation_mm(_ct(), _region(31.0), np.eye(4))
+    moved = indentation_mm(_ct(), _region(31.0), rigid_matrix([0, 0, 0, 0, 2.0, 0]))
+    assert moved - base == pytest.approx(2.0, abs=0.26)
+
+
+def test_no_outline_within_reach_is_unknown_and_the_prior_stays_on():
+    assert indentation_mm(_ct(air=50.0), _region(34.0), np.eye(4)) is None      # all body: no air to reach
+    assert np.isnan(frame_indentations_mm(_ct(skin_y=99.0), _region(10.0), np.eye(4))).all()  # air all along
+    assert indentation_mm(None, _region(34.0), np.eye(4)) is None
+    assert BODY_HU > -1000.0
+    unknown = ResidualDeformation(0.0, 0.0, [], _region(34.0), np.eye(4), indentation_mm=None)
+    assert unknown.near_probe_mm(10.0) == pytest.approx(near_probe_mm(10.0)) and near_probe_mm(10.0) > 0
+
+
+def test_a_resting_probe_adds_no_near_probe_error_and_a_pressed_one_does():
+    region = _region(SKIN_Y_MM)
+    resting = ResidualDeformation(0.0, 0.0, [], region, np.eye(4),
+                                  indentation_mm=indentation_mm(_ct(), region, np.eye(4)))
+    pressed_region = _region(SKIN_Y_MM + 4.0)
+    pressed = ResidualDeformation(0.0, 0.0, [], pressed_region, np.eye(4),
+                                  indentation_mm=indentation_mm(_ct(), pressed_region, np.eye(4)))
+    below = [[50.0, SKIN_Y_MM + 20.0, 42.0]]
+    assert resting.error_mm(0.0, resting.depth_mm(below[0])) == pytest.approx(0.0, abs=1e-9)
+    assert pressed.error_mm(0.0, pressed.depth_mm(below[0])) == pytest.approx(near_probe_mm(16.0), abs=0.05)
