@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from registration.align.deformation_error import ResidualDeformation, near_probe_mm
+from registration.align.image_features import lc2_intensity_volume
 from registration.align.imaged_region import ImagedRegion
 from registration.align.probe_contact import BODY_HU, face_points, frame_indentations_mm, indentation_mm
 from registration.spatial.transforms import rigid_matrix
@@ -77,3 +78,11 @@ def test_a_resting_probe_adds_no_near_probe_error_and_a_pressed_one_does():
     below = [[50.0, SKIN_Y_MM + 20.0, 42.0]]
     assert resting.error_mm(0.0, resting.depth_mm(below[0])) == pytest.approx(0.0, abs=1e-9)
     assert pressed.error_mm(0.0, pressed.depth_mm(below[0])) == pytest.approx(near_probe_mm(16.0), abs=0.05)
+
+
+def test_an_mr_reads_no_outline_so_the_prior_stays_on():
+    """The MR the pipeline registers is mapped onto -100..500: its air (0 signal) is no outline."""
+    ct = _ct()
+    mr = Volume(np.where(ct.array > -500, 400.0, 0.0).astype(np.float32), spacing=(1.0, 1.0, 1.0))
+    assert indentation_mm(mr, _region(SKIN_Y_MM), np.eye(4)) is None  # raw MR: no "HU" below -400 either
+    assert indentation_mm(lc2_intensity_volume(mr, "MR"), _region(SKIN_Y_MM), np.eye(4)) is None

@@ -12,7 +12,10 @@ first fan row: the convex array's apex row, a linear array's top row) along the 
 to the first CT sample below ``BODY_HU`` (air); when the face lies outside the body, inwards to the
 first sample at or above it (negative). The sweep's indentation is the median over its frames.
 The residual-deformation term uses it to decide whether the tissue the probe presses was pressed
-(:func:`registration.align.deformation_error.pressed_fraction`).
+(:func:`registration.align.deformation_error.pressed_fraction`). An MR registered to the sweep
+reaches the pipeline mapped onto -100..500 (:func:`~registration.align.image_features.lc2_intensity_volume`):
+nothing there reads as air, the indentation is unknown and the prior applies in full (a fat-suppressed
+MR's dark body wall must not pass for air).
 """
 from __future__ import annotations
 
