@@ -180,3 +180,24 @@ def test_registration_uses_the_cache_and_gives_the_same_result(ct, sweep):
         assert cache.hits == hits + 1
     assert np.array_equal(cold.reference_to_ct, warm.reference_to_ct)
 
+
+
+@pytest.mark.parametrize("engine", ["compiled", "numpy"])
+def test_sample_weights_scale_the_patches_weights_in_both_engines(ct, sweep, engine):
+    """weight_samples (the focus's weighting by distance from its target): a constant factor leaves
+    LC2 unchanged; zero weight on every frame but the first leaves that frame's LC2."""
+    smp = frame_samples(sweep, select_frames(sweep, 6), 2.0)
+    level = ct_feature_levels(ct, [2.0])[0]
+    if engine == "compiled" and not lc2_kernels.AVAILABLE:
+        pytest.skip("compiled LC2 kernels not built")
+    m = rigid_matrix([2, -1, 1, 3, -2, 2], (0, 0, 0)) @ TRUE_REFERENCE_TO_CT
+    plain = FrameLC2Cost(level, smp, 7, engine=engine)
+    num, den = plain.metric(m, per_frame=True)
+    scaled = FrameLC2Cost(level, smp, 7, engine=engine)
+    scaled.weight_samples(np.full(len(smp.points_ref), 3.0))
+    assert scaled.metric(m)[0] == pytest.approx(plain.metric(m)[0], rel=1e-6)
+    first = FrameLC2Cost(level, smp, 7, engine=engine)
+    per_frame = smp.fan.reshape(smp.fan.shape[0], -1).sum(axis=1)
+    first.weight_samples(np.r_[np.ones(per_frame[0]), np.zeros(per_frame[1:].sum())])
+    assert first.metric(m)[0] == pytest.approx(num[0] / den[0], rel=1e-6)
+    assert first.metric(m)[0] != pytest.approx(plain.metric(m)[0], rel=1e-3)

@@ -74,6 +74,14 @@ ENSEMBLE_FRAMES = 18
 #: 2026-12-03 with shadows dropped (not re-tuned): the 18 focused results of seeds 0 and 1 were
 #: 1.4-4.2 mm off, RMS 2.5 mm, every one inside its 95 % radius (docs/registration_tuning.md#focus).
 FOCUS_LOCAL_MM = 2.8
+
+#: The focused region's LC2 weights fall off as a Gaussian of each sample's distance (mm) from the
+#: target under the whole-sweep pose: the organ's deformation is not rigid over the 30 mm region, and
+#: the tissue nearest the target moves most like it, so it should count most. Heuristic, chosen on the
+#: demo's deformed sweeps (focused within 2 mm of the truth where the whole sweep was worse: 4 -> 6 of 9
+#: with 20 or 25 mm; 10 / 15 mm were worse on the survey) and checked on crlm-1004 seeds 3-21
+#: (benchmarks/results/deformation.md, 2026-12-04).
+FOCUS_WEIGHT_SIGMA_MM = 25.0
 #: Starts (the whole-sweep pose first, then the best points of a translation grid +-``GRID_MM``,
 #: ``GRID_STEP_MM`` apart, at the first level; seeded perturbations of ``START_ROT_DEG`` /
 #: ``START_TRANS_MM`` without a grid); evaluations per start.
@@ -176,7 +184,8 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                              "or rely on the whole-sweep result")
     roi = crop_to_points(ct, p[None], radius_mm + 40.0)
     feats = ct_feature_levels(roi, [lv for lv, _ in LEVELS])
-    levels = [FrameLC2Cost(f, subset_samples(s, k), patch) for f, (s, k, _, patch) in zip(feats, costs)]
+    levels = [_near_target(FrameLC2Cost(f, subset_samples(s, k), patch), base, p)
+              for f, (s, k, _, patch) in zip(feats, costs)]
     history = []
 
     def cost(level_id, around):
@@ -420,7 +429,15 @@ def _fine_cost(feature, sweep: Sweep, frames: np.ndarray, base: np.ndarray, p: n
     keep = np.linalg.norm(apply(base, s.points_ref) - p, axis=1) <= radius_mm
     if int(keep.sum()) < MIN_SAMPLES // 2:
         return None
-    return FrameLC2Cost(feature, subset_samples(s, keep), LEVELS[-1][1])
+    return _near_target(FrameLC2Cost(feature, subset_samples(s, keep), LEVELS[-1][1]), base, p)
+
+
+def _near_target(cost: FrameLC2Cost, base: np.ndarray, p: np.ndarray) -> FrameLC2Cost:
+    """``cost`` with its samples weighted by a Gaussian (``FOCUS_WEIGHT_SIGMA_MM``) of their distance
+    from the target ``p`` under the whole-sweep pose ``base`` (in place; returned for chaining)."""
+    d2 = np.sum((apply(base, cost.samples.points_ref) - p) ** 2, axis=1)
+    cost.weight_samples(np.exp(-0.5 * d2 / FOCUS_WEIGHT_SIGMA_MM ** 2))
+    return cost
 
 
 def _optimise(f, x0: np.ndarray, maxfev: int, step: float, rotation: bool,

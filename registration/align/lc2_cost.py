@@ -148,6 +148,14 @@ class FrameLC2Cost:
             self._cnt = lc2_kernels.patch_counts(samples.fan, patch_px)
             self._points = np.ascontiguousarray(samples.points_ref, dtype=np.float64)
 
+    def weight_samples(self, weights) -> None:
+        """Multiply the LC2 weight of every fan sample by ``weights`` [n samples, in the order of
+        ``samples.points_ref``] (in place). The metric stays a weighted mean of local LC2 values in
+        [0, 1]; a focused region weights its samples by their distance from the target."""
+        wt = np.zeros(self.samples.fan.shape, self._fixed.w.dtype)
+        wt[self.samples.fan] = np.asarray(weights, float)
+        self._fixed.w = self._fixed.w * wt
+
     def sample_features(self, reference_to_ct: np.ndarray, points: slice = slice(None)):
         """p and g (NaN outside the CT) at the fan samples ``points`` under the pose."""
         m = (self.level.lps_to_ijk @ reference_to_ct)[2::-1]     # rows k, j, i
