@@ -203,7 +203,7 @@ class ResidualDeformation:
         noise = [f.noise_mm for f in self.fits if f.noise_mm is not None]
         return {"local_mm": round(self.local_mm, 3), "growth_mm_per_mm": round(self.growth_mm_per_mm, 4),
                 "validated_distance_mm": VALIDATED_MM,
-                "near_probe_mm": round(NEAR_PROBE_MM * pressed_fraction(self.indentation_mm), 3),
+                "near_probe_mm": round(self.near_probe_mm(0.0), 3),
                 "near_probe_depth_mm": NEAR_PROBE_DEPTH_MM, "probe_indentation_mm":
                     None if self.indentation_mm is None else round(self.indentation_mm, 2), "local_fit_shift_rms_mm":
                     round(float(np.sqrt(np.mean(np.square(shifts)))), 3) if shifts else None,

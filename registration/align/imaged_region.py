@@ -84,17 +84,20 @@ class ImagedRegion:
         nearest = np.argmin(self.frame_distances_mm(pts, reference_to_ct), axis=0)
         mats = np.asarray(reference_to_ct, float) @ self.image_to_reference
         sy = float(np.linalg.norm(mats[0, :3, 1]))
-        cols = np.flatnonzero(self.fan_mask.any(axis=0))
-        top = np.argmax(self.fan_mask[:, cols], axis=0)          # first fan row of every fan column
+        cols, top = self.fan_top()
         for k in np.unique(nearest):
             sel = nearest == k
             inv = np.linalg.inv(mats[k])
             c, r, _ = (pts[sel] @ inv[:3, :3].T + inv[:3, 3]).T
-            j = np.clip(np.searchsorted(cols, c), 1, len(cols) - 1) if len(cols) > 1 else np.zeros(len(c), int)
-            if len(cols) > 1:
-                j = np.where(np.abs(cols[j - 1] - c) <= np.abs(cols[j] - c), j - 1, j)
+            j = np.argmin(np.abs(cols[None, :] - c[:, None]), axis=1)   # nearest fan column (ties: the lower)
             out[sel] = np.maximum(r - top[j], 0.0) * sy
         return out
+
+    def fan_top(self) -> tuple:
+        """(the fan mask's columns holding fan pixels [n], the first fan row of each [n]): the probe
+        face's row per column (the convex array's arc, a linear array's top row)."""
+        cols = np.flatnonzero(self.fan_mask.any(axis=0))
+        return cols, np.argmax(self.fan_mask[:, cols], axis=0)
 
     def _frame_distances(self, points_ct, reference_to_ct: np.ndarray):
         """Per frame, the [m] distances (mm) of the points from its fan (nothing without a fan)."""

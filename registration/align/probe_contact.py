@@ -38,15 +38,12 @@ SEARCH_MM = 40.0
 def face_points(region: ImagedRegion, reference_to_ct: np.ndarray) -> tuple:
     """(face centres [n, 3] CT LPS mm, unit beam directions [n, 3]) of the region's frames placed by
     ``reference_to_ct``; the beam is the image's +row axis (into the body)."""
-    mask = np.asarray(region.fan_mask, bool)
-    cols = np.flatnonzero(mask.any(axis=0))
+    cols, top = region.fan_top()
     if cols.size == 0:
         return np.zeros((0, 3)), np.zeros((0, 3))
-    c = 0.5 * (cols[0] + cols[-1])
-    j = cols[np.argmin(np.abs(cols - c))]                    # the fan column nearest the middle
-    r = float(np.argmax(mask[:, j]))
+    i = np.argmin(np.abs(cols - 0.5 * (cols[0] + cols[-1])))   # the fan column nearest the middle
     mats = np.asarray(reference_to_ct, float) @ np.asarray(region.image_to_reference, float)
-    pts = (mats @ np.array([float(j), r, 0.0, 1.0]))[:, :3]
+    pts = (mats @ np.array([float(cols[i]), float(top[i]), 0.0, 1.0]))[:, :3]
     beam = mats[:, :3, 1] / np.linalg.norm(mats[:, :3, 1], axis=1)[:, None]
     return pts, beam
 
