@@ -62,6 +62,7 @@ def test_refinement_near_a_lesion_corrects_a_local_error_and_records_the_focus(c
     u = res.uncertainty
     assert u.focus["name"] == "lesion_1" and u.focus["radius_mm"] == 30.0 and u.focus["frames"]
     assert u.focus["moved_at_target_mm"] > 2.0
+    assert u.focus["target_depth_mm"] > 35.0 and u.focus["wall_left_out_mm"] == 0.0   # the lesion lies below the wall
     row = u.target("lesion_1")
     assert row.tre_registration_mm is not None and row.hit_probability is not None
     assert row.distance_to_imaged_region_mm < 5.0 and row.extrapolated is False
@@ -190,6 +191,66 @@ def test_the_focus_leaves_shadows_out_by_default_and_keeps_them_when_asked(ct, s
     assert not sweep.metadata.get("drop_shadows")          # the caller's sweep is not changed
     with pytest.raises(InputError, match="shadows"):
         refine_near_target(ct, sweep, whole, "lesion_1", p, shadows="maybe")
+
+
+def test_a_target_in_the_pressed_wall_is_focused_on_the_tissue_below_it(ct, sweep):
+    """For a target less than WALL_MM (35 mm) below the face, the focused region's LC2 patches are
+    centred only below WALL_MM (the body wall and the tissue the probe presses, compressed differently
+    under every frame): on deformed real-CT sweeps over a lesion 24-29 mm deep the wall pulled the
+    focused fit 2.4-10 mm off (docs/registration_tuning.md#focus). A target below the wall keeps its
+    whole region; so does a target with too few samples below the wall within the radius."""
+    from registration.align import focus
+    from registration.align.lc2_cost import frame_samples
+    from registration.align.volume_sweep import with_shadows_marked
+    sw = with_shadows_marked(sweep, "drop")
+    frames = focused_frames(sw, TRUE_REFERENCE_TO_CT, lesion_centroids_ct()[0], 30.0)
+    s = frame_samples(sw, frames, focus.LEVELS[-1][0])
+    depth = s.depth_mm()
+    mats, _ = sw.image_to_reference_all()
+    k = int(frames[len(frames) // 2])
+
+    def at_depth(mm):        # a CT point on the middle frame's central column, ``mm`` below its face
+        top = int(np.argmax(sw.fan_mask[:, sw.fan_mask.shape[1] // 2]))
+        pix = np.array([[sw.fan_mask.shape[1] // 2, top + mm / np.linalg.norm(mats[k][:3, 1]), 0.0]])
+        return apply(TRUE_REFERENCE_TO_CT, apply(mats[k], pix))[0]
+    from registration.align.imaged_region import ImagedRegion
+    region = ImagedRegion.of_sweep(sw, frames)
+    assert region.depth_mm(at_depth(25.0)[None], TRUE_REFERENCE_TO_CT)[0] == pytest.approx(25.0, abs=1.0)
+    keep = focus._region(s, TRUE_REFERENCE_TO_CT, at_depth(25.0), 30.0)
+    below = focus._below_wall(s, keep)
+    assert depth[keep].min() < focus.WALL_MM - 20.0 and np.array_equal(below, depth[keep] >= focus.WALL_MM)
+    assert focus._skips_wall(s, keep, 25.0)
+    assert not focus._skips_wall(s, keep, 40.0)                    # a target below the wall: all of it
+    assert not focus._skips_wall(s, focus._region(s, TRUE_REFERENCE_TO_CT, at_depth(2.0), 30.0), 2.0)
+    # the wall's patches get no weight; the samples below it keep their distance weights
+    from registration.align.lc2_cost import FrameLC2Cost, ct_feature_levels
+    from registration.align.local_fits import subset_samples
+    feat = ct_feature_levels(ct, [focus.LEVELS[-1][0]])[0]
+
+    def weights(counted):
+        c = FrameLC2Cost(feat, subset_samples(s, keep), focus.LEVELS[-1][1])
+        return focus._near_target(c, TRUE_REFERENCE_TO_CT, at_depth(25.0), counted)._fixed.w[c.samples.fan]
+    w_all, w_deep = weights(None), weights(below)
+    assert np.all(w_deep[~below] == 0) and np.allclose(w_deep[below], w_all[below]) and np.any(w_all[~below] > 0)
+
+
+@pytest.mark.slow
+def test_a_focus_on_a_point_in_the_wall_says_it_fitted_the_tissue_below(ct, sweep):
+    """The whole refinement on a point 30 mm below the face: the wall is left out, the focus records
+    the target's depth and the reasons say what the fit used; from the true pose it stays near it."""
+    mats, _ = sweep.image_to_reference_all()
+    k = len(sweep) // 2
+    col = sweep.fan_mask.shape[1] // 2
+    top = int(np.argmax(sweep.fan_mask[:, col]))
+    pix = np.array([[col, top + 30.0 / np.linalg.norm(mats[k][:3, 1]), 0.0]])
+    p = apply(TRUE_REFERENCE_TO_CT, apply(mats[k], pix))[0]
+    whole = RegistrationResult(TRUE_REFERENCE_TO_CT, "lc2", 0.2, 0.3, 1, 1.0, p,
+                               init_reference_to_ct=TRUE_REFERENCE_TO_CT)
+    res = refine_near_target(ct, sweep, whole, "point", p, radius_target_mm=5.0)
+    focus = res.uncertainty.focus
+    assert focus["target_depth_mm"] == pytest.approx(30.0, abs=1.5) and focus["wall_left_out_mm"] == 35.0
+    assert any("probe presses" in r and "deeper than 35 mm" in r for r in res.uncertainty.reasons)
+    assert _err(res.reference_to_ct, p) < 1.0
 
 
 def test_a_focused_move_beyond_the_whole_sweep_radius_counts_whole():

@@ -201,3 +201,18 @@ def test_sample_weights_scale_the_patches_weights_in_both_engines(ct, sweep, eng
     first.weight_samples(np.r_[np.ones(per_frame[0]), np.zeros(per_frame[1:].sum())])
     assert first.metric(m)[0] == pytest.approx(num[0] / den[0], rel=1e-6)
     assert first.metric(m)[0] != pytest.approx(plain.metric(m)[0], rel=1e-3)
+
+
+def test_sample_depth_is_below_the_fans_top_in_each_column():
+    """FrameSamples.depth_mm: a sample's row minus its column's first fan row (a convex array's arc,
+    over all frames), times the pixel size; in the order of points_ref."""
+    from registration.align.lc2_cost import FrameSamples
+    fan = np.zeros((2, 6, 4), bool)
+    fan[:, 2:, 0] = fan[:, 1:, 1] = fan[:, 1:, 2] = fan[:, 2:, 3] = True     # an arc: the middle columns start higher
+    fan[1, 4, 1] = False                                                         # one pixel in shadow in frame 1
+    n = int(fan.sum())
+    s = FrameSamples(np.zeros(fan.shape, np.float32), fan, np.zeros((n, 3)), 2.0)
+    f, r, c = np.nonzero(fan)
+    expected = (r - np.where((c == 0) | (c == 3), 2, 1)) * 2.0
+    assert np.array_equal(s.depth_mm(), expected)
+    assert s.depth_mm().min() == 0.0 and s.depth_mm().max() == 8.0

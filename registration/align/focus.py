@@ -28,7 +28,9 @@ the target and their scatter is measured noise of it (one region's optimum moved
 target, the assessment. Every fit keeps the target within ``MAX_MOVE_MM`` per axis
 of where the whole-sweep pose put it; a fit held at that edge makes the result poor.
 Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
-a 30 mm region holds little structure (docs/registration_tuning.md#focus).
+a 30 mm region holds little structure (docs/registration_tuning.md#focus). The region's
+samples are weighted by their distance from the target (``FOCUS_WEIGHT_SIGMA_MM``), and for a
+target in the tissue the probe presses only the tissue below that band counts (``SKIP_WALL``).
 Units: mm, degrees; points CT LPS.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ from registration.spatial.volume import Volume
 from .deformation_error import from_fits
 from .imaged_region import ImagedRegion
 from .lc2_cost import FrameLC2Cost, crop_to_points, ct_feature_levels, frame_samples
-from .local_fits import local_offsets, subset_samples
+from .local_fits import WALL_MM, local_offsets, subset_samples
 from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations,
                          translation_search_starts)
 from .pose_uncertainty import AGREE_MM, COMPARABLE_LC2, hessian_covariance, multistart_spread
@@ -106,6 +108,19 @@ MIN_SAMPLES = 800
 #: demo and the real-CT cases, 10.2-19.6 mm on the real CT's dome sweeps, whose focused fits all ended
 #: poor 5.6-18 mm off (a lit sliver beside a rib's shadow, fitted to the lung). Heuristic: a third.
 LIT_OFFSET_FRACTION = 1.0 / 3.0
+#: For a target less than ``local_fits.WALL_MM`` (35 mm) below the probe face, the focused region's
+#: LC2 patches are centred only on fan samples below that depth: not on the body wall and the tissue
+#: the probe presses (left out of the residual-deformation fits too). Each frame's face compresses
+#: that tissue by its own few mm, more the shallower it lies, and its strong interfaces (skin, fat,
+#: muscle, capsule) dominate the region's LC2: a locally rigid fit followed them, not a target lying
+#: among them (the real CT's lesion sweeps, lesion 24-29 mm below the face: 2.4-10 mm off where the
+#: whole sweep was within 1-3 mm). What is left is the tissue below the target, which the probe
+#: presses least and which moves with it. For a target below the wall leaving it out was no better
+#: (surveys of the same cases: as often worse as better), so the region stays whole there. The check
+#: that the region is not one-sided (``LIT_OFFSET_FRACTION``) is about shadows and is made before,
+#: with the wall: a region below the target is deliberate. Kept when fewer than ``MIN_SAMPLES``
+#: samples lie below the wall. Measured in docs/registration_tuning.md#focus (twelfth session).
+SKIP_WALL = True
 #: Refine rotation too (else translation only: about the target a rotation does not move it,
 #: and in a small region it is poorly determined). Measurements: docs/registration_tuning.md#focus.
 ROTATION = False
@@ -165,11 +180,9 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     base = np.asarray(result.reference_to_ct, float)
     all_frames = focused_frames(sweep, base, p, radius_mm)
     frames = _spread(all_frames, MAX_FRAMES)
-    costs = []
-    for level_mm, patch in LEVELS:
-        s = frame_samples(sweep, frames, level_mm) if frames.size else None
-        keep = None if s is None else np.linalg.norm(apply(base, s.points_ref) - p, axis=1) <= radius_mm
-        costs.append((s, keep, level_mm, patch))
+    samples = [frame_samples(sweep, frames, level_mm) if frames.size else None for level_mm, _ in LEVELS]
+    costs = [(s, None if s is None else _region(s, base, p, radius_mm), level_mm, patch)
+             for s, (level_mm, patch) in zip(samples, LEVELS)]
     s_fine, keep_fine = costs[-1][0], costs[-1][1]
     if s_fine is None or int(keep_fine.sum()) < MIN_SAMPLES:
         raise InputError(f"the sweep passes too little within {radius_mm:.0f} mm of {name} "
@@ -184,7 +197,11 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                              "or rely on the whole-sweep result")
     roi = crop_to_points(ct, p[None], radius_mm + 40.0)
     feats = ct_feature_levels(roi, [lv for lv, _ in LEVELS])
-    levels = [_near_target(FrameLC2Cost(f, subset_samples(s, k), patch), base, p)
+    region = ImagedRegion.of_sweep(sweep, frames)
+    target_depth = float(region.depth_mm(p[None], base)[0])
+    skip_wall = _skips_wall(s_fine, keep_fine, target_depth)
+    levels = [_near_target(FrameLC2Cost(f, subset_samples(s, k), patch), base, p,
+                           _below_wall(s, k) if skip_wall else None)
               for f, (s, k, _, patch) in zip(feats, costs)]
     history = []
 
@@ -224,7 +241,8 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
         k_fits = int(np.clip(all_frames.size // ENSEMBLE_FRAMES, 2, ENSEMBLE))
         subsets = [_spread(all_frames[k::k_fits], MAX_FRAMES) for k in range(k_fits)] \
             if all_frames.size >= 2 * k_fits else [frames]
-        fine_costs = run([lambda sub=sub: _fine_cost(feats[-1], sweep, sub, base, p, radius_mm) for sub in subsets])
+        fine_costs = run([lambda sub=sub: _fine_cost(feats[-1], sweep, sub, base, p, radius_mm, skip_wall)
+                          for sub in subsets])
         fine_costs = [c for c in fine_costs if c is not None] or [levels[-1]]
 
         offset = (apply(best.reference_to_ct, apply(np.linalg.inv(base), p)) - p) / PARAM_SCALE[3:]
@@ -252,7 +270,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                                        for idx in np.array_split(np.arange(len(xs)), n_threads)]) for v in part])
         fits = local_offsets(sweep, feats[0], current, frames, run=run, near=p, radius_mm=radius_mm, n_groups=2,
                              depths=("near", "far"))
-    deformation = from_fits(fits, ImagedRegion.of_sweep(sweep, frames), current)
+    deformation = from_fits(fits, region, current)
     deformation.ball = (p, float(radius_mm))
     deformation.indentation_mm = indentation_mm(ct, deformation.region, current)   # the near-probe prior
     out = RegistrationResult(current, "lc2", float(m_init), float(m_final), len(history), 0.0, p, mid, history,
@@ -282,13 +300,18 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     out.uncertainty.reasons = [(f"focused on {name}: registration error {row.tre_registration_mm:.1f} mm RMS "
                                 f"(95 % within {row.tre_registration_95_mm:.1f} mm; {len(ens)} fits on separate "
                                 f"frames scatter {ensemble_sd:.1f} mm)")] + row.why
+    if skip_wall:
+        out.uncertainty.reasons.append(f"{name} lies {target_depth:.0f} mm below the probe face, in the tissue the "
+                                       f"probe presses: fitted on the tissue deeper than {WALL_MM:.0f} mm")
     out.uncertainty.focus = {"name": name, "point_ct": p.tolist(), "radius_mm": float(radius_mm),
                              "frames": [int(i) for i in frames],
                              "whole_sweep_tre_mm": None if whole is None else whole.tre_registration_mm,
                              "whole_sweep_verdict": None if whole is None else whole.verdict,
                              "moved_at_target_mm": round(float(np.linalg.norm(moved)), 3),
                              "disputes_whole_mm": round(dispute_mm(moved_mm, disagreement, at_edge, lc2_fell), 3),
-                             "ensemble_fits": len(ens), "ensemble_spread_mm": round(ensemble_sd, 3)}
+                             "ensemble_fits": len(ens), "ensemble_spread_mm": round(ensemble_sd, 3),
+                             "target_depth_mm": round(target_depth, 2),
+                             "wall_left_out_mm": WALL_MM if skip_wall else 0.0}
     out.wall_time_s = time.perf_counter() - t0
     out.timings_s = {"focus": out.wall_time_s}
     return out
@@ -421,22 +444,46 @@ def _spread(frames: np.ndarray, n: int) -> np.ndarray:
     return frames
 
 
+def _region(s, base: np.ndarray, p: np.ndarray, radius_mm: float) -> np.ndarray:
+    """[n fan samples of ``s``] bool: within ``radius_mm`` of ``p`` under ``base``."""
+    return np.linalg.norm(apply(base, s.points_ref) - p, axis=1) <= radius_mm
+
+
+def _skips_wall(s, keep: np.ndarray, target_depth_mm: float) -> bool:
+    """Whether the focused region (fan samples ``keep`` of ``s``) counts only its samples below the
+    wall (``SKIP_WALL``): when the target lies in the wall (``target_depth_mm`` below the probe face
+    less than ``WALL_MM``) and ``MIN_SAMPLES`` or more samples lie below it (a target in the wall's
+    first ~10 mm has too few there within the radius, and keeps the wall)."""
+    return bool(SKIP_WALL and target_depth_mm < WALL_MM and int(_below_wall(s, keep).sum()) >= MIN_SAMPLES)
+
+
+def _below_wall(s, keep: np.ndarray) -> np.ndarray:
+    """[keep.sum()] bool: which of the fan samples ``keep`` of ``s`` (the whole fan) lie at least
+    ``WALL_MM`` below the probe face (``SKIP_WALL``)."""
+    return s.depth_mm()[keep] >= WALL_MM
+
+
 def _fine_cost(feature, sweep: Sweep, frames: np.ndarray, base: np.ndarray, p: np.ndarray,
-               radius_mm: float) -> Optional[FrameLC2Cost]:
+               radius_mm: float, skip_wall: bool = False) -> Optional[FrameLC2Cost]:
     """The fine-level LC2 cost of ``frames``' fan samples within ``radius_mm`` of ``p`` (under
-    ``base``); None when they hold fewer than ``MIN_SAMPLES`` / 2."""
+    ``base``; ``skip_wall``: below ``WALL_MM`` only); None when they hold fewer than ``MIN_SAMPLES`` / 2."""
     s = frame_samples(sweep, frames, LEVELS[-1][0])
-    keep = np.linalg.norm(apply(base, s.points_ref) - p, axis=1) <= radius_mm
+    keep = _region(s, base, p, radius_mm)
     if int(keep.sum()) < MIN_SAMPLES // 2:
         return None
-    return _near_target(FrameLC2Cost(feature, subset_samples(s, keep), LEVELS[-1][1]), base, p)
+    return _near_target(FrameLC2Cost(feature, subset_samples(s, keep), LEVELS[-1][1]), base, p,
+                        _below_wall(s, keep) if skip_wall else None)
 
 
-def _near_target(cost: FrameLC2Cost, base: np.ndarray, p: np.ndarray) -> FrameLC2Cost:
+def _near_target(cost: FrameLC2Cost, base: np.ndarray, p: np.ndarray,
+                 counted: Optional[np.ndarray] = None) -> FrameLC2Cost:
     """``cost`` with its samples weighted by a Gaussian (``FOCUS_WEIGHT_SIGMA_MM``) of their distance
-    from the target ``p`` under the whole-sweep pose ``base`` (in place; returned for chaining)."""
+    from the target ``p`` under the whole-sweep pose ``base``, and by 0 where ``counted`` [n samples]
+    is False (in place; returned for chaining). A sample weighted 0 still belongs to its neighbours'
+    LC2 patches (their local statistics), it only adds no patch of its own."""
     d2 = np.sum((apply(base, cost.samples.points_ref) - p) ** 2, axis=1)
-    cost.weight_samples(np.exp(-0.5 * d2 / FOCUS_WEIGHT_SIGMA_MM ** 2))
+    w = np.exp(-0.5 * d2 / FOCUS_WEIGHT_SIGMA_MM ** 2)
+    cost.weight_samples(w if counted is None else w * np.asarray(counted, float))
     return cost
 
 

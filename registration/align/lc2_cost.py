@@ -74,6 +74,15 @@ class FrameSamples:
             self._pt = np.ascontiguousarray(self.points_ref.T)
         return self._pt
 
+    def depth_mm(self) -> np.ndarray:
+        """[m] depth (mm) of every fan sample below the probe face, in the order of ``points_ref``:
+        its row minus the first fan row of its column over all frames (the convex array's arc, a
+        linear array's top row), times ``pixel_mm``. Meaningful on samples of the whole fan (a
+        subset's first rows are not the face's)."""
+        _, rows, cols = np.nonzero(self.fan)
+        top = np.argmax(self.fan.any(axis=0), axis=0)        # per column; 0 where the column has no fan
+        return (rows - top[cols]) * float(self.pixel_mm)
+
 
 def frame_samples(sweep: Sweep, indices: np.ndarray, pixel_mm: float, depth_normalise: bool = True) -> FrameSamples:
     """Frames ``indices`` anti-aliased and resampled to ``pixel_mm`` pixels, with their fan pixels
