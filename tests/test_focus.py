@@ -342,6 +342,12 @@ def test_the_focus_goes_on_from_the_best_start_inside_the_search_box_not_one_hel
     # an interior stop far below the edge's LC2 (a real CT's dome: 0.38 against 0.76) is no rival
     strong_edge = start([-MAX_MOVE_MM, -2.8, 11.6], 0.7571)
     assert _best_inside([strong_edge, start([-1.2, -6.6, 2.7], 0.3827)], base, p, False) is strong_edge
+    # comparable interior optima (the demo's deformed lesion_1 sweep, run 0): the one that moved the
+    # target least from the whole-sweep pose, not the one with a sliver more LC2
+    near = start([1.2, 0.2, 0.6], 0.2665)
+    far = start([1.5, 0.4, -7.5], 0.2750)
+    assert _best_inside([far, near, start([1.5, 0.3, -7.6], 0.2751)], base, p, False) is near
+    assert _best_inside([far, start([1.0, 0.0, 0.0], 0.2450)], base, p, False) is far     # not comparable
 
 
 @pytest.mark.slow

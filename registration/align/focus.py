@@ -121,6 +121,9 @@ LIT_OFFSET_FRACTION = 1.0 / 3.0
 #: with the wall: a region below the target is deliberate. Kept when fewer than ``MIN_SAMPLES``
 #: samples lie below the wall. Measured in docs/registration_tuning.md#focus (twelfth session).
 SKIP_WALL = True
+#: Among the middle level's comparable interior optima, go on from the one nearest the whole-sweep
+#: pose at the target (else the best by LC2): see :func:`_best_inside`.
+NEAREST_COMPARABLE = True
 #: Refine rotation too (else translation only: about the target a rotation does not move it,
 #: and in a small region it is poorly determined). Measurements: docs/registration_tuning.md#focus.
 ROTATION = False
@@ -411,23 +414,32 @@ def lit_offset_mm(samples, keep: np.ndarray, base: np.ndarray, p: np.ndarray) ->
 
 
 def _best_inside(starts, base: np.ndarray, p: np.ndarray, rotation: bool):
-    """The start of the middle level the refinement goes on from: the best by LC2 among those that
-    did not stop at the edge of the search box (``MAX_MOVE_MM`` per axis at the target, less
-    ``EDGE_MM``) and whose LC2 is comparable to the best of all (within ``COMPARABLE_LC2``), else the
-    best of all (at the edge: poor). An optimum held at the edge is no local optimum of the region,
-    only where the box cut the search off; preferring it by a sliver of LC2 threw away an interior
-    optimum near the truth: the demo's deformed lesion_6 sweep (seed 0, run 1) had the whole-sweep
-    start end 1.7 mm from the organ field's position of the lesion at LC2 0.1700 and a grid start at
-    the edge, 18 mm off, at 0.1720. An interior stop far below the edge's LC2 is no rival optimum: on a
-    real CT's dome sweep (0.38 against 0.76) going on from it claimed 3.4-4.0 mm at 6-10 mm true
-    (benchmarks/results/deformation.md, 2026-12-03 tenth session). The edge start still counts as a
-    comparable optimum elsewhere (check)."""
+    """The start of the middle level the refinement goes on from: among those that did not stop at
+    the edge of the search box (``MAX_MOVE_MM`` per axis at the target, less ``EDGE_MM``) and whose
+    LC2 is comparable to the best of all (within ``COMPARABLE_LC2``), the one that moved the target
+    least from the whole-sweep pose (``NEAREST_COMPARABLE``; else the best by LC2); without any, the
+    best of all (at the edge: poor).
+
+    Comparable optima are ones the region's LC2 does not tell apart; the rest of the sweep (the
+    whole-sweep pose) then decides: on the demo's deformed lesion_1 sweep the start nearest the truth
+    (1.4 mm) scored 0.2665 and two grid starts 7.5 mm off along the elevation 0.2750, and the focus
+    ended 3.8-3.9 mm off (now 1.65-1.8 mm; the lesion_6 sweep's runs 0 and 2 go the other way,
+    0.9 / 1.4 -> 2.7 / 2.8 mm; docs/registration_tuning.md#focus). An optimum held at the edge is no
+    local optimum of the region, only where the box cut the search off; preferring it by a sliver of
+    LC2 threw away an interior optimum near the truth: the demo's deformed lesion_6 sweep (seed 0,
+    run 1) had the whole-sweep start end 1.7 mm from the organ field's position of the lesion at LC2
+    0.1700 and a grid start at the edge, 18 mm off, at 0.1720. An interior stop far below the edge's
+    LC2 is no rival optimum: on a real CT's dome sweep (0.38 against 0.76) going on from it claimed
+    3.4-4.0 mm at 6-10 mm true (benchmarks/results/deformation.md, 2026-12-03 tenth session). The
+    edge start still counts as a comparable optimum elsewhere (check)."""
     if rotation or MAX_MOVE_MM is None:
         return max(starts, key=lambda r: r.metric_final)
     top = max(r.metric_final for r in starts)
     ref = apply(np.linalg.inv(base), p)
     inside = [r for r in starts if r.metric_final >= top - COMPARABLE_LC2
               and not _held_at_edge(apply(r.reference_to_ct, ref) - p)]
+    if inside and NEAREST_COMPARABLE:
+        return min(inside, key=lambda r: float(np.linalg.norm(apply(r.reference_to_ct, ref) - p)))
     return max(inside or starts, key=lambda r: r.metric_final)
 
 
