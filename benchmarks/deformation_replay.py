@@ -3,7 +3,8 @@ in seconds, without registering again.
 
     .venv/bin/python benchmarks/deformation_replay.py RUN.json [RUN.json ...] [--growth-prior 0.15]
                                                       [--local-factor 1.5] [--pose-calibration 0.5]
-                                                      [--local-floor 2.0]
+                                                      [--local-floor 2.0] [--near-probe-mm 4]
+                                                      [--near-probe-radius 40]
 
 Each RUN.json is a ``deformation.py --json`` output (it keeps every run's local fits). Per run the
 deformation term is rebuilt from those fits by the product's own
@@ -70,12 +71,18 @@ def replay_run(run: dict, constants: dict, pose_calibration: Optional[float] = N
         return [(t["true_mm"], t["radius95_mm"], t["verdict"]) for t in run["targets"]]
     saved = {k: getattr(deformation_error, k) for k in constants}
     try:
+        # patched for the whole run: the near-probe prior is read when each target's error is built
         for k, v in constants.items():
             setattr(deformation_error, k, v)
-        term = deformation_error.from_fits(fits) if fits else None
+        return _replay_targets(run, fits, pose_calibration, local_floor_mm)
     finally:
         for k, v in saved.items():
             setattr(deformation_error, k, v)
+
+
+def _replay_targets(run: dict, fits: list, pose_calibration: Optional[float], local_floor_mm: float) -> list:
+    """:func:`replay_run` with the constants in place."""
+    term = deformation_error.from_fits(fits) if fits else None
     if term is not None:
         # the near-probe prior applies as far as the probe pressed (runs made before the
         # indentation was recorded: None, the prior in full)
@@ -117,13 +124,16 @@ def main(argv=None) -> int:
     ap.add_argument("--growth-prior", type=float, default=deformation_error.GROWTH_PRIOR)
     ap.add_argument("--growth-per-local", type=float, default=deformation_error.GROWTH_PER_LOCAL)
     ap.add_argument("--local-factor", type=float, default=deformation_error.LOCAL_FACTOR)
+    ap.add_argument("--near-probe-mm", type=float, default=deformation_error.NEAR_PROBE_MM)
+    ap.add_argument("--near-probe-radius", type=float, default=deformation_error.NEAR_PROBE_RADIUS_MM)
     ap.add_argument("--local-floor", type=float, default=0.0,
                     help="a deformation prior (mm) added in quadrature to the term's local part")
     ap.add_argument("--pose-calibration", type=float, default=None,
                     help="factor of the pose term (uncertainty.CALIBRATION['lc2']; default: unchanged)")
     args = ap.parse_args(argv)
     constants = {"GROWTH_PRIOR": args.growth_prior, "GROWTH_PER_LOCAL": args.growth_per_local,
-                 "LOCAL_FACTOR": args.local_factor}
+                 "LOCAL_FACTOR": args.local_factor, "NEAR_PROBE_MM": args.near_probe_mm,
+                 "NEAR_PROBE_RADIUS_MM": args.near_probe_radius}
     print("constants:", constants, "pose calibration:", args.pose_calibration or "unchanged",
           "local floor (mm):", args.local_floor)
     for path in args.runs:

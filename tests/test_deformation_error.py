@@ -9,7 +9,7 @@ import pytest
 
 from registration.align.assessment import Assessment
 from registration.align.capture_range import CONSISTENT_MM
-from registration.align.deformation_error import (GROWTH_PRIOR, LOCAL_FACTOR, NEAR_PROBE_DEPTH_MM, NEAR_PROBE_MM,
+from registration.align.deformation_error import (GROWTH_PRIOR, LOCAL_FACTOR, NEAR_PROBE_MM, NEAR_PROBE_RADIUS_MM,
                                                   NOT_PRESSED_MM, PRESSED_MM, VALIDATED_MM, ResidualDeformation,
                                                   estimate_residual_deformation, from_fits, near_probe_mm,
                                                   pressed_fraction, unresolved_ms)
@@ -76,14 +76,21 @@ def test_depth_below_the_probe_face_is_from_the_fans_top_in_the_nearest_frame():
 
 
 def test_the_near_probe_prior_falls_with_depth():
-    z = [-3.0, 0.0, 0.5 * NEAR_PROBE_DEPTH_MM, NEAR_PROBE_DEPTH_MM, 2 * NEAR_PROBE_DEPTH_MM]
-    assert [near_probe_mm(v) for v in z] == pytest.approx([NEAR_PROBE_MM, NEAR_PROBE_MM, NEAR_PROBE_MM / 2, 0.0, 0.0])
+    """Boussinesq's profile under a loaded disc of radius a (incompressible): 1 at the face, 1/sqrt(2)
+    at z = a, 1/sqrt(5) at 2a, ~a/z far below; never 0 under a pressed probe."""
+    a = NEAR_PROBE_RADIUS_MM
+    z = [-3.0, 0.0, a, 2 * a, 10 * a]
+    assert [near_probe_mm(v) for v in z] == pytest.approx(
+        [NEAR_PROBE_MM, NEAR_PROBE_MM, NEAR_PROBE_MM / math.sqrt(2), NEAR_PROBE_MM / math.sqrt(5),
+         NEAR_PROBE_MM / math.sqrt(101)])
+    assert all(near_probe_mm(u) > near_probe_mm(v) > 0 for u, v in zip(z[1:], z[2:]))
     assert near_probe_mm(None) == 0.0 and near_probe_mm(float("nan")) == 0.0
     term = ResidualDeformation(1.0, 0.1, [])
     p10 = near_probe_mm(10.0)
     assert p10 > 0 and term.error_mm(5.0, 10.0) == pytest.approx(math.sqrt(1.0 + p10 ** 2 + 0.25))
-    assert term.error_mm(5.0, 2 * NEAR_PROBE_DEPTH_MM) == pytest.approx(math.hypot(1.0, 0.5)) == term.error_mm(5.0)
+    assert term.error_mm(5.0) == pytest.approx(math.hypot(1.0, 0.5)) and term.error_mm(5.0) < term.error_mm(5.0, 10 * a)
     assert term.to_dict()["near_probe_mm"] == NEAR_PROBE_MM and term.to_dict()["probe_indentation_mm"] is None
+    assert term.to_dict()["near_probe_radius_mm"] == a
 
 
 def test_the_near_probe_prior_needs_a_pressed_probe():
@@ -179,7 +186,9 @@ def test_deformation_inflates_every_target_and_extrapolated_targets_are_never_go
     near_q, far_q = a_quiet.target("near"), a_quiet.target("far")
     assert near_q.verdict == "good" and near_q.extrapolated is False
     assert near_q.depth_below_probe_mm == pytest.approx(100.0, abs=0.3)
-    assert near_q.tre_registration_mm == pytest.approx(rigid.target("near").tre_registration_mm, abs=1e-6)
+    # 100 mm below the (unknown: pressed) probe face, the near-probe prior's tail is all that is added
+    assert near_q.tre_registration_mm == pytest.approx(
+        math.hypot(rigid.target("near").tre_registration_mm, near_probe_mm(near_q.depth_below_probe_mm)), abs=1e-6)
     # the same target 10 mm below the probe face: the near-probe prior is added there
     at = {"near": {"point": [10, 10, 2]}}
     shallow = assess(res, at, hessian=hess, deformation=quiet).target("near")
@@ -187,7 +196,7 @@ def test_deformation_inflates_every_target_and_extrapolated_targets_are_never_go
     assert shallow.tre_registration_mm == pytest.approx(math.hypot(
         assess(res, at, hessian=hess).target("near").tre_registration_mm, near_probe_mm(shallow.depth_below_probe_mm)))
     assert shallow.tre_near_probe_mm == pytest.approx(near_probe_mm(shallow.depth_below_probe_mm))
-    assert near_q.tre_near_probe_mm == 0.0
+    assert 0.0 < near_q.tre_near_probe_mm < shallow.tre_near_probe_mm
     assert far_q.extrapolated is True and far_q.verdict == "check"
     assert far_q.distance_to_imaged_region_mm == pytest.approx(36.0, abs=0.5)
     assert any("extrapolated" in w for w in far_q.why)

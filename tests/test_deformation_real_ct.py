@@ -50,6 +50,12 @@ def test_no_target_of_a_deformed_real_ct_sweep_is_good_beyond_5_mm(tmp_path, sha
     for r, (_, r95, _) in zip(rows, wider):
         if r["radius95_mm"] is not None and (r["product_distance_mm"] or 0.0) > 5.0:
             assert r95 > r["radius95_mm"] + 0.1
+    # a wider near-probe profile (the prior is read per target, so the constant must hold while the
+    # rows are rebuilt) widens the radii of the targets below the pressed probe, the deep ones too
+    deeper = replay_run(run, {"NEAR_PROBE_RADIUS_MM": 80.0})
+    deep = [(r, r95) for r, (_, r95, _) in zip(rows, deeper)
+            if r["radius95_mm"] is not None and (r["depth_below_probe_mm"] or 0.0) > 50.0]
+    assert deep and all(r95 > r["radius95_mm"] + 0.05 for r, r95 in deep)
 
     # the pose term's factor (--pose-calibration): the product's own reproduces the claims, a smaller
     # one shrinks every radius whose row records a pose term

@@ -41,7 +41,8 @@ TARGETS = {"lesion_near": {"point": [10, 100, 2], "radius_mm": 8.0},
 
 
 def _assessment(local_mm=0.0, moved=np.eye(4)) -> Assessment:
-    deformation = ResidualDeformation(local_mm, GROWTH_PRIOR, [], _region(), np.eye(4))
+    # a probe resting on the skin (indentation 0.3 mm): no near-probe prior, the distance alone counts
+    deformation = ResidualDeformation(local_mm, GROWTH_PRIOR, [], _region(), np.eye(4), indentation_mm=0.3)
     return assess(_result(moved), TARGETS, hessian=LaplaceCovariance(np.eye(6) * 0.01, True),
                   deformation=deformation)
 
@@ -53,7 +54,7 @@ def test_extrapolated_row_uses_the_inflated_error_for_its_hit_probability():
     assert near.extrapolated is False
     rigid = assess(_result(), TARGETS, hessian=LaplaceCovariance(np.eye(6) * 0.01, True)).target("lesion_far")
     assert far.tre_registration_mm > rigid.tre_registration_mm
-    assert far.depth_below_probe_mm == pytest.approx(100.0, abs=0.3) and near_probe_mm(100.0) == 0.0
+    assert far.depth_below_probe_mm == pytest.approx(100.0, abs=0.3) and far.tre_near_probe_mm == 0.0
     assert far.tre_deformation_mm == pytest.approx(np.hypot(1.0, GROWTH_PRIOR * far.distance_to_imaged_region_mm))
     assert far.hit_probability == pytest.approx(hit_probability(8.0, total_error_mm(far.tre_registration_mm)))
     assert far.hit_probability < rigid.hit_probability
