@@ -41,7 +41,8 @@ def test_no_target_of_a_deformed_real_ct_sweep_is_good_beyond_5_mm(tmp_path, sha
     # claims from the run's own local fits, and a larger growth prior widens only the radii away
     # from the fans
     from benchmarks.deformation_replay import replay_run
-    run = {"targets": rows, "local_fits": doc["uncertainty"]["deformation"]["local_fits"]}
+    run = {"targets": rows, "local_fits": doc["uncertainty"]["deformation"]["local_fits"],
+           "deformation": doc["uncertainty"]["deformation"]}     # its probe indentation: the near-probe prior
     same = replay_run(run, {})        # RESULT rounds the fits' shifts to 0.01 mm
     assert [v for _, _, v in same] == [r["verdict"] for r in rows]
     assert [r95 for _, r95, _ in same if r95 is not None] == pytest.approx(
