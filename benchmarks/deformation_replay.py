@@ -17,6 +17,10 @@ made before those were recorded have none: no prior, resp. the prior in full); i
 verdict is moved the way
 :func:`registration.align.uncertainty.assess` would for that number (a "good" above
 ``GOOD_TRE_MM`` becomes "check", anything above ``POOR_TRE_MM`` "poor"; other reasons stay).
+It never promotes: a "check" whose claim falls below ``GOOD_TRE_MM`` stays "check" (the row does not
+say whether the claim was its only reason), so a change that *lowers* claims gains goods the replay
+does not show; measure such a change with ``deformation.py`` (on 2026-12-05 a lower near-probe
+amplitude replayed as "same goods" and measured 75 checks -> good, 12 of them above 5 mm).
 ``--local-floor MM`` adds a stated deformation prior: the term's ``local`` becomes
 ``hypot(local, MM)`` (the product decision of docs/registration_tuning.md#residual-deformation).
 ``--pose-calibration K`` also replaces the pose term's factor (``uncertainty.CALIBRATION["lc2"]``
