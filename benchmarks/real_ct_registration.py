@@ -23,7 +23,8 @@ good. Results: benchmarks/results/real_ct_registration.md.
 the scan (issue 19: the demo case's organ field and probe compression, sample_data.sweeps.deformed_sweeps,
 on our own segmentation's liver; a survey and a sweep over each focus, then the deformed survey and
 deformed focus sweeps) and its truth.json in the demo case's layout, for
-``benchmarks/deformation.py --case DIR`` (the honest-error measures on a real CT).
+``benchmarks/deformation.py --case DIR`` (the honest-error measures on a real CT); ``--deformed-variant``
+simulates it with another simulator (``plain``, ``settings``).
 """
 from __future__ import annotations
 
@@ -79,10 +80,12 @@ def variant_sweeps(ct, labels, variant: str, seed: int, out: Path):
                                              for s in us["sweeps"]]
 
 
-def deformed_case(ct, anatomy, folder: Path, seed: int, out: Path) -> Path:
-    """A case folder ``out`` for benchmarks/deformation.py: this CT's static and deformed sweeps (the
-    default simulator), their truth (``ultrasound``) and the CT and label files it names. ``anatomy``:
-    the CT's automatic segmentation (planner.segmentation.pipeline.segment_anatomy)."""
+def deformed_case(ct, anatomy, folder: Path, seed: int, out: Path, variant: str = "default") -> Path:
+    """A case folder ``out`` for benchmarks/deformation.py: this CT's static and deformed sweeps
+    (simulated by ``variant``, a benchmarks/simulator_variants.py variant: the error model was tuned
+    on the default simulator's sweeps, and the product is judged on an independent one), their truth
+    (``ultrasound``) and the CT and label files it names. ``anatomy``: the CT's automatic segmentation
+    (planner.segmentation.pipeline.segment_anatomy)."""
     import json
 
     from registration.io.labelmap_io import write_labels
@@ -97,9 +100,10 @@ def deformed_case(ct, anatomy, folder: Path, seed: int, out: Path) -> Path:
     grown = [grow_lesion(ct, p, anatomy.liver_region, name=n, bone=bone) for n, p in FOCI.items()]
     labels = compose_labels(anatomy.labels, grown)[0]
     truth = foci_truth({g.name: g.diameter_mm for g in grown})
-    us = make_sweeps(ct, labels, truth, out, seed=seed, frames_per_sweep=100, deformed=3)
+    us = make_sweeps(ct, labels, truth, out, seed=seed, frames_per_sweep=100, deformed=3,
+                     simulator=simulator_of(variant))
     write_labels(labels, out / "labels.nrrd")
-    doc = {"case": "crlm-1004 (real CT), own segmentation", "ultrasound": us,
+    doc = {"case": "crlm-1004 (real CT), own segmentation", "simulator": variant, "ultrasound": us,
            "files": {"ct": {"portal": str(folder.resolve())}, "labels": "labels.nrrd"}}
     atomic_write_text(out / "truth.json", json.dumps(doc, indent=1, default=float))
     return out
@@ -115,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", help="write the sweeps here (default: a temporary folder)")
     ap.add_argument("--json", help="write all rows and summaries here")
     ap.add_argument("--deformed-case", help="only write a deformed case of this CT here (for deformation.py)")
+    ap.add_argument("--deformed-variant", default="default", help="the simulator of --deformed-case (a variant as "
+                    "in --variants: default, settings, plain, knobs:...)")
     ap.add_argument("--far-trials", type=int, default=0, help="also this many trials per variant from far starts "
                     "(20-30 mm, 10-15 deg, issue 19): correct results called poor, wrong ones called good")
     args = ap.parse_args(argv)
@@ -134,7 +140,8 @@ def main(argv=None) -> int:
     log(f"crlm-1004 {ct}: segmented in {time.perf_counter() - t0:.0f} s; {len(targets)} targets; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     if args.deformed_case:
-        out = deformed_case(ct, anatomy, folder, args.sweep_seed, Path(args.deformed_case))
+        out = deformed_case(ct, anatomy, folder, args.sweep_seed, Path(args.deformed_case),
+                            args.deformed_variant.replace("+", ","))
         log(f"deformed case written: {out} (run benchmarks/deformation.py --case {out})")
         return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ctus-realct-"))
