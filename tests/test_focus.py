@@ -136,13 +136,14 @@ def test_a_whole_sweep_result_keeps_focused_lesions_and_the_planner_uses_them():
 
 
 def _focus_row(spread_mm, *, m_init=0.10, m_final=0.12, starts=(), breathing_mm=0.0, disagreement_mm=0.0,
-               at_edge=False):
+               at_edge=False, indentation_mm=None, basin_doubt=None):
     from registration.align.assessment import Assessment, ErrorTerms, TargetEstimate
     from registration.align.focus import _focused_estimate
     row = TargetEstimate("lesion_1", [0.0, 0.0, 0.0], radius_mm=10.0, verdict="poor",
                          why=["final metric below 0.12: the images do not match"])
     a = Assessment("poor", [], [row], ErrorTerms(1.0, 1.5, 2.5, breathing_mm), 0.96)
-    _focused_estimate(row, spread_mm, 3, list(starts), np.zeros(3), m_init, m_final, a, disagreement_mm, at_edge)
+    _focused_estimate(row, spread_mm, 3, list(starts), np.zeros(3), m_init, m_final, a, disagreement_mm, at_edge,
+                      indentation_mm, basin_doubt)
     return row
 
 
@@ -166,6 +167,34 @@ def test_focused_error_comes_from_the_ensemble_spread_not_the_whole_sweep_metric
     far = rigid_matrix([0, 0, 0, 8.0, 0, 0])
     starts = [StartResult(np.zeros(6), np.eye(4), 0.1, 0.120, 0), StartResult(np.zeros(6), far, 0.1, 0.119, 0)]
     assert _focus_row(0.3, starts=starts).verdict == "check"
+    # the focused pose lifts the probe faces off the CT's skin (a probe touches it): check, then poor
+    assert _focus_row(0.3, indentation_mm=3.5).verdict == "good"
+    assert _focus_row(0.3, indentation_mm=-2.0).verdict == "check"
+    off = _focus_row(0.3, indentation_mm=-4.0)
+    assert off.verdict == "poor" and any("outside the CT's skin" in w for w in off.why)
+
+
+def test_a_focus_cannot_vouch_for_a_whole_sweep_result_the_capture_check_rejected():
+    """The focus searches within MAX_MOVE_MM of the whole-sweep pose: from a far result the data did not
+    confirm, its own tight fits say nothing about the basin: poor, with the reason; a confirmed far
+    result, a lone optimum or a result within the capture range leave it to the focused evidence."""
+    from registration.align.assessment import Assessment, ErrorTerms
+    from registration.align.focus import unconfirmed_basin
+    from registration.align.registration_result import RegistrationResult
+
+    def whole(capture):
+        res = RegistrationResult(np.eye(4), "lc2", 0.1, 0.3, 10, 0.1, np.zeros(3))
+        res.uncertainty = Assessment("poor", [], [], ErrorTerms(1.0, 1.5, 2.5, 0.0), 0.96, capture=capture)
+        return res
+    far = {"why": "far", "confirmed": False, "translation_mm": 22.7, "rotation_deg": 10.2}
+    doubt = unconfirmed_basin(whole(far))
+    assert doubt and "23 mm / 10 deg" in doubt
+    assert unconfirmed_basin(whole(dict(far, confirmed=True))) is None
+    assert unconfirmed_basin(whole({"why": "lone optimum", "confirmed": False})) is None
+    assert unconfirmed_basin(whole(None)) is None
+    assert _focus_row(0.3).verdict == "good"
+    row = _focus_row(0.3, basin_doubt=doubt)
+    assert row.verdict == "poor" and doubt in row.why
 
 
 def test_the_focus_leaves_shadows_out_by_default_and_keeps_them_when_asked(ct, sweep, monkeypatch):
@@ -261,6 +290,10 @@ def test_a_focused_move_beyond_the_whole_sweep_radius_counts_whole():
     from registration.align.focus import disagreement_mm
     assert disagreement_mm(3.0, 5.7) == 0.0
     assert disagreement_mm(8.5, 5.7) == 8.5
+    # a wide whole-sweep radius vouches for no more than the poor threshold
+    from registration.align.focus import VOUCHED_MOVE_MM
+    assert disagreement_mm(VOUCHED_MOVE_MM - 0.5, 14.0) == 0.0
+    assert disagreement_mm(7.1, 9.6) == 7.1 and _focus_row(0.3, disagreement_mm=7.1).verdict == "poor"
     # no whole-sweep row for the point: no term; a row without an estimate (poor) has radius 0
     assert disagreement_mm(20.0, None) == 0.0 and disagreement_mm(20.0, 0.0) == 20.0
     assert _focus_row(0.3, disagreement_mm=disagreement_mm(8.5, 5.7)).verdict == "poor"

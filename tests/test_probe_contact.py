@@ -86,3 +86,25 @@ def test_an_mr_reads_no_outline_so_the_prior_stays_on():
     mr = Volume(np.where(ct.array > -500, 400.0, 0.0).astype(np.float32), spacing=(1.0, 1.0, 1.0))
     assert indentation_mm(mr, _region(SKIN_Y_MM), np.eye(4)) is None  # raw MR: no "HU" below -400 either
     assert indentation_mm(lc2_intensity_volume(mr, "MR"), _region(SKIN_Y_MM), np.eye(4)) is None
+
+
+@pytest.mark.parametrize("face_y, verdict", [(SKIN_Y_MM, "good"), (SKIN_Y_MM + 4.0, "good"),
+                                             (SKIN_Y_MM - 1.8, "check"), (SKIN_Y_MM - 4.0, "poor")])
+def test_a_pose_with_the_probe_off_the_skin_is_not_trusted(face_y, verdict):
+    """A probe touches the skin: a registered pose that lifts the faces 1.5 mm or more off the CT's
+    body outline is at best check, 3 mm or more poor, with the reason; on the skin or pressed in it
+    changes nothing. The faces are measured at the pose the assessment judges."""
+    from registration.align.pose_uncertainty import LaplaceCovariance
+    from registration.align.registration_result import RegistrationResult, StartResult
+    from registration.align.uncertainty import assess
+    region = _region(face_y)
+    res = RegistrationResult(np.eye(4), "lc2", 0.2, 0.4, 10, 0.1, np.zeros(3),
+                             [StartResult(np.zeros(6), np.eye(4), 0.2, v, 5) for v in (0.40, 0.399, 0.398)])
+    res.init_reference_to_ct = np.eye(4)
+    deformation = ResidualDeformation(0.0, 0.0, [], region, np.eye(4),
+                                      indentation_mm=indentation_mm(_ct(), region, np.eye(4)))
+    a = assess(res, {"t": {"point": [50.0, face_y + 60.0, 42.0]}}, hessian=LaplaceCovariance(np.eye(6) * 0.01, True),
+               deformation=deformation)
+    assert a.verdict == verdict, a.reasons
+    off_skin = [w for w in a.target("t").why if "outside the CT's skin" in w]
+    assert bool(off_skin) == (verdict != "good")

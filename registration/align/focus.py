@@ -26,7 +26,10 @@ focused pose is their mean translation at
 the target and their scatter is measured noise of it (one region's optimum moved
 1-3 mm with the frames chosen); the Laplace covariance, local fits around the
 target, the assessment. Every fit keeps the target within ``MAX_MOVE_MM`` per axis
-of where the whole-sweep pose put it; a fit held at that edge makes the result poor.
+of where the whole-sweep pose put it; a fit held at that edge makes the result poor, so does a
+whole-sweep result the capture-range check rejected (:func:`unconfirmed_basin`: the focus refines a
+basin, it cannot vouch for it), and a move of the target beyond the whole-sweep 95 % radius or
+``VOUCHED_MOVE_MM`` counts in the focused error (:func:`disagreement_mm`).
 Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
 a 30 mm region holds little structure (docs/registration_tuning.md#focus). The region's
 samples are weighted by their distance from the target (``FOCUS_WEIGHT_SIGMA_MM``), and for a
@@ -53,7 +56,7 @@ from .local_fits import WALL_MM, local_offsets, subset_samples
 from .multistart import (BOUNDS, N_THREADS, PARAM_SCALE, optimise_nelder_mead, run_parallel, start_perturbations,
                          translation_search_starts)
 from .pose_uncertainty import AGREE_MM, COMPARABLE_LC2, hessian_covariance, multistart_spread
-from .probe_contact import indentation_mm
+from .probe_contact import indentation_mm, off_skin_findings
 from .registration_result import ProgressFn, RegistrationResult, StartResult
 from .uncertainty import GOOD_TRE_MM, POOR_TRE_MM, RADIUS_95_PER_RMS, assess, hit_probability, total_error_mm
 from .volume_sweep import with_shadows_marked
@@ -95,6 +98,13 @@ MAX_EVALS = 120
 #: optimum at that edge is not a local optimum of the region and the result is poor. Local liver
 #: deformation left by a rigid fit is rarely beyond 10 mm (docs/clinical_evidence.md section 12).
 MAX_MOVE_MM = 12.0
+#: The largest move of the target (mm) by the focused fit that the whole-sweep 95 % radius can vouch for
+#: (:func:`disagreement_mm`): beyond it the move itself counts in the focused error. The poor threshold
+#: (``uncertainty.POOR_TRE_MM``): a whole-sweep radius wider than that is no confirmation. Over 55 focused
+#: runs (demo; crlm-1004 seeds 22-27; the "settings" simulator's seeds 3-4) no move above 6 mm ended
+#: within 2 mm of the truth (0 of 14; 3.0-16.6 mm), while correct moves reached 5.5 mm
+#: (benchmarks/results/deformation.md, 2026-12-05). Heuristic.
+VOUCHED_MOVE_MM = POOR_TRE_MM
 #: A fit whose move lies within this distance (mm) of ``MAX_MOVE_MM`` on an axis is "at the edge".
 EDGE_MM = 0.5
 #: A fall of the region's fine-level LC2 from the whole-sweep pose beyond this: the focused fit lost the match.
@@ -292,7 +302,7 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
     disagreement = disagreement_mm(moved_mm, w_95)
     lc2_fell = region_lc2_fell(float(m_init), float(m_final))
     _focused_estimate(row, ensemble_sd, len(ens), mid, p, float(m_init), float(m_final), out.uncertainty,
-                      disagreement, at_edge)
+                      disagreement, at_edge, deformation.indentation_mm, unconfirmed_basin(result))
     if row.verdict == "good" and (w_tre is None or moved_mm > w_tre):
         # ... and beyond the whole sweep's RMS estimate: at best check
         row.verdict = "check"
@@ -321,7 +331,8 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
 
 
 def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray, m_init: float, m_final: float,
-                      assessment, disagreement_mm: float = 0.0, at_edge: bool = False) -> None:
+                      assessment, disagreement_mm: float = 0.0, at_edge: bool = False,
+                      face_indentation_mm: Optional[float] = None, basin_doubt: Optional[str] = None) -> None:
     """The focus target's error and verdict (``row`` updated in place), by the focused model.
 
     The whole-sweep model does not fit a 30 mm region: its LC2 levels (0.12 / 0.20) are those of
@@ -338,13 +349,19 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     Verdict: poor when the estimate exceeds ``POOR_TRE_MM``, the region's metric fell or the
     result is not trusted; check when above ``GOOD_TRE_MM``, when the ensemble disagrees
     (spread above ``AGREE_MM`` / 2), when the translation grid found another optimum with a
-    comparable metric more than ``AGREE_MM`` away, or for breathing left in the sweep."""
+    comparable metric more than ``AGREE_MM`` away, or for breathing left in the sweep; the probe faces
+    off the CT's skin at the focused pose (``face_indentation_mm``, :func:`.probe_contact.off_skin_findings`)
+    count as for a whole-sweep result; ``basin_doubt`` (:func:`unconfirmed_basin`) makes it poor."""
     terms = assessment.error_terms
     tre = float(np.sqrt(spread_mm ** 2 + assessment.resolution_floor_mm ** 2 + FOCUS_LOCAL_MM ** 2
                         + terms.unresolved_breathing_mm ** 2 + disagreement_mm ** 2))
     breathing = [w for w in row.why if "breathing" in w]
     poor = breathing if terms.unresolved_breathing_mm > POOR_TRE_MM else []
     check = [] if poor else breathing
+    off_poor, off_check = off_skin_findings(face_indentation_mm)
+    poor, check = poor + off_poor, check + off_check
+    if basin_doubt:
+        poor.append(basin_doubt)
     if region_lc2_fell(m_init, m_final):
         poor.append(f"the region's LC2 fell ({m_init:.3f} -> {m_final:.3f}): the focused fit lost the match")
     if at_edge:
@@ -374,17 +391,34 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     row.verdict, row.why = ("poor", poor) if poor else (("check", check) if check else ("good", []))
 
 
+def unconfirmed_basin(whole: RegistrationResult) -> Optional[str]:
+    """Why the focus cannot be trusted from the whole-sweep result ``whole``, or None: the capture-range
+    check rejected it (it moved beyond the validated range from its start and the data did not confirm
+    it: :func:`registration.align.capture_range.judge_far_result`). The focus searches within
+    ``MAX_MOVE_MM`` of that pose: it refines the basin it is given and cannot vouch for it. On a real
+    CT's sweeps from the "plain" simulator such a whole-sweep result 21 mm off had a focused fit that
+    stayed 22 mm off and claimed 3.5 mm RMS, "check" (benchmarks/results/deformation.md, 2026-12-05)."""
+    capture = None if whole.uncertainty is None else whole.uncertainty.capture
+    if not capture or capture.get("why") != "far" or capture.get("confirmed", True):
+        return None
+    return (f"the whole-sweep result it refines moved {float(capture.get('translation_mm') or 0):.0f} mm / "
+            f"{float(capture.get('rotation_deg') or 0):.0f} deg from its start and the data did not confirm it: a "
+            f"focused fit searches within {MAX_MOVE_MM:.0f} mm of it and cannot vouch for it; register again")
+
+
 def disagreement_mm(moved_mm: float, whole_95_mm: Optional[float]) -> float:
-    """The focused error's disagreement term (mm): the whole move of the target by the focused fit
-    when it is beyond the whole-sweep 95 % radius ``whole_95_mm``, else 0 (and 0 without a whole-sweep
-    row for the point: None). A whole-sweep row without an estimate (a poor result) has radius 0: nothing
-    vouches for any move. Beyond the radius one of the two results is wrong (a 30 mm region can prefer
-    another optimum) and which is not known, so the move itself is the error's scale. Counting only the
-    excess over the radius, and nothing without one, a focused fit that moved the target 8.5 mm the
-    wrong way on a deformed real-CT sweep claimed 5.4 mm at 13.0 mm true, and one that moved it 20 mm
-    from a poor whole-sweep result claimed 3.1 mm at 31 mm (benchmarks/results/deformation.md,
-    2026-12-03, sixth session)."""
-    if whole_95_mm is None or moved_mm <= whole_95_mm:
+    """The focused error's disagreement term (mm): the whole move of the target by the focused fit when it is
+    beyond the whole-sweep 95 % radius ``whole_95_mm`` or beyond ``VOUCHED_MOVE_MM``, else 0 (and 0 without a
+    whole-sweep row for the point: None). A whole-sweep row without an estimate (a poor result) has radius 0:
+    nothing vouches for any move. A radius wider than ``VOUCHED_MOVE_MM`` vouches for no more than that: the
+    whole-sweep result is then too uncertain to confirm a large move (on deformed real-CT surveys of the
+    "settings" simulator two focused fits moved the lesion 7.1-7.5 mm inside whole-sweep radii of 9.6-14 mm and
+    claimed 3.1 mm RMS at 6.7 mm true). Beyond the radius one of the two results is wrong (a 30 mm region can
+    prefer another optimum) and which is not known, so the move itself is the error's scale. Counting only the
+    excess over the radius, and nothing without one, a focused fit that moved the target 8.5 mm the wrong way on
+    a deformed real-CT sweep claimed 5.4 mm at 13.0 mm true, and one that moved it 20 mm from a poor whole-sweep
+    result claimed 3.1 mm at 31 mm (benchmarks/results/deformation.md, 2026-12-03, sixth session)."""
+    if whole_95_mm is None or moved_mm <= min(whole_95_mm, VOUCHED_MOVE_MM):
         return 0.0
     return float(moved_mm)
 

@@ -12,7 +12,9 @@ first fan row: the convex array's apex row, a linear array's top row) along the 
 to the first CT sample below ``BODY_HU`` (air); when the face lies outside the body, inwards to the
 first sample at or above it (negative). The sweep's indentation is the median over its frames.
 The residual-deformation term uses it to decide whether the tissue the probe presses was pressed
-(:func:`registration.align.deformation_error.pressed_fraction`). An MR registered to the sweep
+(:func:`registration.align.deformation_error.pressed_fraction`), and the assessment uses it as
+evidence against a pose (:func:`off_skin_findings`): a probe touches the skin, so faces that lie
+well outside the body outline at the registered pose put the probe where it was not. An MR registered to the sweep
 reaches the pipeline mapped onto -100..500 (:func:`~registration.align.image_features.lc2_intensity_volume`):
 nothing there reads as air, the indentation is unknown and the prior applies in full (a fat-suppressed
 MR's dark body wall must not pass for air).
@@ -46,6 +48,32 @@ def face_points(region: ImagedRegion, reference_to_ct: np.ndarray) -> tuple:
     pts = (mats @ np.array([float(cols[i]), float(top[i]), 0.0, 1.0]))[:, :3]
     beam = mats[:, :3, 1] / np.linalg.norm(mats[:, :3, 1], axis=1)[:, None]
     return pts, beam
+
+
+#: Median face position (mm) outside the CT's body outline beyond which the registered pose is in
+#: doubt ("check"), and beyond which it is rejected ("poor"). A probe touches the skin through a gel
+#: film well under 1 mm; at every correct pose the benchmarks measured 0.25-0.5 mm inside (probe
+#: resting on the skin) or more (pressed), never outside (356 runs: demo, crlm-1004 seeds 3-27,
+#: the "settings" simulator), while the four results measured 2.6-5.0 mm outside were all 20-55 mm
+#: off (the "plain" simulator on crlm-1004; one of them called "check" with a 4.5 mm estimate;
+#: benchmarks/results/deformation.md, 2026-12-05). Heuristic margins: on a patient the skin over the
+#: liver can sit a few mm from where the CT shows it (positioning, breath-hold), so a face 1.5-3 mm
+#: outside is only a doubt, and 3 mm or more is beyond gel, skin voxel and the registration's error
+#: along the beam together.
+OFF_SKIN_CHECK_MM = 1.5
+OFF_SKIN_POOR_MM = 3.0
+
+
+def off_skin_findings(indentation: Optional[float]) -> tuple:
+    """(reasons for poor, reasons for check) from the sweep's median ``indentation`` (mm; negative:
+    the faces lie outside the CT's body outline; None: not measured, no finding)."""
+    if indentation is None or not np.isfinite(indentation) or -indentation < OFF_SKIN_CHECK_MM:
+        return [], []
+    msg = (f"the probe faces lie {-indentation:.1f} mm outside the CT's skin at the registered pose (median "
+           "over the frames), but a probe touches the skin: ")
+    if -indentation >= OFF_SKIN_POOR_MM:
+        return [msg + "the pose is off along the beam or tilted; register again from another start"], []
+    return [], [msg + "check the overlay (or the patient lay differently at the CT)"]
 
 
 def _hu_along(ct: Volume, start: np.ndarray, direction: np.ndarray, s: np.ndarray) -> np.ndarray:

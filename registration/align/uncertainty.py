@@ -18,6 +18,8 @@ row. A result further from its start than the validated capture range is judged
 by the evidence for it (:mod:`.capture_range`: agreeing starts, metric level,
 consistency of the sweep's parts): poor without it, at best check with it; a
 result only its best start reached is confirmed by restarts from it (at best check).
+A pose that puts the probe faces outside the CT's skin (:func:`.probe_contact.off_skin_findings`:
+a probe touches the skin) is at best check, and poor beyond ``OFF_SKIN_POOR_MM``.
 
 Residual deformation (:mod:`.deformation_error`, when the pipeline passes an
 estimate): its term is added in quadrature to every target's registration TRE,
@@ -45,6 +47,7 @@ from .capture_range import confirm_lone_optimum, judge_far_result, lone_optimum
 from .deformation_error import VALIDATED_MM, ResidualDeformation, target_terms
 from .pose_uncertainty import AGREE_MM, LaplaceCovariance, moved_from_start, multistart_spread, \
     target_tre_from_covariance
+from .probe_contact import off_skin_findings
 
 #: Default error terms (RMS, mm) added in quadrature to the registration error.
 TRACKING_MM = 1.0      # optical tracking of probe and reference, incl. calibration
@@ -68,7 +71,8 @@ SECOND_SEARCH_WHY = "a second search with smaller patches chose this optimum"
 #: Verdict thresholds, per target. ``good`` needs all of: TRE_est <= GOOD_TRE_MM, metric >=
 #: GOOD_METRIC, metric not worse than at the start, >= 75 % of the comparable starts agreeing,
 #: no breathing left in the error. ``poor`` when any of: TRE_est > POOR_TRE_MM, metric <
-#: POOR_METRIC, fewer than half the starts agreeing, the result outside the capture range.
+#: POOR_METRIC, fewer than half the starts agreeing, the result outside the capture range, the probe
+#: faces well outside the CT's skin (:mod:`.probe_contact`).
 #: Metric levels: docs/registration_tuning.md#verdict-metric-levels.
 GOOD_TRE_MM = 3.0
 POOR_TRE_MM = 6.0
@@ -297,6 +301,10 @@ def _global_findings(result, hessian: Optional[LaplaceCovariance], breathing: Op
             # only its best start reached it: restarts from it must vouch for it (.capture_range)
             check, found.capture, found.extra_starts = confirm_lone_optimum(result, deformation, good_m)
             found.check += check
+    if deformation is not None:
+        off_poor, off_check = off_skin_findings(deformation.indentation_mm)
+        found.poor += off_poor
+        found.check += off_check
     if hessian is not None and not hessian.positive_definite:
         found.info.append("the cost is flat along some direction (its uncertainty is in the TRE estimate)")
     if breathing and breathing.get("detected"):
