@@ -35,6 +35,18 @@ BODY_HU = -400.0
 #: Sampling step (mm) along the beam, and how far to look (mm) either way before giving up.
 STEP_MM = 0.25
 SEARCH_MM = 40.0
+#: Median face position (mm) outside the CT's body outline beyond which the registered pose is in
+#: doubt ("check"), and beyond which it is rejected ("poor"). A probe touches the skin through a gel
+#: film well under 1 mm; at every correct pose the benchmarks measured 0.25-0.5 mm inside (probe
+#: resting on the skin) or more (pressed), never outside (356 runs: demo, crlm-1004 seeds 3-27,
+#: the "settings" simulator), while the four results measured 2.6-5.0 mm outside were all 20-55 mm
+#: off (the "plain" simulator on crlm-1004; one of them called "check" with a 4.5 mm estimate;
+#: benchmarks/results/deformation.md, 2026-12-05). Heuristic margins: on a patient the skin over the
+#: liver can sit a few mm from where the CT shows it (positioning, breath-hold), so a face 1.5-3 mm
+#: outside is only a doubt, and 3 mm or more is beyond gel, skin voxel and the registration's error
+#: along the beam together.
+OFF_SKIN_CHECK_MM = 1.5
+OFF_SKIN_POOR_MM = 3.0
 
 
 def face_points(region: ImagedRegion, reference_to_ct: np.ndarray) -> tuple:
@@ -48,20 +60,6 @@ def face_points(region: ImagedRegion, reference_to_ct: np.ndarray) -> tuple:
     pts = (mats @ np.array([float(cols[i]), float(top[i]), 0.0, 1.0]))[:, :3]
     beam = mats[:, :3, 1] / np.linalg.norm(mats[:, :3, 1], axis=1)[:, None]
     return pts, beam
-
-
-#: Median face position (mm) outside the CT's body outline beyond which the registered pose is in
-#: doubt ("check"), and beyond which it is rejected ("poor"). A probe touches the skin through a gel
-#: film well under 1 mm; at every correct pose the benchmarks measured 0.25-0.5 mm inside (probe
-#: resting on the skin) or more (pressed), never outside (356 runs: demo, crlm-1004 seeds 3-27,
-#: the "settings" simulator), while the four results measured 2.6-5.0 mm outside were all 20-55 mm
-#: off (the "plain" simulator on crlm-1004; one of them called "check" with a 4.5 mm estimate;
-#: benchmarks/results/deformation.md, 2026-12-05). Heuristic margins: on a patient the skin over the
-#: liver can sit a few mm from where the CT shows it (positioning, breath-hold), so a face 1.5-3 mm
-#: outside is only a doubt, and 3 mm or more is beyond gel, skin voxel and the registration's error
-#: along the beam together.
-OFF_SKIN_CHECK_MM = 1.5
-OFF_SKIN_POOR_MM = 3.0
 
 
 def off_skin_findings(indentation: Optional[float]) -> tuple:
