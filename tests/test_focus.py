@@ -161,7 +161,15 @@ def test_focused_error_comes_from_the_ensemble_spread_not_the_whole_sweep_metric
     # a focused pose that moved the target beyond the whole sweep's 95 % radius: the move counts
     assert _focus_row(0.3, disagreement_mm=6.0).verdict == "poor"
     # the region's metric fell from the whole-sweep pose: the focused fit lost the match
-    assert _focus_row(0.3, m_init=0.15, m_final=0.10).verdict == "poor"
+    # ... and a result it does not trust gives no error estimate at all (as a whole-sweep one)
+    fell = _focus_row(0.3, m_init=0.15, m_final=0.10)
+    assert fell.verdict == "poor" and any("LC2 fell" in w for w in fell.why)
+    assert fell.tre_registration_mm is None and fell.tre_registration_95_mm is None
+    assert fell.tre_total_mm is None and fell.hit_probability is None
+    edge = _focus_row(0.3, at_edge=True)
+    assert edge.verdict == "poor" and edge.tre_registration_mm is None and edge.hit_probability is None
+    # a large disagreement is poor by its figure, which is kept
+    assert _focus_row(0.3, disagreement_mm=6.0).tre_registration_mm > 6.0
     # another optimum of the region, > 5 mm away at the target with a comparable metric: check
     from registration.align.registration_result import StartResult
     far = rigid_matrix([0, 0, 0, 8.0, 0, 0])
@@ -195,6 +203,7 @@ def test_a_focus_cannot_vouch_for_a_whole_sweep_result_the_capture_check_rejecte
     assert _focus_row(0.3).verdict == "good"
     row = _focus_row(0.3, basin_doubt=doubt)
     assert row.verdict == "poor" and doubt in row.why
+    assert row.tre_registration_mm is None and row.tre_registration_95_mm is None   # no figure to trust
 
 
 def test_the_focus_leaves_shadows_out_by_default_and_keeps_them_when_asked(ct, sweep, monkeypatch):

@@ -26,9 +26,9 @@ focused pose is their mean translation at
 the target and their scatter is measured noise of it (one region's optimum moved
 1-3 mm with the frames chosen); the Laplace covariance, local fits around the
 target, the assessment. Every fit keeps the target within ``MAX_MOVE_MM`` per axis
-of where the whole-sweep pose put it; a fit held at that edge makes the result poor, so does a
-whole-sweep result the capture-range check rejected (:func:`unconfirmed_basin`: the focus refines a
-basin, it cannot vouch for it), and a move of the target beyond the whole-sweep 95 % radius or
+of where the whole-sweep pose put it; a fit held at that edge makes the result poor without an error
+estimate, so do a fall of the region's LC2 and a whole-sweep result the capture-range check rejected
+(:func:`unconfirmed_basin`: the focus refines a basin, it cannot vouch for it), and a move of the target beyond the whole-sweep 95 % radius or
 ``VOUCHED_MOVE_MM`` counts in the focused error (:func:`disagreement_mm`).
 Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
 a 30 mm region holds little structure (docs/registration_tuning.md#focus). The region's
@@ -310,9 +310,11 @@ def refine_near_target(ct: Volume, sweep: Sweep, result: RegistrationResult, nam
                        f"error estimate ({'unknown' if w_tre is None else f'{w_tre:.1f} mm'}): check the overlay")
     # the focused result is about its target: its verdict is the target's (the other rows keep theirs)
     out.uncertainty.verdict = row.verdict
-    out.uncertainty.reasons = [(f"focused on {name}: registration error {row.tre_registration_mm:.1f} mm RMS "
-                                f"(95 % within {row.tre_registration_95_mm:.1f} mm; {len(ens)} fits on separate "
-                                f"frames scatter {ensemble_sd:.1f} mm)")] + row.why
+    estimate = ("no error estimate (the focused fit is not trusted)" if row.tre_registration_mm is None else
+                f"registration error {row.tre_registration_mm:.1f} mm RMS, 95 % within "
+                f"{row.tre_registration_95_mm:.1f} mm")
+    out.uncertainty.reasons = [f"focused on {name}: {estimate} ({len(ens)} fits on separate frames scatter "
+                               f"{ensemble_sd:.1f} mm)"] + row.why
     if skip_wall:
         out.uncertainty.reasons.append(f"{name} lies {target_depth:.0f} mm below the probe face, in the tissue the "
                                        f"probe presses: fitted on the tissue deeper than {WALL_MM:.0f} mm")
@@ -346,12 +348,15 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     fit leaves at the centre of a deformed region (heuristic, docs/registration_tuning.md#focus),
     ``disagreement_mm`` how far the focused pose moved the target when that is beyond the whole-sweep
     95 % radius (0 within it).
-    Verdict: poor when the estimate exceeds ``POOR_TRE_MM``, the region's metric fell or the
-    result is not trusted; check when above ``GOOD_TRE_MM``, when the ensemble disagrees
+    Verdict: poor when the estimate exceeds ``POOR_TRE_MM``; poor **without an estimate** (None, as a
+    whole-sweep result the registration does not trust) when the region's metric fell, a fit was held at
+    the search's edge or ``basin_doubt`` is given: a figure about such a result would look precise and
+    mean nothing (a focus from a whole-sweep result 36 mm off, "settings" simulator seed 8, claimed
+    10.7 mm RMS at 45.6 mm true). Check when above ``GOOD_TRE_MM``, when the ensemble disagrees
     (spread above ``AGREE_MM`` / 2), when the translation grid found another optimum with a
     comparable metric more than ``AGREE_MM`` away, or for breathing left in the sweep; the probe faces
     off the CT's skin at the focused pose (``face_indentation_mm``, :func:`.probe_contact.off_skin_findings`)
-    count as for a whole-sweep result; ``basin_doubt`` (:func:`unconfirmed_basin`) makes it poor."""
+    count as for a whole-sweep result; ``basin_doubt`` is :func:`unconfirmed_basin`'s reason."""
     terms = assessment.error_terms
     tre = float(np.sqrt(spread_mm ** 2 + assessment.resolution_floor_mm ** 2 + FOCUS_LOCAL_MM ** 2
                         + terms.unresolved_breathing_mm ** 2 + disagreement_mm ** 2))
@@ -360,14 +365,18 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     check = [] if poor else breathing
     off_poor, off_check = off_skin_findings(face_indentation_mm)
     poor, check = poor + off_poor, check + off_check
-    if basin_doubt:
-        poor.append(basin_doubt)
+    # the focused result itself is not trusted: no error estimate (as :func:`.uncertainty.assess` for a
+    # whole-sweep result it does not trust): a figure about it would look precise and mean nothing
+    untrusted = [basin_doubt] if basin_doubt else []
     if region_lc2_fell(m_init, m_final):
-        poor.append(f"the region's LC2 fell ({m_init:.3f} -> {m_final:.3f}): the focused fit lost the match")
+        untrusted.append(f"the region's LC2 fell ({m_init:.3f} -> {m_final:.3f}): the focused fit lost the match")
     if at_edge:
-        poor.append(f"the region's best match lies at the edge of the focused search ({MAX_MOVE_MM:.0f} mm from "
-                    "the whole-sweep result): no local optimum near the target")
-    if tre > POOR_TRE_MM:
+        untrusted.append(f"the region's best match lies at the edge of the focused search ({MAX_MOVE_MM:.0f} mm "
+                         "from the whole-sweep result): no local optimum near the target")
+    poor += untrusted
+    if untrusted:
+        tre = float("nan")
+    elif tre > POOR_TRE_MM:
         poor.append(f"estimated error above {POOR_TRE_MM:.0f} mm")
     elif tre > GOOD_TRE_MM:
         check.append(f"estimated error above {GOOD_TRE_MM:.0f} mm")
@@ -380,14 +389,15 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     if len(mats) >= 2 and multistart_spread(mats, vals, mats[int(np.argmax(vals))], p)[1] < 1.0:
         check.append(f"the region's cost has another optimum more than {AGREE_MM:.0f} mm away with a comparable "
                      "metric: check the overlay at the target")
-    row.tre_registration_mm = tre
-    row.tre_registration_95_mm = RADIUS_95_PER_RMS * tre
-    row.tre_deformation_mm = FOCUS_LOCAL_MM
+    known = bool(np.isfinite(tre))
+    row.tre_registration_mm = tre if known else None
+    row.tre_registration_95_mm = RADIUS_95_PER_RMS * tre if known else None
+    row.tre_deformation_mm = FOCUS_LOCAL_MM if known else None
     row.tre_total_mm = total_error_mm(tre, tracking_mm=terms.tracking_mm, needle_mm=terms.needle_mm,
-                                      breathing_mm=terms.breathing_mm)
+                                      breathing_mm=terms.breathing_mm) if known else None
     if row.radius_mm is not None:
-        row.hit_probability = hit_probability(row.radius_mm, row.tre_total_mm)
-        row.hit_probability_registration_only = hit_probability(row.radius_mm, tre)
+        row.hit_probability = hit_probability(row.radius_mm, row.tre_total_mm) if known else None
+        row.hit_probability_registration_only = hit_probability(row.radius_mm, tre) if known else None
     row.verdict, row.why = ("poor", poor) if poor else (("check", check) if check else ("good", []))
 
 
