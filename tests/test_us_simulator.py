@@ -284,3 +284,36 @@ def test_simulates_a_real_ct_with_its_organ_labels(shared_data, artifacts_dir):
     fig.tight_layout()
     fig.savefig(artifacts_dir / "us_simulator_real_ct.png", dpi=80)
     plt.close(fig)
+
+
+def test_plain_physics_model_on_a_noisy_ct_is_speckle_not_striped_noise():
+    """The stress-test simulator (Wein 2008's HU-only model) on a CT with a real scanner's noise
+    (15 HU per voxel): liver is speckle of the liver's level, every beam reaches the depth (no beam
+    blocked by one noisy voxel), a liver / fat interface echoes brighter than the liver, and a rib
+    still shadows. Unsmoothed, the noise's sample-to-sample differences outshone the speckle ~1000
+    times and single voxels below -400 HU blocked whole beams (striped frames on crlm-1004)."""
+    from sample_data.simulator.plain_physics import PlainPhysicsSimulator
+    rng = np.random.default_rng(4)
+    hu = (60 + 15 * rng.standard_normal((40, 140, 120))).astype(np.int16)     # k (z), j (y = depth), i (x)
+    lab = np.full(hu.shape, 2, np.int32)
+    zz, yy, xx = np.meshgrid(np.arange(40), np.arange(140), np.arange(120), indexing="ij")
+    hu[yy >= 110] = (-100 + 15 * rng.standard_normal(hu.shape)).astype(np.int16)[yy >= 110]   # fat below 110 mm
+    rib = (yy - 25) ** 2 + (xx - 100) ** 2 <= 36            # a rib at x = 100 mm, 25 mm deep
+    hu[rib], lab[rib] = 800, 4
+    ct = Volume(hu, origin=(0, 0, 0))
+    sim = PlainPhysicsSimulator(ct, LabelMap(lab, names={"liver": 2, "bone": 4}), seed=1)
+    pose = probe_pose((60.0, 0.0, 20.0), (0, 1, 0), (1, 0, 0))
+    hu_p, lab_p, pts = sim.sample_polar(pose @ sim.image_to_probe)
+    env = sim._envelope(hu_p, sim.tissue_class(hu_p, lab_p), pts, np.random.default_rng(0))
+    depth = pts - np.array([60.0, 0.0, 20.0])
+    y, x = depth[..., 1], pts[..., 0]
+    liver = (y > 40) & (y < 100) & (np.abs(x - 60) < 25)              # beams that miss the rib
+    level = np.median(env[liver])
+    assert 0.5 < level < 3.0                                           # speckle (mean ~1.1), not noise echoes
+    beams = [np.median(b[m]) for b, m in zip(env, liver) if m.sum() > 20]
+    assert len(beams) > 20 and min(beams) > 0.6 * level               # no beam blocked or striped
+    interface = (np.abs(y - 110) < 1.5) & (np.abs(x - 60) < 25)
+    assert np.median(env[interface]) > 2.0 * level
+    hit = (lab_p == 4).any(axis=1)                                     # beams through the rib
+    behind_rib = env[hit][(y[hit] > 60) & (y[hit] < 100)]
+    assert hit.sum() >= 3 and np.median(behind_rib) < 0.2 * level

@@ -24,13 +24,20 @@ coupling gel). Numbers here are choices for a stress test, not measurements.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from .simulator_settings import SimulatorSettings
 from .tissue_classes import CLASS
 from .us_simulator import UltrasoundSimulator
 
-#: Reflection scale (grey of a strong soft-tissue interface relative to liver speckle).
-REFLECTION_GAIN = 4.0e4
+#: Reflection scale (mm): a liver / fat interface (160 HU, smoothed over ``AXIAL_SMOOTHING_MM``) gives
+#: sqrt(r) ~ 0.04 / mm, so this makes it ~4 times the liver speckle's mean amplitude. Was 4e4 with
+#: unsmoothed sample differences: CT noise then outshone the speckle everywhere.
+REFLECTION_GAIN = 100.0
+#: Gaussian sigma (mm) of the smoothing of the sampled CT along each beam (the pulse's extent).
+AXIAL_SMOOTHING_MM = 0.75
+#: Transmission loss per unit of cumulative reflection (mm): exp(-TRANSMISSION_LOSS * sum(r * ds)).
+TRANSMISSION_LOSS = 50.0
 #: Log-compression range (dB) and liver grey of this model.
 DYNAMIC_RANGE_DB = 55.0
 LIVER_GREY = 100.0
@@ -57,16 +64,21 @@ class PlainPhysicsSimulator(UltrasoundSimulator):
         # The air gap under the curved face is coupling gel (water), as on a patient: without it the
         # rays that start beside the skin were blocked and the fan narrowed to a wedge.
         hu = np.where(cls == CLASS["gel"], np.float32(0.0), hu)
-        mu = np.clip(hu.astype(np.float32), -1000.0, 3000.0) + np.float32(1000.0)
+        # The CT is smoothed along the beam (``AXIAL_SMOOTHING_MM``, the pulse length) before anything
+        # is derived from it, as Wein et al. filter the CT: on a real CT's noise (10-20 HU per voxel) the
+        # raw sample-to-sample differences made every sample a strong reflector and single noisy voxels
+        # below -400 HU blocked whole beams (striped frames, 2026-12-05).
+        hu_s = gaussian_filter1d(hu.astype(np.float32), AXIAL_SMOOTHING_MM / ds, axis=1, mode="nearest")
+        mu = np.clip(hu_s, -1000.0, 3000.0) + np.float32(1000.0)
         dmu = np.zeros_like(mu)
-        dmu[:, 1:] = (mu[:, 1:] - mu[:, :-1]) / np.float32(ds)
-        refl = dmu ** 2 / (np.float32(2.0) * np.maximum(mu, 1.0)) ** 2
-        trans = np.exp(-np.cumsum(refl, axis=1) * np.float32(ds * 50.0))
-        blocked = np.maximum.accumulate((hu > 300) | (hu < -400), axis=1)
+        dmu[:, 1:] = (mu[:, 1:] - mu[:, :-1]) / np.float32(ds)             # 1/mm
+        refl = dmu ** 2 / (np.float32(2.0) * np.maximum(mu, 1.0)) ** 2     # 1/mm^2
+        trans = np.exp(-np.cumsum(refl, axis=1) * np.float32(ds * TRANSMISSION_LOSS))
+        blocked = np.maximum.accumulate((hu_s > 300) | (hu_s < -400), axis=1)
         lag = max(1, int(round(1.0 / ds)))
         trans[:, lag:][blocked[:, :-lag]] = 0.0
         u = rng.random(mu.shape, dtype=np.float32)
         speckle = np.sqrt(-np.log1p(-u)) * np.float32(2.0 / np.sqrt(np.pi))   # Rayleigh, mean 1
-        echo = scatter_of_hu(hu) * speckle + np.float32(REFLECTION_GAIN) * np.sqrt(refl)
+        echo = scatter_of_hu(hu_s) * speckle + np.float32(REFLECTION_GAIN) * np.sqrt(refl)
         floor = np.float32(10.0 ** (-40.0 / 20.0)) * rng.random(mu.shape, dtype=np.float32)
         return echo * trans + floor
