@@ -39,9 +39,11 @@ SEARCH_MM = 40.0
 #: doubt ("check"), and beyond which it is rejected ("poor"). A probe touches the skin through a gel
 #: film well under 1 mm; at every correct pose the benchmarks measured 0.25-0.5 mm inside (probe
 #: resting on the skin) or more (pressed), never outside (356 runs: demo, crlm-1004 seeds 3-27,
-#: the "settings" simulator), while the four results measured 2.6-5.0 mm outside were all 20-55 mm
-#: off (the "plain" simulator on crlm-1004; one of them called "check" with a 4.5 mm estimate;
-#: benchmarks/results/deformation.md, 2026-12-05). Heuristic margins: on a patient the skin over the
+#: the "settings" simulator; and, since the face is found on cut masks (:func:`face_column`), 0.75-1.0
+#: mm inside on the plain simulator's static sweeps of crlm-1004 seeds 3-8). The four plain results
+#: measured 2.6-5.0 mm outside in session 15 (20-55 mm off, one "check" with a 4.5 mm estimate) came
+#: from the old plain model's striped frames and the old face column, so they are no evidence for the
+#: numbers (benchmarks/results/deformation.md, 2026-12-05, sixteenth session). Heuristic margins: on a patient the skin over the
 #: liver can sit a few mm from where the CT shows it (positioning, breath-hold), so a face 1.5-3 mm
 #: outside is only a doubt, and 3 mm or more is beyond gel, skin voxel and the registration's error
 #: along the beam together.
