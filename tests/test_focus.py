@@ -406,6 +406,11 @@ def test_a_focused_fit_pulled_beyond_the_bound_stops_at_it_and_reads_poor(ct, sw
     row = res.uncertainty.target("lesion_1")
     assert row.verdict == "poor" and any("edge of the focused search" in w for w in row.why)
     assert res.uncertainty.focus["disputes_whole_mm"] > MAX_MOVE_MM - 1.0
+    # no local optimum: no error estimate either, and the result says so
+    assert row.tre_registration_mm is None and row.tre_registration_95_mm is None and row.hit_probability is None
+    assert res.uncertainty.reasons[0].startswith("focused on lesion_1: no error estimate")
+    from registration.align.result_document import focused_entry
+    assert focused_entry(res)["target"]["tre_registration_mm"] is None
 
 
 def test_a_focused_fit_that_disputes_the_whole_sweep_raises_its_error_at_that_lesion():
