@@ -28,8 +28,8 @@ the target and their scatter is measured noise of it (one region's optimum moved
 target, the assessment. Every fit keeps the target within ``MAX_MOVE_MM`` per axis
 of where the whole-sweep pose put it; a fit held at that edge makes the result poor without an error
 estimate, so do a fall of the region's LC2 and a whole-sweep result the capture-range check rejected
-(:func:`unconfirmed_basin`: the focus refines a basin, it cannot vouch for it), and a move of the target beyond the whole-sweep 95 % radius or
-``VOUCHED_MOVE_MM`` counts in the focused error (:func:`disagreement_mm`).
+(:func:`unconfirmed_basin`: the focus refines a basin, it cannot vouch for it), and a move of the
+target beyond the whole-sweep 95 % radius or ``VOUCHED_MOVE_MM`` counts in the focused error (:func:`disagreement_mm`).
 Larger LC2 patches than the whole-sweep levels and up to ``MAX_FRAMES`` frames:
 a 30 mm region holds little structure (docs/registration_tuning.md#focus). The region's
 samples are weighted by their distance from the target (``FOCUS_WEIGHT_SIGMA_MM``), and for a

@@ -43,10 +43,10 @@ SEARCH_MM = 40.0
 #: mm inside on the plain simulator's static sweeps of crlm-1004 seeds 3-8). The four plain results
 #: measured 2.6-5.0 mm outside in session 15 (20-55 mm off, one "check" with a 4.5 mm estimate) came
 #: from the old plain model's striped frames and the old face column, so they are no evidence for the
-#: numbers (benchmarks/results/deformation.md, 2026-12-05, sixteenth session). Heuristic margins: on a patient the skin over the
-#: liver can sit a few mm from where the CT shows it (positioning, breath-hold), so a face 1.5-3 mm
-#: outside is only a doubt, and 3 mm or more is beyond gel, skin voxel and the registration's error
-#: along the beam together.
+#: numbers (benchmarks/results/deformation.md, 2026-12-05, sixteenth session). Heuristic margins: on a
+#: patient the skin over the liver can sit a few mm from where the CT shows it (positioning,
+#: breath-hold), so a face 1.5-3 mm outside is only a doubt, and 3 mm or more is beyond gel, skin
+#: voxel and the registration's error along the beam together.
 OFF_SKIN_CHECK_MM = 1.5
 OFF_SKIN_POOR_MM = 3.0
 
