@@ -373,9 +373,8 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     if at_edge:
         untrusted.append(f"the region's best match lies at the edge of the focused search ({MAX_MOVE_MM:.0f} mm "
                          "from the whole-sweep result): no local optimum near the target")
-    poor += untrusted
     if untrusted:
-        tre = float("nan")
+        poor += untrusted
     elif tre > POOR_TRE_MM:
         poor.append(f"estimated error above {POOR_TRE_MM:.0f} mm")
     elif tre > GOOD_TRE_MM:
@@ -389,15 +388,18 @@ def _focused_estimate(row, spread_mm: float, n_fits: int, starts, p: np.ndarray,
     if len(mats) >= 2 and multistart_spread(mats, vals, mats[int(np.argmax(vals))], p)[1] < 1.0:
         check.append(f"the region's cost has another optimum more than {AGREE_MM:.0f} mm away with a comparable "
                      "metric: check the overlay at the target")
-    known = bool(np.isfinite(tre))
-    row.tre_registration_mm = tre if known else None
-    row.tre_registration_95_mm = RADIUS_95_PER_RMS * tre if known else None
-    row.tre_deformation_mm = FOCUS_LOCAL_MM if known else None
-    row.tre_total_mm = total_error_mm(tre, tracking_mm=terms.tracking_mm, needle_mm=terms.needle_mm,
-                                      breathing_mm=terms.breathing_mm) if known else None
-    if row.radius_mm is not None:
-        row.hit_probability = hit_probability(row.radius_mm, row.tre_total_mm) if known else None
-        row.hit_probability_registration_only = hit_probability(row.radius_mm, tre) if known else None
+    if untrusted:
+        row.tre_registration_mm = row.tre_registration_95_mm = row.tre_deformation_mm = row.tre_total_mm = None
+        row.hit_probability = row.hit_probability_registration_only = None
+    else:
+        row.tre_registration_mm = tre
+        row.tre_registration_95_mm = RADIUS_95_PER_RMS * tre
+        row.tre_deformation_mm = FOCUS_LOCAL_MM
+        row.tre_total_mm = total_error_mm(tre, tracking_mm=terms.tracking_mm, needle_mm=terms.needle_mm,
+                                          breathing_mm=terms.breathing_mm)
+        if row.radius_mm is not None:
+            row.hit_probability = hit_probability(row.radius_mm, row.tre_total_mm)
+            row.hit_probability_registration_only = hit_probability(row.radius_mm, tre)
     row.verdict, row.why = ("poor", poor) if poor else (("check", check) if check else ("good", []))
 
 
